@@ -1,0 +1,150 @@
+//! The HTTP API: router, middleware (request ids, metrics, body limit, panics → 500
+//! problem), the OpenAPI document and the docs UI.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod v1;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::HeaderName;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::app::AppState;
+use error::ApiError;
+
+/// Default and largest page sizes of list endpoints.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Lethe",
+        description = "Privacy operations for S3 data lakes: data mappers, the deletion queue, \
+                       erasure jobs and Lake Formation column grants.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "data_mappers", description = "Which tables hold subject data"),
+        (name = "queue", description = "Subjects waiting to be erased"),
+        (name = "settings", description = "Operator-tunable settings"),
+        (name = "audit", description = "Who changed what"),
+        (name = "health", description = "Liveness, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes and their OpenAPI document, before state is attached.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(v1::router())
+        .merge(health::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI document (`lethe openapi`, `/openapi.json`, `openapi/lethe.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+/// The complete application router.
+pub fn router(state: AppState) -> Router {
+    let (routes, spec) = api();
+    let request_id = HeaderName::from_static("x-request-id");
+    routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |req: &Request| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                // The route template, never the raw path: paths may carry identifiers.
+                let route = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %req.method(), route, request.id = id)
+            },
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(req).await;
+    state
+        .metrics
+        .observe(&method, &route, response.status().as_u16(), start.elapsed());
+    response
+}
+
+/// Parses `page_size`.
+pub fn page_size(raw: Option<u32>) -> Result<i64, ApiError> {
+    match raw.unwrap_or(DEFAULT_PAGE_SIZE) {
+        n @ 1..=MAX_PAGE_SIZE => Ok(i64::from(n)),
+        _ => Err(ApiError::BadRequest(format!(
+            "page_size must be between 1 and {MAX_PAGE_SIZE}"
+        ))),
+    }
+}
+
+/// Splits a page fetched with `limit + 1` rows into the page and the next cursor.
+pub fn split_page<T, K>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> K) -> (Vec<T>, Option<K>) {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if rows.len() > limit {
+        let next = rows.get(limit).map(&key);
+        rows.truncate(limit);
+        (rows, next)
+    } else {
+        (rows, None)
+    }
+}

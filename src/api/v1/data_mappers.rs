@@ -1,0 +1,290 @@
+//! `/v1/data_mappers`: create or replace, read, list, delete. Glue-backed mappers are
+//! checked against the Glue table on every write.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::auth::{Auth, DataMapperRead, DataMapperWrite};
+use crate::api::error::{ApiError, Problem};
+use crate::api::extract::{ApiJson, ApiQuery};
+use crate::api::{page_size, split_page};
+use crate::app::AppState;
+use crate::catalog::CatalogError;
+use crate::db::data_mapper as db;
+use crate::db::deletion_queue_item::any_item_names_mapper;
+use crate::domain::data_mapper::{
+    CatalogRef, DataMapper, DataMapperDraft, DataMapperId, FindEngine, Format, check_against_table,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(put_data_mapper, get_data_mapper, delete_data_mapper))
+        .routes(routes!(list_data_mappers))
+}
+
+/// A data mapper as sent on create or replace.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutDataMapperRequest {
+    /// Optional; must equal the id in the path when given.
+    pub data_mapper_id: Option<String>,
+    pub catalog: CatalogRef,
+    pub format: Format,
+    /// Match columns; dotted paths reach nested struct / object fields.
+    pub columns: Vec<String>,
+    /// Partition keys a composite match may name.
+    #[serde(default)]
+    pub partition_keys: Vec<String>,
+    /// IAM role assumed for S3 access.
+    pub role_arn: Option<String>,
+    /// Delete the older versions of rewritten objects (default true).
+    #[serde(default = "yes")]
+    #[schema(default = true)]
+    pub delete_old_versions: bool,
+    /// Skip objects that vanished between find and forget (default false).
+    #[serde(default)]
+    pub ignore_object_not_found: bool,
+    #[serde(default)]
+    pub find_engine: FindEngine,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A stored data mapper.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DataMapperResponse {
+    pub data_mapper_id: String,
+    pub catalog: CatalogRef,
+    pub format: Format,
+    pub columns: Vec<String>,
+    pub partition_keys: Vec<String>,
+    pub role_arn: Option<String>,
+    pub delete_old_versions: bool,
+    pub ignore_object_not_found: bool,
+    pub find_engine: FindEngine,
+    pub created_by: String,
+    pub updated_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<db::DataMapperRecord> for DataMapperResponse {
+    fn from(r: db::DataMapperRecord) -> Self {
+        let m = r.mapper;
+        Self {
+            data_mapper_id: m.id.to_string(),
+            catalog: m.catalog,
+            format: m.format,
+            columns: m.columns.iter().map(ToString::to_string).collect(),
+            partition_keys: m.partition_keys,
+            role_arn: m.role_arn,
+            delete_old_versions: m.delete_old_versions,
+            ignore_object_not_found: m.ignore_object_not_found,
+            find_engine: m.find_engine,
+            created_by: r.created_by,
+            updated_by: r.updated_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Create or replace a data mapper.
+#[utoipa::path(put, path = "/v1/data_mappers/{data_mapper_id}", tag = "data_mappers",
+    operation_id = "put_data_mapper", security(("bearer" = [])),
+    params(("data_mapper_id" = String, Path, description = "Slug: a-z, 0-9, '-', '_'")),
+    request_body = PutDataMapperRequest,
+    responses(
+        (status = 200, description = "Replaced", body = DataMapperResponse),
+        (status = 201, description = "Created", body = DataMapperResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or the catalog disagrees", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Catalog unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn put_data_mapper(
+    State(state): State<AppState>,
+    auth: Auth<DataMapperWrite>,
+    Path(raw_id): Path<String>,
+    ApiJson(body): ApiJson<PutDataMapperRequest>,
+) -> Result<Response, ApiError> {
+    let id = DataMapperId::parse(&raw_id).map_err(|m| ApiError::field("data_mapper_id", m))?;
+    if body.data_mapper_id.as_ref().is_some_and(|b| *b != raw_id) {
+        return Err(ApiError::field("data_mapper_id", "must equal the id in the path"));
+    }
+    let mapper = DataMapperDraft {
+        catalog: body.catalog,
+        format: body.format,
+        columns: body.columns,
+        partition_keys: body.partition_keys,
+        role_arn: body.role_arn,
+        delete_old_versions: body.delete_old_versions,
+        ignore_object_not_found: body.ignore_object_not_found,
+        find_engine: body.find_engine,
+    }
+    .parse(id)
+    .map_err(ApiError::Validation)?;
+    check_catalog(&state, &mapper).await?;
+
+    let mut tx = state.db.begin().await?;
+    let (record, created) = db::upsert_data_mapper(&mut *tx, &mapper, &auth.caller.principal.subject).await?;
+    let action = if created { "data_mapper.create" } else { "data_mapper.replace" };
+    auth.caller
+        .audit(&mut *tx, action, "data_mapper", Some(mapper.id.as_str()), json!({}))
+        .await?;
+    tx.commit().await?;
+    tracing::info!(data_mapper.id = %mapper.id, created, "data mapper saved");
+
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let location = format!("/v1/data_mappers/{}", mapper.id);
+    Ok((status, [(header::LOCATION, location)], axum::Json(DataMapperResponse::from(record))).into_response())
+}
+
+/// Checks a Glue-backed mapper against its table.
+async fn check_catalog(state: &AppState, mapper: &DataMapper) -> Result<(), ApiError> {
+    let CatalogRef::Glue { database, table } = &mapper.catalog else {
+        return Ok(());
+    };
+    let def = state
+        .catalog
+        .get_table(database, table)
+        .await
+        .map_err(catalog_error)?;
+    check_against_table(mapper, &def).map_err(ApiError::Validation)
+}
+
+/// Maps a catalog failure to the field it concerns.
+pub fn catalog_error(err: CatalogError) -> ApiError {
+    match err {
+        CatalogError::DatabaseNotFound(db) => {
+            ApiError::field("catalog.database", format!("Glue has no database {db:?}"))
+        }
+        CatalogError::TableNotFound(t) => {
+            ApiError::field("catalog.table", format!("Glue has no table {t:?} in this database"))
+        }
+        CatalogError::AccessDenied { code } => ApiError::field(
+            "catalog",
+            format!("Lethe may not read this Glue table ({code}); see the mapper's access_policy"),
+        ),
+        CatalogError::Invalid(message) => ApiError::field("catalog.table", message),
+        CatalogError::Unavailable(reason) => {
+            tracing::warn!(error = %reason, "catalog unavailable");
+            ApiError::Unavailable(format!("the Glue catalog is unavailable ({reason})"))
+        }
+    }
+}
+
+/// Read a data mapper.
+#[utoipa::path(get, path = "/v1/data_mappers/{data_mapper_id}", tag = "data_mappers",
+    operation_id = "get_data_mapper", security(("bearer" = [])),
+    params(("data_mapper_id" = String, Path)),
+    responses(
+        (status = 200, description = "The mapper", body = DataMapperResponse),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such mapper", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_data_mapper(
+    State(state): State<AppState>,
+    _auth: Auth<DataMapperRead>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<DataMapperResponse>, ApiError> {
+    let record = db::get_data_mapper(&state.db, &id).await.map_err(not_found(&id))?;
+    Ok(axum::Json(record.into()))
+}
+
+pub fn not_found(id: &str) -> impl FnOnce(sqlx::Error) -> ApiError + '_ {
+    move |err| match err {
+        sqlx::Error::RowNotFound => ApiError::NotFound(format!("no data mapper {id:?}")),
+        other => other.into(),
+    }
+}
+
+/// Delete a data mapper. Refused while queued items name it.
+#[utoipa::path(delete, path = "/v1/data_mappers/{data_mapper_id}", tag = "data_mappers",
+    operation_id = "delete_data_mapper", security(("bearer" = [])),
+    params(("data_mapper_id" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such mapper", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Queued items or a job use it", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_data_mapper(
+    State(state): State<AppState>,
+    auth: Auth<DataMapperWrite>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let mut tx = state.db.begin().await?;
+    // Delete first: the row lock waits for queue additions naming this mapper to commit,
+    // so the check below sees them.
+    if !db::delete_data_mapper(&mut *tx, &id).await? {
+        return Err(ApiError::NotFound(format!("no data mapper {id:?}")));
+    }
+    if any_item_names_mapper(&mut *tx, &id).await? {
+        return Err(ApiError::Conflict(format!(
+            "queued items name data mapper {id:?}; erase or remove them first"
+        )));
+    }
+    auth.caller
+        .audit(&mut *tx, "data_mapper.delete", "data_mapper", Some(&id), json!({}))
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Pagination parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListDataMappersQuery {
+    /// 1 to 1000, default 100.
+    pub page_size: Option<u32>,
+    /// `next_start` of the previous page.
+    pub start_at: Option<String>,
+}
+
+/// A page of data mappers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DataMapperPage {
+    pub data_mappers: Vec<DataMapperResponse>,
+    /// Pass as `start_at` for the next page; null on the last page.
+    pub next_start: Option<String>,
+}
+
+/// List data mappers in id order.
+#[utoipa::path(get, path = "/v1/data_mappers", tag = "data_mappers",
+    operation_id = "list_data_mappers", security(("bearer" = [])),
+    params(ListDataMappersQuery),
+    responses(
+        (status = 200, description = "A page", body = DataMapperPage),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_data_mappers(
+    State(state): State<AppState>,
+    _auth: Auth<DataMapperRead>,
+    ApiQuery(query): ApiQuery<ListDataMappersQuery>,
+) -> Result<axum::Json<DataMapperPage>, ApiError> {
+    let limit = page_size(query.page_size)?;
+    let rows = db::list_data_mappers(&state.db, query.start_at.as_deref(), limit + 1).await?;
+    let (rows, next) = split_page(rows, limit, |r| r.mapper.id.to_string());
+    Ok(axum::Json(DataMapperPage {
+        data_mappers: rows.into_iter().map(Into::into).collect(),
+        next_start: next,
+    }))
+}

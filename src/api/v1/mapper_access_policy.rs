@@ -1,0 +1,81 @@
+//! `GET /v1/data_mappers/{id}/access_policy`: the IAM documents a mapper's jobs need.
+
+use axum::extract::{Path, State};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::data_mappers::{catalog_error, not_found};
+use crate::api::auth::{Auth, DataMapperRead};
+use crate::api::error::{ApiError, Problem};
+use crate::app::AppState;
+use crate::db::data_mapper::get_data_mapper;
+use crate::domain::access_policy::{PolicyTarget, bucket_policy, identity_policy};
+use crate::domain::data_mapper::{CatalogRef, Location};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_mapper_access_policy))
+}
+
+/// The policies a mapper needs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MapperAccessPolicy {
+    pub data_mapper_id: String,
+    /// The table's location the policies are scoped to.
+    pub location: String,
+    /// Identity policy for Lethe's role (or `role_arn`): IAM policy JSON.
+    #[schema(value_type = Object)]
+    pub iam_policy: serde_json::Value,
+    /// Bucket policy granting `role_arn` the same S3 access; null without `role_arn`.
+    #[schema(value_type = Option<Object>)]
+    pub bucket_policy: Option<serde_json::Value>,
+}
+
+/// The IAM identity policy (and bucket policy for `role_arn`) that a job on this mapper needs.
+#[utoipa::path(get, path = "/v1/data_mappers/{data_mapper_id}/access_policy", tag = "data_mappers",
+    operation_id = "get_data_mapper_access_policy", security(("bearer" = [])),
+    params(("data_mapper_id" = String, Path)),
+    responses(
+        (status = 200, description = "The policies", body = MapperAccessPolicy),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such mapper", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The table is not on S3", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The Glue table cannot be read", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Catalog unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_mapper_access_policy(
+    State(state): State<AppState>,
+    _auth: Auth<DataMapperRead>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<MapperAccessPolicy>, ApiError> {
+    let mapper = get_data_mapper(&state.db, &id).await.map_err(not_found(&id))?.mapper;
+    let (location, glue_table) = match &mapper.catalog {
+        CatalogRef::Glue { database, table } => {
+            let def = state.catalog.get_table(database, table).await.map_err(catalog_error)?;
+            let location = def
+                .location
+                .ok_or_else(|| ApiError::Conflict("the Glue table has no location".to_owned()))?;
+            (location, Some((database.as_str(), table.as_str())))
+        }
+        CatalogRef::Path { location, .. } => (location.clone(), None),
+    };
+    let Ok(Location::S3 { bucket, prefix }) = Location::parse(&location) else {
+        return Err(ApiError::Conflict(
+            "the mapper's table is not on S3, so it needs no AWS access policy".to_owned(),
+        ));
+    };
+    let target = PolicyTarget {
+        bucket: &bucket,
+        prefix: &prefix,
+        glue_table,
+        role_arn: mapper.role_arn.as_deref(),
+    };
+    Ok(axum::Json(MapperAccessPolicy {
+        data_mapper_id: mapper.id.to_string(),
+        iam_policy: identity_policy(&target),
+        bucket_policy: bucket_policy(&target),
+        location,
+    }))
+}

@@ -1,0 +1,264 @@
+//! `/v1/queue`: add subjects to erase (up to 10,000 per call, all or none), list them
+//! with keyset pagination, remove them. Match ids never reach logs or audit events.
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::api::auth::{Auth, QueueAdd, QueueDelete, QueueRead};
+use crate::api::error::{ApiError, Problem};
+use crate::api::extract::{ApiJson, ApiQuery};
+use crate::api::{page_size, split_page};
+use crate::app::AppState;
+use crate::db::data_mapper::lock_mapper_columns;
+use crate::db::deletion_queue_item::{self as db, QueueFilter, QueueItem};
+use crate::domain::queue::{MAX_ITEMS_PER_CALL, MatchType, QueueItemDraft, parse_items};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(add_matches, delete_matches))
+        .routes(routes!(list_queue))
+}
+
+/// One column of a composite match.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CompositeMatchPart {
+    pub column: String,
+    pub value: ScalarValue,
+}
+
+/// A string or a number.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ScalarValue {
+    String(String),
+    Number(f64),
+}
+
+/// A subject identifier: a string or number matched against any of the mappers' columns,
+/// or a list of `{column, value}` that must all match (composite; exactly one mapper).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum MatchIdValue {
+    Simple(ScalarValue),
+    Composite(Vec<CompositeMatchPart>),
+}
+
+/// One item to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMatch {
+    #[schema(value_type = MatchIdValue)]
+    pub match_id: Value,
+    /// Data mappers to search; empty or absent = all.
+    #[serde(default)]
+    pub data_mappers: Vec<String>,
+    /// RFC 3339; default: received + 30 days.
+    pub deadline: Option<DateTime<Utc>>,
+    /// The caller's reference, e.g. a ticket id (at most 256 characters).
+    pub reference: Option<String>,
+}
+
+/// Items to add, all or none.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMatchesRequest {
+    /// 1 to 10,000 items.
+    pub matches: Vec<NewMatch>,
+}
+
+/// A queued item.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueItemResponse {
+    pub deletion_queue_item_id: Uuid,
+    #[schema(value_type = MatchIdValue)]
+    pub match_id: Value,
+    #[serde(rename = "type")]
+    pub match_type: MatchType,
+    pub data_mappers: Vec<String>,
+    pub deadline: DateTime<Utc>,
+    pub reference: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<QueueItem> for QueueItemResponse {
+    fn from(item: QueueItem) -> Self {
+        Self {
+            deletion_queue_item_id: item.deletion_queue_item_id,
+            match_id: item.match_id,
+            match_type: if item.match_type == "composite" {
+                MatchType::Composite
+            } else {
+                MatchType::Simple
+            },
+            data_mappers: item.data_mappers,
+            deadline: item.deadline,
+            reference: item.reference,
+            created_by: item.created_by,
+            created_at: item.created_at,
+        }
+    }
+}
+
+/// The items created.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AddMatchesResponse {
+    pub matches: Vec<QueueItemResponse>,
+}
+
+/// Add items to the deletion queue, atomically.
+#[utoipa::path(patch, path = "/v1/queue/matches", tag = "queue", operation_id = "add_matches",
+    security(("bearer" = [])), request_body = AddMatchesRequest,
+    responses(
+        (status = 201, description = "Queued", body = AddMatchesResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid items; nothing was queued", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn add_matches(
+    State(state): State<AppState>,
+    auth: Auth<QueueAdd>,
+    ApiJson(body): ApiJson<AddMatchesRequest>,
+) -> Result<(StatusCode, axum::Json<AddMatchesResponse>), ApiError> {
+    if body.matches.len() > MAX_ITEMS_PER_CALL {
+        return Err(ApiError::field("matches", format!("at most {MAX_ITEMS_PER_CALL} items per call")));
+    }
+    let named: Vec<String> = body
+        .matches
+        .iter()
+        .flat_map(|m| m.data_mappers.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut tx = state.db.begin().await?;
+    // Lock the named mappers so none is deleted before these items commit.
+    let columns: HashMap<String, Vec<String>> =
+        lock_mapper_columns(&mut *tx, &named).await?.into_iter().collect();
+    let drafts = body
+        .matches
+        .into_iter()
+        .map(|m| QueueItemDraft {
+            match_id: m.match_id,
+            data_mappers: m.data_mappers,
+            deadline: m.deadline,
+            reference: m.reference,
+        })
+        .collect();
+    let items = parse_items(drafts, &columns, Utc::now()).map_err(ApiError::Validation)?;
+    let rows = db::insert_queue_items(&mut *tx, &items, &auth.caller.principal.subject).await?;
+    auth.caller
+        .audit(&mut *tx, "queue.add", "deletion_queue", None, json!({"count": rows.len()}))
+        .await?;
+    tx.commit().await?;
+    tracing::info!(count = rows.len(), "queued matches");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(AddMatchesResponse { matches: rows.into_iter().map(Into::into).collect() }),
+    ))
+}
+
+/// Listing parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQueueQuery {
+    /// 1 to 1000, default 100.
+    pub page_size: Option<u32>,
+    /// `next_start` of the previous page.
+    pub start_at: Option<Uuid>,
+    /// Only items that apply to this data mapper (naming it, or naming none).
+    pub data_mapper: Option<String>,
+    /// Only items whose deadline is before this time (RFC 3339).
+    pub deadline_before: Option<DateTime<Utc>>,
+}
+
+/// A page of queued items, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuePage {
+    pub matches: Vec<QueueItemResponse>,
+    /// Pass as `start_at` for the next page; null on the last page.
+    pub next_start: Option<Uuid>,
+}
+
+/// List the deletion queue, oldest first.
+#[utoipa::path(get, path = "/v1/queue", tag = "queue", operation_id = "list_queue",
+    security(("bearer" = [])), params(ListQueueQuery),
+    responses(
+        (status = 200, description = "A page", body = QueuePage),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_queue(
+    State(state): State<AppState>,
+    _auth: Auth<QueueRead>,
+    ApiQuery(query): ApiQuery<ListQueueQuery>,
+) -> Result<axum::Json<QueuePage>, ApiError> {
+    let limit = page_size(query.page_size)?;
+    let filter = QueueFilter {
+        data_mapper: query.data_mapper,
+        deadline_before: query.deadline_before,
+        start_at: query.start_at,
+    };
+    let rows = db::list_queue_items(&state.db, &filter, limit + 1).await?;
+    let (rows, next) = split_page(rows, limit, |r| r.deletion_queue_item_id);
+    Ok(axum::Json(QueuePage { matches: rows.into_iter().map(Into::into).collect(), next_start: next }))
+}
+
+/// One item to remove.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatchRef {
+    pub deletion_queue_item_id: Uuid,
+}
+
+/// Items to remove.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteMatchesRequest {
+    /// 1 to 10,000 items.
+    pub matches: Vec<MatchRef>,
+}
+
+/// Remove items from the queue. Idempotent: ids no longer queued are ignored.
+#[utoipa::path(delete, path = "/v1/queue/matches", tag = "queue", operation_id = "delete_matches",
+    security(("bearer" = [])), request_body = DeleteMatchesRequest,
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_matches(
+    State(state): State<AppState>,
+    auth: Auth<QueueDelete>,
+    ApiJson(body): ApiJson<DeleteMatchesRequest>,
+) -> Result<StatusCode, ApiError> {
+    if body.matches.is_empty() || body.matches.len() > MAX_ITEMS_PER_CALL {
+        return Err(ApiError::field("matches", format!("must hold 1 to {MAX_ITEMS_PER_CALL} items")));
+    }
+    let ids: Vec<Uuid> = body.matches.iter().map(|m| m.deletion_queue_item_id).collect();
+    let mut tx = state.db.begin().await?;
+    let deleted = db::delete_queue_items(&mut *tx, &ids).await?;
+    auth.caller
+        .audit(&mut *tx, "queue.delete", "deletion_queue", None,
+            json!({"requested": ids.len(), "deleted": deleted}))
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,98 @@
+//! The AWS Glue Data Catalog through aws-sdk-glue.
+
+use async_trait::async_trait;
+use aws_sdk_glue::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_glue::operation::get_table::GetTableError;
+
+use super::{Catalog, CatalogError};
+use crate::domain::data_mapper::{TableDef, infer_format};
+use crate::domain::hive_type::HiveType;
+
+/// Glue-backed catalog.
+#[derive(Debug, Clone)]
+pub struct GlueCatalog {
+    client: aws_sdk_glue::Client,
+}
+
+impl GlueCatalog {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self {
+            client: aws_sdk_glue::Client::new(sdk),
+        }
+    }
+}
+
+#[async_trait]
+impl Catalog for GlueCatalog {
+    async fn get_table(&self, database: &str, table: &str) -> Result<TableDef, CatalogError> {
+        let output = self
+            .client
+            .get_table()
+            .database_name(database)
+            .name(table)
+            .send()
+            .await
+            .map_err(|e| get_table_error(e, database, table))?;
+        let table = output
+            .table
+            .ok_or_else(|| CatalogError::Invalid("GetTable returned no table".to_owned()))?;
+        let sd = table.storage_descriptor.as_ref();
+        let columns = sd
+            .map(|sd| sd.columns())
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                let ty = HiveType::parse(c.r#type().unwrap_or("string"))
+                    .map_err(|e| CatalogError::Invalid(format!("column {:?}: {e}", c.name())))?;
+                Ok((c.name().to_owned(), ty))
+            })
+            .collect::<Result<Vec<_>, CatalogError>>()?;
+        Ok(TableDef {
+            location: sd.and_then(|sd| sd.location()).map(str::to_owned),
+            columns,
+            partition_keys: table
+                .partition_keys()
+                .iter()
+                .map(|k| k.name().to_owned())
+                .collect(),
+            format: infer_format(
+                sd.and_then(|sd| sd.input_format()),
+                sd.and_then(|sd| sd.serde_info())
+                    .and_then(|s| s.serialization_library()),
+            ),
+        })
+    }
+}
+
+fn get_table_error(err: SdkError<GetTableError>, database: &str, table: &str) -> CatalogError {
+    match err.as_service_error() {
+        Some(GetTableError::EntityNotFoundException(e)) => {
+            // Glue answers EntityNotFound for both; its message names which one.
+            if e.message().unwrap_or_default().to_ascii_lowercase().contains("database") {
+                CatalogError::DatabaseNotFound(database.to_owned())
+            } else {
+                CatalogError::TableNotFound(table.to_owned())
+            }
+        }
+        _ => match err.code() {
+            Some(code @ ("AccessDeniedException" | "AccessDenied")) => {
+                CatalogError::AccessDenied {
+                    code: code.to_owned(),
+                }
+            }
+            Some(code) => CatalogError::Unavailable(code.to_owned()),
+            None => CatalogError::Unavailable(format!("{}", aws_error_kind(&err))),
+        },
+    }
+}
+
+fn aws_error_kind<E>(err: &SdkError<E>) -> &'static str {
+    match err {
+        SdkError::ConstructionFailure(_) => "request construction failed",
+        SdkError::TimeoutError(_) => "timeout",
+        SdkError::DispatchFailure(_) => "connection failed",
+        SdkError::ResponseError(_) => "unreadable response",
+        SdkError::ServiceError(_) => "service error",
+        _ => "unknown error",
+    }
+}

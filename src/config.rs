@@ -1,0 +1,330 @@
+//! One typed configuration tree, built from defaults, an optional TOML file and the
+//! environment (`LETHE_*`, plus `DATABASE_URL`), in that order of precedence (env wins).
+//!
+//! Invariants: this is the only module that reads the process environment; secrets are
+//! wrapped in [`Secret`] so they never appear in `Debug` output or logs; a bad value fails
+//! start-up with a message naming the setting.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A value that must never be printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; call only where it is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(\"[redacted]\")")
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Postgres URL; may hold a password, hence secret.
+    pub database_url: Secret,
+    pub db_max_connections: u32,
+    pub listen_addr: SocketAddr,
+    pub log_format: LogFormat,
+    /// `tracing` filter directive, e.g. `info,lethe=debug`.
+    pub log_filter: String,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    pub auth: AuthConfig,
+    pub aws: AwsConfig,
+}
+
+/// How bearer tokens are verified.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// HS256 shared secret. When neither this nor a public key is set, Lethe generates a
+    /// random secret on first start and keeps it in Postgres (`lethe token` reads it there).
+    pub jwt_secret: Option<Secret>,
+    /// RS256 public key (PEM). Takes precedence over the HS256 secret.
+    pub jwt_public_key_pem: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    /// Claim that holds the caller's roles (array of strings, or one space-separated string).
+    pub roles_claim: String,
+}
+
+/// AWS client settings; credentials and region also follow the SDK's default chain.
+#[derive(Debug, Clone)]
+pub struct AwsConfig {
+    /// Endpoint override for S3/Glue/Lake Formation emulators or S3-compatible servers.
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    pub s3_force_path_style: bool,
+}
+
+/// A configuration error, naming the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    ParseFile { path: PathBuf, message: String },
+    #[error("{name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+/// The file form: every field optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    db_max_connections: Option<u32>,
+    listen_addr: Option<String>,
+    log_format: Option<String>,
+    log_filter: Option<String>,
+    max_body_bytes: Option<usize>,
+    jwt_secret: Option<String>,
+    jwt_public_key_file: Option<PathBuf>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    jwt_roles_claim: Option<String>,
+    aws_endpoint_url: Option<String>,
+    aws_region: Option<String>,
+    s3_force_path_style: Option<bool>,
+}
+
+/// Default Postgres URL: the local server with trust auth, database `lethe`
+/// (created on first start when missing).
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/lethe";
+
+impl Config {
+    /// Loads from the process environment and, when `LETHE_CONFIG_FILE` (or `file`) names
+    /// one, a TOML file.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Self::from_sources(file, &env)
+    }
+
+    /// Builds the configuration from an explicit environment map (testable).
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let file_path = file
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("LETHE_CONFIG_FILE").map(PathBuf::from));
+        let f = match file_path {
+            Some(path) => read_file(&path)?,
+            None => FileConfig::default(),
+        };
+        let get = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
+
+        let database_url = get("DATABASE_URL")
+            .or_else(|| get("LETHE_DATABASE_URL"))
+            .or(f.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid("DATABASE_URL", "must be a postgres:// URL"));
+        }
+        let listen_addr = get("LETHE_LISTEN_ADDR")
+            .or(f.listen_addr)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen_addr = listen_addr.parse().map_err(|_| {
+            invalid(
+                "LETHE_LISTEN_ADDR",
+                "must be host:port, e.g. 127.0.0.1:8080",
+            )
+        })?;
+        let log_format = match get("LETHE_LOG_FORMAT")
+            .or(f.log_format)
+            .as_deref()
+            .unwrap_or("json")
+        {
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            _ => return Err(invalid("LETHE_LOG_FORMAT", "must be json or text")),
+        };
+        let public_key_file = get("LETHE_JWT_PUBLIC_KEY_FILE")
+            .map(PathBuf::from)
+            .or(f.jwt_public_key_file);
+        let jwt_public_key_pem = match (get("LETHE_JWT_PUBLIC_KEY"), public_key_file) {
+            (Some(pem), _) => Some(pem),
+            (None, Some(path)) => Some(std::fs::read_to_string(&path).map_err(|e| {
+                invalid(
+                    "LETHE_JWT_PUBLIC_KEY_FILE",
+                    &format!("cannot read {}: {e}", path.display()),
+                )
+            })?),
+            (None, None) => None,
+        };
+        let jwt_secret = get("LETHE_JWT_SECRET").or(f.jwt_secret).map(Secret::new);
+        if jwt_secret.as_ref().is_some_and(|s| s.expose().len() < 32) {
+            return Err(invalid(
+                "LETHE_JWT_SECRET",
+                "must be at least 32 characters",
+            ));
+        }
+        let roles_claim = get("LETHE_JWT_ROLES_CLAIM")
+            .or(f.jwt_roles_claim)
+            .unwrap_or_else(|| "roles".to_owned());
+        let max_body_bytes = parse_or(
+            "LETHE_MAX_BODY_BYTES",
+            get("LETHE_MAX_BODY_BYTES"),
+            f.max_body_bytes,
+            16 * 1024 * 1024,
+        )?;
+        let db_max_connections = parse_or(
+            "LETHE_DB_MAX_CONNECTIONS",
+            get("LETHE_DB_MAX_CONNECTIONS"),
+            f.db_max_connections,
+            10,
+        )?;
+        if db_max_connections == 0 {
+            return Err(invalid("LETHE_DB_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        let s3_force_path_style = parse_or(
+            "LETHE_S3_FORCE_PATH_STYLE",
+            get("LETHE_S3_FORCE_PATH_STYLE"),
+            f.s3_force_path_style,
+            false,
+        )?;
+        Ok(Config {
+            database_url: Secret::new(database_url),
+            db_max_connections,
+            listen_addr,
+            log_format,
+            log_filter: get("LETHE_LOG")
+                .or(f.log_filter)
+                .unwrap_or_else(|| "info".to_owned()),
+            max_body_bytes,
+            auth: AuthConfig {
+                jwt_secret,
+                jwt_public_key_pem,
+                issuer: get("LETHE_JWT_ISSUER").or(f.jwt_issuer),
+                audience: get("LETHE_JWT_AUDIENCE").or(f.jwt_audience),
+                roles_claim,
+            },
+            aws: AwsConfig {
+                endpoint_url: get("LETHE_AWS_ENDPOINT_URL").or(f.aws_endpoint_url),
+                region: get("LETHE_AWS_REGION").or(f.aws_region),
+                s3_force_path_style,
+            },
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+fn invalid(name: &'static str, message: &str) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        message: message.to_owned(),
+    }
+}
+
+fn parse_or<T: std::str::FromStr>(
+    name: &'static str,
+    env: Option<String>,
+    file: Option<T>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match env {
+        Some(raw) => raw
+            .parse()
+            .map_err(|_| invalid(name, &format!("cannot parse {raw:?}"))),
+        None => Ok(file.unwrap_or(default)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_environment() {
+        let config = Config::from_sources(None, &env(&[])).unwrap();
+        assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(config.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.auth.roles_claim, "roles");
+        assert!(config.auth.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let config = Config::from_sources(
+            None,
+            &env(&[
+                ("LETHE_JWT_SECRET", "a-very-long-secret-that-must-not-leak-0123"),
+                ("DATABASE_URL", "postgres://u:hunter2@db/lethe"),
+            ]),
+        )
+        .unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("must-not-leak"));
+        assert!(!debug.contains("hunter2"));
+        assert!(debug.contains("[redacted]"));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let err = Config::from_sources(None, &env(&[("LETHE_LISTEN_ADDR", "nope")])).unwrap_err();
+        assert!(err.to_string().starts_with("LETHE_LISTEN_ADDR"), "{err}");
+        let err = Config::from_sources(None, &env(&[("LETHE_JWT_SECRET", "short")])).unwrap_err();
+        assert!(err.to_string().starts_with("LETHE_JWT_SECRET"), "{err}");
+        let err =
+            Config::from_sources(None, &env(&[("LETHE_MAX_BODY_BYTES", "lots")])).unwrap_err();
+        assert!(err.to_string().contains("LETHE_MAX_BODY_BYTES"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_unknown_file_keys_are_rejected() {
+        let dir = std::env::temp_dir().join(format!("lethe-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lethe.toml");
+        std::fs::write(&path, "listen_addr = \"0.0.0.0:9000\"\nlog_format = \"text\"\n").unwrap();
+        let config =
+            Config::from_sources(Some(&path), &env(&[("LETHE_LOG_FORMAT", "json")])).unwrap();
+        assert_eq!(config.listen_addr.to_string(), "0.0.0.0:9000");
+        assert_eq!(config.log_format, LogFormat::Json);
+
+        std::fs::write(&path, "listen_adress = \"0.0.0.0:9000\"\n").unwrap();
+        let err = Config::from_sources(Some(&path), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("listen_adress"), "{err}");
+    }
+}

@@ -1,0 +1,186 @@
+//! `deletion_queue_item`: the subjects waiting to be erased. Keyset pagination on the
+//! time-ordered UUIDv7 id keeps listing flat however long the queue grows.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgExecutor, QueryBuilder};
+use uuid::Uuid;
+
+use crate::domain::queue::NewQueueItem;
+
+/// A stored queue item.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QueueItem {
+    pub deletion_queue_item_id: Uuid,
+    pub match_id: Value,
+    pub match_type: String,
+    pub data_mappers: Vec<String>,
+    pub deadline: DateTime<Utc>,
+    pub reference: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Filters for listing, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    /// Items that apply to this mapper: those naming it, and those naming none (= all).
+    pub data_mapper: Option<String>,
+    pub deadline_before: Option<DateTime<Utc>>,
+    /// Keyset cursor: the id of the first item of the page.
+    pub start_at: Option<Uuid>,
+}
+
+/// Inserts a batch in one statement; returns the rows in input order.
+pub async fn insert_queue_items(
+    db: impl PgExecutor<'_>,
+    items: &[NewQueueItem],
+    actor: &str,
+) -> sqlx::Result<Vec<QueueItem>> {
+    let ids: Vec<Uuid> = items.iter().map(|_| Uuid::now_v7()).collect();
+    let match_ids: Vec<Value> = items.iter().map(|i| i.match_id.value.clone()).collect();
+    let types: Vec<&str> = items.iter().map(|i| i.match_id.match_type.as_str()).collect();
+    // Arrays of arrays must be rectangular in Postgres, so each item's mapper list
+    // travels as a JSON array and is turned back into text[] in SQL.
+    let mappers: Vec<Value> = items
+        .iter()
+        .map(|i| Value::from(i.data_mappers.iter().map(|m| m.as_str()).collect::<Vec<_>>()))
+        .collect();
+    let deadlines: Vec<DateTime<Utc>> = items.iter().map(|i| i.deadline).collect();
+    let references: Vec<Option<String>> = items.iter().map(|i| i.reference.clone()).collect();
+    let mut rows: Vec<QueueItem> = sqlx::query_as(
+        r#"insert into deletion_queue_item
+               (deletion_queue_item_id, match_id, match_type, data_mappers, deadline, reference, created_by)
+           select t.id, t.match_id, t.match_type,
+                  array(select jsonb_array_elements_text(t.mappers)), t.deadline, t.reference, $7
+           from unnest($1::uuid[], $2::jsonb[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::text[])
+                as t(id, match_id, match_type, mappers, deadline, reference)
+           returning deletion_queue_item_id, match_id, match_type, data_mappers, deadline,
+                     reference, created_by, created_at"#,
+    )
+    .bind(&ids)
+    .bind(&match_ids)
+    .bind(&types)
+    .bind(&mappers)
+    .bind(&deadlines)
+    .bind(&references)
+    .bind(actor)
+    .fetch_all(db)
+    .await?;
+    rows.sort_by_key(|r| r.deletion_queue_item_id);
+    Ok(rows)
+}
+
+/// Lists up to `limit` items, oldest first.
+pub async fn list_queue_items(
+    db: impl PgExecutor<'_>,
+    filter: &QueueFilter,
+    limit: i64,
+) -> sqlx::Result<Vec<QueueItem>> {
+    let mut q = QueryBuilder::new(
+        "select deletion_queue_item_id, match_id, match_type, data_mappers, deadline, reference, \
+         created_by, created_at from deletion_queue_item where true",
+    );
+    if let Some(mapper) = &filter.data_mapper {
+        q.push(" and (cardinality(data_mappers) = 0 or data_mappers @> array[")
+            .push_bind(mapper)
+            .push("]::text[])");
+    }
+    if let Some(before) = filter.deadline_before {
+        q.push(" and deadline < ").push_bind(before);
+    }
+    if let Some(start) = filter.start_at {
+        q.push(" and deletion_queue_item_id >= ").push_bind(start);
+    }
+    q.push(" order by deletion_queue_item_id limit ").push_bind(limit);
+    q.build_query_as().fetch_all(db).await
+}
+
+/// Deletes the given items; ids not in the queue are ignored. Returns how many went.
+pub async fn delete_queue_items(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<u64> {
+    let result = sqlx::query(r#"delete from deletion_queue_item where deletion_queue_item_id = any($1)"#)
+        .bind(ids)
+        .execute(db)
+        .await?;
+    Ok(result.rows_affected())
+}
+
+/// True when some queued item names this mapper explicitly.
+pub async fn any_item_names_mapper(db: impl PgExecutor<'_>, mapper: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        r#"select exists (select 1 from deletion_queue_item where data_mappers @> array[$1]::text[])"#,
+    )
+    .bind(mapper)
+    .fetch_one(db)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::data_mapper::DataMapperId;
+    use crate::domain::queue::{MatchId, MatchType};
+    use serde_json::json;
+
+    fn item(value: Value, mappers: &[&str], deadline_days: i64) -> NewQueueItem {
+        let match_type = if value.is_array() { MatchType::Composite } else { MatchType::Simple };
+        NewQueueItem {
+            match_id: MatchId { value, match_type },
+            data_mappers: mappers.iter().map(|m| DataMapperId::parse(m).unwrap()).collect(),
+            deadline: Utc::now() + chrono::Duration::days(deadline_days),
+            reference: Some("T-1".into()),
+        }
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn a_batch_round_trips_with_its_mapper_lists(pool: sqlx::PgPool) {
+        let composite = json!([{"column": "first_name", "value": "Jane"}]);
+        let rows = insert_queue_items(
+            &pool,
+            &[item(json!("jane"), &[], 30), item(json!(42), &["a", "b"], 30), item(composite.clone(), &["a"], 30)],
+            "alice",
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].match_id, json!("jane"));
+        assert!(rows[0].data_mappers.is_empty());
+        assert_eq!(rows[1].data_mappers, ["a", "b"]);
+        assert_eq!(rows[2].match_id, composite);
+        assert_eq!(rows[2].match_type, "composite");
+        assert!(rows.iter().all(|r| r.created_by == "alice"));
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn list_filters_by_mapper_and_deadline_and_pages_by_id(pool: sqlx::PgPool) {
+        let rows = insert_queue_items(
+            &pool,
+            &[item(json!("all"), &[], 30), item(json!("a"), &["a"], 1), item(json!("b"), &["b"], 30)],
+            "alice",
+        )
+        .await
+        .unwrap();
+        let for_a = QueueFilter { data_mapper: Some("a".into()), ..Default::default() };
+        let got: Vec<_> = list_queue_items(&pool, &for_a, 10).await.unwrap().into_iter().map(|r| r.match_id).collect();
+        assert_eq!(got, [json!("all"), json!("a")]);
+        let soon = QueueFilter { deadline_before: Some(Utc::now() + chrono::Duration::days(2)), ..Default::default() };
+        let got: Vec<_> = list_queue_items(&pool, &soon, 10).await.unwrap().into_iter().map(|r| r.match_id).collect();
+        assert_eq!(got, [json!("a")]);
+        let page = QueueFilter { start_at: Some(rows[1].deletion_queue_item_id), ..Default::default() };
+        assert_eq!(list_queue_items(&pool, &page, 1).await.unwrap()[0].match_id, json!("a"));
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn delete_removes_only_the_named_items_and_ignores_unknown_ids(pool: sqlx::PgPool) {
+        let rows = insert_queue_items(&pool, &[item(json!("x"), &["a"], 30), item(json!("y"), &[], 30)], "alice")
+            .await
+            .unwrap();
+        assert!(any_item_names_mapper(&pool, "a").await.unwrap());
+        let gone = delete_queue_items(&pool, &[rows[0].deletion_queue_item_id, Uuid::now_v7()]).await.unwrap();
+        assert_eq!(gone, 1);
+        assert!(!any_item_names_mapper(&pool, "a").await.unwrap());
+        let left = list_queue_items(&pool, &QueueFilter::default(), 10).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].match_id, json!("y"));
+    }
+}

@@ -1,0 +1,83 @@
+//! `setting`: the single row of operator-tunable settings.
+
+use chrono::{DateTime, Utc};
+use sqlx::{AssertSqlSafe, PgExecutor};
+
+use crate::domain::settings::Settings;
+
+/// The settings with who changed them last.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SettingsRecord {
+    pub find_concurrency: i32,
+    pub forget_concurrency: i32,
+    pub multipart_threshold_bytes: i64,
+    pub report_retention_days: i32,
+    pub job_schedule: Option<String>,
+    pub updated_by: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl SettingsRecord {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            find_concurrency: self.find_concurrency,
+            forget_concurrency: self.forget_concurrency,
+            multipart_threshold_bytes: self.multipart_threshold_bytes,
+            report_retention_days: self.report_retention_days,
+            job_schedule: self.job_schedule.clone(),
+        }
+    }
+}
+
+const COLUMNS: &str = "find_concurrency, forget_concurrency, multipart_threshold_bytes, \
+    report_retention_days, job_schedule, updated_by, updated_at";
+
+pub async fn get_settings(db: impl PgExecutor<'_>) -> sqlx::Result<SettingsRecord> {
+    sqlx::query_as(AssertSqlSafe(format!("select {COLUMNS} from setting")))
+        .fetch_one(db)
+        .await
+}
+
+pub async fn update_settings(
+    db: impl PgExecutor<'_>,
+    settings: &Settings,
+    actor: &str,
+) -> sqlx::Result<SettingsRecord> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        r#"update setting set find_concurrency = $1, forget_concurrency = $2,
+               multipart_threshold_bytes = $3, report_retention_days = $4, job_schedule = $5,
+               updated_by = $6, updated_at = now()
+           returning {COLUMNS}"#
+    )))
+    .bind(settings.find_concurrency)
+    .bind(settings.forget_concurrency)
+    .bind(settings.multipart_threshold_bytes)
+    .bind(settings.report_retention_days)
+    .bind(&settings.job_schedule)
+    .bind(actor)
+    .fetch_one(db)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn defaults_exist_and_updates_persist(pool: sqlx::PgPool) {
+        let defaults = get_settings(&pool).await.unwrap();
+        assert_eq!(defaults.find_concurrency, 8);
+        assert!(defaults.updated_by.is_none());
+        let wanted = Settings { job_schedule: Some("0 3 * * *".into()), forget_concurrency: 2, ..defaults.settings() };
+        let updated = update_settings(&pool, &wanted, "alice").await.unwrap();
+        assert_eq!(updated.settings(), wanted);
+        assert_eq!(get_settings(&pool).await.unwrap().updated_by.as_deref(), Some("alice"));
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn the_database_refuses_out_of_range_values(pool: sqlx::PgPool) {
+        let bad = Settings { find_concurrency: 0, ..get_settings(&pool).await.unwrap().settings() };
+        let err = update_settings(&pool, &bad, "alice").await.unwrap_err();
+        assert!(crate::db::is_constraint(&err, "setting_find_concurrency_range"));
+    }
+}

@@ -1,0 +1,520 @@
+//! Data mappers: which table holds subject data and how rows are matched.
+//!
+//! Invariants of a parsed [`DataMapper`]: the id is a slug; there is at least one match
+//! column and no duplicates; every column path has non-empty segments; `partition_keys`
+//! have no duplicates; a `path` catalog's location is `s3://bucket[/prefix]` or
+//! `file:///absolute/path`; a `role_arn` looks like an IAM role ARN.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::hive_type::{HiveType, field_at_path};
+use super::validation::Errors;
+
+/// A user-chosen identifier: lowercase letters, digits, `-` and `_`, 1 to 63 characters,
+/// starting with a letter or digit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct DataMapperId(String);
+
+impl DataMapperId {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let ok_len = (1..=63).contains(&raw.len());
+        let mut chars = raw.chars();
+        let ok_first = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let ok_rest =
+            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if ok_len && ok_first && ok_rest {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err("must be 1-63 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
+                .to_owned())
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DataMapperId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Object format of the table's data files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Parquet,
+    Json,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::Json => "json",
+        }
+    }
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "parquet" => Some(Format::Parquet),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Which engine finds the objects that hold matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FindEngine {
+    /// Lethe reads footers and match columns itself.
+    #[default]
+    Embedded,
+    /// One Athena query per partition (not available in this build).
+    Athena,
+}
+
+impl FindEngine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindEngine::Embedded => "embedded",
+            FindEngine::Athena => "athena",
+        }
+    }
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "embedded" => Some(FindEngine::Embedded),
+            "athena" => Some(FindEngine::Athena),
+            _ => None,
+        }
+    }
+}
+
+/// Where the table is described.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "provider", rename_all = "lowercase", deny_unknown_fields)]
+pub enum CatalogRef {
+    /// A table of the AWS Glue Data Catalog.
+    Glue { database: String, table: String },
+    /// A table known only by its location: partitions are `key=value/` prefixes.
+    Path {
+        /// `s3://bucket/prefix` or `file:///absolute/path`.
+        location: String,
+        /// Must agree with the mapper's `format` when given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        format: Option<Format>,
+        /// The table's partition keys, outermost first.
+        #[serde(default)]
+        partition_keys: Vec<String>,
+    },
+}
+
+/// A parsed `s3://` or `file://` location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    S3 { bucket: String, prefix: String },
+    File { path: String },
+}
+
+impl Location {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if let Some(rest) = raw.strip_prefix("s3://").or_else(|| raw.strip_prefix("s3a://")) {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let valid_bucket = (3..=63).contains(&bucket.len())
+                && bucket
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+            if !valid_bucket {
+                return Err("s3:// location needs a valid bucket name".to_owned());
+            }
+            return Ok(Location::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.to_owned(),
+            });
+        }
+        if let Some(path) = raw.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err("file:// location needs an absolute path (file:///...)".to_owned());
+            }
+            return Ok(Location::File {
+                path: path.to_owned(),
+            });
+        }
+        Err("must start with s3:// or file://".to_owned())
+    }
+}
+
+/// A match column: a top-level column or a dotted path into nested struct/object fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnPath(Vec<String>);
+
+impl ColumnPath {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let segments: Vec<String> = raw.split('.').map(str::to_owned).collect();
+        if raw.is_empty() || segments.iter().any(|s| s.trim().is_empty()) {
+            return Err("must be a column name or a dotted path like address.email".to_owned());
+        }
+        if raw.len() > 767 {
+            return Err("must be at most 767 characters".to_owned());
+        }
+        Ok(Self(segments))
+    }
+    pub fn segments(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl fmt::Display for ColumnPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("."))
+    }
+}
+
+/// A data mapper as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataMapper {
+    pub id: DataMapperId,
+    pub catalog: CatalogRef,
+    pub format: Format,
+    pub columns: Vec<ColumnPath>,
+    pub partition_keys: Vec<String>,
+    pub role_arn: Option<String>,
+    pub delete_old_versions: bool,
+    pub ignore_object_not_found: bool,
+    pub find_engine: FindEngine,
+}
+
+/// The unvalidated parts of a mapper, as a caller sends them.
+#[derive(Debug, Clone)]
+pub struct DataMapperDraft {
+    pub catalog: CatalogRef,
+    pub format: Format,
+    pub columns: Vec<String>,
+    pub partition_keys: Vec<String>,
+    pub role_arn: Option<String>,
+    pub delete_old_versions: bool,
+    pub ignore_object_not_found: bool,
+    pub find_engine: FindEngine,
+}
+
+impl DataMapperDraft {
+    /// Checks everything that needs no catalog access.
+    pub fn parse(self, id: DataMapperId) -> Result<DataMapper, Vec<super::validation::FieldError>> {
+        let mut errors = Errors::new();
+        let columns = parse_columns(&self.columns, &mut errors);
+        check_unique("partition_keys", &self.partition_keys, &mut errors);
+        for (i, key) in self.partition_keys.iter().enumerate() {
+            if key.trim().is_empty() || key.contains('.') {
+                errors.add(format!("partition_keys[{i}]"), "must be a partition key name");
+            }
+        }
+        match &self.catalog {
+            CatalogRef::Glue { database, table } => {
+                if database.trim().is_empty() {
+                    errors.add("catalog.database", "must not be empty");
+                }
+                if table.trim().is_empty() {
+                    errors.add("catalog.table", "must not be empty");
+                }
+            }
+            CatalogRef::Path {
+                location,
+                format,
+                partition_keys,
+            } => {
+                if let Err(message) = Location::parse(location) {
+                    errors.add("catalog.location", message);
+                }
+                if format.is_some_and(|f| f != self.format) {
+                    errors.add("catalog.format", "must agree with the mapper's format");
+                }
+                check_unique("catalog.partition_keys", partition_keys, &mut errors);
+                for (i, key) in self.partition_keys.iter().enumerate() {
+                    if !partition_keys.contains(key) {
+                        errors.add(
+                            format!("partition_keys[{i}]"),
+                            "is not one of the catalog's partition_keys",
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(arn) = &self.role_arn
+            && !is_role_arn(arn)
+        {
+            errors.add(
+                "role_arn",
+                "must be an IAM role ARN like arn:aws:iam::123456789012:role/Name",
+            );
+        }
+        if self.find_engine == FindEngine::Athena {
+            errors.add(
+                "find_engine",
+                "the athena find engine is not available in this build; use embedded",
+            );
+        }
+        errors.finish(DataMapper {
+            id,
+            catalog: self.catalog,
+            format: self.format,
+            columns,
+            partition_keys: self.partition_keys,
+            role_arn: self.role_arn,
+            delete_old_versions: self.delete_old_versions,
+            ignore_object_not_found: self.ignore_object_not_found,
+            find_engine: self.find_engine,
+        })
+    }
+}
+
+fn parse_columns(raw: &[String], errors: &mut Errors) -> Vec<ColumnPath> {
+    if raw.is_empty() {
+        errors.add("columns", "must name at least one column");
+    }
+    check_unique("columns", raw, errors);
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, c)| match ColumnPath::parse(c) {
+            Ok(path) => Some(path),
+            Err(message) => {
+                errors.add(format!("columns[{i}]"), message);
+                None
+            }
+        })
+        .collect()
+}
+
+fn check_unique(field: &str, values: &[String], errors: &mut Errors) {
+    for (i, value) in values.iter().enumerate() {
+        if values[..i].contains(value) {
+            errors.add(format!("{field}[{i}]"), format!("duplicate entry {value:?}"));
+        }
+    }
+}
+
+fn is_role_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+        if partition.starts_with("aws")
+        && account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())
+        && resource.strip_prefix("role/").is_some_and(|name| !name.is_empty()))
+}
+
+/// A table as the catalog describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableDef {
+    pub location: Option<String>,
+    pub columns: Vec<(String, HiveType)>,
+    pub partition_keys: Vec<String>,
+    /// The format inferred from the SerDe / input format; None when unrecognised.
+    pub format: Option<Format>,
+}
+
+/// Checks a Glue-backed mapper against its table: each failure names the field.
+pub fn check_against_table(mapper: &DataMapper, table: &TableDef) -> Result<(), Vec<super::validation::FieldError>> {
+    let mut errors = Errors::new();
+    for (i, column) in mapper.columns.iter().enumerate() {
+        if let Err(message) = field_at_path(&table.columns, column.segments()) {
+            errors.add(format!("columns[{i}]"), message);
+        }
+    }
+    for (i, key) in mapper.partition_keys.iter().enumerate() {
+        if !table.partition_keys.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+            errors.add(
+                format!("partition_keys[{i}]"),
+                format!(
+                    "{key:?} is not a partition key of the table (partition keys: {})",
+                    list_or_none(&table.partition_keys)
+                ),
+            );
+        }
+    }
+    match table.format {
+        Some(format) if format != mapper.format => errors.add(
+            "format",
+            format!("the table stores {} data, not {}", format.as_str(), mapper.format.as_str()),
+        ),
+        None => errors.add(
+            "format",
+            "the table's SerDe / input format is neither Parquet nor JSON",
+        ),
+        Some(_) => {}
+    }
+    if table.location.as_deref().is_none_or(|l| Location::parse(l).is_err()) {
+        errors.add("catalog.table", "the table has no s3:// location");
+    }
+    errors.finish(())
+}
+
+fn list_or_none(values: &[String]) -> String {
+    if values.is_empty() {
+        "none".to_owned()
+    } else {
+        values.join(", ")
+    }
+}
+
+/// Infers the format from a Glue/Hive input format and SerDe class name.
+pub fn infer_format(input_format: Option<&str>, serde_lib: Option<&str>) -> Option<Format> {
+    let text = format!(
+        "{} {}",
+        input_format.unwrap_or_default(),
+        serde_lib.unwrap_or_default()
+    )
+    .to_ascii_lowercase();
+    if text.contains("parquet") {
+        Some(Format::Parquet)
+    } else if text.contains("json") {
+        Some(Format::Json)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::hive_type::HiveType;
+
+    fn draft() -> DataMapperDraft {
+        DataMapperDraft {
+            catalog: CatalogRef::Glue {
+                database: "db".into(),
+                table: "people".into(),
+            },
+            format: Format::Parquet,
+            columns: vec!["customer_id".into(), "contact.email".into()],
+            partition_keys: vec!["year".into()],
+            role_arn: None,
+            delete_old_versions: true,
+            ignore_object_not_found: false,
+            find_engine: FindEngine::Embedded,
+        }
+    }
+
+    fn id() -> DataMapperId {
+        DataMapperId::parse("people").unwrap()
+    }
+
+    #[test]
+    fn data_mapper_ids_are_slugs() {
+        for good in ["a", "people-2024", "x_y", "0abc"] {
+            assert!(DataMapperId::parse(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-a", "Upper", "a b", "a/b", &"a".repeat(64)] {
+            assert!(DataMapperId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn locations_parse_s3_and_absolute_file_urls_only() {
+        assert_eq!(
+            Location::parse("s3://my-bucket/data/people/").unwrap(),
+            Location::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "data/people/".into()
+            }
+        );
+        assert!(Location::parse("file:///tmp/lake").is_ok());
+        assert!(Location::parse("file://relative").is_err());
+        assert!(Location::parse("https://x/y").is_err());
+        assert!(Location::parse("s3://UPPER/x").is_err());
+    }
+
+    #[test]
+    fn draft_reports_every_invalid_field_at_once() {
+        let mut d = draft();
+        d.columns = vec!["a".into(), "a".into(), "b..c".into()];
+        d.role_arn = Some("arn:aws:iam::12:user/x".into());
+        d.find_engine = FindEngine::Athena;
+        let errors = d.parse(id()).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["columns[1]", "columns[2]", "role_arn", "find_engine"]);
+    }
+
+    #[test]
+    fn path_catalog_partition_keys_bound_the_mapper_partition_keys() {
+        let mut d = draft();
+        d.catalog = CatalogRef::Path {
+            location: "file:///tmp/lake".into(),
+            format: Some(Format::Json),
+            partition_keys: vec!["month".into()],
+        };
+        let errors = d.parse(id()).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["catalog.format", "partition_keys[0]"]);
+    }
+
+    #[test]
+    fn role_arns_must_name_an_iam_role() {
+        assert!(is_role_arn("arn:aws:iam::123456789012:role/Lethe"));
+        assert!(is_role_arn("arn:aws-us-gov:iam::123456789012:role/path/Lethe"));
+        assert!(!is_role_arn("arn:aws:iam::123456789012:user/Lethe"));
+        assert!(!is_role_arn("arn:aws:iam::1234:role/Lethe"));
+        assert!(!is_role_arn("role/Lethe"));
+    }
+
+    fn table() -> TableDef {
+        TableDef {
+            location: Some("s3://bucket/people/".into()),
+            columns: vec![
+                ("customer_id".into(), HiveType::parse("bigint").unwrap()),
+                (
+                    "contact".into(),
+                    HiveType::parse("struct<email:string,phone:string>").unwrap(),
+                ),
+            ],
+            partition_keys: vec!["year".into()],
+            format: Some(Format::Parquet),
+        }
+    }
+
+    #[test]
+    fn a_mapper_matching_its_table_passes() {
+        let mapper = draft().parse(id()).unwrap();
+        assert_eq!(check_against_table(&mapper, &table()), Ok(()));
+    }
+
+    #[test]
+    fn table_checks_name_missing_columns_partition_keys_and_format() {
+        let mut d = draft();
+        d.columns = vec!["customer_id".into(), "contact.fax".into(), "nope".into()];
+        d.partition_keys = vec!["month".into()];
+        d.format = Format::Json;
+        let mapper = d.parse(id()).unwrap();
+        let errors = check_against_table(&mapper, &table()).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["columns[1]", "columns[2]", "partition_keys[0]", "format"]);
+    }
+
+    #[test]
+    fn formats_are_inferred_from_serde_and_input_format() {
+        assert_eq!(
+            infer_format(
+                Some("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"),
+                None
+            ),
+            Some(Format::Parquet)
+        );
+        assert_eq!(
+            infer_format(
+                Some("org.apache.hadoop.mapred.TextInputFormat"),
+                Some("org.openx.data.jsonserde.JsonSerDe")
+            ),
+            Some(Format::Json)
+        );
+        assert_eq!(
+            infer_format(
+                Some("org.apache.hadoop.mapred.TextInputFormat"),
+                Some("org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe")
+            ),
+            None
+        );
+    }
+}

@@ -1,0 +1,332 @@
+//! The deletion queue: one item per data subject to erase.
+//!
+//! Invariants of a parsed [`NewQueueItem`]: a simple match id is a non-empty string or a
+//! finite number; a composite one has distinct columns, each a column of its one data
+//! mapper, each with a scalar value; every named data mapper exists. Match ids are subject
+//! data: they are never logged, never audited, never echoed in error messages.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::data_mapper::DataMapperId;
+use super::validation::Errors;
+
+/// Most items one add call may carry.
+pub const MAX_ITEMS_PER_CALL: usize = 10_000;
+/// Longest accepted string match id or composite value, in bytes.
+pub const MAX_MATCH_ID_BYTES: usize = 4096;
+/// Deadline when the caller gives none: received + 30 days.
+pub const DEFAULT_DEADLINE_DAYS: i64 = 30;
+
+/// Whether a match names one value for any match column, or one value per column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchType {
+    Simple,
+    Composite,
+}
+
+impl MatchType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchType::Simple => "simple",
+            MatchType::Composite => "composite",
+        }
+    }
+}
+
+/// A validated match id, kept as the JSON the caller sent (string, number, or
+/// `[{column, value}]`), so it compares later exactly as the caller meant it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchId {
+    pub value: Value,
+    pub match_type: MatchType,
+}
+
+/// A queue item ready to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewQueueItem {
+    pub match_id: MatchId,
+    pub data_mappers: Vec<DataMapperId>,
+    pub deadline: DateTime<Utc>,
+    pub reference: Option<String>,
+}
+
+/// One item as the caller sent it.
+#[derive(Debug, Clone)]
+pub struct QueueItemDraft {
+    pub match_id: Value,
+    pub data_mappers: Vec<String>,
+    pub deadline: Option<DateTime<Utc>>,
+    pub reference: Option<String>,
+}
+
+/// Parses a batch of items. `mapper_columns` maps each existing data mapper to its match
+/// columns. Every error is named by its path, e.g. `matches[3].match_id`.
+pub fn parse_items(
+    drafts: Vec<QueueItemDraft>,
+    mapper_columns: &HashMap<String, Vec<String>>,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewQueueItem>, Vec<super::validation::FieldError>> {
+    let mut errors = Errors::new();
+    if drafts.is_empty() {
+        errors.add("matches", "must hold at least one item");
+    }
+    if drafts.len() > MAX_ITEMS_PER_CALL {
+        errors.add(
+            "matches",
+            format!("at most {MAX_ITEMS_PER_CALL} items per call"),
+        );
+        return Err(errors.into_vec());
+    }
+    let items = drafts
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, draft)| parse_item(i, draft, mapper_columns, now, &mut errors))
+        .collect();
+    errors.finish(items)
+}
+
+fn parse_item(
+    i: usize,
+    draft: QueueItemDraft,
+    mapper_columns: &HashMap<String, Vec<String>>,
+    now: DateTime<Utc>,
+    errors: &mut Errors,
+) -> Option<NewQueueItem> {
+    let count_before = errors.len();
+    let mut mappers = Vec::new();
+    for (j, name) in draft.data_mappers.iter().enumerate() {
+        let field = format!("matches[{i}].data_mappers[{j}]");
+        match DataMapperId::parse(name) {
+            Err(message) => errors.add(field, message),
+            Ok(_) if !mapper_columns.contains_key(name) => {
+                errors.add(field, format!("no data mapper {name:?}"))
+            }
+            Ok(id) if mappers.contains(&id) => errors.add(field, format!("duplicate {name:?}")),
+            Ok(id) => mappers.push(id),
+        }
+    }
+    let match_field = format!("matches[{i}].match_id");
+    let match_id = match &draft.match_id {
+        Value::String(s) => check_scalar_string(s, &match_field, errors),
+        Value::Number(n) => check_number(n, &match_field, errors),
+        Value::Array(parts) => {
+            check_composite(parts, &match_field, &draft.data_mappers, mapper_columns, errors)
+        }
+        _ => {
+            errors.add(
+                &match_field,
+                "must be a string, a number, or a list of {column, value}",
+            );
+            None
+        }
+    };
+    if let Some(reference) = &draft.reference
+        && reference.chars().count() > 256
+    {
+        errors.add(format!("matches[{i}].reference"), "must be at most 256 characters");
+    }
+    let deadline = draft
+        .deadline
+        .unwrap_or(now + Duration::days(DEFAULT_DEADLINE_DAYS));
+    // Only build the item when this draft added no error.
+    let match_id = match_id.filter(|_| errors.len() == count_before)?;
+    Some(NewQueueItem {
+        match_id,
+        data_mappers: mappers,
+        deadline,
+        reference: draft.reference,
+    })
+}
+
+fn check_scalar_string(s: &str, field: &str, errors: &mut Errors) -> Option<MatchId> {
+    if s.is_empty() {
+        errors.add(field, "must not be empty");
+        return None;
+    }
+    if s.len() > MAX_MATCH_ID_BYTES {
+        errors.add(field, format!("must be at most {MAX_MATCH_ID_BYTES} bytes"));
+        return None;
+    }
+    Some(MatchId {
+        value: Value::String(s.to_owned()),
+        match_type: MatchType::Simple,
+    })
+}
+
+fn check_number(n: &serde_json::Number, field: &str, errors: &mut Errors) -> Option<MatchId> {
+    if n.as_f64().is_some_and(f64::is_finite) {
+        Some(MatchId {
+            value: Value::Number(n.clone()),
+            match_type: MatchType::Simple,
+        })
+    } else {
+        errors.add(field, "must be a finite number");
+        None
+    }
+}
+
+fn check_composite(
+    parts: &[Value],
+    field: &str,
+    mappers: &[String],
+    mapper_columns: &HashMap<String, Vec<String>>,
+    errors: &mut Errors,
+) -> Option<MatchId> {
+    let count_before = errors.len();
+    if parts.is_empty() {
+        errors.add(field, "a composite match needs at least one {column, value}");
+    }
+    if mappers.len() != 1 {
+        errors.add(
+            field.replace("match_id", "data_mappers"),
+            "a composite match needs exactly one data mapper",
+        );
+    }
+    let columns = mappers.first().and_then(|m| mapper_columns.get(m));
+    let mut seen: Vec<&str> = Vec::new();
+    for (k, part) in parts.iter().enumerate() {
+        let part_field = format!("{field}[{k}]");
+        let Some(obj) = part.as_object() else {
+            errors.add(part_field, "must be an object {column, value}");
+            continue;
+        };
+        if let Some(extra) = obj.keys().find(|key| *key != "column" && *key != "value") {
+            errors.add(format!("{part_field}.{extra}"), "unknown field");
+        }
+        match obj.get("column").and_then(Value::as_str) {
+            None => errors.add(format!("{part_field}.column"), "must be a column name"),
+            Some(c) if seen.contains(&c) => {
+                errors.add(format!("{part_field}.column"), format!("duplicate column {c:?}"))
+            }
+            Some(c) => {
+                seen.push(c);
+                if columns.is_some_and(|cols| !cols.iter().any(|x| x == c)) {
+                    errors.add(
+                        format!("{part_field}.column"),
+                        format!("{c:?} is not a column of data mapper {:?}", mappers[0]),
+                    );
+                }
+            }
+        }
+        let value_field = format!("{part_field}.value");
+        match obj.get("value") {
+            Some(Value::String(s)) => {
+                check_scalar_string(s, &value_field, errors);
+            }
+            Some(Value::Number(n)) => {
+                check_number(n, &value_field, errors);
+            }
+            _ => errors.add(value_field, "must be a string or a number"),
+        }
+    }
+    (errors.len() == count_before).then(|| MatchId {
+        value: Value::Array(parts.to_vec()),
+        match_type: MatchType::Composite,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mappers() -> HashMap<String, Vec<String>> {
+        HashMap::from([
+            ("people".to_owned(), vec!["first_name".to_owned(), "last_name".to_owned()]),
+            ("orders".to_owned(), vec!["customer_id".to_owned()]),
+        ])
+    }
+
+    fn draft(match_id: Value, data_mappers: &[&str]) -> QueueItemDraft {
+        QueueItemDraft {
+            match_id,
+            data_mappers: data_mappers.iter().map(|s| s.to_string()).collect(),
+            deadline: None,
+            reference: None,
+        }
+    }
+
+    fn fields(result: Result<Vec<NewQueueItem>, Vec<super::super::validation::FieldError>>) -> Vec<String> {
+        result.unwrap_err().into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn simple_and_composite_items_parse_with_a_default_deadline() {
+        let now = Utc::now();
+        let items = parse_items(
+            vec![
+                draft(json!("jane"), &[]),
+                draft(json!(42), &["orders"]),
+                draft(
+                    json!([{"column": "first_name", "value": "Jane"}, {"column": "last_name", "value": "Doe"}]),
+                    &["people"],
+                ),
+            ],
+            &mappers(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[0].match_id.match_type, MatchType::Simple);
+        assert_eq!(items[1].data_mappers[0].as_str(), "orders");
+        assert_eq!(items[2].match_id.match_type, MatchType::Composite);
+        assert_eq!(items[0].deadline, now + Duration::days(30));
+    }
+
+    #[test]
+    fn invalid_items_are_named_by_their_path() {
+        let result = parse_items(
+            vec![
+                draft(json!(""), &[]),
+                draft(json!("x"), &["nope"]),
+                draft(json!({"a": 1}), &[]),
+                draft(json!([{"column": "customer_id", "value": 1}]), &["people"]),
+                draft(json!([{"column": "first_name", "value": "J"}]), &["people", "orders"]),
+                draft(json!([{"column": "first_name", "value": null}]), &["people"]),
+            ],
+            &mappers(),
+            Utc::now(),
+        );
+        assert_eq!(
+            fields(result),
+            [
+                "matches[0].match_id",
+                "matches[1].data_mappers[0]",
+                "matches[2].match_id",
+                "matches[3].match_id[0].column",
+                "matches[4].data_mappers",
+                "matches[5].match_id[0].value",
+            ]
+        );
+    }
+
+    #[test]
+    fn batches_must_hold_between_one_and_ten_thousand_items() {
+        assert_eq!(fields(parse_items(vec![], &mappers(), Utc::now())), ["matches"]);
+        let many = vec![draft(json!("x"), &[]); MAX_ITEMS_PER_CALL + 1];
+        assert_eq!(fields(parse_items(many, &mappers(), Utc::now())), ["matches"]);
+        let max = vec![draft(json!("x"), &[]); MAX_ITEMS_PER_CALL];
+        assert_eq!(parse_items(max, &mappers(), Utc::now()).unwrap().len(), MAX_ITEMS_PER_CALL);
+    }
+
+    #[test]
+    fn error_messages_never_echo_the_match_id() {
+        let secret = "jane.doe@example.com";
+        let result = parse_items(
+            vec![
+                draft(json!(secret), &["nope"]),
+                draft(json!([{"column": "bogus", "value": secret}]), &["people"]),
+            ],
+            &mappers(),
+            Utc::now(),
+        );
+        for error in result.unwrap_err() {
+            assert!(!error.message.contains(secret), "{error:?}");
+        }
+    }
+}

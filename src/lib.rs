@@ -1,0 +1,13 @@
+//! Lethe: a control plane for privacy operations on S3 data lakes.
+//!
+//! Dependency direction: `domain` ← `db`, `catalog` ← `api` ← `app` / `main`.
+
+pub mod api;
+pub mod app;
+pub mod aws;
+pub mod catalog;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod metrics;
+pub mod telemetry;

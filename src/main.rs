@@ -1,0 +1,123 @@
+//! `lethe`: parse the subcommand, load the configuration, call the library.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use lethe::api::auth::{Role, mint_hs256};
+use lethe::app::{AppState, hs256_secret, serve};
+use lethe::config::Config;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "lethe", version, about = "Privacy operations for S3 data lakes")]
+struct Cli {
+    /// TOML configuration file (environment variables override it).
+    #[arg(long, global = true, env = "LETHE_CONFIG_FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply migrations, then serve the REST API.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Mint a bearer token signed with the server's HS256 secret.
+    Token {
+        /// Token subject (who is calling).
+        #[arg(long)]
+        sub: String,
+        /// Role to grant; repeat for several (admin, operator, requester, governance, auditor).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Lifetime, e.g. 30m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        println!("{}", lethe::api::openapi().to_pretty_json()?);
+        return Ok(());
+    }
+    let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
+    lethe::telemetry::init(&config);
+    match cli.command {
+        Command::Serve => run_server(config).await,
+        Command::Migrate => {
+            let db = lethe::db::connect(&config).await?;
+            lethe::db::migrate(&db).await?;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Token { sub, roles, ttl } => {
+            let roles = roles
+                .iter()
+                .map(|r| Role::parse(r).with_context(|| format!("unknown role {r:?}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let ttl = parse_ttl(&ttl)?;
+            anyhow::ensure!(
+                config.auth.jwt_public_key_pem.is_none(),
+                "tokens are verified with an RS256 public key; mint them with your identity provider"
+            );
+            let db = lethe::db::connect(&config).await?;
+            lethe::db::migrate(&db).await?;
+            let secret = hs256_secret(&db, &config).await?;
+            println!("{}", mint_hs256(&secret, &config.auth, &sub, &roles, ttl)?);
+            Ok(())
+        }
+        Command::Openapi => unreachable!("handled above"),
+    }
+}
+
+async fn run_server(config: Config) -> anyhow::Result<()> {
+    let addr = config.listen_addr;
+    let state = AppState::build(config).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    serve(state, listener, shutdown).await
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}
+
+/// Parses `90s`, `30m`, `1h`, `7d`.
+fn parse_ttl(raw: &str) -> anyhow::Result<chrono::Duration> {
+    let (number, unit) = raw.split_at(raw.len().saturating_sub(1));
+    let n: i64 = number
+        .parse()
+        .with_context(|| format!("--ttl {raw:?}: expected e.g. 30m, 1h, 7d"))?;
+    anyhow::ensure!(n > 0, "--ttl must be positive");
+    match unit {
+        "s" => Ok(chrono::Duration::seconds(n)),
+        "m" => Ok(chrono::Duration::minutes(n)),
+        "h" => Ok(chrono::Duration::hours(n)),
+        "d" => Ok(chrono::Duration::days(n)),
+        _ => anyhow::bail!("--ttl {raw:?}: unit must be s, m, h or d"),
+    }
+}
