@@ -142,8 +142,7 @@ impl Config {
             .or_else(|| get("LETHE_DATABASE_URL"))
             .or(f.database_url)
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://"))
-        {
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
             return Err(invalid("DATABASE_URL", "must be a postgres:// URL"));
         }
         let listen_addr = get("LETHE_LISTEN_ADDR")
@@ -290,7 +289,10 @@ mod tests {
         let config = Config::from_sources(
             None,
             &env(&[
-                ("LETHE_JWT_SECRET", "a-very-long-secret-that-must-not-leak-0123"),
+                (
+                    "LETHE_JWT_SECRET",
+                    "a-very-long-secret-that-must-not-leak-0123",
+                ),
                 ("DATABASE_URL", "postgres://u:hunter2@db/lethe"),
             ]),
         )
@@ -317,7 +319,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("lethe-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("lethe.toml");
-        std::fs::write(&path, "listen_addr = \"0.0.0.0:9000\"\nlog_format = \"text\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen_addr = \"0.0.0.0:9000\"\nlog_format = \"text\"\n",
+        )
+        .unwrap();
         let config =
             Config::from_sources(Some(&path), &env(&[("LETHE_LOG_FORMAT", "json")])).unwrap();
         assert_eq!(config.listen_addr.to_string(), "0.0.0.0:9000");

@@ -10,7 +10,11 @@ use lethe::config::Config;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "lethe", version, about = "Privacy operations for S3 data lakes")]
+#[command(
+    name = "lethe",
+    version,
+    about = "Privacy operations for S3 data lakes"
+)]
 struct Cli {
     /// TOML configuration file (environment variables override it).
     #[arg(long, global = true, env = "LETHE_CONFIG_FILE")]

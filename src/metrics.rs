@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 #[derive(Debug, Default, Clone)]
 struct Series {
@@ -68,8 +70,16 @@ impl HttpMetrics {
                 "lethe_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
                 s.count
             );
-            let _ = writeln!(out, "lethe_http_request_duration_seconds_sum{{{labels}}} {}", s.sum_seconds);
-            let _ = writeln!(out, "lethe_http_request_duration_seconds_count{{{labels}}} {}", s.count);
+            let _ = writeln!(
+                out,
+                "lethe_http_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum_seconds
+            );
+            let _ = writeln!(
+                out,
+                "lethe_http_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
         }
         out
     }
@@ -85,7 +95,9 @@ mod tests {
         metrics.observe("GET", "/v1/queue", 200, Duration::from_millis(3));
         metrics.observe("GET", "/v1/queue", 200, Duration::from_millis(300));
         let text = metrics.render();
-        assert!(text.contains("lethe_http_requests_total{method=\"GET\",route=\"/v1/queue\",status=\"200\"} 2"));
+        assert!(text.contains(
+            "lethe_http_requests_total{method=\"GET\",route=\"/v1/queue\",status=\"200\"} 2"
+        ));
         assert!(text.contains("route=\"/v1/queue\",status=\"200\",le=\"0.005\"} 1"));
         assert!(text.contains("route=\"/v1/queue\",status=\"200\",le=\"0.5\"} 2"));
         assert!(text.contains("route=\"/v1/queue\",status=\"200\",le=\"+Inf\"} 2"));

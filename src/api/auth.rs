@@ -108,8 +108,9 @@ impl Authenticator {
     pub fn new(config: &AuthConfig, hs256_secret: &[u8]) -> anyhow::Result<Self> {
         let (key, algorithm) = match &config.jwt_public_key_pem {
             Some(pem) => (
-                DecodingKey::from_rsa_pem(pem.as_bytes())
-                    .map_err(|e| anyhow::anyhow!("LETHE_JWT_PUBLIC_KEY: not an RSA public key PEM: {e}"))?,
+                DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| {
+                    anyhow::anyhow!("LETHE_JWT_PUBLIC_KEY: not an RSA public key PEM: {e}")
+                })?,
                 Algorithm::RS256,
             ),
             None => (DecodingKey::from_secret(hs256_secret)?, Algorithm::HS256),
@@ -252,7 +253,16 @@ macro_rules! policies {
         }
     )*};
 }
-policies!(DataMapperRead, DataMapperWrite, QueueRead, QueueAdd, QueueDelete, SettingsRead, SettingsWrite, AuditRead);
+policies!(
+    DataMapperRead,
+    DataMapperWrite,
+    QueueRead,
+    QueueAdd,
+    QueueDelete,
+    SettingsRead,
+    SettingsWrite,
+    AuditRead
+);
 
 /// Extractor: an authenticated caller allowed to perform `P::ACTION`.
 pub struct Auth<P> {
@@ -277,9 +287,14 @@ where
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(str::trim)
-            .ok_or_else(|| ApiError::Unauthorized("expected Authorization: Bearer <token>".to_owned()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("expected Authorization: Bearer <token>".to_owned())
+            })?;
         let principal = authenticator.verify(token)?;
         if !principal.roles.iter().any(|r| allows(*r, P::ACTION)) {
             return Err(ApiError::Forbidden);
@@ -318,7 +333,14 @@ mod tests {
     #[test]
     fn minted_tokens_verify_with_subject_and_roles() {
         let auth = Authenticator::new(&config(), SECRET).unwrap();
-        let token = mint_hs256(SECRET, &config(), "alice", &[Role::Operator, Role::Auditor], chrono::Duration::hours(1)).unwrap();
+        let token = mint_hs256(
+            SECRET,
+            &config(),
+            "alice",
+            &[Role::Operator, Role::Auditor],
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
         let principal = auth.verify(&token).unwrap();
         assert_eq!(principal.subject, "alice");
         assert_eq!(principal.roles, [Role::Operator, Role::Auditor]);
@@ -327,28 +349,66 @@ mod tests {
     #[test]
     fn expired_foreign_and_unsigned_tokens_are_refused() {
         let auth = Authenticator::new(&config(), SECRET).unwrap();
-        let expired = mint_hs256(SECRET, &config(), "a", &[Role::Admin], chrono::Duration::hours(-2)).unwrap();
-        assert!(matches!(auth.verify(&expired), Err(ApiError::Unauthorized(m)) if m.contains("expired")));
-        let other_key = mint_hs256(b"another-secret-another-secret-xx", &config(), "a", &[Role::Admin], chrono::Duration::hours(1)).unwrap();
-        assert!(matches!(auth.verify(&other_key), Err(ApiError::Unauthorized(m)) if m.contains("signature")));
-        let other_aud = AuthConfig { audience: Some("else".into()), ..config() };
-        let wrong_aud = mint_hs256(SECRET, &other_aud, "a", &[Role::Admin], chrono::Duration::hours(1)).unwrap();
-        assert!(matches!(auth.verify(&wrong_aud), Err(ApiError::Unauthorized(m)) if m.contains("audience")));
+        let expired = mint_hs256(
+            SECRET,
+            &config(),
+            "a",
+            &[Role::Admin],
+            chrono::Duration::hours(-2),
+        )
+        .unwrap();
+        assert!(
+            matches!(auth.verify(&expired), Err(ApiError::Unauthorized(m)) if m.contains("expired"))
+        );
+        let other_key = mint_hs256(
+            b"another-secret-another-secret-xx",
+            &config(),
+            "a",
+            &[Role::Admin],
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+        assert!(
+            matches!(auth.verify(&other_key), Err(ApiError::Unauthorized(m)) if m.contains("signature"))
+        );
+        let other_aud = AuthConfig {
+            audience: Some("else".into()),
+            ..config()
+        };
+        let wrong_aud = mint_hs256(
+            SECRET,
+            &other_aud,
+            "a",
+            &[Role::Admin],
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+        assert!(
+            matches!(auth.verify(&wrong_aud), Err(ApiError::Unauthorized(m)) if m.contains("audience"))
+        );
         // alg: none, with a valid-looking payload and an empty signature.
         let b64 = base64_url_no_pad;
         let none = format!(
             "{}.{}.",
             b64(br#"{"alg":"none","typ":"JWT"}"#),
-            b64(format!(r#"{{"sub":"a","roles":["admin"],"exp":{},"iss":"lethe-test","aud":"lethe"}}"#, chrono::Utc::now().timestamp() + 3600).as_bytes())
+            b64(format!(
+                r#"{{"sub":"a","roles":["admin"],"exp":{},"iss":"lethe-test","aud":"lethe"}}"#,
+                chrono::Utc::now().timestamp() + 3600
+            )
+            .as_bytes())
         );
         assert!(matches!(auth.verify(&none), Err(ApiError::Unauthorized(_))));
     }
 
     fn base64_url_no_pad(bytes: &[u8]) -> String {
-        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
             for i in 0..=chunk.len() {
                 out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
             }
@@ -358,18 +418,40 @@ mod tests {
 
     #[test]
     fn roles_can_come_from_a_nested_claim_or_a_space_separated_string() {
-        let nested = AuthConfig { roles_claim: "realm_access.roles".into(), issuer: None, audience: None, ..config() };
+        let nested = AuthConfig {
+            roles_claim: "realm_access.roles".into(),
+            issuer: None,
+            audience: None,
+            ..config()
+        };
         let auth = Authenticator::new(&nested, SECRET).unwrap();
         let claims = serde_json::json!({"sub": "bob", "exp": chrono::Utc::now().timestamp() + 60,
             "realm_access": {"roles": ["requester", "unknown"]}});
-        let token = jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(SECRET).unwrap()).unwrap();
+        let token = jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET).unwrap(),
+        )
+        .unwrap();
         assert_eq!(auth.verify(&token).unwrap().roles, [Role::Requester]);
 
-        let flat = AuthConfig { issuer: None, audience: None, ..config() };
+        let flat = AuthConfig {
+            issuer: None,
+            audience: None,
+            ..config()
+        };
         let auth = Authenticator::new(&flat, SECRET).unwrap();
         let claims = serde_json::json!({"sub": "bob", "exp": chrono::Utc::now().timestamp() + 60, "roles": "auditor operator"});
-        let token = jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(SECRET).unwrap()).unwrap();
-        assert_eq!(auth.verify(&token).unwrap().roles, [Role::Auditor, Role::Operator]);
+        let token = jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            auth.verify(&token).unwrap().roles,
+            [Role::Auditor, Role::Operator]
+        );
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub struct HealthStatus {
 #[utoipa::path(get, path = "/health/live", tag = "health", operation_id = "health_live",
     responses((status = 200, description = "Alive", body = HealthStatus)))]
 async fn live() -> axum::Json<HealthStatus> {
-    axum::Json(HealthStatus { status: "ok".to_owned() })
+    axum::Json(HealthStatus {
+        status: "ok".to_owned(),
+    })
 }
 
 /// The service can serve requests: Postgres answers.
@@ -42,7 +44,9 @@ async fn ready(State(state): State<AppState>) -> Result<axum::Json<HealthStatus>
         .execute(&state.db)
         .await
         .map_err(|_| ApiError::Unavailable("the database is unavailable".to_owned()))?;
-    Ok(axum::Json(HealthStatus { status: "ok".to_owned() }))
+    Ok(axum::Json(HealthStatus {
+        status: "ok".to_owned(),
+    }))
 }
 
 /// Prometheus metrics.

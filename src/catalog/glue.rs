@@ -68,20 +68,22 @@ fn get_table_error(err: SdkError<GetTableError>, database: &str, table: &str) ->
     match err.as_service_error() {
         Some(GetTableError::EntityNotFoundException(e)) => {
             // Glue answers EntityNotFound for both; its message names which one.
-            if e.message().unwrap_or_default().to_ascii_lowercase().contains("database") {
+            if e.message()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+                .contains("database")
+            {
                 CatalogError::DatabaseNotFound(database.to_owned())
             } else {
                 CatalogError::TableNotFound(table.to_owned())
             }
         }
         _ => match err.code() {
-            Some(code @ ("AccessDeniedException" | "AccessDenied")) => {
-                CatalogError::AccessDenied {
-                    code: code.to_owned(),
-                }
-            }
+            Some(code @ ("AccessDeniedException" | "AccessDenied")) => CatalogError::AccessDenied {
+                code: code.to_owned(),
+            },
             Some(code) => CatalogError::Unavailable(code.to_owned()),
-            None => CatalogError::Unavailable(format!("{}", aws_error_kind(&err))),
+            None => CatalogError::Unavailable(aws_error_kind(&err).to_owned()),
         },
     }
 }

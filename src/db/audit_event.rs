@@ -38,7 +38,10 @@ pub struct AuditFilter {
     pub start_at: Option<i64>,
 }
 
-pub async fn insert_audit_event(db: impl PgExecutor<'_>, event: NewAuditEvent<'_>) -> sqlx::Result<()> {
+pub async fn insert_audit_event(
+    db: impl PgExecutor<'_>,
+    event: NewAuditEvent<'_>,
+) -> sqlx::Result<()> {
     sqlx::query(
         r#"insert into audit_event (actor, action, target_type, target_id, request_id, details)
            values ($1, $2, $3, $4, $5, $6)"#,
@@ -76,7 +79,8 @@ pub async fn list_audit_events(
     if let Some(start) = filter.start_at {
         q.push(" and audit_event_id <= ").push_bind(start);
     }
-    q.push(" order by audit_event_id desc limit ").push_bind(limit);
+    q.push(" order by audit_event_id desc limit ")
+        .push_bind(limit);
     q.build_query_as().fetch_all(db).await
 }
 
@@ -98,23 +102,63 @@ mod tests {
 
     #[sqlx::test(migrator = "crate::db::MIGRATOR")]
     async fn events_list_newest_first_with_filters_and_cursor(pool: sqlx::PgPool) {
-        for (actor, action) in [("alice", "a.create"), ("bob", "a.create"), ("alice", "a.delete")] {
-            insert_audit_event(&pool, event(actor, action)).await.unwrap();
+        for (actor, action) in [
+            ("alice", "a.create"),
+            ("bob", "a.create"),
+            ("alice", "a.delete"),
+        ] {
+            insert_audit_event(&pool, event(actor, action))
+                .await
+                .unwrap();
         }
-        let all = list_audit_events(&pool, &AuditFilter::default(), 10).await.unwrap();
-        let actions: Vec<_> = all.iter().map(|e| (e.actor.as_str(), e.action.as_str())).collect();
-        assert_eq!(actions, [("alice", "a.delete"), ("bob", "a.create"), ("alice", "a.create")]);
+        let all = list_audit_events(&pool, &AuditFilter::default(), 10)
+            .await
+            .unwrap();
+        let actions: Vec<_> = all
+            .iter()
+            .map(|e| (e.actor.as_str(), e.action.as_str()))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                ("alice", "a.delete"),
+                ("bob", "a.create"),
+                ("alice", "a.create")
+            ]
+        );
 
-        let alice = AuditFilter { actor: Some("alice".into()), ..Default::default() };
+        let alice = AuditFilter {
+            actor: Some("alice".into()),
+            ..Default::default()
+        };
         assert_eq!(list_audit_events(&pool, &alice, 10).await.unwrap().len(), 2);
-        let creates = AuditFilter { action: Some("a.create".into()), ..Default::default() };
-        assert_eq!(list_audit_events(&pool, &creates, 10).await.unwrap().len(), 2);
-        let future = AuditFilter { since: Some(Utc::now() + chrono::Duration::hours(1)), ..Default::default() };
-        assert!(list_audit_events(&pool, &future, 10).await.unwrap().is_empty());
+        let creates = AuditFilter {
+            action: Some("a.create".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            list_audit_events(&pool, &creates, 10).await.unwrap().len(),
+            2
+        );
+        let future = AuditFilter {
+            since: Some(Utc::now() + chrono::Duration::hours(1)),
+            ..Default::default()
+        };
+        assert!(
+            list_audit_events(&pool, &future, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
-        let page = AuditFilter { start_at: Some(all[1].audit_event_id), ..Default::default() };
+        let page = AuditFilter {
+            start_at: Some(all[1].audit_event_id),
+            ..Default::default()
+        };
         let rest = list_audit_events(&pool, &page, 10).await.unwrap();
-        assert_eq!(rest.iter().map(|e| e.audit_event_id).collect::<Vec<_>>(),
-                   [all[1].audit_event_id, all[2].audit_event_id]);
+        assert_eq!(
+            rest.iter().map(|e| e.audit_event_id).collect::<Vec<_>>(),
+            [all[1].audit_event_id, all[2].audit_event_id]
+        );
     }
 }

@@ -94,7 +94,10 @@ pub async fn upsert_data_mapper(
 
 pub async fn get_data_mapper(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<DataMapperRecord> {
     let sql = format!("select {COLUMNS} from data_mapper where data_mapper_id = $1");
-    let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(db).await?;
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_one(db)
+        .await?;
     from_row(&row)
 }
 
@@ -108,7 +111,11 @@ pub async fn list_data_mappers(
         "select {COLUMNS} from data_mapper where ($1::text is null or data_mapper_id >= $1) \
          order by data_mapper_id limit $2"
     );
-    let rows = sqlx::query(AssertSqlSafe(sql)).bind(start_at).bind(limit).fetch_all(db).await?;
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(start_at)
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -160,7 +167,9 @@ mod tests {
 
     #[sqlx::test(migrator = "crate::db::MIGRATOR")]
     async fn upsert_creates_then_replaces_keeping_the_creator(pool: sqlx::PgPool) {
-        let (created, inserted) = upsert_data_mapper(&pool, &mapper("people"), "alice").await.unwrap();
+        let (created, inserted) = upsert_data_mapper(&pool, &mapper("people"), "alice")
+            .await
+            .unwrap();
         assert!(inserted);
         assert_eq!(created.mapper, mapper("people"));
         let mut changed = mapper("people");
@@ -169,27 +178,50 @@ mod tests {
         assert!(!inserted);
         assert_eq!(replaced.created_by, "alice");
         assert_eq!(replaced.updated_by, "bob");
-        assert!(!get_data_mapper(&pool, "people").await.unwrap().mapper.delete_old_versions);
+        assert!(
+            !get_data_mapper(&pool, "people")
+                .await
+                .unwrap()
+                .mapper
+                .delete_old_versions
+        );
     }
 
     #[sqlx::test(migrator = "crate::db::MIGRATOR")]
     async fn list_pages_in_id_order_and_delete_reports_absence(pool: sqlx::PgPool) {
         for id in ["c", "a", "b"] {
-            upsert_data_mapper(&pool, &mapper(id), "alice").await.unwrap();
+            upsert_data_mapper(&pool, &mapper(id), "alice")
+                .await
+                .unwrap();
         }
         let page = list_data_mappers(&pool, None, 2).await.unwrap();
-        assert_eq!(page.iter().map(|r| r.mapper.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            page.iter()
+                .map(|r| r.mapper.id.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         let rest = list_data_mappers(&pool, Some("c"), 2).await.unwrap();
         assert_eq!(rest.len(), 1);
         assert!(delete_data_mapper(&pool, "a").await.unwrap());
         assert!(!delete_data_mapper(&pool, "a").await.unwrap());
-        assert!(matches!(get_data_mapper(&pool, "a").await, Err(sqlx::Error::RowNotFound)));
+        assert!(matches!(
+            get_data_mapper(&pool, "a").await,
+            Err(sqlx::Error::RowNotFound)
+        ));
     }
 
     #[sqlx::test(migrator = "crate::db::MIGRATOR")]
     async fn lock_mapper_columns_returns_only_existing_mappers(pool: sqlx::PgPool) {
-        upsert_data_mapper(&pool, &mapper("people"), "alice").await.unwrap();
-        let found = lock_mapper_columns(&pool, &["people".into(), "ghost".into()]).await.unwrap();
-        assert_eq!(found, [("people".to_owned(), vec!["contact.email".to_owned()])]);
+        upsert_data_mapper(&pool, &mapper("people"), "alice")
+            .await
+            .unwrap();
+        let found = lock_mapper_columns(&pool, &["people".into(), "ghost".into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            found,
+            [("people".to_owned(), vec!["contact.email".to_owned()])]
+        );
     }
 }

@@ -39,12 +39,22 @@ pub async fn insert_queue_items(
 ) -> sqlx::Result<Vec<QueueItem>> {
     let ids: Vec<Uuid> = items.iter().map(|_| Uuid::now_v7()).collect();
     let match_ids: Vec<Value> = items.iter().map(|i| i.match_id.value.clone()).collect();
-    let types: Vec<&str> = items.iter().map(|i| i.match_id.match_type.as_str()).collect();
+    let types: Vec<&str> = items
+        .iter()
+        .map(|i| i.match_id.match_type.as_str())
+        .collect();
     // Arrays of arrays must be rectangular in Postgres, so each item's mapper list
     // travels as a JSON array and is turned back into text[] in SQL.
     let mappers: Vec<Value> = items
         .iter()
-        .map(|i| Value::from(i.data_mappers.iter().map(|m| m.as_str()).collect::<Vec<_>>()))
+        .map(|i| {
+            Value::from(
+                i.data_mappers
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>(),
+            )
+        })
         .collect();
     let deadlines: Vec<DateTime<Utc>> = items.iter().map(|i| i.deadline).collect();
     let references: Vec<Option<String>> = items.iter().map(|i| i.reference.clone()).collect();
@@ -92,16 +102,18 @@ pub async fn list_queue_items(
     if let Some(start) = filter.start_at {
         q.push(" and deletion_queue_item_id >= ").push_bind(start);
     }
-    q.push(" order by deletion_queue_item_id limit ").push_bind(limit);
+    q.push(" order by deletion_queue_item_id limit ")
+        .push_bind(limit);
     q.build_query_as().fetch_all(db).await
 }
 
 /// Deletes the given items; ids not in the queue are ignored. Returns how many went.
 pub async fn delete_queue_items(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<u64> {
-    let result = sqlx::query(r#"delete from deletion_queue_item where deletion_queue_item_id = any($1)"#)
-        .bind(ids)
-        .execute(db)
-        .await?;
+    let result =
+        sqlx::query(r#"delete from deletion_queue_item where deletion_queue_item_id = any($1)"#)
+            .bind(ids)
+            .execute(db)
+            .await?;
     Ok(result.rows_affected())
 }
 
@@ -123,10 +135,17 @@ mod tests {
     use serde_json::json;
 
     fn item(value: Value, mappers: &[&str], deadline_days: i64) -> NewQueueItem {
-        let match_type = if value.is_array() { MatchType::Composite } else { MatchType::Simple };
+        let match_type = if value.is_array() {
+            MatchType::Composite
+        } else {
+            MatchType::Simple
+        };
         NewQueueItem {
             match_id: MatchId { value, match_type },
-            data_mappers: mappers.iter().map(|m| DataMapperId::parse(m).unwrap()).collect(),
+            data_mappers: mappers
+                .iter()
+                .map(|m| DataMapperId::parse(m).unwrap())
+                .collect(),
             deadline: Utc::now() + chrono::Duration::days(deadline_days),
             reference: Some("T-1".into()),
         }
@@ -137,7 +156,11 @@ mod tests {
         let composite = json!([{"column": "first_name", "value": "Jane"}]);
         let rows = insert_queue_items(
             &pool,
-            &[item(json!("jane"), &[], 30), item(json!(42), &["a", "b"], 30), item(composite.clone(), &["a"], 30)],
+            &[
+                item(json!("jane"), &[], 30),
+                item(json!(42), &["a", "b"], 30),
+                item(composite.clone(), &["a"], 30),
+            ],
             "alice",
         )
         .await
@@ -155,31 +178,65 @@ mod tests {
     async fn list_filters_by_mapper_and_deadline_and_pages_by_id(pool: sqlx::PgPool) {
         let rows = insert_queue_items(
             &pool,
-            &[item(json!("all"), &[], 30), item(json!("a"), &["a"], 1), item(json!("b"), &["b"], 30)],
+            &[
+                item(json!("all"), &[], 30),
+                item(json!("a"), &["a"], 1),
+                item(json!("b"), &["b"], 30),
+            ],
             "alice",
         )
         .await
         .unwrap();
-        let for_a = QueueFilter { data_mapper: Some("a".into()), ..Default::default() };
-        let got: Vec<_> = list_queue_items(&pool, &for_a, 10).await.unwrap().into_iter().map(|r| r.match_id).collect();
+        let for_a = QueueFilter {
+            data_mapper: Some("a".into()),
+            ..Default::default()
+        };
+        let got: Vec<_> = list_queue_items(&pool, &for_a, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.match_id)
+            .collect();
         assert_eq!(got, [json!("all"), json!("a")]);
-        let soon = QueueFilter { deadline_before: Some(Utc::now() + chrono::Duration::days(2)), ..Default::default() };
-        let got: Vec<_> = list_queue_items(&pool, &soon, 10).await.unwrap().into_iter().map(|r| r.match_id).collect();
+        let soon = QueueFilter {
+            deadline_before: Some(Utc::now() + chrono::Duration::days(2)),
+            ..Default::default()
+        };
+        let got: Vec<_> = list_queue_items(&pool, &soon, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.match_id)
+            .collect();
         assert_eq!(got, [json!("a")]);
-        let page = QueueFilter { start_at: Some(rows[1].deletion_queue_item_id), ..Default::default() };
-        assert_eq!(list_queue_items(&pool, &page, 1).await.unwrap()[0].match_id, json!("a"));
+        let page = QueueFilter {
+            start_at: Some(rows[1].deletion_queue_item_id),
+            ..Default::default()
+        };
+        assert_eq!(
+            list_queue_items(&pool, &page, 1).await.unwrap()[0].match_id,
+            json!("a")
+        );
     }
 
     #[sqlx::test(migrator = "crate::db::MIGRATOR")]
     async fn delete_removes_only_the_named_items_and_ignores_unknown_ids(pool: sqlx::PgPool) {
-        let rows = insert_queue_items(&pool, &[item(json!("x"), &["a"], 30), item(json!("y"), &[], 30)], "alice")
+        let rows = insert_queue_items(
+            &pool,
+            &[item(json!("x"), &["a"], 30), item(json!("y"), &[], 30)],
+            "alice",
+        )
+        .await
+        .unwrap();
+        assert!(any_item_names_mapper(&pool, "a").await.unwrap());
+        let gone = delete_queue_items(&pool, &[rows[0].deletion_queue_item_id, Uuid::now_v7()])
             .await
             .unwrap();
-        assert!(any_item_names_mapper(&pool, "a").await.unwrap());
-        let gone = delete_queue_items(&pool, &[rows[0].deletion_queue_item_id, Uuid::now_v7()]).await.unwrap();
         assert_eq!(gone, 1);
         assert!(!any_item_names_mapper(&pool, "a").await.unwrap());
-        let left = list_queue_items(&pool, &QueueFilter::default(), 10).await.unwrap();
+        let left = list_queue_items(&pool, &QueueFilter::default(), 10)
+            .await
+            .unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].match_id, json!("y"));
     }

@@ -19,9 +19,10 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Connects, creating the database first when it does not exist.
 pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
     let url = config.database_url.expose();
-    if !sqlx::Postgres::database_exists(url).await.map_err(|e| {
-        anyhow::anyhow!("cannot reach Postgres at DATABASE_URL: {e}")
-    })? {
+    if !sqlx::Postgres::database_exists(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach Postgres at DATABASE_URL: {e}"))?
+    {
         sqlx::Postgres::create_database(url).await?;
         tracing::info!("created the database");
     }

@@ -17,11 +17,13 @@ pub async fn get_or_create(
 }
 
 async fn insert_if_absent(db: impl PgExecutor<'_>, name: &str, value: &[u8]) -> sqlx::Result<()> {
-    sqlx::query(r#"insert into server_secret (name, value) values ($1, $2) on conflict do nothing"#)
-        .bind(name)
-        .bind(value)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        r#"insert into server_secret (name, value) values ($1, $2) on conflict do nothing"#,
+    )
+    .bind(name)
+    .bind(value)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -32,8 +34,12 @@ mod tests {
     #[sqlx::test(migrator = "crate::db::MIGRATOR")]
     async fn the_first_secret_generated_is_kept(pool: sqlx::PgPool) {
         let mut conn = pool.acquire().await.unwrap();
-        let first = get_or_create(&mut conn, "jwt", || vec![1; 32]).await.unwrap();
-        let second = get_or_create(&mut conn, "jwt", || vec![2; 32]).await.unwrap();
+        let first = get_or_create(&mut conn, "jwt", || vec![1; 32])
+            .await
+            .unwrap();
+        let second = get_or_create(&mut conn, "jwt", || vec![2; 32])
+            .await
+            .unwrap();
         assert_eq!(first, vec![1; 32]);
         assert_eq!(second, first);
     }

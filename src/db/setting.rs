@@ -68,16 +68,29 @@ mod tests {
         let defaults = get_settings(&pool).await.unwrap();
         assert_eq!(defaults.find_concurrency, 8);
         assert!(defaults.updated_by.is_none());
-        let wanted = Settings { job_schedule: Some("0 3 * * *".into()), forget_concurrency: 2, ..defaults.settings() };
+        let wanted = Settings {
+            job_schedule: Some("0 3 * * *".into()),
+            forget_concurrency: 2,
+            ..defaults.settings()
+        };
         let updated = update_settings(&pool, &wanted, "alice").await.unwrap();
         assert_eq!(updated.settings(), wanted);
-        assert_eq!(get_settings(&pool).await.unwrap().updated_by.as_deref(), Some("alice"));
+        assert_eq!(
+            get_settings(&pool).await.unwrap().updated_by.as_deref(),
+            Some("alice")
+        );
     }
 
     #[sqlx::test(migrator = "crate::db::MIGRATOR")]
     async fn the_database_refuses_out_of_range_values(pool: sqlx::PgPool) {
-        let bad = Settings { find_concurrency: 0, ..get_settings(&pool).await.unwrap().settings() };
+        let bad = Settings {
+            find_concurrency: 0,
+            ..get_settings(&pool).await.unwrap().settings()
+        };
         let err = update_settings(&pool, &bad, "alice").await.unwrap_err();
-        assert!(crate::db::is_constraint(&err, "setting_find_concurrency_range"));
+        assert!(crate::db::is_constraint(
+            &err,
+            "setting_find_concurrency_range"
+        ));
     }
 }

@@ -107,10 +107,21 @@ mod tests {
         let policy = identity_policy(&target());
         let statements = policy["Statement"].as_array().unwrap();
         assert_eq!(statements[0]["Resource"], "arn:aws:s3:::lake");
-        assert_eq!(statements[0]["Condition"]["StringLike"]["s3:prefix"][0], "people/*");
+        assert_eq!(
+            statements[0]["Condition"]["StringLike"]["s3:prefix"][0],
+            "people/*"
+        );
         assert_eq!(statements[1]["Resource"], "arn:aws:s3:::lake/people/*");
-        assert!(statements[1]["Action"].as_array().unwrap().contains(&json!("s3:DeleteObjectVersion")));
-        assert_eq!(statements[2]["Resource"][2], "arn:aws:glue:*:*:table/db/people");
+        assert!(
+            statements[1]["Action"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("s3:DeleteObjectVersion"))
+        );
+        assert_eq!(
+            statements[2]["Resource"][2],
+            "arn:aws:glue:*:*:table/db/people"
+        );
         assert!(statements.iter().all(|s| s.get("Principal").is_none()));
     }
 
@@ -118,15 +129,25 @@ mod tests {
     fn bucket_policy_names_the_role_and_exists_only_with_one() {
         let policy = bucket_policy(&target()).unwrap();
         for statement in policy["Statement"].as_array().unwrap() {
-            assert_eq!(statement["Principal"]["AWS"], "arn:aws:iam::123456789012:role/Lethe");
+            assert_eq!(
+                statement["Principal"]["AWS"],
+                "arn:aws:iam::123456789012:role/Lethe"
+            );
         }
-        let no_role = PolicyTarget { role_arn: None, ..target() };
+        let no_role = PolicyTarget {
+            role_arn: None,
+            ..target()
+        };
         assert!(bucket_policy(&no_role).is_none());
     }
 
     #[test]
     fn a_table_at_the_bucket_root_lists_without_a_prefix_condition() {
-        let root = PolicyTarget { prefix: "", glue_table: None, ..target() };
+        let root = PolicyTarget {
+            prefix: "",
+            glue_table: None,
+            ..target()
+        };
         let policy = identity_policy(&root);
         let statements = policy["Statement"].as_array().unwrap();
         assert!(statements[0].get("Condition").is_none());

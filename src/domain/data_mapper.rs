@@ -30,8 +30,10 @@ impl DataMapperId {
         if ok_len && ok_first && ok_rest {
             Ok(Self(raw.to_owned()))
         } else {
-            Err("must be 1-63 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
-                .to_owned())
+            Err(
+                "must be 1-63 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
+                    .to_owned(),
+            )
         }
     }
     pub fn as_str(&self) -> &str {
@@ -124,7 +126,10 @@ pub enum Location {
 
 impl Location {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        if let Some(rest) = raw.strip_prefix("s3://").or_else(|| raw.strip_prefix("s3a://")) {
+        if let Some(rest) = raw
+            .strip_prefix("s3://")
+            .or_else(|| raw.strip_prefix("s3a://"))
+        {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             let valid_bucket = (3..=63).contains(&bucket.len())
                 && bucket
@@ -211,7 +216,10 @@ impl DataMapperDraft {
         check_unique("partition_keys", &self.partition_keys, &mut errors);
         for (i, key) in self.partition_keys.iter().enumerate() {
             if key.trim().is_empty() || key.contains('.') {
-                errors.add(format!("partition_keys[{i}]"), "must be a partition key name");
+                errors.add(
+                    format!("partition_keys[{i}]"),
+                    "must be a partition key name",
+                );
             }
         }
         match &self.catalog {
@@ -293,7 +301,10 @@ fn parse_columns(raw: &[String], errors: &mut Errors) -> Vec<ColumnPath> {
 fn check_unique(field: &str, values: &[String], errors: &mut Errors) {
     for (i, value) in values.iter().enumerate() {
         if values[..i].contains(value) {
-            errors.add(format!("{field}[{i}]"), format!("duplicate entry {value:?}"));
+            errors.add(
+                format!("{field}[{i}]"),
+                format!("duplicate entry {value:?}"),
+            );
         }
     }
 }
@@ -317,7 +328,10 @@ pub struct TableDef {
 }
 
 /// Checks a Glue-backed mapper against its table: each failure names the field.
-pub fn check_against_table(mapper: &DataMapper, table: &TableDef) -> Result<(), Vec<super::validation::FieldError>> {
+pub fn check_against_table(
+    mapper: &DataMapper,
+    table: &TableDef,
+) -> Result<(), Vec<super::validation::FieldError>> {
     let mut errors = Errors::new();
     for (i, column) in mapper.columns.iter().enumerate() {
         if let Err(message) = field_at_path(&table.columns, column.segments()) {
@@ -325,7 +339,11 @@ pub fn check_against_table(mapper: &DataMapper, table: &TableDef) -> Result<(), 
         }
     }
     for (i, key) in mapper.partition_keys.iter().enumerate() {
-        if !table.partition_keys.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+        if !table
+            .partition_keys
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(key))
+        {
             errors.add(
                 format!("partition_keys[{i}]"),
                 format!(
@@ -338,7 +356,11 @@ pub fn check_against_table(mapper: &DataMapper, table: &TableDef) -> Result<(), 
     match table.format {
         Some(format) if format != mapper.format => errors.add(
             "format",
-            format!("the table stores {} data, not {}", format.as_str(), mapper.format.as_str()),
+            format!(
+                "the table stores {} data, not {}",
+                format.as_str(),
+                mapper.format.as_str()
+            ),
         ),
         None => errors.add(
             "format",
@@ -346,7 +368,11 @@ pub fn check_against_table(mapper: &DataMapper, table: &TableDef) -> Result<(), 
         ),
         Some(_) => {}
     }
-    if table.location.as_deref().is_none_or(|l| Location::parse(l).is_err()) {
+    if table
+        .location
+        .as_deref()
+        .is_none_or(|l| Location::parse(l).is_err())
+    {
         errors.add("catalog.table", "the table has no s3:// location");
     }
     errors.finish(())
@@ -435,7 +461,10 @@ mod tests {
         d.find_engine = FindEngine::Athena;
         let errors = d.parse(id()).unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["columns[1]", "columns[2]", "role_arn", "find_engine"]);
+        assert_eq!(
+            fields,
+            ["columns[1]", "columns[2]", "role_arn", "find_engine"]
+        );
     }
 
     #[test]
@@ -454,7 +483,9 @@ mod tests {
     #[test]
     fn role_arns_must_name_an_iam_role() {
         assert!(is_role_arn("arn:aws:iam::123456789012:role/Lethe"));
-        assert!(is_role_arn("arn:aws-us-gov:iam::123456789012:role/path/Lethe"));
+        assert!(is_role_arn(
+            "arn:aws-us-gov:iam::123456789012:role/path/Lethe"
+        ));
         assert!(!is_role_arn("arn:aws:iam::123456789012:user/Lethe"));
         assert!(!is_role_arn("arn:aws:iam::1234:role/Lethe"));
         assert!(!is_role_arn("role/Lethe"));
@@ -490,7 +521,10 @@ mod tests {
         let mapper = d.parse(id()).unwrap();
         let errors = check_against_table(&mapper, &table()).unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["columns[1]", "columns[2]", "partition_keys[0]", "format"]);
+        assert_eq!(
+            fields,
+            ["columns[1]", "columns[2]", "partition_keys[0]", "format"]
+        );
     }
 
     #[test]

@@ -24,7 +24,10 @@ impl HiveType {
         let ty = parser.parse_type()?;
         parser.skip_ws();
         if parser.pos != parser.input.len() {
-            return Err(format!("unexpected text at offset {} in {raw:?}", parser.pos));
+            return Err(format!(
+                "unexpected text at offset {} in {raw:?}",
+                parser.pos
+            ));
         }
         Ok(ty)
     }
@@ -37,7 +40,11 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn skip_ws(&mut self) {
-        while self.input.get(self.pos).is_some_and(u8::is_ascii_whitespace) {
+        while self
+            .input
+            .get(self.pos)
+            .is_some_and(u8::is_ascii_whitespace)
+        {
             self.pos += 1;
         }
     }
@@ -147,12 +154,14 @@ pub fn field_at_path<'a>(
     let Some((first, rest)) = path.split_first() else {
         return Err("empty column path".to_owned());
     };
-    let mut current = lookup(columns, first)
-        .ok_or_else(|| format!("the table has no column {first:?}"))?;
+    let mut current =
+        lookup(columns, first).ok_or_else(|| format!("the table has no column {first:?}"))?;
     let mut walked = first.clone();
     for segment in rest {
         let HiveType::Struct(fields) = current else {
-            return Err(format!("{walked:?} is not a struct, so it has no field {segment:?}"));
+            return Err(format!(
+                "{walked:?} is not a struct, so it has no field {segment:?}"
+            ));
         };
         current = lookup(fields, segment)
             .ok_or_else(|| format!("{walked:?} has no field {segment:?}"))?;
@@ -208,7 +217,13 @@ mod tests {
 
     #[test]
     fn rejects_malformed_types() {
-        for bad in ["struct<a:int", "array<>", "map<string>", "struct<a int>", "int>"] {
+        for bad in [
+            "struct<a:int",
+            "array<>",
+            "map<string>",
+            "struct<a int>",
+            "int>",
+        ] {
             assert!(HiveType::parse(bad).is_err(), "{bad}");
         }
     }

@@ -114,9 +114,13 @@ fn parse_item(
     let match_id = match &draft.match_id {
         Value::String(s) => check_scalar_string(s, &match_field, errors),
         Value::Number(n) => check_number(n, &match_field, errors),
-        Value::Array(parts) => {
-            check_composite(parts, &match_field, &draft.data_mappers, mapper_columns, errors)
-        }
+        Value::Array(parts) => check_composite(
+            parts,
+            &match_field,
+            &draft.data_mappers,
+            mapper_columns,
+            errors,
+        ),
         _ => {
             errors.add(
                 &match_field,
@@ -128,7 +132,10 @@ fn parse_item(
     if let Some(reference) = &draft.reference
         && reference.chars().count() > 256
     {
-        errors.add(format!("matches[{i}].reference"), "must be at most 256 characters");
+        errors.add(
+            format!("matches[{i}].reference"),
+            "must be at most 256 characters",
+        );
     }
     let deadline = draft
         .deadline
@@ -179,7 +186,10 @@ fn check_composite(
 ) -> Option<MatchId> {
     let count_before = errors.len();
     if parts.is_empty() {
-        errors.add(field, "a composite match needs at least one {column, value}");
+        errors.add(
+            field,
+            "a composite match needs at least one {column, value}",
+        );
     }
     if mappers.len() != 1 {
         errors.add(
@@ -200,9 +210,10 @@ fn check_composite(
         }
         match obj.get("column").and_then(Value::as_str) {
             None => errors.add(format!("{part_field}.column"), "must be a column name"),
-            Some(c) if seen.contains(&c) => {
-                errors.add(format!("{part_field}.column"), format!("duplicate column {c:?}"))
-            }
+            Some(c) if seen.contains(&c) => errors.add(
+                format!("{part_field}.column"),
+                format!("duplicate column {c:?}"),
+            ),
             Some(c) => {
                 seen.push(c);
                 if columns.is_some_and(|cols| !cols.iter().any(|x| x == c)) {
@@ -237,7 +248,10 @@ mod tests {
 
     fn mappers() -> HashMap<String, Vec<String>> {
         HashMap::from([
-            ("people".to_owned(), vec!["first_name".to_owned(), "last_name".to_owned()]),
+            (
+                "people".to_owned(),
+                vec!["first_name".to_owned(), "last_name".to_owned()],
+            ),
             ("orders".to_owned(), vec!["customer_id".to_owned()]),
         ])
     }
@@ -251,7 +265,9 @@ mod tests {
         }
     }
 
-    fn fields(result: Result<Vec<NewQueueItem>, Vec<super::super::validation::FieldError>>) -> Vec<String> {
+    fn fields(
+        result: Result<Vec<NewQueueItem>, Vec<super::super::validation::FieldError>>,
+    ) -> Vec<String> {
         result.unwrap_err().into_iter().map(|e| e.field).collect()
     }
 
@@ -286,8 +302,14 @@ mod tests {
                 draft(json!("x"), &["nope"]),
                 draft(json!({"a": 1}), &[]),
                 draft(json!([{"column": "customer_id", "value": 1}]), &["people"]),
-                draft(json!([{"column": "first_name", "value": "J"}]), &["people", "orders"]),
-                draft(json!([{"column": "first_name", "value": null}]), &["people"]),
+                draft(
+                    json!([{"column": "first_name", "value": "J"}]),
+                    &["people", "orders"],
+                ),
+                draft(
+                    json!([{"column": "first_name", "value": null}]),
+                    &["people"],
+                ),
             ],
             &mappers(),
             Utc::now(),
@@ -307,11 +329,20 @@ mod tests {
 
     #[test]
     fn batches_must_hold_between_one_and_ten_thousand_items() {
-        assert_eq!(fields(parse_items(vec![], &mappers(), Utc::now())), ["matches"]);
+        assert_eq!(
+            fields(parse_items(vec![], &mappers(), Utc::now())),
+            ["matches"]
+        );
         let many = vec![draft(json!("x"), &[]); MAX_ITEMS_PER_CALL + 1];
-        assert_eq!(fields(parse_items(many, &mappers(), Utc::now())), ["matches"]);
+        assert_eq!(
+            fields(parse_items(many, &mappers(), Utc::now())),
+            ["matches"]
+        );
         let max = vec![draft(json!("x"), &[]); MAX_ITEMS_PER_CALL];
-        assert_eq!(parse_items(max, &mappers(), Utc::now()).unwrap().len(), MAX_ITEMS_PER_CALL);
+        assert_eq!(
+            parse_items(max, &mappers(), Utc::now()).unwrap().len(),
+            MAX_ITEMS_PER_CALL
+        );
     }
 
     #[test]

@@ -81,8 +81,22 @@ mod tests {
     #[test]
     fn sane_settings_are_valid() {
         assert!(settings().validate().is_ok());
-        assert!(Settings { job_schedule: None, ..settings() }.validate().is_ok());
-        assert!(Settings { job_schedule: Some("*/30 0 3 * * MON".into()), ..settings() }.validate().is_ok());
+        assert!(
+            Settings {
+                job_schedule: None,
+                ..settings()
+            }
+            .validate()
+            .is_ok()
+        );
+        assert!(
+            Settings {
+                job_schedule: Some("*/30 0 3 * * MON".into()),
+                ..settings()
+            }
+            .validate()
+            .is_ok()
+        );
     }
 
     #[test]
@@ -99,9 +113,19 @@ mod tests {
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["find_concurrency", "forget_concurrency", "multipart_threshold_bytes", "report_retention_days", "job_schedule"]
+            [
+                "find_concurrency",
+                "forget_concurrency",
+                "multipart_threshold_bytes",
+                "report_retention_days",
+                "job_schedule"
+            ]
         );
-        let bad_field = Settings { job_schedule: Some("61 * * * *".into()), ..settings() }.validate();
+        let bad_field = Settings {
+            job_schedule: Some("61 * * * *".into()),
+            ..settings()
+        }
+        .validate();
         assert!(bad_field.is_err());
     }
 }

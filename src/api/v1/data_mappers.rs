@@ -25,7 +25,11 @@ use crate::domain::data_mapper::{
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(put_data_mapper, get_data_mapper, delete_data_mapper))
+        .routes(routes!(
+            put_data_mapper,
+            get_data_mapper,
+            delete_data_mapper
+        ))
         .routes(routes!(list_data_mappers))
 }
 
@@ -122,7 +126,10 @@ async fn put_data_mapper(
 ) -> Result<Response, ApiError> {
     let id = DataMapperId::parse(&raw_id).map_err(|m| ApiError::field("data_mapper_id", m))?;
     if body.data_mapper_id.as_ref().is_some_and(|b| *b != raw_id) {
-        return Err(ApiError::field("data_mapper_id", "must equal the id in the path"));
+        return Err(ApiError::field(
+            "data_mapper_id",
+            "must equal the id in the path",
+        ));
     }
     let mapper = DataMapperDraft {
         catalog: body.catalog,
@@ -139,17 +146,37 @@ async fn put_data_mapper(
     check_catalog(&state, &mapper).await?;
 
     let mut tx = state.db.begin().await?;
-    let (record, created) = db::upsert_data_mapper(&mut *tx, &mapper, &auth.caller.principal.subject).await?;
-    let action = if created { "data_mapper.create" } else { "data_mapper.replace" };
+    let (record, created) =
+        db::upsert_data_mapper(&mut *tx, &mapper, &auth.caller.principal.subject).await?;
+    let action = if created {
+        "data_mapper.create"
+    } else {
+        "data_mapper.replace"
+    };
     auth.caller
-        .audit(&mut *tx, action, "data_mapper", Some(mapper.id.as_str()), json!({}))
+        .audit(
+            &mut *tx,
+            action,
+            "data_mapper",
+            Some(mapper.id.as_str()),
+            json!({}),
+        )
         .await?;
     tx.commit().await?;
     tracing::info!(data_mapper.id = %mapper.id, created, "data mapper saved");
 
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let location = format!("/v1/data_mappers/{}", mapper.id);
-    Ok((status, [(header::LOCATION, location)], axum::Json(DataMapperResponse::from(record))).into_response())
+    Ok((
+        status,
+        [(header::LOCATION, location)],
+        axum::Json(DataMapperResponse::from(record)),
+    )
+        .into_response())
 }
 
 /// Checks a Glue-backed mapper against its table.
@@ -171,9 +198,10 @@ pub fn catalog_error(err: CatalogError) -> ApiError {
         CatalogError::DatabaseNotFound(db) => {
             ApiError::field("catalog.database", format!("Glue has no database {db:?}"))
         }
-        CatalogError::TableNotFound(t) => {
-            ApiError::field("catalog.table", format!("Glue has no table {t:?} in this database"))
-        }
+        CatalogError::TableNotFound(t) => ApiError::field(
+            "catalog.table",
+            format!("Glue has no table {t:?} in this database"),
+        ),
         CatalogError::AccessDenied { code } => ApiError::field(
             "catalog",
             format!("Lethe may not read this Glue table ({code}); see the mapper's access_policy"),
@@ -201,7 +229,9 @@ async fn get_data_mapper(
     _auth: Auth<DataMapperRead>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<DataMapperResponse>, ApiError> {
-    let record = db::get_data_mapper(&state.db, &id).await.map_err(not_found(&id))?;
+    let record = db::get_data_mapper(&state.db, &id)
+        .await
+        .map_err(not_found(&id))?;
     Ok(axum::Json(record.into()))
 }
 
@@ -240,7 +270,13 @@ async fn delete_data_mapper(
         )));
     }
     auth.caller
-        .audit(&mut *tx, "data_mapper.delete", "data_mapper", Some(&id), json!({}))
+        .audit(
+            &mut *tx,
+            "data_mapper.delete",
+            "data_mapper",
+            Some(&id),
+            json!({}),
+        )
         .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

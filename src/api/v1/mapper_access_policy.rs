@@ -50,10 +50,17 @@ async fn get_mapper_access_policy(
     _auth: Auth<DataMapperRead>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<MapperAccessPolicy>, ApiError> {
-    let mapper = get_data_mapper(&state.db, &id).await.map_err(not_found(&id))?.mapper;
+    let mapper = get_data_mapper(&state.db, &id)
+        .await
+        .map_err(not_found(&id))?
+        .mapper;
     let (location, glue_table) = match &mapper.catalog {
         CatalogRef::Glue { database, table } => {
-            let def = state.catalog.get_table(database, table).await.map_err(catalog_error)?;
+            let def = state
+                .catalog
+                .get_table(database, table)
+                .await
+                .map_err(catalog_error)?;
             let location = def
                 .location
                 .ok_or_else(|| ApiError::Conflict("the Glue table has no location".to_owned()))?;

@@ -133,7 +133,10 @@ async fn add_matches(
     ApiJson(body): ApiJson<AddMatchesRequest>,
 ) -> Result<(StatusCode, axum::Json<AddMatchesResponse>), ApiError> {
     if body.matches.len() > MAX_ITEMS_PER_CALL {
-        return Err(ApiError::field("matches", format!("at most {MAX_ITEMS_PER_CALL} items per call")));
+        return Err(ApiError::field(
+            "matches",
+            format!("at most {MAX_ITEMS_PER_CALL} items per call"),
+        ));
     }
     let named: Vec<String> = body
         .matches
@@ -144,8 +147,10 @@ async fn add_matches(
         .collect();
     let mut tx = state.db.begin().await?;
     // Lock the named mappers so none is deleted before these items commit.
-    let columns: HashMap<String, Vec<String>> =
-        lock_mapper_columns(&mut *tx, &named).await?.into_iter().collect();
+    let columns: HashMap<String, Vec<String>> = lock_mapper_columns(&mut *tx, &named)
+        .await?
+        .into_iter()
+        .collect();
     let drafts = body
         .matches
         .into_iter()
@@ -159,13 +164,21 @@ async fn add_matches(
     let items = parse_items(drafts, &columns, Utc::now()).map_err(ApiError::Validation)?;
     let rows = db::insert_queue_items(&mut *tx, &items, &auth.caller.principal.subject).await?;
     auth.caller
-        .audit(&mut *tx, "queue.add", "deletion_queue", None, json!({"count": rows.len()}))
+        .audit(
+            &mut *tx,
+            "queue.add",
+            "deletion_queue",
+            None,
+            json!({"count": rows.len()}),
+        )
         .await?;
     tx.commit().await?;
     tracing::info!(count = rows.len(), "queued matches");
     Ok((
         StatusCode::CREATED,
-        axum::Json(AddMatchesResponse { matches: rows.into_iter().map(Into::into).collect() }),
+        axum::Json(AddMatchesResponse {
+            matches: rows.into_iter().map(Into::into).collect(),
+        }),
     ))
 }
 
@@ -214,7 +227,10 @@ async fn list_queue(
     };
     let rows = db::list_queue_items(&state.db, &filter, limit + 1).await?;
     let (rows, next) = split_page(rows, limit, |r| r.deletion_queue_item_id);
-    Ok(axum::Json(QueuePage { matches: rows.into_iter().map(Into::into).collect(), next_start: next }))
+    Ok(axum::Json(QueuePage {
+        matches: rows.into_iter().map(Into::into).collect(),
+        next_start: next,
+    }))
 }
 
 /// One item to remove.
@@ -250,14 +266,26 @@ async fn delete_matches(
     ApiJson(body): ApiJson<DeleteMatchesRequest>,
 ) -> Result<StatusCode, ApiError> {
     if body.matches.is_empty() || body.matches.len() > MAX_ITEMS_PER_CALL {
-        return Err(ApiError::field("matches", format!("must hold 1 to {MAX_ITEMS_PER_CALL} items")));
+        return Err(ApiError::field(
+            "matches",
+            format!("must hold 1 to {MAX_ITEMS_PER_CALL} items"),
+        ));
     }
-    let ids: Vec<Uuid> = body.matches.iter().map(|m| m.deletion_queue_item_id).collect();
+    let ids: Vec<Uuid> = body
+        .matches
+        .iter()
+        .map(|m| m.deletion_queue_item_id)
+        .collect();
     let mut tx = state.db.begin().await?;
     let deleted = db::delete_queue_items(&mut *tx, &ids).await?;
     auth.caller
-        .audit(&mut *tx, "queue.delete", "deletion_queue", None,
-            json!({"requested": ids.len(), "deleted": deleted}))
+        .audit(
+            &mut *tx,
+            "queue.delete",
+            "deletion_queue",
+            None,
+            json!({"requested": ids.len(), "deleted": deleted}),
+        )
         .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -32,7 +32,14 @@ pub struct PutSettingsRequest {
     /// How long job reports are kept, 1 to 3650 days.
     pub report_retention_days: i32,
     /// Cron expression (5 fields, or 6 with seconds; UTC) starting jobs; null = none.
+    /// Required (send null explicitly), so a replace never clears a schedule by omission.
+    #[serde(deserialize_with = "required_nullable")]
+    #[schema(required = true)]
     pub job_schedule: Option<String>,
+}
+
+fn required_nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::deserialize(d)
 }
 
 /// The current settings.

@@ -1,0 +1,73 @@
+# Sourced by scripts/test and scripts/fuzz-api: starts what the tests need and stops, on
+# exit, only what it started.
+#   - Postgres on 127.0.0.1:5432 (trust auth) unless one already answers there;
+#   - moto server (S3, Glue, Lake Formation emulator) on a free loopback port, from a
+#     virtualenv under /var/tmp (outside the clone, reused between runs).
+set -euo pipefail
+
+LETHE_VAR=${LETHE_VAR:-/var/tmp/lethe}
+mkdir -p "$LETHE_VAR"
+STARTED_PG_DIR=""
+MOTO_PID=""
+
+stop_services() {
+  if [ -n "$MOTO_PID" ]; then kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true; fi
+  if [ -n "$STARTED_PG_DIR" ]; then
+    su postgres -s /bin/sh -c "$PG_BIN/pg_ctl -D '$STARTED_PG_DIR' -m fast stop" >/dev/null 2>&1 || true
+  fi
+}
+trap stop_services EXIT
+
+pg_answers() {
+  if command -v pg_isready >/dev/null 2>&1; then
+    pg_isready -q -h 127.0.0.1 -p 5432
+  else
+    (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null
+  fi
+}
+
+ensure_postgres() {
+  if pg_answers; then return 0; fi
+  # The machine's own cluster, if it has one that is merely stopped.
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ] && [ -n "$(ls /etc/postgresql 2>/dev/null)" ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    for _ in $(seq 1 30); do pg_answers && return 0; sleep 1; done
+  fi
+  # Otherwise a throwaway cluster of our own, trust auth on loopback only.
+  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+  if [ -z "$PG_BIN" ]; then
+    echo "installing PostgreSQL from Debian's packages" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+  fi
+  id postgres >/dev/null 2>&1 || useradd --system --home-dir "$LETHE_VAR" postgres
+  STARTED_PG_DIR="$LETHE_VAR/pgdata"
+  rm -rf "$STARTED_PG_DIR"; mkdir -p "$STARTED_PG_DIR"; chown postgres "$STARTED_PG_DIR"
+  # initdb refuses to run as root.
+  su postgres -s /bin/sh -c "$PG_BIN/initdb -D '$STARTED_PG_DIR' -A trust -U postgres >/dev/null"
+  su postgres -s /bin/sh -c "$PG_BIN/pg_ctl -D '$STARTED_PG_DIR' -l '$STARTED_PG_DIR/log' -o '-c listen_addresses=127.0.0.1 -p 5432 -k /tmp' -w start >/dev/null"
+  pg_answers
+}
+
+start_moto() {
+  local venv="$LETHE_VAR/venv"
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]>=5.2,<5.3"
+  fi
+  MOTO_PORT=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$LETHE_VAR/moto.log" 2>&1 &
+  MOTO_PID=$!
+  for _ in $(seq 1 60); do
+    if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$MOTO_PORT/moto-api/')" 2>/dev/null; then
+      break
+    fi
+    sleep 0.5
+  done
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+  unset AWS_PROFILE AWS_SESSION_TOKEN
+}
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/lethe-target}
+export DATABASE_URL=${LETHE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}

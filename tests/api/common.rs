@@ -1,0 +1,229 @@
+//! The test harness: the real router over a fresh migrated database, with an in-memory
+//! Glue catalog, and tokens for every role.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use lethe::api::auth::{Authenticator, Role, mint_hs256};
+use lethe::app::AppState;
+use lethe::catalog::{Catalog, MemoryCatalog};
+use lethe::config::Config;
+use lethe::domain::data_mapper::{Format, TableDef};
+use lethe::domain::hive_type::HiveType;
+use serde_json::Value;
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+
+pub struct TestApp {
+    pub router: axum::Router,
+    pub config: Config,
+    pub db: PgPool,
+}
+
+/// A response, with its body parsed as JSON when there is one.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+/// The Glue tables the in-memory catalog knows.
+pub fn catalog() -> MemoryCatalog {
+    let columns = vec![
+        ("customer_id".to_owned(), HiveType::parse("bigint").unwrap()),
+        ("first_name".to_owned(), HiveType::parse("string").unwrap()),
+        ("last_name".to_owned(), HiveType::parse("string").unwrap()),
+        (
+            "contact".to_owned(),
+            HiveType::parse("struct<email:string,phone:string>").unwrap(),
+        ),
+    ];
+    MemoryCatalog::default()
+        .with_table(
+            "lake",
+            "people",
+            TableDef {
+                location: Some("s3://lake-bucket/people/".into()),
+                columns: columns.clone(),
+                partition_keys: vec!["year".into()],
+                format: Some(Format::Parquet),
+            },
+        )
+        .with_table(
+            "lake",
+            "events",
+            TableDef {
+                location: Some("s3://lake-bucket/events/".into()),
+                columns,
+                partition_keys: vec![],
+                format: Some(Format::Json),
+            },
+        )
+}
+
+impl TestApp {
+    pub fn new(db: PgPool) -> Self {
+        Self::with(db, Arc::new(catalog()), |_| {})
+    }
+
+    pub fn with(db: PgPool, catalog: Arc<dyn Catalog>, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::from_sources(None, &HashMap::new()).unwrap();
+        config.max_body_bytes = 4 * 1024 * 1024;
+        tweak(&mut config);
+        let auth = Authenticator::new(&config.auth, SECRET).unwrap();
+        let state = AppState {
+            db: db.clone(),
+            config: Arc::new(config.clone()),
+            auth: Arc::new(auth),
+            catalog,
+            metrics: Arc::default(),
+        };
+        Self {
+            router: lethe::api::router(state),
+            config,
+            db,
+        }
+    }
+
+    pub fn token(&self, subject: &str, roles: &[Role]) -> String {
+        mint_hs256(
+            SECRET,
+            &self.config.auth,
+            subject,
+            roles,
+            chrono::Duration::hours(1),
+        )
+        .unwrap()
+    }
+
+    pub fn admin(&self) -> String {
+        self.token("admin-user", &[Role::Admin])
+    }
+
+    /// Sends a request; `body` is sent as JSON when given.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let req = match body {
+            Some(body) => req
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&body).unwrap())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        self.send(req).await
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, Some(&self.admin()), None)
+            .await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::PUT, path, Some(&self.admin()), Some(body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(&self.admin()), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, body: Option<Value>) -> Reply {
+        self.call(Method::DELETE, path, Some(&self.admin()), body)
+            .await
+    }
+
+    /// Rows in a table, to prove rejected requests wrote nothing.
+    pub async fn count(&self, table: &str) -> i64 {
+        let sql = format!("select count(*) from {table}");
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+}
+
+impl Reply {
+    /// Asserts a problem+json response with this status, returning the body.
+    #[track_caller]
+    pub fn problem(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+        );
+        assert_eq!(self.body["status"], status);
+        assert!(
+            self.body["type"]
+                .as_str()
+                .unwrap()
+                .starts_with("urn:lethe:problem:")
+        );
+        &self.body
+    }
+
+    /// The fields named by a 422.
+    #[track_caller]
+    pub fn invalid_fields(&self) -> Vec<String> {
+        self.problem(422)["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// A valid Glue-backed mapper body.
+pub fn glue_mapper() -> Value {
+    serde_json::json!({
+        "catalog": {"provider": "glue", "database": "lake", "table": "people"},
+        "format": "parquet",
+        "columns": ["customer_id", "contact.email"],
+        "partition_keys": ["year"],
+    })
+}
+
+/// A valid path-backed mapper body.
+pub fn path_mapper() -> Value {
+    serde_json::json!({
+        "catalog": {"provider": "path", "location": "s3://lake-bucket/orders/", "format": "json", "partition_keys": ["dt"]},
+        "format": "json",
+        "columns": ["user.id", "first_name", "last_name"],
+    })
+}

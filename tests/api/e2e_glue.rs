@@ -1,0 +1,197 @@
+//! End to end: the real `lethe` binary (`serve` on a free port, `token`) against
+//! Postgres and the moto server, validating Glue-backed mappers with real aws-sdk-glue
+//! calls. Needs `AWS_ENDPOINT_URL` (scripts/test starts moto and sets it).
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use aws_sdk_glue::types::{Column, DatabaseInput, SerDeInfo, StorageDescriptor, TableInput};
+use serde_json::json;
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL")
+        .expect("AWS_ENDPOINT_URL must point at a moto server; run the suite with scripts/test")
+}
+
+/// The URL of the test's own database.
+async fn database_url(pool: &sqlx::PgPool) -> String {
+    let name: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let (server, _) = base.rsplit_once('/').unwrap();
+    format!("{server}/{name}")
+}
+
+async fn create_glue_table(database: &str) {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let glue = aws_sdk_glue::Client::new(&sdk);
+    glue.create_database()
+        .database_input(DatabaseInput::builder().name(database).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let column = |name: &str, ty: &str| Column::builder().name(name).r#type(ty).build().unwrap();
+    glue.create_table()
+        .database_name(database)
+        .table_input(
+            TableInput::builder()
+                .name("customers")
+                .partition_keys(column("year", "string"))
+                .storage_descriptor(
+                    StorageDescriptor::builder()
+                        .location("s3://e2e-lake/customers/")
+                        .columns(column("customer_id", "bigint"))
+                        .columns(column("contact", "struct<email:string,phone:string>"))
+                        .input_format(
+                            "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                        )
+                        .serde_info(
+                            SerDeInfo::builder()
+                                .serialization_library(
+                                    "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+                                )
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+fn lethe(db_url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lethe"));
+    cmd.env("DATABASE_URL", db_url)
+        .env("LETHE_AWS_ENDPOINT_URL", endpoint())
+        .env("LETHE_AWS_REGION", "us-east-1")
+        .env("LETHE_LOG_FORMAT", "json")
+        .env_remove("LETHE_JWT_SECRET")
+        .env_remove("LETHE_CONFIG_FILE");
+    cmd
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn lethe_serve_validates_glue_mappers_through_the_real_sdk(pool: sqlx::PgPool) {
+    let glue_db = format!("e2e_{}", uuid::Uuid::new_v4().simple());
+    create_glue_table(&glue_db).await;
+    let db_url = database_url(&pool).await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = KillOnDrop(
+        lethe(&db_url)
+            .arg("serve")
+            .env("LETHE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(r) = http.get(format!("{base}/health/ready")).send().await
+            && r.status().is_success()
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "lethe serve did not become ready");
+
+    let token = lethe(&db_url)
+        .args([
+            "token", "--sub", "e2e", "--role", "operator", "--ttl", "10m",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+
+    let mapper = |columns: serde_json::Value| {
+        json!({
+            "catalog": {"provider": "glue", "database": glue_db, "table": "customers"},
+            "format": "parquet",
+            "columns": columns,
+            "partition_keys": ["year"],
+        })
+    };
+    let put = |body: serde_json::Value| {
+        http.put(format!("{base}/v1/data_mappers/customers"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+
+    let good = put(mapper(json!(["customer_id", "contact.email"])))
+        .await
+        .unwrap();
+    assert_eq!(good.status(), 201);
+    let bad = put(mapper(json!(["customer_id", "contact.fax"])))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    assert_eq!(bad.headers()["content-type"], "application/problem+json");
+    let problem: serde_json::Value = bad.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "columns[1]");
+    let mut missing_table = mapper(json!(["customer_id"]));
+    missing_table["catalog"]["table"] = json!("nope");
+    let missing = put(missing_table).await.unwrap();
+    assert_eq!(missing.status(), 422);
+    let problem: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "catalog.table");
+
+    let policy: serde_json::Value = http
+        .get(format!("{base}/v1/data_mappers/customers/access_policy"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(policy["location"], "s3://e2e-lake/customers/");
+    assert_eq!(
+        policy["iam_policy"]["Statement"][2]["Resource"][2],
+        format!("arn:aws:glue:*:*:table/{glue_db}/customers")
+    );
+
+    // The stored mapper is the good one: the rejected write changed nothing.
+    let stored: serde_json::Value = http
+        .get(format!("{base}/v1/data_mappers/customers"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["columns"], json!(["customer_id", "contact.email"]));
+}

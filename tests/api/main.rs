@@ -1,0 +1,12 @@
+//! API tests through the real router, and end-to-end tests through a real listener,
+//! Postgres and the AWS emulator. One test binary, so the AWS SDK is linked once.
+
+mod common;
+
+mod auth_matrix;
+mod data_mappers;
+mod e2e_glue;
+mod errors;
+mod openapi;
+mod queue;
+mod settings_audit;

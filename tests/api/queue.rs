@@ -1,0 +1,276 @@
+use axum::http::{Method, StatusCode};
+use lethe::api::auth::Role;
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, glue_mapper, path_mapper};
+
+async fn app_with_mappers(pool: sqlx::PgPool) -> TestApp {
+    let app = TestApp::new(pool);
+    assert_eq!(
+        app.put("/v1/data_mappers/people", glue_mapper())
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.put("/v1/data_mappers/orders", path_mapper())
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    app
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn adding_simple_and_composite_matches_returns_the_created_items(pool: sqlx::PgPool) {
+    let app = app_with_mappers(pool).await;
+    let requester = app.token("rita", &[Role::Requester]);
+    let before = chrono::Utc::now();
+    let reply = app
+        .call(Method::PATCH, "/v1/queue/matches", Some(&requester), Some(json!({"matches": [
+            {"match_id": "jane"},
+            {"match_id": 42, "data_mappers": ["people"], "deadline": "2030-01-02T03:04:05Z", "reference": "TICKET-1"},
+            {"match_id": [{"column": "first_name", "value": "Jane"}, {"column": "last_name", "value": "Doe"}],
+             "data_mappers": ["orders"]},
+        ]})))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let items = reply.body["matches"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0]["match_id"], "jane");
+    assert_eq!(items[0]["type"], "simple");
+    assert_eq!(items[0]["data_mappers"], json!([]));
+    assert_eq!(items[0]["created_by"], "rita");
+    let deadline: chrono::DateTime<chrono::Utc> =
+        items[0]["deadline"].as_str().unwrap().parse().unwrap();
+    let days = (deadline - before).num_hours();
+    assert!((719..=721).contains(&days), "default deadline {deadline}");
+    assert_eq!(items[1]["match_id"], 42);
+    assert_eq!(items[1]["deadline"], "2030-01-02T03:04:05Z");
+    assert_eq!(items[1]["reference"], "TICKET-1");
+    assert_eq!(items[2]["type"], "composite");
+    assert_eq!(
+        items[2]["match_id"][1],
+        json!({"column": "last_name", "value": "Doe"})
+    );
+    assert!(
+        items
+            .iter()
+            .all(|i| i["deletion_queue_item_id"].as_str().unwrap().len() == 36)
+    );
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn one_invalid_item_rejects_the_whole_batch_and_names_it(pool: sqlx::PgPool) {
+    let app = app_with_mappers(pool).await;
+    let cases: Vec<(Value, Vec<&str>)> = vec![
+        (
+            json!({"match_id": "x", "data_mappers": ["ghost"]}),
+            vec!["matches[1].data_mappers[0]"],
+        ),
+        (json!({"match_id": ""}), vec!["matches[1].match_id"]),
+        (json!({"match_id": true}), vec!["matches[1].match_id"]),
+        (json!({"match_id": null}), vec!["matches[1].match_id"]),
+        (
+            json!({"match_id": [{"column": "first_name", "value": "J"}]}),
+            vec!["matches[1].data_mappers"],
+        ),
+        (
+            json!({"match_id": [{"column": "first_name", "value": "J"}], "data_mappers": ["orders", "people"]}),
+            vec!["matches[1].data_mappers"],
+        ),
+        (
+            json!({"match_id": [{"column": "email", "value": "J"}], "data_mappers": ["orders"]}),
+            vec!["matches[1].match_id[0].column"],
+        ),
+        (
+            json!({"match_id": [{"column": "first_name", "value": {"a": 1}}], "data_mappers": ["orders"]}),
+            vec!["matches[1].match_id[0].value"],
+        ),
+        (
+            json!({"match_id": [], "data_mappers": ["orders"]}),
+            vec!["matches[1].match_id"],
+        ),
+        (
+            json!({"match_id": "x", "deadline": "tomorrow"}),
+            vec!["matches[1].deadline"],
+        ),
+        (
+            json!({"match_id": "x", "reference": "r".repeat(300)}),
+            vec!["matches[1].reference"],
+        ),
+        (
+            json!({"match_id": "x", "colour": "red"}),
+            vec!["matches[1].colour"],
+        ),
+        (
+            json!({"match_id": "x".repeat(5000)}),
+            vec!["matches[1].match_id"],
+        ),
+    ];
+    for (bad, fields) in cases {
+        let body = json!({"matches": [{"match_id": "fine"}, bad, {"match_id": "also fine"}]});
+        let reply = app.patch("/v1/queue/matches", body).await;
+        assert_eq!(reply.invalid_fields(), fields, "{bad}");
+        let text = reply.body.to_string();
+        assert!(
+            !text.contains("fine"),
+            "a match id leaked into an error: {text}"
+        );
+    }
+    assert_eq!(app.count("deletion_queue_item").await, 0);
+    assert_eq!(
+        app.count("audit_event where action like 'queue.%'").await,
+        0
+    );
+    for empty in [json!({"matches": []}), json!({})] {
+        app.patch("/v1/queue/matches", empty).await.problem(422);
+    }
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn ten_thousand_items_fit_in_one_call_and_one_more_does_not(pool: sqlx::PgPool) {
+    let app = app_with_mappers(pool).await;
+    let items = |n: usize| {
+        Value::from(
+            (0..n)
+                .map(|i| json!({"match_id": format!("user-{i}")}))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let reply = app
+        .patch("/v1/queue/matches", json!({"matches": items(10_001)}))
+        .await;
+    assert_eq!(reply.invalid_fields(), ["matches"]);
+    let reply = app
+        .patch("/v1/queue/matches", json!({"matches": items(10_000)}))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.body["matches"].as_array().unwrap().len(), 10_000);
+    assert_eq!(app.count("deletion_queue_item").await, 10_000);
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn list_pages_in_insertion_order_with_filters(pool: sqlx::PgPool) {
+    let app = app_with_mappers(pool).await;
+    let mut sent = Vec::new();
+    for i in 0..25 {
+        let mappers = match i % 3 {
+            0 => json!([]),
+            1 => json!(["people"]),
+            _ => json!(["orders"]),
+        };
+        let deadline = if i < 5 {
+            "2027-01-01T00:00:00Z"
+        } else {
+            "2030-01-01T00:00:00Z"
+        };
+        sent.push(
+            json!({"match_id": format!("s{i}"), "data_mappers": mappers, "deadline": deadline}),
+        );
+    }
+    // Two calls, so order across calls is covered too.
+    assert_eq!(
+        app.patch("/v1/queue/matches", json!({"matches": sent[..10]}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.patch("/v1/queue/matches", json!({"matches": sent[10..]}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+
+    let collect = |query: &'static str| {
+        let app = &app;
+        async move {
+            let mut got = Vec::new();
+            let mut url = format!("/v1/queue?page_size=4{query}");
+            loop {
+                let reply = app.get(&url).await;
+                assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+                let page = reply.body["matches"].as_array().unwrap();
+                assert!(page.len() <= 4);
+                got.extend(
+                    page.iter()
+                        .map(|m| m["match_id"].as_str().unwrap().to_owned()),
+                );
+                match reply.body["next_start"].as_str() {
+                    Some(next) => url = format!("/v1/queue?page_size=4{query}&start_at={next}"),
+                    None => return got,
+                }
+            }
+        }
+    };
+    let all = collect("").await;
+    assert_eq!(all, (0..25).map(|i| format!("s{i}")).collect::<Vec<_>>());
+    let people = collect("&data_mapper=people").await;
+    assert_eq!(
+        people,
+        (0..25)
+            .filter(|i| i % 3 != 2)
+            .map(|i| format!("s{i}"))
+            .collect::<Vec<_>>()
+    );
+    let urgent = collect("&deadline_before=2028-01-01T00:00:00Z").await;
+    assert_eq!(urgent, (0..5).map(|i| format!("s{i}")).collect::<Vec<_>>());
+    app.get("/v1/queue?start_at=not-a-uuid").await.problem(400);
+    app.get("/v1/queue?deadline_before=soon").await.problem(400);
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn delete_is_idempotent_and_audited_without_match_ids(pool: sqlx::PgPool) {
+    let app = app_with_mappers(pool).await;
+    let reply = app
+        .patch(
+            "/v1/queue/matches",
+            json!({"matches": [
+        {"match_id": "secret-subject-1"}, {"match_id": "secret-subject-2"}]}),
+        )
+        .await;
+    let ids: Vec<Value> = reply.body["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| json!({"deletion_queue_item_id": m["deletion_queue_item_id"]}))
+        .collect();
+    let body = json!({"matches": [ids[0]]});
+    assert_eq!(
+        app.delete("/v1/queue/matches", Some(body.clone()))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.delete("/v1/queue/matches", Some(body)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let left = app.get("/v1/queue").await;
+    assert_eq!(left.body["matches"].as_array().unwrap().len(), 1);
+    assert_eq!(left.body["matches"][0]["match_id"], "secret-subject-2");
+    app.delete("/v1/queue/matches", Some(json!({"matches": []})))
+        .await
+        .problem(422);
+    app.delete(
+        "/v1/queue/matches",
+        Some(json!({"matches": [{"deletion_queue_item_id": "nope"}]})),
+    )
+    .await
+    .problem(422);
+
+    let audit = app.get("/v1/audit_events").await;
+    let text = audit.body.to_string();
+    assert!(!text.contains("secret-subject"), "{text}");
+    let actions: Vec<&str> = audit.body["audit_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(&actions[..3], ["queue.delete", "queue.delete", "queue.add"]);
+    assert_eq!(audit.body["audit_events"][2]["details"]["count"], 2);
+    assert_eq!(audit.body["audit_events"][1]["details"]["deleted"], 1);
+    assert_eq!(audit.body["audit_events"][0]["details"]["deleted"], 0);
+}

@@ -1,0 +1,161 @@
+use axum::http::{Method, StatusCode};
+use lethe::api::auth::Role;
+use serde_json::json;
+
+use crate::common::{TestApp, glue_mapper};
+
+fn settings() -> serde_json::Value {
+    json!({"find_concurrency": 16, "forget_concurrency": 2, "multipart_threshold_bytes": 67108864,
+           "report_retention_days": 30, "job_schedule": "0 3 * * *"})
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn settings_start_at_defaults_and_replace_whole(pool: sqlx::PgPool) {
+    let app = TestApp::new(pool);
+    let defaults = app.get("/v1/settings").await;
+    assert_eq!(defaults.status, StatusCode::OK);
+    assert_eq!(defaults.body["find_concurrency"], 8);
+    assert_eq!(defaults.body["job_schedule"], json!(null));
+    assert_eq!(defaults.body["updated_by"], json!(null));
+    let operator = app.token("olga", &[Role::Operator]);
+    let reply = app
+        .call(
+            Method::PUT,
+            "/v1/settings",
+            Some(&operator),
+            Some(settings()),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let got = app.get("/v1/settings").await.body;
+    for key in [
+        "find_concurrency",
+        "forget_concurrency",
+        "multipart_threshold_bytes",
+        "report_retention_days",
+        "job_schedule",
+    ] {
+        assert_eq!(got[key], settings()[key], "{key}");
+    }
+    assert_eq!(got["updated_by"], "olga");
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn invalid_settings_are_named_and_change_nothing(pool: sqlx::PgPool) {
+    let app = TestApp::new(pool);
+    let cases = [
+        ("find_concurrency", json!(0)),
+        ("forget_concurrency", json!(1000)),
+        ("multipart_threshold_bytes", json!(1024)),
+        ("report_retention_days", json!(-1)),
+        ("job_schedule", json!("whenever")),
+        ("job_schedule", json!("* * *")),
+        ("find_concurrency", json!("eight")),
+        ("find_concurrency", json!(1e100)),
+    ];
+    for (field, value) in cases {
+        let mut body = settings();
+        body[field] = value.clone();
+        let reply = app.put("/v1/settings", body).await;
+        assert_eq!(reply.invalid_fields(), [field], "{field} = {value}");
+    }
+    let mut missing = settings();
+    missing.as_object_mut().unwrap().remove("job_schedule");
+    app.put("/v1/settings", missing).await.problem(422);
+    let mut extra = settings();
+    extra["colour"] = json!("red");
+    assert_eq!(
+        app.put("/v1/settings", extra).await.invalid_fields(),
+        ["colour"]
+    );
+    assert_eq!(app.get("/v1/settings").await.body["find_concurrency"], 8);
+    assert_eq!(app.count("audit_event").await, 0);
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn every_mutation_is_audited_with_actor_target_and_request_id(pool: sqlx::PgPool) {
+    let app = TestApp::new(pool);
+    let operator = app.token("olga", &[Role::Operator]);
+    let put = |path: &'static str, body: serde_json::Value| {
+        let app = &app;
+        let token = operator.clone();
+        async move { app.call(Method::PUT, path, Some(&token), Some(body)).await }
+    };
+    let created = put("/v1/data_mappers/people", glue_mapper()).await;
+    put("/v1/data_mappers/people", glue_mapper()).await;
+    put("/v1/settings", settings()).await;
+    app.call(
+        Method::DELETE,
+        "/v1/data_mappers/people",
+        Some(&operator),
+        None,
+    )
+    .await;
+
+    let auditor = app.token("audrey", &[Role::Auditor]);
+    let reply = app
+        .call(Method::GET, "/v1/audit_events", Some(&auditor), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let events = reply.body["audit_events"].as_array().unwrap();
+    let summary: Vec<(&str, &str, Option<&str>)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["target_id"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("olga", "data_mapper.delete", Some("people")),
+            ("olga", "settings.update", None),
+            ("olga", "data_mapper.replace", Some("people")),
+            ("olga", "data_mapper.create", Some("people")),
+        ]
+    );
+    let request_id = created.headers["x-request-id"].to_str().unwrap();
+    assert_eq!(events[3]["request_id"], request_id);
+
+    let filtered = app
+        .call(
+            Method::GET,
+            "/v1/audit_events?action=data_mapper.create&actor=olga",
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(filtered.body["audit_events"].as_array().unwrap().len(), 1);
+    let paged = app
+        .call(
+            Method::GET,
+            "/v1/audit_events?page_size=3",
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(paged.body["audit_events"].as_array().unwrap().len(), 3);
+    let next = paged.body["next_start"].as_i64().unwrap();
+    let rest = app
+        .call(
+            Method::GET,
+            &format!("/v1/audit_events?page_size=3&start_at={next}"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(rest.body["audit_events"][0]["action"], "data_mapper.create");
+    assert_eq!(rest.body["next_start"], json!(null));
+    let future = app
+        .call(
+            Method::GET,
+            "/v1/audit_events?since=2999-01-01T00:00:00Z",
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(future.body["audit_events"], json!([]));
+}
