@@ -214,7 +214,7 @@ impl Config {
             log_format,
             log_filter: get("LETHE_LOG")
                 .or(f.log_filter)
-                .unwrap_or_else(|| "info".to_owned()),
+                .unwrap_or_else(|| "info,sqlx=warn".to_owned()),
             max_body_bytes,
             auth: AuthConfig {
                 jwt_secret,

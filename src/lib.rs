@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod aws;
+pub mod bench;
 pub mod catalog;
 pub mod config;
 pub mod db;

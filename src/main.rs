@@ -43,6 +43,20 @@ enum Command {
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
+    /// Benchmarks that print numbers.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Deletion queue: add-call and list latency from 1k to 1M items (scratch database
+    /// `lethe_bench_queue` on the configured server).
+    Queue {
+        /// Fill the queue up to this many items.
+        #[arg(long, default_value_t = 1_000_000)]
+        items: usize,
+    },
 }
 
 #[tokio::main]
@@ -78,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", mint_hs256(&secret, &config.auth, &sub, &roles, ttl)?);
             Ok(())
         }
+        Command::Bench(Bench::Queue { items }) => lethe::bench::queue::run(config, items).await,
         Command::Openapi => unreachable!("handled above"),
     }
 }

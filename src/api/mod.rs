@@ -135,6 +135,19 @@ pub fn page_size(raw: Option<u32>) -> Result<i64, ApiError> {
     }
 }
 
+/// Checks a timestamp query parameter.
+pub fn time_param(
+    name: &str,
+    value: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    match value {
+        Some(t) if !crate::domain::validation::is_storable_time(t) => Err(ApiError::BadRequest(
+            format!("{name} must be between the years 1970 and 9999"),
+        )),
+        other => Ok(other),
+    }
+}
+
 /// Splits a page fetched with `limit + 1` rows into the page and the next cursor.
 pub fn split_page<T, K>(
     mut rows: Vec<T>,

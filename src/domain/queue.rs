@@ -140,6 +140,12 @@ fn parse_item(
     let deadline = draft
         .deadline
         .unwrap_or(now + Duration::days(DEFAULT_DEADLINE_DAYS));
+    if !super::validation::is_storable_time(deadline) {
+        errors.add(
+            format!("matches[{i}].deadline"),
+            "must be between the years 1970 and 9999",
+        );
+    }
     // Only build the item when this draft added no error.
     let match_id = match_id.filter(|_| errors.len() == count_before)?;
     Some(NewQueueItem {
@@ -310,6 +316,10 @@ mod tests {
                     json!([{"column": "first_name", "value": null}]),
                     &["people"],
                 ),
+                QueueItemDraft {
+                    deadline: Some("0099-01-01T00:00:00Z".parse().unwrap()),
+                    ..draft(json!("x"), &[])
+                },
             ],
             &mappers(),
             Utc::now(),
@@ -323,6 +333,7 @@ mod tests {
                 "matches[3].match_id[0].column",
                 "matches[4].data_mappers",
                 "matches[5].match_id[0].value",
+                "matches[6].deadline",
             ]
         );
     }

@@ -1,6 +1,12 @@
 //! Field-level validation errors, collected so one response names every bad field.
 
+use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
+
+/// Whether a timestamp is one Lethe stores: years 1970 to 9999.
+pub fn is_storable_time(t: DateTime<Utc>) -> bool {
+    (1970..=9999).contains(&t.year())
+}
 
 /// One invalid field: a JSON path (`matches[3].data_mappers[0]`) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -68,6 +68,47 @@ async fn unreadable_bodies_get_4xx_problems_and_write_nothing(pool: sqlx::PgPool
 }
 
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn nul_characters_and_unstorable_times_are_refused_not_crashed_on(pool: sqlx::PgPool) {
+    let app = TestApp::new(pool);
+    let reply = app
+        .patch(
+            "/v1/queue/matches",
+            json!({"matches": [{"match_id": "a\u{0}b"}]}),
+        )
+        .await;
+    assert_eq!(reply.invalid_fields(), ["matches[0].match_id"]);
+    let reply = app
+        .patch(
+            "/v1/queue/matches",
+            json!({"matches": [{"match_id": "a", "data_mappers": ["\u{0}"]}]}),
+        )
+        .await;
+    assert_eq!(reply.invalid_fields(), ["matches[0].data_mappers[0]"]);
+    let reply = app
+        .patch(
+            "/v1/queue/matches",
+            json!({"matches": [{"match_id": "a", "deadline": "-2000-01-01T00:00:00Z"}]}),
+        )
+        .await;
+    assert_eq!(reply.invalid_fields(), ["matches[0].deadline"]);
+    for query in [
+        "/v1/queue?data_mapper=%00",
+        "/v1/data_mappers?start_at=a%00",
+        "/v1/audit_events?actor=%00",
+        "/v1/queue?deadline_before=0001-01-01T00:00:00Z",
+        "/v1/audit_events?since=0001-01-01T00:00:00Z",
+    ] {
+        app.get(query).await.problem(400);
+    }
+    app.get("/v1/data_mappers/a%00").await.problem(404);
+    app.get("/v1/data_mappers/a%00/access_policy")
+        .await
+        .problem(404);
+    app.delete("/v1/data_mappers/a%00", None).await.problem(404);
+    assert_eq!(app.count("deletion_queue_item").await, 0);
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
 async fn unknown_routes_and_methods_get_problems(pool: sqlx::PgPool) {
     let app = TestApp::new(pool);
     app.get("/v1/nothing-here").await.problem(404);

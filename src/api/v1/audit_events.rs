@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use crate::api::auth::{AuditRead, Auth};
 use crate::api::error::{ApiError, Problem};
 use crate::api::extract::ApiQuery;
-use crate::api::{page_size, split_page};
+use crate::api::{page_size, split_page, time_param};
 use crate::app::AppState;
 use crate::db::audit_event::{self as db, AuditEvent, AuditFilter};
 
@@ -91,7 +91,7 @@ async fn list_audit_events(
     let filter = AuditFilter {
         actor: query.actor,
         action: query.action,
-        since: query.since,
+        since: time_param("since", query.since)?,
         start_at: query.start_at,
     };
     let rows = db::list_audit_events(&state.db, &filter, limit + 1).await?;

@@ -229,10 +229,16 @@ async fn get_data_mapper(
     _auth: Auth<DataMapperRead>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<DataMapperResponse>, ApiError> {
-    let record = db::get_data_mapper(&state.db, &id)
+    let id = path_id(&id)?;
+    let record = db::get_data_mapper(&state.db, id.as_str())
         .await
-        .map_err(not_found(&id))?;
+        .map_err(not_found(id.as_str()))?;
     Ok(axum::Json(record.into()))
+}
+
+/// The mapper id in a path; an id that is not a slug names no mapper (404).
+pub fn path_id(raw: &str) -> Result<DataMapperId, ApiError> {
+    DataMapperId::parse(raw).map_err(|_| ApiError::NotFound(format!("no data mapper {raw:?}")))
 }
 
 pub fn not_found(id: &str) -> impl FnOnce(sqlx::Error) -> ApiError + '_ {
@@ -258,6 +264,7 @@ async fn delete_data_mapper(
     auth: Auth<DataMapperWrite>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let id = path_id(&id)?.to_string();
     let mut tx = state.db.begin().await?;
     // Delete first: the row lock waits for queue additions naming this mapper to commit,
     // so the check below sees them.

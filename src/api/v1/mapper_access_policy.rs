@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::data_mappers::{catalog_error, not_found};
+use super::data_mappers::{catalog_error, not_found, path_id};
 use crate::api::auth::{Auth, DataMapperRead};
 use crate::api::error::{ApiError, Problem};
 use crate::app::AppState;
@@ -50,9 +50,10 @@ async fn get_mapper_access_policy(
     _auth: Auth<DataMapperRead>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<MapperAccessPolicy>, ApiError> {
-    let mapper = get_data_mapper(&state.db, &id)
+    let id = path_id(&id)?;
+    let mapper = get_data_mapper(&state.db, id.as_str())
         .await
-        .map_err(not_found(&id))?
+        .map_err(not_found(id.as_str()))?
         .mapper;
     let (location, glue_table) = match &mapper.catalog {
         CatalogRef::Glue { database, table } => {

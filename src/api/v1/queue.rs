@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::api::auth::{Auth, QueueAdd, QueueDelete, QueueRead};
 use crate::api::error::{ApiError, Problem};
 use crate::api::extract::{ApiJson, ApiQuery};
-use crate::api::{page_size, split_page};
+use crate::api::{page_size, split_page, time_param};
 use crate::app::AppState;
 use crate::db::data_mapper::lock_mapper_columns;
 use crate::db::deletion_queue_item::{self as db, QueueFilter, QueueItem};
@@ -222,7 +222,7 @@ async fn list_queue(
     let limit = page_size(query.page_size)?;
     let filter = QueueFilter {
         data_mapper: query.data_mapper,
-        deadline_before: query.deadline_before,
+        deadline_before: time_param("deadline_before", query.deadline_before)?,
         start_at: query.start_at,
     };
     let rows = db::list_queue_items(&state.db, &filter, limit + 1).await?;

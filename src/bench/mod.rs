@@ -1,0 +1,3 @@
+//! `lethe bench …`: benchmarks that print numbers (never timed tests).
+
+pub mod queue;
