@@ -455,6 +455,53 @@ mod tests {
     }
 
     #[test]
+    fn rs256_tokens_verify_and_the_public_key_cannot_be_used_as_an_hs256_secret() {
+        let public = include_str!("../../tests/fixtures/rs256-test-public.pem");
+        let private = include_bytes!("../../tests/fixtures/rs256-test-private.pem");
+        let rs = AuthConfig {
+            jwt_public_key_pem: Some(public.to_owned()),
+            issuer: None,
+            audience: None,
+            ..config()
+        };
+        let auth = Authenticator::new(&rs, SECRET).unwrap();
+        let claims = serde_json::json!({"sub": "carol", "exp": chrono::Utc::now().timestamp() + 60, "roles": ["governance"]});
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::RS256),
+            &claims,
+            &EncodingKey::from_rsa_pem(private).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(auth.verify(&token).unwrap().roles, [Role::Governance]);
+        // Algorithm confusion: an HS256 token keyed with the public key must fail.
+        let forged = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(public.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(
+            auth.verify(&forged),
+            Err(ApiError::Unauthorized(_))
+        ));
+        // And the HS256 secret is not accepted either once RS256 is configured.
+        let hs = mint_hs256(
+            SECRET,
+            &rs,
+            "carol",
+            &[Role::Admin],
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+        assert!(matches!(auth.verify(&hs), Err(ApiError::Unauthorized(_))));
+        let bad = AuthConfig {
+            jwt_public_key_pem: Some("not a key".into()),
+            ..rs
+        };
+        assert!(Authenticator::new(&bad, SECRET).is_err());
+    }
+
+    #[test]
     fn the_role_matrix_matches_the_documented_classes() {
         use Action::*;
         assert!(Role::ALL.iter().all(|_| allows(Role::Admin, AuditRead)));

@@ -99,7 +99,7 @@ async fn lethe_serve_validates_glue_mappers_through_the_real_sdk(pool: sqlx::PgP
         .local_addr()
         .unwrap()
         .port();
-    let _server = KillOnDrop(
+    let mut server = KillOnDrop(
         lethe(&db_url)
             .arg("serve")
             .env("LETHE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
@@ -194,4 +194,23 @@ async fn lethe_serve_validates_glue_mappers_through_the_real_sdk(pool: sqlx::PgP
         .await
         .unwrap();
     assert_eq!(stored["columns"], json!(["customer_id", "contact.email"]));
+
+    // SIGTERM stops the server cleanly.
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(exited.expect("lethe serve ignored SIGTERM").success());
 }
