@@ -171,14 +171,25 @@ fn check_scalar_string(s: &str, field: &str, errors: &mut Errors) -> Option<Matc
     })
 }
 
+/// Largest magnitude of a non-integer numeric match id: beyond any decimal(38) or
+/// identifier, and safely inside what Postgres and f64 both round-trip.
+const MAX_FLOAT_MATCH_ID: f64 = 1e38;
+
 fn check_number(n: &serde_json::Number, field: &str, errors: &mut Errors) -> Option<MatchId> {
-    if n.as_f64().is_some_and(f64::is_finite) {
+    let ok = n.is_i64()
+        || n.is_u64()
+        || n.as_f64()
+            .is_some_and(|f| f.is_finite() && f.abs() < MAX_FLOAT_MATCH_ID);
+    if ok {
         Some(MatchId {
             value: Value::Number(n.clone()),
             match_type: MatchType::Simple,
         })
     } else {
-        errors.add(field, "must be a finite number");
+        errors.add(
+            field,
+            "must be a 64-bit integer or a number of magnitude below 1e38 (send larger identifiers as strings)",
+        );
         None
     }
 }
@@ -304,7 +315,7 @@ mod tests {
     fn invalid_items_are_named_by_their_path() {
         let result = parse_items(
             vec![
-                draft(json!(""), &[]),
+                draft(json!(1.7976931348623157e308), &[]),
                 draft(json!("x"), &["nope"]),
                 draft(json!({"a": 1}), &[]),
                 draft(json!([{"column": "customer_id", "value": 1}]), &["people"]),

@@ -70,6 +70,10 @@ async fn one_invalid_item_rejects_the_whole_batch_and_names_it(pool: sqlx::PgPoo
         ),
         (json!({"match_id": ""}), vec!["matches[1].match_id"]),
         (json!({"match_id": true}), vec!["matches[1].match_id"]),
+        (
+            json!({"match_id": 1.7976931348623157e308}),
+            vec!["matches[1].match_id"],
+        ),
         (json!({"match_id": null}), vec!["matches[1].match_id"]),
         (
             json!({"match_id": [{"column": "first_name", "value": "J"}]}),
