@@ -10,7 +10,10 @@ use tokio_util::sync::CancellationToken;
 use crate::api::auth::Authenticator;
 use crate::catalog::Catalog;
 use crate::catalog::glue::GlueCatalog;
+use crate::catalog::lake_formation::LakeFormation;
+use crate::catalog::lake_formation_sdk::SdkLakeFormation;
 use crate::config::Config;
+use crate::governance::{Governance, record_drift};
 use crate::metrics::HttpMetrics;
 
 /// Name of the generated HS256 key in `server_secret`.
@@ -23,6 +26,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub auth: Arc<Authenticator>,
     pub catalog: Arc<dyn Catalog>,
+    pub lake_formation: Arc<dyn LakeFormation>,
     pub metrics: Arc<HttpMetrics>,
 }
 
@@ -33,6 +37,15 @@ impl FromRef<AppState> for Arc<Authenticator> {
 }
 
 impl AppState {
+    /// The governance service over this state's database, catalog and Lake Formation.
+    pub fn governance(&self) -> Governance<'_> {
+        Governance {
+            db: &self.db,
+            catalog: self.catalog.as_ref(),
+            lf: self.lake_formation.as_ref(),
+        }
+    }
+
     /// Connects to Postgres, applies migrations and builds the AWS clients.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let db = crate::db::connect(&config).await?;
@@ -44,6 +57,7 @@ impl AppState {
             db,
             auth: Arc::new(auth),
             catalog: Arc::new(GlueCatalog::new(&sdk)),
+            lake_formation: Arc::new(SdkLakeFormation::new(&sdk)),
             metrics: Arc::default(),
             config: Arc::new(config),
         })
@@ -73,10 +87,30 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let interval = state.config.grant_reconcile_interval_secs;
+    if interval > 0 {
+        tokio::spawn(reconcile_grants(state.clone(), interval, shutdown.clone()));
+    }
     let router = crate::api::router(state);
     tracing::info!(addr = %listener.local_addr()?, "listening");
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
     Ok(())
+}
+
+/// Checks grant drift every `interval` seconds until shutdown.
+async fn reconcile_grants(state: AppState, interval: u64, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(interval));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        match record_drift(&state.governance()).await {
+            Ok(Some(drifted)) => state.metrics.set_drifted_grants(drifted),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not record grant drift"),
+        }
+    }
 }

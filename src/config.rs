@@ -53,6 +53,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub auth: AuthConfig,
     pub aws: AwsConfig,
+    /// Seconds between grant reconciliations (drift checks); 0 disables them.
+    pub grant_reconcile_interval_secs: u64,
 }
 
 /// How bearer tokens are verified.
@@ -110,6 +112,7 @@ struct FileConfig {
     aws_endpoint_url: Option<String>,
     aws_region: Option<String>,
     s3_force_path_style: Option<bool>,
+    grant_reconcile_interval_secs: Option<u64>,
 }
 
 /// Default Postgres URL: the local server with trust auth, database `lethe`
@@ -207,7 +210,14 @@ impl Config {
             f.s3_force_path_style,
             false,
         )?;
+        let grant_reconcile_interval_secs = parse_or(
+            "LETHE_GRANT_RECONCILE_INTERVAL_SECS",
+            get("LETHE_GRANT_RECONCILE_INTERVAL_SECS"),
+            f.grant_reconcile_interval_secs,
+            300,
+        )?;
         Ok(Config {
+            grant_reconcile_interval_secs,
             database_url: Secret::new(database_url),
             db_max_connections,
             listen_addr,

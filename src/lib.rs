@@ -10,5 +10,6 @@ pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod governance;
 pub mod metrics;
 pub mod telemetry;

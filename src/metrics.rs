@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -21,12 +22,29 @@ struct Series {
 }
 
 /// Request metrics, shared by every request.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HttpMetrics {
     series: Mutex<BTreeMap<(String, String, u16), Series>>,
+    /// Grants the last reconciliation found to differ from the declaration; -1 = unknown.
+    drifted_grants: AtomicI64,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        Self {
+            series: Mutex::default(),
+            drifted_grants: AtomicI64::new(-1),
+        }
+    }
 }
 
 impl HttpMetrics {
+    /// Records the outcome of a grant reconciliation.
+    pub fn set_drifted_grants(&self, count: usize) {
+        self.drifted_grants
+            .store(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
@@ -80,6 +98,12 @@ impl HttpMetrics {
                 "lethe_http_request_duration_seconds_count{{{labels}}} {}",
                 s.count
             );
+        }
+        let drifted = self.drifted_grants.load(Ordering::Relaxed);
+        if drifted >= 0 {
+            out.push_str("# HELP lethe_grant_drift_grants Lake Formation grants that differ from the declaration at the last reconciliation.\n");
+            out.push_str("# TYPE lethe_grant_drift_grants gauge\n");
+            let _ = writeln!(out, "lethe_grant_drift_grants {drifted}");
         }
         out
     }

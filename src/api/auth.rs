@@ -62,6 +62,8 @@ pub enum Action {
     SettingsRead,
     SettingsWrite,
     AuditRead,
+    GovernanceRead,
+    GovernanceWrite,
 }
 
 /// The role matrix: who may do what.
@@ -69,12 +71,12 @@ pub fn allows(role: Role, action: Action) -> bool {
     use Action::*;
     match role {
         Role::Admin => true,
-        Role::Operator => action != AuditRead,
+        Role::Operator => !matches!(action, AuditRead | GovernanceRead | GovernanceWrite),
         Role::Requester => matches!(action, QueueRead | QueueAdd),
-        Role::Governance => false,
+        Role::Governance => matches!(action, GovernanceRead | GovernanceWrite),
         Role::Auditor => matches!(
             action,
-            DataMapperRead | QueueRead | SettingsRead | AuditRead
+            DataMapperRead | QueueRead | SettingsRead | AuditRead | GovernanceRead
         ),
     }
 }
@@ -261,7 +263,9 @@ policies!(
     QueueDelete,
     SettingsRead,
     SettingsWrite,
-    AuditRead
+    AuditRead,
+    GovernanceRead,
+    GovernanceWrite
 );
 
 /// Extractor: an authenticated caller allowed to perform `P::ACTION`.
@@ -510,5 +514,7 @@ mod tests {
         assert!(!allows(Role::Requester, QueueDelete) && !allows(Role::Requester, DataMapperRead));
         assert!(allows(Role::Auditor, AuditRead) && !allows(Role::Auditor, QueueAdd));
         assert!(!allows(Role::Governance, DataMapperRead));
+        assert!(allows(Role::Governance, GovernanceWrite) && allows(Role::Auditor, GovernanceRead));
+        assert!(!allows(Role::Operator, GovernanceRead) && !allows(Role::Auditor, GovernanceWrite));
     }
 }

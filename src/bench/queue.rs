@@ -34,6 +34,7 @@ pub async fn run(mut config: Config, total: usize) -> anyhow::Result<()> {
         db: db.clone(),
         auth: Arc::new(Authenticator::new(&config.auth, &secret)?),
         catalog: Arc::new(MemoryCatalog::default()),
+        lake_formation: Arc::new(crate::catalog::lake_formation::MemoryLakeFormation::default()),
         metrics: Arc::default(),
         config: Arc::new(config.clone()),
     };

@@ -62,6 +62,43 @@ impl Catalog for GlueCatalog {
             ),
         })
     }
+
+    async fn list_tables(&self, database: &str) -> Result<Vec<String>, CatalogError> {
+        list_tables_impl(&self.client, database).await
+    }
+}
+
+async fn list_tables_impl(
+    client: &aws_sdk_glue::Client,
+    database: &str,
+) -> Result<Vec<String>, CatalogError> {
+    let mut names = Vec::new();
+    let mut token = None;
+    loop {
+        let out = client
+            .get_tables()
+            .database_name(database)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| match e.code() {
+                Some("EntityNotFoundException") => {
+                    CatalogError::DatabaseNotFound(database.to_owned())
+                }
+                Some(code @ ("AccessDeniedException" | "AccessDenied")) => {
+                    CatalogError::AccessDenied {
+                        code: code.to_owned(),
+                    }
+                }
+                Some(code) => CatalogError::Unavailable(code.to_owned()),
+                None => CatalogError::Unavailable(aws_error_kind(&e).to_owned()),
+            })?;
+        names.extend(out.table_list().iter().map(|t| t.name().to_owned()));
+        match out.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+            _ => return Ok(names),
+        }
+    }
 }
 
 fn get_table_error(err: SdkError<GetTableError>, database: &str, table: &str) -> CatalogError {

@@ -3,6 +3,8 @@
 //! in-memory catalog.
 
 pub mod glue;
+pub mod lake_formation;
+pub mod lake_formation_sdk;
 
 use async_trait::async_trait;
 
@@ -27,6 +29,8 @@ pub enum CatalogError {
 #[async_trait]
 pub trait Catalog: Send + Sync + 'static {
     async fn get_table(&self, database: &str, table: &str) -> Result<TableDef, CatalogError>;
+    /// The names of a database's tables, following pagination.
+    async fn list_tables(&self, database: &str) -> Result<Vec<String>, CatalogError>;
 }
 
 /// A fixed set of tables, for tests and local use.
@@ -53,5 +57,19 @@ impl Catalog for MemoryCatalog {
             .get(&(database.to_owned(), table.to_owned()))
             .cloned()
             .ok_or_else(|| CatalogError::TableNotFound(table.to_owned()))
+    }
+
+    async fn list_tables(&self, database: &str) -> Result<Vec<String>, CatalogError> {
+        let mut names: Vec<String> = self
+            .tables
+            .keys()
+            .filter(|(db, _)| db == database)
+            .map(|(_, t)| t.clone())
+            .collect();
+        if names.is_empty() {
+            return Err(CatalogError::DatabaseNotFound(database.to_owned()));
+        }
+        names.sort();
+        Ok(names)
     }
 }

@@ -2,7 +2,9 @@
 //! transaction. Queries are runtime-checked (`sqlx::query_as`) and every one is exercised
 //! by a `#[sqlx::test]` against a fresh migrated database.
 
+pub mod access_policy;
 pub mod audit_event;
+pub mod column_classification;
 pub mod data_mapper;
 pub mod deletion_queue_item;
 pub mod server_secret;

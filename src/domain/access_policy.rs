@@ -1,157 +1,188 @@
-//! The least-privilege IAM documents a data mapper's jobs need: read, rewrite, list and
-//! delete versions of objects under the table's prefix, read the Glue table and its
-//! partitions, and use the KMS keys S3 encrypts them with (only through S3).
+//! Access policies: the declared state of Lake Formation column grants. A policy gives a
+//! principal some permissions on some tables, over all columns, the non-PII columns, or
+//! an explicit column list.
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
-/// S3 object actions a job performs under the table's prefix.
-const OBJECT_ACTIONS: &[&str] = &[
-    "s3:GetObject",
-    "s3:GetObjectVersion",
-    "s3:GetObjectTagging",
-    "s3:GetObjectVersionTagging",
-    "s3:PutObject",
-    "s3:PutObjectTagging",
-    "s3:DeleteObjectVersion",
-    "s3:AbortMultipartUpload",
-    "s3:ListMultipartUploadParts",
-];
-/// S3 bucket actions, limited to the prefix by condition.
-const BUCKET_ACTIONS: &[&str] = &["s3:ListBucket", "s3:ListBucketVersions"];
+use super::validation::{Errors, FieldError};
 
-/// What the documents are about.
-#[derive(Debug, Clone)]
-pub struct PolicyTarget<'a> {
-    pub bucket: &'a str,
-    /// Key prefix of the table (may be empty: the whole bucket).
-    pub prefix: &'a str,
-    /// Glue database and table, when the mapper is Glue-backed.
-    pub glue_table: Option<(&'a str, &'a str)>,
-    pub role_arn: Option<&'a str>,
+/// Permissions a policy may grant.
+pub const PERMISSIONS: [&str; 2] = ["SELECT", "DESCRIBE"];
+/// The Lake Formation principal that stands for plain IAM access control.
+pub const IAM_ALLOWED_PRINCIPALS: &str = "IAM_ALLOWED_PRINCIPALS";
+
+/// A table, or every table of a database (`"table": "*"`).
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct TableRef {
+    pub database: String,
+    /// A table name, or `*` for every table of the database.
+    pub table: String,
 }
 
-/// The identity policy for Lethe's role (or the mapper's `role_arn`).
-pub fn identity_policy(target: &PolicyTarget<'_>) -> Value {
-    let mut statements = s3_statements(target, None);
-    if let Some((database, table)) = target.glue_table {
-        statements.push(json!({
-            "Sid": "ReadGlueTable",
-            "Effect": "Allow",
-            "Action": ["glue:GetDatabase", "glue:GetTable", "glue:GetPartitions"],
-            "Resource": [
-                "arn:aws:glue:*:*:catalog",
-                format!("arn:aws:glue:*:*:database/{database}"),
-                format!("arn:aws:glue:*:*:table/{database}/{table}"),
-            ],
-        }));
-    }
-    statements.push(json!({
-        "Sid": "UseKmsKeysThroughS3",
-        "Effect": "Allow",
-        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-        "Resource": "*",
-        "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}},
-    }));
-    json!({"Version": "2012-10-17", "Statement": statements})
+/// Which columns the principal may read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Access {
+    /// `all_columns` or `non_pii_columns`.
+    Level(AccessLevel),
+    /// An explicit list of top-level columns.
+    Columns(ExplicitColumns),
 }
 
-/// The bucket policy that lets `role_arn` do the same on the bucket, for cross-account
-/// buckets; None when the mapper has no `role_arn`.
-pub fn bucket_policy(target: &PolicyTarget<'_>) -> Option<Value> {
-    let role = target.role_arn?;
-    Some(json!({
-        "Version": "2012-10-17",
-        "Statement": s3_statements(target, Some(role)),
-    }))
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLevel {
+    AllColumns,
+    NonPiiColumns,
 }
 
-fn s3_statements(target: &PolicyTarget<'_>, principal: Option<&str>) -> Vec<Value> {
-    let bucket_arn = format!("arn:aws:s3:::{}", target.bucket);
-    let mut list = json!({
-        "Sid": "ListTableVersions",
-        "Effect": "Allow",
-        "Action": BUCKET_ACTIONS,
-        "Resource": bucket_arn,
-    });
-    if !target.prefix.is_empty() {
-        list["Condition"] = json!({"StringLike": {"s3:prefix": [format!("{}*", target.prefix)]}});
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExplicitColumns {
+    pub columns: Vec<String>,
+}
+
+/// A validated policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessPolicy {
+    pub name: String,
+    pub principal: String,
+    pub tables: Vec<TableRef>,
+    pub access: Access,
+    pub permissions: Vec<String>,
+    pub grant_option: bool,
+}
+
+impl AccessPolicy {
+    /// Checks everything that needs no catalog; lowercases table and column names.
+    pub fn validate(mut self) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Errors::new();
+        if super::data_mapper::DataMapperId::parse(&self.name).is_err() {
+            errors.add("name", "must be 1-63 characters of a-z, 0-9, '-' or '_'");
+        }
+        if !is_principal(&self.principal) {
+            errors.add(
+                "principal",
+                "must be an IAM role or user ARN, or a 12-digit account id",
+            );
+        }
+        if self.tables.is_empty() {
+            errors.add("tables", "must name at least one table");
+        }
+        for (i, t) in self.tables.iter_mut().enumerate() {
+            t.database = t.database.to_ascii_lowercase();
+            t.table = t.table.to_ascii_lowercase();
+            if t.database.trim().is_empty() || t.database.contains('*') {
+                errors.add(format!("tables[{i}].database"), "must be a database name");
+            }
+            if t.table.trim().is_empty() || (t.table.contains('*') && t.table != "*") {
+                errors.add(format!("tables[{i}].table"), "must be a table name or *");
+            }
+        }
+        if let Access::Columns(c) = &mut self.access {
+            if c.columns.is_empty() {
+                errors.add("access.columns", "must name at least one column");
+            }
+            for (i, col) in c.columns.iter_mut().enumerate() {
+                *col = col.to_ascii_lowercase();
+                if col.trim().is_empty() || col.contains('.') {
+                    errors.add(
+                        format!("access.columns[{i}]"),
+                        "must be a top-level column name",
+                    );
+                }
+            }
+        }
+        if self.permissions.is_empty() {
+            errors.add("permissions", "must hold SELECT and/or DESCRIBE");
+        }
+        for (i, p) in self.permissions.iter().enumerate() {
+            if !PERMISSIONS.contains(&p.as_str()) {
+                errors.add(format!("permissions[{i}]"), "must be SELECT or DESCRIBE");
+            } else if self.permissions[..i].contains(p) {
+                errors.add(format!("permissions[{i}]"), "duplicate permission");
+            }
+        }
+        errors.finish(self)
     }
-    let mut objects = json!({
-        "Sid": "RewriteTableObjects",
-        "Effect": "Allow",
-        "Action": OBJECT_ACTIONS,
-        "Resource": format!("{bucket_arn}/{}*", target.prefix),
-    });
-    if let Some(role) = principal {
-        list["Principal"] = json!({"AWS": role});
-        objects["Principal"] = json!({"AWS": role});
+}
+
+fn is_principal(p: &str) -> bool {
+    if p.len() == 12 && p.chars().all(|c| c.is_ascii_digit()) {
+        return true;
     }
-    vec![list, objects]
+    let parts: Vec<&str> = p.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+        if partition.starts_with("aws")
+        && account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())
+        && (resource.strip_prefix("role/").or_else(|| resource.strip_prefix("user/")))
+            .is_some_and(|n| !n.is_empty()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn target() -> PolicyTarget<'static> {
-        PolicyTarget {
-            bucket: "lake",
-            prefix: "people/",
-            glue_table: Some(("db", "people")),
-            role_arn: Some("arn:aws:iam::123456789012:role/Lethe"),
+    fn policy() -> AccessPolicy {
+        AccessPolicy {
+            name: "analysts".into(),
+            principal: "arn:aws:iam::123456789012:role/NonPIIAnalyst".into(),
+            tables: vec![TableRef {
+                database: "Lake".into(),
+                table: "*".into(),
+            }],
+            access: Access::Level(AccessLevel::NonPiiColumns),
+            permissions: vec!["SELECT".into()],
+            grant_option: false,
         }
     }
 
     #[test]
-    fn identity_policy_is_scoped_to_the_prefix_and_table() {
-        let policy = identity_policy(&target());
-        let statements = policy["Statement"].as_array().unwrap();
-        assert_eq!(statements[0]["Resource"], "arn:aws:s3:::lake");
-        assert_eq!(
-            statements[0]["Condition"]["StringLike"]["s3:prefix"][0],
-            "people/*"
-        );
-        assert_eq!(statements[1]["Resource"], "arn:aws:s3:::lake/people/*");
-        assert!(
-            statements[1]["Action"]
-                .as_array()
-                .unwrap()
-                .contains(&json!("s3:DeleteObjectVersion"))
-        );
-        assert_eq!(
-            statements[2]["Resource"][2],
-            "arn:aws:glue:*:*:table/db/people"
-        );
-        assert!(statements.iter().all(|s| s.get("Principal").is_none()));
+    fn valid_policies_are_lowercased() {
+        let p = policy().validate().unwrap();
+        assert_eq!(p.tables[0].database, "lake");
+        let account = AccessPolicy {
+            principal: "123456789012".into(),
+            ..policy()
+        };
+        assert!(account.validate().is_ok());
     }
 
     #[test]
-    fn bucket_policy_names_the_role_and_exists_only_with_one() {
-        let policy = bucket_policy(&target()).unwrap();
-        for statement in policy["Statement"].as_array().unwrap() {
-            assert_eq!(
-                statement["Principal"]["AWS"],
-                "arn:aws:iam::123456789012:role/Lethe"
-            );
-        }
-        let no_role = PolicyTarget {
-            role_arn: None,
-            ..target()
+    fn invalid_fields_are_named() {
+        let bad = AccessPolicy {
+            name: "Bad Name".into(),
+            principal: "someone".into(),
+            tables: vec![TableRef {
+                database: "".into(),
+                table: "cust*".into(),
+            }],
+            access: Access::Columns(ExplicitColumns {
+                columns: vec!["a.b".into()],
+            }),
+            permissions: vec!["SELECT".into(), "DROP".into(), "SELECT".into()],
+            grant_option: false,
         };
-        assert!(bucket_policy(&no_role).is_none());
-    }
-
-    #[test]
-    fn a_table_at_the_bucket_root_lists_without_a_prefix_condition() {
-        let root = PolicyTarget {
-            prefix: "",
-            glue_table: None,
-            ..target()
-        };
-        let policy = identity_policy(&root);
-        let statements = policy["Statement"].as_array().unwrap();
-        assert!(statements[0].get("Condition").is_none());
-        assert_eq!(statements[1]["Resource"], "arn:aws:s3:::lake/*");
-        assert_eq!(statements.len(), 3);
+        let fields: Vec<String> = bad
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "name",
+                "principal",
+                "tables[0].database",
+                "tables[0].table",
+                "access.columns[0]",
+                "permissions[1]",
+                "permissions[2]"
+            ]
+        );
     }
 }

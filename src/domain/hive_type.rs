@@ -33,6 +33,36 @@ impl HiveType {
     }
 }
 
+impl std::fmt::Display for HiveType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HiveType::Primitive(s) => f.write_str(s),
+            HiveType::Array(t) => write!(f, "array<{t}>"),
+            HiveType::Map(k, v) => write!(f, "map<{k},{v}>"),
+            HiveType::Struct(fields) => {
+                f.write_str("struct<")?;
+                for (i, (name, ty)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{name}:{ty}")?;
+                }
+                f.write_str(">")
+            }
+            HiveType::Union(members) => {
+                f.write_str("uniontype<")?;
+                for (i, ty) in members.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{ty}")?;
+                }
+                f.write_str(">")
+            }
+        }
+    }
+}
+
 struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
@@ -261,23 +291,7 @@ mod tests {
     }
 
     fn render(ty: &HiveType) -> String {
-        match ty {
-            HiveType::Primitive(s) => s.clone(),
-            HiveType::Array(t) => format!("array<{}>", render(t)),
-            HiveType::Map(k, v) => format!("map<{},{}>", render(k), render(v)),
-            HiveType::Struct(fields) => format!(
-                "struct<{}>",
-                fields
-                    .iter()
-                    .map(|(n, t)| format!("{n}:{}", render(t)))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
-            HiveType::Union(members) => format!(
-                "uniontype<{}>",
-                members.iter().map(render).collect::<Vec<_>>().join(",")
-            ),
-        }
+        ty.to_string()
     }
 
     proptest! {

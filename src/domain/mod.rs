@@ -2,8 +2,11 @@
 //! module is pure and unit-tested on in-memory values.
 
 pub mod access_policy;
+pub mod classification;
 pub mod data_mapper;
+pub mod grants;
 pub mod hive_type;
+pub mod iam_policy;
 pub mod queue;
 pub mod settings;
 pub mod validation;

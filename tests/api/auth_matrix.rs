@@ -45,6 +45,45 @@ fn routes() -> Vec<(&'static str, Method, &'static str, Option<Value>)> {
             "report_retention_days": 90, "job_schedule": null})),
         ),
         ("audit-read", Method::GET, "/v1/audit_events", None),
+        (
+            "governance-read",
+            Method::GET,
+            "/v1/catalog/lake/people/columns",
+            None,
+        ),
+        ("governance-read", Method::GET, "/v1/access_policies", None),
+        (
+            "governance-read",
+            Method::POST,
+            "/v1/access_policies/plan",
+            None,
+        ),
+        (
+            "governance-read",
+            Method::GET,
+            "/v1/access_policies/enforcement",
+            None,
+        ),
+        (
+            "governance-write",
+            Method::PUT,
+            "/v1/catalog/lake/people/classifications",
+            Some(json!({"columns": [{"name": "first_name", "classification": "pii"}]})),
+        ),
+        (
+            "governance-write",
+            Method::PUT,
+            "/v1/access_policies/analysts",
+            Some(json!({
+            "principal": "123456789012", "tables": [{"database": "lake", "table": "*"}],
+            "access": "non_pii_columns", "permissions": ["SELECT"]})),
+        ),
+        (
+            "governance-write",
+            Method::POST,
+            "/v1/access_policies/apply",
+            Some(json!({})),
+        ),
     ]
 }
 
@@ -52,9 +91,9 @@ fn routes() -> Vec<(&'static str, Method, &'static str, Option<Value>)> {
 fn allowed(role: Role, class: &str) -> bool {
     match role {
         Role::Admin => true,
-        Role::Operator => class != "audit-read",
+        Role::Operator => class != "audit-read" && !class.starts_with("governance"),
         Role::Requester => matches!(class, "queue-read" | "queue-add"),
-        Role::Governance => false,
+        Role::Governance => class.starts_with("governance"),
         Role::Auditor => class.ends_with("-read"),
     }
 }

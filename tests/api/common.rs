@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use lethe::api::auth::{Authenticator, Role, mint_hs256};
 use lethe::app::AppState;
+use lethe::catalog::lake_formation::{LakeFormation, MemoryLakeFormation};
 use lethe::catalog::{Catalog, MemoryCatalog};
 use lethe::config::Config;
 use lethe::domain::data_mapper::{Format, TableDef};
@@ -72,7 +73,21 @@ impl TestApp {
         Self::with(db, Arc::new(catalog()), |_| {})
     }
 
+    /// With real AWS clients (the emulator) for Glue and Lake Formation.
+    pub fn with_aws(db: PgPool, catalog: Arc<dyn Catalog>, lf: Arc<dyn LakeFormation>) -> Self {
+        Self::build(db, catalog, lf, |_| {})
+    }
+
     pub fn with(db: PgPool, catalog: Arc<dyn Catalog>, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::build(db, catalog, Arc::new(MemoryLakeFormation::default()), tweak)
+    }
+
+    fn build(
+        db: PgPool,
+        catalog: Arc<dyn Catalog>,
+        lf: Arc<dyn LakeFormation>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::from_sources(None, &HashMap::new()).unwrap();
         config.max_body_bytes = 4 * 1024 * 1024;
         tweak(&mut config);
@@ -82,6 +97,7 @@ impl TestApp {
             config: Arc::new(config.clone()),
             auth: Arc::new(auth),
             catalog,
+            lake_formation: lf,
             metrics: Arc::default(),
         };
         Self {

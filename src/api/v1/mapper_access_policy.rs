@@ -11,8 +11,8 @@ use crate::api::auth::{Auth, DataMapperRead};
 use crate::api::error::{ApiError, Problem};
 use crate::app::AppState;
 use crate::db::data_mapper::get_data_mapper;
-use crate::domain::access_policy::{PolicyTarget, bucket_policy, identity_policy};
 use crate::domain::data_mapper::{CatalogRef, Location};
+use crate::domain::iam_policy::{PolicyTarget, bucket_policy, identity_policy};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_mapper_access_policy))

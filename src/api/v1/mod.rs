@@ -1,7 +1,10 @@
 //! Version 1 of the REST API: one file per resource.
 
+pub mod access_policies;
 pub mod audit_events;
+pub mod catalog_columns;
 pub mod data_mappers;
+pub mod grants;
 pub mod mapper_access_policy;
 pub mod queue;
 pub mod settings;
@@ -17,4 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(queue::router())
         .merge(settings::router())
         .merge(audit_events::router())
+        .merge(catalog_columns::router())
+        .merge(grants::router())
+        .merge(access_policies::router())
 }

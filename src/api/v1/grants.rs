@@ -1,0 +1,238 @@
+//! Reconciliation of Lake Formation grants with the access policies: plan, apply, the
+//! latest drift, and the enforcement preflight.
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::auth::{Auth, GovernanceRead, GovernanceWrite};
+use crate::api::error::{ApiError, Problem};
+use crate::api::extract::ApiJson;
+use crate::app::AppState;
+use crate::domain::grants::{Grant, HeldGrant, Plan};
+use crate::governance::{EnforcementIssue, GovernanceError};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(plan_grants))
+        .routes(routes!(apply_grants))
+        .routes(routes!(get_drift))
+        .routes(routes!(get_enforcement))
+}
+
+fn unavailable(e: GovernanceError) -> ApiError {
+    match e {
+        GovernanceError::Db(e) => e.into(),
+        other => {
+            tracing::warn!(error = %other, "grant reconciliation failed");
+            ApiError::Unavailable(other.to_string())
+        }
+    }
+}
+
+/// The normalised diff between the declaration and Lake Formation.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GrantPlan {
+    pub to_grant: Vec<Grant>,
+    /// Held grants to revoke: declared no more, or made outside Lethe (drift).
+    pub to_revoke: Vec<Grant>,
+    #[serde(default)]
+    pub unchanged: Vec<Grant>,
+    /// What would keep the grants from working as declared, and skipped declarations.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+fn to_view(plan: &Plan, warnings: Vec<String>) -> GrantPlan {
+    GrantPlan {
+        to_grant: plan.to_grant.clone(),
+        to_revoke: plan.to_revoke.iter().map(|h| h.grant.clone()).collect(),
+        unchanged: plan.unchanged.clone(),
+        warnings,
+    }
+}
+
+/// Compare the declared grants with Lake Formation's. Changes nothing.
+#[utoipa::path(post, path = "/v1/access_policies/plan", tag = "governance",
+    operation_id = "plan_grants", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The plan", body = GrantPlan),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Glue or Lake Formation unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn plan_grants(
+    State(state): State<AppState>,
+    _auth: Auth<GovernanceRead>,
+) -> Result<axum::Json<GrantPlan>, ApiError> {
+    let report = state.governance().plan().await.map_err(unavailable)?;
+    Ok(axum::Json(to_view(&report.plan, report.warnings)))
+}
+
+/// What to apply: `{}` recomputes the plan and applies all of it; `{"plan": …}` applies
+/// only the entries of a reviewed plan that a fresh plan still contains.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    pub plan: Option<GrantPlan>,
+}
+
+/// The result of one grant or revoke.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApplyOutcome {
+    /// `grant` or `revoke`.
+    pub action: String,
+    pub grant: Grant,
+    /// Lake Formation's error code and message; null when done.
+    pub error: Option<String>,
+}
+
+/// What apply did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApplyResponse {
+    pub outcomes: Vec<ApplyOutcome>,
+    /// Entries of the reviewed plan that a fresh plan no longer has (not applied).
+    pub skipped_stale: Vec<Grant>,
+    pub failed: usize,
+    pub warnings: Vec<String>,
+}
+
+/// Make Lake Formation's grants equal the declaration: revokes, then grants.
+#[utoipa::path(post, path = "/v1/access_policies/apply", tag = "governance",
+    operation_id = "apply_grants", security(("bearer" = [])), request_body = ApplyRequest,
+    responses(
+        (status = 200, description = "Applied; see each outcome", body = ApplyResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid plan", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Glue or Lake Formation unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn apply_grants(
+    State(state): State<AppState>,
+    auth: Auth<GovernanceWrite>,
+    ApiJson(body): ApiJson<ApplyRequest>,
+) -> Result<axum::Json<ApplyResponse>, ApiError> {
+    let reviewed = body.plan.map(|p| Plan {
+        to_grant: p.to_grant,
+        to_revoke: p
+            .to_revoke
+            .into_iter()
+            .map(|grant| HeldGrant {
+                resource: grant.resource(),
+                grant,
+            })
+            .collect(),
+        unchanged: vec![],
+    });
+    let (outcomes, stale, report) = state
+        .governance()
+        .apply(reviewed.as_ref())
+        .await
+        .map_err(unavailable)?;
+    let mut tx = state.db.begin().await?;
+    for o in &outcomes {
+        let target = format!(
+            "{} {}.{}",
+            o.grant.principal, o.grant.database, o.grant.table
+        );
+        let details = json!({"grant": o.grant, "error": o.error.as_ref().map(ToString::to_string)});
+        auth.caller
+            .audit(
+                &mut *tx,
+                &format!("lake_formation.{}", o.action),
+                "lake_formation_grant",
+                Some(&target),
+                details,
+            )
+            .await?;
+    }
+    tx.commit().await?;
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    tracing::info!(applied = outcomes.len() - failed, failed, "grants applied");
+    Ok(axum::Json(ApplyResponse {
+        outcomes: outcomes
+            .into_iter()
+            .map(|o| ApplyOutcome {
+                action: o.action.to_owned(),
+                grant: o.grant,
+                error: o.error.map(|e| e.to_string()),
+            })
+            .collect(),
+        skipped_stale: stale,
+        failed,
+        warnings: report.warnings,
+    }))
+}
+
+/// The latest drift check.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DriftResponse {
+    pub checked_at: DateTime<Utc>,
+    /// Grants to add plus grants to revoke.
+    pub drifted_grants: i32,
+    /// The plan found then: `to_grant`, `to_revoke`, `warnings`.
+    #[schema(value_type = Object)]
+    pub drift: serde_json::Value,
+    /// Why the check failed, when it did.
+    pub error: Option<String>,
+}
+
+/// The latest reconciliation result (the reconciler runs every
+/// `LETHE_GRANT_RECONCILE_INTERVAL_SECS`).
+#[utoipa::path(get, path = "/v1/access_policies/drift", tag = "governance",
+    operation_id = "get_grant_drift", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The latest check", body = DriftResponse),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No check has run yet", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_drift(
+    State(state): State<AppState>,
+    _auth: Auth<GovernanceRead>,
+) -> Result<axum::Json<DriftResponse>, ApiError> {
+    let record = crate::db::access_policy::latest_drift(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no drift check has run yet".to_owned()))?;
+    Ok(axum::Json(DriftResponse {
+        checked_at: record.created_at,
+        drifted_grants: record.drifted_grants,
+        drift: record.drift,
+        error: record.error,
+    }))
+}
+
+/// Governed tables where declared column grants would not be enforced.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnforcementResponse {
+    pub issues: Vec<EnforcementIssue>,
+}
+
+/// Preflight: `IAM_ALLOWED_PRINCIPALS` still holding permissions on governed tables,
+/// unregistered data locations, default permissions for new tables.
+#[utoipa::path(get, path = "/v1/access_policies/enforcement", tag = "governance",
+    operation_id = "get_grant_enforcement", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The issues (empty when enforcement is sound)", body = EnforcementResponse),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Glue or Lake Formation unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_enforcement(
+    State(state): State<AppState>,
+    _auth: Auth<GovernanceRead>,
+) -> Result<axum::Json<EnforcementResponse>, ApiError> {
+    let issues = state
+        .governance()
+        .enforcement()
+        .await
+        .map_err(unavailable)?;
+    Ok(axum::Json(EnforcementResponse { issues }))
+}

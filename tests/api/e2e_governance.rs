@@ -1,0 +1,433 @@
+//! End to end against moto (Glue + Lake Formation) through the REST API: classify, declare,
+//! plan, apply, evolve the schema, detect and revoke drift.
+
+use std::sync::Arc;
+
+use aws_sdk_glue::types::{Column, DatabaseInput, StorageDescriptor, TableInput};
+use aws_sdk_lakeformation::types::{
+    DataLakePrincipal, DataLakeResourceType, Permission, Resource, TableResource,
+};
+use axum::http::Method;
+use lethe::api::auth::Role;
+use lethe::catalog::glue::GlueCatalog;
+use lethe::catalog::lake_formation_sdk::SdkLakeFormation;
+use lethe::domain::grants::{Grant, normalize};
+use serde_json::{Value, json};
+
+use crate::common::TestApp;
+
+const LIMITED: &str = "arn:aws:iam::123456789012:role/LimitedPIIAnalyst";
+const NON_PII: &str = "arn:aws:iam::123456789012:role/NonPIIAnalyst";
+const INTRUDER: &str = "arn:aws:iam::123456789012:role/Intruder";
+
+async fn sdk() -> aws_config::SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .expect("AWS_ENDPOINT_URL must point at a moto server; run the suite with scripts/test");
+    lethe::aws::sdk_config(&lethe::config::AwsConfig {
+        endpoint_url: Some(endpoint),
+        region: Some("us-east-1".into()),
+        s3_force_path_style: true,
+    })
+    .await
+}
+
+fn table_input(columns: &[(&str, &str)]) -> TableInput {
+    let mut sd = StorageDescriptor::builder()
+        .location("s3://governed-lake/customers/")
+        .input_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat");
+    for (name, ty) in columns {
+        sd = sd.columns(Column::builder().name(*name).r#type(*ty).build().unwrap());
+    }
+    TableInput::builder()
+        .name("customers")
+        .storage_descriptor(sd.build())
+        .build()
+        .unwrap()
+}
+
+/// The grants Lake Formation holds on the test's database, read independently of Lethe.
+async fn held(lf: &aws_sdk_lakeformation::Client, database: &str) -> Vec<Grant> {
+    let out = lf
+        .list_permissions()
+        .resource_type(DataLakeResourceType::Table)
+        .send()
+        .await
+        .unwrap();
+    let mut grants: Vec<Grant> = out
+        .principal_resource_permissions()
+        .iter()
+        .filter_map(|p| {
+            let r = p.resource()?;
+            let (db, name, columns) = if let Some(t) = r.table_with_columns() {
+                let cols = if t.column_wildcard().is_some() {
+                    None
+                } else {
+                    Some(t.column_names().to_vec())
+                };
+                (t.database_name(), t.name(), cols)
+            } else {
+                let t = r.table()?;
+                (t.database_name(), t.name()?, None)
+            };
+            if db != database {
+                return None;
+            }
+            let resource = match columns {
+                Some(cols) => lethe::domain::grants::LfResource::TableWithColumns {
+                    database: db.into(),
+                    name: name.into(),
+                    columns: lethe::domain::grants::LfColumns::Names(cols),
+                },
+                None if r.table_with_columns().is_some() => {
+                    lethe::domain::grants::LfResource::TableWithColumns {
+                        database: db.into(),
+                        name: name.into(),
+                        columns: lethe::domain::grants::LfColumns::Wildcard { excluded: vec![] },
+                    }
+                }
+                None => lethe::domain::grants::LfResource::Table {
+                    database: db.into(),
+                    name: name.into(),
+                },
+            };
+            Some(normalize(&lethe::domain::grants::LfPermission {
+                principal: p.principal()?.data_lake_principal_identifier()?.to_owned(),
+                resource,
+                permissions: p
+                    .permissions()
+                    .iter()
+                    .map(|x| x.as_str().to_owned())
+                    .collect(),
+                grantable: vec![],
+            }))
+        })
+        .flatten()
+        .collect();
+    grants.sort();
+    grants
+}
+
+fn summary(grants: &[Grant]) -> Vec<String> {
+    let mut out: Vec<String> = grants
+        .iter()
+        .map(|g| {
+            let target = match &g.target {
+                lethe::domain::grants::Target::Columns { columns } => {
+                    columns.iter().cloned().collect::<Vec<_>>().join(",")
+                }
+                other => format!("{other:?}"),
+            };
+            format!(
+                "{} {} {}",
+                g.principal.rsplit('/').next().unwrap(),
+                g.permissions.iter().cloned().collect::<Vec<_>>().join(","),
+                target
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn plan_summary(plan: &Value, key: &str) -> Vec<String> {
+    let grants: Vec<Grant> = serde_json::from_value(plan[key].clone()).unwrap();
+    summary(&grants)
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn declared_grants_reach_lake_formation_and_drift_is_reverted(pool: sqlx::PgPool) {
+    let sdk = sdk().await;
+    let glue = aws_sdk_glue::Client::new(&sdk);
+    let lf = aws_sdk_lakeformation::Client::new(&sdk);
+    let db = format!("gov_{}", uuid::Uuid::new_v4().simple());
+    glue.create_database()
+        .database_input(DatabaseInput::builder().name(&db).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let mut columns = vec![
+        ("customer_id", "bigint"),
+        ("country", "string"),
+        ("signup_date", "date"),
+        ("email", "string"),
+        ("phone", "string"),
+    ];
+    glue.create_table()
+        .database_name(&db)
+        .table_input(table_input(&columns))
+        .send()
+        .await
+        .unwrap();
+
+    let app = TestApp::with_aws(
+        pool,
+        Arc::new(GlueCatalog::new(&sdk)),
+        Arc::new(SdkLakeFormation::new(&sdk)),
+    );
+    let gov = app.token("gina", &[Role::Governance]);
+    let call = |method: Method, path: String, body: Option<Value>| {
+        let app = &app;
+        let gov = gov.clone();
+        async move {
+            let reply = app.call(method, &path, Some(&gov), body).await;
+            assert!(
+                reply.status.is_success(),
+                "{path}: {} {}",
+                reply.status,
+                reply.body
+            );
+            reply.body
+        }
+    };
+    let classify = |pairs: Vec<(&'static str, &'static str)>| {
+        let body = json!({"columns": pairs.iter().map(|(n, c)| json!({"name": n, "classification": c})).collect::<Vec<_>>()});
+        call(
+            Method::PUT,
+            format!("/v1/catalog/{db}/customers/classifications"),
+            Some(body),
+        )
+    };
+
+    classify(vec![
+        ("customer_id", "non_pii"),
+        ("country", "non_pii"),
+        ("signup_date", "non_pii"),
+        ("email", "pii"),
+        ("phone", "pii"),
+    ])
+    .await;
+    call(
+        Method::PUT,
+        "/v1/access_policies/limited-pii".into(),
+        Some(json!({
+        "principal": LIMITED, "tables": [{"database": db, "table": "customers"}],
+        "access": "all_columns", "permissions": ["SELECT"]})),
+    )
+    .await;
+    call(
+        Method::PUT,
+        "/v1/access_policies/non-pii".into(),
+        Some(json!({
+        "principal": NON_PII, "tables": [{"database": db, "table": "*"}],
+        "access": "non_pii_columns", "permissions": ["SELECT", "DESCRIBE"]})),
+    )
+    .await;
+
+    let plan = call(Method::POST, "/v1/access_policies/plan".into(), None).await;
+    let expected = vec![
+        "LimitedPIIAnalyst SELECT AllColumns".to_owned(),
+        "NonPIIAnalyst DESCRIBE Table".to_owned(),
+        "NonPIIAnalyst SELECT country,customer_id,signup_date".to_owned(),
+    ];
+    assert_eq!(plan_summary(&plan, "to_grant"), expected);
+    let applied = call(
+        Method::POST,
+        "/v1/access_policies/apply".into(),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(applied["failed"], 0, "{applied}");
+    assert_eq!(summary(&held(&lf, &db).await), expected);
+    let plan = call(Method::POST, "/v1/access_policies/plan".into(), None).await;
+    assert_eq!(plan["to_grant"], json!([]));
+    assert_eq!(plan["to_revoke"], json!([]));
+    assert_eq!(plan["unchanged"].as_array().unwrap().len(), 3);
+
+    // A new column stays hidden until classified, and after being classified PII.
+    columns.push(("ssn", "string"));
+    glue.update_table()
+        .database_name(&db)
+        .table_input(table_input(&columns))
+        .send()
+        .await
+        .unwrap();
+    let listed = call(
+        Method::GET,
+        format!("/v1/catalog/{db}/customers/columns"),
+        None,
+    )
+    .await;
+    let ssn = listed["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "ssn")
+        .unwrap()
+        .clone();
+    assert_eq!(ssn["classification"], "unclassified");
+    let plan = call(Method::POST, "/v1/access_policies/plan".into(), None).await;
+    assert!(
+        plan["to_grant"] == json!([]) && plan["to_revoke"] == json!([]),
+        "{plan}"
+    );
+    classify(vec![("ssn", "pii")]).await;
+    let plan = call(Method::POST, "/v1/access_policies/plan".into(), None).await;
+    assert!(
+        plan["to_grant"] == json!([]) && plan["to_revoke"] == json!([]),
+        "{plan}"
+    );
+
+    // A new non-PII column reaches the non-PII role.
+    columns.push(("loyalty_tier", "string"));
+    glue.update_table()
+        .database_name(&db)
+        .table_input(table_input(&columns))
+        .send()
+        .await
+        .unwrap();
+    classify(vec![("loyalty_tier", "non_pii")]).await;
+    let applied = call(
+        Method::POST,
+        "/v1/access_policies/apply".into(),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(applied["failed"], 0, "{applied}");
+    let now = summary(&held(&lf, &db).await);
+    assert!(
+        now.contains(
+            &"NonPIIAnalyst SELECT country,customer_id,loyalty_tier,signup_date".to_owned()
+        ),
+        "{now:?}"
+    );
+    assert_eq!(now.len(), 3, "{now:?}");
+
+    // A grant made directly in Lake Formation is drift: reported, then revoked by apply.
+    lf.grant_permissions()
+        .principal(
+            DataLakePrincipal::builder()
+                .data_lake_principal_identifier(INTRUDER)
+                .build(),
+        )
+        .resource(
+            Resource::builder()
+                .table(
+                    TableResource::builder()
+                        .database_name(&db)
+                        .name("customers")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .permissions(Permission::Select)
+        .send()
+        .await
+        .unwrap();
+    let plan = call(Method::POST, "/v1/access_policies/plan".into(), None).await;
+    assert_eq!(
+        plan_summary(&plan, "to_revoke"),
+        ["Intruder SELECT AllColumns"]
+    );
+    let drifted = lethe::governance::record_drift(&lethe::governance::Governance {
+        db: &app.db,
+        catalog: &GlueCatalog::new(&sdk),
+        lf: &SdkLakeFormation::new(&sdk),
+    })
+    .await
+    .unwrap();
+    assert_eq!(drifted, Some(1));
+    let drift = call(Method::GET, "/v1/access_policies/drift".into(), None).await;
+    assert_eq!(drift["drifted_grants"], 1);
+    let applied = call(
+        Method::POST,
+        "/v1/access_policies/apply".into(),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        applied["outcomes"].as_array().unwrap().len(),
+        1,
+        "{applied}"
+    );
+    assert_eq!(applied["outcomes"][0]["action"], "revoke");
+    assert!(
+        !summary(&held(&lf, &db).await)
+            .iter()
+            .any(|g| g.starts_with("Intruder"))
+    );
+
+    // A second apply is a no-op; Lake Formation equals the declaration.
+    let again = call(
+        Method::POST,
+        "/v1/access_policies/apply".into(),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(again["outcomes"], json!([]));
+    let plan = call(Method::POST, "/v1/access_policies/plan".into(), None).await;
+    assert!(
+        plan["to_grant"] == json!([]) && plan["to_revoke"] == json!([]),
+        "{plan}"
+    );
+
+    // Every grant and revoke was audited.
+    let auditor = app.token("audrey", &[Role::Auditor]);
+    let audit = app
+        .call(
+            Method::GET,
+            "/v1/audit_events?action=lake_formation.grant",
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(audit.body["audit_events"].as_array().unwrap().len(), 4);
+    let audit = app
+        .call(
+            Method::GET,
+            "/v1/audit_events?action=lake_formation.revoke",
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(audit.body["audit_events"].as_array().unwrap().len(), 2);
+
+    // A column that vanishes from Glue keeps its classification and is reported.
+    columns.retain(|(n, _)| *n != "phone");
+    glue.update_table()
+        .database_name(&db)
+        .table_input(table_input(&columns))
+        .send()
+        .await
+        .unwrap();
+    let listed = call(
+        Method::GET,
+        format!("/v1/catalog/{db}/customers/columns"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        listed["vanished_columns"],
+        json!([{"name": "phone", "classification": "pii", "category": null}])
+    );
+
+    // Preflight: the location is not registered; once it is, that issue is gone.
+    let issues = call(Method::GET, "/v1/access_policies/enforcement".into(), None).await;
+    assert!(
+        issues["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["issue"] == "unregistered_location" && i["database"] == db.as_str()),
+        "{issues}"
+    );
+    lf.register_resource()
+        .resource_arn("arn:aws:s3:::governed-lake/customers")
+        .send()
+        .await
+        .unwrap();
+    let issues = call(Method::GET, "/v1/access_policies/enforcement".into(), None).await;
+    assert!(
+        !issues["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["issue"] == "unregistered_location" && i["database"] == db.as_str()),
+        "{issues}"
+    );
+    lf.deregister_resource()
+        .resource_arn("arn:aws:s3:::governed-lake/customers")
+        .send()
+        .await
+        .unwrap();
+}

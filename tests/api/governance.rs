@@ -1,0 +1,237 @@
+//! Classification and access-policy API through the router, with the in-memory Glue
+//! catalog and Lake Formation (the emulator scenario is in e2e_governance).
+
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::common::TestApp;
+
+fn policy() -> serde_json::Value {
+    json!({"principal": "arn:aws:iam::123456789012:role/NonPIIAnalyst",
+           "tables": [{"database": "lake", "table": "people"}],
+           "access": "non_pii_columns", "permissions": ["SELECT"]})
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn columns_list_nested_fields_and_partition_keys_unclassified_by_default(pool: sqlx::PgPool) {
+    let app = TestApp::new(pool);
+    let reply = app.get("/v1/catalog/lake/people/columns").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let cols: Vec<(String, String, String)> = reply.body["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().into(),
+                c["kind"].as_str().unwrap().into(),
+                c["classification"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(cols.contains(&(
+        "contact.email".into(),
+        "nested_field".into(),
+        "unclassified".into()
+    )));
+    assert!(cols.contains(&("year".into(), "partition_key".into(), "unclassified".into())));
+    app.get("/v1/catalog/lake/nope/columns").await.problem(404);
+    app.get("/v1/catalog/nope/people/columns")
+        .await
+        .problem(404);
+
+    let body = json!({"columns": [{"name": "contact", "classification": "non_pii"},
+                                   {"name": "contact.email", "classification": "pii", "category": "contact.email"}]});
+    let reply = app
+        .put("/v1/catalog/lake/people/classifications", body)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let phone = reply.body["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "contact.phone")
+        .unwrap();
+    assert_eq!(
+        (phone["classification"].clone(), phone["inherited"].clone()),
+        (json!("non_pii"), json!(true))
+    );
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn invalid_classifications_are_named_and_change_nothing(pool: sqlx::PgPool) {
+    let app = TestApp::new(pool);
+    let body = json!({"columns": [{"name": "first_name", "classification": "pii"},
+                                   {"name": "ghost", "classification": "pii"},
+                                   {"name": "first_name", "classification": "non_pii"}]});
+    assert_eq!(
+        app.put("/v1/catalog/lake/people/classifications", body)
+            .await
+            .invalid_fields(),
+        ["columns[1].name", "columns[2].name"]
+    );
+    let body = json!({"columns": [{"name": "first_name", "classification": "secret"}]});
+    assert_eq!(
+        app.put("/v1/catalog/lake/people/classifications", body)
+            .await
+            .invalid_fields(),
+        ["columns[0].classification"]
+    );
+    assert_eq!(app.count("column_classification").await, 0);
+    assert_eq!(app.count("audit_event").await, 0);
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn access_policies_are_validated_against_glue(pool: sqlx::PgPool) {
+    let app = TestApp::new(pool);
+    let cases = [
+        (json!({"principal": "bob"}), vec!["principal"]),
+        (
+            json!({"tables": [{"database": "lake", "table": "ghost"}]}),
+            vec!["tables[0].table"],
+        ),
+        (
+            json!({"tables": [{"database": "ghost", "table": "*"}]}),
+            vec!["tables[0].database"],
+        ),
+        (
+            json!({"access": {"columns": ["first_name", "ghost"]}}),
+            vec!["access.columns[1]"],
+        ),
+        (json!({"access": "some_columns"}), vec!["access"]),
+        (json!({"permissions": ["DROP"]}), vec!["permissions[0]"]),
+        (json!({"permissions": []}), vec!["permissions"]),
+        (json!({"tables": []}), vec!["tables"]),
+    ];
+    for (patch, fields) in cases {
+        let mut body = policy();
+        for (k, v) in patch.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        assert_eq!(
+            app.put("/v1/access_policies/analysts", body.clone())
+                .await
+                .invalid_fields(),
+            fields,
+            "{body}"
+        );
+    }
+    // The reconciliation routes' names cannot be policy names.
+    app.put("/v1/access_policies/plan", policy())
+        .await
+        .problem(405);
+    assert_eq!(
+        app.put("/v1/access_policies/Bad%20Name", policy())
+            .await
+            .invalid_fields(),
+        ["name"]
+    );
+    assert_eq!(app.count("access_policy").await, 0);
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn policies_crud_and_plan_apply_against_an_in_memory_lake_formation(pool: sqlx::PgPool) {
+    let app = TestApp::new(pool);
+    assert_eq!(
+        app.put("/v1/access_policies/analysts", policy())
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.put("/v1/access_policies/analysts", policy())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let got = app.get("/v1/access_policies/analysts").await;
+    assert_eq!(got.body["access"], "non_pii_columns");
+    assert_eq!(
+        app.get("/v1/access_policies").await.body["access_policies"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Nothing is classified yet: no column may be granted, and the plan says why.
+    let plan = app
+        .call(
+            Method::POST,
+            "/v1/access_policies/plan",
+            Some(&app.admin()),
+            None,
+        )
+        .await;
+    assert_eq!(plan.body["to_grant"], json!([]));
+    assert!(
+        plan.body["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("no non_pii column"))
+    );
+
+    app.put("/v1/catalog/lake/people/classifications", json!({"columns": [
+        {"name": "customer_id", "classification": "non_pii"}, {"name": "year", "classification": "non_pii"}]})).await;
+    let applied = app
+        .call(
+            Method::POST,
+            "/v1/access_policies/apply",
+            Some(&app.admin()),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        applied.body["outcomes"][0]["grant"]["target"],
+        json!({"kind": "columns", "columns": ["customer_id", "year"]})
+    );
+    let plan = app
+        .call(
+            Method::POST,
+            "/v1/access_policies/plan",
+            Some(&app.admin()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            plan.body["to_grant"].clone(),
+            plan.body["to_revoke"].clone()
+        ),
+        (json!([]), json!([]))
+    );
+
+    // A reviewed plan that has gone stale is not applied.
+    let stale = json!({"plan": {"to_grant": [{"principal": "123456789012", "database": "lake", "table": "people",
+        "target": {"kind": "all_columns"}, "permissions": ["SELECT"], "grant_option": false}], "to_revoke": []}});
+    let applied = app
+        .call(
+            Method::POST,
+            "/v1/access_policies/apply",
+            Some(&app.admin()),
+            Some(stale),
+        )
+        .await;
+    assert_eq!(applied.body["outcomes"], json!([]));
+    assert_eq!(applied.body["skipped_stale"].as_array().unwrap().len(), 1);
+
+    // Deleting the policy makes its grant drift, revoked by the next apply.
+    assert_eq!(
+        app.delete("/v1/access_policies/analysts", None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    app.get("/v1/access_policies/analysts").await.problem(404);
+    let applied = app
+        .call(
+            Method::POST,
+            "/v1/access_policies/apply",
+            Some(&app.admin()),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(applied.body["outcomes"][0]["action"], "revoke");
+    app.get("/v1/access_policies/drift").await.problem(404);
+}
