@@ -125,7 +125,10 @@ mod tests {
         assert!(text.contains("route=\"/v1/queue\",status=\"200\",le=\"0.005\"} 1"));
         assert!(text.contains("route=\"/v1/queue\",status=\"200\",le=\"0.5\"} 2"));
         assert!(text.contains("route=\"/v1/queue\",status=\"200\",le=\"+Inf\"} 2"));
-        assert!(!text.contains("lethe_grant_drift_grants"), "unknown until a check ran");
+        assert!(
+            !text.contains("lethe_grant_drift_grants"),
+            "unknown until a check ran"
+        );
         metrics.set_drifted_grants(3);
         assert!(metrics.render().contains("lethe_grant_drift_grants 3"));
     }
