@@ -188,13 +188,13 @@ pub fn mint_hs256(
         "sub": subject,
         "iat": now.timestamp(),
         "exp": (now + ttl).timestamp(),
-        "roles": roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
     });
-    if config.roles_claim != "roles" {
-        let roles = claims["roles"].take();
-        claims.as_object_mut().map(|c| c.remove("roles"));
-        claims[config.roles_claim.as_str()] = roles;
+    // The roles go where the verifier reads them, nested for a dotted claim path.
+    let mut slot = &mut claims;
+    for segment in config.roles_claim.split('.') {
+        slot = &mut slot[segment];
     }
+    *slot = roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().into();
     if let Some(iss) = &config.issuer {
         claims["iss"] = iss.clone().into();
     }
@@ -429,6 +429,16 @@ mod tests {
             ..config()
         };
         let auth = Authenticator::new(&nested, SECRET).unwrap();
+        // `lethe token` puts roles where a nested claim path says.
+        let minted = mint_hs256(
+            SECRET,
+            &nested,
+            "ann",
+            &[Role::Auditor],
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+        assert_eq!(auth.verify(&minted).unwrap().roles, [Role::Auditor]);
         let claims = serde_json::json!({"sub": "bob", "exp": chrono::Utc::now().timestamp() + 60,
             "realm_access": {"roles": ["requester", "unknown"]}});
         let token = jsonwebtoken::encode(

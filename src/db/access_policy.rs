@@ -17,38 +17,44 @@ pub struct AccessPolicyRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-type Row = (
-    String,
-    String,
-    Json<Vec<TableRef>>,
-    Json<Access>,
-    Vec<String>,
-    bool,
-    String,
-    String,
-    DateTime<Utc>,
-    DateTime<Utc>,
-);
+#[derive(sqlx::FromRow)]
+struct PolicyRow {
+    access_policy_id: String,
+    principal: String,
+    tables: Json<Vec<TableRef>>,
+    access: Json<Access>,
+    permissions: Vec<String>,
+    grant_option: bool,
+    created_by: String,
+    updated_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// Only the upsert returns it.
+    #[sqlx(default)]
+    inserted: bool,
+}
+
+impl From<PolicyRow> for AccessPolicyRecord {
+    fn from(r: PolicyRow) -> Self {
+        AccessPolicyRecord {
+            policy: AccessPolicy {
+                name: r.access_policy_id,
+                principal: r.principal,
+                tables: r.tables.0,
+                access: r.access.0,
+                permissions: r.permissions,
+                grant_option: r.grant_option,
+            },
+            created_by: r.created_by,
+            updated_by: r.updated_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
 
 const COLUMNS: &str = "access_policy_id, principal, tables, access, permissions, grant_option, \
     created_by, updated_by, created_at, updated_at";
-
-fn record(r: Row) -> AccessPolicyRecord {
-    AccessPolicyRecord {
-        policy: AccessPolicy {
-            name: r.0,
-            principal: r.1,
-            tables: r.2.0,
-            access: r.3.0,
-            permissions: r.4,
-            grant_option: r.5,
-        },
-        created_by: r.6,
-        updated_by: r.7,
-        created_at: r.8,
-        updated_at: r.9,
-    }
-}
 
 /// Creates or replaces a policy; true when created.
 pub async fn upsert_access_policy(
@@ -66,7 +72,7 @@ pub async fn upsert_access_policy(
                updated_by = excluded.updated_by, updated_at = now()
            returning {COLUMNS}, (xmax = 0) as inserted"#
     );
-    let (row, inserted): (Row, bool) = sqlx::query_as::<_, RowWithFlag>(sqlx::AssertSqlSafe(sql))
+    let row: PolicyRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(&p.name)
         .bind(&p.principal)
         .bind(Json(&p.tables))
@@ -75,44 +81,9 @@ pub async fn upsert_access_policy(
         .bind(p.grant_option)
         .bind(actor)
         .fetch_one(db)
-        .await
-        .map(|r| r.split())?;
-    Ok((record(row), inserted))
-}
-
-#[derive(sqlx::FromRow)]
-struct RowWithFlag {
-    access_policy_id: String,
-    principal: String,
-    tables: Json<Vec<TableRef>>,
-    access: Json<Access>,
-    permissions: Vec<String>,
-    grant_option: bool,
-    created_by: String,
-    updated_by: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    inserted: bool,
-}
-
-impl RowWithFlag {
-    fn split(self) -> (Row, bool) {
-        (
-            (
-                self.access_policy_id,
-                self.principal,
-                self.tables,
-                self.access,
-                self.permissions,
-                self.grant_option,
-                self.created_by,
-                self.updated_by,
-                self.created_at,
-                self.updated_at,
-            ),
-            self.inserted,
-        )
-    }
+        .await?;
+    let inserted = row.inserted;
+    Ok((row.into(), inserted))
 }
 
 pub async fn get_access_policy(
@@ -120,11 +91,11 @@ pub async fn get_access_policy(
     name: &str,
 ) -> sqlx::Result<AccessPolicyRecord> {
     let sql = format!("select {COLUMNS} from access_policy where access_policy_id = $1");
-    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row: PolicyRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(name)
         .fetch_one(db)
         .await?;
-    Ok(record(row))
+    Ok(row.into())
 }
 
 /// Lists policies in name order from `start_at`; `limit` None lists all.
@@ -137,12 +108,12 @@ pub async fn list_access_policies(
         "select {COLUMNS} from access_policy where ($1::text is null or access_policy_id >= $1) \
          order by access_policy_id limit $2"
     );
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<PolicyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(start_at)
         .bind(limit)
         .fetch_all(db)
         .await?;
-    Ok(rows.into_iter().map(record).collect())
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 pub async fn delete_access_policy(db: impl PgExecutor<'_>, name: &str) -> sqlx::Result<bool> {
