@@ -11,5 +11,6 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod governance;
+pub mod lakefile;
 pub mod metrics;
 pub mod telemetry;

@@ -50,6 +50,18 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// Find: which of these local Parquet files hold these ids, and how many rows (one core).
+    Find {
+        /// Parquet files.
+        #[arg(long, required = true, num_args = 1..)]
+        input: Vec<PathBuf>,
+        /// Match column (dotted path for nested fields); repeat for several.
+        #[arg(long = "column", required = true)]
+        columns: Vec<String>,
+        /// File with one match id per line.
+        #[arg(long)]
+        match_ids: PathBuf,
+    },
     /// Deletion queue: add-call and list latency from 1k to 1M items (scratch database
     /// `lethe_bench_queue` on the configured server).
     Queue {
@@ -62,9 +74,19 @@ enum Bench {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Command::Openapi = cli.command {
-        println!("{}", lethe::api::openapi().to_pretty_json()?);
-        return Ok(());
+    match &cli.command {
+        Command::Openapi => {
+            println!("{}", lethe::api::openapi().to_pretty_json()?);
+            return Ok(());
+        }
+        Command::Bench(Bench::Find {
+            input,
+            columns,
+            match_ids,
+        }) => {
+            return lethe::bench::find::run(input, columns, match_ids);
+        }
+        _ => {}
     }
     let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
     lethe::telemetry::init(&config);
@@ -93,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(Bench::Queue { items }) => lethe::bench::queue::run(config, items).await,
-        Command::Openapi => unreachable!("handled above"),
+        Command::Openapi | Command::Bench(Bench::Find { .. }) => unreachable!("handled above"),
     }
 }
 

@@ -1,3 +1,4 @@
 //! `lethe bench …`: benchmarks that print numbers (never timed tests).
 
+pub mod find;
 pub mod queue;

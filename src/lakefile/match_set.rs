@@ -1,0 +1,185 @@
+//! A set of simple match ids, indexed for row checks (hash sets) and for row-group pruning
+//! (sorted vectors, so a [min, max] range test is two binary searches whatever the size).
+//!
+//! Comparison follows Athena: a string id matches string columns; a numeric id matches
+//! integer, floating-point and decimal columns by value; never across the two.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+/// Simple match ids.
+#[derive(Debug, Clone, Default)]
+pub struct MatchSet {
+    strings: HashSet<String>,
+    sorted_strings: Vec<String>,
+    ints: HashSet<i64>,
+    sorted_ints: Vec<i64>,
+    /// Every numeric id as f64 (for float and decimal columns).
+    floats: Vec<f64>,
+}
+
+impl MatchSet {
+    /// Builds the set from queue match ids (JSON strings and numbers; others are ignored).
+    pub fn from_values<'a>(values: impl IntoIterator<Item = &'a Value>) -> Self {
+        let mut set = MatchSet::default();
+        for v in values {
+            match v {
+                Value::String(s) => {
+                    set.strings.insert(s.clone());
+                }
+                Value::Number(n) => {
+                    if let Some(i) = n.as_i64() {
+                        set.ints.insert(i);
+                    }
+                    if let Some(f) = n.as_f64() {
+                        set.floats.push(f);
+                        // An integral float id also matches integer columns.
+                        if f.fract() == 0.0 && f.abs() < 9.0e15 && n.as_i64().is_none() {
+                            set.ints.insert(f as i64);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        set.sorted_strings = set.strings.iter().cloned().collect();
+        set.sorted_strings.sort();
+        set.sorted_ints = set.ints.iter().copied().collect();
+        set.sorted_ints.sort_unstable();
+        set.floats.sort_by(f64::total_cmp);
+        set.floats.dedup();
+        set
+    }
+
+    /// Parses one id per line: integers and decimals as numbers, anything else as a string.
+    pub fn from_lines(text: &str) -> Self {
+        let values: Vec<Value> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|l| match serde_json::from_str::<serde_json::Number>(l) {
+                Ok(n) => Value::Number(n),
+                Err(_) => Value::String(l.to_owned()),
+            })
+            .collect();
+        Self::from_values(&values)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty() && self.floats.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.strings.len() + self.floats.len()
+    }
+    pub fn contains_str(&self, s: &str) -> bool {
+        self.strings.contains(s)
+    }
+    pub fn contains_int(&self, i: i64) -> bool {
+        self.ints.contains(&i)
+    }
+    pub fn contains_float(&self, f: f64) -> bool {
+        self.floats.binary_search_by(|x| x.total_cmp(&f)).is_ok()
+    }
+    pub fn has_strings(&self) -> bool {
+        !self.strings.is_empty()
+    }
+    pub fn has_numbers(&self) -> bool {
+        !self.floats.is_empty()
+    }
+    pub fn strings(&self) -> &[String] {
+        &self.sorted_strings
+    }
+    pub fn ints(&self) -> &[i64] {
+        &self.sorted_ints
+    }
+    /// Numeric ids as decimals of `scale`: the unscaled values of those that are exact.
+    pub fn decimals(&self, scale: i8) -> HashSet<i128> {
+        let factor = 10f64.powi(i32::from(scale));
+        let mut out: HashSet<i128> = self
+            .floats
+            .iter()
+            .filter_map(|f| {
+                let scaled = f * factor;
+                ((scaled - scaled.round()).abs() < 1e-6 && scaled.abs() < 1e36)
+                    .then(|| scaled.round() as i128)
+            })
+            .collect();
+        // Integers exactly, beyond f64's 53 bits.
+        let int_factor = 10i128
+            .checked_pow(u32::try_from(scale.max(0)).unwrap_or(0))
+            .unwrap_or(1);
+        out.extend(
+            self.sorted_ints
+                .iter()
+                .filter_map(|i| i128::from(*i).checked_mul(int_factor)),
+        );
+        out
+    }
+
+    /// Whether some string id lies in [min, max] (byte order, as Parquet statistics are).
+    pub fn any_string_in(&self, min: &[u8], max: &[u8]) -> bool {
+        let start = self.sorted_strings.partition_point(|s| s.as_bytes() < min);
+        self.sorted_strings
+            .get(start)
+            .is_some_and(|s| s.as_bytes() <= max)
+    }
+    /// Whether some integer id lies in [min, max].
+    pub fn any_int_in(&self, min: i64, max: i64) -> bool {
+        let start = self.sorted_ints.partition_point(|i| *i < min);
+        self.sorted_ints.get(start).is_some_and(|i| *i <= max)
+    }
+    /// Whether some numeric id lies in [min, max].
+    pub fn any_float_in(&self, min: f64, max: f64) -> bool {
+        let start = self.floats.partition_point(|f| *f < min);
+        self.floats.get(start).is_some_and(|f| *f <= max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn strings_and_numbers_never_match_each_other() {
+        let set = MatchSet::from_values(&[json!("42"), json!(7), json!(2.5)]);
+        assert!(set.contains_str("42") && !set.contains_int(42));
+        assert!(set.contains_int(7) && !set.contains_str("7"));
+        assert!(set.contains_float(2.5) && set.contains_float(7.0));
+        assert!(!set.contains_int(2));
+    }
+
+    #[test]
+    fn lines_parse_numbers_as_numbers() {
+        let set = MatchSet::from_lines("jane@example.com\n42\n\n 3.5 \n");
+        assert!(
+            set.contains_str("jane@example.com") && set.contains_int(42) && set.contains_float(3.5)
+        );
+        assert_eq!(set.len(), 3);
+    }
+
+    #[test]
+    fn decimals_are_matched_exactly_at_the_column_scale() {
+        let set = MatchSet::from_values(&[json!(12.34), json!(5)]);
+        let at2 = set.decimals(2);
+        assert!(at2.contains(&1234) && at2.contains(&500));
+        assert!(!set.decimals(1).contains(&123));
+    }
+
+    proptest! {
+        #[test]
+        fn range_tests_agree_with_a_linear_scan(ids in prop::collection::vec(-1000i64..1000, 0..50), a in -1100i64..1100, b in -1100i64..1100) {
+            let (min, max) = (a.min(b), a.max(b));
+            let values: Vec<Value> = ids.iter().map(|i| json!(i)).collect();
+            let strings: Vec<Value> = ids.iter().map(|i| json!(format!("{i:05}"))).collect();
+            let set = MatchSet::from_values(values.iter().chain(strings.iter()));
+            prop_assert_eq!(set.any_int_in(min, max), ids.iter().any(|i| (min..=max).contains(i)));
+            prop_assert_eq!(set.any_float_in(min as f64, max as f64), ids.iter().any(|i| (min..=max).contains(i)));
+            let (smin, smax) = (format!("{min:05}"), format!("{max:05}"));
+            let linear = ids.iter().map(|i| format!("{i:05}")).any(|s| s.as_bytes() >= smin.as_bytes() && s.as_bytes() <= smax.as_bytes());
+            prop_assert_eq!(set.any_string_in(smin.as_bytes(), smax.as_bytes()), linear);
+        }
+    }
+}
