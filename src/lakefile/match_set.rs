@@ -4,9 +4,48 @@
 //! Comparison follows Athena: a string id matches string columns; a numeric id matches
 //! integer, floating-point and decimal columns by value; never across the two.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
+
+/// A comparable value of a composite match: text, or a number (integral numbers compare
+/// as integers, so 42 and 42.0 are one key).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    Str(String),
+    Int(i64),
+    Float(u64),
+}
+
+impl Key {
+    pub fn from_f64(f: f64) -> Self {
+        if f.fract() == 0.0 && f.abs() < 9.0e15 {
+            Key::Int(f as i64)
+        } else {
+            Key::Float(if f == 0.0 { 0 } else { f.to_bits() })
+        }
+    }
+    /// The key of a JSON string or number.
+    pub fn from_json(v: &Value) -> Option<Self> {
+        match v {
+            Value::String(s) => Some(Key::Str(s.clone())),
+            Value::Number(n) => n
+                .as_i64()
+                .map(Key::Int)
+                .or_else(|| n.as_f64().map(Key::from_f64)),
+            _ => None,
+        }
+    }
+}
+
+/// Composite matches that name the same columns: a row matches when its values at
+/// `columns` form one of `tuples`.
+#[derive(Debug, Clone, Default)]
+pub struct CompositeGroup {
+    /// Lowercased column paths, sorted.
+    pub columns: Vec<String>,
+    pub tuples: HashSet<Vec<Key>>,
+}
 
 /// Simple match ids.
 #[derive(Debug, Clone, Default)]
@@ -17,9 +56,44 @@ pub struct MatchSet {
     sorted_ints: Vec<i64>,
     /// Every numeric id as f64 (for float and decimal columns).
     floats: Vec<f64>,
+    composites: Vec<CompositeGroup>,
 }
 
 impl MatchSet {
+    /// Adds composite matches (`[{"column":..,"value":..}]`, as queued); malformed ones are
+    /// ignored (the queue validated them).
+    pub fn with_composites<'a>(mut self, matches: impl IntoIterator<Item = &'a Value>) -> Self {
+        let mut groups: HashMap<Vec<String>, HashSet<Vec<Key>>> = HashMap::new();
+        for m in matches {
+            let Some(parts) = m.as_array() else { continue };
+            let mut pairs: Vec<(String, Key)> = parts
+                .iter()
+                .filter_map(|p| {
+                    Some((
+                        p.get("column")?.as_str()?.to_ascii_lowercase(),
+                        Key::from_json(p.get("value")?)?,
+                    ))
+                })
+                .collect();
+            if pairs.is_empty() || pairs.len() != parts.len() {
+                continue;
+            }
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            let (columns, keys): (Vec<String>, Vec<Key>) = pairs.into_iter().unzip();
+            groups.entry(columns).or_default().insert(keys);
+        }
+        self.composites = groups
+            .into_iter()
+            .map(|(columns, tuples)| CompositeGroup { columns, tuples })
+            .collect();
+        self.composites.sort_by(|a, b| a.columns.cmp(&b.columns));
+        self
+    }
+
+    pub fn composites(&self) -> &[CompositeGroup] {
+        &self.composites
+    }
+
     /// Builds the set from queue match ids (JSON strings and numbers; others are ignored).
     pub fn from_values<'a>(values: impl IntoIterator<Item = &'a Value>) -> Self {
         let mut set = MatchSet::default();
@@ -67,10 +141,27 @@ impl MatchSet {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.strings.is_empty() && self.floats.is_empty()
+        self.strings.is_empty() && self.floats.is_empty() && self.composites.is_empty()
     }
     pub fn len(&self) -> usize {
-        self.strings.len() + self.floats.len()
+        self.strings.len()
+            + self.floats.len()
+            + self
+                .composites
+                .iter()
+                .map(|g| g.tuples.len())
+                .sum::<usize>()
+    }
+    /// Whether a JSON value equals a simple id.
+    pub fn contains_json(&self, v: &Value) -> bool {
+        match v {
+            Value::String(s) => self.contains_str(s),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => self.contains_int(i),
+                None => n.as_f64().is_some_and(|f| self.contains_float(f)),
+            },
+            _ => false,
+        }
     }
     pub fn contains_str(&self, s: &str) -> bool {
         self.strings.contains(s)

@@ -26,7 +26,7 @@ use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
 use parquet::file::serialized_reader::ReadOptionsBuilder;
 use parquet::file::statistics::Statistics;
 
-use super::match_set::MatchSet;
+use super::match_set::{Key, MatchSet};
 
 /// Why an object could not be searched.
 #[derive(Debug, thiserror::Error)]
@@ -85,8 +85,15 @@ pub fn find<R: ChunkReader + Clone + 'static>(
         ..FindReport::default()
     };
     let mut candidates = Vec::new();
+    // Composite matches are not used for pruning (conservative): with any, every row
+    // group is read.
+    let prune = ids.composites().is_empty();
     for rg in 0..metadata.num_row_groups() {
         let meta = metadata.row_group(rg);
+        if !prune {
+            candidates.push(rg);
+            continue;
+        }
         if leaves.iter().all(|&leaf| !stats_may_match(meta, leaf, ids)) {
             report.row_groups_pruned_by_statistics += 1;
             continue;
@@ -148,6 +155,17 @@ fn count_in_row_group<R: ChunkReader + 'static>(
         for column in columns {
             let array = column_at_path(&batch, column)?;
             mark_matches(&array, column, ids, &mut hits)?;
+        }
+        for group in ids.composites() {
+            let keys = group
+                .columns
+                .iter()
+                .map(|c| column_at_path(&batch, c).and_then(|a| keys_of(&a, c)))
+                .collect::<Result<Vec<_>, _>>()?;
+            for (row, hit) in hits.iter_mut().enumerate().filter(|(_, h)| !**h) {
+                let tuple: Option<Vec<Key>> = keys.iter().map(|k| k[row].clone()).collect();
+                *hit = tuple.is_some_and(|t| group.tuples.contains(&t));
+            }
         }
         matched += hits.iter().filter(|h| **h).count() as u64;
     }
@@ -257,6 +275,42 @@ fn mark_matches(
         }
     }
     Ok(())
+}
+
+/// Every row's value as a comparable key (None for nulls).
+fn keys_of(array: &ArrayRef, column: &str) -> Result<Vec<Option<Key>>, FindError> {
+    use arrow_cast::cast;
+    let keys = match array.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
+            let text = cast(array, &DataType::Utf8)?;
+            text.as_string::<i32>()
+                .iter()
+                .map(|v| v.map(|s| Key::Str(s.to_owned())))
+                .collect()
+        }
+        t if t.is_integer() => {
+            let ints = cast(array, &DataType::Int64)?;
+            ints.as_primitive::<arrow_array::types::Int64Type>()
+                .iter()
+                .map(|v| v.map(Key::Int))
+                .collect()
+        }
+        t if t.is_floating() || matches!(t, DataType::Decimal128(_, _)) => {
+            let floats = cast(array, &DataType::Float64)?;
+            floats
+                .as_primitive::<arrow_array::types::Float64Type>()
+                .iter()
+                .map(|v| v.map(Key::from_f64))
+                .collect()
+        }
+        other => {
+            return Err(FindError::UnsupportedType {
+                column: column.to_owned(),
+                data_type: other.to_string(),
+            });
+        }
+    };
+    Ok(keys)
 }
 
 /// Whether the row group's statistics leave room for an id in this column.
@@ -453,6 +507,20 @@ mod tests {
         // 12.34 is row 12 (12 * 100 + 34 cents); 5 is 5.00, which no row has.
         assert_eq!(amount.rows_matched, 1);
         assert_eq!(amount.matching_row_groups, [0]);
+    }
+
+    #[test]
+    fn composite_matches_need_every_column_to_equal() {
+        let file = parquet(&people(300), 100, false);
+        // Row 5: country "it" (5 % 3 == 2); row 6 is "fr".
+        let ids = MatchSet::default().with_composites(&[
+            json!([{"column": "customer_id", "value": 5}, {"column": "country", "value": "it"}]),
+            json!([{"column": "customer_id", "value": 6}, {"column": "country", "value": "it"}]),
+        ]);
+        let report = find(file, &cols(&["customer_id", "country"]), &ids).unwrap();
+        assert_eq!(report.rows_matched, 1);
+        assert_eq!(report.matching_row_groups, [0]);
+        assert_eq!(report.row_groups_pruned_by_statistics, 0);
     }
 
     #[test]
