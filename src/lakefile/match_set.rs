@@ -6,6 +6,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+/// Row checks hash every value of a column: a fast non-cryptographic hasher matters (ids
+/// come from the queue, not from an adversary choosing collisions against us).
+type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
+
 use serde_json::Value;
 
 /// A comparable value of a composite match: text, or a number (integral numbers compare
@@ -50,9 +54,9 @@ pub struct CompositeGroup {
 /// Simple match ids.
 #[derive(Debug, Clone, Default)]
 pub struct MatchSet {
-    strings: HashSet<String>,
+    strings: FastSet<String>,
     sorted_strings: Vec<String>,
-    ints: HashSet<i64>,
+    ints: FastSet<i64>,
     sorted_ints: Vec<i64>,
     /// Every numeric id as f64 (for float and decimal columns).
     floats: Vec<f64>,

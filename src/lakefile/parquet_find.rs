@@ -13,7 +13,7 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Decimal128Type;
 use arrow_array::{Array, ArrayRef, RecordBatch, StructArray};
-use arrow_schema::DataType;
+use arrow_schema::{DataType, Schema};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
@@ -116,8 +116,22 @@ pub fn find<R: ChunkReader + Clone + 'static>(
     if candidates.is_empty() || ids.is_empty() {
         return Ok(report);
     }
-    let arrow_meta =
-        ArrowReaderMetadata::try_new(Arc::new(metadata.clone()), ArrowReaderOptions::new())?;
+    let metadata_arc = Arc::new(metadata.clone());
+    let plain = ArrowReaderMetadata::try_new(metadata_arc.clone(), ArrowReaderOptions::new())?;
+    // Strings decode as views: no copy of the string bytes, which dominate scan time.
+    let viewed = Schema::new(
+        plain
+            .schema()
+            .fields()
+            .iter()
+            .map(as_view)
+            .collect::<Vec<_>>(),
+    );
+    let arrow_meta = ArrowReaderMetadata::try_new(
+        metadata_arc,
+        ArrowReaderOptions::new().with_schema(Arc::new(viewed)),
+    )
+    .unwrap_or(plain);
     let mask = ProjectionMask::leaves(schema, leaves.iter().copied());
     for rg in candidates {
         let matched =
@@ -133,6 +147,16 @@ pub fn find<R: ChunkReader + Clone + 'static>(
         }
     }
     Ok(report)
+}
+
+/// The field with its (nested) UTF-8 strings read as string views.
+fn as_view(field: &arrow_schema::FieldRef) -> arrow_schema::FieldRef {
+    let data_type = match field.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8View,
+        DataType::Struct(children) => DataType::Struct(children.iter().map(as_view).collect()),
+        other => other.clone(),
+    };
+    Arc::new(field.as_ref().clone().with_data_type(data_type))
 }
 
 fn count_in_row_group<R: ChunkReader + 'static>(
