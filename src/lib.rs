@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod governance;
+pub mod jobs;
 pub mod lakefile;
 pub mod metrics;
 pub mod telemetry;

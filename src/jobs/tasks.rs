@@ -1,0 +1,451 @@
+//! The task queue: claim with `for update skip locked` and a lease, extend the lease with
+//! heartbeats while working, finish in a short transaction. No transaction is held while a
+//! handler runs. A task whose worker died is claimed again once its lease has ended; every
+//! claim counts as an attempt, so a task that keeps killing its worker ends `failed`.
+//! Retryable errors back off exponentially; fatal errors and panics fail the task.
+//! Handlers must be idempotent: a task may run again after a crash.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::PgPool;
+
+/// A claimed task.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Task {
+    pub task_id: i64,
+    pub kind: String,
+    pub payload: Value,
+    pub attempts: i32,
+    pub max_attempts: i32,
+}
+
+/// How a task failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// Throttling, timeouts, 5xx: try again later.
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// Schema mismatch, access denied, corrupt input: do not try again.
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+/// Runs tasks of one kind.
+#[async_trait]
+pub trait TaskHandler: Send + Sync + 'static {
+    async fn run(&self, task: &Task) -> Result<(), TaskError>;
+}
+
+/// Enqueues a task; call it in the transaction of the write that causes it.
+pub async fn enqueue(
+    db: impl sqlx::PgExecutor<'_>,
+    kind: &str,
+    payload: &Value,
+    max_attempts: i32,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        r#"insert into task (kind, payload, max_attempts) values ($1, $2, $3) returning task_id"#,
+    )
+    .bind(kind)
+    .bind(payload)
+    .bind(max_attempts)
+    .fetch_one(db)
+    .await
+}
+
+/// Fails running tasks whose lease ended after their last allowed attempt.
+async fn fail_exhausted(db: &PgPool) -> sqlx::Result<u64> {
+    let r = sqlx::query(
+        r#"update task set state = 'failed', lease_owner = null, lease_until = null, updated_at = now(),
+               last_error = coalesce(last_error, 'worker lost (lease expired)')
+           where state = 'running' and lease_until < now() and attempts >= max_attempts"#,
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Claims the next runnable task (queued and due, or running with an expired lease).
+pub async fn claim(db: &PgPool, owner: &str, lease: Duration) -> sqlx::Result<Option<Task>> {
+    fail_exhausted(db).await?;
+    sqlx::query_as(
+        r#"update task set state = 'running', attempts = attempts + 1, lease_owner = $1,
+               lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
+           where task_id = (
+               select task_id from task
+               where (state = 'queued' and run_at <= now())
+                  or (state = 'running' and lease_until < now() and attempts < max_attempts)
+               order by run_at, task_id
+               for update skip locked
+               limit 1)
+           returning task_id, kind, payload, attempts, max_attempts"#,
+    )
+    .bind(owner)
+    .bind(lease.as_millis() as f64)
+    .fetch_optional(db)
+    .await
+}
+
+/// Extends the lease; false when the task is no longer this worker's.
+pub async fn heartbeat(
+    db: &PgPool,
+    task_id: i64,
+    owner: &str,
+    lease: Duration,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        r#"update task set lease_until = now() + $3 * interval '1 millisecond', updated_at = now()
+           where task_id = $1 and lease_owner = $2 and state = 'running'"#,
+    )
+    .bind(task_id)
+    .bind(owner)
+    .bind(lease.as_millis() as f64)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Records the outcome; false when the task is no longer this worker's (its result is
+/// dropped: whoever holds it now will finish it).
+async fn finish(
+    db: &PgPool,
+    task: &Task,
+    owner: &str,
+    outcome: &Result<(), TaskError>,
+    backoff: Duration,
+) -> sqlx::Result<bool> {
+    let (state, delay_ms, error) = match outcome {
+        Ok(()) => ("succeeded", 0.0, None),
+        Err(TaskError::Retryable(e)) if task.attempts < task.max_attempts => {
+            let factor = 2f64.powi(task.attempts.saturating_sub(1).min(16));
+            (
+                "queued",
+                backoff.as_millis() as f64 * factor,
+                Some(e.clone()),
+            )
+        }
+        Err(e) => ("failed", 0.0, Some(e.to_string())),
+    };
+    let r = sqlx::query(
+        r#"update task set state = $3, run_at = now() + $4 * interval '1 millisecond',
+               last_error = coalesce($5, last_error), lease_owner = null, lease_until = null,
+               updated_at = now()
+           where task_id = $1 and lease_owner = $2 and state = 'running'"#,
+    )
+    .bind(task.task_id)
+    .bind(owner)
+    .bind(state)
+    .bind(delay_ms)
+    .bind(error)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// A worker: claims tasks and runs their handlers.
+#[derive(Clone)]
+pub struct Worker {
+    pub db: PgPool,
+    pub id: String,
+    pub lease: Duration,
+    /// Base delay of the exponential retry backoff.
+    pub backoff: Duration,
+    pub handlers: Arc<HashMap<String, Arc<dyn TaskHandler>>>,
+}
+
+impl Worker {
+    /// Claims and runs one task; None when nothing was runnable.
+    pub async fn run_once(&self) -> sqlx::Result<Option<(Task, Result<(), TaskError>)>> {
+        let Some(task) = claim(&self.db, &self.id, self.lease).await? else {
+            return Ok(None);
+        };
+        let outcome = match self.handlers.get(&task.kind).cloned() {
+            None => Err(TaskError::Fatal(format!(
+                "no handler for task kind {:?}",
+                task.kind
+            ))),
+            Some(handler) => self.run_with_heartbeat(handler, &task).await,
+        };
+        if let Err(e) = &outcome {
+            tracing::warn!(task.id = task.task_id, task.kind = %task.kind, attempt = task.attempts, error = %e, "task failed");
+        }
+        finish(&self.db, &task, &self.id, &outcome, self.backoff).await?;
+        Ok(Some((task, outcome)))
+    }
+
+    async fn run_with_heartbeat(
+        &self,
+        handler: Arc<dyn TaskHandler>,
+        task: &Task,
+    ) -> Result<(), TaskError> {
+        let running = {
+            let task = task.clone();
+            tokio::spawn(async move { handler.run(&task).await })
+        };
+        let mut beat = tokio::time::interval((self.lease / 3).max(Duration::from_millis(10)));
+        beat.tick().await;
+        tokio::pin!(running);
+        loop {
+            tokio::select! {
+                joined = &mut running => {
+                    return match joined {
+                        Ok(result) => result,
+                        Err(e) if e.is_panic() => Err(TaskError::Retryable("the task panicked".to_owned())),
+                        Err(e) => Err(TaskError::Retryable(format!("the task was cancelled: {e}"))),
+                    };
+                }
+                _ = beat.tick() => {
+                    if !heartbeat(&self.db, task.task_id, &self.id, self.lease).await.unwrap_or(false) {
+                        running.abort();
+                        return Err(TaskError::Retryable("lease lost".to_owned()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs tasks until none is runnable (tests drive the engine deterministically).
+    pub async fn run_until_idle(&self) -> sqlx::Result<usize> {
+        let mut ran = 0;
+        while self.run_once().await?.is_some() {
+            ran += 1;
+        }
+        Ok(ran)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Fails the first `failures` runs with the given error, then succeeds; records runs.
+    struct Flaky {
+        failures: Mutex<u32>,
+        fatal: bool,
+        panics: bool,
+        runs: Mutex<Vec<i64>>,
+    }
+
+    #[async_trait]
+    impl TaskHandler for Flaky {
+        async fn run(&self, task: &Task) -> Result<(), TaskError> {
+            self.runs.lock().unwrap().push(task.task_id);
+            let mut left = self.failures.lock().unwrap();
+            if *left == 0 {
+                return Ok(());
+            }
+            *left -= 1;
+            if self.panics {
+                panic!("boom");
+            }
+            Err(if self.fatal {
+                TaskError::Fatal("bad input".into())
+            } else {
+                TaskError::Retryable("throttled".into())
+            })
+        }
+    }
+
+    fn worker(db: &PgPool, id: &str, handler: Arc<Flaky>) -> Worker {
+        let mut handlers: HashMap<String, Arc<dyn TaskHandler>> = HashMap::new();
+        handlers.insert("test".into(), handler);
+        Worker {
+            db: db.clone(),
+            id: id.into(),
+            lease: Duration::from_secs(30),
+            backoff: Duration::ZERO,
+            handlers: Arc::new(handlers),
+        }
+    }
+
+    fn flaky(failures: u32) -> Arc<Flaky> {
+        Arc::new(Flaky {
+            failures: Mutex::new(failures),
+            fatal: false,
+            panics: false,
+            runs: Mutex::default(),
+        })
+    }
+
+    async fn states(db: &PgPool) -> Vec<(String, i32)> {
+        sqlx::query_as("select state, attempts from task order by task_id")
+            .fetch_all(db)
+            .await
+            .unwrap()
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn concurrent_claims_never_take_the_same_task(pool: PgPool) {
+        for _ in 0..20 {
+            enqueue(&pool, "test", &serde_json::json!({}), 3)
+                .await
+                .unwrap();
+        }
+        let claims = futures_claims(&pool).await;
+        let mut ids: Vec<i64> = claims.iter().map(|t| t.task_id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 20);
+    }
+
+    async fn futures_claims(pool: &PgPool) -> Vec<Task> {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    claim(&pool, &format!("w{i}"), Duration::from_secs(30))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            out.extend(h.await.unwrap());
+        }
+        out
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn retryable_errors_retry_until_success_and_leave_nothing_queued(pool: PgPool) {
+        enqueue(&pool, "test", &serde_json::json!({}), 5)
+            .await
+            .unwrap();
+        let handler = flaky(2);
+        let ran = worker(&pool, "w", handler.clone())
+            .run_until_idle()
+            .await
+            .unwrap();
+        assert_eq!(ran, 3);
+        assert_eq!(states(&pool).await, [("succeeded".to_owned(), 3)]);
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn exhausted_retries_and_fatal_errors_and_panics_fail_the_task(pool: PgPool) {
+        enqueue(&pool, "test", &serde_json::json!({}), 2)
+            .await
+            .unwrap();
+        worker(&pool, "w", flaky(10))
+            .run_until_idle()
+            .await
+            .unwrap();
+        let fatal = Arc::new(Flaky {
+            failures: Mutex::new(1),
+            fatal: true,
+            panics: false,
+            runs: Mutex::default(),
+        });
+        enqueue(&pool, "test", &serde_json::json!({}), 5)
+            .await
+            .unwrap();
+        worker(&pool, "w", fatal).run_until_idle().await.unwrap();
+        let panics = Arc::new(Flaky {
+            failures: Mutex::new(1),
+            fatal: false,
+            panics: true,
+            runs: Mutex::default(),
+        });
+        enqueue(&pool, "test", &serde_json::json!({}), 1)
+            .await
+            .unwrap();
+        worker(&pool, "w", panics).run_until_idle().await.unwrap();
+        enqueue(&pool, "unknown-kind", &serde_json::json!({}), 5)
+            .await
+            .unwrap();
+        worker(&pool, "w", flaky(0)).run_until_idle().await.unwrap();
+        let s = states(&pool).await;
+        assert_eq!(
+            s,
+            [
+                ("failed".to_owned(), 2),
+                ("failed".to_owned(), 1),
+                ("failed".to_owned(), 1),
+                ("failed".to_owned(), 1)
+            ]
+        );
+        let errors: Vec<String> =
+            sqlx::query_scalar("select last_error from task order by task_id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert!(
+            errors[1].contains("bad input")
+                && errors[2].contains("panicked")
+                && errors[3].contains("no handler"),
+            "{errors:?}"
+        );
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn a_dead_workers_task_is_claimed_again_after_its_lease_and_its_late_result_is_dropped(
+        pool: PgPool,
+    ) {
+        let id = enqueue(&pool, "test", &serde_json::json!({}), 3)
+            .await
+            .unwrap();
+        // Worker A claims with a lease that ends at once, then "dies".
+        let a = claim(&pool, "a", Duration::ZERO).await.unwrap().unwrap();
+        assert_eq!(a.task_id, id);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let handler = flaky(0);
+        worker(&pool, "b", handler.clone())
+            .run_until_idle()
+            .await
+            .unwrap();
+        assert_eq!(*handler.runs.lock().unwrap(), [id]);
+        assert_eq!(states(&pool).await, [("succeeded".to_owned(), 2)]);
+        // A comes back: its heartbeat and its result no longer count.
+        assert!(
+            !heartbeat(&pool, id, "a", Duration::from_secs(30))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !finish(
+                &pool,
+                &a,
+                "a",
+                &Err(TaskError::Fatal("late".into())),
+                Duration::ZERO
+            )
+            .await
+            .unwrap()
+        );
+        assert_eq!(states(&pool).await, [("succeeded".to_owned(), 2)]);
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn a_task_that_keeps_killing_its_worker_ends_failed(pool: PgPool) {
+        enqueue(&pool, "test", &serde_json::json!({}), 2)
+            .await
+            .unwrap();
+        for owner in ["a", "b"] {
+            assert!(claim(&pool, owner, Duration::ZERO).await.unwrap().is_some());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(claim(&pool, "c", Duration::ZERO).await.unwrap().is_none());
+        assert_eq!(states(&pool).await, [("failed".to_owned(), 2)]);
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn retries_back_off_before_they_are_claimable(pool: PgPool) {
+        enqueue(&pool, "test", &serde_json::json!({}), 5)
+            .await
+            .unwrap();
+        let mut w = worker(&pool, "w", flaky(1));
+        w.backoff = Duration::from_secs(60);
+        assert_eq!(w.run_until_idle().await.unwrap(), 1);
+        let due: bool =
+            sqlx::query_scalar("select run_at > now() + interval '50 seconds' from task")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert!(due);
+        assert_eq!(states(&pool).await, [("queued".to_owned(), 1)]);
+    }
+}
