@@ -14,4 +14,5 @@ pub mod governance;
 pub mod jobs;
 pub mod lakefile;
 pub mod metrics;
+pub mod storage;
 pub mod telemetry;

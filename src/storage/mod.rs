@@ -1,0 +1,148 @@
+//! The object-store boundary: `s3` (aws-sdk-s3, any S3-compatible endpoint) and `file`
+//! (a local lake, the embedded default). Listing is paginated; reads are ranged, so find
+//! fetches only footers and match columns.
+
+pub mod file;
+pub mod s3;
+
+use std::ops::Range;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// One object (version) as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+    pub storage_class: Option<String>,
+}
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object not found")]
+    NotFound,
+    #[error("access denied ({code})")]
+    AccessDenied { code: String },
+    /// Throttling, timeouts, 5xx: worth retrying.
+    #[error("storage unavailable ({0})")]
+    Unavailable(String),
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+/// A page of a listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub objects: Vec<ObjectMeta>,
+    /// Pass back to get the next page; None on the last.
+    pub next: Option<String>,
+}
+
+/// Reads a lake's objects.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// One page of the objects under `prefix`.
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        next: Option<String>,
+    ) -> Result<ListPage, StorageError>;
+    /// `range` of an object's bytes (of `version_id` when given).
+    async fn get_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Range<u64>,
+    ) -> Result<Bytes, StorageError>;
+}
+
+/// Every object under `prefix`, following pagination.
+pub async fn list_all(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<ObjectMeta>, StorageError> {
+    let mut all = Vec::new();
+    let mut next = None;
+    loop {
+        let page = store.list_page(bucket, prefix, next).await?;
+        all.extend(page.objects);
+        match page.next {
+            Some(token) => next = Some(token),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Why find skips an object, if it does: markers, temporary output, empty objects, and
+/// objects in archive storage classes (they cannot be read without a restore).
+pub fn skip_reason(object: &ObjectMeta) -> Option<&'static str> {
+    let name = object.key.rsplit('/').next().unwrap_or_default();
+    if name == "_SUCCESS" || name.ends_with("_$folder$") || object.key.ends_with('/') {
+        Some("marker")
+    } else if object.key.split('/').any(|part| part == "_temporary") {
+        Some("temporary")
+    } else if object.size == 0 {
+        Some("empty")
+    } else if matches!(
+        object.storage_class.as_deref(),
+        Some("GLACIER" | "DEEP_ARCHIVE")
+    ) {
+        Some("archived")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(key: &str, size: u64, class: Option<&str>) -> ObjectMeta {
+        ObjectMeta {
+            key: key.into(),
+            size,
+            etag: None,
+            version_id: None,
+            storage_class: class.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn markers_temporary_empty_and_archived_objects_are_skipped() {
+        assert_eq!(
+            skip_reason(&object("t/dt=1/_SUCCESS", 0, None)),
+            Some("marker")
+        );
+        assert_eq!(
+            skip_reason(&object("t/_temporary/0/part-0.parquet", 10, None)),
+            Some("temporary")
+        );
+        assert_eq!(
+            skip_reason(&object("t/part-0.parquet", 0, None)),
+            Some("empty")
+        );
+        assert_eq!(
+            skip_reason(&object("t/part-0.parquet", 10, Some("DEEP_ARCHIVE"))),
+            Some("archived")
+        );
+        assert_eq!(
+            skip_reason(&object("t/part-0.parquet", 10, Some("GLACIER"))),
+            Some("archived")
+        );
+        assert_eq!(
+            skip_reason(&object("t/part-0.parquet", 10, Some("STANDARD_IA"))),
+            None
+        );
+        assert_eq!(
+            skip_reason(&object("t/dt=1/part-0.json.gz", 10, None)),
+            None
+        );
+    }
+}
