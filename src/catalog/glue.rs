@@ -4,9 +4,10 @@ use async_trait::async_trait;
 use aws_sdk_glue::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_glue::operation::get_table::GetTableError;
 
-use super::{Catalog, CatalogError};
+use super::{Catalog, CatalogError, paginate};
 use crate::domain::data_mapper::{TableDef, infer_format};
 use crate::domain::hive_type::HiveType;
+use crate::domain::partition::Partition;
 
 /// Glue-backed catalog.
 #[derive(Debug, Clone)]
@@ -66,15 +67,56 @@ impl Catalog for GlueCatalog {
     async fn list_tables(&self, database: &str) -> Result<Vec<String>, CatalogError> {
         list_tables_impl(&self.client, database).await
     }
+
+    async fn list_partitions(
+        &self,
+        database: &str,
+        table: &str,
+    ) -> Result<Vec<Partition>, CatalogError> {
+        paginate(|token| async move {
+            let out = self
+                .client
+                .get_partitions()
+                .database_name(database)
+                .table_name(table)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| match e.code() {
+                    Some("EntityNotFoundException") => {
+                        CatalogError::TableNotFound(table.to_owned())
+                    }
+                    Some(code @ ("AccessDeniedException" | "AccessDenied")) => {
+                        CatalogError::AccessDenied {
+                            code: code.to_owned(),
+                        }
+                    }
+                    Some(code) => CatalogError::Unavailable(code.to_owned()),
+                    None => CatalogError::Unavailable(aws_error_kind(&e).to_owned()),
+                })?;
+            let page = out
+                .partitions()
+                .iter()
+                .map(|p| Partition {
+                    values: p.values().to_vec(),
+                    location: p
+                        .storage_descriptor()
+                        .and_then(|sd| sd.location())
+                        .unwrap_or_default()
+                        .to_owned(),
+                })
+                .collect();
+            Ok((page, out.next_token().map(str::to_owned)))
+        })
+        .await
+    }
 }
 
 async fn list_tables_impl(
     client: &aws_sdk_glue::Client,
     database: &str,
 ) -> Result<Vec<String>, CatalogError> {
-    let mut names = Vec::new();
-    let mut token = None;
-    loop {
+    paginate(|token| async move {
         let out = client
             .get_tables()
             .database_name(database)
@@ -93,12 +135,14 @@ async fn list_tables_impl(
                 Some(code) => CatalogError::Unavailable(code.to_owned()),
                 None => CatalogError::Unavailable(aws_error_kind(&e).to_owned()),
             })?;
-        names.extend(out.table_list().iter().map(|t| t.name().to_owned()));
-        match out.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-            _ => return Ok(names),
-        }
-    }
+        let page = out
+            .table_list()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .collect();
+        Ok((page, out.next_token().map(str::to_owned)))
+    })
+    .await
 }
 
 fn get_table_error(err: SdkError<GetTableError>, database: &str, table: &str) -> CatalogError {

@@ -9,6 +9,7 @@ pub mod lake_formation_sdk;
 use async_trait::async_trait;
 
 use crate::domain::data_mapper::TableDef;
+use crate::domain::partition::Partition;
 
 /// Why a table could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -31,15 +32,52 @@ pub trait Catalog: Send + Sync + 'static {
     async fn get_table(&self, database: &str, table: &str) -> Result<TableDef, CatalogError>;
     /// The names of a database's tables, following pagination.
     async fn list_tables(&self, database: &str) -> Result<Vec<String>, CatalogError>;
+    /// Every partition of a table, following pagination.
+    async fn list_partitions(
+        &self,
+        database: &str,
+        table: &str,
+    ) -> Result<Vec<Partition>, CatalogError>;
+}
+
+/// Collects every page of a paginated call: `fetch(token)` returns a page and the next
+/// token; an empty or missing token ends it.
+pub async fn paginate<T, F, Fut>(mut fetch: F) -> Result<Vec<T>, CatalogError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), CatalogError>>,
+{
+    let mut all = Vec::new();
+    let mut token = None;
+    loop {
+        let (page, next) = fetch(token).await?;
+        all.extend(page);
+        match next {
+            Some(t) if !t.is_empty() => token = Some(t),
+            _ => return Ok(all),
+        }
+    }
 }
 
 /// A fixed set of tables, for tests and local use.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryCatalog {
     tables: std::collections::HashMap<(String, String), TableDef>,
+    partitions: std::collections::HashMap<(String, String), Vec<Partition>>,
 }
 
 impl MemoryCatalog {
+    pub fn with_partitions(
+        mut self,
+        database: &str,
+        table: &str,
+        partitions: Vec<Partition>,
+    ) -> Self {
+        self.partitions
+            .insert((database.to_owned(), table.to_owned()), partitions);
+        self
+    }
+
     pub fn with_table(mut self, database: &str, table: &str, def: TableDef) -> Self {
         self.tables
             .insert((database.to_owned(), table.to_owned()), def);
@@ -71,5 +109,60 @@ impl Catalog for MemoryCatalog {
         }
         names.sort();
         Ok(names)
+    }
+
+    async fn list_partitions(
+        &self,
+        database: &str,
+        table: &str,
+    ) -> Result<Vec<Partition>, CatalogError> {
+        self.get_table(database, table).await?;
+        Ok(self
+            .partitions
+            .get(&(database.to_owned(), table.to_owned()))
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn paginate_follows_next_tokens_until_the_last_page() {
+        let pages = [
+            (vec![1, 2], Some("a".to_owned())),
+            (vec![3], Some("b".to_owned())),
+            (vec![4, 5], None),
+        ];
+        let mut seen = Vec::new();
+        let all = paginate(|token| {
+            seen.push(token.clone());
+            let i = match token.as_deref() {
+                None => 0,
+                Some("a") => 1,
+                _ => 2,
+            };
+            let page = pages[i].clone();
+            async move { Ok::<_, CatalogError>(page) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(all, [1, 2, 3, 4, 5]);
+        assert_eq!(seen, [None, Some("a".to_owned()), Some("b".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn an_empty_next_token_ends_pagination_and_errors_stop_it() {
+        let all = paginate(|_| async { Ok::<_, CatalogError>((vec![1], Some(String::new()))) })
+            .await
+            .unwrap();
+        assert_eq!(all, [1]);
+        let err = paginate::<i32, _, _>(|_| async {
+            Err(CatalogError::Unavailable("ThrottlingException".into()))
+        })
+        .await;
+        assert!(matches!(err, Err(CatalogError::Unavailable(_))));
     }
 }

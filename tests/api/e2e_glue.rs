@@ -214,3 +214,49 @@ async fn lethe_serve_validates_glue_mappers_through_the_real_sdk(pool: sqlx::PgP
     }
     assert!(exited.expect("lethe serve ignored SIGTERM").success());
 }
+
+#[tokio::test]
+async fn glue_partitions_are_listed_through_the_real_sdk() {
+    use aws_sdk_glue::types::PartitionInput;
+    use lethe::catalog::Catalog;
+    let glue_db = format!("e2e_{}", uuid::Uuid::new_v4().simple());
+    create_glue_table(&glue_db).await;
+    let sdk = lethe::aws::sdk_config(&lethe::config::AwsConfig {
+        endpoint_url: Some(endpoint()),
+        region: Some("us-east-1".into()),
+        s3_force_path_style: true,
+    })
+    .await;
+    let glue = aws_sdk_glue::Client::new(&sdk);
+    for year in ["2023", "2024"] {
+        glue.create_partition()
+            .database_name(&glue_db)
+            .table_name("customers")
+            .partition_input(
+                PartitionInput::builder()
+                    .values(year)
+                    .storage_descriptor(
+                        StorageDescriptor::builder()
+                            .location(format!("s3://e2e-lake/customers/year={year}/"))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let catalog = lethe::catalog::glue::GlueCatalog::new(&sdk);
+    let mut partitions = catalog
+        .list_partitions(&glue_db, "customers")
+        .await
+        .unwrap();
+    partitions.sort_by(|a, b| a.values.cmp(&b.values));
+    assert_eq!(partitions.len(), 2);
+    assert_eq!(partitions[1].values, ["2024"]);
+    assert_eq!(partitions[1].location, "s3://e2e-lake/customers/year=2024/");
+    assert!(matches!(
+        catalog.list_partitions(&glue_db, "nope").await,
+        Err(lethe::catalog::CatalogError::TableNotFound(_))
+    ));
+}
