@@ -6,3 +6,4 @@ pub mod jsonl_find;
 pub mod local;
 pub mod match_set;
 pub mod parquet_find;
+pub mod sparse;

@@ -62,8 +62,66 @@ pub fn find<R: ChunkReader + Clone + 'static>(
     columns: &[String],
     ids: &MatchSet,
 ) -> Result<FindReport, FindError> {
+    find_with(reader, columns, ids, true)
+}
+
+/// The leaf column indexes of dotted paths.
+fn resolve_leaves(
+    schema: &parquet::schema::types::SchemaDescriptor,
+    columns: &[String],
+) -> Result<Vec<usize>, FindError> {
+    columns
+        .iter()
+        .map(|c| {
+            (0..schema.num_columns())
+                .find(|i| schema.column(*i).path().string().eq_ignore_ascii_case(c))
+                .ok_or_else(|| FindError::MissingColumn(c.clone()))
+        })
+        .collect()
+}
+
+/// The byte ranges find will read from an object with this footer: bloom filters and
+/// match-column chunks of the row groups statistics cannot exclude. The flag says whether
+/// every needed bloom filter has a known length (else find must not read them).
+pub fn ranges_to_fetch(
+    metadata: &parquet::file::metadata::ParquetMetaData,
+    columns: &[String],
+    ids: &MatchSet,
+) -> Result<(Vec<std::ops::Range<u64>>, bool), FindError> {
+    let leaves = resolve_leaves(metadata.file_metadata().schema_descr(), columns)?;
+    let prune = ids.composites().is_empty();
+    let mut ranges = Vec::new();
+    let mut bloom = true;
+    for rg in 0..metadata.num_row_groups() {
+        let meta = metadata.row_group(rg);
+        if prune && leaves.iter().all(|&leaf| !stats_may_match(meta, leaf, ids)) {
+            continue;
+        }
+        for &leaf in &leaves {
+            let (start, len) = meta.column(leaf).byte_range();
+            ranges.push(start..start + len);
+        }
+        // The reader loads the bloom filters of every column of a row group it opens.
+        for column in meta.columns() {
+            match (column.bloom_filter_offset(), column.bloom_filter_length()) {
+                (Some(offset), Some(len)) => ranges.push(offset as u64..offset as u64 + len as u64),
+                (Some(_), None) => bloom = false,
+                _ => {}
+            }
+        }
+    }
+    Ok((ranges, bloom))
+}
+
+/// [`find`], reading bloom filters only when `bloom` is true.
+pub fn find_with<R: ChunkReader + Clone + 'static>(
+    reader: R,
+    columns: &[String],
+    ids: &MatchSet,
+    bloom: bool,
+) -> Result<FindReport, FindError> {
     let props = ReaderProperties::builder()
-        .set_read_bloom_filter(true)
+        .set_read_bloom_filter(bloom)
         .build();
     let options = ReadOptionsBuilder::new()
         .with_reader_properties(props)
@@ -71,14 +129,7 @@ pub fn find<R: ChunkReader + Clone + 'static>(
     let file = SerializedFileReader::new_with_options(reader.clone(), options)?;
     let metadata = file.metadata();
     let schema = metadata.file_metadata().schema_descr();
-    let leaves: Vec<usize> = columns
-        .iter()
-        .map(|c| {
-            (0..schema.num_columns())
-                .find(|i| schema.column(*i).path().string().eq_ignore_ascii_case(c))
-                .ok_or_else(|| FindError::MissingColumn(c.clone()))
-        })
-        .collect::<Result<_, _>>()?;
+    let leaves = resolve_leaves(schema, columns)?;
     let mut report = FindReport {
         row_groups_total: metadata.num_row_groups(),
         rows_total: metadata.file_metadata().num_rows().max(0) as u64,

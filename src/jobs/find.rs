@@ -1,0 +1,235 @@
+//! Find over an object store: fetch only what the data plane needs with ranged reads —
+//! the footer, then bloom filters and match-column chunks of the row groups statistics
+//! cannot exclude — and run `lakefile` on those bytes. JSON Lines objects are read whole
+//! (streaming them is the job engine's next step).
+
+use std::io::BufReader;
+
+use parquet::file::metadata::ParquetMetaDataReader;
+
+use crate::lakefile::jsonl_find;
+use crate::lakefile::match_set::MatchSet;
+use crate::lakefile::parquet_find::{self, FindError, FindReport};
+use crate::lakefile::sparse::{SparseObject, footer_len};
+use crate::storage::{ObjectStore, StorageError};
+
+/// First read from the end of an object: most footers fit, saving a second request.
+const TAIL_GUESS: u64 = 64 * 1024;
+
+/// Why one object could not be searched. Storage errors may be retried; the others mean
+/// the object is corrupt or does not fit the mapper (fail that object only).
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectFindError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Parquet(#[from] FindError),
+    #[error(transparent)]
+    Json(#[from] jsonl_find::JsonFindError),
+}
+
+/// The object to search.
+#[derive(Debug, Clone)]
+pub struct ObjectRef<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub version_id: Option<&'a str>,
+    pub size: u64,
+}
+
+/// Searches one Parquet object with ranged reads. Returns the report and the bytes read.
+pub async fn find_parquet(
+    store: &dyn ObjectStore,
+    object: &ObjectRef<'_>,
+    columns: &[String],
+    ids: &MatchSet,
+) -> Result<(FindReport, u64), ObjectFindError> {
+    let size = object.size;
+    let mut sparse = SparseObject::new(size);
+    let tail_start = size.saturating_sub(TAIL_GUESS);
+    let tail = store
+        .get_range(
+            object.bucket,
+            object.key,
+            object.version_id,
+            tail_start..size,
+        )
+        .await?;
+    let footer = footer_len(&tail).map_err(FindError::from)?;
+    if footer > size {
+        return Err(FindError::from(parquet::errors::ParquetError::General(
+            "footer longer than the object".to_owned(),
+        ))
+        .into());
+    }
+    sparse.insert(tail_start, tail);
+    if !sparse.has(&(size - footer..size)) {
+        let rest = store
+            .get_range(
+                object.bucket,
+                object.key,
+                object.version_id,
+                size - footer..tail_start,
+            )
+            .await?;
+        sparse.insert(size - footer, rest);
+    }
+    let metadata = ParquetMetaDataReader::new()
+        .parse_and_finish(&sparse)
+        .map_err(FindError::from)?;
+    let (ranges, bloom) = parquet_find::ranges_to_fetch(&metadata, columns, ids)?;
+    for range in ranges {
+        if range.end > size || range.start > range.end {
+            return Err(FindError::from(parquet::errors::ParquetError::General(
+                "column chunk outside the object".to_owned(),
+            ))
+            .into());
+        }
+        if !sparse.has(&range) {
+            let bytes = store
+                .get_range(object.bucket, object.key, object.version_id, range.clone())
+                .await?;
+            sparse.insert(range.start, bytes);
+        }
+    }
+    let read = sparse.held();
+    let report =
+        tokio::task::block_in_place(|| parquet_find::find_with(sparse, columns, ids, bloom))?;
+    Ok((report, read))
+}
+
+/// Searches one JSON Lines object (gzip when the key ends in `.gz`). Returns lines matched.
+pub async fn find_jsonl(
+    store: &dyn ObjectStore,
+    object: &ObjectRef<'_>,
+    columns: &[String],
+    ids: &MatchSet,
+) -> Result<jsonl_find::JsonFindReport, ObjectFindError> {
+    let bytes = store
+        .get_range(object.bucket, object.key, object.version_id, 0..object.size)
+        .await?;
+    let report = if object.key.ends_with(".gz") {
+        jsonl_find::find(
+            BufReader::new(flate2::read::GzDecoder::new(&bytes[..])),
+            columns,
+            ids,
+        )?
+    } else {
+        jsonl_find::find(&bytes[..], columns, ids)?
+    };
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::file::FileStore;
+    use arrow_array::{Int64Array, RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn lake() -> (std::path::PathBuf, u64) {
+        let root = std::env::temp_dir().join(format!("lethe-find-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(root.join("t")).unwrap();
+        let n = 40_000i64;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("email", DataType::Utf8, false),
+            Field::new("payload", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..n)),
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("u{}@x", (i * 7) % n)),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("{i:x}-{}", "p".repeat(200))),
+                )),
+            ],
+        )
+        .unwrap();
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(10_000))
+            .set_bloom_filter_enabled(true)
+            .build();
+        let file = std::fs::File::create(root.join("t/part-0.parquet")).unwrap();
+        let mut w = ArrowWriter::try_new(file, schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let size = std::fs::metadata(root.join("t/part-0.parquet"))
+            .unwrap()
+            .len();
+        (root, size)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn ranged_find_reads_only_what_it_needs_and_agrees_with_a_whole_file_read() {
+        let (root, size) = lake();
+        let store = FileStore::new(&root);
+        let object = ObjectRef {
+            bucket: "b",
+            key: "t/part-0.parquet",
+            version_id: None,
+            size,
+        };
+        let ids = MatchSet::from_values(&[json!(25_000), json!("u7@x")]);
+        let columns = vec!["id".to_owned(), "email".to_owned()];
+        let (ranged, read) = find_parquet(&store, &object, &columns, &ids).await.unwrap();
+        let whole = parquet_find::find(
+            crate::lakefile::local::SharedFile::open(&root.join("t/part-0.parquet")).unwrap(),
+            &columns,
+            &ids,
+        )
+        .unwrap();
+        assert_eq!(ranged, whole);
+        assert_eq!(ranged.rows_matched, 2);
+        assert!(read < size, "read {read} of {size} bytes");
+        // Only the id column can prune; a numeric id alone reads one row group's chunks.
+        let (narrow, narrow_read) = find_parquet(
+            &store,
+            &object,
+            &["id".to_owned()],
+            &MatchSet::from_values(&[json!(25_000)]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(narrow.matching_row_groups, [2]);
+        assert!(narrow_read < read);
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn corrupt_and_missing_objects_fail_with_the_right_error() {
+        let root = std::env::temp_dir().join(format!("lethe-find-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("bad.parquet"), b"this is not parquet at all").unwrap();
+        let store = FileStore::new(&root);
+        let ids = MatchSet::from_values(&[json!(1)]);
+        let bad = ObjectRef {
+            bucket: "b",
+            key: "bad.parquet",
+            version_id: None,
+            size: 26,
+        };
+        assert!(matches!(
+            find_parquet(&store, &bad, &["id".to_owned()], &ids).await,
+            Err(ObjectFindError::Parquet(_))
+        ));
+        let gone = ObjectRef {
+            bucket: "b",
+            key: "gone.parquet",
+            version_id: None,
+            size: 100,
+        };
+        assert!(matches!(
+            find_parquet(&store, &gone, &["id".to_owned()], &ids).await,
+            Err(ObjectFindError::Storage(StorageError::NotFound))
+        ));
+        std::fs::remove_dir_all(root).unwrap();
+    }
+}
