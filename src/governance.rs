@@ -292,6 +292,14 @@ fn split_explicit(
 /// Plans and records the result as the latest drift. Returns the number of drifted grants,
 /// or None when the check failed (the failure is recorded too).
 pub async fn record_drift(gov: &Governance<'_>) -> Result<Option<usize>, sqlx::Error> {
+    // Nothing declared and nothing ever governed: no AWS calls, nothing to record.
+    if list_access_policies(gov.db, None, Some(1))
+        .await?
+        .is_empty()
+        && list_governed_tables(gov.db).await?.is_empty()
+    {
+        return Ok(Some(0));
+    }
     match gov.plan().await {
         Ok(report) => {
             let drifted = report.plan.to_grant.len() + report.plan.to_revoke.len();

@@ -235,3 +235,36 @@ async fn policies_crud_and_plan_apply_against_an_in_memory_lake_formation(pool: 
     assert_eq!(applied.body["outcomes"][0]["action"], "revoke");
     app.get("/v1/access_policies/drift").await.problem(404);
 }
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn the_reconciler_records_drift_only_once_something_is_governed(pool: sqlx::PgPool) {
+    let app = TestApp::new(pool);
+    let gov = || lethe::governance::Governance {
+        db: &app.db,
+        catalog: &*Box::leak(Box::new(crate::common::catalog())),
+        lf: &*Box::leak(Box::new(
+            lethe::catalog::lake_formation::MemoryLakeFormation::default(),
+        )),
+    };
+    assert_eq!(
+        lethe::governance::record_drift(&gov()).await.unwrap(),
+        Some(0)
+    );
+    app.get("/v1/access_policies/drift").await.problem(404);
+    app.put(
+        "/v1/catalog/lake/people/classifications",
+        json!({"columns": [{"name": "customer_id", "classification": "non_pii"}]}),
+    )
+    .await;
+    app.put("/v1/access_policies/analysts", policy()).await;
+    assert_eq!(
+        lethe::governance::record_drift(&gov()).await.unwrap(),
+        Some(1)
+    );
+    let drift = app.get("/v1/access_policies/drift").await;
+    assert_eq!(drift.body["drifted_grants"], 1);
+    assert_eq!(
+        drift.body["drift"]["to_grant"][0]["target"],
+        json!({"kind": "columns", "columns": ["customer_id"]})
+    );
+}
