@@ -239,12 +239,12 @@ async fn policies_crud_and_plan_apply_against_an_in_memory_lake_formation(pool: 
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
 async fn the_reconciler_records_drift_only_once_something_is_governed(pool: sqlx::PgPool) {
     let app = TestApp::new(pool);
+    let catalog = crate::common::catalog();
+    let lf = lethe::catalog::lake_formation::MemoryLakeFormation::default();
     let gov = || lethe::governance::Governance {
         db: &app.db,
-        catalog: &*Box::leak(Box::new(crate::common::catalog())),
-        lf: &*Box::leak(Box::new(
-            lethe::catalog::lake_formation::MemoryLakeFormation::default(),
-        )),
+        catalog: &catalog,
+        lf: &lf,
     };
     assert_eq!(
         lethe::governance::record_drift(&gov()).await.unwrap(),
