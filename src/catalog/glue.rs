@@ -82,18 +82,7 @@ impl Catalog for GlueCatalog {
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(|e| match e.code() {
-                    Some("EntityNotFoundException") => {
-                        CatalogError::TableNotFound(table.to_owned())
-                    }
-                    Some(code @ ("AccessDeniedException" | "AccessDenied")) => {
-                        CatalogError::AccessDenied {
-                            code: code.to_owned(),
-                        }
-                    }
-                    Some(code) => CatalogError::Unavailable(code.to_owned()),
-                    None => CatalogError::Unavailable(aws_error_kind(&e).to_owned()),
-                })?;
+                .map_err(|e| glue_error(e, CatalogError::TableNotFound(table.to_owned())))?;
             let page = out
                 .partitions()
                 .iter()
@@ -123,18 +112,7 @@ async fn list_tables_impl(
             .set_next_token(token)
             .send()
             .await
-            .map_err(|e| match e.code() {
-                Some("EntityNotFoundException") => {
-                    CatalogError::DatabaseNotFound(database.to_owned())
-                }
-                Some(code @ ("AccessDeniedException" | "AccessDenied")) => {
-                    CatalogError::AccessDenied {
-                        code: code.to_owned(),
-                    }
-                }
-                Some(code) => CatalogError::Unavailable(code.to_owned()),
-                None => CatalogError::Unavailable(aws_error_kind(&e).to_owned()),
-            })?;
+            .map_err(|e| glue_error(e, CatalogError::DatabaseNotFound(database.to_owned())))?;
         let page = out
             .table_list()
             .iter()
@@ -145,28 +123,28 @@ async fn list_tables_impl(
     .await
 }
 
-fn get_table_error(err: SdkError<GetTableError>, database: &str, table: &str) -> CatalogError {
-    match err.as_service_error() {
-        Some(GetTableError::EntityNotFoundException(e)) => {
-            // Glue answers EntityNotFound for both; its message names which one.
-            if e.message()
-                .unwrap_or_default()
-                .to_ascii_lowercase()
-                .contains("database")
-            {
-                CatalogError::DatabaseNotFound(database.to_owned())
-            } else {
-                CatalogError::TableNotFound(table.to_owned())
-            }
-        }
-        _ => match err.code() {
-            Some(code @ ("AccessDeniedException" | "AccessDenied")) => CatalogError::AccessDenied {
-                code: code.to_owned(),
-            },
-            Some(code) => CatalogError::Unavailable(code.to_owned()),
-            None => CatalogError::Unavailable(aws_error_kind(&err).to_owned()),
+/// Maps a Glue error: `EntityNotFound` to `not_found`, access denial, else unavailable.
+fn glue_error<E: ProvideErrorMetadata>(err: SdkError<E>, not_found: CatalogError) -> CatalogError {
+    match err.code() {
+        Some("EntityNotFoundException") => not_found,
+        Some(code @ ("AccessDeniedException" | "AccessDenied")) => CatalogError::AccessDenied {
+            code: code.to_owned(),
         },
+        Some(code) => CatalogError::Unavailable(code.to_owned()),
+        None => CatalogError::Unavailable(aws_error_kind(&err).to_owned()),
     }
+}
+
+fn get_table_error(err: SdkError<GetTableError>, database: &str, table: &str) -> CatalogError {
+    // Glue answers EntityNotFound for a missing database and a missing table; its message
+    // says which.
+    let missing_database = matches!(err.as_service_error(),
+        Some(GetTableError::EntityNotFoundException(e))
+            if e.message().unwrap_or_default().to_ascii_lowercase().contains("database"));
+    if missing_database {
+        return CatalogError::DatabaseNotFound(database.to_owned());
+    }
+    glue_error(err, CatalogError::TableNotFound(table.to_owned()))
 }
 
 fn aws_error_kind<E>(err: &SdkError<E>) -> &'static str {

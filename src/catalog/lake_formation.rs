@@ -298,7 +298,8 @@ mod tests {
     /// A Lake Formation that pages, merges nothing, and misbehaves on request.
     #[derive(Default)]
     struct FakeLf {
-        held: Mutex<Vec<LfPermission>>,
+        /// Holds the grants; the fake adds paging and misbehaviour on top.
+        memory: MemoryLakeFormation,
         page_size: usize,
         /// Whole-call ConcurrentModificationExceptions still to throw.
         busy_calls: Mutex<u32>,
@@ -330,7 +331,7 @@ mod tests {
             token: Option<String>,
         ) -> Result<(Vec<LfPermission>, Option<String>), LfError> {
             self.calls.lock().unwrap().push(format!("list {token:?}"));
-            let held = self.held.lock().unwrap();
+            let held = self.memory.held();
             let start: usize = token.map(|t| t.parse().unwrap()).unwrap_or(0);
             let end = (start + self.page_size).min(held.len());
             let next = (end < held.len()).then(|| end.to_string());
@@ -366,7 +367,7 @@ mod tests {
                         },
                     });
                 } else {
-                    self.held.lock().unwrap().push(p.clone());
+                    self.memory.held().push(p.clone());
                 }
             }
             Ok(failures)
@@ -380,31 +381,12 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push(format!("batch_revoke {}", entries.len()));
-            let mut held = self.held.lock().unwrap();
-            let mut failures = Vec::new();
-            for (id, p) in entries {
-                match held
-                    .iter()
-                    .position(|h| h.principal == p.principal && h.resource == p.resource)
-                {
-                    Some(i) => {
-                        held.remove(i);
-                    }
-                    None => failures.push(EntryFailure {
-                        id: id.clone(),
-                        error: LfError {
-                            code: "InvalidInputException".into(),
-                            message: "No permissions revoked".into(),
-                        },
-                    }),
-                }
-            }
-            Ok(failures)
+            self.memory.batch_revoke(entries).await
         }
         async fn grant(&self, entry: &LfPermission) -> Result<(), LfError> {
             self.busy()?;
             self.calls.lock().unwrap().push("grant".into());
-            self.held.lock().unwrap().push(entry.clone());
+            self.memory.held().push(entry.clone());
             Ok(())
         }
         async fn registered_locations(&self) -> Result<Vec<String>, LfError> {
@@ -438,7 +420,7 @@ mod tests {
         };
         for i in 0..5 {
             let g = grant(&format!("p{i}"), "t");
-            lf.held.lock().unwrap().push(g.to_lf(g.resource()));
+            lf.memory.held().push(g.to_lf(g.resource()));
         }
         let all = list_all(&lf).await.unwrap();
         assert_eq!(all.len(), 5);
@@ -477,10 +459,7 @@ mod tests {
             ..Default::default()
         };
         let present = grant("present", "t");
-        lf.held
-            .lock()
-            .unwrap()
-            .push(present.to_lf(present.resource()));
+        lf.memory.held().push(present.to_lf(present.resource()));
         let gone = grant("gone", "t");
         let plan = Plan {
             to_revoke: vec![
@@ -502,7 +481,7 @@ mod tests {
             outcomes.iter().map(|o| o.action).collect::<Vec<_>>(),
             ["revoke", "revoke", "grant"]
         );
-        assert_eq!(lf.held.lock().unwrap().len(), 1);
+        assert_eq!(lf.memory.held().len(), 1);
     }
 
     #[tokio::test]
@@ -524,7 +503,7 @@ mod tests {
         )
         .await;
         assert!(outcomes.iter().all(|o| o.error.is_none()), "{outcomes:?}");
-        assert_eq!(lf.held.lock().unwrap().len(), 3);
+        assert_eq!(lf.memory.held().len(), 3);
         assert_eq!(
             *lf.calls.lock().unwrap(),
             ["batch_grant 3", "batch_grant 1"]
@@ -565,7 +544,7 @@ mod tests {
                 .code,
             "AccessDeniedException"
         );
-        assert_eq!(lf.held.lock().unwrap().len(), 2);
+        assert_eq!(lf.memory.held().len(), 2);
     }
 
     #[tokio::test]

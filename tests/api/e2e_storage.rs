@@ -6,8 +6,8 @@ use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use lethe::storage::s3::S3Store;
 use lethe::storage::{ObjectStore, StorageError, list_all};
 
-#[tokio::test]
-async fn s3_listing_pages_and_ranged_reads_of_versions_work_against_the_emulator() {
+/// The SDK config for moto, an S3 client, and a fresh bucket.
+async fn new_bucket() -> (aws_config::SdkConfig, aws_sdk_s3::Client, String) {
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .expect("AWS_ENDPOINT_URL must point at a moto server; run scripts/test");
     let sdk = lethe::aws::sdk_config(&lethe::config::AwsConfig {
@@ -23,6 +23,12 @@ async fn s3_listing_pages_and_ranged_reads_of_versions_work_against_the_emulator
     );
     let bucket = format!("lethe-{}", uuid::Uuid::new_v4().simple());
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    (sdk, s3, bucket)
+}
+
+#[tokio::test]
+async fn s3_listing_pages_and_ranged_reads_of_versions_work_against_the_emulator() {
+    let (sdk, s3, bucket) = new_bucket().await;
     s3.put_bucket_versioning()
         .bucket(&bucket)
         .versioning_configuration(
@@ -96,21 +102,7 @@ async fn parquet_find_with_ranged_reads_over_s3_agrees_with_the_data() {
     use lethe::lakefile::match_set::MatchSet;
     use std::sync::Arc;
 
-    let endpoint = std::env::var("AWS_ENDPOINT_URL")
-        .expect("AWS_ENDPOINT_URL must point at a moto server; run scripts/test");
-    let sdk = lethe::aws::sdk_config(&lethe::config::AwsConfig {
-        endpoint_url: Some(endpoint),
-        region: Some("us-east-1".into()),
-        s3_force_path_style: true,
-    })
-    .await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    let bucket = format!("lethe-{}", uuid::Uuid::new_v4().simple());
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let (sdk, s3, bucket) = new_bucket().await;
 
     let n = 20_000i64;
     let schema = Arc::new(Schema::new(vec![
