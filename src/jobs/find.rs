@@ -1,9 +1,7 @@
 //! Find over an object store: fetch only what the data plane needs with ranged reads —
 //! the footer, then bloom filters and match-column chunks of the row groups statistics
-//! cannot exclude — and run `lakefile` on those bytes. JSON Lines objects are read whole
-//! (streaming them is the job engine's next step).
-
-use std::io::BufReader;
+//! cannot exclude — and run `lakefile` on those bytes. JSON Lines objects stream through
+//! a line scanner (and gunzip) in 8 MiB ranged reads.
 
 use parquet::file::metadata::ParquetMetaDataReader;
 
@@ -98,26 +96,47 @@ pub async fn find_parquet(
     Ok((report, read))
 }
 
-/// Searches one JSON Lines object (gzip when the key ends in `.gz`). Returns lines matched.
+/// Bytes fetched per ranged read when streaming a JSON Lines object.
+const JSONL_CHUNK: u64 = 8 * 1024 * 1024;
+
+/// Searches one JSON Lines object (gzip when the key ends in `.gz`), streamed in ranged
+/// reads: memory holds one chunk and one partial line, whatever the object size.
 pub async fn find_jsonl(
     store: &dyn ObjectStore,
     object: &ObjectRef<'_>,
     columns: &[String],
     ids: &MatchSet,
 ) -> Result<jsonl_find::JsonFindReport, ObjectFindError> {
-    let bytes = store
-        .get_range(object.bucket, object.key, object.version_id, 0..object.size)
-        .await?;
-    let report = if object.key.ends_with(".gz") {
-        jsonl_find::find(
-            BufReader::new(flate2::read::GzDecoder::new(&bytes[..])),
-            columns,
-            ids,
-        )?
+    use std::io::Write;
+    let scanner = jsonl_find::LineScanner::new(columns, ids);
+    let mut sink = if object.key.ends_with(".gz") {
+        Sink::Gzip(Box::new(flate2::write::MultiGzDecoder::new(scanner)))
     } else {
-        jsonl_find::find(&bytes[..], columns, ids)?
+        Sink::Plain(scanner)
     };
-    Ok(report)
+    let mut offset = 0;
+    while offset < object.size {
+        let end = (offset + JSONL_CHUNK).min(object.size);
+        let bytes = store
+            .get_range(object.bucket, object.key, object.version_id, offset..end)
+            .await?;
+        match &mut sink {
+            Sink::Gzip(decoder) => decoder.write_all(&bytes).map_err(jsonl_find::unwrap_io)?,
+            Sink::Plain(scanner) => scanner.feed(&bytes)?,
+        }
+        offset = end;
+    }
+    let scanner = match sink {
+        Sink::Gzip(decoder) => decoder.finish().map_err(jsonl_find::unwrap_io)?,
+        Sink::Plain(scanner) => scanner,
+    };
+    Ok(scanner.finish()?)
+}
+
+/// Where fetched JSON Lines bytes go: straight to the scanner, or through gunzip.
+enum Sink<'a> {
+    Plain(jsonl_find::LineScanner<'a>),
+    Gzip(Box<flate2::write::MultiGzDecoder<jsonl_find::LineScanner<'a>>>),
 }
 
 #[cfg(test)]
@@ -200,6 +219,52 @@ mod tests {
         .unwrap();
         assert_eq!(narrow.matching_row_groups, [2]);
         assert!(narrow_read < read);
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[tokio::test]
+    async fn json_lines_stream_plain_and_gzip_and_report_malformed_lines() {
+        use std::io::Write;
+        let root = std::env::temp_dir().join(format!("lethe-find-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&root).unwrap();
+        let body: String = (0..5000)
+            .map(|i| format!("{{\"user\": {{\"id\": {i}}}, \"name\": \"n{}\"}}\n", i % 10))
+            .collect();
+        std::fs::write(root.join("a.json"), &body).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(body.as_bytes()).unwrap();
+        std::fs::write(root.join("a.json.gz"), gz.finish().unwrap()).unwrap();
+        std::fs::write(root.join("bad.json"), "{\"a\": 1}\nnot json\n").unwrap();
+        let store = FileStore::new(&root);
+        let ids = MatchSet::from_values(&[json!(42), json!("n3")]);
+        let columns = vec!["user.id".to_owned(), "name".to_owned()];
+        for key in ["a.json", "a.json.gz"] {
+            let size = std::fs::metadata(root.join(key)).unwrap().len();
+            let object = ObjectRef {
+                bucket: "b",
+                key,
+                version_id: None,
+                size,
+            };
+            let report = find_jsonl(&store, &object, &columns, &ids).await.unwrap();
+            assert_eq!(
+                (report.lines_total, report.lines_matched),
+                (5000, 501),
+                "{key}"
+            );
+        }
+        let bad = ObjectRef {
+            bucket: "b",
+            key: "bad.json",
+            version_id: None,
+            size: 19,
+        };
+        assert!(matches!(
+            find_jsonl(&store, &bad, &columns, &ids).await,
+            Err(ObjectFindError::Json(
+                jsonl_find::JsonFindError::Malformed { line: 2 }
+            ))
+        ));
         std::fs::remove_dir_all(root).unwrap();
     }
 

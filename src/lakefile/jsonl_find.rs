@@ -56,35 +56,106 @@ pub fn line_matches(object: &Value, columns: &[String], ids: &MatchSet) -> bool 
     })
 }
 
-/// Streams the object and counts matching lines. Blank lines are skipped; any other line
-/// that is not a JSON object makes the object corrupt.
+/// A push-based scanner: feed it the object's (decompressed) bytes in any chunks; it
+/// keeps at most one partial line between chunks. As a `Write` it can sit behind a
+/// streaming decompressor.
+pub struct LineScanner<'a> {
+    columns: &'a [String],
+    ids: &'a MatchSet,
+    pending: Vec<u8>,
+    report: JsonFindReport,
+}
+
+impl<'a> LineScanner<'a> {
+    pub fn new(columns: &'a [String], ids: &'a MatchSet) -> Self {
+        Self {
+            columns,
+            ids,
+            pending: Vec::new(),
+            report: JsonFindReport::default(),
+        }
+    }
+
+    /// Scans the complete lines in `bytes`, keeping a trailing partial line.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), JsonFindError> {
+        while let Some(nl) = bytes.iter().position(|b| *b == b'\n') {
+            if self.pending.is_empty() {
+                self.line(&bytes[..=nl])?;
+            } else {
+                let mut line = std::mem::take(&mut self.pending);
+                line.extend_from_slice(&bytes[..=nl]);
+                self.line(&line)?;
+            }
+            bytes = &bytes[nl + 1..];
+        }
+        self.pending.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Scans the last line (one without a final newline) and returns the report.
+    pub fn finish(mut self) -> Result<JsonFindReport, JsonFindError> {
+        let last = std::mem::take(&mut self.pending);
+        if !last.is_empty() {
+            self.line(&last)?;
+        }
+        Ok(self.report)
+    }
+
+    fn line(&mut self, line: &[u8]) -> Result<(), JsonFindError> {
+        self.report.bytes_scanned += line.len() as u64;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        self.report.lines_total += 1;
+        let object: Value = serde_json::from_slice(line)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or(JsonFindError::Malformed {
+                line: self.report.lines_total,
+            })?;
+        if line_matches(&object, self.columns, self.ids) {
+            self.report.lines_matched += 1;
+        }
+        Ok(())
+    }
+}
+
+impl std::io::Write for LineScanner<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.feed(buf).map_err(std::io::Error::other)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Recovers a scanner error that travelled through an `io::Error`.
+pub fn unwrap_io(err: std::io::Error) -> JsonFindError {
+    match err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<JsonFindError>())
+    {
+        Some(JsonFindError::Malformed { line }) => JsonFindError::Malformed { line: *line },
+        _ => JsonFindError::Io(err),
+    }
+}
+
+/// Streams a reader through a [`LineScanner`].
 pub fn find<R: BufRead>(
     mut reader: R,
     columns: &[String],
     ids: &MatchSet,
 ) -> Result<JsonFindReport, JsonFindError> {
-    let mut report = JsonFindReport::default();
-    let mut line = Vec::new();
+    let mut scanner = LineScanner::new(columns, ids);
     loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line)?;
-        if n == 0 {
-            return Ok(report);
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return scanner.finish();
         }
-        report.bytes_scanned += n as u64;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        report.lines_total += 1;
-        let object: Value = serde_json::from_slice(&line)
-            .ok()
-            .filter(Value::is_object)
-            .ok_or(JsonFindError::Malformed {
-                line: report.lines_total,
-            })?;
-        if line_matches(&object, columns, ids) {
-            report.lines_matched += 1;
-        }
+        let n = chunk.len();
+        scanner.feed(chunk)?;
+        reader.consume(n);
     }
 }
 
@@ -113,6 +184,27 @@ mod tests {
         let r = find(LINES.as_bytes(), &cols(&["USER.ID", "user.email"]), &ids).unwrap();
         assert_eq!(r.lines_matched, 2);
         assert_eq!(r.bytes_scanned, LINES.len() as u64);
+    }
+
+    #[test]
+    fn chunk_boundaries_never_change_the_result() {
+        let ids = MatchSet::from_values(&[json!("Jane"), json!(42)]);
+        let columns = cols(&["name", "user.id"]);
+        let whole = find(LINES.as_bytes(), &columns, &ids).unwrap();
+        for size in 1..LINES.len() {
+            let mut scanner = LineScanner::new(&columns, &ids);
+            for chunk in LINES.as_bytes().chunks(size) {
+                scanner.feed(chunk).unwrap();
+            }
+            assert_eq!(scanner.finish().unwrap(), whole, "chunks of {size}");
+        }
+        let unterminated = "{\"name\": \"Jane\"}";
+        assert_eq!(
+            find(unterminated.as_bytes(), &columns, &ids)
+                .unwrap()
+                .lines_matched,
+            1
+        );
     }
 
     #[test]
