@@ -172,6 +172,11 @@ impl TestApp {
             .await
     }
 
+    pub async fn post(&self, path: &str, body: Option<Value>) -> Reply {
+        self.call(Method::POST, path, Some(&self.admin()), body)
+            .await
+    }
+
     pub async fn patch(&self, path: &str, body: Value) -> Reply {
         self.call(Method::PATCH, path, Some(&self.admin()), Some(body))
             .await

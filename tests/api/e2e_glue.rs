@@ -168,10 +168,8 @@ async fn lethe_serve_validates_glue_mappers_through_the_real_sdk(pool: sqlx::PgP
     let problem: serde_json::Value = missing.json().await.unwrap();
     assert_eq!(problem["errors"][0]["field"], "catalog.table");
 
-    let policy: serde_json::Value = http
-        .get(format!("{base}/v1/data_mappers/customers/access_policy"))
-        .bearer_auth(&token)
-        .send()
+    let get_json = |path: &str| http.get(format!("{base}{path}")).bearer_auth(&token).send();
+    let policy: serde_json::Value = get_json("/v1/data_mappers/customers/access_policy")
         .await
         .unwrap()
         .json()
@@ -184,10 +182,7 @@ async fn lethe_serve_validates_glue_mappers_through_the_real_sdk(pool: sqlx::PgP
     );
 
     // The stored mapper is the good one: the rejected write changed nothing.
-    let stored: serde_json::Value = http
-        .get(format!("{base}/v1/data_mappers/customers"))
-        .bearer_auth(&token)
-        .send()
+    let stored: serde_json::Value = get_json("/v1/data_mappers/customers")
         .await
         .unwrap()
         .json()

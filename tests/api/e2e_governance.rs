@@ -179,6 +179,24 @@ async fn declared_grants_reach_lake_formation_and_drift_is_reverted(pool: sqlx::
             reply.body
         }
     };
+    // Lake Formation already equals the declaration.
+    let assert_no_changes = || {
+        let plan = call(Method::POST, "/v1/access_policies/plan".into(), None);
+        async move {
+            let plan = plan.await;
+            assert!(
+                plan["to_grant"] == json!([]) && plan["to_revoke"] == json!([]),
+                "{plan}"
+            );
+        }
+    };
+    // Replaces the Glue table's columns (schema evolution).
+    let set_columns = |columns: &[(&str, &str)]| {
+        glue.update_table()
+            .database_name(&db)
+            .table_input(table_input(columns))
+            .send()
+    };
     let classify = |pairs: Vec<(&'static str, &'static str)>| {
         let body = json!({"columns": pairs.iter().map(|(n, c)| json!({"name": n, "classification": c})).collect::<Vec<_>>()});
         call(
@@ -235,12 +253,7 @@ async fn declared_grants_reach_lake_formation_and_drift_is_reverted(pool: sqlx::
 
     // A new column stays hidden until classified, and after being classified PII.
     columns.push(("ssn", "string"));
-    glue.update_table()
-        .database_name(&db)
-        .table_input(table_input(&columns))
-        .send()
-        .await
-        .unwrap();
+    set_columns(&columns).await.unwrap();
     let listed = call(
         Method::GET,
         format!("/v1/catalog/{db}/customers/columns"),
@@ -255,26 +268,13 @@ async fn declared_grants_reach_lake_formation_and_drift_is_reverted(pool: sqlx::
         .unwrap()
         .clone();
     assert_eq!(ssn["classification"], "unclassified");
-    let plan = call(Method::POST, "/v1/access_policies/plan".into(), None).await;
-    assert!(
-        plan["to_grant"] == json!([]) && plan["to_revoke"] == json!([]),
-        "{plan}"
-    );
+    assert_no_changes().await;
     classify(vec![("ssn", "pii")]).await;
-    let plan = call(Method::POST, "/v1/access_policies/plan".into(), None).await;
-    assert!(
-        plan["to_grant"] == json!([]) && plan["to_revoke"] == json!([]),
-        "{plan}"
-    );
+    assert_no_changes().await;
 
     // A new non-PII column reaches the non-PII role.
     columns.push(("loyalty_tier", "string"));
-    glue.update_table()
-        .database_name(&db)
-        .table_input(table_input(&columns))
-        .send()
-        .await
-        .unwrap();
+    set_columns(&columns).await.unwrap();
     classify(vec![("loyalty_tier", "non_pii")]).await;
     let applied = call(
         Method::POST,
@@ -355,11 +355,7 @@ async fn declared_grants_reach_lake_formation_and_drift_is_reverted(pool: sqlx::
     )
     .await;
     assert_eq!(again["outcomes"], json!([]));
-    let plan = call(Method::POST, "/v1/access_policies/plan".into(), None).await;
-    assert!(
-        plan["to_grant"] == json!([]) && plan["to_revoke"] == json!([]),
-        "{plan}"
-    );
+    assert_no_changes().await;
 
     // Every grant and revoke was audited.
     let auditor = app.token("audrey", &[Role::Auditor]);
@@ -384,12 +380,7 @@ async fn declared_grants_reach_lake_formation_and_drift_is_reverted(pool: sqlx::
 
     // A column that vanishes from Glue keeps its classification and is reported.
     columns.retain(|(n, _)| *n != "phone");
-    glue.update_table()
-        .database_name(&db)
-        .table_input(table_input(&columns))
-        .send()
-        .await
-        .unwrap();
+    set_columns(&columns).await.unwrap();
     let listed = call(
         Method::GET,
         format!("/v1/catalog/{db}/customers/columns"),

@@ -1,7 +1,7 @@
 //! Classification and access-policy API through the router, with the in-memory Glue
 //! catalog and Lake Formation (the emulator scenario is in e2e_governance).
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use serde_json::json;
 
 use crate::common::TestApp;
@@ -155,14 +155,7 @@ async fn policies_crud_and_plan_apply_against_an_in_memory_lake_formation(pool: 
     );
 
     // Nothing is classified yet: no column may be granted, and the plan says why.
-    let plan = app
-        .call(
-            Method::POST,
-            "/v1/access_policies/plan",
-            Some(&app.admin()),
-            None,
-        )
-        .await;
+    let plan = app.post("/v1/access_policies/plan", None).await;
     assert_eq!(plan.body["to_grant"], json!([]));
     assert!(
         plan.body["warnings"]
@@ -174,26 +167,12 @@ async fn policies_crud_and_plan_apply_against_an_in_memory_lake_formation(pool: 
 
     app.put("/v1/catalog/lake/people/classifications", json!({"columns": [
         {"name": "customer_id", "classification": "non_pii"}, {"name": "year", "classification": "non_pii"}]})).await;
-    let applied = app
-        .call(
-            Method::POST,
-            "/v1/access_policies/apply",
-            Some(&app.admin()),
-            Some(json!({})),
-        )
-        .await;
+    let applied = app.post("/v1/access_policies/apply", Some(json!({}))).await;
     assert_eq!(
         applied.body["outcomes"][0]["grant"]["target"],
         json!({"kind": "columns", "columns": ["customer_id", "year"]})
     );
-    let plan = app
-        .call(
-            Method::POST,
-            "/v1/access_policies/plan",
-            Some(&app.admin()),
-            None,
-        )
-        .await;
+    let plan = app.post("/v1/access_policies/plan", None).await;
     assert_eq!(
         (
             plan.body["to_grant"].clone(),
@@ -205,14 +184,7 @@ async fn policies_crud_and_plan_apply_against_an_in_memory_lake_formation(pool: 
     // A reviewed plan that has gone stale is not applied.
     let stale = json!({"plan": {"to_grant": [{"principal": "123456789012", "database": "lake", "table": "people",
         "target": {"kind": "all_columns"}, "permissions": ["SELECT"], "grant_option": false}], "to_revoke": []}});
-    let applied = app
-        .call(
-            Method::POST,
-            "/v1/access_policies/apply",
-            Some(&app.admin()),
-            Some(stale),
-        )
-        .await;
+    let applied = app.post("/v1/access_policies/apply", Some(stale)).await;
     assert_eq!(applied.body["outcomes"], json!([]));
     assert_eq!(applied.body["skipped_stale"].as_array().unwrap().len(), 1);
 
@@ -224,14 +196,7 @@ async fn policies_crud_and_plan_apply_against_an_in_memory_lake_formation(pool: 
         StatusCode::NO_CONTENT
     );
     app.get("/v1/access_policies/analysts").await.problem(404);
-    let applied = app
-        .call(
-            Method::POST,
-            "/v1/access_policies/apply",
-            Some(&app.admin()),
-            Some(json!({})),
-        )
-        .await;
+    let applied = app.post("/v1/access_policies/apply", Some(json!({}))).await;
     assert_eq!(applied.body["outcomes"][0]["action"], "revoke");
     app.get("/v1/access_policies/drift").await.problem(404);
 }
