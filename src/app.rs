@@ -14,7 +14,11 @@ use crate::catalog::lake_formation::LakeFormation;
 use crate::catalog::lake_formation_sdk::SdkLakeFormation;
 use crate::config::Config;
 use crate::governance::{Governance, record_drift};
+use crate::jobs::Engine;
+use crate::jobs::runtime::RuntimeConfig;
 use crate::metrics::HttpMetrics;
+use crate::storage::Stores;
+use std::time::Duration;
 
 /// Name of the generated HS256 key in `server_secret`.
 pub const JWT_SECRET_NAME: &str = "jwt_hs256";
@@ -27,6 +31,7 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub catalog: Arc<dyn Catalog>,
     pub lake_formation: Arc<dyn LakeFormation>,
+    pub stores: Stores,
     pub metrics: Arc<HttpMetrics>,
 }
 
@@ -46,6 +51,28 @@ impl AppState {
         }
     }
 
+    /// The job engine over this state's database, catalog and stores.
+    pub fn engine(&self) -> Engine {
+        Engine {
+            db: self.db.clone(),
+            catalog: self.catalog.clone(),
+            stores: self.stores.clone(),
+        }
+    }
+
+    /// How this process runs the job engine.
+    pub fn runtime_config(&self) -> RuntimeConfig {
+        let jobs = &self.config.jobs;
+        RuntimeConfig {
+            workers: jobs.workers,
+            poll: Duration::from_millis(jobs.poll_ms),
+            lease: Duration::from_secs(jobs.lease_secs),
+            backoff: Duration::from_secs(1),
+            scheduler_interval: Duration::from_secs(jobs.scheduler_interval_secs),
+            deadline_margin: chrono::Duration::hours(jobs.deadline_margin_hours as i64),
+        }
+    }
+
     /// Connects to Postgres, applies migrations and builds the AWS clients.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let db = crate::db::connect(&config).await?;
@@ -58,6 +85,7 @@ impl AppState {
             auth: Arc::new(auth),
             catalog: Arc::new(GlueCatalog::new(&sdk)),
             lake_formation: Arc::new(SdkLakeFormation::new(&sdk)),
+            stores: Stores::new(&sdk, config.aws.s3_force_path_style),
             metrics: Arc::default(),
             config: Arc::new(config),
         })
@@ -91,11 +119,17 @@ pub async fn serve(
     if interval > 0 {
         tokio::spawn(reconcile_grants(state.clone(), interval, shutdown.clone()));
     }
+    let engine = tokio::spawn(crate::jobs::runtime::run(
+        state.engine(),
+        state.runtime_config(),
+        shutdown.clone(),
+    ));
     let router = crate::api::router(state);
     tracing::info!(addr = %listener.local_addr()?, "listening");
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
+    engine.await?;
     Ok(())
 }
 

@@ -55,6 +55,22 @@ pub struct Config {
     pub aws: AwsConfig,
     /// Seconds between grant reconciliations (drift checks); 0 disables them.
     pub grant_reconcile_interval_secs: u64,
+    pub jobs: JobsConfig,
+}
+
+/// How this process runs the job engine.
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// Worker loops `lethe serve` runs (0 = API only); `lethe worker` runs at least one.
+    pub workers: usize,
+    /// Milliseconds between claims while the task queue is empty.
+    pub poll_ms: u64,
+    /// Seconds a claimed task stays leased without a heartbeat.
+    pub lease_secs: u64,
+    /// Seconds between scheduler ticks (cron schedule, deadlines); 0 disables them here.
+    pub scheduler_interval_secs: u64,
+    /// Start a job when a queued item's deadline is this many hours away.
+    pub deadline_margin_hours: u64,
 }
 
 /// How bearer tokens are verified.
@@ -113,6 +129,11 @@ struct FileConfig {
     aws_region: Option<String>,
     s3_force_path_style: Option<bool>,
     grant_reconcile_interval_secs: Option<u64>,
+    workers: Option<usize>,
+    worker_poll_ms: Option<u64>,
+    task_lease_secs: Option<u64>,
+    scheduler_interval_secs: Option<u64>,
+    deadline_margin_hours: Option<u64>,
 }
 
 /// Default Postgres URL: the local server with trust auth, database `lethe`
@@ -216,7 +237,41 @@ impl Config {
             f.grant_reconcile_interval_secs,
             300,
         )?;
+        let jobs = JobsConfig {
+            workers: parse_or("LETHE_WORKERS", get("LETHE_WORKERS"), f.workers, 2)?,
+            poll_ms: parse_or(
+                "LETHE_WORKER_POLL_MS",
+                get("LETHE_WORKER_POLL_MS"),
+                f.worker_poll_ms,
+                500,
+            )?,
+            lease_secs: parse_or(
+                "LETHE_TASK_LEASE_SECS",
+                get("LETHE_TASK_LEASE_SECS"),
+                f.task_lease_secs,
+                60,
+            )?,
+            scheduler_interval_secs: parse_or(
+                "LETHE_SCHEDULER_INTERVAL_SECS",
+                get("LETHE_SCHEDULER_INTERVAL_SECS"),
+                f.scheduler_interval_secs,
+                30,
+            )?,
+            deadline_margin_hours: parse_or(
+                "LETHE_DEADLINE_MARGIN_HOURS",
+                get("LETHE_DEADLINE_MARGIN_HOURS"),
+                f.deadline_margin_hours,
+                72,
+            )?,
+        };
+        if jobs.lease_secs < 3 {
+            return Err(invalid("LETHE_TASK_LEASE_SECS", "must be at least 3"));
+        }
+        if jobs.poll_ms == 0 {
+            return Err(invalid("LETHE_WORKER_POLL_MS", "must be at least 1"));
+        }
         Ok(Config {
+            jobs,
             grant_reconcile_interval_secs,
             database_url: Secret::new(database_url),
             db_max_connections,

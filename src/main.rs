@@ -27,6 +27,8 @@ struct Cli {
 enum Command {
     /// Apply migrations, then serve the REST API.
     Serve,
+    /// Run job workers and the scheduler only (no HTTP API).
+    Worker,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the OpenAPI document.
@@ -92,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
     lethe::telemetry::init(&config);
     match cli.command {
         Command::Serve => run_server(config).await,
+        Command::Worker => run_worker(config).await,
         Command::Migrate => {
             let db = lethe::db::connect(&config).await?;
             lethe::db::migrate(&db).await?;
@@ -128,6 +131,15 @@ async fn run_server(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     serve(state, listener, shutdown).await
+}
+
+async fn run_worker(mut config: Config) -> anyhow::Result<()> {
+    config.jobs.workers = config.jobs.workers.max(1);
+    let state = AppState::build(config).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    lethe::jobs::runtime::run(state.engine(), state.runtime_config(), shutdown).await;
+    Ok(())
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

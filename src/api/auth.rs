@@ -64,6 +64,9 @@ pub enum Action {
     AuditRead,
     GovernanceRead,
     GovernanceWrite,
+    JobRead,
+    /// Start and cancel jobs.
+    JobWrite,
 }
 
 /// The role matrix: who may do what.
@@ -76,7 +79,7 @@ pub fn allows(role: Role, action: Action) -> bool {
         Role::Governance => matches!(action, GovernanceRead | GovernanceWrite),
         Role::Auditor => matches!(
             action,
-            DataMapperRead | QueueRead | SettingsRead | AuditRead | GovernanceRead
+            DataMapperRead | QueueRead | SettingsRead | AuditRead | GovernanceRead | JobRead
         ),
     }
 }
@@ -265,7 +268,9 @@ policies!(
     SettingsWrite,
     AuditRead,
     GovernanceRead,
-    GovernanceWrite
+    GovernanceWrite,
+    JobRead,
+    JobWrite
 );
 
 /// Extractor: an authenticated caller allowed to perform `P::ACTION`.

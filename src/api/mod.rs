@@ -42,6 +42,7 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
         (name = "data_mappers", description = "Which tables hold subject data"),
         (name = "queue", description = "Subjects waiting to be erased"),
         (name = "settings", description = "Operator-tunable settings"),
+        (name = "jobs", description = "Find, forget, verify and cleanup runs over the queue"),
         (name = "audit", description = "Who changed what"),
         (name = "governance", description = "PII classification and Lake Formation column grants"),
         (name = "health", description = "Liveness, readiness and metrics"),

@@ -35,6 +35,7 @@ pub async fn run(mut config: Config, total: usize) -> anyhow::Result<()> {
         auth: Arc::new(Authenticator::new(&config.auth, &secret)?),
         catalog: Arc::new(MemoryCatalog::default()),
         lake_formation: Arc::new(crate::catalog::lake_formation::MemoryLakeFormation::default()),
+        stores: crate::storage::Stores::offline(),
         metrics: Arc::default(),
         config: Arc::new(config.clone()),
     };

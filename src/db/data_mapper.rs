@@ -126,7 +126,7 @@ pub async fn lock_mapper_columns(
     ids: &[String],
 ) -> sqlx::Result<Vec<(String, Vec<String>)>> {
     sqlx::query_as(
-        r#"select data_mapper_id, columns from data_mapper
+        r#"select data_mapper_id, columns || partition_keys from data_mapper
            where data_mapper_id = any($1) order by data_mapper_id for share"#,
     )
     .bind(ids)

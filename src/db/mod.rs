@@ -7,6 +7,7 @@ pub mod audit_event;
 pub mod column_classification;
 pub mod data_mapper;
 pub mod deletion_queue_item;
+pub mod job;
 pub mod server_secret;
 pub mod setting;
 

@@ -7,6 +7,7 @@ pub mod data_mapper;
 pub mod grants;
 pub mod hive_type;
 pub mod iam_policy;
+pub mod job;
 pub mod partition;
 pub mod queue;
 pub mod settings;

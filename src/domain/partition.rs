@@ -86,6 +86,43 @@ pub fn may_hold(
     })
 }
 
+/// What of a composite match is left to check inside the objects of a partition with
+/// `values` (None when the object's path carries no partition values): the parts that
+/// name data columns, or None when a part on a matchable partition key excludes the
+/// partition. An empty result means every row of the partition matches.
+pub fn reduce_composite(
+    values: Option<&[String]>,
+    partition_keys: &[String],
+    matchable: &[String],
+    composite: &Value,
+) -> Option<Vec<Value>> {
+    let parts = composite.as_array()?;
+    let mut rest = Vec::new();
+    for part in parts {
+        let column = part
+            .get("column")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let key = partition_keys
+            .iter()
+            .position(|k| k.eq_ignore_ascii_case(column))
+            .filter(|_| matchable.iter().any(|m| m.eq_ignore_ascii_case(column)));
+        let Some(i) = key else {
+            rest.push(part.clone());
+            continue;
+        };
+        let wanted = match part.get("value") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => return None,
+        };
+        if values?.get(i) != Some(&wanted) {
+            return None;
+        }
+    }
+    Some(rest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +130,40 @@ mod tests {
 
     fn keys() -> Vec<String> {
         vec!["dt".into(), "country".into()]
+    }
+
+    #[test]
+    fn composites_reduce_to_their_data_parts_inside_a_matching_partition() {
+        let keys = keys();
+        let matchable = vec!["country".to_owned()];
+        let c = json!([{"column": "country", "value": "fr"}, {"column": "id", "value": 7}]);
+        let fr = vec!["2024-01-01".to_owned(), "fr".to_owned()];
+        let de = vec!["2024-01-01".to_owned(), "de".to_owned()];
+        assert_eq!(
+            reduce_composite(Some(&fr), &keys, &matchable, &c),
+            Some(vec![json!({"column": "id", "value": 7})])
+        );
+        assert_eq!(reduce_composite(Some(&de), &keys, &matchable, &c), None);
+        assert_eq!(reduce_composite(None, &keys, &matchable, &c), None);
+        // Only partition parts: every row of the partition matches.
+        let whole = json!([{"column": "country", "value": "fr"}]);
+        assert_eq!(
+            reduce_composite(Some(&fr), &keys, &matchable, &whole),
+            Some(vec![])
+        );
+        // A key the mapper does not allow matching on stays a data part.
+        let dt = json!([{"column": "dt", "value": "x"}]);
+        assert_eq!(
+            reduce_composite(Some(&fr), &keys, &matchable, &dt),
+            Some(vec![json!({"column": "dt", "value": "x"})])
+        );
+        // Numbers compare with their text form.
+        let year = json!([{"column": "country", "value": 2024}]);
+        let y = vec!["x".to_owned(), "2024".to_owned()];
+        assert_eq!(
+            reduce_composite(Some(&y), &keys, &matchable, &year),
+            Some(vec![])
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! cannot exclude — and run `lakefile` on those bytes. JSON Lines objects stream through
 //! a line scanner (and gunzip) in 8 MiB ranged reads.
 
-use parquet::file::metadata::ParquetMetaDataReader;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use crate::lakefile::jsonl_find;
 use crate::lakefile::match_set::MatchSet;
@@ -35,13 +35,12 @@ pub struct ObjectRef<'a> {
     pub size: u64,
 }
 
-/// Searches one Parquet object with ranged reads. Returns the report and the bytes read.
-pub async fn find_parquet(
+/// Reads a Parquet object's footer with one ranged read (two when it is longer than the
+/// guess). Returns the bytes held so far and the parsed metadata.
+pub async fn read_footer(
     store: &dyn ObjectStore,
     object: &ObjectRef<'_>,
-    columns: &[String],
-    ids: &MatchSet,
-) -> Result<(FindReport, u64), ObjectFindError> {
+) -> Result<(SparseObject, ParquetMetaData), ObjectFindError> {
     let size = object.size;
     let mut sparse = SparseObject::new(size);
     let tail_start = size.saturating_sub(TAIL_GUESS);
@@ -75,6 +74,39 @@ pub async fn find_parquet(
     let metadata = ParquetMetaDataReader::new()
         .parse_and_finish(&sparse)
         .map_err(FindError::from)?;
+    Ok((sparse, metadata))
+}
+
+/// The report of an object whose every row matches (a composite match on partition keys
+/// alone): read from the footer, no data decoded.
+pub async fn every_row_parquet(
+    store: &dyn ObjectStore,
+    object: &ObjectRef<'_>,
+) -> Result<(FindReport, u64), ObjectFindError> {
+    let (sparse, metadata) = read_footer(store, object).await?;
+    let groups = metadata.num_row_groups();
+    let rows = metadata.file_metadata().num_rows().max(0) as u64;
+    let report = FindReport {
+        rows_total: rows,
+        rows_matched: rows,
+        row_groups_total: groups,
+        matching_row_groups: (0..groups)
+            .filter(|&rg| metadata.row_group(rg).num_rows() > 0)
+            .collect(),
+        ..FindReport::default()
+    };
+    Ok((report, sparse.held()))
+}
+
+/// Searches one Parquet object with ranged reads. Returns the report and the bytes read.
+pub async fn find_parquet(
+    store: &dyn ObjectStore,
+    object: &ObjectRef<'_>,
+    columns: &[String],
+    ids: &MatchSet,
+) -> Result<(FindReport, u64), ObjectFindError> {
+    let size = object.size;
+    let (mut sparse, metadata) = read_footer(store, object).await?;
     let (ranges, bloom) = parquet_find::ranges_to_fetch(&metadata, columns, ids)?;
     for range in ranges {
         if range.end > size || range.start > range.end {
@@ -91,9 +123,17 @@ pub async fn find_parquet(
         }
     }
     let read = sparse.held();
-    let report =
-        tokio::task::block_in_place(|| parquet_find::find_with(sparse, columns, ids, bloom))?;
+    let report = cpu_bound(|| parquet_find::find_with(sparse, columns, ids, bloom))?;
     Ok((report, read))
+}
+
+/// Runs CPU-bound work without stalling other tasks of a multi-threaded runtime (inline
+/// on a current-thread runtime, where blocking in place is not possible).
+pub fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
 }
 
 /// Bytes fetched per ranged read when streaming a JSON Lines object.

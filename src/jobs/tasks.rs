@@ -21,6 +21,19 @@ pub struct Task {
     pub payload: Value,
     pub attempts: i32,
     pub max_attempts: i32,
+    /// The job the task works for, if any.
+    pub job_id: Option<uuid::Uuid>,
+    /// The worker holding the lease (fences [`mark_recorded`]).
+    pub lease_owner: Option<String>,
+    /// Set once the task's effects were recorded; a rerun must then do nothing.
+    pub recorded_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Task {
+    /// True on the last allowed attempt: a retryable error will not be retried.
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempts >= self.max_attempts
+    }
 }
 
 /// How a task failed.
@@ -40,6 +53,12 @@ pub trait TaskHandler: Send + Sync + 'static {
     async fn run(&self, task: &Task) -> Result<(), TaskError>;
 }
 
+/// Told after a job's task finished (whatever its outcome), so the job can advance.
+#[async_trait]
+pub trait JobHook: Send + Sync + 'static {
+    async fn task_finished(&self, job_id: uuid::Uuid);
+}
+
 /// Enqueues a task; call it in the transaction of the write that causes it.
 pub async fn enqueue(
     db: impl sqlx::PgExecutor<'_>,
@@ -47,14 +66,42 @@ pub async fn enqueue(
     payload: &Value,
     max_attempts: i32,
 ) -> sqlx::Result<i64> {
+    enqueue_for_job(db, None, kind, payload, max_attempts).await
+}
+
+/// Enqueues a task that works for `job_id`.
+pub async fn enqueue_for_job(
+    db: impl sqlx::PgExecutor<'_>,
+    job_id: Option<uuid::Uuid>,
+    kind: &str,
+    payload: &Value,
+    max_attempts: i32,
+) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        r#"insert into task (kind, payload, max_attempts) values ($1, $2, $3) returning task_id"#,
+        r#"insert into task (kind, payload, max_attempts, job_id) values ($1, $2, $3, $4)
+           returning task_id"#,
     )
     .bind(kind)
     .bind(payload)
     .bind(max_attempts)
+    .bind(job_id)
     .fetch_one(db)
     .await
+}
+
+/// Marks the task's effects as recorded, in the transaction that records them. False when
+/// the task is no longer this worker's or was recorded already: roll back then, so nothing
+/// is recorded twice.
+pub async fn mark_recorded(db: impl sqlx::PgExecutor<'_>, task: &Task) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        r#"update task set recorded_at = now(), updated_at = now()
+           where task_id = $1 and lease_owner = $2 and state = 'running' and recorded_at is null"#,
+    )
+    .bind(task.task_id)
+    .bind(task.lease_owner.as_deref())
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 /// Fails running tasks whose lease ended after their last allowed attempt.
@@ -82,7 +129,7 @@ pub async fn claim(db: &PgPool, owner: &str, lease: Duration) -> sqlx::Result<Op
                order by run_at, task_id
                for update skip locked
                limit 1)
-           returning task_id, kind, payload, attempts, max_attempts"#,
+           returning task_id, kind, payload, attempts, max_attempts, job_id, lease_owner, recorded_at"#,
     )
     .bind(owner)
     .bind(lease.as_millis() as f64)
@@ -155,6 +202,8 @@ pub struct Worker {
     /// Base delay of the exponential retry backoff.
     pub backoff: Duration,
     pub handlers: Arc<HashMap<String, Arc<dyn TaskHandler>>>,
+    /// Told when a job's task finishes.
+    pub job_hook: Option<Arc<dyn JobHook>>,
 }
 
 impl Worker {
@@ -164,6 +213,8 @@ impl Worker {
             return Ok(None);
         };
         let outcome = match self.handlers.get(&task.kind).cloned() {
+            // A previous attempt recorded its effects, then its worker died: done.
+            _ if task.recorded_at.is_some() => Ok(()),
             None => Err(TaskError::Fatal(format!(
                 "no handler for task kind {:?}",
                 task.kind
@@ -174,6 +225,9 @@ impl Worker {
             tracing::warn!(task.id = task.task_id, task.kind = %task.kind, attempt = task.attempts, error = %e, "task failed");
         }
         finish(&self.db, &task, &self.id, &outcome, self.backoff).await?;
+        if let (Some(hook), Some(job_id)) = (&self.job_hook, task.job_id) {
+            hook.task_finished(job_id).await;
+        }
         Ok(Some((task, outcome)))
     }
 
@@ -260,6 +314,7 @@ mod tests {
             lease: Duration::from_secs(30),
             backoff: Duration::ZERO,
             handlers: Arc::new(handlers),
+            job_hook: None,
         }
     }
 

@@ -52,6 +52,8 @@ pub trait ObjectStore: Send + Sync + 'static {
         prefix: &str,
         next: Option<String>,
     ) -> Result<ListPage, StorageError>;
+    /// The object's current version: size, etag, version id (None when unversioned).
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StorageError>;
     /// `range` of an object's bytes (of `version_id` when given).
     async fn get_range(
         &self,
@@ -60,6 +62,66 @@ pub trait ObjectStore: Send + Sync + 'static {
         version_id: Option<&str>,
         range: Range<u64>,
     ) -> Result<Bytes, StorageError>;
+}
+
+/// The store behind each kind of location: S3 (any S3-compatible endpoint) and local files.
+#[derive(Clone)]
+pub struct Stores {
+    pub s3: std::sync::Arc<dyn ObjectStore>,
+    pub file: std::sync::Arc<dyn ObjectStore>,
+}
+
+/// Where a table's objects live: the store, the bucket, and the key prefix.
+#[derive(Clone)]
+pub struct Place {
+    pub store: std::sync::Arc<dyn ObjectStore>,
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl Stores {
+    /// S3 through `sdk`, local files under `/`.
+    pub fn new(sdk: &aws_config::SdkConfig, force_path_style: bool) -> Self {
+        Self {
+            s3: std::sync::Arc::new(s3::S3Store::new(sdk, force_path_style)),
+            file: std::sync::Arc::new(file::FileStore::new("/")),
+        }
+    }
+
+    /// Local files, and an S3 client with no endpoint or credentials configured (for tests
+    /// and tools that never reach S3).
+    pub fn offline() -> Self {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        Self::new(&sdk, true)
+    }
+
+    /// The store, bucket and prefix of an `s3://` or `file://` location.
+    pub fn place(&self, location: &str) -> Result<Place, StorageError> {
+        use crate::domain::data_mapper::Location;
+        match Location::parse(location).map_err(StorageError::Other)? {
+            Location::S3 { bucket, prefix } => Ok(Place {
+                store: self.s3.clone(),
+                bucket,
+                prefix,
+            }),
+            Location::File { path } => Ok(Place {
+                store: self.file.clone(),
+                bucket: String::new(),
+                prefix: path.trim_start_matches('/').to_owned(),
+            }),
+        }
+    }
+}
+
+/// A prefix that names a directory: ends with `/` (unless empty).
+pub fn dir_prefix(prefix: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}/")
+    }
 }
 
 /// Every object under `prefix`, following pagination.

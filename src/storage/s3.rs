@@ -89,6 +89,26 @@ impl ObjectStore for S3Store {
         Ok(ListPage { objects, next })
     }
 
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StorageError> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(storage_error)?;
+        Ok(ObjectMeta {
+            key: key.to_owned(),
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            etag: out.e_tag().map(str::to_owned),
+            // None on unversioned buckets; "null" (a valid id to read) for objects written
+            // before versioning was enabled.
+            version_id: out.version_id().map(str::to_owned),
+            storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
+        })
+    }
+
     async fn get_range(
         &self,
         bucket: &str,

@@ -14,6 +14,7 @@ use lethe::catalog::{Catalog, MemoryCatalog};
 use lethe::config::Config;
 use lethe::domain::data_mapper::{Format, TableDef};
 use lethe::domain::hive_type::HiveType;
+use lethe::storage::Stores;
 use serde_json::Value;
 use sqlx::PgPool;
 use tower::ServiceExt;
@@ -24,6 +25,7 @@ pub struct TestApp {
     pub router: axum::Router,
     pub config: Config,
     pub db: PgPool,
+    pub state: AppState,
 }
 
 /// A response, with its body parsed as JSON when there is one.
@@ -75,17 +77,41 @@ impl TestApp {
 
     /// With real AWS clients (the emulator) for Glue and Lake Formation.
     pub fn with_aws(db: PgPool, catalog: Arc<dyn Catalog>, lf: Arc<dyn LakeFormation>) -> Self {
-        Self::build(db, catalog, lf, |_| {})
+        Self::build(db, catalog, lf, Stores::offline(), |_| {})
     }
 
     pub fn with(db: PgPool, catalog: Arc<dyn Catalog>, tweak: impl FnOnce(&mut Config)) -> Self {
-        Self::build(db, catalog, Arc::new(MemoryLakeFormation::default()), tweak)
+        Self::build(
+            db,
+            catalog,
+            Arc::new(MemoryLakeFormation::default()),
+            Stores::offline(),
+            tweak,
+        )
+    }
+
+    /// With these object stores (S3 in the emulator, local files).
+    pub fn with_stores(db: PgPool, catalog: Arc<dyn Catalog>, stores: Stores) -> Self {
+        Self::build(
+            db,
+            catalog,
+            Arc::new(MemoryLakeFormation::default()),
+            stores,
+            |_| {},
+        )
+    }
+
+    /// A worker with every task handler, for driving jobs deterministically.
+    pub fn worker(&self, id: &str) -> lethe::jobs::tasks::Worker {
+        let config = self.state.runtime_config();
+        lethe::jobs::runtime::worker(&self.state.engine(), id.to_owned(), &config)
     }
 
     fn build(
         db: PgPool,
         catalog: Arc<dyn Catalog>,
         lf: Arc<dyn LakeFormation>,
+        stores: Stores,
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
         let mut config = Config::from_sources(None, &HashMap::new()).unwrap();
@@ -98,12 +124,14 @@ impl TestApp {
             auth: Arc::new(auth),
             catalog,
             lake_formation: lf,
+            stores,
             metrics: Arc::default(),
         };
         Self {
-            router: lethe::api::router(state),
+            router: lethe::api::router(state.clone()),
             config,
             db,
+            state,
         }
     }
 

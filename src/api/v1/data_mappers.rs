@@ -276,6 +276,11 @@ async fn delete_data_mapper(
             "queued items name data mapper {id:?}; erase or remove them first"
         )));
     }
+    if crate::db::job::mapper_in_active_job(&mut *tx, &id).await? {
+        return Err(ApiError::Conflict(format!(
+            "a running job searches data mapper {id:?}; wait for it to end or cancel it"
+        )));
+    }
     auth.caller
         .audit(
             &mut *tx,

@@ -5,6 +5,7 @@ pub mod audit_events;
 pub mod catalog_columns;
 pub mod data_mappers;
 pub mod grants;
+pub mod jobs;
 pub mod mapper_access_policy;
 pub mod queue;
 pub mod settings;
@@ -23,4 +24,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(catalog_columns::router())
         .merge(grants::router())
         .merge(access_policies::router())
+        .merge(jobs::router())
 }
