@@ -10,6 +10,8 @@ mod e2e_governance;
 mod e2e_storage;
 mod errors;
 mod governance;
+mod jobs;
+mod lake;
 mod openapi;
 mod queue;
 mod settings_audit;
