@@ -119,7 +119,8 @@ pub async fn list_data_mappers(
     rows.iter().map(from_row).collect()
 }
 
-/// The match columns of the named mappers that exist, locking them against deletion until
+/// What a composite match may name in each of the named mappers that exist — its match
+/// columns, then its matchable partition keys — locking them against deletion until
 /// the caller's transaction ends (so queue items never name a vanished mapper).
 pub async fn lock_mapper_columns(
     db: impl PgExecutor<'_>,
@@ -221,7 +222,10 @@ mod tests {
             .unwrap();
         assert_eq!(
             found,
-            [("people".to_owned(), vec!["contact.email".to_owned()])]
+            [(
+                "people".to_owned(),
+                vec!["contact.email".to_owned(), "year".to_owned()]
+            )]
         );
     }
 }

@@ -526,11 +526,14 @@ struct ObjectReport {
     bytes_read: u64,
 }
 
+/// A job mapper's match sets and definition, keyed by (job, mapper).
+type Cached = ((Uuid, String), Arc<PartitionSets>, Arc<MapperSnapshot>);
+
 /// Searches a batch of objects.
 pub struct FindObjects {
     pub engine: Engine,
     /// The last job/mapper's match sets (loading 100k ids once per task would dominate).
-    cache: Mutex<Option<((Uuid, String), Arc<PartitionSets>, Arc<MapperSnapshot>)>>,
+    cache: Mutex<Option<Cached>>,
 }
 
 impl FindObjects {
@@ -601,9 +604,7 @@ async fn search(
         size: meta.size,
     };
     let result = match (mapper.format, every_row) {
-        (Format::Parquet, true) => every_row_parquet(store, &object)
-            .await
-            .map(|(r, read)| (r, read)),
+        (Format::Parquet, true) => every_row_parquet(store, &object).await,
         (Format::Parquet, false) => find_parquet(store, &object, &mapper.columns, &ids).await,
         (Format::Json, _) => find_jsonl(store, &object, &mapper.columns, &ids)
             .await

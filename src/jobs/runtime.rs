@@ -24,7 +24,7 @@ use crate::jobs::lifecycle;
 use crate::jobs::tasks::{JobHook, TaskHandler, Worker};
 
 /// The advisory lock key of the scheduler ("lethe" in ASCII).
-const SCHEDULER_LOCK: i64 = 0x6c65_7468_65;
+const SCHEDULER_LOCK: i64 = 0x006c_6574_6865;
 /// A deadline-triggered job is not started again within this time of the last job.
 const DEADLINE_RETRY: chrono::Duration = chrono::Duration::hours(1);
 
@@ -136,46 +136,10 @@ async fn supervise(db: PgPool, config: RuntimeConfig, shutdown: CancellationToke
     }
 }
 
-/// One scheduler tick: starts a job when the cron schedule fired since the last check or
-/// a queued item's deadline is within `margin`. Returns the job it started.
+/// One scheduler tick: starts a job when [`due`] says one is due. Returns the job.
 pub async fn schedule(db: &PgPool, margin: chrono::Duration) -> anyhow::Result<Option<uuid::Uuid>> {
-    let mut tx = db.begin().await?;
-    let leader: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
-        .bind(SCHEDULER_LOCK)
-        .fetch_one(&mut *tx)
-        .await?;
-    if !leader {
+    let Some((trigger, settings)) = due(db, margin, Utc::now()).await? else {
         return Ok(None);
-    }
-    let now = Utc::now();
-    let checked_at: chrono::DateTime<Utc> = sqlx::query_scalar(
-        r#"with previous as (select cron_checked_at from scheduler_state for update)
-           update scheduler_state set cron_checked_at = $1
-           returning (select cron_checked_at from previous)"#,
-    )
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
-    let settings = crate::db::setting::get_settings(&mut *tx).await?.settings();
-    let cron_fired = settings
-        .job_schedule
-        .as_deref()
-        .and_then(|expr| crate::domain::settings::parse_cron(expr).ok())
-        .and_then(|cron| cron.find_next_occurrence(&checked_at, false).ok())
-        .is_some_and(|next| next <= now);
-    let deadline_near: bool = sqlx::query_scalar(
-        r#"select exists (select 1 from deletion_queue_item where deadline <= $1)
-              and not exists (select 1 from job where created_at > $2)"#,
-    )
-    .bind(now + margin)
-    .bind(now - DEADLINE_RETRY)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let trigger = match (cron_fired, deadline_near) {
-        (true, _) => JobTrigger::Schedule,
-        (false, true) => JobTrigger::Deadline,
-        (false, false) => return Ok(None),
     };
     let new = NewJob {
         dry_run: false,
@@ -195,5 +159,143 @@ pub async fn schedule(db: &PgPool, margin: chrono::Duration) -> anyhow::Result<O
             Ok(None)
         }
         Err(CreateJobError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// Whether a job is due at `now`, and why: the cron schedule fired since the last check
+/// (which this records), or a queued item's deadline is within `margin` and no job was
+/// created in the last hour (so a failing job is not restarted in a loop). None when
+/// another process holds the scheduler lock this tick.
+pub async fn due(
+    db: &PgPool,
+    margin: chrono::Duration,
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<Option<(JobTrigger, crate::domain::settings::Settings)>> {
+    let mut tx = db.begin().await?;
+    let leader: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+        .bind(SCHEDULER_LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !leader {
+        return Ok(None);
+    }
+    let checked_at: chrono::DateTime<Utc> =
+        sqlx::query_scalar("select cron_checked_at from scheduler_state for update")
+            .fetch_one(&mut *tx)
+            .await?;
+    sqlx::query("update scheduler_state set cron_checked_at = $1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let settings = crate::db::setting::get_settings(&mut *tx).await?.settings();
+    let cron_fired = settings
+        .job_schedule
+        .as_deref()
+        .and_then(|expr| crate::domain::settings::parse_cron(expr).ok())
+        .and_then(|cron| cron.find_next_occurrence(&checked_at, false).ok())
+        .is_some_and(|next| next <= now);
+    let deadline_near: bool = sqlx::query_scalar(
+        r#"select exists (select 1 from deletion_queue_item where deadline <= $1)
+              and not exists (select 1 from job where created_at > $2)"#,
+    )
+    .bind(now + margin)
+    .bind(now - DEADLINE_RETRY)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(match (cron_fired, deadline_near) {
+        (true, _) => Some((JobTrigger::Schedule, settings)),
+        (false, true) => Some((JobTrigger::Deadline, settings)),
+        (false, false) => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration as Span;
+
+    async fn queue_item(db: &PgPool, deadline: chrono::DateTime<Utc>) {
+        sqlx::query(
+            "insert into deletion_queue_item (deletion_queue_item_id, match_id, match_type, deadline, created_by)
+             values ($1, '1', 'simple', $2, 't')",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(deadline)
+        .execute(db)
+        .await
+        .unwrap();
+    }
+
+    async fn set_schedule(db: &PgPool, cron: &str, checked_at: chrono::DateTime<Utc>) {
+        sqlx::query("update setting set job_schedule = $1")
+            .bind(cron)
+            .execute(db)
+            .await
+            .unwrap();
+        sqlx::query("update scheduler_state set cron_checked_at = $1")
+            .bind(checked_at)
+            .execute(db)
+            .await
+            .unwrap();
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn a_cron_occurrence_since_the_last_check_is_due_once(db: PgPool) {
+        let t0 = "2026-11-28T02:59:00Z".parse().unwrap();
+        set_schedule(&db, "0 3 * * *", t0).await;
+        let before = t0 + Span::seconds(30);
+        assert!(due(&db, Span::hours(72), before).await.unwrap().is_none());
+        let after = t0 + Span::minutes(2);
+        let (trigger, _) = due(&db, Span::hours(72), after).await.unwrap().unwrap();
+        assert_eq!(trigger, JobTrigger::Schedule);
+        // The next tick (here or on another replica) sees the occurrence handled.
+        assert!(
+            due(&db, Span::hours(72), after + Span::seconds(30))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn a_near_deadline_is_due_unless_a_job_started_within_the_hour(db: PgPool) {
+        let now = Utc::now();
+        queue_item(&db, now + Span::hours(100)).await;
+        assert!(due(&db, Span::hours(72), now).await.unwrap().is_none());
+        queue_item(&db, now + Span::hours(10)).await;
+        let (trigger, _) = due(&db, Span::hours(72), now).await.unwrap().unwrap();
+        assert_eq!(trigger, JobTrigger::Deadline);
+        sqlx::query(
+            "insert into job (job_id, dry_run, settings, trigger, created_by, status)
+             values ($1, true, '{}', 'deadline', 'scheduler', 'find_failed')",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .execute(&db)
+        .await
+        .unwrap();
+        assert!(due(&db, Span::hours(72), now).await.unwrap().is_none());
+        assert!(
+            due(&db, Span::hours(72), now + Span::hours(2))
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn only_the_process_holding_the_scheduler_lock_acts(db: PgPool) {
+        let now = Utc::now();
+        queue_item(&db, now).await;
+        let mut other = db.begin().await.unwrap();
+        let held: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+            .bind(SCHEDULER_LOCK)
+            .fetch_one(&mut *other)
+            .await
+            .unwrap();
+        assert!(held);
+        assert!(due(&db, Span::hours(72), now).await.unwrap().is_none());
+        other.rollback().await.unwrap();
+        assert!(due(&db, Span::hours(72), now).await.unwrap().is_some());
     }
 }

@@ -7,7 +7,7 @@ use lethe::storage::s3::S3Store;
 use lethe::storage::{ObjectStore, StorageError, list_all};
 
 /// The SDK config for moto, an S3 client, and a fresh bucket.
-async fn new_bucket() -> (aws_config::SdkConfig, aws_sdk_s3::Client, String) {
+pub async fn new_bucket() -> (aws_config::SdkConfig, aws_sdk_s3::Client, String) {
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .expect("AWS_ENDPOINT_URL must point at a moto server; run scripts/test");
     let sdk = lethe::aws::sdk_config(&lethe::config::AwsConfig {

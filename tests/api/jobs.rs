@@ -384,3 +384,61 @@ async fn a_cancelled_job_runs_no_more_tasks_and_its_events_stream_to_the_end(db:
     assert!(text.contains("event: job_cancelled"));
     std::fs::remove_dir_all(root).unwrap();
 }
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn workers_killed_mid_find_still_leave_an_exact_report(db: PgPool) {
+    use lethe::jobs::tasks::claim;
+    use std::time::Duration;
+    let root = local_lake();
+    let app = TestApp::new(db.clone());
+    app.put(
+        "/v1/data_mappers/people",
+        people_mapper(&root, &["id", "email", "account", "contact.email"]),
+    )
+    .await;
+    app.put("/v1/data_mappers/events", events_mapper(&root))
+        .await;
+    let (items, people) = full_matrix();
+    queue(&app, items).await;
+    let job = start_dry_run(&app, &[]).await;
+
+    // Worker A claims a mapper task and dies holding it: its lease ends at once.
+    let lost = claim(&db, "dead-a", Duration::ZERO).await.unwrap().unwrap();
+    assert_eq!(lost.kind, "find.mapper");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let worker = app.worker("b");
+    // Both mapper tasks run (one of them for the second time): objects get enqueued.
+    for _ in 0..2 {
+        let (task, outcome) = worker.run_once().await.unwrap().unwrap();
+        assert_eq!(task.kind, "find.mapper");
+        outcome.unwrap();
+    }
+
+    // Worker C records a batch of objects, then dies before marking its task done.
+    let task = claim(&db, "dead-c", Duration::ZERO).await.unwrap().unwrap();
+    assert_eq!(task.kind, "find.objects");
+    let handler = worker.handlers.get("find.objects").unwrap().clone();
+    handler.run(&task).await.unwrap();
+
+    // Worker D is dropped in the middle of a task.
+    let mut dropped = app.worker("d");
+    dropped.lease = Duration::from_millis(300);
+    let _ = tokio::time::timeout(Duration::from_millis(2), dropped.run_once()).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    worker.run_until_idle().await.unwrap();
+    let got = app.get(&format!("/v1/jobs/{job}")).await;
+    assert_eq!(got.body["status"], "completed", "{}", got.body);
+    let prefix = format!("{}/", root.display())
+        .trim_start_matches('/')
+        .to_owned();
+    let mut expected = expected_people(&people, "people/");
+    expected.extend(expected_events(&events_matches(), "events/"));
+    assert_eq!(reported(&app, &job, &prefix).await, expected);
+    let stats = &got.body["stats"];
+    assert_eq!(stats["rows_matched"], expected.values().sum::<i64>());
+    assert_eq!(stats["objects_scanned"], 6 + 2, "nothing counted twice");
+    assert_eq!(stats["objects_listed"], 6 + 3 + 2, "nothing listed twice");
+    assert_no_open_tasks(&app).await;
+    std::fs::remove_dir_all(root).unwrap();
+}

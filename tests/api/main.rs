@@ -7,6 +7,7 @@ mod auth_matrix;
 mod data_mappers;
 mod e2e_glue;
 mod e2e_governance;
+mod e2e_jobs;
 mod e2e_storage;
 mod errors;
 mod governance;
