@@ -64,6 +64,22 @@ enum Bench {
         #[arg(long)]
         match_ids: PathBuf,
     },
+    /// Find over a generated local lake (generated on first use): MB/s and objects/s with
+    /// and without statistics pruning, for 1, 100 and 100,000 match ids.
+    Lake {
+        /// Directory of the lake (created and filled when empty).
+        #[arg(long, default_value = "/var/tmp/lethe/bench/lake")]
+        dir: PathBuf,
+        /// Lake size in MB.
+        #[arg(long, default_value_t = 2048)]
+        size_mb: usize,
+        /// Object size in MB (16 row groups each).
+        #[arg(long, default_value_t = 64)]
+        object_mb: usize,
+        /// Objects searched at once.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+    },
     /// Deletion queue: add-call and list latency from 1k to 1M items (scratch database
     /// `lethe_bench_queue` on the configured server).
     Queue {
@@ -87,6 +103,14 @@ async fn main() -> anyhow::Result<()> {
             match_ids,
         }) => {
             return lethe::bench::find::run(input, columns, match_ids);
+        }
+        Command::Bench(Bench::Lake {
+            dir,
+            size_mb,
+            object_mb,
+            concurrency,
+        }) => {
+            return lethe::bench::lake::run(dir, *size_mb, *object_mb, (*concurrency).max(1)).await;
         }
         _ => {}
     }
@@ -118,7 +142,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(Bench::Queue { items }) => lethe::bench::queue::run(config, items).await,
-        Command::Openapi | Command::Bench(Bench::Find { .. }) => unreachable!("handled above"),
+        Command::Openapi | Command::Bench(Bench::Find { .. } | Bench::Lake { .. }) => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 //! `lethe bench …`: benchmarks that print numbers (never timed tests).
 
 pub mod find;
+pub mod lake;
 pub mod queue;

@@ -61,6 +61,8 @@ pub struct MatchSet {
     /// Every numeric id as f64 (for float and decimal columns).
     floats: Vec<f64>,
     composites: Vec<CompositeGroup>,
+    /// Never skip row groups (benchmarks measure what pruning saves).
+    no_pruning: bool,
 }
 
 impl MatchSet {
@@ -92,6 +94,18 @@ impl MatchSet {
             .collect();
         self.composites.sort_by(|a, b| a.columns.cmp(&b.columns));
         self
+    }
+
+    /// The same set, with row-group pruning by statistics and bloom filters turned off.
+    pub fn without_pruning(mut self) -> Self {
+        self.no_pruning = true;
+        self
+    }
+
+    /// Whether row groups may be skipped by statistics and bloom filters: not with
+    /// composite matches (conservative) nor when turned off.
+    pub fn prunable(&self) -> bool {
+        self.composites.is_empty() && !self.no_pruning
     }
 
     pub fn composites(&self) -> &[CompositeGroup] {

@@ -89,7 +89,7 @@ pub fn ranges_to_fetch(
     ids: &MatchSet,
 ) -> Result<(Vec<std::ops::Range<u64>>, bool), FindError> {
     let leaves = resolve_leaves(metadata.file_metadata().schema_descr(), columns)?;
-    let prune = ids.composites().is_empty();
+    let prune = ids.prunable();
     let mut ranges = Vec::new();
     let mut bloom = true;
     for rg in 0..metadata.num_row_groups() {
@@ -138,7 +138,7 @@ pub fn find_with<R: ChunkReader + Clone + 'static>(
     let mut candidates = Vec::new();
     // Composite matches are not used for pruning (conservative): with any, every row
     // group is read.
-    let prune = ids.composites().is_empty();
+    let prune = ids.prunable();
     for rg in 0..metadata.num_row_groups() {
         let meta = metadata.row_group(rg);
         if !prune {

@@ -1,0 +1,177 @@
+//! `lethe bench lake`: find over a generated local lake through the job engine's object
+//! path (ranged reads over the `file` store, footers, bloom filters, match columns), with
+//! and without statistics pruning, for 1, 100 and 100,000 match ids. Prints MB/s and
+//! objects/s.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::{Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use futures_util::{StreamExt, stream};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use serde_json::Value;
+
+use crate::jobs::find::{ObjectRef, find_parquet};
+use crate::lakefile::match_set::MatchSet;
+use crate::storage::file::FileStore;
+use crate::storage::{ObjectStore, list_all};
+
+/// Row groups per object.
+const ROW_GROUPS: usize = 16;
+/// Bytes a generated row takes in the file, roughly (sizes objects).
+const ROW_BYTES: usize = 47;
+
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Writes `objects` Parquet files of about `object_mb` MB, 16 row groups each: `id`
+/// (sorted across the lake), `email` (random, bloom filter), `payload` (filler).
+fn generate(dir: &Path, objects: usize, object_mb: usize) -> anyhow::Result<u64> {
+    std::fs::create_dir_all(dir)?;
+    let rows_per_group = object_mb * 1_000_000 / ROW_BYTES / ROW_GROUPS;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("email", DataType::Utf8, false),
+        Field::new("payload", DataType::Utf8, false),
+    ]));
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(rows_per_group))
+        .set_column_bloom_filter_enabled("email".into(), true)
+        .build();
+    let mut next_id = 0i64;
+    for n in 0..objects {
+        let file = std::fs::File::create(dir.join(format!("part-{n:05}.parquet")))?;
+        let mut w = ArrowWriter::try_new(file, schema.clone(), Some(props.clone()))?;
+        for _ in 0..ROW_GROUPS {
+            let ids: Vec<i64> = (next_id..next_id + rows_per_group as i64).collect();
+            next_id += rows_per_group as i64;
+            let emails = ids
+                .iter()
+                .map(|&i| format!("u{:x}@example.com", mix(i as u64) % 50_000_000));
+            let payload = ids.iter().map(|&i| {
+                format!(
+                    "{:016x}{:016x}{:016x}{:016x}",
+                    mix(i as u64 ^ 1),
+                    mix(i as u64 ^ 2),
+                    mix(i as u64 ^ 3),
+                    i
+                )
+            });
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from(ids.clone())),
+                    Arc::new(StringArray::from_iter_values(emails)),
+                    Arc::new(StringArray::from_iter_values(payload)),
+                ],
+            )?;
+            w.write(&batch)?;
+            w.flush()?;
+        }
+        w.close()?;
+    }
+    Ok(next_id as u64)
+}
+
+/// Generates the lake under `dir` unless it is there, then runs the find passes.
+pub async fn run(
+    dir: &PathBuf,
+    size_mb: usize,
+    object_mb: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let objects = size_mb.div_ceil(object_mb).max(1);
+    let marker = dir.join("_LETHE_BENCH");
+    let rows = match std::fs::read_to_string(&marker) {
+        Ok(text) => text.trim().parse()?,
+        Err(_) => {
+            eprintln!(
+                "generating {objects} objects of ~{object_mb} MB under {}",
+                dir.display()
+            );
+            let rows = tokio::task::spawn_blocking({
+                let dir = dir.clone();
+                move || generate(&dir, objects, object_mb)
+            })
+            .await??;
+            std::fs::write(&marker, rows.to_string())?;
+            rows
+        }
+    };
+    let store = FileStore::new(dir);
+    let listed: Vec<_> = list_all(&store, "", "")
+        .await?
+        .into_iter()
+        .filter(|o| o.key.ends_with(".parquet"))
+        .collect();
+    let lake_bytes: u64 = listed.iter().map(|o| o.size).sum();
+    println!(
+        "lake: {} objects, {:.0} MB, {rows} rows; concurrency {concurrency}",
+        listed.len(),
+        lake_bytes as f64 / 1e6
+    );
+    println!(
+        "{:>9} {:>8} {:>9} {:>10} {:>10} {:>10} {:>12} {:>9}",
+        "match ids", "pruning", "time s", "MB/s", "objects/s", "MB read", "RGs scanned", "rows"
+    );
+    for count in [1usize, 100, 100_000] {
+        let ids: Vec<Value> = (0..count as u64)
+            .map(|i| Value::from((mix(i ^ 0xabc) % rows) as i64))
+            .collect();
+        for pruning in [true, false] {
+            let set = MatchSet::from_values(&ids);
+            let set = Arc::new(if pruning { set } else { set.without_pruning() });
+            let start = Instant::now();
+            let reports: Vec<_> = stream::iter(listed.clone())
+                .map(|o| {
+                    let set = set.clone();
+                    let store = store.clone();
+                    async move {
+                        let object = ObjectRef {
+                            bucket: "",
+                            key: &o.key,
+                            version_id: None,
+                            size: o.size,
+                        };
+                        find_parquet(
+                            &store as &dyn ObjectStore,
+                            &object,
+                            &["id".to_owned()],
+                            &set,
+                        )
+                        .await
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+            let secs = start.elapsed().as_secs_f64();
+            let (mut read, mut scanned, mut matched) = (0u64, 0usize, 0u64);
+            for r in reports {
+                let (r, bytes) = r?;
+                read += bytes;
+                scanned += r.row_groups_total
+                    - r.row_groups_pruned_by_statistics
+                    - r.row_groups_pruned_by_bloom_filter;
+                matched += r.rows_matched;
+            }
+            println!(
+                "{count:>9} {:>8} {secs:>9.3} {:>10.0} {:>10.1} {:>10.1} {scanned:>12} {matched:>9}",
+                if pruning { "on" } else { "off" },
+                lake_bytes as f64 / 1e6 / secs,
+                listed.len() as f64 / secs,
+                read as f64 / 1e6,
+            );
+        }
+    }
+    Ok(())
+}
