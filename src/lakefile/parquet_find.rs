@@ -225,26 +225,36 @@ fn count_in_row_group<R: ChunkReader + 'static>(
         .build()?;
     let mut matched = 0u64;
     for batch in batches {
-        let batch = batch?;
-        let mut hits = vec![false; batch.num_rows()];
-        for column in columns {
-            let array = column_at_path(&batch, column)?;
-            mark_matches(&array, column, ids, &mut hits)?;
-        }
-        for group in ids.composites() {
-            let keys = group
-                .columns
-                .iter()
-                .map(|c| column_at_path(&batch, c).and_then(|a| keys_of(&a, c)))
-                .collect::<Result<Vec<_>, _>>()?;
-            for (row, hit) in hits.iter_mut().enumerate().filter(|(_, h)| !**h) {
-                let tuple: Option<Vec<Key>> = keys.iter().map(|k| k[row].clone()).collect();
-                *hit = tuple.is_some_and(|t| group.tuples.contains(&t));
-            }
-        }
+        let hits = row_hits(&batch?, columns, ids)?;
         matched += hits.iter().filter(|h| **h).count() as u64;
     }
     Ok(matched)
+}
+
+/// Which rows of a batch match: any column equals a simple id, or a composite group's
+/// columns form one of its tuples. `columns` are dotted paths into the batch.
+pub fn row_hits(
+    batch: &RecordBatch,
+    columns: &[String],
+    ids: &MatchSet,
+) -> Result<Vec<bool>, FindError> {
+    let mut hits = vec![false; batch.num_rows()];
+    for column in columns {
+        let array = column_at_path(batch, column)?;
+        mark_matches(&array, column, ids, &mut hits)?;
+    }
+    for group in ids.composites() {
+        let keys = group
+            .columns
+            .iter()
+            .map(|c| column_at_path(batch, c).and_then(|a| keys_of(&a, c)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (row, hit) in hits.iter_mut().enumerate().filter(|(_, h)| !**h) {
+            let tuple: Option<Vec<Key>> = keys.iter().map(|k| k[row].clone()).collect();
+            *hit = tuple.is_some_and(|t| group.tuples.contains(&t));
+        }
+    }
+    Ok(hits)
 }
 
 /// The array of a dotted path, descending struct columns.
