@@ -1,0 +1,84 @@
+//! Forget in one JSON Lines object: copy every line that does not match byte for byte,
+//! drop the ones that do. The caller wraps the streams in gunzip / gzip for `.gz` objects.
+//! Memory holds one line.
+
+use std::io::{BufRead, Write};
+
+use serde_json::Value;
+
+use super::jsonl_find::{JsonFindError, line_matches};
+use super::match_set::MatchSet;
+
+/// What a rewrite did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JsonForgetReport {
+    pub lines_before: u64,
+    pub lines_removed: u64,
+}
+
+/// Streams `input` to `out` without the matching lines. Blank lines are kept as they are.
+pub fn forget_lines(
+    mut input: impl BufRead,
+    mut out: impl Write,
+    columns: &[String],
+    ids: &MatchSet,
+) -> Result<JsonForgetReport, JsonFindError> {
+    let mut report = JsonForgetReport::default();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            out.write_all(&line)?;
+            continue;
+        }
+        report.lines_before += 1;
+        let object: Value = serde_json::from_slice(&line)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or(JsonFindError::Malformed {
+                line: report.lines_before,
+            })?;
+        if line_matches(&object, columns, ids) {
+            report.lines_removed += 1;
+        } else {
+            out.write_all(&line)?;
+        }
+    }
+    out.flush()?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn matching_lines_go_and_every_other_byte_stays() {
+        let input = "{\"user\": {\"id\": 1}, \"x\": \"a\"}\n\n{\"user\": {\"id\": 2},   \"x\":\"b\"}\n{\"user\": {\"id\": \"1\"}}";
+        let ids = MatchSet::from_values(&[json!(1)]);
+        let mut out = Vec::new();
+        let r = forget_lines(input.as_bytes(), &mut out, &["user.id".to_owned()], &ids).unwrap();
+        assert_eq!(
+            r,
+            JsonForgetReport {
+                lines_before: 3,
+                lines_removed: 1
+            }
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\n{\"user\": {\"id\": 2},   \"x\":\"b\"}\n{\"user\": {\"id\": \"1\"}}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_line_stops_the_rewrite() {
+        let ids = MatchSet::from_values(&[json!(1)]);
+        let err = forget_lines("{}\nnope\n".as_bytes(), Vec::new(), &["a".to_owned()], &ids);
+        assert!(matches!(err, Err(JsonFindError::Malformed { line: 2 })));
+    }
+}

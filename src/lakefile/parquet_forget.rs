@@ -1,0 +1,361 @@
+//! Forget in one Parquet object: write a new object without the rows that match.
+//!
+//! Row groups without matches (statistics, bloom filters or a decode of the match
+//! columns prove it) are copied as their encoded column chunks — bytes, statistics, page
+//! indexes and bloom filters as they were, nothing decoded. Row groups with matches are
+//! decoded one at a time, filtered, and encoded again with the source's schema, codec,
+//! dictionary, statistics and bloom-filter settings per column; their statistics, page
+//! indexes, dictionaries and bloom filters are computed from the surviving rows only, so
+//! no trace of an erased row remains. The footer keeps the key-value metadata (the
+//! embedded Arrow schema included) and `created_by`. Memory holds about one row group.
+//!
+//! Invariants: every row that does not match is written, in order; a row group whose
+//! every row matches is dropped; a file whose every row matches becomes a valid file of
+//! the same schema with no row groups.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow_array::{BooleanArray, RecordBatch};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::arrow::arrow_writer::{ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::basic::Encoding;
+use parquet::bloom_filter::Sbbf;
+use parquet::column::writer::ColumnCloseResult;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::reader::ChunkReader;
+use parquet::file::writer::SerializedFileWriter;
+
+use super::match_set::MatchSet;
+use super::parquet_find::{FindError, find_with, row_hits};
+
+/// What a rewrite did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForgetReport {
+    pub rows_before: u64,
+    pub rows_removed: u64,
+    pub row_groups_before: usize,
+    /// Row groups decoded, filtered and encoded again.
+    pub row_groups_rewritten: usize,
+    /// Row groups copied as encoded bytes.
+    pub row_groups_copied: usize,
+    /// Rewritten row groups left empty, hence dropped.
+    pub row_groups_dropped: usize,
+}
+
+/// Writer settings that reproduce the source's, column by column.
+fn writer_properties(meta: &ParquetMetaData) -> WriterProperties {
+    let file = meta.file_metadata();
+    let mut props = WriterProperties::builder()
+        .set_key_value_metadata(file.key_value_metadata().cloned())
+        .set_created_by(file.created_by().unwrap_or("lethe").to_owned())
+        .set_max_row_group_row_count(None);
+    if let Some(rg) = meta.row_groups().first() {
+        for col in rg.columns() {
+            let path = col.column_path().clone();
+            let dictionary = col
+                .encodings()
+                .any(|e| matches!(e, Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY));
+            let page_index = col.column_index_offset().is_some();
+            let statistics = if page_index {
+                EnabledStatistics::Page
+            } else if col.statistics().is_some() {
+                EnabledStatistics::Chunk
+            } else {
+                EnabledStatistics::None
+            };
+            props = props
+                .set_column_compression(path.clone(), col.compression())
+                .set_column_dictionary_enabled(path.clone(), dictionary)
+                .set_column_statistics_enabled(path.clone(), statistics)
+                .set_column_bloom_filter_enabled(path.clone(), col.bloom_filter_offset().is_some());
+            if col.bloom_filter_offset().is_some() {
+                props = props.set_column_bloom_filter_max_ndv(path, rg.num_rows().max(1) as u64);
+            }
+        }
+    }
+    props.build()
+}
+
+/// Writes `reader`'s object without the rows matching `ids` (in `columns`) to `out`.
+pub fn forget<R: ChunkReader + Clone + 'static, W: Write + Send>(
+    reader: R,
+    out: W,
+    columns: &[String],
+    ids: &MatchSet,
+) -> Result<ForgetReport, FindError> {
+    let found = find_with(reader.clone(), columns, ids, true)?;
+    let meta = ParquetMetaDataReader::new()
+        .with_page_index_policy(PageIndexPolicy::Optional)
+        .parse_and_finish(&reader)?;
+    let meta = Arc::new(meta);
+    let props = Arc::new(writer_properties(&meta));
+    let schema = meta.file_metadata().schema_descr().root_schema_ptr();
+    let mut writer = SerializedFileWriter::new(out, schema, props)?;
+    let arrow_meta = ArrowReaderMetadata::try_new(meta.clone(), ArrowReaderOptions::new())?;
+    let factory = ArrowRowGroupWriterFactory::new(&writer, arrow_meta.schema().clone());
+    let mut report = ForgetReport {
+        rows_before: meta.file_metadata().num_rows().max(0) as u64,
+        row_groups_before: meta.num_row_groups(),
+        ..ForgetReport::default()
+    };
+    for rg in 0..meta.num_row_groups() {
+        if !found.matching_row_groups.contains(&rg) {
+            copy_row_group(&reader, &meta, rg, &mut writer)?;
+            report.row_groups_copied += 1;
+            continue;
+        }
+        report.row_groups_rewritten += 1;
+        let batches =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(reader.clone(), arrow_meta.clone())
+                .with_projection(ProjectionMask::all())
+                .with_row_groups(vec![rg])
+                .with_batch_size(8192)
+                .build()?;
+        let mut column_writers = factory.create_column_writers(rg)?;
+        let mut kept = 0u64;
+        for batch in batches {
+            let batch = batch?;
+            let hits = row_hits(&batch, columns, ids)?;
+            let removed = hits.iter().filter(|h| **h).count();
+            report.rows_removed += removed as u64;
+            if removed == batch.num_rows() {
+                continue;
+            }
+            let keep = BooleanArray::from(hits.iter().map(|h| !h).collect::<Vec<_>>());
+            let batch: RecordBatch = arrow_select::filter::filter_record_batch(&batch, &keep)?;
+            kept += batch.num_rows() as u64;
+            let mut writers = column_writers.iter_mut();
+            for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
+                for leaf in compute_leaves(field, array)? {
+                    writers
+                        .next()
+                        .ok_or_else(|| {
+                            parquet::errors::ParquetError::General(
+                                "schema and leaves disagree".into(),
+                            )
+                        })?
+                        .write(&leaf)?;
+                }
+            }
+        }
+        if kept == 0 {
+            report.row_groups_dropped += 1;
+            continue;
+        }
+        let mut rg_writer = writer.next_row_group()?;
+        for column in column_writers {
+            column.close()?.append_to_row_group(&mut rg_writer)?;
+        }
+        rg_writer.close()?;
+    }
+    writer.close()?;
+    Ok(report)
+}
+
+/// Appends row group `rg` of the source as encoded chunks, with its bloom filters and
+/// page indexes.
+fn copy_row_group<R: ChunkReader, W: Write + Send>(
+    reader: &R,
+    meta: &ParquetMetaData,
+    rg: usize,
+    writer: &mut SerializedFileWriter<W>,
+) -> Result<(), FindError> {
+    let group = meta.row_group(rg);
+    let page_index = meta.page_index_for_row_group(rg);
+    let mut out = writer.next_row_group()?;
+    for (i, column) in group.columns().iter().enumerate() {
+        let close = ColumnCloseResult {
+            bytes_written: column.compressed_size() as u64,
+            rows_written: group.num_rows() as u64,
+            metadata: column.clone(),
+            bloom_filter: Sbbf::read_from_column_chunk(column, reader)?,
+            column_index: page_index.column_index(i).cloned(),
+            offset_index: page_index.offset_index(i).cloned(),
+        };
+        out.append_column(reader, close)?;
+    }
+    out.close()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use arrow_array::{ArrayRef, Int64Array, StringArray, StructArray};
+    use arrow_schema::{DataType, Field, Fields, Schema};
+    use bytes::Bytes;
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::file::metadata::KeyValue;
+    use serde_json::json;
+
+    /// 4 row groups of 1000 rows: id 0..4000 (sorted), email, nested contact.email.
+    fn source(codec: Compression) -> Bytes {
+        let fields = Fields::from(vec![Field::new("email", DataType::Utf8, true)]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("email", DataType::Utf8, true),
+            Field::new("contact", DataType::Struct(fields.clone()), true),
+        ]));
+        let n = 4000i64;
+        let contact = StructArray::new(
+            fields,
+            vec![Arc::new(StringArray::from_iter_values(
+                (0..n).map(|i| format!("c{i}")),
+            )) as ArrayRef],
+            None,
+        );
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..n)),
+                Arc::new(StringArray::from_iter(
+                    (0..n).map(|i| (i % 7 != 0).then(|| format!("u{}", i % 100))),
+                )),
+                Arc::new(contact),
+            ],
+        )
+        .unwrap();
+        let props = WriterProperties::builder()
+            .set_compression(codec)
+            .set_max_row_group_row_count(Some(1000))
+            .set_column_bloom_filter_enabled("email".into(), true)
+            .set_key_value_metadata(Some(vec![KeyValue::new(
+                "owner".into(),
+                "team-a".to_owned(),
+            )]))
+            .build();
+        let mut buf = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut buf, schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        Bytes::from(buf)
+    }
+
+    fn ids_of(file: Bytes) -> Vec<i64> {
+        ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .flat_map(|b| {
+                b.unwrap()
+                    .column(0)
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    fn rewrite(src: &Bytes, ids: &MatchSet, columns: &[&str]) -> (Bytes, ForgetReport) {
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let mut out = Vec::new();
+        let report = forget(src.clone(), &mut out, &columns, ids).unwrap();
+        (Bytes::from(out), report)
+    }
+
+    #[test]
+    fn rewrite_removes_exactly_the_matching_rows_and_keeps_everything_else() {
+        let src = source(Compression::ZSTD(ZstdLevel::default()));
+        let ids = MatchSet::from_values(&[json!(1500), json!("c2500")]);
+        let (out, report) = rewrite(&src, &ids, &["id", "contact.email"]);
+        assert_eq!(report.rows_removed, 2);
+        assert_eq!(
+            (report.row_groups_rewritten, report.row_groups_copied),
+            (2, 2)
+        );
+        let expected: Vec<i64> = (0..4000).filter(|&i| i != 1500 && i != 2500).collect();
+        assert_eq!(ids_of(out.clone()), expected);
+        let before = ParquetMetaDataReader::new().parse_and_finish(&src).unwrap();
+        let after = ParquetMetaDataReader::new().parse_and_finish(&out).unwrap();
+        assert_eq!(
+            after.file_metadata().key_value_metadata(),
+            before.file_metadata().key_value_metadata()
+        );
+        assert_eq!(
+            after.file_metadata().schema_descr().root_schema(),
+            before.file_metadata().schema_descr().root_schema()
+        );
+        assert_eq!(after.num_row_groups(), 4);
+        for rg in 0..4 {
+            for c in 0..3 {
+                let (a, b) = (
+                    after.row_group(rg).column(c),
+                    before.row_group(rg).column(c),
+                );
+                assert_eq!(a.compression(), b.compression());
+                assert_eq!(
+                    a.bloom_filter_offset().is_some(),
+                    b.bloom_filter_offset().is_some()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn untouched_row_groups_are_byte_identical_column_chunks() {
+        let src = source(Compression::SNAPPY);
+        let ids = MatchSet::from_values(&[json!(10)]);
+        let (out, report) = rewrite(&src, &ids, &["id"]);
+        assert_eq!(
+            (report.row_groups_rewritten, report.row_groups_copied),
+            (1, 3)
+        );
+        let before = ParquetMetaDataReader::new().parse_and_finish(&src).unwrap();
+        let after = ParquetMetaDataReader::new().parse_and_finish(&out).unwrap();
+        for rg in 1..4 {
+            for c in 0..3 {
+                let (a, b) = (
+                    after.row_group(rg).column(c),
+                    before.row_group(rg).column(c),
+                );
+                let a_bytes = out.slice(
+                    a.byte_range().0 as usize..(a.byte_range().0 + a.byte_range().1) as usize,
+                );
+                let b_bytes = src.slice(
+                    b.byte_range().0 as usize..(b.byte_range().0 + b.byte_range().1) as usize,
+                );
+                assert_eq!(a_bytes, b_bytes, "row group {rg} column {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_trace_of_an_erased_value_remains_in_statistics_dictionaries_or_bloom_filters() {
+        let src = source(Compression::UNCOMPRESSED);
+        // u42 is in many rows of every row group: all of them go.
+        let ids = MatchSet::from_values(&[json!("u42")]);
+        let (out, report) = rewrite(&src, &ids, &["email"]);
+        assert!(report.rows_removed > 0 && report.row_groups_rewritten == 4);
+        assert!(
+            !out.windows(3).any(|w| w == b"u42"),
+            "erased value still in the bytes"
+        );
+        let found = super::super::parquet_find::find(out, &["email".to_owned()], &ids).unwrap();
+        assert_eq!(found.rows_matched, 0);
+    }
+
+    #[test]
+    fn an_object_whose_every_row_matches_becomes_a_valid_empty_file_of_the_same_schema() {
+        let src = source(Compression::SNAPPY);
+        let all: Vec<serde_json::Value> = (0..4000).map(|i| json!(i)).collect();
+        let (out, report) = rewrite(&src, &MatchSet::from_values(&all), &["id"]);
+        assert_eq!(report.rows_removed, 4000);
+        assert_eq!(report.row_groups_dropped, 4);
+        let meta = ParquetMetaDataReader::new().parse_and_finish(&out).unwrap();
+        assert_eq!(
+            (meta.num_row_groups(), meta.file_metadata().num_rows()),
+            (0, 0)
+        );
+        let reader = ParquetRecordBatchReaderBuilder::try_new(out).unwrap();
+        assert_eq!(reader.schema().fields().len(), 3);
+    }
+}
