@@ -63,6 +63,26 @@ pub struct JobStats {
     pub row_groups_scanned: i64,
     pub row_groups_pruned: i64,
     pub rows_matched: i64,
+    /// Objects written again without the matching rows.
+    pub objects_rewritten: i64,
+    /// Objects whose rows no longer matched when forget read them (nothing written).
+    pub objects_unchanged: i64,
+    /// Objects forget could not rewrite (left as they were).
+    pub objects_forget_failed: i64,
+    /// Rewritten objects whose new version passed verification.
+    pub objects_verified: i64,
+    /// Rewritten objects whose new version failed verification (old version kept).
+    pub objects_verify_failed: i64,
+    /// Rows erased.
+    pub rows_removed: i64,
+    /// Bytes of the new versions.
+    pub bytes_written: i64,
+    /// Old object versions deleted by cleanup.
+    pub versions_deleted: i64,
+    /// Objects whose old versions could not all be deleted.
+    pub cleanup_failures: i64,
+    /// Queue items erased and taken off the queue.
+    pub matches_erased: i64,
 }
 
 impl JobStats {
@@ -80,10 +100,20 @@ impl JobStats {
         self.row_groups_scanned += other.row_groups_scanned;
         self.row_groups_pruned += other.row_groups_pruned;
         self.rows_matched += other.rows_matched;
+        self.objects_rewritten += other.objects_rewritten;
+        self.objects_unchanged += other.objects_unchanged;
+        self.objects_forget_failed += other.objects_forget_failed;
+        self.objects_verified += other.objects_verified;
+        self.objects_verify_failed += other.objects_verify_failed;
+        self.rows_removed += other.rows_removed;
+        self.bytes_written += other.bytes_written;
+        self.versions_deleted += other.versions_deleted;
+        self.cleanup_failures += other.cleanup_failures;
+        self.matches_erased += other.matches_erased;
     }
 }
 
-const STAT_COLUMNS: [&str; 12] = [
+const STAT_COLUMNS: [&str; 22] = [
     "partitions_listed",
     "partitions_pruned",
     "objects_listed",
@@ -96,6 +126,16 @@ const STAT_COLUMNS: [&str; 12] = [
     "row_groups_scanned",
     "row_groups_pruned",
     "rows_matched",
+    "objects_rewritten",
+    "objects_unchanged",
+    "objects_forget_failed",
+    "objects_verified",
+    "objects_verify_failed",
+    "rows_removed",
+    "bytes_written",
+    "versions_deleted",
+    "cleanup_failures",
+    "matches_erased",
 ];
 
 fn select_job() -> String {
@@ -128,9 +168,6 @@ pub enum CreateJobError {
     AlreadyRunning,
     #[error("no queued item applies to the chosen data mappers")]
     NothingQueued,
-    /// Forget is not in this build yet: only dry runs can start.
-    #[error("this build runs dry runs only (find); forget is not available yet")]
-    ForgetUnavailable,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -290,6 +327,16 @@ pub async fn add_stats(db: impl PgExecutor<'_>, job_id: Uuid, s: &JobStats) -> s
         s.row_groups_scanned,
         s.row_groups_pruned,
         s.rows_matched,
+        s.objects_rewritten,
+        s.objects_unchanged,
+        s.objects_forget_failed,
+        s.objects_verified,
+        s.objects_verify_failed,
+        s.rows_removed,
+        s.bytes_written,
+        s.versions_deleted,
+        s.cleanup_failures,
+        s.matches_erased,
     ];
     let sets: Vec<String> = STAT_COLUMNS
         .iter()
@@ -381,8 +428,8 @@ pub async fn job_match_ids(
     .await
 }
 
-/// An object find recorded.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+/// An object find recorded, and what forget, verify and cleanup did with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct JobObject {
     pub job_object_id: i64,
     pub data_mapper_id: String,
@@ -396,7 +443,26 @@ pub struct JobObject {
     pub rows_matched: i64,
     pub row_groups: Vec<i32>,
     pub error: Option<String>,
+    pub partition_keys: Option<Vec<String>>,
+    pub partition_values: Option<Vec<String>>,
+    pub forget_state: String,
+    pub rows_removed: Option<i64>,
+    pub rows_after: Option<i64>,
+    pub size_after: Option<i64>,
+    pub new_version_id: Option<String>,
+    pub new_etag: Option<String>,
+    pub row_groups_rewritten: Option<i32>,
+    pub row_groups_copied: Option<i32>,
+    pub versions_deleted: Vec<String>,
+    pub cleanup_state: Option<String>,
+    pub forget_error: Option<String>,
 }
+
+const OBJECT_COLUMNS: &str = "job_object_id, data_mapper_id, bucket, key, version_id, etag, \
+    size_bytes, status, rows_total, rows_matched, row_groups, error, partition_keys, \
+    partition_values, forget_state, rows_removed, rows_after, size_after, new_version_id, \
+    new_etag, row_groups_rewritten, row_groups_copied, versions_deleted, cleanup_state, \
+    forget_error";
 
 /// Records an object (once: a second record of the same object is ignored).
 pub async fn insert_object(
@@ -406,8 +472,10 @@ pub async fn insert_object(
 ) -> sqlx::Result<()> {
     sqlx::query(
         r#"insert into job_object (job_id, data_mapper_id, bucket, key, version_id, etag,
-               size_bytes, status, rows_total, rows_matched, row_groups, error)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+               size_bytes, status, rows_total, rows_matched, row_groups, error,
+               partition_keys, partition_values, forget_state)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                   case when $8 = 'failed' then 'failed' else 'found' end)
            on conflict on constraint job_object_unique do nothing"#,
     )
     .bind(job_id)
@@ -422,6 +490,8 @@ pub async fn insert_object(
     .bind(o.rows_matched)
     .bind(&o.row_groups)
     .bind(&o.error)
+    .bind(&o.partition_keys)
+    .bind(&o.partition_values)
     .execute(db)
     .await?;
     Ok(())
@@ -434,17 +504,122 @@ pub async fn list_objects(
     start_at: Option<i64>,
     limit: i64,
 ) -> sqlx::Result<Vec<JobObject>> {
-    sqlx::query_as(
-        r#"select job_object_id, data_mapper_id, bucket, key, version_id, etag, size_bytes,
-               status, rows_total, rows_matched, row_groups, error
+    sqlx::query_as(AssertSqlSafe(format!(
+        r#"select {OBJECT_COLUMNS}
            from job_object where job_id = $1 and ($2::bigint is null or job_object_id >= $2)
-           order by job_object_id limit $3"#,
-    )
+           order by job_object_id limit $3"#
+    )))
     .bind(job_id)
     .bind(start_at)
     .bind(limit)
     .fetch_all(db)
     .await
+}
+
+pub async fn get_object(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    job_object_id: i64,
+) -> sqlx::Result<JobObject> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "select {OBJECT_COLUMNS} from job_object where job_id = $1 and job_object_id = $2"
+    )))
+    .bind(job_id)
+    .bind(job_object_id)
+    .fetch_one(db)
+    .await
+}
+
+/// The ids of the job's objects in `forget_state`, for the next phase's tasks.
+pub async fn object_ids_in_state(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    state: &str,
+) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "select job_object_id from job_object where job_id = $1 and forget_state = $2 order by job_object_id",
+    )
+    .bind(job_id)
+    .bind(state)
+    .fetch_all(db)
+    .await
+}
+
+/// Counts of the job's objects by forget state.
+pub async fn forget_state_counts(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+) -> sqlx::Result<std::collections::HashMap<String, i64>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "select forget_state, count(*) from job_object where job_id = $1 group by forget_state",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Updates an object's forget progress (only the fields given).
+#[derive(Debug, Clone, Default)]
+pub struct ObjectUpdate<'a> {
+    pub forget_state: Option<&'a str>,
+    pub version_id: Option<Option<&'a str>>,
+    pub etag: Option<&'a str>,
+    pub rows_total: Option<i64>,
+    pub rows_removed: Option<i64>,
+    pub rows_after: Option<i64>,
+    pub size_after: Option<i64>,
+    pub new_version_id: Option<&'a str>,
+    pub new_etag: Option<&'a str>,
+    pub row_groups_rewritten: Option<i32>,
+    pub row_groups_copied: Option<i32>,
+    pub versions_deleted: Option<&'a [String]>,
+    pub cleanup_state: Option<&'a str>,
+    pub forget_error: Option<&'a str>,
+}
+
+pub async fn update_object(
+    db: impl PgExecutor<'_>,
+    job_object_id: i64,
+    u: &ObjectUpdate<'_>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"update job_object set
+               forget_state = coalesce($2, forget_state),
+               version_id = case when $3 then $4 else version_id end,
+               etag = coalesce($5, etag),
+               rows_total = coalesce($6, rows_total),
+               rows_removed = coalesce($7, rows_removed),
+               rows_after = coalesce($8, rows_after),
+               size_after = coalesce($9, size_after),
+               new_version_id = coalesce($10, new_version_id),
+               new_etag = coalesce($11, new_etag),
+               row_groups_rewritten = coalesce($12, row_groups_rewritten),
+               row_groups_copied = coalesce($13, row_groups_copied),
+               versions_deleted = coalesce($14, versions_deleted),
+               cleanup_state = coalesce($15, cleanup_state),
+               forget_error = coalesce($16, forget_error)
+           where job_object_id = $1"#,
+    )
+    .bind(job_object_id)
+    .bind(u.forget_state)
+    .bind(u.version_id.is_some())
+    .bind(u.version_id.flatten())
+    .bind(u.etag)
+    .bind(u.rows_total)
+    .bind(u.rows_removed)
+    .bind(u.rows_after)
+    .bind(u.size_after)
+    .bind(u.new_version_id)
+    .bind(u.new_etag)
+    .bind(u.row_groups_rewritten)
+    .bind(u.row_groups_copied)
+    .bind(u.versions_deleted)
+    .bind(u.cleanup_state)
+    .bind(u.forget_error)
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// One entry of a job's event log.

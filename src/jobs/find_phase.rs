@@ -409,7 +409,7 @@ fn scheme_of(location: &str) -> &'static str {
     }
 }
 
-fn db_error(e: sqlx::Error) -> TaskError {
+pub(crate) fn db_error(e: sqlx::Error) -> TaskError {
     TaskError::Retryable(format!("database: {e}"))
 }
 
@@ -444,7 +444,7 @@ impl TaskHandler for FindMapper {
 
 /// Match sets per partition: composite matches on partition keys reduce to their data
 /// parts (or to "every row") inside a partition.
-struct PartitionSets {
+pub struct PartitionSets {
     simple: Vec<Value>,
     composites: Vec<Value>,
     table_partition_keys: Vec<String>,
@@ -480,7 +480,7 @@ impl PartitionSets {
     }
 
     /// The set to search an object of this partition with, and whether every row matches.
-    fn for_partition(&self, values: Option<&[String]>) -> (Arc<MatchSet>, bool) {
+    pub fn for_partition(&self, values: Option<&[String]>) -> (Arc<MatchSet>, bool) {
         if !self.by_partition {
             return (self.base.clone(), false);
         }
@@ -529,35 +529,27 @@ struct ObjectReport {
 /// A job mapper's match sets and definition, keyed by (job, mapper).
 type Cached = ((Uuid, String), Arc<PartitionSets>, Arc<MapperSnapshot>);
 
-/// Searches a batch of objects.
-pub struct FindObjects {
-    pub engine: Engine,
-    /// The last job/mapper's match sets (loading 100k ids once per task would dominate).
-    cache: Mutex<Option<Cached>>,
-}
+/// The last job/mapper's match sets (loading 100k ids once per task would dominate).
+#[derive(Default)]
+pub struct SetCache(Mutex<Option<Cached>>);
 
-impl FindObjects {
-    pub fn new(engine: Engine) -> Self {
-        Self {
-            engine,
-            cache: Mutex::new(None),
-        }
-    }
-
-    async fn sets(
+impl SetCache {
+    /// The match sets and definition of `mapper` in the job; `table_keys` are the table's
+    /// partition keys (the order of the objects' partition values).
+    pub async fn get(
         &self,
+        db: &PgPool,
         job_id: Uuid,
         mapper: &str,
         table_keys: &[String],
     ) -> Result<(Arc<PartitionSets>, Arc<MapperSnapshot>), TaskError> {
         let key = (job_id, mapper.to_owned());
-        if let Ok(cache) = self.cache.lock()
+        if let Ok(cache) = self.0.lock()
             && let Some((k, sets, snapshot)) = cache.as_ref()
             && *k == key
         {
             return Ok((sets.clone(), snapshot.clone()));
         }
-        let db = &self.engine.db;
         let snapshot = db::get_job_mapper(db, job_id, mapper)
             .await
             .map_err(db_error)?;
@@ -568,10 +560,25 @@ impl FindObjects {
             snapshot.partition_keys.clone(),
         ));
         let snapshot = Arc::new(snapshot);
-        if let Ok(mut cache) = self.cache.lock() {
+        if let Ok(mut cache) = self.0.lock() {
             *cache = Some((key, sets.clone(), snapshot.clone()));
         }
         Ok((sets, snapshot))
+    }
+}
+
+/// Searches a batch of objects.
+pub struct FindObjects {
+    pub engine: Engine,
+    cache: SetCache,
+}
+
+impl FindObjects {
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            engine,
+            cache: SetCache::default(),
+        }
     }
 }
 
@@ -656,7 +663,8 @@ impl TaskHandler for FindObjects {
             return Ok(());
         }
         let (sets, mapper) = self
-            .sets(p.job_id, &p.data_mapper_id, &p.partition_keys)
+            .cache
+            .get(db, p.job_id, &p.data_mapper_id, &p.partition_keys)
             .await?;
         let store = match p.scheme.as_str() {
             "file" => self.engine.stores.file.clone(),
@@ -710,7 +718,6 @@ async fn record_objects(
     for (listed, outcome) in p.objects.iter().zip(outcomes) {
         let key = listed.key.as_str();
         let object = |meta: &Option<ObjectMeta>, status: &str| JobObject {
-            job_object_id: 0,
             data_mapper_id: p.data_mapper_id.clone(),
             bucket: p.bucket.clone(),
             key: key.to_owned(),
@@ -718,10 +725,9 @@ async fn record_objects(
             etag: meta.as_ref().and_then(|m| m.etag.clone()),
             size_bytes: meta.as_ref().map_or(listed.size, |m| m.size) as i64,
             status: status.to_owned(),
-            rows_total: None,
-            rows_matched: 0,
-            row_groups: vec![],
-            error: None,
+            partition_keys: Some(p.partition_keys.clone()),
+            partition_values: listed.partition.clone(),
+            ..JobObject::default()
         };
         match outcome {
             Outcome::Vanished | Outcome::Skipped(_) => {

@@ -4,6 +4,7 @@
 
 pub mod find;
 pub mod find_phase;
+pub mod forget_phase;
 pub mod lifecycle;
 pub mod runtime;
 pub mod tasks;

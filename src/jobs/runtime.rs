@@ -20,6 +20,9 @@ use crate::db::job::{CreateJobError, NewJob};
 use crate::domain::job::JobTrigger;
 use crate::jobs::Engine;
 use crate::jobs::find_phase::{FIND_MAPPER, FIND_OBJECTS, FindMapper, FindObjects};
+use crate::jobs::forget_phase::{
+    CLEANUP_OBJECT, CleanupObject, FORGET_OBJECT, ForgetObject, VERIFY_OBJECT, VerifyObject,
+};
 use crate::jobs::lifecycle;
 use crate::jobs::tasks::{JobHook, TaskHandler, Worker};
 
@@ -64,6 +67,18 @@ pub fn worker(engine: &Engine, id: String, config: &RuntimeConfig) -> Worker {
     handlers.insert(
         FIND_OBJECTS.into(),
         Arc::new(FindObjects::new(engine.clone())),
+    );
+    handlers.insert(
+        FORGET_OBJECT.into(),
+        Arc::new(ForgetObject::new(engine.clone())),
+    );
+    handlers.insert(
+        VERIFY_OBJECT.into(),
+        Arc::new(VerifyObject::new(engine.clone())),
+    );
+    handlers.insert(
+        CLEANUP_OBJECT.into(),
+        Arc::new(CleanupObject::new(engine.clone())),
     );
     Worker {
         db: engine.db.clone(),
@@ -151,13 +166,6 @@ pub async fn schedule(db: &PgPool, margin: chrono::Duration) -> anyhow::Result<O
     match lifecycle::create_job(db, &new).await {
         Ok(job_id) => Ok(Some(job_id)),
         Err(CreateJobError::AlreadyRunning | CreateJobError::NothingQueued) => Ok(None),
-        Err(CreateJobError::ForgetUnavailable) => {
-            tracing::warn!(
-                trigger = trigger.as_str(),
-                "scheduled job not started: this build runs dry runs only"
-            );
-            Ok(None)
-        }
         Err(CreateJobError::Db(e)) => Err(e.into()),
     }
 }

@@ -157,6 +157,26 @@ pub fn forget<R: ChunkReader + Clone + 'static, W: Write + Send>(
     Ok(report)
 }
 
+/// Writes a valid object of `reader`'s schema and footer metadata with no rows (every
+/// row matched).
+pub fn empty_like<R: ChunkReader + 'static, W: Write + Send>(
+    reader: R,
+    out: W,
+) -> Result<ForgetReport, FindError> {
+    let meta = ParquetMetaDataReader::new().parse_and_finish(&reader)?;
+    let props = Arc::new(writer_properties(&meta));
+    let schema = meta.file_metadata().schema_descr().root_schema_ptr();
+    SerializedFileWriter::new(out, schema, props)?.close()?;
+    let rows = meta.file_metadata().num_rows().max(0) as u64;
+    Ok(ForgetReport {
+        rows_before: rows,
+        rows_removed: rows,
+        row_groups_before: meta.num_row_groups(),
+        row_groups_dropped: meta.num_row_groups(),
+        ..ForgetReport::default()
+    })
+}
+
 /// Appends row group `rg` of the source as encoded chunks, with its bloom filters and
 /// page indexes.
 fn copy_row_group<R: ChunkReader, W: Write + Send>(

@@ -142,6 +142,76 @@ impl ObjectStore for FileStore {
         .map_err(|e| StorageError::Other(e.to_string()))?
     }
 
+    async fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        _version_id: Option<&str>,
+        to: &Path,
+    ) -> Result<super::Fetched, StorageError> {
+        let meta = self.head(bucket, key).await?;
+        let from = self.path(key)?;
+        let to = to.to_path_buf();
+        tokio::task::spawn_blocking(move || std::fs::copy(from, to).map_err(io_error))
+            .await
+            .map_err(|e| StorageError::Other(e.to_string()))??;
+        Ok(super::Fetched {
+            version_id: None,
+            etag: meta.etag,
+            size: meta.size,
+            attributes: super::ObjectAttributes::default(),
+        })
+    }
+
+    async fn upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        from: &Path,
+        if_match: &str,
+        _attributes: &super::ObjectAttributes,
+        _multipart_threshold: u64,
+    ) -> Result<super::Written, StorageError> {
+        // Compare, then replace by rename (atomic for readers; a local lake has one writer).
+        let current = self.head(bucket, key).await?;
+        if current.etag.as_deref() != Some(if_match) {
+            return Err(StorageError::PreconditionFailed);
+        }
+        let target = self.path(key)?;
+        let temp = target.with_extension(format!("lethe-{}", uuid::Uuid::new_v4().simple()));
+        let from = from.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            std::fs::copy(&from, &temp).map_err(io_error)?;
+            std::fs::rename(&temp, &target).map_err(io_error)
+        })
+        .await
+        .map_err(|e| StorageError::Other(e.to_string()))??;
+        let written = self.head(bucket, key).await?;
+        Ok(super::Written {
+            version_id: None,
+            etag: written.etag,
+        })
+    }
+
+    async fn list_versions(
+        &self,
+        _bucket: &str,
+        _key: &str,
+    ) -> Result<Vec<super::VersionMeta>, StorageError> {
+        Ok(Vec::new())
+    }
+
+    async fn delete_version(
+        &self,
+        _bucket: &str,
+        key: &str,
+        _version_id: &str,
+    ) -> Result<(), StorageError> {
+        Err(StorageError::Other(format!(
+            "{key}: local files have no versions"
+        )))
+    }
+
     async fn get_range(
         &self,
         _bucket: &str,

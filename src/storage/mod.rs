@@ -30,8 +30,53 @@ pub enum StorageError {
     /// Throttling, timeouts, 5xx: worth retrying.
     #[error("storage unavailable ({0})")]
     Unavailable(String),
+    /// `If-Match` failed: someone wrote the object since it was read.
+    #[error("the object changed since it was read (precondition failed)")]
+    PreconditionFailed,
     #[error("storage error: {0}")]
     Other(String),
+}
+
+/// What a rewrite keeps of an object: headers, user metadata, tags, storage class and
+/// server-side encryption.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectAttributes {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub metadata: std::collections::HashMap<String, String>,
+    /// URL-encoded `k=v&k2=v2`, as the `x-amz-tagging` header takes it.
+    pub tagging: Option<String>,
+    pub storage_class: Option<String>,
+    /// `AES256` (SSE-S3), `aws:kms` or `aws:kms:dsse`.
+    pub server_side_encryption: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+    pub bucket_key_enabled: Option<bool>,
+}
+
+/// An object version read to a local file.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    pub version_id: Option<String>,
+    pub etag: Option<String>,
+    pub size: u64,
+    pub attributes: ObjectAttributes,
+}
+
+/// A version written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub version_id: Option<String>,
+    pub etag: Option<String>,
+}
+
+/// One version of a key, newest first as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionMeta {
+    pub version_id: String,
+    pub is_delete_marker: bool,
 }
 
 /// A page of a listing.
@@ -62,6 +107,47 @@ pub trait ObjectStore: Send + Sync + 'static {
         version_id: Option<&str>,
         range: Range<u64>,
     ) -> Result<Bytes, StorageError>;
+    /// Streams a version (the current one when None) to the file `to`.
+    async fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        to: &std::path::Path,
+    ) -> Result<Fetched, StorageError>;
+    /// Writes `from` as the new current version of `key`, only if the current version's
+    /// etag is `if_match` (else [`StorageError::PreconditionFailed`]). Objects of at least
+    /// `multipart_threshold` bytes go up in parts (the completion carries `If-Match`).
+    async fn upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        from: &std::path::Path,
+        if_match: &str,
+        attributes: &ObjectAttributes,
+        multipart_threshold: u64,
+    ) -> Result<Written, StorageError>;
+    /// The current version's user metadata (`x-amz-meta-*`); empty where there is none.
+    async fn user_metadata(
+        &self,
+        _bucket: &str,
+        _key: &str,
+    ) -> Result<std::collections::HashMap<String, String>, StorageError> {
+        Ok(std::collections::HashMap::new())
+    }
+    /// The versions of exactly `key`, newest first (empty when the store has none).
+    async fn list_versions(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<VersionMeta>, StorageError>;
+    /// Deletes one version for good.
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<(), StorageError>;
 }
 
 /// The store behind each kind of location: S3 (any S3-compatible endpoint) and local files.

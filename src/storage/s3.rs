@@ -6,7 +6,13 @@ use async_trait::async_trait;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use bytes::Bytes;
 
-use super::{ListPage, ObjectMeta, ObjectStore, StorageError};
+use super::{
+    Fetched, ListPage, ObjectAttributes, ObjectMeta, ObjectStore, StorageError, VersionMeta,
+    Written,
+};
+
+/// Part size of multipart uploads (S3's minimum is 5 MiB); memory holds one part.
+const PART_SIZE: usize = 16 * 1024 * 1024;
 
 /// An S3 object store.
 #[derive(Debug, Clone)]
@@ -28,9 +34,79 @@ impl S3Store {
     }
 }
 
+impl S3Store {
+    /// Uploads `from` in parts and completes the upload with `If-Match`.
+    async fn upload_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        from: &std::path::Path,
+        if_match: &str,
+    ) -> Result<Written, StorageError> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        use tokio::io::AsyncReadExt;
+        let mut file = tokio::fs::File::open(from)
+            .await
+            .map_err(|e| StorageError::Other(e.to_string()))?;
+        let mut parts = Vec::new();
+        for number in 1.. {
+            let mut buf = Vec::with_capacity(PART_SIZE);
+            (&mut file)
+                .take(PART_SIZE as u64)
+                .read_to_end(&mut buf)
+                .await
+                .map_err(|e| StorageError::Other(e.to_string()))?;
+            if buf.is_empty() {
+                break;
+            }
+            let part = self
+                .client
+                .upload_part()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(buf.into())
+                .send()
+                .await
+                .map_err(storage_error)?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(part.e_tag().map(str::to_owned))
+                    .build(),
+            );
+        }
+        let out = self
+            .client
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .if_match(if_match)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(storage_error)?;
+        Ok(Written {
+            version_id: out.version_id().map(str::to_owned),
+            etag: out.e_tag().map(str::to_owned),
+        })
+    }
+}
+
 fn storage_error<E: ProvideErrorMetadata + std::fmt::Debug>(err: SdkError<E>) -> StorageError {
     let status = err.raw_response().map(|r| r.status().as_u16());
     match (err.code(), status) {
+        (Some("PreconditionFailed"), _) | (_, Some(412)) => StorageError::PreconditionFailed,
+        (Some(code @ "ConditionalRequestConflict"), _) => {
+            StorageError::Unavailable(code.to_owned())
+        }
         (Some("NoSuchKey" | "NoSuchVersion" | "NoSuchBucket" | "NotFound"), _) | (_, Some(404)) => {
             StorageError::NotFound
         }
@@ -107,6 +183,225 @@ impl ObjectStore for S3Store {
             version_id: out.version_id().map(str::to_owned),
             storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
         })
+    }
+
+    async fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        to: &std::path::Path,
+    ) -> Result<Fetched, StorageError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version_id.map(str::to_owned))
+            .send()
+            .await
+            .map_err(storage_error)?;
+        let version = out.version_id().map(str::to_owned);
+        let tags = self
+            .client
+            .get_object_tagging()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version.clone())
+            .send()
+            .await
+            .map_err(storage_error)?;
+        let tagging = (!tags.tag_set().is_empty()).then(|| {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            for tag in tags.tag_set() {
+                form.append_pair(tag.key(), tag.value());
+            }
+            form.finish()
+        });
+        let attributes = ObjectAttributes {
+            content_type: out.content_type().map(str::to_owned),
+            content_encoding: out.content_encoding().map(str::to_owned),
+            content_disposition: out.content_disposition().map(str::to_owned),
+            content_language: out.content_language().map(str::to_owned),
+            cache_control: out.cache_control().map(str::to_owned),
+            metadata: out.metadata().cloned().unwrap_or_default(),
+            tagging,
+            storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
+            server_side_encryption: out.server_side_encryption().map(|e| e.as_str().to_owned()),
+            sse_kms_key_id: out.ssekms_key_id().map(str::to_owned),
+            bucket_key_enabled: out.bucket_key_enabled(),
+        };
+        let etag = out.e_tag().map(str::to_owned);
+        let mut file = tokio::fs::File::create(to)
+            .await
+            .map_err(|e| StorageError::Other(e.to_string()))?;
+        let mut body = out.body.into_async_read();
+        let size = tokio::io::copy(&mut body, &mut file)
+            .await
+            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(|e| StorageError::Other(e.to_string()))?;
+        Ok(Fetched {
+            version_id: version,
+            etag,
+            size,
+            attributes,
+        })
+    }
+
+    async fn upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        from: &std::path::Path,
+        if_match: &str,
+        a: &ObjectAttributes,
+        multipart_threshold: u64,
+    ) -> Result<Written, StorageError> {
+        use aws_sdk_s3::types::{ServerSideEncryption, StorageClass};
+        let size = tokio::fs::metadata(from)
+            .await
+            .map_err(|e| StorageError::Other(e.to_string()))?
+            .len();
+        let class = a.storage_class.as_deref().map(StorageClass::from);
+        let sse = a
+            .server_side_encryption
+            .as_deref()
+            .map(ServerSideEncryption::from);
+        if size < multipart_threshold {
+            let body = aws_sdk_s3::primitives::ByteStream::from_path(from)
+                .await
+                .map_err(|e| StorageError::Other(e.to_string()))?;
+            let out = self
+                .client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(body)
+                .if_match(if_match)
+                .set_content_type(a.content_type.clone())
+                .set_content_encoding(a.content_encoding.clone())
+                .set_content_disposition(a.content_disposition.clone())
+                .set_content_language(a.content_language.clone())
+                .set_cache_control(a.cache_control.clone())
+                .set_metadata(Some(a.metadata.clone()))
+                .set_tagging(a.tagging.clone())
+                .set_storage_class(class)
+                .set_server_side_encryption(sse)
+                .set_ssekms_key_id(a.sse_kms_key_id.clone())
+                .set_bucket_key_enabled(a.bucket_key_enabled)
+                .send()
+                .await
+                .map_err(storage_error)?;
+            return Ok(Written {
+                version_id: out.version_id().map(str::to_owned),
+                etag: out.e_tag().map(str::to_owned),
+            });
+        }
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .set_content_type(a.content_type.clone())
+            .set_content_encoding(a.content_encoding.clone())
+            .set_content_disposition(a.content_disposition.clone())
+            .set_content_language(a.content_language.clone())
+            .set_cache_control(a.cache_control.clone())
+            .set_metadata(Some(a.metadata.clone()))
+            .set_tagging(a.tagging.clone())
+            .set_storage_class(class)
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(a.sse_kms_key_id.clone())
+            .set_bucket_key_enabled(a.bucket_key_enabled)
+            .send()
+            .await
+            .map_err(storage_error)?;
+        let upload_id = upload.upload_id().unwrap_or_default().to_owned();
+        let result = self
+            .upload_parts(bucket, key, &upload_id, from, if_match)
+            .await;
+        if result.is_err() {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+
+    async fn user_metadata(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<std::collections::HashMap<String, String>, StorageError> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(storage_error)?;
+        Ok(out.metadata().cloned().unwrap_or_default())
+    }
+
+    async fn list_versions(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<VersionMeta>, StorageError> {
+        let mut all = Vec::new();
+        let (mut key_marker, mut version_marker) = (None, None);
+        loop {
+            let out = self
+                .client
+                .list_object_versions()
+                .bucket(bucket)
+                .prefix(key)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(storage_error)?;
+            all.extend(
+                out.versions()
+                    .iter()
+                    .filter(|v| v.key() == Some(key))
+                    .filter_map(|v| v.version_id())
+                    .map(|id| VersionMeta {
+                        version_id: id.to_owned(),
+                        is_delete_marker: false,
+                    }),
+            );
+            if !out.is_truncated().unwrap_or(false) {
+                return Ok(all);
+            }
+            key_marker = out.next_key_marker().map(str::to_owned);
+            version_marker = out.next_version_id_marker().map(str::to_owned);
+        }
+    }
+
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<(), StorageError> {
+        self.client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id(version_id)
+            .send()
+            .await
+            .map_err(storage_error)?;
+        Ok(())
     }
 
     async fn get_range(

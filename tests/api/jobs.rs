@@ -284,12 +284,17 @@ async fn job_requests_are_checked_and_one_job_runs_at_a_time(db: PgPool) {
         )
         .await;
     assert_eq!(ghost.invalid_fields(), ["data_mappers[0]"]);
-    let forget = app.post("/v1/jobs", Some(json!({"dry_run": false}))).await;
-    assert_eq!(forget.invalid_fields(), ["dry_run"]);
     app.post("/v1/jobs", Some(json!({"dry_run": "yes"})))
         .await
         .problem(422);
     let requester = app.token("r", &[Role::Requester]);
+    let bad_mapper_list = app
+        .post(
+            "/v1/jobs",
+            Some(json!({"dry_run": true, "data_mappers": "people"})),
+        )
+        .await;
+    bad_mapper_list.problem(422);
     let denied = app
         .call(
             Method::POST,
@@ -440,5 +445,116 @@ async fn workers_killed_mid_find_still_leave_an_exact_report(db: PgPool) {
     assert_eq!(stats["objects_scanned"], 6 + 2, "nothing counted twice");
     assert_eq!(stats["objects_listed"], 6 + 3 + 2, "nothing listed twice");
     assert_no_open_tasks(&app).await;
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+/// Every object of the local lake, read back with the plain Arrow reader (people) or line
+/// by line (events), must equal the generated rows minus exactly the matched ones.
+fn assert_lake_is_original_minus_matches(root: &Path, people: &Matches, events: &Matches) {
+    use arrow_array::cast::AsArray;
+    for o in lake::people() {
+        let path = root.join("people").join(&o.key);
+        let file = std::fs::File::open(&path).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let ids: Vec<i64> = reader
+            .flat_map(|b| {
+                b.unwrap()
+                    .column(0)
+                    .as_primitive::<arrow_array::types::Int64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        let expected: Vec<i64> = o
+            .rows
+            .iter()
+            .filter(|p| !people.person(o.country, p))
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(ids, expected, "{}", o.key);
+    }
+    for (key, rows, _) in lake::events() {
+        use std::io::Read;
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(
+            std::fs::File::open(root.join("events").join(&key)).unwrap(),
+        )
+        .read_to_string(&mut text)
+        .unwrap();
+        let kept: Vec<i64> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["user"]["id"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        let expected: Vec<i64> = rows
+            .iter()
+            .filter(|e| !events.event(e))
+            .map(|e| e.user_id)
+            .collect();
+        assert_eq!(kept, expected, "{key}");
+    }
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_job_over_a_local_lake_erases_exactly_the_matched_rows_and_the_queue_items(db: PgPool) {
+    let root = local_lake();
+    let app = TestApp::new(db.clone());
+    app.put(
+        "/v1/data_mappers/people",
+        people_mapper(&root, &["id", "email", "account", "contact.email"]),
+    )
+    .await;
+    app.put("/v1/data_mappers/events", events_mapper(&root))
+        .await;
+    let (items, people) = full_matrix();
+    queue(&app, items).await;
+    let r = app.post("/v1/jobs", Some(json!({}))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let job = r.body["job_id"].as_str().unwrap().to_owned();
+    app.worker("w").run_until_idle().await.unwrap();
+    let got = app.get(&format!("/v1/jobs/{job}")).await;
+    assert_eq!(got.body["status"], "completed", "{}", got.body);
+    assert_lake_is_original_minus_matches(&root, &people, &events_matches());
+    let mut expected = expected_people(&people, "people/");
+    expected.extend(expected_events(&events_matches(), "events/"));
+    let stats = &got.body["stats"];
+    assert_eq!(stats["objects_rewritten"], expected.len() as i64);
+    assert_eq!(stats["objects_verified"], expected.len() as i64);
+    assert_eq!(stats["rows_removed"], expected.values().sum::<i64>());
+    assert_eq!(stats["matches_erased"], 10);
+    assert_eq!(
+        app.count("deletion_queue_item").await,
+        0,
+        "erased items leave the queue"
+    );
+    assert_eq!(app.count("job_match").await, 10);
+    assert_no_open_tasks(&app).await;
+    // No match id is left in plain text anywhere in the database.
+    let dump: String = sqlx::query_scalar(
+        "select coalesce(string_agg(t::text, ' '), '') from (
+             select payload::text as t from task union all
+             select message || details::text from job_event union all
+             select match_hash || status from job_match union all
+             select key || coalesce(error, '') || coalesce(forget_error, '') from job_object) x",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    for id in [
+        "user42@example.com",
+        "c9001@example.com",
+        "123456789",
+        "user7@example.com",
+    ] {
+        assert!(!dump.contains(id), "{id} left in the database");
+    }
+    // A second job finds nothing: the queue is empty.
+    app.post("/v1/jobs", Some(json!({}))).await.problem(422);
     std::fs::remove_dir_all(root).unwrap();
 }

@@ -154,10 +154,6 @@ async fn start_job(
                 "data_mappers",
                 "no queued item applies to these data mappers (the queue is empty)",
             ),
-            CreateJobError::ForgetUnavailable => ApiError::field(
-                "dry_run",
-                "this build runs dry runs only (find); send \"dry_run\": true",
-            ),
             CreateJobError::Db(e) => e.into(),
         })?;
     auth.caller
