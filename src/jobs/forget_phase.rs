@@ -702,10 +702,25 @@ impl TaskHandler for CleanupObject {
                 .collect(),
             None => Vec::new(),
         };
+        // Saved before deleting: a retry after a crash mid-way still reports every version
+        // deleted (deleting a version that is already gone succeeds).
+        let mut older = older;
+        for saved in &o.versions_deleted {
+            if !older.contains(saved) {
+                older.push(saved.clone());
+            }
+        }
+        let pending = ObjectUpdate {
+            versions_deleted: Some(&older),
+            ..ObjectUpdate::default()
+        };
+        db::update_object(db, o.job_object_id, &pending)
+            .await
+            .map_err(db_error)?;
         let mut deleted = Vec::new();
         for version in &older {
             match l.store.delete_version(&o.bucket, &o.key, version).await {
-                Ok(()) => deleted.push(version.clone()),
+                Ok(()) | Err(StorageError::NotFound) => deleted.push(version.clone()),
                 Err(StorageError::Unavailable(e)) if !task.is_last_attempt() => {
                     return Err(TaskError::Retryable(e));
                 }

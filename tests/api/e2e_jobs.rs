@@ -11,7 +11,10 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, StorageClass, VersioningConfiguration};
 use axum::http::StatusCode;
 use lethe::catalog::glue::GlueCatalog;
-use lethe::storage::Stores;
+use lethe::storage::{
+    Fetched, ListPage, ObjectAttributes, ObjectMeta, ObjectStore, StorageError, Stores,
+    VersionMeta, Written,
+};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -93,8 +96,23 @@ async fn glue_table(
     }
 }
 
-#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
-async fn a_dry_run_over_a_glue_lake_in_the_emulator_finds_exactly_the_generated_rows(db: PgPool) {
+/// The generated lake in moto (versioned bucket, Glue tables and partitions), with the
+/// `people` and `events` mappers registered.
+pub struct GlueLake {
+    pub app: TestApp,
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
+    pub people: Vec<lake::PeopleObject>,
+    pub glue: aws_sdk_glue::Client,
+    pub database: String,
+    /// The response to the second PUT of the first object (its current version).
+    pub current: aws_sdk_s3::operation::put_object::PutObjectOutput,
+}
+
+pub async fn glue_lake(
+    db: PgPool,
+    stores: impl FnOnce(&aws_config::SdkConfig) -> Stores,
+) -> GlueLake {
     let (sdk, s3, bucket) = new_bucket().await;
     s3.put_bucket_versioning()
         .bucket(&bucket)
@@ -185,11 +203,7 @@ async fn a_dry_run_over_a_glue_lake_in_the_emulator_finds_exactly_the_generated_
     )
     .await;
 
-    let app = TestApp::with_stores(
-        db,
-        Arc::new(GlueCatalog::new(&sdk)),
-        Stores::new(&sdk, true),
-    );
+    let app = TestApp::with_stores(db, Arc::new(GlueCatalog::new(&sdk)), stores(&sdk));
     for (id, table, columns, keys) in [
         (
             "people",
@@ -213,6 +227,28 @@ async fn a_dry_run_over_a_glue_lake_in_the_emulator_finds_exactly_the_generated_
         let r = app.put(&format!("/v1/data_mappers/{id}"), body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     }
+    GlueLake {
+        app,
+        s3,
+        bucket,
+        people,
+        glue,
+        database,
+        current,
+    }
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_dry_run_over_a_glue_lake_in_the_emulator_finds_exactly_the_generated_rows(db: PgPool) {
+    let GlueLake {
+        app,
+        bucket,
+        people,
+        glue,
+        database,
+        current,
+        ..
+    } = glue_lake(db, |sdk| Stores::new(sdk, true)).await;
     let (items, matches) = full_matrix();
     queue(&app, items).await;
     let job = start_dry_run(&app, &[]).await;
@@ -308,4 +344,277 @@ async fn a_dry_run_over_a_glue_lake_in_the_emulator_finds_exactly_the_generated_
         failure["message"].as_str().unwrap().contains("events"),
         "{failure}"
     );
+}
+
+/// The S3 store, except that right after its first successful upload the forget task
+/// loses its lease — exactly what a worker killed after the PUT and before recording it
+/// leaves behind.
+struct CrashAfterFirstPut {
+    inner: Arc<dyn ObjectStore>,
+    db: PgPool,
+    fired: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for CrashAfterFirstPut {
+    async fn list_page(
+        &self,
+        b: &str,
+        p: &str,
+        n: Option<String>,
+    ) -> Result<ListPage, StorageError> {
+        self.inner.list_page(b, p, n).await
+    }
+    async fn head(&self, b: &str, k: &str) -> Result<ObjectMeta, StorageError> {
+        self.inner.head(b, k).await
+    }
+    async fn get_range(
+        &self,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+        r: std::ops::Range<u64>,
+    ) -> Result<bytes::Bytes, StorageError> {
+        self.inner.get_range(b, k, v, r).await
+    }
+    async fn download(
+        &self,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+        to: &std::path::Path,
+    ) -> Result<Fetched, StorageError> {
+        self.inner.download(b, k, v, to).await
+    }
+    async fn upload(
+        &self,
+        b: &str,
+        k: &str,
+        from: &std::path::Path,
+        m: &str,
+        a: &ObjectAttributes,
+        t: u64,
+    ) -> Result<Written, StorageError> {
+        let written = self.inner.upload(b, k, from, m, a, t).await?;
+        if !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            sqlx::query(
+                "update task set lease_owner = 'killed', lease_until = now() - interval '1 second'
+                 where state = 'running' and kind = 'forget.object'",
+            )
+            .execute(&self.db)
+            .await
+            .unwrap();
+        }
+        Ok(written)
+    }
+    async fn user_metadata(
+        &self,
+        b: &str,
+        k: &str,
+    ) -> Result<std::collections::HashMap<String, String>, StorageError> {
+        self.inner.user_metadata(b, k).await
+    }
+    async fn list_versions(&self, b: &str, k: &str) -> Result<Vec<VersionMeta>, StorageError> {
+        self.inner.list_versions(b, k).await
+    }
+    async fn delete_version(&self, b: &str, k: &str, v: &str) -> Result<(), StorageError> {
+        self.inner.delete_version(b, k, v).await
+    }
+}
+
+async fn read_ids(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<i64> {
+    use arrow_array::cast::AsArray;
+    let body = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body)
+        .unwrap()
+        .build()
+        .unwrap()
+        .flat_map(|b| {
+            b.unwrap()
+                .column(0)
+                .as_primitive::<arrow_array::types::Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect()
+}
+
+async fn versions(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<String> {
+    let out = s3
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(key)
+        .send()
+        .await
+        .unwrap();
+    out.versions()
+        .iter()
+        .filter(|v| v.key() == Some(key))
+        .map(|v| v.version_id().unwrap().to_owned())
+        .collect()
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_job_over_a_glue_lake_rewrites_exactly_the_matches_survives_a_writer_and_a_crash(
+    db: PgPool,
+) {
+    let crash_db = db.clone();
+    let GlueLake {
+        app,
+        s3,
+        bucket,
+        people,
+        ..
+    } = glue_lake(db.clone(), move |sdk| {
+        let s3: Arc<dyn ObjectStore> = Arc::new(lethe::storage::s3::S3Store::new(sdk, true));
+        Stores {
+            s3: Arc::new(CrashAfterFirstPut {
+                inner: s3,
+                db: crash_db,
+                fired: Default::default(),
+            }),
+            file: Stores::offline().file,
+        }
+    })
+    .await;
+    let (items, matches) = full_matrix();
+    queue(&app, items).await;
+    let r = app.post("/v1/jobs", Some(json!({"dry_run": false}))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let job = r.body["job_id"].as_str().unwrap().to_owned();
+    let worker = app.worker("w");
+    while app.get(&format!("/v1/jobs/{job}")).await.body["status"] == "finding"
+        || app.get(&format!("/v1/jobs/{job}")).await.body["status"] == "queued"
+    {
+        let (_, outcome) = worker
+            .run_once()
+            .await
+            .unwrap()
+            .expect("find has tasks left");
+        outcome.unwrap();
+    }
+    // A writer replaces an object between find and forget, adding a matching row.
+    let changed = &people[2];
+    let mut rows = changed.rows.clone();
+    rows.push(lake::person(100_000));
+    rows.push(lake::Person {
+        email: Some("user42@example.com".into()),
+        ..lake::person(100_001)
+    });
+    let key = format!("people/{}", changed.key);
+    s3.put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .content_type("application/vnd.apache.parquet")
+        .metadata("owner", "team-a")
+        .body(ByteStream::from(lake::people_parquet(
+            &rows,
+            lake::codec(2),
+        )))
+        .send()
+        .await
+        .unwrap();
+    worker.run_until_idle().await.unwrap();
+
+    let got = app.get(&format!("/v1/jobs/{job}")).await;
+    assert_eq!(
+        got.body["status"], "forget_partially_failed",
+        "{}",
+        got.body
+    );
+    for o in &people {
+        let key = format!("people/{}", o.key);
+        let source = if o.key == changed.key { &rows } else { &o.rows };
+        let expected: Vec<i64> = source
+            .iter()
+            .filter(|p| !matches.person(o.country, p))
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(read_ids(&s3, &bucket, &key).await, expected, "{key}");
+        let rewritten = expected.len() < source.len();
+        if rewritten {
+            assert_eq!(
+                versions(&s3, &bucket, &key).await.len(),
+                1,
+                "old versions of {key} are deleted"
+            );
+        }
+    }
+    let head = s3
+        .head_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type(), Some("application/vnd.apache.parquet"));
+    assert_eq!(
+        head.metadata().unwrap().get("owner").map(String::as_str),
+        Some("team-a")
+    );
+    // The corrupt object is untouched; its mapper's items stay queued.
+    let corrupt = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("people/country=us/corrupt.parquet")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        corrupt.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"not parquet at all"
+    );
+    assert_eq!(
+        app.count("deletion_queue_item").await,
+        9,
+        "only the events-only item left the queue"
+    );
+    let stats = &got.body["stats"];
+    let mut expected = expected_people(&matches, "people/");
+    *expected.get_mut(&key).unwrap() += 1;
+    expected.extend(expected_events(&events_matches(), "events/"));
+    assert_eq!(stats["objects_rewritten"], expected.len() as i64, "{stats}");
+    assert_eq!(
+        stats["rows_removed"],
+        expected.values().sum::<i64>(),
+        "{stats}"
+    );
+    assert_eq!(stats["objects_verified"], expected.len() as i64);
+    let task_states: Vec<(String, String)> =
+        sqlx::query_as("select kind, state from task where state <> 'succeeded'")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert!(task_states.is_empty(), "{task_states:?}");
+    // The crash really happened (a forget task ran twice, the second run recognised its
+    // own upload) and the writer really raced (a 412, then a re-read).
+    let retried: i64 = sqlx::query_scalar(
+        "select count(*) from task where kind = 'forget.object' and attempts > 1",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(retried, 1);
+    let events = app
+        .get(&format!("/v1/jobs/{job}/events?page_size=1000"))
+        .await;
+    let kinds: Vec<&str> = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"object_changed"), "{kinds:?}");
+    assert!(kinds.contains(&"versions_deleted"), "{kinds:?}");
 }
