@@ -554,6 +554,26 @@ async fn a_job_over_a_local_lake_erases_exactly_the_matched_rows_and_the_queue_i
     ] {
         assert!(!dump.contains(id), "{id} left in the database");
     }
+    let report = app.get(&format!("/v1/jobs/{job}/report")).await;
+    assert_eq!(report.status, StatusCode::OK);
+    assert_eq!(report.body["job"]["job_id"], job.as_str());
+    let objects = report.body["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), expected.len());
+    for o in objects {
+        assert_eq!(o["status"], "verified", "{o}");
+        assert_eq!(
+            o["rows_after"].as_i64().unwrap(),
+            o["rows_before"].as_i64().unwrap() - o["rows_removed"].as_i64().unwrap()
+        );
+        assert_ne!(o["etag_after"], o["etag_before"]);
+    }
+    let matches = report.body["matches"].as_array().unwrap();
+    assert_eq!(matches.len(), 10);
+    assert!(
+        matches
+            .iter()
+            .all(|m| m["status"] == "erased" && m["match_hash"].as_str().unwrap().len() == 64)
+    );
     // A second job finds nothing: the queue is empty.
     app.post("/v1/jobs", Some(json!({}))).await.problem(422);
     std::fs::remove_dir_all(root).unwrap();

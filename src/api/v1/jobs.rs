@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use futures_util::stream::{self, Stream};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -35,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_job_events))
         .routes(routes!(list_job_objects))
         .routes(routes!(cancel_job))
+        .routes(routes!(get_job_report))
 }
 
 /// What to run.
@@ -496,4 +498,165 @@ async fn list_job_objects(
         objects: rows.into_iter().map(Into::into).collect(),
         next_start: next,
     }))
+}
+
+/// One object in a job's report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportObject {
+    pub data_mapper_id: String,
+    pub bucket: String,
+    pub key: String,
+    pub version_id_before: Option<String>,
+    pub etag_before: Option<String>,
+    pub version_id_after: Option<String>,
+    pub etag_after: Option<String>,
+    pub rows_before: Option<i64>,
+    pub rows_removed: Option<i64>,
+    pub rows_after: Option<i64>,
+    pub bytes_before: i64,
+    pub bytes_after: Option<i64>,
+    pub row_groups_rewritten: Option<i32>,
+    pub row_groups_copied: Option<i32>,
+    /// Old versions cleanup deleted.
+    pub versions_deleted: Vec<String>,
+    /// `found` (dry run), `verified`, `unchanged` (no row matched any more), `skipped`,
+    /// `failed`, `verify_failed` (old version kept), `written` (not verified yet).
+    pub status: String,
+    /// `done`, `skipped` (the mapper keeps old versions), `failed`; null before cleanup.
+    pub cleanup: Option<String>,
+    pub error: Option<String>,
+}
+
+impl From<JobObject> for ReportObject {
+    fn from(o: JobObject) -> Self {
+        let deleted = matches!(o.cleanup_state.as_deref(), Some("done" | "failed"));
+        Self {
+            data_mapper_id: o.data_mapper_id,
+            bucket: o.bucket,
+            key: o.key,
+            version_id_before: o.version_id,
+            etag_before: o.etag,
+            version_id_after: o.new_version_id,
+            etag_after: o.new_etag,
+            rows_before: o.rows_total,
+            rows_removed: o.rows_removed,
+            rows_after: o.rows_after,
+            bytes_before: o.size_bytes,
+            bytes_after: o.size_after,
+            row_groups_rewritten: o.row_groups_rewritten,
+            row_groups_copied: o.row_groups_copied,
+            versions_deleted: if deleted {
+                o.versions_deleted
+            } else {
+                Vec::new()
+            },
+            status: o.forget_state,
+            cleanup: o.cleanup_state,
+            error: o.error.or(o.forget_error),
+        }
+    }
+}
+
+/// One queue item a finished job processed: only its keyed hash.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ReportMatch {
+    /// HMAC-SHA256 of the match id (keyed with a server secret), hex.
+    pub match_hash: String,
+    pub data_mappers: Vec<String>,
+    /// `erased` (left the queue) or `kept` (a data mapper it applies to failed).
+    pub status: String,
+}
+
+/// A job's report: the job, every object it read or wrote, every match it processed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobReport {
+    pub job: JobResponse,
+    pub objects: Vec<ReportObject>,
+    pub matches: Vec<ReportMatch>,
+}
+
+const REPORT_PAGE: i64 = 1000;
+
+/// The job's report, streamed page by page from the database (any size in bounded memory).
+#[utoipa::path(get, path = "/v1/jobs/{job_id}/report", tag = "jobs", operation_id = "get_job_report",
+    security(("bearer" = [])), params(("job_id" = String, Path)),
+    responses(
+        (status = 200, description = "The report", body = JobReport),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_job_report(
+    State(state): State<AppState>,
+    _auth: Auth<JobRead>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id)?;
+    let job = JobResponse::from(load(&state, id).await?);
+    let head = format!(
+        "{{\"job\":{},\"objects\":[",
+        serde_json::to_string(&job).map_err(|e| ApiError::Internal(e.into()))?
+    );
+    // (phase, cursor, first item written): objects, then matches, then the end.
+    let chunks = stream::unfold(
+        (0u8, None::<i64>, String::new()),
+        move |(phase, cursor, after)| {
+            let db = state.db.clone();
+            async move {
+                match phase {
+                    0 => {
+                        let rows = db::list_objects(&db, id, cursor, REPORT_PAGE + 1)
+                            .await
+                            .ok()?;
+                        let (rows, next) = split_page(rows, REPORT_PAGE, |o| o.job_object_id);
+                        let mut out = String::new();
+                        for (i, o) in rows.into_iter().enumerate() {
+                            if cursor.is_some() || i > 0 {
+                                out.push(',');
+                            }
+                            out.push_str(&serde_json::to_string(&ReportObject::from(o)).ok()?);
+                        }
+                        match next {
+                            Some(n) => Some((out, (0, Some(n), after))),
+                            None => Some((out + "],\"matches\":[", (1, None, after))),
+                        }
+                    }
+                    1 => {
+                        let rows: Vec<ReportMatch> = sqlx::query_as(
+                            "select match_hash, data_mappers, status from job_match
+                         where job_id = $1 and match_hash > $2 order by match_hash limit $3",
+                        )
+                        .bind(id)
+                        .bind(&after)
+                        .bind(REPORT_PAGE)
+                        .fetch_all(&db)
+                        .await
+                        .ok()?;
+                        let mut out = String::new();
+                        for (i, m) in rows.iter().enumerate() {
+                            if !after.is_empty() || i > 0 {
+                                out.push(',');
+                            }
+                            out.push_str(&serde_json::to_string(m).ok()?);
+                        }
+                        match rows.last() {
+                            Some(last) if rows.len() as i64 == REPORT_PAGE => {
+                                Some((out, (1, None, last.match_hash.clone())))
+                            }
+                            _ => Some((out + "]}", (2, None, after))),
+                        }
+                    }
+                    _ => None,
+                }
+            }
+        },
+    );
+    let body = stream::once(async move { head })
+        .chain(chunks)
+        .map(|chunk| Ok::<_, Infallible>(bytes::Bytes::from(chunk)));
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
 }
