@@ -64,6 +64,21 @@ enum Bench {
         #[arg(long)]
         match_ids: PathBuf,
     },
+    /// Forget: rewrite one local Parquet file without the rows matching these ids.
+    Forget {
+        /// The Parquet file.
+        #[arg(long)]
+        input: PathBuf,
+        /// Match column (dotted path for nested fields); repeat for several.
+        #[arg(long = "column", required = true)]
+        columns: Vec<String>,
+        /// File with one match id per line.
+        #[arg(long)]
+        match_ids: PathBuf,
+        /// Where to write the rewritten file.
+        #[arg(long)]
+        output: PathBuf,
+    },
     /// Find over a generated local lake (generated on first use): MB/s and objects/s with
     /// and without statistics pruning, for 1, 100 and 100,000 match ids.
     Lake {
@@ -104,6 +119,14 @@ async fn main() -> anyhow::Result<()> {
         }) => {
             return lethe::bench::find::run(input, columns, match_ids);
         }
+        Command::Bench(Bench::Forget {
+            input,
+            columns,
+            match_ids,
+            output,
+        }) => {
+            return lethe::bench::forget::run(input, columns, match_ids, output);
+        }
         Command::Bench(Bench::Lake {
             dir,
             size_mb,
@@ -142,7 +165,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(Bench::Queue { items }) => lethe::bench::queue::run(config, items).await,
-        Command::Openapi | Command::Bench(Bench::Find { .. } | Bench::Lake { .. }) => {
+        Command::Openapi
+        | Command::Bench(Bench::Find { .. } | Bench::Lake { .. } | Bench::Forget { .. }) => {
             unreachable!("handled above")
         }
     }

@@ -226,6 +226,10 @@ async fn finalize(tx: &mut sqlx::PgConnection, job_id: Uuid) -> sqlx::Result<Job
     .fetch_all(&mut *tx)
     .await?;
     let job_mappers = db::list_job_mappers(&mut *tx, job_id).await?;
+    // An item naming no mapper applies to every mapper, searched by this job or not.
+    let all_mappers: Vec<String> = sqlx::query_scalar("select data_mapper_id from data_mapper")
+        .fetch_all(&mut *tx)
+        .await?;
     let key = crate::db::server_secret::get_or_create(&mut *tx, REPORT_KEY, random_key).await?;
     let items: Vec<(Uuid, serde_json::Value, Vec<String>)> = sqlx::query_as(
         "select q.deletion_queue_item_id, q.match_id, q.data_mappers from job_queue_item j
@@ -238,14 +242,19 @@ async fn finalize(tx: &mut sqlx::PgConnection, job_id: Uuid) -> sqlx::Result<Job
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (id, match_id, named) in items {
         let applies: Vec<String> = if named.is_empty() {
-            job_mappers.clone()
+            all_mappers.iter().chain(&job_mappers).cloned().collect()
         } else {
             named
-                .into_iter()
-                .filter(|m| job_mappers.contains(m))
-                .collect()
         };
-        let ok = !applies.iter().any(|m| failed_mappers.contains(m));
+        let ok = applies
+            .iter()
+            .all(|m| job_mappers.contains(m) && !failed_mappers.contains(m));
+        let mut applies: Vec<String> = applies
+            .into_iter()
+            .filter(|m| job_mappers.contains(m))
+            .collect();
+        applies.sort();
+        applies.dedup();
         if ok {
             erased.push(id);
         }

@@ -201,7 +201,7 @@ pub fn find_with<R: ChunkReader + Clone + 'static>(
 }
 
 /// The field with its (nested) UTF-8 strings read as string views.
-fn as_view(field: &arrow_schema::FieldRef) -> arrow_schema::FieldRef {
+pub(crate) fn as_view(field: &arrow_schema::FieldRef) -> arrow_schema::FieldRef {
     let data_type = match field.data_type() {
         DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8View,
         DataType::Struct(children) => DataType::Struct(children.iter().map(as_view).collect()),

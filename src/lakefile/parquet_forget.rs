@@ -96,7 +96,22 @@ pub fn forget<R: ChunkReader + Clone + 'static, W: Write + Send>(
     let props = Arc::new(writer_properties(&meta));
     let schema = meta.file_metadata().schema_descr().root_schema_ptr();
     let mut writer = SerializedFileWriter::new(out, schema, props)?;
-    let arrow_meta = ArrowReaderMetadata::try_new(meta.clone(), ArrowReaderOptions::new())?;
+    let plain = ArrowReaderMetadata::try_new(meta.clone(), ArrowReaderOptions::new())?;
+    // Strings decode as views: filtering them copies no string bytes.
+    let viewed = arrow_schema::Schema::new_with_metadata(
+        plain
+            .schema()
+            .fields()
+            .iter()
+            .map(super::parquet_find::as_view)
+            .collect::<Vec<_>>(),
+        plain.schema().metadata().clone(),
+    );
+    let arrow_meta = ArrowReaderMetadata::try_new(
+        meta.clone(),
+        ArrowReaderOptions::new().with_schema(Arc::new(viewed)),
+    )
+    .unwrap_or(plain);
     let factory = ArrowRowGroupWriterFactory::new(&writer, arrow_meta.schema().clone());
     let mut report = ForgetReport {
         rows_before: meta.file_metadata().num_rows().max(0) as u64,
