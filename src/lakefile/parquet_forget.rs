@@ -129,7 +129,7 @@ pub fn forget<R: ChunkReader + Clone + 'static, W: Write + Send>(
             ParquetRecordBatchReaderBuilder::new_with_metadata(reader.clone(), arrow_meta.clone())
                 .with_projection(ProjectionMask::all())
                 .with_row_groups(vec![rg])
-                .with_batch_size(8192)
+                .with_batch_size(65536)
                 .build()?;
         let mut column_writers = factory.create_column_writers(rg)?;
         let mut kept = 0u64;
