@@ -346,17 +346,42 @@ async fn a_dry_run_over_a_glue_lake_in_the_emulator_finds_exactly_the_generated_
     );
 }
 
-/// The S3 store, except that right after its first successful upload the forget task
-/// loses its lease — exactly what a worker killed after the PUT and before recording it
-/// leaves behind.
-struct CrashAfterFirstPut {
+/// Where a simulated worker death strikes: the task holding the lease loses it right
+/// after that call (exactly what a worker killed there leaves behind), once. `DenyEvents`
+/// answers AccessDenied to every read under `events/` instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    AfterGet,
+    AfterPut,
+    AfterVerifyGet,
+    DuringCleanup,
+    DenyEvents,
+}
+
+struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
     db: PgPool,
+    fault: Fault,
     fired: std::sync::atomic::AtomicBool,
 }
 
+impl FaultyStore {
+    async fn kill(&self, point: Fault, kind: &str) {
+        if self.fault == point && !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            sqlx::query(
+                "update task set lease_owner = 'killed', lease_until = now() - interval '1 second'
+                 where state = 'running' and kind = $1",
+            )
+            .bind(kind)
+            .execute(&self.db)
+            .await
+            .unwrap();
+        }
+    }
+}
+
 #[async_trait::async_trait]
-impl ObjectStore for CrashAfterFirstPut {
+impl ObjectStore for FaultyStore {
     async fn list_page(
         &self,
         b: &str,
@@ -384,7 +409,24 @@ impl ObjectStore for CrashAfterFirstPut {
         v: Option<&str>,
         to: &std::path::Path,
     ) -> Result<Fetched, StorageError> {
-        self.inner.download(b, k, v, to).await
+        if self.fault == Fault::DenyEvents && k.starts_with("events/") {
+            return Err(StorageError::AccessDenied {
+                code: "AccessDenied".into(),
+            });
+        }
+        let fetched = self.inner.download(b, k, v, to).await?;
+        let verifying: bool = sqlx::query_scalar(
+            "select exists (select 1 from task where state = 'running' and kind = 'verify.object')",
+        )
+        .fetch_one(&self.db)
+        .await
+        .unwrap();
+        if verifying {
+            self.kill(Fault::AfterVerifyGet, "verify.object").await;
+        } else {
+            self.kill(Fault::AfterGet, "forget.object").await;
+        }
+        Ok(fetched)
     }
     async fn upload(
         &self,
@@ -396,15 +438,7 @@ impl ObjectStore for CrashAfterFirstPut {
         t: u64,
     ) -> Result<Written, StorageError> {
         let written = self.inner.upload(b, k, from, m, a, t).await?;
-        if !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            sqlx::query(
-                "update task set lease_owner = 'killed', lease_until = now() - interval '1 second'
-                 where state = 'running' and kind = 'forget.object'",
-            )
-            .execute(&self.db)
-            .await
-            .unwrap();
-        }
+        self.kill(Fault::AfterPut, "forget.object").await;
         Ok(written)
     }
     async fn user_metadata(
@@ -418,7 +452,25 @@ impl ObjectStore for CrashAfterFirstPut {
         self.inner.list_versions(b, k).await
     }
     async fn delete_version(&self, b: &str, k: &str, v: &str) -> Result<(), StorageError> {
-        self.inner.delete_version(b, k, v).await
+        self.inner.delete_version(b, k, v).await?;
+        self.kill(Fault::DuringCleanup, "cleanup.object").await;
+        Ok(())
+    }
+}
+
+fn faulty(db: &PgPool, fault: Fault) -> impl FnOnce(&aws_config::SdkConfig) -> Stores {
+    let db = db.clone();
+    move |sdk| {
+        let s3: Arc<dyn ObjectStore> = Arc::new(lethe::storage::s3::S3Store::new(sdk, true));
+        Stores {
+            s3: Arc::new(FaultyStore {
+                inner: s3,
+                db,
+                fault,
+                fired: Default::default(),
+            }),
+            file: Stores::offline().file,
+        }
     }
 }
 
@@ -469,25 +521,13 @@ async fn versions(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<Strin
 async fn a_job_over_a_glue_lake_rewrites_exactly_the_matches_survives_a_writer_and_a_crash(
     db: PgPool,
 ) {
-    let crash_db = db.clone();
     let GlueLake {
         app,
         s3,
         bucket,
         people,
         ..
-    } = glue_lake(db.clone(), move |sdk| {
-        let s3: Arc<dyn ObjectStore> = Arc::new(lethe::storage::s3::S3Store::new(sdk, true));
-        Stores {
-            s3: Arc::new(CrashAfterFirstPut {
-                inner: s3,
-                db: crash_db,
-                fired: Default::default(),
-            }),
-            file: Stores::offline().file,
-        }
-    })
-    .await;
+    } = glue_lake(db.clone(), faulty(&db, Fault::AfterPut)).await;
     let (items, matches) = full_matrix();
     queue(&app, items).await;
     let r = app.post("/v1/jobs", Some(json!({"dry_run": false}))).await;
@@ -617,4 +657,133 @@ async fn a_job_over_a_glue_lake_rewrites_exactly_the_matches_survives_a_writer_a
         .collect();
     assert!(kinds.contains(&"object_changed"), "{kinds:?}");
     assert!(kinds.contains(&"versions_deleted"), "{kinds:?}");
+}
+
+/// Runs a whole job under `fault` and checks the lake, the old versions, the stats and
+/// the queue come out exactly as without it.
+async fn job_survives(db: PgPool, fault: Fault) {
+    let GlueLake {
+        app,
+        s3,
+        bucket,
+        people,
+        ..
+    } = glue_lake(db.clone(), faulty(&db, fault)).await;
+    let (items, matches) = full_matrix();
+    queue(&app, items).await;
+    let mut expected = expected_people(&matches, "people/");
+    let events = expected_events(&events_matches(), "events/");
+    if fault != Fault::DenyEvents {
+        expected.extend(events.clone());
+    }
+    let mut old_versions = 0;
+    for key in expected.keys() {
+        old_versions += versions(&s3, &bucket, key).await.len() as i64;
+    }
+    let r = app.post("/v1/jobs", Some(json!({}))).await;
+    let job = r.body["job_id"].as_str().unwrap().to_owned();
+    app.worker("w").run_until_idle().await.unwrap();
+    let got = app.get(&format!("/v1/jobs/{job}")).await;
+    assert_eq!(
+        got.body["status"], "forget_partially_failed",
+        "{fault:?}: {}",
+        got.body
+    );
+    let stats = &got.body["stats"];
+    assert_eq!(
+        stats["objects_rewritten"],
+        expected.len() as i64,
+        "{fault:?}: {stats}"
+    );
+    assert_eq!(
+        stats["objects_verified"],
+        expected.len() as i64,
+        "{fault:?}: {stats}"
+    );
+    assert_eq!(
+        stats["rows_removed"],
+        expected.values().sum::<i64>(),
+        "{fault:?}: {stats}"
+    );
+    assert_eq!(
+        stats["versions_deleted"], old_versions,
+        "{fault:?}: {stats}"
+    );
+    for o in &people {
+        let key = format!("people/{}", o.key);
+        let ids: Vec<i64> = o
+            .rows
+            .iter()
+            .filter(|p| !matches.person(o.country, p))
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(read_ids(&s3, &bucket, &key).await, ids, "{fault:?}: {key}");
+        if expected.contains_key(&key) {
+            let left = versions(&s3, &bucket, &key).await;
+            assert_eq!(
+                left.len(),
+                1,
+                "{fault:?}: only the new version of {key} is left"
+            );
+        }
+    }
+    let open: i64 =
+        sqlx::query_scalar("select count(*) from task where state not in ('succeeded')")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(open, 0, "{fault:?}");
+    if fault == Fault::DenyEvents {
+        let failed: Vec<serde_json::Value> = app
+            .get(&format!("/v1/jobs/{job}/events?page_size=1000"))
+            .await
+            .body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "object_failed")
+            .cloned()
+            .collect();
+        assert_eq!(
+            failed.len(),
+            events.len() + 1,
+            "the events objects and the corrupt one"
+        );
+        assert!(
+            failed
+                .iter()
+                .any(|e| e["message"].as_str().unwrap().contains("AccessDenied"))
+        );
+    } else {
+        let retried: i64 = sqlx::query_scalar("select count(*) from task where attempts > 1")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(retried, 1, "{fault:?}: the killed task ran again");
+    }
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_worker_killed_after_get_changes_nothing_in_the_outcome(db: PgPool) {
+    job_survives(db, Fault::AfterGet).await;
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_worker_killed_after_put_changes_nothing_in_the_outcome(db: PgPool) {
+    job_survives(db, Fault::AfterPut).await;
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_worker_killed_while_verifying_changes_nothing_in_the_outcome(db: PgPool) {
+    job_survives(db, Fault::AfterVerifyGet).await;
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_worker_killed_during_cleanup_changes_nothing_in_the_outcome(db: PgPool) {
+    job_survives(db, Fault::DuringCleanup).await;
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn access_denied_on_some_objects_fails_only_those_with_the_aws_code(db: PgPool) {
+    job_survives(db, Fault::DenyEvents).await;
 }
