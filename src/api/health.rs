@@ -53,8 +53,11 @@ async fn ready(State(state): State<AppState>) -> Result<axum::Json<HealthStatus>
 #[utoipa::path(get, path = "/metrics", tag = "health", operation_id = "metrics",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    let mut text = state.metrics.render();
+    // Job and task gauges come from Postgres at scrape time (every process sees the same).
+    match crate::db::job::gauges(&state.db).await {
+        Ok(g) => text.push_str(&g),
+        Err(e) => tracing::warn!(error = %e, "could not read job gauges"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

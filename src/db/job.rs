@@ -722,3 +722,59 @@ pub async fn mapper_in_active_job(db: impl PgExecutor<'_>, mapper: &str) -> sqlx
     .fetch_one(db)
     .await
 }
+
+/// Prometheus gauges of jobs by status, tasks by state and kind, the age of the oldest
+/// runnable task, and queue items by deadline (overdue / within a day).
+pub async fn gauges(db: &sqlx::PgPool) -> sqlx::Result<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let jobs: Vec<(String, i64)> =
+        sqlx::query_as("select status, count(*) from job group by status order by status")
+            .fetch_all(db)
+            .await?;
+    out.push_str("# HELP lethe_jobs Jobs by status.\n# TYPE lethe_jobs gauge\n");
+    for status in JobStatus::ALL {
+        let n = jobs
+            .iter()
+            .find(|(s, _)| s == status.as_str())
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "lethe_jobs{{status=\"{}\"}} {n}", status.as_str());
+    }
+    let tasks: Vec<(String, String, i64)> = sqlx::query_as(
+        "select kind, state, count(*) from task where state in ('queued', 'running', 'failed')
+         group by kind, state order by kind, state",
+    )
+    .fetch_all(db)
+    .await?;
+    out.push_str(
+        "# HELP lethe_tasks Tasks queued, running or failed, by kind.\n# TYPE lethe_tasks gauge\n",
+    );
+    for (kind, state, n) in tasks {
+        let _ = writeln!(out, "lethe_tasks{{kind=\"{kind}\",state=\"{state}\"}} {n}");
+    }
+    let age: f64 = sqlx::query_scalar(
+        "select coalesce(extract(epoch from now() - min(run_at))::float8, 0) from task
+         where state = 'queued' and run_at <= now()",
+    )
+    .fetch_one(db)
+    .await?;
+    out.push_str("# HELP lethe_task_oldest_runnable_seconds Age of the oldest runnable queued task.\n# TYPE lethe_task_oldest_runnable_seconds gauge\n");
+    let _ = writeln!(out, "lethe_task_oldest_runnable_seconds {age:.3}");
+    let (overdue, soon): (i64, i64) = sqlx::query_as(
+        "select count(*) filter (where deadline < now()),
+                count(*) filter (where deadline >= now() and deadline < now() + interval '1 day')
+         from deletion_queue_item",
+    )
+    .fetch_one(db)
+    .await?;
+    out.push_str("# HELP lethe_queue_items_deadline Queued items past their deadline or due within a day.\n# TYPE lethe_queue_items_deadline gauge\n");
+    let _ = writeln!(
+        out,
+        "lethe_queue_items_deadline{{window=\"overdue\"}} {overdue}"
+    );
+    let _ = writeln!(
+        out,
+        "lethe_queue_items_deadline{{window=\"within_1d\"}} {soon}"
+    );
+    Ok(out)
+}

@@ -574,6 +574,20 @@ async fn a_job_over_a_local_lake_erases_exactly_the_matched_rows_and_the_queue_i
             .iter()
             .all(|m| m["status"] == "erased" && m["match_hash"].as_str().unwrap().len() == 64)
     );
+    let metrics = app.call(Method::GET, "/metrics", None, None).await;
+    let text = metrics.body.as_str().unwrap();
+    assert!(
+        text.contains("lethe_jobs{status=\"completed\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lethe_task_oldest_runnable_seconds 0.000"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lethe_queue_items_deadline{window=\"overdue\"} 0"),
+        "{text}"
+    );
     // A second job finds nothing: the queue is empty.
     app.post("/v1/jobs", Some(json!({}))).await.problem(422);
     std::fs::remove_dir_all(root).unwrap();
