@@ -26,12 +26,12 @@ use uuid::Uuid;
 use crate::db::job::{self as db, JobObject, JobStats, MapperSnapshot, ObjectUpdate};
 use crate::domain::data_mapper::Format;
 use crate::jobs::Engine;
-use crate::jobs::find::cpu_bound;
+use crate::jobs::find::{ObjectFindError, ObjectRef, cpu_bound, find_jsonl, find_parquet};
 use crate::jobs::find_phase::{SetCache, db_error};
 use crate::jobs::lifecycle;
 use crate::jobs::tasks::{self, Task, TaskError, TaskHandler};
 use crate::lakefile::match_set::MatchSet;
-use crate::lakefile::{jsonl_find, jsonl_forget, local::SharedFile, parquet_find, parquet_forget};
+use crate::lakefile::{jsonl_find, jsonl_forget, local::SharedFile, parquet_forget};
 use crate::storage::{ObjectStore, StorageError};
 
 pub const FORGET_OBJECT: &str = "forget.object";
@@ -154,37 +154,6 @@ fn forget_json(
         });
     }
     jsonl_forget::forget_lines(input, out, columns, ids).map_err(|e| e.to_string())
-}
-
-/// Rows in an object, and rows still matching.
-fn count(
-    format: Format,
-    key: &str,
-    path: &Path,
-    columns: &[String],
-    ids: &MatchSet,
-) -> Result<(u64, u64), String> {
-    match format {
-        Format::Parquet => {
-            let file = SharedFile::open(path).map_err(|e| e.to_string())?;
-            let r = parquet_find::find(file, columns, ids).map_err(|e| e.to_string())?;
-            Ok((r.rows_total, r.rows_matched))
-        }
-        Format::Json => {
-            use std::io::Write;
-            let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-            let mut input: Box<dyn std::io::Read> = if gz(key) {
-                Box::new(flate2::read::MultiGzDecoder::new(file))
-            } else {
-                Box::new(file)
-            };
-            let mut scanner = jsonl_find::LineScanner::new(columns, ids);
-            std::io::copy(&mut input, &mut scanner).map_err(|e| e.to_string())?;
-            scanner.flush().map_err(|e| e.to_string())?;
-            let r = scanner.finish().map_err(|e| e.to_string())?;
-            Ok((r.lines_total, r.lines_matched))
-        }
-    }
 }
 
 /// Records an object's outcome with its stats and event, fenced by the task's lease.
@@ -572,38 +541,39 @@ impl TaskHandler for VerifyObject {
             return Ok(());
         };
         let o = &l.object;
-        let dir = tempfile::tempdir().map_err(|e| TaskError::Retryable(e.to_string()))?;
-        let path = dir.path().join("new");
-        let outcome = match l
-            .store
-            .download(&o.bucket, &o.key, o.new_version_id.as_deref(), &path)
-            .await
-        {
-            Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
+        // Ranged reads of the new version, as find reads: footer row count + match columns.
+        let object = ObjectRef {
+            bucket: &o.bucket,
+            key: &o.key,
+            version_id: o.new_version_id.as_deref(),
+            size: o.size_after.unwrap_or(0).max(0) as u64,
+        };
+        let columns = &l.mapper.columns;
+        let found = match l.mapper.format {
+            Format::Parquet => find_parquet(l.store.as_ref(), &object, columns, &l.ids)
+                .await
+                .map(|(r, _)| (r.rows_total, r.rows_matched)),
+            Format::Json => find_jsonl(l.store.as_ref(), &object, columns, &l.ids)
+                .await
+                .map(|r| (r.lines_total, r.lines_matched)),
+        };
+        let outcome = match found {
+            Err(ObjectFindError::Storage(StorageError::Unavailable(e))) => {
+                return Err(TaskError::Retryable(e));
+            }
             Err(e) => Err(format!("cannot read the new version: {e}")),
-            Ok(_) => {
-                let (format, key, columns, ids) = (
-                    l.mapper.format,
-                    o.key.clone(),
-                    l.mapper.columns.clone(),
-                    l.ids.clone(),
-                );
-                match cpu_bound(|| count(format, &key, &path, &columns, &ids)) {
-                    Err(e) => Err(format!("cannot read the new version: {e}")),
-                    Ok((rows, matched)) => {
-                        let expected = o.rows_after.unwrap_or(-1);
-                        if rows as i64 != expected {
-                            Err(format!(
-                                "the new version has {rows} rows, expected {expected}"
-                            ))
-                        } else if matched > 0 || (l.every_row && rows > 0) {
-                            Err(format!(
-                                "{matched} matching row(s) remain in the new version"
-                            ))
-                        } else {
-                            Ok(())
-                        }
-                    }
+            Ok((rows, matched)) => {
+                let expected = o.rows_after.unwrap_or(-1);
+                if rows as i64 != expected {
+                    Err(format!(
+                        "the new version has {rows} rows, expected {expected}"
+                    ))
+                } else if matched > 0 || (l.every_row && rows > 0) {
+                    Err(format!(
+                        "{matched} matching row(s) remain in the new version"
+                    ))
+                } else {
+                    Ok(())
                 }
             }
         };
@@ -697,7 +667,6 @@ impl TaskHandler for CleanupObject {
         {
             Some(pos) => versions[pos + 1..]
                 .iter()
-                .filter(|v| !v.is_delete_marker)
                 .map(|v| v.version_id.clone())
                 .collect(),
             None => Vec::new(),

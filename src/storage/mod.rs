@@ -72,11 +72,10 @@ pub struct Written {
     pub etag: Option<String>,
 }
 
-/// One version of a key, newest first as listed.
+/// One version of a key (delete markers are not listed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionMeta {
     pub version_id: String,
-    pub is_delete_marker: bool,
 }
 
 /// A page of a listing.

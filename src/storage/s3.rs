@@ -11,6 +11,31 @@ use super::{
     Written,
 };
 
+/// Sets every kept attribute of an object on a PutObject or CreateMultipartUpload builder
+/// (two SDK types with the same setters).
+macro_rules! with_attributes {
+    ($builder:expr, $a:expr) => {{
+        use aws_sdk_s3::types::{ServerSideEncryption, StorageClass};
+        let a: &ObjectAttributes = $a;
+        $builder
+            .set_content_type(a.content_type.clone())
+            .set_content_encoding(a.content_encoding.clone())
+            .set_content_disposition(a.content_disposition.clone())
+            .set_content_language(a.content_language.clone())
+            .set_cache_control(a.cache_control.clone())
+            .set_metadata(Some(a.metadata.clone()))
+            .set_tagging(a.tagging.clone())
+            .set_storage_class(a.storage_class.as_deref().map(StorageClass::from))
+            .set_server_side_encryption(
+                a.server_side_encryption
+                    .as_deref()
+                    .map(ServerSideEncryption::from),
+            )
+            .set_ssekms_key_id(a.sse_kms_key_id.clone())
+            .set_bucket_key_enabled(a.bucket_key_enabled)
+    }};
+}
+
 /// Part size of multipart uploads (S3's minimum is 5 MiB); memory holds one part.
 const PART_SIZE: usize = 16 * 1024 * 1024;
 
@@ -259,38 +284,22 @@ impl ObjectStore for S3Store {
         a: &ObjectAttributes,
         multipart_threshold: u64,
     ) -> Result<Written, StorageError> {
-        use aws_sdk_s3::types::{ServerSideEncryption, StorageClass};
         let size = tokio::fs::metadata(from)
             .await
             .map_err(|e| StorageError::Other(e.to_string()))?
             .len();
-        let class = a.storage_class.as_deref().map(StorageClass::from);
-        let sse = a
-            .server_side_encryption
-            .as_deref()
-            .map(ServerSideEncryption::from);
         if size < multipart_threshold {
             let body = aws_sdk_s3::primitives::ByteStream::from_path(from)
                 .await
                 .map_err(|e| StorageError::Other(e.to_string()))?;
-            let out = self
+            let put = self
                 .client
                 .put_object()
                 .bucket(bucket)
                 .key(key)
                 .body(body)
-                .if_match(if_match)
-                .set_content_type(a.content_type.clone())
-                .set_content_encoding(a.content_encoding.clone())
-                .set_content_disposition(a.content_disposition.clone())
-                .set_content_language(a.content_language.clone())
-                .set_cache_control(a.cache_control.clone())
-                .set_metadata(Some(a.metadata.clone()))
-                .set_tagging(a.tagging.clone())
-                .set_storage_class(class)
-                .set_server_side_encryption(sse)
-                .set_ssekms_key_id(a.sse_kms_key_id.clone())
-                .set_bucket_key_enabled(a.bucket_key_enabled)
+                .if_match(if_match);
+            let out = with_attributes!(put, a)
                 .send()
                 .await
                 .map_err(storage_error)?;
@@ -299,22 +308,12 @@ impl ObjectStore for S3Store {
                 etag: out.e_tag().map(str::to_owned),
             });
         }
-        let upload = self
+        let create = self
             .client
             .create_multipart_upload()
             .bucket(bucket)
-            .key(key)
-            .set_content_type(a.content_type.clone())
-            .set_content_encoding(a.content_encoding.clone())
-            .set_content_disposition(a.content_disposition.clone())
-            .set_content_language(a.content_language.clone())
-            .set_cache_control(a.cache_control.clone())
-            .set_metadata(Some(a.metadata.clone()))
-            .set_tagging(a.tagging.clone())
-            .set_storage_class(class)
-            .set_server_side_encryption(sse)
-            .set_ssekms_key_id(a.sse_kms_key_id.clone())
-            .set_bucket_key_enabled(a.bucket_key_enabled)
+            .key(key);
+        let upload = with_attributes!(create, a)
             .send()
             .await
             .map_err(storage_error)?;
@@ -376,7 +375,6 @@ impl ObjectStore for S3Store {
                     .filter_map(|v| v.version_id())
                     .map(|id| VersionMeta {
                         version_id: id.to_owned(),
-                        is_delete_marker: false,
                     }),
             );
             if !out.is_truncated().unwrap_or(false) {

@@ -400,7 +400,20 @@ impl ObjectStore for FaultyStore {
         v: Option<&str>,
         r: std::ops::Range<u64>,
     ) -> Result<bytes::Bytes, StorageError> {
-        self.inner.get_range(b, k, v, r).await
+        let bytes = self.inner.get_range(b, k, v, r).await?;
+        // Verify reads the new version with ranged reads.
+        if self.fault == Fault::AfterVerifyGet {
+            let verifying: bool = sqlx::query_scalar(
+                "select exists (select 1 from task where state = 'running' and kind = 'verify.object')",
+            )
+            .fetch_one(&self.db)
+            .await
+            .unwrap();
+            if verifying {
+                self.kill(Fault::AfterVerifyGet, "verify.object").await;
+            }
+        }
+        Ok(bytes)
     }
     async fn download(
         &self,
@@ -415,17 +428,7 @@ impl ObjectStore for FaultyStore {
             });
         }
         let fetched = self.inner.download(b, k, v, to).await?;
-        let verifying: bool = sqlx::query_scalar(
-            "select exists (select 1 from task where state = 'running' and kind = 'verify.object')",
-        )
-        .fetch_one(&self.db)
-        .await
-        .unwrap();
-        if verifying {
-            self.kill(Fault::AfterVerifyGet, "verify.object").await;
-        } else {
-            self.kill(Fault::AfterGet, "forget.object").await;
-        }
+        self.kill(Fault::AfterGet, "forget.object").await;
         Ok(fetched)
     }
     async fn upload(

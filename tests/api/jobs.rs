@@ -162,8 +162,9 @@ pub fn events_matches() -> Matches {
     }
 }
 
-#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
-async fn a_dry_run_over_a_local_lake_reports_exactly_the_matching_objects(db: PgPool) {
+/// A local lake, an app with its `people` and `events` mappers, and the full matrix of
+/// matches queued; returns the lake root, the app and how the matches hit `people`.
+async fn full_matrix_app(db: PgPool) -> (PathBuf, TestApp, Matches) {
     let root = local_lake();
     let app = TestApp::new(db);
     for (id, body) in [
@@ -178,6 +179,12 @@ async fn a_dry_run_over_a_local_lake_reports_exactly_the_matching_objects(db: Pg
     }
     let (items, people) = full_matrix();
     queue(&app, items).await;
+    (root, app, people)
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_dry_run_over_a_local_lake_reports_exactly_the_matching_objects(db: PgPool) {
+    let (root, app, people) = full_matrix_app(db).await;
     let job = start_dry_run(&app, &[]).await;
     app.worker("w").run_until_idle().await.unwrap();
 
@@ -394,17 +401,7 @@ async fn a_cancelled_job_runs_no_more_tasks_and_its_events_stream_to_the_end(db:
 async fn workers_killed_mid_find_still_leave_an_exact_report(db: PgPool) {
     use lethe::jobs::tasks::claim;
     use std::time::Duration;
-    let root = local_lake();
-    let app = TestApp::new(db.clone());
-    app.put(
-        "/v1/data_mappers/people",
-        people_mapper(&root, &["id", "email", "account", "contact.email"]),
-    )
-    .await;
-    app.put("/v1/data_mappers/events", events_mapper(&root))
-        .await;
-    let (items, people) = full_matrix();
-    queue(&app, items).await;
+    let (root, app, people) = full_matrix_app(db.clone()).await;
     let job = start_dry_run(&app, &[]).await;
 
     // Worker A claims a mapper task and dies holding it: its lease ends at once.
@@ -503,17 +500,7 @@ fn assert_lake_is_original_minus_matches(root: &Path, people: &Matches, events: 
 
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
 async fn a_job_over_a_local_lake_erases_exactly_the_matched_rows_and_the_queue_items(db: PgPool) {
-    let root = local_lake();
-    let app = TestApp::new(db.clone());
-    app.put(
-        "/v1/data_mappers/people",
-        people_mapper(&root, &["id", "email", "account", "contact.email"]),
-    )
-    .await;
-    app.put("/v1/data_mappers/events", events_mapper(&root))
-        .await;
-    let (items, people) = full_matrix();
-    queue(&app, items).await;
+    let (root, app, people) = full_matrix_app(db.clone()).await;
     let r = app.post("/v1/jobs", Some(json!({}))).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     let job = r.body["job_id"].as_str().unwrap().to_owned();
