@@ -9,6 +9,7 @@ pub mod bench;
 pub mod catalog;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod domain;
 pub mod governance;
 pub mod jobs;

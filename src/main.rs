@@ -45,6 +45,19 @@ enum Command {
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
+    /// Run the whole main job on a generated local lake, end to end, and check the result
+    /// (needs only Postgres).
+    Demo {
+        /// Directory for the generated lake (must be empty); a temporary one by default.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Scratch database on the configured Postgres server, dropped and created again.
+        #[arg(long, default_value = "lethe_demo")]
+        database: String,
+        /// Keep the temporary lake instead of removing it at the end.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Benchmarks that print numbers.
     #[command(subcommand)]
     Bench(Bench),
@@ -137,7 +150,12 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
+    let mut config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
+    if matches!(cli.command, Command::Demo { .. }) {
+        // The demo's own output tells the story; logs only for trouble.
+        config.log_filter = "warn,sqlx=error".into();
+        config.log_format = lethe::config::LogFormat::Text;
+    }
     lethe::telemetry::init(&config);
     match cli.command {
         Command::Serve => run_server(config).await,
@@ -163,6 +181,18 @@ async fn main() -> anyhow::Result<()> {
             let secret = hs256_secret(&db, &config).await?;
             println!("{}", mint_hs256(&secret, &config.auth, &sub, &roles, ttl)?);
             Ok(())
+        }
+        Command::Demo {
+            dir,
+            database,
+            keep,
+        } => {
+            let options = lethe::demo::DemoOptions {
+                dir,
+                database,
+                keep,
+            };
+            lethe::demo::run(config, options).await
         }
         Command::Bench(Bench::Queue { items }) => lethe::bench::queue::run(config, items).await,
         Command::Openapi
