@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod spec;
 pub mod v1;
 
 use std::time::Instant;
@@ -69,10 +70,12 @@ impl utoipa::Modify for BearerAuth {
 
 /// The routes and their OpenAPI document, before state is attached.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(v1::router())
         .merge(health::router())
-        .split_for_parts()
+        .split_for_parts();
+    spec::name_tagged_variants(&mut spec);
+    (routes, spec)
 }
 
 /// The OpenAPI document (`lethe openapi`, `/openapi.json`, `openapi/lethe.json`).

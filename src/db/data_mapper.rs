@@ -151,11 +151,11 @@ mod tests {
     pub(crate) fn mapper(id: &str) -> DataMapper {
         DataMapper {
             id: DataMapperId::parse(id).unwrap(),
-            catalog: CatalogRef::Path {
+            catalog: CatalogRef::Path(crate::domain::data_mapper::PathTable {
                 location: "s3://lake/people/".into(),
                 format: Some(Format::Parquet),
                 partition_keys: vec!["year".into()],
-            },
+            }),
             format: Format::Parquet,
             columns: vec![ColumnPath::parse("contact.email").unwrap()],
             partition_keys: vec!["year".into()],

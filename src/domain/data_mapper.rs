@@ -98,23 +98,91 @@ impl FindEngine {
     }
 }
 
-/// Where the table is described.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "provider", rename_all = "lowercase", deny_unknown_fields)]
+/// Where the table is described: `{"provider": "glue", ...}` or `{"provider": "path", ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "lowercase")]
 pub enum CatalogRef {
-    /// A table of the AWS Glue Data Catalog.
-    Glue { database: String, table: String },
-    /// A table known only by its location: partitions are `key=value/` prefixes.
-    Path {
-        /// `s3://bucket/prefix` or `file:///absolute/path`.
-        location: String,
-        /// Must agree with the mapper's `format` when given.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        format: Option<Format>,
-        /// The table's partition keys, outermost first.
-        #[serde(default)]
-        partition_keys: Vec<String>,
-    },
+    Glue(GlueTable),
+    Path(PathTable),
+}
+
+/// A table of the AWS Glue Data Catalog (`"provider": "glue"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GlueTable {
+    pub database: String,
+    pub table: String,
+}
+
+/// A table known only by its location (`"provider": "path"`): partitions are
+/// `key=value/` prefixes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PathTable {
+    /// `s3://bucket/prefix` or `file:///absolute/path`.
+    pub location: String,
+    /// Must agree with the mapper's `format` when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+    /// The table's partition keys, outermost first.
+    #[serde(default)]
+    pub partition_keys: Vec<String>,
+}
+
+// The schema of `CatalogRef`: `oneOf` two named schemas, each with its `provider`
+// property, and a discriminator — what generated clients turn into two plain classes
+// (utoipa's derive would nest anonymous `allOf` objects instead).
+impl utoipa::PartialSchema for CatalogRef {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{Discriminator, OneOfBuilder, Ref};
+        let mut discriminator = Discriminator::new("provider");
+        for (provider, name) in [("glue", "GlueTable"), ("path", "PathTable")] {
+            discriminator
+                .mapping
+                .insert(provider.into(), format!("#/components/schemas/{name}"));
+        }
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name("GlueTable"))
+            .item(Ref::from_schema_name("PathTable"))
+            .discriminator(Some(discriminator))
+            .description(Some("Where the table is described."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CatalogRef {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+        let tagged = |schema: RefOr<Schema>, provider: &str| match schema {
+            RefOr::T(Schema::Object(mut object)) => {
+                let tag = ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([provider]))
+                    .description(Some("Which kind of catalog reference this is."));
+                object.properties.insert("provider".into(), tag.into());
+                object.required.insert(0, "provider".into());
+                RefOr::T(Schema::Object(object))
+            }
+            other => other,
+        };
+        schemas.push((
+            GlueTable::name().into(),
+            tagged(GlueTable::schema(), "glue"),
+        ));
+        schemas.push((
+            PathTable::name().into(),
+            tagged(PathTable::schema(), "path"),
+        ));
+        Format::schemas(schemas);
+        schemas.push((Format::name().into(), Format::schema()));
+    }
 }
 
 /// A parsed `s3://` or `file://` location.
@@ -223,7 +291,7 @@ impl DataMapperDraft {
             }
         }
         match &self.catalog {
-            CatalogRef::Glue { database, table } => {
+            CatalogRef::Glue(GlueTable { database, table }) => {
                 if database.trim().is_empty() {
                     errors.add("catalog.database", "must not be empty");
                 }
@@ -231,11 +299,11 @@ impl DataMapperDraft {
                     errors.add("catalog.table", "must not be empty");
                 }
             }
-            CatalogRef::Path {
+            CatalogRef::Path(PathTable {
                 location,
                 format,
                 partition_keys,
-            } => {
+            }) => {
                 if let Err(message) = Location::parse(location) {
                     errors.add("catalog.location", message);
                 }
@@ -410,10 +478,10 @@ mod tests {
 
     fn draft() -> DataMapperDraft {
         DataMapperDraft {
-            catalog: CatalogRef::Glue {
+            catalog: CatalogRef::Glue(GlueTable {
                 database: "db".into(),
                 table: "people".into(),
-            },
+            }),
             format: Format::Parquet,
             columns: vec!["customer_id".into(), "contact.email".into()],
             partition_keys: vec!["year".into()],
@@ -470,11 +538,11 @@ mod tests {
     #[test]
     fn path_catalog_partition_keys_bound_the_mapper_partition_keys() {
         let mut d = draft();
-        d.catalog = CatalogRef::Path {
+        d.catalog = CatalogRef::Path(PathTable {
             location: "file:///tmp/lake".into(),
             format: Some(Format::Json),
             partition_keys: vec!["month".into()],
-        };
+        });
         let errors = d.parse(id()).unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["catalog.format", "partition_keys[0]"]);

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::db::job::{self as db, JobObject, JobStats, MapperSnapshot};
-use crate::domain::data_mapper::{CatalogRef, Format};
+use crate::domain::data_mapper::{CatalogRef, Format, GlueTable, PathTable};
 use crate::domain::partition::{Partition, may_hold, reduce_composite, values_from_path};
 use crate::jobs::find::{ObjectFindError, ObjectRef, every_row_parquet, find_jsonl, find_parquet};
 use crate::jobs::lifecycle::{self, FIND_MAX_ATTEMPTS};
@@ -190,7 +190,7 @@ impl FindMapper {
         let has_simple = !matches.simple.is_empty();
         let mut out = MapperListing::default();
         match &mapper.catalog {
-            CatalogRef::Glue { database, table } => {
+            CatalogRef::Glue(GlueTable { database, table }) => {
                 let def = engine
                     .catalog
                     .get_table(database, table)
@@ -257,11 +257,11 @@ impl FindMapper {
                     );
                 }
             }
-            CatalogRef::Path {
+            CatalogRef::Path(PathTable {
                 location,
                 partition_keys,
                 ..
-            } => {
+            }) => {
                 let place = engine.stores.place(location).map_err(storage_error)?;
                 let prefix = dir_prefix(&place.prefix);
                 let metas = list_all(place.store.as_ref(), &place.bucket, &prefix)

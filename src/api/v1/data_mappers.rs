@@ -20,7 +20,8 @@ use crate::catalog::CatalogError;
 use crate::db::data_mapper as db;
 use crate::db::deletion_queue_item::any_item_names_mapper;
 use crate::domain::data_mapper::{
-    CatalogRef, DataMapper, DataMapperDraft, DataMapperId, FindEngine, Format, check_against_table,
+    CatalogRef, DataMapper, DataMapperDraft, DataMapperId, FindEngine, Format, GlueTable,
+    check_against_table,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -181,7 +182,7 @@ async fn put_data_mapper(
 
 /// Checks a Glue-backed mapper against its table.
 async fn check_catalog(state: &AppState, mapper: &DataMapper) -> Result<(), ApiError> {
-    let CatalogRef::Glue { database, table } = &mapper.catalog else {
+    let CatalogRef::Glue(GlueTable { database, table }) = &mapper.catalog else {
         return Ok(());
     };
     let def = state

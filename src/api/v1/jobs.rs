@@ -69,9 +69,20 @@ pub struct JobResponse {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     /// The settings in force when the job was created.
-    #[schema(value_type = Object)]
+    #[schema(value_type = JobSettings)]
     pub settings: serde_json::Value,
     pub stats: JobStats,
+}
+
+/// The settings a job runs with: a copy of the settings when it was created.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // Documents the shape of `JobResponse::settings` (stored as JSON).
+pub struct JobSettings {
+    pub find_concurrency: i32,
+    pub forget_concurrency: i32,
+    pub multipart_threshold_bytes: i64,
+    pub report_retention_days: i32,
+    pub job_schedule: Option<String>,
 }
 
 impl From<JobRecord> for JobResponse {

@@ -11,7 +11,7 @@ use crate::api::auth::{Auth, DataMapperRead};
 use crate::api::error::{ApiError, Problem};
 use crate::app::AppState;
 use crate::db::data_mapper::get_data_mapper;
-use crate::domain::data_mapper::{CatalogRef, Location};
+use crate::domain::data_mapper::{CatalogRef, GlueTable, Location, PathTable};
 use crate::domain::iam_policy::{PolicyTarget, bucket_policy, identity_policy};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -56,7 +56,7 @@ async fn get_mapper_access_policy(
         .map_err(not_found(id.as_str()))?
         .mapper;
     let (location, glue_table) = match &mapper.catalog {
-        CatalogRef::Glue { database, table } => {
+        CatalogRef::Glue(GlueTable { database, table }) => {
             let def = state
                 .catalog
                 .get_table(database, table)
@@ -67,7 +67,7 @@ async fn get_mapper_access_policy(
                 .ok_or_else(|| ApiError::Conflict("the Glue table has no location".to_owned()))?;
             (location, Some((database.as_str(), table.as_str())))
         }
-        CatalogRef::Path { location, .. } => (location.clone(), None),
+        CatalogRef::Path(PathTable { location, .. }) => (location.clone(), None),
     };
     let Ok(Location::S3 { bucket, prefix }) = Location::parse(&location) else {
         return Err(ApiError::Conflict(
