@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::governance::{Governance, record_drift};
 use crate::jobs::Engine;
 use crate::jobs::runtime::RuntimeConfig;
-use crate::metrics::HttpMetrics;
+use crate::metrics::Metrics;
 use crate::storage::Stores;
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
     pub lake_formation: Arc<dyn LakeFormation>,
     pub stores: Stores,
-    pub metrics: Arc<HttpMetrics>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl FromRef<AppState> for Arc<Authenticator> {
@@ -57,6 +57,7 @@ impl AppState {
             db: self.db.clone(),
             catalog: self.catalog.clone(),
             stores: self.stores.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -80,13 +81,15 @@ impl AppState {
         let secret = hs256_secret(&db, &config).await?;
         let auth = Authenticator::new(&config.auth, &secret)?;
         let sdk = crate::aws::sdk_config(&config.aws).await;
+        let metrics = Arc::<Metrics>::default();
+        let path_style = config.aws.s3_force_path_style;
         Ok(Self {
             db,
             auth: Arc::new(auth),
-            catalog: Arc::new(GlueCatalog::new(&sdk)),
-            lake_formation: Arc::new(SdkLakeFormation::new(&sdk)),
-            stores: Stores::new(&sdk, config.aws.s3_force_path_style),
-            metrics: Arc::default(),
+            catalog: Arc::new(GlueCatalog::with_metrics(&sdk, metrics.clone())),
+            lake_formation: Arc::new(SdkLakeFormation::with_metrics(&sdk, metrics.clone())),
+            stores: Stores::with_metrics(&sdk, path_style, metrics.clone()),
+            metrics,
             config: Arc::new(config),
         })
     }

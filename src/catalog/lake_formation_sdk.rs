@@ -18,8 +18,19 @@ pub struct SdkLakeFormation {
 
 impl SdkLakeFormation {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self::with_metrics(sdk, Default::default())
+    }
+
+    /// A client whose calls are counted in `metrics`.
+    pub fn with_metrics(
+        sdk: &aws_config::SdkConfig,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        let config = aws_sdk_lakeformation::config::Builder::from(sdk)
+            .interceptor(crate::aws::CallMetrics(metrics))
+            .build();
         Self {
-            client: aws_sdk_lakeformation::Client::new(sdk),
+            client: aws_sdk_lakeformation::Client::from_conf(config),
         }
     }
 }

@@ -776,5 +776,81 @@ pub async fn gauges(db: &sqlx::PgPool) -> sqlx::Result<String> {
         out,
         "lethe_queue_items_deadline{{window=\"within_1d\"}} {soon}"
     );
+    totals(db, &mut out).await?;
     Ok(out)
+}
+
+/// Work done by every job so far, summed from the jobs' stats (cluster-wide counters:
+/// every process reports the same values).
+async fn totals(db: &sqlx::PgPool, out: &mut String) -> sqlx::Result<()> {
+    use std::fmt::Write;
+    /// (metric, help, label, [(label value, stat column)]).
+    type Family = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+    );
+    const FAMILIES: [Family; 4] = [
+        (
+            "lethe_job_objects_total",
+            "Objects by what jobs did with them.",
+            "outcome",
+            &[
+                ("scanned", "objects_scanned"),
+                ("matched", "objects_matched"),
+                ("failed", "objects_failed"),
+                ("rewritten", "objects_rewritten"),
+                ("unchanged", "objects_unchanged"),
+                ("forget_failed", "objects_forget_failed"),
+                ("verified", "objects_verified"),
+                ("verify_failed", "objects_verify_failed"),
+            ],
+        ),
+        (
+            "lethe_job_bytes_total",
+            "Bytes of match columns scanned by find, and bytes of new versions written by forget.",
+            "kind",
+            &[("scanned", "bytes_scanned"), ("written", "bytes_written")],
+        ),
+        (
+            "lethe_job_rows_total",
+            "Rows found matching and rows removed.",
+            "kind",
+            &[("matched", "rows_matched"), ("removed", "rows_removed")],
+        ),
+        (
+            "lethe_job_versions_deleted_total",
+            "Old object versions deleted by cleanup.",
+            "kind",
+            &[("deleted", "versions_deleted")],
+        ),
+    ];
+    let columns: Vec<&str> = FAMILIES
+        .iter()
+        .flat_map(|(_, _, _, series)| series.iter().map(|(_, column)| *column))
+        .collect();
+    let sql = format!(
+        "select {} from job",
+        columns
+            .iter()
+            .map(|c| format!("coalesce(sum({c}), 0)::int8"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(db).await?;
+    let mut at = 0;
+    for (name, help, label, series) in FAMILIES {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (value, _) in series {
+            let n: i64 = sqlx::Row::try_get(&row, at)?;
+            at += 1;
+            if series.len() == 1 {
+                let _ = writeln!(out, "{name} {n}");
+            } else {
+                let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+            }
+        }
+    }
+    Ok(())
 }

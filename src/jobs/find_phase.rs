@@ -21,6 +21,7 @@ use futures_util::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::catalog::{Catalog, CatalogError};
@@ -42,12 +43,14 @@ const OBJECTS_PER_TASK: usize = 16;
 /// Skipped objects named one by one in the events, per mapper (the rest are counted).
 const MAX_SKIP_EVENTS: usize = 50;
 
-/// What the job tasks need: the database, the catalog and the object stores.
+/// What the job tasks need: the database, the catalog, the object stores and the
+/// process metrics.
 #[derive(Clone)]
 pub struct Engine {
     pub db: PgPool,
     pub catalog: Arc<dyn Catalog>,
     pub stores: Stores,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -679,7 +682,9 @@ impl TaskHandler for FindObjects {
                     sets.clone(),
                     p.bucket.clone(),
                 );
+                let span = tracing::info_span!("object", object.key = %o.key);
                 async move { search(store.as_ref(), &bucket, &o, &mapper, &sets).await }
+                    .instrument(span)
             })
             .buffered(concurrency)
             .collect()

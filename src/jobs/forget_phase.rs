@@ -213,6 +213,7 @@ async fn load(
     if object.forget_state != state {
         return Ok(None);
     }
+    tracing::Span::current().record("object.key", object.key.as_str());
     let keys = object.partition_keys.clone().unwrap_or_default();
     let (sets, mapper) = cache
         .get(db, p.job_id, &object.data_mapper_id, &keys)

@@ -87,6 +87,7 @@ pub fn worker(engine: &Engine, id: String, config: &RuntimeConfig) -> Worker {
         backoff: config.backoff,
         handlers: Arc::new(handlers),
         job_hook: Some(Arc::new(Advance(engine.db.clone()))),
+        metrics: engine.metrics.clone(),
     }
 }
 

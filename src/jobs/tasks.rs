@@ -12,6 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::PgPool;
+use tracing::Instrument;
+
+use crate::metrics::{Metrics, TaskOutcome};
 
 /// A claimed task.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -204,6 +207,8 @@ pub struct Worker {
     pub handlers: Arc<HashMap<String, Arc<dyn TaskHandler>>>,
     /// Told when a job's task finishes.
     pub job_hook: Option<Arc<dyn JobHook>>,
+    /// Task durations, outcomes and re-runs.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -212,6 +217,10 @@ impl Worker {
         let Some(task) = claim(&self.db, &self.id, self.lease).await? else {
             return Ok(None);
         };
+        if task.attempts > 1 {
+            self.metrics.count_task_rerun(&task.kind);
+        }
+        let started = std::time::Instant::now();
         let outcome = match self.handlers.get(&task.kind).cloned() {
             // A previous attempt recorded its effects, then its worker died: done.
             _ if task.recorded_at.is_some() => Ok(()),
@@ -221,8 +230,15 @@ impl Worker {
             ))),
             Some(handler) => self.run_with_heartbeat(handler, &task).await,
         };
+        let label = match &outcome {
+            Ok(()) => TaskOutcome::Ok,
+            Err(TaskError::Retryable(_)) if !task.is_last_attempt() => TaskOutcome::Retry,
+            Err(_) => TaskOutcome::Failed,
+        };
+        self.metrics
+            .observe_task(&task.kind, label, started.elapsed());
         if let Err(e) = &outcome {
-            tracing::warn!(task.id = task.task_id, task.kind = %task.kind, attempt = task.attempts, error = %e, "task failed");
+            tracing::warn!(task.id = task.task_id, task.kind = %task.kind, job.id = ?task.job_id, attempt = task.attempts, error = %e, "task failed");
         }
         finish(&self.db, &task, &self.id, &outcome, self.backoff).await?;
         if let (Some(hook), Some(job_id)) = (&self.job_hook, task.job_id) {
@@ -236,9 +252,21 @@ impl Worker {
         handler: Arc<dyn TaskHandler>,
         task: &Task,
     ) -> Result<(), TaskError> {
+        // Every log line of the handler carries the task, its job and (once the handler
+        // records it) the object it works on.
+        let span = tracing::info_span!(
+            "task",
+            task.id = task.task_id,
+            task.kind = %task.kind,
+            job.id = tracing::field::Empty,
+            object.key = tracing::field::Empty,
+        );
+        if let Some(job_id) = task.job_id {
+            span.record("job.id", tracing::field::display(job_id));
+        }
         let running = {
             let task = task.clone();
-            tokio::spawn(async move { handler.run(&task).await })
+            tokio::spawn(async move { handler.run(&task).await }.instrument(span))
         };
         let mut beat = tokio::time::interval((self.lease / 3).max(Duration::from_millis(10)));
         beat.tick().await;
@@ -315,6 +343,7 @@ mod tests {
             backoff: Duration::ZERO,
             handlers: Arc::new(handlers),
             job_hook: None,
+            metrics: Arc::default(),
         }
     }
 
@@ -372,12 +401,77 @@ mod tests {
             .await
             .unwrap();
         let handler = flaky(2);
-        let ran = worker(&pool, "w", handler.clone())
-            .run_until_idle()
-            .await
-            .unwrap();
+        let w = worker(&pool, "w", handler.clone());
+        let ran = w.run_until_idle().await.unwrap();
         assert_eq!(ran, 3);
         assert_eq!(states(&pool).await, [("succeeded".to_owned(), 3)]);
+        let text = w.metrics.render();
+        for line in [
+            "lethe_task_duration_seconds_count{kind=\"test\",outcome=\"retry\"} 2",
+            "lethe_task_duration_seconds_count{kind=\"test\",outcome=\"ok\"} 1",
+            "lethe_task_reruns_total{kind=\"test\"} 2",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+
+    /// Logs one line from inside a task.
+    struct Chatty;
+
+    #[async_trait]
+    impl TaskHandler for Chatty {
+        async fn run(&self, _task: &Task) -> Result<(), TaskError> {
+            tracing::info!("working");
+            Ok(())
+        }
+    }
+
+    /// Collects formatted log output.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn log_lines_inside_a_task_carry_its_id_kind_and_job(pool: PgPool) {
+        let job_id = uuid::Uuid::now_v7();
+        sqlx::query("insert into job (job_id, dry_run, requested_data_mappers, settings, trigger, created_by) values ($1, true, '{}', '{}', 'api', 't')")
+            .bind(job_id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let task_id = enqueue_for_job(&pool, Some(job_id), "chatty", &serde_json::json!({}), 3)
+            .await
+            .unwrap();
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let mut w = worker(&pool, "w", flaky(0));
+        let mut handlers: HashMap<String, Arc<dyn TaskHandler>> = HashMap::new();
+        handlers.insert("chatty".into(), Arc::new(Chatty));
+        w.handlers = Arc::new(handlers);
+        w.run_until_idle().await.unwrap();
+        let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = out
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["fields"]["message"] == "working")
+            .unwrap_or_else(|| panic!("no log line from the task in {out}"));
+        assert_eq!(line["span"]["task.id"], task_id, "{line}");
+        assert_eq!(line["span"]["task.kind"], "chatty", "{line}");
+        assert_eq!(line["span"]["job.id"], job_id.to_string(), "{line}");
     }
 
     #[sqlx::test(migrator = "crate::db::MIGRATOR")]

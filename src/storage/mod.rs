@@ -167,8 +167,17 @@ pub struct Place {
 impl Stores {
     /// S3 through `sdk`, local files under `/`.
     pub fn new(sdk: &aws_config::SdkConfig, force_path_style: bool) -> Self {
+        Self::with_metrics(sdk, force_path_style, Default::default())
+    }
+
+    /// As [`Stores::new`], counting S3 calls in `metrics`.
+    pub fn with_metrics(
+        sdk: &aws_config::SdkConfig,
+        force_path_style: bool,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Self {
         Self {
-            s3: std::sync::Arc::new(s3::S3Store::new(sdk, force_path_style)),
+            s3: std::sync::Arc::new(s3::S3Store::with_metrics(sdk, force_path_style, metrics)),
             file: std::sync::Arc::new(file::FileStore::new("/")),
         }
     }

@@ -49,8 +49,18 @@ pub struct S3Store {
 
 impl S3Store {
     pub fn new(sdk: &aws_config::SdkConfig, force_path_style: bool) -> Self {
+        Self::with_metrics(sdk, force_path_style, Default::default())
+    }
+
+    /// A client whose calls are counted in `metrics`.
+    pub fn with_metrics(
+        sdk: &aws_config::SdkConfig,
+        force_path_style: bool,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Self {
         let config = aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(force_path_style)
+            .interceptor(crate::aws::CallMetrics(metrics))
             .build();
         Self {
             client: aws_sdk_s3::Client::from_conf(config),

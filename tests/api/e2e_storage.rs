@@ -167,3 +167,38 @@ async fn parquet_find_with_ranged_reads_over_s3_agrees_with_the_data() {
         (1, 3)
     );
 }
+
+#[tokio::test]
+async fn every_aws_call_is_counted_by_service_operation_and_error_code() {
+    let (sdk, s3, bucket) = new_bucket().await;
+    s3.put_object()
+        .bucket(&bucket)
+        .key("t/a.json")
+        .body(ByteStream::from_static(b"{}\n"))
+        .send()
+        .await
+        .unwrap();
+    let metrics = std::sync::Arc::new(lethe::metrics::Metrics::default());
+    let store = S3Store::with_metrics(&sdk, true, metrics.clone());
+    store.head(&bucket, "t/a.json").await.unwrap();
+    store.head(&bucket, "t/a.json").await.unwrap();
+    assert!(store.head(&bucket, "t/missing.json").await.is_err());
+    assert!(
+        list_all(&store, "no-such-bucket-lethe", "t/")
+            .await
+            .is_err()
+    );
+    let glue = lethe::catalog::glue::GlueCatalog::with_metrics(&sdk, metrics.clone());
+    use lethe::catalog::Catalog;
+    assert!(glue.get_table("no_such_db", "t").await.is_err());
+
+    let text = metrics.render();
+    for line in [
+        "lethe_aws_calls_total{service=\"s3\",operation=\"HeadObject\",code=\"ok\"} 2",
+        "lethe_aws_calls_total{service=\"s3\",operation=\"HeadObject\",code=\"http_404\"} 1",
+        "lethe_aws_calls_total{service=\"s3\",operation=\"ListObjectsV2\",code=\"NoSuchBucket\"} 1",
+        "lethe_aws_calls_total{service=\"glue\",operation=\"GetTable\",code=\"EntityNotFoundException\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+}

@@ -575,6 +575,32 @@ async fn a_job_over_a_local_lake_erases_exactly_the_matched_rows_and_the_queue_i
         text.contains("lethe_queue_items_deadline{window=\"overdue\"} 0"),
         "{text}"
     );
+    // Work done, summed over jobs, and the tasks this process ran.
+    let removed: i64 = objects
+        .iter()
+        .map(|o| o["rows_removed"].as_i64().unwrap())
+        .sum();
+    for line in [
+        format!("lethe_job_rows_total{{kind=\"removed\"}} {removed}"),
+        format!(
+            "lethe_job_objects_total{{outcome=\"rewritten\"}} {}",
+            objects.len()
+        ),
+        format!(
+            "lethe_job_objects_total{{outcome=\"verified\"}} {}",
+            objects.len()
+        ),
+        format!(
+            "lethe_task_duration_seconds_count{{kind=\"forget.object\",outcome=\"ok\"}} {}",
+            objects.len()
+        ),
+        format!(
+            "lethe_task_duration_seconds_count{{kind=\"verify.object\",outcome=\"ok\"}} {}",
+            objects.len()
+        ),
+    ] {
+        assert!(text.contains(&line), "missing {line} in\n{text}");
+    }
     // A second job finds nothing: the queue is empty.
     app.post("/v1/jobs", Some(json!({}))).await.problem(422);
     std::fs::remove_dir_all(root).unwrap();
