@@ -140,6 +140,34 @@ struct FileConfig {
 /// (created on first start when missing).
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/lethe";
 
+/// Every environment variable Lethe reads (the README's configuration reference lists
+/// each; a test checks this list against the code, the README and deploy/).
+pub const ENV_VARS: &[&str] = &[
+    "DATABASE_URL",
+    "LETHE_AWS_ENDPOINT_URL",
+    "LETHE_AWS_REGION",
+    "LETHE_CONFIG_FILE",
+    "LETHE_DATABASE_URL",
+    "LETHE_DB_MAX_CONNECTIONS",
+    "LETHE_DEADLINE_MARGIN_HOURS",
+    "LETHE_GRANT_RECONCILE_INTERVAL_SECS",
+    "LETHE_JWT_AUDIENCE",
+    "LETHE_JWT_ISSUER",
+    "LETHE_JWT_PUBLIC_KEY",
+    "LETHE_JWT_PUBLIC_KEY_FILE",
+    "LETHE_JWT_ROLES_CLAIM",
+    "LETHE_JWT_SECRET",
+    "LETHE_LISTEN_ADDR",
+    "LETHE_LOG",
+    "LETHE_LOG_FORMAT",
+    "LETHE_MAX_BODY_BYTES",
+    "LETHE_S3_FORCE_PATH_STYLE",
+    "LETHE_SCHEDULER_INTERVAL_SECS",
+    "LETHE_TASK_LEASE_SECS",
+    "LETHE_WORKERS",
+    "LETHE_WORKER_POLL_MS",
+];
+
 impl Config {
     /// Loads from the process environment and, when `LETHE_CONFIG_FILE` (or `file`) names
     /// one, a TOML file.
@@ -332,6 +360,22 @@ fn parse_or<T: std::str::FromStr>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_vars_lists_exactly_the_variables_the_loader_reads() {
+        let source = include_str!("config.rs");
+        let code = &source[..source.find("#[cfg(test)]").unwrap()];
+        let mut read: Vec<&str> = code
+            .match_indices("get(\"")
+            .map(|(i, _)| {
+                let rest = &code[i + 5..];
+                &rest[..rest.find('"').unwrap()]
+            })
+            .collect();
+        read.sort();
+        read.dedup();
+        assert_eq!(read, ENV_VARS);
+    }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

@@ -29,6 +29,9 @@ enum Command {
     Serve,
     /// Run job workers and the scheduler only (no HTTP API).
     Worker,
+    /// Exit 0 when the Lethe process on this host (`LETHE_LISTEN_ADDR`) is alive (for
+    /// container health checks).
+    Healthcheck,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the OpenAPI document.
@@ -160,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => run_server(config).await,
         Command::Worker => run_worker(config).await,
+        Command::Healthcheck => healthcheck(config.listen_addr).await,
         Command::Migrate => {
             let db = lethe::db::connect(&config).await?;
             lethe::db::migrate(&db).await?;
@@ -215,10 +219,49 @@ async fn run_server(config: Config) -> anyhow::Result<()> {
 
 async fn run_worker(mut config: Config) -> anyhow::Result<()> {
     config.jobs.workers = config.jobs.workers.max(1);
+    let addr = config.listen_addr;
     let state = AppState::build(config).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
+    // Health and metrics for probes and Prometheus; the workers run without them when the
+    // address is taken (e.g. by a `lethe serve` on the same host with the default address).
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            let ops = lethe::api::ops_router(state.clone());
+            let stop = shutdown.clone();
+            tracing::info!(%addr, "serving /health and /metrics");
+            tokio::spawn(async move {
+                axum::serve(listener, ops)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            });
+        }
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "cannot listen; no /health or /metrics in this worker")
+        }
+    }
     lethe::jobs::runtime::run(state.engine(), state.runtime_config(), shutdown).await;
+    Ok(())
+}
+
+/// `lethe healthcheck`: exits 0 when this host's Lethe answers `/health/live`.
+async fn healthcheck(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let host = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    let response = reqwest::Client::new()
+        .get(format!("http://{host}/health/live"))
+        .timeout(std::time::Duration::from_secs(3))
+        .send()
+        .await
+        .with_context(|| format!("no answer from {host}"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{host} answered {}",
+        response.status()
+    );
     Ok(())
 }
 

@@ -83,6 +83,17 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api().1
 }
 
+/// The operations endpoints alone (`/health/live`, `/health/ready`, `/metrics`), which
+/// `lethe worker` serves so probes and Prometheus reach worker processes too.
+pub fn ops_router(state: AppState) -> Router {
+    let (routes, _) = OpenApiRouter::new()
+        .merge(health::router())
+        .split_for_parts();
+    routes
+        .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
+        .with_state(state)
+}
+
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let (routes, spec) = api();
