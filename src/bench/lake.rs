@@ -34,7 +34,12 @@ fn mix(mut x: u64) -> u64 {
 
 /// Writes `objects` Parquet files of about `object_mb` MB, 16 row groups each: `id`
 /// (sorted across the lake), `email` (random, bloom filter), `payload` (filler).
-fn generate(dir: &Path, objects: usize, object_mb: usize) -> anyhow::Result<u64> {
+fn generate(
+    dir: &Path,
+    objects: usize,
+    object_mb: usize,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<u64> {
     std::fs::create_dir_all(dir)?;
     let rows_per_group = object_mb * 1_000_000 / ROW_BYTES / ROW_GROUPS;
     let schema = Arc::new(Schema::new(vec![
@@ -78,6 +83,7 @@ fn generate(dir: &Path, objects: usize, object_mb: usize) -> anyhow::Result<u64>
             w.flush()?;
         }
         w.close()?;
+        progress.inc(1);
     }
     Ok(next_id as u64)
 }
@@ -98,11 +104,16 @@ pub async fn run(
                 "generating {objects} objects of ~{object_mb} MB under {}",
                 dir.display()
             );
+            let progress = indicatif::ProgressBar::new(objects as u64).with_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} objects {eta}")
+                    .expect("a valid template"),
+            );
             let rows = tokio::task::spawn_blocking({
-                let dir = dir.clone();
-                move || generate(&dir, objects, object_mb)
+                let (dir, progress) = (dir.clone(), progress.clone());
+                move || generate(&dir, objects, object_mb, &progress)
             })
             .await??;
+            progress.finish_and_clear();
             std::fs::write(&marker, rows.to_string())?;
             rows
         }
