@@ -14,7 +14,7 @@ pub fn run(input: &Path, columns: &[String], ids_file: &Path, output: &Path) -> 
     let reader = SharedFile::open(input)?;
     let size = parquet::file::reader::Length::len(&reader);
     let start = Instant::now();
-    let out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(output)?);
+    let out = std::io::BufWriter::new(std::fs::File::create(output)?);
     let r = forget(reader, out, columns, &ids)?;
     let secs = start.elapsed().as_secs_f64();
     let written = std::fs::metadata(output)?.len();

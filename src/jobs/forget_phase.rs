@@ -85,11 +85,7 @@ fn rewrite(
     ids: &MatchSet,
     every_row: bool,
 ) -> Result<Figures, String> {
-    // A large buffer: copied column chunks arrive in 8 KiB writes.
-    let out = std::io::BufWriter::with_capacity(
-        1 << 20,
-        std::fs::File::create(dst).map_err(|e| e.to_string())?,
-    );
+    let out = std::io::BufWriter::new(std::fs::File::create(dst).map_err(|e| e.to_string())?);
     match format {
         Format::Parquet => {
             let reader = SharedFile::open(src).map_err(|e| e.to_string())?;
