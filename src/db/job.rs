@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, PgExecutor};
+use sqlx::{AssertSqlSafe, PgExecutor, Row};
 use uuid::Uuid;
 
 use crate::domain::job::{JobStatus, JobTrigger};
@@ -353,6 +353,40 @@ pub async fn add_stats(db: impl PgExecutor<'_>, job_id: Uuid, s: &JobStats) -> s
     }
     q.execute(db).await?;
     Ok(())
+}
+
+/// Deletes the jobs that ended more than `retention_days` ago, with their reports
+/// (objects, events, matches, tasks), after adding their counters to
+/// `job_stats_retired`. Returns how many jobs went.
+pub async fn delete_expired(db: &sqlx::PgPool, retention_days: i32) -> sqlx::Result<u64> {
+    let mut tx = db.begin().await?;
+    let sql = format!(
+        "delete from job where finished_at < now() - make_interval(days => $1) returning {}",
+        STAT_COLUMNS.join(", ")
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(retention_days)
+        .fetch_all(&mut *tx)
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut stats: Vec<&str> = STAT_COLUMNS.to_vec();
+    let mut totals: Vec<i64> = (0..STAT_COLUMNS.len())
+        .map(|i| rows.iter().map(|r| r.try_get::<i64, _>(i)).sum())
+        .collect::<sqlx::Result<_>>()?;
+    stats.push("jobs");
+    totals.push(rows.len() as i64);
+    sqlx::query(
+        r#"insert into job_stats_retired (stat, total) select * from unnest($1::text[], $2::int8[])
+           on conflict (stat) do update set total = job_stats_retired.total + excluded.total"#,
+    )
+    .bind(&stats)
+    .bind(&totals)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows.len() as u64)
 }
 
 /// A mapper as the job snapshotted it.
@@ -830,11 +864,17 @@ async fn totals(db: &sqlx::PgPool, out: &mut String) -> sqlx::Result<()> {
         .iter()
         .flat_map(|(_, _, _, series)| series.iter().map(|(_, column)| *column))
         .collect();
+    // Live jobs plus the counters of jobs deleted by retention.
     let sql = format!(
         "select {} from job",
         columns
             .iter()
-            .map(|c| format!("coalesce(sum({c}), 0)::int8"))
+            .map(|c| {
+                format!(
+                    "(coalesce(sum({c}), 0) + coalesce((select total from job_stats_retired \
+                     where stat = '{c}'), 0))::int8"
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     );

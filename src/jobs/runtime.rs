@@ -149,7 +149,19 @@ async fn supervise(db: PgPool, config: RuntimeConfig, shutdown: CancellationToke
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "scheduler failed"),
         }
+        match expire_reports(&db).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "deleted job reports past their retention"),
+            Err(e) => tracing::warn!(error = %e, "could not delete expired job reports"),
+        }
     }
+}
+
+/// Deletes the jobs (and their reports) that ended more than `report_retention_days` ago.
+/// Safe in every process at once: each job row is deleted, and counted, once.
+pub async fn expire_reports(db: &PgPool) -> sqlx::Result<u64> {
+    let settings = crate::db::setting::get_settings(db).await?.settings();
+    crate::db::job::delete_expired(db, settings.report_retention_days).await
 }
 
 /// One scheduler tick: starts a job when [`due`] says one is due. Returns the job.
@@ -234,6 +246,78 @@ mod tests {
         .execute(db)
         .await
         .unwrap();
+    }
+
+    /// A job that ended `days_ago` (None: still running), with 5 rows removed and an event.
+    async fn job(db: &PgPool, days_ago: Option<i64>) -> uuid::Uuid {
+        let job_id = uuid::Uuid::now_v7();
+        let (status, finished) = match days_ago {
+            Some(d) => ("completed", Some(Utc::now() - Span::days(d))),
+            None => ("forgetting", None),
+        };
+        sqlx::query(
+            "insert into job (job_id, status, dry_run, requested_data_mappers, settings, trigger, created_by, finished_at, rows_removed)
+             values ($1, $2, false, '{}', '{}', 'api', 't', $3, 5)",
+        )
+        .bind(job_id)
+        .bind(status)
+        .bind(finished)
+        .execute(db)
+        .await
+        .unwrap();
+        crate::db::job::insert_event(
+            db,
+            job_id,
+            "info",
+            "job_created",
+            "created",
+            serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+        job_id
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn reports_past_their_retention_go_and_the_work_totals_stay(db: PgPool) {
+        sqlx::query("update setting set report_retention_days = 30")
+            .execute(&db)
+            .await
+            .unwrap();
+        let old = job(&db, Some(31)).await;
+        let recent = job(&db, Some(29)).await;
+        let running = job(&db, None).await;
+        let before = crate::db::job::gauges(&db).await.unwrap();
+        assert!(
+            before.contains("lethe_job_rows_total{kind=\"removed\"} 15"),
+            "{before}"
+        );
+
+        assert_eq!(expire_reports(&db).await.unwrap(), 1);
+        let left: Vec<uuid::Uuid> = sqlx::query_scalar("select job_id from job order by job_id")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+        assert_eq!(left, [recent, running]);
+        let events: i64 = sqlx::query_scalar("select count(*) from job_event where job_id = $1")
+            .bind(old)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(events, 0, "the report went with its job");
+        let after = crate::db::job::gauges(&db).await.unwrap();
+        assert!(
+            after.contains("lethe_job_rows_total{kind=\"removed\"} 15"),
+            "{after}"
+        );
+        // Nothing more to delete; a second process running the same tick changes nothing.
+        assert_eq!(expire_reports(&db).await.unwrap(), 0);
+        let retired: i64 =
+            sqlx::query_scalar("select total from job_stats_retired where stat = 'jobs'")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        assert_eq!(retired, 1);
     }
 
     async fn set_schedule(db: &PgPool, cron: &str, checked_at: chrono::DateTime<Utc>) {
