@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use axum::extract::FromRef;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -150,4 +151,45 @@ async fn reconcile_grants(state: AppState, interval: u64, shutdown: Cancellation
             Err(e) => tracing::warn!(error = %e, "could not record grant drift"),
         }
     }
+}
+
+/// Serves `/health/*` and `/metrics` on `addr` for a `lethe worker`, so probes and
+/// Prometheus reach it; the worker runs without them (with a warning) when the address is
+/// taken, e.g. by a `lethe serve` on the same host with the default address.
+pub async fn spawn_ops(state: AppState, addr: std::net::SocketAddr, shutdown: CancellationToken) {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            let ops = crate::api::ops_router(state);
+            tracing::info!(%addr, "serving /health and /metrics");
+            tokio::spawn(async move {
+                axum::serve(listener, ops)
+                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .await
+            });
+        }
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "cannot listen; no /health or /metrics in this worker")
+        }
+    }
+}
+
+/// `lethe healthcheck`: exits 0 when this host's Lethe answers `/health/live`.
+pub async fn healthcheck(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let host = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    let response = reqwest::Client::new()
+        .get(format!("http://{host}/health/live"))
+        .timeout(std::time::Duration::from_secs(3))
+        .send()
+        .await
+        .with_context(|| format!("no answer from {host}"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{host} answered {}",
+        response.status()
+    );
+    Ok(())
 }

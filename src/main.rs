@@ -163,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => run_server(config).await,
         Command::Worker => run_worker(config).await,
-        Command::Healthcheck => healthcheck(config.listen_addr).await,
+        Command::Healthcheck => lethe::app::healthcheck(config.listen_addr).await,
         Command::Migrate => {
             let db = lethe::db::connect(&config).await?;
             lethe::db::migrate(&db).await?;
@@ -223,45 +223,8 @@ async fn run_worker(mut config: Config) -> anyhow::Result<()> {
     let state = AppState::build(config).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    // Health and metrics for probes and Prometheus; the workers run without them when the
-    // address is taken (e.g. by a `lethe serve` on the same host with the default address).
-    match tokio::net::TcpListener::bind(addr).await {
-        Ok(listener) => {
-            let ops = lethe::api::ops_router(state.clone());
-            let stop = shutdown.clone();
-            tracing::info!(%addr, "serving /health and /metrics");
-            tokio::spawn(async move {
-                axum::serve(listener, ops)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-            });
-        }
-        Err(e) => {
-            tracing::warn!(%addr, error = %e, "cannot listen; no /health or /metrics in this worker")
-        }
-    }
+    lethe::app::spawn_ops(state.clone(), addr, shutdown.clone()).await;
     lethe::jobs::runtime::run(state.engine(), state.runtime_config(), shutdown).await;
-    Ok(())
-}
-
-/// `lethe healthcheck`: exits 0 when this host's Lethe answers `/health/live`.
-async fn healthcheck(addr: std::net::SocketAddr) -> anyhow::Result<()> {
-    let host = if addr.ip().is_unspecified() {
-        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
-    } else {
-        addr
-    };
-    let response = reqwest::Client::new()
-        .get(format!("http://{host}/health/live"))
-        .timeout(std::time::Duration::from_secs(3))
-        .send()
-        .await
-        .with_context(|| format!("no answer from {host}"))?;
-    anyhow::ensure!(
-        response.status().is_success(),
-        "{host} answered {}",
-        response.status()
-    );
     Ok(())
 }
 

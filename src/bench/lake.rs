@@ -15,6 +15,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
+use super::mix;
 use crate::jobs::find::{ObjectRef, find_parquet};
 use crate::lakefile::match_set::MatchSet;
 use crate::storage::file::FileStore;
@@ -24,13 +25,6 @@ use crate::storage::{ObjectStore, list_all};
 const ROW_GROUPS: usize = 16;
 /// Bytes a generated row takes in the file, roughly (sizes objects).
 const ROW_BYTES: usize = 47;
-
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
 
 /// Writes `objects` Parquet files of about `object_mb` MB, 16 row groups each: `id`
 /// (sorted across the lake), `email` (random, bloom filter), `payload` (filler).

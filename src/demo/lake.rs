@@ -25,6 +25,8 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
 
+use crate::bench::mix;
+
 const COUNTRIES: [&str; 3] = ["DE", "FR", "US"];
 const DAYS: [&str; 3] = ["2026-11-01", "2026-11-02", "2026-11-03"];
 const FILES_PER_PARTITION: usize = 2;
@@ -60,13 +62,6 @@ pub struct CheckOutcome {
     pub files_changed: usize,
     pub rows_left: usize,
     pub subject_rows_generated: usize,
-}
-
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 fn email_of(customer_id: i64) -> String {

@@ -37,14 +37,12 @@ pub struct DemoOptions {
 
 /// Runs the demo; returns an error when any step or the independent check fails.
 pub async fn run(config: Config, options: DemoOptions) -> anyhow::Result<()> {
-    let temp = match &options.dir {
-        Some(_) => None,
-        None => Some(tempfile::Builder::new().prefix("lethe-demo-").tempdir()?),
-    };
-    let root = match (&options.dir, &temp) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(t)) => t.path().to_owned(),
-        (None, None) => unreachable!("a temporary directory was made"),
+    let (root, temp) = match &options.dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let temp = tempfile::Builder::new().prefix("lethe-demo-").tempdir()?;
+            (temp.path().to_owned(), Some(temp))
+        }
     };
     anyhow::ensure!(
         !root.exists() || std::fs::read_dir(&root)?.next().is_none(),

@@ -99,7 +99,7 @@ impl FindEngine {
 }
 
 /// Where the table is described: `{"provider": "glue", ...}` or `{"provider": "path", ...}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "provider", rename_all = "lowercase")]
 pub enum CatalogRef {
     Glue(GlueTable),
@@ -127,62 +127,6 @@ pub struct PathTable {
     /// The table's partition keys, outermost first.
     #[serde(default)]
     pub partition_keys: Vec<String>,
-}
-
-// The schema of `CatalogRef`: `oneOf` two named schemas, each with its `provider`
-// property, and a discriminator — what generated clients turn into two plain classes
-// (utoipa's derive would nest anonymous `allOf` objects instead).
-impl utoipa::PartialSchema for CatalogRef {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{Discriminator, OneOfBuilder, Ref};
-        let mut discriminator = Discriminator::new("provider");
-        for (provider, name) in [("glue", "GlueTable"), ("path", "PathTable")] {
-            discriminator
-                .mapping
-                .insert(provider.into(), format!("#/components/schemas/{name}"));
-        }
-        OneOfBuilder::new()
-            .item(Ref::from_schema_name("GlueTable"))
-            .item(Ref::from_schema_name("PathTable"))
-            .discriminator(Some(discriminator))
-            .description(Some("Where the table is described."))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for CatalogRef {
-    fn schemas(
-        schemas: &mut Vec<(
-            String,
-            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
-        )>,
-    ) {
-        use utoipa::PartialSchema;
-        use utoipa::openapi::RefOr;
-        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-        let tagged = |schema: RefOr<Schema>, provider: &str| match schema {
-            RefOr::T(Schema::Object(mut object)) => {
-                let tag = ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .enum_values(Some([provider]))
-                    .description(Some("Which kind of catalog reference this is."));
-                object.properties.insert("provider".into(), tag.into());
-                object.required.insert(0, "provider".into());
-                RefOr::T(Schema::Object(object))
-            }
-            other => other,
-        };
-        schemas.push((
-            GlueTable::name().into(),
-            tagged(GlueTable::schema(), "glue"),
-        ));
-        schemas.push((
-            PathTable::name().into(),
-            tagged(PathTable::schema(), "path"),
-        ));
-        Format::schemas(schemas);
-        schemas.push((Format::name().into(), Format::schema()));
-    }
 }
 
 /// A parsed `s3://` or `file://` location.

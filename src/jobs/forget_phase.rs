@@ -476,13 +476,12 @@ impl TaskHandler for ForgetObject {
         let marker = format!("{}/{}", l.p.job_id, l.p.job_object_id);
         // A previous attempt may have uploaded and died before recording it.
         if l.object.rows_removed.is_some() {
-            match l.store.user_metadata(&l.object.bucket, &l.object.key).await {
-                Ok(meta) if meta.get(MARKER) == Some(&marker) => {
-                    let current = l
-                        .store
-                        .head(&l.object.bucket, &l.object.key)
-                        .await
-                        .map_err(|e| TaskError::Retryable(e.to_string()))?;
+            let head = l
+                .store
+                .head_with_metadata(&l.object.bucket, &l.object.key)
+                .await;
+            match head {
+                Ok((current, meta)) if meta.get(MARKER) == Some(&marker) => {
                     return self
                         .written(
                             task,

@@ -126,13 +126,17 @@ pub trait ObjectStore: Send + Sync + 'static {
         attributes: &ObjectAttributes,
         multipart_threshold: u64,
     ) -> Result<Written, StorageError>;
-    /// The current version's user metadata (`x-amz-meta-*`); empty where there is none.
-    async fn user_metadata(
+    /// The current version and its user metadata (`x-amz-meta-*`; empty where the store
+    /// has none), from one request so both describe the same version.
+    async fn head_with_metadata(
         &self,
-        _bucket: &str,
-        _key: &str,
-    ) -> Result<std::collections::HashMap<String, String>, StorageError> {
-        Ok(std::collections::HashMap::new())
+        bucket: &str,
+        key: &str,
+    ) -> Result<(ObjectMeta, std::collections::HashMap<String, String>), StorageError> {
+        Ok((
+            self.head(bucket, key).await?,
+            std::collections::HashMap::new(),
+        ))
     }
     /// The versions of exactly `key`, newest first (empty when the store has none).
     async fn list_versions(

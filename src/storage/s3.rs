@@ -201,6 +201,14 @@ impl ObjectStore for S3Store {
     }
 
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StorageError> {
+        Ok(self.head_with_metadata(bucket, key).await?.0)
+    }
+
+    async fn head_with_metadata(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(ObjectMeta, std::collections::HashMap<String, String>), StorageError> {
         let out = self
             .client
             .head_object()
@@ -209,7 +217,7 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(storage_error)?;
-        Ok(ObjectMeta {
+        let meta = ObjectMeta {
             key: key.to_owned(),
             size: out.content_length().unwrap_or(0).max(0) as u64,
             etag: out.e_tag().map(str::to_owned),
@@ -217,7 +225,8 @@ impl ObjectStore for S3Store {
             // before versioning was enabled.
             version_id: out.version_id().map(str::to_owned),
             storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
-        })
+        };
+        Ok((meta, out.metadata().cloned().unwrap_or_default()))
     }
 
     async fn download(
@@ -342,22 +351,6 @@ impl ObjectStore for S3Store {
                 .await;
         }
         result
-    }
-
-    async fn user_metadata(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<std::collections::HashMap<String, String>, StorageError> {
-        let out = self
-            .client
-            .head_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(storage_error)?;
-        Ok(out.metadata().cloned().unwrap_or_default())
     }
 
     async fn list_versions(

@@ -444,12 +444,12 @@ impl ObjectStore for FaultyStore {
         self.kill(Fault::AfterPut, "forget.object").await;
         Ok(written)
     }
-    async fn user_metadata(
+    async fn head_with_metadata(
         &self,
         b: &str,
         k: &str,
-    ) -> Result<std::collections::HashMap<String, String>, StorageError> {
-        self.inner.user_metadata(b, k).await
+    ) -> Result<(ObjectMeta, std::collections::HashMap<String, String>), StorageError> {
+        self.inner.head_with_metadata(b, k).await
     }
     async fn list_versions(&self, b: &str, k: &str) -> Result<Vec<VersionMeta>, StorageError> {
         self.inner.list_versions(b, k).await
