@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::lakefile::local::SharedFile;
 use crate::lakefile::match_set::MatchSet;
+use crate::lakefile::parquet_check::check;
 use crate::lakefile::parquet_forget::forget;
 
 pub fn run(input: &Path, columns: &[String], ids_file: &Path, output: &Path) -> anyhow::Result<()> {
@@ -14,13 +15,34 @@ pub fn run(input: &Path, columns: &[String], ids_file: &Path, output: &Path) -> 
     let reader = SharedFile::open(input)?;
     let size = parquet::file::reader::Length::len(&reader);
     let start = Instant::now();
-    let out = std::io::BufWriter::new(std::fs::File::create(output)?);
-    let r = forget(reader, out, columns, &ids)?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(output)?);
+    let r = forget(reader.clone(), &mut out, columns, &ids)?;
+    std::io::Write::flush(&mut out)?;
+    drop(out);
+    let rewritten = start.elapsed().as_secs_f64();
+    let key_value = parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&reader)?
+        .file_metadata()
+        .key_value_metadata()
+        .cloned();
+    let checked = check(
+        reader,
+        SharedFile::open(output)?,
+        &r.fates,
+        key_value.as_ref(),
+    )?;
     let secs = start.elapsed().as_secs_f64();
     let written = std::fs::metadata(output)?.len();
     println!("object size             {:.1} MB", size as f64 / 1e6);
     println!("match ids               {}", ids.len());
-    println!("elapsed                 {secs:.3} s");
+    println!("elapsed                 {secs:.3} s (full check included)");
+    println!(
+        "full check              {:.3} s ({:.0}% of the time): {} row groups compared value for value, {} byte for byte",
+        secs - rewritten,
+        (secs - rewritten) / secs * 100.0,
+        checked.row_groups_compared,
+        checked.row_groups_byte_compared
+    );
     println!(
         "throughput              {:.1} MB/s (object bytes / elapsed)",
         size as f64 / 1e6 / secs

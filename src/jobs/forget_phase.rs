@@ -31,7 +31,7 @@ use crate::jobs::find_phase::{SetCache, db_error};
 use crate::jobs::lifecycle;
 use crate::jobs::tasks::{self, Task, TaskError, TaskHandler};
 use crate::lakefile::match_set::MatchSet;
-use crate::lakefile::{jsonl_find, jsonl_forget, local::SharedFile, parquet_forget};
+use crate::lakefile::{jsonl_find, jsonl_forget, parquet_forget};
 use crate::storage::{ObjectStore, StorageError};
 
 pub const FORGET_OBJECT: &str = "forget.object";
@@ -85,16 +85,10 @@ fn rewrite(
     ids: &MatchSet,
     every_row: bool,
 ) -> Result<Figures, String> {
-    let out = std::io::BufWriter::new(std::fs::File::create(dst).map_err(|e| e.to_string())?);
     match format {
         Format::Parquet => {
-            let reader = SharedFile::open(src).map_err(|e| e.to_string())?;
-            let r = if every_row {
-                parquet_forget::empty_like(reader, out)
-            } else {
-                parquet_forget::forget(reader, out, columns, ids)
-            }
-            .map_err(|e| e.to_string())?;
+            let (r, _) = parquet_forget::forget_file(src, dst, columns, ids, every_row)
+                .map_err(|e| e.to_string())?;
             Ok(Figures {
                 rows_before: r.rows_before,
                 rows_removed: r.rows_removed,
@@ -103,6 +97,8 @@ fn rewrite(
             })
         }
         Format::Json => {
+            let out =
+                std::io::BufWriter::new(std::fs::File::create(dst).map_err(|e| e.to_string())?);
             let file = std::fs::File::open(src).map_err(|e| e.to_string())?;
             let input: Box<dyn std::io::BufRead> = if gz(key) {
                 Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(

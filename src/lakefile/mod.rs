@@ -6,6 +6,10 @@ pub mod jsonl_find;
 pub mod jsonl_forget;
 pub mod local;
 pub mod match_set;
+pub mod parquet_check;
+pub mod parquet_columns;
 pub mod parquet_find;
 pub mod parquet_forget;
 pub mod sparse;
+#[cfg(test)]
+pub mod test_files;

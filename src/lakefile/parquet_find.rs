@@ -39,6 +39,10 @@ pub enum FindError {
     MissingColumn(String),
     #[error("column {column:?} has type {data_type}, which match ids cannot be compared with")]
     UnsupportedType { column: String, data_type: String },
+    #[error(transparent)]
+    Check(#[from] super::parquet_check::CheckError),
+    #[error("the Parquet library failed on this object's bytes (a bug to report); refused")]
+    Panicked,
 }
 
 /// What find learnt about one object.
