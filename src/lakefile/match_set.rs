@@ -60,6 +60,8 @@ pub struct MatchSet {
     sorted_ints: Vec<i64>,
     /// Every numeric id as f64 (for float and decimal columns).
     floats: Vec<f64>,
+    /// Integral ids above `i64::MAX` (unsigned 64-bit columns), sorted.
+    big_uints: Vec<u64>,
     composites: Vec<CompositeGroup>,
     /// Never skip row groups (benchmarks measure what pruning saves).
     no_pruning: bool,
@@ -123,6 +125,8 @@ impl MatchSet {
                 Value::Number(n) => {
                     if let Some(i) = n.as_i64() {
                         set.ints.insert(i);
+                    } else if let Some(u) = n.as_u64() {
+                        set.big_uints.push(u);
                     }
                     if let Some(f) = n.as_f64() {
                         set.floats.push(f);
@@ -141,6 +145,8 @@ impl MatchSet {
         set.sorted_ints.sort_unstable();
         set.floats.sort_by(f64::total_cmp);
         set.floats.dedup();
+        set.big_uints.sort_unstable();
+        set.big_uints.dedup();
         set
     }
 
@@ -202,28 +208,52 @@ impl MatchSet {
     pub fn ints(&self) -> &[i64] {
         &self.sorted_ints
     }
-    /// Numeric ids as decimals of `scale`: the unscaled values of those that are exact.
+    /// Whether an unsigned 64-bit value is an id.
+    pub fn contains_uint(&self, u: u64) -> bool {
+        i64::try_from(u).map_or_else(
+            |_| self.big_uints.binary_search(&u).is_ok(),
+            |i| self.ints.contains(&i),
+        )
+    }
+    /// The non-negative integral ids as unsigned values, ascending.
+    pub fn uints(&self) -> impl Iterator<Item = u64> + '_ {
+        let start = self.sorted_ints.partition_point(|i| *i < 0);
+        self.sorted_ints[start..]
+            .iter()
+            .map(|i| *i as u64)
+            .chain(self.big_uints.iter().copied())
+    }
+    /// Numeric ids as decimals of `scale`: the unscaled values of those that are exact at
+    /// that scale (an id with more fractional digits than the scale is in no such column).
+    /// Exact: non-integral ids are read from their shortest decimal text, never through
+    /// f64 arithmetic.
     pub fn decimals(&self, scale: i8) -> HashSet<i128> {
-        let factor = 10f64.powi(i32::from(scale));
         let mut out: HashSet<i128> = self
             .floats
             .iter()
-            .filter_map(|f| {
-                let scaled = f * factor;
-                ((scaled - scaled.round()).abs() < 1e-6 && scaled.abs() < 1e36)
-                    .then(|| scaled.round() as i128)
-            })
+            .filter(|f| f.is_finite())
+            .filter_map(|f| unscaled(&f.to_string(), scale))
             .collect();
         // Integers exactly, beyond f64's 53 bits.
-        let int_factor = 10i128
-            .checked_pow(u32::try_from(scale.max(0)).unwrap_or(0))
-            .unwrap_or(1);
         out.extend(
             self.sorted_ints
                 .iter()
-                .filter_map(|i| i128::from(*i).checked_mul(int_factor)),
+                .filter_map(|i| unscaled(&i.to_string(), scale)),
+        );
+        out.extend(
+            self.big_uints
+                .iter()
+                .filter_map(|u| unscaled(&u.to_string(), scale)),
         );
         out
+    }
+    /// Whether some decimal id at `scale` has its unscaled value in [min, max].
+    pub fn any_decimal_in(&self, scale: i8, min: i128, max: i128) -> bool {
+        self.decimals(scale).iter().any(|d| (min..=max).contains(d))
+    }
+    /// Whether some unsigned integral id lies in [min, max].
+    pub fn any_uint_in(&self, min: u64, max: u64) -> bool {
+        self.uints().any(|u| (min..=max).contains(&u))
     }
 
     /// Whether some string id lies in [min, max] (byte order, as Parquet statistics are).
@@ -243,6 +273,34 @@ impl MatchSet {
         let start = self.floats.partition_point(|f| *f < min);
         self.floats.get(start).is_some_and(|f| *f <= max)
     }
+}
+
+/// The unscaled value at `scale` of a plain decimal text (`-12.340`), when exact.
+pub fn unscaled(text: &str, scale: i8) -> Option<i128> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let scale = usize::try_from(scale).ok()?;
+    let significant = fraction.trim_end_matches('0');
+    if significant.len() > scale {
+        return None;
+    }
+    let mut value: i128 = 0;
+    let padded = fraction.bytes().chain(std::iter::repeat(b'0')).take(scale);
+    for b in whole.bytes().chain(padded) {
+        value = value.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+    }
+    Some(if negative { -value } else { value })
 }
 
 #[cfg(test)]
@@ -267,6 +325,26 @@ mod tests {
             set.contains_str("jane@example.com") && set.contains_int(42) && set.contains_float(3.5)
         );
         assert_eq!(set.len(), 3);
+    }
+
+    #[test]
+    fn decimal_texts_convert_exactly_or_not_at_all() {
+        assert_eq!(unscaled("12.34", 2), Some(1234));
+        assert_eq!(unscaled("-0.5", 3), Some(-500));
+        assert_eq!(unscaled("7", 4), Some(70000));
+        assert_eq!(unscaled("1.230", 2), Some(123));
+        assert_eq!(unscaled("1.235", 2), None);
+        assert_eq!(
+            unscaled("99999999999999999999999999999999999999999", 0),
+            None
+        );
+        assert_eq!(unscaled("1e5", 0), None);
+        assert_eq!(unscaled("", 0), None);
+        // 0.1 + 0.2 is not 0.3 in f64, but an id written 0.3 is 0.3.
+        let set = MatchSet::from_values(&[json!(0.3), json!(18446744073709551615u64)]);
+        assert!(set.decimals(1).contains(&3));
+        assert!(set.decimals(0).contains(&18446744073709551615));
+        assert!(set.contains_uint(u64::MAX) && !set.contains_int(-1));
     }
 
     #[test]

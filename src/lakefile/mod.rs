@@ -10,6 +10,8 @@ pub mod parquet_check;
 pub mod parquet_columns;
 pub mod parquet_find;
 pub mod parquet_forget;
+pub mod parquet_rewrite;
+pub mod prune;
 pub mod sparse;
 #[cfg(test)]
 pub mod test_files;

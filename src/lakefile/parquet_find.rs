@@ -18,15 +18,14 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
-use parquet::basic::{LogicalType, Type as PhysicalType};
-use parquet::bloom_filter::Sbbf;
-use parquet::file::metadata::RowGroupMetaData;
+use parquet::basic::ColumnOrder;
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::ReaderProperties;
 use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
 use parquet::file::serialized_reader::ReadOptionsBuilder;
-use parquet::file::statistics::Statistics;
 
 use super::match_set::{Key, MatchSet};
+use super::prune;
 
 /// Why an object could not be searched.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +69,7 @@ pub fn find<R: ChunkReader + Clone + 'static>(
 }
 
 /// The leaf column indexes of dotted paths.
-fn resolve_leaves(
+pub(crate) fn resolve_leaves(
     schema: &parquet::schema::types::SchemaDescriptor,
     columns: &[String],
 ) -> Result<Vec<usize>, FindError> {
@@ -98,7 +97,11 @@ pub fn ranges_to_fetch(
     let mut bloom = true;
     for rg in 0..metadata.num_row_groups() {
         let meta = metadata.row_group(rg);
-        if prune && leaves.iter().all(|&leaf| !stats_may_match(meta, leaf, ids)) {
+        if prune
+            && leaves
+                .iter()
+                .all(|&leaf| !stats_may_match(metadata, rg, leaf, ids))
+        {
             continue;
         }
         for &leaf in &leaves {
@@ -149,7 +152,10 @@ pub fn find_with<R: ChunkReader + Clone + 'static>(
             candidates.push(rg);
             continue;
         }
-        if leaves.iter().all(|&leaf| !stats_may_match(meta, leaf, ids)) {
+        if leaves
+            .iter()
+            .all(|&leaf| !stats_may_match(metadata, rg, leaf, ids))
+        {
             report.row_groups_pruned_by_statistics += 1;
             continue;
         }
@@ -157,11 +163,13 @@ pub fn find_with<R: ChunkReader + Clone + 'static>(
         let bloom_excludes = |leaf: usize| {
             row_group
                 .get_column_bloom_filter(leaf)
-                .is_some_and(|bloom| !bloom_may_match(bloom, meta.column(leaf).column_type(), ids))
+                .is_some_and(|bloom| {
+                    !prune::bloom_may_match(bloom, meta.column(leaf).column_descr(), ids)
+                })
         };
         if leaves
             .iter()
-            .all(|&leaf| !stats_may_match(meta, leaf, ids) || bloom_excludes(leaf))
+            .all(|&leaf| !stats_may_match(metadata, rg, leaf, ids) || bloom_excludes(leaf))
         {
             report.row_groups_pruned_by_bloom_filter += 1;
             continue;
@@ -171,26 +179,14 @@ pub fn find_with<R: ChunkReader + Clone + 'static>(
     if candidates.is_empty() || ids.is_empty() {
         return Ok(report);
     }
-    let metadata_arc = Arc::new(metadata.clone());
-    let plain = ArrowReaderMetadata::try_new(metadata_arc.clone(), ArrowReaderOptions::new())?;
-    // Strings decode as views: no copy of the string bytes, which dominate scan time.
-    let viewed = Schema::new(
-        plain
-            .schema()
-            .fields()
-            .iter()
-            .map(as_view)
-            .collect::<Vec<_>>(),
-    );
-    let arrow_meta = ArrowReaderMetadata::try_new(
-        metadata_arc,
-        ArrowReaderOptions::new().with_schema(Arc::new(viewed)),
-    )
-    .unwrap_or(plain);
+    let arrow_meta = arrow_metadata(Arc::new(metadata.clone()))?;
     let mask = ProjectionMask::leaves(schema, leaves.iter().copied());
     for rg in candidates {
         let matched =
-            count_in_row_group(reader.clone(), &arrow_meta, mask.clone(), rg, columns, ids)?;
+            hits_in_row_group(reader.clone(), &arrow_meta, mask.clone(), rg, columns, ids)?
+                .iter()
+                .filter(|h| **h)
+                .count() as u64;
         let meta = metadata.row_group(rg);
         report.bytes_scanned += leaves
             .iter()
@@ -214,25 +210,47 @@ pub(crate) fn as_view(field: &arrow_schema::FieldRef) -> arrow_schema::FieldRef 
     Arc::new(field.as_ref().clone().with_data_type(data_type))
 }
 
-fn count_in_row_group<R: ChunkReader + 'static>(
+/// The Arrow view of an object's schema for reading match columns, strings as views (no
+/// copy of the string bytes, which dominate scan time).
+pub(crate) fn arrow_metadata(
+    metadata: Arc<parquet::file::metadata::ParquetMetaData>,
+) -> Result<ArrowReaderMetadata, FindError> {
+    let plain = ArrowReaderMetadata::try_new(metadata.clone(), ArrowReaderOptions::new())?;
+    let viewed = Schema::new_with_metadata(
+        plain
+            .schema()
+            .fields()
+            .iter()
+            .map(as_view)
+            .collect::<Vec<_>>(),
+        plain.schema().metadata().clone(),
+    );
+    Ok(ArrowReaderMetadata::try_new(
+        metadata,
+        ArrowReaderOptions::new().with_schema(Arc::new(viewed)),
+    )
+    .unwrap_or(plain))
+}
+
+/// Whether each row of row group `rg` matches, from its match columns (`mask`).
+pub(crate) fn hits_in_row_group<R: ChunkReader + 'static>(
     reader: R,
     meta: &ArrowReaderMetadata,
     mask: ProjectionMask,
     rg: usize,
     columns: &[String],
     ids: &MatchSet,
-) -> Result<u64, FindError> {
+) -> Result<Vec<bool>, FindError> {
     let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, meta.clone())
         .with_projection(mask)
         .with_row_groups(vec![rg])
         .with_batch_size(8192)
         .build()?;
-    let mut matched = 0u64;
+    let mut hits = Vec::new();
     for batch in batches {
-        let hits = row_hits(&batch?, columns, ids)?;
-        matched += hits.iter().filter(|h| **h).count() as u64;
+        hits.extend(row_hits(&batch?, columns, ids)?);
     }
-    Ok(matched)
+    Ok(hits)
 }
 
 /// Which rows of a batch match: any column equals a simple id, or a composite group's
@@ -320,14 +338,22 @@ fn mark_matches(
             .iter()
             .enumerate()
             .for_each(|(r, v)| mark(r, v.is_some_and(|s| ids.contains_str(s)))),
+        DataType::UInt64 => {
+            if ids.has_numbers() {
+                let values = array.as_primitive::<arrow_array::types::UInt64Type>();
+                values
+                    .iter()
+                    .enumerate()
+                    .for_each(|(r, v)| mark(r, v.is_some_and(|u| ids.contains_uint(u))));
+            }
+        }
         DataType::Int8
         | DataType::Int16
         | DataType::Int32
         | DataType::Int64
         | DataType::UInt8
         | DataType::UInt16
-        | DataType::UInt32
-        | DataType::UInt64 => {
+        | DataType::UInt32 => {
             if ids.has_numbers() {
                 let ints = cast(array, &DataType::Int64)?;
                 let ints = ints.as_primitive::<arrow_array::types::Int64Type>();
@@ -402,73 +428,22 @@ fn keys_of(array: &ArrayRef, column: &str) -> Result<Vec<Option<Key>>, FindError
     Ok(keys)
 }
 
-/// Whether the row group's statistics leave room for an id in this column.
-fn stats_may_match(meta: &RowGroupMetaData, leaf: usize, ids: &MatchSet) -> bool {
-    let column = meta.column(leaf);
-    let descr = column.column_descr();
-    let logical = descr.logical_type_ref();
-    let is_string = matches!(
-        logical,
-        Some(LogicalType::String | LogicalType::Enum | LogicalType::Json)
-    );
-    let is_decimal = matches!(logical, Some(LogicalType::Decimal { .. }));
-    let is_unsigned = matches!(logical, Some(LogicalType::Integer(int)) if !int.is_signed);
-    // A column of the other kind can never match; an untyped byte array is treated as text.
-    let wants_strings =
-        is_string || (descr.physical_type() == PhysicalType::BYTE_ARRAY && logical.is_none());
-    if wants_strings && !ids.has_strings() || !wants_strings && !ids.has_numbers() {
-        return false;
-    }
-    let Some(stats) = column.statistics() else {
-        return true;
-    };
-    if stats
-        .null_count_opt()
-        .is_some_and(|n| n as i64 == meta.num_rows())
-    {
-        return false;
-    }
-    if is_decimal || is_unsigned {
-        return true;
-    }
-    match stats {
-        Statistics::Int32(s) => match (s.min_opt(), s.max_opt()) {
-            (Some(min), Some(max)) => ids.any_int_in(i64::from(*min), i64::from(*max)),
-            _ => true,
-        },
-        Statistics::Int64(s) => match (s.min_opt(), s.max_opt()) {
-            (Some(min), Some(max)) => ids.any_int_in(*min, *max),
-            _ => true,
-        },
-        Statistics::Float(s) => match (s.min_opt(), s.max_opt()) {
-            (Some(min), Some(max)) => ids.any_float_in(f64::from(*min), f64::from(*max)),
-            _ => true,
-        },
-        Statistics::Double(s) => match (s.min_opt(), s.max_opt()) {
-            (Some(min), Some(max)) => ids.any_float_in(*min, *max),
-            _ => true,
-        },
-        Statistics::ByteArray(s) if wants_strings => match (s.min_opt(), s.max_opt()) {
-            (Some(min), Some(max)) => ids.any_string_in(min.data(), max.data()),
-            _ => true,
-        },
-        _ => true,
-    }
-}
-
-/// Whether the bloom filter admits some id of the column's kind.
-fn bloom_may_match(bloom: &Sbbf, physical: PhysicalType, ids: &MatchSet) -> bool {
-    match physical {
-        PhysicalType::BYTE_ARRAY => ids.strings().iter().any(|s| bloom.check(s.as_str())),
-        PhysicalType::INT64 => ids.ints().iter().any(|i| bloom.check(i)),
-        PhysicalType::INT32 => ids
-            .ints()
-            .iter()
-            .filter_map(|i| i32::try_from(*i).ok())
-            .any(|i| bloom.check(&i)),
-        // Doubles, floats and decimals: hash equality would need exact encodings; keep.
-        _ => true,
-    }
+/// Whether row group `rg`'s statistics leave room for an id in leaf `leaf`.
+fn stats_may_match(metadata: &ParquetMetaData, rg: usize, leaf: usize, ids: &MatchSet) -> bool {
+    let group = metadata.row_group(rg);
+    let column = group.column(leaf);
+    let order = metadata
+        .file_metadata()
+        .column_orders()
+        .and_then(|orders| orders.get(leaf).copied())
+        .unwrap_or(ColumnOrder::UNDEFINED);
+    prune::stats_may_match(
+        column.column_descr(),
+        order,
+        column.statistics(),
+        group.num_rows(),
+        ids,
+    )
 }
 
 #[cfg(test)]

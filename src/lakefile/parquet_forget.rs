@@ -3,11 +3,14 @@
 //! Row groups without matches (statistics, bloom filters or a decode of the match
 //! columns prove it) are copied as their encoded column chunks — bytes, statistics, page
 //! indexes and bloom filters as they were, nothing decoded. Row groups with matches are
-//! decoded one at a time, filtered, and encoded again with the source's schema, codec,
-//! dictionary, statistics and bloom-filter settings per column; their statistics, page
-//! indexes, dictionaries and bloom filters are computed from the surviving rows only, so
-//! no trace of an erased row remains. The footer keeps the key-value metadata (the
-//! embedded Arrow schema included) and `created_by`. Memory holds about one row group.
+//! written again at the Parquet level (`parquet_rewrite`): every leaf keeps its exact
+//! physical and logical type, and its statistics, page indexes, dictionaries and bloom
+//! filters are computed from the surviving rows only, so no trace of an erased row
+//! remains. The footer keeps the key-value metadata (the embedded Arrow schema included)
+//! and `created_by`. Memory holds about one column chunk of one row group.
+//!
+//! [`forget_file`] then runs the full check (`parquet_check`) on the output: only an
+//! output that passes it may be uploaded.
 //!
 //! Invariants: every row that does not match is written, in order; a row group whose
 //! every row matches is dropped; a file whose every row matches becomes a valid file of
@@ -16,24 +19,20 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow_array::{BooleanArray, RecordBatch};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-};
-use parquet::arrow::arrow_writer::{ArrowRowGroupWriterFactory, compute_leaves};
-use parquet::basic::Encoding;
 use parquet::bloom_filter::Sbbf;
 use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::file::reader::ChunkReader;
+use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
 use parquet::file::writer::SerializedFileWriter;
 
 use super::local::SharedFile;
 use super::match_set::MatchSet;
 use super::parquet_check::{CheckReport, Fate, check};
-use super::parquet_find::{FindError, find_with, row_hits};
+use super::parquet_find::{
+    FindError, arrow_metadata, find_with, hits_in_row_group, resolve_leaves,
+};
+use super::parquet_rewrite::{rewrite_row_group, uses_page_v2, writer_properties};
 
 /// What a rewrite did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,40 +50,6 @@ pub struct ForgetReport {
     pub fates: Vec<Fate>,
 }
 
-/// Writer settings that reproduce the source's, column by column.
-fn writer_properties(meta: &ParquetMetaData) -> WriterProperties {
-    let file = meta.file_metadata();
-    let mut props = WriterProperties::builder()
-        .set_key_value_metadata(file.key_value_metadata().cloned())
-        .set_created_by(file.created_by().unwrap_or("lethe").to_owned())
-        .set_max_row_group_row_count(None);
-    if let Some(rg) = meta.row_groups().first() {
-        for col in rg.columns() {
-            let path = col.column_path().clone();
-            let dictionary = col
-                .encodings()
-                .any(|e| matches!(e, Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY));
-            let page_index = col.column_index_offset().is_some();
-            let statistics = if page_index {
-                EnabledStatistics::Page
-            } else if col.statistics().is_some() {
-                EnabledStatistics::Chunk
-            } else {
-                EnabledStatistics::None
-            };
-            props = props
-                .set_column_compression(path.clone(), col.compression())
-                .set_column_dictionary_enabled(path.clone(), dictionary)
-                .set_column_statistics_enabled(path.clone(), statistics)
-                .set_column_bloom_filter_enabled(path.clone(), col.bloom_filter_offset().is_some());
-            if col.bloom_filter_offset().is_some() {
-                props = props.set_column_bloom_filter_max_ndv(path, rg.num_rows().max(1) as u64);
-            }
-        }
-    }
-    props.build()
-}
-
 /// Writes `reader`'s object without the rows matching `ids` (in `columns`) to `out`.
 pub fn forget<R: ChunkReader + Clone + 'static, W: Write + Send>(
     reader: R,
@@ -97,26 +62,17 @@ pub fn forget<R: ChunkReader + Clone + 'static, W: Write + Send>(
         .with_page_index_policy(PageIndexPolicy::Optional)
         .parse_and_finish(&reader)?;
     let meta = Arc::new(meta);
-    let props = Arc::new(writer_properties(&meta));
+    let file = SerializedFileReader::new(reader.clone())?;
+    let page_v2 = match found.matching_row_groups.first() {
+        Some(&rg) => uses_page_v2(file.get_row_group(rg)?.as_ref())?,
+        None => false,
+    };
+    let props = Arc::new(writer_properties(&meta, page_v2));
     let schema = meta.file_metadata().schema_descr().root_schema_ptr();
     let mut writer = SerializedFileWriter::new(out, schema, props)?;
-    let plain = ArrowReaderMetadata::try_new(meta.clone(), ArrowReaderOptions::new())?;
-    // Strings decode as views: filtering them copies no string bytes.
-    let viewed = arrow_schema::Schema::new_with_metadata(
-        plain
-            .schema()
-            .fields()
-            .iter()
-            .map(super::parquet_find::as_view)
-            .collect::<Vec<_>>(),
-        plain.schema().metadata().clone(),
-    );
-    let arrow_meta = ArrowReaderMetadata::try_new(
-        meta.clone(),
-        ArrowReaderOptions::new().with_schema(Arc::new(viewed)),
-    )
-    .unwrap_or(plain);
-    let factory = ArrowRowGroupWriterFactory::new(&writer, arrow_meta.schema().clone());
+    let arrow_meta = arrow_metadata(meta.clone())?;
+    let leaves = resolve_leaves(meta.file_metadata().schema_descr(), columns)?;
+    let mask = ProjectionMask::leaves(meta.file_metadata().schema_descr(), leaves);
     let mut report = ForgetReport {
         rows_before: meta.file_metadata().num_rows().max(0) as u64,
         row_groups_before: meta.num_row_groups(),
@@ -129,55 +85,18 @@ pub fn forget<R: ChunkReader + Clone + 'static, W: Write + Send>(
             report.fates.push(Fate::Copied);
             continue;
         }
+        let removed =
+            hits_in_row_group(reader.clone(), &arrow_meta, mask.clone(), rg, columns, ids)?;
+        let count = removed.iter().filter(|r| **r).count();
+        report.rows_removed += count as u64;
         report.row_groups_rewritten += 1;
-        let batches =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(reader.clone(), arrow_meta.clone())
-                .with_projection(ProjectionMask::all())
-                .with_row_groups(vec![rg])
-                .with_batch_size(65536)
-                .build()?;
-        let mut column_writers = factory.create_column_writers(rg)?;
-        let mut kept = 0u64;
-        let mut removed_rows = Vec::new();
-        for batch in batches {
-            let batch = batch?;
-            let hits = row_hits(&batch, columns, ids)?;
-            removed_rows.extend_from_slice(&hits);
-            let removed = hits.iter().filter(|h| **h).count();
-            report.rows_removed += removed as u64;
-            if removed == batch.num_rows() {
-                continue;
-            }
-            let keep = BooleanArray::from(hits.iter().map(|h| !h).collect::<Vec<_>>());
-            let batch: RecordBatch = arrow_select::filter::filter_record_batch(&batch, &keep)?;
-            kept += batch.num_rows() as u64;
-            let mut writers = column_writers.iter_mut();
-            for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
-                for leaf in compute_leaves(field, array)? {
-                    writers
-                        .next()
-                        .ok_or_else(|| {
-                            parquet::errors::ParquetError::General(
-                                "schema and leaves disagree".into(),
-                            )
-                        })?
-                        .write(&leaf)?;
-                }
-            }
-        }
-        if kept == 0 {
+        if count == removed.len() {
             report.row_groups_dropped += 1;
             report.fates.push(Fate::Dropped);
             continue;
         }
-        report.fates.push(Fate::Rewritten {
-            removed: removed_rows,
-        });
-        let mut rg_writer = writer.next_row_group()?;
-        for column in column_writers {
-            column.close()?.append_to_row_group(&mut rg_writer)?;
-        }
-        rg_writer.close()?;
+        rewrite_row_group(file.get_row_group(rg)?.as_ref(), &removed, &mut writer)?;
+        report.fates.push(Fate::Rewritten { removed });
     }
     writer.close()?;
     Ok(report)
@@ -190,7 +109,7 @@ pub fn empty_like<R: ChunkReader + 'static, W: Write + Send>(
     out: W,
 ) -> Result<ForgetReport, FindError> {
     let meta = ParquetMetaDataReader::new().parse_and_finish(&reader)?;
-    let props = Arc::new(writer_properties(&meta));
+    let props = Arc::new(writer_properties(&meta, false));
     let schema = meta.file_metadata().schema_descr().root_schema_ptr();
     SerializedFileWriter::new(out, schema, props)?.close()?;
     let rows = meta.file_metadata().num_rows().max(0) as u64;
@@ -272,13 +191,14 @@ mod tests {
     use super::*;
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int64Type;
-    use arrow_array::{ArrayRef, Int64Array, StringArray, StructArray};
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, StructArray};
     use arrow_schema::{DataType, Field, Fields, Schema};
     use bytes::Bytes;
     use parquet::arrow::ArrowWriter;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::basic::{Compression, ZstdLevel};
     use parquet::file::metadata::KeyValue;
+    use parquet::file::properties::WriterProperties;
     use serde_json::json;
 
     /// 4 row groups of 1000 rows: id 0..4000 (sorted), email, nested contact.email.
@@ -500,11 +420,54 @@ mod writer_tests {
             ]
         };
         let src = write(schema, &[group(0), group(4)], Default::default());
-        // Until the rewrite keeps every physical type, the full check is what stands
-        // between this object and an upload of a corrupt version.
-        let err = forget_bytes(&src, "id", &[json!(5)]).unwrap_err();
-        assert!(matches!(err, FindError::Check(_)), "{err}");
-        assert!(err.to_string().contains("column \"amount\""), "{err}");
-        let _ = rows;
+        let (out, report) = forget_bytes(&src, "id", &[json!(5)]).unwrap();
+        assert_eq!((report.rows_removed, report.row_groups_rewritten), (1, 1));
+        let mut expected = rows(src.clone());
+        expected.remove(5);
+        assert_eq!(rows(out.clone()), expected);
+        let meta = ParquetMetaDataReader::new().parse_and_finish(&out).unwrap();
+        assert_eq!(
+            meta.file_metadata().schema_descr().column(1).type_length(),
+            16
+        );
+    }
+}
+
+#[cfg(test)]
+mod legacy_tests {
+    use super::*;
+    use crate::lakefile::parquet_find::find;
+    use crate::lakefile::test_files::legacy_parquet_mr;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    #[test]
+    fn legacy_parquet_mr_files_are_found_and_erased_exactly_on_every_match_column() {
+        for with_map in [false, true] {
+            let (src, erasures) = legacy_parquet_mr(with_map);
+            for e in erasures {
+                let ids = MatchSet::from_values(&e.ids);
+                let columns = vec![e.column.to_owned()];
+                let pruned = find(src.clone(), &columns, &ids).unwrap();
+                let full = find(src.clone(), &columns, &ids.clone().without_pruning()).unwrap();
+                assert_eq!(
+                    (pruned.rows_matched, full.rows_matched),
+                    (e.expected, e.expected),
+                    "{} map={with_map}",
+                    e.column
+                );
+                let dir = tempfile::tempdir().unwrap();
+                let (s, d) = (dir.path().join("s"), dir.path().join("d"));
+                std::fs::write(&s, &src).unwrap();
+                let (report, checked) = forget_file(&s, &d, &columns, &ids, false)
+                    .unwrap_or_else(|err| panic!("{} map={with_map}: {err}", e.column));
+                assert_eq!(report.rows_removed, e.expected);
+                assert_eq!(checked.row_groups_compared, 1);
+                let out = SerializedFileReader::new(SharedFile::open(&d).unwrap()).unwrap();
+                assert_eq!(
+                    out.metadata().file_metadata().num_rows(),
+                    12 - e.expected as i64
+                );
+            }
+        }
     }
 }
