@@ -71,3 +71,26 @@ start_moto() {
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/lethe-target}
 export DATABASE_URL=${LETHE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+
+# The Parquet writer corpus (tests/corpus.rs): real writers from PyPI, pinned, in a
+# virtualenv under /var/tmp; files are written to a fresh directory named by
+# LETHE_CORPUS_DIR, which the Rust corpus test reads and verify_corpus checks afterwards.
+CORPUS_PACKAGES="pyarrow==26.0.1 duckdb==2.0.1 polars==2.1.0 fastparquet==2026.9.0"
+CORPUS_VENV="$LETHE_VAR/corpus-venv"
+
+make_corpus() {
+  if [ ! -x "$CORPUS_VENV/bin/python" ] || [ "$(cat "$CORPUS_VENV/packages" 2>/dev/null)" != "$CORPUS_PACKAGES" ]; then
+    rm -rf "$CORPUS_VENV"
+    python3 -m venv "$CORPUS_VENV"
+    # shellcheck disable=SC2086
+    "$CORPUS_VENV/bin/pip" install -q --disable-pip-version-check $CORPUS_PACKAGES
+    echo "$CORPUS_PACKAGES" >"$CORPUS_VENV/packages"
+  fi
+  export LETHE_CORPUS_DIR="$LETHE_VAR/corpus"
+  rm -rf "$LETHE_CORPUS_DIR"
+  "$CORPUS_VENV/bin/python" tests/corpus/make_corpus.py "$LETHE_CORPUS_DIR/in"
+}
+
+verify_corpus() {
+  "$CORPUS_VENV/bin/python" tests/corpus/verify_corpus.py "$LETHE_CORPUS_DIR"
+}

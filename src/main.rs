@@ -79,6 +79,9 @@ enum Bench {
         /// File with one match id per line.
         #[arg(long)]
         match_ids: PathBuf,
+        /// Through the job's object path: ranged reads, one row group at a time.
+        #[arg(long)]
+        ranged: bool,
     },
     /// Forget: rewrite one local Parquet file without the rows matching these ids.
     Forget {
@@ -132,8 +135,9 @@ async fn main() -> anyhow::Result<()> {
             input,
             columns,
             match_ids,
+            ranged,
         }) => {
-            return lethe::bench::find::run(input, columns, match_ids);
+            return lethe::bench::find::run(input, columns, match_ids, *ranged);
         }
         Command::Bench(Bench::Forget {
             input,

@@ -1,5 +1,7 @@
 //! `lethe bench find`: one pass of find over local Parquet files, one core, printing
-//! throughput, rows matched and row-group pruning.
+//! throughput, rows matched and row-group pruning. With `--ranged`, through the job's
+//! object path instead (ranged reads over the `file` store, one row group's match
+//! columns in memory at a time), to measure find's and verify's peak RSS.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -8,8 +10,39 @@ use crate::lakefile::local::SharedFile;
 use crate::lakefile::match_set::MatchSet;
 use crate::lakefile::parquet_find::{FindReport, find};
 
+/// One object through the job's find (ranged reads from a `file` store).
+fn find_ranged(
+    input: &std::path::Path,
+    columns: &[String],
+    ids: &MatchSet,
+) -> anyhow::Result<FindReport> {
+    use crate::jobs::find::{ObjectRef, find_parquet};
+    let dir = input.parent().unwrap_or(std::path::Path::new("."));
+    let key = input
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let store = crate::storage::file::FileStore::new(dir);
+    let object = ObjectRef {
+        bucket: "",
+        key,
+        version_id: None,
+        size: std::fs::metadata(input)?.len(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (report, _) = runtime.block_on(find_parquet(&store, &object, columns, ids))?;
+    Ok(report)
+}
+
 /// Runs find over `inputs` for the ids in `ids_file` (one per line).
-pub fn run(inputs: &[PathBuf], columns: &[String], ids_file: &PathBuf) -> anyhow::Result<()> {
+pub fn run(
+    inputs: &[PathBuf],
+    columns: &[String],
+    ids_file: &PathBuf,
+    ranged: bool,
+) -> anyhow::Result<()> {
     let ids = MatchSet::from_lines(&std::fs::read_to_string(ids_file)?);
     let mut total = FindReport::default();
     let mut object_bytes = 0u64;
@@ -18,7 +51,11 @@ pub fn run(inputs: &[PathBuf], columns: &[String], ids_file: &PathBuf) -> anyhow
     for input in inputs {
         let file = SharedFile::open(input)?;
         object_bytes += parquet::file::reader::Length::len(&file);
-        let r = find(file, columns, &ids)?;
+        let r = if ranged {
+            find_ranged(input, columns, &ids)?
+        } else {
+            find(file, columns, &ids)?
+        };
         objects_with_matches += usize::from(r.rows_matched > 0);
         total.rows_total += r.rows_total;
         total.rows_matched += r.rows_matched;

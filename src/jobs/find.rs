@@ -98,7 +98,10 @@ pub async fn every_row_parquet(
     Ok((report, sparse.held()))
 }
 
-/// Searches one Parquet object with ranged reads. Returns the report and the bytes read.
+/// Searches one Parquet object with ranged reads, one row group at a time: the footer,
+/// then for each row group statistics cannot exclude, its match-column chunks and bloom
+/// filters, searched and dropped before the next row group is fetched (memory: the footer
+/// plus one row group's match columns). Returns the report and the bytes read.
 pub async fn find_parquet(
     store: &dyn ObjectStore,
     object: &ObjectRef<'_>,
@@ -106,24 +109,47 @@ pub async fn find_parquet(
     ids: &MatchSet,
 ) -> Result<(FindReport, u64), ObjectFindError> {
     let size = object.size;
-    let (mut sparse, metadata) = read_footer(store, object).await?;
-    let (ranges, bloom) = parquet_find::ranges_to_fetch(&metadata, columns, ids)?;
-    for range in ranges {
-        if range.end > size || range.start > range.end {
-            return Err(FindError::from(parquet::errors::ParquetError::General(
-                "column chunk outside the object".to_owned(),
-            ))
-            .into());
-        }
-        if !sparse.has(&range) {
-            let bytes = store
-                .get_range(object.bucket, object.key, object.version_id, range.clone())
-                .await?;
-            sparse.insert(range.start, bytes);
-        }
+    let (footer, metadata) = read_footer(store, object).await?;
+    let metadata = std::sync::Arc::new(metadata);
+    let plan = parquet_find::FindPlan::new(&metadata, columns, ids)?;
+    let mut report = plan.report(&metadata);
+    let mut read = footer.held();
+    if plan.candidates.is_empty() || ids.is_empty() {
+        return Ok((report, read));
     }
-    let read = sparse.held();
-    let report = cpu_bound(|| parquet_find::find_with(sparse, columns, ids, bloom))?;
+    let arrow_meta = parquet_find::arrow_metadata(metadata.clone())?;
+    for &rg in &plan.candidates {
+        let mut part = footer.clone();
+        for range in plan.ranges(&metadata, rg) {
+            if range.end > size || range.start > range.end {
+                return Err(FindError::from(parquet::errors::ParquetError::General(
+                    "column chunk outside the object".to_owned(),
+                ))
+                .into());
+            }
+            if !part.has(&range) {
+                let bytes = store
+                    .get_range(object.bucket, object.key, object.version_id, range.clone())
+                    .await?;
+                read += bytes.len() as u64;
+                part.insert(range.start, bytes);
+            }
+        }
+        let found = cpu_bound(|| {
+            parquet_find::guarded(|| {
+                parquet_find::find_in_row_group(
+                    part,
+                    &metadata,
+                    &arrow_meta,
+                    &plan,
+                    rg,
+                    columns,
+                    ids,
+                )
+            })
+        })?;
+        report.add(rg, &found);
+    }
     Ok((report, read))
 }
 

@@ -84,12 +84,18 @@ where
     let (sm, om) = (src.metadata(), out.metadata());
     check_footer(sm, om, fates, key_value)?;
     let mut report = CheckReport::default();
+    let mut buffers = (Vec::new(), Vec::new());
     let mut j = 0;
     for (i, fate) in fates.iter().enumerate() {
         match fate {
             Fate::Dropped => continue,
             Fate::Copied => {
-                compare_copied(&source, &output, sm.row_group(i), om.row_group(j), i)?;
+                compare_copied(
+                    (&source, sm.row_group(i)),
+                    (&output, om.row_group(j)),
+                    i,
+                    &mut buffers,
+                )?;
                 report.row_groups_byte_compared += 1;
             }
             Fate::Rewritten { removed } => {
@@ -174,11 +180,10 @@ fn check_footer(
 
 /// A copied row group: the same chunk metadata (but offsets) and the same bytes.
 fn compare_copied<S: ChunkReader, O: ChunkReader>(
-    source: &S,
-    output: &O,
-    s: &RowGroupMetaData,
-    o: &RowGroupMetaData,
+    (source, s): (&S, &RowGroupMetaData),
+    (output, o): (&O, &RowGroupMetaData),
     rg: usize,
+    buffers: &mut (Vec<u8>, Vec<u8>),
 ) -> Result<(), CheckError> {
     for (c, (sc, oc)) in s.columns().iter().zip(o.columns()).enumerate() {
         let same_meta = sc.num_values() == oc.num_values()
@@ -199,19 +204,44 @@ fn compare_copied<S: ChunkReader, O: ChunkReader>(
                 "row group {rg}, column {c}: copied chunk length differs"
             ));
         }
-        let mut done = 0u64;
-        while done < len {
-            let step = (len - done).min(1 << 20) as usize;
-            if source.get_bytes(ss + done, step)? != output.get_bytes(os + done, step)? {
-                return fail(format!(
-                    "row group {rg}, column {}: copied bytes differ",
-                    sc.column_path()
-                ));
-            }
-            done += step as u64;
+        if !same_bytes((source, ss), (output, os), len, buffers)? {
+            return fail(format!(
+                "row group {rg}, column {}: copied bytes differ",
+                sc.column_path()
+            ));
         }
     }
     Ok(())
+}
+
+/// Whether `len` bytes at `a_start` of `a` equal those at `b_start` of `b` (streamed
+/// through two reused buffers).
+fn same_bytes<A: ChunkReader, B: ChunkReader>(
+    (a, a_start): (&A, u64),
+    (b, b_start): (&B, u64),
+    len: u64,
+    (x, y): &mut (Vec<u8>, Vec<u8>),
+) -> Result<bool, CheckError> {
+    use std::io::Read;
+    const STEP: usize = 1 << 20;
+    let (mut ra, mut rb) = (
+        a.get_read(a_start)?.take(len),
+        b.get_read(b_start)?.take(len),
+    );
+    x.resize(STEP, 0);
+    y.resize(STEP, 0);
+    let mut left = len;
+    while left > 0 {
+        let step = left.min(STEP as u64) as usize;
+        let io = |e: std::io::Error| CheckError(format!("unreadable: {e}"));
+        ra.read_exact(&mut x[..step]).map_err(io)?;
+        rb.read_exact(&mut y[..step]).map_err(io)?;
+        if x[..step] != y[..step] {
+            return Ok(false);
+        }
+        left -= step as u64;
+    }
+    Ok(true)
 }
 
 /// One rewritten column chunk beside its source, record by record.

@@ -19,10 +19,9 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 use parquet::basic::ColumnOrder;
-use parquet::file::metadata::ParquetMetaData;
-use parquet::file::properties::ReaderProperties;
-use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
-use parquet::file::serialized_reader::ReadOptionsBuilder;
+use parquet::bloom_filter::Sbbf;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::reader::ChunkReader;
 
 use super::match_set::{Key, MatchSet};
 use super::prune;
@@ -42,6 +41,14 @@ pub enum FindError {
     Check(#[from] super::parquet_check::CheckError),
     #[error("the Parquet library failed on this object's bytes (a bug to report); refused")]
     Panicked,
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+/// Runs Parquet work on a file's bytes, turning a panic inside the Parquet library into
+/// [`FindError::Panicked`]: that object fails with a reason, the worker carries on.
+pub fn guarded<T>(work: impl FnOnce() -> Result<T, FindError>) -> Result<T, FindError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or(Err(FindError::Panicked))
 }
 
 /// What find learnt about one object.
@@ -83,121 +90,194 @@ pub(crate) fn resolve_leaves(
         .collect()
 }
 
-/// The byte ranges find will read from an object with this footer: bloom filters and
-/// match-column chunks of the row groups statistics cannot exclude. The flag says whether
-/// every needed bloom filter has a known length (else find must not read them).
-pub fn ranges_to_fetch(
-    metadata: &parquet::file::metadata::ParquetMetaData,
-    columns: &[String],
-    ids: &MatchSet,
-) -> Result<(Vec<std::ops::Range<u64>>, bool), FindError> {
-    let leaves = resolve_leaves(metadata.file_metadata().schema_descr(), columns)?;
-    let prune = ids.prunable();
-    let mut ranges = Vec::new();
-    let mut bloom = true;
-    for rg in 0..metadata.num_row_groups() {
-        let meta = metadata.row_group(rg);
-        if prune
-            && leaves
-                .iter()
-                .all(|&leaf| !stats_may_match(metadata, rg, leaf, ids))
-        {
-            continue;
-        }
-        for &leaf in &leaves {
-            let (start, len) = meta.column(leaf).byte_range();
-            ranges.push(start..start + len);
-        }
-        // The reader loads the bloom filters of every column of a row group it opens.
-        for column in meta.columns() {
-            match (column.bloom_filter_offset(), column.bloom_filter_length()) {
-                (Some(offset), Some(len)) => ranges.push(offset as u64..offset as u64 + len as u64),
-                (Some(_), None) => bloom = false,
-                _ => {}
-            }
-        }
-    }
-    Ok((ranges, bloom))
+/// Which row groups of an object find must read, from its footer alone.
+#[derive(Debug, Clone)]
+pub struct FindPlan {
+    /// Leaf indexes of the match columns.
+    pub leaves: Vec<usize>,
+    /// Row groups statistics cannot exclude, ascending.
+    pub candidates: Vec<usize>,
+    pub pruned_by_statistics: usize,
+    /// Whether bloom filters may be probed (never with composites or pruning off).
+    pub bloom: bool,
 }
 
-/// [`find`], reading bloom filters only when `bloom` is true.
+impl FindPlan {
+    /// Plans a find over an object with this footer.
+    pub fn new(
+        metadata: &ParquetMetaData,
+        columns: &[String],
+        ids: &MatchSet,
+    ) -> Result<Self, FindError> {
+        let leaves = resolve_leaves(metadata.file_metadata().schema_descr(), columns)?;
+        // Composite matches are not used for pruning (conservative): with any, every row
+        // group is read.
+        let prune = ids.prunable();
+        let candidates: Vec<usize> = (0..metadata.num_row_groups())
+            .filter(|&rg| {
+                !prune
+                    || leaves
+                        .iter()
+                        .any(|&leaf| stats_may_match(metadata, rg, leaf, ids))
+            })
+            .collect();
+        Ok(Self {
+            pruned_by_statistics: metadata.num_row_groups() - candidates.len(),
+            leaves,
+            candidates,
+            bloom: prune,
+        })
+    }
+
+    /// The report before any row group is read.
+    pub fn report(&self, metadata: &ParquetMetaData) -> FindReport {
+        FindReport {
+            row_groups_total: metadata.num_row_groups(),
+            rows_total: metadata.file_metadata().num_rows().max(0) as u64,
+            row_groups_pruned_by_statistics: self.pruned_by_statistics,
+            ..FindReport::default()
+        }
+    }
+
+    /// The byte ranges searching row group `rg` reads: the match-column chunks and those
+    /// of their bloom filters whose length the footer gives (others are not probed).
+    pub fn ranges(&self, metadata: &ParquetMetaData, rg: usize) -> Vec<std::ops::Range<u64>> {
+        let group = metadata.row_group(rg);
+        let mut ranges = Vec::new();
+        for &leaf in &self.leaves {
+            let column = group.column(leaf);
+            let (start, len) = column.byte_range();
+            ranges.push(start..start.saturating_add(len));
+            if let (true, Some(offset), Some(len)) = (
+                self.bloom,
+                column.bloom_filter_offset(),
+                column.bloom_filter_length(),
+            ) {
+                let offset = offset.max(0) as u64;
+                ranges.push(offset..offset.saturating_add(len.max(0) as u64));
+            }
+        }
+        ranges
+    }
+
+    /// Whether row group `rg`'s bloom filters prove no id is in any match column. A
+    /// filter of unknown length or that cannot be read proves nothing.
+    fn bloom_excludes<R: ChunkReader>(
+        &self,
+        reader: &R,
+        metadata: &ParquetMetaData,
+        rg: usize,
+        ids: &MatchSet,
+    ) -> bool {
+        if !self.bloom {
+            return false;
+        }
+        let group = metadata.row_group(rg);
+        self.leaves.iter().all(|&leaf| {
+            let column = group.column(leaf);
+            !stats_may_match(metadata, rg, leaf, ids)
+                || column.bloom_filter_length().is_some()
+                    && matches!(
+                        Sbbf::read_from_column_chunk(column, reader),
+                        Ok(Some(bloom)) if !prune::bloom_may_match(&bloom, column.column_descr(), ids)
+                    )
+        })
+    }
+}
+
+/// [`find`], probing bloom filters only when `bloom` is true.
 pub fn find_with<R: ChunkReader + Clone + 'static>(
     reader: R,
     columns: &[String],
     ids: &MatchSet,
     bloom: bool,
 ) -> Result<FindReport, FindError> {
-    let props = ReaderProperties::builder()
-        .set_read_bloom_filter(bloom)
-        .build();
-    let options = ReadOptionsBuilder::new()
-        .with_reader_properties(props)
-        .build();
-    let file = SerializedFileReader::new_with_options(reader.clone(), options)?;
-    let metadata = file.metadata();
-    let schema = metadata.file_metadata().schema_descr();
-    let leaves = resolve_leaves(schema, columns)?;
-    let mut report = FindReport {
-        row_groups_total: metadata.num_row_groups(),
-        rows_total: metadata.file_metadata().num_rows().max(0) as u64,
-        ..FindReport::default()
-    };
-    let mut candidates = Vec::new();
-    // Composite matches are not used for pruning (conservative): with any, every row
-    // group is read.
-    let prune = ids.prunable();
-    for rg in 0..metadata.num_row_groups() {
-        let meta = metadata.row_group(rg);
-        if !prune {
-            candidates.push(rg);
-            continue;
-        }
-        if leaves
-            .iter()
-            .all(|&leaf| !stats_may_match(metadata, rg, leaf, ids))
-        {
-            report.row_groups_pruned_by_statistics += 1;
-            continue;
-        }
-        let row_group = file.get_row_group(rg)?;
-        let bloom_excludes = |leaf: usize| {
-            row_group
-                .get_column_bloom_filter(leaf)
-                .is_some_and(|bloom| {
-                    !prune::bloom_may_match(bloom, meta.column(leaf).column_descr(), ids)
-                })
-        };
-        if leaves
-            .iter()
-            .all(|&leaf| !stats_may_match(metadata, rg, leaf, ids) || bloom_excludes(leaf))
-        {
-            report.row_groups_pruned_by_bloom_filter += 1;
-            continue;
-        }
-        candidates.push(rg);
-    }
-    if candidates.is_empty() || ids.is_empty() {
+    let metadata = Arc::new(ParquetMetaDataReader::new().parse_and_finish(&reader)?);
+    let mut plan = FindPlan::new(&metadata, columns, ids)?;
+    plan.bloom &= bloom;
+    let mut report = plan.report(&metadata);
+    if plan.candidates.is_empty() || ids.is_empty() {
         return Ok(report);
     }
-    let arrow_meta = arrow_metadata(Arc::new(metadata.clone()))?;
-    let mask = ProjectionMask::leaves(schema, leaves.iter().copied());
-    for rg in candidates {
-        let matched =
-            hits_in_row_group(reader.clone(), &arrow_meta, mask.clone(), rg, columns, ids)?
-                .iter()
-                .filter(|h| **h)
-                .count() as u64;
-        let meta = metadata.row_group(rg);
-        report.bytes_scanned += leaves
-            .iter()
-            .map(|&l| meta.column(l).compressed_size().max(0) as u64)
-            .sum::<u64>();
-        if matched > 0 {
-            report.rows_matched += matched;
-            report.matching_row_groups.push(rg);
-        }
+    let arrow_meta = arrow_metadata(metadata.clone())?;
+    for &rg in &plan.candidates {
+        let part = find_in_row_group(
+            reader.clone(),
+            &metadata,
+            &arrow_meta,
+            &plan,
+            rg,
+            columns,
+            ids,
+        )?;
+        report.add(rg, &part);
     }
     Ok(report)
+}
+
+/// What searching one row group found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowGroupFind {
+    PrunedByBloomFilter,
+    /// Decoded: whether each row matches, and the compressed bytes decoded.
+    Searched {
+        hits: Vec<bool>,
+        bytes: u64,
+    },
+}
+
+impl FindReport {
+    /// Adds one row group's outcome.
+    pub fn add(&mut self, rg: usize, part: &RowGroupFind) {
+        match part {
+            RowGroupFind::PrunedByBloomFilter => self.row_groups_pruned_by_bloom_filter += 1,
+            RowGroupFind::Searched { hits, bytes } => {
+                self.bytes_scanned += bytes;
+                let matched = hits.iter().filter(|h| **h).count() as u64;
+                if matched > 0 {
+                    self.rows_matched += matched;
+                    self.matching_row_groups.push(rg);
+                }
+            }
+        }
+    }
+
+    /// Merges the report of other row groups of the same object (same footer).
+    pub fn merge(&mut self, other: &FindReport) {
+        self.rows_matched += other.rows_matched;
+        self.row_groups_pruned_by_bloom_filter += other.row_groups_pruned_by_bloom_filter;
+        self.bytes_scanned += other.bytes_scanned;
+        self.matching_row_groups.extend(&other.matching_row_groups);
+        self.matching_row_groups.sort_unstable();
+    }
+}
+
+/// Searches row group `rg` (a candidate of `plan`): its bloom filters, then its match
+/// columns. Reads only [`FindPlan::ranges`] of `rg`.
+pub fn find_in_row_group<R: ChunkReader + Clone + 'static>(
+    reader: R,
+    metadata: &ParquetMetaData,
+    arrow_meta: &ArrowReaderMetadata,
+    plan: &FindPlan,
+    rg: usize,
+    columns: &[String],
+    ids: &MatchSet,
+) -> Result<RowGroupFind, FindError> {
+    if plan.bloom_excludes(&reader, metadata, rg, ids) {
+        return Ok(RowGroupFind::PrunedByBloomFilter);
+    }
+    let mask = ProjectionMask::leaves(
+        metadata.file_metadata().schema_descr(),
+        plan.leaves.iter().copied(),
+    );
+    let hits = hits_in_row_group(reader, arrow_meta, mask, rg, columns, ids)?;
+    let group = metadata.row_group(rg);
+    let bytes = plan
+        .leaves
+        .iter()
+        .map(|&l| group.column(l).compressed_size().max(0) as u64)
+        .sum();
+    Ok(RowGroupFind::Searched { hits, bytes })
 }
 
 /// The field with its (nested) UTF-8 strings read as string views.

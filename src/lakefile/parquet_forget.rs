@@ -19,7 +19,6 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use parquet::arrow::ProjectionMask;
 use parquet::bloom_filter::Sbbf;
 use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
@@ -30,7 +29,7 @@ use super::local::SharedFile;
 use super::match_set::MatchSet;
 use super::parquet_check::{CheckReport, Fate, check};
 use super::parquet_find::{
-    FindError, arrow_metadata, find_with, hits_in_row_group, resolve_leaves,
+    FindError, FindPlan, RowGroupFind, arrow_metadata, find_in_row_group, guarded,
 };
 use super::parquet_rewrite::{rewrite_row_group, uses_page_v2, writer_properties};
 
@@ -57,13 +56,14 @@ pub fn forget<R: ChunkReader + Clone + 'static, W: Write + Send>(
     columns: &[String],
     ids: &MatchSet,
 ) -> Result<ForgetReport, FindError> {
-    let found = find_with(reader.clone(), columns, ids, true)?;
     let meta = ParquetMetaDataReader::new()
         .with_page_index_policy(PageIndexPolicy::Optional)
         .parse_and_finish(&reader)?;
+    refuse_unsupported(&meta)?;
     let meta = Arc::new(meta);
+    let plan = FindPlan::new(&meta, columns, ids)?;
     let file = SerializedFileReader::new(reader.clone())?;
-    let page_v2 = match found.matching_row_groups.first() {
+    let page_v2 = match plan.candidates.first() {
         Some(&rg) => uses_page_v2(file.get_row_group(rg)?.as_ref())?,
         None => false,
     };
@@ -71,22 +71,27 @@ pub fn forget<R: ChunkReader + Clone + 'static, W: Write + Send>(
     let schema = meta.file_metadata().schema_descr().root_schema_ptr();
     let mut writer = SerializedFileWriter::new(out, schema, props)?;
     let arrow_meta = arrow_metadata(meta.clone())?;
-    let leaves = resolve_leaves(meta.file_metadata().schema_descr(), columns)?;
-    let mask = ProjectionMask::leaves(meta.file_metadata().schema_descr(), leaves);
     let mut report = ForgetReport {
         rows_before: meta.file_metadata().num_rows().max(0) as u64,
         row_groups_before: meta.num_row_groups(),
         ..ForgetReport::default()
     };
     for rg in 0..meta.num_row_groups() {
-        if !found.matching_row_groups.contains(&rg) {
-            copy_row_group(&reader, &meta, rg, &mut writer)?;
-            report.row_groups_copied += 1;
-            report.fates.push(Fate::Copied);
-            continue;
-        }
-        let removed =
-            hits_in_row_group(reader.clone(), &arrow_meta, mask.clone(), rg, columns, ids)?;
+        // The match columns of each candidate row group are decoded once, here.
+        let found = if plan.candidates.contains(&rg) && !ids.is_empty() {
+            find_in_row_group(reader.clone(), &meta, &arrow_meta, &plan, rg, columns, ids)?
+        } else {
+            RowGroupFind::PrunedByBloomFilter
+        };
+        let removed = match found {
+            RowGroupFind::Searched { hits, .. } if hits.contains(&true) => hits,
+            _ => {
+                copy_row_group(&reader, &meta, rg, &mut writer)?;
+                report.row_groups_copied += 1;
+                report.fates.push(Fate::Copied);
+                continue;
+            }
+        };
         let count = removed.iter().filter(|r| **r).count();
         report.rows_removed += count as u64;
         report.row_groups_rewritten += 1;
@@ -102,6 +107,31 @@ pub fn forget<R: ChunkReader + Clone + 'static, W: Write + Send>(
     Ok(report)
 }
 
+/// Footer key-value metadata that tables formats keep about their rows (Hudi's record-key
+/// range and bloom filter): a rewrite would leave erased keys in them, and dropping them
+/// breaks the table format's index, so such objects are refused (erase through the
+/// table format instead).
+const ROW_METADATA_PREFIXES: [&str; 2] = ["hoodie_", "org.apache.hudi"];
+
+/// Refuses objects Lethe cannot rewrite without a trace or without breaking them.
+fn refuse_unsupported(meta: &ParquetMetaData) -> Result<(), FindError> {
+    let file = meta.file_metadata();
+    if let Some(kv) = file.key_value_metadata()
+        && let Some(key) = kv
+            .iter()
+            .map(|kv| kv.key.as_str())
+            .find(|k| ROW_METADATA_PREFIXES.iter().any(|p| k.starts_with(p)))
+    {
+        return Err(FindError::Refused(format!(
+            "footer metadata {key:?} holds row keys of a Hudi table (record-key range, bloom filter): erase through Hudi"
+        )));
+    }
+    // Encrypted footers are refused where the footer is read (`sparse::footer_len`, and
+    // the footer parser); encrypted columns under a plaintext footer fail to decode and
+    // fail the full check.
+    Ok(())
+}
+
 /// Writes a valid object of `reader`'s schema and footer metadata with no rows (every
 /// row matched).
 pub fn empty_like<R: ChunkReader + 'static, W: Write + Send>(
@@ -109,6 +139,7 @@ pub fn empty_like<R: ChunkReader + 'static, W: Write + Send>(
     out: W,
 ) -> Result<ForgetReport, FindError> {
     let meta = ParquetMetaDataReader::new().parse_and_finish(&reader)?;
+    refuse_unsupported(&meta)?;
     let props = Arc::new(writer_properties(&meta, false));
     let schema = meta.file_metadata().schema_descr().root_schema_ptr();
     SerializedFileWriter::new(out, schema, props)?.close()?;
@@ -133,17 +164,18 @@ pub fn forget_file(
     every_row: bool,
 ) -> Result<(ForgetReport, CheckReport), FindError> {
     let reader = SharedFile::open(src).map_err(external)?;
+    let len = parquet::file::reader::Length::len(&reader);
+    super::sparse::footer_len(&reader.get_bytes(len.saturating_sub(8), 8.min(len as usize))?)?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(dst).map_err(external)?);
     // A panic inside the Parquet library on some file's bytes fails this object with a
     // reason instead of unwinding through the worker (and being retried).
-    let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let report = guarded(|| {
         if every_row {
             empty_like(reader.clone(), &mut out)
         } else {
             forget(reader.clone(), &mut out, columns, ids)
         }
-    }))
-    .map_err(|_| FindError::Panicked)??;
+    })?;
     out.flush().map_err(external)?;
     drop(out);
     let key_value = ParquetMetaDataReader::new()
@@ -152,7 +184,7 @@ pub fn forget_file(
         .key_value_metadata()
         .cloned();
     let output = SharedFile::open(dst).map_err(external)?;
-    let checked = check(reader, output, &report.fates, key_value.as_ref())?;
+    let checked = guarded(|| Ok(check(reader, output, &report.fates, key_value.as_ref())?))?;
     Ok((report, checked))
 }
 
@@ -202,7 +234,7 @@ mod tests {
     use serde_json::json;
 
     /// 4 row groups of 1000 rows: id 0..4000 (sorted), email, nested contact.email.
-    fn source(codec: Compression) -> Bytes {
+    pub(super) fn source(codec: Compression) -> Bytes {
         let fields = Fields::from(vec![Field::new("email", DataType::Utf8, true)]);
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
@@ -364,6 +396,12 @@ mod tests {
     }
 }
 
+/// The Arrow-written source of the unit tests (4 row groups, ids 0..4000).
+#[cfg(test)]
+fn tests_source() -> bytes::Bytes {
+    tests::source(parquet::basic::Compression::SNAPPY)
+}
+
 #[cfg(test)]
 mod writer_tests {
     //! Files no Arrow writer makes, built with the low-level writer.
@@ -469,5 +507,73 @@ mod legacy_tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod fuzz_tests {
+    //! Mutated files: find and forget answer with an error or a result, never a panic, and
+    //! a forget that succeeds passed its full check.
+    use super::*;
+    use crate::lakefile::parquet_find::find;
+    use crate::lakefile::test_files::legacy_parquet_mr;
+    use serde_json::json;
+
+    fn mix(x: u64) -> u64 {
+        crate::bench::mix(x)
+    }
+
+    #[test]
+    fn mutated_files_never_panic_find_or_forget() {
+        let (legacy, _) = legacy_parquet_mr(true);
+        let sources = [legacy, super::tests_source()];
+        let ids = MatchSet::from_values(&[json!(5), json!(7)]);
+        let columns = vec!["id".to_owned()];
+        let dir = tempfile::tempdir().unwrap();
+        let (s, d) = (dir.path().join("s"), dir.path().join("d"));
+        let mut panics = Vec::new();
+        let mut outcomes = [0usize; 2];
+        for case in 0..400u64 {
+            let src = &sources[(case % 2) as usize];
+            let mut bytes = src.to_vec();
+            let r = mix(case);
+            match r % 4 {
+                // Flip up to 4 bytes anywhere.
+                0 | 1 => {
+                    for k in 0..=(r >> 8) % 4 {
+                        let at = (mix(r + k) % bytes.len() as u64) as usize;
+                        bytes[at] ^= 1 << (mix(r ^ k) % 8);
+                    }
+                }
+                // Overwrite a byte of the footer (the metadata drives every read).
+                2 => {
+                    let footer = (bytes.len() - 8).saturating_sub(200);
+                    let at = footer + (mix(r) % 200) as usize;
+                    bytes[at] = (r >> 16) as u8;
+                }
+                // Cut the file short, keeping a valid-looking tail.
+                _ => {
+                    let tail = bytes[bytes.len() - 8..].to_vec();
+                    let cut = (mix(r) % bytes.len() as u64) as usize;
+                    bytes.truncate(cut);
+                    bytes.extend_from_slice(&tail);
+                }
+            }
+            let bytes = bytes::Bytes::from(bytes);
+            std::fs::write(&s, &bytes).unwrap();
+            let found = std::panic::catch_unwind(|| find(bytes.clone(), &columns, &ids).is_ok());
+            let forgot = forget_file(&s, &d, &columns, &ids, false);
+            match (found, forgot) {
+                (Err(_), _) => panics.push(format!("case {case}: find panicked")),
+                (_, Err(FindError::Panicked)) => {
+                    panics.push(format!("case {case}: forget panicked"))
+                }
+                (_, Ok(_)) => outcomes[0] += 1,
+                (_, Err(_)) => outcomes[1] += 1,
+            }
+        }
+        assert!(panics.is_empty(), "{panics:?}");
+        // Both outcomes occur: the mutations reach the decoders, not only the magic.
+        assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
     }
 }

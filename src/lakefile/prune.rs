@@ -246,3 +246,267 @@ pub fn bloom_may_match(bloom: &Sbbf, descr: &ColumnDescriptor, ids: &MatchSet) -
         _ => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lakefile::test_files::legacy_leaf;
+    use parquet::basic::Repetition;
+    use parquet::data_type::ByteArray;
+    use parquet::schema::types::{ColumnPath, Type};
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn descr(leaf: Arc<Type>) -> ColumnDescriptor {
+        ColumnDescriptor::new(leaf, 1, 0, ColumnPath::from("c"))
+    }
+    fn legacy(
+        physical: PhysicalType,
+        converted: ConvertedType,
+        dims: (i32, i32, i32),
+    ) -> ColumnDescriptor {
+        descr(legacy_leaf(
+            "c",
+            physical,
+            Repetition::OPTIONAL,
+            converted,
+            dims,
+        ))
+    }
+    const TYPED: ColumnOrder = ColumnOrder::TYPE_DEFINED_ORDER(SortOrder::SIGNED);
+    const UNSIGNED: ColumnOrder = ColumnOrder::TYPE_DEFINED_ORDER(SortOrder::UNSIGNED);
+    fn ids(v: &[serde_json::Value]) -> MatchSet {
+        MatchSet::from_values(v)
+    }
+
+    #[test]
+    fn a_converted_type_only_decimal_is_pruned_by_its_unscaled_range_at_its_scale() {
+        let d = legacy(PhysicalType::INT32, ConvertedType::DECIMAL, (0, 9, 2));
+        assert_eq!(leaf_kind(&d), LeafKind::Decimal { scale: 2 });
+        // Values 1.00 ..= 2.00 stored as 100 ..= 200.
+        let stats = Statistics::int32(Some(100), Some(200), None, Some(0), false);
+        assert!(stats_may_match(
+            &d,
+            TYPED,
+            Some(&stats),
+            10,
+            &ids(&[json!(1.5)])
+        ));
+        assert!(!stats_may_match(
+            &d,
+            TYPED,
+            Some(&stats),
+            10,
+            &ids(&[json!(150)])
+        ));
+        assert!(!stats_may_match(
+            &d,
+            TYPED,
+            Some(&stats),
+            10,
+            &ids(&[json!(2.001)])
+        ));
+    }
+
+    #[test]
+    fn byte_array_and_fixed_decimals_use_big_endian_twos_complement_bounds() {
+        let d = legacy(
+            PhysicalType::FIXED_LEN_BYTE_ARRAY,
+            ConvertedType::DECIMAL,
+            (16, 20, 2),
+        );
+        let be = |v: i128| parquet::data_type::FixedLenByteArray::from(v.to_be_bytes().to_vec());
+        let stats =
+            Statistics::fixed_len_byte_array(Some(be(-500)), Some(be(12345)), None, Some(0), false);
+        assert!(stats_may_match(
+            &d,
+            TYPED,
+            Some(&stats),
+            4,
+            &ids(&[json!(-4.99)])
+        ));
+        assert!(!stats_may_match(
+            &d,
+            TYPED,
+            Some(&stats),
+            4,
+            &ids(&[json!(123.46)])
+        ));
+        // The same bounds in deprecated fields (signed byte order in old parquet-mr): read.
+        let old =
+            Statistics::fixed_len_byte_array(Some(be(-500)), Some(be(12345)), None, Some(0), true);
+        assert!(stats_may_match(
+            &d,
+            TYPED,
+            Some(&old),
+            4,
+            &ids(&[json!(123.46)])
+        ));
+        assert_eq!(be_signed(&[0xff, 0x38]), Some(-200));
+        assert_eq!(be_signed(&[0; 17]), None);
+    }
+
+    #[test]
+    fn unsigned_statistics_are_read_as_unsigned_and_never_from_deprecated_fields() {
+        let d = legacy(PhysicalType::INT32, ConvertedType::UINT_32, (0, 0, 0));
+        // 4_000_000_000 ..= 4_294_967_295, stored as negative i32 bit patterns.
+        let stats = Statistics::int32(
+            Some(4_000_000_000u32 as i32),
+            Some(-1),
+            None,
+            Some(0),
+            false,
+        );
+        let big = ids(&[json!(4_100_000_000u64)]);
+        assert!(stats_may_match(&d, UNSIGNED, Some(&stats), 4, &big));
+        assert!(!stats_may_match(
+            &d,
+            UNSIGNED,
+            Some(&stats),
+            4,
+            &ids(&[json!(5)])
+        ));
+        let old = Statistics::int32(Some(4_000_000_000u32 as i32), Some(-1), None, Some(0), true);
+        assert!(stats_may_match(
+            &d,
+            UNSIGNED,
+            Some(&old),
+            4,
+            &ids(&[json!(5)])
+        ));
+    }
+
+    #[test]
+    fn string_statistics_need_typed_fields_under_a_known_order() {
+        let d = legacy(PhysicalType::BYTE_ARRAY, ConvertedType::UTF8, (0, 0, 0));
+        let bounds = |deprecated| {
+            Statistics::byte_array(
+                Some(ByteArray::from("b")),
+                Some(ByteArray::from("d")),
+                None,
+                Some(0),
+                deprecated,
+            )
+        };
+        let a = ids(&[json!("a")]);
+        assert!(!stats_may_match(&d, UNSIGNED, Some(&bounds(false)), 4, &a));
+        assert!(stats_may_match(&d, UNSIGNED, Some(&bounds(true)), 4, &a));
+        assert!(stats_may_match(
+            &d,
+            ColumnOrder::UNDEFINED,
+            Some(&bounds(false)),
+            4,
+            &a
+        ));
+        // Signed integers are safe in either field.
+        let i = descr(Arc::new(
+            Type::primitive_type_builder("c", PhysicalType::INT64)
+                .build()
+                .unwrap(),
+        ));
+        let s = Statistics::int64(Some(10), Some(20), None, Some(0), true);
+        assert!(!stats_may_match(
+            &i,
+            ColumnOrder::UNDEFINED,
+            Some(&s),
+            4,
+            &ids(&[json!(5)])
+        ));
+        assert!(stats_may_match(
+            &i,
+            ColumnOrder::UNDEFINED,
+            Some(&s),
+            4,
+            &ids(&[json!(15)])
+        ));
+    }
+
+    #[test]
+    fn leaves_of_other_kinds_and_missing_statistics_are_never_pruned() {
+        let date = legacy(PhysicalType::INT32, ConvertedType::DATE, (0, 0, 0));
+        assert_eq!(leaf_kind(&date), LeafKind::Other);
+        let stats = Statistics::int32(Some(100), Some(200), None, Some(0), false);
+        assert!(stats_may_match(
+            &date,
+            TYPED,
+            Some(&stats),
+            4,
+            &ids(&[json!(5)])
+        ));
+        assert!(stats_may_match(
+            &date,
+            TYPED,
+            Some(&stats),
+            4,
+            &ids(&[json!("x")])
+        ));
+        let int = legacy(PhysicalType::INT32, ConvertedType::NONE, (0, 0, 0));
+        assert!(stats_may_match(&int, TYPED, None, 4, &ids(&[json!(5)])));
+        // NaN bounds say nothing.
+        let f = legacy(PhysicalType::DOUBLE, ConvertedType::NONE, (0, 0, 0));
+        let nan = Statistics::double(Some(f64::NAN), Some(1.0), None, Some(0), false);
+        assert!(stats_may_match(
+            &f,
+            TYPED,
+            Some(&nan),
+            4,
+            &ids(&[json!(7.5)])
+        ));
+    }
+
+    #[test]
+    fn all_null_shortcut_holds_for_flat_leaves_only() {
+        let flat = legacy(PhysicalType::INT64, ConvertedType::NONE, (0, 0, 0));
+        let nulls = Statistics::int64(None, None, None, Some(4), false);
+        assert!(!stats_may_match(
+            &flat,
+            TYPED,
+            Some(&nulls),
+            4,
+            &ids(&[json!(1)])
+        ));
+        let leaf = legacy_leaf(
+            "c",
+            PhysicalType::INT64,
+            Repetition::REPEATED,
+            ConvertedType::NONE,
+            (0, 0, 0),
+        );
+        let repeated = ColumnDescriptor::new(leaf, 1, 1, ColumnPath::from("c"));
+        assert!(stats_may_match(
+            &repeated,
+            TYPED,
+            Some(&nulls),
+            4,
+            &ids(&[json!(1)])
+        ));
+    }
+
+    #[test]
+    fn bloom_probes_use_the_stored_encoding() {
+        let mut bloom = Sbbf::new_with_ndv_fpp(100, 0.01).unwrap();
+        // A DECIMAL(9,2) in INT32 holding 12.34 stores 1234.
+        bloom.insert(&1234i32);
+        let d = legacy(PhysicalType::INT32, ConvertedType::DECIMAL, (0, 9, 2));
+        assert!(bloom_may_match(&bloom, &d, &ids(&[json!(12.34)])));
+        // A FLBA(16) decimal: the id's 16-byte big-endian unscaled value.
+        let mut fixed = Sbbf::new_with_ndv_fpp(100, 0.01).unwrap();
+        fixed.insert(&parquet::data_type::FixedLenByteArray::from(
+            1234i128.to_be_bytes().to_vec(),
+        ));
+        let f = legacy(
+            PhysicalType::FIXED_LEN_BYTE_ARRAY,
+            ConvertedType::DECIMAL,
+            (16, 20, 2),
+        );
+        assert!(bloom_may_match(&fixed, &f, &ids(&[json!(12.34)])));
+        // Doubles and byte-array decimals: never excluded by a bloom filter.
+        let empty = Sbbf::new_with_ndv_fpp(100, 0.01).unwrap();
+        let dbl = legacy(PhysicalType::DOUBLE, ConvertedType::NONE, (0, 0, 0));
+        assert!(bloom_may_match(&empty, &dbl, &ids(&[json!(1.5)])));
+        let bin = legacy(PhysicalType::BYTE_ARRAY, ConvertedType::DECIMAL, (0, 30, 3));
+        assert!(bloom_may_match(&empty, &bin, &ids(&[json!(1.5)])));
+        // And an id that is absent is excluded where the encoding is certain.
+        assert!(!bloom_may_match(&empty, &d, &ids(&[json!(12.34)])));
+    }
+}

@@ -76,6 +76,12 @@ impl ChunkReader for SparseObject {
 /// The footer length from an object's last 8 bytes (`len` LE + `PAR1`).
 pub fn footer_len(tail: &[u8]) -> Result<u64> {
     let n = tail.len();
+    if n >= 8 && &tail[n - 4..] == b"PARE" {
+        return Err(ParquetError::General(
+            "Parquet modular encryption (encrypted footer): Lethe cannot read or rewrite encrypted objects"
+                .to_owned(),
+        ));
+    }
     if n < 8 || &tail[n - 4..] != b"PAR1" {
         return Err(ParquetError::General(
             "not a Parquet object (no PAR1 footer)".to_owned(),
