@@ -29,11 +29,19 @@ fn find_ranged(
         version_id: None,
         size: std::fs::metadata(input)?.len(),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (report, _) = runtime.block_on(find_parquet(&store, &object, columns, ids))?;
-    Ok(report)
+    // A runtime of its own on a thread of its own: the caller may be inside one.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                let (report, _) = runtime.block_on(find_parquet(&store, &object, columns, ids))?;
+                Ok(report)
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the ranged find panicked"))?
+    })
 }
 
 /// Runs find over `inputs` for the ids in `ids_file` (one per line).

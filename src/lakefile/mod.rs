@@ -8,6 +8,7 @@ pub mod local;
 pub mod match_set;
 pub mod parquet_check;
 pub mod parquet_columns;
+pub mod parquet_compare;
 pub mod parquet_find;
 pub mod parquet_forget;
 pub mod parquet_rewrite;

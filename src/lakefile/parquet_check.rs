@@ -22,7 +22,11 @@ use parquet::file::properties::ReaderProperties;
 use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
 use parquet::file::serialized_reader::ReadOptionsBuilder;
 
+use std::sync::Arc;
+
 use super::parquet_columns::{BATCH_RECORDS, Batch, Records, SameValue, read_batch, same_kind};
+use super::parquet_compare::compare_row_group;
+use super::parquet_find::arrow_metadata;
 use crate::with_typed_reader;
 
 /// What the rewrite did with one source row group.
@@ -71,6 +75,22 @@ where
     S: ChunkReader + Clone + 'static,
     O: ChunkReader + Clone + 'static,
 {
+    check_with(source, output, fates, key_value, true)
+}
+
+/// [`check`], comparing rewritten row groups through Arrow only when `use_arrow` (and
+/// Arrow can represent the schema), else with the column readers.
+fn check_with<S, O>(
+    source: S,
+    output: O,
+    fates: &[Fate],
+    key_value: Option<&Vec<KeyValue>>,
+    use_arrow: bool,
+) -> Result<CheckReport, CheckError>
+where
+    S: ChunkReader + Clone + 'static,
+    O: ChunkReader + Clone + 'static,
+{
     let src = SerializedFileReader::new(source.clone())?;
     let options = ReadOptionsBuilder::new()
         .with_page_index()
@@ -83,6 +103,17 @@ where
     let out = SerializedFileReader::new_with_options(output.clone(), options)?;
     let (sm, om) = (src.metadata(), out.metadata());
     check_footer(sm, om, fates, key_value)?;
+    // The Arrow reader compares rewritten row groups where it can represent the schema;
+    // elsewhere the column readers compare them record by record.
+    let arrow = match arrow_metadata(Arc::new(sm.clone())) {
+        Ok(_) if !use_arrow => None,
+        Ok(sa) => Some((
+            sa,
+            arrow_metadata(Arc::new(om.clone()))
+                .map_err(|e| CheckError(format!("unreadable: {e}")))?,
+        )),
+        Err(_) => None,
+    };
     let mut report = CheckReport::default();
     let mut buffers = (Vec::new(), Vec::new());
     let mut j = 0;
@@ -97,6 +128,14 @@ where
                     &mut buffers,
                 )?;
                 report.row_groups_byte_compared += 1;
+            }
+            Fate::Rewritten { removed } if arrow.is_some() => {
+                if let Some((sa, oa)) = &arrow {
+                    compare_row_group((source.clone(), sa, i), (output.clone(), oa, j), removed)
+                        .map_err(|e| CheckError(format!("row group {i}: {}", e.0)))?;
+                }
+                report.row_groups_compared += 1;
+                report.rows_compared += om.row_group(j).num_rows().max(0) as u64;
             }
             Fate::Rewritten { removed } => {
                 let (s, o) = (src.get_row_group(i)?, out.get_row_group(j)?);
@@ -421,6 +460,18 @@ mod tests {
 
     #[test]
     fn a_wrong_row_removed_a_changed_value_or_a_missing_row_fails() {
+        wrong_rows_fail(true);
+    }
+
+    #[test]
+    fn the_column_reader_comparison_catches_the_same_differences() {
+        wrong_rows_fail(false);
+    }
+
+    fn wrong_rows_fail(use_arrow: bool) {
+        let check = |s: Bytes, o: Bytes, f: &[Fate], kv: Option<&Vec<KeyValue>>| {
+            check_with(s, o, f, kv, use_arrow)
+        };
         let src = source();
         let fates = |f: Fate| [Fate::Copied, f, Fate::Copied];
         let with = |middle: &[i64], tweak| {
@@ -442,7 +493,12 @@ mod tests {
         // The right row removed, but another row's name changed.
         let out = with(&all_but(12), Some(14));
         let err = check(src.clone(), out, &fates(removing(&[2])), kv.as_ref()).unwrap_err();
-        assert!(err.0.contains("column \"name\": source row 4"), "{err}");
+        let at = if use_arrow {
+            "column \"name\": kept row 3"
+        } else {
+            "column \"name\": source row 4"
+        };
+        assert!(err.0.contains(at), "{err}");
         // A row too few.
         let out = with(&(10..19).filter(|i| *i != 12).collect::<Vec<_>>(), None);
         assert!(check(src.clone(), out, &fates(removing(&[2])), kv.as_ref()).is_err());
