@@ -18,6 +18,8 @@ use serde_json::Value;
 pub enum Key {
     Str(String),
     Int(i64),
+    /// Integers above `i64::MAX`.
+    UInt(u64),
     Float(u64),
 }
 
@@ -36,6 +38,7 @@ impl Key {
             Value::Number(n) => n
                 .as_i64()
                 .map(Key::Int)
+                .or_else(|| n.as_u64().map(Key::UInt))
                 .or_else(|| n.as_f64().map(Key::from_f64)),
             _ => None,
         }

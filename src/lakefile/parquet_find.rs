@@ -418,6 +418,20 @@ fn mark_matches(
             .iter()
             .enumerate()
             .for_each(|(r, v)| mark(r, v.is_some_and(|s| ids.contains_str(s)))),
+        // Strings written without an annotation (old Hive, Impala): compared as text.
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+            if ids.has_strings() {
+                let bytes = cast(array, &DataType::Binary)?;
+                bytes
+                    .as_binary::<i32>()
+                    .iter()
+                    .enumerate()
+                    .for_each(|(r, v)| {
+                        let text = v.and_then(|b| std::str::from_utf8(b).ok());
+                        mark(r, text.is_some_and(|s| ids.contains_str(s)));
+                    });
+            }
+        }
         DataType::UInt64 => {
             if ids.has_numbers() {
                 let values = array.as_primitive::<arrow_array::types::UInt64Type>();
@@ -474,26 +488,49 @@ fn mark_matches(
 
 /// Every row's value as a comparable key (None for nulls).
 fn keys_of(array: &ArrayRef, column: &str) -> Result<Vec<Option<Key>>, FindError> {
+    use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
     use arrow_cast::cast;
     let keys = match array.data_type() {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
+        DataType::Dictionary(_, value) => return keys_of(&cast(array, value)?, column),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             let text = cast(array, &DataType::Utf8)?;
             text.as_string::<i32>()
                 .iter()
                 .map(|v| v.map(|s| Key::Str(s.to_owned())))
                 .collect()
         }
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+            let bytes = cast(array, &DataType::Binary)?;
+            bytes
+                .as_binary::<i32>()
+                .iter()
+                .map(|v| {
+                    v.and_then(|b| std::str::from_utf8(b).ok())
+                        .map(|s| Key::Str(s.to_owned()))
+                })
+                .collect()
+        }
+        DataType::UInt64 => array
+            .as_primitive::<UInt64Type>()
+            .iter()
+            .map(|v| v.map(|u| i64::try_from(u).map_or(Key::UInt(u), Key::Int)))
+            .collect(),
         t if t.is_integer() => {
             let ints = cast(array, &DataType::Int64)?;
-            ints.as_primitive::<arrow_array::types::Int64Type>()
+            ints.as_primitive::<Int64Type>()
                 .iter()
                 .map(|v| v.map(Key::Int))
                 .collect()
         }
-        t if t.is_floating() || matches!(t, DataType::Decimal128(_, _)) => {
+        DataType::Decimal128(_, scale) => array
+            .as_primitive::<Decimal128Type>()
+            .iter()
+            .map(|v| v.and_then(|d| decimal_key(d, *scale)))
+            .collect(),
+        t if t.is_floating() => {
             let floats = cast(array, &DataType::Float64)?;
             floats
-                .as_primitive::<arrow_array::types::Float64Type>()
+                .as_primitive::<Float64Type>()
                 .iter()
                 .map(|v| v.map(Key::from_f64))
                 .collect()
@@ -506,6 +543,43 @@ fn keys_of(array: &ArrayRef, column: &str) -> Result<Vec<Option<Key>>, FindError
         }
     };
     Ok(keys)
+}
+
+/// The composite key of a decimal: exactly the key of the queued number that equals it
+/// (an integer, or the f64 whose shortest text is this decimal), or none when no queued
+/// number can equal it exactly.
+fn decimal_key(unscaled: i128, scale: i8) -> Option<Key> {
+    let text = decimal_text(unscaled, scale);
+    let whole = text
+        .strip_suffix(".0")
+        .or((scale <= 0).then_some(text.as_str()));
+    if let Some(Ok(i)) = whole.map(str::parse::<i64>) {
+        return Some(Key::Int(i));
+    }
+    let f: f64 = text.parse().ok()?;
+    (crate::lakefile::match_set::unscaled(&f.to_string(), scale.max(0)) == Some(unscaled)
+        || scale < 0)
+        .then(|| Key::from_f64(f))
+}
+
+/// A decimal's plain text (`-12.34`), without trailing fractional zeros beyond one.
+fn decimal_text(unscaled: i128, scale: i8) -> String {
+    let digits = unscaled.unsigned_abs().to_string();
+    let sign = if unscaled < 0 { "-" } else { "" };
+    if scale <= 0 {
+        return format!(
+            "{sign}{digits}{}",
+            "0".repeat(usize::from(scale.unsigned_abs()))
+        );
+    }
+    let scale = scale as usize;
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (whole, fraction) = padded.split_at(padded.len() - scale);
+    let fraction = fraction.trim_end_matches('0');
+    format!(
+        "{sign}{whole}.{}",
+        if fraction.is_empty() { "0" } else { fraction }
+    )
 }
 
 /// Whether row group `rg`'s statistics leave room for an id in leaf `leaf`.
@@ -708,6 +782,58 @@ mod tests {
                 &ids
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn composite_decimals_and_large_unsigned_values_match_exactly_or_not_at_all() {
+        use arrow_array::{Decimal128Array, UInt64Array};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("d", DataType::Decimal128(38, 17), false),
+            Field::new("u", DataType::UInt64, false),
+        ]));
+        // 0.3 exactly, and 0.30000000000000001 (the same f64, not the same decimal).
+        let d = Decimal128Array::from(vec![30_000_000_000_000_000i128, 30_000_000_000_000_001])
+            .with_precision_and_scale(38, 17)
+            .unwrap();
+        let u = UInt64Array::from(vec![u64::MAX, u64::MAX - 1]);
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(d), Arc::new(u)]).unwrap();
+        let file = parquet(&batch, 10, false);
+        let ids = MatchSet::default().with_composites(&[json!([
+            {"column": "d", "value": 0.3}, {"column": "u", "value": u64::MAX}
+        ])]);
+        let report = find(file.clone(), &cols(&["d", "u"]), &ids).unwrap();
+        assert_eq!(report.rows_matched, 1);
+        let simple = find(
+            file,
+            &cols(&["u"]),
+            &MatchSet::from_values(&[json!(u64::MAX - 1)]),
+        )
+        .unwrap();
+        assert_eq!(simple.rows_matched, 1);
+        assert_eq!(decimal_text(-1205, 2), "-12.05");
+        assert_eq!(decimal_text(1200, 2), "12.0");
+        assert_eq!(decimal_key(1200, 2), Some(Key::Int(12)));
+    }
+
+    #[test]
+    fn unannotated_byte_arrays_match_string_ids_as_text() {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "name",
+            DataType::Binary,
+            true,
+        )]));
+        let names = arrow_array::BinaryArray::from(vec![Some(&b"ann"[..]), None, Some(b"bob")]);
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(names)]).unwrap();
+        let report = find(
+            parquet(&batch, 10, false),
+            &cols(&["name"]),
+            &MatchSet::from_values(&[json!("bob")]),
+        )
+        .unwrap();
+        assert_eq!(
+            (report.rows_matched, report.matching_row_groups.as_slice()),
+            (1, &[0][..])
         );
     }
 
