@@ -48,7 +48,7 @@ fn descriptor(location: String, columns: &[(&str, &str)], json: bool) -> Storage
 }
 
 /// Creates a partitioned table and its partitions (one per value of its one key).
-async fn glue_table(
+pub async fn glue_table(
     glue: &aws_sdk_glue::Client,
     database: &str,
     table: &str,
