@@ -138,3 +138,27 @@ fn match_output(
     }
     Ok(got.num_rows())
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::{Array, Float64Array};
+
+    #[test]
+    fn arrow_equality_compares_floats_by_bits() {
+        // What the check relies on: a changed sign of zero or NaN payload is a difference,
+        // the same NaN is not.
+        let a = Float64Array::from(vec![0.0, f64::NAN]);
+        assert_eq!(
+            a.to_data(),
+            Float64Array::from(vec![0.0, f64::NAN]).to_data()
+        );
+        assert_ne!(
+            a.to_data(),
+            Float64Array::from(vec![-0.0, f64::NAN]).to_data()
+        );
+        assert_ne!(
+            a.to_data(),
+            Float64Array::from(vec![0.0, -f64::NAN]).to_data()
+        );
+    }
+}

@@ -674,3 +674,59 @@ mod refusal_tests {
         assert_eq!(unknown_logical_type(&schema, ""), Some("x".to_owned()));
     }
 }
+
+#[cfg(test)]
+mod float_tests {
+    use super::*;
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use serde_json::json;
+
+    #[test]
+    fn nans_and_signed_zeros_survive_a_rewrite_and_its_check_bit_for_bit() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("x", DataType::Float64, true),
+        ]));
+        let xs = [f64::NAN, -0.0, 0.0, f64::NEG_INFINITY, 1.5, -f64::NAN];
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..6)) as ArrayRef,
+                Arc::new(Float64Array::from_iter_values(xs)),
+            ],
+        )
+        .unwrap();
+        let mut src = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut src, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (s, d) = (dir.path().join("s"), dir.path().join("d"));
+        std::fs::write(&s, &src).unwrap();
+        let ids = MatchSet::from_values(&[json!(4)]);
+        let (report, checked) = forget_file(&s, &d, &["id".to_owned()], &ids, false).unwrap();
+        assert_eq!((report.rows_removed, checked.row_groups_compared), (1, 1));
+        let out = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            bytes::Bytes::from(std::fs::read(&d).unwrap()),
+        )
+        .unwrap()
+        .build()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+        let got: Vec<u64> = out
+            .column(1)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap()
+            .values()
+            .iter()
+            .map(|f| f.to_bits())
+            .collect();
+        let want: Vec<u64> = [0, 1, 2, 3, 5].iter().map(|&i| xs[i].to_bits()).collect();
+        assert_eq!(got, want);
+    }
+}
