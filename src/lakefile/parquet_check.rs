@@ -91,16 +91,18 @@ where
     S: ChunkReader + Clone + 'static,
     O: ChunkReader + Clone + 'static,
 {
-    let src = SerializedFileReader::new(source.clone())?;
-    let options = ReadOptionsBuilder::new()
-        .with_page_index()
-        .with_reader_properties(
-            ReaderProperties::builder()
-                .set_read_bloom_filter(true)
-                .build(),
-        )
-        .build();
-    let out = SerializedFileReader::new_with_options(output.clone(), options)?;
+    let options = || {
+        ReadOptionsBuilder::new()
+            .with_page_index()
+            .with_reader_properties(
+                ReaderProperties::builder()
+                    .set_read_bloom_filter(true)
+                    .build(),
+            )
+            .build()
+    };
+    let src = SerializedFileReader::new_with_options(source.clone(), options())?;
+    let out = SerializedFileReader::new_with_options(output.clone(), options())?;
     let (sm, om) = (src.metadata(), out.metadata());
     check_footer(sm, om, fates, key_value)?;
     // The Arrow reader compares rewritten row groups where it can represent the schema;
@@ -127,6 +129,7 @@ where
                     i,
                     &mut buffers,
                 )?;
+                compare_page_indexes(sm, om, (i, j))?;
                 report.row_groups_byte_compared += 1;
             }
             Fate::Rewritten { removed } if arrow.is_some() => {
@@ -247,6 +250,53 @@ fn compare_copied<S: ChunkReader, O: ChunkReader>(
             return fail(format!(
                 "row group {rg}, column {}: copied bytes differ",
                 sc.column_path()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A copied row group's page indexes: the same column indexes, and the same page
+/// locations relative to each chunk's start (the copy moved the chunk, not its pages).
+fn compare_page_indexes(
+    sm: &ParquetMetaData,
+    om: &ParquetMetaData,
+    (i, j): (usize, usize),
+) -> Result<(), CheckError> {
+    let (si, oi) = (
+        sm.page_index_for_row_group(i),
+        om.page_index_for_row_group(j),
+    );
+    let start = |m: &ParquetMetaData, rg: usize, c: usize| {
+        let col = m.row_group(rg).column(c);
+        col.dictionary_page_offset()
+            .unwrap_or_else(|| col.data_page_offset())
+    };
+    for c in 0..sm.row_group(i).num_columns() {
+        let path = sm.row_group(i).column(c).column_path();
+        if si.column_index(c) != oi.column_index(c) {
+            return fail(format!(
+                "row group {i}, column {path}: copied column index differs"
+            ));
+        }
+        let (sl, ol) = (si.offset_index(c), oi.offset_index(c));
+        let same = match (sl, ol) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                let (a, b) = (a.page_locations(), b.page_locations());
+                let (sa, sb) = (start(sm, i, c), start(om, j, c));
+                a.len() == b.len()
+                    && a.iter().zip(b).all(|(x, y)| {
+                        x.offset - sa == y.offset - sb
+                            && x.compressed_page_size == y.compressed_page_size
+                            && x.first_row_index == y.first_row_index
+                    })
+            }
+            _ => false,
+        };
+        if !same {
+            return fail(format!(
+                "row group {i}, column {path}: copied offset index differs"
             ));
         }
     }

@@ -21,7 +21,9 @@ use std::sync::Arc;
 
 use parquet::bloom_filter::Sbbf;
 use parquet::column::writer::ColumnCloseResult;
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{
+    PageIndexPolicy, ParquetMetaData, ParquetMetaDataOptions, ParquetMetaDataReader,
+};
 use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
 use parquet::file::writer::SerializedFileWriter;
 
@@ -56,8 +58,12 @@ pub fn forget<R: ChunkReader + Clone + 'static, W: Write + Send>(
     columns: &[String],
     ids: &MatchSet,
 ) -> Result<ForgetReport, FindError> {
+    // Full page encoding statistics (not the default mask), so copied chunks keep them.
     let meta = ParquetMetaDataReader::new()
         .with_page_index_policy(PageIndexPolicy::Optional)
+        .with_metadata_options(Some(
+            ParquetMetaDataOptions::new().with_encoding_stats_as_mask(false),
+        ))
         .parse_and_finish(&reader)?;
     refuse_unsupported(&meta)?;
     let meta = Arc::new(meta);

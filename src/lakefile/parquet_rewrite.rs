@@ -81,10 +81,8 @@ fn is_dictionary(col: &ColumnChunkMetaData) -> bool {
 fn data_encoding(col: &ColumnChunkMetaData) -> Encoding {
     use Encoding::*;
     let physical = col.column_type();
-    let used = |e: Encoding| match col.page_encoding_stats_mask() {
-        Some(mask) => mask.is_set(e),
-        None => col.encodings().any(|x| x == e),
-    };
+    let used =
+        |e: Encoding| data_pages_use(col, e).unwrap_or_else(|| col.encodings().any(|x| x == e));
     let candidates = [
         DELTA_BINARY_PACKED,
         DELTA_LENGTH_BYTE_ARRAY,
@@ -104,17 +102,29 @@ fn data_encoding(col: &ColumnChunkMetaData) -> Encoding {
         ),
         _ => false,
     };
-    if physical == PhysicalType::BOOLEAN
-        && col
-            .page_encoding_stats_mask()
-            .is_some_and(|m| m.is_set(RLE))
-    {
+    if physical == PhysicalType::BOOLEAN && data_pages_use(col, RLE) == Some(true) {
         return RLE;
     }
     candidates
         .into_iter()
         .find(|e| used(*e) && fits(*e))
         .unwrap_or(PLAIN)
+}
+
+/// Whether the chunk's data pages use `encoding`, when the footer says (full page
+/// encoding statistics or their mask).
+fn data_pages_use(col: &ColumnChunkMetaData, encoding: Encoding) -> Option<bool> {
+    if let Some(stats) = col.page_encoding_stats() {
+        return Some(stats.iter().any(|s| {
+            s.encoding == encoding
+                && matches!(
+                    s.page_type,
+                    parquet::basic::PageType::DATA_PAGE | parquet::basic::PageType::DATA_PAGE_V2
+                )
+        }));
+    }
+    col.page_encoding_stats_mask()
+        .map(|mask| mask.is_set(encoding))
 }
 
 /// Whether the first data page of the row group's first column is a version 2 page.
