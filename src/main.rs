@@ -114,6 +114,19 @@ enum Bench {
         #[arg(long, default_value_t = 2)]
         concurrency: usize,
     },
+    /// One real job over a generated local lake of small objects (the subject in each),
+    /// embedded workers, scratch database `lethe_bench_job`: seconds and objects/s per step.
+    Job {
+        /// Objects in the lake (1,000 rows each).
+        #[arg(long, default_value_t = 1000)]
+        objects: usize,
+        /// Embedded worker loops.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Directory of the generated lake (kept between runs of the same size).
+        #[arg(long, default_value = "/var/tmp/lethe/bench/job-lake")]
+        dir: PathBuf,
+    },
     /// Deletion queue: add-call and list latency from 1k to 1M items (scratch database
     /// `lethe_bench_queue` on the configured server).
     Queue {
@@ -203,6 +216,11 @@ async fn main() -> anyhow::Result<()> {
             lethe::demo::run(config, options).await
         }
         Command::Bench(Bench::Queue { items }) => lethe::bench::queue::run(config, items).await,
+        Command::Bench(Bench::Job {
+            objects,
+            workers,
+            dir,
+        }) => lethe::bench::job::run(config, objects, workers, dir).await,
         Command::Openapi
         | Command::Bench(Bench::Find { .. } | Bench::Lake { .. } | Bench::Forget { .. }) => {
             unreachable!("handled above")

@@ -2,6 +2,7 @@
 
 pub mod find;
 pub mod forget;
+pub mod job;
 pub mod lake;
 pub mod queue;
 

@@ -109,7 +109,7 @@ fn generate(root: &std::path::Path) -> anyhow::Result<DemoLake> {
 }
 
 /// The configuration with a scratch database, quiet logs and a fast engine.
-async fn demo_config(mut config: Config, database: &str) -> anyhow::Result<Config> {
+pub(crate) async fn demo_config(mut config: Config, database: &str) -> anyhow::Result<Config> {
     let url = with_database(config.database_url.expose(), database)?;
     if sqlx::Postgres::database_exists(&url)
         .await
@@ -152,14 +152,14 @@ fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
 }
 
 /// A minimal client of the REST API.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
+pub(crate) struct Api {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) token: String,
 }
 
 impl Api {
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,

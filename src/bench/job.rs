@@ -1,0 +1,190 @@
+//! `lethe bench job --objects N`: one real job over a generated local lake of N small
+//! Parquet objects (1,000 rows each, the subject in every one), through `lethe serve` with
+//! embedded workers on a scratch database (`lethe_bench_job`), driven by the REST API.
+//! Prints the seconds and objects/s of each step (find, forget, verify, cleanup) from the
+//! job's `phase_started` / `job_finished` events: the figure that shows whether the cost
+//! per object grows with the size of a job.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::{Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use chrono::{DateTime, Utc};
+use parquet::arrow::ArrowWriter;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::auth::{Role, mint_hs256};
+use crate::app::{AppState, hs256_secret, serve};
+use crate::config::Config;
+use crate::demo::{Api, demo_config};
+
+/// Rows per generated object; row 0 of every object is the subject.
+const ROWS: i64 = 1000;
+const SUBJECT: i64 = 42;
+
+/// Writes `objects` Parquet files under `dir` (kept between runs; regenerated when the
+/// count differs).
+fn generate(dir: &Path, objects: usize) -> anyhow::Result<()> {
+    // Beside the lake, not in it: every file under the location is an object to search.
+    let marker = dir.with_extension("objects");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(&objects.to_string()) {
+        return Ok(());
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Int64, false),
+        Field::new("email", DataType::Utf8, false),
+    ]));
+    for n in 0..objects {
+        let base = 1_000 + n as i64 * ROWS;
+        let ids: Vec<i64> = (0..ROWS)
+            .map(|r| if r == 0 { SUBJECT } else { base + r })
+            .collect();
+        let emails = StringArray::from_iter_values(ids.iter().map(|i| format!("u{i}@example.com")));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from(ids)), Arc::new(emails)],
+        )?;
+        // 100 objects per directory keeps listings realistic.
+        let sub = dir.join(format!("part={:05}", n / 100));
+        std::fs::create_dir_all(&sub)?;
+        let file = std::fs::File::create(sub.join(format!("object-{n:07}.parquet")))?;
+        let mut w = ArrowWriter::try_new(file, schema.clone(), None)?;
+        w.write(&batch)?;
+        w.close()?;
+    }
+    std::fs::write(marker, objects.to_string())?;
+    Ok(())
+}
+
+/// Runs the benchmark.
+pub async fn run(
+    config: Config,
+    objects: usize,
+    workers: usize,
+    dir: PathBuf,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    generate(&dir, objects)?;
+    println!(
+        "lake                    {objects} objects under {} ({:.1} s to prepare)",
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    let mut config = demo_config(config, "lethe_bench_job").await?;
+    config.jobs.workers = workers;
+    let state = AppState::build(config.clone()).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let secret = hs256_secret(&state.db, &config).await?;
+    let token = mint_hs256(
+        &secret,
+        &config.auth,
+        "lethe-bench",
+        &[Role::Operator],
+        chrono::Duration::hours(12),
+    )?;
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(serve(state, listener, shutdown.clone()));
+    let api = Api {
+        http: reqwest::Client::new(),
+        base,
+        token,
+    };
+    let outcome = drive(&api, &dir, objects, workers).await;
+    shutdown.cancel();
+    server.await??;
+    outcome
+}
+
+async fn drive(api: &Api, dir: &Path, objects: usize, workers: usize) -> anyhow::Result<()> {
+    use reqwest::Method;
+    let mapper = json!({"catalog": {"provider": "path", "location": format!("file://{}", dir.display()),
+                                    "partition_keys": ["part"]},
+                        "format": "parquet", "columns": ["customer_id"]});
+    api.call(Method::PUT, "/v1/data_mappers/bench", Some(mapper))
+        .await?;
+    api.call(
+        Method::PATCH,
+        "/v1/queue/matches",
+        Some(json!({"matches": [{"match_id": SUBJECT}]})),
+    )
+    .await?;
+    let job = api
+        .call(Method::POST, "/v1/jobs", Some(json!({"dry_run": false})))
+        .await?;
+    let id = job["job_id"].as_str().unwrap_or_default().to_owned();
+    let job = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let job = api
+            .call(Method::GET, &format!("/v1/jobs/{id}"), None)
+            .await?;
+        let status = job["status"].as_str().unwrap_or_default();
+        if !matches!(
+            status,
+            "queued" | "finding" | "forgetting" | "verifying" | "cleaning_up"
+        ) {
+            break job;
+        }
+    };
+    let marks = phase_times(api, &id).await?;
+    let at = |k: &str| marks.iter().find(|(s, _)| s == k).map(|(_, t)| *t);
+    let start: Option<DateTime<Utc>> = job["started_at"].as_str().and_then(|t| t.parse().ok());
+    println!(
+        "job                     {} ({} workers): {}",
+        id, workers, job["status"]
+    );
+    let steps = [
+        ("find", start, at("forgetting")),
+        ("forget", at("forgetting"), at("verifying")),
+        ("verify", at("verifying"), at("cleaning_up")),
+        ("cleanup", at("cleaning_up"), at("finished")),
+        ("whole job", start, at("finished")),
+    ];
+    for (step, from, to) in steps {
+        if let (Some(from), Some(to)) = (from, to) {
+            let secs = (to - from).num_milliseconds().max(1) as f64 / 1000.0;
+            println!(
+                "{step:<24}{secs:>8.2} s {:>10.0} objects/s",
+                objects as f64 / secs
+            );
+        }
+    }
+    println!("stats                   {}", job["stats"]);
+    Ok(())
+}
+
+/// When each phase started and the job finished, from its events.
+async fn phase_times(api: &Api, id: &str) -> anyhow::Result<Vec<(String, DateTime<Utc>)>> {
+    let mut marks = Vec::new();
+    let mut start: Option<i64> = None;
+    loop {
+        let path = match start {
+            Some(s) => format!("/v1/jobs/{id}/events?page_size=1000&start_at={s}"),
+            None => format!("/v1/jobs/{id}/events?page_size=1000"),
+        };
+        let page: Value = api.call(reqwest::Method::GET, &path, None).await?;
+        for e in page["events"].as_array().into_iter().flatten() {
+            let at: Option<DateTime<Utc>> = e["created_at"].as_str().and_then(|t| t.parse().ok());
+            let name = match e["kind"].as_str() {
+                Some("phase_started") => e["details"]["status"].as_str().map(str::to_owned),
+                Some("job_finished") => Some("finished".to_owned()),
+                _ => None,
+            };
+            if let (Some(name), Some(at)) = (name, at) {
+                marks.push((name, at));
+            }
+        }
+        match page["next_start"].as_i64() {
+            Some(next) if Some(next) != start => start = Some(next),
+            _ => break,
+        }
+    }
+    Ok(marks)
+}
