@@ -123,7 +123,7 @@ enum Bench {
         /// Embedded worker loops.
         #[arg(long, default_value_t = 2)]
         workers: usize,
-        /// Directory of the generated lake (kept between runs of the same size).
+        /// Directory of the generated lake (emptied and generated again each run).
         #[arg(long, default_value = "/var/tmp/lethe/bench/job-lake")]
         dir: PathBuf,
     },

@@ -25,14 +25,8 @@ use crate::demo::{Api, demo_config};
 const ROWS: i64 = 1000;
 const SUBJECT: i64 = 42;
 
-/// Writes `objects` Parquet files under `dir` (kept between runs; regenerated when the
-/// count differs).
+/// Writes `objects` Parquet files under `dir`, afresh (a job rewrites them).
 fn generate(dir: &Path, objects: usize) -> anyhow::Result<()> {
-    // Beside the lake, not in it: every file under the location is an object to search.
-    let marker = dir.with_extension("objects");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(&objects.to_string()) {
-        return Ok(());
-    }
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
     }
@@ -59,7 +53,6 @@ fn generate(dir: &Path, objects: usize) -> anyhow::Result<()> {
         w.write(&batch)?;
         w.close()?;
     }
-    std::fs::write(marker, objects.to_string())?;
     Ok(())
 }
 

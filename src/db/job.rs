@@ -708,6 +708,16 @@ pub async fn list_events(
     .await
 }
 
+/// Whether the job has a task queued or running (an index probe, not a count).
+pub async fn has_open_tasks(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "select exists (select 1 from task where job_id = $1 and state in ('queued', 'running'))",
+    )
+    .bind(job_id)
+    .fetch_one(db)
+    .await
+}
+
 /// Counts of the job's tasks that are still to run, and that failed (with one error).
 pub async fn task_counts(
     db: impl PgExecutor<'_>,
