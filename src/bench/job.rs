@@ -9,17 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::config::Config;
+use crate::demo::{Api, demo_config, start_private_server};
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use chrono::{DateTime, Utc};
 use parquet::arrow::ArrowWriter;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-
-use crate::api::auth::{Role, mint_hs256};
-use crate::app::{AppState, hs256_secret, serve};
-use crate::config::Config;
-use crate::demo::{Api, demo_config};
 
 /// Rows per generated object; row 0 of every object is the subject.
 const ROWS: i64 = 1000;
@@ -72,24 +68,7 @@ pub async fn run(
     );
     let mut config = demo_config(config, "lethe_bench_job").await?;
     config.jobs.workers = workers;
-    let state = AppState::build(config.clone()).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let secret = hs256_secret(&state.db, &config).await?;
-    let token = mint_hs256(
-        &secret,
-        &config.auth,
-        "lethe-bench",
-        &[Role::Operator],
-        chrono::Duration::hours(12),
-    )?;
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(serve(state, listener, shutdown.clone()));
-    let api = Api {
-        http: reqwest::Client::new(),
-        base,
-        token,
-    };
+    let (api, shutdown, server) = start_private_server(&config, "lethe-bench").await?;
     let outcome = drive(&api, &dir, objects, workers).await;
     shutdown.cancel();
     server.await??;

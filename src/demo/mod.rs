@@ -51,28 +51,11 @@ pub async fn run(config: Config, options: DemoOptions) -> anyhow::Result<()> {
     );
     let lake = generate(&root)?;
     let config = demo_config(config, &options.database).await?;
-    let state = AppState::build(config.clone()).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let secret = hs256_secret(&state.db, &config).await?;
-    let token = mint_hs256(
-        &secret,
-        &config.auth,
-        "lethe-demo",
-        &[Role::Operator],
-        chrono::Duration::hours(1),
-    )?;
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(serve(state, listener, shutdown.clone()));
+    let (api, shutdown, server) = start_private_server(&config, "lethe-demo").await?;
     say(&format!(
-        "2. started lethe serve on {base} with 2 embedded workers (database {:?})",
-        options.database
+        "2. started lethe serve on {} with 2 embedded workers (database {:?})",
+        api.base, options.database
     ));
-    let api = Api {
-        http: reqwest::Client::new(),
-        base,
-        token,
-    };
     let outcome = drive(&api, &lake).await;
     shutdown.cancel();
     server.await??;
@@ -83,6 +66,40 @@ pub async fn run(config: Config, options: DemoOptions) -> anyhow::Result<()> {
         None => say(&format!("   lake kept at {}", root.display())),
     }
     Ok(())
+}
+
+/// The running `serve` of the demo or a benchmark: its client (an operator's token signed
+/// with the scratch database's own key), the token that stops it and its task.
+pub(crate) type PrivateServer = (
+    Api,
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+);
+
+/// Starts `serve` with `config` on a loopback port.
+pub(crate) async fn start_private_server(
+    config: &Config,
+    subject: &str,
+) -> anyhow::Result<PrivateServer> {
+    let state = AppState::build(config.clone()).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let secret = hs256_secret(&state.db, config).await?;
+    let token = mint_hs256(
+        &secret,
+        &config.auth,
+        subject,
+        &[Role::Operator],
+        chrono::Duration::hours(12),
+    )?;
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(serve(state, listener, shutdown.clone()));
+    let api = Api {
+        http: reqwest::Client::new(),
+        base,
+        token,
+    };
+    Ok((api, shutdown, server))
 }
 
 fn say(line: &str) {

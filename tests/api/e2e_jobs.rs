@@ -8,7 +8,7 @@ use aws_sdk_glue::types::{
     Column, DatabaseInput, PartitionInput, SerDeInfo, StorageDescriptor, TableInput,
 };
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, StorageClass, VersioningConfiguration};
+use aws_sdk_s3::types::StorageClass;
 use axum::http::StatusCode;
 use lethe::catalog::glue::GlueCatalog;
 use lethe::storage::{
@@ -19,7 +19,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::common::TestApp;
-use crate::e2e_storage::new_bucket;
+use crate::e2e_storage::new_versioned_bucket;
 use crate::jobs::{
     events_matches, expected_events, expected_people, full_matrix, queue, start_dry_run,
 };
@@ -113,17 +113,7 @@ pub async fn glue_lake(
     db: PgPool,
     stores: impl FnOnce(&aws_config::SdkConfig) -> Stores,
 ) -> GlueLake {
-    let (sdk, s3, bucket) = new_bucket().await;
-    s3.put_bucket_versioning()
-        .bucket(&bucket)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let (sdk, s3, bucket) = new_versioned_bucket().await;
     let put = |key: String, body: Vec<u8>, class: Option<StorageClass>| {
         let s3 = s3.clone();
         let bucket = bucket.clone();

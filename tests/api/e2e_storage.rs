@@ -26,8 +26,8 @@ pub async fn new_bucket() -> (aws_config::SdkConfig, aws_sdk_s3::Client, String)
     (sdk, s3, bucket)
 }
 
-#[tokio::test]
-async fn s3_listing_pages_and_ranged_reads_of_versions_work_against_the_emulator() {
+/// [`new_bucket`] with versioning enabled, as Lethe requires of a lake.
+pub async fn new_versioned_bucket() -> (aws_config::SdkConfig, aws_sdk_s3::Client, String) {
     let (sdk, s3, bucket) = new_bucket().await;
     s3.put_bucket_versioning()
         .bucket(&bucket)
@@ -39,6 +39,12 @@ async fn s3_listing_pages_and_ranged_reads_of_versions_work_against_the_emulator
         .send()
         .await
         .unwrap();
+    (sdk, s3, bucket)
+}
+
+#[tokio::test]
+async fn s3_listing_pages_and_ranged_reads_of_versions_work_against_the_emulator() {
+    let (sdk, s3, bucket) = new_versioned_bucket().await;
     for i in 0..5 {
         s3.put_object()
             .bucket(&bucket)

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use aws_sdk_glue::types::DatabaseInput;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use axum::http::StatusCode;
 use bytes::Bytes;
 use lethe::catalog::glue::GlueCatalog;
@@ -21,7 +20,7 @@ use sqlx::PgPool;
 
 use crate::common::TestApp;
 use crate::e2e_jobs::glue_table;
-use crate::e2e_storage::new_bucket;
+use crate::e2e_storage::new_versioned_bucket;
 use crate::jobs::queue;
 
 /// Corpus files (by writer) and the ids their `id` column holds once each.
@@ -69,17 +68,7 @@ fn rows(file: Bytes, erase: bool) -> RecordBatch {
 async fn a_job_erases_exactly_from_duckdb_spark_int96_page_v2_fastparquet_and_polars_files(
     db: PgPool,
 ) {
-    let (sdk, s3, bucket) = new_bucket().await;
-    s3.put_bucket_versioning()
-        .bucket(&bucket)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let (sdk, s3, bucket) = new_versioned_bucket().await;
     for (writer, file) in FILES {
         s3.put_object()
             .bucket(&bucket)
