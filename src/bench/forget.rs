@@ -20,17 +20,7 @@ pub fn run(input: &Path, columns: &[String], ids_file: &Path, output: &Path) -> 
     std::io::Write::flush(&mut out)?;
     drop(out);
     let rewritten = start.elapsed().as_secs_f64();
-    let key_value = parquet::file::metadata::ParquetMetaDataReader::new()
-        .parse_and_finish(&reader)?
-        .file_metadata()
-        .key_value_metadata()
-        .cloned();
-    let checked = check(
-        reader,
-        SharedFile::open(output)?,
-        &r.fates,
-        key_value.as_ref(),
-    )?;
+    let checked = check(reader, SharedFile::open(output)?, &r.fates)?;
     let secs = start.elapsed().as_secs_f64();
     let written = std::fs::metadata(output)?.len();
     println!("object size             {:.1} MB", size as f64 / 1e6);

@@ -17,9 +17,9 @@
 
 use parquet::column::reader::{ColumnReader, ColumnReaderImpl};
 use parquet::data_type::DataType;
-use parquet::file::metadata::{KeyValue, ParquetMetaData, RowGroupMetaData};
+use parquet::file::metadata::{ParquetMetaData, RowGroupMetaData};
 use parquet::file::properties::ReaderProperties;
-use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
+use parquet::file::reader::{ChunkReader, FileReader, RowGroupReader, SerializedFileReader};
 use parquet::file::serialized_reader::ReadOptionsBuilder;
 
 use std::sync::Arc;
@@ -64,18 +64,13 @@ pub struct CheckReport {
 }
 
 /// Checks `output` against `source` and the rewrite's `fates` (one per source row group).
-/// `key_value` is the footer metadata the output must carry.
-pub fn check<S, O>(
-    source: S,
-    output: O,
-    fates: &[Fate],
-    key_value: Option<&Vec<KeyValue>>,
-) -> Result<CheckReport, CheckError>
+/// The output must carry the source's footer key-value metadata.
+pub fn check<S, O>(source: S, output: O, fates: &[Fate]) -> Result<CheckReport, CheckError>
 where
     S: ChunkReader + Clone + 'static,
     O: ChunkReader + Clone + 'static,
 {
-    check_with(source, output, fates, key_value, true)
+    check_with(source, output, fates, true)
 }
 
 /// [`check`], comparing rewritten row groups through Arrow only when `use_arrow` (and
@@ -84,7 +79,6 @@ fn check_with<S, O>(
     source: S,
     output: O,
     fates: &[Fate],
-    key_value: Option<&Vec<KeyValue>>,
     use_arrow: bool,
 ) -> Result<CheckReport, CheckError>
 where
@@ -104,7 +98,7 @@ where
     let src = SerializedFileReader::new_with_options(source.clone(), options())?;
     let out = SerializedFileReader::new_with_options(output.clone(), options())?;
     let (sm, om) = (src.metadata(), out.metadata());
-    check_footer(sm, om, fates, key_value)?;
+    check_footer(sm, om, fates)?;
     // The Arrow reader compares rewritten row groups where it can represent the schema;
     // elsewhere the column readers compare them record by record.
     let arrow = match arrow_metadata(Arc::new(sm.clone())) {
@@ -132,26 +126,18 @@ where
                 compare_page_indexes(sm, om, (i, j))?;
                 report.row_groups_byte_compared += 1;
             }
-            Fate::Rewritten { removed } if arrow.is_some() => {
-                if let Some((sa, oa)) = &arrow {
-                    compare_row_group((source.clone(), sa, i), (output.clone(), oa, j), removed)
-                        .map_err(|e| CheckError(format!("row group {i}: {}", e.0)))?;
-                }
-                report.row_groups_compared += 1;
-                report.rows_compared += om.row_group(j).num_rows().max(0) as u64;
-            }
             Fate::Rewritten { removed } => {
-                let (s, o) = (src.get_row_group(i)?, out.get_row_group(j)?);
-                for c in 0..sm.row_group(i).num_columns() {
-                    let descr = sm.row_group(i).column(c).column_descr_ptr();
-                    let levels = (descr.max_def_level(), descr.max_rep_level());
-                    let out_column = o.get_column_reader(c)?;
-                    let where_ = || format!("row group {i}, column {}", descr.path());
-                    with_typed_reader!(
-                        s.get_column_reader(c)?,
-                        compare_column(out_column, removed, levels)
-                    )
-                    .map_err(|e| CheckError(format!("{}: {}", where_(), e.0)))?;
+                match &arrow {
+                    Some((sa, oa)) => {
+                        compare_row_group((source.clone(), sa, i), (output.clone(), oa, j), removed)
+                            .map_err(|e| CheckError(format!("row group {i}: {}", e.0)))?
+                    }
+                    None => compare_by_column_readers(
+                        src.get_row_group(i)?.as_ref(),
+                        out.get_row_group(j)?.as_ref(),
+                        i,
+                        removed,
+                    )?,
                 }
                 report.row_groups_compared += 1;
                 report.rows_compared += om.row_group(j).num_rows().max(0) as u64;
@@ -162,19 +148,39 @@ where
     Ok(report)
 }
 
+/// A rewritten row group (source row group `rg`) beside its output, column by column
+/// with the column readers, record by record.
+fn compare_by_column_readers(
+    s: &dyn RowGroupReader,
+    o: &dyn RowGroupReader,
+    rg: usize,
+    removed: &[bool],
+) -> Result<(), CheckError> {
+    for c in 0..s.num_columns() {
+        let descr = s.metadata().column(c).column_descr_ptr();
+        let levels = (descr.max_def_level(), descr.max_rep_level());
+        let out_column = o.get_column_reader(c)?;
+        with_typed_reader!(
+            s.get_column_reader(c)?,
+            compare_column(out_column, removed, levels)
+        )
+        .map_err(|e| CheckError(format!("row group {rg}, column {}: {}", descr.path(), e.0)))?;
+    }
+    Ok(())
+}
+
 /// Schema, metadata and row counts.
 fn check_footer(
     sm: &ParquetMetaData,
     om: &ParquetMetaData,
     fates: &[Fate],
-    key_value: Option<&Vec<KeyValue>>,
 ) -> Result<(), CheckError> {
     let (sf, of) = (sm.file_metadata(), om.file_metadata());
     if sf.schema_descr().root_schema() != of.schema_descr().root_schema() {
         return fail("the schema differs from the source's".into());
     }
-    if of.key_value_metadata() != key_value {
-        return fail("the footer's key-value metadata is not the expected one".into());
+    if of.key_value_metadata() != sf.key_value_metadata() {
+        return fail("the footer's key-value metadata is not the source's".into());
     }
     if fates.len() != sm.num_row_groups() {
         return fail("the rewrite did not account for every source row group".into());
@@ -413,6 +419,7 @@ mod tests {
     use arrow_schema::{DataType, Field, Schema};
     use bytes::Bytes;
     use parquet::arrow::ArrowWriter;
+    use parquet::file::metadata::KeyValue;
     use parquet::file::properties::WriterProperties;
     use std::sync::Arc;
 
@@ -457,8 +464,17 @@ mod tests {
     }
 
     fn file(batches: &[RecordBatch], rows_per_group: usize) -> Bytes {
+        file_with(batches, rows_per_group, None)
+    }
+
+    fn file_with(
+        batches: &[RecordBatch],
+        rows_per_group: usize,
+        kv: Option<Vec<KeyValue>>,
+    ) -> Bytes {
         let props = WriterProperties::builder()
             .set_max_row_group_row_count(Some(rows_per_group))
+            .set_key_value_metadata(kv)
             .build();
         let mut out = Vec::new();
         let mut w = ArrowWriter::try_new(&mut out, schema(), Some(props)).unwrap();
@@ -468,13 +484,6 @@ mod tests {
         }
         w.close().unwrap();
         Bytes::from(out)
-    }
-
-    fn kv(file: &Bytes) -> Option<Vec<KeyValue>> {
-        let meta = parquet::file::metadata::ParquetMetaDataReader::new()
-            .parse_and_finish(file)
-            .unwrap();
-        meta.file_metadata().key_value_metadata().cloned()
     }
 
     /// Source: 3 row groups of 10 rows (0..30).
@@ -502,7 +511,7 @@ mod tests {
             10,
         );
         let fates = [Fate::Copied, expected, Fate::Dropped];
-        let report = check(src.clone(), out, &fates, kv(&src).as_ref()).unwrap();
+        let report = check(src.clone(), out, &fates).unwrap();
         assert_eq!(report.row_groups_compared, 1);
         assert_eq!(report.row_groups_byte_compared, 1);
         assert_eq!(report.rows_compared, 8);
@@ -519,9 +528,7 @@ mod tests {
     }
 
     fn wrong_rows_fail(use_arrow: bool) {
-        let check = |s: Bytes, o: Bytes, f: &[Fate], kv: Option<&Vec<KeyValue>>| {
-            check_with(s, o, f, kv, use_arrow)
-        };
+        let check = |s: Bytes, o: Bytes, f: &[Fate]| check_with(s, o, f, use_arrow);
         let src = source();
         let fates = |f: Fate| [Fate::Copied, f, Fate::Copied];
         let with = |middle: &[i64], tweak| {
@@ -535,14 +542,13 @@ mod tests {
             )
         };
         let all_but = |skip: i64| (10..20).filter(|i| *i != skip).collect::<Vec<_>>();
-        let kv = kv(&src);
         // Row 13 removed where 12 was meant.
         let out = with(&all_but(13), None);
-        let err = check(src.clone(), out, &fates(removing(&[2])), kv.as_ref()).unwrap_err();
+        let err = check(src.clone(), out, &fates(removing(&[2]))).unwrap_err();
         assert!(err.0.contains("row group 1"), "{err}");
         // The right row removed, but another row's name changed.
         let out = with(&all_but(12), Some(14));
-        let err = check(src.clone(), out, &fates(removing(&[2])), kv.as_ref()).unwrap_err();
+        let err = check(src.clone(), out, &fates(removing(&[2]))).unwrap_err();
         let at = if use_arrow {
             "column \"name\": kept row 3"
         } else {
@@ -551,18 +557,17 @@ mod tests {
         assert!(err.0.contains(at), "{err}");
         // A row too few.
         let out = with(&(10..19).filter(|i| *i != 12).collect::<Vec<_>>(), None);
-        assert!(check(src.clone(), out, &fates(removing(&[2])), kv.as_ref()).is_err());
+        assert!(check(src.clone(), out, &fates(removing(&[2]))).is_err());
         // And the right output passes, so the failures above are the check's doing.
         let out = with(&all_but(12), None);
-        check(src, out, &fates(removing(&[2])), kv.as_ref()).unwrap();
+        check(src, out, &fates(removing(&[2]))).unwrap();
     }
 
     #[test]
     fn a_different_schema_metadata_or_copied_byte_fails() {
         let src = source();
-        let kv = kv(&src);
         let copied = [Fate::Copied, Fate::Copied, Fate::Copied];
-        check(src.clone(), src.clone(), &copied, kv.as_ref()).unwrap();
+        check(src.clone(), src.clone(), &copied).unwrap();
         // Flip one byte inside a copied chunk's data (after the first page header).
         let meta = parquet::file::metadata::ParquetMetaDataReader::new()
             .parse_and_finish(&src)
@@ -570,10 +575,12 @@ mod tests {
         let (start, len) = meta.row_group(2).column(0).byte_range();
         let mut bytes = src.to_vec();
         bytes[(start + len - 1) as usize] ^= 0x01;
-        assert!(check(src.clone(), Bytes::from(bytes), &copied, kv.as_ref()).is_err());
-        // Metadata the rewrite did not mean.
+        assert!(check(src.clone(), Bytes::from(bytes), &copied).is_err());
+        // Metadata the rewrite did not mean: the same rows with one more footer key.
         let extra = Some(vec![KeyValue::new("x".into(), "y".to_owned())]);
-        assert!(check(src.clone(), src.clone(), &copied, extra.as_ref()).is_err());
+        let out = file_with(&[rows(&(0..30).collect::<Vec<_>>(), None)], 10, extra);
+        let err = check(src.clone(), out, &copied).unwrap_err();
+        assert!(err.0.contains("key-value"), "{err}");
         // Another schema: the name column written as an integer.
         let other = Arc::new(Schema::new(vec![Field::new("id", DataType::Int32, false)]));
         let mut out = Vec::new();
@@ -587,7 +594,7 @@ mod tests {
         )
         .unwrap();
         w.close().unwrap();
-        let err = check(src, Bytes::from(out), &copied, kv.as_ref()).unwrap_err();
+        let err = check(src, Bytes::from(out), &copied).unwrap_err();
         assert!(err.0.contains("schema"), "{err}");
     }
 }

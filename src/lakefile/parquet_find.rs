@@ -76,7 +76,7 @@ pub fn find<R: ChunkReader + Clone + 'static>(
 }
 
 /// The leaf column indexes of dotted paths.
-pub(crate) fn resolve_leaves(
+fn resolve_leaves(
     schema: &parquet::schema::types::SchemaDescriptor,
     columns: &[String],
 ) -> Result<Vec<usize>, FindError> {
@@ -241,15 +241,6 @@ impl FindReport {
             }
         }
     }
-
-    /// Merges the report of other row groups of the same object (same footer).
-    pub fn merge(&mut self, other: &FindReport) {
-        self.rows_matched += other.rows_matched;
-        self.row_groups_pruned_by_bloom_filter += other.row_groups_pruned_by_bloom_filter;
-        self.bytes_scanned += other.bytes_scanned;
-        self.matching_row_groups.extend(&other.matching_row_groups);
-        self.matching_row_groups.sort_unstable();
-    }
 }
 
 /// Searches row group `rg` (a candidate of `plan`): its bloom filters, then its match
@@ -313,7 +304,7 @@ pub(crate) fn arrow_metadata(
 }
 
 /// Whether each row of row group `rg` matches, from its match columns (`mask`).
-pub(crate) fn hits_in_row_group<R: ChunkReader + 'static>(
+fn hits_in_row_group<R: ChunkReader + 'static>(
     reader: R,
     meta: &ArrowReaderMetadata,
     mask: ProjectionMask,

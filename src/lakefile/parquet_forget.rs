@@ -217,13 +217,8 @@ pub fn forget_file(
     })?;
     out.flush().map_err(external)?;
     drop(out);
-    let key_value = ParquetMetaDataReader::new()
-        .parse_and_finish(&reader)?
-        .file_metadata()
-        .key_value_metadata()
-        .cloned();
     let output = SharedFile::open(dst).map_err(external)?;
-    let checked = guarded(|| Ok(check(reader, output, &report.fates, key_value.as_ref())?))?;
+    let checked = guarded(|| Ok(check(reader, output, &report.fates)?))?;
     Ok((report, checked))
 }
 
