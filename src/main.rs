@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lethe::api::auth::{Role, mint_hs256};
-use lethe::app::{AppState, hs256_secret, serve};
+use lethe::app::{AppState, hs256_secret};
 use lethe::config::Config;
+use lethe::serve::serve;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -180,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => run_server(config).await,
         Command::Worker => run_worker(config).await,
-        Command::Healthcheck => lethe::app::healthcheck(config.listen_addr).await,
+        Command::Healthcheck => lethe::serve::healthcheck(config.listen_addr).await,
         Command::Migrate => {
             let db = lethe::db::connect(&config).await?;
             lethe::db::migrate(&db).await?;
@@ -245,7 +246,7 @@ async fn run_worker(mut config: Config) -> anyhow::Result<()> {
     let state = AppState::build(config).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    lethe::app::spawn_ops(state.clone(), addr, shutdown.clone()).await;
+    lethe::serve::spawn_ops(state.clone(), addr, shutdown.clone()).await;
     lethe::jobs::runtime::run(state.engine(), state.runtime_config(), shutdown).await;
     Ok(())
 }

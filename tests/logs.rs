@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lethe::jobs::tasks::{Task, TaskError, TaskHandler, Worker, enqueue_for_job};
+use lethe::db::task::insert as enqueue_for_job;
+use lethe::jobs::tasks::{Task, TaskError, TaskHandler, Worker};
 use sqlx::PgPool;
 
 /// Logs one line from inside a task.

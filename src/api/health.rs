@@ -40,8 +40,7 @@ async fn live() -> axum::Json<HealthStatus> {
         (status = 503, description = "Postgres is unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn ready(State(state): State<AppState>) -> Result<axum::Json<HealthStatus>, ApiError> {
-    sqlx::query("select 1")
-        .execute(&state.db)
+    crate::db::ping(&state.db)
         .await
         .map_err(|_| ApiError::Unavailable("the database is unavailable".to_owned()))?;
     Ok(axum::Json(HealthStatus {
@@ -55,7 +54,7 @@ async fn ready(State(state): State<AppState>) -> Result<axum::Json<HealthStatus>
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     // Job and task gauges come from Postgres at scrape time (every process sees the same).
-    match crate::db::job::gauges(&state.db).await {
+    match crate::metrics::job_gauges(&state.db).await {
         Ok(g) => text.push_str(&g),
         Err(e) => tracing::warn!(error = %e, "could not read job gauges"),
     }

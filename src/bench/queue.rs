@@ -162,10 +162,7 @@ fn item(n: usize) -> Value {
 }
 
 async fn deep_cursor(db: &sqlx::PgPool, offset: usize) -> anyhow::Result<uuid::Uuid> {
-    Ok(sqlx::query_scalar("select deletion_queue_item_id from deletion_queue_item order by deletion_queue_item_id offset $1 limit 1")
-        .bind(i64::try_from(offset)?)
-        .fetch_one(db)
-        .await?)
+    Ok(crate::db::deletion_queue_item::id_at(db, i64::try_from(offset)?).await?)
 }
 
 async fn median<F, Fut>(call: &F, path: String) -> anyhow::Result<Duration>

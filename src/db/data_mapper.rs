@@ -119,6 +119,13 @@ pub async fn list_data_mappers(
     rows.iter().map(from_row).collect()
 }
 
+/// Every mapper's id.
+pub async fn list_ids(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("select data_mapper_id from data_mapper order by data_mapper_id")
+        .fetch_all(db)
+        .await
+}
+
 /// What a composite match may name in each of the named mappers that exist — its match
 /// columns, then its matchable partition keys — locking them against deletion until
 /// the caller's transaction ends (so queue items never name a vanished mapper).

@@ -117,6 +117,27 @@ pub async fn delete_queue_items(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::
     Ok(result.rows_affected())
 }
 
+/// Items past their deadline, and items due within a day.
+pub async fn deadline_counts(db: impl PgExecutor<'_>) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as(
+        "select count(*) filter (where deadline < now()),
+                count(*) filter (where deadline >= now() and deadline < now() + interval '1 day')
+         from deletion_queue_item",
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// The id of the item at `offset` in id order (benchmarks page deep with it).
+pub async fn id_at(db: impl PgExecutor<'_>, offset: i64) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar(
+        "select deletion_queue_item_id from deletion_queue_item order by deletion_queue_item_id offset $1 limit 1",
+    )
+    .bind(offset)
+    .fetch_one(db)
+    .await
+}
+
 /// True when some queued item names this mapper explicitly.
 pub async fn any_item_names_mapper(db: impl PgExecutor<'_>, mapper: &str) -> sqlx::Result<bool> {
     sqlx::query_scalar(

@@ -9,7 +9,6 @@ use crate::domain::settings::Settings;
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SettingsRecord {
     pub find_concurrency: i32,
-    pub forget_concurrency: i32,
     pub multipart_threshold_bytes: i64,
     pub report_retention_days: i32,
     pub job_schedule: Option<String>,
@@ -21,7 +20,6 @@ impl SettingsRecord {
     pub fn settings(&self) -> Settings {
         Settings {
             find_concurrency: self.find_concurrency,
-            forget_concurrency: self.forget_concurrency,
             multipart_threshold_bytes: self.multipart_threshold_bytes,
             report_retention_days: self.report_retention_days,
             job_schedule: self.job_schedule.clone(),
@@ -29,7 +27,7 @@ impl SettingsRecord {
     }
 }
 
-const COLUMNS: &str = "find_concurrency, forget_concurrency, multipart_threshold_bytes, \
+const COLUMNS: &str = "find_concurrency, multipart_threshold_bytes, \
     report_retention_days, job_schedule, updated_by, updated_at";
 
 pub async fn get_settings(db: impl PgExecutor<'_>) -> sqlx::Result<SettingsRecord> {
@@ -44,13 +42,12 @@ pub async fn update_settings(
     actor: &str,
 ) -> sqlx::Result<SettingsRecord> {
     sqlx::query_as(AssertSqlSafe(format!(
-        r#"update setting set find_concurrency = $1, forget_concurrency = $2,
-               multipart_threshold_bytes = $3, report_retention_days = $4, job_schedule = $5,
-               updated_by = $6, updated_at = now()
+        r#"update setting set find_concurrency = $1,
+               multipart_threshold_bytes = $2, report_retention_days = $3, job_schedule = $4,
+               updated_by = $5, updated_at = now()
            returning {COLUMNS}"#
     )))
     .bind(settings.find_concurrency)
-    .bind(settings.forget_concurrency)
     .bind(settings.multipart_threshold_bytes)
     .bind(settings.report_retention_days)
     .bind(&settings.job_schedule)
@@ -66,11 +63,15 @@ mod tests {
     #[sqlx::test(migrator = "crate::db::MIGRATOR")]
     async fn defaults_exist_and_updates_persist(pool: sqlx::PgPool) {
         let defaults = get_settings(&pool).await.unwrap();
-        assert_eq!(defaults.find_concurrency, 8);
+        assert_eq!(
+            defaults.settings(),
+            Settings::default(),
+            "one set of defaults"
+        );
         assert!(defaults.updated_by.is_none());
         let wanted = Settings {
             job_schedule: Some("0 3 * * *".into()),
-            forget_concurrency: 2,
+            find_concurrency: 2,
             ..defaults.settings()
         };
         let updated = update_settings(&pool, &wanted, "alice").await.unwrap();

@@ -20,8 +20,9 @@ use sqlx::migrate::MigrateDatabase;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::auth::{Role, mint_hs256};
-use crate::app::{AppState, hs256_secret, serve};
+use crate::app::{AppState, hs256_secret};
 use crate::config::{Config, Secret};
+use crate::serve::serve;
 use lake::DemoLake;
 
 /// What `lethe demo` was asked for.

@@ -1,63 +1,80 @@
-//! Jobs: their states and the transitions between them.
+//! Jobs: their states, the states of their objects and events, and the settings a job
+//! runs with. Every state is an enum written to the database as its snake_case name
+//! (`db::types` gives them their sqlx encoding); an unknown name read back is an error.
 
 use serde::{Deserialize, Serialize};
 
-/// Where a job is. `queued → finding → forgetting → verifying → cleaning_up → completed`,
-/// or one of the failure ends; a dry run ends `completed` right after find.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    Queued,
-    Finding,
-    Forgetting,
-    Verifying,
-    CleaningUp,
-    Completed,
-    FindFailed,
-    ForgetFailed,
-    ForgetPartiallyFailed,
-    CompletedCleanupFailed,
-    Cancelled,
-    Failed,
+/// An enum stored as text: `as_str`, `ALL`, `FromStr` (unknown names are errors) and
+/// `Display`, with serde using the same snake_case names.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownState;
+            fn from_str(raw: &str) -> Result<Self, UnknownState> {
+                match raw {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownState { kind: stringify!($name), value: raw.to_owned() }),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// A state name no variant has (a database row written by a newer version, or corrupt).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {value:?}")]
+pub struct UnknownState {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+text_enum! {
+    /// Where a job is. `queued → finding → forgetting → verifying → cleaning_up → completed`,
+    /// or one of the failure ends; a dry run ends `completed` right after find. After find,
+    /// each object goes through forget, verify and cleanup on its own: the job is
+    /// `forgetting` while any object waits for its rewrite, `verifying` once every rewrite
+    /// is done and some verification is not, `cleaning_up` once only deletions of old
+    /// versions are left.
+    pub enum JobStatus {
+        Queued = "queued",
+        Finding = "finding",
+        Forgetting = "forgetting",
+        Verifying = "verifying",
+        CleaningUp = "cleaning_up",
+        Completed = "completed",
+        FindFailed = "find_failed",
+        ForgetFailed = "forget_failed",
+        ForgetPartiallyFailed = "forget_partially_failed",
+        CompletedCleanupFailed = "completed_cleanup_failed",
+        Cancelled = "cancelled",
+        Failed = "failed",
+    }
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 12] = [
-        JobStatus::Queued,
-        JobStatus::Finding,
-        JobStatus::Forgetting,
-        JobStatus::Verifying,
-        JobStatus::CleaningUp,
-        JobStatus::Completed,
-        JobStatus::FindFailed,
-        JobStatus::ForgetFailed,
-        JobStatus::ForgetPartiallyFailed,
-        JobStatus::CompletedCleanupFailed,
-        JobStatus::Cancelled,
-        JobStatus::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Finding => "finding",
-            JobStatus::Forgetting => "forgetting",
-            JobStatus::Verifying => "verifying",
-            JobStatus::CleaningUp => "cleaning_up",
-            JobStatus::Completed => "completed",
-            JobStatus::FindFailed => "find_failed",
-            JobStatus::ForgetFailed => "forget_failed",
-            JobStatus::ForgetPartiallyFailed => "forget_partially_failed",
-            JobStatus::CompletedCleanupFailed => "completed_cleanup_failed",
-            JobStatus::Cancelled => "cancelled",
-            JobStatus::Failed => "failed",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw)
-    }
-
     /// Still running (at most one job is, across all processes).
     pub fn is_active(self) -> bool {
         matches!(
@@ -73,11 +90,82 @@ impl JobStatus {
     /// The SQL list of active states, for `status in (...)`.
     pub fn active_sql() -> String {
         Self::ALL
-            .into_iter()
+            .iter()
             .filter(|s| s.is_active())
             .map(|s| format!("'{}'", s.as_str()))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+text_enum! {
+    /// Who started a job.
+    pub enum JobTrigger {
+        /// A caller, through `POST /v1/jobs`.
+        Api = "api",
+        /// The `job_schedule` cron setting.
+        Schedule = "schedule",
+        /// A queued item's deadline came within the configured margin.
+        Deadline = "deadline",
+    }
+}
+
+text_enum! {
+    /// What find recorded of an object.
+    pub enum ObjectStatus {
+        /// It holds at least one matching row.
+        Matched = "matched",
+        /// It could not be searched.
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// Where an object is in forget and verify.
+    pub enum ForgetState {
+        /// Find recorded it; not rewritten yet (a dry run's objects stay here).
+        Found = "found",
+        /// The new version is uploaded; not verified yet.
+        Written = "written",
+        /// Its rows no longer matched when forget read it: nothing written.
+        Unchanged = "unchanged",
+        /// Gone, and the mapper ignores missing objects.
+        Skipped = "skipped",
+        /// Could not be searched or rewritten: left as it was.
+        Failed = "failed",
+        /// The new version passed verification.
+        Verified = "verified",
+        /// The new version failed verification: its old versions are kept.
+        VerifyFailed = "verify_failed",
+    }
+}
+
+text_enum! {
+    /// What cleanup did with a verified object's old versions.
+    pub enum CleanupState {
+        Done = "done",
+        /// The mapper keeps old versions.
+        Skipped = "skipped",
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// Where a job's data mapper is in find.
+    pub enum MapperState {
+        Pending = "pending",
+        /// Its objects are listed and their searches enqueued.
+        Listed = "listed",
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// How much an event matters.
+    pub enum EventLevel {
+        Info = "info",
+        Warning = "warning",
+        Error = "error",
     }
 }
 
@@ -92,43 +180,18 @@ pub fn after_find(dry_run: bool, failed_mappers: u64, failed_tasks: u64) -> JobS
     }
 }
 
-/// Who started a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum JobTrigger {
-    /// A caller, through `POST /v1/jobs`.
-    Api,
-    /// The `job_schedule` cron setting.
-    Schedule,
-    /// A queued item's deadline came within the configured margin.
-    Deadline,
-}
-
-impl JobTrigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobTrigger::Api => "api",
-            JobTrigger::Schedule => "schedule",
-            JobTrigger::Deadline => "deadline",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_status_round_trips_and_only_the_pipeline_states_are_active() {
-        for s in JobStatus::ALL {
-            assert_eq!(JobStatus::parse(s.as_str()), Some(s));
+        for &s in JobStatus::ALL {
+            assert_eq!(s.as_str().parse::<JobStatus>(), Ok(s));
             let json = serde_json::to_value(s).unwrap();
             assert_eq!(json, s.as_str());
         }
-        let active: Vec<_> = JobStatus::ALL
-            .into_iter()
-            .filter(|s| s.is_active())
-            .collect();
+        let active: Vec<_> = JobStatus::ALL.iter().filter(|s| s.is_active()).collect();
         assert_eq!(active.len(), 5);
         assert!(!JobStatus::Completed.is_active() && !JobStatus::Cancelled.is_active());
         assert_eq!(

@@ -1,5 +1,7 @@
 //! Operator-tunable settings and their bounds.
 
+use serde::{Deserialize, Serialize};
+
 use super::validation::{Errors, FieldError};
 
 /// S3's smallest multipart part; below it multipart upload is impossible.
@@ -11,24 +13,72 @@ pub const MAX_MULTIPART_THRESHOLD: i64 = 5 * 1024 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub find_concurrency: i32,
-    pub forget_concurrency: i32,
     pub multipart_threshold_bytes: i64,
     pub report_retention_days: i32,
     /// Cron expression (5 fields, or 6 with seconds), evaluated in UTC.
     pub job_schedule: Option<String>,
 }
 
+impl Default for Settings {
+    /// The defaults (the `setting` row's column defaults are the same; a test checks).
+    fn default() -> Self {
+        Self {
+            find_concurrency: 8,
+            multipart_threshold_bytes: 100 * 1024 * 1024,
+            report_retention_days: 90,
+            job_schedule: None,
+        }
+    }
+}
+
+/// The settings a job runs with: a copy of the settings when it was created. A field
+/// missing from an older snapshot reads as its default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct JobSettings {
+    /// Objects searched at once per find task (and partitions listed at once).
+    pub find_concurrency: i32,
+    /// Objects at least this large are written with multipart upload.
+    pub multipart_threshold_bytes: i64,
+    pub report_retention_days: i32,
+    pub job_schedule: Option<String>,
+}
+
+impl From<&Settings> for JobSettings {
+    fn from(s: &Settings) -> Self {
+        Self {
+            find_concurrency: s.find_concurrency,
+            multipart_threshold_bytes: s.multipart_threshold_bytes,
+            report_retention_days: s.report_retention_days,
+            job_schedule: s.job_schedule.clone(),
+        }
+    }
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self::from(&Settings::default())
+    }
+}
+
+impl JobSettings {
+    /// `find_concurrency` within its bounds.
+    pub fn find_concurrency(&self) -> usize {
+        self.find_concurrency.clamp(1, 256) as usize
+    }
+
+    /// `multipart_threshold_bytes`, never below S3's smallest part.
+    pub fn multipart_threshold(&self) -> u64 {
+        self.multipart_threshold_bytes.max(MIN_MULTIPART_THRESHOLD) as u64
+    }
+}
+
 impl Settings {
     /// Checks bounds and the cron expression, naming each bad field.
     pub fn validate(self) -> Result<Self, Vec<FieldError>> {
         let mut errors = Errors::new();
-        for (field, value) in [
-            ("find_concurrency", self.find_concurrency),
-            ("forget_concurrency", self.forget_concurrency),
-        ] {
-            if !(1..=256).contains(&value) {
-                errors.add(field, "must be between 1 and 256");
-            }
+        if !(1..=256).contains(&self.find_concurrency) {
+            errors.add("find_concurrency", "must be between 1 and 256");
         }
         if !(MIN_MULTIPART_THRESHOLD..=MAX_MULTIPART_THRESHOLD)
             .contains(&self.multipart_threshold_bytes)
@@ -71,7 +121,6 @@ mod tests {
     fn settings() -> Settings {
         Settings {
             find_concurrency: 8,
-            forget_concurrency: 4,
             multipart_threshold_bytes: 100 * 1024 * 1024,
             report_retention_days: 90,
             job_schedule: Some("0 3 * * *".into()),
@@ -103,7 +152,6 @@ mod tests {
     fn out_of_range_values_and_bad_cron_are_named() {
         let errors = Settings {
             find_concurrency: 0,
-            forget_concurrency: 257,
             multipart_threshold_bytes: 1024,
             report_retention_days: 0,
             job_schedule: Some("every day".into()),
@@ -115,7 +163,6 @@ mod tests {
             fields,
             [
                 "find_concurrency",
-                "forget_concurrency",
                 "multipart_threshold_bytes",
                 "report_retention_days",
                 "job_schedule"

@@ -17,17 +17,17 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::job::{CreateJobError, NewJob};
+use crate::db::scheduler;
 use crate::domain::job::JobTrigger;
-use crate::jobs::Engine;
-use crate::jobs::find_phase::{FIND_MAPPER, FIND_OBJECTS, FindMapper, FindObjects};
-use crate::jobs::forget_phase::{
-    CLEANUP_OBJECT, CleanupObject, FORGET_OBJECT, ForgetObject, VERIFY_OBJECT, VerifyObject,
-};
-use crate::jobs::lifecycle;
-use crate::jobs::tasks::{JobHook, TaskHandler, Worker};
-
-/// The advisory lock key of the scheduler ("lethe" in ASCII).
-const SCHEDULER_LOCK: i64 = 0x006c_6574_6865;
+use crate::domain::settings::{JobSettings, Settings};
+use crate::jobs::advance;
+use crate::jobs::find_mapper::FindMapper;
+use crate::jobs::find_objects::FindObjects;
+use crate::jobs::object::cleanup::Cleanup;
+use crate::jobs::object::forget::Forget;
+use crate::jobs::object::verify::Verify;
+use crate::jobs::tasks::{JobHook, Worker};
+use crate::jobs::{Context, Engine, handler};
 /// A deadline-triggered job is not started again within this time of the last job.
 const DEADLINE_RETRY: chrono::Duration = chrono::Duration::hours(1);
 
@@ -53,8 +53,8 @@ struct Advance(PgPool);
 
 #[async_trait]
 impl JobHook for Advance {
-    async fn task_finished(&self, job_id: uuid::Uuid) {
-        if let Err(e) = lifecycle::advance(&self.0, job_id).await {
+    async fn task_finished(&self, job_id: uuid::Uuid, failed_for_good: bool) {
+        if let Err(e) = advance::after_task(&self.0, job_id, failed_for_good).await {
             tracing::warn!(job.id = %job_id, error = %e, "could not advance the job");
         }
     }
@@ -62,24 +62,16 @@ impl JobHook for Advance {
 
 /// A worker with every task handler of the engine.
 pub fn worker(engine: &Engine, id: String, config: &RuntimeConfig) -> Worker {
-    let mut handlers: HashMap<String, Arc<dyn TaskHandler>> = HashMap::new();
-    handlers.insert(FIND_MAPPER.into(), Arc::new(FindMapper(engine.clone())));
-    handlers.insert(
-        FIND_OBJECTS.into(),
-        Arc::new(FindObjects::new(engine.clone())),
-    );
-    handlers.insert(
-        FORGET_OBJECT.into(),
-        Arc::new(ForgetObject::new(engine.clone())),
-    );
-    handlers.insert(
-        VERIFY_OBJECT.into(),
-        Arc::new(VerifyObject::new(engine.clone())),
-    );
-    handlers.insert(
-        CLEANUP_OBJECT.into(),
-        Arc::new(CleanupObject::new(engine.clone())),
-    );
+    let ctx = Arc::new(Context::new(engine.clone()));
+    let handlers: HashMap<_, _> = [
+        handler::<FindMapper>(&ctx),
+        handler::<FindObjects>(&ctx),
+        handler::<Forget>(&ctx),
+        handler::<Verify>(&ctx),
+        handler::<Cleanup>(&ctx),
+    ]
+    .into_iter()
+    .collect();
     Worker {
         db: engine.db.clone(),
         id,
@@ -98,6 +90,9 @@ pub async fn run(engine: Engine, config: RuntimeConfig, shutdown: CancellationTo
     for n in 0..config.workers {
         let w = worker(&engine, format!("{}-{n}", &process[..12]), &config);
         loops.spawn(work(w, config.poll, shutdown.clone()));
+    }
+    if config.workers > 0 {
+        loops.spawn(maintain(engine.db.clone(), shutdown.clone()));
     }
     if !config.scheduler_interval.is_zero() {
         loops.spawn(supervise(
@@ -134,6 +129,26 @@ async fn work(worker: Worker, poll: Duration, shutdown: CancellationToken) {
     }
 }
 
+/// How often a process with workers checks the job tables for dead rows.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Vacuums the job tables when dead rows pile up (`db::maintenance`), so the cost of a
+/// claim does not grow with the job even where autovacuum is off or behind.
+async fn maintain(db: PgPool, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(MAINTENANCE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        match crate::db::maintenance::vacuum_if_needed(&db).await {
+            Ok(tables) if !tables.is_empty() => tracing::debug!(?tables, "vacuumed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not vacuum the job tables"),
+        }
+    }
+}
+
 async fn supervise(db: PgPool, config: RuntimeConfig, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(config.scheduler_interval);
     loop {
@@ -141,7 +156,7 @@ async fn supervise(db: PgPool, config: RuntimeConfig, shutdown: CancellationToke
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        if let Err(e) = lifecycle::advance_active(&db).await {
+        if let Err(e) = advance::advance_active(&db).await {
             tracing::warn!(error = %e, "could not advance the active job");
         }
         match schedule(&db, config.deadline_margin).await {
@@ -172,11 +187,11 @@ pub async fn schedule(db: &PgPool, margin: chrono::Duration) -> anyhow::Result<O
     let new = NewJob {
         dry_run: false,
         data_mappers: &[],
-        settings: lifecycle::settings_snapshot(&settings),
+        settings: JobSettings::from(&settings),
         trigger,
         created_by: "scheduler",
     };
-    match lifecycle::create_job(db, &new).await {
+    match advance::create_job(db, &new).await {
         Ok(job_id) => Ok(Some(job_id)),
         Err(CreateJobError::AlreadyRunning | CreateJobError::NothingQueued) => Ok(None),
         Err(CreateJobError::Db(e)) => Err(e.into()),
@@ -191,23 +206,12 @@ pub async fn due(
     db: &PgPool,
     margin: chrono::Duration,
     now: chrono::DateTime<Utc>,
-) -> anyhow::Result<Option<(JobTrigger, crate::domain::settings::Settings)>> {
+) -> anyhow::Result<Option<(JobTrigger, Settings)>> {
     let mut tx = db.begin().await?;
-    let leader: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
-        .bind(SCHEDULER_LOCK)
-        .fetch_one(&mut *tx)
-        .await?;
-    if !leader {
+    if !scheduler::try_lead(&mut tx).await? {
         return Ok(None);
     }
-    let checked_at: chrono::DateTime<Utc> =
-        sqlx::query_scalar("select cron_checked_at from scheduler_state for update")
-            .fetch_one(&mut *tx)
-            .await?;
-    sqlx::query("update scheduler_state set cron_checked_at = $1")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    let checked_at = scheduler::swap_cron_checked_at(&mut tx, now).await?;
     let settings = crate::db::setting::get_settings(&mut *tx).await?.settings();
     let cron_fired = settings
         .job_schedule
@@ -215,14 +219,8 @@ pub async fn due(
         .and_then(|expr| crate::domain::settings::parse_cron(expr).ok())
         .and_then(|cron| cron.find_next_occurrence(&checked_at, false).ok())
         .is_some_and(|next| next <= now);
-    let deadline_near: bool = sqlx::query_scalar(
-        r#"select exists (select 1 from deletion_queue_item where deadline <= $1)
-              and not exists (select 1 from job where created_at > $2)"#,
-    )
-    .bind(now + margin)
-    .bind(now - DEADLINE_RETRY)
-    .fetch_one(&mut *tx)
-    .await?;
+    let deadline_near =
+        scheduler::deadline_near(&mut tx, now + margin, now - DEADLINE_RETRY).await?;
     tx.commit().await?;
     Ok(match (cron_fired, deadline_near) {
         (true, _) => Some((JobTrigger::Schedule, settings)),
@@ -234,41 +232,39 @@ pub async fn due(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::job::tests::insert_bare;
+    use crate::db::{job as jobs, job_event, setting};
+    use crate::domain::job::{EventLevel, JobStatus};
+    use crate::domain::queue::{MatchId, MatchType, NewQueueItem};
     use chrono::Duration as Span;
 
     async fn queue_item(db: &PgPool, deadline: chrono::DateTime<Utc>) {
-        sqlx::query(
-            "insert into deletion_queue_item (deletion_queue_item_id, match_id, match_type, deadline, created_by)
-             values ($1, '1', 'simple', $2, 't')",
-        )
-        .bind(uuid::Uuid::now_v7())
-        .bind(deadline)
-        .execute(db)
-        .await
-        .unwrap();
+        let item = NewQueueItem {
+            match_id: MatchId {
+                value: serde_json::json!("1"),
+                match_type: MatchType::Simple,
+            },
+            data_mappers: vec![],
+            deadline,
+            reference: None,
+        };
+        crate::db::deletion_queue_item::insert_queue_items(db, &[item], "t")
+            .await
+            .unwrap();
     }
 
     /// A job that ended `days_ago` (None: still running), with 5 rows removed and an event.
     async fn job(db: &PgPool, days_ago: Option<i64>) -> uuid::Uuid {
-        let job_id = uuid::Uuid::now_v7();
-        let (status, finished) = match days_ago {
-            Some(d) => ("completed", Some(Utc::now() - Span::days(d))),
-            None => ("forgetting", None),
+        let job_id = match days_ago {
+            Some(d) => {
+                insert_bare(db, JobStatus::Completed, Some(Utc::now() - Span::days(d))).await
+            }
+            None => insert_bare(db, JobStatus::Forgetting, None).await,
         };
-        sqlx::query(
-            "insert into job (job_id, status, dry_run, requested_data_mappers, settings, trigger, created_by, finished_at, rows_removed)
-             values ($1, $2, false, '{}', '{}', 'api', 't', $3, 5)",
-        )
-        .bind(job_id)
-        .bind(status)
-        .bind(finished)
-        .execute(db)
-        .await
-        .unwrap();
-        crate::db::job::insert_event(
+        job_event::insert(
             db,
             job_id,
-            "info",
+            EventLevel::Info,
             "job_created",
             "created",
             serde_json::json!({}),
@@ -278,57 +274,49 @@ mod tests {
         job_id
     }
 
+    async fn update_settings(db: &PgPool, change: impl FnOnce(&mut Settings)) {
+        let mut settings = setting::get_settings(db).await.unwrap().settings();
+        change(&mut settings);
+        setting::update_settings(db, &settings, "t").await.unwrap();
+    }
+
     #[sqlx::test(migrator = "crate::db::MIGRATOR")]
     async fn reports_past_their_retention_go_and_the_work_totals_stay(db: PgPool) {
-        sqlx::query("update setting set report_retention_days = 30")
-            .execute(&db)
-            .await
-            .unwrap();
+        update_settings(&db, |s| s.report_retention_days = 30).await;
         let old = job(&db, Some(31)).await;
         let recent = job(&db, Some(29)).await;
         let running = job(&db, None).await;
-        let before = crate::db::job::gauges(&db).await.unwrap();
+        let before = crate::metrics::job_gauges(&db).await.unwrap();
         assert!(
             before.contains("lethe_job_rows_total{kind=\"removed\"} 15"),
             "{before}"
         );
 
         assert_eq!(expire_reports(&db).await.unwrap(), 1);
-        let left: Vec<uuid::Uuid> = sqlx::query_scalar("select job_id from job order by job_id")
-            .fetch_all(&db)
+        let mut left: Vec<uuid::Uuid> = jobs::list_jobs(&db, None, 10)
             .await
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|j| j.job_id)
+            .collect();
+        left.sort();
         assert_eq!(left, [recent, running]);
-        let events: i64 = sqlx::query_scalar("select count(*) from job_event where job_id = $1")
-            .bind(old)
-            .fetch_one(&db)
-            .await
-            .unwrap();
-        assert_eq!(events, 0, "the report went with its job");
-        let after = crate::db::job::gauges(&db).await.unwrap();
+        let events = job_event::list(&db, old, None, 10).await.unwrap();
+        assert_eq!(events.len(), 0, "the report went with its job");
+        let after = crate::metrics::job_gauges(&db).await.unwrap();
         assert!(
             after.contains("lethe_job_rows_total{kind=\"removed\"} 15"),
             "{after}"
         );
         // Nothing more to delete; a second process running the same tick changes nothing.
         assert_eq!(expire_reports(&db).await.unwrap(), 0);
-        let retired: i64 =
-            sqlx::query_scalar("select total from job_stats_retired where stat = 'jobs'")
-                .fetch_one(&db)
-                .await
-                .unwrap();
-        assert_eq!(retired, 1);
+        assert_eq!(jobs::retired_total(&db, "jobs").await.unwrap(), 1);
     }
 
     async fn set_schedule(db: &PgPool, cron: &str, checked_at: chrono::DateTime<Utc>) {
-        sqlx::query("update setting set job_schedule = $1")
-            .bind(cron)
-            .execute(db)
-            .await
-            .unwrap();
-        sqlx::query("update scheduler_state set cron_checked_at = $1")
-            .bind(checked_at)
-            .execute(db)
+        update_settings(db, |s| s.job_schedule = Some(cron.to_owned())).await;
+        let mut conn = db.acquire().await.unwrap();
+        scheduler::set_cron_checked_at(&mut conn, checked_at)
             .await
             .unwrap();
     }
@@ -359,14 +347,7 @@ mod tests {
         queue_item(&db, now + Span::hours(10)).await;
         let (trigger, _) = due(&db, Span::hours(72), now).await.unwrap().unwrap();
         assert_eq!(trigger, JobTrigger::Deadline);
-        sqlx::query(
-            "insert into job (job_id, dry_run, settings, trigger, created_by, status)
-             values ($1, true, '{}', 'deadline', 'scheduler', 'find_failed')",
-        )
-        .bind(uuid::Uuid::now_v7())
-        .execute(&db)
-        .await
-        .unwrap();
+        insert_bare(&db, JobStatus::FindFailed, None).await;
         assert!(due(&db, Span::hours(72), now).await.unwrap().is_none());
         assert!(
             due(&db, Span::hours(72), now + Span::hours(2))
@@ -381,12 +362,7 @@ mod tests {
         let now = Utc::now();
         queue_item(&db, now).await;
         let mut other = db.begin().await.unwrap();
-        let held: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
-            .bind(SCHEDULER_LOCK)
-            .fetch_one(&mut *other)
-            .await
-            .unwrap();
-        assert!(held);
+        assert!(scheduler::try_lead(&mut other).await.unwrap());
         assert!(due(&db, Span::hours(72), now).await.unwrap().is_none());
         other.rollback().await.unwrap();
         assert!(due(&db, Span::hours(72), now).await.unwrap().is_some());

@@ -14,30 +14,12 @@ use serde_json::Value;
 use sqlx::PgPool;
 use tracing::Instrument;
 
+use crate::catalog::CatalogError;
+use crate::db::task as db;
 use crate::metrics::{Metrics, TaskOutcome};
+use crate::storage::StorageError;
 
-/// A claimed task.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Task {
-    pub task_id: i64,
-    pub kind: String,
-    pub payload: Value,
-    pub attempts: i32,
-    pub max_attempts: i32,
-    /// The job the task works for, if any.
-    pub job_id: Option<uuid::Uuid>,
-    /// The worker holding the lease (fences [`mark_recorded`]).
-    pub lease_owner: Option<String>,
-    /// Set once the task's effects were recorded; a rerun must then do nothing.
-    pub recorded_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-impl Task {
-    /// True on the last allowed attempt: a retryable error will not be retried.
-    pub fn is_last_attempt(&self) -> bool {
-        self.attempts >= self.max_attempts
-    }
-}
+pub use crate::db::task::Task;
 
 /// How a task failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +32,35 @@ pub enum TaskError {
     Fatal(String),
 }
 
+impl From<sqlx::Error> for TaskError {
+    fn from(e: sqlx::Error) -> Self {
+        TaskError::Retryable(format!("database: {e}"))
+    }
+}
+
+impl From<StorageError> for TaskError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Unavailable(m) => {
+                TaskError::Retryable(format!("storage unavailable: {m}"))
+            }
+            StorageError::NotFound => TaskError::Fatal("bucket or location not found".to_owned()),
+            other => TaskError::Fatal(other.to_string()),
+        }
+    }
+}
+
+impl From<CatalogError> for TaskError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::Unavailable(m) => {
+                TaskError::Retryable(format!("catalog unavailable: {m}"))
+            }
+            other => TaskError::Fatal(other.to_string()),
+        }
+    }
+}
+
 /// Runs tasks of one kind.
 #[async_trait]
 pub trait TaskHandler: Send + Sync + 'static {
@@ -59,158 +70,49 @@ pub trait TaskHandler: Send + Sync + 'static {
 /// Told after a job's task finished (whatever its outcome), so the job can advance.
 #[async_trait]
 pub trait JobHook: Send + Sync + 'static {
-    async fn task_finished(&self, job_id: uuid::Uuid);
+    /// `failed_for_good`: the task ended `failed` (no retry left).
+    async fn task_finished(&self, job_id: uuid::Uuid, failed_for_good: bool);
 }
 
-/// Enqueues a task; call it in the transaction of the write that causes it.
+/// Enqueues a task that works for no job; call it in the transaction of the write that
+/// causes it. Job tasks are enqueued through `jobs::enqueue`, typed.
 pub async fn enqueue(
     db: impl sqlx::PgExecutor<'_>,
     kind: &str,
     payload: &Value,
     max_attempts: i32,
 ) -> sqlx::Result<i64> {
-    enqueue_for_job(db, None, kind, payload, max_attempts).await
-}
-
-/// Enqueues a task that works for `job_id`.
-pub async fn enqueue_for_job(
-    db: impl sqlx::PgExecutor<'_>,
-    job_id: Option<uuid::Uuid>,
-    kind: &str,
-    payload: &Value,
-    max_attempts: i32,
-) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        r#"insert into task (kind, payload, max_attempts, job_id) values ($1, $2, $3, $4)
-           returning task_id"#,
-    )
-    .bind(kind)
-    .bind(payload)
-    .bind(max_attempts)
-    .bind(job_id)
-    .fetch_one(db)
-    .await
-}
-
-/// Marks the task's effects as recorded, in the transaction that records them. False when
-/// the task is no longer this worker's or was recorded already: roll back then, so nothing
-/// is recorded twice.
-pub async fn mark_recorded(db: impl sqlx::PgExecutor<'_>, task: &Task) -> sqlx::Result<bool> {
-    let r = sqlx::query(
-        r#"update task set recorded_at = now(), updated_at = now()
-           where task_id = $1 and lease_owner = $2 and state = 'running' and recorded_at is null"#,
-    )
-    .bind(task.task_id)
-    .bind(task.lease_owner.as_deref())
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
-/// Fails running tasks whose lease ended after their last allowed attempt.
-async fn fail_exhausted(db: &PgPool) -> sqlx::Result<u64> {
-    let r = sqlx::query(
-        r#"update task set state = 'failed', lease_owner = null, lease_until = null, updated_at = now(),
-               last_error = coalesce(last_error, 'worker lost (lease expired)')
-           where state = 'running' and lease_until < now() and attempts >= max_attempts"#,
-    )
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected())
+    db::insert(db, None, kind, payload, max_attempts).await
 }
 
 /// Claims the next runnable task: a running task whose lease expired (its worker died)
-/// first, else the queued task due first. Two statements, each served by its own partial
-/// index (`task_lease_idx`, `task_claimable_idx`): one query with an `or` of the two cannot
-/// use either and sorts every candidate row on each claim, a cost that grows with the
-/// queue.
-pub async fn claim(db: &PgPool, owner: &str, lease: Duration) -> sqlx::Result<Option<Task>> {
-    fail_exhausted(db).await?;
-    const EXPIRED: &str = r#"update task set state = 'running', attempts = attempts + 1, lease_owner = $1,
-               lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
-           where task_id = (
-               select task_id from task
-               where state = 'running' and lease_until < now() and attempts < max_attempts
-               order by lease_until, task_id
-               for update skip locked
-               limit 1)
-           returning task_id, kind, payload, attempts, max_attempts, job_id, lease_owner, recorded_at"#;
-    const DUE: &str = r#"update task set state = 'running', attempts = attempts + 1, lease_owner = $1,
-               lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
-           where task_id = (
-               select task_id from task
-               where state = 'queued' and run_at <= now()
-               order by run_at, task_id
-               for update skip locked
-               limit 1)
-           returning task_id, kind, payload, attempts, max_attempts, job_id, lease_owner, recorded_at"#;
-    for sql in [EXPIRED, DUE] {
-        let claimed = sqlx::query_as(sql)
-            .bind(owner)
-            .bind(lease.as_millis() as f64)
-            .fetch_optional(db)
-            .await?;
-        if claimed.is_some() {
-            return Ok(claimed);
-        }
-    }
-    Ok(None)
-}
-
-/// Extends the lease; false when the task is no longer this worker's.
-pub async fn heartbeat(
-    db: &PgPool,
-    task_id: i64,
-    owner: &str,
-    lease: Duration,
-) -> sqlx::Result<bool> {
-    let r = sqlx::query(
-        r#"update task set lease_until = now() + $3 * interval '1 millisecond', updated_at = now()
-           where task_id = $1 and lease_owner = $2 and state = 'running'"#,
-    )
-    .bind(task_id)
-    .bind(owner)
-    .bind(lease.as_millis() as f64)
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected() == 1)
+/// first, else the queued task due first (one statement, `db::task::claim`).
+pub async fn claim(pool: &PgPool, owner: &str, lease: Duration) -> sqlx::Result<Option<Task>> {
+    let mut tx = db::begin_bookkeeping(pool).await?;
+    let task = db::claim(&mut *tx, owner, lease).await?;
+    tx.commit().await?;
+    Ok(task)
 }
 
 /// Records the outcome; false when the task is no longer this worker's (its result is
-/// dropped: whoever holds it now will finish it).
+/// dropped: whoever holds it now will finish it), or its record already ended it.
 async fn finish(
-    db: &PgPool,
+    pool: &PgPool,
     task: &Task,
     owner: &str,
     outcome: &Result<(), TaskError>,
     backoff: Duration,
 ) -> sqlx::Result<bool> {
-    let (state, delay_ms, error) = match outcome {
-        Ok(()) => ("succeeded", 0.0, None),
+    let (state, delay, error) = match outcome {
+        Ok(()) => ("succeeded", Duration::ZERO, None),
         Err(TaskError::Retryable(e)) if task.attempts < task.max_attempts => {
-            let factor = 2f64.powi(task.attempts.saturating_sub(1).min(16));
-            (
-                "queued",
-                backoff.as_millis() as f64 * factor,
-                Some(e.clone()),
-            )
+            let factor = 2u32.pow(task.attempts.saturating_sub(1).clamp(0, 16) as u32);
+            ("queued", backoff.saturating_mul(factor), Some(e.clone()))
         }
-        Err(e) => ("failed", 0.0, Some(e.to_string())),
+        Err(e) => ("failed", Duration::ZERO, Some(e.to_string())),
     };
-    let r = sqlx::query(
-        r#"update task set state = $3, run_at = now() + $4 * interval '1 millisecond',
-               last_error = coalesce($5, last_error), lease_owner = null, lease_until = null,
-               updated_at = now()
-           where task_id = $1 and lease_owner = $2 and state = 'running'"#,
-    )
-    .bind(task.task_id)
-    .bind(owner)
-    .bind(state)
-    .bind(delay_ms)
-    .bind(error)
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    // One statement: after a record it changes nothing (and writes no WAL).
+    db::finish(pool, task, owner, state, delay, error.as_deref()).await
 }
 
 /// A worker: claims tasks and runs their handlers.
@@ -259,7 +161,8 @@ impl Worker {
         }
         finish(&self.db, &task, &self.id, &outcome, self.backoff).await?;
         if let (Some(hook), Some(job_id)) = (&self.job_hook, task.job_id) {
-            hook.task_finished(job_id).await;
+            hook.task_finished(job_id, label == TaskOutcome::Failed)
+                .await;
         }
         Ok(Some((task, outcome)))
     }
@@ -298,7 +201,7 @@ impl Worker {
                     };
                 }
                 _ = beat.tick() => {
-                    if !heartbeat(&self.db, task.task_id, &self.id, self.lease).await.unwrap_or(false) {
+                    if !db::heartbeat(&self.db, task.task_id, &self.id, self.lease).await.unwrap_or(false) {
                         running.abort();
                         return Err(TaskError::Retryable("lease lost".to_owned()));
                     }
@@ -374,10 +277,10 @@ mod tests {
     }
 
     async fn states(db: &PgPool) -> Vec<(String, i32)> {
-        sqlx::query_as("select state, attempts from task order by task_id")
-            .fetch_all(db)
-            .await
-            .unwrap()
+        let s = db::states(db).await.unwrap();
+        s.into_iter()
+            .map(|(state, attempts, _)| (state, attempts))
+            .collect()
     }
 
     #[sqlx::test(migrator = "crate::db::MIGRATOR")]
@@ -475,11 +378,12 @@ mod tests {
                 ("failed".to_owned(), 1)
             ]
         );
-        let errors: Vec<String> =
-            sqlx::query_scalar("select last_error from task order by task_id")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
+        let errors: Vec<String> = db::states(&pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, _, e)| e.unwrap_or_default())
+            .collect();
         assert!(
             errors[1].contains("bad input")
                 && errors[2].contains("panicked")
@@ -508,7 +412,7 @@ mod tests {
         assert_eq!(states(&pool).await, [("succeeded".to_owned(), 2)]);
         // A comes back: its heartbeat and its result no longer count.
         assert!(
-            !heartbeat(&pool, id, "a", Duration::from_secs(30))
+            !db::heartbeat(&pool, id, "a", Duration::from_secs(30))
                 .await
                 .unwrap()
         );
@@ -547,12 +451,8 @@ mod tests {
         let mut w = worker(&pool, "w", flaky(1));
         w.backoff = Duration::from_secs(60);
         assert_eq!(w.run_until_idle().await.unwrap(), 1);
-        let due: bool =
-            sqlx::query_scalar("select run_at > now() + interval '50 seconds' from task")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        assert!(due);
+        let wait = db::seconds_until_next_run(&pool).await.unwrap().unwrap();
+        assert!(wait > 50.0, "{wait}");
         assert_eq!(states(&pool).await, [("queued".to_owned(), 1)]);
     }
 }

@@ -41,7 +41,7 @@ fn routes() -> Vec<(&'static str, Method, &'static str, Option<Value>)> {
             Method::PUT,
             "/v1/settings",
             Some(json!({
-            "find_concurrency": 8, "forget_concurrency": 4, "multipart_threshold_bytes": 104857600,
+            "find_concurrency": 8, "multipart_threshold_bytes": 104857600,
             "report_retention_days": 90, "job_schedule": null})),
         ),
         ("audit-read", Method::GET, "/v1/audit_events", None),

@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::common::{TestApp, glue_mapper};
 
 fn settings() -> serde_json::Value {
-    json!({"find_concurrency": 16, "forget_concurrency": 2, "multipart_threshold_bytes": 67108864,
+    json!({"find_concurrency": 16, "multipart_threshold_bytes": 67108864,
            "report_retention_days": 30, "job_schedule": "0 3 * * *"})
 }
 
@@ -30,7 +30,6 @@ async fn settings_start_at_defaults_and_replace_whole(pool: sqlx::PgPool) {
     let got = app.get("/v1/settings").await.body;
     for key in [
         "find_concurrency",
-        "forget_concurrency",
         "multipart_threshold_bytes",
         "report_retention_days",
         "job_schedule",

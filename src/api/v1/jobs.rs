@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use futures_util::stream::{self, Stream};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -23,11 +22,15 @@ use crate::api::error::{ApiError, Problem};
 use crate::api::extract::{ApiJson, ApiQuery};
 use crate::api::{page_size, split_page};
 use crate::app::AppState;
-use crate::db::job::{
-    self as db, CreateJobError, JobEvent, JobObject, JobRecord, JobStats, NewJob,
-};
-use crate::domain::job::{JobStatus, JobTrigger};
+use crate::db::job::{self as db, CreateJobError, JobRecord, JobStats, NewJob};
+use crate::db::job_event::{self as events, JobEvent};
+use crate::db::job_match::ReportMatch;
+use crate::db::job_object::{self as objects, JobObject};
+use crate::domain::job::{EventLevel, JobStatus, JobTrigger, ObjectStatus};
+use crate::domain::settings::JobSettings;
+use crate::jobs::advance::create_job;
 use crate::jobs::lifecycle::{self, CancelError};
+use crate::jobs::report::{self, ReportObject};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -69,32 +72,16 @@ pub struct JobResponse {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     /// The settings in force when the job was created.
-    #[schema(value_type = JobSettings)]
-    pub settings: serde_json::Value,
+    pub settings: JobSettings,
     pub stats: JobStats,
-}
-
-/// The settings a job runs with: a copy of the settings when it was created.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // Documents the shape of `JobResponse::settings` (stored as JSON).
-pub struct JobSettings {
-    pub find_concurrency: i32,
-    pub forget_concurrency: i32,
-    pub multipart_threshold_bytes: i64,
-    pub report_retention_days: i32,
-    pub job_schedule: Option<String>,
 }
 
 impl From<JobRecord> for JobResponse {
     fn from(j: JobRecord) -> Self {
         Self {
             job_id: j.job_id,
-            status: j.status(),
-            trigger: match j.trigger.as_str() {
-                "schedule" => JobTrigger::Schedule,
-                "deadline" => JobTrigger::Deadline,
-                _ => JobTrigger::Api,
-            },
+            status: j.status,
+            trigger: j.trigger,
             dry_run: j.dry_run,
             data_mappers: j.data_mappers,
             requested_data_mappers: j.requested_data_mappers,
@@ -103,7 +90,7 @@ impl From<JobRecord> for JobResponse {
             created_at: j.created_at,
             started_at: j.started_at,
             finished_at: j.finished_at,
-            settings: j.settings,
+            settings: j.settings.0,
             stats: j.stats,
         }
     }
@@ -153,22 +140,20 @@ async fn start_job(
     let new = NewJob {
         dry_run: body.dry_run,
         data_mappers: &body.data_mappers,
-        settings: lifecycle::settings_snapshot(&settings),
+        settings: JobSettings::from(&settings),
         trigger: JobTrigger::Api,
         created_by: &auth.caller.principal.subject,
     };
-    let job_id = lifecycle::create_job(&state.db, &new)
-        .await
-        .map_err(|e| match e {
-            CreateJobError::AlreadyRunning => ApiError::Conflict(
-                "a job is already running; wait for it to end or cancel it".to_owned(),
-            ),
-            CreateJobError::NothingQueued => ApiError::field(
-                "data_mappers",
-                "no queued item applies to these data mappers (the queue is empty)",
-            ),
-            CreateJobError::Db(e) => e.into(),
-        })?;
+    let job_id = create_job(&state.db, &new).await.map_err(|e| match e {
+        CreateJobError::AlreadyRunning => ApiError::Conflict(
+            "a job is already running; wait for it to end or cancel it".to_owned(),
+        ),
+        CreateJobError::NothingQueued => ApiError::field(
+            "data_mappers",
+            "no queued item applies to these data mappers (the queue is empty)",
+        ),
+        CreateJobError::Db(e) => e.into(),
+    })?;
     auth.caller
         .audit(
             &state.db,
@@ -294,8 +279,7 @@ pub struct ListEventsQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobEventResponse {
     pub job_event_id: i64,
-    /// info, warning or error.
-    pub level: String,
+    pub level: EventLevel,
     /// Stable kind, e.g. `mapper_listed`, `object_skipped`, `object_failed`, `job_finished`.
     pub kind: String,
     pub message: String,
@@ -366,7 +350,7 @@ async fn list_job_events(
             .keep_alive(KeepAlive::default())
             .into_response());
     }
-    let rows = db::list_events(&state.db, id, after, limit + 1).await?;
+    let rows = events::list(&state.db, id, after, limit + 1).await?;
     let (rows, next) = split_page(rows, limit, |e| e.job_event_id);
     Ok(axum::Json(JobEventPage {
         events: rows.into_iter().map(Into::into).collect(),
@@ -401,7 +385,7 @@ fn event_stream(
                 let active = lifecycle::is_active(&state.db, job_id)
                     .await
                     .unwrap_or(false);
-                let rows = db::list_events(&state.db, job_id, after, 1000)
+                let rows = events::list(&state.db, job_id, after, 1000)
                     .await
                     .unwrap_or_default();
                 if let Some(last) = rows.last() {
@@ -447,8 +431,7 @@ pub struct JobObjectResponse {
     pub version_id: Option<String>,
     pub etag: Option<String>,
     pub size_bytes: i64,
-    /// `matched` or `failed`.
-    pub status: String,
+    pub status: ObjectStatus,
     pub rows_total: Option<i64>,
     pub rows_matched: i64,
     /// Row groups holding matches (Parquet; empty for JSON Lines).
@@ -503,79 +486,12 @@ async fn list_job_objects(
     let id = job_id(&id)?;
     let limit = page_size(query.page_size)?;
     load(&state, id).await?;
-    let rows = db::list_objects(&state.db, id, query.start_at, limit + 1).await?;
+    let rows = objects::list(&state.db, id, query.start_at, limit + 1).await?;
     let (rows, next) = split_page(rows, limit, |o| o.job_object_id);
     Ok(axum::Json(JobObjectPage {
         objects: rows.into_iter().map(Into::into).collect(),
         next_start: next,
     }))
-}
-
-/// One object in a job's report.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReportObject {
-    pub data_mapper_id: String,
-    pub bucket: String,
-    pub key: String,
-    pub version_id_before: Option<String>,
-    pub etag_before: Option<String>,
-    pub version_id_after: Option<String>,
-    pub etag_after: Option<String>,
-    pub rows_before: Option<i64>,
-    pub rows_removed: Option<i64>,
-    pub rows_after: Option<i64>,
-    pub bytes_before: i64,
-    pub bytes_after: Option<i64>,
-    pub row_groups_rewritten: Option<i32>,
-    pub row_groups_copied: Option<i32>,
-    /// Old versions cleanup deleted.
-    pub versions_deleted: Vec<String>,
-    /// `found` (dry run), `verified`, `unchanged` (no row matched any more), `skipped`,
-    /// `failed`, `verify_failed` (old version kept), `written` (not verified yet).
-    pub status: String,
-    /// `done`, `skipped` (the mapper keeps old versions), `failed`; null before cleanup.
-    pub cleanup: Option<String>,
-    pub error: Option<String>,
-}
-
-impl From<JobObject> for ReportObject {
-    fn from(o: JobObject) -> Self {
-        let deleted = matches!(o.cleanup_state.as_deref(), Some("done" | "failed"));
-        Self {
-            data_mapper_id: o.data_mapper_id,
-            bucket: o.bucket,
-            key: o.key,
-            version_id_before: o.version_id,
-            etag_before: o.etag,
-            version_id_after: o.new_version_id,
-            etag_after: o.new_etag,
-            rows_before: o.rows_total,
-            rows_removed: o.rows_removed,
-            rows_after: o.rows_after,
-            bytes_before: o.size_bytes,
-            bytes_after: o.size_after,
-            row_groups_rewritten: o.row_groups_rewritten,
-            row_groups_copied: o.row_groups_copied,
-            versions_deleted: if deleted {
-                o.versions_deleted
-            } else {
-                Vec::new()
-            },
-            status: o.forget_state,
-            cleanup: o.cleanup_state,
-            error: o.error.or(o.forget_error),
-        }
-    }
-}
-
-/// One queue item a finished job processed: only its keyed hash.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct ReportMatch {
-    /// HMAC-SHA256 of the match id (keyed with a server secret), hex.
-    pub match_hash: String,
-    pub data_mappers: Vec<String>,
-    /// `erased` (left the queue) or `kept` (a data mapper it applies to failed).
-    pub status: String,
 }
 
 /// A job's report: the job, every object it read or wrote, every match it processed.
@@ -585,8 +501,6 @@ pub struct JobReport {
     pub objects: Vec<ReportObject>,
     pub matches: Vec<ReportMatch>,
 }
-
-const REPORT_PAGE: i64 = 1000;
 
 /// The job's report, streamed page by page from the database (any size in bounded memory).
 #[utoipa::path(get, path = "/v1/jobs/{job_id}/report", tag = "jobs", operation_id = "get_job_report",
@@ -604,67 +518,8 @@ async fn get_job_report(
 ) -> Result<Response, ApiError> {
     let id = job_id(&id)?;
     let job = JobResponse::from(load(&state, id).await?);
-    let head = format!(
-        "{{\"job\":{},\"objects\":[",
-        serde_json::to_string(&job).map_err(|e| ApiError::Internal(e.into()))?
-    );
-    // (phase, cursor, first item written): objects, then matches, then the end.
-    let chunks = stream::unfold(
-        (0u8, None::<i64>, String::new()),
-        move |(phase, cursor, after)| {
-            let db = state.db.clone();
-            async move {
-                match phase {
-                    0 => {
-                        let rows = db::list_objects(&db, id, cursor, REPORT_PAGE + 1)
-                            .await
-                            .ok()?;
-                        let (rows, next) = split_page(rows, REPORT_PAGE, |o| o.job_object_id);
-                        let mut out = String::new();
-                        for (i, o) in rows.into_iter().enumerate() {
-                            if cursor.is_some() || i > 0 {
-                                out.push(',');
-                            }
-                            out.push_str(&serde_json::to_string(&ReportObject::from(o)).ok()?);
-                        }
-                        match next {
-                            Some(n) => Some((out, (0, Some(n), after))),
-                            None => Some((out + "],\"matches\":[", (1, None, after))),
-                        }
-                    }
-                    1 => {
-                        let rows: Vec<ReportMatch> = sqlx::query_as(
-                            "select match_hash, data_mappers, status from job_match
-                         where job_id = $1 and match_hash > $2 order by match_hash limit $3",
-                        )
-                        .bind(id)
-                        .bind(&after)
-                        .bind(REPORT_PAGE)
-                        .fetch_all(&db)
-                        .await
-                        .ok()?;
-                        let mut out = String::new();
-                        for (i, m) in rows.iter().enumerate() {
-                            if !after.is_empty() || i > 0 {
-                                out.push(',');
-                            }
-                            out.push_str(&serde_json::to_string(m).ok()?);
-                        }
-                        match rows.last() {
-                            Some(last) if rows.len() as i64 == REPORT_PAGE => {
-                                Some((out, (1, None, last.match_hash.clone())))
-                            }
-                            _ => Some((out + "]}", (2, None, after))),
-                        }
-                    }
-                    _ => None,
-                }
-            }
-        },
-    );
-    let body = stream::once(async move { head })
-        .chain(chunks)
-        .map(|chunk| Ok::<_, Infallible>(bytes::Bytes::from(chunk)));
+    let job = serde_json::to_string(&job).map_err(|e| ApiError::Internal(e.into()))?;
+    let body = report::stream(state.db.clone(), id, job);
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         axum::body::Body::from_stream(body),

@@ -25,8 +25,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct PutSettingsRequest {
     /// Parallel find tasks per job, 1 to 256.
     pub find_concurrency: i32,
-    /// Parallel forget tasks per job, 1 to 256.
-    pub forget_concurrency: i32,
     /// Objects at least this large are written with multipart upload (5 MiB to 5 GiB).
     pub multipart_threshold_bytes: i64,
     /// How long job reports are kept, 1 to 3650 days.
@@ -46,7 +44,6 @@ fn required_nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<St
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SettingsResponse {
     pub find_concurrency: i32,
-    pub forget_concurrency: i32,
     pub multipart_threshold_bytes: i64,
     pub report_retention_days: i32,
     pub job_schedule: Option<String>,
@@ -59,7 +56,6 @@ impl From<SettingsRecord> for SettingsResponse {
     fn from(r: SettingsRecord) -> Self {
         Self {
             find_concurrency: r.find_concurrency,
-            forget_concurrency: r.forget_concurrency,
             multipart_threshold_bytes: r.multipart_threshold_bytes,
             report_retention_days: r.report_retention_days,
             job_schedule: r.job_schedule,
@@ -103,7 +99,6 @@ async fn put_settings(
 ) -> Result<axum::Json<SettingsResponse>, ApiError> {
     let settings = Settings {
         find_concurrency: body.find_concurrency,
-        forget_concurrency: body.forget_concurrency,
         multipart_threshold_bytes: body.multipart_threshold_bytes,
         report_retention_days: body.report_retention_days,
         job_schedule: body.job_schedule,

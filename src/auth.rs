@@ -1,0 +1,415 @@
+//! Who is calling: roles, the role matrix, token verification and minting. The HTTP side
+//! (the `Auth<P>` extractor, the audit trail of a request) is `api::auth`.
+//!
+//! Tokens are JWTs verified with one configured algorithm (HS256 secret or RS256 public
+//! key); `alg: none` and any other algorithm are refused. `exp` is required; `iss` and
+//! `aud` are checked when configured. Roles come from a configurable claim (a dotted path
+//! reaches nested claims, e.g. `realm_access.roles`).
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{Map, Value};
+
+use crate::config::AuthConfig;
+
+/// Why a token was refused (safe to show the caller).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unauthenticated(pub String);
+
+/// A role a token can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Operator,
+    Requester,
+    Governance,
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Operator,
+        Role::Requester,
+        Role::Governance,
+        Role::Auditor,
+    ];
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == raw)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Requester => "requester",
+            Role::Governance => "governance",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+/// A class of routes, for authorisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    DataMapperRead,
+    DataMapperWrite,
+    QueueRead,
+    QueueAdd,
+    QueueDelete,
+    SettingsRead,
+    SettingsWrite,
+    AuditRead,
+    GovernanceRead,
+    GovernanceWrite,
+    JobRead,
+    /// Start and cancel jobs.
+    JobWrite,
+}
+
+/// The role matrix: who may do what.
+pub fn allows(role: Role, action: Action) -> bool {
+    use Action::*;
+    match role {
+        Role::Admin => true,
+        Role::Operator => !matches!(action, AuditRead | GovernanceRead | GovernanceWrite),
+        Role::Requester => matches!(action, QueueRead | QueueAdd),
+        Role::Governance => matches!(action, GovernanceRead | GovernanceWrite),
+        Role::Auditor => matches!(
+            action,
+            DataMapperRead | QueueRead | SettingsRead | AuditRead | GovernanceRead | JobRead
+        ),
+    }
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The token's `sub`.
+    pub subject: String,
+    pub roles: Vec<Role>,
+}
+
+/// Verifies tokens.
+pub struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+    roles_claim: String,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("algorithms", &self.validation.algorithms)
+            .field("roles_claim", &self.roles_claim)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// RS256 when a public key is configured, else HS256 with `hs256_secret`.
+    pub fn new(config: &AuthConfig, hs256_secret: &[u8]) -> anyhow::Result<Self> {
+        let (key, algorithm) = match &config.jwt_public_key_pem {
+            Some(pem) => (
+                DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| {
+                    anyhow::anyhow!("LETHE_JWT_PUBLIC_KEY: not an RSA public key PEM: {e}")
+                })?,
+                Algorithm::RS256,
+            ),
+            None => (DecodingKey::from_secret(hs256_secret)?, Algorithm::HS256),
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match &config.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        if let Some(iss) = &config.issuer {
+            validation.set_issuer(&[iss]);
+        }
+        Ok(Self {
+            key,
+            validation,
+            roles_claim: config.roles_claim.clone(),
+        })
+    }
+
+    /// Verifies a token and reads its subject and roles.
+    pub fn verify(&self, token: &str) -> Result<Principal, Unauthenticated> {
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
+            .map_err(|e| Unauthenticated(describe_jwt_error(&e)))?;
+        let claims = data.claims;
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Unauthenticated("the token has no subject".to_owned()))?
+            .to_owned();
+        let mut node = Some(&Value::Object(claims.clone()));
+        for segment in self.roles_claim.split('.') {
+            node = node.and_then(|v| v.get(segment));
+        }
+        let names: Vec<&str> = match node {
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+            Some(Value::String(s)) => s.split_whitespace().collect(),
+            _ => Vec::new(),
+        };
+        Ok(Principal {
+            subject,
+            roles: names.into_iter().filter_map(Role::parse).collect(),
+        })
+    }
+}
+
+fn describe_jwt_error(err: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match err.kind() {
+        ErrorKind::ExpiredSignature => "the token has expired",
+        ErrorKind::InvalidSignature => "the token's signature is invalid",
+        ErrorKind::InvalidAudience => "the token is for another audience",
+        ErrorKind::InvalidIssuer => "the token is from another issuer",
+        ErrorKind::InvalidAlgorithm => "the token uses an algorithm this server does not accept",
+        ErrorKind::ImmatureSignature => "the token is not valid yet",
+        ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (exp, sub)",
+        _ => "the token is malformed",
+    }
+    .to_owned()
+}
+
+/// Mints an HS256 token (for `lethe token` and tests).
+pub fn mint_hs256(
+    secret: &[u8],
+    config: &AuthConfig,
+    subject: &str,
+    roles: &[Role],
+    ttl: chrono::Duration,
+) -> anyhow::Result<String> {
+    let now = chrono::Utc::now();
+    let mut claims = serde_json::json!({
+        "sub": subject,
+        "iat": now.timestamp(),
+        "exp": (now + ttl).timestamp(),
+    });
+    // The roles go where the verifier reads them, nested for a dotted claim path.
+    let mut slot = &mut claims;
+    for segment in config.roles_claim.split('.') {
+        slot = &mut slot[segment];
+    }
+    *slot = roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().into();
+    if let Some(iss) = &config.issuer {
+        claims["iss"] = iss.clone().into();
+    }
+    if let Some(aud) = &config.audience {
+        claims["aud"] = aud.clone().into();
+    }
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret)?,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> AuthConfig {
+        AuthConfig {
+            jwt_secret: None,
+            jwt_public_key_pem: None,
+            issuer: Some("lethe-test".into()),
+            audience: Some("lethe".into()),
+            roles_claim: "roles".into(),
+        }
+    }
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn minted_tokens_verify_with_subject_and_roles() {
+        let auth = Authenticator::new(&config(), SECRET).unwrap();
+        let token = mint_hs256(
+            SECRET,
+            &config(),
+            "alice",
+            &[Role::Operator, Role::Auditor],
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+        let principal = auth.verify(&token).unwrap();
+        assert_eq!(principal.subject, "alice");
+        assert_eq!(principal.roles, [Role::Operator, Role::Auditor]);
+    }
+
+    #[test]
+    fn expired_foreign_and_unsigned_tokens_are_refused() {
+        let auth = Authenticator::new(&config(), SECRET).unwrap();
+        let expired = mint_hs256(
+            SECRET,
+            &config(),
+            "a",
+            &[Role::Admin],
+            chrono::Duration::hours(-2),
+        )
+        .unwrap();
+        assert!(matches!(auth.verify(&expired), Err(Unauthenticated(m)) if m.contains("expired")));
+        let other_key = mint_hs256(
+            b"another-secret-another-secret-xx",
+            &config(),
+            "a",
+            &[Role::Admin],
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+        assert!(
+            matches!(auth.verify(&other_key), Err(Unauthenticated(m)) if m.contains("signature"))
+        );
+        let other_aud = AuthConfig {
+            audience: Some("else".into()),
+            ..config()
+        };
+        let wrong_aud = mint_hs256(
+            SECRET,
+            &other_aud,
+            "a",
+            &[Role::Admin],
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+        assert!(
+            matches!(auth.verify(&wrong_aud), Err(Unauthenticated(m)) if m.contains("audience"))
+        );
+        // alg: none, with a valid-looking payload and an empty signature.
+        let b64 = base64_url_no_pad;
+        let none = format!(
+            "{}.{}.",
+            b64(br#"{"alg":"none","typ":"JWT"}"#),
+            b64(format!(
+                r#"{{"sub":"a","roles":["admin"],"exp":{},"iss":"lethe-test","aud":"lethe"}}"#,
+                chrono::Utc::now().timestamp() + 3600
+            )
+            .as_bytes())
+        );
+        assert!(matches!(auth.verify(&none), Err(Unauthenticated(_))));
+    }
+
+    fn base64_url_no_pad(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+            for i in 0..=chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn roles_can_come_from_a_nested_claim_or_a_space_separated_string() {
+        let nested = AuthConfig {
+            roles_claim: "realm_access.roles".into(),
+            issuer: None,
+            audience: None,
+            ..config()
+        };
+        let auth = Authenticator::new(&nested, SECRET).unwrap();
+        // `lethe token` puts roles where a nested claim path says.
+        let minted = mint_hs256(
+            SECRET,
+            &nested,
+            "ann",
+            &[Role::Auditor],
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+        assert_eq!(auth.verify(&minted).unwrap().roles, [Role::Auditor]);
+        let claims = serde_json::json!({"sub": "bob", "exp": chrono::Utc::now().timestamp() + 60,
+            "realm_access": {"roles": ["requester", "unknown"]}});
+        let token = jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(auth.verify(&token).unwrap().roles, [Role::Requester]);
+
+        let flat = AuthConfig {
+            issuer: None,
+            audience: None,
+            ..config()
+        };
+        let auth = Authenticator::new(&flat, SECRET).unwrap();
+        let claims = serde_json::json!({"sub": "bob", "exp": chrono::Utc::now().timestamp() + 60, "roles": "auditor operator"});
+        let token = jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            auth.verify(&token).unwrap().roles,
+            [Role::Auditor, Role::Operator]
+        );
+    }
+
+    #[test]
+    fn rs256_tokens_verify_and_the_public_key_cannot_be_used_as_an_hs256_secret() {
+        let public = include_str!("../tests/fixtures/rs256-test-public.pem");
+        let private = include_bytes!("../tests/fixtures/rs256-test-private.pem");
+        let rs = AuthConfig {
+            jwt_public_key_pem: Some(public.to_owned()),
+            issuer: None,
+            audience: None,
+            ..config()
+        };
+        let auth = Authenticator::new(&rs, SECRET).unwrap();
+        let claims = serde_json::json!({"sub": "carol", "exp": chrono::Utc::now().timestamp() + 60, "roles": ["governance"]});
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::RS256),
+            &claims,
+            &EncodingKey::from_rsa_pem(private).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(auth.verify(&token).unwrap().roles, [Role::Governance]);
+        // Algorithm confusion: an HS256 token keyed with the public key must fail.
+        let forged = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(public.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(auth.verify(&forged), Err(Unauthenticated(_))));
+        // And the HS256 secret is not accepted either once RS256 is configured.
+        let hs = mint_hs256(
+            SECRET,
+            &rs,
+            "carol",
+            &[Role::Admin],
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+        assert!(matches!(auth.verify(&hs), Err(Unauthenticated(_))));
+        let bad = AuthConfig {
+            jwt_public_key_pem: Some("not a key".into()),
+            ..rs
+        };
+        assert!(Authenticator::new(&bad, SECRET).is_err());
+    }
+
+    #[test]
+    fn the_role_matrix_matches_the_documented_classes() {
+        use Action::*;
+        assert!(Role::ALL.iter().all(|_| allows(Role::Admin, AuditRead)));
+        assert!(allows(Role::Operator, DataMapperWrite) && !allows(Role::Operator, AuditRead));
+        assert!(allows(Role::Requester, QueueAdd) && allows(Role::Requester, QueueRead));
+        assert!(!allows(Role::Requester, QueueDelete) && !allows(Role::Requester, DataMapperRead));
+        assert!(allows(Role::Auditor, AuditRead) && !allows(Role::Auditor, QueueAdd));
+        assert!(!allows(Role::Governance, DataMapperRead));
+        assert!(allows(Role::Governance, GovernanceWrite) && allows(Role::Auditor, GovernanceRead));
+        assert!(!allows(Role::Operator, GovernanceRead) && !allows(Role::Auditor, GovernanceWrite));
+    }
+}

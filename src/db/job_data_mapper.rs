@@ -1,0 +1,109 @@
+//! `job_data_mapper`: the data mappers a job searches, each as it was when the job was
+//! created (a later edit does not change a running job), with its find state.
+
+use serde::Deserialize;
+use serde_json::Value;
+use sqlx::PgExecutor;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::domain::data_mapper::{CatalogRef, Format};
+use crate::domain::job::MapperState;
+use crate::domain::queue::MatchType;
+
+/// A mapper as the job snapshotted it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MapperSnapshot {
+    pub catalog: CatalogRef,
+    pub format: Format,
+    pub columns: Vec<String>,
+    pub partition_keys: Vec<String>,
+    pub ignore_object_not_found: bool,
+    pub delete_old_versions: bool,
+}
+
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    mapper: &str,
+) -> sqlx::Result<MapperSnapshot> {
+    let Json(snapshot): Json<MapperSnapshot> = sqlx::query_scalar(
+        "select definition from job_data_mapper where job_id = $1 and data_mapper_id = $2",
+    )
+    .bind(job_id)
+    .bind(mapper)
+    .fetch_one(db)
+    .await?;
+    Ok(snapshot)
+}
+
+/// The job's mappers, in id order.
+pub async fn list(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "select data_mapper_id from job_data_mapper where job_id = $1 order by data_mapper_id",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await
+}
+
+/// Sets a mapper's find state.
+pub async fn set_state(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    mapper: &str,
+    state: MapperState,
+    error: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update job_data_mapper set state = $3, error = $4 where job_id = $1 and data_mapper_id = $2",
+    )
+    .bind(job_id)
+    .bind(mapper)
+    .bind(state)
+    .bind(error)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Mappers whose find failed.
+pub async fn count_failed(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "select count(*) from job_data_mapper where job_id = $1 and state = 'failed'",
+    )
+    .bind(job_id)
+    .fetch_one(db)
+    .await
+}
+
+/// The queued match ids that apply to `mapper` in the job's snapshot, with their types.
+pub async fn match_ids(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    mapper: &str,
+) -> sqlx::Result<Vec<(Value, MatchType)>> {
+    let rows: Vec<(Value, String)> = sqlx::query_as(
+        r#"select q.match_id, q.match_type from job_queue_item j
+           join deletion_queue_item q using (deletion_queue_item_id)
+           where j.job_id = $1 and (cardinality(q.data_mappers) = 0 or $2 = any(q.data_mappers))"#,
+    )
+    .bind(job_id)
+    .bind(mapper)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|(value, kind)| {
+            let kind = match kind.as_str() {
+                "simple" => MatchType::Simple,
+                "composite" => MatchType::Composite,
+                other => {
+                    return Err(sqlx::Error::Decode(
+                        format!("unknown match type {other:?}").into(),
+                    ));
+                }
+            };
+            Ok((value, kind))
+        })
+        .collect()
+}

@@ -1,0 +1,341 @@
+//! `job_object`: the objects find recorded (those holding matches and those that failed),
+//! and what forget, verify and cleanup did with each.
+
+use std::collections::HashMap;
+
+use sqlx::{AssertSqlSafe, PgExecutor};
+use uuid::Uuid;
+
+use crate::domain::job::{CleanupState, ForgetState, ObjectStatus};
+
+/// An object find recorded, and what forget, verify and cleanup did with it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct JobObject {
+    pub job_object_id: i64,
+    pub data_mapper_id: String,
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    pub etag: Option<String>,
+    pub size_bytes: i64,
+    pub status: ObjectStatus,
+    pub rows_total: Option<i64>,
+    pub rows_matched: i64,
+    pub row_groups: Vec<i32>,
+    pub error: Option<String>,
+    pub partition_keys: Option<Vec<String>>,
+    pub partition_values: Option<Vec<String>>,
+    pub forget_state: ForgetState,
+    pub rows_removed: Option<i64>,
+    pub rows_after: Option<i64>,
+    pub size_after: Option<i64>,
+    pub new_version_id: Option<String>,
+    pub new_etag: Option<String>,
+    pub row_groups_rewritten: Option<i32>,
+    pub row_groups_copied: Option<i32>,
+    pub versions_deleted: Vec<String>,
+    pub cleanup_state: Option<CleanupState>,
+    pub forget_error: Option<String>,
+}
+
+const OBJECT_COLUMNS: &str = "job_object_id, data_mapper_id, bucket, key, version_id, etag, \
+    size_bytes, status, rows_total, rows_matched, row_groups, error, partition_keys, \
+    partition_values, forget_state, rows_removed, rows_after, size_after, new_version_id, \
+    new_etag, row_groups_rewritten, row_groups_copied, versions_deleted, cleanup_state, \
+    forget_error";
+
+/// Records an object (once: a second record of the same object is ignored).
+pub async fn insert(db: impl PgExecutor<'_>, job_id: Uuid, o: &JobObject) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"insert into job_object (job_id, data_mapper_id, bucket, key, version_id, etag,
+               size_bytes, status, rows_total, rows_matched, row_groups, error,
+               partition_keys, partition_values, forget_state)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                   case when $8 = 'failed' then 'failed' else 'found' end)
+           on conflict on constraint job_object_unique do nothing"#,
+    )
+    .bind(job_id)
+    .bind(&o.data_mapper_id)
+    .bind(&o.bucket)
+    .bind(&o.key)
+    .bind(&o.version_id)
+    .bind(&o.etag)
+    .bind(o.size_bytes)
+    .bind(o.status)
+    .bind(o.rows_total)
+    .bind(o.rows_matched)
+    .bind(&o.row_groups)
+    .bind(&o.error)
+    .bind(&o.partition_keys)
+    .bind(&o.partition_values)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The objects find recorded, in record order, from `start_at` (inclusive).
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    start_at: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<JobObject>> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        r#"select {OBJECT_COLUMNS}
+           from job_object where job_id = $1 and ($2::bigint is null or job_object_id >= $2)
+           order by job_object_id limit $3"#
+    )))
+    .bind(job_id)
+    .bind(start_at)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    job_object_id: i64,
+) -> sqlx::Result<JobObject> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "select {OBJECT_COLUMNS} from job_object where job_id = $1 and job_object_id = $2"
+    )))
+    .bind(job_id)
+    .bind(job_object_id)
+    .fetch_one(db)
+    .await
+}
+
+/// The ids of the job's objects in `forget_state`, for the next phase's tasks.
+pub async fn ids_in_state(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    state: ForgetState,
+) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "select job_object_id from job_object where job_id = $1 and forget_state = $2 order by job_object_id",
+    )
+    .bind(job_id)
+    .bind(state)
+    .fetch_all(db)
+    .await
+}
+
+/// Counts of the job's objects by forget state.
+pub async fn forget_state_counts(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+) -> sqlx::Result<HashMap<ForgetState, i64>> {
+    let rows: Vec<(ForgetState, i64)> = sqlx::query_as(
+        "select forget_state, count(*) from job_object where job_id = $1 group by forget_state",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Updates an object's forget progress (only the fields given).
+#[derive(Debug, Clone, Default)]
+pub struct ObjectUpdate<'a> {
+    pub forget_state: Option<ForgetState>,
+    pub version_id: Option<Option<&'a str>>,
+    pub etag: Option<&'a str>,
+    pub rows_total: Option<i64>,
+    pub rows_removed: Option<i64>,
+    pub rows_after: Option<i64>,
+    pub size_after: Option<i64>,
+    pub new_version_id: Option<&'a str>,
+    pub new_etag: Option<&'a str>,
+    pub row_groups_rewritten: Option<i32>,
+    pub row_groups_copied: Option<i32>,
+    pub versions_deleted: Option<&'a [String]>,
+    pub cleanup_state: Option<CleanupState>,
+    pub forget_error: Option<&'a str>,
+}
+
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    job_object_id: i64,
+    u: &ObjectUpdate<'_>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"update job_object set
+               forget_state = coalesce($2, forget_state),
+               version_id = case when $3 then $4 else version_id end,
+               etag = coalesce($5, etag),
+               rows_total = coalesce($6, rows_total),
+               rows_removed = coalesce($7, rows_removed),
+               rows_after = coalesce($8, rows_after),
+               size_after = coalesce($9, size_after),
+               new_version_id = coalesce($10, new_version_id),
+               new_etag = coalesce($11, new_etag),
+               row_groups_rewritten = coalesce($12, row_groups_rewritten),
+               row_groups_copied = coalesce($13, row_groups_copied),
+               versions_deleted = coalesce($14, versions_deleted),
+               cleanup_state = coalesce($15, cleanup_state),
+               forget_error = coalesce($16, forget_error)
+           where job_object_id = $1"#,
+    )
+    .bind(job_object_id)
+    .bind(u.forget_state)
+    .bind(u.version_id.is_some())
+    .bind(u.version_id.flatten())
+    .bind(u.etag)
+    .bind(u.rows_total)
+    .bind(u.rows_removed)
+    .bind(u.rows_after)
+    .bind(u.size_after)
+    .bind(u.new_version_id)
+    .bind(u.new_etag)
+    .bind(u.row_groups_rewritten)
+    .bind(u.row_groups_copied)
+    .bind(u.versions_deleted)
+    .bind(u.cleanup_state)
+    .bind(u.forget_error)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+impl JobObject {
+    /// A new object of `mapper` as find records it (forget fields empty).
+    pub fn found(mapper: &str, bucket: &str, key: &str, status: ObjectStatus) -> Self {
+        Self {
+            job_object_id: 0,
+            data_mapper_id: mapper.to_owned(),
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: None,
+            etag: None,
+            size_bytes: 0,
+            status,
+            rows_total: None,
+            rows_matched: 0,
+            row_groups: Vec::new(),
+            error: None,
+            partition_keys: None,
+            partition_values: None,
+            forget_state: ForgetState::Found,
+            rows_removed: None,
+            rows_after: None,
+            size_after: None,
+            new_version_id: None,
+            new_etag: None,
+            row_groups_rewritten: None,
+            row_groups_copied: None,
+            versions_deleted: Vec::new(),
+            cleanup_state: None,
+            forget_error: None,
+        }
+    }
+}
+
+/// Moves the job's objects still in `from` to `to` with `error` (objects whose task
+/// failed for good); returns how many.
+pub async fn fail_left_in(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    from: ForgetState,
+    to: ForgetState,
+    error: &str,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "update job_object set forget_state = $3, forget_error = $4
+         where job_id = $1 and forget_state = $2",
+    )
+    .bind(job_id)
+    .bind(from)
+    .bind(to)
+    .bind(error)
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
+/// The mappers with an object that failed find, forget or verify.
+pub async fn mappers_with_failures(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "select distinct data_mapper_id from job_object
+         where job_id = $1 and (status = 'failed' or forget_state in ('failed', 'verify_failed'))",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await
+}
+
+/// Objects whose cleanup failed.
+pub async fn count_cleanup_failed(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "select count(*) from job_object where job_id = $1 and cleanup_state = 'failed'",
+    )
+    .bind(job_id)
+    .fetch_one(db)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn an_object_is_recorded_once_and_moves_through_its_states(db: sqlx::PgPool) {
+        let job_id = crate::db::job::tests::a_job(&db).await;
+        let mut o = JobObject::found("m", "b", "k1", ObjectStatus::Matched);
+        o.rows_matched = 3;
+        insert(&db, job_id, &o).await.unwrap();
+        insert(&db, job_id, &o).await.unwrap();
+        let mut failed = JobObject::found("m", "b", "k2", ObjectStatus::Failed);
+        failed.error = Some("corrupt".into());
+        insert(&db, job_id, &failed).await.unwrap();
+        let all = list(&db, job_id, None, 10).await.unwrap();
+        assert_eq!(all.len(), 2, "recorded once");
+        assert_eq!(
+            all[1].forget_state,
+            ForgetState::Failed,
+            "a failed find is a failed object"
+        );
+        let id = all[0].job_object_id;
+        assert_eq!(
+            ids_in_state(&db, job_id, ForgetState::Found).await.unwrap(),
+            [id]
+        );
+        let written = ObjectUpdate {
+            forget_state: Some(ForgetState::Written),
+            version_id: Some(None),
+            rows_removed: Some(3),
+            new_version_id: Some("v2"),
+            ..ObjectUpdate::default()
+        };
+        update(&db, id, &written).await.unwrap();
+        let got = get(&db, job_id, id).await.unwrap();
+        assert_eq!(
+            (got.forget_state, got.rows_removed),
+            (ForgetState::Written, Some(3))
+        );
+        assert_eq!(got.new_version_id.as_deref(), Some("v2"));
+        let moved = fail_left_in(
+            &db,
+            job_id,
+            ForgetState::Written,
+            ForgetState::VerifyFailed,
+            "lost",
+        )
+        .await
+        .unwrap();
+        assert_eq!(moved, 1);
+        let counts = forget_state_counts(&db, job_id).await.unwrap();
+        assert_eq!(counts.get(&ForgetState::VerifyFailed), Some(&1));
+        assert_eq!(counts.get(&ForgetState::Failed), Some(&1));
+        assert_eq!(mappers_with_failures(&db, job_id).await.unwrap(), ["m"]);
+        let cleanup = ObjectUpdate {
+            cleanup_state: Some(CleanupState::Failed),
+            ..ObjectUpdate::default()
+        };
+        update(&db, id, &cleanup).await.unwrap();
+        assert_eq!(count_cleanup_failed(&db, job_id).await.unwrap(), 1);
+    }
+}

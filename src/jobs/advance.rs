@@ -1,0 +1,241 @@
+//! Creating a job and moving it on: the transitions that enqueue a phase's tasks.
+//!
+//! After each task the worker calls [`after_task`]: one read of the job row, and only
+//! when the job's counters say its phase may be over (or the task failed for good) an
+//! [`advance`], which probes the open tasks of the phase and, when none is left, moves
+//! the job on under its row lock. The cost a task adds is O(1) in the size of the job.
+
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::db::job::{self as jobs, CreateJobError, NewJob};
+use crate::db::{job_data_mapper, job_object, task};
+use crate::domain::job::{EventLevel, ForgetState, JobStatus};
+use crate::jobs::find_mapper::FindMapper;
+use crate::jobs::find_objects::FindObjects;
+use crate::jobs::lifecycle::{self, event};
+use crate::jobs::object::ObjectTask;
+use crate::jobs::object::cleanup::Cleanup;
+use crate::jobs::object::forget::Forget;
+use crate::jobs::object::verify::Verify;
+use crate::jobs::{JobTask, enqueue, enqueue_all};
+
+/// Creates a job and enqueues its find tasks; returns the job id.
+pub async fn create_job(pool: &PgPool, new: &NewJob<'_>) -> Result<Uuid, CreateJobError> {
+    let job_id = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
+    jobs::insert_job(&mut tx, job_id, new).await?;
+    let mappers = job_data_mapper::list(&mut *tx, job_id).await?;
+    for mapper in &mappers {
+        let find = FindMapper {
+            job_id,
+            data_mapper_id: mapper.clone(),
+        };
+        enqueue(&mut *tx, &find).await?;
+    }
+    event(
+        &mut *tx,
+        job_id,
+        EventLevel::Info,
+        "job_created",
+        &format!(
+            "job created by {} ({}) over {} data mapper(s)",
+            new.created_by,
+            new.trigger,
+            mappers.len()
+        ),
+        json!({"data_mappers": mappers, "dry_run": new.dry_run}),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(job.id = %job_id, dry_run = new.dry_run, trigger = %new.trigger, "job created");
+    // A job with nothing to search is over at once.
+    advance(pool, job_id).await?;
+    Ok(job_id)
+}
+
+/// Called after each of the job's tasks ends: O(1) unless the job's phase may be over.
+pub async fn after_task(pool: &PgPool, job_id: Uuid, failed_for_good: bool) -> sqlx::Result<()> {
+    let Some((status, stats)) = jobs::progress(pool, job_id).await? else {
+        return Ok(());
+    };
+    if status.is_active() && (failed_for_good || lifecycle::phase_may_be_over(status, &stats)) {
+        advance(pool, job_id).await?;
+    }
+    Ok(())
+}
+
+/// The task kinds whose open tasks keep the job in `status` (None: any task does).
+fn phase_kinds(status: JobStatus) -> Option<&'static [&'static str]> {
+    match status {
+        JobStatus::Forgetting => Some(&[Forget::KIND]),
+        JobStatus::Verifying => Some(&[Forget::KIND, Verify::KIND]),
+        _ => None,
+    }
+}
+
+async fn phase_has_open_tasks(
+    db: impl sqlx::PgExecutor<'_>,
+    job_id: Uuid,
+    status: JobStatus,
+) -> sqlx::Result<bool> {
+    const ALL: &[&str] = &[
+        FindMapper::KIND,
+        FindObjects::KIND,
+        Forget::KIND,
+        Verify::KIND,
+        Cleanup::KIND,
+    ];
+    task::has_open(db, job_id, phase_kinds(status).unwrap_or(ALL)).await
+}
+
+/// Moves the job on when its current phase has no task left to run. Idempotent: call it
+/// after any of the job's tasks, and periodically (a worker may die between finishing its
+/// task and calling this). Enqueues the next phase's tasks in the same transaction; a
+/// phase with nothing to do is passed through at once.
+pub async fn advance(pool: &PgPool, job_id: Uuid) -> sqlx::Result<()> {
+    // The common case, a phase with tasks still open, costs one index probe and no lock.
+    // Safe without the lock: every task advances after its own record committed, so the
+    // last one to finish sees no open task and takes the locked path below.
+    let Some(status) = jobs::status(pool, job_id).await? else {
+        return Ok(());
+    };
+    if !status.is_active() || phase_has_open_tasks(pool, job_id, status).await? {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    let Some((mut status, dry_run)) = jobs::lock_job(&mut *tx, job_id).await? else {
+        return Ok(());
+    };
+    while status.is_active() && !phase_has_open_tasks(&mut *tx, job_id, status).await? {
+        let next = match status {
+            JobStatus::Queued | JobStatus::Finding => {
+                find_finished(&mut tx, job_id, dry_run).await?
+            }
+            JobStatus::CleaningUp => crate::jobs::finalize::finalize(&mut tx, job_id).await?,
+            _ => phase_finished(&mut tx, job_id, status).await?,
+        };
+        jobs::transition(&mut *tx, job_id, &[status], next).await?;
+        status = next;
+        if !next.is_active() {
+            lifecycle::finished_event(&mut tx, job_id, next).await?;
+        }
+    }
+    tx.commit().await?;
+    tracing::info!(job.id = %job_id, status = %status, "job advanced");
+    Ok(())
+}
+
+/// Find is over: decides what follows and, for a real job, enqueues one forget task per
+/// matched object (one statement).
+async fn find_finished(
+    tx: &mut PgConnection,
+    job_id: Uuid,
+    dry_run: bool,
+) -> sqlx::Result<JobStatus> {
+    let (failed_tasks, task_error) = task::failed(&mut *tx, job_id).await?;
+    let failed_mappers = job_data_mapper::count_failed(&mut *tx, job_id).await?;
+    let next = lifecycle::after_find(dry_run, failed_mappers as u64, failed_tasks as u64);
+    if failed_tasks > 0 {
+        event(
+            &mut *tx,
+            job_id,
+            EventLevel::Error,
+            "task_failed",
+            &format!(
+                "{failed_tasks} find task(s) failed; first error: {}",
+                task_error.unwrap_or_default()
+            ),
+            json!({"failed_tasks": failed_tasks}),
+        )
+        .await?;
+    }
+    let (level, message) = match next {
+        JobStatus::Completed => (
+            EventLevel::Info,
+            "dry run completed: find finished".to_owned(),
+        ),
+        JobStatus::FindFailed => (
+            EventLevel::Error,
+            format!("find failed ({failed_mappers} data mapper(s) failed)"),
+        ),
+        other => (EventLevel::Info, format!("find finished; job is {other}")),
+    };
+    event(
+        &mut *tx,
+        job_id,
+        level,
+        "find_finished",
+        &message,
+        json!({"status": next}),
+    )
+    .await?;
+    if next == JobStatus::Forgetting {
+        let ids = job_object::ids_in_state(&mut *tx, job_id, ForgetState::Found).await?;
+        let forgets: Vec<Forget> = ids
+            .iter()
+            .map(|&job_object_id| {
+                Forget(ObjectTask {
+                    job_id,
+                    job_object_id,
+                })
+            })
+            .collect();
+        enqueue_all(&mut *tx, job_id, &forgets).await?;
+        phase_started(tx, job_id, next, ids.len()).await?;
+    }
+    Ok(next)
+}
+
+/// Forget or verify is over: objects their failed tasks left behind fail.
+async fn phase_finished(
+    tx: &mut PgConnection,
+    job_id: Uuid,
+    status: JobStatus,
+) -> sqlx::Result<JobStatus> {
+    if let Some((from, to, error)) = lifecycle::left_behind(status) {
+        let lost = job_object::fail_left_in(&mut *tx, job_id, from, to, error).await? as i64;
+        // Objects whose forget task failed for good are failed objects.
+        if to == ForgetState::Failed {
+            let stats = jobs::JobStats {
+                objects_forget_failed: lost,
+                ..Default::default()
+            };
+            jobs::add_stats(&mut *tx, job_id, &stats).await?;
+        }
+    }
+    let next = lifecycle::after_phase(status).unwrap_or(JobStatus::CleaningUp);
+    let kind = match next {
+        JobStatus::Verifying => Verify::KIND,
+        _ => Cleanup::KIND,
+    };
+    let open = task::count_open(&mut *tx, job_id, kind).await?;
+    phase_started(tx, job_id, next, open as usize).await?;
+    Ok(next)
+}
+
+async fn phase_started(
+    tx: &mut PgConnection,
+    job_id: Uuid,
+    status: JobStatus,
+    objects: usize,
+) -> sqlx::Result<()> {
+    event(
+        &mut *tx,
+        job_id,
+        EventLevel::Info,
+        "phase_started",
+        &format!("{status} ({objects} object(s))"),
+        json!({"status": status, "objects": objects}),
+    )
+    .await
+}
+
+/// Advances the active job, if any (the periodic safety net for [`advance`]).
+pub async fn advance_active(pool: &PgPool) -> sqlx::Result<()> {
+    if let Some(job_id) = jobs::active_job(pool).await? {
+        advance(pool, job_id).await?;
+    }
+    Ok(())
+}

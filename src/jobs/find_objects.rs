@@ -1,0 +1,290 @@
+//! `find.objects`: HEAD each object of a batch (its current version and etag), search
+//! that exact version with ranged reads, and record the objects with matches (and the
+//! ones that failed) with the job's stats.
+//!
+//! A corrupt or unreadable object fails only itself. Events carry keys and counts, never
+//! match ids.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use futures_util::{StreamExt, stream};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::PgPool;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::db::job::{self as jobs, JobStats};
+use crate::db::job_data_mapper::MapperSnapshot;
+use crate::db::job_object::{self as objects, JobObject};
+use crate::db::task::{begin_bookkeeping, mark_recorded};
+use crate::domain::data_mapper::Format;
+use crate::domain::job::{EventLevel, ObjectStatus};
+use crate::jobs::find::{ObjectFindError, ObjectRef, every_row_parquet, find_jsonl, find_parquet};
+use crate::jobs::lifecycle::{self, event};
+use crate::jobs::matches::PartitionSets;
+use crate::jobs::tasks::{Task, TaskError};
+use crate::jobs::{Context, JobTask};
+use crate::storage::{ObjectMeta, ObjectStore, StorageError, skip_reason};
+
+/// One object to search, as listed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: u64,
+    /// Partition values from the catalog or the path; None when the path carries none.
+    pub partition: Option<Vec<String>>,
+}
+
+/// Searches a batch of listed objects of one mapper and storage place.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FindObjects {
+    pub job_id: Uuid,
+    pub data_mapper_id: String,
+    /// `s3` or `file`.
+    pub scheme: String,
+    pub bucket: String,
+    /// The table's partition keys, in the order of each object's `partition` values.
+    pub partition_keys: Vec<String>,
+    pub objects: Vec<ListedObject>,
+}
+
+#[async_trait]
+impl JobTask for FindObjects {
+    const KIND: &'static str = "find.objects";
+    const MAX_ATTEMPTS: i32 = 5;
+
+    fn job_id(&self) -> Uuid {
+        self.job_id
+    }
+
+    async fn run(&self, ctx: &Context, task: &Task) -> Result<(), TaskError> {
+        let db = &ctx.engine.db;
+        if !lifecycle::is_active(db, self.job_id).await? {
+            return Ok(());
+        }
+        let (sets, mapper) = ctx
+            .sets
+            .get(db, self.job_id, &self.data_mapper_id, &self.partition_keys)
+            .await?;
+        let store = match self.scheme.as_str() {
+            "file" => ctx.engine.stores.file.clone(),
+            _ => ctx.engine.stores.s3.clone(),
+        };
+        let concurrency = ctx.settings(self.job_id).await?.find_concurrency();
+        let outcomes: Vec<Outcome> = stream::iter(self.objects.clone())
+            .map(|o| {
+                let (store, mapper, sets, bucket) = (
+                    store.clone(),
+                    mapper.clone(),
+                    sets.clone(),
+                    self.bucket.clone(),
+                );
+                let span = tracing::info_span!("object", object.key = %o.key);
+                async move { search(store.as_ref(), &bucket, &o, &mapper, &sets).await }
+                    .instrument(span)
+            })
+            .buffered(concurrency)
+            .collect()
+            .await;
+        if !task.is_last_attempt()
+            && let Some(Outcome::Failed { error, .. }) = outcomes.iter().find(|o| {
+                matches!(
+                    o,
+                    Outcome::Failed {
+                        retryable: true,
+                        ..
+                    }
+                )
+            })
+        {
+            return Err(TaskError::Retryable(error.clone()));
+        }
+        Ok(record_objects(db, task, self, outcomes).await?)
+    }
+}
+
+/// What searching one object came to.
+enum Outcome {
+    /// Deleted between listing and search.
+    Vanished,
+    Skipped(&'static str),
+    Searched {
+        meta: ObjectMeta,
+        report: ObjectReport,
+    },
+    Failed {
+        meta: Option<ObjectMeta>,
+        error: String,
+        retryable: bool,
+    },
+}
+
+#[derive(Debug, Default)]
+struct ObjectReport {
+    rows_total: u64,
+    rows_matched: u64,
+    row_groups_total: usize,
+    row_groups_pruned: usize,
+    matching_row_groups: Vec<usize>,
+    bytes_read: u64,
+}
+
+async fn search(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    listed: &ListedObject,
+    mapper: &MapperSnapshot,
+    sets: &PartitionSets,
+) -> Outcome {
+    let meta = match store.head(bucket, &listed.key).await {
+        Ok(meta) => meta,
+        Err(StorageError::NotFound) => return Outcome::Vanished,
+        Err(e) => {
+            return Outcome::Failed {
+                meta: None,
+                retryable: matches!(e, StorageError::Unavailable(_)),
+                error: e.to_string(),
+            };
+        }
+    };
+    if let Some(reason) = skip_reason(&meta) {
+        return Outcome::Skipped(reason);
+    }
+    let (ids, every_row) = sets.for_partition(listed.partition.as_deref());
+    let object = ObjectRef {
+        bucket,
+        key: &listed.key,
+        version_id: meta.version_id.as_deref(),
+        size: meta.size,
+    };
+    let result = match (mapper.format, every_row) {
+        (Format::Parquet, true) => every_row_parquet(store, &object).await,
+        (Format::Parquet, false) => find_parquet(store, &object, &mapper.columns, &ids).await,
+        (Format::Json, _) => find_jsonl(store, &object, &mapper.columns, &ids)
+            .await
+            .map(|r| {
+                let matched = if every_row {
+                    r.lines_total
+                } else {
+                    r.lines_matched
+                };
+                (
+                    crate::lakefile::parquet_find::FindReport {
+                        rows_total: r.lines_total,
+                        rows_matched: matched,
+                        ..Default::default()
+                    },
+                    meta.size,
+                )
+            }),
+    };
+    match result {
+        Ok((r, read)) => Outcome::Searched {
+            report: ObjectReport {
+                rows_total: r.rows_total,
+                rows_matched: r.rows_matched,
+                row_groups_total: r.row_groups_total,
+                row_groups_pruned: r.row_groups_pruned_by_statistics
+                    + r.row_groups_pruned_by_bloom_filter,
+                matching_row_groups: r.matching_row_groups,
+                bytes_read: read,
+            },
+            meta,
+        },
+        Err(ObjectFindError::Storage(StorageError::NotFound)) => Outcome::Vanished,
+        Err(e) => Outcome::Failed {
+            retryable: matches!(e, ObjectFindError::Storage(StorageError::Unavailable(_))),
+            error: e.to_string(),
+            meta: Some(meta),
+        },
+    }
+}
+
+async fn record_objects(
+    db: &PgPool,
+    task: &Task,
+    p: &FindObjects,
+    outcomes: Vec<Outcome>,
+) -> sqlx::Result<()> {
+    let mut tx = begin_bookkeeping(db).await?;
+    if !mark_recorded(&mut *tx, task).await? {
+        return Ok(());
+    }
+    let mut stats = JobStats::default();
+    let mut failed: HashMap<&str, usize> = HashMap::new();
+    for (listed, outcome) in p.objects.iter().zip(outcomes) {
+        let key = listed.key.as_str();
+        let object = |meta: &Option<ObjectMeta>, status: ObjectStatus| JobObject {
+            version_id: meta.as_ref().and_then(|m| m.version_id.clone()),
+            etag: meta.as_ref().and_then(|m| m.etag.clone()),
+            size_bytes: meta.as_ref().map_or(listed.size, |m| m.size) as i64,
+            partition_keys: Some(p.partition_keys.clone()),
+            partition_values: listed.partition.clone(),
+            ..JobObject::found(&p.data_mapper_id, &p.bucket, key, status)
+        };
+        match outcome {
+            Outcome::Vanished | Outcome::Skipped(_) => {
+                let reason = match outcome {
+                    Outcome::Skipped(reason) => reason,
+                    _ => "deleted since it was listed",
+                };
+                stats.objects_skipped += 1;
+                event(
+                    &mut *tx,
+                    p.job_id,
+                    EventLevel::Warning,
+                    "object_skipped",
+                    &format!("skipped {key} ({reason})"),
+                    json!({"data_mapper_id": p.data_mapper_id, "key": key, "reason": reason}),
+                )
+                .await?;
+            }
+            Outcome::Failed { meta, error, .. } => {
+                stats.objects_failed += 1;
+                *failed.entry(key).or_default() += 1;
+                let mut row = object(&meta, ObjectStatus::Failed);
+                row.error = Some(error.clone());
+                objects::insert(&mut *tx, p.job_id, &row).await?;
+                event(
+                    &mut *tx,
+                    p.job_id,
+                    EventLevel::Error,
+                    "object_failed",
+                    &format!("cannot search {key}: {error}"),
+                    json!({"data_mapper_id": p.data_mapper_id, "key": key}),
+                )
+                .await?;
+                tracing::warn!(job.id = %p.job_id, object.key = key, error = %error, "object failed");
+            }
+            Outcome::Searched { meta, report } => {
+                stats.objects_scanned += 1;
+                stats.bytes_scanned += report.bytes_read as i64;
+                stats.row_groups_pruned += report.row_groups_pruned as i64;
+                stats.row_groups_scanned +=
+                    (report.row_groups_total - report.row_groups_pruned) as i64;
+                if report.row_groups_total > 0
+                    && report.row_groups_pruned == report.row_groups_total
+                {
+                    stats.objects_pruned += 1;
+                }
+                if report.rows_matched > 0 {
+                    stats.objects_matched += 1;
+                    stats.rows_matched += report.rows_matched as i64;
+                    let mut row = object(&Some(meta), ObjectStatus::Matched);
+                    row.rows_total = Some(report.rows_total as i64);
+                    row.rows_matched = report.rows_matched as i64;
+                    row.row_groups = report
+                        .matching_row_groups
+                        .iter()
+                        .map(|&g| g as i32)
+                        .collect();
+                    objects::insert(&mut *tx, p.job_id, &row).await?;
+                }
+            }
+        }
+    }
+    jobs::add_stats(&mut *tx, p.job_id, &stats).await?;
+    tx.commit().await
+}

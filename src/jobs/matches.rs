@@ -1,0 +1,137 @@
+//! The match sets a task searches with: the job's queued match ids for one data mapper,
+//! reduced per partition when a composite names a partition key, cached per worker
+//! (loading 100k ids once per task would dominate a task's cost).
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::db::job_data_mapper::{self as mappers, MapperSnapshot};
+use crate::domain::partition::reduce_composite;
+use crate::domain::queue::MatchType;
+use crate::lakefile::match_set::MatchSet;
+
+/// The job's match ids for one mapper.
+pub struct Matches {
+    pub simple: Vec<Value>,
+    pub composites: Vec<Value>,
+}
+
+/// The queued match ids of the job that apply to `mapper`.
+pub async fn load_matches(db: &PgPool, job_id: Uuid, mapper: &str) -> sqlx::Result<Matches> {
+    let mut m = Matches {
+        simple: Vec::new(),
+        composites: Vec::new(),
+    };
+    for (value, kind) in mappers::match_ids(db, job_id, mapper).await? {
+        match kind {
+            MatchType::Composite => m.composites.push(value),
+            MatchType::Simple => m.simple.push(value),
+        }
+    }
+    Ok(m)
+}
+
+/// Match sets per partition: composite matches on partition keys reduce to their data
+/// parts (or to "every row") inside a partition.
+pub struct PartitionSets {
+    simple: Vec<Value>,
+    composites: Vec<Value>,
+    table_partition_keys: Vec<String>,
+    matchable: Vec<String>,
+    base: Arc<MatchSet>,
+    /// Some composite names a partition key.
+    by_partition: bool,
+}
+
+impl PartitionSets {
+    pub fn new(m: Matches, table_partition_keys: Vec<String>, matchable: Vec<String>) -> Self {
+        let by_partition = m.composites.iter().any(|c| {
+            c.as_array().is_some_and(|parts| {
+                parts.iter().any(|p| {
+                    p.get("column").and_then(Value::as_str).is_some_and(|col| {
+                        matchable.iter().any(|k| k.eq_ignore_ascii_case(col))
+                            && table_partition_keys
+                                .iter()
+                                .any(|k| k.eq_ignore_ascii_case(col))
+                    })
+                })
+            })
+        });
+        let base = Arc::new(MatchSet::from_values(&m.simple).with_composites(&m.composites));
+        Self {
+            simple: m.simple,
+            composites: m.composites,
+            table_partition_keys,
+            matchable,
+            base,
+            by_partition,
+        }
+    }
+
+    /// The set to search an object of this partition with, and whether every row matches.
+    pub fn for_partition(&self, values: Option<&[String]>) -> (Arc<MatchSet>, bool) {
+        if !self.by_partition {
+            return (self.base.clone(), false);
+        }
+        let reduced: Vec<Value> = self
+            .composites
+            .iter()
+            .filter_map(|c| {
+                reduce_composite(values, &self.table_partition_keys, &self.matchable, c)
+            })
+            .map(Value::Array)
+            .collect();
+        let every_row = reduced
+            .iter()
+            .any(|c| c.as_array().is_some_and(Vec::is_empty));
+        let set = MatchSet::from_values(&self.simple).with_composites(&reduced);
+        (Arc::new(set), every_row)
+    }
+}
+
+/// A job mapper's match sets and definition, keyed by (job, mapper).
+type Cached = ((Uuid, String), Arc<PartitionSets>, Arc<MapperSnapshot>);
+
+/// The match sets of the last few job/mappers this worker used.
+#[derive(Default)]
+pub struct SetCache(Mutex<Vec<Cached>>);
+
+/// Job/mappers a [`SetCache`] keeps (each may hold many ids).
+const CACHED: usize = 4;
+
+impl SetCache {
+    /// The match sets and definition of `mapper` in the job; `table_keys` are the table's
+    /// partition keys (the order of the objects' partition values).
+    pub async fn get(
+        &self,
+        db: &PgPool,
+        job_id: Uuid,
+        mapper: &str,
+        table_keys: &[String],
+    ) -> sqlx::Result<(Arc<PartitionSets>, Arc<MapperSnapshot>)> {
+        let key = (job_id, mapper.to_owned());
+        if let Ok(cache) = self.0.lock()
+            && let Some((_, sets, snapshot)) = cache.iter().find(|(k, _, _)| *k == key)
+        {
+            return Ok((sets.clone(), snapshot.clone()));
+        }
+        let snapshot = mappers::get(db, job_id, mapper).await?;
+        let matches = load_matches(db, job_id, mapper).await?;
+        let sets = Arc::new(PartitionSets::new(
+            matches,
+            table_keys.to_vec(),
+            snapshot.partition_keys.clone(),
+        ));
+        let snapshot = Arc::new(snapshot);
+        if let Ok(mut cache) = self.0.lock() {
+            if cache.len() == CACHED {
+                cache.remove(0);
+            }
+            cache.push((key, sets.clone(), snapshot.clone()));
+        }
+        Ok((sets, snapshot))
+    }
+}

@@ -1,0 +1,396 @@
+//! `forget.object`: download the version find recorded, rewrite it without the matching
+//! rows (`lakefile`, with its full pre-upload check), upload it with `If-Match: <etag
+//! read>` keeping the object's headers, metadata, tags, storage class and encryption. A
+//! 412 (someone wrote the object since) or a vanished version means re-reading the
+//! current version and trying again (bounded). The new version carries user metadata
+//! `lethe-job-object: <job>/<object>`, and the rewrite's figures are saved before the
+//! upload: a retry after a crash between the upload and its record recognises its own
+//! version and records it, never rewriting twice. The record of a rewritten object
+//! enqueues its `verify.object`.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::verify::Verify;
+use super::{Loaded, ObjectTask, Record, load};
+use crate::db::job::JobStats;
+use crate::db::job_object::{self as objects, JobObject, ObjectUpdate};
+use crate::domain::data_mapper::Format;
+use crate::domain::job::{EventLevel, ForgetState};
+use crate::jobs::find::cpu_bound;
+use crate::jobs::lifecycle::event;
+use crate::jobs::tasks::{Task, TaskError};
+use crate::jobs::{Context, JobTask, prepare};
+use crate::lakefile::match_set::MatchSet;
+use crate::lakefile::{jsonl_find, jsonl_forget, parquet_forget};
+use crate::storage::{Fetched, StorageError};
+
+/// User metadata key naming the job object a version was written for.
+pub const MARKER: &str = "lethe-job-object";
+/// Re-reads of an object that keeps changing under a rewrite, before it fails.
+const MAX_REFINDS: usize = 3;
+
+/// Rewrites one object without its matching rows.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Forget(pub ObjectTask);
+
+#[async_trait]
+impl JobTask for Forget {
+    const KIND: &'static str = "forget.object";
+    const MAX_ATTEMPTS: i32 = super::MAX_ATTEMPTS;
+
+    fn job_id(&self) -> Uuid {
+        self.0.job_id
+    }
+
+    async fn run(&self, ctx: &Context, task: &Task) -> Result<(), TaskError> {
+        let Some(l) = load(ctx, self.0, ForgetState::Found).await? else {
+            return Ok(());
+        };
+        let marker = format!("{}/{}", l.p.job_id, l.p.job_object_id);
+        // A previous attempt may have uploaded and died before recording it.
+        if l.object.rows_removed.is_some() {
+            match l
+                .store
+                .head_with_metadata(&l.object.bucket, &l.object.key)
+                .await
+            {
+                Ok((current, meta)) if meta.get(MARKER) == Some(&marker) => {
+                    let (version, etag) = (current.version_id.as_deref(), current.etag.as_deref());
+                    return written(ctx, task, &l, version, etag, &l.object).await;
+                }
+                Ok(_) | Err(StorageError::NotFound) => {}
+                Err(e) => return Err(TaskError::Retryable(e.to_string())),
+            }
+        }
+        let threshold = ctx.settings(l.p.job_id).await?.multipart_threshold();
+        for n in 0..=MAX_REFINDS {
+            if attempt(ctx, task, &l, n == 0, &marker, threshold).await? == Settled::Yes {
+                return Ok(());
+            }
+        }
+        let error = format!(
+            "the object changed {} times while it was rewritten",
+            MAX_REFINDS + 1
+        );
+        fail(ctx, task, &l, error).await
+    }
+}
+
+/// Whether an attempt settled the object, or it must be read again.
+#[derive(Debug, PartialEq, Eq)]
+enum Settled {
+    Yes,
+    ReadAgain,
+}
+
+async fn fail(ctx: &Context, task: &Task, l: &Loaded, error: String) -> Result<(), TaskError> {
+    tracing::warn!(job.id = %l.p.job_id, object.key = %l.object.key, error = %error, "forget failed");
+    let update = ObjectUpdate {
+        forget_state: Some(ForgetState::Failed),
+        forget_error: Some(&error),
+        ..ObjectUpdate::default()
+    };
+    let stats = JobStats {
+        objects_forget_failed: 1,
+        ..JobStats::default()
+    };
+    let message = format!("cannot rewrite {}: {error}", l.object.key);
+    let r = Record::new(update)
+        .stats(stats)
+        .event(EventLevel::Error, "object_failed", message);
+    l.record(ctx, task, r).await
+}
+
+/// Records the new version and enqueues its verification.
+async fn written(
+    ctx: &Context,
+    task: &Task,
+    l: &Loaded,
+    version: Option<&str>,
+    etag: Option<&str>,
+    saved: &JobObject,
+) -> Result<(), TaskError> {
+    let removed = saved.rows_removed.unwrap_or(0);
+    let stats = JobStats {
+        objects_rewritten: 1,
+        rows_removed: removed,
+        bytes_written: saved.size_after.unwrap_or(0),
+        ..JobStats::default()
+    };
+    let update = ObjectUpdate {
+        forget_state: Some(ForgetState::Written),
+        new_version_id: version,
+        new_etag: etag,
+        ..ObjectUpdate::default()
+    };
+    let message = format!("rewrote {} without {removed} row(s)", l.object.key);
+    let r = Record::new(update)
+        .stats(stats)
+        .event(EventLevel::Info, "object_rewritten", message)
+        .then(prepare(&Verify(l.p))?);
+    l.record(ctx, task, r).await
+}
+
+/// Records an object that needs no rewrite (`unchanged`, or `skipped` when gone).
+async fn left_as_is(
+    ctx: &Context,
+    task: &Task,
+    l: &Loaded,
+    update: ObjectUpdate<'_>,
+    event: (EventLevel, &'static str, String),
+) -> Result<Settled, TaskError> {
+    let stats = JobStats {
+        objects_unchanged: 1,
+        ..JobStats::default()
+    };
+    let r = Record::new(update)
+        .stats(stats)
+        .event(event.0, event.1, event.2);
+    l.record(ctx, task, r).await?;
+    Ok(Settled::Yes)
+}
+
+/// Downloads the version to rewrite (the recorded one when `pinned`, else the current).
+async fn download(
+    ctx: &Context,
+    task: &Task,
+    l: &Loaded,
+    pinned: bool,
+    src: &Path,
+) -> Result<Result<(Fetched, String), Settled>, TaskError> {
+    let o = &l.object;
+    let version = if pinned {
+        o.version_id.as_deref()
+    } else {
+        None
+    };
+    let fetched = match l.store.download(&o.bucket, &o.key, version, src).await {
+        Ok(f) => f,
+        Err(StorageError::NotFound) if l.mapper.ignore_object_not_found => {
+            let update = ObjectUpdate {
+                forget_state: Some(ForgetState::Skipped),
+                ..ObjectUpdate::default()
+            };
+            let message = format!("skipped {}: not found (ignore_object_not_found)", o.key);
+            let event = (EventLevel::Warning, "object_skipped", message);
+            return Ok(Err(left_as_is(ctx, task, l, update, event).await?));
+        }
+        Err(StorageError::NotFound) if pinned => return Ok(Err(Settled::ReadAgain)),
+        Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
+        Err(e) => {
+            fail(ctx, task, l, e.to_string()).await?;
+            return Ok(Err(Settled::Yes));
+        }
+    };
+    match fetched.etag.clone() {
+        Some(etag) => Ok(Ok((fetched, etag))),
+        None => {
+            fail(
+                ctx,
+                task,
+                l,
+                "the store gave no etag to write against".into(),
+            )
+            .await?;
+            Ok(Err(Settled::Yes))
+        }
+    }
+}
+
+/// One attempt: download, rewrite, upload against the etag read.
+async fn attempt(
+    ctx: &Context,
+    task: &Task,
+    l: &Loaded,
+    pinned: bool,
+    marker: &str,
+    threshold: u64,
+) -> Result<Settled, TaskError> {
+    let (db, o) = (&ctx.engine.db, &l.object);
+    let dir = tempfile::tempdir().map_err(|e| TaskError::Retryable(e.to_string()))?;
+    let (src, dst) = (dir.path().join("source"), dir.path().join("rewritten"));
+    let (fetched, etag) = match download(ctx, task, l, pinned, &src).await? {
+        Ok(f) => f,
+        Err(settled) => return Ok(settled),
+    };
+    let (format, key, columns, ids, every) = (
+        l.mapper.format,
+        o.key.clone(),
+        l.mapper.columns.clone(),
+        l.ids.clone(),
+        l.every_row,
+    );
+    let figures = match cpu_bound(|| rewrite(format, &key, &src, &dst, &columns, &ids, every)) {
+        Ok(f) => f,
+        Err(e) => {
+            fail(ctx, task, l, e).await?;
+            return Ok(Settled::Yes);
+        }
+    };
+    let size_after = std::fs::metadata(&dst).map(|m| m.len()).unwrap_or(0) as i64;
+    let figures_update = ObjectUpdate {
+        version_id: Some(fetched.version_id.as_deref()),
+        etag: Some(&etag),
+        rows_total: Some(figures.rows_before as i64),
+        rows_removed: Some(figures.rows_removed as i64),
+        rows_after: Some((figures.rows_before - figures.rows_removed) as i64),
+        size_after: Some(size_after),
+        row_groups_rewritten: Some(figures.row_groups_rewritten as i32),
+        row_groups_copied: Some(figures.row_groups_copied as i32),
+        ..ObjectUpdate::default()
+    };
+    if figures.rows_removed == 0 {
+        let update = ObjectUpdate {
+            forget_state: Some(ForgetState::Unchanged),
+            ..figures_update
+        };
+        let message = format!("{} holds no matching row any more; left as it is", o.key);
+        return left_as_is(
+            ctx,
+            task,
+            l,
+            update,
+            (EventLevel::Info, "object_unchanged", message),
+        )
+        .await;
+    }
+    // Saved before the upload: a retry after a crash right after it needs them.
+    objects::update(db, o.job_object_id, &figures_update).await?;
+    let mut attributes = fetched.attributes.clone();
+    attributes
+        .metadata
+        .insert(MARKER.to_owned(), marker.to_owned());
+    match l
+        .store
+        .upload(&o.bucket, &o.key, &dst, &etag, &attributes, threshold)
+        .await
+    {
+        Ok(w) => {
+            let saved = objects::get(db, l.p.job_id, o.job_object_id).await?;
+            written(
+                ctx,
+                task,
+                l,
+                w.version_id.as_deref(),
+                w.etag.as_deref(),
+                &saved,
+            )
+            .await?;
+            Ok(Settled::Yes)
+        }
+        Err(StorageError::PreconditionFailed) => {
+            let message = format!("{} changed while it was rewritten; reading it again", o.key);
+            event(
+                db,
+                l.p.job_id,
+                EventLevel::Warning,
+                "object_changed",
+                &message,
+                json!({"key": o.key}),
+            )
+            .await?;
+            Ok(Settled::ReadAgain)
+        }
+        Err(StorageError::Unavailable(e)) => Err(TaskError::Retryable(e)),
+        Err(e) => {
+            fail(ctx, task, l, e.to_string()).await?;
+            Ok(Settled::Yes)
+        }
+    }
+}
+
+fn gz(key: &str) -> bool {
+    key.ends_with(".gz")
+}
+
+/// What a rewrite of one object came to.
+#[derive(Debug, Clone, Default)]
+struct Figures {
+    rows_before: u64,
+    rows_removed: u64,
+    row_groups_rewritten: usize,
+    row_groups_copied: usize,
+}
+
+/// Rewrites `src` to `dst` without the matching rows (all rows when `every_row`).
+fn rewrite(
+    format: Format,
+    key: &str,
+    src: &Path,
+    dst: &Path,
+    columns: &[String],
+    ids: &MatchSet,
+    every_row: bool,
+) -> Result<Figures, String> {
+    match format {
+        Format::Parquet => {
+            let (r, _) = parquet_forget::forget_file(src, dst, columns, ids, every_row)
+                .map_err(|e| e.to_string())?;
+            Ok(Figures {
+                rows_before: r.rows_before,
+                rows_removed: r.rows_removed,
+                row_groups_rewritten: r.row_groups_rewritten,
+                row_groups_copied: r.row_groups_copied,
+            })
+        }
+        Format::Json => {
+            let out =
+                std::io::BufWriter::new(std::fs::File::create(dst).map_err(|e| e.to_string())?);
+            let file = std::fs::File::open(src).map_err(|e| e.to_string())?;
+            let input: Box<dyn std::io::BufRead> = if gz(key) {
+                Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
+                    file,
+                )))
+            } else {
+                Box::new(std::io::BufReader::new(file))
+            };
+            let everything = MatchSet::default();
+            let (ids, drop_all) = if every_row {
+                (&everything, true)
+            } else {
+                (ids, false)
+            };
+            let r = if gz(key) {
+                let mut encoder =
+                    flate2::write::GzEncoder::new(out, flate2::Compression::default());
+                let r = forget_json(input, &mut encoder, columns, ids, drop_all)?;
+                encoder.finish().map_err(|e| e.to_string())?;
+                r
+            } else {
+                forget_json(input, out, columns, ids, drop_all)?
+            };
+            Ok(Figures {
+                rows_before: r.lines_before,
+                rows_removed: r.lines_removed,
+                ..Figures::default()
+            })
+        }
+    }
+}
+
+fn forget_json(
+    input: Box<dyn std::io::BufRead>,
+    out: impl std::io::Write,
+    columns: &[String],
+    ids: &MatchSet,
+    drop_all: bool,
+) -> Result<jsonl_forget::JsonForgetReport, String> {
+    if drop_all {
+        let mut scanner = jsonl_find::LineScanner::new(columns, ids);
+        let mut input = input;
+        std::io::copy(&mut input, &mut scanner).map_err(|e| e.to_string())?;
+        let r = scanner.finish().map_err(|e| e.to_string())?;
+        drop(out);
+        return Ok(jsonl_forget::JsonForgetReport {
+            lines_before: r.lines_total,
+            lines_removed: r.lines_total,
+        });
+    }
+    jsonl_forget::forget_lines(input, out, columns, ids).map_err(|e| e.to_string())
+}

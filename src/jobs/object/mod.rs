@@ -1,0 +1,184 @@
+//! The per-object steps after find, one task kind each: `forget` rewrites the object
+//! without the matching rows, `verify` re-reads the new version, `cleanup` deletes the
+//! versions older than it. Each step's record enqueues the next step of the same object
+//! in its transaction, so objects move through the steps on their own.
+//!
+//! Invariants: each task's record is one transaction fenced by its lease; a failure fails
+//! its object only, leaving the object as it was.
+
+pub mod cleanup;
+pub mod forget;
+pub mod verify;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::db::job::{self as jobs, JobStats};
+use crate::db::job_data_mapper::MapperSnapshot;
+use crate::db::job_object::{self as objects, JobObject, ObjectUpdate};
+use crate::db::task::{begin_bookkeeping, mark_recorded};
+use crate::domain::job::{EventLevel, ForgetState};
+use crate::jobs::lifecycle::{self, event};
+use crate::jobs::tasks::{Task, TaskError};
+use crate::jobs::{Context, Engine, Prepared, enqueue_next};
+use crate::lakefile::match_set::MatchSet;
+use crate::storage::ObjectStore;
+
+/// The payload of every per-object task: which object of which job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectTask {
+    pub job_id: Uuid,
+    pub job_object_id: i64,
+}
+
+/// Attempts of a per-object task before it fails for good.
+pub const MAX_ATTEMPTS: i32 = 5;
+
+fn store_for(engine: &Engine, bucket: &str) -> Arc<dyn ObjectStore> {
+    if bucket.is_empty() {
+        engine.stores.file.clone()
+    } else {
+        engine.stores.s3.clone()
+    }
+}
+
+/// An event of an object's step (details name the mapper and key).
+pub struct ObjectEvent {
+    pub level: EventLevel,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl ObjectEvent {
+    pub fn new(level: EventLevel, kind: &'static str, message: String) -> Self {
+        Self {
+            level,
+            kind,
+            message,
+        }
+    }
+}
+
+/// What a step records for its object, in one transaction fenced by its lease.
+pub struct Record<'a> {
+    pub update: ObjectUpdate<'a>,
+    pub stats: JobStats,
+    pub event: Option<ObjectEvent>,
+    /// The object's next step, enqueued in the same transaction.
+    pub next: Option<Prepared>,
+}
+
+impl<'a> Record<'a> {
+    pub fn new(update: ObjectUpdate<'a>) -> Self {
+        Self {
+            update,
+            stats: JobStats::default(),
+            event: None,
+            next: None,
+        }
+    }
+
+    pub fn stats(mut self, stats: JobStats) -> Self {
+        self.stats = stats;
+        self
+    }
+
+    pub fn event(mut self, level: EventLevel, kind: &'static str, message: String) -> Self {
+        self.event = Some(ObjectEvent::new(level, kind, message));
+        self
+    }
+
+    pub fn then(mut self, next: Prepared) -> Self {
+        self.next = Some(next);
+        self
+    }
+
+    /// Commits the record (nothing when the task is no longer this worker's or was
+    /// recorded already).
+    pub async fn commit(
+        self,
+        db: &PgPool,
+        task: &Task,
+        object: &JobObject,
+        job_id: Uuid,
+    ) -> sqlx::Result<()> {
+        let mut tx = begin_bookkeeping(db).await?;
+        if !mark_recorded(&mut *tx, task).await? {
+            return Ok(());
+        }
+        objects::update(&mut *tx, object.job_object_id, &self.update).await?;
+        if let Some(e) = self.event {
+            event(
+                &mut *tx,
+                job_id,
+                e.level,
+                e.kind,
+                &e.message,
+                json!({"data_mapper_id": object.data_mapper_id, "key": object.key}),
+            )
+            .await?;
+        }
+        if let Some(next) = &self.next {
+            enqueue_next(&mut *tx, task, next).await?;
+        }
+        // Last: the job row is the one row every record updates; its lock is held only
+        // for the commit.
+        jobs::add_stats(&mut *tx, job_id, &self.stats).await?;
+        tx.commit().await
+    }
+}
+
+/// What every per-object task loads first.
+pub struct Loaded {
+    pub p: ObjectTask,
+    pub object: JobObject,
+    pub mapper: Arc<MapperSnapshot>,
+    pub ids: Arc<MatchSet>,
+    pub every_row: bool,
+    pub store: Arc<dyn ObjectStore>,
+}
+
+impl Loaded {
+    /// Records the step's outcome for this object.
+    pub async fn record(&self, ctx: &Context, task: &Task, r: Record<'_>) -> Result<(), TaskError> {
+        Ok(r.commit(&ctx.engine.db, task, &self.object, self.p.job_id)
+            .await?)
+    }
+}
+
+/// Loads the object of `p` when its job is active and it is in `state` (None: nothing
+/// to do, e.g. a rerun after the step was recorded).
+pub async fn load(
+    ctx: &Context,
+    p: ObjectTask,
+    state: ForgetState,
+) -> Result<Option<Loaded>, TaskError> {
+    let db = &ctx.engine.db;
+    if !lifecycle::is_active(db, p.job_id).await? {
+        return Ok(None);
+    }
+    let object = objects::get(db, p.job_id, p.job_object_id).await?;
+    if object.forget_state != state {
+        return Ok(None);
+    }
+    tracing::Span::current().record("object.key", object.key.as_str());
+    let keys = object.partition_keys.clone().unwrap_or_default();
+    let (sets, mapper) = ctx
+        .sets
+        .get(db, p.job_id, &object.data_mapper_id, &keys)
+        .await?;
+    let (ids, every_row) = sets.for_partition(object.partition_values.as_deref());
+    let store = store_for(&ctx.engine, &object.bucket);
+    Ok(Some(Loaded {
+        p,
+        object,
+        mapper,
+        ids,
+        every_row,
+        store,
+    }))
+}

@@ -1,0 +1,158 @@
+//! A job's report, streamed page by page from the database (any size in bounded memory):
+//! `{"job": …, "objects": [...], "matches": [...]}`. A database error mid-stream ends
+//! the body with an error (the connection is reset before the chunked body completes),
+//! so a client never takes a truncated report for a whole one.
+
+use bytes::Bytes;
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::Serialize;
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::job_match;
+use crate::db::job_object::{self as objects, JobObject};
+use crate::domain::job::{CleanupState, ForgetState};
+
+/// Objects or matches read per page.
+const PAGE: i64 = 1000;
+
+/// Why a report stream stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("reading the report failed: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("encoding the report failed: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// One object in a job's report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportObject {
+    pub data_mapper_id: String,
+    pub bucket: String,
+    pub key: String,
+    pub version_id_before: Option<String>,
+    pub etag_before: Option<String>,
+    pub version_id_after: Option<String>,
+    pub etag_after: Option<String>,
+    pub rows_before: Option<i64>,
+    pub rows_removed: Option<i64>,
+    pub rows_after: Option<i64>,
+    pub bytes_before: i64,
+    pub bytes_after: Option<i64>,
+    pub row_groups_rewritten: Option<i32>,
+    pub row_groups_copied: Option<i32>,
+    /// Old versions cleanup deleted.
+    pub versions_deleted: Vec<String>,
+    /// `found` (dry run), `verified`, `unchanged` (no row matched any more), `skipped`,
+    /// `failed`, `verify_failed` (old version kept), `written` (not verified yet).
+    pub status: ForgetState,
+    /// `done`, `skipped` (the mapper keeps old versions), `failed`; null before cleanup.
+    pub cleanup: Option<CleanupState>,
+    pub error: Option<String>,
+}
+
+impl From<JobObject> for ReportObject {
+    fn from(o: JobObject) -> Self {
+        let deleted = matches!(
+            o.cleanup_state,
+            Some(CleanupState::Done | CleanupState::Failed)
+        );
+        Self {
+            data_mapper_id: o.data_mapper_id,
+            bucket: o.bucket,
+            key: o.key,
+            version_id_before: o.version_id,
+            etag_before: o.etag,
+            version_id_after: o.new_version_id,
+            etag_after: o.new_etag,
+            rows_before: o.rows_total,
+            rows_removed: o.rows_removed,
+            rows_after: o.rows_after,
+            bytes_before: o.size_bytes,
+            bytes_after: o.size_after,
+            row_groups_rewritten: o.row_groups_rewritten,
+            row_groups_copied: o.row_groups_copied,
+            versions_deleted: if deleted {
+                o.versions_deleted
+            } else {
+                Vec::new()
+            },
+            status: o.forget_state,
+            cleanup: o.cleanup_state,
+            error: o.error.or(o.forget_error),
+        }
+    }
+}
+
+/// Where the stream is.
+enum Part {
+    Objects(Option<i64>),
+    Matches(String),
+    Done,
+}
+
+/// The report's body: `job` is the job's JSON, then every object and every match.
+pub fn stream(
+    db: PgPool,
+    job_id: Uuid,
+    job: String,
+) -> impl Stream<Item = Result<Bytes, ReportError>> {
+    let head = format!("{{\"job\":{job},\"objects\":[");
+    let chunks = stream::unfold(Some(Part::Objects(None)), move |part| {
+        let db = db.clone();
+        async move {
+            let part = part?;
+            match next_chunk(&db, job_id, part).await {
+                Ok((chunk, next)) => Some((Ok(Bytes::from(chunk)), next)),
+                Err(e) => {
+                    tracing::error!(job.id = %job_id, error = %e, "report stream failed");
+                    Some((Err(e), None))
+                }
+            }
+        }
+    });
+    stream::once(async move { Ok(Bytes::from(head)) }).chain(chunks)
+}
+
+/// The next chunk of JSON text, and where to go on (None: the body is complete).
+async fn next_chunk(
+    db: &PgPool,
+    job_id: Uuid,
+    part: Part,
+) -> Result<(String, Option<Part>), ReportError> {
+    let mut out = String::new();
+    match part {
+        Part::Objects(cursor) => {
+            let rows = objects::list(db, job_id, cursor, PAGE + 1).await?;
+            let next = rows.get(PAGE as usize).map(|o| o.job_object_id);
+            for (i, o) in rows.into_iter().take(PAGE as usize).enumerate() {
+                if cursor.is_some() || i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(&ReportObject::from(o))?);
+            }
+            Ok(match next {
+                Some(n) => (out, Some(Part::Objects(Some(n)))),
+                None => (out + "],\"matches\":[", Some(Part::Matches(String::new()))),
+            })
+        }
+        Part::Matches(after) => {
+            let rows = job_match::list(db, job_id, &after, PAGE).await?;
+            for (i, m) in rows.iter().enumerate() {
+                if !after.is_empty() || i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(m)?);
+            }
+            Ok(match rows.last() {
+                Some(last) if rows.len() as i64 == PAGE => {
+                    (out, Some(Part::Matches(last.match_hash.clone())))
+                }
+                _ => (out + "]}", Some(Part::Done)),
+            })
+        }
+        Part::Done => Ok((String::new(), None)),
+    }
+}

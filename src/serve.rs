@@ -1,0 +1,91 @@
+//! Serving: the HTTP API with graceful shutdown (plus the job engine and the grant
+//! reconciler in the same process), the ops server of a `lethe worker`, and
+//! `lethe healthcheck`.
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppState;
+use crate::governance::record_drift;
+
+/// Serves the API on `listener` until `shutdown` is cancelled, then drains requests.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let interval = state.config.grant_reconcile_interval_secs;
+    if interval > 0 {
+        tokio::spawn(reconcile_grants(state.clone(), interval, shutdown.clone()));
+    }
+    let engine = tokio::spawn(crate::jobs::runtime::run(
+        state.engine(),
+        state.runtime_config(),
+        shutdown.clone(),
+    ));
+    let router = crate::api::router(state);
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    engine.await?;
+    Ok(())
+}
+
+/// Checks grant drift every `interval` seconds until shutdown.
+async fn reconcile_grants(state: AppState, interval: u64, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(interval));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        match record_drift(&state.governance()).await {
+            Ok(Some(drifted)) => state.metrics.set_drifted_grants(drifted),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not record grant drift"),
+        }
+    }
+}
+
+/// Serves `/health/*` and `/metrics` on `addr` for a `lethe worker`, so probes and
+/// Prometheus reach it; the worker runs without them (with a warning) when the address is
+/// taken, e.g. by a `lethe serve` on the same host with the default address.
+pub async fn spawn_ops(state: AppState, addr: std::net::SocketAddr, shutdown: CancellationToken) {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            let ops = crate::api::ops_router(state);
+            tracing::info!(%addr, "serving /health and /metrics");
+            tokio::spawn(async move {
+                axum::serve(listener, ops)
+                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .await
+            });
+        }
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "cannot listen; no /health or /metrics in this worker")
+        }
+    }
+}
+
+/// `lethe healthcheck`: exits 0 when this host's Lethe answers `/health/live`.
+pub async fn healthcheck(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let host = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    let response = reqwest::Client::new()
+        .get(format!("http://{host}/health/live"))
+        .timeout(std::time::Duration::from_secs(3))
+        .send()
+        .await
+        .with_context(|| format!("no answer from {host}"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{host} answered {}",
+        response.status()
+    );
+    Ok(())
+}
