@@ -171,3 +171,24 @@ pub fn problem_response(status: StatusCode, problem: Problem) -> Response {
     }
     response
 }
+
+/// The responses every authenticated endpoint can give before it looks at the request:
+/// no valid token (401) and a role that may not do this (403).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Documents responses; the values are built as `ApiError`s.
+pub enum AuthProblems {
+    /// No valid token
+    #[response(
+        status = 401,
+        description = "No valid token",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+    /// Role not allowed
+    #[response(
+        status = 403,
+        description = "Role not allowed",
+        content_type = "application/problem+json"
+    )]
+    Forbidden(Problem),
+}

@@ -26,6 +26,17 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::app::AppState;
 use error::ApiError;
 
+/// Paging by a numeric id (events, a job's objects).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct IdPageQuery {
+    /// 1 to 1000, default 100.
+    pub page_size: Option<u32>,
+    /// `next_start` of the previous page.
+    pub start_at: Option<i64>,
+}
+
 /// Default and largest page sizes of list endpoints.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const MAX_PAGE_SIZE: u32 = 1000;

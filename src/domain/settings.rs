@@ -37,9 +37,12 @@ impl Default for Settings {
 #[serde(default)]
 pub struct JobSettings {
     /// Objects searched at once per find task (and partitions listed at once).
+    #[schema(required = true)]
     pub find_concurrency: i32,
     /// Objects at least this large are written with multipart upload.
+    #[schema(required = true)]
     pub multipart_threshold_bytes: i64,
+    #[schema(required = true)]
     pub report_retention_days: i32,
     pub job_schedule: Option<String>,
 }

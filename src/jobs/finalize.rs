@@ -19,27 +19,13 @@ pub const REPORT_KEY: &str = "report_hmac";
 pub async fn finalize(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<JobStatus> {
     let failed_mappers = job_object::mappers_with_failures(&mut *tx, job_id).await?;
     let job_mappers = job_data_mapper::list(&mut *tx, job_id).await?;
-    // An item naming no mapper applies to every mapper, searched by this job or not.
     let all_mappers = data_mapper::list_ids(&mut *tx).await?;
     let key = server_secret::get_or_create(&mut *tx, REPORT_KEY, random_key).await?;
     let items = jobs::queue_snapshot(&mut *tx, job_id).await?;
     let mut erased = Vec::new();
     let mut matches = Vec::with_capacity(items.len());
     for (id, match_id, named) in items {
-        let applies: Vec<String> = if named.is_empty() {
-            all_mappers.iter().chain(&job_mappers).cloned().collect()
-        } else {
-            named
-        };
-        let ok = applies
-            .iter()
-            .all(|m| job_mappers.contains(m) && !failed_mappers.contains(m));
-        let mut applies: Vec<String> = applies
-            .into_iter()
-            .filter(|m| job_mappers.contains(m))
-            .collect();
-        applies.sort();
-        applies.dedup();
+        let (ok, applies) = account(named, &job_mappers, &all_mappers, &failed_mappers);
         if ok {
             erased.push(id);
         }
@@ -82,6 +68,32 @@ pub async fn finalize(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<JobSt
     Ok(status)
 }
 
+/// Whether a queue item is erased (every mapper it applies to was searched by this job
+/// and none failed), and the job's mappers it applies to. An item naming no mapper
+/// applies to every mapper, searched by this job or not.
+fn account(
+    named: Vec<String>,
+    job_mappers: &[String],
+    all_mappers: &[String],
+    failed_mappers: &[String],
+) -> (bool, Vec<String>) {
+    let applies: Vec<String> = if named.is_empty() {
+        all_mappers.iter().chain(job_mappers).cloned().collect()
+    } else {
+        named
+    };
+    let ok = applies
+        .iter()
+        .all(|m| job_mappers.contains(m) && !failed_mappers.contains(m));
+    let mut applies: Vec<String> = applies
+        .into_iter()
+        .filter(|m| job_mappers.contains(m))
+        .collect();
+    applies.sort();
+    applies.dedup();
+    (ok, applies)
+}
+
 /// The end state from the objects that failed, that are done, and whose cleanup failed.
 pub fn end_state(failed: i64, done: i64, cleanup_failed: i64) -> JobStatus {
     match (failed, done, cleanup_failed) {
@@ -116,6 +128,26 @@ pub fn match_hash(key: &[u8], match_id: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_item_is_erased_only_when_every_mapper_it_applies_to_was_searched_without_failure() {
+        let s = |v: &[&str]| v.iter().map(|m| m.to_string()).collect::<Vec<_>>();
+        let (job, all) = (s(&["a", "b"]), s(&["a", "b", "c"]));
+        assert_eq!(
+            account(s(&["b", "a"]), &job, &all, &[]),
+            (true, s(&["a", "b"]))
+        );
+        assert_eq!(
+            account(s(&["a"]), &job, &all, &s(&["a"])),
+            (false, s(&["a"]))
+        );
+        // Naming no mapper means every mapper, and `c` was not searched.
+        assert_eq!(account(vec![], &job, &all, &[]), (false, s(&["a", "b"])));
+        assert_eq!(
+            account(vec![], &job, &s(&["a", "b"]), &[]),
+            (true, s(&["a", "b"]))
+        );
+    }
 
     #[test]
     fn the_end_state_names_what_failed() {

@@ -5,8 +5,6 @@
 //! A corrupt or unreadable object fails only itself. Events carry keys and counts, never
 //! match ids.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use futures_util::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
@@ -213,78 +211,100 @@ async fn record_objects(
         return Ok(());
     }
     let mut stats = JobStats::default();
-    let mut failed: HashMap<&str, usize> = HashMap::new();
     for (listed, outcome) in p.objects.iter().zip(outcomes) {
-        let key = listed.key.as_str();
-        let object = |meta: &Option<ObjectMeta>, status: ObjectStatus| JobObject {
-            version_id: meta.as_ref().and_then(|m| m.version_id.clone()),
-            etag: meta.as_ref().and_then(|m| m.etag.clone()),
-            size_bytes: meta.as_ref().map_or(listed.size, |m| m.size) as i64,
-            partition_keys: Some(p.partition_keys.clone()),
-            partition_values: listed.partition.clone(),
-            ..JobObject::found(&p.data_mapper_id, &p.bucket, key, status)
-        };
-        match outcome {
-            Outcome::Vanished | Outcome::Skipped(_) => {
-                let reason = match outcome {
-                    Outcome::Skipped(reason) => reason,
-                    _ => "deleted since it was listed",
-                };
-                stats.objects_skipped += 1;
-                event(
-                    &mut *tx,
-                    p.job_id,
-                    EventLevel::Warning,
-                    "object_skipped",
-                    &format!("skipped {key} ({reason})"),
-                    json!({"data_mapper_id": p.data_mapper_id, "key": key, "reason": reason}),
-                )
-                .await?;
-            }
-            Outcome::Failed { meta, error, .. } => {
-                stats.objects_failed += 1;
-                *failed.entry(key).or_default() += 1;
-                let mut row = object(&meta, ObjectStatus::Failed);
-                row.error = Some(error.clone());
-                objects::insert(&mut *tx, p.job_id, &row).await?;
-                event(
-                    &mut *tx,
-                    p.job_id,
-                    EventLevel::Error,
-                    "object_failed",
-                    &format!("cannot search {key}: {error}"),
-                    json!({"data_mapper_id": p.data_mapper_id, "key": key}),
-                )
-                .await?;
-                tracing::warn!(job.id = %p.job_id, object.key = key, error = %error, "object failed");
-            }
-            Outcome::Searched { meta, report } => {
-                stats.objects_scanned += 1;
-                stats.bytes_scanned += report.bytes_read as i64;
-                stats.row_groups_pruned += report.row_groups_pruned as i64;
-                stats.row_groups_scanned +=
-                    (report.row_groups_total - report.row_groups_pruned) as i64;
-                if report.row_groups_total > 0
-                    && report.row_groups_pruned == report.row_groups_total
-                {
-                    stats.objects_pruned += 1;
-                }
-                if report.rows_matched > 0 {
-                    stats.objects_matched += 1;
-                    stats.rows_matched += report.rows_matched as i64;
-                    let mut row = object(&Some(meta), ObjectStatus::Matched);
-                    row.rows_total = Some(report.rows_total as i64);
-                    row.rows_matched = report.rows_matched as i64;
-                    row.row_groups = report
-                        .matching_row_groups
-                        .iter()
-                        .map(|&g| g as i32)
-                        .collect();
-                    objects::insert(&mut *tx, p.job_id, &row).await?;
-                }
-            }
-        }
+        record_outcome(&mut tx, p, listed, outcome, &mut stats).await?;
     }
     jobs::add_stats(&mut *tx, p.job_id, &stats).await?;
     tx.commit().await
+}
+
+/// Records one object's outcome: a report row when it matched or failed, an event when
+/// it was skipped or failed, and its counts.
+async fn record_outcome(
+    tx: &mut sqlx::PgConnection,
+    p: &FindObjects,
+    listed: &ListedObject,
+    outcome: Outcome,
+    stats: &mut JobStats,
+) -> sqlx::Result<()> {
+    let key = listed.key.as_str();
+    let object = |meta: &Option<ObjectMeta>, status: ObjectStatus| JobObject {
+        version_id: meta.as_ref().and_then(|m| m.version_id.clone()),
+        etag: meta.as_ref().and_then(|m| m.etag.clone()),
+        size_bytes: meta.as_ref().map_or(listed.size, |m| m.size) as i64,
+        partition_keys: Some(p.partition_keys.clone()),
+        partition_values: listed.partition.clone(),
+        ..JobObject::found(&p.data_mapper_id, &p.bucket, key, status)
+    };
+    let mapper = &p.data_mapper_id;
+    match outcome {
+        Outcome::Vanished | Outcome::Skipped(_) => {
+            let reason = match outcome {
+                Outcome::Skipped(reason) => reason,
+                _ => "deleted since it was listed",
+            };
+            stats.objects_skipped += 1;
+            let message = format!("skipped {key} ({reason})");
+            let details = json!({"data_mapper_id": mapper, "key": key, "reason": reason});
+            event(
+                &mut *tx,
+                p.job_id,
+                EventLevel::Warning,
+                "object_skipped",
+                &message,
+                details,
+            )
+            .await
+        }
+        Outcome::Failed { meta, error, .. } => {
+            stats.objects_failed += 1;
+            let mut row = object(&meta, ObjectStatus::Failed);
+            row.error = Some(error.clone());
+            objects::insert(&mut *tx, p.job_id, &row).await?;
+            tracing::warn!(job.id = %p.job_id, object.key = key, error = %error, "object failed");
+            let message = format!("cannot search {key}: {error}");
+            let details = json!({"data_mapper_id": mapper, "key": key});
+            event(
+                &mut *tx,
+                p.job_id,
+                EventLevel::Error,
+                "object_failed",
+                &message,
+                details,
+            )
+            .await
+        }
+        Outcome::Searched { meta, report } => {
+            report.count(stats);
+            if report.rows_matched == 0 {
+                return Ok(());
+            }
+            let mut row = object(&Some(meta), ObjectStatus::Matched);
+            row.rows_total = Some(report.rows_total as i64);
+            row.rows_matched = report.rows_matched as i64;
+            row.row_groups = report
+                .matching_row_groups
+                .iter()
+                .map(|&g| g as i32)
+                .collect();
+            objects::insert(&mut *tx, p.job_id, &row).await
+        }
+    }
+}
+
+impl ObjectReport {
+    /// Adds this search's figures to the job's counters.
+    fn count(&self, stats: &mut JobStats) {
+        stats.objects_scanned += 1;
+        stats.bytes_scanned += self.bytes_read as i64;
+        stats.row_groups_pruned += self.row_groups_pruned as i64;
+        stats.row_groups_scanned += (self.row_groups_total - self.row_groups_pruned) as i64;
+        if self.row_groups_total > 0 && self.row_groups_pruned == self.row_groups_total {
+            stats.objects_pruned += 1;
+        }
+        if self.rows_matched > 0 {
+            stats.objects_matched += 1;
+            stats.rows_matched += self.rows_matched as i64;
+        }
+    }
 }

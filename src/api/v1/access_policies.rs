@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::data_mappers::catalog_error;
 use crate::api::auth::{Auth, GovernanceRead, GovernanceWrite};
-use crate::api::error::{ApiError, Problem};
+use crate::api::error::{ApiError, AuthProblems, Problem};
 use crate::api::extract::{ApiJson, ApiQuery};
 use crate::api::{page_size, split_page};
 use crate::app::AppState;
@@ -130,8 +130,7 @@ async fn check_catalog(state: &AppState, p: &AccessPolicy) -> Result<(), ApiErro
         (status = 200, description = "Replaced", body = AccessPolicyResponse),
         (status = 201, description = "Created", body = AccessPolicyResponse),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or Glue disagrees", body = Problem, content_type = "application/problem+json"),
@@ -199,8 +198,7 @@ fn path_name(raw: &str) -> Result<&str, ApiError> {
     params(("name" = String, Path)),
     responses(
         (status = 200, description = "The policy", body = AccessPolicyResponse),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 404, description = "No such policy", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn get_access_policy(
@@ -221,8 +219,7 @@ async fn get_access_policy(
     params(("name" = String, Path)),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 404, description = "No such policy", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_access_policy(
@@ -274,8 +271,7 @@ pub struct AccessPolicyPage {
     responses(
         (status = 200, description = "A page", body = AccessPolicyPage),
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ))]
 async fn list_access_policies(
     State(state): State<AppState>,

@@ -8,7 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::auth::{AuditRead, Auth};
-use crate::api::error::{ApiError, Problem};
+use crate::api::error::{ApiError, AuthProblems, Problem};
 use crate::api::extract::ApiQuery;
 use crate::api::{page_size, split_page, time_param};
 use crate::app::AppState;
@@ -79,8 +79,7 @@ pub struct AuditEventPage {
     responses(
         (status = 200, description = "A page", body = AuditEventPage),
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ))]
 async fn list_audit_events(
     State(state): State<AppState>,

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::data_mappers::catalog_error;
 use crate::api::auth::{Auth, GovernanceRead, GovernanceWrite};
-use crate::api::error::{ApiError, Problem};
+use crate::api::error::{ApiError, AuthProblems, Problem};
 use crate::api::extract::ApiJson;
 use crate::app::AppState;
 use crate::db::column_classification::{get_classifications, upsert_classifications};
@@ -121,8 +121,7 @@ fn view(
     params(("database" = String, Path), ("table" = String, Path)),
     responses(
         (status = 200, description = "The columns", body = TableColumns),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 404, description = "No such table in Glue", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Glue unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -162,8 +161,7 @@ pub struct PutClassificationsRequest {
     responses(
         (status = 200, description = "The columns after the change", body = TableColumns),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 404, description = "No such table in Glue", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),

@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::auth::{Auth, DataMapperRead, DataMapperWrite};
-use crate::api::error::{ApiError, Problem};
+use crate::api::error::{ApiError, AuthProblems, Problem};
 use crate::api::extract::{ApiJson, ApiQuery};
 use crate::api::{page_size, split_page};
 use crate::app::AppState;
@@ -112,8 +112,7 @@ impl From<db::DataMapperRecord> for DataMapperResponse {
         (status = 200, description = "Replaced", body = DataMapperResponse),
         (status = 201, description = "Created", body = DataMapperResponse),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or the catalog disagrees", body = Problem, content_type = "application/problem+json"),
@@ -221,8 +220,7 @@ pub fn catalog_error(err: CatalogError) -> ApiError {
     params(("data_mapper_id" = String, Path)),
     responses(
         (status = 200, description = "The mapper", body = DataMapperResponse),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 404, description = "No such mapper", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn get_data_mapper(
@@ -255,8 +253,7 @@ pub fn not_found(id: &str) -> impl FnOnce(sqlx::Error) -> ApiError + '_ {
     params(("data_mapper_id" = String, Path)),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 404, description = "No such mapper", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Queued items or a job use it", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -321,8 +318,7 @@ pub struct DataMapperPage {
     responses(
         (status = 200, description = "A page", body = DataMapperPage),
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ))]
 async fn list_data_mappers(
     State(state): State<AppState>,

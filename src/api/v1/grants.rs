@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::auth::{Auth, GovernanceRead, GovernanceWrite};
-use crate::api::error::{ApiError, Problem};
+use crate::api::error::{ApiError, AuthProblems, Problem};
 use crate::api::extract::ApiJson;
 use crate::app::AppState;
 use crate::domain::grants::{Grant, HeldGrant, Plan};
@@ -61,8 +61,7 @@ fn to_view(plan: &Plan, warnings: Vec<String>) -> GrantPlan {
     operation_id = "plan_grants", security(("bearer" = [])),
     responses(
         (status = 200, description = "The plan", body = GrantPlan),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 503, description = "Glue or Lake Formation unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn plan_grants(
@@ -107,8 +106,7 @@ pub struct ApplyResponse {
     responses(
         (status = 200, description = "Applied; see each outcome", body = ApplyResponse),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid plan", body = Problem, content_type = "application/problem+json"),
@@ -190,8 +188,7 @@ pub struct DriftResponse {
     operation_id = "get_grant_drift", security(("bearer" = [])),
     responses(
         (status = 200, description = "The latest check", body = DriftResponse),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 404, description = "No check has run yet", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn get_drift(
@@ -221,8 +218,7 @@ pub struct EnforcementResponse {
     operation_id = "get_grant_enforcement", security(("bearer" = [])),
     responses(
         (status = 200, description = "The issues (empty when enforcement is sound)", body = EnforcementResponse),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 503, description = "Glue or Lake Formation unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn get_enforcement(

@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use super::data_mappers::{catalog_error, not_found, path_id};
 use crate::api::auth::{Auth, DataMapperRead};
-use crate::api::error::{ApiError, Problem};
+use crate::api::error::{ApiError, AuthProblems, Problem};
 use crate::app::AppState;
 use crate::db::data_mapper::get_data_mapper;
 use crate::domain::data_mapper::{CatalogRef, GlueTable, Location, PathTable};
@@ -38,8 +38,7 @@ pub struct MapperAccessPolicy {
     params(("data_mapper_id" = String, Path)),
     responses(
         (status = 200, description = "The policies", body = MapperAccessPolicy),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 404, description = "No such mapper", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The table is not on S3", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The Glue table cannot be read", body = Problem, content_type = "application/problem+json"),

@@ -5,6 +5,8 @@ pub mod audit_events;
 pub mod catalog_columns;
 pub mod data_mappers;
 pub mod grants;
+pub mod job_events;
+pub mod job_objects;
 pub mod jobs;
 pub mod mapper_access_policy;
 pub mod queue;

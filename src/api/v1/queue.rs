@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::api::auth::{Auth, QueueAdd, QueueDelete, QueueRead};
-use crate::api::error::{ApiError, Problem};
+use crate::api::error::{ApiError, AuthProblems, Problem};
 use crate::api::extract::{ApiJson, ApiQuery};
 use crate::api::{page_size, split_page, time_param};
 use crate::app::AppState;
@@ -121,8 +121,7 @@ pub struct AddMatchesResponse {
     responses(
         (status = 201, description = "Queued", body = AddMatchesResponse),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid items; nothing was queued", body = Problem, content_type = "application/problem+json"),
@@ -211,8 +210,7 @@ pub struct QueuePage {
     responses(
         (status = 200, description = "A page", body = QueuePage),
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ))]
 async fn list_queue(
     State(state): State<AppState>,
@@ -254,8 +252,7 @@ pub struct DeleteMatchesRequest {
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),

@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::auth::{Auth, SettingsRead, SettingsWrite};
-use crate::api::error::{ApiError, Problem};
+use crate::api::error::{ApiError, AuthProblems, Problem};
 use crate::api::extract::ApiJson;
 use crate::app::AppState;
 use crate::db::setting::{self as db, SettingsRecord};
@@ -70,8 +70,7 @@ impl From<SettingsRecord> for SettingsResponse {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The settings", body = SettingsResponse),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ))]
 async fn get_settings(
     State(state): State<AppState>,
@@ -86,8 +85,7 @@ async fn get_settings(
     responses(
         (status = 200, description = "Stored", body = SettingsResponse),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role not allowed", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),

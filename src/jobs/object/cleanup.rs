@@ -42,29 +42,13 @@ impl JobTask for Cleanup {
             };
             return l.record(ctx, task, Record::new(update)).await;
         }
-        let versions = match l.store.list_versions(&o.bucket, &o.key).await {
+        let older = match versions_to_delete(&l).await {
             Ok(v) => v,
             Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
             Err(e) => return failed(ctx, task, &l, &[], &e.to_string()).await,
         };
-        let mut older: Vec<String> = match o
-            .new_version_id
-            .as_deref()
-            .and_then(|ours| versions.iter().position(|v| v.version_id == ours))
-        {
-            Some(pos) => versions[pos + 1..]
-                .iter()
-                .map(|v| v.version_id.clone())
-                .collect(),
-            None => Vec::new(),
-        };
         // Saved before deleting: a retry after a crash mid-way still reports every version
         // deleted (deleting a version that is already gone succeeds).
-        for saved in &o.versions_deleted {
-            if !older.contains(saved) {
-                older.push(saved.clone());
-            }
-        }
         let pending = ObjectUpdate {
             versions_deleted: Some(&older),
             ..ObjectUpdate::default()
@@ -96,6 +80,30 @@ impl JobTask for Cleanup {
                 .event(EventLevel::Info, "versions_deleted", message);
         l.record(ctx, task, r).await
     }
+}
+
+/// The versions older than the one Lethe wrote (never it, never a newer one), plus those
+/// an earlier attempt saved before it died.
+async fn versions_to_delete(l: &Loaded) -> Result<Vec<String>, StorageError> {
+    let o = &l.object;
+    let versions = l.store.list_versions(&o.bucket, &o.key).await?;
+    let mut older: Vec<String> = match o
+        .new_version_id
+        .as_deref()
+        .and_then(|ours| versions.iter().position(|v| v.version_id == ours))
+    {
+        Some(pos) => versions[pos + 1..]
+            .iter()
+            .map(|v| v.version_id.clone())
+            .collect(),
+        None => Vec::new(),
+    };
+    for saved in &o.versions_deleted {
+        if !older.contains(saved) {
+            older.push(saved.clone());
+        }
+    }
+    Ok(older)
 }
 
 async fn failed(

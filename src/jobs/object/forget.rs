@@ -212,7 +212,7 @@ async fn attempt(
     marker: &str,
     threshold: u64,
 ) -> Result<Settled, TaskError> {
-    let (db, o) = (&ctx.engine.db, &l.object);
+    let o = &l.object;
     let dir = tempfile::tempdir().map_err(|e| TaskError::Retryable(e.to_string()))?;
     let (src, dst) = (dir.path().join("source"), dir.path().join("rewritten"));
     let (fetched, etag) = match download(ctx, task, l, pinned, &src).await? {
@@ -234,73 +234,92 @@ async fn attempt(
         }
     };
     let size_after = std::fs::metadata(&dst).map(|m| m.len()).unwrap_or(0) as i64;
-    let figures_update = ObjectUpdate {
-        version_id: Some(fetched.version_id.as_deref()),
-        etag: Some(&etag),
-        rows_total: Some(figures.rows_before as i64),
-        rows_removed: Some(figures.rows_removed as i64),
-        rows_after: Some((figures.rows_before - figures.rows_removed) as i64),
-        size_after: Some(size_after),
-        row_groups_rewritten: Some(figures.row_groups_rewritten as i32),
-        row_groups_copied: Some(figures.row_groups_copied as i32),
-        ..ObjectUpdate::default()
-    };
+    let figures_update = figures.update(&fetched, &etag, size_after);
     if figures.rows_removed == 0 {
         let update = ObjectUpdate {
             forget_state: Some(ForgetState::Unchanged),
             ..figures_update
         };
         let message = format!("{} holds no matching row any more; left as it is", o.key);
-        return left_as_is(
-            ctx,
-            task,
-            l,
-            update,
-            (EventLevel::Info, "object_unchanged", message),
-        )
-        .await;
+        let event = (EventLevel::Info, "object_unchanged", message);
+        return left_as_is(ctx, task, l, update, event).await;
     }
     // Saved before the upload: a retry after a crash right after it needs them.
-    objects::update(db, o.job_object_id, &figures_update).await?;
-    let mut attributes = fetched.attributes.clone();
-    attributes
-        .metadata
-        .insert(MARKER.to_owned(), marker.to_owned());
-    match l
-        .store
-        .upload(&o.bucket, &o.key, &dst, &etag, &attributes, threshold)
-        .await
-    {
-        Ok(w) => {
-            let saved = objects::get(db, l.p.job_id, o.job_object_id).await?;
-            written(
-                ctx,
-                task,
-                l,
-                w.version_id.as_deref(),
-                w.etag.as_deref(),
-                &saved,
+    objects::update(&ctx.engine.db, o.job_object_id, &figures_update).await?;
+    let upload = Upload {
+        file: &dst,
+        fetched: &fetched,
+        etag: &etag,
+        marker,
+        threshold,
+    };
+    upload.run(ctx, task, l, &figures_update).await
+}
+
+/// The upload of a rewritten object, against the etag it was read at.
+struct Upload<'a> {
+    file: &'a Path,
+    fetched: &'a Fetched,
+    etag: &'a str,
+    marker: &'a str,
+    threshold: u64,
+}
+
+impl Upload<'_> {
+    async fn run(
+        &self,
+        ctx: &Context,
+        task: &Task,
+        l: &Loaded,
+        figures: &ObjectUpdate<'_>,
+    ) -> Result<Settled, TaskError> {
+        let o = &l.object;
+        let mut attributes = self.fetched.attributes.clone();
+        attributes
+            .metadata
+            .insert(MARKER.to_owned(), self.marker.to_owned());
+        let uploaded = l
+            .store
+            .upload(
+                &o.bucket,
+                &o.key,
+                self.file,
+                self.etag,
+                &attributes,
+                self.threshold,
             )
-            .await?;
-            Ok(Settled::Yes)
-        }
-        Err(StorageError::PreconditionFailed) => {
-            let message = format!("{} changed while it was rewritten; reading it again", o.key);
-            event(
-                db,
-                l.p.job_id,
-                EventLevel::Warning,
-                "object_changed",
-                &message,
-                json!({"key": o.key}),
-            )
-            .await?;
-            Ok(Settled::ReadAgain)
-        }
-        Err(StorageError::Unavailable(e)) => Err(TaskError::Retryable(e)),
-        Err(e) => {
-            fail(ctx, task, l, e.to_string()).await?;
-            Ok(Settled::Yes)
+            .await;
+        match uploaded {
+            Ok(w) => {
+                let saved = JobObject {
+                    rows_removed: figures.rows_removed,
+                    size_after: figures.size_after,
+                    ..o.clone()
+                };
+                let (version, etag) = (w.version_id.as_deref(), w.etag.as_deref());
+                written(ctx, task, l, version, etag, &saved).await?;
+                Ok(Settled::Yes)
+            }
+            Err(StorageError::PreconditionFailed) => {
+                let message = format!("{} changed while it was rewritten; reading it again", o.key);
+                let details = json!({"key": o.key});
+                let db = &ctx.engine.db;
+                event(
+                    db,
+                    l.p.job_id,
+                    EventLevel::Warning,
+                    "object_changed",
+                    &message,
+                    details,
+                )
+                .await?;
+                Ok(Settled::ReadAgain)
+            }
+            Err(StorageError::Unavailable(e)) => Err(TaskError::Retryable(e)),
+            Err(e) => {
+                fail(ctx, task, l, e.to_string()).await?;
+                Ok(Settled::Yes)
+            }
         }
     }
 }
@@ -316,6 +335,23 @@ struct Figures {
     rows_removed: u64,
     row_groups_rewritten: usize,
     row_groups_copied: usize,
+}
+
+impl Figures {
+    /// The object's update recording this rewrite of `fetched` (read at `etag`).
+    fn update<'a>(&self, fetched: &'a Fetched, etag: &'a str, size_after: i64) -> ObjectUpdate<'a> {
+        ObjectUpdate {
+            version_id: Some(fetched.version_id.as_deref()),
+            etag: Some(etag),
+            rows_total: Some(self.rows_before as i64),
+            rows_removed: Some(self.rows_removed as i64),
+            rows_after: Some((self.rows_before - self.rows_removed) as i64),
+            size_after: Some(size_after),
+            row_groups_rewritten: Some(self.row_groups_rewritten as i32),
+            row_groups_copied: Some(self.row_groups_copied as i32),
+            ..ObjectUpdate::default()
+        }
+    }
 }
 
 /// Rewrites `src` to `dst` without the matching rows (all rows when `every_row`).
