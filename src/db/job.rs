@@ -3,11 +3,11 @@
 //! `job_data_mapper`, `job_object`, `job_event`, `job_match`.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, PgExecutor, Row};
 use uuid::Uuid;
 
+pub use super::job_stats::{JobStats, STAT_COLUMNS};
 use crate::domain::job::{JobStatus, JobTrigger};
 use crate::domain::settings::JobSettings;
 
@@ -30,82 +30,6 @@ pub struct JobRecord {
     pub queue_items: i64,
     /// The data mappers the job searches.
     pub data_mappers: Vec<String>,
-}
-
-/// Declares [`JobStats`] from one list: the struct (one `bigint` column of `job` per
-/// counter, same name), [`STAT_COLUMNS`], [`JobStats::values`] and [`JobStats::add`].
-macro_rules! job_stats {
-    ($($(#[$doc:meta])* $field:ident,)+) => {
-        /// The job's counters, each a column of `job` incremented in the transaction that
-        /// records the work it counts (a task's record is fenced by its lease, so a rerun
-        /// never counts twice).
-        #[derive(
-            Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize,
-            utoipa::ToSchema,
-        )]
-        pub struct JobStats {
-            $($(#[$doc])* pub $field: i64,)+
-        }
-
-        /// The counter columns, in declaration order.
-        pub const STAT_COLUMNS: &[&str] = &[$(stringify!($field),)+];
-
-        impl JobStats {
-            /// The counters in [`STAT_COLUMNS`] order.
-            pub fn values(&self) -> Vec<i64> {
-                vec![$(self.$field,)+]
-            }
-
-            /// Adds `other` to these counters.
-            pub fn add(&mut self, other: &JobStats) {
-                $(self.$field += other.$field;)+
-            }
-        }
-    };
-}
-
-job_stats! {
-    /// Partitions the catalog (or the path layout) listed.
-    partitions_listed,
-    /// Partitions skipped because no queued match can live in them.
-    partitions_pruned,
-    /// Objects listed in the partitions searched.
-    objects_listed,
-    /// Objects not searched: markers, temporary output, empty or archived objects.
-    objects_skipped,
-    /// Objects searched (footer read at least).
-    objects_scanned,
-    /// Objects whose every row group statistics or bloom filters excluded.
-    objects_pruned,
-    /// Objects that could not be searched (corrupt, unreadable, wrong schema).
-    objects_failed,
-    /// Objects holding at least one matching row.
-    objects_matched,
-    /// Bytes of match columns decoded.
-    bytes_scanned,
-    row_groups_scanned,
-    row_groups_pruned,
-    rows_matched,
-    /// Objects written again without the matching rows.
-    objects_rewritten,
-    /// Objects whose rows no longer matched when forget read them (nothing written).
-    objects_unchanged,
-    /// Objects forget could not rewrite (left as they were).
-    objects_forget_failed,
-    /// Rewritten objects whose new version passed verification.
-    objects_verified,
-    /// Rewritten objects whose new version failed verification (old version kept).
-    objects_verify_failed,
-    /// Rows erased.
-    rows_removed,
-    /// Bytes of the new versions.
-    bytes_written,
-    /// Old object versions deleted by cleanup.
-    versions_deleted,
-    /// Objects whose old versions could not all be deleted.
-    cleanup_failures,
-    /// Queue items erased and taken off the queue.
-    matches_erased,
 }
 
 fn select_job() -> String {

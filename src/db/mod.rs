@@ -17,6 +17,7 @@ pub mod job_data_mapper;
 pub mod job_event;
 pub mod job_match;
 pub mod job_object;
+pub mod job_stats;
 pub mod maintenance;
 pub mod scheduler;
 pub mod server_secret;

@@ -59,7 +59,7 @@ pub fn left_behind(status: JobStatus) -> Option<(ForgetState, ForgetState, &'sta
 }
 
 /// Whether the job's current phase may be over, from its counters alone (an O(1) check
-/// after every task; [`crate::jobs::advance::advance`] then looks at the open tasks).
+/// after every task; `advance` then looks at the open tasks).
 /// Forget is over when every matched object has a forget outcome, verify when every
 /// rewritten object has a verify outcome; find and cleanup have no countdown.
 pub fn phase_may_be_over(status: JobStatus, s: &JobStats) -> bool {

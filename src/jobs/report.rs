@@ -156,3 +156,53 @@ async fn next_chunk(
         Part::Done => Ok((String::new(), None)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::job_object::{JobObject, insert};
+    use crate::domain::job::ObjectStatus;
+
+    async fn collect(
+        db: PgPool,
+        job_id: Uuid,
+        close_after_head: bool,
+    ) -> Vec<Result<Bytes, ReportError>> {
+        let body = stream(db.clone(), job_id, "{}".to_owned());
+        futures_util::pin_mut!(body);
+        let mut out = Vec::new();
+        while let Some(chunk) = body.next().await {
+            out.push(chunk);
+            if close_after_head && out.len() == 1 {
+                db.close().await;
+            }
+        }
+        out
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn a_whole_report_is_valid_json_and_a_failed_read_ends_the_body_with_an_error(
+        db: PgPool,
+    ) {
+        let job_id = crate::db::job::tests::a_job(&db).await;
+        for n in 0..3 {
+            let o = JobObject::found("m", "b", &format!("k{n}"), ObjectStatus::Matched);
+            insert(&db, job_id, &o).await.unwrap();
+        }
+        let whole = collect(db.clone(), job_id, false).await;
+        let text: String = whole
+            .into_iter()
+            .map(|c| String::from_utf8(c.unwrap().to_vec()).unwrap())
+            .collect();
+        let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(report["objects"].as_array().unwrap().len(), 3);
+        assert_eq!(report["objects"][2]["key"], "k2");
+
+        let cut = collect(db, job_id, true).await;
+        assert!(cut[0].is_ok(), "the head was sent");
+        assert!(
+            matches!(cut.last(), Some(Err(ReportError::Db(_)))),
+            "the body ends with an error, not a truncated 200"
+        );
+    }
+}

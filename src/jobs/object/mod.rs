@@ -8,6 +8,7 @@
 
 pub mod cleanup;
 pub mod forget;
+pub mod rewrite;
 pub mod verify;
 
 use std::sync::Arc;
