@@ -24,6 +24,7 @@ use crate::jobs::lifecycle::{self, event};
 use crate::jobs::matches::PartitionSets;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, JobTask};
+use crate::lakefile::parquet_find::FindReport;
 use crate::storage::{ObjectMeta, ObjectStore, StorageError, skip_reason};
 
 /// One object to search, as listed.
@@ -160,35 +161,11 @@ async fn search(
     let result = match (mapper.format, every_row) {
         (Format::Parquet, true) => every_row_parquet(store, &object).await,
         (Format::Parquet, false) => find_parquet(store, &object, &mapper.columns, &ids).await,
-        (Format::Json, _) => find_jsonl(store, &object, &mapper.columns, &ids)
-            .await
-            .map(|r| {
-                let matched = if every_row {
-                    r.lines_total
-                } else {
-                    r.lines_matched
-                };
-                (
-                    crate::lakefile::parquet_find::FindReport {
-                        rows_total: r.lines_total,
-                        rows_matched: matched,
-                        ..Default::default()
-                    },
-                    meta.size,
-                )
-            }),
+        (Format::Json, _) => search_jsonl(store, &object, &mapper.columns, &ids, every_row).await,
     };
     match result {
         Ok((r, read)) => Outcome::Searched {
-            report: ObjectReport {
-                rows_total: r.rows_total,
-                rows_matched: r.rows_matched,
-                row_groups_total: r.row_groups_total,
-                row_groups_pruned: r.row_groups_pruned_by_statistics
-                    + r.row_groups_pruned_by_bloom_filter,
-                matching_row_groups: r.matching_row_groups,
-                bytes_read: read,
-            },
+            report: ObjectReport::from_find(r, read),
             meta,
         },
         Err(ObjectFindError::Storage(StorageError::NotFound)) => Outcome::Vanished,
@@ -197,6 +174,42 @@ async fn search(
             error: e.to_string(),
             meta: Some(meta),
         },
+    }
+}
+
+/// Searches a JSON Lines object (every line matches when `every_row`), reported as find
+/// reports a Parquet object.
+async fn search_jsonl(
+    store: &dyn ObjectStore,
+    object: &ObjectRef<'_>,
+    columns: &[String],
+    ids: &crate::lakefile::match_set::MatchSet,
+    every_row: bool,
+) -> Result<(FindReport, u64), ObjectFindError> {
+    let r = find_jsonl(store, object, columns, ids).await?;
+    let report = FindReport {
+        rows_total: r.lines_total,
+        rows_matched: if every_row {
+            r.lines_total
+        } else {
+            r.lines_matched
+        },
+        ..Default::default()
+    };
+    Ok((report, object.size))
+}
+
+impl ObjectReport {
+    fn from_find(r: FindReport, bytes_read: u64) -> Self {
+        Self {
+            rows_total: r.rows_total,
+            rows_matched: r.rows_matched,
+            row_groups_total: r.row_groups_total,
+            row_groups_pruned: r.row_groups_pruned_by_statistics
+                + r.row_groups_pruned_by_bloom_filter,
+            matching_row_groups: r.matching_row_groups,
+            bytes_read,
+        }
     }
 }
 
@@ -228,14 +241,7 @@ async fn record_outcome(
     stats: &mut JobStats,
 ) -> sqlx::Result<()> {
     let key = listed.key.as_str();
-    let object = |meta: &Option<ObjectMeta>, status: ObjectStatus| JobObject {
-        version_id: meta.as_ref().and_then(|m| m.version_id.clone()),
-        etag: meta.as_ref().and_then(|m| m.etag.clone()),
-        size_bytes: meta.as_ref().map_or(listed.size, |m| m.size) as i64,
-        partition_keys: Some(p.partition_keys.clone()),
-        partition_values: listed.partition.clone(),
-        ..JobObject::found(&p.data_mapper_id, &p.bucket, key, status)
-    };
+    let object = |meta: &Option<ObjectMeta>, status| report_row(p, listed, meta, status);
     let mapper = &p.data_mapper_id;
     match outcome {
         Outcome::Vanished | Outcome::Skipped(_) => {
@@ -289,6 +295,23 @@ async fn record_outcome(
                 .collect();
             objects::insert(&mut *tx, p.job_id, &row).await
         }
+    }
+}
+
+/// The report row of a listed object as find saw it (`meta` from its HEAD, if any).
+fn report_row(
+    p: &FindObjects,
+    listed: &ListedObject,
+    meta: &Option<ObjectMeta>,
+    status: ObjectStatus,
+) -> JobObject {
+    JobObject {
+        version_id: meta.as_ref().and_then(|m| m.version_id.clone()),
+        etag: meta.as_ref().and_then(|m| m.etag.clone()),
+        size_bytes: meta.as_ref().map_or(listed.size, |m| m.size) as i64,
+        partition_keys: Some(p.partition_keys.clone()),
+        partition_values: listed.partition.clone(),
+        ..JobObject::found(&p.data_mapper_id, &p.bucket, &listed.key, status)
     }
 }
 
