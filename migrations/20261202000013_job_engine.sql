@@ -24,3 +24,8 @@ alter table job_object set (
     autovacuum_vacuum_threshold = 10000,
     autovacuum_vacuum_cost_delay = 0
 );
+
+-- The versions cleanup is about to delete (saved before deleting, so a retry after a
+-- crash still deletes and reports them); `versions_deleted` holds only versions really
+-- deleted.
+alter table job_object add column versions_to_delete text[] not null default '{}';

@@ -36,13 +36,15 @@ pub struct JobObject {
     pub versions_deleted: Vec<String>,
     pub cleanup_state: Option<CleanupState>,
     pub forget_error: Option<String>,
+    /// Versions cleanup is about to delete (saved before it deletes them).
+    pub versions_to_delete: Vec<String>,
 }
 
 const OBJECT_COLUMNS: &str = "job_object_id, data_mapper_id, bucket, key, version_id, etag, \
     size_bytes, status, rows_total, rows_matched, row_groups, error, partition_keys, \
     partition_values, forget_state, rows_removed, rows_after, size_after, new_version_id, \
     new_etag, row_groups_rewritten, row_groups_copied, versions_deleted, cleanup_state, \
-    forget_error";
+    forget_error, versions_to_delete";
 
 /// Records an object (once: a second record of the same object is ignored).
 pub async fn insert(db: impl PgExecutor<'_>, job_id: Uuid, o: &JobObject) -> sqlx::Result<()> {
@@ -152,6 +154,7 @@ pub struct ObjectUpdate<'a> {
     pub versions_deleted: Option<&'a [String]>,
     pub cleanup_state: Option<CleanupState>,
     pub forget_error: Option<&'a str>,
+    pub versions_to_delete: Option<&'a [String]>,
 }
 
 pub async fn update(
@@ -174,7 +177,8 @@ pub async fn update(
                row_groups_copied = coalesce($13, row_groups_copied),
                versions_deleted = coalesce($14, versions_deleted),
                cleanup_state = coalesce($15, cleanup_state),
-               forget_error = coalesce($16, forget_error)
+               forget_error = coalesce($16, forget_error),
+               versions_to_delete = coalesce($17, versions_to_delete)
            where job_object_id = $1"#,
     )
     .bind(job_object_id)
@@ -193,6 +197,7 @@ pub async fn update(
     .bind(u.versions_deleted)
     .bind(u.cleanup_state)
     .bind(u.forget_error)
+    .bind(u.versions_to_delete)
     .execute(db)
     .await?;
     Ok(())
@@ -227,8 +232,23 @@ impl JobObject {
             versions_deleted: Vec::new(),
             cleanup_state: None,
             forget_error: None,
+            versions_to_delete: Vec::new(),
         }
     }
+}
+
+/// Marks the cleanup of the job's verified objects that never got a cleanup outcome
+/// (their task failed for good) as failed; returns how many.
+pub async fn fail_unfinished_cleanups(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "update job_object set cleanup_state = 'failed',
+                forget_error = coalesce(forget_error, 'the cleanup task failed')
+         where job_id = $1 and forget_state = 'verified' and cleanup_state is null",
+    )
+    .bind(job_id)
+    .execute(db)
+    .await?
+    .rows_affected())
 }
 
 /// Moves the job's objects still in `from` to `to` with `error` (objects whose task
@@ -337,5 +357,22 @@ mod tests {
         };
         update(&db, id, &cleanup).await.unwrap();
         assert_eq!(count_cleanup_failed(&db, job_id).await.unwrap(), 1);
+        // A verified object whose cleanup never ended is a failed cleanup.
+        let mut verified = JobObject::found("m", "b", "k3", ObjectStatus::Matched);
+        verified.rows_matched = 1;
+        insert(&db, job_id, &verified).await.unwrap();
+        let k3 = list(&db, job_id, None, 10).await.unwrap()[2].job_object_id;
+        let pending = ["v1".to_owned()];
+        let state = ObjectUpdate {
+            forget_state: Some(ForgetState::Verified),
+            versions_to_delete: Some(&pending),
+            ..ObjectUpdate::default()
+        };
+        update(&db, k3, &state).await.unwrap();
+        assert_eq!(fail_unfinished_cleanups(&db, job_id).await.unwrap(), 1);
+        let k3 = get(&db, job_id, k3).await.unwrap();
+        assert_eq!(k3.cleanup_state, Some(CleanupState::Failed));
+        assert!(k3.versions_deleted.is_empty(), "nothing was deleted");
+        assert_eq!(k3.versions_to_delete, pending);
     }
 }

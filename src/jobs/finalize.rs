@@ -17,6 +17,24 @@ pub const REPORT_KEY: &str = "report_hmac";
 
 /// Ends the job: records what became of each queue item and returns the end state.
 pub async fn finalize(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<JobStatus> {
+    // A verified object whose cleanup task failed for good still holds its old versions.
+    let unfinished = job_object::fail_unfinished_cleanups(&mut *tx, job_id).await? as i64;
+    if unfinished > 0 {
+        let stats = JobStats {
+            cleanup_failures: unfinished,
+            ..Default::default()
+        };
+        jobs::add_stats(&mut *tx, job_id, &stats).await?;
+        event(
+            &mut *tx,
+            job_id,
+            EventLevel::Error,
+            "cleanup_failed",
+            &format!("{unfinished} object(s) keep their old versions: their cleanup task failed"),
+            json!({"objects": unfinished}),
+        )
+        .await?;
+    }
     let failed_mappers = job_object::mappers_with_failures(&mut *tx, job_id).await?;
     let job_mappers = job_data_mapper::list(&mut *tx, job_id).await?;
     let all_mappers = data_mapper::list_ids(&mut *tx).await?;

@@ -343,6 +343,8 @@ async fn a_dry_run_over_a_glue_lake_in_the_emulator_finds_exactly_the_generated_
 enum Fault {
     AfterGet,
     AfterPut,
+    /// The first upload lands but its answer is lost, and the retried PUT gets a 412.
+    PutAnswerLost,
     AfterVerifyGet,
     DuringCleanup,
     DenyEvents,
@@ -432,6 +434,11 @@ impl ObjectStore for FaultyStore {
     ) -> Result<Written, StorageError> {
         let written = self.inner.upload(b, k, from, m, a, t).await?;
         self.kill(Fault::AfterPut, "forget.object").await;
+        if self.fault == Fault::PutAnswerLost
+            && !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StorageError::PreconditionFailed);
+        }
         Ok(written)
     }
     async fn head_with_metadata(
@@ -752,7 +759,8 @@ async fn job_survives(db: PgPool, fault: Fault) {
             .fetch_one(&db)
             .await
             .unwrap();
-        assert_eq!(retried, 1, "{fault:?}: the killed task ran again");
+        let expected = if fault == Fault::PutAnswerLost { 0 } else { 1 };
+        assert_eq!(retried, expected, "{fault:?}: the killed task ran again");
     }
 }
 
@@ -764,6 +772,13 @@ async fn a_worker_killed_after_get_changes_nothing_in_the_outcome(db: PgPool) {
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
 async fn a_worker_killed_after_put_changes_nothing_in_the_outcome(db: PgPool) {
     job_survives(db, Fault::AfterPut).await;
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn an_upload_whose_answer_was_lost_is_recognised_as_its_own_and_its_old_versions_go(
+    db: PgPool,
+) {
+    job_survives(db, Fault::PutAnswerLost).await;
 }
 
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]

@@ -47,10 +47,10 @@ impl JobTask for Cleanup {
             Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
             Err(e) => return failed(ctx, task, &l, &[], &e.to_string()).await,
         };
-        // Saved before deleting: a retry after a crash mid-way still reports every version
-        // deleted (deleting a version that is already gone succeeds).
+        // Saved before deleting: a retry after a crash mid-way still deletes and reports
+        // every version (deleting a version that is already gone succeeds).
         let pending = ObjectUpdate {
-            versions_deleted: Some(&older),
+            versions_to_delete: Some(&older),
             ..ObjectUpdate::default()
         };
         objects::update(&ctx.engine.db, o.job_object_id, &pending).await?;
@@ -98,7 +98,7 @@ async fn versions_to_delete(l: &Loaded) -> Result<Vec<String>, StorageError> {
             .collect(),
         None => Vec::new(),
     };
-    for saved in &o.versions_deleted {
+    for saved in &o.versions_to_delete {
         if !older.contains(saved) {
             older.push(saved.clone());
         }

@@ -58,7 +58,7 @@ impl JobTask for Forget {
                 .head_with_metadata(&l.object.bucket, &l.object.key)
                 .await
             {
-                Ok((current, meta)) if meta.get(MARKER) == Some(&marker) => {
+                Ok((current, meta)) if is_ours(&meta, &marker) => {
                     let (version, etag) = (current.version_id.as_deref(), current.etag.as_deref());
                     return written(ctx, task, &l, version, etag, &l.object).await;
                 }
@@ -217,6 +217,13 @@ async fn attempt(
         Ok(f) => f,
         Err(settled) => return Ok(settled),
     };
+    if is_ours(&fetched.attributes.metadata, marker) {
+        // The current version is this object's own rewrite: an earlier attempt's upload
+        // landed although its answer was lost. Recorded as written, so that verify and
+        // cleanup run (rewriting it again would find nothing and keep the old versions).
+        let (version, etag) = (fetched.version_id.as_deref(), fetched.etag.as_deref());
+        return own_version(ctx, task, l, version, etag).await;
+    }
     let (format, key, columns, ids, every) = (
         l.mapper.format,
         o.key.clone(),
@@ -252,6 +259,30 @@ async fn attempt(
         threshold,
     };
     upload.run(ctx, task, l, &figures_update).await
+}
+
+/// True when object metadata names this job object (`marker`) as its writer.
+fn is_ours(metadata: &std::collections::HashMap<String, String>, marker: &str) -> bool {
+    metadata.get(MARKER).map(String::as_str) == Some(marker)
+}
+
+/// Records the current version, found to be this job object's own upload, as written
+/// (with the figures saved before that upload).
+async fn own_version(
+    ctx: &Context,
+    task: &Task,
+    l: &Loaded,
+    version: Option<&str>,
+    etag: Option<&str>,
+) -> Result<Settled, TaskError> {
+    let saved = objects::get(&ctx.engine.db, l.p.job_id, l.p.job_object_id).await?;
+    if saved.rows_removed.is_none() {
+        let error = "found its own version without the figures saved before the upload";
+        fail(ctx, task, l, error.to_owned()).await?;
+        return Ok(Settled::Yes);
+    }
+    written(ctx, task, l, version, etag, &saved).await?;
+    Ok(Settled::Yes)
 }
 
 /// The upload of a rewritten object, against the etag it was read at.
@@ -299,6 +330,21 @@ impl Upload<'_> {
                 Ok(Settled::Yes)
             }
             Err(StorageError::PreconditionFailed) => {
+                // A 412 also answers a retried PUT whose first try landed: is the current
+                // version our own?
+                match l.store.head_with_metadata(&o.bucket, &o.key).await {
+                    Ok((current, meta)) if is_ours(&meta, self.marker) => {
+                        let (version, etag) =
+                            (current.version_id.as_deref(), current.etag.as_deref());
+                        return own_version(ctx, task, l, version, etag).await;
+                    }
+                    Ok(_) | Err(StorageError::NotFound) => {}
+                    Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
+                    Err(e) => {
+                        fail(ctx, task, l, e.to_string()).await?;
+                        return Ok(Settled::Yes);
+                    }
+                }
                 let message = format!("{} changed while it was rewritten; reading it again", o.key);
                 let details = json!({"key": o.key});
                 let db = &ctx.engine.db;
