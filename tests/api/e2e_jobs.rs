@@ -345,6 +345,8 @@ enum Fault {
     AfterPut,
     /// The first upload lands but its answer is lost, and the retried PUT gets a 412.
     PutAnswerLost,
+    /// Every version find recorded of `people/` is gone (a newer one holds the rows).
+    PinnedGone,
     AfterVerifyGet,
     DuringCleanup,
     DenyEvents,
@@ -414,6 +416,9 @@ impl ObjectStore for FaultyStore {
         v: Option<&str>,
         to: &std::path::Path,
     ) -> Result<Fetched, StorageError> {
+        if self.fault == Fault::PinnedGone && v.is_some() && k.starts_with("people/") {
+            return Err(StorageError::NotFound);
+        }
         if self.fault == Fault::DenyEvents && k.starts_with("events/") {
             return Err(StorageError::AccessDenied {
                 code: "AccessDenied".into(),
@@ -779,6 +784,48 @@ async fn an_upload_whose_answer_was_lost_is_recognised_as_its_own_and_its_old_ve
     db: PgPool,
 ) {
     job_survives(db, Fault::PutAnswerLost).await;
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_vanished_version_is_read_again_even_when_the_mapper_ignores_missing_objects(db: PgPool) {
+    let GlueLake {
+        app,
+        s3,
+        bucket,
+        people,
+        database,
+        ..
+    } = glue_lake(db.clone(), faulty(&db, Fault::PinnedGone)).await;
+    let body = json!({
+        "catalog": {"provider": "glue", "database": database, "table": "people"},
+        "format": "parquet",
+        "columns": ["id", "email", "account", "contact.email"],
+        "partition_keys": ["country"],
+        "ignore_object_not_found": true,
+    });
+    let r = app.put("/v1/data_mappers/people", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let (items, matches) = full_matrix();
+    queue(&app, items).await;
+    let expected = expected_people(&matches, "people/");
+    let r = app
+        .post("/v1/jobs", Some(json!({"data_mappers": ["people"]})))
+        .await;
+    let job = r.body["job_id"].as_str().unwrap().to_owned();
+    app.worker("w").run_until_idle().await.unwrap();
+    let stats = app.get(&format!("/v1/jobs/{job}")).await.body["stats"].clone();
+    assert_eq!(stats["objects_rewritten"], expected.len() as i64, "{stats}");
+    assert_eq!(stats["objects_unchanged"], 0, "nothing skipped: {stats}");
+    for o in &people {
+        let key = format!("people/{}", o.key);
+        let ids: Vec<i64> = o
+            .rows
+            .iter()
+            .filter(|p| !matches.person(o.country, p))
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(read_ids(&s3, &bucket, &key).await, ids, "{key}");
+    }
 }
 
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]

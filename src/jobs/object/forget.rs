@@ -170,6 +170,8 @@ async fn download(
     };
     let fetched = match l.store.download(&o.bucket, &o.key, version, src).await {
         Ok(f) => f,
+        // The version find read is gone: a newer one may hold the rows, read the current.
+        Err(StorageError::NotFound) if pinned => return Ok(Err(Settled::ReadAgain)),
         Err(StorageError::NotFound) if l.mapper.ignore_object_not_found => {
             let update = ObjectUpdate {
                 forget_state: Some(ForgetState::Skipped),
@@ -179,7 +181,6 @@ async fn download(
             let event = (EventLevel::Warning, "object_skipped", message);
             return Ok(Err(left_as_is(ctx, task, l, update, event).await?));
         }
-        Err(StorageError::NotFound) if pinned => return Ok(Err(Settled::ReadAgain)),
         Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
         Err(e) => {
             fail(ctx, task, l, e.to_string()).await?;
