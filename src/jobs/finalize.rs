@@ -17,24 +17,7 @@ pub const REPORT_KEY: &str = "report_hmac";
 
 /// Ends the job: records what became of each queue item and returns the end state.
 pub async fn finalize(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<JobStatus> {
-    // A verified object whose cleanup task failed for good still holds its old versions.
-    let unfinished = job_object::fail_unfinished_cleanups(&mut *tx, job_id).await? as i64;
-    if unfinished > 0 {
-        let stats = JobStats {
-            cleanup_failures: unfinished,
-            ..Default::default()
-        };
-        jobs::add_stats(&mut *tx, job_id, &stats).await?;
-        event(
-            &mut *tx,
-            job_id,
-            EventLevel::Error,
-            "cleanup_failed",
-            &format!("{unfinished} object(s) keep their old versions: their cleanup task failed"),
-            json!({"objects": unfinished}),
-        )
-        .await?;
-    }
+    fail_unfinished_cleanups(tx, job_id).await?;
     let failed_mappers = job_object::mappers_with_failures(&mut *tx, job_id).await?;
     let job_mappers = job_data_mapper::list(&mut *tx, job_id).await?;
     let all_mappers = data_mapper::list_ids(&mut *tx).await?;
@@ -84,6 +67,29 @@ pub async fn finalize(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<JobSt
     )
     .await?;
     Ok(status)
+}
+
+/// A verified object whose cleanup task failed for good still holds its old versions:
+/// its cleanup failed (counted, with an event), so the job cannot end plain `completed`.
+async fn fail_unfinished_cleanups(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<()> {
+    let unfinished = job_object::fail_unfinished_cleanups(&mut *tx, job_id).await? as i64;
+    if unfinished == 0 {
+        return Ok(());
+    }
+    let stats = JobStats {
+        cleanup_failures: unfinished,
+        ..Default::default()
+    };
+    jobs::add_stats(&mut *tx, job_id, &stats).await?;
+    event(
+        &mut *tx,
+        job_id,
+        EventLevel::Error,
+        "cleanup_failed",
+        &format!("{unfinished} object(s) keep their old versions: their cleanup task failed"),
+        json!({"objects": unfinished}),
+    )
+    .await
 }
 
 /// Whether a queue item is erased (every mapper it applies to was searched by this job

@@ -296,6 +296,43 @@ struct Upload<'a> {
 }
 
 impl Upload<'_> {
+    /// A 412: someone wrote the object since it was read, or a retried PUT whose first
+    /// try landed got it. A HEAD tells which: our own version is recorded as written,
+    /// any other means reading the object again.
+    async fn after_412(
+        &self,
+        ctx: &Context,
+        task: &Task,
+        l: &Loaded,
+    ) -> Result<Settled, TaskError> {
+        let o = &l.object;
+        match l.store.head_with_metadata(&o.bucket, &o.key).await {
+            Ok((current, meta)) if is_ours(&meta, self.marker) => {
+                let (version, etag) = (current.version_id.as_deref(), current.etag.as_deref());
+                return own_version(ctx, task, l, version, etag).await;
+            }
+            Ok(_) | Err(StorageError::NotFound) => {}
+            Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
+            Err(e) => {
+                fail(ctx, task, l, e.to_string()).await?;
+                return Ok(Settled::Yes);
+            }
+        }
+        let message = format!("{} changed while it was rewritten; reading it again", o.key);
+        let details = json!({"key": o.key});
+        let db = &ctx.engine.db;
+        event(
+            db,
+            l.p.job_id,
+            EventLevel::Warning,
+            "object_changed",
+            &message,
+            details,
+        )
+        .await?;
+        Ok(Settled::ReadAgain)
+    }
+
     async fn run(
         &self,
         ctx: &Context,
@@ -330,36 +367,7 @@ impl Upload<'_> {
                 written(ctx, task, l, version, etag, &saved).await?;
                 Ok(Settled::Yes)
             }
-            Err(StorageError::PreconditionFailed) => {
-                // A 412 also answers a retried PUT whose first try landed: is the current
-                // version our own?
-                match l.store.head_with_metadata(&o.bucket, &o.key).await {
-                    Ok((current, meta)) if is_ours(&meta, self.marker) => {
-                        let (version, etag) =
-                            (current.version_id.as_deref(), current.etag.as_deref());
-                        return own_version(ctx, task, l, version, etag).await;
-                    }
-                    Ok(_) | Err(StorageError::NotFound) => {}
-                    Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
-                    Err(e) => {
-                        fail(ctx, task, l, e.to_string()).await?;
-                        return Ok(Settled::Yes);
-                    }
-                }
-                let message = format!("{} changed while it was rewritten; reading it again", o.key);
-                let details = json!({"key": o.key});
-                let db = &ctx.engine.db;
-                event(
-                    db,
-                    l.p.job_id,
-                    EventLevel::Warning,
-                    "object_changed",
-                    &message,
-                    details,
-                )
-                .await?;
-                Ok(Settled::ReadAgain)
-            }
+            Err(StorageError::PreconditionFailed) => self.after_412(ctx, task, l).await,
             Err(StorageError::Unavailable(e)) => Err(TaskError::Retryable(e)),
             Err(e) => {
                 fail(ctx, task, l, e.to_string()).await?;
