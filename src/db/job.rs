@@ -318,6 +318,7 @@ pub async fn lifetime_totals(db: impl PgExecutor<'_>) -> sqlx::Result<JobStats> 
     sqlx::query_as(AssertSqlSafe(sql)).fetch_one(db).await
 }
 
+#[cfg(test)]
 /// A retired counter (counters of jobs deleted by retention; `jobs` counts the jobs).
 pub async fn retired_total(db: impl PgExecutor<'_>, stat: &str) -> sqlx::Result<i64> {
     let total: Option<i64> =

@@ -83,7 +83,7 @@ pub async fn match_ids(
     job_id: Uuid,
     mapper: &str,
 ) -> sqlx::Result<Vec<(Value, MatchType)>> {
-    let rows: Vec<(Value, String)> = sqlx::query_as(
+    sqlx::query_as(
         r#"select q.match_id, q.match_type from job_queue_item j
            join deletion_queue_item q using (deletion_queue_item_id)
            where j.job_id = $1 and (cardinality(q.data_mappers) = 0 or $2 = any(q.data_mappers))"#,
@@ -91,19 +91,5 @@ pub async fn match_ids(
     .bind(job_id)
     .bind(mapper)
     .fetch_all(db)
-    .await?;
-    rows.into_iter()
-        .map(|(value, kind)| {
-            let kind = match kind.as_str() {
-                "simple" => MatchType::Simple,
-                "composite" => MatchType::Composite,
-                other => {
-                    return Err(sqlx::Error::Decode(
-                        format!("unknown match type {other:?}").into(),
-                    ));
-                }
-            };
-            Ok((value, kind))
-        })
-        .collect()
+    .await
 }

@@ -83,7 +83,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_counter_has_its_column_and_adds_up() {
+    fn counters_add_up_and_serialize_under_their_column_names() {
         let one = JobStats {
             partitions_listed: 1,
             matches_erased: 2,

@@ -50,6 +50,7 @@ pub async fn deadline_near(
     .await
 }
 
+#[cfg(test)]
 /// Sets when cron was last checked (tests move the clock with it).
 pub async fn set_cron_checked_at(tx: &mut PgConnection, at: DateTime<Utc>) -> sqlx::Result<()> {
     sqlx::query("update scheduler_state set cron_checked_at = $1")

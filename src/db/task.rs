@@ -294,6 +294,7 @@ pub async fn oldest_runnable_age(db: impl PgExecutor<'_>) -> sqlx::Result<f64> {
     .await
 }
 
+#[cfg(test)]
 /// Seconds until the earliest queued task becomes runnable (negative when one is due).
 pub async fn seconds_until_next_run(db: impl PgExecutor<'_>) -> sqlx::Result<Option<f64>> {
     sqlx::query_scalar(
@@ -303,6 +304,7 @@ pub async fn seconds_until_next_run(db: impl PgExecutor<'_>) -> sqlx::Result<Opt
     .await
 }
 
+#[cfg(test)]
 /// Every task's state and attempts, in task order (tests look at the queue with it).
 pub async fn states(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, i32, Option<String>)>> {
     sqlx::query_as("select state, attempts, last_error from task order by task_id")

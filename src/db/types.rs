@@ -9,6 +9,7 @@ use sqlx::{Decode, Encode, Postgres, Type};
 use crate::domain::job::{
     CleanupState, EventLevel, ForgetState, JobStatus, JobTrigger, MapperState, ObjectStatus,
 };
+use crate::domain::queue::MatchType;
 
 macro_rules! text_column {
     ($($name:ty),+ $(,)?) => {$(
@@ -50,6 +51,7 @@ text_column!(
     CleanupState,
     MapperState,
     EventLevel,
+    MatchType,
 );
 
 #[cfg(test)]

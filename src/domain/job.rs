@@ -2,54 +2,7 @@
 //! runs with. Every state is an enum written to the database as its snake_case name
 //! (`db::types` gives them their sqlx encoding); an unknown name read back is an error.
 
-use serde::{Deserialize, Serialize};
-
-/// An enum stored as text: `as_str`, `ALL`, `FromStr` (unknown names are errors) and
-/// `Display`, with serde using the same snake_case names.
-macro_rules! text_enum {
-    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vmeta])* $variant,)+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)+
-                }
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = UnknownState;
-            fn from_str(raw: &str) -> Result<Self, UnknownState> {
-                match raw {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(UnknownState { kind: stringify!($name), value: raw.to_owned() }),
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-/// A state name no variant has (a database row written by a newer version, or corrupt).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {kind} {value:?}")]
-pub struct UnknownState {
-    pub kind: &'static str,
-    pub value: String,
-}
+pub use super::UnknownState;
 
 text_enum! {
     /// Where a job is. `queued → finding → forgetting → verifying → cleaning_up → completed`,

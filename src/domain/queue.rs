@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::data_mapper::DataMapperId;
@@ -21,20 +20,11 @@ pub const MAX_MATCH_ID_BYTES: usize = 4096;
 /// Deadline when the caller gives none: received + 30 days.
 pub const DEFAULT_DEADLINE_DAYS: i64 = 30;
 
-/// Whether a match names one value for any match column, or one value per column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MatchType {
-    Simple,
-    Composite,
-}
-
-impl MatchType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MatchType::Simple => "simple",
-            MatchType::Composite => "composite",
-        }
+text_enum! {
+    /// Whether a match names one value for any match column, or one value per column.
+    pub enum MatchType {
+        Simple = "simple",
+        Composite = "composite",
     }
 }
 

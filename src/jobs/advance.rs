@@ -61,7 +61,7 @@ pub async fn after_task(pool: &PgPool, job_id: Uuid, failed_for_good: bool) -> s
         return Ok(());
     };
     if status.is_active() && (failed_for_good || lifecycle::phase_may_be_over(status, &stats)) {
-        advance(pool, job_id).await?;
+        advance_from(pool, job_id, status).await?;
     }
     Ok(())
 }
@@ -95,12 +95,17 @@ async fn phase_has_open_tasks(
 /// task and calling this). Enqueues the next phase's tasks in the same transaction; a
 /// phase with nothing to do is passed through at once.
 pub async fn advance(pool: &PgPool, job_id: Uuid) -> sqlx::Result<()> {
+    match jobs::status(pool, job_id).await? {
+        Some(status) => advance_from(pool, job_id, status).await,
+        None => Ok(()),
+    }
+}
+
+/// [`advance`] for a job last seen in `status` (re-read under the lock).
+async fn advance_from(pool: &PgPool, job_id: Uuid, status: JobStatus) -> sqlx::Result<()> {
     // The common case, a phase with tasks still open, costs one index probe and no lock.
     // Safe without the lock: every task advances after its own record committed, so the
     // last one to finish sees no open task and takes the locked path below.
-    let Some(status) = jobs::status(pool, job_id).await? else {
-        return Ok(());
-    };
     if !status.is_active() || phase_has_open_tasks(pool, job_id, status).await? {
         return Ok(());
     }

@@ -50,9 +50,6 @@ impl JobTask for FindMapper {
 
     async fn run(&self, ctx: &Context, task: &Task) -> Result<(), TaskError> {
         let db = &ctx.engine.db;
-        if !lifecycle::is_active(db, self.job_id).await? {
-            return Ok(());
-        }
         lifecycle::mark_started(db, self.job_id).await?;
         let mapper = mappers::get(db, self.job_id, &self.data_mapper_id).await?;
         let matches = load_matches(db, self.job_id, &self.data_mapper_id).await?;

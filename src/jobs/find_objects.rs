@@ -20,7 +20,7 @@ use crate::db::task::{begin_bookkeeping, mark_recorded};
 use crate::domain::data_mapper::Format;
 use crate::domain::job::{EventLevel, ObjectStatus};
 use crate::jobs::find::{ObjectFindError, ObjectRef, every_row_parquet, find_jsonl, find_parquet};
-use crate::jobs::lifecycle::{self, event};
+use crate::jobs::lifecycle::event;
 use crate::jobs::matches::PartitionSets;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, JobTask};
@@ -60,9 +60,6 @@ impl JobTask for FindObjects {
 
     async fn run(&self, ctx: &Context, task: &Task) -> Result<(), TaskError> {
         let db = &ctx.engine.db;
-        if !lifecycle::is_active(db, self.job_id).await? {
-            return Ok(());
-        }
         let (sets, mapper) = ctx
             .sets
             .get(db, self.job_id, &self.data_mapper_id, &self.partition_keys)

@@ -25,7 +25,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::db::job::{self as jobs, JobStats};
-use crate::db::{job_event, task};
+use crate::db::task;
 use crate::domain::job::{EventLevel, ForgetState, JobStatus};
 
 pub use crate::domain::job::after_find;
@@ -73,17 +73,9 @@ pub fn phase_may_be_over(status: JobStatus, s: &JobStats) -> bool {
     }
 }
 
-/// Appends to the job's event log. Never pass match ids or row data.
-pub async fn event(
-    db: impl sqlx::PgExecutor<'_>,
-    job_id: Uuid,
-    level: EventLevel,
-    kind: &str,
-    message: &str,
-    details: serde_json::Value,
-) -> sqlx::Result<()> {
-    job_event::insert(db, job_id, level, kind, message, details).await
-}
+/// Appends to the job's event log (`db::job_event::insert`). Never pass match ids or
+/// row data.
+pub use crate::db::job_event::insert as event;
 
 /// Marks the job as started (`queued → finding`) when a worker first works on it.
 pub async fn mark_started(pool: &PgPool, job_id: Uuid) -> sqlx::Result<()> {

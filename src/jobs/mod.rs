@@ -93,7 +93,7 @@ pub trait JobTask: Serialize + DeserializeOwned + Send + Sync + 'static {
     const MAX_ATTEMPTS: i32;
     /// The job the task works for.
     fn job_id(&self) -> Uuid;
-    /// Runs the task; its effects are recorded in one transaction fenced by
+    /// Runs the task (only while its job is active); its effects are recorded in one transaction fenced by
     /// `db::task::mark_recorded`.
     async fn run(&self, ctx: &Context, task: &Task) -> Result<(), TaskError>;
 }
@@ -164,7 +164,7 @@ pub async fn enqueue_all<T: JobTask>(
     crate::db::task::insert_many(db, job_id, T::KIND, &payloads, T::MAX_ATTEMPTS).await
 }
 
-/// Decodes `T` from a claimed task and runs it.
+/// Decodes `T` from a claimed task and runs it while its job is active.
 struct Handler<T> {
     ctx: Arc<Context>,
     kind: PhantomData<fn() -> T>,
@@ -175,6 +175,10 @@ impl<T: JobTask> TaskHandler for Handler<T> {
     async fn run(&self, task: &Task) -> Result<(), TaskError> {
         let payload: T = serde_json::from_value(task.payload.clone())
             .map_err(|e| TaskError::Fatal(format!("bad {} payload: {e}", T::KIND)))?;
+        // Tasks of an ended (or cancelled) job do nothing.
+        if !lifecycle::is_active(&self.ctx.engine.db, payload.job_id()).await? {
+            return Ok(());
+        }
         payload.run(&self.ctx, task).await
     }
 }

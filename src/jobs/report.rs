@@ -86,11 +86,10 @@ impl From<JobObject> for ReportObject {
     }
 }
 
-/// Where the stream is.
+/// Where the stream is: objects from a cursor, then matches after a hash.
 enum Part {
     Objects(Option<i64>),
     Matches(String),
-    Done,
 }
 
 /// The report's body: `job` is the job's JSON, then every object and every match.
@@ -150,10 +149,9 @@ async fn next_chunk(
                 Some(last) if rows.len() as i64 == PAGE => {
                     (out, Some(Part::Matches(last.match_hash.clone())))
                 }
-                _ => (out + "]}", Some(Part::Done)),
+                _ => (out + "]}", None),
             })
         }
-        Part::Done => Ok((String::new(), None)),
     }
 }
 

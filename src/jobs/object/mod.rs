@@ -23,7 +23,7 @@ use crate::db::job_data_mapper::MapperSnapshot;
 use crate::db::job_object::{self as objects, JobObject, ObjectUpdate};
 use crate::db::task::{begin_bookkeeping, mark_recorded};
 use crate::domain::job::{EventLevel, ForgetState};
-use crate::jobs::lifecycle::{self, event};
+use crate::jobs::lifecycle::event;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, Engine, Prepared, enqueue_next};
 use crate::lakefile::match_set::MatchSet;
@@ -151,17 +151,14 @@ impl Loaded {
     }
 }
 
-/// Loads the object of `p` when its job is active and it is in `state` (None: nothing
-/// to do, e.g. a rerun after the step was recorded).
+/// Loads the object of `p` when it is in `state` (None: nothing to do, e.g. a rerun
+/// after the step was recorded).
 pub async fn load(
     ctx: &Context,
     p: ObjectTask,
     state: ForgetState,
 ) -> Result<Option<Loaded>, TaskError> {
     let db = &ctx.engine.db;
-    if !lifecycle::is_active(db, p.job_id).await? {
-        return Ok(None);
-    }
     let object = objects::get(db, p.job_id, p.job_object_id).await?;
     if object.forget_state != state {
         return Ok(None);
