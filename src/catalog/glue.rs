@@ -59,19 +59,26 @@ impl Catalog for GlueCatalog {
                 Ok((c.name().to_owned(), ty))
             })
             .collect::<Result<Vec<_>, CatalogError>>()?;
+        let keys = table.partition_keys();
+        let parameters = table
+            .parameters()
+            .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
         Ok(TableDef {
             location: sd.and_then(|sd| sd.location()).map(str::to_owned),
             columns,
-            partition_keys: table
-                .partition_keys()
+            partition_keys: keys.iter().map(|k| k.name().to_owned()).collect(),
+            partition_types: keys
                 .iter()
-                .map(|k| k.name().to_owned())
+                .map(|k| HiveType::parse(k.r#type().unwrap_or("string")).ok())
                 .collect(),
             format: infer_format(
                 sd.and_then(|sd| sd.input_format()),
                 sd.and_then(|sd| sd.serde_info())
                     .and_then(|s| s.serialization_library()),
             ),
+            input_format: sd.and_then(|sd| sd.input_format()).map(str::to_owned),
+            parameters,
         })
     }
 

@@ -25,6 +25,8 @@ pub struct JobObject {
     pub error: Option<String>,
     pub partition_keys: Option<Vec<String>>,
     pub partition_values: Option<Vec<String>>,
+    /// The partition keys' declared types (Glue type text; empty when untyped).
+    pub partition_types: Option<Vec<String>>,
     pub forget_state: ForgetState,
     pub rows_removed: Option<i64>,
     pub rows_after: Option<i64>,
@@ -44,15 +46,15 @@ const OBJECT_COLUMNS: &str = "job_object_id, data_mapper_id, bucket, key, versio
     size_bytes, status, rows_total, rows_matched, row_groups, error, partition_keys, \
     partition_values, forget_state, rows_removed, rows_after, size_after, new_version_id, \
     new_etag, row_groups_rewritten, row_groups_copied, versions_deleted, cleanup_state, \
-    forget_error, versions_to_delete";
+    forget_error, versions_to_delete, partition_types";
 
 /// Records an object (once: a second record of the same object is ignored).
 pub async fn insert(db: impl PgExecutor<'_>, job_id: Uuid, o: &JobObject) -> sqlx::Result<()> {
     sqlx::query(
         r#"insert into job_object (job_id, data_mapper_id, bucket, key, version_id, etag,
                size_bytes, status, rows_total, rows_matched, row_groups, error,
-               partition_keys, partition_values, forget_state)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+               partition_keys, partition_values, partition_types, forget_state)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
                    case when $8 = 'failed' then 'failed' else 'found' end)
            on conflict on constraint job_object_unique do nothing"#,
     )
@@ -70,6 +72,7 @@ pub async fn insert(db: impl PgExecutor<'_>, job_id: Uuid, o: &JobObject) -> sql
     .bind(&o.error)
     .bind(&o.partition_keys)
     .bind(&o.partition_values)
+    .bind(&o.partition_types)
     .execute(db)
     .await?;
     Ok(())
@@ -221,6 +224,7 @@ impl JobObject {
             error: None,
             partition_keys: None,
             partition_values: None,
+            partition_types: None,
             forget_state: ForgetState::Found,
             rows_removed: None,
             rows_after: None,

@@ -152,6 +152,7 @@ mod tests {
             ],
             partition_keys: vec!["country".into()],
             format: None,
+            ..Default::default()
         }
     }
 

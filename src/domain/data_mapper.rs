@@ -330,13 +330,49 @@ fn is_role_arn(arn: &str) -> bool {
 }
 
 /// A table as the catalog describes it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct TableDef {
     pub location: Option<String>,
     pub columns: Vec<(String, HiveType)>,
     pub partition_keys: Vec<String>,
+    /// The partition keys' declared types, in `partition_keys` order (None: unparseable).
+    pub partition_types: Vec<Option<HiveType>>,
     /// The format inferred from the SerDe / input format; None when unrecognised.
     pub format: Option<Format>,
+    /// The input format class, as the catalog gives it.
+    pub input_format: Option<String>,
+    /// The table's parameters (partition projection, table type, …).
+    pub parameters: std::collections::BTreeMap<String, String>,
+}
+
+impl TableDef {
+    /// The partition keys with their types.
+    pub fn keys(&self) -> Vec<crate::domain::partition::PartitionKey> {
+        self.partition_keys
+            .iter()
+            .enumerate()
+            .map(|(i, name)| crate::domain::partition::PartitionKey {
+                name: name.clone(),
+                ty: self.partition_types.get(i).cloned().flatten(),
+            })
+            .collect()
+    }
+
+    /// Whether Athena projects this table's partitions (`projection.enabled`): it then
+    /// ignores the registered ones.
+    pub fn projection_enabled(&self) -> bool {
+        self.parameters
+            .get("projection.enabled")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    }
+
+    /// The projection's `storage.location.template`, when set.
+    pub fn location_template(&self) -> Option<&str> {
+        self.parameters
+            .get("storage.location.template")
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+    }
 }
 
 /// Checks a Glue-backed mapper against its table: each failure names the field.
@@ -515,6 +551,7 @@ mod tests {
             ],
             partition_keys: vec!["year".into()],
             format: Some(Format::Parquet),
+            ..Default::default()
         }
     }
 

@@ -1,14 +1,143 @@
 //! Table partitions, and which of them can hold a queued subject's rows.
+//!
+//! Partition values are text (in the catalog and in `key=value` paths); a match value is
+//! compared with one by the partition key's declared type, as Athena compares a typed
+//! partition column: `month=01` equals the int `1` when `month` is an `int`. Pruning only
+//! ever drops a partition when the comparison is certain to fail.
 
 use std::collections::HashMap;
 
 use serde_json::Value;
+
+use super::hive_type::HiveType;
+use crate::lakefile::match_set::unscaled;
 
 /// One partition: its key values (in the table's partition-key order) and location.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Partition {
     pub values: Vec<String>,
     pub location: String,
+}
+
+/// A partition key and its declared type (None for `path` tables: untyped).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionKey {
+    pub name: String,
+    pub ty: Option<HiveType>,
+}
+
+impl PartitionKey {
+    /// Keys from names and type texts (as a task carries them; an empty or unparseable
+    /// text is untyped).
+    pub fn from_texts(names: &[String], types: &[String]) -> Vec<Self> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| PartitionKey {
+                name: name.clone(),
+                ty: types
+                    .get(i)
+                    .filter(|t| !t.is_empty())
+                    .and_then(|t| HiveType::parse(t).ok()),
+            })
+            .collect()
+    }
+
+    /// Untyped keys.
+    pub fn untyped(names: &[String]) -> Vec<Self> {
+        Self::from_texts(names, &[])
+    }
+}
+
+/// The value Hive writes for a null partition value.
+const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
+
+/// How a partition's stored value compares with a match value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Equal,
+    Different,
+    /// One side cannot be read as the key's type: neither prune nor decide by the path.
+    Unknown,
+}
+
+/// Compares a stored partition value with a match value by the key's type: integers,
+/// decimals (exactly, at the type's scale), floating point and booleans by value; strings
+/// by text (a number by its JSON text); other types equal when the texts are; an untyped
+/// key by the match value's JSON type (a number compares by value with a numeric text).
+pub fn compare(ty: Option<&HiveType>, stored: &str, wanted: &Value) -> Comparison {
+    use Comparison::*;
+    if stored == HIVE_NULL {
+        return Different;
+    }
+    let text = match wanted {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return Unknown,
+    };
+    let by = |a: Option<i128>, b: Option<i128>| match (a, b) {
+        (Some(a), Some(b)) if a == b => Equal,
+        (Some(_), Some(_)) => Different,
+        _ => Unknown,
+    };
+    let name = match ty {
+        Some(HiveType::Primitive(name)) => name.as_str(),
+        Some(_) => return Unknown,
+        None if wanted.is_number() => {
+            return match by(unscaled(stored, 9), unscaled(&text, 9)) {
+                Unknown if stored == text => Equal,
+                Unknown => Different,
+                other => other,
+            };
+        }
+        None => return if stored == text { Equal } else { Different },
+    };
+    let base = name.split('(').next().unwrap_or(name).trim();
+    match base {
+        "string" | "varchar" | "char" => {
+            if stored == text {
+                Equal
+            } else {
+                Different
+            }
+        }
+        "tinyint" | "smallint" | "int" | "integer" | "bigint" => {
+            by(unscaled(stored.trim(), 0), unscaled(text.trim(), 0))
+        }
+        "decimal" => {
+            let scale = decimal_scale(name).unwrap_or(0);
+            by(unscaled(stored.trim(), scale), unscaled(text.trim(), scale))
+        }
+        "float" | "double" | "real" => {
+            match (stored.trim().parse::<f64>(), text.trim().parse::<f64>()) {
+                (Ok(a), Ok(b)) if a == b => Equal,
+                (Ok(_), Ok(_)) => Different,
+                _ => Unknown,
+            }
+        }
+        "boolean" => match (bool_text(stored), bool_text(&text)) {
+            (Some(a), Some(b)) if a == b => Equal,
+            (Some(_), Some(_)) => Different,
+            _ => Unknown,
+        },
+        _ if stored == text => Equal,
+        _ => Unknown,
+    }
+}
+
+/// The scale of `decimal(p,s)` (0 when absent, as Hive's `decimal` is `decimal(10,0)`).
+fn decimal_scale(name: &str) -> Option<i8> {
+    let params = name.split_once('(')?.1.trim_end_matches(')');
+    params.split(',').nth(1)?.trim().parse().ok()
+}
+
+fn bool_text(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
 }
 
 /// Reads `key=value` segments of an object key (relative to the table location) for the
@@ -24,6 +153,76 @@ pub fn values_from_path(relative_key: &str, partition_keys: &[String]) -> Option
         .iter()
         .map(|k| segments.get(&k.to_ascii_lowercase()).cloned())
         .collect()
+}
+
+/// Reads the values of `partition_keys` from an object key relative to the fixed prefix
+/// of a partition projection's `storage.location.template` (`rest` is the template after
+/// that prefix, e.g. `${year}/month=${month}/`); None when the key does not fit it.
+pub fn values_from_template(
+    relative_key: &str,
+    rest: &str,
+    partition_keys: &[String],
+) -> Option<Vec<String>> {
+    let patterns: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let segments: Vec<&str> = relative_key.split('/').collect();
+    // The object's name follows the template's folders.
+    if segments.len() <= patterns.len() {
+        return None;
+    }
+    let mut found: HashMap<String, String> = HashMap::new();
+    for (pattern, segment) in patterns.iter().zip(&segments) {
+        match_segment(pattern, segment, &mut found)?;
+    }
+    partition_keys
+        .iter()
+        .map(|k| found.get(&k.to_ascii_lowercase()).cloned())
+        .collect()
+}
+
+/// Matches one path segment against a template segment (`literal${key}literal…`).
+fn match_segment(pattern: &str, segment: &str, found: &mut HashMap<String, String>) -> Option<()> {
+    let mut pattern = pattern;
+    let mut segment = segment;
+    loop {
+        let Some(start) = pattern.find("${") else {
+            return (pattern == segment).then_some(());
+        };
+        segment = segment.strip_prefix(&pattern[..start])?;
+        let end = start + pattern[start..].find('}')?;
+        let name = pattern[start + 2..end].trim().to_ascii_lowercase();
+        pattern = &pattern[end + 1..];
+        // The value runs to the next literal (or the end of the segment).
+        let literal_end = pattern.find("${").unwrap_or(pattern.len());
+        let literal = &pattern[..literal_end];
+        let value_len = if literal.is_empty() {
+            if literal_end == pattern.len() {
+                segment.len()
+            } else {
+                // Two adjacent placeholders cannot be told apart.
+                return None;
+            }
+        } else {
+            segment.find(literal)?
+        };
+        let value = &segment[..value_len];
+        if value.is_empty() {
+            return None;
+        }
+        if let Some(previous) = found.insert(name, value.to_owned())
+            && previous != value
+        {
+            return None;
+        }
+        segment = &segment[value_len..];
+    }
+}
+
+/// The fixed prefix of a `storage.location.template` (up to the folder holding the first
+/// `${…}`) and the rest; None when it has no placeholder.
+pub fn split_template(template: &str) -> Option<(&str, &str)> {
+    let first = template.find("${")?;
+    let cut = template[..first].rfind('/')? + 1;
+    Some((&template[..cut], &template[cut..]))
 }
 
 fn percent_decode(v: &str) -> String {
@@ -45,12 +244,32 @@ fn percent_decode(v: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A composite's parts on matchable partition keys: (key index, wanted value).
+fn partition_parts<'a>(
+    parts: &'a [Value],
+    keys: &[PartitionKey],
+    matchable: &[String],
+) -> Vec<(Option<usize>, &'a Value)> {
+    parts
+        .iter()
+        .map(|p| {
+            let column = p.get("column").and_then(Value::as_str).unwrap_or_default();
+            let key = keys
+                .iter()
+                .position(|k| k.name.eq_ignore_ascii_case(column))
+                .filter(|_| matchable.iter().any(|m| m.eq_ignore_ascii_case(column)));
+            (key, p)
+        })
+        .collect()
+}
+
 /// Whether a partition can hold rows of the queued matches. Simple matches search data
 /// columns, so they can be anywhere; a composite match that names partition keys (among
-/// the mapper's `matchable` ones) lives only where those keys have its values.
+/// the mapper's `matchable` ones) lives only where those keys may have its values (a
+/// comparison that is not certain keeps the partition).
 pub fn may_hold(
-    partition: &Partition,
-    partition_keys: &[String],
+    values: &[String],
+    keys: &[PartitionKey],
     matchable: &[String],
     has_simple: bool,
     composites: &[Value],
@@ -60,28 +279,16 @@ pub fn may_hold(
     }
     composites.iter().any(|c| {
         c.as_array().is_none_or(|parts| {
-            parts.iter().all(|p| {
-                let column = p
-                    .get("column")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_ascii_lowercase();
-                let Some(i) = partition_keys
-                    .iter()
-                    .position(|k| k.eq_ignore_ascii_case(&column))
-                else {
-                    return true;
-                };
-                if !matchable.iter().any(|m| m.eq_ignore_ascii_case(&column)) {
-                    return true;
-                }
-                let wanted = match p.get("value") {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(other) => other.to_string(),
-                    None => return true,
-                };
-                partition.values.get(i) == Some(&wanted)
-            })
+            partition_parts(parts, keys, matchable)
+                .into_iter()
+                .all(|(key, part)| {
+                    let (Some(i), Some(wanted)) = (key, part.get("value")) else {
+                        return true;
+                    };
+                    values.get(i).is_none_or(|stored| {
+                        compare(keys[i].ty.as_ref(), stored, wanted) != Comparison::Different
+                    })
+                })
         })
     })
 }
@@ -89,35 +296,27 @@ pub fn may_hold(
 /// What of a composite match is left to check inside the objects of a partition with
 /// `values` (None when the object's path carries no partition values): the parts that
 /// name data columns, or None when a part on a matchable partition key excludes the
-/// partition. An empty result means every row of the partition matches.
+/// partition. An empty result means every row of the partition matches. A part whose
+/// comparison is not certain (or an object in no partition) stays a data part: the
+/// object's own column decides, and an object without it fails rather than being passed.
 pub fn reduce_composite(
     values: Option<&[String]>,
-    partition_keys: &[String],
+    keys: &[PartitionKey],
     matchable: &[String],
     composite: &Value,
 ) -> Option<Vec<Value>> {
     let parts = composite.as_array()?;
     let mut rest = Vec::new();
-    for part in parts {
-        let column = part
-            .get("column")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let key = partition_keys
-            .iter()
-            .position(|k| k.eq_ignore_ascii_case(column))
-            .filter(|_| matchable.iter().any(|m| m.eq_ignore_ascii_case(column)));
-        let Some(i) = key else {
+    for (key, part) in partition_parts(parts, keys, matchable) {
+        let stored = key.and_then(|i| Some((i, values?.get(i)?)));
+        let Some((i, stored)) = stored else {
             rest.push(part.clone());
             continue;
         };
-        let wanted = match part.get("value") {
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => return None,
-        };
-        if values?.get(i) != Some(&wanted) {
-            return None;
+        match compare(keys[i].ty.as_ref(), stored, part.get("value")?) {
+            Comparison::Equal => {}
+            Comparison::Different => return None,
+            Comparison::Unknown => rest.push(part.clone()),
         }
     }
     Some(rest)
@@ -128,8 +327,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn keys() -> Vec<String> {
+    fn names() -> Vec<String> {
         vec!["dt".into(), "country".into()]
+    }
+
+    fn keys() -> Vec<PartitionKey> {
+        PartitionKey::untyped(&names())
+    }
+
+    fn typed(ty: &str) -> Option<HiveType> {
+        Some(HiveType::parse(ty).unwrap())
     }
 
     #[test]
@@ -144,7 +351,11 @@ mod tests {
             Some(vec![json!({"column": "id", "value": 7})])
         );
         assert_eq!(reduce_composite(Some(&de), &keys, &matchable, &c), None);
-        assert_eq!(reduce_composite(None, &keys, &matchable, &c), None);
+        // An object in no partition: its own columns decide (never passed over).
+        assert_eq!(
+            reduce_composite(None, &keys, &matchable, &c),
+            Some(c.as_array().unwrap().clone())
+        );
         // Only partition parts: every row of the partition matches.
         let whole = json!([{"column": "country", "value": "fr"}]);
         assert_eq!(
@@ -157,9 +368,9 @@ mod tests {
             reduce_composite(Some(&fr), &keys, &matchable, &dt),
             Some(vec![json!({"column": "dt", "value": "x"})])
         );
-        // Numbers compare with their text form.
+        // Numbers compare with their value on an untyped key.
         let year = json!([{"column": "country", "value": 2024}]);
-        let y = vec!["x".to_owned(), "2024".to_owned()];
+        let y = vec!["x".to_owned(), "02024".to_owned()];
         assert_eq!(
             reduce_composite(Some(&y), &keys, &matchable, &year),
             Some(vec![])
@@ -167,28 +378,118 @@ mod tests {
     }
 
     #[test]
+    fn partition_values_compare_by_the_keys_declared_type() {
+        use Comparison::*;
+        let int = typed("int");
+        assert_eq!(compare(int.as_ref(), "01", &json!(1)), Equal);
+        assert_eq!(compare(int.as_ref(), "01", &json!("1")), Equal);
+        assert_eq!(compare(int.as_ref(), "02", &json!(1)), Different);
+        assert_eq!(compare(int.as_ref(), "x", &json!(1)), Unknown);
+        assert_eq!(compare(int.as_ref(), "1", &json!("one")), Unknown);
+        let string = typed("string");
+        assert_eq!(compare(string.as_ref(), "01", &json!(1)), Different);
+        assert_eq!(compare(string.as_ref(), "1", &json!(1)), Equal);
+        assert_eq!(compare(string.as_ref(), "fr", &json!("fr")), Equal);
+        let decimal = typed("decimal(6,3)");
+        assert_eq!(
+            compare(decimal.as_ref(), "123.45", &json!("123.450")),
+            Equal
+        );
+        assert_eq!(
+            compare(decimal.as_ref(), "123.451", &json!(123.45)),
+            Different
+        );
+        assert_eq!(
+            compare(typed("double").as_ref(), "1.50", &json!(1.5)),
+            Equal
+        );
+        assert_eq!(
+            compare(typed("boolean").as_ref(), "TRUE", &json!(true)),
+            Equal
+        );
+        assert_eq!(
+            compare(typed("date").as_ref(), "2024-01-01", &json!("2024-01-01")),
+            Equal
+        );
+        assert_eq!(
+            compare(typed("date").as_ref(), "2024-1-1", &json!("2024-01-01")),
+            Unknown
+        );
+        // A null partition equals nothing.
+        assert_eq!(compare(int.as_ref(), HIVE_NULL, &json!(1)), Different);
+        // Untyped: by the match value's JSON type.
+        assert_eq!(compare(None, "01", &json!(1)), Equal);
+        assert_eq!(compare(None, "01", &json!("1")), Different);
+    }
+
+    #[test]
+    fn a_comparison_that_is_not_certain_neither_prunes_nor_decides() {
+        let keys = vec![PartitionKey {
+            name: "month".into(),
+            ty: typed("date"),
+        }];
+        let matchable = vec!["month".to_owned()];
+        let c = json!([{"column": "month", "value": "2024-01-01"}]);
+        let odd = vec!["2024-1-1".to_owned()];
+        assert!(may_hold(
+            &odd,
+            &keys,
+            &matchable,
+            false,
+            std::slice::from_ref(&c)
+        ));
+        assert_eq!(
+            reduce_composite(Some(&odd), &keys, &matchable, &c),
+            Some(c.as_array().unwrap().clone())
+        );
+    }
+
+    #[test]
     fn partition_values_come_from_hive_style_paths() {
         assert_eq!(
-            values_from_path("dt=2024-01-01/country=fr/part-0.parquet", &keys()),
+            values_from_path("dt=2024-01-01/country=fr/part-0.parquet", &names()),
             Some(vec!["2024-01-01".into(), "fr".into()])
         );
         assert_eq!(
-            values_from_path("DT=2024-01-01%3A00/country=fr/x", &keys()).unwrap()[0],
+            values_from_path("DT=2024-01-01%3A00/country=fr/x", &names()).unwrap()[0],
             "2024-01-01:00"
         );
         assert_eq!(
-            values_from_path("dt=2024-01-01/part-0.parquet", &keys()),
+            values_from_path("dt=2024-01-01/part-0.parquet", &names()),
             None
         );
         assert_eq!(values_from_path("part-0.parquet", &[]), Some(vec![]));
     }
 
     #[test]
+    fn projected_partition_values_come_from_the_location_template() {
+        let t = "s3://b/logs/${country}/${dt}/";
+        let (root, rest) = split_template(t).unwrap();
+        assert_eq!((root, rest), ("s3://b/logs/", "${country}/${dt}/"));
+        assert_eq!(
+            values_from_template("fr/2024-01-01/part-0.parquet", rest, &names()),
+            Some(vec!["2024-01-01".into(), "fr".into()])
+        );
+        // Too shallow, or a folder that does not fit.
+        assert_eq!(
+            values_from_template("fr/part-0.parquet", rest, &names()),
+            None
+        );
+        let rest = "country=${country}/day-${dt}-x/";
+        assert_eq!(
+            values_from_template("country=de/day-7-x/a.json", rest, &names()),
+            Some(vec!["7".into(), "de".into()])
+        );
+        assert_eq!(
+            values_from_template("country=de/night-7-x/a.json", rest, &names()),
+            None
+        );
+        assert_eq!(split_template("s3://b/logs/"), None);
+    }
+
+    #[test]
     fn only_composites_on_matchable_partition_keys_prune() {
-        let fr = Partition {
-            values: vec!["2024-01-01".into(), "fr".into()],
-            location: "s3://b/t/dt=2024-01-01/country=fr/".into(),
-        };
+        let fr = vec!["2024-01-01".to_owned(), "fr".to_owned()];
         let de_match =
             json!([{"column": "country", "value": "de"}, {"column": "email", "value": "x"}]);
         let fr_match =
@@ -217,17 +518,31 @@ mod tests {
         ));
         // A partition key the mapper does not allow matching on never prunes.
         assert!(may_hold(&fr, &keys(), &[], false, &[de_match]));
-        // Numbers compare by their text, as partition values are text.
-        let p = Partition {
-            values: vec!["7".into(), "fr".into()],
-            location: String::new(),
-        };
+        // An int key stored as `07` holds the match value 7.
+        let int_keys = vec![
+            PartitionKey {
+                name: "dt".into(),
+                ty: typed("int"),
+            },
+            PartitionKey {
+                name: "country".into(),
+                ty: typed("string"),
+            },
+        ];
+        let p = vec!["07".to_owned(), "fr".to_owned()];
         assert!(may_hold(
             &p,
-            &keys(),
+            &int_keys,
             &["dt".into()],
             false,
             &[json!([{"column": "dt", "value": 7}])]
+        ));
+        assert!(!may_hold(
+            &p,
+            &int_keys,
+            &["dt".into()],
+            false,
+            &[json!([{"column": "dt", "value": 8}])]
         ));
     }
 }

@@ -7,6 +7,7 @@
 //! Events carry keys and counts, never match ids.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures_util::{StreamExt, stream};
@@ -19,13 +20,15 @@ use crate::db::job_data_mapper::{self as mappers, MapperSnapshot};
 use crate::db::task::{begin_bookkeeping, mark_recorded};
 use crate::domain::data_mapper::{CatalogRef, GlueTable, PathTable};
 use crate::domain::job::{EventLevel, MapperState};
-use crate::domain::partition::{Partition, may_hold, values_from_path};
+use crate::domain::partition::{
+    PartitionKey, may_hold, split_template, values_from_path, values_from_template,
+};
 use crate::jobs::find_objects::{FindObjects, ListedObject};
 use crate::jobs::lifecycle::{self, event};
 use crate::jobs::matches::{Matches, load_matches};
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, Engine, JobTask, enqueue_all};
-use crate::storage::{ObjectMeta, dir_prefix, list_all, skip_reason};
+use crate::storage::{ObjectMeta, Place, dir_prefix, list_all, skip_reason};
 
 /// Objects per `find.objects` task.
 const OBJECTS_PER_TASK: usize = 16;
@@ -69,7 +72,7 @@ impl JobTask for FindMapper {
 struct Listing {
     scheme: &'static str,
     bucket: String,
-    partition_keys: Vec<String>,
+    keys: Vec<PartitionKey>,
     objects: Vec<ListedObject>,
 }
 
@@ -79,36 +82,76 @@ struct MapperListing {
     stats: JobStats,
     listings: Vec<Listing>,
     skipped: Vec<(String, &'static str)>,
+    /// Warnings about how the table was listed (events).
+    notes: Vec<(&'static str, String)>,
+}
+
+/// One listed object and the partition values it belongs to (None: in no partition).
+struct Found {
+    place: Arc<Place>,
+    meta: ObjectMeta,
+    values: Option<Vec<String>>,
 }
 
 impl MapperListing {
-    fn add_objects(
+    /// Groups objects by partition, prunes whole partitions no queued match can be in
+    /// (counting each distinct partition as listed unless `counted`), skips markers and
+    /// archived objects, and keeps the rest for search.
+    fn add_found(
         &mut self,
-        scheme: &'static str,
-        bucket: &str,
-        partition_keys: &[String],
-        metas: Vec<ObjectMeta>,
-        partition: impl Fn(&str) -> Option<Vec<String>>,
+        keys: &[PartitionKey],
+        found: Vec<Found>,
+        mapper: &MapperSnapshot,
+        matches: &Matches,
+        counted: bool,
     ) {
-        let mut objects = Vec::new();
-        for meta in metas {
-            self.stats.objects_listed += 1;
-            if let Some(reason) = skip_reason(&meta) {
-                self.stats.objects_skipped += 1;
-                self.skipped.push((meta.key, reason));
-                continue;
-            }
-            objects.push(ListedObject {
-                partition: partition(&meta.key),
-                key: meta.key,
-                size: meta.size,
-            });
+        let has_simple = !matches.simple.is_empty();
+        let mut groups: BTreeMap<Option<Vec<String>>, Vec<Found>> = BTreeMap::new();
+        for f in found {
+            groups.entry(f.values.clone()).or_default().push(f);
         }
-        if !objects.is_empty() {
+        let mut by_place: BTreeMap<(&'static str, String), Vec<ListedObject>> = BTreeMap::new();
+        for (values, group) in groups {
+            if let Some(values) = values.as_ref().filter(|_| !keys.is_empty()) {
+                if !counted {
+                    self.stats.partitions_listed += 1;
+                }
+                let hold = may_hold(
+                    values,
+                    keys,
+                    &mapper.partition_keys,
+                    has_simple,
+                    &matches.composites,
+                );
+                if !hold {
+                    self.stats.partitions_pruned += 1;
+                    continue;
+                }
+            }
+            for f in group {
+                self.stats.objects_listed += 1;
+                if let Some(reason) = skip_reason(&f.meta) {
+                    self.stats.objects_skipped += 1;
+                    self.skipped.push((f.meta.key, reason));
+                    continue;
+                }
+                let scheme = f.place.scheme;
+                by_place
+                    .entry((scheme, f.place.bucket.clone()))
+                    .or_default()
+                    .push(ListedObject {
+                        key: f.meta.key,
+                        size: f.meta.size,
+                        partition: f.values,
+                    });
+            }
+        }
+        for ((scheme, bucket), mut objects) in by_place {
+            objects.sort_by(|a, b| a.key.cmp(&b.key));
             self.listings.push(Listing {
                 scheme,
-                bucket: bucket.to_owned(),
-                partition_keys: partition_keys.to_vec(),
+                bucket,
+                keys: keys.to_vec(),
                 objects,
             });
         }
@@ -128,8 +171,38 @@ async fn list(
     }
 }
 
-/// A Glue table: its partitions from the catalog (or its location), pruned, then listed
-/// `concurrency` at a time.
+/// Lists every object under each location, `concurrency` locations at a time.
+async fn list_places(
+    engine: &Engine,
+    locations: Vec<String>,
+    concurrency: usize,
+) -> Result<Vec<(Arc<Place>, Vec<ObjectMeta>)>, TaskError> {
+    let stores = &engine.stores;
+    stream::iter(locations)
+        .map(|location| async move {
+            let place = Arc::new(stores.place(&location)?);
+            let metas = list_all(
+                place.store.as_ref(),
+                &place.bucket,
+                &dir_prefix(&place.prefix),
+            )
+            .await?;
+            Ok::<_, TaskError>((place, metas))
+        })
+        .buffered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// A Glue table. Every object of the table is searched, wherever the catalog puts it:
+/// an unpartitioned table's location; for a projected table (`projection.enabled`), the
+/// fixed prefix of its `storage.location.template` (or its location), each object's
+/// partition values read from the template (or `key=value` folders); otherwise the
+/// table location *and* every registered partition's location, an object in a registered
+/// partition's folder taking its values, any other its path's `key=value` values (a
+/// partition the crawler has not registered yet). Partitions are then pruned by value.
 async fn list_glue(
     engine: &Engine,
     GlueTable { database, table }: &GlueTable,
@@ -139,64 +212,172 @@ async fn list_glue(
 ) -> Result<MapperListing, TaskError> {
     let mut out = MapperListing::default();
     let def = engine.catalog.get_table(database, table).await?;
-    let location = def
-        .location
-        .clone()
-        .ok_or_else(|| TaskError::Fatal(format!("table {database}.{table} has no location")))?;
-    let partitions = if def.partition_keys.is_empty() {
-        vec![Partition {
-            values: vec![],
-            location,
-        }]
-    } else {
-        let all = engine.catalog.list_partitions(database, table).await?;
-        out.stats.partitions_listed = all.len() as i64;
-        all
-    };
-    let has_simple = !matches.simple.is_empty();
-    let keep: Vec<Partition> = partitions
-        .into_iter()
-        .filter(|p| {
-            let hold = may_hold(
-                p,
-                &def.partition_keys,
-                &mapper.partition_keys,
-                has_simple,
-                &matches.composites,
-            );
-            if !hold {
-                out.stats.partitions_pruned += 1;
-            }
-            hold
-        })
-        .collect();
-    let stores = &engine.stores;
-    let listed: Vec<_> = stream::iter(keep)
-        .map(|p| async move {
-            let place = stores.place(&p.location)?;
-            let metas = list_all(
-                place.store.as_ref(),
-                &place.bucket,
-                &dir_prefix(&place.prefix),
-            )
-            .await?;
-            Ok::<_, TaskError>((p, place, metas))
-        })
-        .buffered(concurrency)
-        .collect()
-        .await;
-    for item in listed {
-        let (p, place, metas) = item?;
-        let values = p.values.clone();
-        out.add_objects(
-            scheme_of(&p.location),
-            &place.bucket,
-            &def.partition_keys,
-            metas,
-            |_| Some(values.clone()),
-        );
+    let keys = def.keys();
+    let names = &def.partition_keys;
+    let no_location = || TaskError::Fatal(format!("table {database}.{table} has no location"));
+    if keys.is_empty() {
+        let location = def.location.clone().ok_or_else(no_location)?;
+        let found = found_under(list_places(engine, vec![location], 1).await?, |_, _| {
+            Some(vec![])
+        });
+        out.add_found(&keys, found, mapper, matches, false);
+        return Ok(out);
     }
+    if def.projection_enabled() {
+        let (root, rest) = match def.location_template() {
+            Some(template) => match split_template(template) {
+                Some((root, rest)) => (root.to_owned(), Some(rest.to_owned())),
+                None => {
+                    return Err(TaskError::Fatal(format!(
+                        "table {database}.{table}: storage.location.template {template:?} names no partition key"
+                    )));
+                }
+            },
+            None => (def.location.clone().ok_or_else(no_location)?, None),
+        };
+        let listed = list_places(engine, vec![root.clone()], 1).await?;
+        let found = found_under(listed, |relative, _| match &rest {
+            Some(rest) => values_from_template(relative, rest, names),
+            None => values_from_path(relative, names),
+        });
+        out.notes.push((
+            "partition_projection",
+            format!("partition projection: listed every object under {root}"),
+        ));
+        note_unplaced(&mut out, &found, &root);
+        out.add_found(&keys, found, mapper, matches, false);
+        return Ok(out);
+    }
+    let registered = engine.catalog.list_partitions(database, table).await?;
+    // Where each registered partition lives, longest first (a nested location wins).
+    let mut homes: Vec<(String, String, &Vec<String>)> = Vec::new();
+    for p in &registered {
+        if p.location.is_empty() {
+            continue;
+        }
+        let place = engine.stores.place(&p.location)?;
+        homes.push((place.bucket, dir_prefix(&place.prefix), &p.values));
+    }
+    homes.sort_by_key(|(_, prefix, _)| std::cmp::Reverse(prefix.len()));
+    let table_place = match &def.location {
+        Some(location) => {
+            let place = engine.stores.place(location)?;
+            Some((place.bucket, dir_prefix(&place.prefix)))
+        }
+        None => None,
+    };
+    let under = |bucket: &str, prefix: &str, (b, p): &(String, String)| {
+        bucket == b && prefix.starts_with(p.as_str())
+    };
+    // List the table location, and each partition location outside it.
+    let mut locations: Vec<String> = def.location.iter().cloned().collect();
+    for p in &registered {
+        if p.location.is_empty() {
+            continue;
+        }
+        let place = engine.stores.place(&p.location)?;
+        let inside = table_place
+            .as_ref()
+            .is_some_and(|t| under(&place.bucket, &dir_prefix(&place.prefix), t));
+        if !inside && !locations.contains(&p.location) {
+            locations.push(p.location.clone());
+        }
+    }
+    if locations.is_empty() {
+        return Err(no_location());
+    }
+    let listed = list_places(engine, locations, concurrency).await?;
+    let mut seen = std::collections::HashSet::new();
+    let mut unregistered = 0usize;
+    let mut discovered = std::collections::BTreeSet::new();
+    let mut found = Vec::new();
+    for (place, metas) in listed {
+        for meta in metas {
+            if !seen.insert((place.bucket.clone(), meta.key.clone())) {
+                continue;
+            }
+            let home = homes
+                .iter()
+                .find(|(b, prefix, _)| *b == place.bucket && meta.key.starts_with(prefix));
+            let values = match home {
+                Some((_, _, values)) => Some((*values).clone()),
+                None => {
+                    let relative = table_place
+                        .as_ref()
+                        .and_then(|(_, p)| meta.key.strip_prefix(p.as_str()))
+                        .unwrap_or(&meta.key);
+                    let values = values_from_path(relative, names);
+                    if let Some(v) = &values
+                        && skip_reason(&meta).is_none()
+                    {
+                        unregistered += 1;
+                        discovered.insert(v.clone());
+                    }
+                    values
+                }
+            };
+            found.push(Found {
+                place: place.clone(),
+                meta,
+                values,
+            });
+        }
+    }
+    let known: std::collections::BTreeSet<&Vec<String>> =
+        registered.iter().map(|p| &p.values).collect();
+    out.stats.partitions_listed =
+        (known.len() + discovered.iter().filter(|v| !known.contains(v)).count()) as i64;
+    if unregistered > 0 {
+        out.notes.push((
+            "unregistered_partition",
+            format!(
+                "{unregistered} object(s) in {} partition folder(s) not registered in the catalog: searched with the values of their path",
+                discovered.len()
+            ),
+        ));
+    }
+    let location = def.location.clone().unwrap_or_default();
+    note_unplaced(&mut out, &found, &location);
+    out.add_found(&keys, found, mapper, matches, true);
     Ok(out)
+}
+
+/// The listed objects with the partition values `values_of(relative key, place)` reads.
+fn found_under(
+    listed: Vec<(Arc<Place>, Vec<ObjectMeta>)>,
+    values_of: impl Fn(&str, &Place) -> Option<Vec<String>>,
+) -> Vec<Found> {
+    let mut found = Vec::new();
+    for (place, metas) in listed {
+        let prefix = dir_prefix(&place.prefix);
+        for meta in metas {
+            let relative = meta.key.strip_prefix(&prefix).unwrap_or(&meta.key);
+            let values = values_of(relative, &place);
+            found.push(Found {
+                place: place.clone(),
+                meta,
+                values,
+            });
+        }
+    }
+    found
+}
+
+/// Warns about data objects that sit in no partition: searched, their own columns
+/// deciding composite matches on partition keys.
+fn note_unplaced(out: &mut MapperListing, found: &[Found], location: &str) {
+    let unplaced = found
+        .iter()
+        .filter(|f| f.values.is_none() && skip_reason(&f.meta).is_none())
+        .count();
+    if unplaced > 0 {
+        out.notes.push((
+            "object_outside_partitions",
+            format!(
+                "{unplaced} object(s) under {location} are in no partition: searched, their own columns deciding matches on partition keys"
+            ),
+        ));
+    }
 }
 
 /// A `path` table: one listing, grouped and pruned by the `key=value` path segments.
@@ -211,52 +392,18 @@ async fn list_path(
     matches: &Matches,
 ) -> Result<MapperListing, TaskError> {
     let mut out = MapperListing::default();
-    let place = engine.stores.place(location)?;
-    let prefix = dir_prefix(&place.prefix);
-    let metas = list_all(place.store.as_ref(), &place.bucket, &prefix).await?;
-    let values_of =
-        |key: &str| values_from_path(key.strip_prefix(&prefix).unwrap_or(key), partition_keys);
-    // Group by partition, prune whole partitions, keep the rest in key order.
-    let mut groups: BTreeMap<Option<Vec<String>>, Vec<ObjectMeta>> = BTreeMap::new();
-    for meta in metas {
-        groups.entry(values_of(&meta.key)).or_default().push(meta);
-    }
-    let has_simple = !matches.simple.is_empty();
-    for (values, metas) in groups {
-        if let Some(values) = values.as_ref().filter(|_| !partition_keys.is_empty()) {
-            out.stats.partitions_listed += 1;
-            let p = Partition {
-                values: values.clone(),
-                location: String::new(),
-            };
-            if !may_hold(
-                &p,
-                partition_keys,
-                &mapper.partition_keys,
-                has_simple,
-                &matches.composites,
-            ) {
-                out.stats.partitions_pruned += 1;
-                continue;
-            }
-        }
-        out.add_objects(
-            scheme_of(location),
-            &place.bucket,
-            partition_keys,
-            metas,
-            |key| values_of(key),
-        );
-    }
+    let listed = list_places(engine, vec![location.clone()], 1).await?;
+    let found = found_under(listed, |relative, _| {
+        values_from_path(relative, partition_keys)
+    });
+    out.add_found(
+        &PartitionKey::untyped(partition_keys),
+        found,
+        mapper,
+        matches,
+        false,
+    );
     Ok(out)
-}
-
-fn scheme_of(location: &str) -> &'static str {
-    if location.starts_with("file://") {
-        "file"
-    } else {
-        "s3"
-    }
 }
 
 impl FindMapper {
@@ -274,7 +421,12 @@ impl FindMapper {
                     data_mapper_id: self.data_mapper_id.clone(),
                     scheme: l.scheme.to_owned(),
                     bucket: l.bucket.clone(),
-                    partition_keys: l.partition_keys.clone(),
+                    partition_keys: l.keys.iter().map(|k| k.name.clone()).collect(),
+                    partition_types: l
+                        .keys
+                        .iter()
+                        .map(|k| k.ty.as_ref().map(ToString::to_string).unwrap_or_default())
+                        .collect(),
                     objects: chunk.to_vec(),
                 });
             }
@@ -290,6 +442,17 @@ impl FindMapper {
                 "object_skipped",
                 &format!("skipped {key} ({reason})"),
                 json!({"data_mapper_id": mapper, "key": key, "reason": reason}),
+            )
+            .await?;
+        }
+        for (kind, message) in &listing.notes {
+            event(
+                &mut *tx,
+                self.job_id,
+                EventLevel::Warning,
+                kind,
+                message,
+                json!({"data_mapper_id": mapper}),
             )
             .await?;
         }

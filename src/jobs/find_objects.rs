@@ -19,6 +19,7 @@ use crate::db::job_object::{self as objects, JobObject};
 use crate::db::task::{begin_bookkeeping, mark_recorded};
 use crate::domain::data_mapper::Format;
 use crate::domain::job::{EventLevel, ObjectStatus};
+use crate::domain::partition::PartitionKey;
 use crate::jobs::find::{ObjectFindError, ObjectRef, every_row_parquet, find_jsonl, find_parquet};
 use crate::jobs::lifecycle::event;
 use crate::jobs::matches::PartitionSets;
@@ -46,6 +47,9 @@ pub struct FindObjects {
     pub bucket: String,
     /// The table's partition keys, in the order of each object's `partition` values.
     pub partition_keys: Vec<String>,
+    /// Their declared types (Glue type text; empty when untyped).
+    #[serde(default)]
+    pub partition_types: Vec<String>,
     pub objects: Vec<ListedObject>,
 }
 
@@ -62,7 +66,12 @@ impl JobTask for FindObjects {
         let db = &ctx.engine.db;
         let (sets, mapper) = ctx
             .sets
-            .get(db, self.job_id, &self.data_mapper_id, &self.partition_keys)
+            .get(
+                db,
+                self.job_id,
+                &self.data_mapper_id,
+                &PartitionKey::from_texts(&self.partition_keys, &self.partition_types),
+            )
             .await?;
         let store = match self.scheme.as_str() {
             "file" => ctx.engine.stores.file.clone(),
@@ -307,6 +316,7 @@ fn report_row(
         etag: meta.as_ref().and_then(|m| m.etag.clone()),
         size_bytes: meta.as_ref().map_or(listed.size, |m| m.size) as i64,
         partition_keys: Some(p.partition_keys.clone()),
+        partition_types: Some(p.partition_types.clone()),
         partition_values: listed.partition.clone(),
         ..JobObject::found(&p.data_mapper_id, &p.bucket, &listed.key, status)
     }

@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::db::job_data_mapper::{self as mappers, MapperSnapshot};
-use crate::domain::partition::reduce_composite;
+use crate::domain::partition::{PartitionKey, reduce_composite};
 use crate::domain::queue::MatchType;
 use crate::lakefile::match_set::MatchSet;
 
@@ -39,7 +39,7 @@ pub async fn load_matches(db: &PgPool, job_id: Uuid, mapper: &str) -> sqlx::Resu
 pub struct PartitionSets {
     simple: Vec<Value>,
     composites: Vec<Value>,
-    table_partition_keys: Vec<String>,
+    table_partition_keys: Vec<PartitionKey>,
     matchable: Vec<String>,
     base: Arc<MatchSet>,
     /// Some composite names a partition key.
@@ -47,7 +47,11 @@ pub struct PartitionSets {
 }
 
 impl PartitionSets {
-    pub fn new(m: Matches, table_partition_keys: Vec<String>, matchable: Vec<String>) -> Self {
+    pub fn new(
+        m: Matches,
+        table_partition_keys: Vec<PartitionKey>,
+        matchable: Vec<String>,
+    ) -> Self {
         let by_partition = m.composites.iter().any(|c| {
             c.as_array().is_some_and(|parts| {
                 parts.iter().any(|p| {
@@ -55,7 +59,7 @@ impl PartitionSets {
                         matchable.iter().any(|k| k.eq_ignore_ascii_case(col))
                             && table_partition_keys
                                 .iter()
-                                .any(|k| k.eq_ignore_ascii_case(col))
+                                .any(|k| k.name.eq_ignore_ascii_case(col))
                     })
                 })
             })
@@ -110,7 +114,7 @@ impl SetCache {
         db: &PgPool,
         job_id: Uuid,
         mapper: &str,
-        table_keys: &[String],
+        table_keys: &[PartitionKey],
     ) -> sqlx::Result<(Arc<PartitionSets>, Arc<MapperSnapshot>)> {
         let key = (job_id, mapper.to_owned());
         if let Ok(cache) = self.0.lock()

@@ -163,6 +163,8 @@ pub struct Stores {
 /// Where a table's objects live: the store, the bucket, and the key prefix.
 #[derive(Clone)]
 pub struct Place {
+    /// `s3` or `file`.
+    pub scheme: &'static str,
     pub store: std::sync::Arc<dyn ObjectStore>,
     pub bucket: String,
     pub prefix: String,
@@ -200,11 +202,13 @@ impl Stores {
         use crate::domain::data_mapper::Location;
         match Location::parse(location).map_err(StorageError::Other)? {
             Location::S3 { bucket, prefix } => Ok(Place {
+                scheme: "s3",
                 store: self.s3.clone(),
                 bucket,
                 prefix,
             }),
             Location::File { path } => Ok(Place {
+                scheme: "file",
                 store: self.file.clone(),
                 bucket: String::new(),
                 prefix: path.trim_start_matches('/').to_owned(),

@@ -56,6 +56,7 @@ pub fn catalog() -> MemoryCatalog {
                 columns: columns.clone(),
                 partition_keys: vec!["year".into()],
                 format: Some(Format::Parquet),
+                ..Default::default()
             },
         )
         .with_table(
@@ -66,6 +67,7 @@ pub fn catalog() -> MemoryCatalog {
                 columns,
                 partition_keys: vec![],
                 format: Some(Format::Json),
+                ..Default::default()
             },
         )
 }

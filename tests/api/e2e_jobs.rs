@@ -25,7 +25,7 @@ use crate::jobs::{
 };
 use crate::lake;
 
-fn descriptor(location: String, columns: &[(&str, &str)], json: bool) -> StorageDescriptor {
+pub fn descriptor(location: String, columns: &[(&str, &str)], json: bool) -> StorageDescriptor {
     let (input, serde) = if json {
         (
             "org.apache.hadoop.mapred.TextInputFormat",
@@ -479,7 +479,7 @@ fn faulty(db: &PgPool, fault: Fault) -> impl FnOnce(&aws_config::SdkConfig) -> S
     }
 }
 
-async fn read_ids(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<i64> {
+pub async fn read_ids(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<i64> {
     use arrow_array::cast::AsArray;
     let body = s3
         .get_object()
@@ -825,7 +825,7 @@ async fn a_vanished_version_is_read_again_even_when_the_mapper_ignores_missing_o
 }
 
 /// The ids of an object's rows that no queued match names (what must be left after a job).
-fn kept_ids(o: &lake::PeopleObject, matches: &lake::Matches) -> Vec<i64> {
+pub fn kept_ids(o: &lake::PeopleObject, matches: &lake::Matches) -> Vec<i64> {
     o.rows
         .iter()
         .filter(|p| !matches.person(o.country, p))

@@ -6,6 +6,7 @@ mod common;
 mod auth_matrix;
 mod data_mappers;
 mod deploy;
+mod e2e_find;
 mod e2e_glue;
 mod e2e_governance;
 mod e2e_jobs;

@@ -23,6 +23,7 @@ use crate::db::job_data_mapper::MapperSnapshot;
 use crate::db::job_object::{self as objects, JobObject, ObjectUpdate};
 use crate::db::task::{begin_bookkeeping, mark_recorded};
 use crate::domain::job::{EventLevel, ForgetState};
+use crate::domain::partition::PartitionKey;
 use crate::jobs::lifecycle::event;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, Engine, Prepared, enqueue_next};
@@ -164,7 +165,10 @@ pub async fn load(
         return Ok(None);
     }
     tracing::Span::current().record("object.key", object.key.as_str());
-    let keys = object.partition_keys.clone().unwrap_or_default();
+    let keys = PartitionKey::from_texts(
+        object.partition_keys.as_deref().unwrap_or_default(),
+        object.partition_types.as_deref().unwrap_or_default(),
+    );
     let (sets, mapper) = ctx
         .sets
         .get(db, p.job_id, &object.data_mapper_id, &keys)

@@ -1,0 +1,310 @@
+//! Find that cannot miss a subject, end to end against moto through the REST API: every
+//! object of a Glue table is searched (partition projection, partitions the catalog does
+//! not know, partitions outside the table location), partition values compare by their
+//! key's type. After each job the lake is read back with an independent reader.
+
+use std::sync::Arc;
+
+use aws_sdk_glue::types::{Column, DatabaseInput, PartitionInput, TableInput};
+use aws_sdk_s3::primitives::ByteStream;
+use axum::http::StatusCode;
+use lethe::catalog::glue::GlueCatalog;
+use lethe::storage::Stores;
+use serde_json::{Value, json};
+
+use crate::common::TestApp;
+use crate::e2e_jobs::{descriptor, read_ids};
+use crate::e2e_storage::new_versioned_bucket;
+use crate::jobs::queue;
+use crate::lake;
+
+/// A bucket, a Glue database in moto and an app over both.
+struct Lake {
+    app: TestApp,
+    s3: aws_sdk_s3::Client,
+    glue: aws_sdk_glue::Client,
+    bucket: String,
+    database: String,
+}
+
+async fn lake(db: sqlx::PgPool) -> Lake {
+    let (sdk, s3, bucket) = new_versioned_bucket().await;
+    let glue = aws_sdk_glue::Client::new(&sdk);
+    let database = format!("find_{}", uuid::Uuid::new_v4().simple());
+    glue.create_database()
+        .database_input(DatabaseInput::builder().name(&database).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let app = TestApp::with_stores(
+        db,
+        Arc::new(GlueCatalog::new(&sdk)),
+        Stores::new(&sdk, true),
+    );
+    Lake {
+        app,
+        s3,
+        glue,
+        bucket,
+        database,
+    }
+}
+
+impl Lake {
+    async fn put(&self, key: &str, body: &[u8]) {
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body.to_vec()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// A Parquet table of `people` columns with one partition key.
+    async fn table(
+        &self,
+        name: &str,
+        location: &str,
+        key: (&str, &str),
+        parameters: &[(&str, &str)],
+    ) {
+        let mut input = TableInput::builder()
+            .name(name)
+            .storage_descriptor(descriptor(
+                location.to_owned(),
+                &[("id", "bigint"), ("email", "string")],
+                false,
+            ))
+            .partition_keys(Column::builder().name(key.0).r#type(key.1).build().unwrap());
+        for (k, v) in parameters {
+            input = input.parameters(*k, *v);
+        }
+        self.glue
+            .create_table()
+            .database_name(&self.database)
+            .table_input(input.build().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn partition(&self, table: &str, value: &str, location: &str) {
+        self.glue
+            .create_partition()
+            .database_name(&self.database)
+            .table_name(table)
+            .partition_input(
+                PartitionInput::builder()
+                    .values(value)
+                    .storage_descriptor(descriptor(
+                        location.to_owned(),
+                        &[("id", "bigint"), ("email", "string")],
+                        false,
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn mapper(&self, id: &str, table: &str, key: &str) {
+        let body = json!({
+            "catalog": {"provider": "glue", "database": self.database, "table": table},
+            "format": "parquet",
+            "columns": ["id", "email"],
+            "partition_keys": [key],
+        });
+        let r = self.app.put(&format!("/v1/data_mappers/{id}"), body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+
+    /// Runs a real job over `mappers` to its end and returns it.
+    async fn run_job(&self, mappers: &[&str]) -> Value {
+        let r = self
+            .app
+            .post("/v1/jobs", Some(json!({"data_mappers": mappers})))
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        let job = r.body["job_id"].as_str().unwrap().to_owned();
+        self.app.worker("w").run_until_idle().await.unwrap();
+        self.app.get(&format!("/v1/jobs/{job}")).await.body
+    }
+
+    async fn event_kinds(&self, job: &Value) -> Vec<String> {
+        let events = self
+            .app
+            .get(&format!(
+                "/v1/jobs/{}/events?page_size=1000",
+                job["job_id"].as_str().unwrap()
+            ))
+            .await;
+        events.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The queue's items left (their match ids).
+    async fn queued(&self) -> Vec<Value> {
+        let r = self.app.get("/v1/queue?page_size=1000").await;
+        r.body["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["match_id"].clone())
+            .collect()
+    }
+}
+
+/// The ids of `object`'s rows without `erased`.
+fn without(object: &lake::PeopleObject, erased: &[i64]) -> Vec<i64> {
+    object
+        .rows
+        .iter()
+        .map(|p| p.id)
+        .filter(|id| !erased.contains(id))
+        .collect()
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_projected_table_with_no_registered_partition_is_searched_in_full(db: sqlx::PgPool) {
+    let lake = lake(db).await;
+    let people = lake::people();
+    // Folders named by the template, not `key=value`; nothing registered in Glue.
+    for o in &people {
+        let name = o.key.rsplit('/').next().unwrap();
+        lake.put(&format!("proj/{}/{name}", o.country), &o.bytes)
+            .await;
+    }
+    let template = format!("s3://{}/proj/${{country}}/", lake.bucket);
+    lake.table(
+        "projected",
+        &format!("s3://{}/proj/", lake.bucket),
+        ("country", "string"),
+        &[
+            ("projection.enabled", "true"),
+            ("projection.country.type", "enum"),
+            ("projection.country.values", "de,fr,us"),
+            ("storage.location.template", &template),
+        ],
+    )
+    .await;
+    lake.mapper("projected", "projected", "country").await;
+    // people[0] is de (ids 0..), people[2] is fr (ids 6000..).
+    queue(
+        &lake.app,
+        json!([
+            {"match_id": 5},
+            {"match_id": [{"column": "country", "value": "fr"}, {"column": "id", "value": 6001}],
+             "data_mappers": ["projected"]},
+            // In no object: 6002 is in fr, not de.
+            {"match_id": [{"column": "country", "value": "de"}, {"column": "id", "value": 6002}],
+             "data_mappers": ["projected"]},
+        ]),
+    )
+    .await;
+    let job = lake.run_job(&["projected"]).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["stats"]["partitions_listed"], 3, "{job}");
+    assert_eq!(job["stats"]["rows_removed"], 2, "{job}");
+    assert!(
+        lake.event_kinds(&job)
+            .await
+            .contains(&"partition_projection".to_owned())
+    );
+    for o in &people {
+        let name = o.key.rsplit('/').next().unwrap();
+        let key = format!("proj/{}/{name}", o.country);
+        assert_eq!(
+            read_ids(&lake.s3, &lake.bucket, &key).await,
+            without(o, &[5, 6001]),
+            "{key}"
+        );
+    }
+    assert!(lake.queued().await.is_empty(), "every item was searched");
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn partitions_only_in_s3_or_outside_the_table_location_are_searched_and_int_keys_compare_by_value(
+    db: sqlx::PgPool,
+) {
+    let lake = lake(db).await;
+    let people = lake::people();
+    let b = lake.bucket.clone();
+    // month=01 registered (as a crawler writes it), month=02 only in S3, month 3
+    // registered at a location outside the table's.
+    let keys = [
+        (&people[0], "visits/month=01/a.parquet"),
+        (&people[2], "visits/month=02/b.parquet"),
+        (&people[4], "elsewhere/m3/c.parquet"),
+    ];
+    for (o, key) in keys {
+        lake.put(key, &o.bytes).await;
+    }
+    lake.table(
+        "visits",
+        &format!("s3://{b}/visits/"),
+        ("month", "int"),
+        &[],
+    )
+    .await;
+    lake.partition("visits", "01", &format!("s3://{b}/visits/month=01/"))
+        .await;
+    lake.partition("visits", "3", &format!("s3://{b}/elsewhere/m3/"))
+        .await;
+    lake.mapper("visits", "visits", "month").await;
+    queue(
+        &lake.app,
+        json!([
+            {"match_id": 5}, {"match_id": 6005}, {"match_id": 12005},
+            // An int key: the number 2 is the folder `month=02`, the text "1" is `01`.
+            {"match_id": [{"column": "month", "value": 2}, {"column": "id", "value": 6006}],
+             "data_mappers": ["visits"]},
+            {"match_id": [{"column": "month", "value": "1"}, {"column": "id", "value": 7}],
+             "data_mappers": ["visits"]},
+            // 6007 is in month 2, not 3: nothing to erase.
+            {"match_id": [{"column": "month", "value": 3}, {"column": "id", "value": 6007}],
+             "data_mappers": ["visits"]},
+        ]),
+    )
+    .await;
+    let job = lake.run_job(&["visits"]).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["stats"]["partitions_listed"], 3, "{job}");
+    assert_eq!(job["stats"]["objects_rewritten"], 3, "{job}");
+    assert!(
+        lake.event_kinds(&job)
+            .await
+            .contains(&"unregistered_partition".to_owned())
+    );
+    let erased: [&[i64]; 3] = [&[5, 7], &[6005, 6006], &[12005]];
+    for ((o, key), erased) in keys.iter().zip(erased) {
+        assert_eq!(
+            read_ids(&lake.s3, &lake.bucket, key).await,
+            without(o, erased),
+            "{key}"
+        );
+    }
+    assert!(lake.queued().await.is_empty());
+
+    // Composites alone prune by typed value: only month 3 is read for this one.
+    queue(
+        &lake.app,
+        json!([{"match_id": [{"column": "month", "value": "03"}, {"column": "id", "value": 12006}],
+                "data_mappers": ["visits"]}]),
+    )
+    .await;
+    let job = lake.run_job(&["visits"]).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["stats"]["partitions_pruned"], 2, "{job}");
+    assert_eq!(job["stats"]["objects_rewritten"], 1, "{job}");
+    assert_eq!(
+        read_ids(&lake.s3, &lake.bucket, keys[2].1).await,
+        without(keys[2].0, &[12005, 12006])
+    );
+}
