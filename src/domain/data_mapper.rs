@@ -375,11 +375,114 @@ impl TableDef {
     }
 }
 
+/// A table format that keeps its own metadata over the data files. Rewriting a data file
+/// in place breaks such a table (its manifests / log / timeline record each file's size
+/// and statistics) and its old snapshots keep the erased rows: Lethe refuses them until
+/// it erases through the format itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    Iceberg,
+    Delta,
+    Hudi,
+}
+
+impl TableFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            TableFormat::Iceberg => "Apache Iceberg",
+            TableFormat::Delta => "Delta Lake",
+            TableFormat::Hudi => "Apache Hudi",
+        }
+    }
+
+    /// Why a table of this format is refused.
+    pub fn refusal(self) -> String {
+        let metadata = match self {
+            TableFormat::Iceberg => "its manifests",
+            TableFormat::Delta => "its transaction log (_delta_log)",
+            TableFormat::Hudi => "its timeline, metadata table and bloom index",
+        };
+        format!(
+            "this is an {} table: rewriting its data files in place would break it ({metadata} record each file's size and statistics) and its older snapshots would still hold the erased rows; Lethe does not erase through table formats yet",
+            self.name()
+        )
+    }
+
+    /// The metadata folders (relative to a table location) that mark a table format.
+    pub const FOLDERS: [(&'static str, TableFormat); 3] = [
+        ("_delta_log/", TableFormat::Delta),
+        (".hoodie/", TableFormat::Hudi),
+        ("metadata/", TableFormat::Iceberg),
+    ];
+
+    /// The format whose metadata an object is, from its key relative to the table
+    /// location (`_delta_log/…`, `.hoodie/…`, `metadata/….metadata.json`).
+    pub fn of_key(relative: &str) -> Option<TableFormat> {
+        let (first, rest) = relative.split_once('/')?;
+        match first {
+            "_delta_log" => Some(TableFormat::Delta),
+            ".hoodie" => Some(TableFormat::Hudi),
+            "metadata"
+                if rest.ends_with(".metadata.json")
+                    || rest.ends_with(".metadata.json.gz")
+                    || rest == "version-hint.text" =>
+            {
+                Some(TableFormat::Iceberg)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl TableDef {
+    /// The table format the catalog entry describes: `table_type=ICEBERG` or a
+    /// `metadata_location`; `spark.sql.sources.provider=delta` (or `table_type=DELTA`);
+    /// a Hudi input format or `hoodie.*` parameters.
+    pub fn table_format(&self) -> Option<TableFormat> {
+        let param = |k: &str| {
+            self.parameters
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.trim().to_ascii_lowercase())
+        };
+        let provider = param("spark.sql.sources.provider").unwrap_or_default();
+        let table_type = param("table_type").unwrap_or_default();
+        let input = self
+            .input_format
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if table_type == "iceberg" || provider == "iceberg" || param("metadata_location").is_some()
+        {
+            Some(TableFormat::Iceberg)
+        } else if table_type == "delta" || provider == "delta" {
+            Some(TableFormat::Delta)
+        } else if provider == "hudi"
+            || input.contains("hoodie")
+            || input.contains("org.apache.hudi")
+            || self
+                .parameters
+                .keys()
+                .any(|k| k.to_ascii_lowercase().starts_with("hoodie."))
+        {
+            Some(TableFormat::Hudi)
+        } else {
+            None
+        }
+    }
+}
+
 /// Checks a Glue-backed mapper against its table: each failure names the field.
 pub fn check_against_table(
     mapper: &DataMapper,
     table: &TableDef,
 ) -> Result<(), Vec<super::validation::FieldError>> {
+    if let Some(format) = table.table_format() {
+        return Err(vec![super::validation::FieldError {
+            field: "catalog.table".to_owned(),
+            message: format.refusal(),
+        }]);
+    }
     let mut errors = Errors::new();
     for (i, column) in mapper.columns.iter().enumerate() {
         if let Err(message) = field_at_path(&table.columns, column.segments()) {
@@ -599,5 +702,64 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn table_formats_are_told_by_their_catalog_entry_or_their_metadata_folders() {
+        let with = |params: &[(&str, &str)], input: Option<&str>| TableDef {
+            parameters: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            input_format: input.map(str::to_owned),
+            ..Default::default()
+        };
+        assert_eq!(
+            with(&[("table_type", "ICEBERG")], None).table_format(),
+            Some(TableFormat::Iceberg)
+        );
+        assert_eq!(
+            with(
+                &[("metadata_location", "s3://b/t/metadata/1.metadata.json")],
+                None
+            )
+            .table_format(),
+            Some(TableFormat::Iceberg)
+        );
+        assert_eq!(
+            with(&[("spark.sql.sources.provider", "DELTA")], None).table_format(),
+            Some(TableFormat::Delta)
+        );
+        assert_eq!(
+            with(&[], Some("org.apache.hudi.hadoop.HoodieParquetInputFormat")).table_format(),
+            Some(TableFormat::Hudi)
+        );
+        assert_eq!(
+            with(&[("hoodie.table.name", "t")], None).table_format(),
+            Some(TableFormat::Hudi)
+        );
+        let hive = with(
+            &[("classification", "parquet"), ("EXTERNAL", "TRUE")],
+            Some("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"),
+        );
+        assert_eq!(hive.table_format(), None);
+        assert!(TableFormat::Delta.refusal().contains("Delta Lake"));
+
+        assert_eq!(
+            TableFormat::of_key("_delta_log/00000.json"),
+            Some(TableFormat::Delta)
+        );
+        assert_eq!(
+            TableFormat::of_key(".hoodie/hoodie.properties"),
+            Some(TableFormat::Hudi)
+        );
+        assert_eq!(
+            TableFormat::of_key("metadata/00001-ab.metadata.json"),
+            Some(TableFormat::Iceberg)
+        );
+        // A partition or folder that merely has such a name is data.
+        assert_eq!(TableFormat::of_key("metadata/part-0.parquet"), None);
+        assert_eq!(TableFormat::of_key("dt=1/_delta_log/x.json"), None);
+        assert_eq!(TableFormat::of_key("part-0.parquet"), None);
     }
 }

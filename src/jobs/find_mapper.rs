@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::db::job::{self as jobs, JobStats};
 use crate::db::job_data_mapper::{self as mappers, MapperSnapshot};
 use crate::db::task::{begin_bookkeeping, mark_recorded};
-use crate::domain::data_mapper::{CatalogRef, GlueTable, PathTable};
+use crate::domain::data_mapper::{CatalogRef, GlueTable, PathTable, TableFormat};
 use crate::domain::job::{EventLevel, MapperState};
 use crate::domain::partition::{
     PartitionKey, may_hold, split_template, values_from_path, values_from_template,
@@ -193,7 +193,8 @@ async fn list_places(
         .collect::<Vec<_>>()
         .await
         .into_iter()
-        .collect()
+        .collect::<Result<Vec<_>, TaskError>>()
+        .and_then(|listed| refuse_table_formats(&listed).map(|()| listed))
 }
 
 /// A Glue table. Every object of the table is searched, wherever the catalog puts it:
@@ -212,6 +213,12 @@ async fn list_glue(
 ) -> Result<MapperListing, TaskError> {
     let mut out = MapperListing::default();
     let def = engine.catalog.get_table(database, table).await?;
+    if let Some(format) = def.table_format() {
+        return Err(TaskError::Fatal(format!(
+            "table {database}.{table}: {}",
+            format.refusal()
+        )));
+    }
     let keys = def.keys();
     let names = &def.partition_keys;
     let no_location = || TaskError::Fatal(format!("table {database}.{table} has no location"));
@@ -340,6 +347,33 @@ async fn list_glue(
     note_unplaced(&mut out, &found, &location);
     out.add_found(&keys, found, mapper, matches, true);
     Ok(out)
+}
+
+/// Fails when a listed location holds a table format's metadata folder (`_delta_log/`,
+/// `.hoodie/`, Iceberg's `metadata/`): its data files must not be rewritten in place.
+fn refuse_table_formats(listed: &[(Arc<Place>, Vec<ObjectMeta>)]) -> Result<(), TaskError> {
+    for (place, metas) in listed {
+        let prefix = dir_prefix(&place.prefix);
+        for meta in metas {
+            let relative = meta.key.strip_prefix(&prefix).unwrap_or(&meta.key);
+            if let Some(format) = TableFormat::of_key(relative) {
+                return Err(TaskError::Fatal(format!(
+                    "{} holds {}: {}",
+                    place_name(place, &prefix),
+                    meta.key,
+                    format.refusal()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn place_name(place: &Place, prefix: &str) -> String {
+    match place.scheme {
+        "file" => format!("file:///{prefix}"),
+        scheme => format!("{scheme}://{}/{prefix}", place.bucket),
+    }
 }
 
 /// The listed objects with the partition values `values_of(relative key, place)` reads.

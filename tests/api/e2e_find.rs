@@ -308,3 +308,119 @@ async fn partitions_only_in_s3_or_outside_the_table_location_are_searched_and_in
         without(keys[2].0, &[12005, 12006])
     );
 }
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn iceberg_delta_and_hudi_tables_are_refused_by_catalog_entry_and_by_folder(
+    db: sqlx::PgPool,
+) {
+    let lake = lake(db).await;
+    let b = lake.bucket.clone();
+    let people = lake::people();
+    let shapes: [(&str, &[(&str, &str)], &str); 3] = [
+        (
+            "ice",
+            &[
+                ("table_type", "ICEBERG"),
+                ("metadata_location", "s3://x/ice/metadata/1.metadata.json"),
+            ],
+            "Apache Iceberg",
+        ),
+        (
+            "dlt",
+            &[("spark.sql.sources.provider", "delta")],
+            "Delta Lake",
+        ),
+        ("hud", &[("hoodie.table.name", "hud")], "Apache Hudi"),
+    ];
+    for (name, params, format) in shapes {
+        lake.table(name, &format!("s3://{b}/{name}/"), ("dt", "string"), params)
+            .await;
+        let body = json!({
+            "catalog": {"provider": "glue", "database": lake.database, "table": name},
+            "format": "parquet",
+            "columns": ["id"],
+        });
+        let r = lake
+            .app
+            .put(&format!("/v1/data_mappers/{name}"), body)
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        let errors = r.body["errors"].to_string();
+        assert!(
+            errors.contains("catalog.table") && errors.contains(format),
+            "{errors}"
+        );
+    }
+    // A Glue table shaped as Hudi by its input format alone.
+    let mut sd = descriptor(format!("s3://{b}/hud2/"), &[("id", "bigint")], false);
+    sd.input_format = Some("org.apache.hudi.hadoop.HoodieParquetInputFormat".into());
+    lake.glue
+        .create_table()
+        .database_name(&lake.database)
+        .table_input(
+            TableInput::builder()
+                .name("hud2")
+                .storage_descriptor(sd)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = json!({
+        "catalog": {"provider": "glue", "database": lake.database, "table": "hud2"},
+        "format": "parquet", "columns": ["id"],
+    });
+    let r = lake.app.put("/v1/data_mappers/hud2", body).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+
+    // A `path` lake with a Delta log is refused when registered…
+    lake.put("delta/part-0.parquet", &people[0].bytes).await;
+    lake.put(
+        "delta/_delta_log/00000000000000000000.json",
+        b"{\"commitInfo\":{}}\n",
+    )
+    .await;
+    let body = json!({
+        "catalog": {"provider": "path", "location": format!("s3://{b}/delta/")},
+        "format": "parquet", "columns": ["id"],
+    });
+    let r = lake.app.put("/v1/data_mappers/delta", body).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body["errors"].to_string().contains("catalog.location"),
+        "{}",
+        r.body
+    );
+
+    // …and a plain Glue table whose folder turns out to hold one fails find, loudly, and
+    // keeps its items queued.
+    lake.table("plain", &format!("s3://{b}/delta/"), ("dt", "string"), &[])
+        .await;
+    lake.mapper("plain", "plain", "dt").await;
+    queue(
+        &lake.app,
+        json!([{"match_id": 5, "data_mappers": ["plain"]}]),
+    )
+    .await;
+    let job = lake.run_job(&["plain"]).await;
+    assert_eq!(job["status"], "find_failed", "{job}");
+    let events = lake
+        .app
+        .get(&format!(
+            "/v1/jobs/{}/events?page_size=1000",
+            job["job_id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        events.body.to_string().contains("Delta Lake"),
+        "{}",
+        events.body
+    );
+    assert_eq!(lake.queued().await, vec![json!(5)]);
+    assert_eq!(
+        read_ids(&lake.s3, &b, "delta/part-0.parquet").await,
+        without(&people[0], &[]),
+        "nothing rewritten"
+    );
+}

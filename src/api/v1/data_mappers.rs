@@ -21,7 +21,7 @@ use crate::db::data_mapper as db;
 use crate::db::deletion_queue_item::any_item_names_mapper;
 use crate::domain::data_mapper::{
     CatalogRef, DataMapper, DataMapperDraft, DataMapperId, FindEngine, Format, GlueTable,
-    check_against_table,
+    TableFormat, check_against_table,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -179,10 +179,12 @@ async fn put_data_mapper(
         .into_response())
 }
 
-/// Checks a Glue-backed mapper against its table.
+/// Checks a Glue-backed mapper against its table; a `path` mapper's location must not
+/// be a table format's (Iceberg, Delta, Hudi metadata folders under it).
 async fn check_catalog(state: &AppState, mapper: &DataMapper) -> Result<(), ApiError> {
-    let CatalogRef::Glue(GlueTable { database, table }) = &mapper.catalog else {
-        return Ok(());
+    let (database, table) = match &mapper.catalog {
+        CatalogRef::Glue(GlueTable { database, table }) => (database, table),
+        CatalogRef::Path(path) => return check_path_location(state, &path.location).await,
     };
     let def = state
         .catalog
@@ -190,6 +192,29 @@ async fn check_catalog(state: &AppState, mapper: &DataMapper) -> Result<(), ApiE
         .await
         .map_err(catalog_error)?;
     check_against_table(mapper, &def).map_err(ApiError::Validation)
+}
+
+/// Refuses a `path` location holding a table format's metadata folder. A location that
+/// cannot be listed yet (no bucket, no folder) is not refused: find checks again.
+async fn check_path_location(state: &AppState, location: &str) -> Result<(), ApiError> {
+    let Ok(place) = state.stores.place(location) else {
+        return Ok(());
+    };
+    let root = crate::storage::dir_prefix(&place.prefix);
+    for (folder, _) in TableFormat::FOLDERS {
+        let prefix = format!("{root}{folder}");
+        let Ok(page) = place.store.list_page(&place.bucket, &prefix, None).await else {
+            continue;
+        };
+        let found = page
+            .objects
+            .iter()
+            .find_map(|o| TableFormat::of_key(o.key.strip_prefix(&root).unwrap_or(&o.key)));
+        if let Some(format) = found {
+            return Err(ApiError::field("catalog.location", format.refusal()));
+        }
+    }
+    Ok(())
 }
 
 /// Maps a catalog failure to the field it concerns.
