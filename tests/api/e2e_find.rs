@@ -316,7 +316,8 @@ async fn iceberg_delta_and_hudi_tables_are_refused_by_catalog_entry_and_by_folde
     let lake = lake(db).await;
     let b = lake.bucket.clone();
     let people = lake::people();
-    let shapes: [(&str, &[(&str, &str)], &str); 3] = [
+    type Shape<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let shapes: [Shape; 3] = [
         (
             "ice",
             &[
