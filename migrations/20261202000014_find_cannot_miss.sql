@@ -1,3 +1,24 @@
 -- The declared types of an object's partition keys (Glue type text, '' when untyped):
 -- forget compares partition values by them exactly as find did.
 alter table job_object add column partition_types text[];
+
+-- Rewriting in a bucket without versioning replaces the only copy: refused unless the
+-- mapper allows it. Archived objects keep their items queued unless the mapper puts
+-- them out of scope.
+alter table data_mapper
+    add column allow_unversioned boolean not null default false,
+    add column skip_archived boolean not null default false;
+
+-- Objects that could not be read at all (archived, access or KMS denied) are reported
+-- `not_searchable` and keep the items they may hold queued; with `skip_archived` an
+-- archived object is reported `skipped` (out of scope). A job that met any ends
+-- `completed_not_searchable`.
+alter table job_object drop constraint job_object_status_known;
+alter table job_object add constraint job_object_status_known
+    check (status in ('matched', 'failed', 'not_searchable', 'skipped'));
+alter table job drop constraint job_status_known;
+alter table job add constraint job_status_known check (status in ('queued', 'finding',
+    'forgetting', 'verifying', 'cleaning_up', 'completed', 'find_failed', 'forget_failed',
+    'forget_partially_failed', 'completed_cleanup_failed', 'completed_not_searchable',
+    'cancelled', 'failed'));
+alter table job add column objects_not_searchable bigint not null default 0;

@@ -80,7 +80,9 @@ async fn drive(api: &Api, dir: &Path, objects: usize, workers: usize) -> anyhow:
     use reqwest::Method;
     let mapper = json!({"catalog": {"provider": "path", "location": format!("file://{}", dir.display()),
                                     "partition_keys": ["part"]},
-                        "format": "parquet", "columns": ["customer_id"]});
+                        "format": "parquet", "columns": ["customer_id"],
+                        // A local directory has no versions.
+                        "allow_unversioned": true});
     api.call(Method::PUT, "/v1/data_mappers/bench", Some(mapper))
         .await?;
     api.call(

@@ -19,8 +19,8 @@ pub struct DataMapperRecord {
 }
 
 const COLUMNS: &str = "data_mapper_id, catalog, format, columns, partition_keys, role_arn, \
-    delete_old_versions, ignore_object_not_found, find_engine, created_by, updated_by, \
-    created_at, updated_at";
+    delete_old_versions, ignore_object_not_found, allow_unversioned, skip_archived, find_engine, \
+    created_by, updated_by, created_at, updated_at";
 
 fn from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<DataMapperRecord> {
     let decode = |field: &str, message: String| sqlx::Error::ColumnDecode {
@@ -45,6 +45,8 @@ fn from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<DataMapperRecord> {
             role_arn: row.try_get("role_arn")?,
             delete_old_versions: row.try_get("delete_old_versions")?,
             ignore_object_not_found: row.try_get("ignore_object_not_found")?,
+            allow_unversioned: row.try_get("allow_unversioned")?,
+            skip_archived: row.try_get("skip_archived")?,
             find_engine: FindEngine::parse(&engine)
                 .ok_or_else(|| decode("find_engine", engine.clone()))?,
         },
@@ -65,13 +67,15 @@ pub async fn upsert_data_mapper(
     let sql = format!(
         r#"insert into data_mapper (data_mapper_id, catalog, format, columns, partition_keys,
                role_arn, delete_old_versions, ignore_object_not_found, find_engine,
-               created_by, updated_by)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+               created_by, updated_by, allow_unversioned, skip_archived)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)
            on conflict (data_mapper_id) do update set
                catalog = excluded.catalog, format = excluded.format, columns = excluded.columns,
                partition_keys = excluded.partition_keys, role_arn = excluded.role_arn,
                delete_old_versions = excluded.delete_old_versions,
                ignore_object_not_found = excluded.ignore_object_not_found,
+               allow_unversioned = excluded.allow_unversioned,
+               skip_archived = excluded.skip_archived,
                find_engine = excluded.find_engine, updated_by = excluded.updated_by,
                updated_at = now()
            returning {COLUMNS}, (xmax = 0) as inserted"#
@@ -87,6 +91,8 @@ pub async fn upsert_data_mapper(
         .bind(mapper.ignore_object_not_found)
         .bind(mapper.find_engine.as_str())
         .bind(actor)
+        .bind(mapper.allow_unversioned)
+        .bind(mapper.skip_archived)
         .fetch_one(db)
         .await?;
     Ok((from_row(&row)?, row.try_get("inserted")?))
@@ -169,6 +175,8 @@ mod tests {
             role_arn: None,
             delete_old_versions: true,
             ignore_object_not_found: false,
+            allow_unversioned: false,
+            skip_archived: false,
             find_engine: FindEngine::Embedded,
         }
     }

@@ -119,7 +119,9 @@ pub async fn insert_job(
                       'catalog', m.catalog, 'format', m.format, 'columns', m.columns,
                       'partition_keys', m.partition_keys, 'role_arn', m.role_arn,
                       'delete_old_versions', m.delete_old_versions,
-                      'ignore_object_not_found', m.ignore_object_not_found)
+                      'ignore_object_not_found', m.ignore_object_not_found,
+                      'allow_unversioned', m.allow_unversioned,
+                      'skip_archived', m.skip_archived)
            from data_mapper m
            where (not $3 or m.data_mapper_id = any($2))
              and exists (select 1 from job_queue_item j

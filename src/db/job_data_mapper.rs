@@ -20,6 +20,10 @@ pub struct MapperSnapshot {
     pub partition_keys: Vec<String>,
     pub ignore_object_not_found: bool,
     pub delete_old_versions: bool,
+    #[serde(default)]
+    pub allow_unversioned: bool,
+    #[serde(default)]
+    pub skip_archived: bool,
 }
 
 pub async fn get(

@@ -55,7 +55,8 @@ pub async fn insert(db: impl PgExecutor<'_>, job_id: Uuid, o: &JobObject) -> sql
                size_bytes, status, rows_total, rows_matched, row_groups, error,
                partition_keys, partition_values, partition_types, forget_state)
            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                   case when $8 = 'failed' then 'failed' else 'found' end)
+                   case $8 when 'failed' then 'failed' when 'matched' then 'found'
+                           else 'skipped' end)
            on conflict on constraint job_object_unique do nothing"#,
     )
     .bind(job_id)
@@ -284,10 +285,22 @@ pub async fn mappers_with_failures(
 ) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(
         "select distinct data_mapper_id from job_object
-         where job_id = $1 and (status = 'failed' or forget_state in ('failed', 'verify_failed'))",
+         where job_id = $1
+           and (status in ('failed', 'not_searchable')
+                or forget_state in ('failed', 'verify_failed'))",
     )
     .bind(job_id)
     .fetch_all(db)
+    .await
+}
+
+/// Objects find could not read (they keep their items queued).
+pub async fn count_not_searchable(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "select count(*) from job_object where job_id = $1 and status = 'not_searchable'",
+    )
+    .bind(job_id)
+    .fetch_one(db)
     .await
 }
 

@@ -47,8 +47,11 @@ job_stats! {
     objects_scanned,
     /// Objects whose every row group statistics or bloom filters excluded.
     objects_pruned,
-    /// Objects that could not be searched (corrupt, unreadable, wrong schema).
+    /// Objects that could be read but not searched (corrupt, wrong schema).
     objects_failed,
+    /// Objects that could not be read at all (archived, access or KMS denied): the items
+    /// they may hold stay queued.
+    objects_not_searchable,
     /// Objects holding at least one matching row.
     objects_matched,
     /// Bytes of match columns decoded.
@@ -92,7 +95,7 @@ mod tests {
         let mut sum = one.clone();
         sum.add(&one);
         assert_eq!(sum.values().len(), STAT_COLUMNS.len());
-        assert_eq!(STAT_COLUMNS.len(), 22);
+        assert_eq!(STAT_COLUMNS.len(), 23);
         assert_eq!(sum.values()[0], 2);
         assert_eq!(*sum.values().last().unwrap(), 4);
         assert_eq!(STAT_COLUMNS[0], "partitions_listed");

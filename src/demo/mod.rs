@@ -213,13 +213,15 @@ async fn drive(api: &Api, lake: &DemoLake) -> anyhow::Result<()> {
             "customers",
             json!({"catalog": {"provider": "path", "location": format!("file://{root}/customers"),
                                "partition_keys": ["country"]},
-                   "format": "parquet", "columns": ["customer_id", "email"]}),
+                   "format": "parquet", "columns": ["customer_id", "email"],
+                   "allow_unversioned": true}),
         ),
         (
             "events",
             json!({"catalog": {"provider": "path", "location": format!("file://{root}/events"),
                                "partition_keys": ["dt"]},
-                   "format": "json", "columns": ["user.id", "user.email"]}),
+                   "format": "json", "columns": ["user.id", "user.email"],
+                   "allow_unversioned": true}),
         ),
     ] {
         api.call(Method::PUT, &format!("/v1/data_mappers/{id}"), Some(body))

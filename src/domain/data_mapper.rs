@@ -204,6 +204,11 @@ pub struct DataMapper {
     pub role_arn: Option<String>,
     pub delete_old_versions: bool,
     pub ignore_object_not_found: bool,
+    /// Rewrite objects in a bucket without versioning (the only copy is replaced).
+    pub allow_unversioned: bool,
+    /// Archived objects (Glacier, Deep Archive, archive tiers) are out of scope: listed in
+    /// the report, and they do not keep items queued.
+    pub skip_archived: bool,
     pub find_engine: FindEngine,
 }
 
@@ -217,6 +222,11 @@ pub struct DataMapperDraft {
     pub role_arn: Option<String>,
     pub delete_old_versions: bool,
     pub ignore_object_not_found: bool,
+    /// Rewrite objects in a bucket without versioning (the only copy is replaced).
+    pub allow_unversioned: bool,
+    /// Archived objects (Glacier, Deep Archive, archive tiers) are out of scope: listed in
+    /// the report, and they do not keep items queued.
+    pub skip_archived: bool,
     pub find_engine: FindEngine,
 }
 
@@ -288,6 +298,8 @@ impl DataMapperDraft {
             role_arn: self.role_arn,
             delete_old_versions: self.delete_old_versions,
             ignore_object_not_found: self.ignore_object_not_found,
+            allow_unversioned: self.allow_unversioned,
+            skip_archived: self.skip_archived,
             find_engine: self.find_engine,
         })
     }
@@ -571,6 +583,8 @@ mod tests {
             role_arn: None,
             delete_old_versions: true,
             ignore_object_not_found: false,
+            allow_unversioned: false,
+            skip_archived: false,
             find_engine: FindEngine::Embedded,
         }
     }

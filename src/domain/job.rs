@@ -22,6 +22,9 @@ text_enum! {
         ForgetFailed = "forget_failed",
         ForgetPartiallyFailed = "forget_partially_failed",
         CompletedCleanupFailed = "completed_cleanup_failed",
+        /// Everything searchable was erased, but some objects could not be read
+        /// (archived, access denied): the items they may hold stay queued.
+        CompletedNotSearchable = "completed_not_searchable",
         Cancelled = "cancelled",
         Failed = "failed",
     }
@@ -68,8 +71,13 @@ text_enum! {
     pub enum ObjectStatus {
         /// It holds at least one matching row.
         Matched = "matched",
-        /// It could not be searched.
+        /// It was read but could not be searched (corrupt, does not fit the mapper).
         Failed = "failed",
+        /// It could not be read (archived, access or KMS denied): the items it may hold
+        /// stay queued.
+        NotSearchable = "not_searchable",
+        /// Archived, and the mapper puts archived objects out of scope (`skip_archived`).
+        Skipped = "skipped",
     }
 }
 
@@ -122,10 +130,18 @@ text_enum! {
     }
 }
 
-/// How the find phase of a job ends, from what its tasks and mappers left behind.
-pub fn after_find(dry_run: bool, failed_mappers: u64, failed_tasks: u64) -> JobStatus {
+/// How the find phase of a job ends, from what its tasks and mappers left behind and how
+/// many objects could not be read.
+pub fn after_find(
+    dry_run: bool,
+    failed_mappers: u64,
+    failed_tasks: u64,
+    not_searchable: u64,
+) -> JobStatus {
     if failed_mappers > 0 || failed_tasks > 0 {
         JobStatus::FindFailed
+    } else if dry_run && not_searchable > 0 {
+        JobStatus::CompletedNotSearchable
     } else if dry_run {
         JobStatus::Completed
     } else {
@@ -155,9 +171,11 @@ mod tests {
 
     #[test]
     fn find_ends_failed_when_anything_failed_and_a_dry_run_completes() {
-        assert_eq!(after_find(true, 0, 0), JobStatus::Completed);
-        assert_eq!(after_find(false, 0, 0), JobStatus::Forgetting);
-        assert_eq!(after_find(true, 1, 0), JobStatus::FindFailed);
-        assert_eq!(after_find(false, 0, 2), JobStatus::FindFailed);
+        assert_eq!(after_find(true, 0, 0, 0), JobStatus::Completed);
+        assert_eq!(after_find(false, 0, 0, 0), JobStatus::Forgetting);
+        assert_eq!(after_find(true, 1, 0, 0), JobStatus::FindFailed);
+        assert_eq!(after_find(false, 0, 2, 0), JobStatus::FindFailed);
+        assert_eq!(after_find(true, 0, 0, 3), JobStatus::CompletedNotSearchable);
+        assert_eq!(after_find(false, 0, 0, 3), JobStatus::Forgetting);
     }
 }

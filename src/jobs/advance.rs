@@ -141,7 +141,13 @@ async fn find_finished(
 ) -> sqlx::Result<JobStatus> {
     let (failed_tasks, task_error) = task::failed(&mut *tx, job_id).await?;
     let failed_mappers = job_data_mapper::count_failed(&mut *tx, job_id).await?;
-    let next = lifecycle::after_find(dry_run, failed_mappers as u64, failed_tasks as u64);
+    let not_searchable = job_object::count_not_searchable(&mut *tx, job_id).await?;
+    let next = lifecycle::after_find(
+        dry_run,
+        failed_mappers as u64,
+        failed_tasks as u64,
+        not_searchable as u64,
+    );
     if failed_tasks > 0 {
         event(
             &mut *tx,
@@ -160,6 +166,10 @@ async fn find_finished(
         JobStatus::Completed => (
             EventLevel::Info,
             "dry run completed: find finished".to_owned(),
+        ),
+        JobStatus::CompletedNotSearchable => (
+            EventLevel::Warning,
+            format!("dry run completed: {not_searchable} object(s) could not be read"),
         ),
         JobStatus::FindFailed => (
             EventLevel::Error,

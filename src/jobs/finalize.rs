@@ -48,7 +48,8 @@ pub async fn finalize(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<JobSt
     let failed = get(ForgetState::Failed) + get(ForgetState::VerifyFailed);
     let done = get(ForgetState::Verified) + get(ForgetState::Unchanged) + get(ForgetState::Skipped);
     let cleanup_failed = job_object::count_cleanup_failed(&mut *tx, job_id).await?;
-    let status = end_state(failed, done, cleanup_failed);
+    let not_searchable = job_object::count_not_searchable(&mut *tx, job_id).await?;
+    let status = end_state(failed, done, cleanup_failed, not_searchable);
     let kept = matches.len() - erased.len();
     event(
         &mut *tx,
@@ -118,12 +119,14 @@ fn account(
     (ok, applies)
 }
 
-/// The end state from the objects that failed, that are done, and whose cleanup failed.
-pub fn end_state(failed: i64, done: i64, cleanup_failed: i64) -> JobStatus {
-    match (failed, done, cleanup_failed) {
-        (0, _, 0) => JobStatus::Completed,
-        (0, _, _) => JobStatus::CompletedCleanupFailed,
-        (_, 0, _) => JobStatus::ForgetFailed,
+/// The end state from the objects that failed, that are done, whose cleanup failed, and
+/// that could not be read (which keep items queued: they outrank a failed cleanup).
+pub fn end_state(failed: i64, done: i64, cleanup_failed: i64, not_searchable: i64) -> JobStatus {
+    match (failed, done, cleanup_failed, not_searchable) {
+        (0, _, 0, 0) => JobStatus::Completed,
+        (0, _, _, 1..) => JobStatus::CompletedNotSearchable,
+        (0, _, _, _) => JobStatus::CompletedCleanupFailed,
+        (_, 0, _, _) => JobStatus::ForgetFailed,
         _ => JobStatus::ForgetPartiallyFailed,
     }
 }
@@ -175,10 +178,12 @@ mod tests {
 
     #[test]
     fn the_end_state_names_what_failed() {
-        assert_eq!(end_state(0, 3, 0), JobStatus::Completed);
-        assert_eq!(end_state(0, 0, 0), JobStatus::Completed);
-        assert_eq!(end_state(0, 3, 1), JobStatus::CompletedCleanupFailed);
-        assert_eq!(end_state(2, 0, 0), JobStatus::ForgetFailed);
-        assert_eq!(end_state(2, 1, 0), JobStatus::ForgetPartiallyFailed);
+        assert_eq!(end_state(0, 3, 0, 0), JobStatus::Completed);
+        assert_eq!(end_state(0, 0, 0, 0), JobStatus::Completed);
+        assert_eq!(end_state(0, 3, 1, 0), JobStatus::CompletedCleanupFailed);
+        assert_eq!(end_state(0, 3, 1, 2), JobStatus::CompletedNotSearchable);
+        assert_eq!(end_state(0, 0, 0, 1), JobStatus::CompletedNotSearchable);
+        assert_eq!(end_state(2, 0, 0, 1), JobStatus::ForgetFailed);
+        assert_eq!(end_state(2, 1, 0, 0), JobStatus::ForgetPartiallyFailed);
     }
 }

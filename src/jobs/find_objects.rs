@@ -124,6 +124,35 @@ enum Outcome {
         error: String,
         retryable: bool,
     },
+    /// Could not be read at all (archived, access or KMS denied): its items stay queued.
+    NotSearchable {
+        meta: Option<ObjectMeta>,
+        reason: String,
+    },
+    /// Archived, and the mapper puts archived objects out of scope.
+    OutOfScope {
+        meta: ObjectMeta,
+        reason: String,
+    },
+}
+
+/// The outcome of a storage error: denied access is "not searchable", the rest failed.
+fn storage_outcome(meta: Option<ObjectMeta>, e: StorageError) -> Outcome {
+    match e {
+        StorageError::AccessDenied { code } => Outcome::NotSearchable {
+            meta,
+            reason: match code.as_str() {
+                "InvalidObjectState" => "archived (InvalidObjectState)".to_owned(),
+                c if c.starts_with("KMS.") => format!("the object's KMS key denies access ({c})"),
+                c => format!("access denied ({c})"),
+            },
+        },
+        e => Outcome::Failed {
+            meta,
+            retryable: matches!(e, StorageError::Unavailable(_)),
+            error: e.to_string(),
+        },
+    }
 }
 
 #[derive(Debug, Default)]
@@ -146,16 +175,23 @@ async fn search(
     let meta = match store.head(bucket, &listed.key).await {
         Ok(meta) => meta,
         Err(StorageError::NotFound) => return Outcome::Vanished,
-        Err(e) => {
-            return Outcome::Failed {
-                meta: None,
-                retryable: matches!(e, StorageError::Unavailable(_)),
-                error: e.to_string(),
-            };
-        }
+        Err(e) => return storage_outcome(None, e),
     };
     if let Some(reason) = skip_reason(&meta) {
         return Outcome::Skipped(reason);
+    }
+    if let Some(reason) = meta.archived() {
+        return if mapper.skip_archived {
+            Outcome::OutOfScope {
+                meta,
+                reason: format!("{reason}; the mapper puts archived objects out of scope"),
+            }
+        } else {
+            Outcome::NotSearchable {
+                meta: Some(meta),
+                reason,
+            }
+        };
     }
     let (ids, every_row) = sets.for_partition(listed.partition.as_deref());
     let object = ObjectRef {
@@ -175,6 +211,9 @@ async fn search(
             meta,
         },
         Err(ObjectFindError::Storage(StorageError::NotFound)) => Outcome::Vanished,
+        Err(ObjectFindError::Storage(e @ StorageError::AccessDenied { .. })) => {
+            storage_outcome(Some(meta), e)
+        }
         Err(e) => Outcome::Failed {
             retryable: matches!(e, ObjectFindError::Storage(StorageError::Unavailable(_))),
             error: e.to_string(),
@@ -281,6 +320,41 @@ async fn record_outcome(
                 p.job_id,
                 EventLevel::Error,
                 "object_failed",
+                &message,
+                details,
+            )
+            .await
+        }
+        Outcome::NotSearchable { meta, reason } => {
+            stats.objects_not_searchable += 1;
+            let mut row = object(&meta, ObjectStatus::NotSearchable);
+            row.error = Some(reason.clone());
+            objects::insert(&mut *tx, p.job_id, &row).await?;
+            tracing::warn!(job.id = %p.job_id, object.key = key, reason = %reason, "object not searchable");
+            let message = format!("cannot read {key}: {reason}; the items it may hold stay queued");
+            let details = json!({"data_mapper_id": mapper, "key": key, "reason": reason});
+            event(
+                &mut *tx,
+                p.job_id,
+                EventLevel::Warning,
+                "object_not_searchable",
+                &message,
+                details,
+            )
+            .await
+        }
+        Outcome::OutOfScope { meta, reason } => {
+            stats.objects_skipped += 1;
+            let mut row = object(&Some(meta), ObjectStatus::Skipped);
+            row.error = Some(reason.clone());
+            objects::insert(&mut *tx, p.job_id, &row).await?;
+            let message = format!("skipped {key} ({reason})");
+            let details = json!({"data_mapper_id": mapper, "key": key, "reason": reason});
+            event(
+                &mut *tx,
+                p.job_id,
+                EventLevel::Info,
+                "object_skipped",
                 &message,
                 details,
             )

@@ -63,6 +63,8 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<ObjectMeta>) -> std::io::Result<(
                 etag: None,
                 version_id: None,
                 storage_class: None,
+                archive_status: None,
+                restore: None,
             });
         }
     }
@@ -136,6 +138,8 @@ impl ObjectStore for FileStore {
                 etag: Some(format!("\"{modified:x}-{:x}\"", meta.len())),
                 version_id: None,
                 storage_class: None,
+                archive_status: None,
+                restore: None,
             })
         })
         .await

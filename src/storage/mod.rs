@@ -18,6 +18,35 @@ pub struct ObjectMeta {
     pub etag: Option<String>,
     pub version_id: Option<String>,
     pub storage_class: Option<String>,
+    /// Intelligent-Tiering's archive tier (`ARCHIVE_ACCESS`, `DEEP_ARCHIVE_ACCESS`), from a
+    /// HEAD.
+    pub archive_status: Option<String>,
+    /// The restore state of an archived object (`x-amz-restore`), from a HEAD.
+    pub restore: Option<String>,
+}
+
+impl ObjectMeta {
+    /// Why the object cannot be read now: archived (Glacier Flexible Retrieval, Deep
+    /// Archive, an Intelligent-Tiering archive tier) and not restored.
+    pub fn archived(&self) -> Option<String> {
+        let restored = self
+            .restore
+            .as_deref()
+            .is_some_and(|r| r.replace(' ', "").contains("ongoing-request=\"false\""));
+        if restored {
+            return None;
+        }
+        match (
+            self.storage_class.as_deref(),
+            self.archive_status.as_deref(),
+        ) {
+            (Some(class @ ("GLACIER" | "DEEP_ARCHIVE")), _) => Some(format!("archived in {class}")),
+            (_, Some(tier @ ("ARCHIVE_ACCESS" | "DEEP_ARCHIVE_ACCESS"))) => {
+                Some(format!("archived in the Intelligent-Tiering {tier} tier"))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Why a storage call failed.
@@ -254,11 +283,6 @@ pub fn skip_reason(object: &ObjectMeta) -> Option<&'static str> {
         Some("temporary")
     } else if object.size == 0 {
         Some("empty")
-    } else if matches!(
-        object.storage_class.as_deref(),
-        Some("GLACIER" | "DEEP_ARCHIVE")
-    ) {
-        Some("archived")
     } else {
         None
     }
@@ -275,11 +299,41 @@ mod tests {
             etag: None,
             version_id: None,
             storage_class: class.map(str::to_owned),
+            archive_status: None,
+            restore: None,
         }
     }
 
     #[test]
-    fn markers_temporary_empty_and_archived_objects_are_skipped() {
+    fn archived_objects_are_told_by_class_or_tier_until_restored() {
+        let glacier = object("t/a", 10, Some("GLACIER"));
+        assert_eq!(glacier.archived().as_deref(), Some("archived in GLACIER"));
+        let restoring = ObjectMeta {
+            restore: Some("ongoing-request=\"true\"".into()),
+            ..glacier.clone()
+        };
+        assert!(restoring.archived().is_some());
+        let restored = ObjectMeta {
+            restore: Some(
+                "ongoing-request=\"false\", expiry-date=\"Fri, 21 Dec 2012 00:00:00 GMT\"".into(),
+            ),
+            ..glacier
+        };
+        assert_eq!(restored.archived(), None);
+        let tiered = ObjectMeta {
+            archive_status: Some("DEEP_ARCHIVE_ACCESS".into()),
+            ..object("t/a", 10, Some("INTELLIGENT_TIERING"))
+        };
+        assert!(tiered.archived().unwrap().contains("DEEP_ARCHIVE_ACCESS"));
+        assert_eq!(object("t/a", 10, Some("GLACIER_IR")).archived(), None);
+        assert_eq!(
+            object("t/a", 10, Some("INTELLIGENT_TIERING")).archived(),
+            None
+        );
+    }
+
+    #[test]
+    fn markers_temporary_and_empty_objects_are_skipped_archived_ones_are_not() {
         assert_eq!(
             skip_reason(&object("t/dt=1/_SUCCESS", 0, None)),
             Some("marker")
@@ -294,11 +348,8 @@ mod tests {
         );
         assert_eq!(
             skip_reason(&object("t/part-0.parquet", 10, Some("DEEP_ARCHIVE"))),
-            Some("archived")
-        );
-        assert_eq!(
-            skip_reason(&object("t/part-0.parquet", 10, Some("GLACIER"))),
-            Some("archived")
+            None,
+            "archived objects are searched or reported not searchable, never skipped"
         );
         assert_eq!(
             skip_reason(&object("t/part-0.parquet", 10, Some("STANDARD_IA"))),

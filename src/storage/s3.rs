@@ -145,6 +145,12 @@ fn storage_error<E: ProvideErrorMetadata + std::fmt::Debug>(err: SdkError<E>) ->
         (Some("NoSuchKey" | "NoSuchVersion" | "NoSuchBucket" | "NotFound"), _) | (_, Some(404)) => {
             StorageError::NotFound
         }
+        // KMS.* : the object's key denies us; InvalidObjectState: the object is archived.
+        (Some(code), _) if code.starts_with("KMS.") || code == "InvalidObjectState" => {
+            StorageError::AccessDenied {
+                code: code.to_owned(),
+            }
+        }
         (Some(code @ ("AccessDenied" | "AllAccessDisabled" | "InvalidAccessKeyId")), _) => {
             StorageError::AccessDenied {
                 code: code.to_owned(),
@@ -190,6 +196,8 @@ impl ObjectStore for S3Store {
                 etag: o.e_tag().map(str::to_owned),
                 version_id: None,
                 storage_class: o.storage_class().map(|c| c.as_str().to_owned()),
+                archive_status: None,
+                restore: None,
             })
             .collect();
         let next = if out.is_truncated().unwrap_or(false) {
@@ -225,6 +233,8 @@ impl ObjectStore for S3Store {
             // before versioning was enabled.
             version_id: out.version_id().map(str::to_owned),
             storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
+            archive_status: out.archive_status().map(|s| s.as_str().to_owned()),
+            restore: out.restore().map(str::to_owned),
         };
         Ok((meta, out.metadata().cloned().unwrap_or_default()))
     }

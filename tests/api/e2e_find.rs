@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::common::TestApp;
 use crate::e2e_jobs::{descriptor, read_ids};
-use crate::e2e_storage::new_versioned_bucket;
+use crate::e2e_storage::{new_bucket, new_versioned_bucket};
 use crate::jobs::queue;
 use crate::lake;
 
@@ -28,7 +28,13 @@ struct Lake {
 }
 
 async fn lake(db: sqlx::PgPool) -> Lake {
-    let (sdk, s3, bucket) = new_versioned_bucket().await;
+    lake_in(db, new_versioned_bucket().await).await
+}
+
+async fn lake_in(
+    db: sqlx::PgPool,
+    (sdk, s3, bucket): (aws_config::SdkConfig, aws_sdk_s3::Client, String),
+) -> Lake {
     let glue = aws_sdk_glue::Client::new(&sdk);
     let database = format!("find_{}", uuid::Uuid::new_v4().simple());
     glue.create_database()
@@ -111,14 +117,53 @@ impl Lake {
     }
 
     async fn mapper(&self, id: &str, table: &str, key: &str) {
-        let body = json!({
+        self.mapper_with(id, table, key, json!({})).await;
+    }
+
+    /// Creates or replaces a mapper, with `extra` fields.
+    async fn mapper_with(&self, id: &str, table: &str, key: &str, extra: Value) {
+        let mut body = json!({
             "catalog": {"provider": "glue", "database": self.database, "table": table},
             "format": "parquet",
             "columns": ["id", "email"],
             "partition_keys": [key],
         });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
         let r = self.app.put(&format!("/v1/data_mappers/{id}"), body).await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert!(r.status.is_success(), "{}", r.body);
+    }
+
+    /// The job's report rows (objects), by key.
+    async fn objects(&self, job: &Value) -> std::collections::BTreeMap<String, Value> {
+        let id = job["job_id"].as_str().unwrap();
+        let r = self
+            .app
+            .get(&format!("/v1/jobs/{id}/objects?page_size=1000"))
+            .await;
+        r.body["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o["key"].as_str().unwrap().to_owned(), o.clone()))
+            .collect()
+    }
+
+    /// The versions S3 holds of `key`.
+    async fn versions(&self, key: &str) -> usize {
+        let out = self
+            .s3
+            .list_object_versions()
+            .bucket(&self.bucket)
+            .prefix(key)
+            .send()
+            .await
+            .unwrap();
+        out.versions()
+            .iter()
+            .filter(|v| v.key() == Some(key))
+            .count()
     }
 
     /// Runs a real job over `mappers` to its end and returns it.
@@ -424,4 +469,129 @@ async fn iceberg_delta_and_hudi_tables_are_refused_by_catalog_entry_and_by_folde
         without(&people[0], &[]),
         "nothing rewritten"
     );
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn an_archived_object_keeps_its_subjects_queued_unless_the_mapper_puts_it_out_of_scope(
+    db: sqlx::PgPool,
+) {
+    let lake = lake(db).await;
+    let people = lake::people();
+    lake.put("arch/dt=1/a.parquet", &people[0].bytes).await;
+    lake.s3
+        .put_object()
+        .bucket(&lake.bucket)
+        .key("arch/dt=1/b.parquet")
+        .storage_class(aws_sdk_s3::types::StorageClass::Glacier)
+        .body(ByteStream::from(people[1].bytes.clone()))
+        .send()
+        .await
+        .unwrap();
+    let b = lake.bucket.clone();
+    lake.table("arch", &format!("s3://{b}/arch/"), ("dt", "string"), &[])
+        .await;
+    lake.partition("arch", "1", &format!("s3://{b}/arch/dt=1/"))
+        .await;
+    lake.mapper("arch", "arch", "dt").await;
+    // 5 is in the readable object, 3005 in the archived one.
+    queue(&lake.app, json!([{"match_id": 5}, {"match_id": 3005}])).await;
+    let job = lake.run_job(&["arch"]).await;
+    assert_eq!(job["status"], "completed_not_searchable", "{job}");
+    assert_eq!(job["stats"]["objects_not_searchable"], 1, "{job}");
+    let objects = lake.objects(&job).await;
+    let archived = &objects["arch/dt=1/b.parquet"];
+    assert_eq!(archived["status"], "not_searchable", "{archived}");
+    assert_eq!(archived["error"], "archived in GLACIER");
+    assert_eq!(
+        read_ids(&lake.s3, &b, "arch/dt=1/a.parquet").await,
+        without(&people[0], &[5])
+    );
+    assert_eq!(
+        lake.versions("arch/dt=1/b.parquet").await,
+        1,
+        "never rewritten"
+    );
+    // The archived object may hold either subject: both stay queued.
+    assert_eq!(lake.queued().await.len(), 2);
+    assert!(
+        lake.event_kinds(&job)
+            .await
+            .contains(&"object_not_searchable".to_owned())
+    );
+
+    // An operator puts archived objects out of scope: listed, and they keep nothing.
+    lake.mapper_with("arch", "arch", "dt", json!({"skip_archived": true}))
+        .await;
+    let job = lake.run_job(&["arch"]).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let skipped = &lake.objects(&job).await["arch/dt=1/b.parquet"];
+    assert_eq!(skipped["status"], "skipped", "{skipped}");
+    assert!(
+        skipped["error"]
+            .as_str()
+            .unwrap()
+            .contains("archived in GLACIER")
+    );
+    assert!(lake.queued().await.is_empty());
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn buckets_without_versioning_are_refused_unless_the_mapper_allows_them(db: sqlx::PgPool) {
+    let people = lake::people();
+    // Never enabled; and suspended before the object was written (its version is `null`).
+    let never = new_bucket().await;
+    let suspended = new_versioned_bucket().await;
+    suspended
+        .1
+        .put_bucket_versioning()
+        .bucket(&suspended.2)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for (n, bucket) in [never, suspended].into_iter().enumerate() {
+        let lake = lake_in(db.clone(), bucket).await;
+        let b = lake.bucket.clone();
+        lake.put("t/dt=1/a.parquet", &people[0].bytes).await;
+        lake.table("t", &format!("s3://{b}/t/"), ("dt", "string"), &[])
+            .await;
+        lake.partition("t", "1", &format!("s3://{b}/t/dt=1/")).await;
+        let mapper = format!("unversioned{n}");
+        lake.mapper(&mapper, "t", "dt").await;
+        queue(
+            &lake.app,
+            json!([{"match_id": 5, "data_mappers": [mapper]}]),
+        )
+        .await;
+        let job = lake.run_job(&[&mapper]).await;
+        assert_eq!(job["status"], "forget_failed", "{job}");
+        let id = job["job_id"].as_str().unwrap();
+        let events = lake
+            .app
+            .get(&format!("/v1/jobs/{id}/events?page_size=1000"))
+            .await;
+        let text = events.body.to_string();
+        assert!(text.contains("bucket versioning is not enabled"), "{text}");
+        assert_eq!(
+            read_ids(&lake.s3, &b, "t/dt=1/a.parquet").await,
+            without(&people[0], &[]),
+            "the only copy is untouched"
+        );
+        assert_eq!(lake.queued().await.len(), 1);
+
+        // The mapper accepts replacing the only copy (after the full pre-upload check).
+        lake.mapper_with(&mapper, "t", "dt", json!({"allow_unversioned": true}))
+            .await;
+        let job = lake.run_job(&[&mapper]).await;
+        assert_eq!(job["status"], "completed", "{job}");
+        assert_eq!(
+            read_ids(&lake.s3, &b, "t/dt=1/a.parquet").await,
+            without(&people[0], &[5])
+        );
+        assert!(lake.queued().await.is_empty());
+    }
 }

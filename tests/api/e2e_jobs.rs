@@ -245,10 +245,16 @@ async fn a_dry_run_over_a_glue_lake_in_the_emulator_finds_exactly_the_generated_
     app.worker("w").run_until_idle().await.unwrap();
 
     let got = app.get(&format!("/v1/jobs/{job}")).await;
-    assert_eq!(got.body["status"], "completed", "{}", got.body);
+    // The Glacier object could not be read: the dry run says so.
+    assert_eq!(
+        got.body["status"], "completed_not_searchable",
+        "{}",
+        got.body
+    );
     let mut expected = expected_people(&matches, "people/");
     expected.extend(expected_events(&events_matches(), "events/"));
-    // The report lists matched objects; the corrupt one is reported as failed.
+    // The report lists matched objects; the corrupt one is reported as failed, the
+    // archived one as not searchable, with the reason.
     let objects = app
         .get(&format!("/v1/jobs/{job}/objects?page_size=1000"))
         .await;
@@ -257,6 +263,13 @@ async fn a_dry_run_over_a_glue_lake_in_the_emulator_finds_exactly_the_generated_
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["key"], "people/country=us/corrupt.parquet");
     assert!(failed[0]["error"].as_str().unwrap().contains("Parquet"));
+    let unread: Vec<_> = all
+        .iter()
+        .filter(|o| o["status"] == "not_searchable")
+        .collect();
+    assert_eq!(unread.len(), 1, "{all:?}");
+    assert_eq!(unread[0]["key"], "people/country=us/archived.parquet");
+    assert_eq!(unread[0]["error"], "archived in GLACIER");
     let matched: std::collections::BTreeMap<String, i64> = all
         .iter()
         .filter(|o| o["status"] == "matched")
@@ -280,7 +293,8 @@ async fn a_dry_run_over_a_glue_lake_in_the_emulator_finds_exactly_the_generated_
     let stats = &got.body["stats"];
     assert_eq!(stats["partitions_listed"], 3 + 2);
     assert_eq!(stats["objects_listed"], 6 + 3 + 2);
-    assert_eq!(stats["objects_skipped"], 2, "marker and archived object");
+    assert_eq!(stats["objects_skipped"], 1, "the marker");
+    assert_eq!(stats["objects_not_searchable"], 1, "the archived object");
     assert_eq!(stats["objects_failed"], 1);
     assert_eq!(stats["objects_scanned"], 6 + 2);
     assert_eq!(stats["objects_matched"], expected.len() as i64);

@@ -40,6 +40,8 @@ fn people_mapper(root: &Path, columns: &[&str]) -> Value {
         "format": "parquet",
         "columns": columns,
         "partition_keys": ["country"],
+        // A local directory has no versions.
+        "allow_unversioned": true,
     })
 }
 
@@ -49,6 +51,7 @@ fn events_mapper(root: &Path) -> Value {
                     "partition_keys": ["dt"]},
         "format": "json",
         "columns": ["user.id", "user.email"],
+        "allow_unversioned": true,
     })
 }
 

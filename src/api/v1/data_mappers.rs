@@ -56,6 +56,16 @@ pub struct PutDataMapperRequest {
     /// Skip objects that vanished between find and forget (default false).
     #[serde(default)]
     pub ignore_object_not_found: bool,
+    /// Rewrite objects in buckets whose versioning is not enabled (default false: such
+    /// objects fail with "bucket versioning is not enabled"). The rewrite then replaces
+    /// the only copy of the object, after the full pre-upload check.
+    #[serde(default)]
+    pub allow_unversioned: bool,
+    /// Treat archived objects (GLACIER, DEEP_ARCHIVE, Intelligent-Tiering archive tiers)
+    /// as out of scope (default false: they are `not_searchable` and keep the items they
+    /// may hold queued). The report lists them either way.
+    #[serde(default)]
+    pub skip_archived: bool,
     #[serde(default)]
     pub find_engine: FindEngine,
 }
@@ -75,6 +85,8 @@ pub struct DataMapperResponse {
     pub role_arn: Option<String>,
     pub delete_old_versions: bool,
     pub ignore_object_not_found: bool,
+    pub allow_unversioned: bool,
+    pub skip_archived: bool,
     pub find_engine: FindEngine,
     pub created_by: String,
     pub updated_by: String,
@@ -94,6 +106,8 @@ impl From<db::DataMapperRecord> for DataMapperResponse {
             role_arn: m.role_arn,
             delete_old_versions: m.delete_old_versions,
             ignore_object_not_found: m.ignore_object_not_found,
+            allow_unversioned: m.allow_unversioned,
+            skip_archived: m.skip_archived,
             find_engine: m.find_engine,
             created_by: r.created_by,
             updated_by: r.updated_by,
@@ -139,6 +153,8 @@ async fn put_data_mapper(
         role_arn: body.role_arn,
         delete_old_versions: body.delete_old_versions,
         ignore_object_not_found: body.ignore_object_not_found,
+        allow_unversioned: body.allow_unversioned,
+        skip_archived: body.skip_archived,
         find_engine: body.find_engine,
     }
     .parse(id)

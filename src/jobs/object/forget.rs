@@ -29,6 +29,15 @@ use crate::storage::{Fetched, StorageError};
 
 /// User metadata key naming the job object a version was written for.
 pub const MARKER: &str = "lethe-job-object";
+/// Why a version without a version id is not rewritten.
+const UNVERSIONED: &str = "bucket versioning is not enabled: this version has no version id (versioning never enabled, or suspended when it was written), so a rewrite would replace the only copy; set allow_unversioned on the data mapper to accept that";
+
+/// Whether S3 keeps a version when a new one is written over it: it has a version id
+/// other than `null` (a PUT replaces a `null` version, in a suspended bucket too).
+fn has_version(version_id: Option<&str>) -> bool {
+    version_id.is_some_and(|v| !v.is_empty() && v != "null")
+}
+
 /// Re-reads of an object that keeps changing under a rewrite, before it fails.
 const MAX_REFINDS: usize = 3;
 
@@ -187,6 +196,10 @@ async fn download(
             return Ok(Err(Settled::Yes));
         }
     };
+    if !l.mapper.allow_unversioned && !has_version(fetched.version_id.as_deref()) {
+        fail(ctx, task, l, UNVERSIONED.to_owned()).await?;
+        return Ok(Err(Settled::Yes));
+    }
     match fetched.etag.clone() {
         Some(etag) => Ok(Ok((fetched, etag))),
         None => {
