@@ -22,3 +22,7 @@ alter table job add constraint job_status_known check (status in ('queued', 'fin
     'forget_partially_failed', 'completed_cleanup_failed', 'completed_not_searchable',
     'cancelled', 'failed'));
 alter table job add column objects_not_searchable bigint not null default 0;
+
+-- The Glue types of a mapper's match columns (dotted path → type), read when the mapper
+-- is written: ids are cast to them (queue-time validation, JSON Lines comparison).
+alter table data_mapper add column column_types jsonb not null default '{}';

@@ -20,7 +20,7 @@ pub struct DataMapperRecord {
 
 const COLUMNS: &str = "data_mapper_id, catalog, format, columns, partition_keys, role_arn, \
     delete_old_versions, ignore_object_not_found, allow_unversioned, skip_archived, find_engine, \
-    created_by, updated_by, created_at, updated_at";
+    column_types, created_by, updated_by, created_at, updated_at";
 
 fn from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<DataMapperRecord> {
     let decode = |field: &str, message: String| sqlx::Error::ColumnDecode {
@@ -47,6 +47,9 @@ fn from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<DataMapperRecord> {
             ignore_object_not_found: row.try_get("ignore_object_not_found")?,
             allow_unversioned: row.try_get("allow_unversioned")?,
             skip_archived: row.try_get("skip_archived")?,
+            column_types: row
+                .try_get::<Json<std::collections::BTreeMap<String, String>>, _>("column_types")?
+                .0,
             find_engine: FindEngine::parse(&engine)
                 .ok_or_else(|| decode("find_engine", engine.clone()))?,
         },
@@ -67,8 +70,8 @@ pub async fn upsert_data_mapper(
     let sql = format!(
         r#"insert into data_mapper (data_mapper_id, catalog, format, columns, partition_keys,
                role_arn, delete_old_versions, ignore_object_not_found, find_engine,
-               created_by, updated_by, allow_unversioned, skip_archived)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)
+               created_by, updated_by, allow_unversioned, skip_archived, column_types)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)
            on conflict (data_mapper_id) do update set
                catalog = excluded.catalog, format = excluded.format, columns = excluded.columns,
                partition_keys = excluded.partition_keys, role_arn = excluded.role_arn,
@@ -76,6 +79,7 @@ pub async fn upsert_data_mapper(
                ignore_object_not_found = excluded.ignore_object_not_found,
                allow_unversioned = excluded.allow_unversioned,
                skip_archived = excluded.skip_archived,
+               column_types = excluded.column_types,
                find_engine = excluded.find_engine, updated_by = excluded.updated_by,
                updated_at = now()
            returning {COLUMNS}, (xmax = 0) as inserted"#
@@ -93,6 +97,7 @@ pub async fn upsert_data_mapper(
         .bind(actor)
         .bind(mapper.allow_unversioned)
         .bind(mapper.skip_archived)
+        .bind(Json(&mapper.column_types))
         .fetch_one(db)
         .await?;
     Ok((from_row(&row)?, row.try_get("inserted")?))
@@ -148,6 +153,20 @@ pub async fn lock_mapper_columns(
     .await
 }
 
+/// Every mapper's match column types (dotted path → Glue type; empty: untyped).
+pub async fn column_types_by_mapper(
+    db: impl PgExecutor<'_>,
+) -> sqlx::Result<std::collections::HashMap<String, std::collections::BTreeMap<String, String>>> {
+    let rows: Vec<(String, Json<std::collections::BTreeMap<String, String>>)> =
+        sqlx::query_as("select data_mapper_id, column_types from data_mapper")
+            .fetch_all(db)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, Json(types))| (id, types))
+        .collect())
+}
+
 /// Deletes a mapper; false when there was none.
 pub async fn delete_data_mapper(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<bool> {
     let result = sqlx::query(r#"delete from data_mapper where data_mapper_id = $1"#)
@@ -177,6 +196,7 @@ mod tests {
             ignore_object_not_found: false,
             allow_unversioned: false,
             skip_archived: false,
+            column_types: Default::default(),
             find_engine: FindEngine::Embedded,
         }
     }

@@ -121,7 +121,8 @@ pub async fn insert_job(
                       'delete_old_versions', m.delete_old_versions,
                       'ignore_object_not_found', m.ignore_object_not_found,
                       'allow_unversioned', m.allow_unversioned,
-                      'skip_archived', m.skip_archived)
+                      'skip_archived', m.skip_archived,
+                      'column_types', m.column_types)
            from data_mapper m
            where (not $3 or m.data_mapper_id = any($2))
              and exists (select 1 from job_queue_item j

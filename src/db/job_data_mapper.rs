@@ -24,6 +24,9 @@ pub struct MapperSnapshot {
     pub allow_unversioned: bool,
     #[serde(default)]
     pub skip_archived: bool,
+    /// The catalog types of the match columns (dotted path → Glue type).
+    #[serde(default)]
+    pub column_types: std::collections::BTreeMap<String, String>,
 }
 
 pub async fn get(

@@ -210,6 +210,9 @@ pub struct DataMapper {
     /// the report, and they do not keep items queued.
     pub skip_archived: bool,
     pub find_engine: FindEngine,
+    /// The catalog types of the match columns (dotted path → Glue type text), read from
+    /// the table when the mapper is written; empty for `path` mappers (untyped).
+    pub column_types: std::collections::BTreeMap<String, String>,
 }
 
 /// The unvalidated parts of a mapper, as a caller sends them.
@@ -301,6 +304,7 @@ impl DataMapperDraft {
             allow_unversioned: self.allow_unversioned,
             skip_archived: self.skip_archived,
             find_engine: self.find_engine,
+            column_types: Default::default(),
         })
     }
 }
@@ -482,6 +486,21 @@ impl TableDef {
             None
         }
     }
+}
+
+/// The catalog type of each of the mapper's match columns (dotted path → type text).
+pub fn column_types(
+    mapper: &DataMapper,
+    table: &TableDef,
+) -> std::collections::BTreeMap<String, String> {
+    mapper
+        .columns
+        .iter()
+        .filter_map(|c| {
+            let ty = field_at_path(&table.columns, c.segments()).ok()?;
+            Some((c.to_string(), ty.to_string()))
+        })
+        .collect()
 }
 
 /// Checks a Glue-backed mapper against its table: each failure names the field.

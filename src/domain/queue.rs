@@ -80,6 +80,81 @@ pub fn parse_items(
     errors.finish(items)
 }
 
+/// Refuses ids that cannot be cast to any match column of any mapper they apply to
+/// (`types`: each mapper's match column types; a mapper without types accepts every id),
+/// and composite parts that cannot be cast to their column's type. `items` are the
+/// parsed items in request order.
+pub fn check_casts(
+    items: &[NewQueueItem],
+    types: &HashMap<String, std::collections::BTreeMap<String, String>>,
+) -> Result<(), Vec<super::validation::FieldError>> {
+    use crate::lakefile::match_set::castable;
+    let mut errors = Errors::new();
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("matches[{i}].match_id");
+        match &item.match_id.value {
+            Value::Array(parts) => {
+                let Some(columns) = item
+                    .data_mappers
+                    .first()
+                    .and_then(|m| types.get(m.as_str()))
+                else {
+                    continue;
+                };
+                for (j, part) in parts.iter().enumerate() {
+                    let column = part
+                        .get("column")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    let ty = columns
+                        .iter()
+                        .find(|(c, _)| c.eq_ignore_ascii_case(column))
+                        .map(|(_, t)| t);
+                    if let (Some(ty), Some(value)) = (ty, part.get("value"))
+                        && !castable(value, ty)
+                    {
+                        errors.add(
+                            format!("{field}[{j}].value"),
+                            format!("cannot be cast to {column}'s type {ty}"),
+                        );
+                    }
+                }
+            }
+            value => {
+                let applies: Vec<&str> = if item.data_mappers.is_empty() {
+                    types.keys().map(String::as_str).collect()
+                } else {
+                    item.data_mappers.iter().map(|m| m.as_str()).collect()
+                };
+                let mut described = Vec::new();
+                let fits = applies.iter().any(|m| match types.get(*m) {
+                    None => true,
+                    Some(columns) if columns.is_empty() => true,
+                    Some(columns) => {
+                        let fits = columns.values().any(|t| castable(value, t));
+                        if !fits {
+                            let list: Vec<String> =
+                                columns.iter().map(|(c, t)| format!("{c} {t}")).collect();
+                            described.push(format!("{m}: {}", list.join(", ")));
+                        }
+                        fits
+                    }
+                });
+                if !fits && !applies.is_empty() {
+                    errors.add(
+                        field,
+                        format!(
+                            "cannot be cast to the type of any match column of the data mappers it applies to ({})",
+                            described.join("; ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    errors.finish(())
+}
+
 fn parse_item(
     i: usize,
     draft: QueueItemDraft,
@@ -371,5 +446,65 @@ mod tests {
         for error in result.unwrap_err() {
             assert!(!error.message.contains(secret), "{error:?}");
         }
+    }
+
+    #[test]
+    fn ids_no_match_column_can_take_are_refused_and_untyped_mappers_take_any() {
+        let item = |v: Value, mappers: &[&str]| NewQueueItem {
+            match_id: MatchId {
+                match_type: if v.is_array() {
+                    MatchType::Composite
+                } else {
+                    MatchType::Simple
+                },
+                value: v,
+            },
+            data_mappers: mappers
+                .iter()
+                .map(|m| DataMapperId::parse(m).unwrap())
+                .collect(),
+            deadline: Utc::now(),
+            reference: None,
+        };
+        let typed = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(c, t)| (c.to_string(), t.to_string()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let types: HashMap<_, _> = [
+            ("ids".to_owned(), typed(&[("id", "bigint")])),
+            (
+                "mixed".to_owned(),
+                typed(&[("id", "bigint"), ("email", "string")]),
+            ),
+            ("local".to_owned(), typed(&[])),
+        ]
+        .into();
+        assert!(
+            check_casts(
+                &[item(json!("42"), &["ids"]), item(json!("abc"), &["mixed"])],
+                &types
+            )
+            .is_ok()
+        );
+        let errors = check_casts(
+            &[item(json!(1), &["ids"]), item(json!("abc"), &["ids"])],
+            &types,
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "matches[1].match_id");
+        assert!(
+            errors[0].message.contains("ids: id bigint"),
+            "{}",
+            errors[0].message
+        );
+        // Naming no mapper: any mapper that can take it (here the untyped one) will do.
+        assert!(check_casts(&[item(json!("abc"), &[])], &types).is_ok());
+        let composite = json!([{"column": "ID", "value": "x"}, {"column": "email", "value": 5}]);
+        let errors = check_casts(&[item(composite, &["mixed"])], &types).unwrap_err();
+        assert_eq!(errors[0].field, "matches[0].match_id[0].value");
+        assert_eq!(errors.len(), 1);
     }
 }

@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::db::job_data_mapper::{self as mappers, MapperSnapshot};
+use crate::domain::data_mapper::Format;
 use crate::domain::partition::{PartitionKey, reduce_composite};
 use crate::domain::queue::MatchType;
 use crate::lakefile::match_set::MatchSet;
@@ -44,6 +45,9 @@ pub struct PartitionSets {
     base: Arc<MatchSet>,
     /// Some composite names a partition key.
     by_partition: bool,
+    /// Declared types of the match columns (JSON Lines mappers: how a line's value is
+    /// read before it is compared).
+    declared: Vec<(String, String)>,
 }
 
 impl PartitionSets {
@@ -51,6 +55,7 @@ impl PartitionSets {
         m: Matches,
         table_partition_keys: Vec<PartitionKey>,
         matchable: Vec<String>,
+        declared: Vec<(String, String)>,
     ) -> Self {
         let by_partition = m.composites.iter().any(|c| {
             c.as_array().is_some_and(|parts| {
@@ -64,8 +69,13 @@ impl PartitionSets {
                 })
             })
         });
-        let base = Arc::new(MatchSet::from_values(&m.simple).with_composites(&m.composites));
+        let base = Arc::new(
+            MatchSet::from_values(&m.simple)
+                .with_composites(&m.composites)
+                .with_declared(declared.iter().map(|(c, t)| (c.as_str(), t.as_str()))),
+        );
         Self {
+            declared,
             simple: m.simple,
             composites: m.composites,
             table_partition_keys,
@@ -91,8 +101,23 @@ impl PartitionSets {
         let every_row = reduced
             .iter()
             .any(|c| c.as_array().is_some_and(Vec::is_empty));
-        let set = MatchSet::from_values(&self.simple).with_composites(&reduced);
+        let set = MatchSet::from_values(&self.simple)
+            .with_composites(&reduced)
+            .with_declared(self.declared.iter().map(|(c, t)| (c.as_str(), t.as_str())));
         (Arc::new(set), every_row)
+    }
+}
+
+/// The declared types a mapper's lines are read by: a JSON Lines mapper's column types
+/// (Parquet files carry their own).
+fn declared_types(snapshot: &MapperSnapshot) -> Vec<(String, String)> {
+    match snapshot.format {
+        Format::Json => snapshot
+            .column_types
+            .iter()
+            .map(|(c, t)| (c.clone(), t.clone()))
+            .collect(),
+        Format::Parquet => Vec::new(),
     }
 }
 
@@ -128,6 +153,7 @@ impl SetCache {
             matches,
             table_keys.to_vec(),
             snapshot.partition_keys.clone(),
+            declared_types(&snapshot),
         ));
         let snapshot = Arc::new(snapshot);
         if let Ok(mut cache) = self.0.lock() {

@@ -1,12 +1,14 @@
 //! Find in one JSON Lines object (plain or gzip, decided by the caller): streamed line by
-//! line, nested object fields reached by dotted path. A numeric id matches a JSON number,
-//! a string id a JSON string, as Athena compares them.
+//! line, nested object fields reached by dotted path. Values compare as `MatchSet` says:
+//! by value across numbers and numeric texts, and, where the column's type is declared
+//! (Glue), as the JSON SerDe reads the line's value for that type (`"42"` in an `int`
+//! column is 42).
 
 use std::io::BufRead;
 
 use serde_json::Value;
 
-use super::match_set::{Key, MatchSet};
+use super::match_set::{Key, MatchSet, cast_key};
 
 /// Why an object could not be searched.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +44,7 @@ pub fn value_at<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
 pub fn line_matches(object: &Value, columns: &[String], ids: &MatchSet) -> bool {
     if columns
         .iter()
-        .any(|c| value_at(object, c).is_some_and(|v| ids.contains_json(v)))
+        .any(|c| value_at(object, c).is_some_and(|v| ids.contains_json_as(v, ids.declared(c))))
     {
         return true;
     }
@@ -50,7 +52,13 @@ pub fn line_matches(object: &Value, columns: &[String], ids: &MatchSet) -> bool 
         let key: Option<Vec<Key>> = group
             .columns
             .iter()
-            .map(|c| value_at(object, c).and_then(Key::from_json))
+            .map(|c| {
+                let key = Key::from_json(value_at(object, c)?)?;
+                match ids.declared(c) {
+                    Some(kind) => cast_key(&key, kind),
+                    None => Some(key),
+                }
+            })
             .collect();
         key.is_some_and(|k| group.tuples.contains(&k))
     })
@@ -176,14 +184,48 @@ mod tests {
     }
 
     #[test]
-    fn numbers_match_numbers_and_strings_match_strings_through_nested_paths() {
+    fn numbers_and_their_texts_match_each_other_through_nested_paths() {
+        // 42 is the number and the text "42".
         let ids = MatchSet::from_values(&[json!(42)]);
         let r = find(LINES.as_bytes(), &cols(&["user.id"]), &ids).unwrap();
-        assert_eq!((r.lines_total, r.lines_matched), (3, 1));
+        assert_eq!((r.lines_total, r.lines_matched), (3, 2));
         let ids = MatchSet::from_values(&[json!("42"), json!(7.5), json!("b@x")]);
         let r = find(LINES.as_bytes(), &cols(&["USER.ID", "user.email"]), &ids).unwrap();
-        assert_eq!(r.lines_matched, 2);
+        assert_eq!(r.lines_matched, 3);
         assert_eq!(r.bytes_scanned, LINES.len() as u64);
+        // Text that is not the id's text stays apart: "42.0" is not the string "42".
+        let ids = MatchSet::from_values(&[json!("42.0")]);
+        let r = find(LINES.as_bytes(), &cols(&["user.id"]), &ids).unwrap();
+        assert_eq!(r.lines_matched, 1, "only the number 42 equals 42.0");
+    }
+
+    #[test]
+    fn a_declared_type_reads_each_value_as_the_json_serde_does() {
+        let lines = r#"{"id": "0042", "code": 7}
+{"id": 42, "code": "007"}
+{"id": "x", "code": "7"}
+"#;
+        let undeclared = MatchSet::from_values(&[json!(42)]);
+        let r = find(lines.as_bytes(), &cols(&["id"]), &undeclared).unwrap();
+        assert_eq!(
+            r.lines_matched, 1,
+            "\"0042\" is text without a declared type"
+        );
+        let declared = MatchSet::from_values(&[json!(42)]).with_declared([("id", "bigint")]);
+        let r = find(lines.as_bytes(), &cols(&["id"]), &declared).unwrap();
+        assert_eq!(r.lines_matched, 2);
+        // A string column: the number 7 is read as "7", so "007" stays.
+        let text = MatchSet::from_values(&[json!("7")]).with_declared([("code", "string")]);
+        let r = find(lines.as_bytes(), &cols(&["code"]), &text).unwrap();
+        assert_eq!(r.lines_matched, 2);
+        // Composites are read the same way.
+        let composite = MatchSet::default()
+            .with_composites(&[
+                json!([{"column": "id", "value": 42}, {"column": "code", "value": "7"}]),
+            ])
+            .with_declared([("id", "int"), ("code", "int")]);
+        let r = find(lines.as_bytes(), &cols(&[]), &composite).unwrap();
+        assert_eq!(r.lines_matched, 2);
     }
 
     #[test]

@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn matching_lines_go_and_every_other_byte_stays() {
-        let input = "{\"user\": {\"id\": 1}, \"x\": \"a\"}\n\n{\"user\": {\"id\": 2},   \"x\":\"b\"}\n{\"user\": {\"id\": \"1\"}}";
+        let input = "{\"user\": {\"id\": 1}, \"x\": \"a\"}\n\n{\"user\": {\"id\": 2},   \"x\":\"b\"}\n{\"user\": {\"id\": \"01\"}}";
         let ids = MatchSet::from_values(&[json!(1)]);
         let mut out = Vec::new();
         let r = forget_lines(input.as_bytes(), &mut out, &["user.id".to_owned()], &ids).unwrap();
@@ -71,7 +71,16 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "\n{\"user\": {\"id\": 2},   \"x\":\"b\"}\n{\"user\": {\"id\": \"1\"}}"
+            "\n{\"user\": {\"id\": 2},   \"x\":\"b\"}\n{\"user\": {\"id\": \"01\"}}"
+        );
+        // Declared an int (Glue), "01" is read as 1, as the JSON SerDe reads it.
+        let ids = ids.with_declared([("user.id", "int")]);
+        let mut out = Vec::new();
+        let r = forget_lines(input.as_bytes(), &mut out, &["user.id".to_owned()], &ids).unwrap();
+        assert_eq!(r.lines_removed, 2);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\n{\"user\": {\"id\": 2},   \"x\":\"b\"}\n"
         );
     }
 

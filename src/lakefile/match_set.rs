@@ -1,8 +1,12 @@
 //! A set of simple match ids, indexed for row checks (hash sets) and for row-group pruning
 //! (sorted vectors, so a [min, max] range test is two binary searches whatever the size).
 //!
-//! Comparison follows Athena: a string id matches string columns; a numeric id matches
-//! integer, floating-point and decimal columns by value; never across the two.
+//! Comparison follows Athena after S3 Find and Forget's casts: an id is compared with a
+//! column by the column's type. A string id that reads as an integer / decimal / floating
+//! point number also matches numeric columns by value (`"0042"` is the int 42; decimals
+//! exactly at the column's scale); a numeric id also matches string columns by its JSON
+//! text (`42` is `"42"`, `7.5` is `"7.5"`). For JSON Lines the declared (Glue) type of a
+//! column says how a line's value is read, as the Hive / OpenX JSON SerDe reads it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -45,6 +49,152 @@ impl Key {
     }
 }
 
+/// The kind of value a column holds, as far as comparing keys goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Text,
+    Int,
+    /// Decimal of this scale.
+    Decimal(i8),
+    Float,
+}
+
+impl KeyKind {
+    /// The kind of a Glue / Hive scalar type; None for types ids are not cast to.
+    pub fn of_hive(ty: &str) -> Option<KeyKind> {
+        let t = ty.trim().to_ascii_lowercase();
+        let base = t.split('(').next().unwrap_or_default().trim();
+        Some(match base {
+            "string" | "varchar" | "char" => KeyKind::Text,
+            "tinyint" | "smallint" | "int" | "integer" | "bigint" => KeyKind::Int,
+            "float" | "double" | "real" => KeyKind::Float,
+            "decimal" => {
+                let scale = t
+                    .split_once('(')
+                    .and_then(|(_, p)| p.trim_end_matches(')').split(',').nth(1))
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(0);
+                KeyKind::Decimal(scale)
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// A queued key cast to a column's kind, as S3 Find and Forget casts a match id to the
+/// column's type (None: it cannot be, so it matches nothing there).
+pub fn cast_key(key: &Key, kind: KeyKind) -> Option<Key> {
+    match (kind, key) {
+        (KeyKind::Text, Key::Str(_)) => Some(key.clone()),
+        (KeyKind::Text, Key::Int(i)) => Some(Key::Str(i.to_string())),
+        (KeyKind::Text, Key::UInt(u)) => Some(Key::Str(u.to_string())),
+        (KeyKind::Text, Key::Float(bits)) => Some(Key::Str(f64::from_bits(*bits).to_string())),
+        (_, Key::Int(_) | Key::UInt(_) | Key::Float(_)) => Some(key.clone()),
+        (KeyKind::Int, Key::Str(s)) => integer_text(s).and_then(|_| {
+            s.parse::<i64>()
+                .map(Key::Int)
+                .or_else(|_| s.parse::<u64>().map(Key::UInt))
+                .ok()
+        }),
+        (KeyKind::Float, Key::Str(s)) => {
+            numeric_text(s).and_then(|n| n.as_f64()).map(Key::from_f64)
+        }
+        (KeyKind::Decimal(scale), Key::Str(s)) => {
+            unscaled(s, scale.max(0)).and_then(|u| decimal_key(u, scale))
+        }
+    }
+}
+
+/// The composite key of a decimal: exactly the key of the queued number that equals it
+/// (an integer, or the f64 whose shortest text is this decimal), or none when no queued
+/// number can equal it exactly.
+pub fn decimal_key(value: i128, scale: i8) -> Option<Key> {
+    let text = decimal_text(value, scale);
+    let whole = text
+        .strip_suffix(".0")
+        .or((scale <= 0).then_some(text.as_str()));
+    if let Some(Ok(i)) = whole.map(str::parse::<i64>) {
+        return Some(Key::Int(i));
+    }
+    let f: f64 = text.parse().ok()?;
+    (unscaled(&f.to_string(), scale.max(0)) == Some(value) || scale < 0).then(|| Key::from_f64(f))
+}
+
+/// A decimal's plain text (`-12.34`), without trailing fractional zeros beyond one.
+pub fn decimal_text(unscaled: i128, scale: i8) -> String {
+    let digits = unscaled.unsigned_abs().to_string();
+    let sign = if unscaled < 0 { "-" } else { "" };
+    if scale <= 0 {
+        return format!(
+            "{sign}{digits}{}",
+            "0".repeat(usize::from(scale.unsigned_abs()))
+        );
+    }
+    let scale = scale as usize;
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (whole, fraction) = padded.split_at(padded.len() - scale);
+    let fraction = fraction.trim_end_matches('0');
+    format!(
+        "{sign}{whole}.{}",
+        if fraction.is_empty() { "0" } else { fraction }
+    )
+}
+
+/// Whether a queued value (string or number) can be cast to a column of this Glue type,
+/// as S3 Find and Forget casts a match id: any value to a string type; an integer text or
+/// integral number to an integer type; a number or numeric text to a floating type; one
+/// exact at the scale to a decimal. Types ids are not cast to (dates, booleans, …) accept
+/// any value: the comparison decides.
+pub fn castable(value: &Value, hive_type: &str) -> bool {
+    let Some(kind) = KeyKind::of_hive(hive_type) else {
+        return true;
+    };
+    let Some(key) = Key::from_json(value) else {
+        return false;
+    };
+    match (kind, &key) {
+        (KeyKind::Int, Key::Float(_)) => false,
+        (KeyKind::Decimal(scale), Key::Float(_)) => value
+            .as_number()
+            .is_some_and(|n| unscaled(&n.to_string(), scale.max(0)).is_some()),
+        (KeyKind::Decimal(_), Key::Int(_) | Key::UInt(_)) => true,
+        _ => cast_key(&key, kind).is_some(),
+    }
+}
+
+/// `s` as a JSON number when it is a plain number text (`-12`, `0042`, `1.50`, `1e3`):
+/// what Athena's CAST of a string to a numeric type accepts.
+pub fn numeric_text(s: &str) -> Option<serde_json::Number> {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    if body.is_empty() || !body.as_bytes()[0].is_ascii_digit() {
+        return None;
+    }
+    let digits_only = body.trim_start_matches('0');
+    let canonical = if s.starts_with('-') {
+        format!(
+            "-{}",
+            if digits_only.is_empty() || digits_only.starts_with('.') {
+                format!("0{digits_only}")
+            } else {
+                digits_only.to_owned()
+            }
+        )
+    } else if digits_only.is_empty() || digits_only.starts_with('.') {
+        format!("0{digits_only}")
+    } else {
+        digits_only.to_owned()
+    };
+    serde_json::from_str::<serde_json::Number>(&canonical)
+        .ok()
+        .filter(|n| n.as_f64().is_some_and(f64::is_finite))
+}
+
+/// Whether `s` is an integer text (`-12`, `0042`).
+fn integer_text(s: &str) -> Option<()> {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    (!body.is_empty() && body.bytes().all(|b| b.is_ascii_digit())).then_some(())
+}
+
 /// Composite matches that name the same columns: a row matches when its values at
 /// `columns` form one of `tuples`.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +202,25 @@ pub struct CompositeGroup {
     /// Lowercased column paths, sorted.
     pub columns: Vec<String>,
     pub tuples: HashSet<Vec<Key>>,
+}
+
+impl CompositeGroup {
+    /// The tuples with each part cast to its column's kind (None: as queued); a tuple
+    /// with a part that cannot be cast is dropped (it matches no row).
+    pub fn cast(&self, kinds: &[Option<KeyKind>]) -> HashSet<Vec<Key>> {
+        self.tuples
+            .iter()
+            .filter_map(|t| {
+                t.iter()
+                    .zip(kinds)
+                    .map(|(k, kind)| match kind {
+                        Some(kind) => cast_key(k, *kind),
+                        None => Some(k.clone()),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 /// Simple match ids.
@@ -65,6 +234,13 @@ pub struct MatchSet {
     floats: Vec<f64>,
     /// Integral ids above `i64::MAX` (unsigned 64-bit columns), sorted.
     big_uints: Vec<u64>,
+    /// Every id that is a plain decimal text (numbers by their JSON text), for exact
+    /// decimal comparison.
+    decimal_texts: Vec<String>,
+    /// The ids as given (before their casts), for counting.
+    given: usize,
+    /// Declared kinds of JSON columns (lowercased paths): how a line's value is read.
+    declared: HashMap<String, KeyKind>,
     composites: Vec<CompositeGroup>,
     /// Never skip row groups (benchmarks measure what pruning saves).
     no_pruning: bool,
@@ -123,21 +299,18 @@ impl MatchSet {
         for v in values {
             match v {
                 Value::String(s) => {
+                    set.given += 1;
                     set.strings.insert(s.clone());
+                    // Cast to the numeric types it reads as.
+                    if let Some(n) = numeric_text(s) {
+                        set.add_number(&n);
+                    }
                 }
                 Value::Number(n) => {
-                    if let Some(i) = n.as_i64() {
-                        set.ints.insert(i);
-                    } else if let Some(u) = n.as_u64() {
-                        set.big_uints.push(u);
-                    }
-                    if let Some(f) = n.as_f64() {
-                        set.floats.push(f);
-                        // An integral float id also matches integer columns.
-                        if f.fract() == 0.0 && f.abs() < 9.0e15 && n.as_i64().is_none() {
-                            set.ints.insert(f as i64);
-                        }
-                    }
+                    set.given += 1;
+                    set.add_number(n);
+                    // Cast to text: its JSON text.
+                    set.strings.insert(n.to_string());
                 }
                 _ => {}
             }
@@ -150,7 +323,54 @@ impl MatchSet {
         set.floats.dedup();
         set.big_uints.sort_unstable();
         set.big_uints.dedup();
+        set.decimal_texts.sort();
+        set.decimal_texts.dedup();
         set
+    }
+
+    fn add_number(&mut self, n: &serde_json::Number) {
+        if let Some(i) = n.as_i64() {
+            self.ints.insert(i);
+        } else if let Some(u) = n.as_u64() {
+            self.big_uints.push(u);
+        }
+        if let Some(f) = n.as_f64() {
+            self.floats.push(f);
+            // An integral float id also matches integer columns.
+            if f.fract() == 0.0 && f.abs() < 9.0e15 && n.as_i64().is_none() {
+                self.ints.insert(f as i64);
+            }
+        }
+        self.decimal_texts.push(n.to_string());
+    }
+
+    /// Declares the types of JSON columns (dotted path → Glue type text): a line's value
+    /// is read as its column's type before it is compared.
+    pub fn with_declared<'a>(
+        mut self,
+        types: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        self.declared = types
+            .into_iter()
+            .filter_map(|(path, ty)| Some((path.to_ascii_lowercase(), KeyKind::of_hive(ty)?)))
+            .collect();
+        for group in &mut self.composites {
+            let kinds: Vec<Option<KeyKind>> = group
+                .columns
+                .iter()
+                .map(|c| self.declared.get(c).copied())
+                .collect();
+            group.tuples = group.cast(&kinds);
+        }
+        self
+    }
+
+    /// The declared kind of a JSON column, if any.
+    pub fn declared(&self, path: &str) -> Option<KeyKind> {
+        if self.declared.is_empty() {
+            return None;
+        }
+        self.declared.get(&path.to_ascii_lowercase()).copied()
     }
 
     /// Parses one id per line: integers and decimals as numbers, anything else as a string.
@@ -171,14 +391,32 @@ impl MatchSet {
         self.strings.is_empty() && self.floats.is_empty() && self.composites.is_empty()
     }
     pub fn len(&self) -> usize {
-        self.strings.len()
-            + self.floats.len()
+        self.given
             + self
                 .composites
                 .iter()
                 .map(|g| g.tuples.len())
                 .sum::<usize>()
     }
+    /// Whether a JSON line's value equals a simple id, the value read as `kind` (the
+    /// column's declared type) when given: a string in an integer column is its integer,
+    /// a number in a string column its text.
+    pub fn contains_json_as(&self, v: &Value, kind: Option<KeyKind>) -> bool {
+        match (kind, v) {
+            (Some(kind), Value::String(s)) if kind != KeyKind::Text => {
+                match cast_key(&Key::Str(s.clone()), kind) {
+                    Some(Key::Int(i)) => self.contains_int(i),
+                    Some(Key::UInt(u)) => self.contains_uint(u),
+                    Some(Key::Float(_)) | Some(Key::Str(_)) | None => numeric_text(s)
+                        .and_then(|n| n.as_f64())
+                        .is_some_and(|f| self.contains_float(f)),
+                }
+            }
+            (Some(KeyKind::Text), Value::Number(n)) => self.contains_str(&n.to_string()),
+            _ => self.contains_json(v),
+        }
+    }
+
     /// Whether a JSON value equals a simple id.
     pub fn contains_json(&self, v: &Value) -> bool {
         match v {
@@ -232,10 +470,9 @@ impl MatchSet {
     /// f64 arithmetic.
     pub fn decimals(&self, scale: i8) -> HashSet<i128> {
         let mut out: HashSet<i128> = self
-            .floats
+            .decimal_texts
             .iter()
-            .filter(|f| f.is_finite())
-            .filter_map(|f| unscaled(&f.to_string(), scale))
+            .filter_map(|t| unscaled(t, scale))
             .collect();
         // Integers exactly, beyond f64's 53 bits.
         out.extend(
@@ -313,12 +550,81 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn strings_and_numbers_never_match_each_other() {
-        let set = MatchSet::from_values(&[json!("42"), json!(7), json!(2.5)]);
-        assert!(set.contains_str("42") && !set.contains_int(42));
-        assert!(set.contains_int(7) && !set.contains_str("7"));
-        assert!(set.contains_float(2.5) && set.contains_float(7.0));
-        assert!(!set.contains_int(2));
+    fn ids_are_cast_to_each_columns_type_as_s3_find_and_forget_casts_them() {
+        let set = MatchSet::from_values(&[
+            json!("42"),
+            json!(7),
+            json!(2.5),
+            json!("0013"),
+            json!("abc"),
+            json!("1.50"),
+        ]);
+        assert_eq!(set.len(), 6);
+        // A numeric text is its number; a number its JSON text.
+        assert!(set.contains_str("42") && set.contains_int(42));
+        assert!(set.contains_int(7) && set.contains_str("7"));
+        assert!(set.contains_str("2.5") && set.contains_float(2.5) && set.contains_float(7.0));
+        assert!(set.contains_int(13) && set.contains_str("0013") && !set.contains_str("13"));
+        assert!(!set.contains_int(2) && !set.contains_int(1));
+        assert!(set.contains_float(1.5) && set.decimals(2).contains(&150));
+        assert!(!set.contains_str("1.5"), "the text \"1.50\" is not \"1.5\"");
+        assert_eq!(numeric_text("abc"), None);
+        assert_eq!(numeric_text("-007").unwrap().as_i64(), Some(-7));
+        assert_eq!(numeric_text("1e3").unwrap().as_f64(), Some(1000.0));
+        assert_eq!(numeric_text(" 1"), None);
+        assert_eq!(numeric_text("NaN"), None);
+    }
+
+    #[test]
+    fn queued_values_are_castable_as_s3_find_and_forget_casts_them() {
+        assert!(castable(&json!("abc"), "string") && castable(&json!(7.5), "varchar(10)"));
+        assert!(castable(&json!("0042"), "bigint") && castable(&json!(42), "int"));
+        assert!(!castable(&json!("abc"), "int") && !castable(&json!(4.5), "int"));
+        assert!(!castable(&json!("4.0"), "int"), "CAST('4.0' AS int) fails");
+        assert!(
+            castable(&json!("123.450"), "decimal(6,3)") && castable(&json!(12.5), "decimal(4,2)")
+        );
+        assert!(
+            !castable(&json!("123.4501"), "decimal(6,3)")
+                && !castable(&json!(1.234), "decimal(4,2)")
+        );
+        assert!(castable(&json!("1e3"), "double") && !castable(&json!("x"), "double"));
+        assert!(
+            castable(&json!("2024-01-01"), "date"),
+            "types ids are not cast to accept"
+        );
+    }
+
+    #[test]
+    fn keys_cast_to_a_columns_kind_exactly_or_not_at_all() {
+        assert_eq!(
+            cast_key(&Key::Str("0042".into()), KeyKind::Int),
+            Some(Key::Int(42))
+        );
+        assert_eq!(cast_key(&Key::Str("4.2".into()), KeyKind::Int), None);
+        assert_eq!(
+            cast_key(&Key::Int(42), KeyKind::Text),
+            Some(Key::Str("42".into()))
+        );
+        assert_eq!(
+            cast_key(&Key::Str("123.450".into()), KeyKind::Decimal(3)),
+            decimal_key(123_450, 3)
+        );
+        assert_eq!(
+            cast_key(&Key::Str("123.4501".into()), KeyKind::Decimal(3)),
+            None
+        );
+        assert_eq!(
+            cast_key(&Key::Str("12.000".into()), KeyKind::Decimal(2)),
+            Some(Key::Int(12))
+        );
+        assert_eq!(
+            cast_key(&Key::Str("2.5".into()), KeyKind::Float),
+            Some(Key::from_f64(2.5))
+        );
+        assert_eq!(KeyKind::of_hive("decimal(6,3)"), Some(KeyKind::Decimal(3)));
+        assert_eq!(KeyKind::of_hive("BIGINT"), Some(KeyKind::Int));
+        assert_eq!(KeyKind::of_hive("array<int>"), None);
     }
 
     #[test]
@@ -368,7 +674,8 @@ mod tests {
             prop_assert_eq!(set.any_int_in(min, max), ids.iter().any(|i| (min..=max).contains(i)));
             prop_assert_eq!(set.any_float_in(min as f64, max as f64), ids.iter().any(|i| (min..=max).contains(i)));
             let (smin, smax) = (format!("{min:05}"), format!("{max:05}"));
-            let linear = ids.iter().map(|i| format!("{i:05}")).any(|s| s.as_bytes() >= smin.as_bytes() && s.as_bytes() <= smax.as_bytes());
+            // Each id is also its number's text.
+            let linear = ids.iter().flat_map(|i| [format!("{i:05}"), i.to_string()]).any(|s| s.as_bytes() >= smin.as_bytes() && s.as_bytes() <= smax.as_bytes());
             prop_assert_eq!(set.any_string_in(smin.as_bytes(), smax.as_bytes()), linear);
         }
     }

@@ -23,7 +23,7 @@ use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::ChunkReader;
 
-use super::match_set::{Key, MatchSet};
+use super::match_set::{Key, KeyKind, MatchSet, decimal_key};
 use super::prune;
 
 /// Why an object could not be searched.
@@ -337,14 +337,22 @@ pub fn row_hits(
         mark_matches(&array, column, ids, &mut hits)?;
     }
     for group in ids.composites() {
-        let keys = group
+        let arrays = group
             .columns
             .iter()
-            .map(|c| column_at_path(batch, c).and_then(|a| keys_of(&a, c)))
+            .map(|c| column_at_path(batch, c))
             .collect::<Result<Vec<_>, _>>()?;
+        let keys = arrays
+            .iter()
+            .zip(&group.columns)
+            .map(|(a, c)| keys_of(a, c))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Each part cast to its column's type in this file (`"42"` for an int column).
+        let kinds: Vec<Option<KeyKind>> = arrays.iter().map(|a| key_kind(a.data_type())).collect();
+        let cast = group.cast(&kinds);
         for (row, hit) in hits.iter_mut().enumerate().filter(|(_, h)| !**h) {
             let tuple: Option<Vec<Key>> = keys.iter().map(|k| k[row].clone()).collect();
-            *hit = tuple.is_some_and(|t| group.tuples.contains(&t));
+            *hit = tuple.is_some_and(|t| cast.contains(&t));
         }
     }
     Ok(hits)
@@ -477,6 +485,23 @@ fn mark_matches(
     Ok(())
 }
 
+/// How a column's values compare with queued keys (None: as they are).
+fn key_kind(data_type: &DataType) -> Option<KeyKind> {
+    match data_type {
+        DataType::Dictionary(_, value) => key_kind(value),
+        DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Utf8View
+        | DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView => Some(KeyKind::Text),
+        DataType::Decimal128(_, scale) => Some(KeyKind::Decimal(*scale)),
+        t if t.is_integer() => Some(KeyKind::Int),
+        t if t.is_floating() => Some(KeyKind::Float),
+        _ => None,
+    }
+}
+
 /// Every row's value as a comparable key (None for nulls).
 fn keys_of(array: &ArrayRef, column: &str) -> Result<Vec<Option<Key>>, FindError> {
     use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
@@ -534,43 +559,6 @@ fn keys_of(array: &ArrayRef, column: &str) -> Result<Vec<Option<Key>>, FindError
         }
     };
     Ok(keys)
-}
-
-/// The composite key of a decimal: exactly the key of the queued number that equals it
-/// (an integer, or the f64 whose shortest text is this decimal), or none when no queued
-/// number can equal it exactly.
-fn decimal_key(unscaled: i128, scale: i8) -> Option<Key> {
-    let text = decimal_text(unscaled, scale);
-    let whole = text
-        .strip_suffix(".0")
-        .or((scale <= 0).then_some(text.as_str()));
-    if let Some(Ok(i)) = whole.map(str::parse::<i64>) {
-        return Some(Key::Int(i));
-    }
-    let f: f64 = text.parse().ok()?;
-    (crate::lakefile::match_set::unscaled(&f.to_string(), scale.max(0)) == Some(unscaled)
-        || scale < 0)
-        .then(|| Key::from_f64(f))
-}
-
-/// A decimal's plain text (`-12.34`), without trailing fractional zeros beyond one.
-fn decimal_text(unscaled: i128, scale: i8) -> String {
-    let digits = unscaled.unsigned_abs().to_string();
-    let sign = if unscaled < 0 { "-" } else { "" };
-    if scale <= 0 {
-        return format!(
-            "{sign}{digits}{}",
-            "0".repeat(usize::from(scale.unsigned_abs()))
-        );
-    }
-    let scale = scale as usize;
-    let padded = format!("{digits:0>width$}", width = scale + 1);
-    let (whole, fraction) = padded.split_at(padded.len() - scale);
-    let fraction = fraction.trim_end_matches('0');
-    format!(
-        "{sign}{whole}.{}",
-        if fraction.is_empty() { "0" } else { fraction }
-    )
 }
 
 /// Whether row group `rg`'s statistics leave room for an id in leaf `leaf`.
@@ -733,12 +721,19 @@ mod tests {
     }
 
     #[test]
-    fn strings_never_match_numeric_columns_and_vice_versa() {
+    fn string_ids_match_numeric_columns_by_value_and_other_text_never() {
         let file = parquet(&people(100), 50, false);
         let report = find(
             file.clone(),
             &cols(&["customer_id"]),
-            &MatchSet::from_values(&[json!("5")]),
+            &MatchSet::from_values(&[json!("05")]),
+        )
+        .unwrap();
+        assert_eq!(report.rows_matched, 1);
+        let report = find(
+            file.clone(),
+            &cols(&["customer_id"]),
+            &MatchSet::from_values(&[json!("5x"), json!("5.5")]),
         )
         .unwrap();
         assert_eq!(
@@ -802,8 +797,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(simple.rows_matched, 1);
-        assert_eq!(decimal_text(-1205, 2), "-12.05");
-        assert_eq!(decimal_text(1200, 2), "12.0");
+        assert_eq!(crate::lakefile::match_set::decimal_text(-1205, 2), "-12.05");
+        assert_eq!(crate::lakefile::match_set::decimal_text(1200, 2), "12.0");
         assert_eq!(decimal_key(1200, 2), Some(Key::Int(12)));
     }
 

@@ -76,13 +76,24 @@ impl Lake {
         key: (&str, &str),
         parameters: &[(&str, &str)],
     ) {
+        let columns = [("id", "bigint"), ("email", "string")];
+        self.table_of(name, location, &columns, false, key, parameters)
+            .await;
+    }
+
+    /// A table of these columns (JSON Lines when `json`) with one partition key.
+    async fn table_of(
+        &self,
+        name: &str,
+        location: &str,
+        columns: &[(&str, &str)],
+        json: bool,
+        key: (&str, &str),
+        parameters: &[(&str, &str)],
+    ) {
         let mut input = TableInput::builder()
             .name(name)
-            .storage_descriptor(descriptor(
-                location.to_owned(),
-                &[("id", "bigint"), ("email", "string")],
-                false,
-            ))
+            .storage_descriptor(descriptor(location.to_owned(), columns, json))
             .partition_keys(Column::builder().name(key.0).r#type(key.1).build().unwrap());
         for (k, v) in parameters {
             input = input.parameters(*k, *v);
@@ -594,4 +605,140 @@ async fn buckets_without_versioning_are_refused_unless_the_mapper_allows_them(db
         );
         assert!(lake.queued().await.is_empty());
     }
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn ids_are_cast_to_the_catalog_types_in_parquet_and_json_lines(db: sqlx::PgPool) {
+    let lake = lake(db).await;
+    let b = lake.bucket.clone();
+    let people = lake::people();
+    lake.put("typed/dt=1/a.parquet", &people[0].bytes).await;
+    let columns = [
+        ("id", "bigint"),
+        ("email", "string"),
+        ("account", "decimal(12,2)"),
+    ];
+    lake.table_of(
+        "typed",
+        &format!("s3://{b}/typed/"),
+        &columns,
+        false,
+        ("dt", "string"),
+        &[],
+    )
+    .await;
+    lake.partition("typed", "1", &format!("s3://{b}/typed/dt=1/"))
+        .await;
+    let body = json!({
+        "catalog": {"provider": "glue", "database": lake.database, "table": "typed"},
+        "format": "parquet", "columns": ["id", "email", "account"],
+    });
+    assert_eq!(
+        lake.app.put("/v1/data_mappers/typed", body).await.status,
+        StatusCode::CREATED
+    );
+    let lines = [
+        r#"{"uid": "42", "code": "x"}"#,
+        r#"{"uid": 43, "code": 7}"#,
+        r#"{"uid": 44, "code": "07"}"#,
+        r#"{"uid": "0045", "code": "y"}"#,
+    ];
+    lake.put(
+        "jtyped/dt=1/a.json",
+        format!("{}\n", lines.join("\n")).as_bytes(),
+    )
+    .await;
+    let jcolumns = [("uid", "int"), ("code", "string")];
+    lake.table_of(
+        "jtyped",
+        &format!("s3://{b}/jtyped/"),
+        &jcolumns,
+        true,
+        ("dt", "string"),
+        &[],
+    )
+    .await;
+    lake.partition("jtyped", "1", &format!("s3://{b}/jtyped/dt=1/"))
+        .await;
+    let body = json!({
+        "catalog": {"provider": "glue", "database": lake.database, "table": "jtyped"},
+        "format": "json", "columns": ["uid", "code"],
+    });
+    let r = lake.app.put("/v1/data_mappers/jtyped", body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        r.body["column_types"],
+        json!({"code": "string", "uid": "int"})
+    );
+
+    // An id no match column's type can take is refused, naming the field; nothing queued.
+    let ids_only = json!({
+        "catalog": {"provider": "glue", "database": lake.database, "table": "typed"},
+        "format": "parquet", "columns": ["id", "account"],
+    });
+    lake.app.put("/v1/data_mappers/numbers", ids_only).await;
+    for (bad, field) in [
+        (
+            json!({"match_id": "abc", "data_mappers": ["numbers"]}),
+            "matches[0].match_id",
+        ),
+        (
+            json!({"match_id": 12.345, "data_mappers": ["numbers"]}),
+            "matches[0].match_id",
+        ),
+        (
+            json!({"match_id": [{"column": "id", "value": "1.5"}], "data_mappers": ["numbers"]}),
+            "matches[0].match_id[0].value",
+        ),
+    ] {
+        let r = lake
+            .app
+            .patch("/v1/queue/matches", json!({"matches": [bad]}))
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body["errors"].to_string().contains(field), "{}", r.body);
+    }
+    assert!(lake.queued().await.is_empty());
+
+    queue(
+        &lake.app,
+        json!([
+            // Strings for the bigint and the decimal(12,2) column.
+            {"match_id": "0017", "data_mappers": ["typed"]},
+            {"match_id": "123.50", "data_mappers": ["typed"]},
+            {"match_id": [{"column": "id", "value": "18"}, {"column": "email", "value": "user18@example.com"}],
+             "data_mappers": ["typed"]},
+            // A number for a string column, and numbers / numeric texts in an int column.
+            {"match_id": 7, "data_mappers": ["jtyped"]},
+            {"match_id": 42, "data_mappers": ["jtyped"]},
+            {"match_id": "45", "data_mappers": ["jtyped"]},
+        ]),
+    )
+    .await;
+    let job = lake.run_job(&["typed", "jtyped"]).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    // account = id % 1000 + 0.50: 123.50 is ids 123, 1123 and 2123.
+    assert_eq!(
+        read_ids(&lake.s3, &b, "typed/dt=1/a.parquet").await,
+        without(&people[0], &[17, 18, 123, 1123, 2123])
+    );
+    let left = lake
+        .s3
+        .get_object()
+        .bucket(&b)
+        .key("jtyped/dt=1/a.json")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    // "07" is not the text of 7; 44 was never asked for.
+    assert_eq!(
+        String::from_utf8(left.to_vec()).unwrap(),
+        format!("{}\n", lines[2])
+    );
+    assert!(lake.queued().await.is_empty());
 }

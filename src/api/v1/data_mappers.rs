@@ -21,7 +21,7 @@ use crate::db::data_mapper as db;
 use crate::db::deletion_queue_item::any_item_names_mapper;
 use crate::domain::data_mapper::{
     CatalogRef, DataMapper, DataMapperDraft, DataMapperId, FindEngine, Format, GlueTable,
-    TableFormat, check_against_table,
+    TableFormat, check_against_table, column_types,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -88,6 +88,9 @@ pub struct DataMapperResponse {
     pub allow_unversioned: bool,
     pub skip_archived: bool,
     pub find_engine: FindEngine,
+    /// The catalog types of the match columns (dotted path → Glue type), read when the
+    /// mapper was written: match ids are cast to them. Empty for `path` mappers.
+    pub column_types: std::collections::BTreeMap<String, String>,
     pub created_by: String,
     pub updated_by: String,
     pub created_at: DateTime<Utc>,
@@ -108,6 +111,7 @@ impl From<db::DataMapperRecord> for DataMapperResponse {
             ignore_object_not_found: m.ignore_object_not_found,
             allow_unversioned: m.allow_unversioned,
             skip_archived: m.skip_archived,
+            column_types: m.column_types,
             find_engine: m.find_engine,
             created_by: r.created_by,
             updated_by: r.updated_by,
@@ -145,7 +149,7 @@ async fn put_data_mapper(
             "must equal the id in the path",
         ));
     }
-    let mapper = DataMapperDraft {
+    let mut mapper = DataMapperDraft {
         catalog: body.catalog,
         format: body.format,
         columns: body.columns,
@@ -159,7 +163,7 @@ async fn put_data_mapper(
     }
     .parse(id)
     .map_err(ApiError::Validation)?;
-    check_catalog(&state, &mapper).await?;
+    mapper.column_types = check_catalog(&state, &mapper).await?;
 
     let mut tx = state.db.begin().await?;
     let (record, created) =
@@ -195,19 +199,27 @@ async fn put_data_mapper(
         .into_response())
 }
 
-/// Checks a Glue-backed mapper against its table; a `path` mapper's location must not
-/// be a table format's (Iceberg, Delta, Hudi metadata folders under it).
-async fn check_catalog(state: &AppState, mapper: &DataMapper) -> Result<(), ApiError> {
+/// Checks a Glue-backed mapper against its table (and returns its match columns' types);
+/// a `path` mapper's location must not be a table format's (Iceberg, Delta, Hudi
+/// metadata folders under it).
+async fn check_catalog(
+    state: &AppState,
+    mapper: &DataMapper,
+) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
     let (database, table) = match &mapper.catalog {
         CatalogRef::Glue(GlueTable { database, table }) => (database, table),
-        CatalogRef::Path(path) => return check_path_location(state, &path.location).await,
+        CatalogRef::Path(path) => {
+            check_path_location(state, &path.location).await?;
+            return Ok(Default::default());
+        }
     };
     let def = state
         .catalog
         .get_table(database, table)
         .await
         .map_err(catalog_error)?;
-    check_against_table(mapper, &def).map_err(ApiError::Validation)
+    check_against_table(mapper, &def).map_err(ApiError::Validation)?;
+    Ok(column_types(mapper, &def))
 }
 
 /// Refuses a `path` location holding a table format's metadata folder. A location that

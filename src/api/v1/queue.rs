@@ -20,7 +20,9 @@ use crate::api::{page_size, split_page, time_param};
 use crate::app::AppState;
 use crate::db::data_mapper::lock_mapper_columns;
 use crate::db::deletion_queue_item::{self as db, QueueFilter, QueueItem};
-use crate::domain::queue::{MAX_ITEMS_PER_CALL, MatchType, QueueItemDraft, parse_items};
+use crate::domain::queue::{
+    MAX_ITEMS_PER_CALL, MatchType, QueueItemDraft, check_casts, parse_items,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -161,6 +163,8 @@ async fn add_matches(
         })
         .collect();
     let items = parse_items(drafts, &columns, Utc::now()).map_err(ApiError::Validation)?;
+    let types = crate::db::data_mapper::column_types_by_mapper(&mut *tx).await?;
+    check_casts(&items, &types).map_err(ApiError::Validation)?;
     let rows = db::insert_queue_items(&mut *tx, &items, &auth.caller.principal.subject).await?;
     auth.caller
         .audit(
