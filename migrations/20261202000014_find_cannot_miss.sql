@@ -26,3 +26,13 @@ alter table job add column objects_not_searchable bigint not null default 0;
 -- The Glue types of a mapper's match columns (dotted path → type), read when the mapper
 -- is written: ids are cast to them (queue-time validation, JSON Lines comparison).
 alter table data_mapper add column column_types jsonb not null default '{}';
+
+-- Versions an earlier job left behind (its object verified, its cleanup failed or never
+-- ran: cancelled, crashed) are deleted by the next job over the mapper: the object is
+-- recorded again as `leftover` (only its cleanup runs).
+alter table job_object drop constraint job_object_status_known;
+alter table job_object add constraint job_object_status_known
+    check (status in ('matched', 'failed', 'not_searchable', 'skipped', 'leftover'));
+create index job_object_key_idx on job_object (bucket, key);
+create index job_object_leftover_idx on job_object (data_mapper_id)
+    where forget_state = 'verified' and (cleanup_state is null or cleanup_state = 'failed');

@@ -287,7 +287,42 @@ pub async fn mappers_with_failures(
         "select distinct data_mapper_id from job_object
          where job_id = $1
            and (status in ('failed', 'not_searchable')
-                or forget_state in ('failed', 'verify_failed'))",
+                or forget_state in ('failed', 'verify_failed')
+                or cleanup_state = 'failed')",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await
+}
+
+/// Records, for this job, the objects of its mappers whose old versions an earlier job
+/// left behind: the latest verified record of the key whose cleanup failed or never
+/// ran, with no later cleanup of the key done, and no record of the key in this job.
+/// They are recorded `leftover`, verified, with the earlier new version (cleanup deletes
+/// the versions older than it). Returns their ids.
+pub async fn adopt_leftovers(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        r#"insert into job_object (job_id, data_mapper_id, bucket, key, version_id, etag,
+               size_bytes, status, rows_matched, forget_state, new_version_id, new_etag,
+               error)
+           select $1, o.data_mapper_id, o.bucket, o.key, o.version_id, o.etag, o.size_bytes,
+                  'leftover', 0, 'verified', o.new_version_id, o.new_etag,
+                  'old versions left by job ' || o.job_id::text
+           from job_object o
+           join job_data_mapper m on m.job_id = $1 and m.data_mapper_id = o.data_mapper_id
+           where o.job_id <> $1
+             and o.forget_state = 'verified'
+             and (o.cleanup_state is null or o.cleanup_state = 'failed')
+             and not exists (select 1 from job_object later
+                             where later.bucket = o.bucket and later.key = o.key
+                               and later.job_object_id > o.job_object_id
+                               and later.cleanup_state = 'done')
+             and not exists (select 1 from job_object mine
+                             where mine.job_id = $1 and mine.bucket = o.bucket
+                               and mine.key = o.key)
+           order by o.job_object_id desc
+           on conflict on constraint job_object_unique do nothing
+           returning job_object_id"#,
     )
     .bind(job_id)
     .fetch_all(db)

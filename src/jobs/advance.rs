@@ -198,9 +198,41 @@ async fn find_finished(
             })
             .collect();
         enqueue_all(&mut *tx, job_id, &forgets).await?;
+        adopt_leftovers(tx, job_id).await?;
         phase_started(tx, job_id, next, ids.len()).await?;
     }
     Ok(next)
+}
+
+/// Old versions an earlier job left behind on keys of this job's mappers: recorded as
+/// `leftover` objects whose cleanup runs now.
+async fn adopt_leftovers(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<()> {
+    let ids = job_object::adopt_leftovers(&mut *tx, job_id).await?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let cleanups: Vec<Cleanup> = ids
+        .iter()
+        .map(|&job_object_id| {
+            Cleanup(ObjectTask {
+                job_id,
+                job_object_id,
+            })
+        })
+        .collect();
+    enqueue_all(&mut *tx, job_id, &cleanups).await?;
+    event(
+        &mut *tx,
+        job_id,
+        EventLevel::Warning,
+        "versions_left_behind",
+        &format!(
+            "{} object(s) keep old versions an earlier job did not delete: deleting them now",
+            ids.len()
+        ),
+        json!({"objects": ids.len()}),
+    )
+    .await
 }
 
 /// Forget or verify is over: objects their failed tasks left behind fail.

@@ -364,6 +364,8 @@ enum Fault {
     AfterVerifyGet,
     DuringCleanup,
     DenyEvents,
+    /// Deleting versions is denied while the first job runs.
+    DenyDeletesInFirstJob,
 }
 
 struct FaultyStore {
@@ -471,6 +473,17 @@ impl ObjectStore for FaultyStore {
         self.inner.list_versions(b, k).await
     }
     async fn delete_version(&self, b: &str, k: &str, v: &str) -> Result<(), StorageError> {
+        if self.fault == Fault::DenyDeletesInFirstJob {
+            let jobs: i64 = sqlx::query_scalar("select count(*) from job")
+                .fetch_one(&self.db)
+                .await
+                .unwrap();
+            if jobs == 1 {
+                return Err(StorageError::AccessDenied {
+                    code: "AccessDenied".into(),
+                });
+            }
+        }
         self.inner.delete_version(b, k, v).await?;
         self.kill(Fault::DuringCleanup, "cleanup.object").await;
         Ok(())
@@ -860,4 +873,88 @@ async fn a_worker_killed_during_cleanup_changes_nothing_in_the_outcome(db: PgPoo
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
 async fn access_denied_on_some_objects_fails_only_those_with_the_aws_code(db: PgPool) {
     job_survives(db, Fault::DenyEvents).await;
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn old_versions_an_earlier_job_could_not_delete_are_deleted_by_the_next_job(db: PgPool) {
+    let GlueLake {
+        app,
+        s3,
+        bucket,
+        people,
+        ..
+    } = glue_lake(db.clone(), faulty(&db, Fault::DenyDeletesInFirstJob)).await;
+    let (items, matches) = full_matrix();
+    queue(&app, items).await;
+    let expected = expected_people(&matches, "people/");
+    let run = |mappers: serde_json::Value| {
+        let app = &app;
+        async move {
+            let r = app
+                .post("/v1/jobs", Some(json!({"data_mappers": mappers})))
+                .await;
+            let job = r.body["job_id"].as_str().unwrap().to_owned();
+            app.worker("w").run_until_idle().await.unwrap();
+            app.get(&format!("/v1/jobs/{job}")).await.body
+        }
+    };
+    let first = run(json!(["people"])).await;
+    assert_eq!(
+        first["stats"]["objects_rewritten"],
+        expected.len() as i64,
+        "{first}"
+    );
+    assert_eq!(
+        first["stats"]["cleanup_failures"],
+        expected.len() as i64,
+        "{first}"
+    );
+    for key in expected.keys() {
+        assert!(
+            versions(&s3, &bucket, key).await.len() > 1,
+            "{key} keeps its old versions"
+        );
+    }
+    // A failed cleanup keeps the items: old versions still hold their rows.
+    let queued = app.get("/v1/queue?page_size=1000").await;
+    assert_eq!(queued.body["matches"].as_array().unwrap().len(), 10);
+
+    // The next job finds no rows in the current versions, and deletes the old ones.
+    let second = run(json!(["people"])).await;
+    assert_eq!(second["stats"]["objects_rewritten"], 0, "{second}");
+    let job = second["job_id"].as_str().unwrap();
+    let events = app
+        .get(&format!("/v1/jobs/{job}/events?page_size=1000"))
+        .await;
+    assert!(
+        events.body.to_string().contains("versions_left_behind"),
+        "{}",
+        events.body
+    );
+    let objects = app
+        .get(&format!("/v1/jobs/{job}/objects?page_size=1000"))
+        .await;
+    let leftovers: Vec<&str> = objects.body["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["status"] == "leftover")
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(leftovers.len(), expected.len(), "{}", objects.body);
+    assert!(second["stats"]["versions_deleted"].as_i64().unwrap() >= expected.len() as i64);
+    for o in &people {
+        let key = format!("people/{}", o.key);
+        if expected.contains_key(&key) {
+            assert_eq!(versions(&s3, &bucket, &key).await.len(), 1, "{key}");
+        }
+        assert_eq!(
+            read_ids(&s3, &bucket, &key).await,
+            kept_ids(o, &matches),
+            "{key}"
+        );
+    }
+    // A third job finds nothing left behind.
+    let third = run(json!(["people"])).await;
+    assert_eq!(third["stats"]["versions_deleted"], 0, "{third}");
 }
