@@ -36,3 +36,22 @@ alter table job_object add constraint job_object_status_known
 create index job_object_key_idx on job_object (bucket, key);
 create index job_object_leftover_idx on job_object (data_mapper_id)
     where forget_state = 'verified' and (cleanup_state is null or cleanup_state = 'failed');
+
+-- The per-subject account. Find records, per object holding matches, the rows each
+-- match (by its keyed hash) has in it; each mapper counts the objects it searched; the
+-- report gives each match an account per mapper and a status: erased, not_found (every
+-- applicable object searched, no row), kept (with the reason), or matched (a dry run).
+create table job_object_match (
+    job_id uuid not null,
+    job_object_id bigint not null,
+    match_hash text not null,
+    rows bigint not null,
+    constraint job_object_match_pkey primary key (job_id, job_object_id, match_hash),
+    constraint job_object_match_object_fkey foreign key (job_object_id)
+        references job_object (job_object_id) on delete cascade
+);
+alter table job_data_mapper add column objects_searched bigint not null default 0;
+alter table job_match add column accounts jsonb not null default '[]';
+alter table job_match drop constraint job_match_status_known;
+alter table job_match add constraint job_match_status_known
+    check (status in ('erased', 'not_found', 'kept', 'matched'));

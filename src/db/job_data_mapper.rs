@@ -74,6 +74,39 @@ pub async fn set_state(
     Ok(())
 }
 
+/// Adds to the objects a mapper's find searched.
+pub async fn add_searched(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    mapper: &str,
+    objects: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update job_data_mapper set objects_searched = objects_searched + $3
+         where job_id = $1 and data_mapper_id = $2",
+    )
+    .bind(job_id)
+    .bind(mapper)
+    .bind(objects)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Each mapper of the job: whether its find failed, and the objects it searched.
+pub async fn searched(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+) -> sqlx::Result<Vec<(String, bool, i64)>> {
+    sqlx::query_as(
+        "select data_mapper_id, state = 'failed', objects_searched from job_data_mapper
+         where job_id = $1 order by data_mapper_id",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await
+}
+
 /// Mappers whose find failed.
 pub async fn count_failed(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<i64> {
     sqlx::query_scalar(

@@ -11,8 +11,94 @@ pub struct ReportMatch {
     /// HMAC-SHA256 of the match id (keyed with a server secret), hex.
     pub match_hash: String,
     pub data_mappers: Vec<String>,
-    /// `erased` (left the queue) or `kept` (a data mapper it applies to failed).
+    /// `erased` (rows removed and verified, old versions deleted where the mapper says
+    /// so; left the queue), `not_found` (every object it may be in was searched, no row;
+    /// left the queue), `kept` (stays queued; each account says why), or `matched` (a
+    /// dry run found rows; nothing was written).
     pub status: String,
+    /// The account per data mapper it applies to.
+    #[schema(value_type = Vec<MapperAccount>)]
+    pub accounts: sqlx::types::Json<Vec<MapperAccount>>,
+}
+
+/// What one data mapper's part of a job did for one match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct MapperAccount {
+    pub data_mapper_id: String,
+    /// Objects the mapper's find searched (all of them, not only those holding it).
+    pub objects_searched: i64,
+    /// Objects holding at least one of its rows, and those rows.
+    pub objects: i64,
+    pub rows: i64,
+    /// Rows removed in rewrites that passed verification.
+    pub rows_removed: i64,
+    /// `erased`, `not_found`, `kept` or `matched` (dry run).
+    pub status: String,
+    /// Why it is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Records the rows each match has in one object.
+pub async fn insert_object_matches(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    job_object_id: i64,
+    rows: &[(String, i64)],
+) -> sqlx::Result<()> {
+    let hashes: Vec<&str> = rows.iter().map(|(h, _)| h.as_str()).collect();
+    let counts: Vec<i64> = rows.iter().map(|(_, n)| *n).collect();
+    sqlx::query(
+        "insert into job_object_match (job_id, job_object_id, match_hash, rows)
+         select $1, $2, h, n from unnest($3::text[], $4::bigint[]) as t(h, n)
+         on conflict do nothing",
+    )
+    .bind(job_id)
+    .bind(job_object_id)
+    .bind(&hashes)
+    .bind(&counts)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The rows per match of each of these objects, by object.
+pub async fn object_matches(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    objects: &[i64],
+) -> sqlx::Result<std::collections::HashMap<i64, Vec<(String, i64)>>> {
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "select job_object_id, match_hash, rows from job_object_match
+         where job_id = $1 and job_object_id = any($2) order by job_object_id, match_hash",
+    )
+    .bind(job_id)
+    .bind(objects)
+    .fetch_all(db)
+    .await?;
+    let mut out: std::collections::HashMap<i64, Vec<(String, i64)>> = Default::default();
+    for (id, hash, n) in rows {
+        out.entry(id).or_default().push((hash, n));
+    }
+    Ok(out)
+}
+
+/// Per (mapper, match hash): objects holding it, its rows, the rows removed in verified
+/// rewrites, and whether an object holding it failed its cleanup.
+pub async fn holdings(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+) -> sqlx::Result<Vec<(String, String, i64, i64, i64, bool)>> {
+    sqlx::query_as(
+        "select o.data_mapper_id, m.match_hash, count(*), sum(m.rows)::bigint,
+                coalesce(sum(m.rows) filter (where o.forget_state = 'verified'), 0)::bigint,
+                coalesce(bool_or(o.cleanup_state = 'failed'), false)
+         from job_object_match m join job_object o using (job_object_id)
+         where m.job_id = $1 group by 1, 2",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await
 }
 
 /// Records the job's matches (once: a second record of the same hash is ignored).
@@ -24,16 +110,21 @@ pub async fn insert_many(
     let hashes: Vec<&str> = matches.iter().map(|m| m.match_hash.as_str()).collect();
     let mappers: Vec<String> = matches.iter().map(|m| m.data_mappers.join(",")).collect();
     let statuses: Vec<&str> = matches.iter().map(|m| m.status.as_str()).collect();
+    let accounts: Vec<serde_json::Value> = matches
+        .iter()
+        .map(|m| serde_json::to_value(&m.accounts.0).unwrap_or_default())
+        .collect();
     sqlx::query(
-        "insert into job_match (job_id, match_hash, data_mappers, status)
-         select $1, h, case when m = '' then '{}'::text[] else string_to_array(m, ',') end, s
-         from unnest($2::text[], $3::text[], $4::text[]) as t(h, m, s)
+        "insert into job_match (job_id, match_hash, data_mappers, status, accounts)
+         select $1, h, case when m = '' then '{}'::text[] else string_to_array(m, ',') end, s, a
+         from unnest($2::text[], $3::text[], $4::text[], $5::jsonb[]) as t(h, m, s, a)
          on conflict do nothing",
     )
     .bind(job_id)
     .bind(&hashes)
     .bind(&mappers)
     .bind(&statuses)
+    .bind(&accounts)
     .execute(db)
     .await?;
     Ok(())
@@ -47,7 +138,7 @@ pub async fn list(
     limit: i64,
 ) -> sqlx::Result<Vec<ReportMatch>> {
     sqlx::query_as(
-        "select match_hash, data_mappers, status from job_match
+        "select match_hash, data_mappers, status, accounts from job_match
          where job_id = $1 and match_hash > $2 order by match_hash limit $3",
     )
     .bind(job_id)
@@ -68,6 +159,15 @@ mod tests {
             match_hash: h.into(),
             data_mappers: mappers.iter().map(|m| m.to_string()).collect(),
             status: s.into(),
+            accounts: sqlx::types::Json(vec![MapperAccount {
+                data_mapper_id: "m1".into(),
+                objects_searched: 3,
+                objects: 1,
+                rows: 2,
+                rows_removed: 2,
+                status: s.into(),
+                reason: None,
+            }]),
         };
         let all = [m("b", &["m1", "m2"], "erased"), m("a", &[], "kept")];
         insert_many(&db, job_id, &all).await.unwrap();

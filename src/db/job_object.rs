@@ -48,16 +48,22 @@ const OBJECT_COLUMNS: &str = "job_object_id, data_mapper_id, bucket, key, versio
     new_etag, row_groups_rewritten, row_groups_copied, versions_deleted, cleanup_state, \
     forget_error, versions_to_delete, partition_types";
 
-/// Records an object (once: a second record of the same object is ignored).
-pub async fn insert(db: impl PgExecutor<'_>, job_id: Uuid, o: &JobObject) -> sqlx::Result<()> {
-    sqlx::query(
+/// Records an object (once: a second record of the same object is ignored). Returns its
+/// id, None when it was recorded before.
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    o: &JobObject,
+) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar(
         r#"insert into job_object (job_id, data_mapper_id, bucket, key, version_id, etag,
                size_bytes, status, rows_total, rows_matched, row_groups, error,
                partition_keys, partition_values, partition_types, forget_state)
            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
                    case $8 when 'failed' then 'failed' when 'matched' then 'found'
                            else 'skipped' end)
-           on conflict on constraint job_object_unique do nothing"#,
+           on conflict on constraint job_object_unique do nothing
+           returning job_object_id"#,
     )
     .bind(job_id)
     .bind(&o.data_mapper_id)
@@ -74,9 +80,8 @@ pub async fn insert(db: impl PgExecutor<'_>, job_id: Uuid, o: &JobObject) -> sql
     .bind(&o.partition_keys)
     .bind(&o.partition_values)
     .bind(&o.partition_types)
-    .execute(db)
-    .await?;
-    Ok(())
+    .fetch_optional(db)
+    .await
 }
 
 /// The objects find recorded, in record order, from `start_at` (inclusive).
@@ -278,23 +283,6 @@ pub async fn fail_left_in(
     .rows_affected())
 }
 
-/// The mappers with an object that failed find, forget or verify.
-pub async fn mappers_with_failures(
-    db: impl PgExecutor<'_>,
-    job_id: Uuid,
-) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "select distinct data_mapper_id from job_object
-         where job_id = $1
-           and (status in ('failed', 'not_searchable')
-                or forget_state in ('failed', 'verify_failed')
-                or cleanup_state = 'failed')",
-    )
-    .bind(job_id)
-    .fetch_all(db)
-    .await
-}
-
 /// Records, for this job, the objects of its mappers whose old versions an earlier job
 /// left behind: the latest verified record of the key whose cleanup failed or never
 /// ran, with no later cleanup of the key done, and no record of the key in this job.
@@ -323,6 +311,28 @@ pub async fn adopt_leftovers(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Res
            order by o.job_object_id desc
            on conflict on constraint job_object_unique do nothing
            returning job_object_id"#,
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await
+}
+
+/// Per mapper with any: objects that failed (find or rewrite or verification), that
+/// could not be read, and whose cleanup failed.
+pub async fn failure_counts(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+) -> sqlx::Result<Vec<(String, i64, i64, i64)>> {
+    sqlx::query_as(
+        "select data_mapper_id,
+                count(*) filter (where status = 'failed'
+                                 or forget_state in ('failed', 'verify_failed')),
+                count(*) filter (where status = 'not_searchable'),
+                count(*) filter (where cleanup_state = 'failed')
+         from job_object where job_id = $1
+           and (status in ('failed', 'not_searchable')
+                or forget_state in ('failed', 'verify_failed') or cleanup_state = 'failed')
+         group by data_mapper_id",
     )
     .bind(job_id)
     .fetch_all(db)
@@ -402,7 +412,9 @@ mod tests {
         let counts = forget_state_counts(&db, job_id).await.unwrap();
         assert_eq!(counts.get(&ForgetState::VerifyFailed), Some(&1));
         assert_eq!(counts.get(&ForgetState::Failed), Some(&1));
-        assert_eq!(mappers_with_failures(&db, job_id).await.unwrap(), ["m"]);
+        let failures = failure_counts(&db, job_id).await.unwrap();
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].0, "m");
         let cleanup = ObjectUpdate {
             cleanup_state: Some(CleanupState::Failed),
             ..ObjectUpdate::default()

@@ -162,6 +162,10 @@ async fn find_finished(
         )
         .await?;
     }
+    if dry_run && !matches!(next, JobStatus::FindFailed) {
+        // The blast radius: each item's rows per mapper, before anything is written.
+        crate::jobs::finalize::record_accounts(&mut *tx, job_id, true).await?;
+    }
     let (level, message) = match next {
         JobStatus::Completed => (
             EventLevel::Info,

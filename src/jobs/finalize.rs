@@ -1,13 +1,16 @@
-//! The end of a job after cleanup: takes the items every mapper of which succeeded off
-//! the queue, keeping only a keyed hash of each in the report, and decides the final
-//! state.
+//! The end of a job after cleanup: gives each queue item an account per data mapper
+//! (objects searched, objects and rows holding it, rows removed, a status), takes the
+//! erased and not-found ones off the queue, keeping only a keyed hash of each in the
+//! report, and decides the final state. A dry run records the accounts at the end of find.
+
+use std::collections::HashMap;
 
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::db::job::{self as jobs, JobStats};
-use crate::db::job_match::{self, ReportMatch};
+use crate::db::job_match::{self, MapperAccount, ReportMatch};
 use crate::db::{data_mapper, deletion_queue_item, job_data_mapper, job_object, server_secret};
 use crate::domain::job::{EventLevel, ForgetState, JobStatus};
 use crate::jobs::lifecycle::event;
@@ -18,25 +21,8 @@ pub const REPORT_KEY: &str = "report_hmac";
 /// Ends the job: records what became of each queue item and returns the end state.
 pub async fn finalize(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<JobStatus> {
     fail_unfinished_cleanups(tx, job_id).await?;
-    let failed_mappers = job_object::mappers_with_failures(&mut *tx, job_id).await?;
-    let job_mappers = job_data_mapper::list(&mut *tx, job_id).await?;
-    let all_mappers = data_mapper::list_ids(&mut *tx).await?;
-    let key = server_secret::get_or_create(&mut *tx, REPORT_KEY, random_key).await?;
-    let items = jobs::queue_snapshot(&mut *tx, job_id).await?;
-    let mut erased = Vec::new();
-    let mut matches = Vec::with_capacity(items.len());
-    for (id, match_id, named) in items {
-        let (ok, applies) = account(named, &job_mappers, &all_mappers, &failed_mappers);
-        if ok {
-            erased.push(id);
-        }
-        matches.push(ReportMatch {
-            match_hash: match_hash(&key, &match_id),
-            data_mappers: applies,
-            status: if ok { "erased" } else { "kept" }.to_owned(),
-        });
-    }
-    job_match::insert_many(&mut *tx, job_id, &matches).await?;
+    let (leaving, matches) = record_accounts(tx, job_id, false).await?;
+    let erased: Vec<Uuid> = leaving;
     deletion_queue_item::delete_queue_items(&mut *tx, &erased).await?;
     let stats = JobStats {
         matches_erased: erased.len() as i64,
@@ -61,13 +47,195 @@ pub async fn finalize(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<JobSt
         },
         "queue_updated",
         &format!(
-            "{} queue item(s) erased and taken off the queue; {kept} kept for the next job",
+            "{} queue item(s) erased or not found and taken off the queue; {kept} kept for the next job",
             erased.len(),
         ),
-        json!({"erased": erased.len(), "kept": kept}),
+        json!({"erased": erased.len(), "kept": kept,
+               "not_found": matches.iter().filter(|m| m.status == "not_found").count()}),
     )
     .await?;
     Ok(status)
+}
+
+/// What the job knows per mapper and per (mapper, match), for the accounts.
+struct Ledger {
+    /// Mapper → (its find failed, objects searched).
+    mappers: HashMap<String, (bool, i64)>,
+    all_mappers: Vec<String>,
+    /// Mapper → why its items are kept (failed / unreadable objects, failed cleanups).
+    problems: HashMap<String, String>,
+    /// (mapper, match hash) → (objects, rows, rows removed, a cleanup of them failed).
+    holdings: HashMap<(String, String), (i64, i64, i64, bool)>,
+}
+
+/// Records every queue item's account (`job_match`) and returns the items that leave
+/// the queue (erased or not found; none for a dry run) and the matches recorded.
+pub async fn record_accounts(
+    tx: &mut PgConnection,
+    job_id: Uuid,
+    dry_run: bool,
+) -> sqlx::Result<(Vec<Uuid>, Vec<ReportMatch>)> {
+    let mut problems = HashMap::new();
+    for (mapper, failed, unreadable, cleanup) in
+        job_object::failure_counts(&mut *tx, job_id).await?
+    {
+        let mut why = Vec::new();
+        if failed > 0 {
+            why.push(format!("{failed} object(s) failed"));
+        }
+        if unreadable > 0 {
+            why.push(format!("{unreadable} object(s) not searchable"));
+        }
+        if cleanup > 0 {
+            why.push(format!(
+                "{cleanup} object(s) kept old versions (cleanup failed)"
+            ));
+        }
+        problems.insert(mapper, why.join(", "));
+    }
+    let ledger = Ledger {
+        mappers: job_data_mapper::searched(&mut *tx, job_id)
+            .await?
+            .into_iter()
+            .map(|(m, failed, searched)| (m, (failed, searched)))
+            .collect(),
+        all_mappers: data_mapper::list_ids(&mut *tx).await?,
+        problems,
+        holdings: job_match::holdings(&mut *tx, job_id)
+            .await?
+            .into_iter()
+            .map(|(m, h, objects, rows, removed, cleanup)| {
+                ((m, h), (objects, rows, removed, cleanup))
+            })
+            .collect(),
+    };
+    let key = server_secret::get_or_create(&mut *tx, REPORT_KEY, random_key).await?;
+    let items = jobs::queue_snapshot(&mut *tx, job_id).await?;
+    let mut leaving = Vec::new();
+    let mut matches = Vec::with_capacity(items.len());
+    for (id, match_id, named) in items {
+        let hash = match_hash(&key, &match_id);
+        let (status, accounts) = ledger.account(&hash, named, dry_run);
+        if matches!(status, MatchStatus::Erased | MatchStatus::NotFound) {
+            leaving.push(id);
+        }
+        let mut applies: Vec<String> = accounts
+            .iter()
+            .filter(|a| ledger.mappers.contains_key(&a.data_mapper_id))
+            .map(|a| a.data_mapper_id.clone())
+            .collect();
+        applies.sort();
+        matches.push(ReportMatch {
+            match_hash: hash,
+            data_mappers: applies,
+            status: status.as_str().to_owned(),
+            accounts: sqlx::types::Json(accounts),
+        });
+    }
+    job_match::insert_many(&mut *tx, job_id, &matches).await?;
+    Ok((leaving, matches))
+}
+
+/// What became of a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchStatus {
+    Erased,
+    NotFound,
+    Kept,
+    /// A dry run found rows (nothing written).
+    Matched,
+}
+
+impl MatchStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchStatus::Erased => "erased",
+            MatchStatus::NotFound => "not_found",
+            MatchStatus::Kept => "kept",
+            MatchStatus::Matched => "matched",
+        }
+    }
+}
+
+impl Ledger {
+    /// The accounts of a match (per mapper it applies to: named ones, else every mapper)
+    /// and its status: kept when any account is; else erased (matched, in a dry run)
+    /// when rows were found; else not found.
+    fn account(
+        &self,
+        hash: &str,
+        named: Vec<String>,
+        dry_run: bool,
+    ) -> (MatchStatus, Vec<MapperAccount>) {
+        let mut applies = if named.is_empty() {
+            let mut all: Vec<String> = self
+                .all_mappers
+                .iter()
+                .chain(self.mappers.keys())
+                .cloned()
+                .collect();
+            all.sort();
+            all.dedup();
+            all
+        } else {
+            named
+        };
+        applies.sort();
+        let accounts: Vec<MapperAccount> = applies
+            .into_iter()
+            .map(|m| self.mapper_account(m, hash, dry_run))
+            .collect();
+        let status = if accounts.iter().any(|a| a.status == "kept") {
+            MatchStatus::Kept
+        } else if accounts.iter().any(|a| a.objects > 0) {
+            if dry_run {
+                MatchStatus::Matched
+            } else {
+                MatchStatus::Erased
+            }
+        } else {
+            MatchStatus::NotFound
+        };
+        (status, accounts)
+    }
+
+    fn mapper_account(&self, mapper: String, hash: &str, dry_run: bool) -> MapperAccount {
+        let (objects, rows, rows_removed, cleanup_failed) = self
+            .holdings
+            .get(&(mapper.clone(), hash.to_owned()))
+            .copied()
+            .unwrap_or_default();
+        let mut account = MapperAccount {
+            objects,
+            rows,
+            rows_removed,
+            ..MapperAccount::default()
+        };
+        let kept = match self.mappers.get(&mapper) {
+            None => Some("the data mapper was not searched by this job".to_owned()),
+            Some((true, _)) => Some("find failed for the data mapper".to_owned()),
+            Some((false, searched)) => {
+                account.objects_searched = *searched;
+                if cleanup_failed {
+                    Some("old versions holding its rows were not deleted (cleanup failed)".into())
+                } else {
+                    self.problems
+                        .get(&mapper)
+                        .map(|why| format!("{why}: they may hold its rows"))
+                }
+            }
+        };
+        account.status = match (&kept, objects, dry_run) {
+            (Some(_), _, _) => "kept",
+            (None, 0, _) => "not_found",
+            (None, _, true) => "matched",
+            (None, _, false) => "erased",
+        }
+        .to_owned();
+        account.reason = kept;
+        account.data_mapper_id = mapper;
+        account
+    }
 }
 
 /// A verified object whose cleanup task failed for good still holds its old versions:
@@ -93,32 +261,6 @@ async fn fail_unfinished_cleanups(tx: &mut PgConnection, job_id: Uuid) -> sqlx::
     .await
 }
 
-/// Whether a queue item is erased (every mapper it applies to was searched by this job
-/// and none failed), and the job's mappers it applies to. An item naming no mapper
-/// applies to every mapper, searched by this job or not.
-fn account(
-    named: Vec<String>,
-    job_mappers: &[String],
-    all_mappers: &[String],
-    failed_mappers: &[String],
-) -> (bool, Vec<String>) {
-    let applies: Vec<String> = if named.is_empty() {
-        all_mappers.iter().chain(job_mappers).cloned().collect()
-    } else {
-        named
-    };
-    let ok = applies
-        .iter()
-        .all(|m| job_mappers.contains(m) && !failed_mappers.contains(m));
-    let mut applies: Vec<String> = applies
-        .into_iter()
-        .filter(|m| job_mappers.contains(m))
-        .collect();
-    applies.sort();
-    applies.dedup();
-    (ok, applies)
-}
-
 /// The end state from the objects that failed, that are done, whose cleanup failed, and
 /// that could not be read (which keep items queued: they outrank a failed cleanup).
 pub fn end_state(failed: i64, done: i64, cleanup_failed: i64, not_searchable: i64) -> JobStatus {
@@ -131,7 +273,7 @@ pub fn end_state(failed: i64, done: i64, cleanup_failed: i64, not_searchable: i6
     }
 }
 
-fn random_key() -> Vec<u8> {
+pub fn random_key() -> Vec<u8> {
     let mut key = Vec::with_capacity(64);
     while key.len() < 64 {
         key.extend_from_slice(Uuid::new_v4().as_bytes());
@@ -156,24 +298,69 @@ pub fn match_hash(key: &[u8], match_id: &serde_json::Value) -> String {
 mod tests {
     use super::*;
 
+    fn ledger() -> Ledger {
+        let s = |v: &str| v.to_owned();
+        Ledger {
+            mappers: [
+                (s("a"), (false, 10)),
+                (s("b"), (false, 4)),
+                (s("f"), (true, 0)),
+            ]
+            .into(),
+            all_mappers: vec![s("a"), s("b"), s("c"), s("f")],
+            problems: [(s("b"), s("1 object(s) not searchable"))].into(),
+            holdings: [
+                ((s("a"), s("h1")), (2, 5, 5, false)),
+                ((s("a"), s("h2")), (1, 1, 1, true)),
+            ]
+            .into(),
+        }
+    }
+
     #[test]
-    fn an_item_is_erased_only_when_every_mapper_it_applies_to_was_searched_without_failure() {
+    fn each_match_gets_an_account_per_mapper_and_a_status() {
+        let l = ledger();
         let s = |v: &[&str]| v.iter().map(|m| m.to_string()).collect::<Vec<_>>();
-        let (job, all) = (s(&["a", "b"]), s(&["a", "b", "c"]));
+        let (status, accounts) = l.account("h1", s(&["a"]), false);
+        assert_eq!(status, MatchStatus::Erased);
         assert_eq!(
-            account(s(&["b", "a"]), &job, &all, &[]),
-            (true, s(&["a", "b"]))
+            (
+                accounts[0].objects_searched,
+                accounts[0].objects,
+                accounts[0].rows,
+                accounts[0].rows_removed
+            ),
+            (10, 2, 5, 5)
         );
-        assert_eq!(
-            account(s(&["a"]), &job, &all, &s(&["a"])),
-            (false, s(&["a"]))
+        assert_eq!(l.account("h1", s(&["a"]), true).0, MatchStatus::Matched);
+        assert_eq!(l.account("h9", s(&["a"]), false).0, MatchStatus::NotFound);
+        // A failed cleanup of an object holding it, an unreadable object of the mapper, a
+        // failed find, a mapper this job did not search: kept, with the reason.
+        let (status, accounts) = l.account("h2", s(&["a"]), false);
+        assert_eq!(status, MatchStatus::Kept);
+        assert!(
+            accounts[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("cleanup failed")
         );
-        // Naming no mapper means every mapper, and `c` was not searched.
-        assert_eq!(account(vec![], &job, &all, &[]), (false, s(&["a", "b"])));
-        assert_eq!(
-            account(vec![], &job, &s(&["a", "b"]), &[]),
-            (true, s(&["a", "b"]))
+        let (status, accounts) = l.account("h1", s(&["b"]), false);
+        assert_eq!(status, MatchStatus::Kept);
+        assert!(
+            accounts[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("not searchable")
         );
+        assert_eq!(l.account("h1", s(&["f"]), false).0, MatchStatus::Kept);
+        // Naming no mapper is every mapper, and `c` was not searched.
+        let (status, accounts) = l.account("h1", vec![], false);
+        assert_eq!(status, MatchStatus::Kept);
+        assert_eq!(accounts.len(), 4);
+        assert_eq!(accounts[2].data_mapper_id, "c");
+        assert_eq!(accounts[2].status, "kept");
     }
 
     #[test]

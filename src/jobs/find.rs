@@ -111,7 +111,8 @@ pub async fn find_parquet(
     let size = object.size;
     let (footer, metadata) = read_footer(store, object).await?;
     let metadata = std::sync::Arc::new(metadata);
-    let plan = parquet_find::FindPlan::new(&metadata, columns, ids)?;
+    let mut plan = parquet_find::FindPlan::new(&metadata, columns, ids)?;
+    plan.attribute = true;
     let mut report = plan.report(&metadata);
     let mut read = footer.held();
     if plan.candidates.is_empty() || ids.is_empty() {

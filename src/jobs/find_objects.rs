@@ -8,18 +8,20 @@
 use async_trait::async_trait;
 use futures_util::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::db::job::{self as jobs, JobStats};
-use crate::db::job_data_mapper::MapperSnapshot;
+use crate::db::job_data_mapper::{self as mappers, MapperSnapshot};
 use crate::db::job_object::{self as objects, JobObject};
 use crate::db::task::{begin_bookkeeping, mark_recorded};
+use crate::db::{job_match, server_secret};
 use crate::domain::data_mapper::Format;
 use crate::domain::job::{EventLevel, ObjectStatus};
 use crate::domain::partition::PartitionKey;
+use crate::jobs::finalize::{REPORT_KEY, match_hash, random_key};
 use crate::jobs::find::{ObjectFindError, ObjectRef, every_row_parquet, find_jsonl, find_parquet};
 use crate::jobs::lifecycle::event;
 use crate::jobs::matches::PartitionSets;
@@ -163,6 +165,8 @@ struct ObjectReport {
     row_groups_pruned: usize,
     matching_row_groups: Vec<usize>,
     bytes_read: u64,
+    /// The rows of each queued match (its value) the object holds.
+    by_match: Vec<(Value, u64)>,
 }
 
 async fn search(
@@ -193,7 +197,8 @@ async fn search(
             }
         };
     }
-    let (ids, every_row) = sets.for_partition(listed.partition.as_deref());
+    let (ids, every_row_owners) = sets.for_partition(listed.partition.as_deref());
+    let every_row = !every_row_owners.is_empty();
     let object = ObjectRef {
         bucket,
         key: &listed.key,
@@ -206,10 +211,24 @@ async fn search(
         (Format::Json, _) => search_jsonl(store, &object, &mapper.columns, &ids, every_row).await,
     };
     match result {
-        Ok((r, read)) => Outcome::Searched {
-            report: ObjectReport::from_find(r, read),
-            meta,
-        },
+        Ok((mut r, read)) => {
+            // Every row is each match a composite on partition keys alone names.
+            for owner in &every_row_owners {
+                r.rows_by_match.insert(*owner, r.rows_total);
+            }
+            let by_match = r
+                .rows_by_match
+                .iter()
+                .filter_map(|(owner, rows)| Some((sets.value_of(*owner)?.clone(), *rows)))
+                .collect();
+            Outcome::Searched {
+                report: ObjectReport {
+                    by_match,
+                    ..ObjectReport::from_find(r, read)
+                },
+                meta,
+            }
+        }
         Err(ObjectFindError::Storage(StorageError::NotFound)) => Outcome::Vanished,
         Err(ObjectFindError::Storage(e @ StorageError::AccessDenied { .. })) => {
             storage_outcome(Some(meta), e)
@@ -239,6 +258,7 @@ async fn search_jsonl(
         } else {
             r.lines_matched
         },
+        rows_by_match: r.rows_by_match,
         ..Default::default()
     };
     Ok((report, object.size))
@@ -254,6 +274,7 @@ impl ObjectReport {
                 + r.row_groups_pruned_by_bloom_filter,
             matching_row_groups: r.matching_row_groups,
             bytes_read,
+            by_match: Vec::new(),
         }
     }
 }
@@ -269,10 +290,12 @@ async fn record_objects(
         return Ok(());
     }
     let mut stats = JobStats::default();
+    let key = server_secret::get_or_create(&mut tx, REPORT_KEY, random_key).await?;
     for (listed, outcome) in p.objects.iter().zip(outcomes) {
-        record_outcome(&mut tx, p, listed, outcome, &mut stats).await?;
+        record_outcome(&mut tx, p, listed, outcome, &mut stats, &key).await?;
     }
     jobs::add_stats(&mut *tx, p.job_id, &stats).await?;
+    mappers::add_searched(&mut *tx, p.job_id, &p.data_mapper_id, stats.objects_scanned).await?;
     tx.commit().await
 }
 
@@ -284,6 +307,7 @@ async fn record_outcome(
     listed: &ListedObject,
     outcome: Outcome,
     stats: &mut JobStats,
+    hmac_key: &[u8],
 ) -> sqlx::Result<()> {
     let key = listed.key.as_str();
     let object = |meta: &Option<ObjectMeta>, status| report_row(p, listed, meta, status);
@@ -373,7 +397,15 @@ async fn record_outcome(
                 .iter()
                 .map(|&g| g as i32)
                 .collect();
-            objects::insert(&mut *tx, p.job_id, &row).await
+            let Some(id) = objects::insert(&mut *tx, p.job_id, &row).await? else {
+                return Ok(());
+            };
+            let rows: Vec<(String, i64)> = report
+                .by_match
+                .iter()
+                .map(|(value, rows)| (match_hash(hmac_key, value), *rows as i64))
+                .collect();
+            job_match::insert_object_matches(&mut *tx, p.job_id, id, &rows).await
         }
     }
 }

@@ -69,9 +69,15 @@ impl PartitionSets {
                 })
             })
         });
+        let first = m.simple.len() as u32;
         let base = Arc::new(
             MatchSet::from_values(&m.simple)
-                .with_composites(&m.composites)
+                .with_composites_owned(
+                    m.composites
+                        .iter()
+                        .enumerate()
+                        .map(|(j, c)| (first + j as u32, c)),
+                )
                 .with_declared(declared.iter().map(|(c, t)| (c.as_str(), t.as_str()))),
         );
         Self {
@@ -85,26 +91,40 @@ impl PartitionSets {
         }
     }
 
-    /// The set to search an object of this partition with, and whether every row matches.
-    pub fn for_partition(&self, values: Option<&[String]>) -> (Arc<MatchSet>, bool) {
+    /// The set to search an object of this partition with, and the matches (their index
+    /// in [`PartitionSets::value_of`]) every row of it is: none unless a composite names
+    /// only partition keys of this partition.
+    pub fn for_partition(&self, values: Option<&[String]>) -> (Arc<MatchSet>, Vec<u32>) {
         if !self.by_partition {
-            return (self.base.clone(), false);
+            return (self.base.clone(), Vec::new());
         }
-        let reduced: Vec<Value> = self
+        let first = self.simple.len() as u32;
+        let reduced: Vec<(u32, Value)> = self
             .composites
             .iter()
-            .filter_map(|c| {
+            .enumerate()
+            .filter_map(|(j, c)| {
                 reduce_composite(values, &self.table_partition_keys, &self.matchable, c)
+                    .map(|parts| (first + j as u32, Value::Array(parts)))
             })
-            .map(Value::Array)
             .collect();
         let every_row = reduced
             .iter()
-            .any(|c| c.as_array().is_some_and(Vec::is_empty));
+            .filter(|(_, c)| c.as_array().is_some_and(Vec::is_empty))
+            .map(|(owner, _)| *owner)
+            .collect();
         let set = MatchSet::from_values(&self.simple)
-            .with_composites(&reduced)
+            .with_composites_owned(reduced.iter().map(|(owner, c)| (*owner, c)))
             .with_declared(self.declared.iter().map(|(c, t)| (c.as_str(), t.as_str())));
         (Arc::new(set), every_row)
+    }
+
+    /// The queued match a match-set index stands for.
+    pub fn value_of(&self, owner: u32) -> Option<&Value> {
+        let i = owner as usize;
+        self.simple
+            .get(i)
+            .or_else(|| self.composites.get(i.checked_sub(self.simple.len())?))
     }
 }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::db::job_match;
 use crate::db::job_object::{self as objects, JobObject};
-use crate::domain::job::{CleanupState, ForgetState};
+use crate::domain::job::{CleanupState, ForgetState, ObjectStatus};
 
 /// Objects or matches read per page.
 const PAGE: i64 = 1000;
@@ -51,6 +51,19 @@ pub struct ReportObject {
     /// `done`, `skipped` (the mapper keeps old versions), `failed`; null before cleanup.
     pub cleanup: Option<CleanupState>,
     pub error: Option<String>,
+    /// What find made of it: `matched`, `failed`, `not_searchable` (archived, access or
+    /// KMS denied: the items it may hold stay queued), `skipped` (archived, out of the
+    /// mapper's scope), `leftover` (old versions an earlier job left, deleted now).
+    pub find_status: ObjectStatus,
+    /// The rows each match (by keyed hash) has in it, as find counted them.
+    pub matches: Vec<ObjectMatch>,
+}
+
+/// The rows one match has in one object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ObjectMatch {
+    pub match_hash: String,
+    pub rows: i64,
 }
 
 impl From<JobObject> for ReportObject {
@@ -82,6 +95,8 @@ impl From<JobObject> for ReportObject {
             status: o.forget_state,
             cleanup: o.cleanup_state,
             error: o.error.or(o.forget_error),
+            find_status: o.status,
+            matches: Vec::new(),
         }
     }
 }
@@ -126,11 +141,21 @@ async fn next_chunk(
         Part::Objects(cursor) => {
             let rows = objects::list(db, job_id, cursor, PAGE + 1).await?;
             let next = rows.get(PAGE as usize).map(|o| o.job_object_id);
+            let ids: Vec<i64> = rows.iter().map(|o| o.job_object_id).collect();
+            let mut per_object = job_match::object_matches(db, job_id, &ids).await?;
             for (i, o) in rows.into_iter().take(PAGE as usize).enumerate() {
                 if cursor.is_some() || i > 0 {
                     out.push(',');
                 }
-                out.push_str(&serde_json::to_string(&ReportObject::from(o))?);
+                let id = o.job_object_id;
+                let mut object = ReportObject::from(o);
+                object.matches = per_object
+                    .remove(&id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(match_hash, rows)| ObjectMatch { match_hash, rows })
+                    .collect();
+                out.push_str(&serde_json::to_string(&object)?);
             }
             Ok(match next {
                 Some(n) => (out, Some(Part::Objects(Some(n)))),

@@ -25,6 +25,8 @@ pub struct JsonFindReport {
     pub lines_total: u64,
     pub lines_matched: u64,
     pub bytes_scanned: u64,
+    /// Matching lines per queued match (when the set counts them).
+    pub rows_by_match: std::collections::BTreeMap<u32, u64>,
 }
 
 /// The value at a dotted path (case-insensitive keys), if any.
@@ -60,8 +62,34 @@ pub fn line_matches(object: &Value, columns: &[String], ids: &MatchSet) -> bool 
                 }
             })
             .collect();
-        key.is_some_and(|k| group.tuples.contains(&k))
+        key.is_some_and(|k| group.tuples.contains_key(&k))
     })
+}
+
+/// The queued matches (indexes) a matching line is, each once.
+fn line_owners(object: &Value, columns: &[String], ids: &MatchSet) -> Vec<u32> {
+    let read = |c: &str| {
+        let key = Key::from_json(value_at(object, c)?)?;
+        match ids.declared(c) {
+            Some(kind) => cast_key(&key, kind),
+            None => Some(key),
+        }
+    };
+    let mut owners: Vec<u32> = Vec::new();
+    for c in columns {
+        if let Some(key) = read(c) {
+            owners.extend_from_slice(ids.owners_of(&key));
+        }
+    }
+    for group in ids.composites() {
+        let key: Option<Vec<Key>> = group.columns.iter().map(|c| read(c)).collect();
+        if let Some(found) = key.and_then(|k| group.tuples.get(&k)) {
+            owners.extend_from_slice(found);
+        }
+    }
+    owners.sort_unstable();
+    owners.dedup();
+    owners
 }
 
 /// A push-based scanner: feed it the object's (decompressed) bytes in any chunks; it
@@ -123,6 +151,9 @@ impl<'a> LineScanner<'a> {
             })?;
         if line_matches(&object, self.columns, self.ids) {
             self.report.lines_matched += 1;
+            for owner in line_owners(&object, self.columns, self.ids) {
+                *self.report.rows_by_match.entry(owner).or_default() += 1;
+            }
         }
         Ok(())
     }

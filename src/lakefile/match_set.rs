@@ -195,31 +195,37 @@ fn integer_text(s: &str) -> Option<()> {
     (!body.is_empty() && body.bytes().all(|b| b.is_ascii_digit())).then_some(())
 }
 
+/// Which queued matches (by their index in the job's list) a key or tuple is.
+pub type Owners = Vec<u32>;
+
 /// Composite matches that name the same columns: a row matches when its values at
-/// `columns` form one of `tuples`.
+/// `columns` form one of `tuples` (each with the matches it is).
 #[derive(Debug, Clone, Default)]
 pub struct CompositeGroup {
     /// Lowercased column paths, sorted.
     pub columns: Vec<String>,
-    pub tuples: HashSet<Vec<Key>>,
+    pub tuples: HashMap<Vec<Key>, Owners>,
 }
 
 impl CompositeGroup {
     /// The tuples with each part cast to its column's kind (None: as queued); a tuple
     /// with a part that cannot be cast is dropped (it matches no row).
-    pub fn cast(&self, kinds: &[Option<KeyKind>]) -> HashSet<Vec<Key>> {
-        self.tuples
-            .iter()
-            .filter_map(|t| {
-                t.iter()
-                    .zip(kinds)
-                    .map(|(k, kind)| match kind {
-                        Some(kind) => cast_key(k, *kind),
-                        None => Some(k.clone()),
-                    })
-                    .collect()
-            })
-            .collect()
+    pub fn cast(&self, kinds: &[Option<KeyKind>]) -> HashMap<Vec<Key>, Owners> {
+        let mut out: HashMap<Vec<Key>, Owners> = HashMap::new();
+        for (t, owners) in &self.tuples {
+            let cast: Option<Vec<Key>> = t
+                .iter()
+                .zip(kinds)
+                .map(|(k, kind)| match kind {
+                    Some(kind) => cast_key(k, *kind),
+                    None => Some(k.clone()),
+                })
+                .collect();
+            if let Some(cast) = cast {
+                out.entry(cast).or_default().extend(owners);
+            }
+        }
+        out
     }
 }
 
@@ -244,14 +250,30 @@ pub struct MatchSet {
     composites: Vec<CompositeGroup>,
     /// Never skip row groups (benchmarks measure what pruning saves).
     no_pruning: bool,
+    /// Which simple ids each key a row value can have is (for the per-match account).
+    owners: HashMap<Key, Owners>,
 }
 
 impl MatchSet {
     /// Adds composite matches (`[{"column":..,"value":..}]`, as queued); malformed ones are
     /// ignored (the queue validated them).
-    pub fn with_composites<'a>(mut self, matches: impl IntoIterator<Item = &'a Value>) -> Self {
-        let mut groups: HashMap<Vec<String>, HashSet<Vec<Key>>> = HashMap::new();
-        for m in matches {
+    pub fn with_composites<'a>(self, matches: impl IntoIterator<Item = &'a Value>) -> Self {
+        let first = self.given as u32;
+        self.with_composites_owned(
+            matches
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| (first + i as u32, m)),
+        )
+    }
+
+    /// Adds composite matches, each with its index in the job's list of matches.
+    pub fn with_composites_owned<'a>(
+        mut self,
+        matches: impl IntoIterator<Item = (u32, &'a Value)>,
+    ) -> Self {
+        let mut groups: HashMap<Vec<String>, HashMap<Vec<Key>, Owners>> = HashMap::new();
+        for (owner, m) in matches {
             let Some(parts) = m.as_array() else { continue };
             let mut pairs: Vec<(String, Key)> = parts
                 .iter()
@@ -267,7 +289,12 @@ impl MatchSet {
             }
             pairs.sort_by(|a, b| a.0.cmp(&b.0));
             let (columns, keys): (Vec<String>, Vec<Key>) = pairs.into_iter().unzip();
-            groups.entry(columns).or_default().insert(keys);
+            groups
+                .entry(columns)
+                .or_default()
+                .entry(keys)
+                .or_default()
+                .push(owner);
         }
         self.composites = groups
             .into_iter()
@@ -296,21 +323,24 @@ impl MatchSet {
     /// Builds the set from queue match ids (JSON strings and numbers; others are ignored).
     pub fn from_values<'a>(values: impl IntoIterator<Item = &'a Value>) -> Self {
         let mut set = MatchSet::default();
-        for v in values {
+        for (i, v) in values.into_iter().enumerate() {
+            let owner = i as u32;
             match v {
                 Value::String(s) => {
                     set.given += 1;
                     set.strings.insert(s.clone());
+                    set.own(Key::Str(s.clone()), owner);
                     // Cast to the numeric types it reads as.
                     if let Some(n) = numeric_text(s) {
-                        set.add_number(&n);
+                        set.add_number(&n, owner);
                     }
                 }
                 Value::Number(n) => {
                     set.given += 1;
-                    set.add_number(n);
+                    set.add_number(n, owner);
                     // Cast to text: its JSON text.
                     set.strings.insert(n.to_string());
+                    set.own(Key::Str(n.to_string()), owner);
                 }
                 _ => {}
             }
@@ -328,7 +358,22 @@ impl MatchSet {
         set
     }
 
-    fn add_number(&mut self, n: &serde_json::Number) {
+    fn own(&mut self, key: Key, owner: u32) {
+        let owners = self.owners.entry(key).or_default();
+        if owners.last() != Some(&owner) {
+            owners.push(owner);
+        }
+    }
+
+    /// Which simple ids a row value's key is.
+    pub fn owners_of(&self, key: &Key) -> &[u32] {
+        self.owners.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    fn add_number(&mut self, n: &serde_json::Number, owner: u32) {
+        if let Some(key) = Key::from_json(&Value::Number(n.clone())) {
+            self.own(key, owner);
+        }
         if let Some(i) = n.as_i64() {
             self.ints.insert(i);
         } else if let Some(u) = n.as_u64() {
@@ -395,7 +440,7 @@ impl MatchSet {
             + self
                 .composites
                 .iter()
-                .map(|g| g.tuples.len())
+                .map(|g| g.tuples.values().map(Vec::len).sum::<usize>())
                 .sum::<usize>()
     }
     /// Whether a JSON line's value equals a simple id, the value read as `kind` (the

@@ -8,6 +8,7 @@
 //! bloom filter prove no id can be in it; a column whose type cannot be compared is an
 //! error, never a silent miss.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -63,6 +64,9 @@ pub struct FindReport {
     pub matching_row_groups: Vec<usize>,
     /// Compressed bytes of the match-column chunks decoded (the footer not included).
     pub bytes_scanned: u64,
+    /// Matching rows per queued match (its index in the match set): a row two matches
+    /// name counts for both.
+    pub rows_by_match: std::collections::BTreeMap<u32, u64>,
 }
 
 /// Searches one object. `columns` are dotted paths (nested struct fields), compared
@@ -100,6 +104,9 @@ pub struct FindPlan {
     pub pruned_by_statistics: usize,
     /// Whether bloom filters may be probed (never with composites or pruning off).
     pub bloom: bool,
+    /// Count the matching rows per queued match (find's per-subject account; a rewrite
+    /// does not need it).
+    pub attribute: bool,
 }
 
 impl FindPlan {
@@ -126,6 +133,7 @@ impl FindPlan {
             leaves,
             candidates,
             bloom: prune,
+            attribute: false,
         })
     }
 
@@ -194,6 +202,7 @@ pub fn find_with<R: ChunkReader + Clone + 'static>(
 ) -> Result<FindReport, FindError> {
     let metadata = Arc::new(ParquetMetaDataReader::new().parse_and_finish(&reader)?);
     let mut plan = FindPlan::new(&metadata, columns, ids)?;
+    plan.attribute = true;
     plan.bloom &= bloom;
     let mut report = plan.report(&metadata);
     if plan.candidates.is_empty() || ids.is_empty() {
@@ -219,10 +228,12 @@ pub fn find_with<R: ChunkReader + Clone + 'static>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowGroupFind {
     PrunedByBloomFilter,
-    /// Decoded: whether each row matches, and the compressed bytes decoded.
+    /// Decoded: whether each row matches, the compressed bytes decoded, and the matching
+    /// rows per queued match.
     Searched {
         hits: Vec<bool>,
         bytes: u64,
+        by_match: RowsByMatch,
     },
 }
 
@@ -231,8 +242,15 @@ impl FindReport {
     pub fn add(&mut self, rg: usize, part: &RowGroupFind) {
         match part {
             RowGroupFind::PrunedByBloomFilter => self.row_groups_pruned_by_bloom_filter += 1,
-            RowGroupFind::Searched { hits, bytes } => {
+            RowGroupFind::Searched {
+                hits,
+                bytes,
+                by_match,
+            } => {
                 self.bytes_scanned += bytes;
+                for (owner, rows) in by_match {
+                    *self.rows_by_match.entry(*owner).or_default() += rows;
+                }
                 let matched = hits.iter().filter(|h| **h).count() as u64;
                 if matched > 0 {
                     self.rows_matched += matched;
@@ -244,7 +262,8 @@ impl FindReport {
 }
 
 /// Searches row group `rg` (a candidate of `plan`): its bloom filters, then its match
-/// columns. Reads only [`FindPlan::ranges`] of `rg`.
+/// columns. Reads only [`FindPlan::ranges`] of `rg`. With [`FindPlan::attribute`],
+/// counts the matching rows per queued match (find's per-subject account).
 pub fn find_in_row_group<R: ChunkReader + Clone + 'static>(
     reader: R,
     metadata: &ParquetMetaData,
@@ -261,14 +280,19 @@ pub fn find_in_row_group<R: ChunkReader + Clone + 'static>(
         metadata.file_metadata().schema_descr(),
         plan.leaves.iter().copied(),
     );
-    let hits = hits_in_row_group(reader, arrow_meta, mask, rg, columns, ids)?;
+    let (hits, by_match) =
+        hits_in_row_group(reader, arrow_meta, mask, rg, columns, ids, plan.attribute)?;
     let group = metadata.row_group(rg);
     let bytes = plan
         .leaves
         .iter()
         .map(|&l| group.column(l).compressed_size().max(0) as u64)
         .sum();
-    Ok(RowGroupFind::Searched { hits, bytes })
+    Ok(RowGroupFind::Searched {
+        hits,
+        bytes,
+        by_match,
+    })
 }
 
 /// The field with its (nested) UTF-8 strings read as string views.
@@ -303,7 +327,11 @@ pub(crate) fn arrow_metadata(
     .unwrap_or(plain))
 }
 
-/// Whether each row of row group `rg` matches, from its match columns (`mask`).
+/// Matching rows per queued match (its index in the match set), ascending by index.
+pub type RowsByMatch = Vec<(u32, u64)>;
+
+/// Whether each row of row group `rg` matches, from its match columns (`mask`), and the
+/// matching rows per queued match.
 fn hits_in_row_group<R: ChunkReader + 'static>(
     reader: R,
     meta: &ArrowReaderMetadata,
@@ -311,17 +339,80 @@ fn hits_in_row_group<R: ChunkReader + 'static>(
     rg: usize,
     columns: &[String],
     ids: &MatchSet,
-) -> Result<Vec<bool>, FindError> {
+    attribute: bool,
+) -> Result<(Vec<bool>, RowsByMatch), FindError> {
     let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, meta.clone())
         .with_projection(mask)
         .with_row_groups(vec![rg])
         .with_batch_size(8192)
         .build()?;
     let mut hits = Vec::new();
+    let mut by_match: HashMap<u32, u64> = HashMap::new();
     for batch in batches {
-        hits.extend(row_hits(&batch?, columns, ids)?);
+        let batch = batch?;
+        let batch_hits = row_hits(&batch, columns, ids)?;
+        if attribute && batch_hits.contains(&true) {
+            count_owners(&batch, columns, ids, &batch_hits, &mut by_match)?;
+        }
+        hits.extend(batch_hits);
     }
-    Ok(hits)
+    let mut by_match: Vec<(u32, u64)> = by_match.into_iter().collect();
+    by_match.sort_unstable();
+    Ok((hits, by_match))
+}
+
+/// Counts, per queued match, the matching rows of a batch that it names (a row named
+/// by several matches counts once for each).
+fn count_owners(
+    batch: &RecordBatch,
+    columns: &[String],
+    ids: &MatchSet,
+    hits: &[bool],
+    counts: &mut HashMap<u32, u64>,
+) -> Result<(), FindError> {
+    // Keys are read for the matching rows only (a one-row slice each: no copy).
+    let key_at = |array: &ArrayRef, column: &str, row: usize| -> Result<Option<Key>, FindError> {
+        Ok(keys_of(&array.slice(row, 1), column)?.pop().flatten())
+    };
+    let simple = columns
+        .iter()
+        .map(|c| column_at_path(batch, c).map(|a| (a, c)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut groups = Vec::new();
+    for group in ids.composites() {
+        let arrays = group
+            .columns
+            .iter()
+            .map(|c| column_at_path(batch, c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let kinds: Vec<Option<KeyKind>> = arrays.iter().map(|a| key_kind(a.data_type())).collect();
+        groups.push((arrays, &group.columns, group.cast(&kinds)));
+    }
+    let mut owners: Vec<u32> = Vec::new();
+    for (row, _) in hits.iter().enumerate().filter(|(_, h)| **h) {
+        owners.clear();
+        for (array, column) in &simple {
+            if let Some(key) = key_at(array, column, row)? {
+                owners.extend_from_slice(ids.owners_of(&key));
+            }
+        }
+        for (arrays, columns, tuples) in &groups {
+            let tuple = arrays
+                .iter()
+                .zip(columns.iter())
+                .map(|(a, c)| key_at(a, c, row))
+                .collect::<Result<Option<Vec<Key>>, _>>()?;
+            if let Some(found) = tuple.and_then(|t| tuples.get(&t)) {
+                owners.extend_from_slice(found);
+            }
+        }
+        owners.sort_unstable();
+        owners.dedup();
+        for owner in &owners {
+            *counts.entry(*owner).or_default() += 1;
+        }
+    }
+    Ok(())
 }
 
 /// Which rows of a batch match: any column equals a simple id, or a composite group's
@@ -352,7 +443,7 @@ pub fn row_hits(
         let cast = group.cast(&kinds);
         for (row, hit) in hits.iter_mut().enumerate().filter(|(_, h)| !**h) {
             let tuple: Option<Vec<Key>> = keys.iter().map(|k| k[row].clone()).collect();
-            *hit = tuple.is_some_and(|t| cast.contains(&t));
+            *hit = tuple.is_some_and(|t| cast.contains_key(&t));
         }
     }
     Ok(hits)
@@ -718,6 +809,20 @@ mod tests {
         assert_eq!(report.rows_matched, 1);
         assert_eq!(report.matching_row_groups, [0]);
         assert_eq!(report.row_groups_pruned_by_statistics, 0);
+    }
+
+    #[test]
+    fn matching_rows_are_counted_per_queued_match() {
+        let file = parquet(&people(100), 50, false);
+        // 5 and "5" name the same row; "0009" as a composite part is the int 9.
+        let ids = MatchSet::from_values(&[json!(5), json!("5"), json!(70), json!("nobody")])
+            .with_composites(&[json!([{"column": "customer_id", "value": "0009"}])]);
+        let report = find(file, &cols(&["customer_id"]), &ids).unwrap();
+        assert_eq!(report.rows_matched, 3);
+        assert_eq!(
+            report.rows_by_match.into_iter().collect::<Vec<_>>(),
+            [(0, 1), (1, 1), (2, 1), (4, 1)]
+        );
     }
 
     #[test]

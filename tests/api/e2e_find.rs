@@ -742,3 +742,141 @@ async fn ids_are_cast_to_the_catalog_types_in_parquet_and_json_lines(db: sqlx::P
     );
     assert!(lake.queued().await.is_empty());
 }
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn each_subject_gets_an_account_a_dry_run_gives_the_blast_radius(db: sqlx::PgPool) {
+    use lethe::db::server_secret;
+    use lethe::jobs::finalize::{REPORT_KEY, match_hash, random_key};
+    let lake = lake(db.clone()).await;
+    let b = lake.bucket.clone();
+    let people = lake::people();
+    lake.put("acct/dt=1/a.parquet", &people[0].bytes).await;
+    lake.put("acct/dt=1/b.parquet", &people[1].bytes).await;
+    lake.table("acct", &format!("s3://{b}/acct/"), ("dt", "string"), &[])
+        .await;
+    lake.partition("acct", "1", &format!("s3://{b}/acct/dt=1/"))
+        .await;
+    lake.mapper("acct", "acct", "dt").await;
+    // 5 is in a, 3007 in b; user7@ is the email of six rows in each (3007 among them);
+    // 999999 is nowhere.
+    let ids = [
+        json!(5),
+        json!(3007),
+        json!("user7@example.com"),
+        json!(999999),
+    ];
+    queue(
+        &lake.app,
+        Value::Array(ids.iter().map(|id| json!({"match_id": id})).collect()),
+    )
+    .await;
+    let mut conn = db.acquire().await.unwrap();
+    let key = server_secret::get_or_create(&mut conn, REPORT_KEY, random_key)
+        .await
+        .unwrap();
+    let hash = |id: &Value| match_hash(&key, id);
+    let report = |job: Value| {
+        let app = &lake.app;
+        async move {
+            let id = job["job_id"].as_str().unwrap().to_owned();
+            app.get(&format!("/v1/jobs/{id}/report")).await.body
+        }
+    };
+    let account = |report: &Value, id: &Value| {
+        report["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["match_hash"] == hash(id))
+            .cloned()
+            .unwrap_or_else(|| panic!("no account for {id}"))
+    };
+
+    let r = lake
+        .app
+        .post(
+            "/v1/jobs",
+            Some(json!({"dry_run": true, "data_mappers": ["acct"]})),
+        )
+        .await;
+    let job = r.body["job_id"].as_str().unwrap().to_owned();
+    lake.app.worker("w").run_until_idle().await.unwrap();
+    let dry = report(json!({"job_id": job})).await;
+    assert_eq!(dry["job"]["status"], "completed", "{dry}");
+    for (id, status, objects, rows) in [
+        (&ids[0], "matched", 1, 1),
+        (&ids[1], "matched", 1, 1),
+        (&ids[2], "matched", 2, 12),
+        (&ids[3], "not_found", 0, 0),
+    ] {
+        let m = account(&dry, id);
+        assert_eq!(m["status"], status, "{id}: {m}");
+        let a = &m["accounts"][0];
+        assert_eq!(
+            (a["data_mapper_id"].as_str(), a["objects_searched"].as_i64()),
+            (Some("acct"), Some(2))
+        );
+        assert_eq!(
+            (a["objects"].as_i64(), a["rows"].as_i64()),
+            (Some(objects), Some(rows)),
+            "{id}: {a}"
+        );
+        assert_eq!(a["rows_removed"], 0, "a dry run removes nothing");
+    }
+    // Per object and per match: the blast radius before anything is written.
+    let b_object = dry["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["key"] == "acct/dt=1/b.parquet")
+        .unwrap()
+        .clone();
+    let per_match: std::collections::BTreeMap<String, i64> = b_object["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["match_hash"].as_str().unwrap().to_owned(),
+                m["rows"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        per_match,
+        [(hash(&ids[1]), 1), (hash(&ids[2]), 6)]
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(b_object["rows_before"], 3000);
+    assert_eq!(lake.queued().await.len(), 4, "a dry run keeps the queue");
+
+    let job = lake.run_job(&["acct"]).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let real = report(job).await;
+    for (id, status, rows) in [
+        (&ids[0], "erased", 1),
+        (&ids[1], "erased", 1),
+        (&ids[2], "erased", 12),
+        (&ids[3], "not_found", 0),
+    ] {
+        let m = account(&real, id);
+        assert_eq!(m["status"], status, "{id}: {m}");
+        assert_eq!(m["accounts"][0]["rows_removed"], rows, "{id}: {m}");
+    }
+    assert!(
+        lake.queued().await.is_empty(),
+        "erased and not found items leave the queue"
+    );
+    let erased: Vec<i64> = people[1]
+        .rows
+        .iter()
+        .filter(|p| p.id == 3007 || p.email.as_deref() == Some("user7@example.com"))
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(erased.len(), 6);
+    assert_eq!(
+        read_ids(&lake.s3, &b, "acct/dt=1/b.parquet").await,
+        without(&people[1], &erased)
+    );
+}

@@ -563,10 +563,35 @@ async fn a_job_over_a_local_lake_erases_exactly_the_matched_rows_and_the_queue_i
     }
     let matches = report.body["matches"].as_array().unwrap();
     assert_eq!(matches.len(), 10);
+    // Each match has an account per mapper: erased where it had rows (all removed and
+    // verified), not found where every object was searched and none held it.
+    let mut removed = 0;
+    for m in matches {
+        assert_eq!(m["match_hash"].as_str().unwrap().len(), 64);
+        let accounts = m["accounts"].as_array().unwrap();
+        assert!(!accounts.is_empty(), "{m}");
+        for a in accounts {
+            assert!(a["objects_searched"].as_i64().unwrap() > 0, "{a}");
+            assert_eq!(a["rows"], a["rows_removed"], "{a}");
+            match a["status"].as_str().unwrap() {
+                "erased" => assert!(a["objects"].as_i64().unwrap() > 0, "{a}"),
+                "not_found" => assert_eq!(a["objects"], 0, "{a}"),
+                other => panic!("{other}: {a}"),
+            }
+            removed += a["rows_removed"].as_i64().unwrap();
+        }
+        let any_rows = accounts.iter().any(|a| a["status"] == "erased");
+        assert_eq!(
+            m["status"],
+            if any_rows { "erased" } else { "not_found" },
+            "{m}"
+        );
+    }
+    // Every removed row is some match's (a row two matches name counts for both).
+    assert!(removed >= got.body["stats"]["rows_removed"].as_i64().unwrap());
     assert!(
-        matches
-            .iter()
-            .all(|m| m["status"] == "erased" && m["match_hash"].as_str().unwrap().len() == 64)
+        matches.iter().any(|m| m["status"] == "not_found"),
+        "123456789 is nowhere"
     );
     let metrics = app.call(Method::GET, "/metrics", None, None).await;
     let text = metrics.body.as_str().unwrap();

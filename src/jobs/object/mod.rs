@@ -174,6 +174,7 @@ pub async fn load(
         .get(db, p.job_id, &object.data_mapper_id, &keys)
         .await?;
     let (ids, every_row) = sets.for_partition(object.partition_values.as_deref());
+    let every_row = !every_row.is_empty();
     let store = store_for(&ctx.engine, &object.bucket);
     Ok(Some(Loaded {
         p,
