@@ -198,20 +198,23 @@ fn integer_text(s: &str) -> Option<()> {
 /// Which queued matches (by their index in the job's list) a key or tuple is.
 pub type Owners = Vec<u32>;
 
+/// A composite group's tuples, each with the matches it is.
+pub type Tuples = HashMap<Vec<Key>, Owners>;
+
 /// Composite matches that name the same columns: a row matches when its values at
 /// `columns` form one of `tuples` (each with the matches it is).
 #[derive(Debug, Clone, Default)]
 pub struct CompositeGroup {
     /// Lowercased column paths, sorted.
     pub columns: Vec<String>,
-    pub tuples: HashMap<Vec<Key>, Owners>,
+    pub tuples: Tuples,
 }
 
 impl CompositeGroup {
     /// The tuples with each part cast to its column's kind (None: as queued); a tuple
     /// with a part that cannot be cast is dropped (it matches no row).
-    pub fn cast(&self, kinds: &[Option<KeyKind>]) -> HashMap<Vec<Key>, Owners> {
-        let mut out: HashMap<Vec<Key>, Owners> = HashMap::new();
+    pub fn cast(&self, kinds: &[Option<KeyKind>]) -> Tuples {
+        let mut out = Tuples::new();
         for (t, owners) in &self.tuples {
             let cast: Option<Vec<Key>> = t
                 .iter()

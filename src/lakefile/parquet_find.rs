@@ -24,7 +24,7 @@ use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::ChunkReader;
 
-use super::match_set::{Key, KeyKind, MatchSet, decimal_key};
+use super::match_set::{CompositeGroup, Key, KeyKind, MatchSet, Tuples, decimal_key};
 use super::prune;
 
 /// Why an object could not be searched.
@@ -380,13 +380,8 @@ fn count_owners(
         .collect::<Result<Vec<_>, _>>()?;
     let mut groups = Vec::new();
     for group in ids.composites() {
-        let arrays = group
-            .columns
-            .iter()
-            .map(|c| column_at_path(batch, c))
-            .collect::<Result<Vec<_>, _>>()?;
-        let kinds: Vec<Option<KeyKind>> = arrays.iter().map(|a| key_kind(a.data_type())).collect();
-        groups.push((arrays, &group.columns, group.cast(&kinds)));
+        let (arrays, cast) = group_columns(batch, group)?;
+        groups.push((arrays, &group.columns, cast));
     }
     let mut owners: Vec<u32> = Vec::new();
     for (row, _) in hits.iter().enumerate().filter(|(_, h)| **h) {
@@ -428,25 +423,34 @@ pub fn row_hits(
         mark_matches(&array, column, ids, &mut hits)?;
     }
     for group in ids.composites() {
-        let arrays = group
-            .columns
-            .iter()
-            .map(|c| column_at_path(batch, c))
-            .collect::<Result<Vec<_>, _>>()?;
+        let (arrays, cast) = group_columns(batch, group)?;
         let keys = arrays
             .iter()
             .zip(&group.columns)
             .map(|(a, c)| keys_of(a, c))
             .collect::<Result<Vec<_>, _>>()?;
-        // Each part cast to its column's type in this file (`"42"` for an int column).
-        let kinds: Vec<Option<KeyKind>> = arrays.iter().map(|a| key_kind(a.data_type())).collect();
-        let cast = group.cast(&kinds);
         for (row, hit) in hits.iter_mut().enumerate().filter(|(_, h)| !**h) {
             let tuple: Option<Vec<Key>> = keys.iter().map(|k| k[row].clone()).collect();
             *hit = tuple.is_some_and(|t| cast.contains_key(&t));
         }
     }
     Ok(hits)
+}
+
+/// A composite group's columns in a batch, and its tuples with each part cast to its
+/// column's type in this file (`"42"` for an int column).
+fn group_columns(
+    batch: &RecordBatch,
+    group: &CompositeGroup,
+) -> Result<(Vec<ArrayRef>, Tuples), FindError> {
+    let arrays = group
+        .columns
+        .iter()
+        .map(|c| column_at_path(batch, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let kinds: Vec<Option<KeyKind>> = arrays.iter().map(|a| key_kind(a.data_type())).collect();
+    let cast = group.cast(&kinds);
+    Ok((arrays, cast))
 }
 
 /// The array of a dotted path, descending struct columns.

@@ -13,7 +13,7 @@ use lethe::storage::Stores;
 use serde_json::{Value, json};
 
 use crate::common::TestApp;
-use crate::e2e_jobs::{descriptor, read_ids};
+use crate::e2e_jobs::{descriptor, object_bytes, read_ids};
 use crate::e2e_storage::{new_bucket, new_versioned_bucket};
 use crate::jobs::queue;
 use crate::lake;
@@ -722,19 +722,7 @@ async fn ids_are_cast_to_the_catalog_types_in_parquet_and_json_lines(db: sqlx::P
         read_ids(&lake.s3, &b, "typed/dt=1/a.parquet").await,
         without(&people[0], &[17, 18, 123, 1123, 2123])
     );
-    let left = lake
-        .s3
-        .get_object()
-        .bucket(&b)
-        .key("jtyped/dt=1/a.json")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let left = object_bytes(&lake.s3, &b, "jtyped/dt=1/a.json").await;
     // "07" is not the text of 7; 44 was never asked for.
     assert_eq!(
         String::from_utf8(left.to_vec()).unwrap(),

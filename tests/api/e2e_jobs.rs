@@ -506,10 +506,9 @@ fn faulty(db: &PgPool, fault: Fault) -> impl FnOnce(&aws_config::SdkConfig) -> S
     }
 }
 
-pub async fn read_ids(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<i64> {
-    use arrow_array::cast::AsArray;
-    let body = s3
-        .get_object()
+/// The current version's bytes, read with the plain SDK.
+pub async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bytes::Bytes {
+    s3.get_object()
         .bucket(bucket)
         .key(key)
         .send()
@@ -519,7 +518,12 @@ pub async fn read_ids(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<i
         .collect()
         .await
         .unwrap()
-        .into_bytes();
+        .into_bytes()
+}
+
+pub async fn read_ids(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<i64> {
+    use arrow_array::cast::AsArray;
+    let body = object_bytes(s3, bucket, key).await;
     parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body)
         .unwrap()
         .build()
