@@ -110,6 +110,15 @@ impl Governance<'_> {
                     governed.remove(&(db, table));
                     continue;
                 }
+                // One unreadable schema does not stop the plan: the table is reported and
+                // its grants are left as they are.
+                Err(CatalogError::Invalid(why)) => {
+                    warnings.push(format!(
+                        "{db}.{table} has a schema Lethe cannot read ({why}); its grants are left as they are"
+                    ));
+                    governed.remove(&(db, table));
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             };
             let columns = catalog_columns(&def);

@@ -20,6 +20,7 @@ impl HiveType {
         let mut parser = Parser {
             input: raw.as_bytes(),
             pos: 0,
+            depth: 0,
         };
         let ty = parser.parse_type()?;
         parser.skip_ws();
@@ -63,9 +64,14 @@ impl std::fmt::Display for HiveType {
     }
 }
 
+/// How deep types may nest (Hive's own limit is lower): a deeper type is an error, never
+/// a stack overflow, whatever a catalog holds.
+pub const MAX_DEPTH: usize = 64;
+
 struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -112,6 +118,16 @@ impl Parser<'_> {
     }
 
     fn parse_type(&mut self) -> Result<HiveType, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("the type nests deeper than {MAX_DEPTH} levels"));
+        }
+        let ty = self.parse_type_inner();
+        self.depth -= 1;
+        ty
+    }
+
+    fn parse_type_inner(&mut self) -> Result<HiveType, String> {
         let name = self.word(b"<>(),:")?.to_ascii_lowercase();
         match name.as_str() {
             "array" => {
@@ -304,5 +320,16 @@ mod tests {
         fn parsing_arbitrary_text_never_panics(s in ".{0,64}") {
             let _ = HiveType::parse(&s);
         }
+    }
+
+    #[test]
+    fn a_type_nested_beyond_the_limit_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{}int{}", "array<".repeat(10_000), ">".repeat(10_000));
+        let err = HiveType::parse(&deep).unwrap_err();
+        assert!(err.contains("deeper than 64"), "{err}");
+        let deep_struct = format!("{}int{}", "struct<a:".repeat(100), ">".repeat(100));
+        assert!(HiveType::parse(&deep_struct).is_err());
+        let ok = format!("{}int{}", "array<".repeat(63), ">".repeat(63));
+        assert!(HiveType::parse(&ok).is_ok());
     }
 }

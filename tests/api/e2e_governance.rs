@@ -7,7 +7,7 @@ use aws_sdk_glue::types::{Column, DatabaseInput, StorageDescriptor, TableInput};
 use aws_sdk_lakeformation::types::{
     DataLakePrincipal, DataLakeResourceType, Permission, Resource, TableResource,
 };
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use lethe::api::auth::Role;
 use lethe::catalog::glue::GlueCatalog;
 use lethe::catalog::lake_formation_sdk::SdkLakeFormation;
@@ -421,4 +421,68 @@ async fn declared_grants_reach_lake_formation_and_drift_is_reverted(pool: sqlx::
         .send()
         .await
         .unwrap();
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_table_whose_schema_cannot_be_parsed_is_a_warning_in_the_plan_not_an_abort(
+    pool: sqlx::PgPool,
+) {
+    let sdk = sdk().await;
+    let glue = aws_sdk_glue::Client::new(&sdk);
+    let db = format!("gov_{}", uuid::Uuid::new_v4().simple());
+    glue.create_database()
+        .database_input(DatabaseInput::builder().name(&db).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    glue.create_table()
+        .database_name(&db)
+        .table_input(table_input(&[("customer_id", "bigint")]))
+        .send()
+        .await
+        .unwrap();
+    // 10,000 levels of nesting: parsing it recursively would overflow the stack.
+    let deep = format!("{}int{}", "array<".repeat(10_000), ">".repeat(10_000));
+    let mut input = table_input(&[("customer_id", "bigint"), ("deep", &deep)]);
+    input.name = "deep".into();
+    glue.create_table()
+        .database_name(&db)
+        .table_input(input)
+        .send()
+        .await
+        .unwrap();
+    let app = TestApp::with_aws(
+        pool,
+        Arc::new(GlueCatalog::new(&sdk)),
+        Arc::new(SdkLakeFormation::new(&sdk)),
+    );
+    let gov = app.token("gina", &[Role::Governance]);
+    let policy = json!({"principal": NON_PII, "tables": [{"database": db, "table": "*"}],
+                        "access": "all_columns", "permissions": ["SELECT"]});
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/access_policies/all",
+            Some(&gov),
+            Some(policy),
+        )
+        .await;
+    assert!(r.status.is_success(), "{} {}", r.status, r.body);
+    let plan = app
+        .call(Method::POST, "/v1/access_policies/plan", Some(&gov), None)
+        .await;
+    assert_eq!(plan.status, StatusCode::OK, "{}", plan.body);
+    let warnings = plan.body["warnings"].to_string();
+    assert!(
+        warnings.contains(".deep has a schema Lethe cannot read"),
+        "{warnings}"
+    );
+    assert!(
+        plan.body["to_grant"].to_string().contains("customers"),
+        "the readable table is still planned: {}",
+        plan.body
+    );
+    // The service is still up.
+    let live = app.call(Method::GET, "/health/live", None, None).await;
+    assert_eq!(live.status, StatusCode::OK);
 }
