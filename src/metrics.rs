@@ -102,7 +102,13 @@ impl Metrics {
             .store(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
+    /// Counts one request. The method label is one of a fixed set (anything else is
+    /// `other`), so random methods cannot grow the series without bound.
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+            _ => "other",
+        };
         lock(&self.http)
             .entry((method.to_owned(), route.to_owned(), status))
             .or_default()
@@ -329,5 +335,16 @@ mod tests {
         assert!(text.contains(
             "lethe_aws_calls_total{service=\"glue\",operation=\"GetTable\",code=\"EntityNotFoundException\"} 1"
         ));
+    }
+
+    #[test]
+    fn unknown_http_methods_share_one_label() {
+        let m = Metrics::default();
+        for i in 0..1000 {
+            m.observe(&format!("X{i}"), "unmatched", 405, Duration::from_millis(1));
+        }
+        m.observe("GET", "/v1/queue", 200, Duration::from_millis(1));
+        assert_eq!(lock(&m.http).len(), 2);
+        assert!(lock(&m.http).contains_key(&("other".to_owned(), "unmatched".to_owned(), 405)));
     }
 }
