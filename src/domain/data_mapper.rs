@@ -215,6 +215,9 @@ pub struct DataMapper {
     pub column_types: std::collections::BTreeMap<String, String>,
 }
 
+/// Match columns and partition keys a mapper may name, each.
+pub const MAX_COLUMNS: usize = 256;
+
 /// The unvalidated parts of a mapper, as a caller sends them.
 #[derive(Debug, Clone)]
 pub struct DataMapperDraft {
@@ -237,6 +240,15 @@ impl DataMapperDraft {
     /// Checks everything that needs no catalog access.
     pub fn parse(self, id: DataMapperId) -> Result<DataMapper, Vec<super::validation::FieldError>> {
         let mut errors = Errors::new();
+        for (field, n) in [
+            ("columns", self.columns.len()),
+            ("partition_keys", self.partition_keys.len()),
+        ] {
+            if n > MAX_COLUMNS {
+                errors.add(field, format!("at most {MAX_COLUMNS} entries"));
+                return Err(errors.into_vec());
+            }
+        }
         let columns = parse_columns(&self.columns, &mut errors);
         check_unique("partition_keys", &self.partition_keys, &mut errors);
         for (i, key) in self.partition_keys.iter().enumerate() {
@@ -327,8 +339,9 @@ fn parse_columns(raw: &[String], errors: &mut Errors) -> Vec<ColumnPath> {
 }
 
 fn check_unique(field: &str, values: &[String], errors: &mut Errors) {
+    let mut seen = std::collections::HashSet::with_capacity(values.len());
     for (i, value) in values.iter().enumerate() {
-        if values[..i].contains(value) {
+        if !seen.insert(value) {
             errors.add(
                 format!("{field}[{i}]"),
                 format!("duplicate entry {value:?}"),
@@ -794,5 +807,17 @@ mod tests {
         assert_eq!(TableFormat::of_key("metadata/part-0.parquet"), None);
         assert_eq!(TableFormat::of_key("dt=1/_delta_log/x.json"), None);
         assert_eq!(TableFormat::of_key("part-0.parquet"), None);
+    }
+
+    #[test]
+    fn a_mapper_names_at_most_256_columns() {
+        let mut d = draft();
+        d.columns = (0..300).map(|i| format!("c{i}")).collect();
+        let errors = d.parse(id()).unwrap_err();
+        assert_eq!(errors[0].field, "columns");
+        let mut d = draft();
+        d.columns = vec!["a".into(), "b".into(), "a".into()];
+        let errors = d.parse(id()).unwrap_err();
+        assert_eq!(errors[0].field, "columns[2]");
     }
 }

@@ -259,6 +259,9 @@ fn check_number(n: &serde_json::Number, field: &str, errors: &mut Errors) -> Opt
     }
 }
 
+/// Parts a composite match may have.
+pub const MAX_COMPOSITE_PARTS: usize = 32;
+
 fn check_composite(
     parts: &[Value],
     field: &str,
@@ -273,6 +276,13 @@ fn check_composite(
             "a composite match needs at least one {column, value}",
         );
     }
+    if parts.len() > MAX_COMPOSITE_PARTS {
+        errors.add(
+            field,
+            format!("a composite match has at most {MAX_COMPOSITE_PARTS} parts"),
+        );
+        return None;
+    }
     if mappers.len() != 1 {
         errors.add(
             field.replace("match_id", "data_mappers"),
@@ -280,7 +290,7 @@ fn check_composite(
         );
     }
     let columns = mappers.first().and_then(|m| mapper_columns.get(m));
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for (k, part) in parts.iter().enumerate() {
         let part_field = format!("{field}[{k}]");
         let Some(obj) = part.as_object() else {
@@ -292,12 +302,12 @@ fn check_composite(
         }
         match obj.get("column").and_then(Value::as_str) {
             None => errors.add(format!("{part_field}.column"), "must be a column name"),
-            Some(c) if seen.contains(&c) => errors.add(
+            Some(c) if seen.contains(c) => errors.add(
                 format!("{part_field}.column"),
                 format!("duplicate column {c:?}"),
             ),
             Some(c) => {
-                seen.push(c);
+                seen.insert(c);
                 if columns.is_some_and(|cols| !cols.iter().any(|x| x == c)) {
                     errors.add(
                         format!("{part_field}.column"),
@@ -506,5 +516,28 @@ mod tests {
         let errors = check_casts(&[item(composite, &["mixed"])], &types).unwrap_err();
         assert_eq!(errors[0].field, "matches[0].match_id[0].value");
         assert_eq!(errors.len(), 1);
+    }
+
+    #[test]
+    fn composites_have_at_most_32_parts() {
+        let parts: Vec<Value> = (0..100_000)
+            .map(|i| json!({"column": format!("c{i}"), "value": i}))
+            .collect();
+        let draft = QueueItemDraft {
+            match_id: Value::Array(parts),
+            data_mappers: vec!["people".into()],
+            deadline: None,
+            reference: None,
+        };
+        let started = std::time::Instant::now();
+        let errors = parse_items(vec![draft], &mappers(), Utc::now()).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.message.contains("at most 32 parts")),
+            "{errors:?}"
+        );
+        // A bound on work, not a timing target: far below the quadratic cost.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }
