@@ -161,4 +161,28 @@ mod tests {
             [all[1].audit_event_id, all[2].audit_event_id]
         );
     }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn audit_rows_cannot_be_changed_or_removed(pool: sqlx::PgPool) {
+        sqlx::query(
+            "insert into audit_event (actor, action, target_type, target_id, details, request_id)
+             values ('a', 'x.y', 't', null, '{}', null)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        for sql in [
+            "update audit_event set actor = 'someone else'",
+            "delete from audit_event",
+            "truncate audit_event",
+        ] {
+            let err = sqlx::query(sql).execute(&pool).await.unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+        }
+        let count: i64 = sqlx::query_scalar("select count(*) from audit_event")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(count, 1);
+    }
 }
