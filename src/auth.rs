@@ -105,6 +105,9 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
+/// Clock skew tolerated on `exp` and `nbf`, seconds.
+pub const JWT_LEEWAY_SECS: u64 = 30;
+
 impl Authenticator {
     /// RS256 when a public key is configured, else HS256 with `hs256_secret`.
     pub fn new(config: &AuthConfig, hs256_secret: &[u8]) -> anyhow::Result<Self> {
@@ -117,8 +120,18 @@ impl Authenticator {
             ),
             None => (DecodingKey::from_secret(hs256_secret)?, Algorithm::HS256),
         };
+        // A shared identity provider's token for another application must not pass
+        // because it carries `roles: ["admin"]`: RS256 needs an audience.
+        if algorithm == Algorithm::RS256 && config.audience.is_none() {
+            anyhow::bail!(
+                "LETHE_JWT_AUDIENCE is required with LETHE_JWT_PUBLIC_KEY: without it a token the identity provider issued for any application would be accepted"
+            );
+        }
         let mut validation = Validation::new(algorithm);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        // `nbf` (not before) is checked, with a small leeway for clock skew.
+        validation.validate_nbf = true;
+        validation.leeway = JWT_LEEWAY_SECS;
         match &config.audience {
             Some(aud) => validation.set_audience(&[aud]),
             None => validation.validate_aud = false,
@@ -363,11 +376,18 @@ mod tests {
         let rs = AuthConfig {
             jwt_public_key_pem: Some(public.to_owned()),
             issuer: None,
-            audience: None,
+            audience: Some("lethe".into()),
             ..config()
         };
+        // Without an audience, RS256 is refused at start.
+        let open = AuthConfig {
+            audience: None,
+            ..rs.clone()
+        };
+        let err = Authenticator::new(&open, SECRET).unwrap_err().to_string();
+        assert!(err.contains("LETHE_JWT_AUDIENCE"), "{err}");
         let auth = Authenticator::new(&rs, SECRET).unwrap();
-        let claims = serde_json::json!({"sub": "carol", "exp": chrono::Utc::now().timestamp() + 60, "roles": ["governance"]});
+        let claims = serde_json::json!({"sub": "carol", "exp": chrono::Utc::now().timestamp() + 60, "roles": ["governance"], "aud": "lethe"});
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::RS256),
             &claims,
@@ -411,5 +431,27 @@ mod tests {
         assert!(!allows(Role::Governance, DataMapperRead));
         assert!(allows(Role::Governance, GovernanceWrite) && allows(Role::Auditor, GovernanceRead));
         assert!(!allows(Role::Operator, GovernanceRead) && !allows(Role::Auditor, GovernanceWrite));
+    }
+
+    #[test]
+    fn a_token_that_is_not_valid_yet_is_refused() {
+        let auth = Authenticator::new(&config(), SECRET).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let token = |nbf: i64| {
+            let claims = serde_json::json!({"sub": "a", "roles": ["admin"], "exp": now + 3600,
+                                            "nbf": nbf, "iss": "lethe-test", "aud": "lethe"});
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(SECRET).unwrap(),
+            )
+            .unwrap()
+        };
+        assert!(
+            matches!(auth.verify(&token(now + 600)), Err(Unauthenticated(m)) if m.contains("not valid yet"))
+        );
+        // Within the clock-skew leeway, and in the past: fine.
+        assert!(auth.verify(&token(now + 5)).is_ok());
+        assert!(auth.verify(&token(now - 60)).is_ok());
     }
 }
