@@ -149,7 +149,11 @@ pub(crate) async fn demo_config(mut config: Config, database: &str) -> anyhow::R
     Ok(config)
 }
 
-/// `url` with its database name replaced.
+/// Prefixes a scratch database name must have: the demo drops and recreates it, so it
+/// may never be a real one (`lethe demo --database lethe` would drop the service's).
+const SCRATCH_PREFIXES: [&str; 2] = ["lethe_demo", "lethe_bench_"];
+
+/// `url` with its database name replaced by a scratch database's.
 fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
     anyhow::ensure!(
         !database.is_empty()
@@ -157,6 +161,10 @@ fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_'),
         "the demo database name must be letters, digits and underscores"
+    );
+    anyhow::ensure!(
+        SCRATCH_PREFIXES.iter().any(|p| database.starts_with(p)),
+        "the demo drops and recreates its database, so its name must start with lethe_demo (got {database:?})"
     );
     let scheme_end = url.find("://").context("DATABASE_URL has no scheme")? + 3;
     let (head, query) = match url.find('?') {
@@ -166,6 +174,10 @@ fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
     let host_end = head[scheme_end..]
         .find('/')
         .map_or(head.len(), |i| scheme_end + i);
+    anyhow::ensure!(
+        head.get(host_end + 1..) != Some(database),
+        "{database:?} is the database DATABASE_URL names: the demo will not drop it"
+    );
     Ok(format!("{}/{database}{query}", &head[..host_end]))
 }
 
@@ -389,5 +401,9 @@ mod tests {
             assert_eq!(with_database(url, "lethe_demo").unwrap(), expected);
         }
         assert!(with_database("postgres://db/x", "x; drop").is_err());
+        // Never a database the demo does not own.
+        assert!(with_database("postgres://db/lethe", "lethe").is_err());
+        assert!(with_database("postgres://db/lethe_demo", "lethe_demo").is_err());
+        assert!(with_database("postgres://db/lethe", "lethe_demo_2").is_ok());
     }
 }

@@ -216,6 +216,22 @@ fn the_manifests_run_api_and_workers_apart_with_probes_resources_and_a_migration
         services["worker"]["environment"]["LETHE_AWS_ENDPOINT_URL"],
         "http://minio:9000"
     );
+    // No shipped secret, and nothing published beyond the host's loopback.
+    assert!(
+        services["api"]["environment"]["LETHE_JWT_SECRET"]
+            .as_str()
+            .unwrap()
+            .starts_with("${LETHE_JWT_SECRET:?"),
+        "the JWT secret must come from the environment"
+    );
+    for (name, service) in services {
+        for port in service["ports"].as_array().into_iter().flatten() {
+            assert!(
+                port.as_str().unwrap().starts_with("127.0.0.1:"),
+                "{name} publishes {port} on every interface"
+            );
+        }
+    }
 
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
     for needed in [
