@@ -29,6 +29,8 @@ pub struct QueueFilter {
     pub deadline_before: Option<DateTime<Utc>>,
     /// Keyset cursor: the id of the first item of the page.
     pub start_at: Option<Uuid>,
+    /// Only the items this principal created.
+    pub created_by: Option<String>,
 }
 
 /// Inserts a batch in one statement; returns the rows in input order.
@@ -101,6 +103,9 @@ pub async fn list_queue_items(
     }
     if let Some(start) = filter.start_at {
         q.push(" and deletion_queue_item_id >= ").push_bind(start);
+    }
+    if let Some(creator) = &filter.created_by {
+        q.push(" and created_by = ").push_bind(creator);
     }
     q.push(" order by deletion_queue_item_id limit ")
         .push_bind(limit);
@@ -230,6 +235,11 @@ mod tests {
             .map(|r| r.match_id)
             .collect();
         assert_eq!(got, [json!("a")]);
+        let mine = QueueFilter {
+            created_by: Some("bob".into()),
+            ..Default::default()
+        };
+        assert!(list_queue_items(&pool, &mine, 10).await.unwrap().is_empty());
         let page = QueueFilter {
             start_at: Some(rows[1].deletion_queue_item_id),
             ..Default::default()

@@ -278,3 +278,49 @@ async fn delete_is_idempotent_and_audited_without_match_ids(pool: sqlx::PgPool) 
     assert_eq!(audit.body["audit_events"][1]["details"]["deleted"], 1);
     assert_eq!(audit.body["audit_events"][0]["details"]["deleted"], 0);
 }
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn requesters_list_only_their_items_and_auditors_see_hashes_not_match_ids(
+    pool: sqlx::PgPool,
+) {
+    let app = app_with_mappers(pool).await;
+    let rita = app.token("rita", &[Role::Requester]);
+    let rob = app.token("rob", &[Role::Requester]);
+    let auditor = app.token("ada", &[Role::Auditor]);
+    let operator = app.token("otto", &[Role::Operator]);
+    for (token, id) in [(&rita, "rita@example.com"), (&rob, "rob@example.com")] {
+        let r = app
+            .call(
+                Method::PATCH,
+                "/v1/queue/matches",
+                Some(token),
+                Some(json!({"matches": [{"match_id": id}]})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let list = |token: &String| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let r = app.call(Method::GET, "/v1/queue", Some(&token), None).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body["matches"].as_array().unwrap().clone()
+        }
+    };
+    let mine = list(&rita).await;
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["match_id"], "rita@example.com");
+    let audited = list(&auditor).await;
+    assert_eq!(audited.len(), 2);
+    for item in &audited {
+        assert!(item["match_id"].is_null(), "{item}");
+        assert_eq!(item["match_hash"].as_str().unwrap().len(), 64);
+    }
+    let text = serde_json::to_string(&audited).unwrap();
+    assert!(!text.contains("example.com"), "{text}");
+    let operated = list(&operator).await;
+    assert_eq!(operated.len(), 2);
+    assert!(operated.iter().all(|i| i["match_id"].is_string()));
+    assert_eq!(operated[0]["match_hash"], audited[0]["match_hash"]);
+}

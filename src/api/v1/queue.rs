@@ -18,6 +18,7 @@ use crate::api::error::{ApiError, AuthProblems, Problem};
 use crate::api::extract::{ApiJson, ApiQuery};
 use crate::api::{page_size, split_page, time_param};
 use crate::app::AppState;
+use crate::auth::Role;
 use crate::db::data_mapper::lock_mapper_columns;
 use crate::db::deletion_queue_item::{self as db, QueueFilter, QueueItem};
 use crate::domain::queue::{
@@ -81,8 +82,13 @@ pub struct AddMatchesRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueueItemResponse {
     pub deletion_queue_item_id: Uuid,
-    #[schema(value_type = MatchIdValue)]
+    /// The match id; in listings, null for roles that may not see match ids (auditors,
+    /// and requesters for items they did not create): they see `match_hash`.
+    #[schema(value_type = Option<MatchIdValue>)]
     pub match_id: Value,
+    /// HMAC-SHA256 of the match id (the key job reports use), in listings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub match_hash: Option<String>,
     #[serde(rename = "type")]
     pub match_type: MatchType,
     pub data_mappers: Vec<String>,
@@ -97,6 +103,7 @@ impl From<QueueItem> for QueueItemResponse {
         Self {
             deletion_queue_item_id: item.deletion_queue_item_id,
             match_id: item.match_id,
+            match_hash: None,
             match_type: if item.match_type == "composite" {
                 MatchType::Composite
             } else {
@@ -218,19 +225,49 @@ pub struct QueuePage {
     ))]
 async fn list_queue(
     State(state): State<AppState>,
-    _auth: Auth<QueueRead>,
+    auth: Auth<QueueRead>,
     ApiQuery(query): ApiQuery<ListQueueQuery>,
 ) -> Result<axum::Json<QueuePage>, ApiError> {
     let limit = page_size(query.page_size)?;
+    let principal = &auth.caller.principal;
+    let sees_all = principal
+        .roles
+        .iter()
+        .any(|r| matches!(r, Role::Operator | Role::Admin | Role::Auditor));
+    let sees_ids = principal
+        .roles
+        .iter()
+        .any(|r| matches!(r, Role::Operator | Role::Admin));
     let filter = QueueFilter {
         data_mapper: query.data_mapper,
         deadline_before: time_param("deadline_before", query.deadline_before)?,
         start_at: query.start_at,
+        // A requester lists only the items it created.
+        created_by: (!sees_all).then(|| principal.subject.clone()),
     };
     let rows = db::list_queue_items(&state.db, &filter, limit + 1).await?;
     let (rows, next) = split_page(rows, limit, |r| r.deletion_queue_item_id);
+    let mut conn = state.db.acquire().await?;
+    let key = crate::db::server_secret::get_or_create(
+        &mut conn,
+        crate::jobs::finalize::REPORT_KEY,
+        crate::jobs::finalize::random_key,
+    )
+    .await?;
+    let matches = rows
+        .into_iter()
+        .map(|row| {
+            let own = row.created_by == principal.subject;
+            let mut item = QueueItemResponse::from(row);
+            item.match_hash = Some(crate::jobs::finalize::match_hash(&key, &item.match_id));
+            if !(sees_ids || own) {
+                item.match_id = Value::Null;
+            }
+            item
+        })
+        .collect();
     Ok(axum::Json(QueuePage {
-        matches: rows.into_iter().map(Into::into).collect(),
+        matches,
         next_start: next,
     }))
 }
