@@ -56,6 +56,8 @@ pub struct Config {
     /// Seconds between grant reconciliations (drift checks); 0 disables them.
     pub grant_reconcile_interval_secs: u64,
     pub jobs: JobsConfig,
+    /// The directory `file://` locations must lie in (None: they are refused).
+    pub local_lake_root: Option<PathBuf>,
 }
 
 /// How this process runs the job engine.
@@ -134,6 +136,7 @@ struct FileConfig {
     task_lease_secs: Option<u64>,
     scheduler_interval_secs: Option<u64>,
     deadline_margin_hours: Option<u64>,
+    local_lake_root: Option<PathBuf>,
 }
 
 /// Default Postgres URL: the local server with trust auth, database `lethe`
@@ -158,6 +161,7 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_JWT_ROLES_CLAIM",
     "LETHE_JWT_SECRET",
     "LETHE_LISTEN_ADDR",
+    "LETHE_LOCAL_LAKE_ROOT",
     "LETHE_LOG",
     "LETHE_LOG_FORMAT",
     "LETHE_MAX_BODY_BYTES",
@@ -298,7 +302,14 @@ impl Config {
         if jobs.poll_ms == 0 {
             return Err(invalid("LETHE_WORKER_POLL_MS", "must be at least 1"));
         }
+        let local_lake_root = get("LETHE_LOCAL_LAKE_ROOT")
+            .map(PathBuf::from)
+            .or(f.local_lake_root);
+        if local_lake_root.as_ref().is_some_and(|r| !r.is_absolute()) {
+            return Err(invalid("LETHE_LOCAL_LAKE_ROOT", "must be an absolute path"));
+        }
         Ok(Config {
+            local_lake_root,
             jobs,
             grant_reconcile_interval_secs,
             database_url: Secret::new(database_url),

@@ -69,6 +69,7 @@ pub async fn run(
     );
     let mut config = demo_config(config, "lethe_bench_job").await?;
     config.jobs.workers = workers;
+    config.local_lake_root = Some(std::fs::canonicalize(&dir)?);
     let (api, shutdown, server) = start_private_server(&config, "lethe-bench").await?;
     let outcome = drive(&api, &dir, objects, workers).await;
     shutdown.cancel();

@@ -51,7 +51,9 @@ pub async fn run(config: Config, options: DemoOptions) -> anyhow::Result<()> {
         root.display()
     );
     let lake = generate(&root)?;
-    let config = demo_config(config, &options.database).await?;
+    let mut config = demo_config(config, &options.database).await?;
+    // The demo's server reads and rewrites only its own lake.
+    config.local_lake_root = Some(std::fs::canonicalize(&lake.root)?);
     let (api, shutdown, server) = start_private_server(&config, "lethe-demo").await?;
     say(&format!(
         "2. started lethe serve on {} with 2 embedded workers (database {:?})",

@@ -221,6 +221,16 @@ async fn list_glue(
     }
     let keys = def.keys();
     let names = &def.partition_keys;
+    // Glue places data on S3: a catalog entry naming a local path is refused (anyone
+    // who can write the catalog could otherwise point Lethe at the host's files).
+    for location in def
+        .location
+        .as_deref()
+        .into_iter()
+        .chain(def.location_template())
+    {
+        require_s3(database, table, location)?;
+    }
     let no_location = || TaskError::Fatal(format!("table {database}.{table} has no location"));
     if keys.is_empty() {
         let location = def.location.clone().ok_or_else(no_location)?;
@@ -256,6 +266,11 @@ async fn list_glue(
         return Ok(out);
     }
     let registered = engine.catalog.list_partitions(database, table).await?;
+    for p in &registered {
+        if !p.location.is_empty() {
+            require_s3(database, table, &p.location)?;
+        }
+    }
     // Where each registered partition lives, longest first (a nested location wins).
     let mut homes: Vec<(String, String, &Vec<String>)> = Vec::new();
     for p in &registered {
@@ -373,6 +388,17 @@ fn place_name(place: &Place, prefix: &str) -> String {
     match place.scheme {
         "file" => format!("file:///{prefix}"),
         scheme => format!("{scheme}://{}/{prefix}", place.bucket),
+    }
+}
+
+/// Fails unless a Glue location is on S3.
+fn require_s3(database: &str, table: &str, location: &str) -> Result<(), TaskError> {
+    if location.starts_with("s3://") {
+        Ok(())
+    } else {
+        Err(TaskError::Fatal(format!(
+            "table {database}.{table}: the Glue location {location:?} is not s3://"
+        )))
     }
 }
 

@@ -25,11 +25,29 @@ impl FileStore {
         }
     }
 
+    /// The file of `key`, refused when the key or a symlink on its way leads out of the
+    /// root (the real path is checked; a missing file is `NotFound`).
     fn path(&self, key: &str) -> Result<PathBuf, StorageError> {
-        if key.split('/').any(|p| p == "..") {
+        if key.split('/').any(|p| p == ".." || p == ".") {
             return Err(StorageError::Other("key escapes the lake root".to_owned()));
         }
-        Ok(self.root.join(key))
+        let path = self.root.join(key);
+        // The deepest part of the path that exists, resolved, must lie in the root.
+        let mut existing = path.as_path();
+        while !existing.exists() {
+            match existing.parent() {
+                Some(parent) => existing = parent,
+                None => break,
+            }
+        }
+        let real = std::fs::canonicalize(existing).map_err(io_error)?;
+        let root = std::fs::canonicalize(&self.root).map_err(io_error)?;
+        if !real.starts_with(&root) {
+            return Err(StorageError::AccessDenied {
+                code: "outside the local lake root".to_owned(),
+            });
+        }
+        Ok(path)
     }
 }
 
@@ -47,6 +65,10 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<ObjectMeta>) -> std::io::Result<(
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
+        // Symlinks are not followed (they could lead out of the root).
+        if entry.file_type()?.is_symlink() {
+            continue;
+        }
         let meta = entry.metadata()?;
         if meta.is_dir() {
             walk(&entry.path(), root, out)?;
@@ -301,5 +323,36 @@ mod tests {
                 .is_empty()
         );
         std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[tokio::test]
+    async fn symlinks_out_of_the_root_are_neither_listed_nor_followed() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.json"), b"{\"a\": 1}\n").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("t")).unwrap();
+        std::fs::write(root.path().join("t/ok.json"), b"{\"a\": 2}\n").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.json"),
+            root.path().join("t/link.json"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("t/dir")).unwrap();
+        let store = FileStore::new(root.path());
+        let listed = super::super::list_all(&store, "", "t/").await.unwrap();
+        let keys: Vec<&str> = listed.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["t/ok.json"]);
+        for key in ["t/link.json", "t/dir/secret.json", "t/../../etc/passwd"] {
+            let err = store.head("", key).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    StorageError::AccessDenied { .. } | StorageError::Other(_)
+                ),
+                "{key}: {err}"
+            );
+            assert!(store.get_range("", key, None, 0..4).await.is_err(), "{key}");
+        }
+        assert!(store.head("", "t/ok.json").await.is_ok());
     }
 }

@@ -187,6 +187,8 @@ pub trait ObjectStore: Send + Sync + 'static {
 pub struct Stores {
     pub s3: std::sync::Arc<dyn ObjectStore>,
     pub file: std::sync::Arc<dyn ObjectStore>,
+    /// The canonical directory local lakes are confined to; None: `file://` refused.
+    pub file_root: Option<std::path::PathBuf>,
 }
 
 /// Where a table's objects live: the store, the bucket, and the key prefix.
@@ -200,9 +202,26 @@ pub struct Place {
 }
 
 impl Stores {
-    /// S3 through `sdk`, local files under `/`.
+    /// S3 through `sdk`; no local lake (`file://` locations are refused until
+    /// [`Stores::with_local_root`]).
     pub fn new(sdk: &aws_config::SdkConfig, force_path_style: bool) -> Self {
         Self::with_metrics(sdk, force_path_style, Default::default())
+    }
+
+    /// Local lakes confined to `root` (canonicalised: `file://` locations must lie in
+    /// it, and no read or write follows a symlink out of it); None refuses them.
+    pub fn with_local_root(mut self, root: Option<&std::path::Path>) -> Result<Self, StorageError> {
+        self.file_root = match root {
+            Some(root) => {
+                let root = std::fs::canonicalize(root).map_err(|e| {
+                    StorageError::Other(format!("the local lake root {}: {e}", root.display()))
+                })?;
+                self.file = std::sync::Arc::new(file::FileStore::new(root.clone()));
+                Some(root)
+            }
+            None => None,
+        };
+        Ok(self)
     }
 
     /// As [`Stores::new`], counting S3 calls in `metrics`.
@@ -213,7 +232,8 @@ impl Stores {
     ) -> Self {
         Self {
             s3: std::sync::Arc::new(s3::S3Store::with_metrics(sdk, force_path_style, metrics)),
-            file: std::sync::Arc::new(file::FileStore::new("/")),
+            file: std::sync::Arc::new(file::FileStore::new("/nonexistent-lethe-local-lake")),
+            file_root: None,
         }
     }
 
@@ -224,6 +244,39 @@ impl Stores {
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
         Self::new(&sdk, true)
+    }
+
+    /// A `file://` path as a prefix under the local lake root: refused without a root,
+    /// with `.` or `..`, or outside the root.
+    fn local_prefix(&self, path: &str) -> Result<String, StorageError> {
+        let root = self.file_root.as_ref().ok_or_else(|| {
+            StorageError::Other(
+                "file:// locations are refused: this server has no LETHE_LOCAL_LAKE_ROOT"
+                    .to_owned(),
+            )
+        })?;
+        if path.split('/').any(|s| s == ".." || s == ".") {
+            return Err(StorageError::Other(format!(
+                "file://{path}: . and .. are not allowed in a local location"
+            )));
+        }
+        let outside = || {
+            StorageError::Other(format!(
+                "file://{path} is outside the local lake root {}",
+                root.display()
+            ))
+        };
+        let given = std::path::Path::new(path);
+        let relative = match given.strip_prefix(root) {
+            Ok(relative) => relative.to_path_buf(),
+            // The root may be reached through a symlinked parent (`/tmp` → `/private/tmp`).
+            Err(_) => std::fs::canonicalize(given)
+                .map_err(|_| outside())?
+                .strip_prefix(root)
+                .map_err(|_| outside())?
+                .to_path_buf(),
+        };
+        Ok(relative.to_string_lossy().into_owned())
     }
 
     /// The store, bucket and prefix of an `s3://` or `file://` location.
@@ -240,7 +293,7 @@ impl Stores {
                 scheme: "file",
                 store: self.file.clone(),
                 bucket: String::new(),
-                prefix: path.trim_start_matches('/').to_owned(),
+                prefix: self.local_prefix(&path)?,
             }),
         }
     }

@@ -79,7 +79,7 @@ impl TestApp {
 
     /// With real AWS clients (the emulator) for Glue and Lake Formation.
     pub fn with_aws(db: PgPool, catalog: Arc<dyn Catalog>, lf: Arc<dyn LakeFormation>) -> Self {
-        Self::build(db, catalog, lf, Stores::offline(), |_| {})
+        Self::build(db, catalog, lf, local_stores(), |_| {})
     }
 
     pub fn with(db: PgPool, catalog: Arc<dyn Catalog>, tweak: impl FnOnce(&mut Config)) -> Self {
@@ -87,7 +87,7 @@ impl TestApp {
             db,
             catalog,
             Arc::new(MemoryLakeFormation::default()),
-            Stores::offline(),
+            local_stores(),
             tweak,
         )
     }
@@ -277,4 +277,11 @@ pub fn path_mapper() -> Value {
         "format": "json",
         "columns": ["user.id", "first_name", "last_name"],
     })
+}
+
+/// Local lakes confined to the system's temporary directory (where tests make theirs).
+pub fn local_stores() -> Stores {
+    Stores::offline()
+        .with_local_root(Some(&std::env::temp_dir()))
+        .unwrap()
 }

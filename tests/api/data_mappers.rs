@@ -266,3 +266,44 @@ async fn access_policy_grants_exactly_the_table_prefix(pool: sqlx::PgPool) {
         .await
         .problem(404);
 }
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn local_locations_must_lie_in_the_local_lake_root(pool: sqlx::PgPool) {
+    let body = |location: &str| {
+        json!({"catalog": {"provider": "path", "location": location},
+               "format": "json", "columns": ["id"]})
+    };
+    // No root configured: every file:// location is refused.
+    let closed = crate::common::TestApp::with_stores(
+        pool.clone(),
+        std::sync::Arc::new(crate::common::catalog()),
+        lethe::storage::Stores::offline(),
+    );
+    let r = closed.put("/v1/data_mappers/host", body("file:///")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body.to_string().contains("LETHE_LOCAL_LAKE_ROOT"),
+        "{}",
+        r.body
+    );
+    // The tests' root is the temp dir: /etc and .. escapes are refused, inside is fine.
+    let app = crate::common::TestApp::new(pool);
+    for location in ["file:///etc", "file:///", "file:///tmp/../etc"] {
+        let r = app.put("/v1/data_mappers/host", body(location)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{location}: {}",
+            r.body
+        );
+        assert!(
+            r.body["errors"].to_string().contains("catalog.location"),
+            "{}",
+            r.body
+        );
+    }
+    let inside = tempfile::tempdir().unwrap();
+    let location = format!("file://{}", inside.path().display());
+    let r = app.put("/v1/data_mappers/inside", body(&location)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}

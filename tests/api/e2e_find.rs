@@ -868,3 +868,34 @@ async fn each_subject_gets_an_account_a_dry_run_gives_the_blast_radius(db: sqlx:
         without(&people[1], &erased)
     );
 }
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_glue_partition_on_a_local_path_fails_the_mapper(db: sqlx::PgPool) {
+    let lake = lake(db).await;
+    let b = lake.bucket.clone();
+    lake.put("host/dt=1/a.parquet", &lake::people()[0].bytes)
+        .await;
+    lake.table("host", &format!("s3://{b}/host/"), ("dt", "string"), &[])
+        .await;
+    // Anyone who can write a Glue partition could point Lethe at the host's files.
+    lake.partition("host", "2", "file:///etc/").await;
+    lake.mapper("host", "host", "dt").await;
+    queue(
+        &lake.app,
+        json!([{"match_id": 5, "data_mappers": ["host"]}]),
+    )
+    .await;
+    let job = lake.run_job(&["host"]).await;
+    assert_eq!(job["status"], "find_failed", "{job}");
+    let id = job["job_id"].as_str().unwrap();
+    let events = lake
+        .app
+        .get(&format!("/v1/jobs/{id}/events?page_size=1000"))
+        .await;
+    assert!(
+        events.body.to_string().contains("is not s3://"),
+        "{}",
+        events.body
+    );
+    assert_eq!(lake.queued().await, vec![json!(5)]);
+}

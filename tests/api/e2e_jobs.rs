@@ -502,6 +502,7 @@ fn faulty(db: &PgPool, fault: Fault) -> impl FnOnce(&aws_config::SdkConfig) -> S
                 fired: Default::default(),
             }),
             file: Stores::offline().file,
+            file_root: None,
         }
     }
 }

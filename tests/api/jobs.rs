@@ -193,9 +193,7 @@ async fn a_dry_run_over_a_local_lake_reports_exactly_the_matching_objects(db: Pg
 
     let got = app.get(&format!("/v1/jobs/{job}")).await;
     assert_eq!(got.body["status"], "completed", "{}", got.body);
-    let prefix = format!("{}/", root.display())
-        .trim_start_matches('/')
-        .to_owned();
+    let prefix = local_key_prefix(&root);
     let mut expected = expected_people(&people, "people/");
     expected.extend(expected_events(&events_matches(), "events/"));
     assert!(
@@ -438,9 +436,7 @@ async fn workers_killed_mid_find_still_leave_an_exact_report(db: PgPool) {
     worker.run_until_idle().await.unwrap();
     let got = app.get(&format!("/v1/jobs/{job}")).await;
     assert_eq!(got.body["status"], "completed", "{}", got.body);
-    let prefix = format!("{}/", root.display())
-        .trim_start_matches('/')
-        .to_owned();
+    let prefix = local_key_prefix(&root);
     let mut expected = expected_people(&people, "people/");
     expected.extend(expected_events(&events_matches(), "events/"));
     assert_eq!(reported(&app, &job, &prefix).await, expected);
@@ -636,4 +632,12 @@ async fn a_job_over_a_local_lake_erases_exactly_the_matched_rows_and_the_queue_i
     // A second job finds nothing: the queue is empty.
     app.post("/v1/jobs", Some(json!({}))).await.problem(422);
     std::fs::remove_dir_all(root).unwrap();
+}
+
+/// The key prefix of a local lake's objects: its path under the local lake root (the
+/// system's temp dir in tests).
+fn local_key_prefix(root: &std::path::Path) -> String {
+    let base = std::fs::canonicalize(std::env::temp_dir()).unwrap();
+    let root = std::fs::canonicalize(root).unwrap();
+    format!("{}/", root.strip_prefix(base).unwrap().display())
 }

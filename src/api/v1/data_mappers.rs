@@ -225,8 +225,13 @@ async fn check_catalog(
 /// Refuses a `path` location holding a table format's metadata folder. A location that
 /// cannot be listed yet (no bucket, no folder) is not refused: find checks again.
 async fn check_path_location(state: &AppState, location: &str) -> Result<(), ApiError> {
-    let Ok(place) = state.stores.place(location) else {
-        return Ok(());
+    let place = match state.stores.place(location) {
+        Ok(place) => place,
+        // A local location outside the local lake root (or without one) is refused.
+        Err(e) if location.starts_with("file://") => {
+            return Err(ApiError::field("catalog.location", e.to_string()));
+        }
+        Err(_) => return Ok(()),
     };
     let root = crate::storage::dir_prefix(&place.prefix);
     for (folder, _) in TableFormat::FOLDERS {
