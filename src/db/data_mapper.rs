@@ -153,6 +153,20 @@ pub async fn lock_mapper_columns(
     .await
 }
 
+/// The matchable partition keys of these mappers.
+pub async fn partition_keys_of(
+    db: impl PgExecutor<'_>,
+    ids: &[String],
+) -> sqlx::Result<std::collections::HashMap<String, Vec<String>>> {
+    let rows: Vec<(String, Vec<String>)> = sqlx::query_as(
+        "select data_mapper_id, partition_keys from data_mapper where data_mapper_id = any($1)",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Every mapper's match column types (dotted path → Glue type; empty: untyped).
 pub async fn column_types_by_mapper(
     db: impl PgExecutor<'_>,

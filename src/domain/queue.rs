@@ -80,6 +80,54 @@ pub fn parse_items(
     errors.finish(items)
 }
 
+/// What only operators and admins may queue, and when: a composite match made only of
+/// its mapper's partition keys (it erases whole partitions), and a deadline so near
+/// (in the past, or within the scheduler's `margin`) that a real job would start at once.
+pub fn check_privileged(
+    items: &[NewQueueItem],
+    partition_keys: &HashMap<String, Vec<String>>,
+    now: DateTime<Utc>,
+    margin: Duration,
+    privileged: bool,
+) -> Result<(), Vec<super::validation::FieldError>> {
+    let mut errors = Errors::new();
+    for (i, item) in items.iter().enumerate() {
+        if item.deadline < now + margin {
+            errors.add(
+                format!("matches[{i}].deadline"),
+                format!(
+                    "must be at least {} hour(s) ahead: the scheduler starts a job for a nearer deadline at once (to erase now, queue it and start a job)",
+                    margin.num_hours()
+                ),
+            );
+        }
+        if privileged {
+            continue;
+        }
+        let (Value::Array(parts), Some(mapper)) = (&item.match_id.value, item.data_mappers.first())
+        else {
+            continue;
+        };
+        let keys = partition_keys
+            .get(mapper.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let only_keys = !parts.is_empty()
+            && parts.iter().all(|p| {
+                p.get("column")
+                    .and_then(Value::as_str)
+                    .is_some_and(|c| keys.iter().any(|k| k.eq_ignore_ascii_case(c)))
+            });
+        if only_keys {
+            errors.add(
+                format!("matches[{i}].match_id"),
+                "a composite match made only of partition keys erases whole partitions: only operators and admins may queue one",
+            );
+        }
+    }
+    errors.finish(())
+}
+
 /// Refuses ids that cannot be cast to any match column of any mapper they apply to
 /// (`types`: each mapper's match column types; a mapper without types accepts every id),
 /// and composite parts that cannot be cast to their column's type. `items` are the

@@ -324,3 +324,53 @@ async fn requesters_list_only_their_items_and_auditors_see_hashes_not_match_ids(
     assert!(operated.iter().all(|i| i["match_id"].is_string()));
     assert_eq!(operated[0]["match_hash"], audited[0]["match_hash"]);
 }
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn whole_partitions_and_deadlines_that_start_a_job_at_once_need_more_than_a_requester(
+    pool: sqlx::PgPool,
+) {
+    let app = app_with_mappers(pool).await;
+    let rita = app.token("rita", &[Role::Requester]);
+    let otto = app.token("otto", &[Role::Operator]);
+    let add = |token: &String, item: Value| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            app.call(
+                Method::PATCH,
+                "/v1/queue/matches",
+                Some(&token),
+                Some(json!({"matches": [item]})),
+            )
+            .await
+        }
+    };
+    let whole =
+        json!({"match_id": [{"column": "year", "value": 2024}], "data_mappers": ["people"]});
+    let r = add(&rita, whole.clone()).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body.to_string().contains("whole partitions"),
+        "{}",
+        r.body
+    );
+    // With a data column it is one subject's rows: fine.
+    let one = json!({"match_id": [{"column": "year", "value": 2024}, {"column": "customer_id", "value": 7}],
+                     "data_mappers": ["people"]});
+    assert_eq!(add(&rita, one).await.status, StatusCode::CREATED);
+    assert_eq!(add(&otto, whole).await.status, StatusCode::CREATED);
+    // A deadline in the past (or inside the scheduler's margin) would start a real job at once.
+    for token in [&rita, &otto] {
+        let past = json!({"match_id": "x", "deadline": "2020-01-01T00:00:00Z"});
+        let r = add(token, past).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(
+            r.body["errors"].to_string().contains("matches[0].deadline"),
+            "{}",
+            r.body
+        );
+    }
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let r = add(&otto, json!({"match_id": "x", "deadline": soon})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+}

@@ -22,7 +22,7 @@ use crate::auth::Role;
 use crate::db::data_mapper::lock_mapper_columns;
 use crate::db::deletion_queue_item::{self as db, QueueFilter, QueueItem};
 use crate::domain::queue::{
-    MAX_ITEMS_PER_CALL, MatchType, QueueItemDraft, check_casts, parse_items,
+    MAX_ITEMS_PER_CALL, MatchType, QueueItemDraft, check_casts, check_privileged, parse_items,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -172,6 +172,18 @@ async fn add_matches(
     let items = parse_items(drafts, &columns, Utc::now()).map_err(ApiError::Validation)?;
     let types = crate::db::data_mapper::column_types_by_mapper(&mut *tx).await?;
     check_casts(&items, &types).map_err(ApiError::Validation)?;
+    let keys = crate::db::data_mapper::partition_keys_of(&mut *tx, &named).await?;
+    let privileged = auth
+        .caller
+        .principal
+        .roles
+        .iter()
+        .any(|r| matches!(r, Role::Operator | Role::Admin));
+    let margin = chrono::Duration::hours(
+        i64::try_from(state.config.jobs.deadline_margin_hours).unwrap_or(i64::MAX / 3600),
+    );
+    check_privileged(&items, &keys, Utc::now(), margin, privileged)
+        .map_err(ApiError::Validation)?;
     let rows = db::insert_queue_items(&mut *tx, &items, &auth.caller.principal.subject).await?;
     auth.caller
         .audit(
