@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::hive_type::HiveType;
-use crate::lakefile::match_set::unscaled;
+use crate::lakefile::match_set::{numeric_text, unscaled};
 
 /// One partition: its key values (in the table's partition-key order) and location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +87,9 @@ pub fn compare(ty: Option<&HiveType>, stored: &str, wanted: &Value) -> Compariso
         None if wanted.is_number() => {
             return match by(unscaled(stored, 9), unscaled(&text, 9)) {
                 Unknown if stored == text => Equal,
+                // A number that cannot be compared exactly (`1e3`, more than 9 decimals):
+                // not certain. Only text that is no number at all certainly differs.
+                Unknown if numeric_text(stored).is_some() => Unknown,
                 Unknown => Different,
                 other => other,
             };
@@ -420,6 +423,10 @@ mod tests {
         // Untyped: by the match value's JSON type.
         assert_eq!(compare(None, "01", &json!(1)), Equal);
         assert_eq!(compare(None, "01", &json!("1")), Different);
+        assert_eq!(compare(None, "fr", &json!(1)), Different);
+        // Numbers that cannot be compared exactly are never pruned on.
+        assert_eq!(compare(None, "1e0", &json!(1)), Unknown);
+        assert_eq!(compare(None, "0.0000000001", &json!(0)), Unknown);
     }
 
     #[test]
