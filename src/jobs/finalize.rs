@@ -181,25 +181,24 @@ impl Ledger {
             named
         };
         applies.sort();
-        let accounts: Vec<MapperAccount> = applies
+        let (statuses, accounts): (Vec<MatchStatus>, Vec<MapperAccount>) = applies
             .into_iter()
             .map(|m| self.mapper_account(m, hash, dry_run))
-            .collect();
-        let status = if accounts.iter().any(|a| a.status == "kept") {
-            MatchStatus::Kept
-        } else if accounts.iter().any(|a| a.objects > 0) {
-            if dry_run {
-                MatchStatus::Matched
-            } else {
-                MatchStatus::Erased
-            }
-        } else {
-            MatchStatus::NotFound
-        };
+            .unzip();
+        // Kept wins over rows found (erased / matched), which win over not found.
+        let status = [MatchStatus::Kept, MatchStatus::Erased, MatchStatus::Matched]
+            .into_iter()
+            .find(|s| statuses.contains(s))
+            .unwrap_or(MatchStatus::NotFound);
         (status, accounts)
     }
 
-    fn mapper_account(&self, mapper: String, hash: &str, dry_run: bool) -> MapperAccount {
+    fn mapper_account(
+        &self,
+        mapper: String,
+        hash: &str,
+        dry_run: bool,
+    ) -> (MatchStatus, MapperAccount) {
         let (objects, rows, rows_removed, cleanup_failed) = self
             .holdings
             .get(&(mapper.clone(), hash.to_owned()))
@@ -225,16 +224,16 @@ impl Ledger {
                 }
             }
         };
-        account.status = match (&kept, objects, dry_run) {
-            (Some(_), _, _) => "kept",
-            (None, 0, _) => "not_found",
-            (None, _, true) => "matched",
-            (None, _, false) => "erased",
-        }
-        .to_owned();
+        let status = match (&kept, objects, dry_run) {
+            (Some(_), _, _) => MatchStatus::Kept,
+            (None, 0, _) => MatchStatus::NotFound,
+            (None, _, true) => MatchStatus::Matched,
+            (None, _, false) => MatchStatus::Erased,
+        };
+        account.status = status.as_str().to_owned();
         account.reason = kept;
         account.data_mapper_id = mapper;
-        account
+        (status, account)
     }
 }
 

@@ -266,21 +266,6 @@ async fn list_glue(
         return Ok(out);
     }
     let registered = engine.catalog.list_partitions(database, table).await?;
-    for p in &registered {
-        if !p.location.is_empty() {
-            require_s3(database, table, &p.location)?;
-        }
-    }
-    // Where each registered partition lives, longest first (a nested location wins).
-    let mut homes: Vec<(String, String, &Vec<String>)> = Vec::new();
-    for p in &registered {
-        if p.location.is_empty() {
-            continue;
-        }
-        let place = engine.stores.place(&p.location)?;
-        homes.push((place.bucket, dir_prefix(&place.prefix), &p.values));
-    }
-    homes.sort_by_key(|(_, prefix, _)| std::cmp::Reverse(prefix.len()));
     let table_place = match &def.location {
         Some(location) => {
             let place = engine.stores.place(location)?;
@@ -288,23 +273,23 @@ async fn list_glue(
         }
         None => None,
     };
-    let under = |bucket: &str, prefix: &str, (b, p): &(String, String)| {
-        bucket == b && prefix.starts_with(p.as_str())
-    };
-    // List the table location, and each partition location outside it.
+    // Where each registered partition lives (longest first: a nested location wins),
+    // and the locations to list: the table's, and each partition's outside it.
+    let mut homes: Vec<(String, String, &Vec<String>)> = Vec::new();
     let mut locations: Vec<String> = def.location.iter().cloned().collect();
-    for p in &registered {
-        if p.location.is_empty() {
-            continue;
-        }
+    for p in registered.iter().filter(|p| !p.location.is_empty()) {
+        require_s3(database, table, &p.location)?;
         let place = engine.stores.place(&p.location)?;
+        let prefix = dir_prefix(&place.prefix);
         let inside = table_place
             .as_ref()
-            .is_some_and(|t| under(&place.bucket, &dir_prefix(&place.prefix), t));
+            .is_some_and(|(b, t)| *b == place.bucket && prefix.starts_with(t.as_str()));
         if !inside && !locations.contains(&p.location) {
             locations.push(p.location.clone());
         }
+        homes.push((place.bucket, prefix, &p.values));
     }
+    homes.sort_by_key(|(_, prefix, _)| std::cmp::Reverse(prefix.len()));
     if locations.is_empty() {
         return Err(no_location());
     }

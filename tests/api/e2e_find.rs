@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use aws_sdk_glue::types::{Column, DatabaseInput, PartitionInput, TableInput};
+use aws_sdk_glue::types::{Column, PartitionInput, TableInput};
 use aws_sdk_s3::primitives::ByteStream;
 use axum::http::StatusCode;
 use lethe::catalog::glue::GlueCatalog;
@@ -13,7 +13,7 @@ use lethe::storage::Stores;
 use serde_json::{Value, json};
 
 use crate::common::TestApp;
-use crate::e2e_jobs::{descriptor, object_bytes, read_ids};
+use crate::e2e_jobs::{descriptor, glue_database, object_bytes, read_ids};
 use crate::e2e_storage::{new_bucket, new_versioned_bucket};
 use crate::jobs::queue;
 use crate::lake;
@@ -36,12 +36,7 @@ async fn lake_in(
     (sdk, s3, bucket): (aws_config::SdkConfig, aws_sdk_s3::Client, String),
 ) -> Lake {
     let glue = aws_sdk_glue::Client::new(&sdk);
-    let database = format!("find_{}", uuid::Uuid::new_v4().simple());
-    glue.create_database()
-        .database_input(DatabaseInput::builder().name(&database).build().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let database = glue_database(&glue, "find").await;
     let app = TestApp::with_stores(
         db,
         Arc::new(GlueCatalog::new(&sdk)),

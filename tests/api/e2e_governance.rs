@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aws_sdk_glue::types::{Column, DatabaseInput, StorageDescriptor, TableInput};
+use aws_sdk_glue::types::{Column, StorageDescriptor, TableInput};
 use aws_sdk_lakeformation::types::{
     DataLakePrincipal, DataLakeResourceType, Permission, Resource, TableResource,
 };
@@ -139,12 +139,7 @@ async fn declared_grants_reach_lake_formation_and_drift_is_reverted(pool: sqlx::
     let sdk = sdk().await;
     let glue = aws_sdk_glue::Client::new(&sdk);
     let lf = aws_sdk_lakeformation::Client::new(&sdk);
-    let db = format!("gov_{}", uuid::Uuid::new_v4().simple());
-    glue.create_database()
-        .database_input(DatabaseInput::builder().name(&db).build().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let db = crate::e2e_jobs::glue_database(&glue, "gov").await;
     let mut columns = vec![
         ("customer_id", "bigint"),
         ("country", "string"),
@@ -429,12 +424,7 @@ async fn a_table_whose_schema_cannot_be_parsed_is_a_warning_in_the_plan_not_an_a
 ) {
     let sdk = sdk().await;
     let glue = aws_sdk_glue::Client::new(&sdk);
-    let db = format!("gov_{}", uuid::Uuid::new_v4().simple());
-    glue.create_database()
-        .database_input(DatabaseInput::builder().name(&db).build().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let db = crate::e2e_jobs::glue_database(&glue, "gov").await;
     glue.create_table()
         .database_name(&db)
         .table_input(table_input(&[("customer_id", "bigint")]))

@@ -47,6 +47,17 @@ pub fn descriptor(location: String, columns: &[(&str, &str)], json: bool) -> Sto
     sd.build()
 }
 
+/// A fresh Glue database in the emulator, named `{prefix}_<uuid>`.
+pub async fn glue_database(glue: &aws_sdk_glue::Client, prefix: &str) -> String {
+    let database = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    glue.create_database()
+        .database_input(DatabaseInput::builder().name(&database).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    database
+}
+
 /// Creates a partitioned table and its partitions (one per value of its one key).
 pub async fn glue_table(
     glue: &aws_sdk_glue::Client,
@@ -157,12 +168,7 @@ pub async fn glue_lake(
     }
 
     let glue = aws_sdk_glue::Client::new(&sdk);
-    let database = format!("lake_{}", uuid::Uuid::new_v4().simple());
-    glue.create_database()
-        .database_input(DatabaseInput::builder().name(&database).build().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let database = glue_database(&glue, "lake").await;
     glue_table(
         &glue,
         &database,
