@@ -86,7 +86,7 @@ impl AppState {
             auth: Arc::new(auth),
             catalog: Arc::new(GlueCatalog::with_metrics(&sdk, metrics.clone())),
             lake_formation: Arc::new(SdkLakeFormation::with_metrics(&sdk, metrics.clone())),
-            stores: Stores::with_metrics(&sdk, path_style, metrics.clone())
+            stores: Stores::with_roles(&sdk, path_style, metrics.clone(), &config.aws)
                 .with_local_root(config.local_lake_root.as_deref())?,
             metrics,
             config: Arc::new(config),

@@ -31,6 +31,160 @@ pub async fn sdk_config(config: &AwsConfig) -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// Credentials of an assumed role: STS `AssumeRole` through the SDK's STS client (its
+/// calls counted like every other), as a credentials provider for the SDK's identity
+/// cache, which keeps them and asks again before they expire.
+#[derive(Debug, Clone)]
+pub struct AssumedRole {
+    client: aws_sdk_sts::Client,
+    pub role_arn: String,
+    session_name: String,
+    external_id: Option<String>,
+    session_secs: u32,
+}
+
+/// Why a role could not be assumed: the STS error code (`AccessDenied`, ...) and whether
+/// asking again may help.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot assume {role_arn}: {code}")]
+pub struct AssumeRoleFailed {
+    pub role_arn: String,
+    pub code: String,
+    pub transient: bool,
+}
+
+impl AssumedRole {
+    /// A provider for `role_arn` whose sessions are named `session_name` (STS allows
+    /// `[\w+=,.@-]`, 2 to 64 characters; other characters become `-`).
+    pub fn new(
+        sdk: &aws_config::SdkConfig,
+        metrics: Arc<Metrics>,
+        role_arn: &str,
+        session_name: &str,
+        config: &AwsConfig,
+    ) -> Self {
+        let sts = aws_sdk_sts::config::Builder::from(sdk)
+            .interceptor(CallMetrics(metrics))
+            .build();
+        Self {
+            client: aws_sdk_sts::Client::from_conf(sts),
+            role_arn: role_arn.to_owned(),
+            session_name: session_name_of(session_name),
+            external_id: config.role_external_id.clone(),
+            session_secs: config.role_session_secs,
+        }
+    }
+
+    async fn assume(&self) -> aws_credential_types::provider::Result {
+        use aws_credential_types::provider::error::CredentialsError;
+        use aws_sdk_sts::error::ProvideErrorMetadata;
+        let answer = self
+            .client
+            .assume_role()
+            .role_arn(&self.role_arn)
+            .role_session_name(&self.session_name)
+            .set_external_id(self.external_id.clone())
+            .duration_seconds(self.session_secs as i32)
+            .send()
+            .await;
+        let failed = |code: String, transient: bool| {
+            CredentialsError::provider_error(AssumeRoleFailed {
+                role_arn: self.role_arn.clone(),
+                code,
+                transient,
+            })
+        };
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                let code = e.code().map(str::to_owned);
+                let transient = status.is_none_or(|s| s >= 500 || s == 429)
+                    || code.as_deref().is_some_and(|c| c.contains("Throttl"));
+                return Err(failed(
+                    code.unwrap_or_else(|| {
+                        status.map_or("no answer".into(), |s| format!("http_{s}"))
+                    }),
+                    transient,
+                ));
+            }
+        };
+        let Some(c) = answer.credentials else {
+            return Err(failed("no credentials in the answer".into(), true));
+        };
+        let expires = std::time::SystemTime::try_from(c.expiration).ok();
+        Ok(aws_credential_types::Credentials::new(
+            c.access_key_id,
+            c.secret_access_key,
+            Some(c.session_token),
+            expires,
+            "LetheAssumeRole",
+        ))
+    }
+}
+
+impl aws_credential_types::provider::ProvideCredentials for AssumedRole {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(self.assume())
+    }
+}
+
+/// A valid STS session name: `[\w+=,.@-]`, at most 64 characters, at least 2.
+fn session_name_of(name: &str) -> String {
+    let mut name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    while name.len() < 2 {
+        name.push('-');
+    }
+    name
+}
+
+/// Lethe's own principal as IAM names it (the role, for an assumed-role session), asked
+/// of STS `GetCallerIdentity`.
+pub async fn caller_principal(
+    sdk: &aws_config::SdkConfig,
+    metrics: Arc<Metrics>,
+) -> Result<String, String> {
+    use aws_sdk_sts::error::ProvideErrorMetadata;
+    let sts = aws_sdk_sts::config::Builder::from(sdk)
+        .interceptor(CallMetrics(metrics))
+        .build();
+    let identity = aws_sdk_sts::Client::from_conf(sts)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| e.code().unwrap_or("no answer").to_owned())?;
+    let arn = identity.arn.ok_or("no ARN in the answer")?;
+    Ok(principal_of(&arn))
+}
+
+/// `arn:aws:sts::1:assumed-role/R/session` → `arn:aws:iam::1:role/R` (a trust policy
+/// names the role, not one of its sessions); other ARNs as they are.
+fn principal_of(arn: &str) -> String {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if let [_, partition, "sts", _, account, resource] = parts.as_slice()
+        && let Some(rest) = resource.strip_prefix("assumed-role/")
+        && let Some((role, _session)) = rest.rsplit_once('/')
+    {
+        return format!("arn:{partition}:iam::{account}:role/{role}");
+    }
+    arn.to_owned()
+}
+
 /// Counts every AWS API call (each HTTP attempt, SDK retries included) in the process
 /// metrics, by service, operation and outcome code. Added to every SDK client Lethe builds.
 #[derive(Debug, Clone)]
@@ -105,6 +259,25 @@ fn error_code(header: Option<&str>, body: Option<&[u8]>, status: u16) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_names_are_what_sts_accepts_and_sessions_name_their_role() {
+        assert_eq!(session_name_of("lethe-job-1/2 x"), "lethe-job-1-2-x");
+        assert_eq!(session_name_of(""), "--");
+        assert_eq!(session_name_of(&"a".repeat(80)).len(), 64);
+        assert_eq!(
+            principal_of("arn:aws:sts::123456789012:assumed-role/Lethe/i-0abc"),
+            "arn:aws:iam::123456789012:role/Lethe"
+        );
+        assert_eq!(
+            principal_of("arn:aws-cn:sts::1:assumed-role/a/b/c"),
+            "arn:aws-cn:iam::1:role/a/b"
+        );
+        assert_eq!(
+            principal_of("arn:aws:iam::1:user/ops"),
+            "arn:aws:iam::1:user/ops"
+        );
+    }
 
     #[test]
     fn error_codes_come_from_header_xml_or_json_else_the_status() {

@@ -90,12 +90,19 @@ pub struct AuthConfig {
 }
 
 /// AWS client settings; credentials and region also follow the SDK's default chain.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AwsConfig {
     /// Endpoint override for S3/Glue/Lake Formation emulators or S3-compatible servers.
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
     pub s3_force_path_style: bool,
+    /// The external id Lethe passes when it assumes a mapper's `role_arn`.
+    pub role_external_id: Option<String>,
+    /// Lifetime asked of assumed-role sessions (900..=43200 seconds).
+    pub role_session_secs: u32,
+    /// Lethe's own IAM principal, named in the trust policies it generates (else asked of
+    /// STS `GetCallerIdentity`).
+    pub principal_arn: Option<String>,
 }
 
 /// A configuration error, naming the setting.
@@ -130,6 +137,9 @@ struct FileConfig {
     aws_endpoint_url: Option<String>,
     aws_region: Option<String>,
     s3_force_path_style: Option<bool>,
+    aws_role_external_id: Option<String>,
+    aws_role_session_secs: Option<u32>,
+    aws_principal_arn: Option<String>,
     grant_reconcile_interval_secs: Option<u64>,
     workers: Option<usize>,
     worker_poll_ms: Option<u64>,
@@ -148,7 +158,10 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/lethe
 pub const ENV_VARS: &[&str] = &[
     "DATABASE_URL",
     "LETHE_AWS_ENDPOINT_URL",
+    "LETHE_AWS_PRINCIPAL_ARN",
     "LETHE_AWS_REGION",
+    "LETHE_AWS_ROLE_EXTERNAL_ID",
+    "LETHE_AWS_ROLE_SESSION_SECS",
     "LETHE_CONFIG_FILE",
     "LETHE_DATABASE_URL",
     "LETHE_DB_MAX_CONNECTIONS",
@@ -302,6 +315,30 @@ impl Config {
         if jobs.poll_ms == 0 {
             return Err(invalid("LETHE_WORKER_POLL_MS", "must be at least 1"));
         }
+        let role_session_secs = parse_or(
+            "LETHE_AWS_ROLE_SESSION_SECS",
+            get("LETHE_AWS_ROLE_SESSION_SECS"),
+            f.aws_role_session_secs,
+            3600,
+        )?;
+        if !(900..=43_200).contains(&role_session_secs) {
+            return Err(invalid(
+                "LETHE_AWS_ROLE_SESSION_SECS",
+                "must be between 900 and 43200 (what STS allows)",
+            ));
+        }
+        let role_external_id = get("LETHE_AWS_ROLE_EXTERNAL_ID").or(f.aws_role_external_id);
+        if role_external_id.as_ref().is_some_and(|id| {
+            !(2..=1224).contains(&id.len())
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c))
+        }) {
+            return Err(invalid(
+                "LETHE_AWS_ROLE_EXTERNAL_ID",
+                "must be 2 to 1224 characters of letters, digits and +=,.@:/-_",
+            ));
+        }
         let local_lake_root = get("LETHE_LOCAL_LAKE_ROOT")
             .map(PathBuf::from)
             .or(f.local_lake_root);
@@ -331,6 +368,9 @@ impl Config {
                 endpoint_url: get("LETHE_AWS_ENDPOINT_URL").or(f.aws_endpoint_url),
                 region: get("LETHE_AWS_REGION").or(f.aws_region),
                 s3_force_path_style,
+                role_external_id,
+                role_session_secs,
+                principal_arn: get("LETHE_AWS_PRINCIPAL_ARN").or(f.aws_principal_arn),
             },
         })
     }

@@ -27,6 +27,9 @@ pub struct MapperSnapshot {
     /// The catalog types of the match columns (dotted path → Glue type).
     #[serde(default)]
     pub column_types: std::collections::BTreeMap<String, String>,
+    /// The role whose credentials sign the mapper's S3 calls (None: Lethe's own).
+    #[serde(default)]
+    pub role_arn: Option<String>,
 }
 
 pub async fn get(

@@ -30,20 +30,12 @@ pub struct PolicyTarget<'a> {
     pub role_arn: Option<&'a str>,
 }
 
-/// The identity policy for Lethe's role (or the mapper's `role_arn`).
+/// The identity policy of whoever makes the mapper's S3 calls: Lethe's role, or the
+/// mapper's `role_arn` (then Glue is still read as Lethe: see [`lethe_policy`]).
 pub fn identity_policy(target: &PolicyTarget<'_>) -> Value {
     let mut statements = s3_statements(target, None);
-    if let Some((database, table)) = target.glue_table {
-        statements.push(json!({
-            "Sid": "ReadGlueTable",
-            "Effect": "Allow",
-            "Action": ["glue:GetDatabase", "glue:GetTable", "glue:GetPartitions"],
-            "Resource": [
-                "arn:aws:glue:*:*:catalog",
-                format!("arn:aws:glue:*:*:database/{database}"),
-                format!("arn:aws:glue:*:*:table/{database}/{table}"),
-            ],
-        }));
+    if target.role_arn.is_none() {
+        statements.extend(glue_statement(target));
     }
     statements.push(json!({
         "Sid": "UseKmsKeysThroughS3",
@@ -53,6 +45,49 @@ pub fn identity_policy(target: &PolicyTarget<'_>) -> Value {
         "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}},
     }));
     json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+fn glue_statement(target: &PolicyTarget<'_>) -> Option<Value> {
+    let (database, table) = target.glue_table?;
+    Some(json!({
+        "Sid": "ReadGlueTable",
+        "Effect": "Allow",
+        "Action": ["glue:GetDatabase", "glue:GetTable", "glue:GetPartitions"],
+        "Resource": [
+            "arn:aws:glue:*:*:catalog",
+            format!("arn:aws:glue:*:*:database/{database}"),
+            format!("arn:aws:glue:*:*:table/{database}/{table}"),
+        ],
+    }))
+}
+
+/// With a `role_arn`: what Lethe's own principal needs (assume the role, read the Glue
+/// table); None without one.
+pub fn lethe_policy(target: &PolicyTarget<'_>) -> Option<Value> {
+    let role = target.role_arn?;
+    let mut statements = vec![json!({
+        "Sid": "AssumeMapperRole",
+        "Effect": "Allow",
+        "Action": "sts:AssumeRole",
+        "Resource": role,
+    })];
+    statements.extend(glue_statement(target));
+    Some(json!({"Version": "2012-10-17", "Statement": statements}))
+}
+
+/// The trust policy `role_arn` needs so that `lethe` (Lethe's principal) may assume it,
+/// with the external id Lethe passes when one is configured.
+pub fn trust_policy(lethe: &str, external_id: Option<&str>) -> Value {
+    let mut statement = json!({
+        "Sid": "LetheAssumesThisRole",
+        "Effect": "Allow",
+        "Principal": {"AWS": lethe},
+        "Action": "sts:AssumeRole",
+    });
+    if let Some(id) = external_id {
+        statement["Condition"] = json!({"StringEquals": {"sts:ExternalId": id}});
+    }
+    json!({"Version": "2012-10-17", "Statement": [statement]})
 }
 
 /// The bucket policy that lets `role_arn` do the same on the bucket, for cross-account
@@ -103,8 +138,58 @@ mod tests {
     }
 
     #[test]
+    fn with_a_role_the_role_reads_s3_and_lethe_assumes_it_and_reads_glue() {
+        let role = identity_policy(&target());
+        let sids: Vec<&str> = role["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["Sid"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            sids,
+            [
+                "ListTableVersions",
+                "RewriteTableObjects",
+                "UseKmsKeysThroughS3"
+            ]
+        );
+        let lethe = lethe_policy(&target()).unwrap();
+        assert_eq!(lethe["Statement"][0]["Action"], "sts:AssumeRole");
+        assert_eq!(
+            lethe["Statement"][0]["Resource"],
+            "arn:aws:iam::123456789012:role/Lethe"
+        );
+        assert_eq!(lethe["Statement"][1]["Sid"], "ReadGlueTable");
+        let trust = trust_policy("arn:aws:iam::1:role/lethe", Some("x-1"));
+        assert_eq!(
+            trust["Statement"][0]["Principal"]["AWS"],
+            "arn:aws:iam::1:role/lethe"
+        );
+        assert_eq!(
+            trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"],
+            "x-1"
+        );
+        assert!(
+            trust_policy("p", None)["Statement"][0]
+                .get("Condition")
+                .is_none()
+        );
+        assert!(
+            lethe_policy(&PolicyTarget {
+                role_arn: None,
+                ..target()
+            })
+            .is_none()
+        );
+    }
+
+    #[test]
     fn identity_policy_is_scoped_to_the_prefix_and_table() {
-        let policy = identity_policy(&target());
+        let policy = identity_policy(&PolicyTarget {
+            role_arn: None,
+            ..target()
+        });
         let statements = policy["Statement"].as_array().unwrap();
         assert_eq!(statements[0]["Resource"], "arn:aws:s3:::lake");
         assert_eq!(
@@ -146,6 +231,7 @@ mod tests {
         let root = PolicyTarget {
             prefix: "",
             glue_table: None,
+            role_arn: None,
             ..target()
         };
         let policy = identity_policy(&root);

@@ -57,7 +57,11 @@ impl JobTask for FindMapper {
         let mapper = mappers::get(db, self.job_id, &self.data_mapper_id).await?;
         let matches = load_matches(db, self.job_id, &self.data_mapper_id).await?;
         let concurrency = ctx.settings(self.job_id).await?.find_concurrency();
-        match list(&ctx.engine, &mapper, &matches, concurrency).await {
+        let listed = match ctx.engine.for_mapper(&mapper, self.job_id) {
+            Ok(engine) => list(&engine, &mapper, &matches, concurrency).await,
+            Err(e) => Err(e.into()),
+        };
+        match listed {
             Ok(listing) => Ok(self.record(ctx, task, listing).await?),
             Err(TaskError::Retryable(e)) if !task.is_last_attempt() => Err(TaskError::Retryable(e)),
             Err(TaskError::Retryable(e) | TaskError::Fatal(e)) => {

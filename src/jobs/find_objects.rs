@@ -75,10 +75,14 @@ impl JobTask for FindObjects {
                 &PartitionKey::from_texts(&self.partition_keys, &self.partition_types),
             )
             .await?;
-        let store = match self.scheme.as_str() {
-            "file" => ctx.engine.stores.file.clone(),
-            _ => ctx.engine.stores.s3.clone(),
-        };
+        let store = ctx
+            .engine
+            .stores
+            .for_role(
+                mapper.role_arn.as_deref(),
+                &crate::jobs::role_session(self.job_id),
+            )?
+            .of_scheme(&self.scheme);
         let concurrency = ctx.settings(self.job_id).await?.find_concurrency();
         let outcomes: Vec<Outcome> = stream::iter(self.objects.clone())
             .map(|o| {

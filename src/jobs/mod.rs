@@ -50,6 +50,29 @@ pub struct Engine {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
+impl Engine {
+    /// This engine as a mapper's tasks of `job_id` use it: S3 calls signed with the
+    /// mapper's `role_arn` (sessions named after the job) when it has one.
+    pub fn for_mapper(
+        &self,
+        mapper: &crate::db::job_data_mapper::MapperSnapshot,
+        job_id: uuid::Uuid,
+    ) -> Result<Engine, crate::storage::StorageError> {
+        Ok(Engine {
+            stores: self
+                .stores
+                .for_role(mapper.role_arn.as_deref(), &role_session(job_id))?,
+            ..self.clone()
+        })
+    }
+}
+
+/// The STS session name of a job's assumed roles: it names Lethe and the job, so the
+/// lake account's CloudTrail tells which job made each call.
+pub fn role_session(job_id: uuid::Uuid) -> String {
+    format!("lethe-job-{job_id}")
+}
+
 /// What a task handler runs with: the engine and this worker's caches of what does not
 /// change during a job (its match sets, its settings snapshot).
 pub struct Context {

@@ -189,6 +189,88 @@ pub struct Stores {
     pub file: std::sync::Arc<dyn ObjectStore>,
     /// The canonical directory local lakes are confined to; None: `file://` refused.
     pub file_root: Option<std::path::PathBuf>,
+    /// How S3 stores for a mapper's `role_arn` are made; None: roles are refused.
+    pub roles: Option<std::sync::Arc<Roles>>,
+}
+
+/// Makes (and keeps) one S3 store per assumed role and session.
+pub struct Roles {
+    sdk: aws_config::SdkConfig,
+    force_path_style: bool,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    config: crate::config::AwsConfig,
+    principal: tokio::sync::OnceCell<String>,
+    stores: std::sync::Mutex<
+        std::collections::HashMap<(String, String), std::sync::Arc<dyn ObjectStore>>,
+    >,
+}
+
+/// Stores kept per (role, session) before the cache is emptied (each holds a client and
+/// its cached credentials; a job names its session, so this bounds concurrent jobs' roles).
+const MAX_ROLE_STORES: usize = 256;
+
+impl Roles {
+    pub fn new(
+        sdk: &aws_config::SdkConfig,
+        force_path_style: bool,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+        config: &crate::config::AwsConfig,
+    ) -> Self {
+        Self {
+            sdk: sdk.clone(),
+            force_path_style,
+            metrics,
+            config: config.clone(),
+            principal: Default::default(),
+            stores: Default::default(),
+        }
+    }
+
+    /// Lethe's own principal, as trust policies name it: configured, else asked of STS
+    /// once (`GetCallerIdentity`) and kept.
+    pub async fn principal(&self) -> Result<String, String> {
+        if let Some(arn) = &self.config.principal_arn {
+            return Ok(arn.clone());
+        }
+        self.principal
+            .get_or_try_init(|| crate::aws::caller_principal(&self.sdk, self.metrics.clone()))
+            .await
+            .cloned()
+    }
+
+    /// The external id passed with every `AssumeRole`.
+    pub fn external_id(&self) -> Option<&str> {
+        self.config.role_external_id.as_deref()
+    }
+
+    /// The S3 store whose calls are signed with `role_arn`'s credentials, in sessions
+    /// named `session`.
+    fn store(&self, role_arn: &str, session: &str) -> std::sync::Arc<dyn ObjectStore> {
+        let mut stores = self.stores.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (role_arn.to_owned(), session.to_owned());
+        if let Some(store) = stores.get(&key) {
+            return store.clone();
+        }
+        if stores.len() >= MAX_ROLE_STORES {
+            stores.clear();
+        }
+        let provider = crate::aws::AssumedRole::new(
+            &self.sdk,
+            self.metrics.clone(),
+            role_arn,
+            session,
+            &self.config,
+        );
+        let store: std::sync::Arc<dyn ObjectStore> =
+            std::sync::Arc::new(s3::S3Store::with_credentials(
+                &self.sdk,
+                self.force_path_style,
+                self.metrics.clone(),
+                provider,
+            ));
+        stores.insert(key, store.clone());
+        store
+    }
 }
 
 /// Where a table's objects live: the store, the bucket, and the key prefix.
@@ -230,10 +312,61 @@ impl Stores {
         force_path_style: bool,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
     ) -> Self {
+        Self::with_roles(sdk, force_path_style, metrics, &Default::default())
+    }
+
+    /// As [`Stores::with_metrics`]; mappers' roles are assumed as `config` says (external
+    /// id, session length).
+    pub fn with_roles(
+        sdk: &aws_config::SdkConfig,
+        force_path_style: bool,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+        config: &crate::config::AwsConfig,
+    ) -> Self {
+        let mut config = config.clone();
+        if config.role_session_secs == 0 {
+            config.role_session_secs = 3600;
+        }
         Self {
-            s3: std::sync::Arc::new(s3::S3Store::with_metrics(sdk, force_path_style, metrics)),
+            s3: std::sync::Arc::new(s3::S3Store::with_metrics(
+                sdk,
+                force_path_style,
+                metrics.clone(),
+            )),
             file: std::sync::Arc::new(file::FileStore::new("/nonexistent-lethe-local-lake")),
             file_root: None,
+            roles: Some(std::sync::Arc::new(Roles::new(
+                sdk,
+                force_path_style,
+                metrics,
+                &config,
+            ))),
+        }
+    }
+
+    /// These stores as a mapper sees them: with a `role_arn`, S3 calls are signed with
+    /// the role's credentials (STS `AssumeRole`, sessions named `session`); local files
+    /// are the same. Refused when this server cannot assume roles.
+    pub fn for_role(&self, role_arn: Option<&str>, session: &str) -> Result<Stores, StorageError> {
+        let Some(role_arn) = role_arn else {
+            return Ok(self.clone());
+        };
+        let roles = self.roles.as_ref().ok_or_else(|| {
+            StorageError::Other(format!(
+                "the mapper's role {role_arn} cannot be assumed: this server has no AWS clients"
+            ))
+        })?;
+        Ok(Stores {
+            s3: roles.store(role_arn, session),
+            ..self.clone()
+        })
+    }
+
+    /// The store of a location's scheme: local files for `file`, else S3.
+    pub fn of_scheme(&self, scheme: &str) -> std::sync::Arc<dyn ObjectStore> {
+        match scheme {
+            "file" => self.file.clone(),
+            _ => self.s3.clone(),
         }
     }
 
@@ -243,7 +376,10 @@ impl Stores {
         let sdk = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
-        Self::new(&sdk, true)
+        Self {
+            roles: None,
+            ..Self::new(&sdk, true)
+        }
     }
 
     /// A `file://` path as a prefix under the local lake root: refused without a root,

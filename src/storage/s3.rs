@@ -67,6 +67,25 @@ impl S3Store {
             page_size: 1000,
         }
     }
+
+    /// A client whose calls are signed with `credentials` (kept and refreshed by the
+    /// SDK's identity cache) and counted in `metrics`.
+    pub fn with_credentials(
+        sdk: &aws_config::SdkConfig,
+        force_path_style: bool,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+        credentials: impl aws_credential_types::provider::ProvideCredentials + 'static,
+    ) -> Self {
+        let config = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(force_path_style)
+            .credentials_provider(credentials)
+            .interceptor(crate::aws::CallMetrics(metrics))
+            .build();
+        Self {
+            client: aws_sdk_s3::Client::from_conf(config),
+            page_size: 1000,
+        }
+    }
 }
 
 impl S3Store {
@@ -135,7 +154,18 @@ impl S3Store {
     }
 }
 
-fn storage_error<E: ProvideErrorMetadata + std::fmt::Debug>(err: SdkError<E>) -> StorageError {
+fn storage_error<E>(err: SdkError<E>) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if let Some(failed) = assume_role_failure(&err as &(dyn std::error::Error + 'static)) {
+        let reason = failed.to_string();
+        return if failed.transient {
+            StorageError::Unavailable(reason)
+        } else {
+            StorageError::AccessDenied { code: reason }
+        };
+    }
     let status = err.raw_response().map(|r| r.status().as_u16());
     match (err.code(), status) {
         (Some("PreconditionFailed"), _) | (_, Some(412)) => StorageError::PreconditionFailed,
@@ -167,6 +197,20 @@ fn storage_error<E: ProvideErrorMetadata + std::fmt::Debug>(err: SdkError<E>) ->
         (None, None) => StorageError::Unavailable("connection failed".to_owned()),
         (code, _) => StorageError::Other(code.unwrap_or("unknown").to_owned()),
     }
+}
+
+/// The failed `AssumeRole` behind an error, if that is why the call could not be signed.
+fn assume_role_failure<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a crate::aws::AssumeRoleFailed> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(failed) = e.downcast_ref::<crate::aws::AssumeRoleFailed>() {
+            return Some(failed);
+        }
+        cause = e.source();
+    }
+    None
 }
 
 #[async_trait]

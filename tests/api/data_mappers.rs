@@ -230,7 +230,10 @@ async fn delete_removes_a_mapper_unless_queued_items_name_it(pool: sqlx::PgPool)
 
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
 async fn access_policy_grants_exactly_the_table_prefix(pool: sqlx::PgPool) {
-    let app = TestApp::new(pool);
+    let app = TestApp::with(pool, std::sync::Arc::new(crate::common::catalog()), |c| {
+        c.aws.principal_arn = Some("arn:aws:iam::210987654321:role/Lethe".into());
+        c.aws.role_external_id = Some("ext-1".into());
+    });
     let mut body = glue_mapper();
     body["role_arn"] = json!("arn:aws:iam::123456789012:role/LetheJobs");
     app.put("/v1/data_mappers/people", body).await;
@@ -249,7 +252,20 @@ async fn access_policy_grants_exactly_the_table_prefix(pool: sqlx::PgPool) {
         })
         .collect();
     assert!(resources.contains(&"arn:aws:s3:::lake-bucket/people/*".to_owned()));
-    assert!(resources.contains(&"arn:aws:glue:*:*:table/lake/people".to_owned()));
+    // The role reads S3; Lethe itself reads Glue and assumes the role, which trusts it.
+    assert!(!resources.iter().any(|r| r.starts_with("arn:aws:glue")));
+    assert_eq!(
+        reply.body["lethe_policy"]["Statement"][1]["Resource"][2],
+        "arn:aws:glue:*:*:table/lake/people"
+    );
+    assert_eq!(
+        reply.body["trust_policy"]["Statement"][0]["Principal"]["AWS"],
+        "arn:aws:iam::210987654321:role/Lethe"
+    );
+    assert_eq!(
+        reply.body["trust_policy"]["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"],
+        "ext-1"
+    );
     assert!(!resources.iter().any(|r| r == "arn:aws:s3:::lake-bucket/*"));
     assert_eq!(
         reply.body["bucket_policy"]["Statement"][0]["Principal"]["AWS"],

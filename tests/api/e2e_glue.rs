@@ -220,6 +220,7 @@ async fn glue_partitions_are_listed_through_the_real_sdk() {
         endpoint_url: Some(endpoint()),
         region: Some("us-east-1".into()),
         s3_force_path_style: true,
+        ..Default::default()
     })
     .await;
     let glue = aws_sdk_glue::Client::new(&sdk);

@@ -27,6 +27,7 @@ async fn sdk() -> aws_config::SdkConfig {
         endpoint_url: Some(endpoint),
         region: Some("us-east-1".into()),
         s3_force_path_style: true,
+        ..Default::default()
     })
     .await
 }

@@ -509,6 +509,7 @@ fn faulty(db: &PgPool, fault: Fault) -> impl FnOnce(&aws_config::SdkConfig) -> S
             }),
             file: Stores::offline().file,
             file_root: None,
+            roles: None,
         }
     }
 }

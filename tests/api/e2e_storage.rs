@@ -14,6 +14,7 @@ pub async fn new_bucket() -> (aws_config::SdkConfig, aws_sdk_s3::Client, String)
         endpoint_url: Some(endpoint),
         region: Some("us-east-1".into()),
         s3_force_path_style: true,
+        ..Default::default()
     })
     .await;
     let s3 = aws_sdk_s3::Client::from_conf(

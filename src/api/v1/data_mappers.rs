@@ -209,7 +209,7 @@ async fn check_catalog(
     let (database, table) = match &mapper.catalog {
         CatalogRef::Glue(GlueTable { database, table }) => (database, table),
         CatalogRef::Path(path) => {
-            check_path_location(state, &path.location).await?;
+            check_path_location(state, &path.location, mapper.role_arn.as_deref()).await?;
             return Ok(Default::default());
         }
     };
@@ -224,8 +224,17 @@ async fn check_catalog(
 
 /// Refuses a `path` location holding a table format's metadata folder. A location that
 /// cannot be listed yet (no bucket, no folder) is not refused: find checks again.
-async fn check_path_location(state: &AppState, location: &str) -> Result<(), ApiError> {
-    let place = match state.stores.place(location) {
+async fn check_path_location(
+    state: &AppState,
+    location: &str,
+    role_arn: Option<&str>,
+) -> Result<(), ApiError> {
+    // Listed as the mapper's jobs will list it: as its role, when it has one.
+    let place = match state
+        .stores
+        .for_role(role_arn, "lethe-api")
+        .and_then(|stores| stores.place(location))
+    {
         Ok(place) => place,
         // A local location outside the local lake root (or without one) is refused.
         Err(e) if location.starts_with("file://") => {

@@ -12,7 +12,9 @@ use crate::api::error::{ApiError, AuthProblems, Problem};
 use crate::app::AppState;
 use crate::db::data_mapper::get_data_mapper;
 use crate::domain::data_mapper::{CatalogRef, GlueTable, Location, PathTable};
-use crate::domain::iam_policy::{PolicyTarget, bucket_policy, identity_policy};
+use crate::domain::iam_policy::{
+    PolicyTarget, bucket_policy, identity_policy, lethe_policy, trust_policy,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_mapper_access_policy))
@@ -24,9 +26,18 @@ pub struct MapperAccessPolicy {
     pub data_mapper_id: String,
     /// The table's location the policies are scoped to.
     pub location: String,
-    /// Identity policy for Lethe's role (or `role_arn`): IAM policy JSON.
+    /// Identity policy of whoever makes the mapper's S3 calls: Lethe's role, or `role_arn`
+    /// (then without Glue, which Lethe reads as itself).
     #[schema(value_type = Object)]
     pub iam_policy: serde_json::Value,
+    /// With `role_arn`: the identity policy Lethe's own principal needs (assume the role,
+    /// read the Glue table); null without one.
+    #[schema(value_type = Option<Object>)]
+    pub lethe_policy: Option<serde_json::Value>,
+    /// With `role_arn`: the role's trust policy, letting Lethe's principal assume it (with
+    /// the configured external id); null without one.
+    #[schema(value_type = Option<Object>)]
+    pub trust_policy: Option<serde_json::Value>,
     /// Bucket policy granting `role_arn` the same S3 access; null without `role_arn`.
     #[schema(value_type = Option<Object>)]
     pub bucket_policy: Option<serde_json::Value>,
@@ -79,9 +90,33 @@ async fn get_mapper_access_policy(
         glue_table,
         role_arn: mapper.role_arn.as_deref(),
     };
+    let trust_policy = match (target.role_arn, &state.stores.roles) {
+        (None, _) => None,
+        (Some(_), Some(roles)) => {
+            let lethe = roles.principal().await.map_err(|code| {
+                ApiError::Unavailable(format!(
+                    "STS cannot tell Lethe's own principal ({code}); set LETHE_AWS_PRINCIPAL_ARN"
+                ))
+            })?;
+            Some(trust_policy(&lethe, roles.external_id()))
+        }
+        // No AWS clients (a local-only server): only a configured principal can be named.
+        (Some(_), None) => {
+            let aws = &state.config.aws;
+            let lethe = aws.principal_arn.as_deref().ok_or_else(|| {
+                ApiError::Unavailable(
+                    "this server has no AWS clients to ask for its principal; set LETHE_AWS_PRINCIPAL_ARN"
+                        .to_owned(),
+                )
+            })?;
+            Some(trust_policy(lethe, aws.role_external_id.as_deref()))
+        }
+    };
     Ok(axum::Json(MapperAccessPolicy {
         data_mapper_id: mapper.id.to_string(),
         iam_policy: identity_policy(&target),
+        lethe_policy: lethe_policy(&target),
+        trust_policy,
         bucket_policy: bucket_policy(&target),
         location,
     }))

@@ -26,7 +26,7 @@ use crate::domain::job::{EventLevel, ForgetState};
 use crate::domain::partition::PartitionKey;
 use crate::jobs::lifecycle::event;
 use crate::jobs::tasks::{Task, TaskError};
-use crate::jobs::{Context, Engine, Prepared, enqueue_next};
+use crate::jobs::{Context, Prepared, enqueue_next};
 use crate::lakefile::match_set::MatchSet;
 use crate::storage::ObjectStore;
 
@@ -39,14 +39,6 @@ pub struct ObjectTask {
 
 /// Attempts of a per-object task before it fails for good.
 pub const MAX_ATTEMPTS: i32 = 5;
-
-fn store_for(engine: &Engine, bucket: &str) -> Arc<dyn ObjectStore> {
-    if bucket.is_empty() {
-        engine.stores.file.clone()
-    } else {
-        engine.stores.s3.clone()
-    }
-}
 
 /// An event of an object's step (details name the mapper and key).
 pub struct ObjectEvent {
@@ -175,7 +167,20 @@ pub async fn load(
         .await?;
     let (ids, every_row) = sets.for_partition(object.partition_values.as_deref());
     let every_row = !every_row.is_empty();
-    let store = store_for(&ctx.engine, &object.bucket);
+    // Local objects have no bucket; S3 ones are reached as the mapper's role when it has one.
+    let scheme = if object.bucket.is_empty() {
+        "file"
+    } else {
+        "s3"
+    };
+    let store = ctx
+        .engine
+        .stores
+        .for_role(
+            mapper.role_arn.as_deref(),
+            &crate::jobs::role_session(p.job_id),
+        )?
+        .of_scheme(scheme);
     Ok(Some(Loaded {
         p,
         object,
