@@ -31,6 +31,7 @@ pub struct AppState {
     pub lake_formation: Arc<dyn LakeFormation>,
     pub stores: Stores,
     pub metrics: Arc<Metrics>,
+    pub limits: Arc<crate::api::limits::Limits>,
 }
 
 impl FromRef<AppState> for Arc<Authenticator> {
@@ -89,6 +90,7 @@ impl AppState {
             stores: Stores::with_roles(&sdk, path_style, metrics.clone(), &config.aws)
                 .with_local_root(config.local_lake_root.as_deref())?,
             metrics,
+            limits: Arc::new(crate::api::limits::Limits::new(&config.limits)),
             config: Arc::new(config),
         })
     }

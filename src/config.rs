@@ -49,8 +49,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `tracing` filter directive, e.g. `info,lethe=debug`.
     pub log_filter: String,
-    /// Largest accepted request body.
+    /// Largest accepted request body (the queue's batch add has its own, larger limit).
     pub max_body_bytes: usize,
+    /// What one process serves at once and for how long.
+    pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub aws: AwsConfig,
     /// Seconds between grant reconciliations (drift checks); 0 disables them.
@@ -58,6 +60,42 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// The directory `file://` locations must lie in (None: they are refused).
     pub local_lake_root: Option<PathBuf>,
+}
+
+/// Server limits: how long a client may take, how much it may ask at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Seconds a connection may take to send a request's headers.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request may take until its response starts (not event streams).
+    pub request_timeout_secs: u64,
+    /// Requests served at once; more get 503 with `Retry-After`.
+    pub max_concurrent_requests: usize,
+    /// Open connections; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Event streams open at once; more get 503 with `Retry-After`.
+    pub max_event_streams: usize,
+    /// Seconds an event stream stays open; the client resumes with `Last-Event-ID`.
+    pub event_stream_max_secs: u64,
+    /// Largest body of `PATCH /v1/queue/matches` (10,000 matches).
+    pub queue_max_body_bytes: usize,
+    /// Seconds `/metrics` reuses its database gauges.
+    pub metrics_cache_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 60,
+            max_concurrent_requests: 256,
+            max_connections: 1024,
+            max_event_streams: 100,
+            event_stream_max_secs: 300,
+            queue_max_body_bytes: 16 * 1024 * 1024,
+            metrics_cache_secs: 5,
+        }
+    }
 }
 
 /// How this process runs the job engine.
@@ -129,6 +167,14 @@ struct FileConfig {
     log_format: Option<String>,
     log_filter: Option<String>,
     max_body_bytes: Option<usize>,
+    header_read_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    max_concurrent_requests: Option<usize>,
+    max_connections: Option<usize>,
+    max_event_streams: Option<usize>,
+    event_stream_max_secs: Option<u64>,
+    queue_max_body_bytes: Option<usize>,
+    metrics_cache_secs: Option<u64>,
     jwt_secret: Option<String>,
     jwt_public_key_file: Option<PathBuf>,
     jwt_issuer: Option<String>,
@@ -166,7 +212,9 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_DATABASE_URL",
     "LETHE_DB_MAX_CONNECTIONS",
     "LETHE_DEADLINE_MARGIN_HOURS",
+    "LETHE_EVENT_STREAM_MAX_SECS",
     "LETHE_GRANT_RECONCILE_INTERVAL_SECS",
+    "LETHE_HEADER_READ_TIMEOUT_SECS",
     "LETHE_JWT_AUDIENCE",
     "LETHE_JWT_ISSUER",
     "LETHE_JWT_PUBLIC_KEY",
@@ -178,6 +226,12 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_LOG",
     "LETHE_LOG_FORMAT",
     "LETHE_MAX_BODY_BYTES",
+    "LETHE_MAX_CONCURRENT_REQUESTS",
+    "LETHE_MAX_CONNECTIONS",
+    "LETHE_MAX_EVENT_STREAMS",
+    "LETHE_METRICS_CACHE_SECS",
+    "LETHE_QUEUE_MAX_BODY_BYTES",
+    "LETHE_REQUEST_TIMEOUT_SECS",
     "LETHE_S3_FORCE_PATH_STYLE",
     "LETHE_SCHEDULER_INTERVAL_SECS",
     "LETHE_TASK_LEASE_SECS",
@@ -259,8 +313,89 @@ impl Config {
             "LETHE_MAX_BODY_BYTES",
             get("LETHE_MAX_BODY_BYTES"),
             f.max_body_bytes,
-            16 * 1024 * 1024,
+            2 * 1024 * 1024,
         )?;
+        let d = LimitsConfig::default();
+        let limits = LimitsConfig {
+            header_read_timeout_secs: parse_or(
+                "LETHE_HEADER_READ_TIMEOUT_SECS",
+                get("LETHE_HEADER_READ_TIMEOUT_SECS"),
+                f.header_read_timeout_secs,
+                d.header_read_timeout_secs,
+            )?,
+            request_timeout_secs: parse_or(
+                "LETHE_REQUEST_TIMEOUT_SECS",
+                get("LETHE_REQUEST_TIMEOUT_SECS"),
+                f.request_timeout_secs,
+                d.request_timeout_secs,
+            )?,
+            max_concurrent_requests: parse_or(
+                "LETHE_MAX_CONCURRENT_REQUESTS",
+                get("LETHE_MAX_CONCURRENT_REQUESTS"),
+                f.max_concurrent_requests,
+                d.max_concurrent_requests,
+            )?,
+            max_connections: parse_or(
+                "LETHE_MAX_CONNECTIONS",
+                get("LETHE_MAX_CONNECTIONS"),
+                f.max_connections,
+                d.max_connections,
+            )?,
+            max_event_streams: parse_or(
+                "LETHE_MAX_EVENT_STREAMS",
+                get("LETHE_MAX_EVENT_STREAMS"),
+                f.max_event_streams,
+                d.max_event_streams,
+            )?,
+            event_stream_max_secs: parse_or(
+                "LETHE_EVENT_STREAM_MAX_SECS",
+                get("LETHE_EVENT_STREAM_MAX_SECS"),
+                f.event_stream_max_secs,
+                d.event_stream_max_secs,
+            )?,
+            queue_max_body_bytes: parse_or(
+                "LETHE_QUEUE_MAX_BODY_BYTES",
+                get("LETHE_QUEUE_MAX_BODY_BYTES"),
+                f.queue_max_body_bytes,
+                d.queue_max_body_bytes,
+            )?,
+            metrics_cache_secs: parse_or(
+                "LETHE_METRICS_CACHE_SECS",
+                get("LETHE_METRICS_CACHE_SECS"),
+                f.metrics_cache_secs,
+                d.metrics_cache_secs,
+            )?,
+        };
+        for (name, zero) in [
+            (
+                "LETHE_HEADER_READ_TIMEOUT_SECS",
+                limits.header_read_timeout_secs == 0,
+            ),
+            (
+                "LETHE_REQUEST_TIMEOUT_SECS",
+                limits.request_timeout_secs == 0,
+            ),
+            (
+                "LETHE_MAX_CONCURRENT_REQUESTS",
+                limits.max_concurrent_requests == 0,
+            ),
+            ("LETHE_MAX_CONNECTIONS", limits.max_connections == 0),
+            ("LETHE_MAX_EVENT_STREAMS", limits.max_event_streams == 0),
+            (
+                "LETHE_EVENT_STREAM_MAX_SECS",
+                limits.event_stream_max_secs == 0,
+            ),
+        ] {
+            if zero {
+                return Err(invalid(name, "must be at least 1"));
+            }
+        }
+        if limits.queue_max_body_bytes < max_body_bytes {
+            return Err(invalid(
+                "LETHE_QUEUE_MAX_BODY_BYTES",
+                "must be at least LETHE_MAX_BODY_BYTES",
+            ));
+        }
         let db_max_connections = parse_or(
             "LETHE_DB_MAX_CONNECTIONS",
             get("LETHE_DB_MAX_CONNECTIONS"),
@@ -357,6 +492,7 @@ impl Config {
                 .or(f.log_filter)
                 .unwrap_or_else(|| "info,sqlx=warn".to_owned()),
             max_body_bytes,
+            limits,
             auth: AuthConfig {
                 jwt_secret,
                 jwt_public_key_pem,

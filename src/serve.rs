@@ -24,14 +24,16 @@ pub async fn serve(
         state.runtime_config(),
         shutdown.clone(),
     ));
+    let limits = state.config.limits.clone();
     let router = crate::api::router(state);
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    crate::api::limits::serve_connections(listener, router, &limits, shutdown, DRAIN).await?;
     engine.await?;
     Ok(())
 }
+
+/// How long open requests (event streams included) may go on after shutdown begins.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Checks grant drift every `interval` seconds until shutdown.
 async fn reconcile_grants(state: AppState, interval: u64, shutdown: CancellationToken) {

@@ -20,10 +20,22 @@ use crate::db::audit_event::{NewAuditEvent, insert_audit_event};
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Principal,
+    /// The server's id of this request.
     pub request_id: Option<String>,
+    /// The id the client sent, recorded beside the server's.
+    pub client_request_id: Option<String>,
 }
 
 impl Caller {
+    /// The caller as the audit trail names it (for changes audited below the API).
+    pub fn actor(&self) -> crate::db::audit_event::Actor<'_> {
+        crate::db::audit_event::Actor {
+            subject: &self.principal.subject,
+            request_id: self.request_id.as_deref(),
+            client_request_id: self.client_request_id.as_deref(),
+        }
+    }
+
     /// Records an audit event in the caller's transaction. Never pass match ids here.
     pub async fn audit(
         &self,
@@ -41,6 +53,7 @@ impl Caller {
                 target_type,
                 target_id,
                 request_id: self.request_id.as_deref(),
+                client_request_id: self.client_request_id.as_deref(),
                 details,
             },
         )
@@ -120,10 +133,15 @@ where
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let client_request_id = parts
+            .extensions
+            .get::<crate::api::ClientRequestId>()
+            .map(|c| c.0.clone());
         Ok(Auth {
             caller: Caller {
                 principal,
                 request_id,
+                client_request_id,
             },
             _policy: PhantomData,
         })

@@ -53,8 +53,13 @@ async fn ready(State(state): State<AppState>) -> Result<axum::Json<HealthStatus>
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.metrics.render();
-    // Job and task gauges come from Postgres at scrape time (every process sees the same).
-    match crate::metrics::job_gauges(&state.db).await {
+    // Job and task gauges come from Postgres (every process sees the same), read at most
+    // once per `LETHE_METRICS_CACHE_SECS` however often Prometheus (or anyone) scrapes.
+    match state
+        .limits
+        .gauges(|| crate::metrics::job_gauges(&state.db))
+        .await
+    {
         Ok(g) => text.push_str(&g),
         Err(e) => tracing::warn!(error = %e, "could not read job gauges"),
     }

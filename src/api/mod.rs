@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod limits;
 pub mod spec;
 pub mod v1;
 
@@ -12,11 +13,10 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::HeaderName;
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -81,8 +81,13 @@ impl utoipa::Modify for BearerAuth {
 
 /// The routes and their OpenAPI document, before state is attached.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    api_with_limits(crate::config::LimitsConfig::default().queue_max_body_bytes)
+}
+
+/// [`api`], the queue's batch add taking bodies of up to `queue_body` bytes.
+fn api_with_limits(queue_body: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, mut spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(v1::router())
+        .merge(v1::router_with(queue_body))
         .merge(health::router())
         .split_for_parts();
     spec::name_tagged_variants(&mut spec);
@@ -107,12 +112,15 @@ pub fn ops_router(state: AppState) -> Router {
 
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
-    let (routes, spec) = api();
-    let request_id = HeaderName::from_static("x-request-id");
+    let (routes, spec) = api_with_limits(state.config.limits.queue_max_body_bytes);
     routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_requests,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {
@@ -132,10 +140,43 @@ pub fn router(state: AppState) -> Router {
                 .unwrap_or_default();
             tracing::info_span!("request", method = %req.method(), route, request.id = id)
         }))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::from_fn(request_ids))
         .with_state(state)
 }
+
+/// The `x-request-id` a client sent (when it is a reasonable id: 1 to 128 visible ASCII
+/// characters), kept beside the server's own in the audit trail.
+#[derive(Debug, Clone)]
+pub struct ClientRequestId(pub String);
+
+/// Middleware: every request gets an id of the server's (a UUIDv7, in `x-request-id` of
+/// the request as handlers see it and of the response); the client's, if any, is moved to
+/// [`ClientRequestId`] and echoed as `x-client-request-id`.
+async fn request_ids(mut req: Request, next: Next) -> Response {
+    let client = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned);
+    // A UUID's text is always a valid header value.
+    let value = HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    req.headers_mut().insert(REQUEST_ID, value.clone());
+    if let Some(client) = &client {
+        req.extensions_mut().insert(ClientRequestId(client.clone()));
+    }
+    let mut response = next.run(req).await;
+    response.headers_mut().insert(REQUEST_ID, value);
+    if let Some(client) = client.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-client-request-id"), client);
+    }
+    response
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();

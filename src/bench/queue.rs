@@ -37,6 +37,7 @@ pub async fn run(mut config: Config, total: usize) -> anyhow::Result<()> {
         lake_formation: Arc::new(crate::catalog::lake_formation::MemoryLakeFormation::default()),
         stores: crate::storage::Stores::offline(),
         metrics: Arc::default(),
+        limits: Arc::new(crate::api::limits::Limits::new(&config.limits)),
         config: Arc::new(config.clone()),
     };
     let router = crate::api::router(state);

@@ -98,6 +98,19 @@ pub async fn get_access_policy(
     Ok(row.into())
 }
 
+/// The policy as it is now, locked until the transaction ends (None: there is none).
+pub async fn lock_access_policy(
+    db: impl PgExecutor<'_>,
+    name: &str,
+) -> sqlx::Result<Option<AccessPolicyRecord>> {
+    let sql = format!("select {COLUMNS} from access_policy where access_policy_id = $1 for update");
+    let row: Option<PolicyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(name)
+        .fetch_optional(db)
+        .await?;
+    Ok(row.map(Into::into))
+}
+
 /// Lists policies in name order from `start_at`; `limit` None lists all.
 pub async fn list_access_policies(
     db: impl PgExecutor<'_>,

@@ -12,7 +12,48 @@ pub struct NewAuditEvent<'a> {
     pub target_type: &'a str,
     pub target_id: Option<&'a str>,
     pub request_id: Option<&'a str>,
+    /// The `x-request-id` the client sent, recorded beside the server's own.
+    pub client_request_id: Option<&'a str>,
     pub details: Value,
+}
+
+/// Who made a change, as the audit trail records it: a token's subject and the request's
+/// ids, or `scheduler` (no request).
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub subject: &'a str,
+    pub request_id: Option<&'a str>,
+    pub client_request_id: Option<&'a str>,
+}
+
+impl Actor<'static> {
+    /// The scheduler, which starts jobs on its own (cron, deadlines).
+    pub const SCHEDULER: Actor<'static> = Actor {
+        subject: "scheduler",
+        request_id: None,
+        client_request_id: None,
+    };
+}
+
+impl<'a> Actor<'a> {
+    /// An event by this actor.
+    pub fn event(
+        &self,
+        action: &'a str,
+        target_type: &'a str,
+        target_id: Option<&'a str>,
+        details: Value,
+    ) -> NewAuditEvent<'a> {
+        NewAuditEvent {
+            actor: self.subject,
+            action,
+            target_type,
+            target_id,
+            request_id: self.request_id,
+            client_request_id: self.client_request_id,
+            details,
+        }
+    }
 }
 
 /// A stored audit event.
@@ -24,6 +65,7 @@ pub struct AuditEvent {
     pub target_type: String,
     pub target_id: Option<String>,
     pub request_id: Option<String>,
+    pub client_request_id: Option<String>,
     pub details: Value,
     pub created_at: DateTime<Utc>,
 }
@@ -43,14 +85,16 @@ pub async fn insert_audit_event(
     event: NewAuditEvent<'_>,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        r#"insert into audit_event (actor, action, target_type, target_id, request_id, details)
-           values ($1, $2, $3, $4, $5, $6)"#,
+        r#"insert into audit_event
+               (actor, action, target_type, target_id, request_id, client_request_id, details)
+           values ($1, $2, $3, $4, $5, $6, $7)"#,
     )
     .bind(event.actor)
     .bind(event.action)
     .bind(event.target_type)
     .bind(event.target_id)
     .bind(event.request_id)
+    .bind(event.client_request_id)
     .bind(event.details)
     .execute(db)
     .await?;
@@ -64,7 +108,7 @@ pub async fn list_audit_events(
     limit: i64,
 ) -> sqlx::Result<Vec<AuditEvent>> {
     let mut q = QueryBuilder::new(
-        "select audit_event_id, actor, action, target_type, target_id, request_id, details, created_at \
+        "select audit_event_id, actor, action, target_type, target_id, request_id, client_request_id, details, created_at \
          from audit_event where true",
     );
     if let Some(actor) = &filter.actor {
@@ -96,6 +140,7 @@ mod tests {
             target_type: "data_mapper",
             target_id: Some("people"),
             request_id: Some("req-1"),
+            client_request_id: None,
             details: json!({"count": 1}),
         }
     }

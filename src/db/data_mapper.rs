@@ -112,6 +112,20 @@ pub async fn get_data_mapper(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<
     from_row(&row)
 }
 
+/// The mapper as it is now, locked until the transaction ends (None: there is none), so
+/// an audit's "before" is what the change replaced.
+pub async fn lock_data_mapper(
+    db: impl PgExecutor<'_>,
+    id: &str,
+) -> sqlx::Result<Option<DataMapperRecord>> {
+    let sql = format!("select {COLUMNS} from data_mapper where data_mapper_id = $1 for update");
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(db)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
 /// Lists up to `limit` mappers in id order, from `start_at` (inclusive).
 pub async fn list_data_mappers(
     db: impl PgExecutor<'_>,

@@ -56,7 +56,8 @@ pub struct NewJob<'a> {
     pub data_mappers: &'a [String],
     pub settings: JobSettings,
     pub trigger: JobTrigger,
-    pub created_by: &'a str,
+    /// Who starts it: a caller, or the scheduler (audited with the job, in its transaction).
+    pub actor: crate::db::audit_event::Actor<'a>,
 }
 
 /// Why a job could not be created.
@@ -86,7 +87,7 @@ pub async fn insert_job(
     .bind(new.data_mappers)
     .bind(Json(&new.settings))
     .bind(new.trigger)
-    .bind(new.created_by)
+    .bind(new.actor.subject)
     .execute(&mut *tx)
     .await;
     if let Err(e) = inserted {

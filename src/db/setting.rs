@@ -36,6 +36,15 @@ pub async fn get_settings(db: impl PgExecutor<'_>) -> sqlx::Result<SettingsRecor
         .await
 }
 
+/// The settings, locked until the transaction ends (an audit's "before").
+pub async fn lock_settings(db: impl PgExecutor<'_>) -> sqlx::Result<SettingsRecord> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "select {COLUMNS} from setting for update"
+    )))
+    .fetch_one(db)
+    .await
+}
+
 pub async fn update_settings(
     db: impl PgExecutor<'_>,
     settings: &Settings,

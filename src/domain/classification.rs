@@ -60,7 +60,7 @@ pub struct CatalogColumn {
 }
 
 /// A stored classification.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Classified {
     pub classification: Classification,
     pub category: Option<String>,

@@ -19,6 +19,10 @@ pub struct Settings {
     pub job_schedule: Option<String>,
 }
 
+/// Job reports (each subject's account) are kept at least this long: a month, the time a
+/// controller has to answer an erasure request.
+pub const MIN_REPORT_RETENTION_DAYS: i32 = 30;
+
 impl Default for Settings {
     /// The defaults (the `setting` row's column defaults are the same; a test checks).
     fn default() -> Self {
@@ -91,8 +95,11 @@ impl Settings {
                 format!("must be between {MIN_MULTIPART_THRESHOLD} (5 MiB) and {MAX_MULTIPART_THRESHOLD} (5 GiB)"),
             );
         }
-        if !(1..=3650).contains(&self.report_retention_days) {
-            errors.add("report_retention_days", "must be between 1 and 3650");
+        if !(MIN_REPORT_RETENTION_DAYS..=3650).contains(&self.report_retention_days) {
+            errors.add(
+                "report_retention_days",
+                format!("must be between {MIN_REPORT_RETENTION_DAYS} and 3650"),
+            );
         }
         if let Some(expr) = &self.job_schedule
             && let Err(message) = parse_cron(expr)

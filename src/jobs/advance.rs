@@ -41,11 +41,27 @@ pub async fn create_job(pool: &PgPool, new: &NewJob<'_>) -> Result<Uuid, CreateJ
         "job_created",
         &format!(
             "job created by {} ({}) over {} data mapper(s)",
-            new.created_by,
+            new.actor.subject,
             new.trigger,
             mappers.len()
         ),
         json!({"data_mappers": mappers, "dry_run": new.dry_run}),
+    )
+    .await?;
+    let job = job_id.to_string();
+    crate::db::audit_event::insert_audit_event(
+        &mut *tx,
+        new.actor.event(
+            "job.start",
+            "job",
+            Some(&job),
+            json!({
+                "dry_run": new.dry_run,
+                "trigger": new.trigger,
+                "data_mappers": mappers,
+                "settings": new.settings,
+            }),
+        ),
     )
     .await?;
     tx.commit().await?;

@@ -135,7 +135,11 @@ pub enum CancelError {
 }
 
 /// Cancels an active job: its queued tasks never run, running ones record nothing more.
-pub async fn cancel(pool: &PgPool, job_id: Uuid, actor: &str) -> Result<(), CancelError> {
+pub async fn cancel(
+    pool: &PgPool,
+    job_id: Uuid,
+    actor: crate::db::audit_event::Actor<'_>,
+) -> Result<(), CancelError> {
     let mut tx = pool.begin().await?;
     let (status, _) = jobs::lock_job(&mut *tx, job_id)
         .await?
@@ -150,8 +154,19 @@ pub async fn cancel(pool: &PgPool, job_id: Uuid, actor: &str) -> Result<(), Canc
         job_id,
         EventLevel::Warning,
         "job_cancelled",
-        &format!("cancelled by {actor} while {status}"),
+        &format!("cancelled by {} while {status}", actor.subject),
         json!({"tasks_cancelled": tasks}),
+    )
+    .await?;
+    let job = job_id.to_string();
+    crate::db::audit_event::insert_audit_event(
+        &mut *tx,
+        actor.event(
+            "job.cancel",
+            "job",
+            Some(&job),
+            json!({"status_before": status, "tasks_cancelled": tasks}),
+        ),
     )
     .await?;
     finished_event(&mut tx, job_id, JobStatus::Cancelled).await?;

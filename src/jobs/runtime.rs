@@ -189,7 +189,7 @@ pub async fn schedule(db: &PgPool, margin: chrono::Duration) -> anyhow::Result<O
         data_mappers: &[],
         settings: JobSettings::from(&settings),
         trigger,
-        created_by: "scheduler",
+        actor: crate::db::audit_event::Actor::SCHEDULER,
     };
     match advance::create_job(db, &new).await {
         Ok(job_id) => Ok(Some(job_id)),

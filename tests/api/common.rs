@@ -117,7 +117,6 @@ impl TestApp {
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
         let mut config = Config::from_sources(None, &HashMap::new()).unwrap();
-        config.max_body_bytes = 4 * 1024 * 1024;
         tweak(&mut config);
         let auth = Authenticator::new(&config.auth, SECRET).unwrap();
         let state = AppState {
@@ -128,6 +127,7 @@ impl TestApp {
             lake_formation: lf,
             stores,
             metrics: Arc::default(),
+            limits: Arc::new(lethe::api::limits::Limits::new(&config.limits)),
         };
         Self {
             router: lethe::api::router(state.clone()),

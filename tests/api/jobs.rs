@@ -13,7 +13,7 @@ use crate::common::TestApp;
 use crate::lake::{self, Matches};
 
 /// Writes `people` and `events` under a fresh directory; returns it.
-fn local_lake() -> PathBuf {
+pub fn local_lake() -> PathBuf {
     let root = std::env::temp_dir().join(format!("lethe-jobs-{}", uuid::Uuid::new_v4()));
     for o in lake::people() {
         write(&root.join("people").join(&o.key), &o.bytes);
@@ -33,7 +33,7 @@ fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
 }
 
-fn people_mapper(root: &Path, columns: &[&str]) -> Value {
+pub fn people_mapper(root: &Path, columns: &[&str]) -> Value {
     json!({
         "catalog": {"provider": "path", "location": format!("file://{}/people", root.display()),
                     "format": "parquet", "partition_keys": ["country"]},

@@ -17,6 +17,7 @@ mod errors;
 mod governance;
 mod jobs;
 mod lake;
+mod limits;
 mod openapi;
 mod queue;
 mod settings_audit;

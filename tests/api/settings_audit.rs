@@ -158,3 +158,111 @@ async fn every_mutation_is_audited_with_actor_target_and_request_id(pool: sqlx::
         .await;
     assert_eq!(future.body["audit_events"], json!([]));
 }
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn audit_rows_carry_before_and_after_server_request_ids_and_the_scheduler_as_actor(
+    pool: sqlx::PgPool,
+) {
+    use axum::body::Body;
+    use axum::http::Request;
+    let app = TestApp::new(pool.clone());
+    let admin = app.admin();
+    let put = |path: &str, body: serde_json::Value, client_id: &str| {
+        Request::builder()
+            .method(Method::PUT)
+            .uri(path)
+            .header("authorization", format!("Bearer {admin}"))
+            .header("content-type", "application/json")
+            .header("x-request-id", client_id)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let created = app
+        .send(put("/v1/data_mappers/people", glue_mapper(), "client-1"))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let mut changed = glue_mapper();
+    changed["columns"] = json!(["customer_id"]);
+    let replaced = app
+        .send(put("/v1/data_mappers/people", changed, "client-2"))
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+    let mut longer = settings();
+    longer["report_retention_days"] = json!(400);
+    app.send(put("/v1/settings", longer, "client-3")).await;
+    // A retention shorter than the documented minimum is refused.
+    let mut short = settings();
+    short["report_retention_days"] = json!(7);
+    assert_eq!(
+        app.put("/v1/settings", short).await.invalid_fields(),
+        ["report_retention_days"]
+    );
+
+    let events = app.get("/v1/audit_events").await.body["audit_events"].clone();
+    let by_action = |action: &str| -> serde_json::Value {
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == action)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {action} in {events}"))
+    };
+    let create = by_action("data_mapper.create");
+    assert_eq!(create["details"]["before"], json!(null));
+    assert_eq!(
+        create["details"]["after"]["columns"],
+        json!(["customer_id", "contact.email"])
+    );
+    let replace = by_action("data_mapper.replace");
+    assert_eq!(
+        replace["details"]["before"]["columns"],
+        json!(["customer_id", "contact.email"])
+    );
+    assert_eq!(
+        replace["details"]["after"]["columns"],
+        json!(["customer_id"])
+    );
+    // The server's request id is the response's; the client's is kept beside it.
+    assert_eq!(
+        replace["request_id"],
+        replaced.headers["x-request-id"].to_str().unwrap()
+    );
+    assert_ne!(replace["request_id"], "client-2");
+    assert_eq!(replace["client_request_id"], "client-2");
+    let update = by_action("settings.update");
+    assert_eq!(update["details"]["before"]["report_retention_days"], 90);
+    assert_eq!(update["details"]["after"]["report_retention_days"], 400);
+    assert_eq!(update["client_request_id"], "client-3");
+
+    // A job started by the scheduler (a deadline is due) is audited as `scheduler`, in
+    // the job's own transaction.
+    let queued = app
+        .patch("/v1/queue/matches", json!({"matches": [{"match_id": 42}]}))
+        .await;
+    assert_eq!(queued.status, StatusCode::CREATED, "{}", queued.body);
+    sqlx::query("update deletion_queue_item set deadline = now() + interval '1 hour'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let job = lethe::jobs::runtime::schedule(&pool, chrono::Duration::hours(72))
+        .await
+        .unwrap()
+        .expect("a deadline within the margin starts a job");
+    let events = app.get("/v1/audit_events?action=job.start").await.body["audit_events"].clone();
+    assert_eq!(events[0]["actor"], "scheduler");
+    assert_eq!(events[0]["target_id"], job.to_string());
+    assert_eq!(events[0]["details"]["trigger"], "deadline");
+    assert_eq!(events[0]["request_id"], json!(null));
+    // A cancel is audited with its caller, also in the job's transaction.
+    let cancelled = app.post(&format!("/v1/jobs/{job}/cancel"), None).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    let cancel =
+        app.get("/v1/audit_events?action=job.cancel").await.body["audit_events"][0].clone();
+    assert_eq!(cancel["actor"], "admin-user");
+    assert_eq!(
+        cancel["request_id"],
+        cancelled.headers["x-request-id"].to_str().unwrap()
+    );
+    assert!(cancel["details"]["status_before"].is_string(), "{cancel}");
+}

@@ -154,8 +154,10 @@ async fn put_access_policy(
     .map_err(ApiError::Validation)?;
     check_catalog(&state, &policy).await?;
     let mut tx = state.db.begin().await?;
+    let before = db::lock_access_policy(&mut *tx, &policy.name).await?;
     let (record, created) =
         db::upsert_access_policy(&mut *tx, &policy, &auth.caller.principal.subject).await?;
+    let response = AccessPolicyResponse::from(record);
     let action = if created {
         "access_policy.create"
     } else {
@@ -167,7 +169,10 @@ async fn put_access_policy(
             action,
             "access_policy",
             Some(&policy.name),
-            json!({}),
+            json!({
+                "before": before.map(AccessPolicyResponse::from),
+                "after": &response,
+            }),
         )
         .await?;
     tx.commit().await?;
@@ -176,7 +181,7 @@ async fn put_access_policy(
     } else {
         StatusCode::OK
     };
-    Ok((status, axum::Json(record.into())))
+    Ok((status, axum::Json(response)))
 }
 
 fn not_found(name: &str) -> impl FnOnce(sqlx::Error) -> ApiError + '_ {
@@ -229,6 +234,9 @@ async fn delete_access_policy(
 ) -> Result<StatusCode, ApiError> {
     let name = path_name(&name)?;
     let mut tx = state.db.begin().await?;
+    let Some(before) = db::lock_access_policy(&mut *tx, name).await? else {
+        return Err(ApiError::NotFound(format!("no access policy {name:?}")));
+    };
     if !db::delete_access_policy(&mut *tx, name).await? {
         return Err(ApiError::NotFound(format!("no access policy {name:?}")));
     }
@@ -238,7 +246,7 @@ async fn delete_access_policy(
             "access_policy.delete",
             "access_policy",
             Some(name),
-            json!({}),
+            json!({"before": AccessPolicyResponse::from(before)}),
         )
         .await?;
     tx.commit().await?;

@@ -43,8 +43,11 @@ pub struct AuditEventResponse {
     pub action: String,
     pub target_type: String,
     pub target_id: Option<String>,
+    /// The id the server gave the request (its `x-request-id` response header).
     pub request_id: Option<String>,
-    /// Counts and other non-sensitive facts.
+    /// The `x-request-id` the client sent, if any (recorded, never trusted as the id).
+    pub client_request_id: Option<String>,
+    /// Ids, counts and before/after values; never match ids.
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub created_at: DateTime<Utc>,
@@ -59,6 +62,7 @@ impl From<AuditEvent> for AuditEventResponse {
             target_type: e.target_type,
             target_id: e.target_id,
             request_id: e.request_id,
+            client_request_id: e.client_request_id,
             details: e.details,
             created_at: e.created_at,
         }

@@ -213,6 +213,17 @@ async fn put_classifications(
         return Err(ApiError::Validation(errors.into_vec()));
     }
     let mut tx = state.db.begin().await?;
+    let before = get_classifications(&mut *tx, &database, &table).await?;
+    let columns_changed: Vec<serde_json::Value> = changes
+        .iter()
+        .map(|(name, after)| {
+            json!({
+                "column": name,
+                "before": before.get(&name.to_lowercase()),
+                "after": after,
+            })
+        })
+        .collect();
     upsert_classifications(
         &mut *tx,
         &database,
@@ -228,7 +239,7 @@ async fn put_classifications(
             "classification.update",
             "table",
             Some(&target),
-            json!({"columns": changes.len()}),
+            json!({"columns": columns_changed}),
         )
         .await?;
     tx.commit().await?;

@@ -166,6 +166,7 @@ async fn put_data_mapper(
     mapper.column_types = check_catalog(&state, &mapper).await?;
 
     let mut tx = state.db.begin().await?;
+    let before = db::lock_data_mapper(&mut *tx, mapper.id.as_str()).await?;
     let (record, created) =
         db::upsert_data_mapper(&mut *tx, &mapper, &auth.caller.principal.subject).await?;
     let action = if created {
@@ -173,13 +174,17 @@ async fn put_data_mapper(
     } else {
         "data_mapper.replace"
     };
+    let response = DataMapperResponse::from(record);
     auth.caller
         .audit(
             &mut *tx,
             action,
             "data_mapper",
             Some(mapper.id.as_str()),
-            json!({}),
+            json!({
+                "before": before.map(DataMapperResponse::from),
+                "after": &response,
+            }),
         )
         .await?;
     tx.commit().await?;
@@ -191,12 +196,7 @@ async fn put_data_mapper(
         StatusCode::OK
     };
     let location = format!("/v1/data_mappers/{}", mapper.id);
-    Ok((
-        status,
-        [(header::LOCATION, location)],
-        axum::Json(DataMapperResponse::from(record)),
-    )
-        .into_response())
+    Ok((status, [(header::LOCATION, location)], axum::Json(response)).into_response())
 }
 
 /// Checks a Glue-backed mapper against its table (and returns its match columns' types);
@@ -333,6 +333,9 @@ async fn delete_data_mapper(
     let mut tx = state.db.begin().await?;
     // Delete first: the row lock waits for queue additions naming this mapper to commit,
     // so the check below sees them.
+    let Some(before) = db::lock_data_mapper(&mut *tx, &id).await? else {
+        return Err(ApiError::NotFound(format!("no data mapper {id:?}")));
+    };
     if !db::delete_data_mapper(&mut *tx, &id).await? {
         return Err(ApiError::NotFound(format!("no data mapper {id:?}")));
     }
@@ -352,7 +355,7 @@ async fn delete_data_mapper(
             "data_mapper.delete",
             "data_mapper",
             Some(&id),
-            json!({}),
+            json!({"before": DataMapperResponse::from(before)}),
         )
         .await?;
     tx.commit().await?;

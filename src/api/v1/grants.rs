@@ -129,11 +129,43 @@ async fn apply_grants(
             .collect(),
         unchanged: vec![],
     });
-    let (outcomes, stale, report) = state
+    // Lake Formation is outside our transaction: the intent is recorded (and committed)
+    // before any grant changes, each grant's outcome after.
+    auth.caller
+        .audit(
+            &state.db,
+            "lake_formation.apply_started",
+            "lake_formation",
+            None,
+            json!({
+                "reviewed_plan": reviewed.is_some(),
+                "to_grant": reviewed.as_ref().map(|p| p.to_grant.len()),
+                "to_revoke": reviewed.as_ref().map(|p| p.to_revoke.len()),
+            }),
+        )
+        .await?;
+    let applied = state
         .governance()
         .apply(reviewed.as_ref())
         .await
-        .map_err(unavailable)?;
+        .map_err(unavailable);
+    let (outcomes, stale, report) = match applied {
+        Ok(applied) => applied,
+        Err(e) => {
+            // The outcome of the attempt: what was reached before it stopped is in Lake
+            // Formation, so the failure is recorded too.
+            auth.caller
+                .audit(
+                    &state.db,
+                    "lake_formation.apply_failed",
+                    "lake_formation",
+                    None,
+                    json!({"error": e.to_string()}),
+                )
+                .await?;
+            return Err(e);
+        }
+    };
     let mut tx = state.db.begin().await?;
     for o in &outcomes {
         let target = format!(
@@ -151,8 +183,17 @@ async fn apply_grants(
             )
             .await?;
     }
-    tx.commit().await?;
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    auth.caller
+        .audit(
+            &mut *tx,
+            "lake_formation.apply_finished",
+            "lake_formation",
+            None,
+            json!({"applied": outcomes.len() - failed, "failed": failed, "skipped_stale": stale}),
+        )
+        .await?;
+    tx.commit().await?;
     tracing::info!(applied = outcomes.len() - failed, failed, "grants applied");
     Ok(axum::Json(ApplyResponse {
         outcomes: outcomes

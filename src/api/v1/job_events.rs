@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use futures_util::stream::{self, Stream};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -66,7 +67,8 @@ pub struct JobEventPage {
 
 /// A job's events, oldest first. With `Accept: text/event-stream` they stream live
 /// (Server-Sent Events, `id` = `job_event_id`, resumable with `Last-Event-ID`) until the
-/// job ends.
+/// job ends, or for at most `LETHE_EVENT_STREAM_MAX_SECS` (then resume with
+/// `Last-Event-ID`); beyond `LETHE_MAX_EVENT_STREAMS` open streams, 503 with `Retry-After`.
 #[utoipa::path(get, path = "/v1/jobs/{job_id}/events", tag = "jobs", operation_id = "list_job_events",
     security(("bearer" = [])), params(("job_id" = String, Path), IdPageQuery),
     responses(
@@ -77,6 +79,7 @@ pub struct JobEventPage {
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many event streams open; retry", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_job_events(
     State(state): State<AppState>,
@@ -98,7 +101,18 @@ async fn list_job_events(
             .get("last-event-id")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<i64>().ok());
-        let stream = event_stream(state, id, resume.or(after));
+        // A bounded number of streams, each open for a bounded time: the client resumes
+        // where it stopped with `Last-Event-ID`, as EventSource does by itself.
+        let Some(permit) = state.limits.event_stream() else {
+            return Ok(state.limits.streams_busy());
+        };
+        let until = tokio::time::sleep(state.limits.event_stream_max());
+        let stream = event_stream(state, id, resume.or(after))
+            .take_until(until)
+            .map(move |event| {
+                let _held = &permit;
+                event
+            });
         return Ok(Sse::new(stream)
             .keep_alive(KeepAlive::default())
             .into_response());

@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -131,7 +130,7 @@ async fn start_job(
         data_mappers: &body.data_mappers,
         settings: JobSettings::from(&settings),
         trigger: JobTrigger::Api,
-        created_by: &auth.caller.principal.subject,
+        actor: auth.caller.actor(),
     };
     let job_id = create_job(&state.db, &new).await.map_err(|e| match e {
         CreateJobError::AlreadyRunning => ApiError::Conflict(
@@ -143,15 +142,6 @@ async fn start_job(
         ),
         CreateJobError::Db(e) => e.into(),
     })?;
-    auth.caller
-        .audit(
-            &state.db,
-            "job.start",
-            "job",
-            Some(&job_id.to_string()),
-            json!({"dry_run": body.dry_run}),
-        )
-        .await?;
     let job = load(&state, job_id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(job.into())))
 }
@@ -229,7 +219,7 @@ async fn cancel_job(
     Path(id): Path<String>,
 ) -> Result<axum::Json<JobResponse>, ApiError> {
     let id = job_id(&id)?;
-    lifecycle::cancel(&state.db, id, &auth.caller.principal.subject)
+    lifecycle::cancel(&state.db, id, auth.caller.actor())
         .await
         .map_err(|e| match e {
             CancelError::NotFound => ApiError::NotFound(format!("no job {id}")),
@@ -238,14 +228,5 @@ async fn cancel_job(
             }
             CancelError::Db(e) => e.into(),
         })?;
-    auth.caller
-        .audit(
-            &state.db,
-            "job.cancel",
-            "job",
-            Some(&id.to_string()),
-            json!({}),
-        )
-        .await?;
     Ok(axum::Json(load(&state, id).await?.into()))
 }

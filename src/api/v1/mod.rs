@@ -16,11 +16,13 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// Every `/v1` route; the queue's add and delete take bodies of up to `queue_body` bytes
+/// (10,000 matches), every other route the server's default limit.
+pub fn router_with(queue_body: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(data_mappers::router())
         .merge(mapper_access_policy::router())
-        .merge(queue::router())
+        .merge(queue::router().layer(axum::extract::DefaultBodyLimit::max(queue_body)))
         .merge(settings::router())
         .merge(audit_events::router())
         .merge(catalog_columns::router())

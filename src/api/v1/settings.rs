@@ -104,10 +104,18 @@ async fn put_settings(
     .validate()
     .map_err(ApiError::Validation)?;
     let mut tx = state.db.begin().await?;
+    let before = SettingsResponse::from(db::lock_settings(&mut *tx).await?);
     let record = db::update_settings(&mut *tx, &settings, &auth.caller.principal.subject).await?;
+    let after = SettingsResponse::from(record);
     auth.caller
-        .audit(&mut *tx, "settings.update", "settings", None, json!({}))
+        .audit(
+            &mut *tx,
+            "settings.update",
+            "settings",
+            None,
+            json!({"before": before, "after": &after}),
+        )
         .await?;
     tx.commit().await?;
-    Ok(axum::Json(record.into()))
+    Ok(axum::Json(after))
 }
