@@ -78,7 +78,7 @@ impl AppState {
         let db = crate::db::connect(&config).await?;
         crate::db::migrate(&db).await?;
         let secret = hs256_secret(&db, &config).await?;
-        let auth = Authenticator::new(&config.auth, &secret)?;
+        let auth = Authenticator::load(&config.auth, &secret).await?;
         let sdk = crate::aws::sdk_config(&config.aws).await;
         let metrics = Arc::<Metrics>::default();
         let path_style = config.aws.s3_force_path_style;

@@ -1,10 +1,13 @@
 //! Who is calling: roles, the role matrix, token verification and minting. The HTTP side
 //! (the `Auth<P>` extractor, the audit trail of a request) is `api::auth`.
 //!
-//! Tokens are JWTs verified with one configured algorithm (HS256 secret or RS256 public
-//! key); `alg: none` and any other algorithm are refused. `exp` is required; `iss` and
-//! `aud` are checked when configured. Roles come from a configurable claim (a dotted path
-//! reaches nested claims, e.g. `realm_access.roles`).
+//! Tokens are JWTs verified with an HS256 secret, an RS256 public key, or the keys of a
+//! JWKS document (file or URL, re-read periodically; a token's `kid` picks its key, and
+//! each key accepts only its own algorithm). `alg: none`, symmetric keys in a JWKS and any
+//! algorithm a key was not published for are refused. `exp` and `sub` are required, `nbf`
+//! is checked (with a small leeway); `iss` and `aud` are checked when configured, and an
+//! audience is required with public keys. Roles come from a configurable claim (a dotted
+//! path reaches nested claims, e.g. `realm_access.roles`).
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};
@@ -91,9 +94,108 @@ pub struct Principal {
 
 /// Verifies tokens.
 pub struct Authenticator {
-    key: DecodingKey,
+    keys: Keys,
     validation: Validation,
     roles_claim: String,
+}
+
+/// The keys tokens are checked against.
+enum Keys {
+    /// One key of one algorithm (HS256 secret, RS256 PEM).
+    Single(DecodingKey),
+    /// A JWKS document's signing keys, replaced whole when the document is read again.
+    Set(std::sync::RwLock<std::sync::Arc<Vec<PublishedKey>>>),
+}
+
+/// One signing key of a JWKS document.
+struct PublishedKey {
+    kid: Option<String>,
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+/// The signing keys of a JWKS document: RSA, EC and Ed25519 keys whose use is `sig` (or
+/// unstated), each with its algorithm (stated, or the usual one for its type). Symmetric
+/// (`oct`) and encryption keys are ignored; a document with no usable key is an error.
+fn published_keys(document: &str) -> anyhow::Result<Vec<PublishedKey>> {
+    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
+    let set: JwkSet = serde_json::from_str(document)
+        .map_err(|e| anyhow::anyhow!("the JWKS document cannot be read: {e}"))?;
+    let mut keys = Vec::new();
+    for jwk in &set.keys {
+        if matches!(
+            jwk.common.public_key_use,
+            Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))
+        ) {
+            continue;
+        }
+        let inferred = match &jwk.algorithm {
+            AlgorithmParameters::RSA(_) => Some(Algorithm::RS256),
+            AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+                EllipticCurve::P256 => Some(Algorithm::ES256),
+                EllipticCurve::P384 => Some(Algorithm::ES384),
+                _ => None,
+            },
+            AlgorithmParameters::OctetKeyPair(_) => Some(Algorithm::EdDSA),
+            // Symmetric keys do not belong in a published key set.
+            _ => continue,
+        };
+        let algorithm = match jwk.common.key_algorithm {
+            Some(stated) => match Algorithm::try_from(stated) {
+                Ok(a) if !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) => a,
+                _ => continue,
+            },
+            None => match inferred {
+                Some(a) => a,
+                None => continue,
+            },
+        };
+        let Ok(key) = DecodingKey::from_jwk(jwk) else {
+            continue;
+        };
+        keys.push(PublishedKey {
+            kid: jwk.common.key_id.clone(),
+            algorithm,
+            key,
+        });
+    }
+    anyhow::ensure!(
+        !keys.is_empty(),
+        "the JWKS document has no signing key Lethe can use (RSA, EC P-256/P-384 or Ed25519)"
+    );
+    Ok(keys)
+}
+
+/// Reads the configured JWKS document (None when none is configured).
+pub async fn read_jwks(config: &AuthConfig) -> anyhow::Result<Option<String>> {
+    use crate::config::JwksSource;
+    match &config.jwks {
+        None => Ok(None),
+        Some(JwksSource::File(path)) => {
+            Ok(Some(tokio::fs::read_to_string(path).await.map_err(
+                |e| anyhow::anyhow!("LETHE_JWT_JWKS_FILE {}: {e}", path.display()),
+            )?))
+        }
+        Some(JwksSource::Url(url)) => {
+            let response = reqwest::Client::new()
+                .get(url)
+                .timeout(std::time::Duration::from_secs(10))
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("LETHE_JWT_JWKS_URL {url}: {e}"))?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "LETHE_JWT_JWKS_URL {url} answered {}",
+                response.status()
+            );
+            let body = response.bytes().await?;
+            anyhow::ensure!(
+                body.len() <= 1024 * 1024,
+                "LETHE_JWT_JWKS_URL {url}: over 1 MiB"
+            );
+            Ok(Some(String::from_utf8_lossy(&body).into_owned()))
+        }
+    }
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -109,6 +211,38 @@ impl std::fmt::Debug for Authenticator {
 pub const JWT_LEEWAY_SECS: u64 = 30;
 
 impl Authenticator {
+    /// The configured verifier: the JWKS document's keys (read now), else RS256 with the
+    /// public key, else HS256 with `hs256_secret`.
+    pub async fn load(config: &AuthConfig, hs256_secret: &[u8]) -> anyhow::Result<Self> {
+        match read_jwks(config).await? {
+            Some(document) => Self::with_jwks(config, &document),
+            None => Self::new(config, hs256_secret),
+        }
+    }
+
+    /// Verifies with the keys of a JWKS `document`.
+    pub fn with_jwks(config: &AuthConfig, document: &str) -> anyhow::Result<Self> {
+        let keys = published_keys(document)?;
+        Self::build(
+            config,
+            Keys::Set(std::sync::RwLock::new(std::sync::Arc::new(keys))),
+            Algorithm::RS256,
+            "LETHE_JWT_JWKS_FILE / LETHE_JWT_JWKS_URL",
+        )
+    }
+
+    /// Replaces the JWKS keys with those of `document` (a rotation); returns how many.
+    /// The old keys stay when the document has none usable.
+    pub fn replace_keys(&self, document: &str) -> anyhow::Result<usize> {
+        let Keys::Set(keys) = &self.keys else {
+            anyhow::bail!("this server does not verify with a JWKS document");
+        };
+        let fresh = published_keys(document)?;
+        let n = fresh.len();
+        *keys.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(fresh);
+        Ok(n)
+    }
+
     /// RS256 when a public key is configured, else HS256 with `hs256_secret`.
     pub fn new(config: &AuthConfig, hs256_secret: &[u8]) -> anyhow::Result<Self> {
         let (key, algorithm) = match &config.jwt_public_key_pem {
@@ -120,11 +254,20 @@ impl Authenticator {
             ),
             None => (DecodingKey::from_secret(hs256_secret)?, Algorithm::HS256),
         };
+        Self::build(config, Keys::Single(key), algorithm, "LETHE_JWT_PUBLIC_KEY")
+    }
+
+    fn build(
+        config: &AuthConfig,
+        keys: Keys,
+        algorithm: Algorithm,
+        setting: &str,
+    ) -> anyhow::Result<Self> {
         // A shared identity provider's token for another application must not pass
-        // because it carries `roles: ["admin"]`: RS256 needs an audience.
-        if algorithm == Algorithm::RS256 && config.audience.is_none() {
+        // because it carries `roles: ["admin"]`: public keys need an audience.
+        if algorithm != Algorithm::HS256 && config.audience.is_none() {
             anyhow::bail!(
-                "LETHE_JWT_AUDIENCE is required with LETHE_JWT_PUBLIC_KEY: without it a token the identity provider issued for any application would be accepted"
+                "LETHE_JWT_AUDIENCE is required with {setting}: without it a token the identity provider issued for any application would be accepted"
             );
         }
         let mut validation = Validation::new(algorithm);
@@ -140,16 +283,46 @@ impl Authenticator {
             validation.set_issuer(&[iss]);
         }
         Ok(Self {
-            key,
+            keys,
             validation,
             roles_claim: config.roles_claim.clone(),
         })
     }
 
+    /// Whether keys come from a JWKS document (and so are worth reading again).
+    pub fn uses_jwks(&self) -> bool {
+        matches!(self.keys, Keys::Set(_))
+    }
+
     /// Verifies a token and reads its subject and roles.
     pub fn verify(&self, token: &str) -> Result<Principal, Unauthenticated> {
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
-            .map_err(|e| Unauthenticated(describe_jwt_error(&e)))?;
+        let decoded = match &self.keys {
+            Keys::Single(key) => {
+                jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation)
+            }
+            Keys::Set(keys) => {
+                let header = jsonwebtoken::decode_header(token)
+                    .map_err(|e| Unauthenticated(describe_jwt_error(&e)))?;
+                let keys = keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+                // The token's `kid` names its key; without one, only a set of one key.
+                let key = match &header.kid {
+                    Some(kid) => keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
+                    None if keys.len() == 1 => keys.first(),
+                    None => {
+                        return Err(Unauthenticated(
+                            "the token names no key (kid) and the key set has several".to_owned(),
+                        ));
+                    }
+                }
+                .ok_or_else(|| {
+                    Unauthenticated("the token's key (kid) is not in the key set".to_owned())
+                })?;
+                let mut validation = self.validation.clone();
+                validation.algorithms = vec![key.algorithm];
+                jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
+            }
+        };
+        let data = decoded.map_err(|e| Unauthenticated(describe_jwt_error(&e)))?;
         let claims = data.claims;
         let subject = claims
             .get("sub")
@@ -229,6 +402,8 @@ mod tests {
         AuthConfig {
             jwt_secret: None,
             jwt_public_key_pem: None,
+            jwks: None,
+            jwks_refresh_secs: 300,
             issuer: Some("lethe-test".into()),
             audience: Some("lethe".into()),
             roles_claim: "roles".into(),
@@ -453,5 +628,103 @@ mod tests {
         // Within the clock-skew leeway, and in the past: fine.
         assert!(auth.verify(&token(now + 5)).is_ok());
         assert!(auth.verify(&token(now - 60)).is_ok());
+    }
+
+    /// A token signed by `key` of the test JWKS (`kid` in the header when given).
+    fn signed(algorithm: Algorithm, key: &EncodingKey, kid: Option<&str>, sub: &str) -> String {
+        let mut header = Header::new(algorithm);
+        header.kid = kid.map(str::to_owned);
+        let claims = serde_json::json!({"sub": sub, "roles": ["auditor"], "aud": "lethe",
+                                        "iss": "lethe-test", "exp": chrono::Utc::now().timestamp() + 600});
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    }
+
+    #[test]
+    fn a_jwks_with_several_keys_accepts_each_by_kid_and_only_with_its_algorithm() {
+        let document = include_str!("../tests/fixtures/jwks-test.json");
+        let k1 =
+            EncodingKey::from_rsa_pem(include_bytes!("../tests/fixtures/rs256-test-private.pem"))
+                .unwrap();
+        let k2 =
+            EncodingKey::from_rsa_pem(include_bytes!("../tests/fixtures/rs256-test-2-private.pem"))
+                .unwrap();
+        let e1 =
+            EncodingKey::from_ec_pem(include_bytes!("../tests/fixtures/es256-test-private.pem"))
+                .unwrap();
+        // An audience is required, as with one public key.
+        let open = AuthConfig {
+            audience: None,
+            ..config()
+        };
+        let err = Authenticator::with_jwks(&open, document)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("LETHE_JWT_AUDIENCE"), "{err}");
+        let auth = Authenticator::with_jwks(&config(), document).unwrap();
+        assert!(auth.uses_jwks());
+        for (algorithm, key, kid) in [
+            (Algorithm::RS256, &k1, "k1"),
+            (Algorithm::RS256, &k2, "k2"),
+            (Algorithm::ES256, &e1, "e1"),
+        ] {
+            let principal = auth
+                .verify(&signed(algorithm, key, Some(kid), kid))
+                .unwrap();
+            assert_eq!(
+                (principal.subject.as_str(), principal.roles.as_slice()),
+                (kid, &[Role::Auditor][..])
+            );
+        }
+        let refused = |token: String| auth.verify(&token).unwrap_err().0;
+        // The kid names another key than the one that signed.
+        assert!(refused(signed(Algorithm::RS256, &k1, Some("k2"), "x")).contains("signature"));
+        // No kid with several keys; an unknown kid; an encryption key's kid.
+        assert!(refused(signed(Algorithm::RS256, &k1, None, "x")).contains("names no key"));
+        assert!(
+            refused(signed(Algorithm::RS256, &k1, Some("k9"), "x")).contains("not in the key set")
+        );
+        assert!(
+            refused(signed(Algorithm::RS256, &k1, Some("enc"), "x")).contains("not in the key set")
+        );
+        // A key accepts only its own algorithm: not RS384 with an RS256 key, not HS256
+        // keyed with the public modulus.
+        assert!(refused(signed(Algorithm::RS384, &k1, Some("k1"), "x")).contains("algorithm"));
+        let modulus = EncodingKey::from_secret(document.as_bytes()).unwrap();
+        assert!(refused(signed(Algorithm::HS256, &modulus, Some("k1"), "x")).contains("algorithm"));
+
+        // Rotation: the document read again without k1 refuses k1's tokens at once.
+        let mut rotated: serde_json::Value = serde_json::from_str(document).unwrap();
+        rotated["keys"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|k| k["kid"] != "k1");
+        assert_eq!(auth.replace_keys(&rotated.to_string()).unwrap(), 2);
+        assert!(
+            refused(signed(Algorithm::RS256, &k1, Some("k1"), "x")).contains("not in the key set")
+        );
+        assert!(
+            auth.verify(&signed(Algorithm::RS256, &k2, Some("k2"), "y"))
+                .is_ok()
+        );
+        // A document with no usable key is refused and the keys there are stay.
+        let symmetric = r#"{"keys": [{"kty": "oct", "kid": "s", "k": "c2VjcmV0"}]}"#;
+        assert!(auth.replace_keys(symmetric).is_err());
+        assert!(auth.replace_keys("not json").is_err());
+        assert!(
+            auth.verify(&signed(Algorithm::RS256, &k2, Some("k2"), "y"))
+                .is_ok()
+        );
+        // One key: a token without kid is fine.
+        let mut single = rotated.clone();
+        single["keys"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|k| k["kid"] == "k2");
+        let one = Authenticator::with_jwks(&config(), &single.to_string()).unwrap();
+        assert!(
+            one.verify(&signed(Algorithm::RS256, &k2, None, "z"))
+                .is_ok()
+        );
     }
 }

@@ -113,6 +113,14 @@ pub struct JobsConfig {
     pub deadline_margin_hours: u64,
 }
 
+/// Where a JWKS document is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    File(PathBuf),
+    /// `https://` (or `http://` on a loopback address, for tests and sidecars).
+    Url(String),
+}
+
 /// How bearer tokens are verified.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
@@ -121,6 +129,11 @@ pub struct AuthConfig {
     pub jwt_secret: Option<Secret>,
     /// RS256 public key (PEM). Takes precedence over the HS256 secret.
     pub jwt_public_key_pem: Option<String>,
+    /// Where the identity provider's keys are: a JWKS document (file or URL), keys picked
+    /// by `kid`, several at once for rotation. Takes precedence over both of the above.
+    pub jwks: Option<JwksSource>,
+    /// Seconds between reads of the JWKS document (a rotated key is picked up).
+    pub jwks_refresh_secs: u64,
     pub issuer: Option<String>,
     pub audience: Option<String>,
     /// Claim that holds the caller's roles (array of strings, or one space-separated string).
@@ -177,6 +190,9 @@ struct FileConfig {
     metrics_cache_secs: Option<u64>,
     jwt_secret: Option<String>,
     jwt_public_key_file: Option<PathBuf>,
+    jwt_jwks_file: Option<PathBuf>,
+    jwt_jwks_url: Option<String>,
+    jwt_jwks_refresh_secs: Option<u64>,
     jwt_issuer: Option<String>,
     jwt_audience: Option<String>,
     jwt_roles_claim: Option<String>,
@@ -217,6 +233,9 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_HEADER_READ_TIMEOUT_SECS",
     "LETHE_JWT_AUDIENCE",
     "LETHE_JWT_ISSUER",
+    "LETHE_JWT_JWKS_FILE",
+    "LETHE_JWT_JWKS_REFRESH_SECS",
+    "LETHE_JWT_JWKS_URL",
     "LETHE_JWT_PUBLIC_KEY",
     "LETHE_JWT_PUBLIC_KEY_FILE",
     "LETHE_JWT_ROLES_CLAIM",
@@ -299,6 +318,42 @@ impl Config {
             })?),
             (None, None) => None,
         };
+        let jwks = match (
+            get("LETHE_JWT_JWKS_FILE")
+                .map(PathBuf::from)
+                .or(f.jwt_jwks_file),
+            get("LETHE_JWT_JWKS_URL").or(f.jwt_jwks_url),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "LETHE_JWT_JWKS_URL",
+                    "set either LETHE_JWT_JWKS_FILE or LETHE_JWT_JWKS_URL, not both",
+                ));
+            }
+            (Some(path), None) => Some(JwksSource::File(path)),
+            (None, Some(url)) => {
+                if !jwks_url_allowed(&url) {
+                    return Err(invalid(
+                        "LETHE_JWT_JWKS_URL",
+                        "must be an https:// URL (http:// only on a loopback address)",
+                    ));
+                }
+                Some(JwksSource::Url(url))
+            }
+            (None, None) => None,
+        };
+        let jwks_refresh_secs = parse_or(
+            "LETHE_JWT_JWKS_REFRESH_SECS",
+            get("LETHE_JWT_JWKS_REFRESH_SECS"),
+            f.jwt_jwks_refresh_secs,
+            300,
+        )?;
+        if jwks_refresh_secs < 10 {
+            return Err(invalid(
+                "LETHE_JWT_JWKS_REFRESH_SECS",
+                "must be at least 10",
+            ));
+        }
         let jwt_secret = get("LETHE_JWT_SECRET").or(f.jwt_secret).map(Secret::new);
         if jwt_secret.as_ref().is_some_and(|s| s.expose().len() < 32) {
             return Err(invalid(
@@ -496,6 +551,8 @@ impl Config {
             auth: AuthConfig {
                 jwt_secret,
                 jwt_public_key_pem,
+                jwks,
+                jwks_refresh_secs,
                 issuer: get("LETHE_JWT_ISSUER").or(f.jwt_issuer),
                 audience: get("LETHE_JWT_AUDIENCE").or(f.jwt_audience),
                 roles_claim,
@@ -510,6 +567,19 @@ impl Config {
             },
         })
     }
+}
+
+/// An https URL, or http on a loopback host.
+fn jwks_url_allowed(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

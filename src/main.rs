@@ -195,8 +195,8 @@ async fn main() -> anyhow::Result<()> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let ttl = parse_ttl(&ttl)?;
             anyhow::ensure!(
-                config.auth.jwt_public_key_pem.is_none(),
-                "tokens are verified with an RS256 public key; mint them with your identity provider"
+                config.auth.jwt_public_key_pem.is_none() && config.auth.jwks.is_none(),
+                "tokens are verified with your identity provider's keys (LETHE_JWT_PUBLIC_KEY or a JWKS); mint them there"
             );
             let db = lethe::db::connect(&config).await?;
             lethe::db::migrate(&db).await?;

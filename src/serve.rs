@@ -15,6 +15,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    if state.auth.uses_jwks() {
+        tokio::spawn(refresh_jwks(state.clone(), shutdown.clone()));
+    }
     let interval = state.config.grant_reconcile_interval_secs;
     if interval > 0 {
         tokio::spawn(reconcile_grants(state.clone(), interval, shutdown.clone()));
@@ -34,6 +37,27 @@ pub async fn serve(
 
 /// How long open requests (event streams included) may go on after shutdown begins.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads the JWKS document again every `LETHE_JWT_JWKS_REFRESH_SECS`, so a key the
+/// identity provider rotates in is accepted (and one it removed refused) without a
+/// restart. A failed read keeps the keys there are.
+async fn refresh_jwks(state: AppState, shutdown: CancellationToken) {
+    let every = std::time::Duration::from_secs(state.config.auth.jwks_refresh_secs);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let read = crate::auth::read_jwks(&state.config.auth).await;
+        match read.and_then(|doc| state.auth.replace_keys(doc.as_deref().unwrap_or_default())) {
+            Ok(keys) => tracing::debug!(keys, "JWKS read again"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the JWKS document again; keeping the keys")
+            }
+        }
+    }
+}
 
 /// Checks grant drift every `interval` seconds until shutdown.
 async fn reconcile_grants(state: AppState, interval: u64, shutdown: CancellationToken) {

@@ -145,6 +145,7 @@ pub(crate) async fn demo_config(mut config: Config, database: &str) -> anyhow::R
     // The demo's server is private to it: it signs its own HS256 token with the key it
     // generates in the scratch database, whatever the configured identity provider.
     config.auth.jwt_public_key_pem = None;
+    config.auth.jwks = None;
     config.auth.jwt_secret = None;
     // No AWS call is made; a fixed region keeps the SDK from probing for one.
     config.aws.region.get_or_insert_with(|| "us-east-1".into());

@@ -4,87 +4,251 @@ use serde_json::{Value, json};
 
 use crate::common::TestApp;
 
-/// Each route class with a request that succeeds for an allowed caller.
-fn routes() -> Vec<(&'static str, Method, &'static str, Option<Value>)> {
+/// How an allowed call must end: in success, or past authorisation (a 404 for a missing
+/// resource, a 409 for a job already running, ...), never 401 or 403.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Allowed {
+    Succeeds,
+    Reaches,
+}
+
+type RouteCase = (&'static str, Method, String, Option<Value>, Allowed);
+
+/// Every route, by class, with a request an allowed caller may make (`job` is an ended
+/// job's id).
+fn routes(job: &str) -> Vec<RouteCase> {
+    use Allowed::*;
+    let s = |p: &str| p.to_owned();
     vec![
-        ("mapper-read", Method::GET, "/v1/data_mappers", None),
         (
             "mapper-read",
             Method::GET,
-            "/v1/data_mappers/people/access_policy",
+            s("/v1/data_mappers"),
             None,
+            Succeeds,
+        ),
+        (
+            "mapper-read",
+            Method::GET,
+            s("/v1/data_mappers/people"),
+            None,
+            Succeeds,
+        ),
+        (
+            "mapper-read",
+            Method::GET,
+            s("/v1/data_mappers/people/access_policy"),
+            None,
+            Succeeds,
         ),
         (
             "mapper-write",
             Method::PUT,
-            "/v1/data_mappers/people",
+            s("/v1/data_mappers/people"),
             Some(crate::common::glue_mapper()),
+            Succeeds,
         ),
-        ("queue-read", Method::GET, "/v1/queue", None),
+        (
+            "mapper-write",
+            Method::DELETE,
+            s("/v1/data_mappers/ghost"),
+            None,
+            Reaches,
+        ),
+        ("queue-read", Method::GET, s("/v1/queue"), None, Succeeds),
         (
             "queue-add",
             Method::PATCH,
-            "/v1/queue/matches",
+            s("/v1/queue/matches"),
             Some(json!({"matches": [{"match_id": "x"}]})),
+            Succeeds,
         ),
         (
             "queue-delete",
             Method::DELETE,
-            "/v1/queue/matches",
+            s("/v1/queue/matches"),
             Some(
                 json!({"matches": [{"deletion_queue_item_id": "0190a0a0-0000-7000-8000-000000000000"}]}),
             ),
+            Succeeds,
         ),
-        ("settings-read", Method::GET, "/v1/settings", None),
+        (
+            "settings-read",
+            Method::GET,
+            s("/v1/settings"),
+            None,
+            Succeeds,
+        ),
         (
             "settings-write",
             Method::PUT,
-            "/v1/settings",
+            s("/v1/settings"),
             Some(json!({
             "find_concurrency": 8, "multipart_threshold_bytes": 104857600,
             "report_retention_days": 90, "job_schedule": null})),
+            Succeeds,
         ),
-        ("audit-read", Method::GET, "/v1/audit_events", None),
+        (
+            "audit-read",
+            Method::GET,
+            s("/v1/audit_events"),
+            None,
+            Succeeds,
+        ),
         (
             "governance-read",
             Method::GET,
-            "/v1/catalog/lake/people/columns",
+            s("/v1/catalog/lake/people/columns"),
             None,
+            Succeeds,
         ),
-        ("governance-read", Method::GET, "/v1/access_policies", None),
+        (
+            "governance-read",
+            Method::GET,
+            s("/v1/access_policies"),
+            None,
+            Succeeds,
+        ),
+        (
+            "governance-read",
+            Method::GET,
+            s("/v1/access_policies/ghost"),
+            None,
+            Reaches,
+        ),
         (
             "governance-read",
             Method::POST,
-            "/v1/access_policies/plan",
+            s("/v1/access_policies/plan"),
             None,
+            Succeeds,
         ),
         (
             "governance-read",
             Method::GET,
-            "/v1/access_policies/enforcement",
+            s("/v1/access_policies/enforcement"),
             None,
+            Succeeds,
+        ),
+        (
+            "governance-read",
+            Method::GET,
+            s("/v1/access_policies/drift"),
+            None,
+            Reaches,
         ),
         (
             "governance-write",
             Method::PUT,
-            "/v1/catalog/lake/people/classifications",
+            s("/v1/catalog/lake/people/classifications"),
             Some(json!({"columns": [{"name": "first_name", "classification": "pii"}]})),
+            Succeeds,
         ),
         (
             "governance-write",
             Method::PUT,
-            "/v1/access_policies/analysts",
+            s("/v1/access_policies/analysts"),
             Some(json!({
             "principal": "123456789012", "tables": [{"database": "lake", "table": "*"}],
             "access": "non_pii_columns", "permissions": ["SELECT"]})),
+            Succeeds,
+        ),
+        (
+            "governance-write",
+            Method::DELETE,
+            s("/v1/access_policies/ghost"),
+            None,
+            Reaches,
         ),
         (
             "governance-write",
             Method::POST,
-            "/v1/access_policies/apply",
+            s("/v1/access_policies/apply"),
             Some(json!({})),
+            Succeeds,
+        ),
+        ("job-read", Method::GET, s("/v1/jobs"), None, Succeeds),
+        (
+            "job-read",
+            Method::GET,
+            format!("/v1/jobs/{job}"),
+            None,
+            Succeeds,
+        ),
+        (
+            "job-read",
+            Method::GET,
+            format!("/v1/jobs/{job}/events"),
+            None,
+            Succeeds,
+        ),
+        (
+            "job-read",
+            Method::GET,
+            format!("/v1/jobs/{job}/objects"),
+            None,
+            Succeeds,
+        ),
+        (
+            "job-read",
+            Method::GET,
+            format!("/v1/jobs/{job}/report"),
+            None,
+            Succeeds,
+        ),
+        (
+            "job-write",
+            Method::POST,
+            s("/v1/jobs"),
+            Some(json!({"dry_run": true})),
+            Reaches,
+        ),
+        (
+            "job-write",
+            Method::POST,
+            format!("/v1/jobs/{job}/cancel"),
+            None,
+            Reaches,
         ),
     ]
+}
+
+/// Whether `path` is an instance of the OpenAPI path `template` (`{x}` matches a segment).
+fn instance_of(path: &str, template: &str) -> bool {
+    let path: Vec<&str> = path.split('?').next().unwrap_or(path).split('/').collect();
+    let template: Vec<&str> = template.split('/').collect();
+    path.len() == template.len()
+        && path
+            .iter()
+            .zip(&template)
+            .all(|(p, t)| t.starts_with('{') || p == t)
+}
+
+#[test]
+fn the_matrix_covers_every_secured_operation_of_the_openapi_document() {
+    let spec = serde_json::to_value(lethe::api::openapi()).unwrap();
+    let cases = routes("0190a0a0-0000-7000-8000-000000000000");
+    let mut secured = 0;
+    for (template, operations) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            if operation.get("security").is_none() {
+                assert!(
+                    template.starts_with("/health") || template == "/metrics",
+                    "{template} is open"
+                );
+                continue;
+            }
+            secured += 1;
+            assert!(
+                cases
+                    .iter()
+                    .any(|(_, m, path, _, _)| m.as_str().eq_ignore_ascii_case(method)
+                        && instance_of(path, template)),
+                "{method} {template} is not in the auth matrix"
+            );
+        }
+    }
+    assert!(secured >= 28, "{secured}");
 }
 
 /// The documented matrix, written out independently of the code's.
@@ -98,27 +262,44 @@ fn allowed(role: Role, class: &str) -> bool {
     }
 }
 
-#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
-async fn every_role_reaches_exactly_its_route_classes(pool: sqlx::PgPool) {
+/// An app with the mapper the routes name and an ended job; returns the job's id.
+async fn app_with_a_job(pool: sqlx::PgPool) -> (TestApp, String) {
     let app = TestApp::new(pool);
-    // The access-policy route needs the mapper to exist.
     assert_eq!(
         app.put("/v1/data_mappers/people", crate::common::glue_mapper())
             .await
             .status,
         201
     );
+    crate::jobs::queue(&app, json!([{"match_id": "someone@example.com"}])).await;
+    let job = crate::jobs::start_dry_run(&app, &[]).await;
+    let cancelled = app.post(&format!("/v1/jobs/{job}/cancel"), None).await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    (app, job)
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn every_role_reaches_exactly_its_route_classes(pool: sqlx::PgPool) {
+    let (app, job) = app_with_a_job(pool).await;
     for role in Role::ALL {
         let token = app.token("someone", &[role]);
-        for (class, method, path, body) in routes() {
-            let reply = app.call(method.clone(), path, Some(&token), body).await;
+        for (class, method, path, body, allowed_as) in routes(&job) {
+            let reply = app.call(method.clone(), &path, Some(&token), body).await;
             if allowed(role, class) {
-                assert!(
-                    reply.status.is_success(),
-                    "{role:?} {method} {path}: {} {}",
-                    reply.status,
-                    reply.body
-                );
+                match allowed_as {
+                    Allowed::Succeeds => assert!(
+                        reply.status.is_success(),
+                        "{role:?} {method} {path}: {} {}",
+                        reply.status,
+                        reply.body
+                    ),
+                    Allowed::Reaches => assert!(
+                        ![401, 403].contains(&reply.status.as_u16()),
+                        "{role:?} {method} {path}: {} {}",
+                        reply.status,
+                        reply.body
+                    ),
+                }
             } else {
                 reply.problem(403);
             }
@@ -128,10 +309,10 @@ async fn every_role_reaches_exactly_its_route_classes(pool: sqlx::PgPool) {
 
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
 async fn a_token_without_roles_is_forbidden_everywhere(pool: sqlx::PgPool) {
-    let app = TestApp::new(pool);
+    let (app, job) = app_with_a_job(pool).await;
     let token = app.token("nobody", &[]);
-    for (_, method, path, body) in routes() {
-        app.call(method, path, Some(&token), body)
+    for (_, method, path, body, _) in routes(&job) {
+        app.call(method, &path, Some(&token), body)
             .await
             .problem(403);
     }
@@ -264,4 +445,72 @@ async fn unauthorised_callers_learn_nothing_about_their_request_body(pool: sqlx:
         )
         .await;
     reply.problem(401);
+}
+
+#[tokio::test]
+async fn a_jwks_from_a_url_or_a_file_accepts_tokens_of_each_of_its_keys() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let document = include_str!("../fixtures/jwks-test.json");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/.well-known/jwks.json",
+        listener.local_addr().unwrap()
+    );
+    let idp = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || async move { document }),
+    );
+    tokio::spawn(async move { axum::serve(listener, idp).await });
+    let file = std::env::temp_dir().join(format!("lethe-jwks-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&file, document).unwrap();
+    let token = |pem: &[u8], kid: &str| {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.to_owned());
+        let claims = json!({"sub": kid, "roles": ["operator"], "aud": "lethe",
+                            "exp": chrono::Utc::now().timestamp() + 600});
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(pem).unwrap()).unwrap()
+    };
+    let k1 = token(include_bytes!("../fixtures/rs256-test-private.pem"), "k1");
+    let k2 = token(include_bytes!("../fixtures/rs256-test-2-private.pem"), "k2");
+    for source in [
+        lethe::config::JwksSource::Url(url.clone()),
+        lethe::config::JwksSource::File(file.clone()),
+    ] {
+        let env: std::collections::HashMap<String, String> =
+            [("LETHE_JWT_AUDIENCE".to_owned(), "lethe".to_owned())].into();
+        let mut config = lethe::config::Config::from_sources(None, &env)
+            .unwrap()
+            .auth;
+        config.jwks = Some(source);
+        let auth = lethe::api::auth::Authenticator::load(&config, b"unused")
+            .await
+            .unwrap();
+        assert_eq!(auth.verify(&k1).unwrap().subject, "k1");
+        assert_eq!(auth.verify(&k2).unwrap().roles, [Role::Operator]);
+        // The HS256 secret is not a way in once a JWKS is configured.
+        let hs = lethe::api::auth::mint_hs256(
+            crate::common::SECRET,
+            &config,
+            "x",
+            &[Role::Admin],
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+        assert!(auth.verify(&hs).is_err());
+    }
+    std::fs::remove_file(file).unwrap();
+    // Only https, or http on loopback, is accepted as a JWKS URL.
+    for (value, ok) in [
+        ("http://idp.example/jwks", false),
+        ("https://idp.example/jwks", true),
+        ("http://127.0.0.1:9/jwks", true),
+    ] {
+        let env: std::collections::HashMap<String, String> =
+            [("LETHE_JWT_JWKS_URL".to_owned(), value.to_owned())].into();
+        assert_eq!(
+            lethe::config::Config::from_sources(None, &env).is_ok(),
+            ok,
+            "{value}"
+        );
+    }
 }
