@@ -77,11 +77,8 @@ impl JobTask for FindObjects {
             .await?;
         let store = ctx
             .engine
+            .for_mapper(&mapper, self.job_id)?
             .stores
-            .for_role(
-                mapper.role_arn.as_deref(),
-                &crate::jobs::role_session(self.job_id),
-            )?
             .of_scheme(&self.scheme);
         let concurrency = ctx.settings(self.job_id).await?.find_concurrency();
         let outcomes: Vec<Outcome> = stream::iter(self.objects.clone())

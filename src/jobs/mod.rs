@@ -69,7 +69,7 @@ impl Engine {
 
 /// The STS session name of a job's assumed roles: it names Lethe and the job, so the
 /// lake account's CloudTrail tells which job made each call.
-pub fn role_session(job_id: uuid::Uuid) -> String {
+fn role_session(job_id: uuid::Uuid) -> String {
     format!("lethe-job-{job_id}")
 }
 

@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::common::TestApp;
+use crate::e2e_jobs::object_bytes;
 use crate::e2e_storage::new_versioned_bucket;
 use crate::jobs::queue;
 
@@ -165,18 +166,7 @@ async fn a_mappers_role_is_assumed_and_its_credentials_sign_every_s3_call_of_its
 
     // The rows are gone, read back with Lethe's own (not the role's) credentials.
     for key in ["t/a.json", "t/b.json"] {
-        let body = s3
-            .get_object()
-            .bucket(&bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
+        let body = object_bytes(&s3, &bucket, key).await;
         assert_eq!(String::from_utf8_lossy(&body), "{\"id\": 1}\n{\"id\": 3}\n");
     }
 

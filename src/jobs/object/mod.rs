@@ -175,11 +175,8 @@ pub async fn load(
     };
     let store = ctx
         .engine
+        .for_mapper(&mapper, p.job_id)?
         .stores
-        .for_role(
-            mapper.role_arn.as_deref(),
-            &crate::jobs::role_session(p.job_id),
-        )?
         .of_scheme(scheme);
     Ok(Some(Loaded {
         p,
