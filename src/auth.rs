@@ -67,6 +67,45 @@ pub enum Action {
     JobRead,
     /// Start and cancel jobs.
     JobWrite,
+    /// Browse the Glue catalog (databases, tables, columns), e.g. to write a data mapper.
+    CatalogRead,
+}
+
+impl Action {
+    pub const ALL: [Action; 13] = [
+        Action::DataMapperRead,
+        Action::DataMapperWrite,
+        Action::QueueRead,
+        Action::QueueAdd,
+        Action::QueueDelete,
+        Action::SettingsRead,
+        Action::SettingsWrite,
+        Action::AuditRead,
+        Action::GovernanceRead,
+        Action::GovernanceWrite,
+        Action::JobRead,
+        Action::JobWrite,
+        Action::CatalogRead,
+    ];
+
+    /// The snake_case name `GET /v1/me` lists.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::DataMapperRead => "data_mapper_read",
+            Action::DataMapperWrite => "data_mapper_write",
+            Action::QueueRead => "queue_read",
+            Action::QueueAdd => "queue_add",
+            Action::QueueDelete => "queue_delete",
+            Action::SettingsRead => "settings_read",
+            Action::SettingsWrite => "settings_write",
+            Action::AuditRead => "audit_read",
+            Action::GovernanceRead => "governance_read",
+            Action::GovernanceWrite => "governance_write",
+            Action::JobRead => "job_read",
+            Action::JobWrite => "job_write",
+            Action::CatalogRead => "catalog_read",
+        }
+    }
 }
 
 /// The role matrix: who may do what.
@@ -76,10 +115,16 @@ pub fn allows(role: Role, action: Action) -> bool {
         Role::Admin => true,
         Role::Operator => !matches!(action, AuditRead | GovernanceRead | GovernanceWrite),
         Role::Requester => matches!(action, QueueRead | QueueAdd),
-        Role::Governance => matches!(action, GovernanceRead | GovernanceWrite),
+        Role::Governance => matches!(action, GovernanceRead | GovernanceWrite | CatalogRead),
         Role::Auditor => matches!(
             action,
-            DataMapperRead | QueueRead | SettingsRead | AuditRead | GovernanceRead | JobRead
+            DataMapperRead
+                | QueueRead
+                | SettingsRead
+                | AuditRead
+                | GovernanceRead
+                | JobRead
+                | CatalogRead
         ),
     }
 }

@@ -88,8 +88,47 @@ policies!(
     GovernanceRead,
     GovernanceWrite,
     JobRead,
-    JobWrite
+    JobWrite,
+    CatalogRead
 );
+
+/// Extractor: any caller with a valid token, whatever its roles (`GET /v1/me`).
+pub struct Authenticated(pub Principal);
+
+impl<S> FromRequestParts<S> for Authenticated
+where
+    S: Send + Sync,
+    std::sync::Arc<Authenticator>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let authenticator = std::sync::Arc::<Authenticator>::from_ref(state);
+        Ok(Authenticated(bearer(parts, &authenticator)?))
+    }
+}
+
+/// The verified principal of the request's bearer token.
+fn bearer(parts: &Parts, authenticator: &Authenticator) -> Result<Principal, ApiError> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("missing bearer token".to_owned()))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::Unauthorized("expected Authorization: Bearer <token>".to_owned())
+        })?;
+    authenticator
+        .verify(token)
+        .map_err(|e| ApiError::Unauthorized(e.0))
+}
 
 /// Extractor: an authenticated caller allowed to perform `P::ACTION`.
 pub struct Auth<P> {
@@ -107,24 +146,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let authenticator = std::sync::Arc::<Authenticator>::from_ref(state);
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("missing bearer token".to_owned()))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::Unauthorized("expected Authorization: Bearer <token>".to_owned())
-            })?;
-        let principal = authenticator
-            .verify(token)
-            .map_err(|e| ApiError::Unauthorized(e.0))?;
+        let principal = bearer(parts, &authenticator)?;
         if !principal.roles.iter().any(|r| allows(*r, P::ACTION)) {
             return Err(ApiError::Forbidden);
         }

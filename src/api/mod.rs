@@ -2,6 +2,7 @@
 //! problem), the OpenAPI document and the docs UI.
 
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -58,6 +59,7 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
         (name = "audit", description = "Who changed what"),
         (name = "governance", description = "PII classification and Lake Formation column grants"),
         (name = "health", description = "Liveness, readiness and metrics"),
+        (name = "auth", description = "Who is calling"),
     )
 )]
 struct ApiDoc;
@@ -115,6 +117,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, spec) = api_with_limits(state.config.limits.queue_max_body_bytes);
     routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .merge(console::router())
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(

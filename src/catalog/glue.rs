@@ -82,6 +82,25 @@ impl Catalog for GlueCatalog {
         })
     }
 
+    async fn list_databases(&self) -> Result<Vec<String>, CatalogError> {
+        paginate(|token| async move {
+            let out = self
+                .client
+                .get_databases()
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| glue_error(e, CatalogError::Unavailable("no catalog".to_owned())))?;
+            let page = out
+                .database_list()
+                .iter()
+                .map(|d| d.name().to_owned())
+                .collect();
+            Ok((page, out.next_token().map(str::to_owned)))
+        })
+        .await
+    }
+
     async fn list_tables(&self, database: &str) -> Result<Vec<String>, CatalogError> {
         list_tables_impl(&self.client, database).await
     }

@@ -30,6 +30,8 @@ pub enum CatalogError {
 #[async_trait]
 pub trait Catalog: Send + Sync + 'static {
     async fn get_table(&self, database: &str, table: &str) -> Result<TableDef, CatalogError>;
+    /// The names of the catalog's databases, following pagination.
+    async fn list_databases(&self) -> Result<Vec<String>, CatalogError>;
     /// The names of a database's tables, following pagination.
     async fn list_tables(&self, database: &str) -> Result<Vec<String>, CatalogError>;
     /// Every partition of a table, following pagination.
@@ -95,6 +97,12 @@ impl Catalog for MemoryCatalog {
             .get(&(database.to_owned(), table.to_owned()))
             .cloned()
             .ok_or_else(|| CatalogError::TableNotFound(table.to_owned()))
+    }
+
+    async fn list_databases(&self) -> Result<Vec<String>, CatalogError> {
+        let names: std::collections::BTreeSet<String> =
+            self.tables.keys().map(|(db, _)| db.clone()).collect();
+        Ok(names.into_iter().collect())
     }
 
     async fn list_tables(&self, database: &str) -> Result<Vec<String>, CatalogError> {

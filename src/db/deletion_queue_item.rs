@@ -122,6 +122,23 @@ pub async fn delete_queue_items(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::
     Ok(result.rows_affected())
 }
 
+/// Items queued, the oldest one's time, items overdue and due within a day (only those
+/// `created_by` made, when given).
+pub async fn summary(
+    db: impl PgExecutor<'_>,
+    created_by: Option<&str>,
+) -> sqlx::Result<(i64, Option<DateTime<Utc>>, i64, i64)> {
+    sqlx::query_as(
+        "select count(*), min(created_at),
+                count(*) filter (where deadline < now()),
+                count(*) filter (where deadline >= now() and deadline < now() + interval '1 day')
+         from deletion_queue_item where ($1::text is null or created_by = $1)",
+    )
+    .bind(created_by)
+    .fetch_one(db)
+    .await
+}
+
 /// Items past their deadline, and items due within a day.
 pub async fn deadline_counts(db: impl PgExecutor<'_>) -> sqlx::Result<(i64, i64)> {
     sqlx::query_as(

@@ -4,6 +4,7 @@
 mod common;
 
 mod auth_matrix;
+mod console;
 mod data_mappers;
 mod deploy;
 mod e2e_find;

@@ -4,11 +4,13 @@ pub mod access_policies;
 pub mod audit_events;
 pub mod catalog_columns;
 pub mod data_mappers;
+pub mod glue_browse;
 pub mod grants;
 pub mod job_events;
 pub mod job_objects;
 pub mod jobs;
 pub mod mapper_access_policy;
+pub mod me;
 pub mod queue;
 pub mod settings;
 
@@ -29,4 +31,6 @@ pub fn router_with(queue_body: usize) -> OpenApiRouter<AppState> {
         .merge(grants::router())
         .merge(access_policies::router())
         .merge(jobs::router())
+        .merge(me::router())
+        .merge(glue_browse::router())
 }

@@ -29,6 +29,47 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(add_matches, delete_matches))
         .routes(routes!(list_queue))
+        .routes(routes!(queue_summary))
+}
+
+/// The queue at a glance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueSummary {
+    /// Items queued (for a requester: the items it created).
+    pub items: i64,
+    /// When the oldest of them was queued; null when there are none.
+    pub oldest_created_at: Option<DateTime<Utc>>,
+    /// Items past their deadline.
+    pub overdue: i64,
+    /// Items whose deadline is within a day.
+    pub due_within_day: i64,
+}
+
+/// How many items are queued, since when, and how many are (nearly) overdue.
+#[utoipa::path(get, path = "/v1/queue/summary", tag = "queue", operation_id = "get_queue_summary",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The summary", body = QueueSummary),
+        AuthProblems,
+    ))]
+async fn queue_summary(
+    State(state): State<AppState>,
+    auth: Auth<QueueRead>,
+) -> Result<axum::Json<QueueSummary>, ApiError> {
+    let principal = &auth.caller.principal;
+    let sees_all = principal
+        .roles
+        .iter()
+        .any(|r| matches!(r, Role::Operator | Role::Admin | Role::Auditor));
+    let creator = (!sees_all).then_some(principal.subject.as_str());
+    let (items, oldest_created_at, overdue, due_within_day) =
+        db::summary(&state.db, creator).await?;
+    Ok(axum::Json(QueueSummary {
+        items,
+        oldest_created_at,
+        overdue,
+        due_within_day,
+    }))
 }
 
 /// One column of a composite match.
