@@ -851,6 +851,10 @@ const grantText = (g) => `${g.principal} — ${g.database}.${g.table}: ${g.permi
 function Governance({ me }) {
   const policies = useLoad(() => get('/v1/access_policies?page_size=1000'), []);
   const enforcement = useLoad(() => get('/v1/access_policies/enforcement'), []);
+  const drift = useLoad(() => get('/v1/access_policies/drift').catch((e) => {
+    if (e.doc && e.doc.status === 404) return null;
+    throw e;
+  }), []);
   const [plan, setPlan] = useState(null);
   const [applied, setApplied] = useState(null);
   const [error, setError] = useState(null);
@@ -873,6 +877,10 @@ function Governance({ me }) {
     ${policies.data && html`<div class="table-wrap"><table><thead><tr><th>Name</th><th>Principal</th><th>Tables</th><th>Access</th><th>Permissions</th></tr></thead>
       <tbody>${policies.data.access_policies.map((p) => html`<tr><td>${p.name}</td><td class="mono">${p.principal}</td>
         <td>${p.tables.map((t) => `${t.database}.${t.table}`).join(', ')}</td><td>${typeof p.access === 'string' ? p.access : `columns: ${(p.access.columns || []).join(', ')}`}</td><td>${p.permissions.join(', ')}</td></tr>`)}</tbody></table></div>`}
+    <h3>Drift</h3>
+    <p>${drift.data && drift.data.checked_at
+      ? `At the last reconciliation (${when(drift.data.checked_at)}), ${drift.data.drifted_grants} grant(s) differed from the declaration.${drift.data.error ? ` It failed: ${drift.data.error}` : ''}`
+      : 'No reconciliation has run yet; compare below.'}</p>
     ${enforcement.data && enforcement.data.issues.length > 0 && html`<h3>Enforcement warnings</h3><ul>${enforcement.data.issues.map((i) => html`<li><strong>${i.database}.${i.table}</strong>: ${i.detail}</li>`)}</ul>`}
     <h2>Plan</h2>
     <div class="actions"><button type="button" class="secondary" onClick=${makePlan} disabled=${busy}>${busy ? 'Working…' : 'Compare with Lake Formation'}</button></div>

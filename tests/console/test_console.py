@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+import uuid
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -44,6 +45,28 @@ def write_lake():
             "email": pa.array([f"person{i}@example.com" for i in ids]),
         })
         pq.write_table(table, os.path.join(folder, "part-0.parquet"), row_group_size=16)
+
+
+def glue_database():
+    """A Glue database in moto with one Parquet table, for the catalog browser."""
+    import boto3
+    glue = boto3.client("glue", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                        region_name=os.environ.get("AWS_REGION", "us-east-1"))
+    name = f"console_{uuid.uuid4().hex[:8]}"
+    glue.create_database(DatabaseInput={"Name": name})
+    parquet = "org.apache.hadoop.hive.ql.io.parquet"
+    glue.create_table(DatabaseName=name, TableInput={
+        "Name": "customers",
+        "StorageDescriptor": {
+            "Columns": [{"Name": "id", "Type": "bigint"},
+                        {"Name": "contact", "Type": "struct<email:string,phone:string>"}],
+            "Location": "s3://console-lake/customers/",
+            "InputFormat": f"{parquet}.MapredParquetInputFormat",
+            "SerdeInfo": {"SerializationLibrary": f"{parquet}.serde.ParquetHiveSerDe"},
+        },
+        "PartitionKeys": [{"Name": "country", "Type": "string"}],
+    })
+    return name
 
 
 def browser():
@@ -82,6 +105,9 @@ class Console:
     def click_text(self, text, tag="*"):
         xpath = f"//{tag}[normalize-space()='{text}']"
         self.wait.until(EC.element_to_be_clickable((By.XPATH, xpath))).click()
+
+    def by_id(self, element_id):
+        return self.wait.until(EC.element_to_be_clickable((By.ID, element_id)))
 
     def type(self, css, text):
         el = self.find(css)
@@ -163,6 +189,7 @@ def run(c):
     c.wait_text("h1", "Data mapper people")
     c.shot("04-mapper")
 
+
     # Queue a simple and a composite match.
     c.click("a[href='#/queue']")
     c.type("#match-id", str(ERASED["de"][0]))
@@ -179,6 +206,13 @@ def run(c):
     c.wait.until(lambda _: len(d.find_elements(By.CSS_SELECTOR, "[data-table=queue] tbody tr")) == 2)
     assert "country = fr and id = 112" in c.text_of("[data-table=queue]")
     c.shot("05-queue")
+
+    # A mapper that queued items name cannot be deleted: the 409's reason is shown.
+    d.get(f"{URL}/console#/mappers/people")
+    c.click_text("Delete", "button")
+    d.switch_to.alert.accept()
+    c.wait_text("[role=alert]", "queued items name data mapper")
+    c.shot("05b-mapper-delete-refused")
 
     # A dry run, reviewed first, followed live to its end.
     c.click("a[href='#/jobs']")
@@ -240,6 +274,56 @@ def run(c):
     c.click("a[href='#/audit']")
     c.wait_text("[data-table=audit]", "job.start")
     c.shot("10-audit")
+
+    # A Glue mapper, picked with the catalog browser: database, table, a nested column.
+    database = glue_database()
+    c.click("a[href='#/mappers']")
+    c.click("a[href='#/mappers/new']")
+    assert c.find("#prov-glue").is_selected(), "Glue is the default for who may browse it"
+    c.type("#mapper-id", "customers")
+    c.wait.until(lambda _: database in c.text_of("#glue-db"))
+    Select(c.find("#glue-db")).select_by_value(database)
+    c.wait.until(lambda _: "customers" in c.text_of("#glue-table"))
+    Select(c.find("#glue-table")).select_by_value("customers")
+    c.by_id("col-contact.email").click()
+    c.by_id("key-country").click()
+    c.shot("04b-mapper-glue-browser")
+    c.click_text("Save data mapper", "button")
+    c.wait_text("h1", "Data mapper customers")
+    assert "contact.email (string)" in c.body()
+    assert "s3:::console-lake/customers/*" in c.body(), "the IAM policy is shown"
+
+    # Governance: classify a nested column of the Glue table, then compare with Lake
+    # Formation (moto's).
+    c.click("a[href='#/governance']")
+    Select(c.find("#cls-db")).select_by_value(database)
+    c.wait.until(lambda _: "customers" in c.text_of("#cls-table"))
+    Select(c.find("#cls-table")).select_by_value("customers")
+    Select(c.find("select[aria-label='classification of contact.email']")).select_by_value("pii")
+    c.click_text("Save 1 change(s)", "button")
+    c.wait_text("[role=status]", "Classifications saved")
+    c.click_text("Compare with Lake Formation", "button")
+    c.find("[data-plan]")
+    c.shot("12-governance")
+
+    # An auditor sees what happened but none of the buttons that change it.
+    c.click_text("Sign out", "button")
+    c.find("#token").send_keys(os.environ["LETHE_AUDITOR_TOKEN"])
+    c.click_text("Sign in", "button")
+    c.wait_text("[data-subject]", "console-auditor")
+    nav = c.text_of("nav")
+    assert "Audit" in nav and "Jobs" in nav, nav
+    c.click("a[href='#/jobs']")
+    c.find("[data-table=jobs]")
+    assert not d.find_elements(By.CSS_SELECTOR, "a[href='#/jobs/new']")
+    c.click("a[href='#/queue']")
+    c.find("[data-table=queue]")
+    assert not d.find_elements(By.ID, "match-id"), "no queueing form for an auditor"
+    d.get(f"{URL}/console#/mappers/people")
+    c.wait_text("h1", "Data mapper people")
+    assert not d.find_elements(By.XPATH, "//button[normalize-space()='Delete']")
+    assert not d.find_elements(By.XPATH, "//a[normalize-space()='Edit']")
+    c.shot("13-auditor")
     c.no_console_errors()
 
     # The lake, read back independently: exactly the erased rows are gone.
