@@ -160,10 +160,14 @@ async fn list_tables_impl(
     .await
 }
 
-/// Maps a Glue error: `EntityNotFound` to `not_found`, access denial, else unavailable.
+/// Maps a Glue error: `EntityNotFound` (and a malformed name) to `not_found`, access
+/// denial, else unavailable.
 fn glue_error<E: ProvideErrorMetadata>(err: SdkError<E>, not_found: CatalogError) -> CatalogError {
     match err.code() {
-        Some("EntityNotFoundException") => not_found,
+        // A name Glue refuses as malformed names nothing it has.
+        Some("EntityNotFoundException" | "InvalidInputException" | "ValidationException") => {
+            not_found
+        }
         Some(code @ ("AccessDeniedException" | "AccessDenied")) => CatalogError::AccessDenied {
             code: code.to_owned(),
         },
