@@ -32,6 +32,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(queue_summary))
 }
 
+/// Operators, admins and auditors see every item; a requester only the items it created.
+fn sees_every_item(principal: &crate::auth::Principal) -> bool {
+    principal
+        .roles
+        .iter()
+        .any(|r| matches!(r, Role::Operator | Role::Admin | Role::Auditor))
+}
+
 /// The queue at a glance.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueueSummary {
@@ -57,11 +65,7 @@ async fn queue_summary(
     auth: Auth<QueueRead>,
 ) -> Result<axum::Json<QueueSummary>, ApiError> {
     let principal = &auth.caller.principal;
-    let sees_all = principal
-        .roles
-        .iter()
-        .any(|r| matches!(r, Role::Operator | Role::Admin | Role::Auditor));
-    let creator = (!sees_all).then_some(principal.subject.as_str());
+    let creator = (!sees_every_item(principal)).then_some(principal.subject.as_str());
     let (items, oldest_created_at, overdue, due_within_day) =
         db::summary(&state.db, creator).await?;
     Ok(axum::Json(QueueSummary {
@@ -283,10 +287,7 @@ async fn list_queue(
 ) -> Result<axum::Json<QueuePage>, ApiError> {
     let limit = page_size(query.page_size)?;
     let principal = &auth.caller.principal;
-    let sees_all = principal
-        .roles
-        .iter()
-        .any(|r| matches!(r, Role::Operator | Role::Admin | Role::Auditor));
+    let sees_all = sees_every_item(principal);
     let sees_ids = principal
         .roles
         .iter()
