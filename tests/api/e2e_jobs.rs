@@ -372,6 +372,9 @@ enum Fault {
     DenyEvents,
     /// Deleting versions is denied while the first job runs.
     DenyDeletesInFirstJob,
+    /// Someone deletes the version Lethe wrote just before cleanup lists the versions
+    /// (once per key).
+    OwnVersionDeleted,
 }
 
 struct FaultyStore {
@@ -379,6 +382,7 @@ struct FaultyStore {
     db: PgPool,
     fault: Fault,
     fired: std::sync::atomic::AtomicBool,
+    sabotaged: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl FaultyStore {
@@ -476,6 +480,19 @@ impl ObjectStore for FaultyStore {
         self.inner.head_with_metadata(b, k).await
     }
     async fn list_versions(&self, b: &str, k: &str) -> Result<Vec<VersionMeta>, StorageError> {
+        if self.fault == Fault::OwnVersionDeleted {
+            let cleaning: i64 = sqlx::query_scalar(
+                "select count(*) from task where state = 'running' and kind = 'cleanup.object'",
+            )
+            .fetch_one(&self.db)
+            .await
+            .unwrap();
+            let first_time = self.sabotaged.lock().unwrap().insert(k.to_owned());
+            if cleaning > 0 && first_time {
+                let newest = self.inner.list_versions(b, k).await?[0].version_id.clone();
+                self.inner.delete_version(b, k, &newest).await?;
+            }
+        }
         self.inner.list_versions(b, k).await
     }
     async fn delete_version(&self, b: &str, k: &str, v: &str) -> Result<(), StorageError> {
@@ -506,6 +523,7 @@ fn faulty(db: &PgPool, fault: Fault) -> impl FnOnce(&aws_config::SdkConfig) -> S
                 db,
                 fault,
                 fired: Default::default(),
+                sabotaged: Default::default(),
             }),
             file: Stores::offline().file,
             file_root: None,
@@ -885,6 +903,77 @@ async fn a_worker_killed_during_cleanup_changes_nothing_in_the_outcome(db: PgPoo
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
 async fn access_denied_on_some_objects_fails_only_those_with_the_aws_code(db: PgPool) {
     job_survives(db, Fault::DenyEvents).await;
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_written_version_someone_deleted_before_cleanup_fails_it_and_the_next_job_erases_again(
+    db: PgPool,
+) {
+    let GlueLake {
+        app,
+        s3,
+        bucket,
+        people,
+        ..
+    } = glue_lake(db.clone(), faulty(&db, Fault::OwnVersionDeleted)).await;
+    let (items, matches) = full_matrix();
+    queue(&app, items).await;
+    let expected = expected_people(&matches, "people/");
+    let run = || {
+        let app = &app;
+        async move {
+            let r = app
+                .post("/v1/jobs", Some(json!({"data_mappers": ["people"]})))
+                .await;
+            let job = r.body["job_id"].as_str().unwrap().to_owned();
+            app.worker("w").run_until_idle().await.unwrap();
+            app.get(&format!("/v1/jobs/{job}")).await.body
+        }
+    };
+    let first = run().await;
+    assert_eq!(
+        first["stats"]["objects_verified"],
+        expected.len() as i64,
+        "{first}"
+    );
+    assert_eq!(first["stats"]["versions_deleted"], 0, "{first}");
+    assert_eq!(
+        first["stats"]["cleanup_failures"],
+        expected.len() as i64,
+        "{first}"
+    );
+    // The originals are current again and hold the rows: every subject stays queued.
+    let queued = app.get("/v1/queue?page_size=1000").await;
+    assert_eq!(queued.body["matches"].as_array().unwrap().len(), 10);
+    for o in &people {
+        let key = format!("people/{}", o.key);
+        if expected.contains_key(&key) {
+            assert_ne!(
+                read_ids(&s3, &bucket, &key).await,
+                kept_ids(o, &matches),
+                "{key}"
+            );
+        }
+    }
+    // The next job erases them again and cleans up for good.
+    let second = run().await;
+    assert_eq!(
+        second["stats"]["objects_rewritten"],
+        expected.len() as i64,
+        "{second}"
+    );
+    assert_eq!(second["stats"]["cleanup_failures"], 0, "{second}");
+    for o in &people {
+        let key = format!("people/{}", o.key);
+        assert_eq!(
+            read_ids(&s3, &bucket, &key).await,
+            kept_ids(o, &matches),
+            "{key}"
+        );
+        if expected.contains_key(&key) {
+            assert_eq!(versions(&s3, &bucket, &key).await.len(), 1, "{key}");
+        }
+    }
 }
 
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]

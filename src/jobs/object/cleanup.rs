@@ -87,17 +87,25 @@ impl JobTask for Cleanup {
 async fn versions_to_delete(l: &Loaded) -> Result<Vec<String>, StorageError> {
     let o = &l.object;
     let versions = l.store.list_versions(&o.bucket, &o.key).await?;
-    let mut older: Vec<String> = match o
-        .new_version_id
-        .as_deref()
-        .and_then(|ours| versions.iter().position(|v| v.version_id == ours))
-    {
-        Some(pos) => versions[pos + 1..]
-            .iter()
-            .map(|v| v.version_id.clone())
-            .collect(),
-        None => Vec::new(),
-    };
+    let ours = o.new_version_id.as_deref();
+    let mut older: Vec<String> =
+        match ours.and_then(|ours| versions.iter().position(|v| v.version_id == ours)) {
+            Some(pos) => versions[pos + 1..]
+                .iter()
+                .map(|v| v.version_id.clone())
+                .collect(),
+            // The version Lethe wrote and verified is gone while others remain: someone
+            // deleted it, so the current version may be the original again. Nothing is
+            // deleted and the cleanup fails, which keeps the subjects queued.
+            None if ours.is_some() && !versions.is_empty() => {
+                return Err(StorageError::Other(format!(
+                    "the version Lethe wrote ({}) is no longer among the key's versions; \
+                     the others (which may hold erased rows) are left for the next job",
+                    ours.unwrap_or_default()
+                )));
+            }
+            None => Vec::new(),
+        };
     for saved in &o.versions_to_delete {
         if !older.contains(saved) {
             older.push(saved.clone());
