@@ -512,9 +512,10 @@ function QueueAdd({ mappers, onAdded }) {
       <textarea id="match-list" value=${list} onInput=${(e) => setList(e.target.value)}></textarea></div>
       <div class="field"><label for="match-file">Or upload a CSV file</label><input id="match-file" type="file" accept=".csv,text/csv,text/plain" onChange=${readFile} /></div>
       <p class="muted">${parseIds(list).length} id(s) to queue</p>`}
-    <div class="field"><label>Data mappers to search (none checked: all${mode === 'composite' ? '; a composite match names exactly one' : ''})</label>
+    <fieldset><legend>Data mappers to search (none checked: all${mode === 'composite' ? '; a composite match names exactly one' : ''})</legend>
       ${mappers.map((m) => html`<span class="field inline"><input type="checkbox" id=${`qm-${m}`} checked=${chosen.includes(m)}
-        onChange=${(e) => setChosen(e.target.checked ? [...chosen, m] : chosen.filter((x) => x !== m))} /><label for=${`qm-${m}`}>${m}</label></span>`)}</div>
+        onChange=${(e) => setChosen(e.target.checked ? [...chosen, m] : chosen.filter((x) => x !== m))} /><label for=${`qm-${m}`}>${m}</label></span>`)}
+      <${FieldError} error=${error} name="matches[0].data_mappers" /></fieldset>
     <div class="field"><label for="deadline">Deadline (optional; default 30 days)</label>
       <input id="deadline" type="datetime-local" value=${deadline} onInput=${(e) => setDeadline(e.target.value)} /></div>
     <div class="field"><label for="reference">Reference (e.g. a ticket id; optional)</label>
@@ -648,9 +649,9 @@ function StartJob() {
     <form onSubmit=${toReview}>
       <div class="field inline"><input type="checkbox" id="dry-run" checked=${dryRun} onChange=${(e) => { setDryRun(e.target.checked); setReview(null); }} />
         <label for="dry-run">Dry run (find only: shows what would be erased, writes nothing)</label></div>
-      <div class="field"><label>Data mappers (none checked: every mapper the queue applies to)</label>
+      <fieldset><legend>Data mappers (none checked: every mapper the queue applies to)</legend>
         ${names.map((m) => html`<span class="field inline"><input type="checkbox" id=${`jm-${m}`} checked=${chosen.includes(m)}
-          onChange=${(e) => { setChosen(e.target.checked ? [...chosen, m] : chosen.filter((x) => x !== m)); setReview(null); }} /><label for=${`jm-${m}`}>${m}</label></span>`)}</div>
+          onChange=${(e) => { setChosen(e.target.checked ? [...chosen, m] : chosen.filter((x) => x !== m)); setReview(null); }} /><label for=${`jm-${m}`}>${m}</label></span>`)}</fieldset>
       <div class="actions"><button type="submit" class="secondary">Review</button></div>
     </form>
     <${ProblemBox} error=${error || mappers.error} />

@@ -90,7 +90,15 @@ class Console:
         self.wait = WebDriverWait(driver, 60)
 
     def shot(self, name):
-        """The whole page (up to 2,400 px tall) at the laptop width."""
+        """The whole page (up to 2,400 px tall) at the laptop width; every form field on
+        it must have a label."""
+        unlabelled = self.d.execute_script("""
+            return [...document.querySelectorAll('input, select, textarea')]
+              .filter((e) => e.type !== 'hidden' && !e.getAttribute('aria-label')
+                && !(e.id && document.querySelector(`label[for="${CSS.escape(e.id)}"]`))
+                && !e.closest('label'))
+              .map((e) => e.outerHTML.slice(0, 120));""")
+        assert not unlabelled, (name, unlabelled)
         height = self.d.execute_script("return document.documentElement.scrollHeight")
         self.d.set_window_size(1366, max(900, min(int(height) + 140, 2400)))
         self.d.save_screenshot(os.path.join(SHOTS, f"{name}.png"))
