@@ -63,11 +63,8 @@ impl AssumedRole {
         session_name: &str,
         config: &AwsConfig,
     ) -> Self {
-        let sts = aws_sdk_sts::config::Builder::from(sdk)
-            .interceptor(CallMetrics(metrics))
-            .build();
         Self {
-            client: aws_sdk_sts::Client::from_conf(sts),
+            client: sts_client(sdk, metrics),
             role_arn: role_arn.to_owned(),
             session_name: session_name_of(session_name),
             external_id: config.role_external_id.clone(),
@@ -134,6 +131,14 @@ impl aws_credential_types::provider::ProvideCredentials for AssumedRole {
     }
 }
 
+/// An STS client whose calls are counted in `metrics`.
+fn sts_client(sdk: &aws_config::SdkConfig, metrics: Arc<Metrics>) -> aws_sdk_sts::Client {
+    let config = aws_sdk_sts::config::Builder::from(sdk)
+        .interceptor(CallMetrics(metrics))
+        .build();
+    aws_sdk_sts::Client::from_conf(config)
+}
+
 /// A valid STS session name: `[\w+=,.@-]`, at most 64 characters, at least 2.
 fn session_name_of(name: &str) -> String {
     let mut name: String = name
@@ -160,10 +165,7 @@ pub async fn caller_principal(
     metrics: Arc<Metrics>,
 ) -> Result<String, String> {
     use aws_sdk_sts::error::ProvideErrorMetadata;
-    let sts = aws_sdk_sts::config::Builder::from(sdk)
-        .interceptor(CallMetrics(metrics))
-        .build();
-    let identity = aws_sdk_sts::Client::from_conf(sts)
+    let identity = sts_client(sdk, metrics)
         .get_caller_identity()
         .send()
         .await

@@ -141,7 +141,7 @@ pub struct AuthConfig {
 }
 
 /// AWS client settings; credentials and region also follow the SDK's default chain.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AwsConfig {
     /// Endpoint override for S3/Glue/Lake Formation emulators or S3-compatible servers.
     pub endpoint_url: Option<String>,
@@ -155,6 +155,22 @@ pub struct AwsConfig {
     /// STS `GetCallerIdentity`).
     pub principal_arn: Option<String>,
 }
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        Self {
+            endpoint_url: None,
+            region: None,
+            s3_force_path_style: false,
+            role_external_id: None,
+            role_session_secs: DEFAULT_ROLE_SESSION_SECS,
+            principal_arn: None,
+        }
+    }
+}
+
+/// Lifetime asked of assumed-role sessions unless configured.
+pub const DEFAULT_ROLE_SESSION_SECS: u32 = 3600;
 
 /// A configuration error, naming the setting.
 #[derive(Debug, thiserror::Error)]
@@ -509,7 +525,7 @@ impl Config {
             "LETHE_AWS_ROLE_SESSION_SECS",
             get("LETHE_AWS_ROLE_SESSION_SECS"),
             f.aws_role_session_secs,
-            3600,
+            DEFAULT_ROLE_SESSION_SECS,
         )?;
         if !(900..=43_200).contains(&role_session_secs) {
             return Err(invalid(

@@ -323,10 +323,6 @@ impl Stores {
         metrics: std::sync::Arc<crate::metrics::Metrics>,
         config: &crate::config::AwsConfig,
     ) -> Self {
-        let mut config = config.clone();
-        if config.role_session_secs == 0 {
-            config.role_session_secs = 3600;
-        }
         Self {
             s3: std::sync::Arc::new(s3::S3Store::with_metrics(
                 sdk,
@@ -339,7 +335,7 @@ impl Stores {
                 sdk,
                 force_path_style,
                 metrics,
-                &config,
+                config,
             ))),
         }
     }

@@ -58,14 +58,10 @@ impl S3Store {
         force_path_style: bool,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
     ) -> Self {
-        let config = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(force_path_style)
-            .interceptor(crate::aws::CallMetrics(metrics))
-            .build();
-        Self {
-            client: aws_sdk_s3::Client::from_conf(config),
-            page_size: 1000,
-        }
+        Self::from_builder(
+            aws_sdk_s3::config::Builder::from(sdk).force_path_style(force_path_style),
+            metrics,
+        )
     }
 
     /// A client whose calls are signed with `credentials` (kept and refreshed by the
@@ -76,9 +72,19 @@ impl S3Store {
         metrics: std::sync::Arc<crate::metrics::Metrics>,
         credentials: impl aws_credential_types::provider::ProvideCredentials + 'static,
     ) -> Self {
-        let config = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(force_path_style)
-            .credentials_provider(credentials)
+        Self::from_builder(
+            aws_sdk_s3::config::Builder::from(sdk)
+                .force_path_style(force_path_style)
+                .credentials_provider(credentials),
+            metrics,
+        )
+    }
+
+    fn from_builder(
+        builder: aws_sdk_s3::config::Builder,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        let config = builder
             .interceptor(crate::aws::CallMetrics(metrics))
             .build();
         Self {

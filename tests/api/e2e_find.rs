@@ -174,14 +174,7 @@ impl Lake {
 
     /// Runs a real job over `mappers` to its end and returns it.
     async fn run_job(&self, mappers: &[&str]) -> Value {
-        let r = self
-            .app
-            .post("/v1/jobs", Some(json!({"data_mappers": mappers})))
-            .await;
-        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
-        let job = r.body["job_id"].as_str().unwrap().to_owned();
-        self.app.worker("w").run_until_idle().await.unwrap();
-        self.app.get(&format!("/v1/jobs/{job}")).await.body
+        crate::e2e_jobs::run_job(&self.app, mappers).await
     }
 
     async fn event_kinds(&self, job: &Value) -> Vec<String> {

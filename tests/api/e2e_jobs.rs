@@ -532,6 +532,17 @@ fn faulty(db: &PgPool, fault: Fault) -> impl FnOnce(&aws_config::SdkConfig) -> S
     }
 }
 
+/// Starts a real job over `mappers`, runs it to its end with one worker, returns it.
+pub async fn run_job(app: &TestApp, mappers: &[&str]) -> serde_json::Value {
+    let r = app
+        .post("/v1/jobs", Some(json!({"data_mappers": mappers})))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let job = r.body["job_id"].as_str().unwrap().to_owned();
+    app.worker("w").run_until_idle().await.unwrap();
+    app.get(&format!("/v1/jobs/{job}")).await.body
+}
+
 /// The current version's bytes, read with the plain SDK.
 pub async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bytes::Bytes {
     s3.get_object()
@@ -919,18 +930,7 @@ async fn a_written_version_someone_deleted_before_cleanup_fails_it_and_the_next_
     let (items, matches) = full_matrix();
     queue(&app, items).await;
     let expected = expected_people(&matches, "people/");
-    let run = || {
-        let app = &app;
-        async move {
-            let r = app
-                .post("/v1/jobs", Some(json!({"data_mappers": ["people"]})))
-                .await;
-            let job = r.body["job_id"].as_str().unwrap().to_owned();
-            app.worker("w").run_until_idle().await.unwrap();
-            app.get(&format!("/v1/jobs/{job}")).await.body
-        }
-    };
-    let first = run().await;
+    let first = run_job(&app, &["people"]).await;
     assert_eq!(
         first["stats"]["objects_verified"],
         expected.len() as i64,
@@ -956,7 +956,7 @@ async fn a_written_version_someone_deleted_before_cleanup_fails_it_and_the_next_
         }
     }
     // The next job erases them again and cleans up for good.
-    let second = run().await;
+    let second = run_job(&app, &["people"]).await;
     assert_eq!(
         second["stats"]["objects_rewritten"],
         expected.len() as i64,
@@ -988,18 +988,7 @@ async fn old_versions_an_earlier_job_could_not_delete_are_deleted_by_the_next_jo
     let (items, matches) = full_matrix();
     queue(&app, items).await;
     let expected = expected_people(&matches, "people/");
-    let run = |mappers: serde_json::Value| {
-        let app = &app;
-        async move {
-            let r = app
-                .post("/v1/jobs", Some(json!({"data_mappers": mappers})))
-                .await;
-            let job = r.body["job_id"].as_str().unwrap().to_owned();
-            app.worker("w").run_until_idle().await.unwrap();
-            app.get(&format!("/v1/jobs/{job}")).await.body
-        }
-    };
-    let first = run(json!(["people"])).await;
+    let first = run_job(&app, &["people"]).await;
     assert_eq!(
         first["stats"]["objects_rewritten"],
         expected.len() as i64,
@@ -1021,7 +1010,7 @@ async fn old_versions_an_earlier_job_could_not_delete_are_deleted_by_the_next_jo
     assert_eq!(queued.body["matches"].as_array().unwrap().len(), 10);
 
     // The next job finds no rows in the current versions, and deletes the old ones.
-    let second = run(json!(["people"])).await;
+    let second = run_job(&app, &["people"]).await;
     assert_eq!(second["stats"]["objects_rewritten"], 0, "{second}");
     let job = second["job_id"].as_str().unwrap();
     let events = app
@@ -1056,6 +1045,6 @@ async fn old_versions_an_earlier_job_could_not_delete_are_deleted_by_the_next_jo
         );
     }
     // A third job finds nothing left behind.
-    let third = run(json!(["people"])).await;
+    let third = run_job(&app, &["people"]).await;
     assert_eq!(third["stats"]["versions_deleted"], 0, "{third}");
 }
