@@ -84,6 +84,7 @@ pub async fn every_row_parquet(
     object: &ObjectRef<'_>,
 ) -> Result<(FindReport, u64), ObjectFindError> {
     let (sparse, metadata) = read_footer(store, object).await?;
+    parquet_find::check_row_counts(&metadata)?;
     let groups = metadata.num_row_groups();
     let rows = metadata.file_metadata().num_rows().max(0) as u64;
     let report = FindReport {

@@ -37,6 +37,9 @@ pub struct ReportObject {
     pub version_id_after: Option<String>,
     pub etag_after: Option<String>,
     pub rows_before: Option<i64>,
+    /// Rows holding at least one match, as find counted them (a row two matches name
+    /// counts once; also in a dry run: its blast radius per object).
+    pub rows_matched: i64,
     pub rows_removed: Option<i64>,
     pub rows_after: Option<i64>,
     pub bytes_before: i64,
@@ -81,6 +84,7 @@ impl From<JobObject> for ReportObject {
             version_id_after: o.new_version_id,
             etag_after: o.new_etag,
             rows_before: o.rows_total,
+            rows_matched: o.rows_matched,
             rows_removed: o.rows_removed,
             rows_after: o.rows_after,
             bytes_before: o.size_bytes,

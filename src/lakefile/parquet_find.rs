@@ -44,6 +44,34 @@ pub enum FindError {
     Panicked,
     #[error("refused: {0}")]
     Refused(String),
+    /// The footer's row counts disagree with each other or with the data: a reader that
+    /// trusted them would search too few rows.
+    #[error("the row counts do not add up: {0}; refused")]
+    RowCount(String),
+}
+
+/// Fails unless the footer's row counts agree: every row group counts at least zero rows
+/// and together they make the file's count. (apache/parquet-testing's
+/// `repeated_no_annotation.parquet` says 0 rows in the file and 6 in its row group: a
+/// reader trusting the file's count searches nothing.)
+pub fn check_row_counts(metadata: &ParquetMetaData) -> Result<(), FindError> {
+    let mut total: i64 = 0;
+    for rg in 0..metadata.num_row_groups() {
+        let rows = metadata.row_group(rg).num_rows();
+        if rows < 0 {
+            return Err(FindError::RowCount(format!(
+                "row group {rg} counts {rows} rows"
+            )));
+        }
+        total = total.saturating_add(rows);
+    }
+    let file = metadata.file_metadata().num_rows();
+    if file != total {
+        return Err(FindError::RowCount(format!(
+            "the footer counts {file} rows, its row groups {total}"
+        )));
+    }
+    Ok(())
 }
 
 /// Runs Parquet work on a file's bytes, turning a panic inside the Parquet library into
@@ -116,6 +144,7 @@ impl FindPlan {
         columns: &[String],
         ids: &MatchSet,
     ) -> Result<Self, FindError> {
+        check_row_counts(metadata)?;
         let leaves = resolve_leaves(metadata.file_metadata().schema_descr(), columns)?;
         // Composite matches are not used for pruning (conservative): with any, every row
         // group is read.
@@ -283,6 +312,14 @@ pub fn find_in_row_group<R: ChunkReader + Clone + 'static>(
     let (hits, by_match) =
         hits_in_row_group(reader, arrow_meta, mask, rg, columns, ids, plan.attribute)?;
     let group = metadata.row_group(rg);
+    // Every row the footer promises is decoded, and no more.
+    if hits.len() as i64 != group.num_rows() {
+        return Err(FindError::RowCount(format!(
+            "row group {rg} decodes to {} rows, its footer counts {}",
+            hits.len(),
+            group.num_rows()
+        )));
+    }
     let bytes = plan
         .leaves
         .iter()

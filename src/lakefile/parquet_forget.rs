@@ -31,7 +31,7 @@ use super::local::SharedFile;
 use super::match_set::MatchSet;
 use super::parquet_check::{CheckReport, Fate, check};
 use super::parquet_find::{
-    FindError, FindPlan, RowGroupFind, arrow_metadata, find_in_row_group, guarded,
+    FindError, FindPlan, RowGroupFind, arrow_metadata, check_row_counts, find_in_row_group, guarded,
 };
 use super::parquet_rewrite::{rewrite_row_group, uses_page_v2, writer_properties};
 
@@ -179,6 +179,7 @@ pub fn empty_like<R: ChunkReader + 'static, W: Write + Send>(
 ) -> Result<ForgetReport, FindError> {
     let meta = ParquetMetaDataReader::new().parse_and_finish(&reader)?;
     refuse_unsupported(&meta)?;
+    check_row_counts(&meta)?;
     let props = Arc::new(writer_properties(&meta, false));
     let schema = meta.file_metadata().schema_descr().root_schema_ptr();
     SerializedFileWriter::new(out, schema, props)?.close()?;
@@ -729,5 +730,82 @@ mod float_tests {
             .collect();
         let want: Vec<u64> = [0, 1, 2, 3, 5].iter().map(|&i| xs[i].to_bits()).collect();
         assert_eq!(got, want);
+    }
+}
+
+#[cfg(test)]
+mod row_count_tests {
+    use super::*;
+    use crate::lakefile::parquet_find::find;
+    use crate::lakefile::test_files::{Leaf, Values, with_row_counts, write};
+    use parquet::file::properties::WriterProperties;
+    use serde_json::json;
+
+    /// Six rows in one row group, an unannotated repeated group beside the id (the shape
+    /// of parquet-testing's `repeated_no_annotation.parquet`).
+    fn six_rows() -> bytes::Bytes {
+        let schema =
+            "message m { required int64 id; repeated group phones { required int64 number; } }";
+        let phones = Leaf::repeated(
+            Values::I64(vec![10, 20, 21, 30, 40]),
+            vec![0, 0, 1, 1, 1, 1, 1],
+            vec![0, 0, 0, 0, 1, 0, 0],
+        );
+        let ids = Leaf::required(Values::I64(vec![1, 2, 3, 4, 5, 6]));
+        write(schema, &[vec![ids, phones]], WriterProperties::default())
+    }
+
+    fn forget_bytes(src: &bytes::Bytes) -> Result<ForgetReport, FindError> {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, d) = (dir.path().join("s"), dir.path().join("d"));
+        std::fs::write(&s, src).unwrap();
+        let ids = MatchSet::from_values(&[json!(4)]);
+        forget_file(&s, &d, &["id".to_owned()], &ids, false).map(|(r, _)| r)
+    }
+
+    #[test]
+    fn a_footer_whose_row_count_is_not_its_row_groups_sum_fails_find_and_forget() {
+        let ids = MatchSet::from_values(&[json!(4)]);
+        let columns = ["id".to_owned()];
+        // The honest file (counts patched to what they already are) is found and erased.
+        let honest = with_row_counts(&six_rows(), 6, &[6]);
+        assert_eq!(
+            find(honest.clone(), &columns, &ids).unwrap().rows_matched,
+            1
+        );
+        assert_eq!(forget_bytes(&honest).unwrap().rows_removed, 1);
+        // 0 rows in the file, 6 in its row group: refused, never "no match".
+        let zero = with_row_counts(&six_rows(), 0, &[6]);
+        let found = find(zero.clone(), &columns, &ids);
+        assert!(matches!(found, Err(FindError::RowCount(_))), "{found:?}");
+        assert!(matches!(forget_bytes(&zero), Err(FindError::RowCount(_))));
+        let every_row = {
+            let dir = tempfile::tempdir().unwrap();
+            let (s, d) = (dir.path().join("s"), dir.path().join("d"));
+            std::fs::write(&s, &zero).unwrap();
+            forget_file(&s, &d, &columns, &ids, true)
+        };
+        assert!(matches!(every_row, Err(FindError::RowCount(_))));
+        // A negative row group count that makes the sum come out right is no better.
+        let negative = with_row_counts(&six_rows(), 0, &[-6]);
+        assert!(matches!(
+            find(negative, &columns, &ids),
+            Err(FindError::RowCount(_))
+        ));
+    }
+
+    #[test]
+    fn a_row_group_that_decodes_to_another_count_than_its_footer_says_fails() {
+        let ids = MatchSet::from_values(&[json!(4)]);
+        let columns = ["id".to_owned()];
+        // The footer agrees with itself (3 and 3) but the pages hold 6 rows.
+        let short = with_row_counts(&six_rows(), 3, &[3]);
+        let found = find(short.clone(), &columns, &ids);
+        assert!(matches!(found, Err(FindError::RowCount(_))), "{found:?}");
+        assert!(matches!(forget_bytes(&short), Err(FindError::RowCount(_))));
+        // More rows promised than the pages hold.
+        let long = with_row_counts(&six_rows(), 9, &[9]);
+        let found = find(long, &columns, &ids);
+        assert!(found.is_err(), "{found:?}");
     }
 }

@@ -104,6 +104,59 @@ pub fn write_schema(schema: TypePtr, row_groups: &[Vec<Leaf>], props: WriterProp
     Bytes::from(out)
 }
 
+/// `file` with its footer's row counts replaced: `file_rows` for the file and
+/// `group_rows[i]` for row group `i` (a footer no honest writer makes, but some do).
+pub fn with_row_counts(file: &Bytes, file_rows: i64, group_rows: &[i64]) -> Bytes {
+    use parquet::file::metadata::{
+        FileMetaData, ParquetMetaData, ParquetMetaDataReader, ParquetMetaDataWriter,
+    };
+    let meta = ParquetMetaDataReader::new().parse_and_finish(file).unwrap();
+    let footer = u32::from_le_bytes(file[file.len() - 8..file.len() - 4].try_into().unwrap());
+    let data_end = file.len() - 8 - footer as usize;
+    let f = meta.file_metadata();
+    let file_meta = FileMetaData::new(
+        f.version(),
+        file_rows,
+        f.created_by().map(str::to_owned),
+        f.key_value_metadata().cloned(),
+        f.schema_descr_ptr(),
+        f.column_orders().cloned(),
+    );
+    let groups = meta
+        .row_groups()
+        .iter()
+        .zip(group_rows)
+        .map(|(g, rows)| {
+            g.clone()
+                .into_builder()
+                .set_num_rows(*rows)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let patched = ParquetMetaData::new(file_meta, groups);
+    let mut out = file[..data_end].to_vec();
+    ParquetMetaDataWriter::new(&mut out, &patched)
+        .finish()
+        .unwrap();
+    // The writer counts the file's rows from its row groups: a different file count is
+    // patched into the Thrift bytes (FileMetaData's field 3, the first i64 field header
+    // of the footer, since schema elements have none), keeping the varint's length.
+    let sum: i64 = group_rows.iter().sum();
+    if file_rows != sum {
+        let zigzag = |v: i64| ((v << 1) ^ (v >> 63)) as u8;
+        assert!(
+            zigzag(sum) < 0x80 && zigzag(file_rows) < 0x80,
+            "one-byte varints only"
+        );
+        let at = (data_end..out.len() - 1)
+            .find(|&i| out[i] == 0x16 && out[i + 1] == zigzag(sum))
+            .expect("FileMetaData.num_rows");
+        out[at + 1] = zigzag(file_rows);
+    }
+    Bytes::from(out)
+}
+
 /// A big-endian two's-complement unscaled decimal of `width` bytes.
 pub fn fixed_decimal(unscaled: i128, width: usize) -> FixedLenByteArray {
     let bytes = unscaled.to_be_bytes();

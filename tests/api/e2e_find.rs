@@ -825,6 +825,9 @@ async fn each_subject_gets_an_account_a_dry_run_gives_the_blast_radius(db: sqlx:
             .collect()
     );
     assert_eq!(b_object["rows_before"], 3000);
+    // 3007 is one of user7@'s six rows: the object's blast radius counts it once, where
+    // the per-match counts add up to seven.
+    assert_eq!(b_object["rows_matched"], 6, "{b_object}");
     assert_eq!(lake.queued().await.len(), 4, "a dry run keeps the queue");
 
     let job = lake.run_job(&["acct"]).await;
@@ -839,6 +842,9 @@ async fn each_subject_gets_an_account_a_dry_run_gives_the_blast_radius(db: sqlx:
         let m = account(&real, id);
         assert_eq!(m["status"], status, "{id}: {m}");
         assert_eq!(m["accounts"][0]["rows_removed"], rows, "{id}: {m}");
+    }
+    for o in real["objects"].as_array().unwrap() {
+        assert_eq!(o["rows_matched"], o["rows_removed"], "{o}");
     }
     assert!(
         lake.queued().await.is_empty(),
@@ -886,4 +892,64 @@ async fn a_glue_partition_on_a_local_path_fails_the_mapper(db: sqlx::PgPool) {
         events.body
     );
     assert_eq!(lake.queued().await, vec![json!(5)]);
+}
+
+/// A Parquet file whose footer says `file_rows` rows while its one row group holds its
+/// six (the shape of parquet-testing's `repeated_no_annotation.parquet`): the footer's
+/// Thrift bytes patched in place (FileMetaData's num_rows is the footer's first i64 field
+/// header, 0x16; schema elements have none).
+fn six_rows_with_footer_count(file_rows: u8) -> Vec<u8> {
+    let rows: Vec<lake::Person> = (1..=6).map(lake::person).collect();
+    let mut bytes = lake::people_parquet(&rows, parquet::basic::Compression::UNCOMPRESSED);
+    let footer = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap());
+    let start = bytes.len() - 8 - footer as usize;
+    let at = (start..bytes.len() - 1)
+        .find(|&i| bytes[i] == 0x16 && bytes[i + 1] == 12)
+        .expect("FileMetaData.num_rows = 6");
+    bytes[at + 1] = file_rows << 1;
+    bytes
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_file_whose_footer_miscounts_its_rows_fails_and_keeps_its_subject_queued(
+    db: sqlx::PgPool,
+) {
+    let lake = lake(db).await;
+    let b = lake.bucket.clone();
+    let key = "t/dt=1/a.parquet";
+    let miscounted = six_rows_with_footer_count(0);
+    lake.put(key, &miscounted).await;
+    lake.table("t", &format!("s3://{b}/t/"), ("dt", "string"), &[])
+        .await;
+    lake.partition("t", "1", &format!("s3://{b}/t/dt=1/")).await;
+    lake.mapper("rows", "t", "dt").await;
+    queue(
+        &lake.app,
+        json!([{"match_id": 4, "data_mappers": ["rows"]}]),
+    )
+    .await;
+    let job = lake.run_job(&["rows"]).await;
+    assert_ne!(job["status"], "completed", "{job}");
+    let objects = lake.objects(&job).await;
+    assert_eq!(objects[key]["status"], "failed", "{}", objects[key]);
+    let why = objects[key].to_string();
+    assert!(why.contains("row counts do not add up"), "{why}");
+    assert_eq!(
+        lake.queued().await,
+        vec![json!(4)],
+        "the subject stays queued"
+    );
+    assert_eq!(
+        object_bytes(&lake.s3, &b, key).await,
+        miscounted,
+        "untouched"
+    );
+    assert_eq!(lake.versions(key).await, 1);
+
+    // The same rows with an honest footer are found and erased exactly.
+    lake.put(key, &six_rows_with_footer_count(6)).await;
+    let job = lake.run_job(&["rows"]).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(read_ids(&lake.s3, &b, key).await, vec![1, 2, 3, 5, 6]);
+    assert!(lake.queued().await.is_empty());
 }
