@@ -86,6 +86,7 @@ make_corpus() {
     "$CORPUS_VENV/bin/pip" install -q --disable-pip-version-check $CORPUS_PACKAGES
     echo "$CORPUS_PACKAGES" >"$CORPUS_VENV/packages"
   fi
+  export LETHE_CORPUS_VENV="$CORPUS_VENV"
   export LETHE_CORPUS_DIR="$LETHE_VAR/corpus"
   rm -rf "$LETHE_CORPUS_DIR"
   "$CORPUS_VENV/bin/python" tests/corpus/make_corpus.py "$LETHE_CORPUS_DIR/in"

@@ -950,6 +950,8 @@ async fn a_file_whose_footer_miscounts_its_rows_fails_and_keeps_its_subject_queu
     lake.put(key, &six_rows_with_footer_count(6)).await;
     let job = lake.run_job(&["rows"]).await;
     assert_eq!(job["status"], "completed", "{job}");
-    assert_eq!(read_ids(&lake.s3, &b, key).await, vec![1, 2, 3, 5, 6]);
+    let rows = crate::readback::parquet_rows(&object_bytes(&lake.s3, &b, key).await);
+    let ids: Vec<&Value> = rows.iter().map(|r| &r["id"]).collect();
+    assert_eq!(ids, [&json!(1), &json!(2), &json!(3), &json!(5), &json!(6)]);
     assert!(lake.queued().await.is_empty());
 }

@@ -21,4 +21,5 @@ mod lake;
 mod limits;
 mod openapi;
 mod queue;
+mod readback;
 mod settings_audit;
