@@ -283,16 +283,18 @@ fn integer_rule(
     let range = range?;
     let (min, max) = range.split_once(',')?;
     let interval = match interval {
-        Some(i) => i.parse::<i128>().ok().filter(|i| *i > 0)?,
+        Some(i) => i.parse::<i64>().ok().filter(|i| *i > 0).map(i128::from)?,
         None => 1,
     };
     let digits = match digits {
         Some(d) => Some(d.parse::<usize>().ok().filter(|d| (1..=40).contains(d))?),
         None => None,
     };
+    // Bounds of 64 bits: their differences fit an i128.
+    let bound = |b: &str| b.trim().parse::<i64>().ok().map(i128::from);
     Some(Rule::Integer {
-        min: min.trim().parse().ok()?,
-        max: max.trim().parse().ok()?,
+        min: bound(min)?,
+        max: bound(max)?,
         interval,
         digits,
     })

@@ -3,7 +3,12 @@
 //! objects of the rest, skip markers / temporary / empty / archived objects, and enqueue
 //! `find.objects` tasks of a few objects each.
 //!
-//! A missing table or denied access fails the mapper (the job ends `find_failed`).
+//! Only the table's own objects are listed as its: a projected table's are those at the
+//! paths its projection generates (`domain::projection`); an object of a partitioned
+//! table in no partition is searched but marked never to be rewritten.
+//!
+//! A missing table, denied access or a table format's metadata folder over any of the
+//! table's objects fails the mapper (the job ends `find_failed`, nothing written).
 //! Events carry keys and counts, never match ids.
 
 use std::collections::BTreeMap;
@@ -571,13 +576,19 @@ impl FindMapper {
         }
         let s = &listing.stats;
         let others = listing.not_the_tables;
+        let not_the_tables = match others {
+            0 => String::new(),
+            n => format!(
+                "; {n} object(s) under the projection's prefix are not the table's (not searched)"
+            ),
+        };
         event(
             &mut *tx,
             self.job_id,
             EventLevel::Info,
             "mapper_listed",
             &format!(
-                "data mapper {mapper}: {} partition(s) listed, {} pruned; {} object(s) listed, {} skipped, {objects} to search; {others} object(s) under the listed prefix not the table's",
+                "data mapper {mapper}: {} partition(s) listed, {} pruned; {} object(s) listed, {} skipped, {objects} to search{not_the_tables}",
                 s.partitions_listed, s.partitions_pruned, s.objects_listed, s.objects_skipped,
             ),
             json!({"data_mapper_id": mapper, "tasks": searches.len(), "objects_to_search": objects,
