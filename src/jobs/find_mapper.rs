@@ -628,3 +628,84 @@ impl FindMapper {
         tx.commit().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::data_mapper::TableDef;
+
+    fn listed(keys: &[&str]) -> Vec<(Arc<Place>, Vec<ObjectMeta>)> {
+        let place = crate::storage::Stores::offline()
+            .place("s3://lake/")
+            .expect("an s3 place");
+        let metas = keys
+            .iter()
+            .map(|k| ObjectMeta {
+                key: k.to_string(),
+                size: 1,
+                etag: None,
+                version_id: None,
+                storage_class: None,
+                archive_status: None,
+                restore: None,
+            })
+            .collect();
+        vec![(Arc::new(place), metas)]
+    }
+
+    fn tenant_first() -> Projection {
+        let def = TableDef {
+            partition_keys: vec!["tenant".into(), "dt".into()],
+            parameters: [(
+                "storage.location.template".to_owned(),
+                "s3://lake/${tenant}/events/${dt}/".to_owned(),
+            )]
+            .into(),
+            ..Default::default()
+        };
+        Projection::of_table(&def).expect("a projection").1
+    }
+
+    fn refused(keys: &[&str], projection: Option<&Projection>) -> Option<String> {
+        let of_table = |place: &Place, meta: &ObjectMeta| {
+            projection.is_none_or(|p| p.values(relative_to(place, &meta.key)).is_some())
+        };
+        match refuse_table_formats(&listed(keys), of_table) {
+            Ok(()) => None,
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn a_table_format_at_any_depth_under_a_location_fails_the_mapper() {
+        let keys = [
+            "pm/plain/a.parquet",
+            "pm/x/sales/a.parquet",
+            "pm/x/sales/_delta_log/0.json",
+        ];
+        let error = refused(&keys, None).expect("refused");
+        assert!(error.contains("s3://lake/pm/x/sales/"), "{error}");
+        assert!(error.contains("Delta Lake"), "{error}");
+        let iceberg = ["a/b/ice/data/a.parquet", "a/b/ice/metadata/1.metadata.json"];
+        assert!(refused(&iceberg, None).unwrap().contains("Apache Iceberg"));
+        assert_eq!(refused(&["pm/metadata/a.parquet"], None), None);
+    }
+
+    #[test]
+    fn under_a_projection_only_a_format_over_the_tables_objects_fails_it() {
+        let p = tenant_first();
+        let own = "acme/events/2024-01-01/a.json";
+        // A Delta table beside the projected one, under the same prefix: not its concern.
+        let beside = [
+            own,
+            "acme/orders/a.parquet",
+            "acme/orders/_delta_log/0.json",
+        ];
+        assert_eq!(refused(&beside, Some(&p)), None);
+        // A Delta table whose root holds the table's objects, or a log inside a partition.
+        let above = [own, "acme/_delta_log/0.json"];
+        assert!(refused(&above, Some(&p)).is_some());
+        let inside = [own, "acme/events/2024-01-01/_delta_log/0.json"];
+        assert!(refused(&inside, Some(&p)).is_some());
+    }
+}
