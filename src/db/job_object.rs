@@ -40,13 +40,16 @@ pub struct JobObject {
     pub forget_error: Option<String>,
     /// Versions cleanup is about to delete (saved before it deletes them).
     pub versions_to_delete: Vec<String>,
+    /// In no partition of its (partitioned) table: searched, recorded `skipped`, never
+    /// rewritten; the items it holds stay queued.
+    pub outside_partitions: bool,
 }
 
 const OBJECT_COLUMNS: &str = "job_object_id, data_mapper_id, bucket, key, version_id, etag, \
     size_bytes, status, rows_total, rows_matched, row_groups, error, partition_keys, \
     partition_values, forget_state, rows_removed, rows_after, size_after, new_version_id, \
     new_etag, row_groups_rewritten, row_groups_copied, versions_deleted, cleanup_state, \
-    forget_error, versions_to_delete, partition_types";
+    forget_error, versions_to_delete, partition_types, outside_partitions";
 
 /// Records an object (once: a second record of the same object is ignored). Returns its
 /// id, None when it was recorded before.
@@ -58,10 +61,12 @@ pub async fn insert(
     sqlx::query_scalar(
         r#"insert into job_object (job_id, data_mapper_id, bucket, key, version_id, etag,
                size_bytes, status, rows_total, rows_matched, row_groups, error,
-               partition_keys, partition_values, partition_types, forget_state)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                   case $8 when 'failed' then 'failed' when 'matched' then 'found'
-                           else 'skipped' end)
+               partition_keys, partition_values, partition_types, outside_partitions,
+               forget_state)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                   case when $8 = 'failed' then 'failed'
+                        when $8 = 'matched' and not $16 then 'found'
+                        else 'skipped' end)
            on conflict on constraint job_object_unique do nothing
            returning job_object_id"#,
     )
@@ -80,6 +85,7 @@ pub async fn insert(
     .bind(&o.partition_keys)
     .bind(&o.partition_values)
     .bind(&o.partition_types)
+    .bind(o.outside_partitions)
     .fetch_optional(db)
     .await
 }
@@ -243,6 +249,7 @@ impl JobObject {
             cleanup_state: None,
             forget_error: None,
             versions_to_delete: Vec::new(),
+            outside_partitions: false,
         }
     }
 }
@@ -333,6 +340,22 @@ pub async fn failure_counts(
            and (status in ('failed', 'not_searchable')
                 or forget_state in ('failed', 'verify_failed') or cleanup_state = 'failed')
          group by data_mapper_id",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await
+}
+
+/// The (mapper, match hash) pairs with rows in objects outside their table's partitions
+/// (never rewritten: the items stay queued).
+pub async fn outside_holdings(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(
+        "select distinct o.data_mapper_id, m.match_hash
+         from job_object_match m join job_object o using (job_object_id)
+         where m.job_id = $1 and o.outside_partitions",
     )
     .bind(job_id)
     .fetch_all(db)

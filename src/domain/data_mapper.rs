@@ -444,22 +444,37 @@ impl TableFormat {
         ("metadata/", TableFormat::Iceberg),
     ];
 
-    /// The format whose metadata an object is, from its key relative to the table
-    /// location (`_delta_log/…`, `.hoodie/…`, `metadata/….metadata.json`).
-    pub fn of_key(relative: &str) -> Option<TableFormat> {
-        let (first, rest) = relative.split_once('/')?;
-        match first {
-            "_delta_log" => Some(TableFormat::Delta),
-            ".hoodie" => Some(TableFormat::Hudi),
-            "metadata"
-                if rest.ends_with(".metadata.json")
-                    || rest.ends_with(".metadata.json.gz")
-                    || rest == "version-hint.text" =>
-            {
-                Some(TableFormat::Iceberg)
+    /// The format whose metadata an object is, from its key: a `_delta_log/` or `.hoodie/`
+    /// folder, or a `metadata/` folder holding `….metadata.json` (or Iceberg's version
+    /// hint), at any depth.
+    pub fn of_key(key: &str) -> Option<TableFormat> {
+        Self::locate(key).map(|(format, _)| format)
+    }
+
+    /// [`TableFormat::of_key`] and the key's prefix up to that folder (the format table's
+    /// root: every object under it belongs to that table).
+    pub fn locate(key: &str) -> Option<(TableFormat, &str)> {
+        let mut start = 0;
+        while let Some(len) = key[start..].find('/') {
+            let (folder, rest) = (&key[start..start + len], &key[start + len + 1..]);
+            let format = match folder {
+                "_delta_log" => Some(TableFormat::Delta),
+                ".hoodie" => Some(TableFormat::Hudi),
+                "metadata"
+                    if rest.ends_with(".metadata.json")
+                        || rest.ends_with(".metadata.json.gz")
+                        || rest == "version-hint.text" =>
+                {
+                    Some(TableFormat::Iceberg)
+                }
+                _ => None,
+            };
+            if let Some(format) = format {
+                return Some((format, &key[..start]));
             }
-            _ => None,
+            start += len + 1;
         }
+        None
     }
 }
 
@@ -803,10 +818,37 @@ mod tests {
             TableFormat::of_key("metadata/00001-ab.metadata.json"),
             Some(TableFormat::Iceberg)
         );
-        // A partition or folder that merely has such a name is data.
+        // A folder that merely has such a name, or a file, is data.
         assert_eq!(TableFormat::of_key("metadata/part-0.parquet"), None);
-        assert_eq!(TableFormat::of_key("dt=1/_delta_log/x.json"), None);
+        assert_eq!(TableFormat::of_key("dt=1/metadata/part-0.parquet"), None);
         assert_eq!(TableFormat::of_key("part-0.parquet"), None);
+        assert_eq!(TableFormat::of_key("x/_delta_log"), None);
+        assert_eq!(TableFormat::of_key("_delta_log.json"), None);
+    }
+
+    #[test]
+    fn table_format_folders_are_found_at_any_depth_with_the_tables_root() {
+        assert_eq!(
+            TableFormat::locate("lake/pm/sales/_delta_log/00000.json"),
+            Some((TableFormat::Delta, "lake/pm/sales/"))
+        );
+        assert_eq!(
+            TableFormat::locate("a/b/ice/metadata/00001-ab.metadata.json"),
+            Some((TableFormat::Iceberg, "a/b/ice/"))
+        );
+        assert_eq!(
+            TableFormat::locate("a/hud/.hoodie/hoodie.properties"),
+            Some((TableFormat::Hudi, "a/hud/"))
+        );
+        assert_eq!(
+            TableFormat::locate("_delta_log/0.json"),
+            Some((TableFormat::Delta, ""))
+        );
+        // The first such folder from the top names the root.
+        assert_eq!(
+            TableFormat::locate("t/_delta_log/x/.hoodie/y"),
+            Some((TableFormat::Delta, "t/"))
+        );
     }
 
     #[test]

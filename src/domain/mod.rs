@@ -56,6 +56,7 @@ pub mod hive_type;
 pub mod iam_policy;
 pub mod job;
 pub mod partition;
+pub mod projection;
 pub mod queue;
 pub mod settings;
 pub mod validation;

@@ -158,68 +158,6 @@ pub fn values_from_path(relative_key: &str, partition_keys: &[String]) -> Option
         .collect()
 }
 
-/// Reads the values of `partition_keys` from an object key relative to the fixed prefix
-/// of a partition projection's `storage.location.template` (`rest` is the template after
-/// that prefix, e.g. `${year}/month=${month}/`); None when the key does not fit it.
-pub fn values_from_template(
-    relative_key: &str,
-    rest: &str,
-    partition_keys: &[String],
-) -> Option<Vec<String>> {
-    let patterns: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let segments: Vec<&str> = relative_key.split('/').collect();
-    // The object's name follows the template's folders.
-    if segments.len() <= patterns.len() {
-        return None;
-    }
-    let mut found: HashMap<String, String> = HashMap::new();
-    for (pattern, segment) in patterns.iter().zip(&segments) {
-        match_segment(pattern, segment, &mut found)?;
-    }
-    partition_keys
-        .iter()
-        .map(|k| found.get(&k.to_ascii_lowercase()).cloned())
-        .collect()
-}
-
-/// Matches one path segment against a template segment (`literal${key}literal…`).
-fn match_segment(pattern: &str, segment: &str, found: &mut HashMap<String, String>) -> Option<()> {
-    let mut pattern = pattern;
-    let mut segment = segment;
-    loop {
-        let Some(start) = pattern.find("${") else {
-            return (pattern == segment).then_some(());
-        };
-        segment = segment.strip_prefix(&pattern[..start])?;
-        let end = start + pattern[start..].find('}')?;
-        let name = pattern[start + 2..end].trim().to_ascii_lowercase();
-        pattern = &pattern[end + 1..];
-        // The value runs to the next literal (or the end of the segment).
-        let literal_end = pattern.find("${").unwrap_or(pattern.len());
-        let literal = &pattern[..literal_end];
-        let value_len = if literal.is_empty() {
-            if literal_end == pattern.len() {
-                segment.len()
-            } else {
-                // Two adjacent placeholders cannot be told apart.
-                return None;
-            }
-        } else {
-            segment.find(literal)?
-        };
-        let value = &segment[..value_len];
-        if value.is_empty() {
-            return None;
-        }
-        if let Some(previous) = found.insert(name, value.to_owned())
-            && previous != value
-        {
-            return None;
-        }
-        segment = &segment[value_len..];
-    }
-}
-
 /// The fixed prefix of a `storage.location.template` (up to the folder holding the first
 /// `${…}`) and the rest; None when it has no placeholder.
 pub fn split_template(template: &str) -> Option<(&str, &str)> {
@@ -228,7 +166,7 @@ pub fn split_template(template: &str) -> Option<(&str, &str)> {
     Some((&template[..cut], &template[cut..]))
 }
 
-fn percent_decode(v: &str) -> String {
+pub(crate) fn percent_decode(v: &str) -> String {
     let bytes = v.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -469,27 +407,14 @@ mod tests {
     }
 
     #[test]
-    fn projected_partition_values_come_from_the_location_template() {
-        let t = "s3://b/logs/${country}/${dt}/";
-        let (root, rest) = split_template(t).unwrap();
-        assert_eq!((root, rest), ("s3://b/logs/", "${country}/${dt}/"));
+    fn a_location_template_splits_at_the_folder_of_its_first_key() {
         assert_eq!(
-            values_from_template("fr/2024-01-01/part-0.parquet", rest, &names()),
-            Some(vec!["2024-01-01".into(), "fr".into()])
-        );
-        // Too shallow, or a folder that does not fit.
-        assert_eq!(
-            values_from_template("fr/part-0.parquet", rest, &names()),
-            None
-        );
-        let rest = "country=${country}/day-${dt}-x/";
-        assert_eq!(
-            values_from_template("country=de/day-7-x/a.json", rest, &names()),
-            Some(vec!["7".into(), "de".into()])
+            split_template("s3://b/logs/${country}/${dt}/"),
+            Some(("s3://b/logs/", "${country}/${dt}/"))
         );
         assert_eq!(
-            values_from_template("country=de/night-7-x/a.json", rest, &names()),
-            None
+            split_template("s3://b/logs/day-${dt}/"),
+            Some(("s3://b/logs/", "day-${dt}/"))
         );
         assert_eq!(split_template("s3://b/logs/"), None);
     }

@@ -3,7 +3,7 @@
 //! erased and not-found ones off the queue, keeping only a keyed hash of each in the
 //! report, and decides the final state. A dry run records the accounts at the end of find.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::json;
 use sqlx::PgConnection;
@@ -14,6 +14,9 @@ use crate::db::job_match::{self, MapperAccount, ReportMatch};
 use crate::db::{data_mapper, deletion_queue_item, job_data_mapper, job_object, server_secret};
 use crate::domain::job::{EventLevel, ForgetState, JobStatus};
 use crate::jobs::lifecycle::event;
+
+/// Why an item with rows in an object outside its table's partitions stays queued.
+pub const OUTSIDE_PARTITIONS: &str = "rows outside the table's partitions: an object under the table location in no partition holds its rows, and Lethe never rewrites it (Athena does not read it; register its partition or move it, then run again)";
 
 /// Name of the report's HMAC key in `server_secret`.
 pub const REPORT_KEY: &str = "report_hmac";
@@ -66,6 +69,8 @@ struct Ledger {
     problems: HashMap<String, String>,
     /// (mapper, match hash) → (objects, rows, rows removed, a cleanup of them failed).
     holdings: HashMap<(String, String), (i64, i64, i64, bool)>,
+    /// (mapper, match hash) with rows in objects outside the table's partitions.
+    outside: HashSet<(String, String)>,
 }
 
 /// Records every queue item's account (`job_match`) and returns the items that leave
@@ -107,6 +112,10 @@ pub async fn record_accounts(
             .map(|(m, h, objects, rows, removed, cleanup)| {
                 ((m, h), (objects, rows, removed, cleanup))
             })
+            .collect(),
+        outside: job_object::outside_holdings(&mut *tx, job_id)
+            .await?
+            .into_iter()
             .collect(),
     };
     let key = server_secret::get_or_create(&mut *tx, REPORT_KEY, random_key).await?;
@@ -217,6 +226,8 @@ impl Ledger {
                 account.objects_searched = *searched;
                 if cleanup_failed {
                     Some("old versions holding its rows were not deleted (cleanup failed)".into())
+                } else if self.outside.contains(&(mapper.clone(), hash.to_owned())) {
+                    Some(OUTSIDE_PARTITIONS.into())
                 } else {
                     self.problems
                         .get(&mapper)
@@ -311,8 +322,10 @@ mod tests {
             holdings: [
                 ((s("a"), s("h1")), (2, 5, 5, false)),
                 ((s("a"), s("h2")), (1, 1, 1, true)),
+                ((s("a"), s("h3")), (1, 2, 0, false)),
             ]
             .into(),
+            outside: [(s("a"), s("h3"))].into(),
         }
     }
 
@@ -354,6 +367,19 @@ mod tests {
                 .contains("not searchable")
         );
         assert_eq!(l.account("h1", s(&["f"]), false).0, MatchStatus::Kept);
+        // Rows in an object outside the table's partitions: kept, in a dry run too.
+        for dry_run in [false, true] {
+            let (status, accounts) = l.account("h3", s(&["a"]), dry_run);
+            assert_eq!(status, MatchStatus::Kept);
+            assert_eq!((accounts[0].objects, accounts[0].rows), (1, 2));
+            assert!(
+                accounts[0]
+                    .reason
+                    .as_deref()
+                    .unwrap()
+                    .starts_with("rows outside the table's partitions")
+            );
+        }
         // Naming no mapper is every mapper, and `c` was not searched.
         let (status, accounts) = l.account("h1", vec![], false);
         assert_eq!(status, MatchStatus::Kept);

@@ -3,7 +3,12 @@
 //! objects of the rest, skip markers / temporary / empty / archived objects, and enqueue
 //! `find.objects` tasks of a few objects each.
 //!
-//! A missing table or denied access fails the mapper (the job ends `find_failed`).
+//! Only the table's own objects are listed as its: a projected table's are those at the
+//! paths its projection generates (`domain::projection`); an object of a partitioned
+//! table in no partition is searched but marked never to be rewritten.
+//!
+//! A missing table, denied access or a table format's metadata folder over any of the
+//! table's objects fails the mapper (the job ends `find_failed`, nothing written).
 //! Events carry keys and counts, never match ids.
 
 use std::collections::BTreeMap;
@@ -20,9 +25,8 @@ use crate::db::job_data_mapper::{self as mappers, MapperSnapshot};
 use crate::db::task::{begin_bookkeeping, mark_recorded};
 use crate::domain::data_mapper::{CatalogRef, GlueTable, PathTable, TableFormat};
 use crate::domain::job::{EventLevel, MapperState};
-use crate::domain::partition::{
-    PartitionKey, may_hold, split_template, values_from_path, values_from_template,
-};
+use crate::domain::partition::{PartitionKey, may_hold, values_from_path};
+use crate::domain::projection::Projection;
 use crate::jobs::find_objects::{FindObjects, ListedObject};
 use crate::jobs::lifecycle::{self, event};
 use crate::jobs::matches::{Matches, load_matches};
@@ -34,6 +38,8 @@ use crate::storage::{ObjectMeta, Place, dir_prefix, list_all, skip_reason};
 const OBJECTS_PER_TASK: usize = 16;
 /// Skipped objects named one by one in the events, per mapper (the rest are counted).
 const MAX_SKIP_EVENTS: usize = 50;
+/// Keys under a projection's prefix that are not the table's, named in its events.
+const MAX_NOT_THE_TABLES_EXAMPLES: usize = 5;
 
 /// Lists one data mapper's table for a job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,6 +94,10 @@ struct MapperListing {
     skipped: Vec<(String, &'static str)>,
     /// Warnings about how the table was listed (events).
     notes: Vec<(&'static str, String)>,
+    /// Objects under a projection's prefix at no path it generates: not the table's, never
+    /// searched (a count, and a few keys).
+    not_the_tables: usize,
+    not_the_tables_examples: Vec<String>,
 }
 
 /// One listed object and the partition values it belongs to (None: in no partition).
@@ -95,6 +105,8 @@ struct Found {
     place: Arc<Place>,
     meta: ObjectMeta,
     values: Option<Vec<String>>,
+    /// Under a partitioned table's location in no partition: searched, never rewritten.
+    outside: bool,
 }
 
 impl MapperListing {
@@ -147,6 +159,7 @@ impl MapperListing {
                         key: f.meta.key,
                         size: f.meta.size,
                         partition: f.values,
+                        outside_partitions: f.outside,
                     });
             }
         }
@@ -198,16 +211,15 @@ async fn list_places(
         .await
         .into_iter()
         .collect::<Result<Vec<_>, TaskError>>()
-        .and_then(|listed| refuse_table_formats(&listed).map(|()| listed))
 }
 
 /// A Glue table. Every object of the table is searched, wherever the catalog puts it:
 /// an unpartitioned table's location; for a projected table (`projection.enabled`), the
-/// fixed prefix of its `storage.location.template` (or its location), each object's
-/// partition values read from the template (or `key=value` folders); otherwise the
+/// objects at the paths its projection generates (see [`list_projected`]); otherwise the
 /// table location *and* every registered partition's location, an object in a registered
 /// partition's folder taking its values, any other its path's `key=value` values (a
-/// partition the crawler has not registered yet). Partitions are then pruned by value.
+/// partition the crawler has not registered yet), and an object in no partition at all
+/// searched but never rewritten. Partitions are then pruned by value.
 async fn list_glue(
     engine: &Engine,
     GlueTable { database, table }: &GlueTable,
@@ -238,34 +250,19 @@ async fn list_glue(
     let no_location = || TaskError::Fatal(format!("table {database}.{table} has no location"));
     if keys.is_empty() {
         let location = def.location.clone().ok_or_else(no_location)?;
-        let found = found_under(list_places(engine, vec![location], 1).await?, |_, _| {
-            Some(vec![])
-        });
+        let listed = list_places(engine, vec![location], 1).await?;
+        refuse_table_formats(&listed, |_, _| true)?;
+        let found = found_under(listed, |_, _| Some(vec![]));
         out.add_found(&keys, found, mapper, matches, false);
         return Ok(out);
     }
     if def.projection_enabled() {
-        let (root, rest) = match def.location_template() {
-            Some(template) => match split_template(template) {
-                Some((root, rest)) => (root.to_owned(), Some(rest.to_owned())),
-                None => {
-                    return Err(TaskError::Fatal(format!(
-                        "table {database}.{table}: storage.location.template {template:?} names no partition key"
-                    )));
-                }
-            },
-            None => (def.location.clone().ok_or_else(no_location)?, None),
-        };
-        let listed = list_places(engine, vec![root.clone()], 1).await?;
-        let found = found_under(listed, |relative, _| match &rest {
-            Some(rest) => values_from_template(relative, rest, names),
-            None => values_from_path(relative, names),
-        });
-        out.notes.push((
-            "partition_projection",
-            format!("partition projection: listed every object under {root}"),
-        ));
-        note_unplaced(&mut out, &found, &root);
+        let (root, projection, notes) = Projection::of_table(&def)
+            .map_err(|e| TaskError::Fatal(format!("table {database}.{table}: {e}")))?;
+        for note in notes {
+            out.notes.push(("partition_projection", note));
+        }
+        let found = list_projected(engine, &root, &projection, &mut out).await?;
         out.add_found(&keys, found, mapper, matches, false);
         return Ok(out);
     }
@@ -298,6 +295,7 @@ async fn list_glue(
         return Err(no_location());
     }
     let listed = list_places(engine, locations, concurrency).await?;
+    refuse_table_formats(&listed, |_, _| true)?;
     let mut seen = std::collections::HashSet::new();
     let mut unregistered = 0usize;
     let mut discovered = std::collections::BTreeSet::new();
@@ -329,6 +327,7 @@ async fn list_glue(
             };
             found.push(Found {
                 place: place.clone(),
+                outside: values.is_none(),
                 meta,
                 values,
             });
@@ -353,21 +352,76 @@ async fn list_glue(
     Ok(out)
 }
 
-/// Fails when a listed location holds a table format's metadata folder (`_delta_log/`,
-/// `.hoodie/`, Iceberg's `metadata/`): its data files must not be rewritten in place.
-fn refuse_table_formats(listed: &[(Arc<Place>, Vec<ObjectMeta>)]) -> Result<(), TaskError> {
+/// A projected table: the objects under the fixed prefix of its template (or its location)
+/// at the paths its projection generates, each with its values; any other object there is
+/// not the table's: counted in `out`, never searched.
+async fn list_projected(
+    engine: &Engine,
+    root: &str,
+    projection: &Projection,
+    out: &mut MapperListing,
+) -> Result<Vec<Found>, TaskError> {
+    let listed = list_places(engine, vec![root.to_owned()], 1).await?;
+    refuse_table_formats(&listed, |place, meta| {
+        projection.values(relative_to(place, &meta.key)).is_some()
+    })?;
+    let mut found = Vec::new();
     for (place, metas) in listed {
-        let prefix = dir_prefix(&place.prefix);
         for meta in metas {
-            let relative = meta.key.strip_prefix(&prefix).unwrap_or(&meta.key);
-            if let Some(format) = TableFormat::of_key(relative) {
-                return Err(TaskError::Fatal(format!(
-                    "{} holds {}: {}",
-                    place_name(place, &prefix),
-                    meta.key,
-                    format.refusal()
-                )));
+            match projection.values(relative_to(&place, &meta.key)) {
+                Some(values) => found.push(Found {
+                    place: place.clone(),
+                    meta,
+                    values: Some(values),
+                    outside: false,
+                }),
+                None => {
+                    out.not_the_tables += 1;
+                    if out.not_the_tables_examples.len() < MAX_NOT_THE_TABLES_EXAMPLES {
+                        out.not_the_tables_examples.push(meta.key);
+                    }
+                }
             }
+        }
+    }
+    Ok(found)
+}
+
+/// A key relative to its listed place.
+fn relative_to<'a>(place: &Place, key: &'a str) -> &'a str {
+    let prefix = dir_prefix(&place.prefix);
+    key.strip_prefix(prefix.as_str()).unwrap_or(key)
+}
+
+/// Fails when a table format's metadata folder (`_delta_log/`, `.hoodie/`, Iceberg's
+/// `metadata/`) lies anywhere among the listed objects and an object of the table
+/// (`of_table`) lies under that format table's root: its data files must not be
+/// rewritten in place. Checked before anything of the mapper is searched.
+fn refuse_table_formats(
+    listed: &[(Arc<Place>, Vec<ObjectMeta>)],
+    of_table: impl Fn(&Place, &ObjectMeta) -> bool,
+) -> Result<(), TaskError> {
+    let mut roots = std::collections::BTreeMap::new();
+    for (i, (_, metas)) in listed.iter().enumerate() {
+        for meta in metas {
+            if let Some((format, root)) = TableFormat::locate(&meta.key) {
+                roots
+                    .entry((i, root.to_owned()))
+                    .or_insert((format, meta.key.as_str()));
+            }
+        }
+    }
+    for ((i, root), (format, key)) in roots {
+        let (place, metas) = &listed[i];
+        let holds = metas
+            .iter()
+            .any(|m| m.key.starts_with(root.as_str()) && of_table(place, m));
+        if holds {
+            return Err(TaskError::Fatal(format!(
+                "{} holds {key}: {}",
+                place_name(place, &root),
+                format.refusal()
+            )));
         }
     }
     Ok(())
@@ -406,14 +460,17 @@ fn found_under(
                 place: place.clone(),
                 meta,
                 values,
+                outside: false,
             });
         }
     }
     found
 }
 
-/// Warns about data objects that sit in no partition: searched, their own columns
-/// deciding composite matches on partition keys.
+/// Warns about data objects under a partitioned table's location that sit in no partition
+/// (none registered there, no `key=value` folders for every key): Athena does not read
+/// them, so they are searched (their own columns deciding composite matches on partition
+/// keys) but never rewritten, and the items they hold stay queued.
 fn note_unplaced(out: &mut MapperListing, found: &[Found], location: &str) {
     let unplaced = found
         .iter()
@@ -423,7 +480,7 @@ fn note_unplaced(out: &mut MapperListing, found: &[Found], location: &str) {
         out.notes.push((
             "object_outside_partitions",
             format!(
-                "{unplaced} object(s) under {location} are in no partition: searched, their own columns deciding matches on partition keys"
+                "{unplaced} object(s) under {location} are in no partition: searched but never rewritten (rows outside the table's partitions keep their items queued)"
             ),
         ));
     }
@@ -442,6 +499,7 @@ async fn list_path(
 ) -> Result<MapperListing, TaskError> {
     let mut out = MapperListing::default();
     let listed = list_places(engine, vec![location.clone()], 1).await?;
+    refuse_table_formats(&listed, |_, _| true)?;
     let found = found_under(listed, |relative, _| {
         values_from_path(relative, partition_keys)
     });
@@ -505,18 +563,37 @@ impl FindMapper {
             )
             .await?;
         }
+        for key in &listing.not_the_tables_examples {
+            event(
+                &mut *tx,
+                self.job_id,
+                EventLevel::Info,
+                "object_not_the_tables",
+                &format!("{key} is at no path the table's partition projection generates: not the table's, not searched"),
+                json!({"data_mapper_id": mapper, "key": key}),
+            )
+            .await?;
+        }
         let s = &listing.stats;
+        let others = listing.not_the_tables;
+        let not_the_tables = match others {
+            0 => String::new(),
+            n => format!(
+                "; {n} object(s) under the projection's prefix are not the table's (not searched)"
+            ),
+        };
         event(
             &mut *tx,
             self.job_id,
             EventLevel::Info,
             "mapper_listed",
             &format!(
-                "data mapper {mapper}: {} partition(s) listed, {} pruned; {} object(s) listed, {} skipped, {objects} to search",
+                "data mapper {mapper}: {} partition(s) listed, {} pruned; {} object(s) listed, {} skipped, {objects} to search{not_the_tables}",
                 s.partitions_listed, s.partitions_pruned, s.objects_listed, s.objects_skipped,
             ),
             json!({"data_mapper_id": mapper, "tasks": searches.len(), "objects_to_search": objects,
-                   "skipped_not_named": listing.skipped.len().saturating_sub(MAX_SKIP_EVENTS)}),
+                   "skipped_not_named": listing.skipped.len().saturating_sub(MAX_SKIP_EVENTS),
+                   "objects_not_the_tables": others}),
         )
         .await?;
         jobs::add_stats(&mut *tx, self.job_id, s).await?;
@@ -549,5 +626,86 @@ impl FindMapper {
         )
         .await?;
         tx.commit().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::data_mapper::TableDef;
+
+    fn listed(keys: &[&str]) -> Vec<(Arc<Place>, Vec<ObjectMeta>)> {
+        let place = crate::storage::Stores::offline()
+            .place("s3://lake/")
+            .expect("an s3 place");
+        let metas = keys
+            .iter()
+            .map(|k| ObjectMeta {
+                key: k.to_string(),
+                size: 1,
+                etag: None,
+                version_id: None,
+                storage_class: None,
+                archive_status: None,
+                restore: None,
+            })
+            .collect();
+        vec![(Arc::new(place), metas)]
+    }
+
+    fn tenant_first() -> Projection {
+        let def = TableDef {
+            partition_keys: vec!["tenant".into(), "dt".into()],
+            parameters: [(
+                "storage.location.template".to_owned(),
+                "s3://lake/${tenant}/events/${dt}/".to_owned(),
+            )]
+            .into(),
+            ..Default::default()
+        };
+        Projection::of_table(&def).expect("a projection").1
+    }
+
+    fn refused(keys: &[&str], projection: Option<&Projection>) -> Option<String> {
+        let of_table = |place: &Place, meta: &ObjectMeta| {
+            projection.is_none_or(|p| p.values(relative_to(place, &meta.key)).is_some())
+        };
+        match refuse_table_formats(&listed(keys), of_table) {
+            Ok(()) => None,
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn a_table_format_at_any_depth_under_a_location_fails_the_mapper() {
+        let keys = [
+            "pm/plain/a.parquet",
+            "pm/x/sales/a.parquet",
+            "pm/x/sales/_delta_log/0.json",
+        ];
+        let error = refused(&keys, None).expect("refused");
+        assert!(error.contains("s3://lake/pm/x/sales/"), "{error}");
+        assert!(error.contains("Delta Lake"), "{error}");
+        let iceberg = ["a/b/ice/data/a.parquet", "a/b/ice/metadata/1.metadata.json"];
+        assert!(refused(&iceberg, None).unwrap().contains("Apache Iceberg"));
+        assert_eq!(refused(&["pm/metadata/a.parquet"], None), None);
+    }
+
+    #[test]
+    fn under_a_projection_only_a_format_over_the_tables_objects_fails_it() {
+        let p = tenant_first();
+        let own = "acme/events/2024-01-01/a.json";
+        // A Delta table beside the projected one, under the same prefix: not its concern.
+        let beside = [
+            own,
+            "acme/orders/a.parquet",
+            "acme/orders/_delta_log/0.json",
+        ];
+        assert_eq!(refused(&beside, Some(&p)), None);
+        // A Delta table whose root holds the table's objects, or a log inside a partition.
+        let above = [own, "acme/_delta_log/0.json"];
+        assert!(refused(&above, Some(&p)).is_some());
+        let inside = [own, "acme/events/2024-01-01/_delta_log/0.json"];
+        assert!(refused(&inside, Some(&p)).is_some());
     }
 }

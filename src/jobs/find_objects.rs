@@ -37,7 +37,13 @@ pub struct ListedObject {
     pub size: u64,
     /// Partition values from the catalog or the path; None when the path carries none.
     pub partition: Option<Vec<String>>,
+    /// Under a partitioned table's location in no partition: searched, never rewritten.
+    #[serde(default)]
+    pub outside_partitions: bool,
 }
+
+/// Why an object in no partition of its table is not rewritten (its report row).
+pub const OUTSIDE_PARTITIONS: &str = "not rewritten: the object lies under the table location in no partition, where Athena does not read it; the items it holds stay queued (rows outside the table's partitions)";
 
 /// Searches a batch of listed objects of one mapper and storage place.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -391,6 +397,26 @@ async fn record_outcome(
                 return Ok(());
             }
             let mut row = object(&Some(meta), ObjectStatus::Matched);
+            if listed.outside_partitions {
+                // Its forget outcome now: left unchanged (the forget countdown counts it).
+                stats.objects_unchanged += 1;
+                row.outside_partitions = true;
+                row.error = Some(OUTSIDE_PARTITIONS.to_owned());
+                let message = format!(
+                    "{key} holds matching rows outside the table's partitions: {OUTSIDE_PARTITIONS}"
+                );
+                let details = json!({"data_mapper_id": mapper, "key": key});
+                let kind = "object_outside_partitions";
+                event(
+                    &mut *tx,
+                    p.job_id,
+                    EventLevel::Warning,
+                    kind,
+                    &message,
+                    details,
+                )
+                .await?;
+            }
             row.rows_total = Some(report.rows_total as i64);
             row.rows_matched = report.rows_matched as i64;
             row.row_groups = report

@@ -19,15 +19,15 @@ use crate::jobs::queue;
 use crate::lake;
 
 /// A bucket, a Glue database in moto and an app over both.
-struct Lake {
-    app: TestApp,
-    s3: aws_sdk_s3::Client,
-    glue: aws_sdk_glue::Client,
-    bucket: String,
-    database: String,
+pub struct Lake {
+    pub app: TestApp,
+    pub s3: aws_sdk_s3::Client,
+    pub glue: aws_sdk_glue::Client,
+    pub bucket: String,
+    pub database: String,
 }
 
-async fn lake(db: sqlx::PgPool) -> Lake {
+pub async fn lake(db: sqlx::PgPool) -> Lake {
     lake_in(db, new_versioned_bucket().await).await
 }
 
@@ -52,7 +52,7 @@ async fn lake_in(
 }
 
 impl Lake {
-    async fn put(&self, key: &str, body: &[u8]) {
+    pub async fn put(&self, key: &str, body: &[u8]) {
         self.s3
             .put_object()
             .bucket(&self.bucket)
@@ -64,7 +64,7 @@ impl Lake {
     }
 
     /// A Parquet table of `people` columns with one partition key.
-    async fn table(
+    pub async fn table(
         &self,
         name: &str,
         location: &str,
@@ -102,7 +102,7 @@ impl Lake {
             .unwrap();
     }
 
-    async fn partition(&self, table: &str, value: &str, location: &str) {
+    pub async fn partition(&self, table: &str, value: &str, location: &str) {
         self.glue
             .create_partition()
             .database_name(&self.database)
@@ -122,7 +122,7 @@ impl Lake {
             .unwrap();
     }
 
-    async fn mapper(&self, id: &str, table: &str, key: &str) {
+    pub async fn mapper(&self, id: &str, table: &str, key: &str) {
         self.mapper_with(id, table, key, json!({})).await;
     }
 
@@ -142,7 +142,7 @@ impl Lake {
     }
 
     /// The job's report rows (objects), by key.
-    async fn objects(&self, job: &Value) -> std::collections::BTreeMap<String, Value> {
+    pub async fn objects(&self, job: &Value) -> std::collections::BTreeMap<String, Value> {
         let id = job["job_id"].as_str().unwrap();
         let r = self
             .app
@@ -157,7 +157,7 @@ impl Lake {
     }
 
     /// The versions S3 holds of `key`.
-    async fn versions(&self, key: &str) -> usize {
+    pub async fn versions(&self, key: &str) -> usize {
         let out = self
             .s3
             .list_object_versions()
@@ -173,11 +173,11 @@ impl Lake {
     }
 
     /// Runs a real job over `mappers` to its end and returns it.
-    async fn run_job(&self, mappers: &[&str]) -> Value {
+    pub async fn run_job(&self, mappers: &[&str]) -> Value {
         crate::e2e_jobs::run_job(&self.app, mappers).await
     }
 
-    async fn event_kinds(&self, job: &Value) -> Vec<String> {
+    pub async fn event_kinds(&self, job: &Value) -> Vec<String> {
         let events = self
             .app
             .get(&format!(
@@ -194,7 +194,7 @@ impl Lake {
     }
 
     /// The queue's items left (their match ids).
-    async fn queued(&self) -> Vec<Value> {
+    pub async fn queued(&self) -> Vec<Value> {
         let r = self.app.get("/v1/queue?page_size=1000").await;
         r.body["matches"]
             .as_array()
@@ -206,7 +206,7 @@ impl Lake {
 }
 
 /// The ids of `object`'s rows without `erased`.
-fn without(object: &lake::PeopleObject, erased: &[i64]) -> Vec<i64> {
+pub fn without(object: &lake::PeopleObject, erased: &[i64]) -> Vec<i64> {
     object
         .rows
         .iter()
@@ -225,6 +225,9 @@ async fn a_projected_table_with_no_registered_partition_is_searched_in_full(db: 
         lake.put(&format!("proj/{}/{name}", o.country), &o.bytes)
             .await;
     }
+    // A country the projection does not generate: not the table's, never searched.
+    let stray = "proj/it/part-0.parquet";
+    lake.put(stray, &people[0].bytes).await;
     let template = format!("s3://{}/proj/${{country}}/", lake.bucket);
     lake.table(
         "projected",
@@ -259,8 +262,13 @@ async fn a_projected_table_with_no_registered_partition_is_searched_in_full(db: 
     assert!(
         lake.event_kinds(&job)
             .await
-            .contains(&"partition_projection".to_owned())
+            .contains(&"object_not_the_tables".to_owned())
     );
+    assert_eq!(
+        read_ids(&lake.s3, &lake.bucket, stray).await,
+        without(&people[0], &[])
+    );
+    assert_eq!(lake.versions(stray).await, 1, "never written");
     for o in &people {
         let name = o.key.rsplit('/').next().unwrap();
         let key = format!("proj/{}/{name}", o.country);
