@@ -559,19 +559,11 @@ pub async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> b
 }
 
 pub async fn read_ids(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<i64> {
-    use arrow_array::cast::AsArray;
+    // Read back by pyarrow, not by the Parquet code under test.
     let body = object_bytes(s3, bucket, key).await;
-    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body)
-        .unwrap()
-        .build()
-        .unwrap()
-        .flat_map(|b| {
-            b.unwrap()
-                .column(0)
-                .as_primitive::<arrow_array::types::Int64Type>()
-                .values()
-                .to_vec()
-        })
+    crate::readback::parquet_rows(&body)
+        .iter()
+        .map(|row| row["id"].as_i64().expect("an integer id"))
         .collect()
 }
 

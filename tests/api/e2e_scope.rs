@@ -20,12 +20,11 @@ fn lines(ids: &[i64]) -> Vec<u8> {
         .into_bytes()
 }
 
-/// The ids of a JSON Lines object, read back with serde_json.
+/// The ids of a JSON Lines object, read back by Python's own json (exact integers).
 async fn json_ids(lake: &Lake, key: &str) -> Vec<i64> {
     let body = object_bytes(&lake.s3, &lake.bucket, key).await;
-    String::from_utf8(body.to_vec())
-        .unwrap()
-        .lines()
+    crate::readback::json_lines(&body, key.ends_with(".gz"))
+        .iter()
         .map(|l| {
             serde_json::from_str::<Value>(l).unwrap()["id"]
                 .as_i64()
