@@ -40,13 +40,16 @@ pub struct JobObject {
     pub forget_error: Option<String>,
     /// Versions cleanup is about to delete (saved before it deletes them).
     pub versions_to_delete: Vec<String>,
+    /// A rewrite that failed verification, rolled back: the version id of the copy of
+    /// the version read that was put back on top.
+    pub rollback_version_id: Option<String>,
 }
 
 const OBJECT_COLUMNS: &str = "job_object_id, data_mapper_id, bucket, key, version_id, etag, \
     size_bytes, status, rows_total, rows_matched, row_groups, error, partition_keys, \
     partition_values, forget_state, rows_removed, rows_after, size_after, new_version_id, \
     new_etag, row_groups_rewritten, row_groups_copied, versions_deleted, cleanup_state, \
-    forget_error, versions_to_delete, partition_types";
+    forget_error, versions_to_delete, partition_types, rollback_version_id";
 
 /// Records an object (once: a second record of the same object is ignored). Returns its
 /// id, None when it was recorded before.
@@ -164,6 +167,7 @@ pub struct ObjectUpdate<'a> {
     pub cleanup_state: Option<CleanupState>,
     pub forget_error: Option<&'a str>,
     pub versions_to_delete: Option<&'a [String]>,
+    pub rollback_version_id: Option<&'a str>,
 }
 
 pub async fn update(
@@ -187,7 +191,8 @@ pub async fn update(
                versions_deleted = coalesce($14, versions_deleted),
                cleanup_state = coalesce($15, cleanup_state),
                forget_error = coalesce($16, forget_error),
-               versions_to_delete = coalesce($17, versions_to_delete)
+               versions_to_delete = coalesce($17, versions_to_delete),
+               rollback_version_id = coalesce($18, rollback_version_id)
            where job_object_id = $1"#,
     )
     .bind(job_object_id)
@@ -207,6 +212,7 @@ pub async fn update(
     .bind(u.cleanup_state)
     .bind(u.forget_error)
     .bind(u.versions_to_delete)
+    .bind(u.rollback_version_id)
     .execute(db)
     .await?;
     Ok(())
@@ -243,6 +249,7 @@ impl JobObject {
             cleanup_state: None,
             forget_error: None,
             versions_to_delete: Vec::new(),
+            rollback_version_id: None,
         }
     }
 }
