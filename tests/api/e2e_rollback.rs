@@ -1,5 +1,5 @@
 //! A rewrite that fails verification is rolled back, end to end against moto through the
-//! REST API: a store wrapper makes Lethe's upload carry the matching line still (as a
+//! REST API: a store wrapper makes Lethe's upload carry a matching line (as a
 //! faulty disk or a broken writer would), so the uploaded version fails verify. The
 //! version Lethe read must be current again, byte for byte (read with the plain SDK), the
 //! rollback reported, the item kept on the queue, and no version deleted; a newer writer
@@ -43,8 +43,9 @@ enum Then {
 }
 
 /// Passes every call through, except Lethe's rewrite uploads (user metadata
-/// `lethe-job-object`): their body gets the matching line appended (a gzip member for
-/// `.gz`), so the version uploaded fails verification.
+/// `lethe-job-object`), whose body is spoiled so that the version uploaded fails
+/// verification: a gzip object gets the matching line appended (a gzip member), a plain
+/// one has a kept line's id turned into the subject's (same size).
 struct Sabotage {
     inner: Arc<dyn ObjectStore>,
     then: Then,
@@ -104,7 +105,9 @@ impl ObjectStore for Sabotage {
         if k.ends_with(".gz") {
             body.extend(gzip(MATCHING));
         } else {
-            body.extend_from_slice(MATCHING);
+            // The same size: only the rows tell.
+            let at = body.windows(7).position(|w| w == b"\"id\": 7").unwrap();
+            body[at + 6] = b'5';
         }
         let dir = tempfile::tempdir().unwrap();
         let spoiled = dir.path().join("spoiled");
@@ -301,6 +304,12 @@ async fn a_json_rewrite_that_fails_verification_is_rolled_back_to_the_version_re
         assert_eq!(o["rollback_version_id"].as_str(), head.version_id(), "{o}");
         let error = o["error"].as_str().unwrap();
         assert!(error.contains("rolled back"), "{error}");
+        let why = if key.ends_with(".gz") {
+            "Lethe uploaded"
+        } else {
+            "1 matching row(s) remain"
+        };
+        assert!(error.contains(why), "{error}");
         assert!(
             error.contains(&read[key]),
             "names the version read: {error}"
