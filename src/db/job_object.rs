@@ -43,13 +43,17 @@ pub struct JobObject {
     /// In no partition of its (partitioned) table: searched, recorded `skipped`, never
     /// rewritten; the items it holds stay queued.
     pub outside_partitions: bool,
+    /// A rewrite that failed verification, rolled back: the version id of the copy of
+    /// the version read that was put back on top.
+    pub rollback_version_id: Option<String>,
 }
 
 const OBJECT_COLUMNS: &str = "job_object_id, data_mapper_id, bucket, key, version_id, etag, \
     size_bytes, status, rows_total, rows_matched, row_groups, error, partition_keys, \
     partition_values, forget_state, rows_removed, rows_after, size_after, new_version_id, \
     new_etag, row_groups_rewritten, row_groups_copied, versions_deleted, cleanup_state, \
-    forget_error, versions_to_delete, partition_types, outside_partitions";
+    forget_error, versions_to_delete, partition_types, outside_partitions, \
+    rollback_version_id";
 
 /// Records an object (once: a second record of the same object is ignored). Returns its
 /// id, None when it was recorded before.
@@ -170,6 +174,7 @@ pub struct ObjectUpdate<'a> {
     pub cleanup_state: Option<CleanupState>,
     pub forget_error: Option<&'a str>,
     pub versions_to_delete: Option<&'a [String]>,
+    pub rollback_version_id: Option<&'a str>,
 }
 
 pub async fn update(
@@ -193,7 +198,8 @@ pub async fn update(
                versions_deleted = coalesce($14, versions_deleted),
                cleanup_state = coalesce($15, cleanup_state),
                forget_error = coalesce($16, forget_error),
-               versions_to_delete = coalesce($17, versions_to_delete)
+               versions_to_delete = coalesce($17, versions_to_delete),
+               rollback_version_id = coalesce($18, rollback_version_id)
            where job_object_id = $1"#,
     )
     .bind(job_object_id)
@@ -213,6 +219,7 @@ pub async fn update(
     .bind(u.cleanup_state)
     .bind(u.forget_error)
     .bind(u.versions_to_delete)
+    .bind(u.rollback_version_id)
     .execute(db)
     .await?;
     Ok(())
@@ -250,6 +257,7 @@ impl JobObject {
             forget_error: None,
             versions_to_delete: Vec::new(),
             outside_partitions: false,
+            rollback_version_id: None,
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct ReportObject {
     pub etag_before: Option<String>,
     pub version_id_after: Option<String>,
     pub etag_after: Option<String>,
+    /// A rewrite that failed verification and was rolled back (`verify_failed`): the
+    /// version id of the copy of `version_id_before` that is current again.
+    pub rollback_version_id: Option<String>,
     pub rows_before: Option<i64>,
     /// Rows holding at least one match, as find counted them (a row two matches name
     /// counts once; also in a dry run: its blast radius per object).
@@ -49,7 +52,8 @@ pub struct ReportObject {
     /// Old versions cleanup deleted.
     pub versions_deleted: Vec<String>,
     /// `found` (dry run), `verified`, `unchanged` (no row matched any more), `skipped`,
-    /// `failed`, `verify_failed` (old version kept), `written` (not verified yet).
+    /// `failed`, `verify_failed` (old versions kept; rolled back when `rollback_version_id`
+    /// is set), `written` (not verified yet).
     pub status: ForgetState,
     /// `done`, `skipped` (the mapper keeps old versions), `failed`; null before cleanup.
     pub cleanup: Option<CleanupState>,
@@ -83,6 +87,7 @@ impl From<JobObject> for ReportObject {
             etag_before: o.etag,
             version_id_after: o.new_version_id,
             etag_after: o.new_etag,
+            rollback_version_id: o.rollback_version_id,
             rows_before: o.rows_total,
             rows_matched: o.rows_matched,
             rows_removed: o.rows_removed,

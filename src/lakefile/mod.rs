@@ -2,6 +2,7 @@
 //! No network I/O here: functions take readers and match sets, so the logic is tested on
 //! in-memory data.
 
+pub mod jsonl_check;
 pub mod jsonl_find;
 pub mod jsonl_forget;
 pub mod local;

@@ -167,6 +167,17 @@ pub trait ObjectStore: Send + Sync + 'static {
             std::collections::HashMap::new(),
         ))
     }
+    /// The size of one version of `key` (None when the store cannot tell, e.g. it keeps
+    /// no versions).
+    async fn version_size(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<u64>, StorageError> {
+        let _ = (bucket, key, version_id);
+        Ok(None)
+    }
     /// The versions of exactly `key`, newest first (empty when the store has none).
     async fn list_versions(
         &self,

@@ -413,6 +413,24 @@ impl ObjectStore for S3Store {
         result
     }
 
+    async fn version_size(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<u64>, StorageError> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id(version_id)
+            .send()
+            .await
+            .map_err(storage_error)?;
+        Ok(out.content_length().map(|n| n.max(0) as u64))
+    }
+
     async fn list_versions(
         &self,
         bucket: &str,

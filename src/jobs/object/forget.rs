@@ -34,7 +34,7 @@ const UNVERSIONED: &str = "bucket versioning is not enabled: this version has no
 
 /// Whether S3 keeps a version when a new one is written over it: it has a version id
 /// other than `null` (a PUT replaces a `null` version, in a suspended bucket too).
-fn has_version(version_id: Option<&str>) -> bool {
+pub(super) fn has_version(version_id: Option<&str>) -> bool {
     version_id.is_some_and(|v| !v.is_empty() && v != "null")
 }
 

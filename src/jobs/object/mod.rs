@@ -9,6 +9,7 @@
 pub mod cleanup;
 pub mod forget;
 pub mod rewrite;
+pub mod rollback;
 pub mod verify;
 
 use std::sync::Arc;

@@ -1,13 +1,18 @@
 //! The local half of a forget: rewriting a downloaded object to a new file without the
 //! matching rows (Parquet through `lakefile::parquet_forget` with its full pre-upload
-//! check; JSON Lines line by line, gzip by extension).
+//! check; JSON Lines line by line, gzip by extension, read back in full against the source
+//! by `lakefile::jsonl_check`). Every write error fails the rewrite, the final flush's too.
 
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
+
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
 
 use crate::db::job_object::ObjectUpdate;
 use crate::domain::data_mapper::Format;
 use crate::lakefile::match_set::MatchSet;
-use crate::lakefile::{jsonl_find, jsonl_forget, parquet_forget};
+use crate::lakefile::{jsonl_check, jsonl_find, jsonl_forget, parquet_forget};
 use crate::storage::Fetched;
 
 fn gz(key: &str) -> bool {
@@ -66,44 +71,80 @@ pub fn rewrite(
                 row_groups_copied: r.row_groups_copied,
             })
         }
-        Format::Json => {
-            let out =
-                std::io::BufWriter::new(std::fs::File::create(dst).map_err(|e| e.to_string())?);
-            let file = std::fs::File::open(src).map_err(|e| e.to_string())?;
-            let input: Box<dyn std::io::BufRead> = if gz(key) {
-                Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
-                    file,
-                )))
-            } else {
-                Box::new(std::io::BufReader::new(file))
-            };
-            let everything = MatchSet::default();
-            let (ids, drop_all) = if every_row {
-                (&everything, true)
-            } else {
-                (ids, false)
-            };
-            let r = if gz(key) {
-                let mut encoder =
-                    flate2::write::GzEncoder::new(out, flate2::Compression::default());
-                let r = forget_json(input, &mut encoder, columns, ids, drop_all)?;
-                encoder.finish().map_err(|e| e.to_string())?;
-                r
-            } else {
-                forget_json(input, out, columns, ids, drop_all)?
-            };
-            Ok(Figures {
-                rows_before: r.lines_before,
-                rows_removed: r.lines_removed,
-                ..Figures::default()
-            })
-        }
+        Format::Json => rewrite_json(key, src, dst, columns, ids, every_row),
     }
 }
 
+/// A JSON Lines object's lines (decompressed when `gzip`).
+fn lines(path: &Path, gzip: bool) -> Result<Box<dyn BufRead>, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    Ok(if gzip {
+        Box::new(BufReader::new(MultiGzDecoder::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    })
+}
+
+/// Rewrites a JSON Lines object, then reads the rewrite back in full against the source
+/// (`jsonl_check`) before anything may be uploaded.
+fn rewrite_json(
+    key: &str,
+    src: &Path,
+    dst: &Path,
+    columns: &[String],
+    ids: &MatchSet,
+    every_row: bool,
+) -> Result<Figures, String> {
+    let gzip = gz(key);
+    let out = std::fs::File::create(dst).map_err(|e| e.to_string())?;
+    let r = write_json(lines(src, gzip)?, out, gzip, columns, ids, every_row)?;
+    let expected = jsonl_check::Expected {
+        lines_before: r.lines_before,
+        lines_removed: r.lines_removed,
+        every_row,
+    };
+    let (source, rewrite) = (lines(src, gzip)?, lines(dst, gzip)?);
+    jsonl_check::check(source, rewrite, columns, ids, expected)
+        .map_err(|e| format!("the rewrite failed its read-back: {e}"))?;
+    Ok(Figures {
+        rows_before: r.lines_before,
+        rows_removed: r.lines_removed,
+        ..Figures::default()
+    })
+}
+
+/// Writes the rewrite to `out` (gzip when `gzip`). Every write error fails it, the last
+/// ones too: gzip's trailer and the buffer's final flush.
+fn write_json<W: Write>(
+    input: Box<dyn BufRead>,
+    out: W,
+    gzip: bool,
+    columns: &[String],
+    ids: &MatchSet,
+    every_row: bool,
+) -> Result<jsonl_forget::JsonForgetReport, String> {
+    let everything = MatchSet::default();
+    let (ids, drop_all) = if every_row {
+        (&everything, true)
+    } else {
+        (ids, false)
+    };
+    let mut out = BufWriter::new(out);
+    let r = if gzip {
+        let mut encoder = GzEncoder::new(out, flate2::Compression::default());
+        let r = forget_json(input, &mut encoder, columns, ids, drop_all)?;
+        out = encoder.finish().map_err(|e| e.to_string())?;
+        r
+    } else {
+        forget_json(input, &mut out, columns, ids, drop_all)?
+    };
+    out.into_inner().map_err(|e| e.error().to_string())?;
+    Ok(r)
+}
+
 fn forget_json(
-    input: Box<dyn std::io::BufRead>,
-    out: impl std::io::Write,
+    input: Box<dyn BufRead>,
+    out: impl Write,
     columns: &[String],
     ids: &MatchSet,
     drop_all: bool,
@@ -120,4 +161,110 @@ fn forget_json(
         });
     }
     jsonl_forget::forget_lines(input, out, columns, ids).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use serde_json::json;
+
+    use super::*;
+
+    const SOURCE: &str = "{\"id\": 1}\n\n{\"id\": 2, \"x\": \"b\"}\n{\"id\": 3}\n";
+
+    /// A writer whose every write fails: behind the rewrite's buffer, the first write it
+    /// sees is the final flush.
+    struct Full;
+
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("no space left"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn columns() -> Vec<String> {
+        vec!["id".to_owned()]
+    }
+
+    fn ids() -> MatchSet {
+        MatchSet::from_values(&[json!(1)])
+    }
+
+    fn gzip(text: &str) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn a_failing_final_flush_fails_the_write_gzip_or_plain() {
+        for (gzip, every_row) in [(true, false), (false, false), (true, true)] {
+            let input: Box<dyn BufRead> = Box::new(SOURCE.as_bytes());
+            let err = write_json(input, Full, gzip, &columns(), &ids(), every_row).unwrap_err();
+            assert!(err.contains("no space left"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_gzip_rewrite_is_read_back_and_holds_exactly_the_kept_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("s"), dir.path().join("d"));
+        std::fs::write(&src, gzip(SOURCE)).unwrap();
+        let f = rewrite(
+            Format::Json,
+            "t/a.json.gz",
+            &src,
+            &dst,
+            &columns(),
+            &ids(),
+            false,
+        )
+        .unwrap();
+        assert_eq!((f.rows_before, f.rows_removed), (3, 1));
+        let mut text = String::new();
+        MultiGzDecoder::new(std::fs::File::open(&dst).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "\n{\"id\": 2, \"x\": \"b\"}\n{\"id\": 3}\n");
+        // Every row gone: an empty (valid) gzip.
+        let f = rewrite(
+            Format::Json,
+            "t/a.json.gz",
+            &src,
+            &dst,
+            &columns(),
+            &ids(),
+            true,
+        )
+        .unwrap();
+        assert_eq!((f.rows_before, f.rows_removed), (3, 3));
+        let mut text = String::new();
+        MultiGzDecoder::new(std::fs::File::open(&dst).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "");
+    }
+
+    /// `/dev/full` takes the file but refuses every write (ENOSPC): nothing is produced
+    /// to upload, and the object fails.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_rewrite_whose_final_write_fails_produces_nothing_to_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("s");
+        for (key, bytes) in [
+            ("t/a.json.gz", gzip(SOURCE)),
+            ("t/a.json", SOURCE.as_bytes().to_vec()),
+        ] {
+            std::fs::write(&src, bytes).unwrap();
+            let full = Path::new("/dev/full");
+            let err =
+                rewrite(Format::Json, key, &src, full, &columns(), &ids(), false).unwrap_err();
+            assert!(err.to_lowercase().contains("space"), "{key}: {err}");
+        }
+    }
 }

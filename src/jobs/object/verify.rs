@@ -1,13 +1,16 @@
 //! `verify.object`: re-read a rewritten object's new version with ranged reads, as find
-//! reads: the row count must be rows before minus rows removed, and no match may remain.
+//! reads: its size must be the size uploaded, the row count rows before minus rows
+//! removed, and no match may remain.
 //! The record of a verified object enqueues its `cleanup.object`; a failed verification
-//! keeps the old versions.
+//! keeps the old versions and is rolled back (`rollback`: the version read is copied back
+//! on top, unless someone wrote the object since), its items staying queued.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::cleanup::Cleanup;
+use super::rollback::{Rollback, roll_back};
 use super::{Loaded, ObjectTask, Record, load};
 use crate::db::job::JobStats;
 use crate::db::job_object::ObjectUpdate;
@@ -50,43 +53,91 @@ impl JobTask for Verify {
                     .stats(stats)
                     .then(prepare(&Cleanup(l.p))?)
             }
-            Err(e) => {
-                tracing::error!(job.id = %l.p.job_id, object.key = %l.object.key, error = %e, "verification failed");
-                let message = format!(
-                    "VERIFY FAILED for {}: {e}; its old versions are kept",
-                    l.object.key
-                );
-                let update = ObjectUpdate {
-                    forget_state: Some(ForgetState::VerifyFailed),
-                    forget_error: Some(&e),
-                    ..ObjectUpdate::default()
-                };
-                let stats = JobStats {
-                    objects_verify_failed: 1,
-                    ..JobStats::default()
-                };
-                let r = Record::new(update).stats(stats);
-                return l
-                    .record(
-                        ctx,
-                        task,
-                        r.event(EventLevel::Error, "verify_failed", message),
-                    )
-                    .await;
-            }
+            Err(e) => return failed(ctx, task, &l, &e).await,
         };
         l.record(ctx, task, r).await
     }
 }
 
+/// Records a new version that failed verification, after rolling it back (the version
+/// read is current again) where that can be done safely.
+async fn failed(ctx: &Context, task: &Task, l: &Loaded, e: &str) -> Result<(), TaskError> {
+    let key = &l.object.key;
+    let read = l.object.version_id.as_deref().unwrap_or("none");
+    let rollback = roll_back(ctx, task, l).await?;
+    let (error, restored, kind, message) = match &rollback {
+        Rollback::Done(restored) => {
+            let copy = restored.as_deref().unwrap_or("no version id");
+            (
+                format!("{e}; rolled back: the version read ({read}) is current again as {copy}"),
+                restored.as_deref(),
+                "rolled_back",
+                format!(
+                    "VERIFY FAILED for {key}: {e}; rolled back: the version read ({read}) is \
+                     current again as {copy}; its items stay queued"
+                ),
+            )
+        }
+        Rollback::Refused(why) => (
+            format!("{e}; not rolled back: {why}"),
+            None,
+            "verify_failed",
+            format!(
+                "VERIFY FAILED for {key}: {e}; not rolled back: {why}; its old versions are kept"
+            ),
+        ),
+    };
+    tracing::error!(job.id = %l.p.job_id, object.key = %key, error = %error, "verification failed");
+    let update = ObjectUpdate {
+        forget_state: Some(ForgetState::VerifyFailed),
+        forget_error: Some(&error),
+        rollback_version_id: restored,
+        ..ObjectUpdate::default()
+    };
+    let stats = JobStats {
+        objects_verify_failed: 1,
+        ..JobStats::default()
+    };
+    let r = Record::new(update)
+        .stats(stats)
+        .event(EventLevel::Error, kind, message);
+    l.record(ctx, task, r).await
+}
+
+/// The size of the new version as the store holds it, which must be the size uploaded
+/// (else bytes past it would go unread): Ok(Err(why)) when it is not, or the version is
+/// gone. A store that cannot tell has only the size uploaded.
+async fn stored_size(l: &Loaded) -> Result<Result<u64, String>, StorageError> {
+    let o = &l.object;
+    let uploaded = o.size_after.unwrap_or(0).max(0) as u64;
+    let Some(ours) = o.new_version_id.as_deref() else {
+        return Ok(Ok(uploaded));
+    };
+    Ok(match l.store.version_size(&o.bucket, &o.key, ours).await {
+        Ok(None) => Ok(uploaded),
+        Ok(Some(size)) if size == uploaded => Ok(uploaded),
+        Ok(Some(size)) => Err(format!(
+            "the new version has {size} bytes, Lethe uploaded {uploaded}"
+        )),
+        Err(StorageError::NotFound) => Err(format!("the version Lethe wrote ({ours}) is gone")),
+        Err(e) => return Err(e),
+    })
+}
+
 /// Reads the new version: Ok(Err(why)) when it fails verification.
 async fn check(l: &Loaded) -> Result<Result<(), String>, TaskError> {
     let o = &l.object;
+    let size = match stored_size(l).await {
+        Ok(Ok(size)) => size,
+        Ok(Err(e)) => return Ok(Err(e)),
+        Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
+        Err(e) => return Ok(Err(format!("cannot read the new version's size: {e}"))),
+    };
     let object = ObjectRef {
         bucket: &o.bucket,
         key: &o.key,
         version_id: o.new_version_id.as_deref(),
-        size: o.size_after.unwrap_or(0).max(0) as u64,
+        size,
     };
     let columns = &l.mapper.columns;
     let found = match l.mapper.format {
