@@ -4,11 +4,13 @@
 //! (Glue), as the JSON SerDe reads the line's value for that type (`"42"` in an `int`
 //! column is 42).
 
+use std::borrow::Cow;
 use std::io::BufRead;
 
-use serde_json::Value;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
-use super::match_set::{Key, MatchSet, cast_key};
+use super::match_set::{Key, KeyKind, MatchSet, cast_number, cast_text};
 
 /// Why an object could not be searched.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +19,10 @@ pub enum JsonFindError {
     Io(#[from] std::io::Error),
     #[error("line {line} is not a JSON object")]
     Malformed { line: u64 },
+    #[error(
+        "line {line}: match column {column:?} names no field exactly, and several fields whose names differ from it only in case; refused (which one Athena reads is not certain)"
+    )]
+    AmbiguousColumn { line: u64, column: String },
 }
 
 /// What find learnt about one object.
@@ -29,67 +35,167 @@ pub struct JsonFindReport {
     pub rows_by_match: std::collections::BTreeMap<u32, u64>,
 }
 
-/// The value at a dotted path (case-insensitive keys), if any.
-pub fn value_at<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(object, |node, segment| {
-        let map = node.as_object()?;
-        map.get(segment).or_else(|| {
-            map.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(segment))
-                .map(|(_, v)| v)
-        })
-    })
+/// A JSON object's fields in order: names as written, values as their exact JSON text
+/// (numbers keep every digit). Parsing it validates the whole object.
+pub struct JsonObject<'a> {
+    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
-/// Whether one parsed line matches: any column equals a simple id, or the line's values
-/// at a composite group's columns form one of its tuples.
-pub fn line_matches(object: &Value, columns: &[String], ids: &MatchSet) -> bool {
-    if columns
-        .iter()
-        .any(|c| value_at(object, c).is_some_and(|v| ids.contains_json_as(v, ids.declared(c))))
-    {
-        return true;
+/// Several fields differ from a column's name only in case, none is exactly it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ambiguous;
+
+impl<'a> JsonObject<'a> {
+    /// The object a line holds; None when the line is not one JSON object.
+    pub fn parse(line: &'a [u8]) -> Option<Self> {
+        serde_json::from_slice(line).ok()
     }
-    ids.composites().iter().any(|group| {
-        let key: Option<Vec<Key>> = group
-            .columns
+
+    /// The field named exactly `name` (the last one, as JSON readers keep it), else the
+    /// one field whose name differs only in case; an error when several do.
+    pub fn field(&self, name: &str) -> Result<Option<&'a RawValue>, Ambiguous> {
+        if let Some((_, v)) = self.fields.iter().rev().find(|(k, _)| k == name) {
+            return Ok(Some(*v));
+        }
+        let mut folded = self
+            .fields
             .iter()
-            .map(|c| {
-                let key = Key::from_json(value_at(object, c)?)?;
-                match ids.declared(c) {
-                    Some(kind) => cast_key(&key, kind),
-                    None => Some(key),
-                }
-            })
-            .collect();
-        key.is_some_and(|k| group.tuples.contains_key(&k))
-    })
+            .rev()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name));
+        let Some((first, value)) = folded.next() else {
+            return Ok(None);
+        };
+        match folded.all(|(k, _)| k == first) {
+            true => Ok(Some(*value)),
+            false => Err(Ambiguous),
+        }
+    }
 }
 
-/// The queued matches (indexes) a matching line is, each once.
-fn line_owners(object: &Value, columns: &[String], ids: &MatchSet) -> Vec<u32> {
-    let read = |c: &str| {
-        let key = Key::from_json(value_at(object, c)?)?;
-        match ids.declared(c) {
-            Some(kind) => cast_key(&key, kind),
-            None => Some(key),
+impl<'de> Deserialize<'de> for JsonObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = JsonObject<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::new();
+                while let Some((Name(k), v)) = map.next_entry::<Name<'de>, &'de RawValue>()? {
+                    fields.push((k, v));
+                }
+                Ok(JsonObject { fields })
+            }
         }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// A field name, borrowed from the line unless it holds escapes.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
+
+/// The value at a dotted path: at each segment the field of exactly that name, else the
+/// only one equal to it ignoring case ([`JsonObject::field`]).
+pub fn value_at<'a>(
+    object: &JsonObject<'a>,
+    path: &str,
+) -> Result<Option<&'a RawValue>, Ambiguous> {
+    let mut segments = path.split('.');
+    let Some(mut value) = object.field(segments.next().unwrap_or_default())? else {
+        return Ok(None);
+    };
+    for segment in segments {
+        let Ok(inner) = serde_json::from_str::<JsonObject<'a>>(value.get()) else {
+            return Ok(None);
+        };
+        match inner.field(segment)? {
+            Some(v) => value = v,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(value))
+}
+
+/// A line's value read as `kind` (its column's declared type), as the JSON SerDe reads
+/// it: a string as text cast to the type, a number by its exact text. None for null,
+/// booleans, objects and arrays, and for what the type cannot read.
+pub fn line_key(value: &RawValue, kind: Option<KeyKind>) -> Option<Key> {
+    let text = value.get().trim();
+    match text.as_bytes().first()? {
+        b'"' => cast_text(&serde_json::from_str::<String>(text).ok()?, kind),
+        b'-' | b'0'..=b'9' => cast_number(text, kind),
+        _ => None,
+    }
+}
+
+/// The queued matches (indexes) a line is, each once: a column whose value equals a
+/// simple id, a composite group whose columns form one of its tuples.
+pub fn line_owners(
+    line: &JsonObject,
+    columns: &[String],
+    ids: &MatchSet,
+    number: u64,
+) -> Result<Vec<u32>, JsonFindError> {
+    let read = |c: &str| {
+        value_at(line, c)
+            .map(|v| v.and_then(|v| line_key(v, ids.declared(c))))
+            .map_err(|Ambiguous| JsonFindError::AmbiguousColumn {
+                line: number,
+                column: c.to_owned(),
+            })
     };
     let mut owners: Vec<u32> = Vec::new();
     for c in columns {
-        if let Some(key) = read(c) {
-            owners.extend_from_slice(ids.owners_of(&key));
+        if let Some(key) = read(c)? {
+            owners.extend_from_slice(ids.owners_of(&key, ids.declared(c)));
         }
     }
     for group in ids.composites() {
-        let key: Option<Vec<Key>> = group.columns.iter().map(|c| read(c)).collect();
-        if let Some(found) = key.and_then(|k| group.tuples.get(&k)) {
+        let mut tuple = Vec::with_capacity(group.columns.len());
+        for c in &group.columns {
+            match read(c)? {
+                Some(key) => tuple.push(key),
+                None => break,
+            }
+        }
+        if let Some(found) = group.tuples.get(&tuple) {
             owners.extend_from_slice(found);
         }
     }
     owners.sort_unstable();
     owners.dedup();
-    owners
+    Ok(owners)
+}
+
+/// Whether one line matches ([`line_owners`] is not empty). `number` names the line in
+/// errors.
+pub fn line_matches(
+    line: &JsonObject,
+    columns: &[String],
+    ids: &MatchSet,
+    number: u64,
+) -> Result<bool, JsonFindError> {
+    Ok(!line_owners(line, columns, ids, number)?.is_empty())
 }
 
 /// A push-based scanner: feed it the object's (decompressed) bytes in any chunks; it
@@ -143,15 +249,12 @@ impl<'a> LineScanner<'a> {
             return Ok(());
         }
         self.report.lines_total += 1;
-        let object: Value = serde_json::from_slice(line)
-            .ok()
-            .filter(Value::is_object)
-            .ok_or(JsonFindError::Malformed {
-                line: self.report.lines_total,
-            })?;
-        if line_matches(&object, self.columns, self.ids) {
+        let number = self.report.lines_total;
+        let object = JsonObject::parse(line).ok_or(JsonFindError::Malformed { line: number })?;
+        let owners = line_owners(&object, self.columns, self.ids, number)?;
+        if !owners.is_empty() {
             self.report.lines_matched += 1;
-            for owner in line_owners(&object, self.columns, self.ids) {
+            for owner in owners {
                 *self.report.rows_by_match.entry(owner).or_default() += 1;
             }
         }
@@ -176,6 +279,10 @@ pub fn unwrap_io(err: std::io::Error) -> JsonFindError {
         .and_then(|e| e.downcast_ref::<JsonFindError>())
     {
         Some(JsonFindError::Malformed { line }) => JsonFindError::Malformed { line: *line },
+        Some(JsonFindError::AmbiguousColumn { line, column }) => JsonFindError::AmbiguousColumn {
+            line: *line,
+            column: column.clone(),
+        },
         _ => JsonFindError::Io(err),
     }
 }

@@ -4,9 +4,7 @@
 
 use std::io::{BufRead, Write};
 
-use serde_json::Value;
-
-use super::jsonl_find::{JsonFindError, line_matches};
+use super::jsonl_find::{JsonFindError, JsonObject, line_matches};
 use super::match_set::MatchSet;
 
 /// What a rewrite did.
@@ -35,13 +33,9 @@ pub fn forget_lines(
             continue;
         }
         report.lines_before += 1;
-        let object: Value = serde_json::from_slice(&line)
-            .ok()
-            .filter(Value::is_object)
-            .ok_or(JsonFindError::Malformed {
-                line: report.lines_before,
-            })?;
-        if line_matches(&object, columns, ids) {
+        let number = report.lines_before;
+        let object = JsonObject::parse(&line).ok_or(JsonFindError::Malformed { line: number })?;
+        if line_matches(&object, columns, ids, number)? {
             report.lines_removed += 1;
         } else {
             out.write_all(&line)?;

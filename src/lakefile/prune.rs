@@ -152,13 +152,11 @@ fn range_may_match(kind: LeafKind, stats: &Statistics, ids: &MatchSet) -> bool {
             None => true,
         },
         (LeafKind::Float, Statistics::Float(s)) => match (s.min_opt(), s.max_opt()) {
-            (Some(a), Some(b)) if !a.is_nan() && !b.is_nan() => {
-                ids.any_float_in(f64::from(*a), f64::from(*b))
-            }
+            (Some(a), Some(b)) if !a.is_nan() && !b.is_nan() => ids.any_f32_in(*a, *b),
             _ => true,
         },
         (LeafKind::Float, Statistics::Double(s)) => match (s.min_opt(), s.max_opt()) {
-            (Some(a), Some(b)) if !a.is_nan() && !b.is_nan() => ids.any_float_in(*a, *b),
+            (Some(a), Some(b)) if !a.is_nan() && !b.is_nan() => ids.any_f64_in(*a, *b),
             _ => true,
         },
         (LeafKind::Text, Statistics::ByteArray(s)) => match (s.min_opt(), s.max_opt()) {
