@@ -57,5 +57,6 @@ pub mod iam_policy;
 pub mod job;
 pub mod partition;
 pub mod queue;
+pub mod queue_exact;
 pub mod settings;
 pub mod validation;
