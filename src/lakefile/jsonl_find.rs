@@ -418,4 +418,118 @@ mod tests {
             Err(JsonFindError::Malformed { line: 2 })
         ));
     }
+
+    #[test]
+    fn numbers_compare_by_their_exact_text_whatever_their_width() {
+        let lines = r#"{"id": 12345678901234567891}
+{"id": 12345678901234567890}
+{"id": 1234567890123456789012345}
+{"id": 1234567890123456789012346}
+{"id": 0.1000000000000000000000001}
+{"id": 1.2345678901234567890123e24}
+"#;
+        let count = |ids: &[serde_json::Value]| {
+            find(
+                lines.as_bytes(),
+                &cols(&["id"]),
+                &MatchSet::from_values(ids),
+            )
+            .unwrap()
+            .lines_matched
+        };
+        assert_eq!(count(&[json!(12345678901234567890u64)]), 1);
+        assert_eq!(count(&[json!("1234567890123456789012345")]), 1);
+        assert_eq!(
+            count(&[json!("1234567890123456789012300")]),
+            1,
+            "1.2345678901234567890123e24"
+        );
+        assert_eq!(
+            count(&[json!(0.1)]),
+            0,
+            "0.1 is not 0.1000000000000000000000001"
+        );
+        assert_eq!(count(&[json!("0.1000000000000000000000001")]), 1);
+        // Declared decimal: exact too.
+        let ids = MatchSet::from_values(&[json!("1234567890123456789012346")])
+            .with_declared([("id", "decimal(38,0)")]);
+        let r = find(lines.as_bytes(), &cols(&["id"]), &ids).unwrap();
+        assert_eq!(r.lines_matched, 1);
+    }
+
+    #[test]
+    fn declared_float_and_int_columns_read_values_as_athena_casts_them() {
+        let lines = r#"{"f": 0.1, "i": 4}
+{"f": 0.10000000149011612, "i": "4.0"}
+{"f": "0.1", "i": "0004"}
+"#;
+        // `float` is 32 bits: 0.1 and 0.10000000149011612 are one float.
+        let ids = MatchSet::from_values(&[json!(0.1)]).with_declared([("f", "float")]);
+        let r = find(lines.as_bytes(), &cols(&["f"]), &ids).unwrap();
+        assert_eq!(r.lines_matched, 3);
+        let ids = MatchSet::from_values(&[json!(0.1)]).with_declared([("f", "double")]);
+        let r = find(lines.as_bytes(), &cols(&["f"]), &ids).unwrap();
+        assert_eq!(r.lines_matched, 2);
+        // "4.0" is no bigint, neither as an id nor as a line's value.
+        let ids = MatchSet::from_values(&[json!("4.0")]).with_declared([("i", "int")]);
+        let r = find(lines.as_bytes(), &cols(&["i"]), &ids).unwrap();
+        assert_eq!(r.lines_matched, 0);
+        let ids = MatchSet::from_values(&[json!(4)]).with_declared([("i", "int")]);
+        let r = find(lines.as_bytes(), &cols(&["i"]), &ids).unwrap();
+        assert_eq!(r.lines_matched, 2);
+    }
+
+    #[test]
+    fn a_column_is_the_field_of_exactly_its_name_else_the_only_one_ignoring_case() {
+        let lines = r#"{"ID": 1, "id": 2, "Id": 3}
+{"ID": 2, "user": {"Email": "a@x"}}
+"#;
+        let ids = MatchSet::from_values(&[json!(2), json!("a@x")]);
+        let r = find(lines.as_bytes(), &cols(&["id", "user.email"]), &ids).unwrap();
+        assert_eq!(
+            r.lines_matched, 2,
+            "id is \"id\" on line 1, the only \"ID\" on line 2"
+        );
+        let r = find(lines.as_bytes(), &cols(&["iD"]), &ids);
+        assert!(
+            matches!(&r, Err(JsonFindError::AmbiguousColumn { line: 1, column }) if column == "iD"),
+            "{r:?}"
+        );
+        assert!(r.unwrap_err().to_string().contains("\"iD\""));
+    }
+
+    #[test]
+    fn a_line_keeps_every_validation_a_full_parse_has() {
+        let ids = MatchSet::from_values(&[json!(1)]);
+        for bad in [
+            "{\"a\": 1,}\n",
+            "{\"a\": 1} x\n",
+            "{\"a\": [1, }\n",
+            "{\"a\": \"\\q\"}\n",
+            "{\"a\": 01}\n",
+            "[1]\n",
+        ] {
+            assert!(
+                matches!(
+                    find(bad.as_bytes(), &cols(&["a"]), &ids),
+                    Err(JsonFindError::Malformed { line: 1 })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fields_read_from_the_text_agree_with_a_full_parse(
+            fields in proptest::collection::btree_map("[a-c]{1,2}", proptest::prelude::any::<i64>(), 0..6),
+            wanted in "[a-c]{1,2}",
+        ) {
+            let line = serde_json::to_vec(&fields).unwrap();
+            let object = JsonObject::parse(&line).unwrap();
+            let value: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            let text = object.field(&wanted).unwrap().map(|v| v.get().to_owned());
+            proptest::prop_assert_eq!(text, value.get(&wanted).map(|v| v.to_string()));
+        }
+    }
 }

@@ -84,4 +84,17 @@ mod tests {
         let err = forget_lines("{}\nnope\n".as_bytes(), Vec::new(), &["a".to_owned()], &ids);
         assert!(matches!(err, Err(JsonFindError::Malformed { line: 2 })));
     }
+
+    #[test]
+    fn only_the_line_of_exactly_the_id_goes_when_neighbours_share_an_f64() {
+        let input = "{\"id\": 12345678901234567891}\n{\"id\": 12345678901234567890}\n{\"id\": 1.2345678901234567e19}\n";
+        let ids = MatchSet::from_values(&[json!(12345678901234567890u64)]);
+        let mut out = Vec::new();
+        let r = forget_lines(input.as_bytes(), &mut out, &["id".to_owned()], &ids).unwrap();
+        assert_eq!(r.lines_removed, 1);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"id\": 12345678901234567891}\n{\"id\": 1.2345678901234567e19}\n"
+        );
+    }
 }

@@ -959,6 +959,89 @@ mod tests {
         assert_eq!(simple.rows_matched, 1);
     }
 
+    /// A one-row-group file of these columns.
+    fn file_of(columns: Vec<(&str, ArrayRef)>) -> Bytes {
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        parquet(&batch, 1000, false)
+    }
+
+    #[test]
+    fn a_column_is_the_one_of_exactly_its_name_else_the_only_one_ignoring_case() {
+        let upper = Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef;
+        let lower = Arc::new(Int64Array::from(vec![3, 4, 5])) as ArrayRef;
+        let file = file_of(vec![("ID", upper.clone()), ("id", lower.clone())]);
+        let ids = MatchSet::from_values(&[json!(1), json!(2)]);
+        let report = find(file.clone(), &cols(&["id"]), &ids).unwrap();
+        assert_eq!(report.rows_matched, 0, "id is \"id\", not \"ID\"");
+        let report = find(file, &cols(&["ID"]), &ids).unwrap();
+        assert_eq!(report.rows_matched, 2);
+        let ambiguous = file_of(vec![("ID", upper.clone()), ("Id", lower)]);
+        let err = find(ambiguous, &cols(&["id"]), &ids).unwrap_err();
+        assert!(
+            matches!(&err, FindError::AmbiguousColumn(c) if c == "id"),
+            "{err}"
+        );
+        let only = file_of(vec![("Customer_ID", upper)]);
+        assert_eq!(
+            find(only, &cols(&["customer_id"]), &ids)
+                .unwrap()
+                .rows_matched,
+            2
+        );
+    }
+
+    #[test]
+    fn float_columns_compare_ids_cast_to_float_and_double_columns_to_double() {
+        use arrow_array::{Float32Array, Float64Array};
+        let file = file_of(vec![
+            (
+                "f",
+                Arc::new(Float32Array::from(vec![0.1f32, 0.2, -0.0])) as ArrayRef,
+            ),
+            (
+                "d",
+                Arc::new(Float64Array::from(vec![0.1f64, f64::from(0.1f32), 0.0])) as ArrayRef,
+            ),
+        ]);
+        let ids = MatchSet::from_values(&[json!(0.1), json!(0)]);
+        let f = find(file.clone(), &cols(&["f"]), &ids).unwrap();
+        assert_eq!(f.rows_matched, 2, "0.1 cast to float, and 0 equal to -0.0");
+        let d = find(file, &cols(&["d"]), &ids).unwrap();
+        assert_eq!(d.rows_matched, 2, "the double 0.1f is not 0.1");
+    }
+
+    #[test]
+    fn wide_decimals_and_integers_compare_exactly_with_text_ids() {
+        let wide = Decimal128Array::from(vec![
+            12_345_678_901_234_567_890_123i128,
+            12_345_678_901_234_567_890_124,
+        ])
+        .with_precision_and_scale(38, 0)
+        .unwrap();
+        let ints = Int64Array::from(vec![4, 1000]);
+        let file = file_of(vec![
+            ("d", Arc::new(wide) as ArrayRef),
+            ("i", Arc::new(ints) as ArrayRef),
+        ]);
+        let ids = MatchSet::from_values(&[json!("12345678901234567890123")]);
+        let report = find(file.clone(), &cols(&["d"]), &ids).unwrap();
+        assert_eq!(report.rows_matched, 1);
+        assert_eq!(
+            report.rows_by_match.into_iter().collect::<Vec<_>>(),
+            [(0, 1)]
+        );
+        // CAST('4.0' AS bigint) and CAST('1e3' AS bigint) fail.
+        let texts = MatchSet::from_values(&[json!("4.0"), json!("1e3")]);
+        assert_eq!(
+            find(file.clone(), &cols(&["i"]), &texts)
+                .unwrap()
+                .rows_matched,
+            0
+        );
+        let exact = MatchSet::from_values(&[json!("0004")]);
+        assert_eq!(find(file, &cols(&["i"]), &exact).unwrap().rows_matched, 1);
+    }
+
     #[test]
     fn unannotated_byte_arrays_match_string_ids_as_text() {
         let schema = Arc::new(Schema::new(vec![Field::new(
