@@ -121,7 +121,7 @@ impl Exact {
         if self.digits.is_empty() {
             return Some(0);
         }
-        if shift < 0 || shift > 38 {
+        if !(0..=38).contains(&shift) {
             return None;
         }
         let mut value: i128 = self.digits.parse().ok()?;

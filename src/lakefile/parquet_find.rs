@@ -115,10 +115,11 @@ fn resolve_leaves(
             let mut node = schema.root_schema();
             let mut parts = Vec::new();
             for segment in c.split('.') {
-                let fields = node
-                    .is_group()
-                    .then(|| node.get_fields())
-                    .unwrap_or_default();
+                let fields = if node.is_group() {
+                    node.get_fields()
+                } else {
+                    &[]
+                };
                 let i = pick_name(fields.iter().map(|f| f.name()), segment)
                     .map_err(|()| FindError::AmbiguousColumn(c.clone()))?
                     .ok_or_else(missing)?;
