@@ -103,8 +103,8 @@ pub struct MatchSet {
     floats: Vec<f32>,
     /// Some id is a number or a numeric text.
     numeric: bool,
-    /// Which simple ids each key of each class is (row checks and the per-match account).
-    owners: FastMap<(Class, Key), Owners>,
+    /// Which simple ids each key is, per class (row checks and the per-match account).
+    owners: [FastMap<Key, Owners>; 6],
     /// The ids as given (before their casts), for counting.
     given: usize,
     /// Declared kinds of JSON columns (lowercased paths): how a line's value is read.
@@ -250,7 +250,7 @@ impl MatchSet {
     }
 
     fn own(&mut self, class: Class, key: Key, owner: u32) {
-        let owners = self.owners.entry((class, key)).or_default();
+        let owners = self.owners[class as usize].entry(key).or_default();
         if owners.last() != Some(&owner) {
             owners.push(owner);
         }
@@ -264,10 +264,8 @@ impl MatchSet {
 
     /// Which simple ids a row value (its key, in a column of `kind`) is.
     pub fn owners_of(&self, key: &Key, kind: Option<KeyKind>) -> &[u32] {
-        let class = Class::of(kind, key);
-        // Lookups allocate nothing beyond the key; a Key::Str lookup needs the owned key.
-        self.owners
-            .get(&(class, key.clone()))
+        self.owners[Class::of(kind, key) as usize]
+            .get(key)
             .map_or(&[], Vec::as_slice)
     }
 
@@ -312,8 +310,14 @@ impl MatchSet {
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(|l| match serde_json::from_str::<serde_json::Number>(l) {
-                Ok(n) => Value::Number(n),
-                Err(_) => Value::String(l.to_owned()),
+                // A number a `Number` would round stays the text it is.
+                Ok(n)
+                    if parse_number(&n.to_string()).map(|p| p.0)
+                        == parse_number(l).map(|p| p.0) =>
+                {
+                    Value::Number(n)
+                }
+                _ => Value::String(l.to_owned()),
             })
             .collect();
         Self::from_values(&values)
@@ -526,11 +530,16 @@ mod tests {
 
     #[test]
     fn lines_parse_numbers_as_numbers() {
-        let set = MatchSet::from_lines("jane@example.com\n42\n\n 3.5 \n");
+        let set = MatchSet::from_lines("jane@example.com\n42\n\n 3.5 \n12345678901234567890123\n");
         assert!(
             set.contains_str("jane@example.com") && set.contains_int(42) && set.contains_f64(3.5)
         );
-        assert_eq!(set.len(), 3);
+        assert_eq!(set.len(), 4);
+        assert!(
+            set.contains_str("12345678901234567890123"),
+            "kept as its text"
+        );
+        assert!(set.decimals(0).contains(&12_345_678_901_234_567_890_123));
     }
 
     #[test]
