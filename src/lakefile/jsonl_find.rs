@@ -187,6 +187,18 @@ pub fn line_owners(
     Ok(owners)
 }
 
+/// Whether one line (its bytes) matches; an error when it is not a JSON object. `number`
+/// names the line in errors.
+pub fn line_bytes_match(
+    line: &[u8],
+    columns: &[String],
+    ids: &MatchSet,
+    number: u64,
+) -> Result<bool, JsonFindError> {
+    let object = JsonObject::parse(line).ok_or(JsonFindError::Malformed { line: number })?;
+    line_matches(&object, columns, ids, number)
+}
+
 /// Whether one line matches ([`line_owners`] is not empty). `number` names the line in
 /// errors.
 pub fn line_matches(
