@@ -4,13 +4,10 @@
 //! (Glue), as the JSON SerDe reads the line's value for that type (`"42"` in an `int`
 //! column is 42).
 
-use std::borrow::Cow;
 use std::io::BufRead;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
-
-use super::match_set::{Key, KeyKind, MatchSet, cast_number, cast_text};
+pub use super::jsonl_object::{Ambiguous, JsonObject, line_key, value_at};
+use super::match_set::MatchSet;
 
 /// Why an object could not be searched.
 #[derive(Debug, thiserror::Error)]
@@ -33,119 +30,6 @@ pub struct JsonFindReport {
     pub bytes_scanned: u64,
     /// Matching lines per queued match (when the set counts them).
     pub rows_by_match: std::collections::BTreeMap<u32, u64>,
-}
-
-/// A JSON object's fields in order: names as written, values as their exact JSON text
-/// (numbers keep every digit). Parsing it validates the whole object.
-pub struct JsonObject<'a> {
-    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
-}
-
-/// Several fields differ from a column's name only in case, none is exactly it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ambiguous;
-
-impl<'a> JsonObject<'a> {
-    /// The object a line holds; None when the line is not one JSON object.
-    pub fn parse(line: &'a [u8]) -> Option<Self> {
-        serde_json::from_slice(line).ok()
-    }
-
-    /// The field named exactly `name` (the last one, as JSON readers keep it), else the
-    /// one field whose name differs only in case; an error when several do.
-    pub fn field(&self, name: &str) -> Result<Option<&'a RawValue>, Ambiguous> {
-        if let Some((_, v)) = self.fields.iter().rev().find(|(k, _)| k == name) {
-            return Ok(Some(*v));
-        }
-        let mut folded = self
-            .fields
-            .iter()
-            .rev()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name));
-        let Some((first, value)) = folded.next() else {
-            return Ok(None);
-        };
-        match folded.all(|(k, _)| k == first) {
-            true => Ok(Some(*value)),
-            false => Err(Ambiguous),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for JsonObject<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fields;
-        impl<'de> Visitor<'de> for Fields {
-            type Value = JsonObject<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut fields = Vec::new();
-                while let Some((Name(k), v)) = map.next_entry::<Name<'de>, &'de RawValue>()? {
-                    fields.push((k, v));
-                }
-                Ok(JsonObject { fields })
-            }
-        }
-        deserializer.deserialize_map(Fields)
-    }
-}
-
-/// A field name, borrowed from the line unless it holds escapes.
-struct Name<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Name<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Text;
-        impl<'de> Visitor<'de> for Text {
-            type Value = Name<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Name(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Name(Cow::Owned(v.to_owned())))
-            }
-        }
-        deserializer.deserialize_str(Text)
-    }
-}
-
-/// The value at a dotted path: at each segment the field of exactly that name, else the
-/// only one equal to it ignoring case ([`JsonObject::field`]).
-pub fn value_at<'a>(
-    object: &JsonObject<'a>,
-    path: &str,
-) -> Result<Option<&'a RawValue>, Ambiguous> {
-    let mut segments = path.split('.');
-    let Some(mut value) = object.field(segments.next().unwrap_or_default())? else {
-        return Ok(None);
-    };
-    for segment in segments {
-        let Ok(inner) = serde_json::from_str::<JsonObject<'a>>(value.get()) else {
-            return Ok(None);
-        };
-        match inner.field(segment)? {
-            Some(v) => value = v,
-            None => return Ok(None),
-        }
-    }
-    Ok(Some(value))
-}
-
-/// A line's value read as `kind` (its column's declared type), as the JSON SerDe reads
-/// it: a string as text cast to the type, a number by its exact text. None for null,
-/// booleans, objects and arrays, and for what the type cannot read.
-pub fn line_key(value: &RawValue, kind: Option<KeyKind>) -> Option<Key> {
-    let text = value.get().trim();
-    match text.as_bytes().first()? {
-        b'"' => cast_text(&serde_json::from_str::<String>(text).ok()?, kind),
-        b'-' | b'0'..=b'9' => cast_number(text, kind),
-        _ => None,
-    }
 }
 
 /// The queued matches (indexes) a line is, each once: a column whose value equals a
@@ -528,20 +412,6 @@ mod tests {
                 ),
                 "{bad}"
             );
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn fields_read_from_the_text_agree_with_a_full_parse(
-            fields in proptest::collection::btree_map("[a-c]{1,2}", proptest::prelude::any::<i64>(), 0..6),
-            wanted in "[a-c]{1,2}",
-        ) {
-            let line = serde_json::to_vec(&fields).unwrap();
-            let object = JsonObject::parse(&line).unwrap();
-            let value: serde_json::Value = serde_json::from_slice(&line).unwrap();
-            let text = object.field(&wanted).unwrap().map(|v| v.get().to_owned());
-            proptest::prop_assert_eq!(text, value.get(&wanted).map(|v| v.to_string()));
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod exact;
 pub mod jsonl_find;
 pub mod jsonl_forget;
+pub mod jsonl_object;
 pub mod key;
 pub mod local;
 pub mod match_set;
