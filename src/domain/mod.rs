@@ -58,5 +58,6 @@ pub mod job;
 pub mod partition;
 pub mod projection;
 pub mod queue;
+pub mod queue_exact;
 pub mod settings;
 pub mod validation;

@@ -15,7 +15,7 @@
 
 use std::io::BufRead;
 
-use super::jsonl_find::{JsonFindError, LineScanner};
+use super::jsonl_find::{JsonFindError, line_bytes_match};
 use super::match_set::MatchSet;
 
 /// What the rewrite said it did (rows are non-blank lines).
@@ -37,6 +37,8 @@ pub enum JsonCheckError {
     },
     #[error("line {line} of the source is not a JSON object")]
     Malformed { line: u64 },
+    #[error(transparent)]
+    Find(JsonFindError),
     #[error("the rewrite ends before line {line} of the source, which it must keep")]
     Short { line: u64 },
     #[error("line {line} of the rewrite is not line {source_line} of the source byte for byte")]
@@ -62,16 +64,12 @@ fn matches(
     line: &[u8],
     columns: &[String],
     ids: &MatchSet,
+    number: u64,
 ) -> Result<Option<bool>, JsonCheckError> {
-    let mut scanner = LineScanner::new(columns, ids);
-    let scanned = scanner.feed(line).and_then(|()| scanner.finish());
-    match scanned {
-        Ok(r) => Ok(Some(r.lines_matched > 0)),
+    match line_bytes_match(line, columns, ids, number) {
+        Ok(matched) => Ok(Some(matched)),
         Err(JsonFindError::Malformed { .. }) => Ok(None),
-        Err(JsonFindError::Io(error)) => Err(JsonCheckError::Read {
-            which: "source",
-            error,
-        }),
+        Err(error) => Err(JsonCheckError::Find(error)),
     }
 }
 
@@ -104,7 +102,7 @@ pub fn check(
         source_line += 1;
         if !blank(&line) {
             rows += 1;
-            let matched = matches(&line, columns, ids)?
+            let matched = matches(&line, columns, ids, source_line)?
                 .ok_or(JsonCheckError::Malformed { line: source_line })?;
             if expected.every_row || matched {
                 removed += 1;
@@ -125,7 +123,7 @@ pub fn check(
             });
         }
         // Identical to a line that does not match; asked of the rewrite's own bytes too.
-        if !blank(&out) && matches(&out, columns, ids)? != Some(false) {
+        if !blank(&out) && matches(&out, columns, ids, rewrite_line)? != Some(false) {
             return Err(JsonCheckError::Matches { line: rewrite_line });
         }
     }

@@ -6,9 +6,8 @@
 
 use std::io::BufRead;
 
-use serde_json::Value;
-
-use super::match_set::{Key, MatchSet, cast_key};
+pub use super::jsonl_object::{Ambiguous, JsonObject, line_key, value_at};
+use super::match_set::MatchSet;
 
 /// Why an object could not be searched.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +16,10 @@ pub enum JsonFindError {
     Io(#[from] std::io::Error),
     #[error("line {line} is not a JSON object")]
     Malformed { line: u64 },
+    #[error(
+        "line {line}: match column {column:?} names no field exactly, and several fields whose names differ from it only in case; refused (which one Athena reads is not certain)"
+    )]
+    AmbiguousColumn { line: u64, column: String },
 }
 
 /// What find learnt about one object.
@@ -29,67 +32,66 @@ pub struct JsonFindReport {
     pub rows_by_match: std::collections::BTreeMap<u32, u64>,
 }
 
-/// The value at a dotted path (case-insensitive keys), if any.
-pub fn value_at<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(object, |node, segment| {
-        let map = node.as_object()?;
-        map.get(segment).or_else(|| {
-            map.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(segment))
-                .map(|(_, v)| v)
-        })
-    })
-}
-
-/// Whether one parsed line matches: any column equals a simple id, or the line's values
-/// at a composite group's columns form one of its tuples.
-pub fn line_matches(object: &Value, columns: &[String], ids: &MatchSet) -> bool {
-    if columns
-        .iter()
-        .any(|c| value_at(object, c).is_some_and(|v| ids.contains_json_as(v, ids.declared(c))))
-    {
-        return true;
-    }
-    ids.composites().iter().any(|group| {
-        let key: Option<Vec<Key>> = group
-            .columns
-            .iter()
-            .map(|c| {
-                let key = Key::from_json(value_at(object, c)?)?;
-                match ids.declared(c) {
-                    Some(kind) => cast_key(&key, kind),
-                    None => Some(key),
-                }
-            })
-            .collect();
-        key.is_some_and(|k| group.tuples.contains_key(&k))
-    })
-}
-
-/// The queued matches (indexes) a matching line is, each once.
-fn line_owners(object: &Value, columns: &[String], ids: &MatchSet) -> Vec<u32> {
+/// The queued matches (indexes) a line is, each once: a column whose value equals a
+/// simple id, a composite group whose columns form one of its tuples.
+pub fn line_owners(
+    line: &JsonObject,
+    columns: &[String],
+    ids: &MatchSet,
+    number: u64,
+) -> Result<Vec<u32>, JsonFindError> {
     let read = |c: &str| {
-        let key = Key::from_json(value_at(object, c)?)?;
-        match ids.declared(c) {
-            Some(kind) => cast_key(&key, kind),
-            None => Some(key),
-        }
+        value_at(line, c)
+            .map(|v| v.and_then(|v| line_key(v, ids.declared(c))))
+            .map_err(|Ambiguous| JsonFindError::AmbiguousColumn {
+                line: number,
+                column: c.to_owned(),
+            })
     };
     let mut owners: Vec<u32> = Vec::new();
     for c in columns {
-        if let Some(key) = read(c) {
-            owners.extend_from_slice(ids.owners_of(&key));
+        if let Some(key) = read(c)? {
+            owners.extend_from_slice(ids.owners_of(&key, ids.declared(c)));
         }
     }
     for group in ids.composites() {
-        let key: Option<Vec<Key>> = group.columns.iter().map(|c| read(c)).collect();
-        if let Some(found) = key.and_then(|k| group.tuples.get(&k)) {
+        let mut tuple = Vec::with_capacity(group.columns.len());
+        for c in &group.columns {
+            match read(c)? {
+                Some(key) => tuple.push(key),
+                None => break,
+            }
+        }
+        if let Some(found) = group.tuples.get(&tuple) {
             owners.extend_from_slice(found);
         }
     }
     owners.sort_unstable();
     owners.dedup();
-    owners
+    Ok(owners)
+}
+
+/// Whether one line (its bytes) matches; an error when it is not a JSON object. `number`
+/// names the line in errors.
+pub fn line_bytes_match(
+    line: &[u8],
+    columns: &[String],
+    ids: &MatchSet,
+    number: u64,
+) -> Result<bool, JsonFindError> {
+    let object = JsonObject::parse(line).ok_or(JsonFindError::Malformed { line: number })?;
+    line_matches(&object, columns, ids, number)
+}
+
+/// Whether one line matches ([`line_owners`] is not empty). `number` names the line in
+/// errors.
+pub fn line_matches(
+    line: &JsonObject,
+    columns: &[String],
+    ids: &MatchSet,
+    number: u64,
+) -> Result<bool, JsonFindError> {
+    Ok(!line_owners(line, columns, ids, number)?.is_empty())
 }
 
 /// A push-based scanner: feed it the object's (decompressed) bytes in any chunks; it
@@ -143,15 +145,12 @@ impl<'a> LineScanner<'a> {
             return Ok(());
         }
         self.report.lines_total += 1;
-        let object: Value = serde_json::from_slice(line)
-            .ok()
-            .filter(Value::is_object)
-            .ok_or(JsonFindError::Malformed {
-                line: self.report.lines_total,
-            })?;
-        if line_matches(&object, self.columns, self.ids) {
+        let number = self.report.lines_total;
+        let object = JsonObject::parse(line).ok_or(JsonFindError::Malformed { line: number })?;
+        let owners = line_owners(&object, self.columns, self.ids, number)?;
+        if !owners.is_empty() {
             self.report.lines_matched += 1;
-            for owner in line_owners(&object, self.columns, self.ids) {
+            for owner in owners {
                 *self.report.rows_by_match.entry(owner).or_default() += 1;
             }
         }
@@ -176,6 +175,10 @@ pub fn unwrap_io(err: std::io::Error) -> JsonFindError {
         .and_then(|e| e.downcast_ref::<JsonFindError>())
     {
         Some(JsonFindError::Malformed { line }) => JsonFindError::Malformed { line: *line },
+        Some(JsonFindError::AmbiguousColumn { line, column }) => JsonFindError::AmbiguousColumn {
+            line: *line,
+            column: column.clone(),
+        },
         _ => JsonFindError::Io(err),
     }
 }
@@ -310,5 +313,105 @@ mod tests {
             ),
             Err(JsonFindError::Malformed { line: 2 })
         ));
+    }
+
+    #[test]
+    fn numbers_compare_by_their_exact_text_whatever_their_width() {
+        let lines = r#"{"id": 12345678901234567891}
+{"id": 12345678901234567890}
+{"id": 1234567890123456789012345}
+{"id": 1234567890123456789012346}
+{"id": 0.1000000000000000000000001}
+{"id": 1.2345678901234567890123e24}
+"#;
+        let count = |ids: &[serde_json::Value]| {
+            find(
+                lines.as_bytes(),
+                &cols(&["id"]),
+                &MatchSet::from_values(ids),
+            )
+            .unwrap()
+            .lines_matched
+        };
+        assert_eq!(count(&[json!(12345678901234567890u64)]), 1);
+        assert_eq!(count(&[json!("1234567890123456789012345")]), 1);
+        assert_eq!(
+            count(&[json!("1234567890123456789012300")]),
+            1,
+            "1.2345678901234567890123e24"
+        );
+        assert_eq!(
+            count(&[json!(0.1)]),
+            0,
+            "0.1 is not 0.1000000000000000000000001"
+        );
+        assert_eq!(count(&[json!("0.1000000000000000000000001")]), 1);
+        // Declared decimal: exact too.
+        let ids = MatchSet::from_values(&[json!("1234567890123456789012346")])
+            .with_declared([("id", "decimal(38,0)")]);
+        let r = find(lines.as_bytes(), &cols(&["id"]), &ids).unwrap();
+        assert_eq!(r.lines_matched, 1);
+    }
+
+    #[test]
+    fn declared_float_and_int_columns_read_values_as_athena_casts_them() {
+        let lines = r#"{"f": 0.1, "i": 4}
+{"f": 0.10000000149011612, "i": "4.0"}
+{"f": "0.1", "i": "0004"}
+"#;
+        // `float` is 32 bits: 0.1 and 0.10000000149011612 are one float.
+        let ids = MatchSet::from_values(&[json!(0.1)]).with_declared([("f", "float")]);
+        let r = find(lines.as_bytes(), &cols(&["f"]), &ids).unwrap();
+        assert_eq!(r.lines_matched, 3);
+        let ids = MatchSet::from_values(&[json!(0.1)]).with_declared([("f", "double")]);
+        let r = find(lines.as_bytes(), &cols(&["f"]), &ids).unwrap();
+        assert_eq!(r.lines_matched, 2);
+        // "4.0" is no bigint, neither as an id nor as a line's value.
+        let ids = MatchSet::from_values(&[json!("4.0")]).with_declared([("i", "int")]);
+        let r = find(lines.as_bytes(), &cols(&["i"]), &ids).unwrap();
+        assert_eq!(r.lines_matched, 0);
+        let ids = MatchSet::from_values(&[json!(4)]).with_declared([("i", "int")]);
+        let r = find(lines.as_bytes(), &cols(&["i"]), &ids).unwrap();
+        assert_eq!(r.lines_matched, 2);
+    }
+
+    #[test]
+    fn a_column_is_the_field_of_exactly_its_name_else_the_only_one_ignoring_case() {
+        let lines = r#"{"ID": 1, "id": 2, "Id": 3}
+{"ID": 2, "user": {"Email": "a@x"}}
+"#;
+        let ids = MatchSet::from_values(&[json!(2), json!("a@x")]);
+        let r = find(lines.as_bytes(), &cols(&["id", "user.email"]), &ids).unwrap();
+        assert_eq!(
+            r.lines_matched, 2,
+            "id is \"id\" on line 1, the only \"ID\" on line 2"
+        );
+        let r = find(lines.as_bytes(), &cols(&["iD"]), &ids);
+        assert!(
+            matches!(&r, Err(JsonFindError::AmbiguousColumn { line: 1, column }) if column == "iD"),
+            "{r:?}"
+        );
+        assert!(r.unwrap_err().to_string().contains("\"iD\""));
+    }
+
+    #[test]
+    fn a_line_keeps_every_validation_a_full_parse_has() {
+        let ids = MatchSet::from_values(&[json!(1)]);
+        for bad in [
+            "{\"a\": 1,}\n",
+            "{\"a\": 1} x\n",
+            "{\"a\": [1, }\n",
+            "{\"a\": \"\\q\"}\n",
+            "{\"a\": 01}\n",
+            "[1]\n",
+        ] {
+            assert!(
+                matches!(
+                    find(bad.as_bytes(), &cols(&["a"]), &ids),
+                    Err(JsonFindError::Malformed { line: 1 })
+                ),
+                "{bad}"
+            );
+        }
     }
 }

@@ -4,9 +4,7 @@
 
 use std::io::{BufRead, Write};
 
-use serde_json::Value;
-
-use super::jsonl_find::{JsonFindError, line_matches};
+use super::jsonl_find::{JsonFindError, line_bytes_match};
 use super::match_set::MatchSet;
 
 /// What a rewrite did.
@@ -35,13 +33,7 @@ pub fn forget_lines(
             continue;
         }
         report.lines_before += 1;
-        let object: Value = serde_json::from_slice(&line)
-            .ok()
-            .filter(Value::is_object)
-            .ok_or(JsonFindError::Malformed {
-                line: report.lines_before,
-            })?;
-        if line_matches(&object, columns, ids) {
+        if line_bytes_match(&line, columns, ids, report.lines_before)? {
             report.lines_removed += 1;
         } else {
             out.write_all(&line)?;
@@ -89,5 +81,18 @@ mod tests {
         let ids = MatchSet::from_values(&[json!(1)]);
         let err = forget_lines("{}\nnope\n".as_bytes(), Vec::new(), &["a".to_owned()], &ids);
         assert!(matches!(err, Err(JsonFindError::Malformed { line: 2 })));
+    }
+
+    #[test]
+    fn only_the_line_of_exactly_the_id_goes_when_neighbours_share_an_f64() {
+        let input = "{\"id\": 12345678901234567891}\n{\"id\": 12345678901234567890}\n{\"id\": 1.2345678901234567e19}\n";
+        let ids = MatchSet::from_values(&[json!(12345678901234567890u64)]);
+        let mut out = Vec::new();
+        let r = forget_lines(input.as_bytes(), &mut out, &["id".to_owned()], &ids).unwrap();
+        assert_eq!(r.lines_removed, 1);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"id\": 12345678901234567891}\n{\"id\": 1.2345678901234567e19}\n"
+        );
     }
 }

@@ -2,9 +2,12 @@
 //! No network I/O here: functions take readers and match sets, so the logic is tested on
 //! in-memory data.
 
+pub mod exact;
 pub mod jsonl_check;
 pub mod jsonl_find;
 pub mod jsonl_forget;
+pub mod jsonl_object;
+pub mod key;
 pub mod local;
 pub mod match_set;
 pub mod parquet_check;

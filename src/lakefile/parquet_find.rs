@@ -24,7 +24,7 @@ use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::ChunkReader;
 
-use super::match_set::{CompositeGroup, Key, KeyKind, MatchSet, Tuples, decimal_key};
+use super::match_set::{CompositeGroup, Exact, Key, KeyKind, MatchSet, Tuples};
 use super::prune;
 
 /// Why an object could not be searched.
@@ -36,6 +36,10 @@ pub enum FindError {
     Arrow(#[from] arrow_schema::ArrowError),
     #[error("the object has no column {0:?}")]
     MissingColumn(String),
+    #[error(
+        "match column {0:?} names no column exactly, and several columns whose names differ from it only in case; refused (which one Athena reads is not certain)"
+    )]
+    AmbiguousColumn(String),
     #[error("column {column:?} has type {data_type}, which match ids cannot be compared with")]
     UnsupportedType { column: String, data_type: String },
     #[error(transparent)]
@@ -97,8 +101,8 @@ pub struct FindReport {
     pub rows_by_match: std::collections::BTreeMap<u32, u64>,
 }
 
-/// Searches one object. `columns` are dotted paths (nested struct fields), compared
-/// case-insensitively. A row matches when any of the columns equals any id.
+/// Searches one object. `columns` are dotted paths (nested struct fields), each segment
+/// resolved by [`pick_name`]. A row matches when any of the columns equals any id.
 pub fn find<R: ChunkReader + Clone + 'static>(
     reader: R,
     columns: &[String],
@@ -107,7 +111,27 @@ pub fn find<R: ChunkReader + Clone + 'static>(
     find_with(reader, columns, ids, true)
 }
 
-/// The leaf column indexes of dotted paths.
+/// Which of `names` a path segment names: the one equal to it, else the only one equal
+/// to it ignoring ASCII case; an error when several are and none is exactly it.
+pub(crate) fn pick_name<'n>(
+    names: impl IntoIterator<Item = &'n str>,
+    segment: &str,
+) -> Result<Option<usize>, ()> {
+    let mut folded = None;
+    let mut several = false;
+    for (i, name) in names.into_iter().enumerate() {
+        if name == segment {
+            return Ok(Some(i));
+        }
+        if name.eq_ignore_ascii_case(segment) {
+            several |= folded.is_some();
+            folded = Some(i);
+        }
+    }
+    if several { Err(()) } else { Ok(folded) }
+}
+
+/// The leaf column indexes of dotted paths, each segment resolved by [`pick_name`].
 fn resolve_leaves(
     schema: &parquet::schema::types::SchemaDescriptor,
     columns: &[String],
@@ -115,9 +139,24 @@ fn resolve_leaves(
     columns
         .iter()
         .map(|c| {
+            let missing = || FindError::MissingColumn(c.clone());
+            let mut node = schema.root_schema();
+            let mut parts = Vec::new();
+            for segment in c.split('.') {
+                let fields = if node.is_group() {
+                    node.get_fields()
+                } else {
+                    &[]
+                };
+                let i = pick_name(fields.iter().map(|f| f.name()), segment)
+                    .map_err(|()| FindError::AmbiguousColumn(c.clone()))?
+                    .ok_or_else(missing)?;
+                node = &fields[i];
+                parts.push(node.name());
+            }
             (0..schema.num_columns())
-                .find(|i| schema.column(*i).path().string().eq_ignore_ascii_case(c))
-                .ok_or_else(|| FindError::MissingColumn(c.clone()))
+                .find(|i| schema.column(*i).path().parts() == parts.as_slice())
+                .ok_or_else(missing)
         })
         .collect()
 }
@@ -425,7 +464,7 @@ fn count_owners(
         owners.clear();
         for (array, column) in &simple {
             if let Some(key) = key_at(array, column, row)? {
-                owners.extend_from_slice(ids.owners_of(&key));
+                owners.extend_from_slice(ids.owners_of(&key, key_kind(array.data_type())));
             }
         }
         for (arrays, columns, tuples) in &groups {
@@ -490,25 +529,22 @@ fn group_columns(
     Ok((arrays, cast))
 }
 
-/// The array of a dotted path, descending struct columns.
+/// The array of a dotted path, descending struct columns, each segment resolved by
+/// [`pick_name`].
 fn column_at_path(batch: &RecordBatch, path: &str) -> Result<ArrayRef, FindError> {
     let mut segments = path.split('.');
     let missing = || FindError::MissingColumn(path.to_owned());
+    let ambiguous = |()| FindError::AmbiguousColumn(path.to_owned());
     let first = segments.next().ok_or_else(missing)?;
     let schema = batch.schema();
-    let index = schema
-        .fields()
-        .iter()
-        .position(|f| f.name().eq_ignore_ascii_case(first))
+    let index = pick_name(schema.fields().iter().map(|f| f.name().as_str()), first)
+        .map_err(ambiguous)?
         .ok_or_else(missing)?;
     let mut array = batch.column(index).clone();
     for segment in segments {
         let structs: &StructArray = array.as_struct_opt().ok_or_else(missing)?;
-        let (i, _) = structs
-            .fields()
-            .iter()
-            .enumerate()
-            .find(|(_, f)| f.name().eq_ignore_ascii_case(segment))
+        let i = pick_name(structs.fields().iter().map(|f| f.name().as_str()), segment)
+            .map_err(ambiguous)?
             .ok_or_else(missing)?;
         array = structs.column(i).clone();
     }
@@ -587,14 +623,24 @@ fn mark_matches(
                     .for_each(|(r, v)| mark(r, v.is_some_and(|i| ids.contains_int(i))));
             }
         }
-        DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+        // A `float` column compares the ids cast to `float` (half floats widen exactly).
+        DataType::Float16 | DataType::Float32 => {
             if ids.has_numbers() {
-                let floats = cast(array, &DataType::Float64)?;
-                let floats = floats.as_primitive::<arrow_array::types::Float64Type>();
+                let floats = cast(array, &DataType::Float32)?;
+                let floats = floats.as_primitive::<arrow_array::types::Float32Type>();
                 floats
                     .iter()
                     .enumerate()
-                    .for_each(|(r, v)| mark(r, v.is_some_and(|f| ids.contains_float(f))));
+                    .for_each(|(r, v)| mark(r, v.is_some_and(|f| ids.contains_f32(f))));
+            }
+        }
+        DataType::Float64 => {
+            if ids.has_numbers() {
+                let floats = array.as_primitive::<arrow_array::types::Float64Type>();
+                floats
+                    .iter()
+                    .enumerate()
+                    .for_each(|(r, v)| mark(r, v.is_some_and(|f| ids.contains_f64(f))));
             }
         }
         DataType::Decimal128(_, scale) => {
@@ -629,14 +675,15 @@ fn key_kind(data_type: &DataType) -> Option<KeyKind> {
         | DataType::BinaryView => Some(KeyKind::Text),
         DataType::Decimal128(_, scale) => Some(KeyKind::Decimal(*scale)),
         t if t.is_integer() => Some(KeyKind::Int),
-        t if t.is_floating() => Some(KeyKind::Float),
+        DataType::Float16 | DataType::Float32 => Some(KeyKind::Float),
+        DataType::Float64 => Some(KeyKind::Double),
         _ => None,
     }
 }
 
 /// Every row's value as a comparable key (None for nulls).
 fn keys_of(array: &ArrayRef, column: &str) -> Result<Vec<Option<Key>>, FindError> {
-    use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
+    use arrow_array::types::{Float32Type, Float64Type, Int64Type, UInt64Type};
     use arrow_cast::cast;
     let keys = match array.data_type() {
         DataType::Dictionary(_, value) => return keys_of(&cast(array, value)?, column),
@@ -661,28 +708,33 @@ fn keys_of(array: &ArrayRef, column: &str) -> Result<Vec<Option<Key>>, FindError
         DataType::UInt64 => array
             .as_primitive::<UInt64Type>()
             .iter()
-            .map(|v| v.map(|u| i64::try_from(u).map_or(Key::UInt(u), Key::Int)))
+            .map(|v| v.map(|u| Key::Num(Exact::from_u64(u))))
             .collect(),
         t if t.is_integer() => {
             let ints = cast(array, &DataType::Int64)?;
             ints.as_primitive::<Int64Type>()
                 .iter()
-                .map(|v| v.map(Key::Int))
+                .map(|v| v.map(|i| Key::Num(Exact::from_i64(i))))
                 .collect()
         }
         DataType::Decimal128(_, scale) => array
             .as_primitive::<Decimal128Type>()
             .iter()
-            .map(|v| v.and_then(|d| decimal_key(d, *scale)))
+            .map(|v| v.map(|d| Key::Num(Exact::from_unscaled(d, *scale))))
             .collect(),
-        t if t.is_floating() => {
-            let floats = cast(array, &DataType::Float64)?;
+        DataType::Float16 | DataType::Float32 => {
+            let floats = cast(array, &DataType::Float32)?;
             floats
-                .as_primitive::<Float64Type>()
+                .as_primitive::<Float32Type>()
                 .iter()
-                .map(|v| v.map(Key::from_f64))
+                .map(|v| v.and_then(Key::f32))
                 .collect()
         }
+        DataType::Float64 => array
+            .as_primitive::<Float64Type>()
+            .iter()
+            .map(|v| v.and_then(Key::f64))
+            .collect(),
         other => {
             return Err(FindError::UnsupportedType {
                 column: column.to_owned(),
@@ -943,9 +995,89 @@ mod tests {
         )
         .unwrap();
         assert_eq!(simple.rows_matched, 1);
-        assert_eq!(crate::lakefile::match_set::decimal_text(-1205, 2), "-12.05");
-        assert_eq!(crate::lakefile::match_set::decimal_text(1200, 2), "12.0");
-        assert_eq!(decimal_key(1200, 2), Some(Key::Int(12)));
+    }
+
+    /// A one-row-group file of these columns.
+    fn file_of(columns: Vec<(&str, ArrayRef)>) -> Bytes {
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        parquet(&batch, 1000, false)
+    }
+
+    #[test]
+    fn a_column_is_the_one_of_exactly_its_name_else_the_only_one_ignoring_case() {
+        let upper = Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef;
+        let lower = Arc::new(Int64Array::from(vec![3, 4, 5])) as ArrayRef;
+        let file = file_of(vec![("ID", upper.clone()), ("id", lower.clone())]);
+        let ids = MatchSet::from_values(&[json!(1), json!(2)]);
+        let report = find(file.clone(), &cols(&["id"]), &ids).unwrap();
+        assert_eq!(report.rows_matched, 0, "id is \"id\", not \"ID\"");
+        let report = find(file, &cols(&["ID"]), &ids).unwrap();
+        assert_eq!(report.rows_matched, 2);
+        let ambiguous = file_of(vec![("ID", upper.clone()), ("Id", lower)]);
+        let err = find(ambiguous, &cols(&["id"]), &ids).unwrap_err();
+        assert!(
+            matches!(&err, FindError::AmbiguousColumn(c) if c == "id"),
+            "{err}"
+        );
+        let only = file_of(vec![("Customer_ID", upper)]);
+        assert_eq!(
+            find(only, &cols(&["customer_id"]), &ids)
+                .unwrap()
+                .rows_matched,
+            2
+        );
+    }
+
+    #[test]
+    fn float_columns_compare_ids_cast_to_float_and_double_columns_to_double() {
+        use arrow_array::{Float32Array, Float64Array};
+        let file = file_of(vec![
+            (
+                "f",
+                Arc::new(Float32Array::from(vec![0.1f32, 0.2, -0.0])) as ArrayRef,
+            ),
+            (
+                "d",
+                Arc::new(Float64Array::from(vec![0.1f64, f64::from(0.1f32), 0.0])) as ArrayRef,
+            ),
+        ]);
+        let ids = MatchSet::from_values(&[json!(0.1), json!(0)]);
+        let f = find(file.clone(), &cols(&["f"]), &ids).unwrap();
+        assert_eq!(f.rows_matched, 2, "0.1 cast to float, and 0 equal to -0.0");
+        let d = find(file, &cols(&["d"]), &ids).unwrap();
+        assert_eq!(d.rows_matched, 2, "the double 0.1f is not 0.1");
+    }
+
+    #[test]
+    fn wide_decimals_and_integers_compare_exactly_with_text_ids() {
+        let wide = Decimal128Array::from(vec![
+            12_345_678_901_234_567_890_123i128,
+            12_345_678_901_234_567_890_124,
+        ])
+        .with_precision_and_scale(38, 0)
+        .unwrap();
+        let ints = Int64Array::from(vec![4, 1000]);
+        let file = file_of(vec![
+            ("d", Arc::new(wide) as ArrayRef),
+            ("i", Arc::new(ints) as ArrayRef),
+        ]);
+        let ids = MatchSet::from_values(&[json!("12345678901234567890123")]);
+        let report = find(file.clone(), &cols(&["d"]), &ids).unwrap();
+        assert_eq!(report.rows_matched, 1);
+        assert_eq!(
+            report.rows_by_match.into_iter().collect::<Vec<_>>(),
+            [(0, 1)]
+        );
+        // CAST('4.0' AS bigint) and CAST('1e3' AS bigint) fail.
+        let texts = MatchSet::from_values(&[json!("4.0"), json!("1e3")]);
+        assert_eq!(
+            find(file.clone(), &cols(&["i"]), &texts)
+                .unwrap()
+                .rows_matched,
+            0
+        );
+        let exact = MatchSet::from_values(&[json!("0004")]);
+        assert_eq!(find(file, &cols(&["i"]), &exact).unwrap().rows_matched, 1);
     }
 
     #[test]

@@ -152,13 +152,11 @@ fn range_may_match(kind: LeafKind, stats: &Statistics, ids: &MatchSet) -> bool {
             None => true,
         },
         (LeafKind::Float, Statistics::Float(s)) => match (s.min_opt(), s.max_opt()) {
-            (Some(a), Some(b)) if !a.is_nan() && !b.is_nan() => {
-                ids.any_float_in(f64::from(*a), f64::from(*b))
-            }
+            (Some(a), Some(b)) if !a.is_nan() && !b.is_nan() => ids.any_f32_in(*a, *b),
             _ => true,
         },
         (LeafKind::Float, Statistics::Double(s)) => match (s.min_opt(), s.max_opt()) {
-            (Some(a), Some(b)) if !a.is_nan() && !b.is_nan() => ids.any_float_in(*a, *b),
+            (Some(a), Some(b)) if !a.is_nan() && !b.is_nan() => ids.any_f64_in(*a, *b),
             _ => true,
         },
         (LeafKind::Text, Statistics::ByteArray(s)) => match (s.min_opt(), s.max_opt()) {
@@ -452,6 +450,47 @@ mod tests {
             4,
             &ids(&[json!(7.5)])
         ));
+    }
+
+    #[test]
+    fn float_leaves_are_pruned_by_the_id_cast_to_their_own_width_and_read_when_unsure() {
+        let float = legacy(PhysicalType::FLOAT, ConvertedType::NONE, (0, 0, 0));
+        let double = legacy(PhysicalType::DOUBLE, ConvertedType::NONE, (0, 0, 0));
+        let may = |leaf: &ColumnDescriptor, stats: &Statistics, id: serde_json::Value| {
+            stats_may_match(leaf, TYPED, Some(stats), 4, &ids(&[id]))
+        };
+        let f32s = |a: f32, b: f32| Statistics::float(Some(a), Some(b), None, Some(0), false);
+        let f64s = |a: f64, b: f64| Statistics::double(Some(a), Some(b), None, Some(0), false);
+        // The float 0.1 is the id 0.1 cast to float: it must be read.
+        assert!(may(&float, &f32s(0.1, 0.1), json!(0.1)));
+        assert!(may(&float, &f32s(0.1, 0.1), json!("0.1")));
+        // The next float up excludes it; so does the double 0.1f for the double id 0.1.
+        let above = f32::from_bits(0.1f32.to_bits() + 1);
+        assert!(!may(&float, &f32s(above, 1.0), json!(0.1)));
+        assert!(!may(&double, &f64s(f64::from(0.1f32), 1.0), json!(0.1)));
+        assert!(may(&double, &f64s(0.1, 0.1), json!(0.1)));
+        // Signed zeros are one value, NaN bounds say nothing.
+        assert!(may(&float, &f32s(-0.0, -0.0), json!(0)));
+        assert!(may(&float, &f32s(0.0, 0.0), json!("-0")));
+        assert!(may(&float, &f32s(f32::NAN, 0.0), json!(5)));
+        assert!(may(&float, &f32s(-1.0, f32::NAN), json!(5)));
+    }
+
+    #[test]
+    fn wide_decimal_ids_given_as_text_are_pruned_exactly() {
+        let d = legacy(
+            PhysicalType::FIXED_LEN_BYTE_ARRAY,
+            ConvertedType::DECIMAL,
+            (16, 38, 0),
+        );
+        let bound = |v: i128| Some(FixedLenByteArray::from(v.to_be_bytes().to_vec()));
+        let value = 12_345_678_901_234_567_890_123i128;
+        let stats =
+            Statistics::fixed_len_byte_array(bound(value), bound(value), None, Some(0), false);
+        let may = |id: &str| stats_may_match(&d, TYPED, Some(&stats), 4, &ids(&[json!(id)]));
+        assert!(may("12345678901234567890123"));
+        assert!(!may("12345678901234567890124"));
+        assert!(!may("12345678901234567890122"));
     }
 
     #[test]

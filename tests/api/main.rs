@@ -7,6 +7,7 @@ mod auth_matrix;
 mod console;
 mod data_mappers;
 mod deploy;
+mod e2e_exact;
 mod e2e_find;
 mod e2e_glue;
 mod e2e_governance;

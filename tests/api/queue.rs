@@ -374,3 +374,71 @@ async fn whole_partitions_and_deadlines_that_start_a_job_at_once_need_more_than_
     let r = add(&otto, json!({"match_id": "x", "deadline": soon})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
 }
+
+/// PATCHes a body given as text, so its numbers reach the server exactly as written.
+async fn patch_text(app: &TestApp, body: &str) -> crate::common::Reply {
+    let req = axum::http::Request::builder()
+        .method(Method::PATCH)
+        .uri("/v1/queue/matches")
+        .header("authorization", format!("Bearer {}", app.admin()))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_owned()))
+        .unwrap();
+    app.send(req).await
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_number_id_that_cannot_be_kept_exactly_is_refused_with_a_request_for_a_string(
+    pool: sqlx::PgPool,
+) {
+    let app = app_with_mappers(pool).await;
+    let reply = patch_text(
+        &app,
+        r#"{"matches": [
+            {"match_id": 12345678901234567891},
+            {"match_id": 12345678901234567890123},
+            {"match_id": [{"column": "first_name", "value": 0.12345678901234567891}], "data_mappers": ["orders"]},
+            {"match_id": 0.1}
+        ]}"#,
+    )
+    .await;
+    assert_eq!(
+        reply.invalid_fields(),
+        ["matches[1].match_id", "matches[2].match_id[0].value"]
+    );
+    let text = reply.body.to_string();
+    assert!(text.contains("as a string"), "{text}");
+    assert!(
+        !text.contains("1234567890") && !text.contains("0.1234"),
+        "a match id leaked into an error: {text}"
+    );
+    assert_eq!(app.count("deletion_queue_item").await, 0);
+    // The same ids as strings, and numbers serde_json keeps exactly, are queued as sent.
+    let reply = patch_text(
+        &app,
+        r#"{"matches": [
+            {"match_id": 12345678901234567891},
+            {"match_id": "12345678901234567890123"},
+            {"match_id": [{"column": "first_name", "value": "0.12345678901234567891"}], "data_mappers": ["orders"]},
+            {"match_id": 0.1}
+        ]}"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let stored: Vec<String> = sqlx::query_scalar(
+        "select match_id::text from deletion_queue_item order by created_at, deletion_queue_item_id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let mut stored = stored;
+    stored.sort();
+    let mut sent = vec![
+        "12345678901234567891".to_owned(),
+        "\"12345678901234567890123\"".to_owned(),
+        r#"[{"value": "0.12345678901234567891", "column": "first_name"}]"#.to_owned(),
+        "0.1".to_owned(),
+    ];
+    sent.sort();
+    assert_eq!(stored, sent);
+}

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::api::auth::{Auth, QueueAdd, QueueDelete, QueueRead};
 use crate::api::error::{ApiError, AuthProblems, Problem};
-use crate::api::extract::{ApiJson, ApiQuery};
+use crate::api::extract::{ApiJson, ApiJsonText, ApiQuery};
 use crate::api::{page_size, split_page, time_param};
 use crate::app::AppState;
 use crate::auth::Role;
@@ -24,6 +24,7 @@ use crate::db::deletion_queue_item::{self as db, QueueFilter, QueueItem};
 use crate::domain::queue::{
     MAX_ITEMS_PER_CALL, MatchType, QueueItemDraft, check_casts, check_privileged, parse_items,
 };
+use crate::domain::queue_exact::check_exact_numbers;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -183,7 +184,7 @@ pub struct AddMatchesResponse {
 async fn add_matches(
     State(state): State<AppState>,
     auth: Auth<QueueAdd>,
-    ApiJson(body): ApiJson<AddMatchesRequest>,
+    ApiJsonText(body, text): ApiJsonText<AddMatchesRequest>,
 ) -> Result<(StatusCode, axum::Json<AddMatchesResponse>), ApiError> {
     if body.matches.len() > MAX_ITEMS_PER_CALL {
         return Err(ApiError::field(
@@ -191,6 +192,8 @@ async fn add_matches(
             format!("at most {MAX_ITEMS_PER_CALL} items per call"),
         ));
     }
+    // Numbers are checked on the request's text: `body` holds them rounded already.
+    check_exact_numbers(&text).map_err(ApiError::Validation)?;
     let named: Vec<String> = body
         .matches
         .iter()
