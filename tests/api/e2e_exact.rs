@@ -6,8 +6,6 @@
 
 use std::sync::Arc;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Int64Type};
 use arrow_array::{ArrayRef, Float32Array, Int64Array, RecordBatch};
 use aws_sdk_glue::types::{Column, PartitionInput, TableInput};
 use aws_sdk_s3::primitives::ByteStream;
@@ -173,44 +171,6 @@ fn parquet_of(columns: Vec<(&str, ArrayRef)>) -> Vec<u8> {
     out
 }
 
-/// Every column of a Parquet object, decoded by the parquet crate, by name.
-fn parquet_columns(bytes: bytes::Bytes) -> Vec<(String, Vec<String>)> {
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .unwrap()
-        .build()
-        .unwrap();
-    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
-    let schema = batches.first().map(|b| b.schema());
-    let Some(schema) = schema else {
-        return Vec::new();
-    };
-    (0..schema.fields().len())
-        .map(|i| {
-            let values = batches
-                .iter()
-                .flat_map(|b| {
-                    let c = b.column(i);
-                    match c.data_type() {
-                        arrow_schema::DataType::Float32 => c
-                            .as_primitive::<Float32Type>()
-                            .values()
-                            .iter()
-                            .map(|f| f.to_string())
-                            .collect::<Vec<_>>(),
-                        _ => c
-                            .as_primitive::<Int64Type>()
-                            .values()
-                            .iter()
-                            .map(|i| i.to_string())
-                            .collect(),
-                    }
-                })
-                .collect();
-            (schema.field(i).name().clone(), values)
-        })
-        .collect()
-}
-
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
 async fn json_lines_ids_are_compared_by_their_exact_value_whatever_their_width(db: sqlx::PgPool) {
     let lake = Lake::new(db).await;
@@ -245,12 +205,13 @@ async fn json_lines_ids_are_compared_by_their_exact_value_whatever_their_width(d
     assert_eq!(job["status"], "completed", "{job}");
     assert_eq!(job["stats"]["rows_removed"], 3, "{job}");
 
-    // Read back with the plain SDK: exactly the three lines are gone, the rest byte for byte.
+    // Read back by Python's json: exactly the three lines are gone, the rest byte for byte.
     let left = object_bytes(&lake.s3, &lake.bucket, "events/dt=1/part-0.json").await;
-    let left = String::from_utf8(left.to_vec()).unwrap();
-    let kept: Vec<&str> = left.lines().collect();
-    assert_eq!(kept, [lines[0], lines[3], lines[5]]);
-    assert!(left.ends_with('\n'));
+    assert_eq!(
+        crate::readback::json_lines(&left, false),
+        [lines[0], lines[3], lines[5]]
+    );
+    assert!(left.ends_with(b"\n"));
 
     let ids = [
         json!(12345678901234567890u64),
@@ -299,15 +260,11 @@ async fn a_parquet_match_column_is_the_column_of_exactly_its_name_and_floats_com
     let job = run_job(&lake.app, &["people"]).await;
     assert_eq!(job["status"], "completed", "{job}");
     assert_eq!(job["stats"]["rows_removed"], 2, "{job}");
-    let left = parquet_columns(object_bytes(&lake.s3, &lake.bucket, "people/dt=1/a.parquet").await);
-    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // Read back by pyarrow: one row left, its float exactly the stored 0.3f32.
+    let left = object_bytes(&lake.s3, &lake.bucket, "people/dt=1/a.parquet").await;
     assert_eq!(
-        left,
-        [
-            ("ID".to_owned(), strings(&["1"])),
-            ("id".to_owned(), strings(&["3"])),
-            ("score".to_owned(), strings(&["0.3"])),
-        ]
+        crate::readback::parquet_rows(&left),
+        [json!({"ID": 1, "id": 3, "score": f64::from(0.3f32)})]
     );
     let ids = [json!(1), json!(4), json!(0.1)];
     assert_eq!(lake.removed_by(&job, &ids).await, [0, 1, 1]);
