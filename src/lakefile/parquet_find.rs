@@ -6,7 +6,8 @@
 //!
 //! Invariants: pruning is conservative — a row group is skipped only when statistics or a
 //! bloom filter prove no id can be in it; a column whose type cannot be compared is an
-//! error, never a silent miss.
+//! error, never a silent miss; a match column the object lacks is NULL in it (searched on
+//! the others, `parquet_schema`), and an object lacking all of them is an error.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub enum FindError {
     /// Each match column is missing (a lacking one is NULL, so some must be there).
     #[error("the object has none of the match columns ({0})")]
     NoMatchColumn(String),
+    /// A match column the object has but cannot be read as one: its path goes through a
+    /// value, a list or a map, or ends on a group (never taken for a missing column).
     #[error("match column {column:?} does not fit the object's schema: {reason}")]
     Shape { column: String, reason: String },
     #[error(

@@ -127,7 +127,7 @@ fn leaf_of(schema: &SchemaDescriptor, column: &str) -> Result<Option<usize>, Fin
 fn is_struct(node: &Type) -> bool {
     let info = node.get_basic_info();
     node.is_group()
-        && !(info.has_repetition() && info.repetition() == Repetition::REPEATED)
+        && (!info.has_repetition() || info.repetition() != Repetition::REPEATED)
         && !matches!(
             info.logical_type_ref(),
             Some(LogicalType::List | LogicalType::Map)
