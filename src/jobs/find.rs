@@ -139,15 +139,7 @@ pub async fn find_parquet(
         }
         let found = cpu_bound(|| {
             parquet_find::guarded(|| {
-                parquet_find::find_in_row_group(
-                    part,
-                    &metadata,
-                    &arrow_meta,
-                    &plan,
-                    rg,
-                    columns,
-                    ids,
-                )
+                parquet_find::find_in_row_group(part, &metadata, &arrow_meta, &plan, rg, ids)
             })
         })?;
         report.add(rg, &found);

@@ -292,6 +292,28 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_field_is_no_value_and_never_an_error() {
+        // Old lines lack "email" (and "user"); newer ones have it.
+        let lines = r#"{"id": 1}
+{"id": 2, "user": {"id": 9}}
+{"id": 3, "email": "a@x", "user": {}}
+"#;
+        let columns = cols(&["id", "email", "user.id"]);
+        let ids = MatchSet::from_values(&[json!(2), json!("a@x")]).with_composites(&[
+            json!([{"column": "id", "value": 1}, {"column": "email", "value": "a@x"}]),
+        ]);
+        let r = find(lines.as_bytes(), &columns, &ids).unwrap();
+        assert_eq!((r.lines_total, r.lines_matched), (3, 2));
+        assert_eq!(
+            r.rows_by_match.into_iter().collect::<Vec<_>>(),
+            [(0, 1), (1, 1)]
+        );
+        // No line has any match column: searched, nothing found.
+        let r = find(lines.as_bytes(), &cols(&["phone"]), &ids).unwrap();
+        assert_eq!((r.lines_total, r.lines_matched), (3, 0));
+    }
+
+    #[test]
     fn gzip_streams_and_a_malformed_line_is_an_error() {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(LINES.as_bytes()).unwrap();

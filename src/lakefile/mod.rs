@@ -16,6 +16,7 @@ pub mod parquet_compare;
 pub mod parquet_find;
 pub mod parquet_forget;
 pub mod parquet_rewrite;
+pub mod parquet_schema;
 pub mod prune;
 pub mod sparse;
 #[cfg(test)]

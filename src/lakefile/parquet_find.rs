@@ -6,14 +6,15 @@
 //!
 //! Invariants: pruning is conservative — a row group is skipped only when statistics or a
 //! bloom filter prove no id can be in it; a column whose type cannot be compared is an
-//! error, never a silent miss.
+//! error, never a silent miss; a match column the object lacks is NULL in it (searched on
+//! the others, `parquet_schema`), and an object lacking all of them is an error.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Decimal128Type;
-use arrow_array::{Array, ArrayRef, RecordBatch, StructArray};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Schema};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
@@ -25,6 +26,7 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::ChunkReader;
 
 use super::match_set::{CompositeGroup, Exact, Key, KeyKind, MatchSet, Tuples};
+use super::parquet_schema::{ObjectColumns, column_at_path};
 use super::prune;
 
 /// Why an object could not be searched.
@@ -36,6 +38,13 @@ pub enum FindError {
     Arrow(#[from] arrow_schema::ArrowError),
     #[error("the object has no column {0:?}")]
     MissingColumn(String),
+    /// Each match column is missing (a lacking one is NULL, so some must be there).
+    #[error("the object has none of the match columns ({0})")]
+    NoMatchColumn(String),
+    /// A match column the object has but cannot be read as one: its path goes through a
+    /// value, a list or a map, or ends on a group (never taken for a missing column).
+    #[error("match column {column:?} does not fit the object's schema: {reason}")]
+    Shape { column: String, reason: String },
     #[error(
         "match column {0:?} names no column exactly, and several columns whose names differ from it only in case; refused (which one Athena reads is not certain)"
     )]
@@ -101,8 +110,9 @@ pub struct FindReport {
     pub rows_by_match: std::collections::BTreeMap<u32, u64>,
 }
 
-/// Searches one object. `columns` are dotted paths (nested struct fields), each segment
-/// resolved by [`pick_name`]. A row matches when any of the columns equals any id.
+/// Searches one object. `columns` are dotted paths (nested struct fields), resolved as
+/// [`ObjectColumns::resolve`] says. A row matches when any of the columns equals any id;
+/// a column the object lacks is NULL in each row.
 pub fn find<R: ChunkReader + Clone + 'static>(
     reader: R,
     columns: &[String],
@@ -111,61 +121,14 @@ pub fn find<R: ChunkReader + Clone + 'static>(
     find_with(reader, columns, ids, true)
 }
 
-/// Which of `names` a path segment names: the one equal to it, else the only one equal
-/// to it ignoring ASCII case; an error when several are and none is exactly it.
-pub(crate) fn pick_name<'n>(
-    names: impl IntoIterator<Item = &'n str>,
-    segment: &str,
-) -> Result<Option<usize>, ()> {
-    let mut folded = None;
-    let mut several = false;
-    for (i, name) in names.into_iter().enumerate() {
-        if name == segment {
-            return Ok(Some(i));
-        }
-        if name.eq_ignore_ascii_case(segment) {
-            several |= folded.is_some();
-            folded = Some(i);
-        }
-    }
-    if several { Err(()) } else { Ok(folded) }
-}
-
-/// The leaf column indexes of dotted paths, each segment resolved by [`pick_name`].
-fn resolve_leaves(
-    schema: &parquet::schema::types::SchemaDescriptor,
-    columns: &[String],
-) -> Result<Vec<usize>, FindError> {
-    columns
-        .iter()
-        .map(|c| {
-            let missing = || FindError::MissingColumn(c.clone());
-            let mut node = schema.root_schema();
-            let mut parts = Vec::new();
-            for segment in c.split('.') {
-                let fields = if node.is_group() {
-                    node.get_fields()
-                } else {
-                    &[]
-                };
-                let i = pick_name(fields.iter().map(|f| f.name()), segment)
-                    .map_err(|()| FindError::AmbiguousColumn(c.clone()))?
-                    .ok_or_else(missing)?;
-                node = &fields[i];
-                parts.push(node.name());
-            }
-            (0..schema.num_columns())
-                .find(|i| schema.column(*i).path().parts() == parts.as_slice())
-                .ok_or_else(missing)
-        })
-        .collect()
-}
-
 /// Which row groups of an object find must read, from its footer alone.
 #[derive(Debug, Clone)]
 pub struct FindPlan {
-    /// Leaf indexes of the match columns.
-    pub leaves: Vec<usize>,
+    /// The match columns the object has (with their leaf indexes) and lacks.
+    pub columns: ObjectColumns,
+    /// Whether each composite group of the match set may match here (not when it names a
+    /// match column the object lacks).
+    pub live_groups: Vec<bool>,
     /// Row groups statistics cannot exclude, ascending.
     pub candidates: Vec<usize>,
     pub pruned_by_statistics: usize,
@@ -184,21 +147,23 @@ impl FindPlan {
         ids: &MatchSet,
     ) -> Result<Self, FindError> {
         check_row_counts(metadata)?;
-        let leaves = resolve_leaves(metadata.file_metadata().schema_descr(), columns)?;
+        let columns = ObjectColumns::resolve(metadata.file_metadata().schema_descr(), columns)?;
         // Composite matches are not used for pruning (conservative): with any, every row
         // group is read.
         let prune = ids.prunable();
         let candidates: Vec<usize> = (0..metadata.num_row_groups())
             .filter(|&rg| {
                 !prune
-                    || leaves
+                    || columns
+                        .leaves
                         .iter()
                         .any(|&leaf| stats_may_match(metadata, rg, leaf, ids))
             })
             .collect();
         Ok(Self {
             pruned_by_statistics: metadata.num_row_groups() - candidates.len(),
-            leaves,
+            live_groups: columns.live_groups(ids),
+            columns,
             candidates,
             bloom: prune,
             attribute: false,
@@ -215,12 +180,20 @@ impl FindPlan {
         }
     }
 
+    /// The composite groups of `ids` that may match a row of this object.
+    fn live_groups<'a>(&'a self, ids: &'a MatchSet) -> impl Iterator<Item = &'a CompositeGroup> {
+        ids.composites()
+            .iter()
+            .zip(&self.live_groups)
+            .filter_map(|(group, live)| live.then_some(group))
+    }
+
     /// The byte ranges searching row group `rg` reads: the match-column chunks and those
     /// of their bloom filters whose length the footer gives (others are not probed).
     pub fn ranges(&self, metadata: &ParquetMetaData, rg: usize) -> Vec<std::ops::Range<u64>> {
         let group = metadata.row_group(rg);
         let mut ranges = Vec::new();
-        for &leaf in &self.leaves {
+        for &leaf in &self.columns.leaves {
             let column = group.column(leaf);
             let (start, len) = column.byte_range();
             ranges.push(start..start.saturating_add(len));
@@ -249,7 +222,7 @@ impl FindPlan {
             return false;
         }
         let group = metadata.row_group(rg);
-        self.leaves.iter().all(|&leaf| {
+        self.columns.leaves.iter().all(|&leaf| {
             let column = group.column(leaf);
             !stats_may_match(metadata, rg, leaf, ids)
                 || column.bloom_filter_length().is_some()
@@ -278,15 +251,7 @@ pub fn find_with<R: ChunkReader + Clone + 'static>(
     }
     let arrow_meta = arrow_metadata(metadata.clone())?;
     for &rg in &plan.candidates {
-        let part = find_in_row_group(
-            reader.clone(),
-            &metadata,
-            &arrow_meta,
-            &plan,
-            rg,
-            columns,
-            ids,
-        )?;
+        let part = find_in_row_group(reader.clone(), &metadata, &arrow_meta, &plan, rg, ids)?;
         report.add(rg, &part);
     }
     Ok(report)
@@ -338,7 +303,6 @@ pub fn find_in_row_group<R: ChunkReader + Clone + 'static>(
     arrow_meta: &ArrowReaderMetadata,
     plan: &FindPlan,
     rg: usize,
-    columns: &[String],
     ids: &MatchSet,
 ) -> Result<RowGroupFind, FindError> {
     if plan.bloom_excludes(&reader, metadata, rg, ids) {
@@ -346,10 +310,9 @@ pub fn find_in_row_group<R: ChunkReader + Clone + 'static>(
     }
     let mask = ProjectionMask::leaves(
         metadata.file_metadata().schema_descr(),
-        plan.leaves.iter().copied(),
+        plan.columns.leaves.iter().copied(),
     );
-    let (hits, by_match) =
-        hits_in_row_group(reader, arrow_meta, mask, rg, columns, ids, plan.attribute)?;
+    let (hits, by_match) = hits_in_row_group(reader, arrow_meta, mask, rg, plan, ids)?;
     let group = metadata.row_group(rg);
     // Every row the footer promises is decoded, and no more.
     if hits.len() as i64 != group.num_rows() {
@@ -360,6 +323,7 @@ pub fn find_in_row_group<R: ChunkReader + Clone + 'static>(
         )));
     }
     let bytes = plan
+        .columns
         .leaves
         .iter()
         .map(|&l| group.column(l).compressed_size().max(0) as u64)
@@ -407,15 +371,14 @@ pub(crate) fn arrow_metadata(
 pub type RowsByMatch = Vec<(u32, u64)>;
 
 /// Whether each row of row group `rg` matches, from its match columns (`mask`), and the
-/// matching rows per queued match.
+/// matching rows per queued match (with [`FindPlan::attribute`]).
 fn hits_in_row_group<R: ChunkReader + 'static>(
     reader: R,
     meta: &ArrowReaderMetadata,
     mask: ProjectionMask,
     rg: usize,
-    columns: &[String],
+    plan: &FindPlan,
     ids: &MatchSet,
-    attribute: bool,
 ) -> Result<(Vec<bool>, RowsByMatch), FindError> {
     let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, meta.clone())
         .with_projection(mask)
@@ -426,9 +389,9 @@ fn hits_in_row_group<R: ChunkReader + 'static>(
     let mut by_match: HashMap<u32, u64> = HashMap::new();
     for batch in batches {
         let batch = batch?;
-        let batch_hits = row_hits(&batch, columns, ids)?;
-        if attribute && batch_hits.contains(&true) {
-            count_owners(&batch, columns, ids, &batch_hits, &mut by_match)?;
+        let batch_hits = row_hits(&batch, plan, ids)?;
+        if plan.attribute && batch_hits.contains(&true) {
+            count_owners(&batch, plan, ids, &batch_hits, &mut by_match)?;
         }
         hits.extend(batch_hits);
     }
@@ -441,7 +404,7 @@ fn hits_in_row_group<R: ChunkReader + 'static>(
 /// by several matches counts once for each).
 fn count_owners(
     batch: &RecordBatch,
-    columns: &[String],
+    plan: &FindPlan,
     ids: &MatchSet,
     hits: &[bool],
     counts: &mut HashMap<u32, u64>,
@@ -450,12 +413,14 @@ fn count_owners(
     let key_at = |array: &ArrayRef, column: &str, row: usize| -> Result<Option<Key>, FindError> {
         Ok(keys_of(&array.slice(row, 1), column)?.pop().flatten())
     };
-    let simple = columns
+    let simple = plan
+        .columns
+        .present
         .iter()
         .map(|c| column_at_path(batch, c).map(|a| (a, c)))
         .collect::<Result<Vec<_>, _>>()?;
     let mut groups = Vec::new();
-    for group in ids.composites() {
+    for group in plan.live_groups(ids) {
         let (arrays, cast) = group_columns(batch, group)?;
         groups.push((arrays, &group.columns, cast));
     }
@@ -486,19 +451,20 @@ fn count_owners(
     Ok(())
 }
 
-/// Which rows of a batch match: any column equals a simple id, or a composite group's
-/// columns form one of its tuples. `columns` are dotted paths into the batch.
+/// Which rows of a batch of `plan`'s match columns match: any column the object has
+/// equals a simple id, or the columns of a composite group that may match here form one
+/// of its tuples.
 pub fn row_hits(
     batch: &RecordBatch,
-    columns: &[String],
+    plan: &FindPlan,
     ids: &MatchSet,
 ) -> Result<Vec<bool>, FindError> {
     let mut hits = vec![false; batch.num_rows()];
-    for column in columns {
+    for column in &plan.columns.present {
         let array = column_at_path(batch, column)?;
         mark_matches(&array, column, ids, &mut hits)?;
     }
-    for group in ids.composites() {
+    for group in plan.live_groups(ids) {
         let (arrays, cast) = group_columns(batch, group)?;
         let keys = arrays
             .iter()
@@ -527,28 +493,6 @@ fn group_columns(
     let kinds: Vec<Option<KeyKind>> = arrays.iter().map(|a| key_kind(a.data_type())).collect();
     let cast = group.cast(&kinds);
     Ok((arrays, cast))
-}
-
-/// The array of a dotted path, descending struct columns, each segment resolved by
-/// [`pick_name`].
-fn column_at_path(batch: &RecordBatch, path: &str) -> Result<ArrayRef, FindError> {
-    let mut segments = path.split('.');
-    let missing = || FindError::MissingColumn(path.to_owned());
-    let ambiguous = |()| FindError::AmbiguousColumn(path.to_owned());
-    let first = segments.next().ok_or_else(missing)?;
-    let schema = batch.schema();
-    let index = pick_name(schema.fields().iter().map(|f| f.name().as_str()), first)
-        .map_err(ambiguous)?
-        .ok_or_else(missing)?;
-    let mut array = batch.column(index).clone();
-    for segment in segments {
-        let structs: &StructArray = array.as_struct_opt().ok_or_else(missing)?;
-        let i = pick_name(structs.fields().iter().map(|f| f.name().as_str()), segment)
-            .map_err(ambiguous)?
-            .ok_or_else(missing)?;
-        array = structs.column(i).clone();
-    }
-    Ok(array)
 }
 
 /// Sets `hits[row]` for rows whose value is a match id.
@@ -767,7 +711,7 @@ fn stats_may_match(metadata: &ParquetMetaData, rg: usize, leaf: usize, ids: &Mat
 mod tests {
     use super::*;
     use arrow_array::types::Int32Type;
-    use arrow_array::{Decimal128Array, DictionaryArray, Int64Array, StringArray};
+    use arrow_array::{Decimal128Array, DictionaryArray, Int64Array, StringArray, StructArray};
     use arrow_schema::{Field, Fields, Schema};
     use bytes::Bytes;
     use parquet::arrow::ArrowWriter;
@@ -953,7 +897,7 @@ mod tests {
         let ids = MatchSet::from_values(&[json!(1)]);
         assert!(matches!(
             find(file.clone(), &cols(&["nope"]), &ids),
-            Err(FindError::MissingColumn(_))
+            Err(FindError::NoMatchColumn(_))
         ));
         let mut broken = file.to_vec();
         let len = broken.len();
@@ -995,6 +939,92 @@ mod tests {
         )
         .unwrap();
         assert_eq!(simple.rows_matched, 1);
+    }
+
+    #[test]
+    fn a_file_lacking_some_match_columns_is_searched_on_the_ones_it_has() {
+        let file = parquet(&people(300), 100, false);
+        // "email" is a column added later; "contact.phone" a field added to the struct.
+        let columns = cols(&["email", "customer_id", "contact.phone"]);
+        let ids = MatchSet::from_values(&[json!("user0@example.com"), json!(250), json!(7)]);
+        let report = find(file.clone(), &columns, &ids).unwrap();
+        assert_eq!(report.rows_matched, 2);
+        assert_eq!(
+            report.rows_by_match.into_iter().collect::<Vec<_>>(),
+            [(1, 1), (2, 1)]
+        );
+        // Statistics of the column it has still prune (250 and 7: row groups 0 and 2).
+        assert_eq!(report.row_groups_pruned_by_statistics, 1);
+        let plan = FindPlan::new(
+            &ParquetMetaDataReader::new()
+                .parse_and_finish(&file)
+                .unwrap(),
+            &columns,
+            &ids,
+        )
+        .unwrap();
+        assert_eq!(plan.columns.present, ["customer_id"]);
+        assert_eq!(plan.columns.absent, ["email", "contact.phone"]);
+    }
+
+    #[test]
+    fn a_file_with_none_of_the_match_columns_or_an_unreadable_one_fails() {
+        let file = parquet(&people(10), 10, false);
+        let ids = MatchSet::from_values(&[json!(1)]);
+        let none = find(file.clone(), &cols(&["email", "contact.phone"]), &ids).unwrap_err();
+        assert!(
+            matches!(&none, FindError::NoMatchColumn(c) if c == "email, contact.phone"),
+            "{none}"
+        );
+        // A path through a value, or ending on a struct, is not a lacking column.
+        for bad in ["customer_id.email", "contact"] {
+            let err = find(file.clone(), &cols(&[bad, "country"]), &ids).unwrap_err();
+            assert!(
+                matches!(&err, FindError::Shape { column, .. } if column == bad),
+                "{err}"
+            );
+        }
+        let ids_column = Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef;
+        let ambiguous = file_of(vec![
+            ("ID", ids_column.clone()),
+            ("Id", ids_column.clone()),
+            (
+                "email",
+                Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef,
+            ),
+        ]);
+        let err = find(ambiguous, &cols(&["id", "email"]), &ids).unwrap_err();
+        assert!(
+            matches!(&err, FindError::AmbiguousColumn(c) if c == "id"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_composite_naming_a_lacking_column_matches_no_row_of_that_file() {
+        let file = parquet(&people(300), 100, false);
+        let columns = cols(&["customer_id", "email"]);
+        // Owners: 7 is 0; the composite on the lacking email is 1; the one on id alone 2.
+        let ids = MatchSet::from_values(&[json!(7)]).with_composites(&[
+            json!([{"column": "customer_id", "value": 5}, {"column": "email", "value": "user0@example.com"}]),
+            json!([{"column": "customer_id", "value": 6}]),
+        ]);
+        let report = find(file.clone(), &columns, &ids).unwrap();
+        assert_eq!(report.rows_matched, 2);
+        assert_eq!(
+            report.rows_by_match.into_iter().collect::<Vec<_>>(),
+            [(0, 1), (2, 1)]
+        );
+        // A part on a column that is no match column (a partition key kept as a data
+        // part) is not NULL: the object fails, as before.
+        let on_key = MatchSet::default().with_composites(&[json!([
+            {"column": "dt", "value": "2024-01-01"}, {"column": "customer_id", "value": 5}
+        ])]);
+        let err = find(file, &columns, &on_key).unwrap_err();
+        assert!(
+            matches!(&err, FindError::MissingColumn(c) if c == "dt"),
+            "{err}"
+        );
     }
 
     /// A one-row-group file of these columns.

@@ -85,7 +85,7 @@ pub fn forget<R: ChunkReader + Clone + 'static, W: Write + Send>(
     for rg in 0..meta.num_row_groups() {
         // The match columns of each candidate row group are decoded once, here.
         let found = if plan.candidates.contains(&rg) && !ids.is_empty() {
-            find_in_row_group(reader.clone(), &meta, &arrow_meta, &plan, rg, columns, ids)?
+            find_in_row_group(reader.clone(), &meta, &arrow_meta, &plan, rg, ids)?
         } else {
             RowGroupFind::PrunedByBloomFilter
         };
@@ -807,5 +807,109 @@ mod row_count_tests {
         let long = with_row_counts(&six_rows(), 9, &[9]);
         let found = find(long, &columns, &ids);
         assert!(found.is_err(), "{found:?}");
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    //! Objects written before a match column was added to the table.
+    use super::*;
+    use crate::lakefile::parquet_find::find;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use serde_json::json;
+
+    /// An old object: ids 0..300 and no email column, 3 row groups.
+    fn old_file() -> bytes::Bytes {
+        let batch = RecordBatch::try_from_iter([(
+            "id",
+            Arc::new(Int64Array::from_iter_values(0..300)) as ArrayRef,
+        )])
+        .unwrap();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(100))
+            .build();
+        let mut out = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        bytes::Bytes::from(out)
+    }
+
+    fn forget_checked(
+        src: &bytes::Bytes,
+        columns: &[&str],
+        ids: &MatchSet,
+    ) -> Result<(bytes::Bytes, ForgetReport), FindError> {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, d) = (dir.path().join("src"), dir.path().join("dst"));
+        std::fs::write(&s, src).unwrap();
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let (report, _) = forget_file(&s, &d, &columns, ids, false)?;
+        Ok((bytes::Bytes::from(std::fs::read(&d).unwrap()), report))
+    }
+
+    fn ids_of(file: bytes::Bytes) -> Vec<i64> {
+        ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .flat_map(|b| {
+                b.unwrap()
+                    .column(0)
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_object_lacking_a_match_column_is_erased_exactly_on_the_one_it_has() {
+        let src = old_file();
+        let columns = ["id", "email"];
+        let ids = MatchSet::from_values(&[json!("u5@example.com"), json!(150)]).with_composites(&[
+            json!([{"column": "id", "value": 3}, {"column": "email", "value": "u3@example.com"}]),
+        ]);
+        let (out, report) = forget_checked(&src, &columns, &ids).unwrap();
+        assert_eq!(
+            (
+                report.rows_removed,
+                report.row_groups_rewritten,
+                report.row_groups_copied
+            ),
+            (1, 1, 2)
+        );
+        let expected: Vec<i64> = (0..300).filter(|&i| i != 150).collect();
+        assert_eq!(ids_of(out.clone()), expected);
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        assert_eq!(find(out, &columns, &ids).unwrap().rows_matched, 0);
+    }
+
+    #[test]
+    fn an_object_with_none_of_the_match_columns_or_an_ambiguous_one_is_not_rewritten() {
+        let src = old_file();
+        let ids = MatchSet::from_values(&[json!(150)]);
+        assert!(matches!(
+            forget_checked(&src, &["email", "customer_id"], &ids),
+            Err(FindError::NoMatchColumn(_))
+        ));
+        let ambiguous = RecordBatch::try_from_iter([
+            ("ID", Arc::new(Int64Array::from(vec![150, 1])) as ArrayRef),
+            ("Id", Arc::new(Int64Array::from(vec![2, 150])) as ArrayRef),
+            ("email", Arc::new(Int64Array::from(vec![3, 4])) as ArrayRef),
+        ])
+        .unwrap();
+        let mut out = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut out, ambiguous.schema(), None).unwrap();
+        w.write(&ambiguous).unwrap();
+        w.close().unwrap();
+        assert!(matches!(
+            forget_checked(&bytes::Bytes::from(out), &["id", "email"], &ids),
+            Err(FindError::AmbiguousColumn(c)) if c == "id"
+        ));
     }
 }
