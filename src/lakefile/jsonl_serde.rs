@@ -11,10 +11,10 @@
 //!   is ignored, as the SerDe ignores it).
 //!
 //! A line may hold a field several times (`{"id": 7, "id": 8}`, or `ID` and `id` when
-//! case does not count). The OpenX SerDe refuses such a line (`Duplicate key`) or reads
-//! it as NULLs (`ignore.malformed.json`), Athena's readers keep the last value, others
-//! the first: so every occurrence is a value of the column, and a line matches when any
-//! of them equals an id (no silent miss, whichever value a reader picks).
+//! case does not count). Hive's OpenX SerDe refuses such a line (`Duplicate key`) or reads
+//! it as NULLs (`ignore.malformed.json`), Trino's readers keep the last value: so every
+//! occurrence is a value of the column, and a line matches when any of them equals an id
+//! (no silent miss, whatever value a reader picks).
 
 use std::collections::BTreeMap;
 
@@ -168,7 +168,11 @@ mod tests {
             BTreeMap::from([("customer_id".to_owned(), "CustomerID".to_owned())])
         );
         // Anything but `true` is false, as in the SerDe.
-        assert!(!serde(OPENX, &[("case.insensitive", "yes")]).unwrap().case_insensitive);
+        assert!(
+            !serde(OPENX, &[("case.insensitive", "yes")])
+                .unwrap()
+                .case_insensitive
+        );
         // Hive's SerDe ignores case and has no mapping.
         let hive = serde(HIVE[0], &[("mapping.id", "ID")]).unwrap();
         assert!(hive.case_insensitive && hive.mapping.is_empty());
