@@ -140,7 +140,7 @@ impl PartitionSets {
 /// as find read the table (else as the mapper was written); Parquet files carry their own.
 fn declared_types(snapshot: &MapperSnapshot) -> Vec<(String, String)> {
     let types = match &snapshot.read_at_find {
-        Some(_) => &snapshot.column_types,
+        Some(reading) => &reading.column_types,
         None => &snapshot.column_types,
     };
     match snapshot.format {
