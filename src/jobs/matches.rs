@@ -219,3 +219,56 @@ impl SetCache {
         Ok((sets, snapshot))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::hive_type::HiveType;
+    use crate::lakefile::jsonl_serde::OPENX;
+
+    #[test]
+    fn a_json_table_is_read_with_the_types_and_serde_it_has_at_find_time() {
+        let table = TableDef {
+            columns: vec![
+                ("customer_id".into(), HiveType::parse("bigint").unwrap()),
+                ("user".into(), HiveType::parse("struct<id:int>").unwrap()),
+            ],
+            serde_library: Some(OPENX.into()),
+            serde_parameters: [("mapping.customer_id".into(), "CustomerID".into())].into(),
+            ..Default::default()
+        };
+        let columns = ["customer_id", "user.id", "dropped"].map(String::from);
+        let reading = table_reading(&columns, &table);
+        assert_eq!(
+            reading.column_types,
+            [
+                ("customer_id".to_owned(), "bigint".to_owned()),
+                ("user.id".to_owned(), "int".to_owned())
+            ]
+            .into(),
+            "a column the table no longer has is untyped"
+        );
+        let serde = reading.serde.clone().expect("the OpenX rules");
+        assert_eq!(serde.mapping["customer_id"], "CustomerID");
+
+        // The mapper row's types (written earlier) give way to the ones find read.
+        let snapshot: MapperSnapshot = serde_json::from_value(serde_json::json!({
+            "catalog": {"provider": "glue", "database": "d", "table": "t"},
+            "format": "json", "columns": columns, "partition_keys": [],
+            "ignore_object_not_found": false, "delete_old_versions": true,
+            "column_types": {"customer_id": "string"},
+            "read_at_find": reading,
+        }))
+        .unwrap();
+        assert!(declared_types(&snapshot).contains(&("customer_id".into(), "bigint".into())));
+        assert_eq!(json_serde(&snapshot), Some(serde));
+        // A snapshot from before find read the table keeps the mapper row's types.
+        let mut older = snapshot;
+        older.read_at_find = None;
+        assert_eq!(
+            declared_types(&older),
+            [("customer_id".to_owned(), "string".to_owned())]
+        );
+        assert_eq!(json_serde(&older), None);
+    }
+}
