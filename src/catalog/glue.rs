@@ -64,7 +64,15 @@ impl Catalog for GlueCatalog {
             .parameters()
             .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
+        let serde = sd.and_then(|sd| sd.serde_info());
         Ok(TableDef {
+            serde_library: serde
+                .and_then(|s| s.serialization_library())
+                .map(str::to_owned),
+            serde_parameters: serde
+                .and_then(|s| s.parameters())
+                .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
             location: sd.and_then(|sd| sd.location()).map(str::to_owned),
             columns,
             partition_keys: keys.iter().map(|k| k.name().to_owned()).collect(),

@@ -1,7 +1,8 @@
 //! `job_data_mapper`: the data mappers a job searches, each as it was when the job was
-//! created (a later edit does not change a running job), with its find state.
+//! created (a later edit does not change a running job), with its find state, and how
+//! find read a Glue JSON table (its types and SerDe at find time).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgExecutor;
 use sqlx::types::Json;
@@ -30,6 +31,20 @@ pub struct MapperSnapshot {
     /// The role whose credentials sign the mapper's S3 calls (None: Lethe's own).
     #[serde(default)]
     pub role_arn: Option<String>,
+    /// How find.mapper read the Glue table of a JSON Lines mapper (None before it
+    /// did, and for other mappers): lines are read by these, not by `column_types`.
+    #[serde(default)]
+    pub read_at_find: Option<TableReading>,
+}
+
+/// A Glue JSON table as find.mapper read it: the match columns' types (dotted path →
+/// Glue type) and the SerDe's key rules (None: a SerDe whose rules are not known).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableReading {
+    #[serde(default)]
+    pub column_types: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub serde: Option<crate::lakefile::jsonl_serde::JsonSerde>,
 }
 
 pub async fn get(
@@ -45,6 +60,25 @@ pub async fn get(
     .fetch_one(db)
     .await?;
     Ok(snapshot)
+}
+
+/// Records how find read the mapper's table (in its snapshot: every later task reads it).
+pub async fn set_read_at_find(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    mapper: &str,
+    reading: &TableReading,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update job_data_mapper set definition = jsonb_set(definition, '{read_at_find}', $3)
+         where job_id = $1 and data_mapper_id = $2",
+    )
+    .bind(job_id)
+    .bind(mapper)
+    .bind(Json(reading))
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// The job's mappers, in id order.

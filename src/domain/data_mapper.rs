@@ -372,6 +372,10 @@ pub struct TableDef {
     pub input_format: Option<String>,
     /// The table's parameters (partition projection, table type, …).
     pub parameters: std::collections::BTreeMap<String, String>,
+    /// The SerDe class (`SerdeInfo.SerializationLibrary`), as the catalog gives it.
+    pub serde_library: Option<String>,
+    /// The SerDe's parameters (`SerdeInfo.Parameters`: a JSON SerDe's `mapping.*`, …).
+    pub serde_parameters: std::collections::BTreeMap<String, String>,
 }
 
 impl TableDef {

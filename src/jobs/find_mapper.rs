@@ -21,15 +21,15 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::job::{self as jobs, JobStats};
-use crate::db::job_data_mapper::{self as mappers, MapperSnapshot};
+use crate::db::job_data_mapper::{self as mappers, MapperSnapshot, TableReading};
 use crate::db::task::{begin_bookkeeping, mark_recorded};
-use crate::domain::data_mapper::{CatalogRef, GlueTable, PathTable, TableFormat};
+use crate::domain::data_mapper::{CatalogRef, Format, GlueTable, PathTable, TableFormat};
 use crate::domain::job::{EventLevel, MapperState};
 use crate::domain::partition::{PartitionKey, may_hold, values_from_path};
 use crate::domain::projection::Projection;
 use crate::jobs::find_objects::{FindObjects, ListedObject};
 use crate::jobs::lifecycle::{self, event};
-use crate::jobs::matches::{Matches, load_matches};
+use crate::jobs::matches::{Matches, load_matches, table_reading};
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, Engine, JobTask, enqueue_all};
 use crate::storage::{ObjectMeta, Place, dir_prefix, list_all, skip_reason};
@@ -98,6 +98,8 @@ struct MapperListing {
     /// searched (a count, and a few keys).
     not_the_tables: usize,
     not_the_tables_examples: Vec<String>,
+    /// A Glue JSON table's types and SerDe as read now (kept in the job's snapshot).
+    read_at_find: Option<TableReading>,
 }
 
 /// One listed object and the partition values it belongs to (None: in no partition).
@@ -234,6 +236,9 @@ async fn list_glue(
             "table {database}.{table}: {}",
             format.refusal()
         )));
+    }
+    if mapper.format == Format::Json {
+        out.read_at_find = Some(table_reading(&mapper.columns, &def));
     }
     let keys = def.keys();
     let names = &def.partition_keys;
@@ -539,8 +544,11 @@ impl FindMapper {
             }
         }
         let objects: usize = searches.iter().map(|s| s.objects.len()).sum();
-        enqueue_all(&mut *tx, self.job_id, &searches).await?;
         let mapper = &self.data_mapper_id;
+        if let Some(reading) = &listing.read_at_find {
+            mappers::set_read_at_find(&mut *tx, self.job_id, mapper, reading).await?;
+        }
+        enqueue_all(&mut *tx, self.job_id, &searches).await?;
         for (key, reason) in listing.skipped.iter().take(MAX_SKIP_EVENTS) {
             event(
                 &mut *tx,

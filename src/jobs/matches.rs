@@ -8,10 +8,12 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::db::job_data_mapper::{self as mappers, MapperSnapshot};
-use crate::domain::data_mapper::Format;
+use crate::db::job_data_mapper::{self as mappers, MapperSnapshot, TableReading};
+use crate::domain::data_mapper::{Format, TableDef};
+use crate::domain::hive_type::field_at_path;
 use crate::domain::partition::{PartitionKey, reduce_composite};
 use crate::domain::queue::MatchType;
+use crate::lakefile::jsonl_serde::JsonSerde;
 use crate::lakefile::match_set::MatchSet;
 
 /// The job's match ids for one mapper.
@@ -48,6 +50,8 @@ pub struct PartitionSets {
     /// Declared types of the match columns (JSON Lines mappers: how a line's value is
     /// read before it is compared).
     declared: Vec<(String, String)>,
+    /// The Glue table's JSON SerDe rules (which keys a column is read from).
+    serde: Option<JsonSerde>,
 }
 
 impl PartitionSets {
@@ -56,6 +60,7 @@ impl PartitionSets {
         table_partition_keys: Vec<PartitionKey>,
         matchable: Vec<String>,
         declared: Vec<(String, String)>,
+        serde: Option<JsonSerde>,
     ) -> Self {
         let by_partition = m.composites.iter().any(|c| {
             c.as_array().is_some_and(|parts| {
@@ -78,10 +83,12 @@ impl PartitionSets {
                         .enumerate()
                         .map(|(j, c)| (first + j as u32, c)),
                 )
-                .with_declared(declared.iter().map(|(c, t)| (c.as_str(), t.as_str()))),
+                .with_declared(declared.iter().map(|(c, t)| (c.as_str(), t.as_str())))
+                .with_serde(serde.clone()),
         );
         Self {
             declared,
+            serde,
             simple: m.simple,
             composites: m.composites,
             table_partition_keys,
@@ -115,7 +122,8 @@ impl PartitionSets {
             .collect();
         let set = MatchSet::from_values(&self.simple)
             .with_composites_owned(reduced.iter().map(|(owner, c)| (*owner, c)))
-            .with_declared(self.declared.iter().map(|(c, t)| (c.as_str(), t.as_str())));
+            .with_declared(self.declared.iter().map(|(c, t)| (c.as_str(), t.as_str())))
+            .with_serde(self.serde.clone());
         (Arc::new(set), every_row)
     }
 
@@ -129,15 +137,40 @@ impl PartitionSets {
 }
 
 /// The declared types a mapper's lines are read by: a JSON Lines mapper's column types
-/// (Parquet files carry their own).
+/// as find read the table (else as the mapper was written); Parquet files carry their own.
 fn declared_types(snapshot: &MapperSnapshot) -> Vec<(String, String)> {
+    let types = match &snapshot.read_at_find {
+        Some(reading) => &reading.column_types,
+        None => &snapshot.column_types,
+    };
     match snapshot.format {
-        Format::Json => snapshot
-            .column_types
-            .iter()
-            .map(|(c, t)| (c.clone(), t.clone()))
-            .collect(),
+        Format::Json => types.iter().map(|(c, t)| (c.clone(), t.clone())).collect(),
         Format::Parquet => Vec::new(),
+    }
+}
+
+/// The SerDe rules a JSON Lines mapper's lines are read by, as find read its table.
+fn json_serde(snapshot: &MapperSnapshot) -> Option<JsonSerde> {
+    match snapshot.format {
+        Format::Json => snapshot.read_at_find.as_ref()?.serde.clone(),
+        Format::Parquet => None,
+    }
+}
+
+/// How a JSON Lines mapper's Glue table is read now: its match columns' types and its
+/// SerDe's key rules.
+pub fn table_reading(columns: &[String], table: &TableDef) -> TableReading {
+    let column_types = columns
+        .iter()
+        .filter_map(|c| {
+            let path: Vec<String> = c.split('.').map(str::to_owned).collect();
+            let ty = field_at_path(&table.columns, &path).ok()?;
+            Some((c.clone(), ty.to_string()))
+        })
+        .collect();
+    TableReading {
+        column_types,
+        serde: JsonSerde::of_table(table.serde_library.as_deref(), &table.serde_parameters),
     }
 }
 
@@ -174,6 +207,7 @@ impl SetCache {
             table_keys.to_vec(),
             snapshot.partition_keys.clone(),
             declared_types(&snapshot),
+            json_serde(&snapshot),
         ));
         let snapshot = Arc::new(snapshot);
         if let Ok(mut cache) = self.0.lock() {
@@ -183,5 +217,58 @@ impl SetCache {
             cache.push((key, sets.clone(), snapshot.clone()));
         }
         Ok((sets, snapshot))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::hive_type::HiveType;
+    use crate::lakefile::jsonl_serde::OPENX;
+
+    #[test]
+    fn a_json_table_is_read_with_the_types_and_serde_it_has_at_find_time() {
+        let table = TableDef {
+            columns: vec![
+                ("customer_id".into(), HiveType::parse("bigint").unwrap()),
+                ("user".into(), HiveType::parse("struct<id:int>").unwrap()),
+            ],
+            serde_library: Some(OPENX.into()),
+            serde_parameters: [("mapping.customer_id".into(), "CustomerID".into())].into(),
+            ..Default::default()
+        };
+        let columns = ["customer_id", "user.id", "dropped"].map(String::from);
+        let reading = table_reading(&columns, &table);
+        assert_eq!(
+            reading.column_types,
+            [
+                ("customer_id".to_owned(), "bigint".to_owned()),
+                ("user.id".to_owned(), "int".to_owned())
+            ]
+            .into(),
+            "a column the table no longer has is untyped"
+        );
+        let serde = reading.serde.clone().expect("the OpenX rules");
+        assert_eq!(serde.mapping["customer_id"], "CustomerID");
+
+        // The mapper row's types (written earlier) give way to the ones find read.
+        let snapshot: MapperSnapshot = serde_json::from_value(serde_json::json!({
+            "catalog": {"provider": "glue", "database": "d", "table": "t"},
+            "format": "json", "columns": columns, "partition_keys": [],
+            "ignore_object_not_found": false, "delete_old_versions": true,
+            "column_types": {"customer_id": "string"},
+            "read_at_find": reading,
+        }))
+        .unwrap();
+        assert!(declared_types(&snapshot).contains(&("customer_id".into(), "bigint".into())));
+        assert_eq!(json_serde(&snapshot), Some(serde));
+        // A snapshot from before find read the table keeps the mapper row's types.
+        let mut older = snapshot;
+        older.read_at_find = None;
+        assert_eq!(
+            declared_types(&older),
+            [("customer_id".to_owned(), "string".to_owned())]
+        );
+        assert_eq!(json_serde(&older), None);
     }
 }

@@ -2,12 +2,13 @@
 //! line, nested object fields reached by dotted path. Values compare as `MatchSet` says:
 //! by value across numbers and numeric texts, and, where the column's type is declared
 //! (Glue), as the JSON SerDe reads the line's value for that type (`"42"` in an `int`
-//! column is 42).
+//! column is 42). Where the table's SerDe is known (`jsonl_serde`), a column's values are
+//! every key the SerDe may read it from (mapping, case, dots, duplicate keys).
 
 use std::io::BufRead;
 
 pub use super::jsonl_object::{Ambiguous, JsonObject, line_key, value_at};
-use super::match_set::MatchSet;
+use super::match_set::{Key, MatchSet, Tuples};
 
 /// Why an object could not be searched.
 #[derive(Debug, thiserror::Error)]
@@ -32,43 +33,103 @@ pub struct JsonFindReport {
     pub rows_by_match: std::collections::BTreeMap<u32, u64>,
 }
 
-/// The queued matches (indexes) a line is, each once: a column whose value equals a
-/// simple id, a composite group whose columns form one of its tuples.
+/// The queued matches (indexes) a line is, each once: a column any of whose values equals
+/// a simple id, a composite group whose columns' values form one of its tuples.
 pub fn line_owners(
     line: &JsonObject,
     columns: &[String],
     ids: &MatchSet,
     number: u64,
 ) -> Result<Vec<u32>, JsonFindError> {
-    let read = |c: &str| {
-        value_at(line, c)
-            .map(|v| v.and_then(|v| line_key(v, ids.declared(c))))
-            .map_err(|Ambiguous| JsonFindError::AmbiguousColumn {
-                line: number,
-                column: c.to_owned(),
-            })
-    };
     let mut owners: Vec<u32> = Vec::new();
     for c in columns {
-        if let Some(key) = read(c)? {
+        for key in column_keys(line, c, ids, number)? {
             owners.extend_from_slice(ids.owners_of(&key, ids.declared(c)));
         }
     }
     for group in ids.composites() {
-        let mut tuple = Vec::with_capacity(group.columns.len());
+        let mut candidates = Vec::with_capacity(group.columns.len());
         for c in &group.columns {
-            match read(c)? {
-                Some(key) => tuple.push(key),
-                None => break,
+            let keys = column_keys(line, c, ids, number)?;
+            if keys.is_empty() {
+                break;
             }
+            candidates.push(keys);
         }
-        if let Some(found) = group.tuples.get(&tuple) {
-            owners.extend_from_slice(found);
+        if candidates.len() == group.columns.len() {
+            tuple_owners(&candidates, &group.tuples, &mut owners);
         }
     }
     owners.sort_unstable();
     owners.dedup();
     Ok(owners)
+}
+
+/// The values a column has on a line, read as its declared type: as the table's SerDe
+/// reads the line (every occurrence of every key it may read the column from), else the
+/// field of exactly its name, else the only one equal to it ignoring case.
+fn column_keys(
+    line: &JsonObject,
+    column: &str,
+    ids: &MatchSet,
+    number: u64,
+) -> Result<Vec<Key>, JsonFindError> {
+    let kind = ids.declared(column);
+    if let Some(serde) = ids.serde() {
+        let values = serde.values_at(line, column).into_iter();
+        return Ok(values.filter_map(|v| line_key(v, kind)).collect());
+    }
+    match value_at(line, column) {
+        Ok(value) => Ok(value.and_then(|v| line_key(v, kind)).into_iter().collect()),
+        Err(Ambiguous) => Err(JsonFindError::AmbiguousColumn {
+            line: number,
+            column: column.to_owned(),
+        }),
+    }
+}
+
+/// Combinations of a composite's column values tried one by one on a line; beyond this
+/// (many duplicate keys) the group's tuples are scanned instead.
+const MAX_COMBINATIONS: usize = 64;
+
+/// Adds the matches of every tuple the columns' values (`candidates`, one list per column,
+/// none empty) form.
+fn tuple_owners(candidates: &[Vec<Key>], tuples: &Tuples, owners: &mut Vec<u32>) {
+    let combinations = candidates
+        .iter()
+        .try_fold(1usize, |n, c| n.checked_mul(c.len()));
+    if combinations.is_none_or(|n| n > MAX_COMBINATIONS) {
+        for (tuple, found) in tuples {
+            if tuple.iter().zip(candidates).all(|(k, c)| c.contains(k)) {
+                owners.extend_from_slice(found);
+            }
+        }
+        return;
+    }
+    // An odometer over the candidates' indexes.
+    let mut index = vec![0usize; candidates.len()];
+    loop {
+        let tuple: Option<Vec<Key>> = index
+            .iter()
+            .zip(candidates)
+            .map(|(i, c)| c.get(*i).cloned())
+            .collect();
+        if let Some(found) = tuple.and_then(|t| tuples.get(&t)) {
+            owners.extend_from_slice(found);
+        }
+        let mut digit = 0;
+        loop {
+            let (Some(i), Some(c)) = (index.get_mut(digit), candidates.get(digit)) else {
+                return;
+            };
+            *i += 1;
+            if *i < c.len() {
+                break;
+            }
+            *i = 0;
+            digit += 1;
+        }
+    }
 }
 
 /// Whether one line (its bytes) matches; an error when it is not a JSON object. `number`
@@ -414,6 +475,67 @@ mod tests {
             "{r:?}"
         );
         assert!(r.unwrap_err().to_string().contains("\"iD\""));
+    }
+
+    fn openx(params: &[(&str, &str)]) -> Option<crate::lakefile::jsonl_serde::JsonSerde> {
+        let params = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        crate::lakefile::jsonl_serde::JsonSerde::of_table(
+            Some(crate::lakefile::jsonl_serde::OPENX),
+            &params,
+        )
+    }
+
+    #[test]
+    fn a_duplicate_key_matches_on_its_first_and_on_its_last_occurrence() {
+        let lines = r#"{"id": 7, "id": 8}
+{"id": 8, "id": 7}
+{"ID": 7, "id": 9}
+{"id": 9}
+"#;
+        let ids = MatchSet::from_values(&[json!(7), json!(8)]).with_serde(openx(&[]));
+        let r = find(lines.as_bytes(), &cols(&["id"]), &ids).unwrap();
+        assert_eq!(r.lines_matched, 3);
+        // Each match counts a line once, however many of its values equal it.
+        assert_eq!(r.rows_by_match, [(0, 3), (1, 2)].into());
+        // Without the SerDe: the last value of a repeated name, and "ID" beside "id" is
+        // not the column.
+        let plain = MatchSet::from_values(&[json!(7)]);
+        let r = find(lines.as_bytes(), &cols(&["id"]), &plain).unwrap();
+        assert_eq!(r.lines_matched, 1);
+    }
+
+    #[test]
+    fn a_mapped_column_is_searched_in_its_key_and_composites_try_every_occurrence() {
+        let lines = r#"{"CustomerID": 5, "kind": "a"}
+{"customerid": 5, "kind": "b", "Kind": "a"}
+{"customer_id": 5, "kind": "a"}
+"#;
+        let serde = openx(&[("mapping.customer_id", "CustomerID")]);
+        let ids = MatchSet::from_values(&[json!(5)])
+            .with_declared([("customer_id", "bigint")])
+            .with_serde(serde.clone());
+        let r = find(lines.as_bytes(), &cols(&["customer_id"]), &ids).unwrap();
+        assert_eq!(r.lines_matched, 2, "customer_id is read from CustomerID");
+        let pair = MatchSet::default()
+            .with_composites(&[json!([
+                {"column": "customer_id", "value": 5}, {"column": "kind", "value": "a"}])])
+            .with_serde(serde);
+        let r = find(lines.as_bytes(), &cols(&[]), &pair).unwrap();
+        assert_eq!(r.lines_matched, 2);
+        // 4 ids × 21 kinds: the tuples are scanned instead of every combination.
+        let kinds: Vec<String> = (0..20).map(|i| format!(r#""kind": "k{i}""#)).collect();
+        let line = |last_id: i64| {
+            format!(
+                r#"{{"CustomerID": 1, "customerid": 2, "CUSTOMERID": 3, "CustomerId": {last_id}, {}, "KIND": "a"}}"#,
+                kinds.join(", ")
+            )
+        };
+        let text = format!("{}\n{}\n", line(5), line(4));
+        let r = find(text.as_bytes(), &cols(&[]), &pair).unwrap();
+        assert_eq!((r.lines_total, r.lines_matched), (2, 1));
     }
 
     #[test]

@@ -25,6 +25,11 @@ impl<'a> JsonObject<'a> {
         serde_json::from_slice(line).ok()
     }
 
+    /// Every field in order: its name as written (escapes decoded) and its value.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &'a RawValue)> + '_ {
+        self.fields.iter().map(|(k, v)| (k.as_ref(), *v))
+    }
+
     /// The field named exactly `name` (the last one, as JSON readers keep it), else the
     /// one field whose name differs only in case; an error when several do.
     pub fn field(&self, name: &str) -> Result<Option<&'a RawValue>, Ambiguous> {

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 pub use super::exact::Exact;
 use super::exact::parse_number;
+use super::jsonl_serde::JsonSerde;
 use super::key::decimal_exact;
 pub use super::key::{
     Key, KeyKind, cast_number, cast_text, cast_value, castable, numeric_text, unscaled,
@@ -109,6 +110,9 @@ pub struct MatchSet {
     given: usize,
     /// Declared kinds of JSON columns (lowercased paths): how a line's value is read.
     declared: HashMap<String, KeyKind>,
+    /// How the table's JSON SerDe finds a column's keys (None: the field of exactly its
+    /// name, else the only one equal to it ignoring case).
+    serde: Option<JsonSerde>,
     composites: Vec<CompositeGroup>,
     /// Never skip row groups (benchmarks measure what pruning saves).
     no_pruning: bool,
@@ -293,6 +297,17 @@ impl MatchSet {
                 .collect();
             group.tuples = group.cast(&kinds);
         }
+    }
+
+    /// Reads JSON lines as the table's SerDe does (every key it may read a column from).
+    pub fn with_serde(mut self, serde: Option<JsonSerde>) -> Self {
+        self.serde = serde;
+        self
+    }
+
+    /// The table's JSON SerDe rules, when known.
+    pub fn serde(&self) -> Option<&JsonSerde> {
+        self.serde.as_ref()
     }
 
     /// The declared kind of a JSON column, if any.

@@ -7,6 +7,7 @@ pub mod jsonl_check;
 pub mod jsonl_find;
 pub mod jsonl_forget;
 pub mod jsonl_object;
+pub mod jsonl_serde;
 pub mod key;
 pub mod local;
 pub mod match_set;

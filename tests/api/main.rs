@@ -16,6 +16,7 @@ mod e2e_roles;
 mod e2e_rollback;
 mod e2e_schema;
 mod e2e_scope;
+mod e2e_serde;
 mod e2e_storage;
 mod e2e_writers;
 mod errors;

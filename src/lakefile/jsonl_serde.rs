@@ -1,0 +1,230 @@
+//! Which keys of a JSON line a Glue table's JSON SerDe reads a column from, and every value
+//! a match column may therefore have on that line.
+//!
+//! - OpenX (`org.openx.data.jsonserde.JsonSerDe`): `mapping.<field>` = the JSON key the
+//!   field is read from (at any depth: struct fields are mapped by their name too, as
+//!   the SerDe does); `case.insensitive` (default true: keys compare ignoring case);
+//!   `dots.in.keys` (default false; when true a key's dots read as underscores, so
+//!   `"a.b"` is the field `a_b`).
+//! - Hive (`org.apache.hive.hcatalog.data.JsonSerDe`, `org.apache.hadoop.hive.serde2.JsonSerDe`):
+//!   keys compare ignoring case; it has no mapping nor dots parameter (any `mapping.*`
+//!   is ignored, as the SerDe ignores it).
+//!
+//! A line may hold a field several times (`{"id": 7, "id": 8}`, or `ID` and `id` when
+//! case does not count). Hive's OpenX SerDe refuses such a line (`Duplicate key`) or reads
+//! it as NULLs (`ignore.malformed.json`), Trino's readers keep the last value: so every
+//! occurrence is a value of the column, and a line matches when any of them equals an id
+//! (no silent miss, whatever value a reader picks).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::jsonl_object::JsonObject;
+
+/// The OpenX JSON SerDe's class.
+pub const OPENX: &str = "org.openx.data.jsonserde.JsonSerDe";
+/// The Hive JSON SerDe's classes (HCatalog's, and Hive 3's).
+pub const HIVE: [&str; 2] = [
+    "org.apache.hive.hcatalog.data.JsonSerDe",
+    "org.apache.hadoop.hive.serde2.JsonSerDe",
+];
+
+/// How a table's JSON SerDe finds a field's keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JsonSerde {
+    /// Keys compare with field names ignoring case.
+    pub case_insensitive: bool,
+    /// A key's dots read as underscores (`a.b` is the field `a_b`).
+    #[serde(default)]
+    pub dots_in_keys: bool,
+    /// Field name (lowercase, as Hive names it) → the JSON key it is read from.
+    #[serde(default)]
+    pub mapping: BTreeMap<String, String>,
+}
+
+impl JsonSerde {
+    /// The rules of a SerDe class with its parameters; None for a SerDe whose rules are
+    /// not known here (its lines are matched as a `path` mapper's).
+    pub fn of_table(library: Option<&str>, parameters: &BTreeMap<String, String>) -> Option<Self> {
+        let library = library?.trim();
+        if HIVE.contains(&library) {
+            return Some(Self {
+                case_insensitive: true,
+                ..Self::default()
+            });
+        }
+        if library != OPENX {
+            return None;
+        }
+        // As the SerDe reads them: `true` ignoring case is true, anything else false.
+        let flag = |key: &str, default: &str| {
+            parameters
+                .get(key)
+                .map_or(default, String::as_str)
+                .eq_ignore_ascii_case("true")
+        };
+        Some(Self {
+            case_insensitive: flag("case.insensitive", "true"),
+            dots_in_keys: flag("dots.in.keys", "false"),
+            mapping: parameters
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix("mapping.")?.to_owned(), v.clone())))
+                .collect(),
+        })
+    }
+
+    /// Whether the SerDe may read the field `field` (lowercase) from `key`.
+    fn reads(&self, field: &str, key: &str) -> bool {
+        let target = self.mapping.get(field).map_or(field, String::as_str);
+        if self.same(key, target) {
+            return true;
+        }
+        // A dotted key read as underscores; against the field's name and its mapped key
+        // (readers differ on which).
+        if self.dots_in_keys && key.contains('.') {
+            let underscored = key.replace('.', "_");
+            return self.same(&underscored, field) || self.same(&underscored, target);
+        }
+        false
+    }
+
+    fn same(&self, key: &str, name: &str) -> bool {
+        match self.case_insensitive {
+            false => key == name,
+            true if key.is_ascii() && name.is_ascii() => key.eq_ignore_ascii_case(name),
+            true => key.to_lowercase() == name.to_lowercase(),
+        }
+    }
+
+    /// Every value the column at a dotted `path` may have on the line: at each segment
+    /// every field the SerDe may read it from (every occurrence), inside each object
+    /// value found so far.
+    pub fn values_at<'a>(&self, object: &JsonObject<'a>, path: &str) -> Vec<&'a RawValue> {
+        let mut segments = path.split('.');
+        let first = segments.next().unwrap_or_default().to_lowercase();
+        let mut values = self.fields(object, &first);
+        for segment in segments {
+            let segment = segment.to_lowercase();
+            let mut inner = Vec::new();
+            for value in values {
+                if let Ok(object) = serde_json::from_str::<JsonObject<'a>>(value.get()) {
+                    inner.extend(self.fields(&object, &segment));
+                }
+            }
+            values = inner;
+        }
+        values
+    }
+
+    fn fields<'a>(&self, object: &JsonObject<'a>, field: &str) -> Vec<&'a RawValue> {
+        object
+            .fields()
+            .filter(|(key, _)| self.reads(field, key))
+            .map(|(_, value)| value)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serde(library: &str, params: &[(&str, &str)]) -> Option<JsonSerde> {
+        let params = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        JsonSerde::of_table(Some(library), &params)
+    }
+
+    fn values(serde: &JsonSerde, line: &str, path: &str) -> Vec<String> {
+        let object = JsonObject::parse(line.as_bytes()).unwrap();
+        serde
+            .values_at(&object, path)
+            .iter()
+            .map(|v| v.get().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn openx_parameters_are_read_as_the_serde_reads_them() {
+        let s = serde(OPENX, &[]).unwrap();
+        assert!(s.case_insensitive && !s.dots_in_keys && s.mapping.is_empty());
+        let s = serde(
+            OPENX,
+            &[
+                ("case.insensitive", "FALSE"),
+                ("dots.in.keys", "TRUE"),
+                ("mapping.customer_id", "CustomerID"),
+                ("serialization.format", "1"),
+            ],
+        )
+        .unwrap();
+        assert!(!s.case_insensitive && s.dots_in_keys);
+        assert_eq!(
+            s.mapping,
+            BTreeMap::from([("customer_id".to_owned(), "CustomerID".to_owned())])
+        );
+        // Anything but `true` is false, as in the SerDe.
+        assert!(
+            !serde(OPENX, &[("case.insensitive", "yes")])
+                .unwrap()
+                .case_insensitive
+        );
+        // Hive's SerDe ignores case and has no mapping.
+        let hive = serde(HIVE[0], &[("mapping.id", "ID")]).unwrap();
+        assert!(hive.case_insensitive && hive.mapping.is_empty());
+        assert_eq!(serde("org.example.OtherJsonSerDe", &[]), None);
+        assert_eq!(JsonSerde::of_table(None, &BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn a_mapped_column_is_read_from_its_key_ignoring_case_unless_told_otherwise() {
+        let line = r#"{"customer_id": 1, "CustomerID": 2, "customerid": 3, "CUSTOMERID": 4}"#;
+        let mapped = serde(OPENX, &[("mapping.customer_id", "CustomerID")]).unwrap();
+        assert_eq!(values(&mapped, line, "customer_id"), ["2", "3", "4"]);
+        let exact = serde(
+            OPENX,
+            &[
+                ("mapping.customer_id", "CustomerID"),
+                ("case.insensitive", "false"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(values(&exact, line, "customer_id"), ["2"]);
+        // Without a mapping the column is its own name, in any case unless told otherwise.
+        let line = r#"{"Email": "a@x", "email": "b@x", "e_mail": "c@x"}"#;
+        let plain = serde(OPENX, &[]).unwrap();
+        assert_eq!(values(&plain, line, "email"), [r#""a@x""#, r#""b@x""#]);
+        let sensitive = serde(OPENX, &[("case.insensitive", "false")]).unwrap();
+        assert_eq!(values(&sensitive, line, "email"), [r#""b@x""#]);
+        assert!(values(&plain, line, "phone").is_empty(), "no key: NULL");
+    }
+
+    #[test]
+    fn dots_in_keys_read_as_underscores_only_when_the_table_says_so() {
+        let line = r#"{"a.b": 1, "A.B": 2, "a_b": 3, "x": {"c.d": 4}}"#;
+        let dots = serde(OPENX, &[("dots.in.keys", "true")]).unwrap();
+        assert_eq!(values(&dots, line, "a_b"), ["1", "2", "3"]);
+        assert_eq!(values(&dots, line, "x.c_d"), ["4"]);
+        let plain = serde(OPENX, &[]).unwrap();
+        assert_eq!(values(&plain, line, "a_b"), ["3"]);
+        assert!(values(&plain, line, "x.c_d").is_empty());
+    }
+
+    #[test]
+    fn every_occurrence_of_a_duplicate_key_is_a_value_of_the_column() {
+        let hive = serde(HIVE[0], &[]).unwrap();
+        assert_eq!(values(&hive, r#"{"id": 7, "id": 8}"#, "id"), ["7", "8"]);
+        assert_eq!(values(&hive, r#"{"Id": 7, "ID": 8}"#, "id"), ["7", "8"]);
+        // Nested: every occurrence at every level.
+        let line = r#"{"user": {"id": 1, "ID": 2}, "User": {"Id": 3}, "user": 5}"#;
+        assert_eq!(values(&hive, line, "user.id"), ["1", "2", "3"]);
+        // A mapping applies to struct fields by their name too.
+        let mapped = serde(OPENX, &[("mapping.id", "UserId")]).unwrap();
+        let line = r#"{"user": {"userid": 9, "id": 10}}"#;
+        assert_eq!(values(&mapped, line, "user.id"), ["9"]);
+    }
+}
