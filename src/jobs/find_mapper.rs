@@ -8,7 +8,8 @@
 //! table in no partition is searched but marked never to be rewritten.
 //!
 //! A missing table, denied access or a table format's metadata folder over any of the
-//! table's objects (checked before hiding: `_delta_log/` is hidden) fails the mapper (the job ends `find_failed`, nothing written).
+//! table's objects (checked before hiding: `_delta_log/` is hidden) fails the mapper
+//! (the job ends `find_failed`, nothing written).
 //! Events carry keys and counts, never match ids.
 
 use std::collections::BTreeMap;
