@@ -142,13 +142,15 @@ pub async fn ids_in_state(
     .await
 }
 
-/// Counts of the job's objects by forget state.
+/// Counts of the job's objects by forget state (hidden objects, never the table's data,
+/// are none of forget's work and not counted).
 pub async fn forget_state_counts(
     db: impl PgExecutor<'_>,
     job_id: Uuid,
 ) -> sqlx::Result<HashMap<ForgetState, i64>> {
     let rows: Vec<(ForgetState, i64)> = sqlx::query_as(
-        "select forget_state, count(*) from job_object where job_id = $1 group by forget_state",
+        "select forget_state, count(*) from job_object where job_id = $1 and status <> 'hidden'
+         group by forget_state",
     )
     .bind(job_id)
     .fetch_all(db)
@@ -469,5 +471,21 @@ mod tests {
         assert_eq!(k3.cleanup_state, Some(CleanupState::Failed));
         assert!(k3.versions_deleted.is_empty(), "nothing was deleted");
         assert_eq!(k3.versions_to_delete, pending);
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn a_hidden_object_is_recorded_but_is_neither_forget_work_nor_a_failure(
+        db: sqlx::PgPool,
+    ) {
+        let job_id = crate::db::job::tests::a_job(&db).await;
+        let mut hidden = JobObject::found("m", "b", "t/_metadata", ObjectStatus::Hidden);
+        hidden.error = Some("hidden".into());
+        insert(&db, job_id, &hidden).await.unwrap();
+        let all = list(&db, job_id, None, 10).await.unwrap();
+        assert_eq!(all[0].status, ObjectStatus::Hidden);
+        assert_eq!(all[0].forget_state, ForgetState::Skipped, "never rewritten");
+        assert!(forget_state_counts(&db, job_id).await.unwrap().is_empty());
+        assert!(failure_counts(&db, job_id).await.unwrap().is_empty());
+        assert_eq!(count_not_searchable(&db, job_id).await.unwrap(), 0);
     }
 }

@@ -41,7 +41,8 @@ job_stats! {
     partitions_pruned,
     /// Objects listed in the partitions searched.
     objects_listed,
-    /// Objects not searched: markers, temporary output, empty or archived objects.
+    /// Objects not searched: markers, hidden files (a `_` or `.` folder or name below the
+    /// table location, `_temporary/` output among them), empty or archived objects.
     objects_skipped,
     /// Objects searched (footer read at least).
     objects_scanned,

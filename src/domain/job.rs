@@ -78,6 +78,10 @@ text_enum! {
         NotSearchable = "not_searchable",
         /// Archived, and the mapper puts archived objects out of scope (`skip_archived`).
         Skipped = "skipped",
+        /// Not the table's data: a folder or its name below the table or partition
+        /// location starts with `_` or `.` (as Athena reads tables). Never searched or
+        /// written; it keeps no item queued.
+        Hidden = "hidden",
         /// An earlier job rewrote and verified it but did not delete its old versions
         /// (cleanup failed, or the job was cancelled or crashed before): only its cleanup
         /// runs in this job.

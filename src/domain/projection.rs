@@ -99,22 +99,34 @@ impl Projection {
     /// The partition values of an object key relative to the fixed prefix, when the key is
     /// the table's (a generated path followed by a name); None when it is not.
     pub fn values(&self, relative_key: &str) -> Option<Vec<String>> {
-        let mut found = vec![None; self.rules.len()];
-        if !self.fit(relative_key, 0, &mut found) {
-            return None;
-        }
-        found.into_iter().collect()
+        self.split(relative_key).map(|(values, _)| values)
     }
 
-    /// Whether `rest` fits the tokens from `t` on, filling `found`.
-    fn fit(&self, rest: &str, t: usize, found: &mut Vec<Option<String>>) -> bool {
+    /// As [`Projection::values`], with the key's part below its generated path (the
+    /// partition location): its name, after any folders of its own.
+    pub fn split<'a>(&self, relative_key: &'a str) -> Option<(Vec<String>, &'a str)> {
+        let mut found = vec![None; self.rules.len()];
+        let mut name = 0;
+        if !self.fit(relative_key, 0, &mut found, &mut name) {
+            return None;
+        }
+        let values = found.into_iter().collect::<Option<Vec<_>>>()?;
+        Some((values, &relative_key[relative_key.len() - name..]))
+    }
+
+    /// Whether `rest` fits the tokens from `t` on, filling `found` and the length of the
+    /// part after the generated path (`name`).
+    fn fit(&self, rest: &str, t: usize, found: &mut Vec<Option<String>>, name: &mut usize) -> bool {
         let i = match self.tokens.get(t) {
             // The object's name follows the generated folders.
-            None => return !rest.is_empty() && !rest.starts_with('/'),
+            None => {
+                *name = rest.len();
+                return !rest.is_empty() && !rest.starts_with('/');
+            }
             Some(Token::Literal(l)) => {
                 return rest
                     .strip_prefix(l.as_str())
-                    .is_some_and(|r| self.fit(r, t + 1, found));
+                    .is_some_and(|r| self.fit(r, t + 1, found, name));
             }
             Some(Token::Key(i)) => *i,
         };
@@ -146,7 +158,7 @@ impl Projection {
                 continue;
             }
             let previous = found[i].replace(value);
-            if self.fit(&rest[end..], t + 1, found) {
+            if self.fit(&rest[end..], t + 1, found, name) {
                 return true;
             }
             found[i] = previous;

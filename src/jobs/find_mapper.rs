@@ -1,14 +1,15 @@
 //! `find.mapper` (one per data mapper of a job): resolve the table (Glue or a `path`
 //! layout), list its partitions, prune those no queued match can live in, list the
-//! objects of the rest, skip markers / temporary / empty / archived objects, and enqueue
-//! `find.objects` tasks of a few objects each.
+//! objects of the rest, skip markers / empty objects, set hidden ones aside
+//! (`find_hidden`), and enqueue `find.objects` tasks of a few objects each.
 //!
 //! Only the table's own objects are listed as its: a projected table's are those at the
 //! paths its projection generates (`domain::projection`); an object of a partitioned
 //! table in no partition is searched but marked never to be rewritten.
 //!
 //! A missing table, denied access or a table format's metadata folder over any of the
-//! table's objects fails the mapper (the job ends `find_failed`, nothing written).
+//! table's objects (checked before hiding: `_delta_log/` is hidden) fails the mapper
+//! (the job ends `find_failed`, nothing written).
 //! Events carry keys and counts, never match ids.
 
 use std::collections::BTreeMap;
@@ -24,9 +25,11 @@ use crate::db::job::{self as jobs, JobStats};
 use crate::db::job_data_mapper::{self as mappers, MapperSnapshot, TableReading};
 use crate::db::task::{begin_bookkeeping, mark_recorded};
 use crate::domain::data_mapper::{CatalogRef, Format, GlueTable, PathTable, TableFormat};
+use crate::domain::hidden::{is_hidden, temporary_prefix};
 use crate::domain::job::{EventLevel, MapperState};
 use crate::domain::partition::{PartitionKey, may_hold, values_from_path};
 use crate::domain::projection::Projection;
+use crate::jobs::find_hidden::HiddenObjects;
 use crate::jobs::find_objects::{FindObjects, ListedObject};
 use crate::jobs::lifecycle::{self, event};
 use crate::jobs::matches::{Matches, load_matches, table_reading};
@@ -100,6 +103,8 @@ struct MapperListing {
     not_the_tables_examples: Vec<String>,
     /// A Glue JSON table's types and SerDe as read now (kept in the job's snapshot).
     read_at_find: Option<TableReading>,
+    /// Objects not the table's data as Athena reads it (`_` / `.` below the location).
+    hidden: HiddenObjects,
 }
 
 /// One listed object and the partition values it belongs to (None: in no partition).
@@ -109,12 +114,42 @@ struct Found {
     values: Option<Vec<String>>,
     /// Under a partitioned table's location in no partition: searched, never rewritten.
     outside: bool,
+    /// Hidden (a `_` or `.` folder or name below its location; never a marker or empty
+    /// object, which are skipped), and the `_temporary/` folder it is in, if any.
+    hidden: bool,
+    temporary: Option<String>,
+}
+
+impl Found {
+    /// An object listed under `place`; its part below the table or partition location
+    /// starts at byte `below` of its key; `names` are the table's partition keys.
+    fn new(
+        place: &Arc<Place>,
+        meta: ObjectMeta,
+        values: Option<Vec<String>>,
+        below: usize,
+        names: &[String],
+    ) -> Self {
+        let rest = meta.key.get(below..).unwrap_or(&meta.key);
+        let hidden = skip_reason(&meta).is_none() && is_hidden(rest, names);
+        let temporary = temporary_prefix(&meta.key, rest)
+            .filter(|_| hidden)
+            .map(str::to_owned);
+        Self {
+            place: place.clone(),
+            meta,
+            values,
+            outside: false,
+            hidden,
+            temporary,
+        }
+    }
 }
 
 impl MapperListing {
     /// Groups objects by partition, prunes whole partitions no queued match can be in
     /// (counting each distinct partition as listed unless `counted`), skips markers and
-    /// archived objects, and keeps the rest for search.
+    /// empty objects, sets hidden ones aside, and keeps the rest for search.
     fn add_found(
         &mut self,
         keys: &[PartitionKey],
@@ -151,6 +186,12 @@ impl MapperListing {
                 if let Some(reason) = skip_reason(&f.meta) {
                     self.stats.objects_skipped += 1;
                     self.skipped.push((f.meta.key, reason));
+                    continue;
+                }
+                if f.hidden {
+                    self.stats.objects_skipped += 1;
+                    let (place, temporary) = (f.place.clone(), f.temporary.as_deref());
+                    self.hidden.add(&place, keys, f.meta, f.values, temporary);
                     continue;
                 }
                 let scheme = f.place.scheme;
@@ -257,7 +298,7 @@ async fn list_glue(
         let location = def.location.clone().ok_or_else(no_location)?;
         let listed = list_places(engine, vec![location], 1).await?;
         refuse_table_formats(&listed, |_, _| true)?;
-        let found = found_under(listed, |_, _| Some(vec![]));
+        let found = found_under(listed, &[], |_, _| Some(vec![]));
         out.add_found(&keys, found, mapper, matches, false);
         return Ok(out);
     }
@@ -313,29 +354,27 @@ async fn list_glue(
             let home = homes
                 .iter()
                 .find(|(b, prefix, _)| *b == place.bucket && meta.key.starts_with(prefix));
-            let values = match home {
-                Some((_, _, values)) => Some((*values).clone()),
+            // Hidden is judged below the partition's location, else the table's.
+            let (values, below, by_path) = match home {
+                Some((_, prefix, values)) => (Some((*values).clone()), prefix.len(), false),
                 None => {
-                    let relative = table_place
-                        .as_ref()
-                        .and_then(|(_, p)| meta.key.strip_prefix(p.as_str()))
-                        .unwrap_or(&meta.key);
-                    let values = values_from_path(relative, names);
-                    if let Some(v) = &values
-                        && skip_reason(&meta).is_none()
-                    {
-                        unregistered += 1;
-                        discovered.insert(v.clone());
-                    }
-                    values
+                    let below = match &table_place {
+                        Some((_, p)) if meta.key.starts_with(p.as_str()) => p.len(),
+                        _ => below_start(&meta.key, &dir_prefix(&place.prefix)),
+                    };
+                    (values_from_path(&meta.key[below..], names), below, true)
                 }
             };
-            found.push(Found {
-                place: place.clone(),
-                outside: values.is_none(),
-                meta,
-                values,
-            });
+            let mut f = Found::new(&place, meta, values, below, names);
+            f.outside = f.values.is_none();
+            if let Some(v) = f.values.as_ref().filter(|_| by_path)
+                && skip_reason(&f.meta).is_none()
+                && !f.hidden
+            {
+                unregistered += 1;
+                discovered.insert(v.clone());
+            }
+            found.push(f);
         }
     }
     let known: std::collections::BTreeSet<&Vec<String>> =
@@ -373,13 +412,11 @@ async fn list_projected(
     let mut found = Vec::new();
     for (place, metas) in listed {
         for meta in metas {
-            match projection.values(relative_to(&place, &meta.key)) {
-                Some(values) => found.push(Found {
-                    place: place.clone(),
-                    meta,
-                    values: Some(values),
-                    outside: false,
-                }),
+            match projection.split(relative_to(&place, &meta.key)) {
+                Some((values, name)) => {
+                    let below = meta.key.len() - name.len();
+                    found.push(Found::new(&place, meta, Some(values), below, &[]));
+                }
                 None => {
                     out.not_the_tables += 1;
                     if out.not_the_tables_examples.len() < MAX_NOT_THE_TABLES_EXAMPLES {
@@ -390,6 +427,15 @@ async fn list_projected(
         }
     }
     Ok(found)
+}
+
+/// Where in `key` its part below `prefix` starts (0 when it is not under it).
+fn below_start(key: &str, prefix: &str) -> usize {
+    if key.starts_with(prefix) {
+        prefix.len()
+    } else {
+        0
+    }
 }
 
 /// A key relative to its listed place.
@@ -432,7 +478,8 @@ fn refuse_table_formats(
     Ok(())
 }
 
-fn place_name(place: &Place, prefix: &str) -> String {
+/// A key prefix of a place as a location (`s3://bucket/prefix`, `file:///prefix`).
+pub(crate) fn place_name(place: &Place, prefix: &str) -> String {
     match place.scheme {
         "file" => format!("file:///{prefix}"),
         scheme => format!("{scheme}://{}/{prefix}", place.bucket),
@@ -450,23 +497,20 @@ fn require_s3(database: &str, table: &str, location: &str) -> Result<(), TaskErr
     }
 }
 
-/// The listed objects with the partition values `values_of(relative key, place)` reads.
+/// The listed objects with the partition values `values_of(relative key, place)` reads
+/// (`names`: the table's partition keys).
 fn found_under(
     listed: Vec<(Arc<Place>, Vec<ObjectMeta>)>,
+    names: &[String],
     values_of: impl Fn(&str, &Place) -> Option<Vec<String>>,
 ) -> Vec<Found> {
     let mut found = Vec::new();
     for (place, metas) in listed {
         let prefix = dir_prefix(&place.prefix);
         for meta in metas {
-            let relative = meta.key.strip_prefix(&prefix).unwrap_or(&meta.key);
-            let values = values_of(relative, &place);
-            found.push(Found {
-                place: place.clone(),
-                meta,
-                values,
-                outside: false,
-            });
+            let below = below_start(&meta.key, &prefix);
+            let values = values_of(&meta.key[below..], &place);
+            found.push(Found::new(&place, meta, values, below, names));
         }
     }
     found
@@ -479,7 +523,7 @@ fn found_under(
 fn note_unplaced(out: &mut MapperListing, found: &[Found], location: &str) {
     let unplaced = found
         .iter()
-        .filter(|f| f.values.is_none() && skip_reason(&f.meta).is_none())
+        .filter(|f| f.values.is_none() && skip_reason(&f.meta).is_none() && !f.hidden)
         .count();
     if unplaced > 0 {
         out.notes.push((
@@ -505,7 +549,7 @@ async fn list_path(
     let mut out = MapperListing::default();
     let listed = list_places(engine, vec![location.clone()], 1).await?;
     refuse_table_formats(&listed, |_, _| true)?;
-    let found = found_under(listed, |relative, _| {
+    let found = found_under(listed, partition_keys, |relative, _| {
         values_from_path(relative, partition_keys)
     });
     out.add_found(
@@ -582,6 +626,7 @@ impl FindMapper {
             )
             .await?;
         }
+        listing.hidden.record(&mut tx, self.job_id, mapper).await?;
         let s = &listing.stats;
         let others = listing.not_the_tables;
         let not_the_tables = match others {
@@ -590,18 +635,24 @@ impl FindMapper {
                 "; {n} object(s) under the projection's prefix are not the table's (not searched)"
             ),
         };
+        let hidden = &listing.hidden;
+        let (temporaries, temporaries_not_named) = hidden.temporaries();
         event(
             &mut *tx,
             self.job_id,
             EventLevel::Info,
             "mapper_listed",
             &format!(
-                "data mapper {mapper}: {} partition(s) listed, {} pruned; {} object(s) listed, {} skipped, {objects} to search{not_the_tables}",
+                "data mapper {mapper}: {} partition(s) listed, {} pruned; {} object(s) listed, {} skipped ({} of them hidden: not the table's data), {objects} to search{not_the_tables}",
                 s.partitions_listed, s.partitions_pruned, s.objects_listed, s.objects_skipped,
+                hidden.count,
             ),
             json!({"data_mapper_id": mapper, "tasks": searches.len(), "objects_to_search": objects,
                    "skipped_not_named": listing.skipped.len().saturating_sub(MAX_SKIP_EVENTS),
-                   "objects_not_the_tables": others}),
+                   "objects_not_the_tables": others, "objects_hidden": hidden.count,
+                   "hidden_not_recorded": hidden.not_recorded(),
+                   "temporary_prefixes": temporaries,
+                   "temporary_prefixes_not_named": temporaries_not_named}),
         )
         .await?;
         jobs::add_stats(&mut *tx, self.job_id, s).await?;
@@ -643,14 +694,19 @@ mod tests {
     use crate::domain::data_mapper::TableDef;
 
     fn listed(keys: &[&str]) -> Vec<(Arc<Place>, Vec<ObjectMeta>)> {
+        listed_at("s3://lake/", keys)
+    }
+
+    /// Objects of one byte under `location` (empty when the key ends with `_SUCCESS`).
+    fn listed_at(location: &str, keys: &[&str]) -> Vec<(Arc<Place>, Vec<ObjectMeta>)> {
         let place = crate::storage::Stores::offline()
-            .place("s3://lake/")
+            .place(location)
             .expect("an s3 place");
         let metas = keys
             .iter()
             .map(|k| ObjectMeta {
                 key: k.to_string(),
-                size: 1,
+                size: u64::from(!k.ends_with("_SUCCESS")),
                 etag: None,
                 version_id: None,
                 storage_class: None,
@@ -715,5 +771,44 @@ mod tests {
         assert!(refused(&above, Some(&p)).is_some());
         let inside = [own, "acme/events/2024-01-01/_delta_log/0.json"];
         assert!(refused(&inside, Some(&p)).is_some());
+    }
+
+    #[test]
+    fn hidden_objects_are_judged_below_the_location_they_were_listed_under() {
+        let keys = [
+            "_raw/t/dt=1/part-0.parquet",
+            "_raw/t/dt=__HIVE_DEFAULT_PARTITION__/part-0.parquet",
+            "_raw/t/dt=1/_temporary/0/part-0.parquet",
+            "_raw/t/dt=1/.part-0.parquet.crc",
+            "_raw/t/_common_metadata",
+            "_raw/t/dt=1/_SUCCESS",
+        ];
+        let names = ["dt".to_owned()];
+        let found = found_under(listed_at("s3://lake/_raw/t/", &keys), &names, |r, _| {
+            values_from_path(r, &names)
+        });
+        let hidden: Vec<(&str, Option<&str>)> = found
+            .iter()
+            .filter(|f| f.hidden)
+            .map(|f| (f.meta.key.as_str(), f.temporary.as_deref()))
+            .collect();
+        assert_eq!(
+            hidden,
+            [
+                (keys[2], Some("_raw/t/dt=1/_temporary/")),
+                (keys[3], None),
+                (keys[4], None),
+            ],
+            "the location's own `_raw` hides nothing; a marker is skipped, not hidden"
+        );
+    }
+
+    #[test]
+    fn a_delta_log_fails_the_mapper_though_it_is_hidden() {
+        // The format check runs on the listing before anything is hidden.
+        assert!(crate::domain::hidden::is_hidden("_delta_log/0.json", &[]));
+        let keys = ["t/dt=1/part-0.parquet", "t/_delta_log/0.json"];
+        let error = refused(&keys, None).expect("refused");
+        assert!(error.contains("Delta Lake"), "{error}");
     }
 }

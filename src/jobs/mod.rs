@@ -15,6 +15,7 @@
 pub mod advance;
 pub mod finalize;
 pub mod find;
+pub mod find_hidden;
 pub mod find_mapper;
 pub mod find_objects;
 pub mod lifecycle;

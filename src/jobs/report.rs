@@ -60,7 +60,9 @@ pub struct ReportObject {
     pub error: Option<String>,
     /// What find made of it: `matched`, `failed`, `not_searchable` (archived, access or
     /// KMS denied: the items it may hold stay queued), `skipped` (archived, out of the
-    /// mapper's scope), `leftover` (old versions an earlier job left, deleted now).
+    /// mapper's scope), `hidden` (a `_` or `.` folder or name below the table location:
+    /// not the table's data, never searched or written), `leftover` (old versions an
+    /// earlier job left, deleted now).
     pub find_status: ObjectStatus,
     /// The rows each match (by keyed hash) has in it, as find counted them.
     pub matches: Vec<ObjectMatch>,

@@ -469,14 +469,13 @@ pub async fn list_all(
     }
 }
 
-/// Why find skips an object, if it does: markers, temporary output, empty objects, and
-/// objects in archive storage classes (they cannot be read without a restore).
+/// Why find skips an object, if it does: markers and empty objects (they hold no rows).
+/// Hidden files (`_temporary/` output among them) are judged by their path below the
+/// table location: `domain::hidden`.
 pub fn skip_reason(object: &ObjectMeta) -> Option<&'static str> {
     let name = object.key.rsplit('/').next().unwrap_or_default();
     if name == "_SUCCESS" || name.ends_with("_$folder$") || object.key.ends_with('/') {
         Some("marker")
-    } else if object.key.split('/').any(|part| part == "_temporary") {
-        Some("temporary")
     } else if object.size == 0 {
         Some("empty")
     } else {
@@ -529,14 +528,15 @@ mod tests {
     }
 
     #[test]
-    fn markers_temporary_and_empty_objects_are_skipped_archived_ones_are_not() {
+    fn markers_and_empty_objects_are_skipped_archived_and_hidden_ones_are_not() {
         assert_eq!(
             skip_reason(&object("t/dt=1/_SUCCESS", 0, None)),
             Some("marker")
         );
         assert_eq!(
             skip_reason(&object("t/_temporary/0/part-0.parquet", 10, None)),
-            Some("temporary")
+            None,
+            "hidden files are judged below the table location, not skipped by name"
         );
         assert_eq!(
             skip_reason(&object("t/part-0.parquet", 0, None)),

@@ -21,7 +21,7 @@ pub fn local_lake() -> PathBuf {
     for (key, _, bytes) in lake::events() {
         write(&root.join("events").join(key), &bytes);
     }
-    // Skipped: a marker, temporary output, an empty object.
+    // Skipped: a marker, temporary output (hidden: not the table's data), an empty object.
     write(&root.join("people/country=fr/_SUCCESS"), b"");
     write(&root.join("people/_temporary/0/part-9.parquet"), b"junk");
     write(&root.join("people/country=us/empty.parquet"), b"");
@@ -88,6 +88,11 @@ pub async fn reported(app: &TestApp, job: &str, strip: &str) -> BTreeMap<String,
         let page = app.get(&path).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         for o in page.body["objects"].as_array().unwrap() {
+            // Hidden files are listed too; they are never searched.
+            if o["status"] == "hidden" {
+                assert_eq!(o["rows_matched"], 0, "{o}");
+                continue;
+            }
             assert_eq!(o["status"], "matched", "{o}");
             let key = o["key"]
                 .as_str()
@@ -201,6 +206,17 @@ async fn a_dry_run_over_a_local_lake_reports_exactly_the_matching_objects(db: Pg
         "the matrix should touch several objects"
     );
     assert_eq!(reported(&app, &job, &prefix).await, expected);
+    let objects = app
+        .get(&format!("/v1/jobs/{job}/objects?page_size=100"))
+        .await;
+    let hidden: Vec<&str> = objects.body["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["status"] == "hidden")
+        .map(|o| o["key"].as_str().unwrap().trim_start_matches(&prefix))
+        .collect();
+    assert_eq!(hidden, ["people/_temporary/0/part-9.parquet"]);
     let stats = &got.body["stats"];
     assert_eq!(stats["objects_matched"], expected.len() as i64);
     assert_eq!(stats["rows_matched"], expected.values().sum::<i64>());
@@ -547,9 +563,17 @@ async fn a_job_over_a_local_lake_erases_exactly_the_matched_rows_and_the_queue_i
     let report = app.get(&format!("/v1/jobs/{job}/report")).await;
     assert_eq!(report.status, StatusCode::OK);
     assert_eq!(report.body["job"]["job_id"], job.as_str());
-    let objects = report.body["objects"].as_array().unwrap();
+    let (hidden, objects): (Vec<&Value>, Vec<&Value>) = report.body["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .partition(|o| o["find_status"] == "hidden");
     assert_eq!(objects.len(), expected.len());
-    for o in objects {
+    // The `_temporary/` output is listed, never written.
+    assert_eq!(hidden.len(), 1, "{hidden:?}");
+    assert_eq!(hidden[0]["status"], "skipped");
+    assert!(hidden[0]["version_id_after"].is_null());
+    for o in &objects {
         assert_eq!(o["status"], "verified", "{o}");
         assert_eq!(
             o["rows_after"].as_i64().unwrap(),

@@ -11,6 +11,7 @@ mod e2e_exact;
 mod e2e_find;
 mod e2e_glue;
 mod e2e_governance;
+mod e2e_hidden;
 mod e2e_jobs;
 mod e2e_roles;
 mod e2e_rollback;

@@ -224,3 +224,21 @@ fn date_formats_read_exactly_what_athena_writes() {
     assert_eq!(f.bound("NOW-3YEARS"), Some(None));
     assert_eq!(f.bound("2024-13"), None);
 }
+
+#[test]
+fn split_gives_the_part_below_the_generated_partition_location() {
+    let p = tenant_first();
+    let (v, below) = p
+        .split("acme/events/2024-01-01/_temporary/0/part-0.json")
+        .expect("the table's");
+    assert_eq!(Some(v), values(&["acme", "2024-01-01"]));
+    assert_eq!(below, "_temporary/0/part-0.json");
+    // A template literal starting with `_` is part of the location, not below it.
+    let q = projection(
+        Some("s3://lake/${tenant}/_events/"),
+        &["tenant"],
+        &[("projection.tenant.type", "injected")],
+    );
+    assert_eq!(q.split("acme/_events/a.json").unwrap().1, "a.json");
+    assert_eq!(p.split("acme/orders/a.json"), None);
+}
