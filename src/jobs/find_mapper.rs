@@ -35,6 +35,7 @@ use crate::jobs::lifecycle::{self, event};
 use crate::jobs::matches::{Matches, load_matches, table_reading};
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, Engine, JobTask, enqueue_all};
+use crate::lakefile::jsonl_serde::refusal;
 use crate::storage::{ObjectMeta, Place, dir_prefix, list_all, skip_reason};
 
 /// Objects per `find.objects` task.
@@ -279,6 +280,9 @@ async fn list_glue(
         )));
     }
     if mapper.format == Format::Json {
+        if let Some(why) = refusal(def.serde_library.as_deref(), &def.serde_parameters) {
+            return Err(TaskError::Fatal(format!("table {database}.{table}: {why}")));
+        }
         out.read_at_find = Some(table_reading(&mapper.columns, &def));
     }
     let keys = def.keys();

@@ -44,6 +44,29 @@ pub struct JsonSerde {
     pub mapping: BTreeMap<String, String>,
 }
 
+/// Why a JSON Lines mapper cannot read a Glue table whose SerDe is `library` with these
+/// parameters (None: it can). A SerDe whose key rules are not known here would be read by
+/// exact names, and might never see the column it maps (every row a silent miss); an
+/// OpenX mapping naming alternatives (`a|b`) is not read the same way by every version of
+/// the SerDe. Both are refused, never guessed. A table with no SerDe named is read by
+/// exact names, as a `path` mapper's lines are.
+pub fn refusal(library: Option<&str>, parameters: &BTreeMap<String, String>) -> Option<String> {
+    let library = library?.trim();
+    if library == OPENX {
+        let alternatives = parameters
+            .iter()
+            .find(|(k, v)| k.starts_with("mapping.") && v.contains('|'));
+        return alternatives.map(|(k, _)| {
+            format!("the OpenX SerDe parameter {k} names alternative keys (`|`), which Lethe does not read; refused")
+        });
+    }
+    (!HIVE.contains(&library)).then(|| {
+        format!(
+            "the table's SerDe {library} is not a JSON SerDe Lethe reads lines as (OpenX, Hive JSON); refused"
+        )
+    })
+}
+
 impl JsonSerde {
     /// The rules of a SerDe class with its parameters; None for a SerDe whose rules are
     /// not known here (its lines are matched as a `path` mapper's).
@@ -226,5 +249,25 @@ mod tests {
         let mapped = serde(OPENX, &[("mapping.id", "UserId")]).unwrap();
         let line = r#"{"user": {"userid": 9, "id": 10}}"#;
         assert_eq!(values(&mapped, line, "user.id"), ["9"]);
+    }
+
+    #[test]
+    fn serdes_and_mappings_lethe_cannot_read_as_the_serde_does_are_refused() {
+        let none = BTreeMap::new();
+        assert_eq!(refusal(None, &none), None, "no SerDe named: exact names");
+        assert_eq!(refusal(Some(OPENX), &none), None);
+        assert_eq!(refusal(Some(HIVE[0]), &none), None);
+        assert_eq!(refusal(Some(HIVE[1]), &none), None);
+        let ion = refusal(Some("com.amazon.ionhiveserde.IonHiveSerDe"), &none).unwrap();
+        assert!(ion.contains("IonHiveSerDe"), "{ion}");
+        let mut alternatives = BTreeMap::new();
+        alternatives.insert(
+            "mapping.customer_id".to_owned(),
+            "customerId|cid".to_owned(),
+        );
+        let why = refusal(Some(OPENX), &alternatives).unwrap();
+        assert!(why.contains("mapping.customer_id"), "{why}");
+        // The Hive JSON SerDe ignores mapping parameters altogether.
+        assert_eq!(refusal(Some(HIVE[0]), &alternatives), None);
     }
 }
