@@ -311,7 +311,22 @@ mod tests {
         Bytes::from(buf)
     }
 
-    fn ids_of(file: Bytes) -> Vec<i64> {
+    /// [`forget_file`] over bytes (full check included): the output and the report.
+    pub(super) fn forget_checked(
+        src: &Bytes,
+        columns: &[&str],
+        ids: &MatchSet,
+    ) -> Result<(Bytes, ForgetReport), FindError> {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, d) = (dir.path().join("src"), dir.path().join("dst"));
+        std::fs::write(&s, src).unwrap();
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let (report, _) = forget_file(&s, &d, &columns, ids, false)?;
+        Ok((Bytes::from(std::fs::read(&d).unwrap()), report))
+    }
+
+    /// The first column's values, as Int64.
+    pub(super) fn ids_of(file: Bytes) -> Vec<i64> {
         ParquetRecordBatchReaderBuilder::try_new(file)
             .unwrap()
             .build()
@@ -450,17 +465,7 @@ mod writer_tests {
         column: &str,
         ids: &[serde_json::Value],
     ) -> Result<(bytes::Bytes, ForgetReport), FindError> {
-        let dir = tempfile::tempdir().unwrap();
-        let (s, d) = (dir.path().join("src"), dir.path().join("dst"));
-        std::fs::write(&s, src).unwrap();
-        let (report, _) = forget_file(
-            &s,
-            &d,
-            &[column.to_owned()],
-            &MatchSet::from_values(ids),
-            false,
-        )?;
-        Ok((bytes::Bytes::from(std::fs::read(&d).unwrap()), report))
+        super::tests::forget_checked(src, &[column], &MatchSet::from_values(ids))
     }
 
     /// Row strings through the parquet crate's record reader (no Arrow).
@@ -622,11 +627,8 @@ mod refusal_tests {
     use serde_json::json;
 
     fn forget_err(src: &bytes::Bytes) -> FindError {
-        let dir = tempfile::tempdir().unwrap();
-        let (s, d) = (dir.path().join("s"), dir.path().join("d"));
-        std::fs::write(&s, src).unwrap();
         let ids = MatchSet::from_values(&[json!(1)]);
-        forget_file(&s, &d, &["id".to_owned()], &ids, false).unwrap_err()
+        super::tests::forget_checked(src, &["id"], &ids).unwrap_err()
     }
 
     #[test]
@@ -756,11 +758,8 @@ mod row_count_tests {
     }
 
     fn forget_bytes(src: &bytes::Bytes) -> Result<ForgetReport, FindError> {
-        let dir = tempfile::tempdir().unwrap();
-        let (s, d) = (dir.path().join("s"), dir.path().join("d"));
-        std::fs::write(&s, src).unwrap();
         let ids = MatchSet::from_values(&[json!(4)]);
-        forget_file(&s, &d, &["id".to_owned()], &ids, false).map(|(r, _)| r)
+        super::tests::forget_checked(src, &["id"], &ids).map(|(_, r)| r)
     }
 
     #[test]
@@ -813,13 +812,11 @@ mod row_count_tests {
 #[cfg(test)]
 mod schema_tests {
     //! Objects written before a match column was added to the table.
+    use super::tests::{forget_checked, ids_of};
     use super::*;
     use crate::lakefile::parquet_find::find;
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::Int64Type;
     use arrow_array::{ArrayRef, Int64Array, RecordBatch};
     use parquet::arrow::ArrowWriter;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use serde_json::json;
 
     /// An old object: ids 0..300 and no email column, 3 row groups.
@@ -837,34 +834,6 @@ mod schema_tests {
         w.write(&batch).unwrap();
         w.close().unwrap();
         bytes::Bytes::from(out)
-    }
-
-    fn forget_checked(
-        src: &bytes::Bytes,
-        columns: &[&str],
-        ids: &MatchSet,
-    ) -> Result<(bytes::Bytes, ForgetReport), FindError> {
-        let dir = tempfile::tempdir().unwrap();
-        let (s, d) = (dir.path().join("src"), dir.path().join("dst"));
-        std::fs::write(&s, src).unwrap();
-        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-        let (report, _) = forget_file(&s, &d, &columns, ids, false)?;
-        Ok((bytes::Bytes::from(std::fs::read(&d).unwrap()), report))
-    }
-
-    fn ids_of(file: bytes::Bytes) -> Vec<i64> {
-        ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap()
-            .flat_map(|b| {
-                b.unwrap()
-                    .column(0)
-                    .as_primitive::<Int64Type>()
-                    .values()
-                    .to_vec()
-            })
-            .collect()
     }
 
     #[test]

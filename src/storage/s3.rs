@@ -95,6 +95,23 @@ impl S3Store {
 }
 
 impl S3Store {
+    /// HeadObject on the current version, or on `version` when given.
+    async fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<aws_sdk_s3::operation::head_object::HeadObjectOutput, StorageError> {
+        self.client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version.map(str::to_owned))
+            .send()
+            .await
+            .map_err(storage_error)
+    }
+
     /// Uploads `from` in parts and completes the upload with `If-Match`.
     async fn upload_parts(
         &self,
@@ -267,14 +284,7 @@ impl ObjectStore for S3Store {
         bucket: &str,
         key: &str,
     ) -> Result<(ObjectMeta, std::collections::HashMap<String, String>), StorageError> {
-        let out = self
-            .client
-            .head_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(storage_error)?;
+        let out = self.head_object(bucket, key, None).await?;
         let meta = ObjectMeta {
             key: key.to_owned(),
             size: out.content_length().unwrap_or(0).max(0) as u64,
@@ -419,15 +429,7 @@ impl ObjectStore for S3Store {
         key: &str,
         version_id: &str,
     ) -> Result<Option<u64>, StorageError> {
-        let out = self
-            .client
-            .head_object()
-            .bucket(bucket)
-            .key(key)
-            .version_id(version_id)
-            .send()
-            .await
-            .map_err(storage_error)?;
+        let out = self.head_object(bucket, key, Some(version_id)).await?;
         Ok(out.content_length().map(|n| n.max(0) as u64))
     }
 

@@ -479,6 +479,9 @@ impl ObjectStore for FaultyStore {
     ) -> Result<(ObjectMeta, std::collections::HashMap<String, String>), StorageError> {
         self.inner.head_with_metadata(b, k).await
     }
+    async fn version_size(&self, b: &str, k: &str, v: &str) -> Result<Option<u64>, StorageError> {
+        self.inner.version_size(b, k, v).await
+    }
     async fn list_versions(&self, b: &str, k: &str) -> Result<Vec<VersionMeta>, StorageError> {
         if self.fault == Fault::OwnVersionDeleted {
             let cleaning: i64 = sqlx::query_scalar(
@@ -567,7 +570,8 @@ pub async fn read_ids(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<i
         .collect()
 }
 
-async fn versions(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<String> {
+/// The versions S3 holds of `key`, newest first.
+pub async fn versions(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<String> {
     let out = s3
         .list_object_versions()
         .bucket(bucket)

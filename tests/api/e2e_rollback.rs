@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::common::TestApp;
-use crate::e2e_jobs::{object_bytes, run_job};
+use crate::e2e_jobs::{object_bytes, run_job, versions};
 use crate::e2e_storage::new_versioned_bucket;
 use crate::jobs::queue;
 
@@ -200,22 +200,6 @@ async fn object_and_mapper(
     let r = app.put(&format!("/v1/data_mappers/{id}"), mapper).await;
     assert!(r.status.is_success(), "{}", r.body);
     put.version_id().unwrap().to_owned()
-}
-
-/// The versions S3 holds of `key`, newest first.
-async fn versions(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<String> {
-    let out = s3
-        .list_object_versions()
-        .bucket(bucket)
-        .prefix(key)
-        .send()
-        .await
-        .unwrap();
-    out.versions()
-        .iter()
-        .filter(|v| v.key() == Some(key))
-        .map(|v| v.version_id().unwrap().to_owned())
-        .collect()
 }
 
 /// The objects of the job's report, by key.

@@ -59,19 +59,15 @@ impl JobTask for Forget {
         let Some(l) = load(ctx, self.0, ForgetState::Found).await? else {
             return Ok(());
         };
-        let marker = format!("{}/{}", l.p.job_id, l.p.job_object_id);
+        let marker = l.marker();
         // A previous attempt may have uploaded and died before recording it.
         if l.object.rows_removed.is_some() {
-            match l
-                .store
-                .head_with_metadata(&l.object.bucket, &l.object.key)
-                .await
-            {
-                Ok((current, meta)) if is_ours(&meta, &marker) => {
+            match l.current_if_marked(MARKER).await {
+                Ok(Some(current)) => {
                     let (version, etag) = (current.version_id.as_deref(), current.etag.as_deref());
                     return written(ctx, task, &l, version, etag, &l.object).await;
                 }
-                Ok(_) | Err(StorageError::NotFound) => {}
+                Ok(None) => {}
                 Err(e) => return Err(TaskError::Retryable(e.to_string())),
             }
         }
@@ -319,12 +315,12 @@ impl Upload<'_> {
         l: &Loaded,
     ) -> Result<Settled, TaskError> {
         let o = &l.object;
-        match l.store.head_with_metadata(&o.bucket, &o.key).await {
-            Ok((current, meta)) if is_ours(&meta, self.marker) => {
+        match l.current_if_marked(MARKER).await {
+            Ok(Some(current)) => {
                 let (version, etag) = (current.version_id.as_deref(), current.etag.as_deref());
                 return own_version(ctx, task, l, version, etag).await;
             }
-            Ok(_) | Err(StorageError::NotFound) => {}
+            Ok(None) => {}
             Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
             Err(e) => {
                 fail(ctx, task, l, e.to_string()).await?;

@@ -138,6 +138,27 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// This job object's marker (`<job>/<object>`): the value of the user metadata key
+    /// (forget's `lethe-job-object`, the rollback's `lethe-restored-for`) that Lethe's own
+    /// writes of the object carry, so a rerun recognises them.
+    pub fn marker(&self) -> String {
+        format!("{}/{}", self.p.job_id, self.p.job_object_id)
+    }
+
+    /// The current version when its user metadata `key` is this job object's marker;
+    /// None when it is another writer's, or there is no current version.
+    pub async fn current_if_marked(
+        &self,
+        key: &str,
+    ) -> Result<Option<crate::storage::ObjectMeta>, crate::storage::StorageError> {
+        let o = &self.object;
+        match self.store.head_with_metadata(&o.bucket, &o.key).await {
+            Ok((current, meta)) if meta.get(key) == Some(&self.marker()) => Ok(Some(current)),
+            Ok(_) | Err(crate::storage::StorageError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Records the step's outcome for this object.
     pub async fn record(&self, ctx: &Context, task: &Task, r: Record<'_>) -> Result<(), TaskError> {
         Ok(r.commit(&ctx.engine.db, task, &self.object, self.p.job_id)

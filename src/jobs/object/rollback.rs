@@ -26,16 +26,9 @@ pub enum Rollback {
     Refused(String),
 }
 
-/// Whether the current version of the object is this job object's own copy.
-async fn own_copy(l: &Loaded, marker: &str) -> Result<Option<Option<String>>, StorageError> {
-    let o = &l.object;
-    match l.store.head_with_metadata(&o.bucket, &o.key).await {
-        Ok((current, meta)) if meta.get(RESTORED).map(String::as_str) == Some(marker) => {
-            Ok(Some(current.version_id))
-        }
-        Ok(_) | Err(StorageError::NotFound) => Ok(None),
-        Err(e) => Err(e),
-    }
+/// The version id of the current version when it is this job object's own copy.
+async fn own_copy(l: &Loaded) -> Result<Option<Option<String>>, StorageError> {
+    Ok(l.current_if_marked(RESTORED).await?.map(|c| c.version_id))
 }
 
 /// A storage error: retried while attempts remain, else reported as why not.
@@ -49,8 +42,8 @@ fn storage(task: &Task, e: StorageError) -> Result<Rollback, TaskError> {
 /// Copies the version read back on top of Lethe's own, if that is still current.
 pub async fn roll_back(ctx: &Context, task: &Task, l: &Loaded) -> Result<Rollback, TaskError> {
     let o = &l.object;
-    let marker = format!("{}/{}", l.p.job_id, l.p.job_object_id);
-    match own_copy(l, &marker).await {
+    let marker = l.marker();
+    match own_copy(l).await {
         Ok(Some(version)) => return Ok(Rollback::Done(version)),
         Ok(None) => {}
         Err(e) => return storage(task, e),
@@ -85,7 +78,7 @@ pub async fn roll_back(ctx: &Context, task: &Task, l: &Loaded) -> Result<Rollbac
         Ok(w) => Ok(Rollback::Done(w.version_id)),
         // Someone wrote the object after Lethe's upload, or a retried PUT whose first try
         // landed got the 412: a HEAD tells which.
-        Err(StorageError::PreconditionFailed) => match own_copy(l, &marker).await {
+        Err(StorageError::PreconditionFailed) => match own_copy(l).await {
             Ok(Some(version)) => Ok(Rollback::Done(version)),
             Ok(None) => Ok(Rollback::Refused(
                 "someone wrote the object after Lethe's upload (412 on If-Match): their \
