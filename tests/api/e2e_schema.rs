@@ -102,7 +102,8 @@ async fn a_file_with_none_of_the_match_columns_fails_and_keeps_the_items_queued(
     .await;
     queue(&lake.app, json!([{"match_id": "b@x"}])).await;
     let job = lake.run_job(&["people"]).await;
-    assert_ne!(job["status"], "completed", "{job}");
+    assert_eq!(job["status"], "forget_partially_failed", "{job}");
+    assert_eq!(job["stats"]["objects_failed"], 1, "{job}");
     let objects = lake.objects(&job).await;
     assert_eq!(objects[names]["status"], "failed", "{}", objects[names]);
     let error = objects[names]["error"].as_str().unwrap();
@@ -113,5 +114,6 @@ async fn a_file_with_none_of_the_match_columns_fails_and_keeps_the_items_queued(
     // Nothing written to it, and the subject is still queued.
     let now = object_bytes(&lake.s3, &lake.bucket, names).await;
     assert_eq!(now.as_ref(), file.as_slice());
+    assert_eq!(lake.versions(names).await, 1);
     assert_eq!(lake.queued().await, [json!("b@x")]);
 }
