@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::validation::{Errors, FieldError};
-use crate::lakefile::exact::parse_number;
+use crate::lakefile::exact::kept_exactly;
 
 /// What the caller is told (never the id itself).
 pub const INEXACT_NUMBER: &str = "is a number that cannot be kept exactly (more than 17 significant digits, or beyond ±2^64 with a fraction): send the id as a string";
@@ -56,17 +56,6 @@ pub fn check_exact_numbers(body: &[u8]) -> Result<(), Vec<FieldError>> {
         }
     }
     errors.finish(())
-}
-
-/// Whether a JSON value's text, if it is a number, keeps its exact value once read into
-/// a `serde_json::Value` (other values are not this check's concern).
-pub fn kept_exactly(json: &str) -> bool {
-    let text = json.trim();
-    let Some((exact, _)) = parse_number(text) else {
-        return true;
-    };
-    serde_json::from_str::<serde_json::Number>(text)
-        .is_ok_and(|kept| parse_number(&kept.to_string()).is_some_and(|(k, _)| k == exact))
 }
 
 #[cfg(test)]

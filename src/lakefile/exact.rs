@@ -164,6 +164,17 @@ impl Exact {
     }
 }
 
+/// Whether a JSON value's text, if it is a number, keeps its exact value once read into
+/// a `serde_json::Value` (other values are not this check's concern).
+pub fn kept_exactly(json: &str) -> bool {
+    let text = json.trim();
+    let Some((exact, _)) = parse_number(text) else {
+        return true;
+    };
+    serde_json::from_str::<serde_json::Number>(text)
+        .is_ok_and(|kept| parse_number(&kept.to_string()).is_some_and(|(k, _)| k == exact))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,8 +43,9 @@ pub fn line_owners(
 ) -> Result<Vec<u32>, JsonFindError> {
     let mut owners: Vec<u32> = Vec::new();
     for c in columns {
+        let kind = ids.declared(c);
         for key in column_keys(line, c, ids, number)? {
-            owners.extend_from_slice(ids.owners_of(&key, ids.declared(c)));
+            owners.extend_from_slice(ids.owners_of(&key, kind));
         }
     }
     for group in ids.composites() {

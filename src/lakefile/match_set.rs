@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 pub use super::exact::Exact;
-use super::exact::parse_number;
+use super::exact::{kept_exactly, parse_number};
 use super::jsonl_serde::JsonSerde;
 use super::key::decimal_exact;
 pub use super::key::{
@@ -102,8 +102,6 @@ pub struct MatchSet {
     /// Ids cast to `double` / `float`, sorted, zero without sign.
     doubles: Vec<f64>,
     floats: Vec<f32>,
-    /// Some id is a number or a numeric text.
-    numeric: bool,
     /// Which simple ids each key is, per class (row checks and the per-match account).
     owners: [FastMap<Key, Owners>; 6],
     /// The ids as given (before their casts), for counting.
@@ -227,7 +225,6 @@ impl MatchSet {
             self.own(Class::Text, Key::Str(s), owner);
         }
         if let Some(exact) = number {
-            self.numeric = true;
             self.own(Class::Number, Key::Num(exact), owner);
         }
         if let Some(Key::Num(exact)) = cast_value(v, Some(KeyKind::Int)) {
@@ -326,12 +323,7 @@ impl MatchSet {
             .filter(|l| !l.is_empty())
             .map(|l| match serde_json::from_str::<serde_json::Number>(l) {
                 // A number a `Number` would round stays the text it is.
-                Ok(n)
-                    if parse_number(&n.to_string()).map(|p| p.0)
-                        == parse_number(l).map(|p| p.0) =>
-                {
-                    Value::Number(n)
-                }
+                Ok(n) if kept_exactly(l) => Value::Number(n),
                 _ => Value::String(l.to_owned()),
             })
             .collect();
@@ -383,7 +375,7 @@ impl MatchSet {
     }
     /// Whether some id is a number or a numeric text (it may match numeric columns).
     pub fn has_numbers(&self) -> bool {
-        self.numeric
+        !self.owners[Class::Number as usize].is_empty()
     }
     pub fn strings(&self) -> &[String] {
         &self.sorted_strings
