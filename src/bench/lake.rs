@@ -113,7 +113,7 @@ pub async fn run(
         }
     };
     let store = FileStore::new(dir);
-    let listed: Vec<_> = list_all(&store, "", "")
+    let listed: Vec<_> = list_all(&store, "", "", false)
         .await?
         .into_iter()
         .filter(|o| o.key.ends_with(".parquet"))

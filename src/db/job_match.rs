@@ -11,10 +11,12 @@ pub struct ReportMatch {
     /// HMAC-SHA256 of the match id (keyed with a server secret), hex.
     pub match_hash: String,
     pub data_mappers: Vec<String>,
-    /// `erased` (rows removed and verified, old versions deleted where the mapper says
-    /// so; left the queue), `not_found` (every object it may be in was searched, no row;
-    /// left the queue), `kept` (stays queued; each account says why), or `matched` (a
-    /// dry run found rows; nothing was written).
+    /// `erased` (rows removed from every current version and verified, every old version
+    /// holding them deleted; left the queue), `retained` (removed from every current
+    /// version, but old versions Lethe may not delete still hold them, each listed with
+    /// the date it ends when known; left the queue), `not_found` (every version it may be
+    /// in was searched, no row; left the queue), `kept` (stays queued; each account says
+    /// why), or `matched` (a dry run found rows; nothing was written).
     pub status: String,
     /// The account per data mapper it applies to.
     #[schema(value_type = Vec<MapperAccount>)]
@@ -32,7 +34,16 @@ pub struct MapperAccount {
     pub rows: i64,
     /// Rows removed in rewrites that passed verification.
     pub rows_removed: i64,
-    /// `erased`, `not_found`, `kept` or `matched` (dry run).
+    /// Noncurrent versions holding its rows (a newer version or a delete marker on top):
+    /// deleted by cleanup when the mapper deletes old versions, else listed in
+    /// `versions_kept`.
+    #[serde(default)]
+    pub old_versions: i64,
+    /// The versions holding its rows that Lethe did not delete, each with the reason and
+    /// the date it ends when known (`retained`; a legal hold makes it `kept`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions_kept: Vec<AccountVersion>,
+    /// `erased`, `retained`, `not_found`, `kept` or `matched` (dry run).
     pub status: String,
     /// Why it is kept.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,17 +94,77 @@ pub async fn object_matches(
     Ok(out)
 }
 
-/// Per (mapper, match hash): objects holding it, its rows, the rows removed in verified
-/// rewrites, and whether an object holding it failed its cleanup.
-pub async fn holdings(
+/// What one mapper's objects hold of one match (by keyed hash).
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Holding {
+    pub data_mapper_id: String,
+    pub match_hash: String,
+    /// Objects (current versions) holding its rows, and those rows.
+    pub objects: i64,
+    pub rows: i64,
+    /// Rows removed in rewrites that passed verification.
+    pub rows_removed: i64,
+    /// Noncurrent versions holding its rows.
+    pub old_versions: i64,
+    /// The cleanup of an object or version holding it failed.
+    pub cleanup_failed: bool,
+    /// An object holding it lies outside the table's partitions (never rewritten).
+    pub outside: bool,
+    /// A version written on top of Lethe's holds it.
+    pub newer_holds: bool,
+}
+
+/// Every (mapper, match hash) with rows in the job's objects.
+pub async fn holdings(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<Vec<Holding>> {
+    sqlx::query_as(
+        "select o.data_mapper_id, m.match_hash,
+                count(*) filter (where not o.noncurrent) as objects,
+                coalesce(sum(m.rows) filter (where not o.noncurrent), 0)::bigint as rows,
+                coalesce(sum(m.rows) filter (where o.forget_state = 'verified'), 0)::bigint
+                    as rows_removed,
+                count(*) filter (where o.noncurrent) as old_versions,
+                coalesce(bool_or(o.cleanup_state = 'failed'), false) as cleanup_failed,
+                bool_or(o.outside_partitions) as outside,
+                bool_or(o.newer_holds) as newer_holds
+         from job_object_match m join job_object o using (job_object_id)
+         where m.job_id = $1 group by 1, 2",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await
+}
+
+/// A version holding (or possibly holding) a match's rows that the job did not delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct AccountVersion {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: String,
+    /// Why it is kept.
+    pub reason: String,
+    /// When it ends (a lifecycle rule's expiry, the end of an Object Lock retention),
+    /// when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// `until` is only a lower bound ("not before").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_before: bool,
+    /// Kept with no end Lethe can tell (an Object Lock legal hold).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hold: bool,
+}
+
+/// Per (mapper, match hash): the versions holding its rows that the job's cleanup kept.
+pub async fn kept_versions(
     db: impl PgExecutor<'_>,
     job_id: Uuid,
-) -> sqlx::Result<Vec<(String, String, i64, i64, i64, bool)>> {
+) -> sqlx::Result<Vec<(String, String, sqlx::types::Json<Vec<AccountVersion>>)>> {
     sqlx::query_as(
-        "select o.data_mapper_id, m.match_hash, count(*), sum(m.rows)::bigint,
-                coalesce(sum(m.rows) filter (where o.forget_state = 'verified'), 0)::bigint,
-                coalesce(bool_or(o.cleanup_state = 'failed'), false)
+        "select o.data_mapper_id, m.match_hash,
+                jsonb_agg(jsonb_build_object('bucket', o.bucket, 'key', o.key) || v
+                          order by o.key, v->>'version_id')
          from job_object_match m join job_object o using (job_object_id)
+              cross join lateral jsonb_array_elements(o.versions_kept) v
          where m.job_id = $1 group by 1, 2",
     )
     .bind(job_id)
@@ -167,14 +238,23 @@ mod tests {
                 rows_removed: 2,
                 status: s.into(),
                 reason: None,
+                ..MapperAccount::default()
             }]),
         };
-        let all = [m("b", &["m1", "m2"], "erased"), m("a", &[], "kept")];
+        let all = [
+            m("b", &["m1", "m2"], "erased"),
+            m("a", &[], "kept"),
+            m("c", &["m1"], "retained"),
+        ];
         insert_many(&db, job_id, &all).await.unwrap();
         insert_many(&db, job_id, &all).await.unwrap();
         let first = list(&db, job_id, "", 1).await.unwrap();
         assert_eq!(first, [all[1].clone()]);
         let rest = list(&db, job_id, "a", 10).await.unwrap();
-        assert_eq!(rest, [all[0].clone()]);
+        assert_eq!(
+            rest,
+            [all[0].clone(), all[2].clone()],
+            "retained is a status it keeps"
+        );
     }
 }

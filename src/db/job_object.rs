@@ -46,6 +46,37 @@ pub struct JobObject {
     /// A rewrite that failed verification, rolled back: the version id of the copy of
     /// the version read that was put back on top.
     pub rollback_version_id: Option<String>,
+    /// Not its key's current version when find listed it: never rewritten (forget state
+    /// `old_version`), deleted by cleanup or kept.
+    pub noncurrent: bool,
+    /// When it stopped being current, when known (lifecycle rules count from it).
+    pub noncurrent_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// The version forget rewrote when it was not the one find read (`version_id`).
+    pub read_version_id: Option<String>,
+    /// Versions holding its subjects' rows that cleanup did not delete.
+    pub versions_kept: sqlx::types::Json<Vec<KeptVersion>>,
+    /// A version written on top of Lethe's holds matching rows (found at cleanup).
+    pub newer_holds: bool,
+}
+
+/// A version cleanup did not delete although it holds (or may hold) matching rows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct KeptVersion {
+    pub version_id: String,
+    /// Why it is kept.
+    pub reason: String,
+    /// When it ends (a lifecycle rule's expiry, the end of an Object Lock retention),
+    /// when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Whether `until` is only a lower bound ("not before"): the lifecycle rule's filter
+    /// or `NewerNoncurrentVersions` may keep it longer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_before: bool,
+    /// Kept with no end Lethe can tell (an Object Lock legal hold): the subject's
+    /// account is `kept`, not `retained`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hold: bool,
 }
 
 const OBJECT_COLUMNS: &str = "job_object_id, data_mapper_id, bucket, key, version_id, etag, \
@@ -53,7 +84,8 @@ const OBJECT_COLUMNS: &str = "job_object_id, data_mapper_id, bucket, key, versio
     partition_values, forget_state, rows_removed, rows_after, size_after, new_version_id, \
     new_etag, row_groups_rewritten, row_groups_copied, versions_deleted, cleanup_state, \
     forget_error, versions_to_delete, partition_types, outside_partitions, \
-    rollback_version_id";
+    rollback_version_id, noncurrent, noncurrent_since, read_version_id, versions_kept, \
+    newer_holds";
 
 /// Records an object (once: a second record of the same object is ignored). Returns its
 /// id, None when it was recorded before.
@@ -66,12 +98,15 @@ pub async fn insert(
         r#"insert into job_object (job_id, data_mapper_id, bucket, key, version_id, etag,
                size_bytes, status, rows_total, rows_matched, row_groups, error,
                partition_keys, partition_values, partition_types, outside_partitions,
-               forget_state)
+               noncurrent, noncurrent_since, forget_state)
            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                   $17, $18,
                    case when $8 = 'failed' then 'failed'
-                        when $8 = 'matched' and not $16 then 'found'
-                        else 'skipped' end)
-           on conflict on constraint job_object_unique do nothing
+                        when $8 <> 'matched' or $16 then 'skipped'
+                        when $17 then 'old_version'
+                        else 'found' end)
+           on conflict (job_id, data_mapper_id, bucket, key, (coalesce(version_id, '')))
+           do nothing
            returning job_object_id"#,
     )
     .bind(job_id)
@@ -90,6 +125,8 @@ pub async fn insert(
     .bind(&o.partition_values)
     .bind(&o.partition_types)
     .bind(o.outside_partitions)
+    .bind(o.noncurrent)
+    .bind(o.noncurrent_since)
     .fetch_optional(db)
     .await
 }
@@ -177,6 +214,9 @@ pub struct ObjectUpdate<'a> {
     pub forget_error: Option<&'a str>,
     pub versions_to_delete: Option<&'a [String]>,
     pub rollback_version_id: Option<&'a str>,
+    pub read_version_id: Option<&'a str>,
+    pub versions_kept: Option<&'a [KeptVersion]>,
+    pub newer_holds: Option<bool>,
 }
 
 pub async fn update(
@@ -201,7 +241,10 @@ pub async fn update(
                cleanup_state = coalesce($15, cleanup_state),
                forget_error = coalesce($16, forget_error),
                versions_to_delete = coalesce($17, versions_to_delete),
-               rollback_version_id = coalesce($18, rollback_version_id)
+               rollback_version_id = coalesce($18, rollback_version_id),
+               read_version_id = coalesce($19, read_version_id),
+               versions_kept = coalesce($20, versions_kept),
+               newer_holds = coalesce($21, newer_holds)
            where job_object_id = $1"#,
     )
     .bind(job_object_id)
@@ -222,12 +265,22 @@ pub async fn update(
     .bind(u.forget_error)
     .bind(u.versions_to_delete)
     .bind(u.rollback_version_id)
+    .bind(u.read_version_id)
+    .bind(u.versions_kept.map(sqlx::types::Json))
+    .bind(u.newer_holds)
     .execute(db)
     .await?;
     Ok(())
 }
 
 impl JobObject {
+    /// The version forget rewrote: the one find read unless someone wrote the key since.
+    pub fn rewritten_version(&self) -> Option<&str> {
+        self.read_version_id
+            .as_deref()
+            .or(self.version_id.as_deref())
+    }
+
     /// A new object of `mapper` as find records it (forget fields empty).
     pub fn found(mapper: &str, bucket: &str, key: &str, status: ObjectStatus) -> Self {
         Self {
@@ -260,6 +313,11 @@ impl JobObject {
             versions_to_delete: Vec::new(),
             outside_partitions: false,
             rollback_version_id: None,
+            noncurrent: false,
+            noncurrent_since: None,
+            read_version_id: None,
+            versions_kept: sqlx::types::Json(Vec::new()),
+            newer_holds: false,
         }
     }
 }
@@ -270,7 +328,8 @@ pub async fn fail_unfinished_cleanups(db: impl PgExecutor<'_>, job_id: Uuid) -> 
     Ok(sqlx::query(
         "update job_object set cleanup_state = 'failed',
                 forget_error = coalesce(forget_error, 'the cleanup task failed')
-         where job_id = $1 and forget_state = 'verified' and cleanup_state is null",
+         where job_id = $1 and forget_state in ('verified', 'old_version')
+           and cleanup_state is null",
     )
     .bind(job_id)
     .execute(db)
@@ -326,7 +385,8 @@ pub async fn adopt_leftovers(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Res
                              where mine.job_id = $1 and mine.bucket = o.bucket
                                and mine.key = o.key)
            order by o.job_object_id desc
-           on conflict on constraint job_object_unique do nothing
+           on conflict (job_id, data_mapper_id, bucket, key, (coalesce(version_id, '')))
+           do nothing
            returning job_object_id"#,
     )
     .bind(job_id)
@@ -356,19 +416,44 @@ pub async fn failure_counts(
     .await
 }
 
-/// The (mapper, match hash) pairs with rows in objects outside their table's partitions
-/// (never rewritten: the items stay queued).
-pub async fn outside_holdings(
+/// The versions of a key this job recorded as old versions of their own (each deleted by
+/// its own cleanup).
+pub async fn old_versions_of(
     db: impl PgExecutor<'_>,
     job_id: Uuid,
-) -> sqlx::Result<Vec<(String, String)>> {
-    sqlx::query_as(
-        "select distinct o.data_mapper_id, m.match_hash
-         from job_object_match m join job_object o using (job_object_id)
-         where m.job_id = $1 and o.outside_partitions",
+    bucket: &str,
+    key: &str,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "select version_id from job_object
+         where job_id = $1 and bucket = $2 and key = $3 and forget_state = 'old_version'
+           and version_id is not null",
     )
     .bind(job_id)
+    .bind(bucket)
+    .bind(key)
     .fetch_all(db)
+    .await
+}
+
+/// Whether this job's rewrite of a key failed verification without being rolled back
+/// (Lethe's unverified version may be current: the old versions may be the only good
+/// copy).
+pub async fn unverified_rewrite(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    bucket: &str,
+    key: &str,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "select exists (select 1 from job_object
+         where job_id = $1 and bucket = $2 and key = $3
+           and forget_state in ('written', 'verify_failed') and rollback_version_id is null)",
+    )
+    .bind(job_id)
+    .bind(bucket)
+    .bind(key)
+    .fetch_one(db)
     .await
 }
 

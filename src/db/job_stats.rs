@@ -39,8 +39,11 @@ job_stats! {
     partitions_listed,
     /// Partitions skipped because no queued match can live in them.
     partitions_pruned,
-    /// Objects listed in the partitions searched.
+    /// Objects listed in the partitions searched (their current versions).
     objects_listed,
+    /// Noncurrent versions listed there (below a newer version or a delete marker):
+    /// searched like current ones.
+    old_versions_listed,
     /// Objects not searched: markers, hidden files (a `_` or `.` folder or name below the
     /// table location, `_temporary/` output among them), empty or archived objects.
     objects_skipped,
@@ -53,8 +56,11 @@ job_stats! {
     /// Objects that could not be read at all (archived, access or KMS denied): the items
     /// they may hold stay queued.
     objects_not_searchable,
-    /// Objects holding at least one matching row.
+    /// Objects holding at least one matching row (current versions: each is rewritten).
     objects_matched,
+    /// Noncurrent versions holding at least one matching row (each is deleted by
+    /// cleanup, or kept and named in the accounts of the subjects it holds).
+    old_versions_matched,
     /// Bytes of match columns decoded.
     bytes_scanned,
     row_groups_scanned,
@@ -96,7 +102,7 @@ mod tests {
         let mut sum = one.clone();
         sum.add(&one);
         assert_eq!(sum.values().len(), STAT_COLUMNS.len());
-        assert_eq!(STAT_COLUMNS.len(), 23);
+        assert_eq!(STAT_COLUMNS.len(), 25);
         assert_eq!(sum.values()[0], 2);
         assert_eq!(*sum.values().last().unwrap(), 4);
         assert_eq!(STAT_COLUMNS[0], "partitions_listed");

@@ -106,6 +106,10 @@ text_enum! {
         Verified = "verified",
         /// The new version failed verification: its old versions are kept.
         VerifyFailed = "verify_failed",
+        /// A noncurrent version holding matches (find saw a newer version or a delete
+        /// marker on top; or forget met a newer version of the key): never rewritten,
+        /// deleted by cleanup when the mapper deletes old versions, else kept.
+        OldVersion = "old_version",
     }
 }
 

@@ -273,6 +273,9 @@ async fn phase_finished(
         }
     }
     let next = lifecycle::after_phase(status).unwrap_or(JobStatus::CleaningUp);
+    if next == JobStatus::CleaningUp {
+        clean_old_versions(tx, job_id).await?;
+    }
     let kind = match next {
         JobStatus::Verifying => Verify::KIND,
         _ => Cleanup::KIND,
@@ -280,6 +283,24 @@ async fn phase_finished(
     let open = task::count_open(&mut *tx, job_id, kind).await?;
     phase_started(tx, job_id, next, open as usize).await?;
     Ok(next)
+}
+
+/// Enqueues the cleanup of each old version holding matches (noncurrent when find listed
+/// it, or replaced by another writer before forget). Only now: every rewrite of the job
+/// has been verified (or failed) by then, so an old version is never deleted while the
+/// key's current version is an unverified rewrite.
+async fn clean_old_versions(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<()> {
+    let ids = job_object::ids_in_state(&mut *tx, job_id, ForgetState::OldVersion).await?;
+    let cleanups: Vec<Cleanup> = ids
+        .iter()
+        .map(|&job_object_id| {
+            Cleanup(ObjectTask {
+                job_id,
+                job_object_id,
+            })
+        })
+        .collect();
+    enqueue_all(&mut *tx, job_id, &cleanups).await.map(drop)
 }
 
 async fn phase_started(

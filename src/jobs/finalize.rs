@@ -3,20 +3,23 @@
 //! erased and not-found ones off the queue, keeping only a keyed hash of each in the
 //! report, and decides the final state. A dry run records the accounts at the end of find.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::db::job::{self as jobs, JobStats};
-use crate::db::job_match::{self, MapperAccount, ReportMatch};
+use crate::db::job_match::{self, AccountVersion, Holding, MapperAccount, ReportMatch};
 use crate::db::{data_mapper, deletion_queue_item, job_data_mapper, job_object, server_secret};
 use crate::domain::job::{EventLevel, ForgetState, JobStatus};
 use crate::jobs::lifecycle::event;
 
 /// Why an item with rows in an object outside its table's partitions stays queued.
 pub const OUTSIDE_PARTITIONS: &str = "rows outside the table's partitions: an object under the table location in no partition holds its rows, and Lethe never rewrites it (Athena does not read it; register its partition or move it, then run again)";
+
+/// Why an item whose rows a version written on top of Lethe's holds stays queued.
+pub const NEWER_HOLDS: &str = "a version written on top of Lethe's rewrite (by a writer that read the object before it) holds its rows: the next job rewrites it";
 
 /// Name of the report's HMAC key in `server_secret`.
 pub const REPORT_KEY: &str = "report_hmac";
@@ -67,10 +70,10 @@ struct Ledger {
     all_mappers: Vec<String>,
     /// Mapper → why its items are kept (failed / unreadable objects, failed cleanups).
     problems: HashMap<String, String>,
-    /// (mapper, match hash) → (objects, rows, rows removed, a cleanup of them failed).
-    holdings: HashMap<(String, String), (i64, i64, i64, bool)>,
-    /// (mapper, match hash) with rows in objects outside the table's partitions.
-    outside: HashSet<(String, String)>,
+    /// (mapper, match hash) → what the mapper's objects and versions hold of it.
+    holdings: HashMap<(String, String), Holding>,
+    /// (mapper, match hash) → the versions holding its rows that cleanup kept.
+    kept: HashMap<(String, String), Vec<AccountVersion>>,
 }
 
 /// Records every queue item's account (`job_match`) and returns the items that leave
@@ -109,13 +112,12 @@ pub async fn record_accounts(
         holdings: job_match::holdings(&mut *tx, job_id)
             .await?
             .into_iter()
-            .map(|(m, h, objects, rows, removed, cleanup)| {
-                ((m, h), (objects, rows, removed, cleanup))
-            })
+            .map(|h| ((h.data_mapper_id.clone(), h.match_hash.clone()), h))
             .collect(),
-        outside: job_object::outside_holdings(&mut *tx, job_id)
+        kept: job_match::kept_versions(&mut *tx, job_id)
             .await?
             .into_iter()
+            .map(|(m, h, versions)| ((m, h), versions.0))
             .collect(),
     };
     let key = server_secret::get_or_create(&mut *tx, REPORT_KEY, random_key).await?;
@@ -125,7 +127,10 @@ pub async fn record_accounts(
     for (id, match_id, named) in items {
         let hash = match_hash(&key, &match_id);
         let (status, accounts) = ledger.account(&hash, named, dry_run);
-        if matches!(status, MatchStatus::Erased | MatchStatus::NotFound) {
+        if matches!(
+            status,
+            MatchStatus::Erased | MatchStatus::Retained | MatchStatus::NotFound
+        ) {
             leaving.push(id);
         }
         let mut applies: Vec<String> = accounts
@@ -149,6 +154,8 @@ pub async fn record_accounts(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchStatus {
     Erased,
+    /// Removed from every current version; old versions Lethe may not delete hold it.
+    Retained,
     NotFound,
     Kept,
     /// A dry run found rows (nothing written).
@@ -159,6 +166,7 @@ impl MatchStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             MatchStatus::Erased => "erased",
+            MatchStatus::Retained => "retained",
             MatchStatus::NotFound => "not_found",
             MatchStatus::Kept => "kept",
             MatchStatus::Matched => "matched",
@@ -194,11 +202,16 @@ impl Ledger {
             .into_iter()
             .map(|m| self.mapper_account(m, hash, dry_run))
             .unzip();
-        // Kept wins over rows found (erased / matched), which win over not found.
-        let status = [MatchStatus::Kept, MatchStatus::Erased, MatchStatus::Matched]
-            .into_iter()
-            .find(|s| statuses.contains(s))
-            .unwrap_or(MatchStatus::NotFound);
+        // Kept wins over retained, over rows found (erased / matched), over not found.
+        let status = [
+            MatchStatus::Kept,
+            MatchStatus::Retained,
+            MatchStatus::Erased,
+            MatchStatus::Matched,
+        ]
+        .into_iter()
+        .find(|s| statuses.contains(s))
+        .unwrap_or(MatchStatus::NotFound);
         (status, accounts)
     }
 
@@ -208,15 +221,14 @@ impl Ledger {
         hash: &str,
         dry_run: bool,
     ) -> (MatchStatus, MapperAccount) {
-        let (objects, rows, rows_removed, cleanup_failed) = self
-            .holdings
-            .get(&(mapper.clone(), hash.to_owned()))
-            .copied()
-            .unwrap_or_default();
+        let at = (mapper.clone(), hash.to_owned());
+        let h = self.holdings.get(&at).cloned().unwrap_or_default();
+        let versions_kept = self.kept.get(&at).cloned().unwrap_or_default();
         let mut account = MapperAccount {
-            objects,
-            rows,
-            rows_removed,
+            objects: h.objects,
+            rows: h.rows,
+            rows_removed: h.rows_removed,
+            old_versions: h.old_versions,
             ..MapperAccount::default()
         };
         let kept = match self.mappers.get(&mapper) {
@@ -224,27 +236,44 @@ impl Ledger {
             Some((true, _)) => Some("find failed for the data mapper".to_owned()),
             Some((false, searched)) => {
                 account.objects_searched = *searched;
-                if cleanup_failed {
-                    Some("old versions holding its rows were not deleted (cleanup failed)".into())
-                } else if self.outside.contains(&(mapper.clone(), hash.to_owned())) {
-                    Some(OUTSIDE_PARTITIONS.into())
-                } else {
+                kept_reason(&h, &versions_kept).or_else(|| {
                     self.problems
                         .get(&mapper)
                         .map(|why| format!("{why}: they may hold its rows"))
-                }
+                })
             }
         };
-        let status = match (&kept, objects, dry_run) {
+        let found = h.objects + h.old_versions > 0;
+        let status = match (&kept, found, dry_run) {
             (Some(_), _, _) => MatchStatus::Kept,
-            (None, 0, _) => MatchStatus::NotFound,
+            (None, false, _) => MatchStatus::NotFound,
             (None, _, true) => MatchStatus::Matched,
+            (None, _, false) if !versions_kept.is_empty() => MatchStatus::Retained,
             (None, _, false) => MatchStatus::Erased,
         };
         account.status = status.as_str().to_owned();
         account.reason = kept;
         account.data_mapper_id = mapper;
+        account.versions_kept = versions_kept;
         (status, account)
+    }
+}
+
+/// Why what a mapper's objects hold of a match keeps it queued, if anything does.
+fn kept_reason(h: &Holding, versions_kept: &[AccountVersion]) -> Option<String> {
+    if h.cleanup_failed {
+        Some("old versions holding its rows were not deleted (cleanup failed)".into())
+    } else if h.outside {
+        Some(OUTSIDE_PARTITIONS.into())
+    } else if h.newer_holds {
+        Some(NEWER_HOLDS.into())
+    } else {
+        versions_kept.iter().find(|v| v.hold).map(|v| {
+            format!(
+                "{} {} version {}: {}",
+                v.bucket, v.key, v.version_id, v.reason
+            )
+        })
     }
 }
 
@@ -320,13 +349,79 @@ mod tests {
             all_mappers: vec![s("a"), s("b"), s("c"), s("f")],
             problems: [(s("b"), s("1 object(s) not searchable"))].into(),
             holdings: [
-                ((s("a"), s("h1")), (2, 5, 5, false)),
-                ((s("a"), s("h2")), (1, 1, 1, true)),
-                ((s("a"), s("h3")), (1, 2, 0, false)),
+                holding("h1", (2, 5, 5, 0), |_| ()),
+                holding("h2", (1, 1, 1, 0), |h| h.cleanup_failed = true),
+                holding("h3", (1, 2, 0, 0), |h| h.outside = true),
+                // Removed from its object; an old version of another key held it too.
+                holding("h4", (1, 3, 3, 1), |_| ()),
+                // Only in an old version behind a delete marker.
+                holding("h5", (0, 0, 0, 1), |_| ()),
+                holding("h6", (1, 1, 1, 0), |h| h.newer_holds = true),
             ]
             .into(),
-            outside: [(s("a"), s("h3"))].into(),
+            kept: [
+                ((s("a"), s("h4")), vec![kept_version("v1", false)]),
+                ((s("a"), s("h5")), vec![kept_version("v7", true)]),
+            ]
+            .into(),
         }
+    }
+
+    fn holding(
+        hash: &str,
+        (objects, rows, rows_removed, old_versions): (i64, i64, i64, i64),
+        tweak: impl Fn(&mut Holding),
+    ) -> ((String, String), Holding) {
+        let mut h = Holding {
+            data_mapper_id: "a".into(),
+            match_hash: hash.into(),
+            objects,
+            rows,
+            rows_removed,
+            old_versions,
+            ..Holding::default()
+        };
+        tweak(&mut h);
+        (("a".into(), hash.into()), h)
+    }
+
+    fn kept_version(version_id: &str, hold: bool) -> AccountVersion {
+        AccountVersion {
+            bucket: "lake".into(),
+            key: "t/a.json".into(),
+            version_id: version_id.into(),
+            reason: if hold {
+                "legal hold"
+            } else {
+                "keeps old versions"
+            }
+            .into(),
+            until: None,
+            not_before: false,
+            hold,
+        }
+    }
+
+    #[test]
+    fn old_versions_make_a_match_found_and_kept_ones_make_it_retained_or_kept() {
+        let l = ledger();
+        let a = vec!["a".to_owned()];
+        let (status, accounts) = l.account("h4", a.clone(), false);
+        assert_eq!(status, MatchStatus::Retained);
+        assert_eq!(accounts[0].versions_kept[0].version_id, "v1");
+        assert_eq!(accounts[0].old_versions, 1);
+        assert_eq!(accounts[0].reason, None, "retained is no kept reason");
+        // Found only in an old version, held by a legal hold: kept, with the version.
+        let (status, accounts) = l.account("h5", a.clone(), false);
+        assert_eq!(status, MatchStatus::Kept);
+        assert!(accounts[0].reason.as_deref().unwrap().contains("v7"));
+        assert_eq!(l.account("h5", a.clone(), true).0, MatchStatus::Kept);
+        // A newer version written on top holds it: kept.
+        let (status, accounts) = l.account("h6", a.clone(), false);
+        assert_eq!(status, MatchStatus::Kept);
+        assert_eq!(accounts[0].reason.as_deref(), Some(NEWER_HOLDS));
+        // Retained outranks erased across mappers; kept outranks retained.
+        assert_eq!(MatchStatus::Retained.as_str(), "retained");
     }
 
     #[test]

@@ -129,6 +129,7 @@ mod tests {
             storage_class: None,
             archive_status: None,
             restore: None,
+            noncurrent: None,
         }
     }
 

@@ -30,7 +30,7 @@ use crate::domain::job::{EventLevel, MapperState};
 use crate::domain::partition::{PartitionKey, may_hold, values_from_path};
 use crate::domain::projection::Projection;
 use crate::jobs::find_hidden::HiddenObjects;
-use crate::jobs::find_objects::{FindObjects, ListedObject};
+use crate::jobs::find_objects::{FindObjects, ListedObject, OldVersion};
 use crate::jobs::lifecycle::{self, event};
 use crate::jobs::matches::{Matches, load_matches, table_reading};
 use crate::jobs::tasks::{Task, TaskError};
@@ -183,7 +183,16 @@ impl MapperListing {
                 }
             }
             for f in group {
-                self.stats.objects_listed += 1;
+                if f.meta.noncurrent.is_some() {
+                    // Old versions of markers, empty and hidden objects are none of the
+                    // table's data; the others are searched like current objects.
+                    if skip_reason(&f.meta).is_some() || f.hidden {
+                        continue;
+                    }
+                    self.stats.old_versions_listed += 1;
+                } else {
+                    self.stats.objects_listed += 1;
+                }
                 if let Some(reason) = skip_reason(&f.meta) {
                     self.stats.objects_skipped += 1;
                     self.skipped.push((f.meta.key, reason));
@@ -200,6 +209,7 @@ impl MapperListing {
                     .entry((scheme, f.place.bucket.clone()))
                     .or_default()
                     .push(ListedObject {
+                        old_version: OldVersion::of(&f.meta),
                         key: f.meta.key,
                         size: f.meta.size,
                         partition: f.values,
@@ -232,7 +242,8 @@ async fn list(
     }
 }
 
-/// Lists every object under each location, `concurrency` locations at a time.
+/// Lists every object under each location, `concurrency` locations at a time: every
+/// version of it, old ones (below a newer version or a delete marker) included.
 async fn list_places(
     engine: &Engine,
     locations: Vec<String>,
@@ -246,6 +257,7 @@ async fn list_places(
                 place.store.as_ref(),
                 &place.bucket,
                 &dir_prefix(&place.prefix),
+                true,
             )
             .await?;
             Ok::<_, TaskError>((place, metas))
@@ -352,7 +364,8 @@ async fn list_glue(
     let mut found = Vec::new();
     for (place, metas) in listed {
         for meta in metas {
-            if !seen.insert((place.bucket.clone(), meta.key.clone())) {
+            let version = meta.version_id.clone();
+            if !seen.insert((place.bucket.clone(), meta.key.clone(), version)) {
                 continue;
             }
             let home = homes
@@ -374,6 +387,7 @@ async fn list_glue(
             if let Some(v) = f.values.as_ref().filter(|_| by_path)
                 && skip_reason(&f.meta).is_none()
                 && !f.hidden
+                && f.meta.noncurrent.is_none()
             {
                 unregistered += 1;
                 discovered.insert(v.clone());
@@ -421,6 +435,7 @@ async fn list_projected(
                     let below = meta.key.len() - name.len();
                     found.push(Found::new(&place, meta, Some(values), below, &[]));
                 }
+                None if meta.noncurrent.is_some() => {}
                 None => {
                     out.not_the_tables += 1;
                     if out.not_the_tables_examples.len() < MAX_NOT_THE_TABLES_EXAMPLES {
@@ -458,7 +473,8 @@ fn refuse_table_formats(
 ) -> Result<(), TaskError> {
     let mut roots = std::collections::BTreeMap::new();
     for (i, (_, metas)) in listed.iter().enumerate() {
-        for meta in metas {
+        // A format's old metadata (noncurrent, or behind a delete marker) is not a table.
+        for meta in metas.iter().filter(|m| m.noncurrent.is_none()) {
             if let Some((format, root)) = TableFormat::locate(&meta.key) {
                 roots
                     .entry((i, root.to_owned()))
@@ -528,6 +544,7 @@ fn note_unplaced(out: &mut MapperListing, found: &[Found], location: &str) {
     let unplaced = found
         .iter()
         .filter(|f| f.values.is_none() && skip_reason(&f.meta).is_none() && !f.hidden)
+        .filter(|f| f.meta.noncurrent.is_none())
         .count();
     if unplaced > 0 {
         out.notes.push((
@@ -647,11 +664,12 @@ impl FindMapper {
             EventLevel::Info,
             "mapper_listed",
             &format!(
-                "data mapper {mapper}: {} partition(s) listed, {} pruned; {} object(s) listed, {} skipped ({} of them hidden: not the table's data), {objects} to search{not_the_tables}",
-                s.partitions_listed, s.partitions_pruned, s.objects_listed, s.objects_skipped,
-                hidden.count,
+                "data mapper {mapper}: {} partition(s) listed, {} pruned; {} object(s) and {} old version(s) listed, {} skipped ({} of them hidden: not the table's data), {objects} to search{not_the_tables}",
+                s.partitions_listed, s.partitions_pruned, s.objects_listed, s.old_versions_listed,
+                s.objects_skipped, hidden.count,
             ),
             json!({"data_mapper_id": mapper, "tasks": searches.len(), "objects_to_search": objects,
+                   "old_versions_listed": s.old_versions_listed,
                    "skipped_not_named": listing.skipped.len().saturating_sub(MAX_SKIP_EVENTS),
                    "objects_not_the_tables": others, "objects_hidden": hidden.count,
                    "hidden_not_recorded": hidden.not_recorded(),
@@ -716,6 +734,7 @@ mod tests {
                 storage_class: None,
                 archive_status: None,
                 restore: None,
+                noncurrent: None,
             })
             .collect();
         vec![(Arc::new(place), metas)]

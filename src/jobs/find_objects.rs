@@ -40,6 +40,52 @@ pub struct ListedObject {
     /// Under a partitioned table's location in no partition: searched, never rewritten.
     #[serde(default)]
     pub outside_partitions: bool,
+    /// Set for a noncurrent version (a newer version or a delete marker is on top): that
+    /// version is searched as listed (no HEAD), never rewritten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_version: Option<OldVersion>,
+}
+
+/// A noncurrent version to search, as the listing of versions gave it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OldVersion {
+    pub version_id: String,
+    pub etag: Option<String>,
+    pub storage_class: Option<String>,
+    /// When it stopped being current, when known.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    pub behind_delete_marker: bool,
+}
+
+impl OldVersion {
+    /// The old version a listed version is, if it is one (and has a version id).
+    pub fn of(meta: &ObjectMeta) -> Option<Self> {
+        let noncurrent = meta.noncurrent.as_ref()?;
+        Some(Self {
+            version_id: meta.version_id.clone()?,
+            etag: meta.etag.clone(),
+            storage_class: meta.storage_class.clone(),
+            since: noncurrent.since,
+            behind_delete_marker: noncurrent.behind_delete_marker,
+        })
+    }
+
+    /// The version as find searches it.
+    fn meta(&self, listed: &ListedObject) -> ObjectMeta {
+        ObjectMeta {
+            key: listed.key.clone(),
+            size: listed.size,
+            etag: self.etag.clone(),
+            version_id: Some(self.version_id.clone()),
+            storage_class: self.storage_class.clone(),
+            archive_status: None,
+            restore: None,
+            noncurrent: Some(crate::storage::Noncurrent {
+                since: self.since,
+                behind_delete_marker: self.behind_delete_marker,
+            }),
+        }
+    }
 }
 
 /// Why an object in no partition of its table is not rewritten (its report row).
@@ -183,7 +229,11 @@ async fn search(
     mapper: &MapperSnapshot,
     sets: &PartitionSets,
 ) -> Outcome {
-    let meta = match store.head(bucket, &listed.key).await {
+    let head = match &listed.old_version {
+        Some(old) => Ok(old.meta(listed)),
+        None => store.head(bucket, &listed.key).await,
+    };
+    let meta = match head {
         Ok(meta) => meta,
         Err(StorageError::NotFound) => return Outcome::Vanished,
         Err(e) => return storage_outcome(None, e),
@@ -392,14 +442,18 @@ async fn record_outcome(
             .await
         }
         Outcome::Searched { meta, report } => {
-            report.count(stats);
+            let old = listed.old_version.as_ref();
+            report.count(stats, old.is_some());
             if report.rows_matched == 0 {
                 return Ok(());
             }
             let mut row = object(&Some(meta), ObjectStatus::Matched);
+            row.noncurrent = old.is_some();
+            row.noncurrent_since = old.and_then(|o| o.since);
             if listed.outside_partitions {
-                // Its forget outcome now: left unchanged (the forget countdown counts it).
-                stats.objects_unchanged += 1;
+                // Its forget outcome now: left unchanged (the forget countdown counts the
+                // current versions).
+                stats.objects_unchanged += i64::from(old.is_none());
                 row.outside_partitions = true;
                 row.error = Some(OUTSIDE_PARTITIONS.to_owned());
                 let message = format!(
@@ -456,8 +510,9 @@ fn report_row(
 }
 
 impl ObjectReport {
-    /// Adds this search's figures to the job's counters.
-    fn count(&self, stats: &mut JobStats) {
+    /// Adds this search's figures to the job's counters (an old version's match is
+    /// counted apart: it is never rewritten).
+    fn count(&self, stats: &mut JobStats, old_version: bool) {
         stats.objects_scanned += 1;
         stats.bytes_scanned += self.bytes_read as i64;
         stats.row_groups_pruned += self.row_groups_pruned as i64;
@@ -465,7 +520,9 @@ impl ObjectReport {
         if self.row_groups_total > 0 && self.row_groups_pruned == self.row_groups_total {
             stats.objects_pruned += 1;
         }
-        if self.rows_matched > 0 {
+        if self.rows_matched > 0 && old_version {
+            stats.old_versions_matched += 1;
+        } else if self.rows_matched > 0 {
             stats.objects_matched += 1;
             stats.rows_matched += self.rows_matched as i64;
         }

@@ -32,6 +32,14 @@ pub struct ReportObject {
     pub data_mapper_id: String,
     pub bucket: String,
     pub key: String,
+    /// The version find searched. A noncurrent one (`noncurrent`) is never rewritten;
+    /// when another writer wrote the key between find and forget, the version rewritten
+    /// (`version_id_before`) is a newer one and this one is an old version.
+    pub version_id_searched: Option<String>,
+    /// Not its key's current version when find listed it (a newer version or a delete
+    /// marker on top): status `old_version`, deleted by cleanup or kept.
+    pub noncurrent: bool,
+    /// The version rewritten.
     pub version_id_before: Option<String>,
     pub etag_before: Option<String>,
     pub version_id_after: Option<String>,
@@ -51,9 +59,13 @@ pub struct ReportObject {
     pub row_groups_copied: Option<i32>,
     /// Old versions cleanup deleted.
     pub versions_deleted: Vec<String>,
+    /// Versions holding (or possibly holding) matching rows that cleanup did not delete,
+    /// each with the reason and the date it ends when known.
+    pub versions_kept: Vec<crate::db::job_object::KeptVersion>,
     /// `found` (dry run), `verified`, `unchanged` (no row matched any more), `skipped`,
     /// `failed`, `verify_failed` (old versions kept; rolled back when `rollback_version_id`
-    /// is set), `written` (not verified yet).
+    /// is set), `written` (not verified yet), `old_version` (a noncurrent version holding
+    /// matches: never rewritten, deleted by cleanup or kept).
     pub status: ForgetState,
     /// `done`, `skipped` (the mapper keeps old versions), `failed`; null before cleanup.
     pub cleanup: Option<CleanupState>,
@@ -85,7 +97,9 @@ impl From<JobObject> for ReportObject {
             data_mapper_id: o.data_mapper_id,
             bucket: o.bucket,
             key: o.key,
-            version_id_before: o.version_id,
+            version_id_before: o.read_version_id.or_else(|| o.version_id.clone()),
+            version_id_searched: o.version_id,
+            noncurrent: o.noncurrent,
             etag_before: o.etag,
             version_id_after: o.new_version_id,
             etag_after: o.new_etag,
@@ -103,6 +117,7 @@ impl From<JobObject> for ReportObject {
             } else {
                 Vec::new()
             },
+            versions_kept: o.versions_kept.0,
             status: o.forget_state,
             cleanup: o.cleanup_state,
             error: o.error.or(o.forget_error),

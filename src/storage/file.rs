@@ -87,6 +87,7 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<ObjectMeta>) -> std::io::Result<(
                 storage_class: None,
                 archive_status: None,
                 restore: None,
+                noncurrent: None,
             });
         }
     }
@@ -162,6 +163,7 @@ impl ObjectStore for FileStore {
                 storage_class: None,
                 archive_status: None,
                 restore: None,
+                noncurrent: None,
             })
         })
         .await
@@ -281,7 +283,7 @@ mod tests {
             root: root.clone(),
             page_size: 2,
         };
-        let all = super::super::list_all(&store, "ignored", "t/")
+        let all = super::super::list_all(&store, "ignored", "t/", false)
             .await
             .unwrap();
         let keys: Vec<&str> = all.iter().map(|o| o.key.as_str()).collect();
@@ -339,7 +341,9 @@ mod tests {
         .unwrap();
         std::os::unix::fs::symlink(outside.path(), root.path().join("t/dir")).unwrap();
         let store = FileStore::new(root.path());
-        let listed = super::super::list_all(&store, "", "t/").await.unwrap();
+        let listed = super::super::list_all(&store, "", "t/", false)
+            .await
+            .unwrap();
         let keys: Vec<&str> = listed.iter().map(|o| o.key.as_str()).collect();
         assert_eq!(keys, ["t/ok.json"]);
         for key in ["t/link.json", "t/dir/secret.json", "t/../../etc/passwd"] {

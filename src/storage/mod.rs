@@ -23,6 +23,19 @@ pub struct ObjectMeta {
     pub archive_status: Option<String>,
     /// The restore state of an archived object (`x-amz-restore`), from a HEAD.
     pub restore: Option<String>,
+    /// Set for a version that is not the key's current one (a newer version or a delete
+    /// marker is on top): listed by [`ObjectStore::list_versions_page`].
+    pub noncurrent: Option<Noncurrent>,
+}
+
+/// What a listing of versions tells of a noncurrent version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Noncurrent {
+    /// When it stopped being current (its successor's last-modified time), when known:
+    /// lifecycle rules count their `NoncurrentDays` from it.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// The key's current version is a delete marker (the key is not listed any more).
+    pub behind_delete_marker: bool,
 }
 
 impl ObjectMeta {
@@ -125,6 +138,18 @@ pub trait ObjectStore: Send + Sync + 'static {
         prefix: &str,
         next: Option<String>,
     ) -> Result<ListPage, StorageError>;
+    /// One page of every version under `prefix`: current ones as [`Self::list_page`]
+    /// gives them, then noncurrent ones (also those of keys whose current version is a
+    /// delete marker) with [`ObjectMeta::noncurrent`] set; delete markers are not listed.
+    /// A store that keeps no versions lists its objects.
+    async fn list_versions_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        next: Option<String>,
+    ) -> Result<ListPage, StorageError> {
+        self.list_page(bucket, prefix, next).await
+    }
     /// The object's current version: size, etag, version id (None when unversioned).
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta, StorageError>;
     /// `range` of an object's bytes (of `version_id` when given).
@@ -451,16 +476,22 @@ pub fn dir_prefix(prefix: &str) -> String {
     }
 }
 
-/// Every object under `prefix`, following pagination.
+/// Every object under `prefix`, following pagination (every version, noncurrent ones
+/// included, when `versions`).
 pub async fn list_all(
     store: &dyn ObjectStore,
     bucket: &str,
     prefix: &str,
+    versions: bool,
 ) -> Result<Vec<ObjectMeta>, StorageError> {
     let mut all = Vec::new();
     let mut next = None;
     loop {
-        let page = store.list_page(bucket, prefix, next).await?;
+        let page = if versions {
+            store.list_versions_page(bucket, prefix, next).await?
+        } else {
+            store.list_page(bucket, prefix, next).await?
+        };
         all.extend(page.objects);
         match page.next {
             Some(token) => next = Some(token),
@@ -496,6 +527,7 @@ mod tests {
             storage_class: class.map(str::to_owned),
             archive_status: None,
             restore: None,
+            noncurrent: None,
         }
     }
 

@@ -7,8 +7,8 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use bytes::Bytes;
 
 use super::{
-    Fetched, ListPage, ObjectAttributes, ObjectMeta, ObjectStore, StorageError, VersionMeta,
-    Written,
+    Fetched, ListPage, Noncurrent, ObjectAttributes, ObjectMeta, ObjectStore, StorageError,
+    VersionMeta, Written,
 };
 
 /// Sets every kept attribute of an object on a PutObject or CreateMultipartUpload builder
@@ -265,10 +265,44 @@ impl ObjectStore for S3Store {
                 storage_class: o.storage_class().map(|c| c.as_str().to_owned()),
                 archive_status: None,
                 restore: None,
+                noncurrent: None,
             })
             .collect();
         let next = if out.is_truncated().unwrap_or(false) {
             out.next_continuation_token().map(str::to_owned)
+        } else {
+            None
+        };
+        Ok(ListPage { objects, next })
+    }
+
+    async fn list_versions_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        next: Option<String>,
+    ) -> Result<ListPage, StorageError> {
+        let mut at = match next.as_deref() {
+            Some(token) => serde_json::from_str::<VersionsToken>(token)
+                .map_err(|e| StorageError::Other(format!("bad listing token: {e}")))?,
+            None => VersionsToken::default(),
+        };
+        let out = self
+            .client
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(self.page_size)
+            .set_key_marker(at.key_marker.take())
+            .set_version_id_marker(at.version_marker.take())
+            .send()
+            .await
+            .map_err(storage_error)?;
+        let objects = versions_in_order(&out, &mut at);
+        let next = if out.is_truncated().unwrap_or(false) {
+            at.key_marker = out.next_key_marker().map(str::to_owned);
+            at.version_marker = out.next_version_id_marker().map(str::to_owned);
+            Some(serde_json::to_string(&at).map_err(|e| StorageError::Other(e.to_string()))?)
         } else {
             None
         };
@@ -295,6 +329,7 @@ impl ObjectStore for S3Store {
             storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
             archive_status: out.archive_status().map(|s| s.as_str().to_owned()),
             restore: out.restore().map(str::to_owned),
+            noncurrent: None,
         };
         Ok((meta, out.metadata().cloned().unwrap_or_default()))
     }
@@ -512,4 +547,78 @@ impl ObjectStore for S3Store {
             .map_err(|e| StorageError::Unavailable(e.to_string()))?;
         Ok(body.into_bytes())
     }
+}
+
+/// Where a listing of versions is: S3's markers, and the newest entry (version or delete
+/// marker) of the last key seen, whose successor may be on the next page.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct VersionsToken {
+    key_marker: Option<String>,
+    version_marker: Option<String>,
+    /// The last entry seen: its key, its last-modified time, whether it was a delete
+    /// marker current for its key.
+    last: Option<(String, Option<chrono::DateTime<chrono::Utc>>, bool)>,
+}
+
+/// The versions of one page (delete markers left out), each noncurrent one with the time
+/// it stopped being current: the last-modified time of the entry just newer for its key.
+/// S3 lists each key's entries newest first, versions and delete markers apart.
+fn versions_in_order(
+    out: &aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput,
+    at: &mut VersionsToken,
+) -> Vec<ObjectMeta> {
+    let time = |t: Option<&aws_sdk_s3::primitives::DateTime>| {
+        t.and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+    };
+    // (key, not latest, last modified, version; None for a delete marker)
+    let mut entries = Vec::new();
+    for v in out.versions() {
+        let meta = ObjectMeta {
+            key: v.key().unwrap_or_default().to_owned(),
+            size: v.size().unwrap_or(0).max(0) as u64,
+            etag: v.e_tag().map(str::to_owned),
+            version_id: v.version_id().map(str::to_owned),
+            storage_class: v.storage_class().map(|c| c.as_str().to_owned()),
+            archive_status: None,
+            restore: None,
+            noncurrent: None,
+        };
+        let key = v.key().unwrap_or_default();
+        entries.push((
+            key,
+            !v.is_latest().unwrap_or(false),
+            time(v.last_modified()),
+            Some(meta),
+        ));
+    }
+    for m in out.delete_markers() {
+        let key = m.key().unwrap_or_default();
+        entries.push((
+            key,
+            !m.is_latest().unwrap_or(false),
+            time(m.last_modified()),
+            None,
+        ));
+    }
+    // Each key's entries: the current one first, then the newest first (stable: S3's
+    // own order among equal times).
+    entries.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| b.2.cmp(&a.2)));
+    let mut objects = Vec::with_capacity(entries.len());
+    for (key, not_latest, modified, meta) in entries {
+        let successor = at.last.take().filter(|(k, _, _)| k == key);
+        let behind_marker = match &successor {
+            Some((_, _, behind)) => *behind,
+            None => meta.is_none() && !not_latest,
+        };
+        at.last = Some((key.to_owned(), modified, behind_marker));
+        let Some(mut meta) = meta else { continue };
+        if let Some((_, since, _)) = successor {
+            meta.noncurrent = Some(Noncurrent {
+                since,
+                behind_delete_marker: behind_marker,
+            });
+        }
+        objects.push(meta);
+    }
+    objects
 }

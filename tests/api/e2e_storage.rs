@@ -76,7 +76,7 @@ async fn s3_listing_pages_and_ranged_reads_of_versions_work_against_the_emulator
     let page = store.list_page(&bucket, "t/", None).await.unwrap();
     assert_eq!(page.objects.len(), 2);
     assert!(page.next.is_some());
-    let all = list_all(&store, &bucket, "t/").await.unwrap();
+    let all = list_all(&store, &bucket, "t/", false).await.unwrap();
     assert_eq!(all.len(), 6);
     assert!(all.iter().all(|o| o.etag.is_some() && o.size > 0));
 
@@ -191,7 +191,7 @@ async fn every_aws_call_is_counted_by_service_operation_and_error_code() {
     store.head(&bucket, "t/a.json").await.unwrap();
     assert!(store.head(&bucket, "t/missing.json").await.is_err());
     assert!(
-        list_all(&store, "no-such-bucket-lethe", "t/")
+        list_all(&store, "no-such-bucket-lethe", "t/", false)
             .await
             .is_err()
     );

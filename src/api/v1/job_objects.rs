@@ -34,6 +34,9 @@ pub struct JobObjectResponse {
     pub key: String,
     /// The exact version find read (null when the store has no versions).
     pub version_id: Option<String>,
+    /// Not its key's current version when find listed it (a newer version or a delete
+    /// marker on top): never rewritten, deleted by cleanup or kept.
+    pub noncurrent: bool,
     pub etag: Option<String>,
     pub size_bytes: i64,
     pub status: ObjectStatus,
@@ -52,6 +55,7 @@ impl From<JobObject> for JobObjectResponse {
             bucket: o.bucket,
             key: o.key,
             version_id: o.version_id,
+            noncurrent: o.noncurrent,
             etag: o.etag,
             size_bytes: o.size_bytes,
             status: o.status,

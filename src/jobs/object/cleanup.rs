@@ -1,19 +1,36 @@
-//! `cleanup.object`: delete the versions older than the one Lethe wrote (never it, never
-//! a newer one), when the mapper says so.
+//! `cleanup.object`: deletes the old versions holding an object's matches, when the
+//! mapper says so, and names every such version it keeps.
+//!
+//! - A rewritten, verified object: every version older than the one Lethe wrote (never
+//!   it, never a newer one, never a version this job recorded as an old version of its
+//!   own: that one's own cleanup deletes it). A version written on top of Lethe's since is
+//!   searched: when it holds matches the items stay queued (`newer_holds`).
+//! - An old version (`old_version`: noncurrent when find listed it, or the version find
+//!   read when another writer replaced it before forget): exactly that version, unless it
+//!   is the key's current version again, or the key's rewrite in this job failed
+//!   verification without being rolled back (then it may be the only good copy).
+//!
+//! Kept versions (the mapper keeps old versions) are recorded with the reason and the
+//! date a lifecycle rule expires them, for the accounts of the subjects they hold.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Loaded, ObjectTask, Record, load};
+use super::{Loaded, ObjectTask, Record, load_in};
 use crate::db::job::JobStats;
-use crate::db::job_object::{self as objects, ObjectUpdate};
+use crate::db::job_object::{self as objects, KeptVersion, ObjectUpdate};
 use crate::domain::job::{CleanupState, EventLevel, ForgetState};
+use crate::jobs::find::ObjectFindError;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, JobTask};
 use crate::storage::StorageError;
 
-/// Deletes one verified object's old versions.
+/// Why a version holding matches is kept when the mapper keeps old versions.
+pub const KEEPS_OLD_VERSIONS: &str =
+    "the data mapper keeps old versions (delete_old_versions is false)";
+
+/// Deletes one object's old versions.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Cleanup(pub ObjectTask);
@@ -28,72 +45,64 @@ impl JobTask for Cleanup {
     }
 
     async fn run(&self, ctx: &Context, task: &Task) -> Result<(), TaskError> {
-        let Some(l) = load(ctx, self.0, ForgetState::Verified).await? else {
+        let states = [ForgetState::Verified, ForgetState::OldVersion];
+        let Some(l) = load_in(ctx, self.0, &states).await? else {
             return Ok(());
         };
-        let o = &l.object;
-        if o.cleanup_state.is_some() {
+        if l.object.cleanup_state.is_some() {
             return Ok(());
         }
+        let plan = match plan(ctx, &l).await {
+            Ok(plan) => plan,
+            Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
+            Err(e) => return failed(ctx, task, &l, &[], &e.to_string()).await,
+        };
         if !l.mapper.delete_old_versions {
+            let kept: Vec<KeptVersion> = plan
+                .holding
+                .iter()
+                .map(|v| kept(v, KEEPS_OLD_VERSIONS))
+                .collect();
             let update = ObjectUpdate {
                 cleanup_state: Some(CleanupState::Skipped),
+                versions_kept: Some(&kept),
+                newer_holds: Some(plan.newer_holds),
                 ..ObjectUpdate::default()
             };
             return l.record(ctx, task, Record::new(update)).await;
         }
-        let older = match versions_to_delete(&l).await {
-            Ok(v) => v,
-            Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
-            Err(e) => return failed(ctx, task, &l, &[], &e.to_string()).await,
-        };
-        // Saved before deleting: a retry after a crash mid-way still deletes and reports
-        // every version (deleting a version that is already gone succeeds).
-        let pending = ObjectUpdate {
-            versions_to_delete: Some(&older),
-            ..ObjectUpdate::default()
-        };
-        objects::update(&ctx.engine.db, o.job_object_id, &pending).await?;
-        let mut deleted = Vec::new();
-        for version in &older {
-            match l.store.delete_version(&o.bucket, &o.key, version).await {
-                Ok(()) | Err(StorageError::NotFound) => deleted.push(version.clone()),
-                Err(StorageError::Unavailable(e)) if !task.is_last_attempt() => {
-                    return Err(TaskError::Retryable(e));
-                }
-                Err(e) => return failed(ctx, task, &l, &deleted, &e.to_string()).await,
-            }
-        }
-        let update = ObjectUpdate {
-            cleanup_state: Some(CleanupState::Done),
-            versions_deleted: Some(&deleted),
-            ..ObjectUpdate::default()
-        };
-        let stats = JobStats {
-            versions_deleted: deleted.len() as i64,
-            ..JobStats::default()
-        };
-        let message = format!("deleted {} old version(s) of {}", deleted.len(), o.key);
-        let r =
-            Record::new(update)
-                .stats(stats)
-                .event(EventLevel::Info, "versions_deleted", message);
-        l.record(ctx, task, r).await
+        delete(ctx, task, &l, &plan).await
     }
 }
 
-/// The versions older than the one Lethe wrote (never it, never a newer one), plus those
-/// an earlier attempt saved before it died.
-async fn versions_to_delete(l: &Loaded) -> Result<Vec<String>, StorageError> {
+/// What cleanup deletes of one object.
+#[derive(Debug, Default)]
+struct Plan {
+    /// The versions to delete.
+    delete: Vec<String>,
+    /// Those of them known to hold the object's matches (the version find read, the one
+    /// forget rewrote, an old version).
+    holding: Vec<String>,
+    /// A version written on top of Lethe's holds matches.
+    newer_holds: bool,
+}
+
+async fn plan(ctx: &Context, l: &Loaded) -> Result<Plan, StorageError> {
     let o = &l.object;
-    let versions = l.store.list_versions(&o.bucket, &o.key).await?;
+    let versions: Vec<String> = l
+        .store
+        .list_versions(&o.bucket, &o.key)
+        .await?
+        .into_iter()
+        .map(|v| v.version_id)
+        .collect();
+    if o.forget_state == ForgetState::OldVersion {
+        return old_version_plan(ctx, l, &versions).await;
+    }
     let ours = o.new_version_id.as_deref();
-    let mut older: Vec<String> =
-        match ours.and_then(|ours| versions.iter().position(|v| v.version_id == ours)) {
-            Some(pos) => versions[pos + 1..]
-                .iter()
-                .map(|v| v.version_id.clone())
-                .collect(),
+    let (newer, older): (&[String], &[String]) =
+        match ours.and_then(|ours| versions.iter().position(|v| v == ours)) {
+            Some(pos) => (&versions[..pos], &versions[pos + 1..]),
             // The version Lethe wrote and verified is gone while others remain: someone
             // deleted it, so the current version may be the original again. Nothing is
             // deleted and the cleanup fails, which keeps the subjects queued.
@@ -104,14 +113,145 @@ async fn versions_to_delete(l: &Loaded) -> Result<Vec<String>, StorageError> {
                     ours.unwrap_or_default()
                 )));
             }
-            None => Vec::new(),
+            None => (&[], &[]),
         };
+    let own_old = objects::old_versions_of(&ctx.engine.db, l.p.job_id, &o.bucket, &o.key)
+        .await
+        .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+    let mut delete: Vec<String> = older
+        .iter()
+        .filter(|v| !own_old.contains(v))
+        .cloned()
+        .collect();
+    // Saved by an earlier attempt that died mid-way.
     for saved in &o.versions_to_delete {
-        if !older.contains(saved) {
-            older.push(saved.clone());
+        if !delete.contains(saved) {
+            delete.push(saved.clone());
         }
     }
-    Ok(older)
+    let read = [o.version_id.as_deref(), o.read_version_id.as_deref()];
+    let mut holding: Vec<String> = read.into_iter().flatten().map(str::to_owned).collect();
+    holding.dedup();
+    holding.retain(|v| delete.contains(v));
+    let newer_holds = match newer.first() {
+        Some(current) => newer_holds(l, current).await?,
+        None => false,
+    };
+    Ok(Plan {
+        delete,
+        holding,
+        newer_holds,
+    })
+}
+
+/// An old version: deleted unless it is current again, or this job's rewrite of the key
+/// failed verification and was not rolled back (the old version may be the only good
+/// copy). Gone already: nothing to delete.
+async fn old_version_plan(
+    ctx: &Context,
+    l: &Loaded,
+    versions: &[String],
+) -> Result<Plan, StorageError> {
+    let o = &l.object;
+    let Some(version) = o.version_id.clone() else {
+        return Ok(Plan::default());
+    };
+    if versions.first() == Some(&version) {
+        return Err(StorageError::Other(format!(
+            "the old version {version} is the key's current version again (a newer one was \
+             deleted): it is left for the next job, which rewrites it"
+        )));
+    }
+    let unsafe_rewrite = objects::unverified_rewrite(&ctx.engine.db, l.p.job_id, &o.bucket, &o.key)
+        .await
+        .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+    if unsafe_rewrite {
+        return Err(StorageError::Other(
+            "this job's rewrite of the key failed verification and was not rolled back: \
+             its old versions are kept"
+                .to_owned(),
+        ));
+    }
+    if !versions.contains(&version) {
+        return Ok(Plan::default());
+    }
+    Ok(Plan {
+        delete: vec![version.clone()],
+        holding: vec![version],
+        newer_holds: false,
+    })
+}
+
+/// Whether `version`, written on top of Lethe's since it was verified (by a writer that
+/// read the object before the rewrite, say), holds the object's matches.
+async fn newer_holds(l: &Loaded, version: &str) -> Result<bool, StorageError> {
+    let o = &l.object;
+    let size = l
+        .store
+        .version_size(&o.bucket, &o.key, version)
+        .await?
+        .ok_or_else(|| {
+            StorageError::Other("the store gave no size for the newer version".into())
+        })?;
+    match l.count_rows(Some(version), size).await {
+        Ok((rows, matched)) => Ok(l.holds(rows, matched)),
+        Err(ObjectFindError::Storage(e)) => Err(e),
+        Err(e) => Err(StorageError::Other(format!(
+            "cannot search the version written on top of Lethe's ({version}): {e}"
+        ))),
+    }
+}
+
+/// A version kept for `reason`.
+fn kept(version: &str, reason: &str) -> KeptVersion {
+    KeptVersion {
+        version_id: version.to_owned(),
+        reason: reason.to_owned(),
+        until: None,
+        not_before: false,
+        hold: false,
+    }
+}
+
+/// Deletes the plan's versions, saving them first: a retry after a crash mid-way still
+/// deletes and reports every one (deleting a version that is already gone succeeds).
+async fn delete(ctx: &Context, task: &Task, l: &Loaded, plan: &Plan) -> Result<(), TaskError> {
+    let o = &l.object;
+    let pending = ObjectUpdate {
+        versions_to_delete: Some(&plan.delete),
+        ..ObjectUpdate::default()
+    };
+    objects::update(&ctx.engine.db, o.job_object_id, &pending).await?;
+    let mut deleted = Vec::new();
+    for version in &plan.delete {
+        match l.store.delete_version(&o.bucket, &o.key, version).await {
+            Ok(()) | Err(StorageError::NotFound) => deleted.push(version.clone()),
+            Err(StorageError::Unavailable(e)) if !task.is_last_attempt() => {
+                return Err(TaskError::Retryable(e));
+            }
+            Err(e) => return failed(ctx, task, l, &deleted, &e.to_string()).await,
+        }
+    }
+    let update = ObjectUpdate {
+        cleanup_state: Some(CleanupState::Done),
+        versions_deleted: Some(&deleted),
+        newer_holds: Some(plan.newer_holds),
+        ..ObjectUpdate::default()
+    };
+    let stats = JobStats {
+        versions_deleted: deleted.len() as i64,
+        ..JobStats::default()
+    };
+    let message = format!("deleted {} old version(s) of {}", deleted.len(), o.key);
+    let r = if plan.newer_holds {
+        let message = format!(
+            "{message}; a version written on top of Lethe's since holds matching rows: its items stay queued"
+        );
+        Record::new(update).event(EventLevel::Warning, "newer_version_holds", message)
+    } else {
+        Record::new(update).event(EventLevel::Info, "versions_deleted", message)
+    };
+    l.record(ctx, task, r.stats(stats)).await
 }
 
 async fn failed(

@@ -249,13 +249,27 @@ async fn attempt(
         }
     };
     let size_after = std::fs::metadata(&dst).map(|m| m.len()).unwrap_or(0) as i64;
-    let figures_update = figures.update(&fetched, &etag, size_after);
+    let figures_update = figures.update(&fetched, size_after);
     if figures.rows_removed == 0 {
+        // Another writer replaced the version find read (which holds matches) with one
+        // that holds none: the version find read is an old version now, for cleanup.
+        let replaced = has_version(o.version_id.as_deref())
+            && fetched.version_id.as_deref() != o.version_id.as_deref();
+        let (state, message) = if replaced {
+            let message = format!(
+                "{} was replaced since find read it, and its current version holds no matching row: left as it is; the version find read ({}) holds them and is an old version now",
+                o.key,
+                o.version_id.as_deref().unwrap_or_default()
+            );
+            (ForgetState::OldVersion, message)
+        } else {
+            let message = format!("{} holds no matching row any more; left as it is", o.key);
+            (ForgetState::Unchanged, message)
+        };
         let update = ObjectUpdate {
-            forget_state: Some(ForgetState::Unchanged),
+            forget_state: Some(state),
             ..figures_update
         };
-        let message = format!("{} holds no matching row any more; left as it is", o.key);
         let event = (EventLevel::Info, "object_unchanged", message);
         return left_as_is(ctx, task, l, update, event).await;
     }

@@ -159,6 +159,42 @@ impl Loaded {
         }
     }
 
+    /// The rows of `version` of the object (the current one when None; `size` bytes) and
+    /// those matching, read as find reads.
+    pub async fn count_rows(
+        &self,
+        version: Option<&str>,
+        size: u64,
+    ) -> Result<(u64, u64), crate::jobs::find::ObjectFindError> {
+        use crate::jobs::find::{ObjectRef, find_jsonl, find_parquet};
+        let o = &self.object;
+        let object = ObjectRef {
+            bucket: &o.bucket,
+            key: &o.key,
+            version_id: version,
+            size,
+        };
+        let (store, columns) = (self.store.as_ref(), &self.mapper.columns);
+        match self.mapper.format {
+            crate::domain::data_mapper::Format::Parquet => {
+                find_parquet(store, &object, columns, &self.ids)
+                    .await
+                    .map(|(r, _)| (r.rows_total, r.rows_matched))
+            }
+            crate::domain::data_mapper::Format::Json => {
+                find_jsonl(store, &object, columns, &self.ids)
+                    .await
+                    .map(|r| (r.lines_total, r.lines_matched))
+            }
+        }
+    }
+
+    /// Whether a version of `rows` rows, `matched` of them matching, holds the object's
+    /// matches (every row does when a composite names only partition values).
+    pub fn holds(&self, rows: u64, matched: u64) -> bool {
+        matched > 0 || (self.every_row && rows > 0)
+    }
+
     /// Records the step's outcome for this object.
     pub async fn record(&self, ctx: &Context, task: &Task, r: Record<'_>) -> Result<(), TaskError> {
         Ok(r.commit(&ctx.engine.db, task, &self.object, self.p.job_id)
@@ -173,9 +209,18 @@ pub async fn load(
     p: ObjectTask,
     state: ForgetState,
 ) -> Result<Option<Loaded>, TaskError> {
+    load_in(ctx, p, &[state]).await
+}
+
+/// [`load`] for an object in any of `states`.
+pub async fn load_in(
+    ctx: &Context,
+    p: ObjectTask,
+    states: &[ForgetState],
+) -> Result<Option<Loaded>, TaskError> {
     let db = &ctx.engine.db;
     let object = objects::get(db, p.job_id, p.job_object_id).await?;
-    if object.forget_state != state {
+    if !states.contains(&object.forget_state) {
         return Ok(None);
     }
     tracing::Span::current().record("object.key", object.key.as_str());

@@ -29,16 +29,11 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// The object's update recording this rewrite of `fetched` (read at `etag`).
-    pub fn update<'a>(
-        &self,
-        fetched: &'a Fetched,
-        etag: &'a str,
-        size_after: i64,
-    ) -> ObjectUpdate<'a> {
+    /// The object's update recording this rewrite of `fetched` (the version rewritten;
+    /// the version find read stays recorded apart).
+    pub fn update<'a>(&self, fetched: &'a Fetched, size_after: i64) -> ObjectUpdate<'a> {
         ObjectUpdate {
-            version_id: Some(fetched.version_id.as_deref()),
-            etag: Some(etag),
+            read_version_id: fetched.version_id.as_deref(),
             rows_total: Some(self.rows_before as i64),
             rows_removed: Some(self.rows_removed as i64),
             rows_after: Some((self.rows_before - self.rows_removed) as i64),

@@ -48,7 +48,7 @@ pub async fn roll_back(ctx: &Context, task: &Task, l: &Loaded) -> Result<Rollbac
         Ok(None) => {}
         Err(e) => return storage(task, e),
     }
-    let read = o.version_id.as_deref().filter(|v| has_version(Some(v)));
+    let read = o.rewritten_version().filter(|v| has_version(Some(v)));
     let (Some(read), Some(ours)) = (read, o.new_etag.as_deref()) else {
         let why = "the version read has no version id (the bucket is not versioned), or \
                    Lethe's upload no etag: there is nothing to copy back";

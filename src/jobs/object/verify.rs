@@ -14,9 +14,8 @@ use super::rollback::{Rollback, roll_back};
 use super::{Loaded, ObjectTask, Record, load};
 use crate::db::job::JobStats;
 use crate::db::job_object::ObjectUpdate;
-use crate::domain::data_mapper::Format;
 use crate::domain::job::{EventLevel, ForgetState};
-use crate::jobs::find::{ObjectFindError, ObjectRef, find_jsonl, find_parquet};
+use crate::jobs::find::ObjectFindError;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, JobTask, prepare};
 use crate::storage::StorageError;
@@ -63,7 +62,7 @@ impl JobTask for Verify {
 /// read is current again) where that can be done safely.
 async fn failed(ctx: &Context, task: &Task, l: &Loaded, e: &str) -> Result<(), TaskError> {
     let key = &l.object.key;
-    let read = l.object.version_id.as_deref().unwrap_or("none");
+    let read = l.object.rewritten_version().unwrap_or("none");
     let rollback = roll_back(ctx, task, l).await?;
     let (error, restored, kind, message) = match &rollback {
         Rollback::Done(restored) => {
@@ -133,21 +132,7 @@ async fn check(l: &Loaded) -> Result<Result<(), String>, TaskError> {
         Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
         Err(e) => return Ok(Err(format!("cannot read the new version's size: {e}"))),
     };
-    let object = ObjectRef {
-        bucket: &o.bucket,
-        key: &o.key,
-        version_id: o.new_version_id.as_deref(),
-        size,
-    };
-    let columns = &l.mapper.columns;
-    let found = match l.mapper.format {
-        Format::Parquet => find_parquet(l.store.as_ref(), &object, columns, &l.ids)
-            .await
-            .map(|(r, _)| (r.rows_total, r.rows_matched)),
-        Format::Json => find_jsonl(l.store.as_ref(), &object, columns, &l.ids)
-            .await
-            .map(|r| (r.lines_total, r.lines_matched)),
-    };
+    let found = l.count_rows(o.new_version_id.as_deref(), size).await;
     Ok(match found {
         Err(ObjectFindError::Storage(StorageError::Unavailable(e))) => {
             return Err(TaskError::Retryable(e));
@@ -159,7 +144,7 @@ async fn check(l: &Loaded) -> Result<Result<(), String>, TaskError> {
                 Err(format!(
                     "the new version has {rows} rows, expected {expected}"
                 ))
-            } else if matched > 0 || (l.every_row && rows > 0) {
+            } else if l.holds(rows, matched) {
                 Err(format!(
                     "{matched} matching row(s) remain in the new version"
                 ))
