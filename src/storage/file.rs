@@ -186,6 +186,7 @@ impl ObjectStore for FileStore {
             etag: meta.etag,
             size: meta.size,
             attributes: super::ObjectAttributes::default(),
+            restore: None,
         })
     }
 
