@@ -60,5 +60,6 @@ pub mod partition;
 pub mod projection;
 pub mod queue;
 pub mod queue_exact;
+pub mod retention;
 pub mod settings;
 pub mod validation;

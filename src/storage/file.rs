@@ -188,6 +188,7 @@ impl ObjectStore for FileStore {
             etag: meta.etag,
             size: meta.size,
             attributes: super::ObjectAttributes::default(),
+            restore: None,
         })
     }
 

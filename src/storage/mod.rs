@@ -10,6 +10,8 @@ use std::ops::Range;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::domain::retention::{LifecycleRule, ReplicationRule, VersionLock};
+
 /// One object (version) as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
@@ -42,11 +44,7 @@ impl ObjectMeta {
     /// Why the object cannot be read now: archived (Glacier Flexible Retrieval, Deep
     /// Archive, an Intelligent-Tiering archive tier) and not restored.
     pub fn archived(&self) -> Option<String> {
-        let restored = self
-            .restore
-            .as_deref()
-            .is_some_and(|r| r.replace(' ', "").contains("ongoing-request=\"false\""));
-        if restored {
+        if restore_completed(self.restore.as_deref()) {
             return None;
         }
         match (
@@ -60,6 +58,12 @@ impl ObjectMeta {
             _ => None,
         }
     }
+}
+
+/// Whether an `x-amz-restore` header tells a completed restore (`ongoing-request="false"`):
+/// the archived object can be read until its expiry date.
+pub fn restore_completed(restore: Option<&str>) -> bool {
+    restore.is_some_and(|r| r.replace(' ', "").contains("ongoing-request=\"false\""))
 }
 
 /// Why a storage call failed.
@@ -105,6 +109,9 @@ pub struct Fetched {
     pub etag: Option<String>,
     pub size: u64,
     pub attributes: ObjectAttributes,
+    /// The restore state of an archived version (`x-amz-restore`): a GLACIER or
+    /// DEEP_ARCHIVE version can only be read while restored.
+    pub restore: Option<String>,
 }
 
 /// A version written.
@@ -202,6 +209,27 @@ pub trait ObjectStore: Send + Sync + 'static {
     ) -> Result<Option<u64>, StorageError> {
         let _ = (bucket, key, version_id);
         Ok(None)
+    }
+    /// The bucket's lifecycle rules (empty when it has none, or the store keeps no
+    /// versions).
+    async fn lifecycle_rules(&self, bucket: &str) -> Result<Vec<LifecycleRule>, StorageError> {
+        let _ = bucket;
+        Ok(Vec::new())
+    }
+    /// The bucket's replication rules (empty when it replicates nothing).
+    async fn replication_rules(&self, bucket: &str) -> Result<Vec<ReplicationRule>, StorageError> {
+        let _ = bucket;
+        Ok(Vec::new())
+    }
+    /// The object lock of one version of `key` (none where the store has no locks).
+    async fn version_lock(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<VersionLock, StorageError> {
+        let _ = (bucket, key, version_id);
+        Ok(VersionLock::default())
     }
     /// The versions of exactly `key`, newest first (empty when the store has none).
     async fn list_versions(

@@ -1,10 +1,14 @@
 //! S3 (or any S3-compatible server) through aws-sdk-s3.
 
+mod retention;
+
 use std::ops::Range;
 
 use async_trait::async_trait;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use bytes::Bytes;
+
+use crate::domain::retention::{LifecycleRule, ReplicationRule, VersionLock};
 
 use super::{
     Fetched, ListPage, Noncurrent, ObjectAttributes, ObjectMeta, ObjectStore, StorageError,
@@ -381,6 +385,7 @@ impl ObjectStore for S3Store {
             bucket_key_enabled: out.bucket_key_enabled(),
         };
         let etag = out.e_tag().map(str::to_owned);
+        let restore = out.restore().map(str::to_owned);
         let mut file = tokio::fs::File::create(to)
             .await
             .map_err(|e| StorageError::Other(e.to_string()))?;
@@ -396,6 +401,7 @@ impl ObjectStore for S3Store {
             etag,
             size,
             attributes,
+            restore,
         })
     }
 
@@ -466,6 +472,24 @@ impl ObjectStore for S3Store {
     ) -> Result<Option<u64>, StorageError> {
         let out = self.head_object(bucket, key, Some(version_id)).await?;
         Ok(out.content_length().map(|n| n.max(0) as u64))
+    }
+
+    async fn lifecycle_rules(&self, bucket: &str) -> Result<Vec<LifecycleRule>, StorageError> {
+        retention::lifecycle_rules(&self.client, bucket).await
+    }
+
+    async fn replication_rules(&self, bucket: &str) -> Result<Vec<ReplicationRule>, StorageError> {
+        retention::replication_rules(&self.client, bucket).await
+    }
+
+    async fn version_lock(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<VersionLock, StorageError> {
+        let out = self.head_object(bucket, key, Some(version_id)).await?;
+        Ok(retention::version_lock(&out))
     }
 
     async fn list_versions(

@@ -34,7 +34,7 @@ async fn json_ids(lake: &Lake, key: &str) -> Vec<i64> {
 }
 
 /// The job's events of `kind`.
-async fn events(lake: &Lake, job: &Value, kind: &str) -> Vec<Value> {
+pub async fn events(lake: &Lake, job: &Value, kind: &str) -> Vec<Value> {
     let id = job["job_id"].as_str().unwrap();
     let r = lake
         .app

@@ -13,6 +13,7 @@ mod e2e_glue;
 mod e2e_governance;
 mod e2e_hidden;
 mod e2e_jobs;
+mod e2e_retention;
 mod e2e_roles;
 mod e2e_rollback;
 mod e2e_schema;

@@ -1,6 +1,7 @@
 //! `forget.object`: download the version find recorded, rewrite it without the matching
 //! rows (`lakefile`, with its full pre-upload check), upload it with `If-Match: <etag
-//! read>` keeping the object's headers, metadata, tags, storage class and encryption. A
+//! read>` keeping the object's headers, metadata, tags, storage class and encryption (a
+//! version read from GLACIER or DEEP_ARCHIVE, so restored, is written as STANDARD). A
 //! 412 (someone wrote the object since) or a vanished version means re-reading the
 //! current version and trying again (bounded). The new version carries user metadata
 //! `lethe-job-object: <job>/<object>`, and the rewrite's figures are saved before the
@@ -25,7 +26,7 @@ use crate::jobs::find::cpu_bound;
 use crate::jobs::lifecycle::event;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, JobTask, prepare};
-use crate::storage::{Fetched, StorageError};
+use crate::storage::{Fetched, StorageError, restore_completed};
 
 /// User metadata key naming the job object a version was written for.
 pub const MARKER: &str = "lethe-job-object";
@@ -65,7 +66,7 @@ impl JobTask for Forget {
             match l.current_if_marked(MARKER).await {
                 Ok(Some(current)) => {
                     let (version, etag) = (current.version_id.as_deref(), current.etag.as_deref());
-                    return written(ctx, task, &l, version, etag, &l.object).await;
+                    return written(ctx, task, &l, version, etag, &l.object, None).await;
                 }
                 Ok(None) => {}
                 Err(e) => return Err(TaskError::Retryable(e.to_string())),
@@ -118,6 +119,7 @@ async fn written(
     version: Option<&str>,
     etag: Option<&str>,
     saved: &JobObject,
+    note: Option<&str>,
 ) -> Result<(), TaskError> {
     let removed = saved.rows_removed.unwrap_or(0);
     let stats = JobStats {
@@ -132,7 +134,10 @@ async fn written(
         new_etag: etag,
         ..ObjectUpdate::default()
     };
-    let message = format!("rewrote {} without {removed} row(s)", l.object.key);
+    let mut message = format!("rewrote {} without {removed} row(s)", l.object.key);
+    if let Some(note) = note {
+        message = format!("{message}, {note}");
+    }
     let r = Record::new(update)
         .stats(stats)
         .event(EventLevel::Info, "object_rewritten", message)
@@ -232,7 +237,7 @@ async fn attempt(
         // landed although its answer was lost. Recorded as written, so that verify and
         // cleanup run (rewriting it again would find nothing and keep the old versions).
         let (version, etag) = (fetched.version_id.as_deref(), fetched.etag.as_deref());
-        return own_version(ctx, task, l, version, etag).await;
+        return own_version(ctx, task, l, version, etag, None).await;
     }
     let (format, key, columns, ids, every) = (
         l.mapper.format,
@@ -285,6 +290,24 @@ async fn attempt(
     upload.run(ctx, task, l, &figures_update).await
 }
 
+/// The storage class a rewrite is written with, and a note when it is not the class of
+/// the version read: a GLACIER or DEEP_ARCHIVE version can only have been read restored,
+/// and a rewrite in that class would be archived at once, never to be verified, so it is
+/// written as STANDARD.
+fn rewrite_class(fetched: &Fetched) -> (Option<String>, Option<String>) {
+    let class = fetched.attributes.storage_class.clone();
+    let Some(archive @ ("GLACIER" | "DEEP_ARCHIVE")) = class.as_deref() else {
+        return (class, None);
+    };
+    let read = if restore_completed(fetched.restore.as_deref()) {
+        format!("a restored {archive} object")
+    } else {
+        format!("stored as {archive}")
+    };
+    let note = format!("written as STANDARD: the version read was {read}");
+    (Some("STANDARD".to_owned()), Some(note))
+}
+
 /// True when object metadata names this job object (`marker`) as its writer.
 fn is_ours(metadata: &std::collections::HashMap<String, String>, marker: &str) -> bool {
     metadata.get(MARKER).map(String::as_str) == Some(marker)
@@ -298,6 +321,7 @@ async fn own_version(
     l: &Loaded,
     version: Option<&str>,
     etag: Option<&str>,
+    note: Option<&str>,
 ) -> Result<Settled, TaskError> {
     let saved = objects::get(&ctx.engine.db, l.p.job_id, l.p.job_object_id).await?;
     if saved.rows_removed.is_none() {
@@ -305,7 +329,7 @@ async fn own_version(
         fail(ctx, task, l, error.to_owned()).await?;
         return Ok(Settled::Yes);
     }
-    written(ctx, task, l, version, etag, &saved).await?;
+    written(ctx, task, l, version, etag, &saved, note).await?;
     Ok(Settled::Yes)
 }
 
@@ -332,7 +356,8 @@ impl Upload<'_> {
         match l.current_if_marked(MARKER).await {
             Ok(Some(current)) => {
                 let (version, etag) = (current.version_id.as_deref(), current.etag.as_deref());
-                return own_version(ctx, task, l, version, etag).await;
+                let note = rewrite_class(self.fetched).1;
+                return own_version(ctx, task, l, version, etag, note.as_deref()).await;
             }
             Ok(None) => {}
             Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
@@ -368,6 +393,8 @@ impl Upload<'_> {
         attributes
             .metadata
             .insert(MARKER.to_owned(), self.marker.to_owned());
+        let (class, note) = rewrite_class(self.fetched);
+        attributes.storage_class = class;
         let uploaded = l
             .store
             .upload(
@@ -387,7 +414,7 @@ impl Upload<'_> {
                     ..o.clone()
                 };
                 let (version, etag) = (w.version_id.as_deref(), w.etag.as_deref());
-                written(ctx, task, l, version, etag, &saved).await?;
+                written(ctx, task, l, version, etag, &saved, note.as_deref()).await?;
                 Ok(Settled::Yes)
             }
             Err(StorageError::PreconditionFailed) => self.after_412(ctx, task, l).await,
@@ -396,6 +423,56 @@ impl Upload<'_> {
                 fail(ctx, task, l, e.to_string()).await?;
                 Ok(Settled::Yes)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::ObjectAttributes;
+
+    fn read_as(class: Option<&str>, restore: Option<&str>) -> Fetched {
+        Fetched {
+            attributes: ObjectAttributes {
+                storage_class: class.map(str::to_owned),
+                ..ObjectAttributes::default()
+            },
+            restore: restore.map(str::to_owned),
+            ..Fetched::default()
+        }
+    }
+
+    #[test]
+    fn a_restored_archived_version_is_rewritten_as_standard_and_says_so() {
+        let done = Some("ongoing-request=\"false\", expiry-date=\"Fri, 21 Dec 2012 00:00:00 GMT\"");
+        for archive in ["GLACIER", "DEEP_ARCHIVE"] {
+            let (class, note) = rewrite_class(&read_as(Some(archive), done));
+            assert_eq!(class.as_deref(), Some("STANDARD"));
+            assert_eq!(
+                note.unwrap(),
+                format!("written as STANDARD: the version read was a restored {archive} object")
+            );
+        }
+        // A store that served an archived version without a restore header: still not
+        // written back to the archive.
+        let (class, note) = rewrite_class(&read_as(Some("GLACIER"), None));
+        assert_eq!(class.as_deref(), Some("STANDARD"));
+        assert!(note.unwrap().ends_with("was stored as GLACIER"));
+    }
+
+    #[test]
+    fn other_classes_are_kept_as_read() {
+        for class in [
+            None,
+            Some("STANDARD_IA"),
+            Some("GLACIER_IR"),
+            Some("INTELLIGENT_TIERING"),
+        ] {
+            assert_eq!(
+                rewrite_class(&read_as(class, None)),
+                (class.map(str::to_owned), None)
+            );
         }
     }
 }
