@@ -19,6 +19,9 @@ alter table job_object add column versions_kept jsonb not null default '[]';
 -- A version written on top of Lethe's after it was verified, found holding matching
 -- rows at cleanup (by a writer working from data read before the rewrite).
 alter table job_object add column newer_holds boolean not null default false;
+-- The bucket a replication rule copies this object's key to (version deletes are not
+-- replicated: the replica keeps the rows), found at cleanup.
+alter table job_object add column replicated_to text;
 
 alter table job_object drop constraint job_object_forget_state_known;
 alter table job_object add constraint job_object_forget_state_known check (forget_state in

@@ -112,6 +112,8 @@ pub struct Holding {
     pub outside: bool,
     /// A version written on top of Lethe's holds it.
     pub newer_holds: bool,
+    /// A bucket a replication rule copies an object holding it to.
+    pub replicated_to: Option<String>,
 }
 
 /// Every (mapper, match hash) with rows in the job's objects.
@@ -125,7 +127,8 @@ pub async fn holdings(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<Vec
                 count(*) filter (where o.noncurrent) as old_versions,
                 coalesce(bool_or(o.cleanup_state = 'failed'), false) as cleanup_failed,
                 bool_or(o.outside_partitions) as outside,
-                bool_or(o.newer_holds) as newer_holds
+                bool_or(o.newer_holds) as newer_holds,
+                min(o.replicated_to) as replicated_to
          from job_object_match m join job_object o using (job_object_id)
          where m.job_id = $1 group by 1, 2",
     )

@@ -57,6 +57,8 @@ pub struct JobObject {
     pub versions_kept: sqlx::types::Json<Vec<KeptVersion>>,
     /// A version written on top of Lethe's holds matching rows (found at cleanup).
     pub newer_holds: bool,
+    /// The bucket a replication rule copies the key to (the replica keeps the rows).
+    pub replicated_to: Option<String>,
 }
 
 /// A version cleanup did not delete although it holds (or may hold) matching rows.
@@ -85,7 +87,7 @@ const OBJECT_COLUMNS: &str = "job_object_id, data_mapper_id, bucket, key, versio
     new_etag, row_groups_rewritten, row_groups_copied, versions_deleted, cleanup_state, \
     forget_error, versions_to_delete, partition_types, outside_partitions, \
     rollback_version_id, noncurrent, noncurrent_since, read_version_id, versions_kept, \
-    newer_holds";
+    newer_holds, replicated_to";
 
 /// Records an object (once: a second record of the same object is ignored). Returns its
 /// id, None when it was recorded before.
@@ -217,6 +219,7 @@ pub struct ObjectUpdate<'a> {
     pub read_version_id: Option<&'a str>,
     pub versions_kept: Option<&'a [KeptVersion]>,
     pub newer_holds: Option<bool>,
+    pub replicated_to: Option<&'a str>,
 }
 
 pub async fn update(
@@ -244,7 +247,8 @@ pub async fn update(
                rollback_version_id = coalesce($18, rollback_version_id),
                read_version_id = coalesce($19, read_version_id),
                versions_kept = coalesce($20, versions_kept),
-               newer_holds = coalesce($21, newer_holds)
+               newer_holds = coalesce($21, newer_holds),
+               replicated_to = coalesce($22, replicated_to)
            where job_object_id = $1"#,
     )
     .bind(job_object_id)
@@ -268,6 +272,7 @@ pub async fn update(
     .bind(u.read_version_id)
     .bind(u.versions_kept.map(sqlx::types::Json))
     .bind(u.newer_holds)
+    .bind(u.replicated_to)
     .execute(db)
     .await?;
     Ok(())
@@ -318,6 +323,7 @@ impl JobObject {
             read_version_id: None,
             versions_kept: sqlx::types::Json(Vec::new()),
             newer_holds: false,
+            replicated_to: None,
         }
     }
 }

@@ -13,11 +13,19 @@ const OBJECT_ACTIONS: &[&str] = &[
     "s3:PutObject",
     "s3:PutObjectTagging",
     "s3:DeleteObjectVersion",
+    "s3:GetObjectRetention",
+    "s3:GetObjectLegalHold",
     "s3:AbortMultipartUpload",
     "s3:ListMultipartUploadParts",
 ];
 /// S3 bucket actions, limited to the prefix by condition.
 const BUCKET_ACTIONS: &[&str] = &["s3:ListBucket", "s3:ListBucketVersions"];
+/// S3 bucket configuration cleanup reads to name what keeps or copies a version: when a
+/// lifecycle rule expires it, where a replication rule copies it.
+const BUCKET_CONFIGURATION_ACTIONS: &[&str] = &[
+    "s3:GetLifecycleConfiguration",
+    "s3:GetReplicationConfiguration",
+];
 
 /// What the documents are about.
 #[derive(Debug, Clone)]
@@ -117,11 +125,18 @@ fn s3_statements(target: &PolicyTarget<'_>, principal: Option<&str>) -> Vec<Valu
         "Action": OBJECT_ACTIONS,
         "Resource": format!("{bucket_arn}/{}*", target.prefix),
     });
+    let mut configuration = json!({
+        "Sid": "ReadRetentionAndReplication",
+        "Effect": "Allow",
+        "Action": BUCKET_CONFIGURATION_ACTIONS,
+        "Resource": bucket_arn,
+    });
     if let Some(role) = principal {
         list["Principal"] = json!({"AWS": role});
         objects["Principal"] = json!({"AWS": role});
+        configuration["Principal"] = json!({"AWS": role});
     }
-    vec![list, objects]
+    vec![list, objects, configuration]
 }
 
 #[cfg(test)]
@@ -151,6 +166,7 @@ mod tests {
             [
                 "ListTableVersions",
                 "RewriteTableObjects",
+                "ReadRetentionAndReplication",
                 "UseKmsKeysThroughS3"
             ]
         );
@@ -203,8 +219,10 @@ mod tests {
                 .unwrap()
                 .contains(&json!("s3:DeleteObjectVersion"))
         );
+        assert_eq!(statements[2]["Resource"], "arn:aws:s3:::lake");
+        assert!(statements[2].get("Condition").is_none(), "bucket settings");
         assert_eq!(
-            statements[2]["Resource"][2],
+            statements[3]["Resource"][2],
             "arn:aws:glue:*:*:table/db/people"
         );
         assert!(statements.iter().all(|s| s.get("Principal").is_none()));
@@ -238,6 +256,6 @@ mod tests {
         let statements = policy["Statement"].as_array().unwrap();
         assert!(statements[0].get("Condition").is_none());
         assert_eq!(statements[1]["Resource"], "arn:aws:s3:::lake/*");
-        assert_eq!(statements.len(), 3);
+        assert_eq!(statements.len(), 4);
     }
 }

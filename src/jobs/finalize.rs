@@ -267,6 +267,10 @@ fn kept_reason(h: &Holding, versions_kept: &[AccountVersion]) -> Option<String> 
         Some(OUTSIDE_PARTITIONS.into())
     } else if h.newer_holds {
         Some(NEWER_HOLDS.into())
+    } else if let Some(replica) = &h.replicated_to {
+        Some(format!(
+            "a replication rule copies objects holding its rows to bucket {replica}: deleting old versions is not replicated, so the replica's versions keep its rows (erase them there, e.g. with a data mapper over the replica)"
+        ))
     } else {
         versions_kept.iter().find(|v| v.hold).map(|v| {
             format!(

@@ -21,6 +21,7 @@ use super::{Loaded, ObjectTask, Record, load_in};
 use crate::db::job::JobStats;
 use crate::db::job_object::{self as objects, KeptVersion, ObjectUpdate};
 use crate::domain::job::{CleanupState, EventLevel, ForgetState};
+use crate::domain::retention::{noncurrent_expiry, replicated_to};
 use crate::jobs::find::ObjectFindError;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, JobTask};
@@ -58,21 +59,51 @@ impl JobTask for Cleanup {
             Err(e) => return failed(ctx, task, &l, &[], &e.to_string()).await,
         };
         if !l.mapper.delete_old_versions {
-            let kept: Vec<KeptVersion> = plan
-                .holding
-                .iter()
-                .map(|v| kept(v, KEEPS_OLD_VERSIONS))
-                .collect();
+            let kept = match kept_by_mapper(&l, &plan).await {
+                Ok(kept) => kept,
+                Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
+                Err(e) => return failed(ctx, task, &l, &[], &e.to_string()).await,
+            };
             let update = ObjectUpdate {
                 cleanup_state: Some(CleanupState::Skipped),
                 versions_kept: Some(&kept),
                 newer_holds: Some(plan.newer_holds),
+                replicated_to: plan.replicated_to.as_deref(),
                 ..ObjectUpdate::default()
             };
             return l.record(ctx, task, Record::new(update)).await;
         }
         delete(ctx, task, &l, &plan).await
     }
+}
+
+/// The versions holding matches that a mapper keeping old versions keeps, each with the
+/// date the bucket's lifecycle rules expire it (counted from when it became noncurrent:
+/// as listed for an old version, now for the version below Lethe's new one).
+async fn kept_by_mapper(l: &Loaded, plan: &Plan) -> Result<Vec<KeptVersion>, StorageError> {
+    let o = &l.object;
+    if plan.holding.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rules = l.store.lifecycle_rules(&o.bucket).await?;
+    let since = o.noncurrent_since.unwrap_or_else(chrono::Utc::now);
+    let expiry = noncurrent_expiry(&rules, &o.key, o.size_bytes.max(0) as u64, since);
+    Ok(plan
+        .holding
+        .iter()
+        .map(|v| {
+            let mut kept = kept(v, KEEPS_OLD_VERSIONS);
+            if let Some(e) = &expiry {
+                kept.until = Some(e.at);
+                kept.not_before = !e.certain;
+                kept.reason = format!(
+                    "{KEEPS_OLD_VERSIONS}; the bucket's lifecycle rule {} expires it",
+                    e.rule.as_deref().unwrap_or("(unnamed)")
+                );
+            }
+            kept
+        })
+        .collect())
 }
 
 /// What cleanup deletes of one object.
@@ -85,6 +116,8 @@ struct Plan {
     holding: Vec<String>,
     /// A version written on top of Lethe's holds matches.
     newer_holds: bool,
+    /// The bucket a replication rule copies the key to.
+    replicated_to: Option<String>,
 }
 
 async fn plan(ctx: &Context, l: &Loaded) -> Result<Plan, StorageError> {
@@ -96,8 +129,14 @@ async fn plan(ctx: &Context, l: &Loaded) -> Result<Plan, StorageError> {
         .into_iter()
         .map(|v| v.version_id)
         .collect();
+    let rules = l.store.replication_rules(&o.bucket).await?;
+    let replicated_to = replicated_to(&rules, &o.key);
     if o.forget_state == ForgetState::OldVersion {
-        return old_version_plan(ctx, l, &versions).await;
+        let plan = old_version_plan(ctx, l, &versions).await?;
+        return Ok(Plan {
+            replicated_to,
+            ..plan
+        });
     }
     let ours = o.new_version_id.as_deref();
     let (newer, older): (&[String], &[String]) =
@@ -141,6 +180,7 @@ async fn plan(ctx: &Context, l: &Loaded) -> Result<Plan, StorageError> {
         delete,
         holding,
         newer_holds,
+        replicated_to,
     })
 }
 
@@ -178,7 +218,7 @@ async fn old_version_plan(
     Ok(Plan {
         delete: vec![version.clone()],
         holding: vec![version],
-        newer_holds: false,
+        ..Plan::default()
     })
 }
 
@@ -202,6 +242,21 @@ async fn newer_holds(l: &Loaded, version: &str) -> Result<bool, StorageError> {
     }
 }
 
+/// A version under Object Lock (a legal or event hold: no end date; a retention: until
+/// its date), as a kept version; None when nothing locks it.
+async fn locked(l: &Loaded, version: &str) -> Result<Option<KeptVersion>, StorageError> {
+    let o = &l.object;
+    let lock = l.store.version_lock(&o.bucket, &o.key, version).await?;
+    Ok(lock.delete_blocked(chrono::Utc::now()).map(|block| {
+        let until = block.until();
+        KeptVersion {
+            until,
+            hold: until.is_none(),
+            ..kept(version, &format!("S3 Object Lock: {block}"))
+        }
+    }))
+}
+
 /// A version kept for `reason`.
 fn kept(version: &str, reason: &str) -> KeptVersion {
     KeptVersion {
@@ -222,27 +277,44 @@ async fn delete(ctx: &Context, task: &Task, l: &Loaded, plan: &Plan) -> Result<(
         ..ObjectUpdate::default()
     };
     objects::update(&ctx.engine.db, o.job_object_id, &pending).await?;
-    let mut deleted = Vec::new();
+    let (mut deleted, mut kept) = (Vec::new(), Vec::new());
     for version in &plan.delete {
-        match l.store.delete_version(&o.bucket, &o.key, version).await {
-            Ok(()) | Err(StorageError::NotFound) => deleted.push(version.clone()),
+        let error = match l.store.delete_version(&o.bucket, &o.key, version).await {
+            Ok(()) | Err(StorageError::NotFound) => {
+                deleted.push(version.clone());
+                continue;
+            }
             Err(StorageError::Unavailable(e)) if !task.is_last_attempt() => {
                 return Err(TaskError::Retryable(e));
             }
+            Err(e @ StorageError::AccessDenied { .. }) => e,
+            Err(e) => return failed(ctx, task, l, &deleted, &e.to_string()).await,
+        };
+        // Refused: Object Lock (retention or a hold) says so, or the delete failed.
+        match locked(l, version).await {
+            Ok(Some(lock)) => kept.extend(Some(lock).filter(|_| plan.holding.contains(version))),
+            Ok(None) => return failed(ctx, task, l, &deleted, &error.to_string()).await,
+            Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
             Err(e) => return failed(ctx, task, l, &deleted, &e.to_string()).await,
         }
     }
     let update = ObjectUpdate {
         cleanup_state: Some(CleanupState::Done),
         versions_deleted: Some(&deleted),
+        versions_kept: Some(&kept),
         newer_holds: Some(plan.newer_holds),
+        replicated_to: plan.replicated_to.as_deref(),
         ..ObjectUpdate::default()
     };
     let stats = JobStats {
         versions_deleted: deleted.len() as i64,
         ..JobStats::default()
     };
-    let message = format!("deleted {} old version(s) of {}", deleted.len(), o.key);
+    let mut message = format!("deleted {} old version(s) of {}", deleted.len(), o.key);
+    let refused = plan.delete.len() - deleted.len();
+    if refused > 0 {
+        message = format!("{message}; {refused} kept: S3 Object Lock refuses their delete");
+    }
     let r = if plan.newer_holds {
         let message = format!(
             "{message}; a version written on top of Lethe's since holds matching rows: its items stay queued"
