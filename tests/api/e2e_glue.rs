@@ -177,7 +177,7 @@ async fn lethe_serve_validates_glue_mappers_through_the_real_sdk(pool: sqlx::PgP
         .unwrap();
     assert_eq!(policy["location"], "s3://e2e-lake/customers/");
     assert_eq!(
-        policy["iam_policy"]["Statement"][2]["Resource"][2],
+        policy["iam_policy"]["Statement"][3]["Resource"][2],
         format!("arn:aws:glue:*:*:table/{glue_db}/customers")
     );
 

@@ -287,11 +287,19 @@ async fn a_dry_run_over_a_glue_lake_in_the_emulator_finds_exactly_the_generated_
         })
         .collect();
     assert_eq!(matched, expected);
-    // The version find read is the current one, as S3 reports it.
+    // The version find read is the current one, as S3 reports it; the first version of
+    // the same key (identical rows) is searched as an old version.
+    let first_key = format!("people/{}", people[0].key);
     let first = all
         .iter()
-        .find(|o| o["key"] == format!("people/{}", people[0].key))
+        .find(|o| o["key"] == first_key && o["noncurrent"] == false)
         .expect("the first object holds id 5");
+    let old = all
+        .iter()
+        .find(|o| o["key"] == first_key && o["noncurrent"] == true)
+        .expect("its old version holds id 5 too");
+    assert_ne!(old["version_id"], first["version_id"]);
+    assert_eq!(old["rows_matched"], first["rows_matched"]);
     assert_eq!(first["version_id"], current.version_id().unwrap());
     assert_eq!(first["etag"], current.e_tag().unwrap());
     assert_eq!(first["bucket"], bucket.as_str());
@@ -302,7 +310,9 @@ async fn a_dry_run_over_a_glue_lake_in_the_emulator_finds_exactly_the_generated_
     assert_eq!(stats["objects_skipped"], 1, "the marker");
     assert_eq!(stats["objects_not_searchable"], 1, "the archived object");
     assert_eq!(stats["objects_failed"], 1);
-    assert_eq!(stats["objects_scanned"], 6 + 2);
+    assert_eq!(stats["objects_scanned"], 6 + 2 + 1, "the old version too");
+    assert_eq!(stats["old_versions_listed"], 1);
+    assert_eq!(stats["old_versions_matched"], 1);
     assert_eq!(stats["objects_matched"], expected.len() as i64);
     assert_eq!(stats["rows_matched"], expected.values().sum::<i64>());
     let events = app

@@ -196,7 +196,14 @@ async fn old_version_plan(
     let Some(version) = o.version_id.clone() else {
         return Ok(Plan::default());
     };
-    if versions.first() == Some(&version) {
+    // The versions listed leave delete markers out: whether it is current again is the
+    // current version's own answer (none when a delete marker is on top).
+    let current = match l.store.head(&o.bucket, &o.key).await {
+        Ok(meta) => meta.version_id,
+        Err(StorageError::NotFound) => None,
+        Err(e) => return Err(e),
+    };
+    if current.as_ref() == Some(&version) {
         return Err(StorageError::Other(format!(
             "the old version {version} is the key's current version again (a newer one was \
              deleted): it is left for the next job, which rewrites it"
