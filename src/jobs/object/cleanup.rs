@@ -23,6 +23,7 @@ use crate::db::job_object::{self as objects, KeptVersion, ObjectUpdate};
 use crate::domain::job::{CleanupState, EventLevel, ForgetState};
 use crate::domain::retention::{noncurrent_expiry, replicated_to};
 use crate::jobs::find::ObjectFindError;
+use crate::jobs::object::forget::MARKER;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, JobTask};
 use crate::storage::StorageError;
@@ -198,12 +199,21 @@ async fn old_version_plan(
     };
     // The versions listed leave delete markers out: whether it is current again is the
     // current version's own answer (none when a delete marker is on top).
-    let current = match l.store.head(&o.bucket, &o.key).await {
-        Ok(meta) => meta.version_id,
+    let current = match l.store.head_with_metadata(&o.bucket, &o.key).await {
+        Ok(current) => Some(current),
         Err(StorageError::NotFound) => None,
         Err(e) => return Err(e),
     };
-    if current.as_ref() == Some(&version) {
+    if let Some((meta, metadata)) = &current
+        && let Some(why) = unverified_current(ctx, l, meta, metadata).await?
+    {
+        return Err(StorageError::Other(format!(
+            "the key's current version is a rewrite by Lethe that was never verified (its \
+             job was cancelled or died) and fails verification now ({why}): the old \
+             versions are kept"
+        )));
+    }
+    if current.and_then(|(meta, _)| meta.version_id).as_ref() == Some(&version) {
         return Err(StorageError::Other(format!(
             "the old version {version} is the key's current version again (a newer one was \
              deleted): it is left for the next job, which rewrites it"
@@ -227,6 +237,53 @@ async fn old_version_plan(
         holding: vec![version],
         ..Plan::default()
     })
+}
+
+/// Why the current version fails verification when it is a rewrite by Lethe that was
+/// never verified (its job was cancelled, or died, between the upload and the verify; or
+/// it failed verification): verified now as verify does, against the figures its job
+/// object saved before the upload. None when it passes, or is not such a rewrite.
+async fn unverified_current(
+    ctx: &Context,
+    l: &Loaded,
+    meta: &crate::storage::ObjectMeta,
+    metadata: &std::collections::HashMap<String, String>,
+) -> Result<Option<String>, StorageError> {
+    let Some((job_id, object_id)) = metadata.get(MARKER).and_then(|m| parse_marker(m)) else {
+        return Ok(None);
+    };
+    let db = |e: sqlx::Error| StorageError::Unavailable(e.to_string());
+    let writer = match objects::get(&ctx.engine.db, job_id, object_id).await {
+        Ok(w) => w,
+        // Its job's report is gone (retention): nothing to verify against.
+        Err(sqlx::Error::RowNotFound) => {
+            return Ok(Some("its job's record is gone".to_owned()));
+        }
+        Err(e) => return Err(db(e)),
+    };
+    if writer.forget_state == ForgetState::Verified {
+        return Ok(None);
+    }
+    if writer.size_after != Some(meta.size as i64) {
+        return Ok(Some("its size is not the size uploaded".to_owned()));
+    }
+    match l.count_rows(meta.version_id.as_deref(), meta.size).await {
+        Ok((rows, _)) if Some(rows as i64) != writer.rows_after => {
+            Ok(Some("its row count is not the count uploaded".to_owned()))
+        }
+        Ok((rows, matched)) if l.holds(rows, matched) => {
+            Ok(Some("it holds matching rows".to_owned()))
+        }
+        Ok(_) => Ok(None),
+        Err(ObjectFindError::Storage(e)) => Err(e),
+        Err(e) => Ok(Some(format!("it cannot be read: {e}"))),
+    }
+}
+
+/// The job object a `lethe-job-object` marker names (`<job id>/<job object id>`).
+fn parse_marker(marker: &str) -> Option<(Uuid, i64)> {
+    let (job, object) = marker.split_once('/')?;
+    Some((job.parse().ok()?, object.parse().ok()?))
 }
 
 /// Whether `version`, written on top of Lethe's since it was verified (by a writer that
@@ -359,4 +416,24 @@ async fn failed(
         .stats(stats)
         .event(EventLevel::Error, "cleanup_failed", message);
     l.record(ctx, task, r).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_names_its_job_object_or_nothing() {
+        let job = Uuid::now_v7();
+        assert_eq!(parse_marker(&format!("{job}/42")), Some((job, 42)));
+        for bad in [
+            "",
+            "42",
+            &format!("{job}/"),
+            &format!("{job}/x"),
+            "not-a-uuid/1",
+        ] {
+            assert_eq!(parse_marker(bad), None, "{bad}");
+        }
+    }
 }
