@@ -646,3 +646,85 @@ fn versions_in_order(
     }
     objects
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput;
+    use aws_sdk_s3::primitives::DateTime;
+    use aws_sdk_s3::types::{DeleteMarkerEntry, ObjectVersion};
+
+    use super::*;
+
+    fn version(key: &str, id: &str, latest: bool, secs: i64) -> ObjectVersion {
+        ObjectVersion::builder()
+            .key(key)
+            .version_id(id)
+            .is_latest(latest)
+            .size(10)
+            .last_modified(DateTime::from_secs(secs))
+            .build()
+    }
+
+    fn marker(key: &str, latest: bool, secs: i64) -> DeleteMarkerEntry {
+        DeleteMarkerEntry::builder()
+            .key(key)
+            .version_id(format!("m{secs}"))
+            .is_latest(latest)
+            .last_modified(DateTime::from_secs(secs))
+            .build()
+    }
+
+    /// (key, version, noncurrent since, behind a delete marker) of each version listed.
+    fn listed(
+        out: &ListObjectVersionsOutput,
+        at: &mut VersionsToken,
+    ) -> Vec<(String, String, Option<i64>, bool)> {
+        versions_in_order(out, at)
+            .into_iter()
+            .map(|m| {
+                let (since, behind) = m.noncurrent.map_or((None, false), |n| {
+                    (n.since.map(|t| t.timestamp()), n.behind_delete_marker)
+                });
+                (m.key, m.version_id.unwrap_or_default(), since, behind)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn old_versions_know_when_they_stopped_being_current_across_pages() {
+        // Page 1: `a` behind a delete marker (t=30) over v2 (t=20); `b` current v5 (t=50).
+        let page1 = ListObjectVersionsOutput::builder()
+            .versions(version("t/a", "a2", false, 20))
+            .versions(version("t/b", "b5", true, 50))
+            .delete_markers(marker("t/a", true, 30))
+            .build();
+        let mut at = VersionsToken::default();
+        let s = |k: &str| k.to_owned();
+        assert_eq!(
+            listed(&page1, &mut at),
+            [
+                (s("t/a"), s("a2"), Some(30), true),
+                (s("t/b"), s("b5"), None, false),
+            ]
+        );
+        // Page 2 goes on with `a`'s older version and `b`'s: each knows its successor,
+        // though it was on the page before.
+        let page2 = ListObjectVersionsOutput::builder()
+            .versions(version("t/b", "b4", false, 40))
+            .versions(version("t/b", "b1", false, 10))
+            .versions(version("t/c", "c1", true, 5))
+            .build();
+        assert_eq!(
+            listed(&page2, &mut at),
+            [
+                (s("t/b"), s("b4"), Some(50), false),
+                (s("t/b"), s("b1"), Some(40), false),
+                (s("t/c"), s("c1"), None, false),
+            ]
+        );
+        // The token carries where the listing is.
+        let token = serde_json::to_string(&at).unwrap();
+        let back: VersionsToken = serde_json::from_str(&token).unwrap();
+        assert_eq!(back.last.map(|l| l.0), Some(s("t/c")));
+    }
+}
