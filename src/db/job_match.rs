@@ -142,19 +142,8 @@ pub async fn holdings(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<Vec
 pub struct AccountVersion {
     pub bucket: String,
     pub key: String,
-    pub version_id: String,
-    /// Why it is kept.
-    pub reason: String,
-    /// When it ends (a lifecycle rule's expiry, the end of an Object Lock retention),
-    /// when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub until: Option<chrono::DateTime<chrono::Utc>>,
-    /// `until` is only a lower bound ("not before").
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub not_before: bool,
-    /// Kept with no end Lethe can tell (an Object Lock legal hold).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub hold: bool,
+    #[serde(flatten)]
+    pub version: crate::db::job_object::KeptVersion,
 }
 
 /// Per (mapper, match hash): the versions holding its rows that the job's cleanup kept.

@@ -208,15 +208,7 @@ async fn find_finished(
     .await?;
     if next == JobStatus::Forgetting {
         let ids = job_object::ids_in_state(&mut *tx, job_id, ForgetState::Found).await?;
-        let forgets: Vec<Forget> = ids
-            .iter()
-            .map(|&job_object_id| {
-                Forget(ObjectTask {
-                    job_id,
-                    job_object_id,
-                })
-            })
-            .collect();
+        let forgets: Vec<Forget> = ObjectTask::of(job_id, &ids).map(Forget).collect();
         enqueue_all(&mut *tx, job_id, &forgets).await?;
         adopt_leftovers(tx, job_id).await?;
         phase_started(tx, job_id, next, ids.len()).await?;
@@ -231,15 +223,7 @@ async fn adopt_leftovers(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<()
     if ids.is_empty() {
         return Ok(());
     }
-    let cleanups: Vec<Cleanup> = ids
-        .iter()
-        .map(|&job_object_id| {
-            Cleanup(ObjectTask {
-                job_id,
-                job_object_id,
-            })
-        })
-        .collect();
+    let cleanups: Vec<Cleanup> = ObjectTask::of(job_id, &ids).map(Cleanup).collect();
     enqueue_all(&mut *tx, job_id, &cleanups).await?;
     event(
         &mut *tx,
@@ -291,15 +275,7 @@ async fn phase_finished(
 /// key's current version is an unverified rewrite.
 async fn clean_old_versions(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<()> {
     let ids = job_object::ids_in_state(&mut *tx, job_id, ForgetState::OldVersion).await?;
-    let cleanups: Vec<Cleanup> = ids
-        .iter()
-        .map(|&job_object_id| {
-            Cleanup(ObjectTask {
-                job_id,
-                job_object_id,
-            })
-        })
-        .collect();
+    let cleanups: Vec<Cleanup> = ObjectTask::of(job_id, &ids).map(Cleanup).collect();
     enqueue_all(&mut *tx, job_id, &cleanups).await.map(drop)
 }
 

@@ -272,10 +272,11 @@ fn kept_reason(h: &Holding, versions_kept: &[AccountVersion]) -> Option<String> 
             "a replication rule copies objects holding its rows to bucket {replica}: deleting old versions is not replicated, so the replica's versions keep its rows (erase them there, e.g. with a data mapper over the replica)"
         ))
     } else {
-        versions_kept.iter().find(|v| v.hold).map(|v| {
+        versions_kept.iter().find(|v| v.version.hold).map(|v| {
+            let k = &v.version;
             format!(
                 "{} {} version {}: {}",
-                v.bucket, v.key, v.version_id, v.reason
+                v.bucket, v.key, k.version_id, k.reason
             )
         })
     }
@@ -340,6 +341,7 @@ pub fn match_hash(key: &[u8], match_id: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::job_object::KeptVersion;
 
     fn ledger() -> Ledger {
         let s = |v: &str| v.to_owned();
@@ -393,16 +395,13 @@ mod tests {
         AccountVersion {
             bucket: "lake".into(),
             key: "t/a.json".into(),
-            version_id: version_id.into(),
-            reason: if hold {
-                "legal hold"
-            } else {
-                "keeps old versions"
-            }
-            .into(),
-            until: None,
-            not_before: false,
-            hold,
+            version: KeptVersion {
+                version_id: version_id.into(),
+                reason: if hold { "legal hold" } else { "keeps" }.into(),
+                until: None,
+                not_before: false,
+                hold,
+            },
         }
     }
 
@@ -412,7 +411,10 @@ mod tests {
         let a = vec!["a".to_owned()];
         let (status, accounts) = l.account("h4", a.clone(), false);
         assert_eq!(status, MatchStatus::Retained);
-        assert_eq!(accounts[0].versions_kept[0].version_id, "v1");
+        assert_eq!(accounts[0].versions_kept[0].version.version_id, "v1");
+        let json = serde_json::to_value(&accounts[0].versions_kept[0]).unwrap();
+        assert_eq!(json["version_id"], "v1", "flat: {json}");
+        assert_eq!(json["bucket"], "lake");
         assert_eq!(accounts[0].old_versions, 1);
         assert_eq!(accounts[0].reason, None, "retained is no kept reason");
         // Found only in an old version, held by a legal hold: kept, with the version.

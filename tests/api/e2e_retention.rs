@@ -26,6 +26,53 @@ use crate::e2e_scope::events;
 use crate::e2e_storage::{new_bucket, new_versioned_bucket};
 use crate::jobs::queue;
 
+/// A new bucket with S3 Object Lock (and so versioning) enabled.
+pub async fn object_lock_bucket() -> (aws_config::SdkConfig, aws_sdk_s3::Client, String) {
+    let (sdk, s3, _) = new_bucket().await;
+    let bucket = format!("lethe-{}", uuid::Uuid::new_v4().simple());
+    s3.create_bucket()
+        .bucket(&bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    (sdk, s3, bucket)
+}
+
+/// Replicates every key of `bucket` to `replica` (moto keeps the rule; it copies nothing).
+pub async fn replicate_every_key(s3: &aws_sdk_s3::Client, bucket: &str, replica: &str) {
+    let rule = SdkReplicationRule::builder()
+        .id("to-replica")
+        .priority(1)
+        .status(ReplicationRuleStatus::Enabled)
+        .filter(ReplicationRuleFilter::builder().prefix("").build())
+        .delete_marker_replication(
+            DeleteMarkerReplication::builder()
+                .status(DeleteMarkerReplicationStatus::Disabled)
+                .build(),
+        )
+        .destination(
+            Destination::builder()
+                .bucket(format!("arn:aws:s3:::{replica}"))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    s3.put_bucket_replication()
+        .bucket(bucket)
+        .replication_configuration(
+            ReplicationConfiguration::builder()
+                .role("arn:aws:iam::123456789012:role/replication")
+                .rules(rule)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).unwrap().to_utc()
 }
@@ -124,36 +171,7 @@ async fn lifecycle_rules_are_read_back_with_their_filters_and_noncurrent_expiry(
 async fn replication_rules_are_read_back_with_the_destination_bucket_name() {
     let (sdk, s3, bucket) = new_versioned_bucket().await;
     let (_, _, copy) = new_versioned_bucket().await;
-    let rule = SdkReplicationRule::builder()
-        .id("to-copy")
-        .priority(1)
-        .status(ReplicationRuleStatus::Enabled)
-        .filter(ReplicationRuleFilter::builder().prefix("").build())
-        .delete_marker_replication(
-            DeleteMarkerReplication::builder()
-                .status(DeleteMarkerReplicationStatus::Disabled)
-                .build(),
-        )
-        .destination(
-            Destination::builder()
-                .bucket(format!("arn:aws:s3:::{copy}"))
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    s3.put_bucket_replication()
-        .bucket(&bucket)
-        .replication_configuration(
-            ReplicationConfiguration::builder()
-                .role("arn:aws:iam::123456789012:role/replication")
-                .rules(rule)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    replicate_every_key(&s3, &bucket, &copy).await;
 
     // moto answers every rule's filter as `<Prefix/>` whatever was put, so this replicates
     // every key; prefix and tag filters are read by s3::retention's unit tests.
@@ -162,7 +180,7 @@ async fn replication_rules_are_read_back_with_the_destination_bucket_name() {
     assert_eq!(
         rules,
         vec![ReplicationRule {
-            id: Some("to-copy".into()),
+            id: Some("to-replica".into()),
             enabled: true,
             prefix: Some(String::new()),
             has_tag_filter: false,
@@ -174,14 +192,7 @@ async fn replication_rules_are_read_back_with_the_destination_bucket_name() {
 
 #[tokio::test]
 async fn legal_holds_and_retention_of_versions_are_read_back_and_block_deletes() {
-    let (sdk, s3, _) = new_bucket().await;
-    let bucket = format!("lethe-{}", uuid::Uuid::new_v4().simple());
-    s3.create_bucket()
-        .bucket(&bucket)
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .unwrap();
+    let (sdk, s3, bucket) = object_lock_bucket().await;
     let held = put(&s3, &bucket, "t/a.json", b"{\"id\": 1}\n").await;
     s3.put_object_legal_hold()
         .bucket(&bucket)

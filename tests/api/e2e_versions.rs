@@ -9,16 +9,15 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::types::{
-    DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, ExpirationStatus,
-    LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectLockLegalHold,
-    ObjectLockLegalHoldStatus, ReplicationConfiguration, ReplicationRule, ReplicationRuleFilter,
-    ReplicationRuleStatus,
+    ExpirationStatus, LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration,
+    ObjectLockLegalHold, ObjectLockLegalHoldStatus,
 };
 use chrono::{DateTime, Duration, Timelike, Utc};
 use serde_json::{Value, json};
 
 use crate::e2e_find::{Lake, lake, lake_in};
-use crate::e2e_storage::{new_bucket, new_versioned_bucket};
+use crate::e2e_retention::{object_lock_bucket, replicate_every_key};
+use crate::e2e_storage::new_versioned_bucket;
 use crate::jobs::queue;
 
 /// Held the subject, then deleted by the lake's writer: only a delete marker is current.
@@ -158,7 +157,7 @@ async fn old_versions_behind_a_delete_marker_or_another_writers_version_are_sear
     assert_eq!(versions_holding_the_subject(&lake).await, []);
     let after = all_versions(&lake).await;
     assert!(!after.contains_key(DELETED), "{after:?}");
-    assert_eq!(after[REPLACED], [other_writers.clone()]);
+    assert_eq!(after[REPLACED], std::slice::from_ref(&other_writers));
     assert_eq!(
         version_bytes(&lake, REPLACED, &other_writers).await,
         crate::lake::people()[1].bytes
@@ -272,15 +271,7 @@ async fn a_mapper_keeping_old_versions_reports_the_subject_retained_with_each_ve
 async fn an_old_version_under_a_legal_hold_keeps_the_subject_queued_with_the_reason(
     db: sqlx::PgPool,
 ) {
-    let (sdk, s3, _) = new_bucket().await;
-    let bucket = format!("lethe-{}", uuid::Uuid::new_v4().simple());
-    s3.create_bucket()
-        .bucket(&bucket)
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .unwrap();
-    let lake = lake_in(db, (sdk, s3, bucket)).await;
+    let lake = lake_in(db, object_lock_bucket().await).await;
     let holding = three_keys(&lake, json!({})).await;
     lake.s3
         .put_object_legal_hold()
@@ -319,36 +310,7 @@ async fn an_old_version_under_a_legal_hold_keeps_the_subject_queued_with_the_rea
 async fn a_replicated_bucket_keeps_the_subject_queued_naming_the_replica(db: sqlx::PgPool) {
     let (sdk, s3, bucket) = new_versioned_bucket().await;
     let (_, _, replica) = new_versioned_bucket().await;
-    let rule = ReplicationRule::builder()
-        .id("to-replica")
-        .priority(1)
-        .status(ReplicationRuleStatus::Enabled)
-        .filter(ReplicationRuleFilter::builder().prefix("").build())
-        .delete_marker_replication(
-            DeleteMarkerReplication::builder()
-                .status(DeleteMarkerReplicationStatus::Disabled)
-                .build(),
-        )
-        .destination(
-            Destination::builder()
-                .bucket(format!("arn:aws:s3:::{replica}"))
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    s3.put_bucket_replication()
-        .bucket(&bucket)
-        .replication_configuration(
-            ReplicationConfiguration::builder()
-                .role("arn:aws:iam::123456789012:role/replication")
-                .rules(rule)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    replicate_every_key(&s3, &bucket, &replica).await;
     let lake = lake_in(db, (sdk, s3, bucket)).await;
     three_keys(&lake, json!({})).await;
 

@@ -38,6 +38,16 @@ pub struct ObjectTask {
     pub job_object_id: i64,
 }
 
+impl ObjectTask {
+    /// The tasks of these objects of a job.
+    pub fn of(job_id: Uuid, ids: &[i64]) -> impl Iterator<Item = ObjectTask> + '_ {
+        ids.iter().map(move |&job_object_id| ObjectTask {
+            job_id,
+            job_object_id,
+        })
+    }
+}
+
 /// Attempts of a per-object task before it fails for good.
 pub const MAX_ATTEMPTS: i32 = 5;
 
