@@ -379,6 +379,9 @@ enum Fault {
     /// Another writer puts a new version over a key right before forget's first download
     /// of it (once): the version find read is no longer current.
     OverwriteBeforeForget,
+    /// Another writer puts a new version over a key right before cleanup first lists its
+    /// versions (once): on top of Lethe's verified rewrite.
+    OverwriteBeforeCleanup,
     /// Forget's first upload lands, then its task waits at the [`Gate`] before recording
     /// it (once).
     PauseAfterUpload,
@@ -420,6 +423,25 @@ impl FaultyStore {
             .execute(&self.db)
             .await
             .unwrap();
+        }
+    }
+
+    /// At `point`, the other writer puts its version over its key (once).
+    async fn other_writer(&self, point: Fault, b: &str, k: &str) {
+        let Some((s3, writer)) = &self.other_writer else {
+            return;
+        };
+        if self.fault == point
+            && writer.key == k
+            && !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            s3.put_object()
+                .bucket(b)
+                .key(k)
+                .body(ByteStream::from(writer.body.clone()))
+                .send()
+                .await
+                .unwrap();
         }
     }
 }
@@ -482,18 +504,7 @@ impl ObjectStore for FaultyStore {
                 code: "AccessDenied".into(),
             });
         }
-        if let Some((s3, writer)) = &self.other_writer
-            && writer.key == k
-            && !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            s3.put_object()
-                .bucket(b)
-                .key(k)
-                .body(ByteStream::from(writer.body.clone()))
-                .send()
-                .await
-                .unwrap();
-        }
+        self.other_writer(Fault::OverwriteBeforeForget, b, k).await;
         let fetched = self.inner.download(b, k, v, to).await?;
         self.kill(Fault::AfterGet, "forget.object").await;
         Ok(fetched)
@@ -542,6 +553,7 @@ impl ObjectStore for FaultyStore {
         self.inner.version_lock(b, k, v).await
     }
     async fn list_versions(&self, b: &str, k: &str) -> Result<Vec<VersionMeta>, StorageError> {
+        self.other_writer(Fault::OverwriteBeforeCleanup, b, k).await;
         if self.fault == Fault::OwnVersionDeleted {
             let cleaning: i64 = sqlx::query_scalar(
                 "select count(*) from task where state = 'running' and kind = 'cleanup.object'",
@@ -588,6 +600,20 @@ pub fn overwritten_before_forget(
     faulty_with(
         db,
         Fault::OverwriteBeforeForget,
+        Some(writer),
+        Arc::default(),
+    )
+}
+
+/// Stores whose S3 store lets `writer` put its version over its key right before
+/// cleanup first lists the key's versions (on top of Lethe's verified rewrite).
+pub fn overwritten_before_cleanup(
+    db: &PgPool,
+    writer: OtherWriter,
+) -> impl FnOnce(&aws_config::SdkConfig) -> Stores {
+    faulty_with(
+        db,
+        Fault::OverwriteBeforeCleanup,
         Some(writer),
         Arc::default(),
     )

@@ -13,7 +13,8 @@ use sqlx::PgPool;
 
 use crate::e2e_find::{Lake, lake_with, without};
 use crate::e2e_jobs::{
-    Gate, OtherWriter, object_bytes, overwritten_before_forget, paused_after_upload, versions,
+    Gate, OtherWriter, object_bytes, overwritten_before_cleanup, overwritten_before_forget,
+    paused_after_upload, versions,
 };
 use crate::jobs::queue;
 use crate::lake::{self, Person};
@@ -39,12 +40,14 @@ async fn races(lake: &Lake, extra: Value, ids: &[Value]) -> String {
     versions(&lake.s3, &lake.bucket, A).await.remove(0)
 }
 
-/// The version of `a` another writer puts between find and forget: `a`'s rows without
-/// id 5, or with them and one row more; written with another codec, so its etag differs.
+/// A version of `a` another writer puts: `a`'s rows without id 5, or with them, one row
+/// more and a second row of 5 (two in all); written with another codec, so its etag
+/// differs.
 fn replacement(with_subject: bool) -> (Vec<Person>, Vec<u8>) {
     let mut rows = lake::people().remove(0).rows;
     if with_subject {
         rows.push(lake::person(100_000));
+        rows.push(lake::person(5));
     } else {
         rows.retain(|p| p.id != 5);
     }
@@ -234,7 +237,10 @@ async fn a_version_replaced_between_find_and_forget_by_one_with_the_rows_is_rewr
     let mut both = vec![r.searched.clone(), other.clone()];
     both.sort();
     assert_eq!(deleted(row), both, "{row}");
-    assert_eq!(row["rows_removed"], 1, "{row}");
+    assert_eq!(
+        row["rows_removed"], 2,
+        "both rows of 5 in the version rewritten: {row}"
+    );
     assert_eq!(
         versions(&lake.s3, &lake.bucket, A).await,
         vec![ours.clone()]
@@ -261,12 +267,25 @@ async fn a_version_replaced_between_find_and_forget_by_one_with_the_rows_is_rewr
     let five = lake.account(&r.job, &json!(5)).await;
     assert_eq!(five["status"], "erased", "{five}");
     let a = &five["accounts"][0];
-    assert_eq!(
-        (&a["objects"], &a["rows"], &a["rows_removed"]),
-        (&json!(1), &json!(1), &json!(1)),
-        "{a}"
-    );
+    assert_eq!((&a["objects"], &a["rows"]), (&json!(1), &json!(1)), "{a}");
     assert!(lake.queued().await.is_empty(), "both left the queue");
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn the_account_of_a_subject_rewritten_out_of_a_newer_version_counts_the_rows_removed_from_it(
+    db: PgPool,
+) {
+    let r = raced_job(db, true, json!({})).await;
+    assert_eq!(r.job["status"], "completed", "{}", r.job);
+    // The version find read held one row of 5, the version rewritten two: both removed.
+    let row = object(&r.report, A);
+    assert_eq!(row["rows_removed"], 2, "{row}");
+    assert_eq!(r.job["stats"]["rows_removed"], 2 + 1, "{}", r.job);
+    // The accounts say so, and add up to the job's stats.
+    let five = r.lake.account(&r.job, &json!(5)).await;
+    let other_subject = r.lake.account(&r.job, &json!(3007)).await;
+    let removed = [&five, &other_subject].map(|m| m["accounts"][0]["rows_removed"].clone());
+    assert_eq!(removed, [json!(2), json!(1)], "{five} {other_subject}");
 }
 
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
@@ -326,6 +345,71 @@ async fn a_replaced_version_a_mapper_keeps_is_retained_and_named_in_the_account(
         lake.queued().await.is_empty(),
         "retained items leave the queue"
     );
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_version_written_on_top_of_lethes_rewrite_holding_the_rows_keeps_the_subject_queued_for_the_next_job(
+    db: PgPool,
+) {
+    // A writer working from data read before the rewrite puts `a` back, 5 included, once
+    // Lethe's rewrite is verified (right before cleanup lists the key's versions).
+    let (stale, body) = replacement(true);
+    let writer = OtherWriter {
+        key: A.to_owned(),
+        body,
+    };
+    let lake = lake_with(db.clone(), overwritten_before_cleanup(&db, writer)).await;
+    let searched = races(&lake, json!({}), &[json!(5), json!(3007)]).await;
+    let first = lake.run_job(&["races"]).await;
+    assert_eq!(first["status"], "completed", "{first}");
+    let kinds = lake.event_kinds(&first).await;
+    assert!(
+        kinds.contains(&"newer_version_holds".to_owned()),
+        "{kinds:?}"
+    );
+
+    // Cleanup deleted the version find read, kept Lethe's and the one on top of it.
+    let report = lake.report(&first).await;
+    let row = object(&report, A);
+    assert_eq!(row["status"], "verified", "{row}");
+    assert_eq!(deleted(row), vec![searched.clone()], "{row}");
+    let ours = row["version_id_after"].as_str().unwrap().to_owned();
+    let left = versions(&lake.s3, &lake.bucket, A).await;
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert_eq!(left[1], ours, "Lethe's is below the newer one");
+    let stale_ids: Vec<i64> = stale.iter().map(|p| p.id).collect();
+    let on_top = every_version(&lake, A).await;
+    assert_eq!(on_top[0].1, left[0]);
+    assert_eq!(ids(&on_top[0].2), stale_ids, "the newer version holds 5");
+
+    // 5 is kept, with the reason; 3007 is erased.
+    let five = lake.account(&first, &json!(5)).await;
+    assert_eq!(five["status"], "kept", "{five}");
+    let reason = five["accounts"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("a version written on top of Lethe's rewrite"),
+        "{reason}"
+    );
+    assert_eq!(lake.account(&first, &json!(3007)).await["status"], "erased");
+    assert_eq!(lake.queued().await, vec![json!(5)]);
+
+    // The next job rewrites the newer version; no version under the table holds 5.
+    let second = lake.run_job(&["races"]).await;
+    assert_eq!(second["status"], "completed", "{second}");
+    let people = lake::people();
+    let all = every_version(&lake, "races/").await;
+    assert_eq!(all.len(), 2, "one version of each key: {all:?}");
+    for (key, version, rows) in &all {
+        let expected = match key.as_str() {
+            A => stale_ids.iter().copied().filter(|&id| id != 5).collect(),
+            B => without(&people[1], &[3007]),
+            other => panic!("unexpected key {other}"),
+        };
+        assert_eq!(ids(rows), expected, "{key} {version}");
+    }
+    let five = lake.account(&second, &json!(5)).await;
+    assert_eq!(five["status"], "erased", "{five}");
+    assert!(lake.queued().await.is_empty());
 }
 
 /// The subject of the cancelled job: six rows in each of `a` and `b`.
