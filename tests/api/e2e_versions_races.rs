@@ -424,20 +424,11 @@ fn subject_rows(o: &lake::PeopleObject) -> Vec<i64> {
         .collect()
 }
 
-#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
-async fn a_job_cancelled_while_a_rewrite_is_in_flight_leaves_nothing_the_next_job_does_not_erase(
-    db: PgPool,
-) {
-    let gate = Arc::new(Gate::default());
-    let lake = lake_with(db.clone(), paused_after_upload(&db, gate.clone())).await;
-    races(&lake, json!({}), &[json!(SUBJECT)]).await;
+/// Runs a job over `races` whose first forget's upload lands, then is held at `gate`
+/// while the job is cancelled. Returns the key rewritten and the version Lethe wrote.
+async fn cancelled_mid_rewrite(lake: &Lake, gate: &Gate) -> (String, String) {
     let people = lake::people();
     let originals = [(A, &people[0]), (B, &people[1])];
-    for (_, o) in originals {
-        assert_eq!(subject_rows(o).len(), 6);
-    }
-
-    // The first forget's upload lands; the job is cancelled before it is recorded.
     let r = lake
         .app
         .post("/v1/jobs", Some(json!({"data_mappers": ["races"]})))
@@ -461,6 +452,11 @@ async fn a_job_cancelled_while_a_rewrite_is_in_flight_leaves_nothing_the_next_jo
         .unwrap();
     let job = lake.app.get(&format!("/v1/jobs/{first}")).await.body;
     assert_eq!(job["status"], "cancelled", "{job}");
+    // The rewrite was in flight: recorded after the cancel.
+    let kinds = lake.event_kinds(&job).await;
+    let at = |kind: &str| kinds.iter().position(|k| k == kind);
+    assert!(at("job_cancelled") < at("object_rewritten"), "{kinds:?}");
+    assert!(at("job_cancelled").is_some(), "{kinds:?}");
 
     // Lethe's version of one key is current, never verified nor cleaned up; the other
     // key was never rewritten. Both originals still hold the subject.
@@ -477,12 +473,11 @@ async fn a_job_cancelled_while_a_rewrite_is_in_flight_leaves_nothing_the_next_jo
     assert_eq!(written[0]["cleanup"], Value::Null);
     for (key, o) in originals {
         let left = versions(&lake.s3, &lake.bucket, key).await;
-        let all = every_version(&lake, key).await;
-        let original = all.last().unwrap();
-        assert!(
-            ids(&original.2)
-                .iter()
-                .any(|id| subject_rows(o).contains(id))
+        let all = every_version(lake, key).await;
+        let original = &all.last().unwrap().2;
+        assert_eq!(
+            ids(original),
+            o.rows.iter().map(|p| p.id).collect::<Vec<_>>()
         );
         if key == rewritten {
             assert_eq!(left.len(), 2, "{key}: the original and Lethe's");
@@ -492,6 +487,22 @@ async fn a_job_cancelled_while_a_rewrite_is_in_flight_leaves_nothing_the_next_jo
         }
     }
     assert_eq!(lake.queued().await, vec![json!(SUBJECT)]);
+    (rewritten, ours)
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_job_cancelled_while_a_rewrite_is_in_flight_leaves_nothing_the_next_job_does_not_erase(
+    db: PgPool,
+) {
+    let gate = Arc::new(Gate::default());
+    let lake = lake_with(db.clone(), paused_after_upload(&db, gate.clone())).await;
+    races(&lake, json!({}), &[json!(SUBJECT)]).await;
+    let people = lake::people();
+    let originals = [(A, &people[0]), (B, &people[1])];
+    for (_, o) in originals {
+        assert_eq!(subject_rows(o).len(), 6);
+    }
+    let (rewritten, ours) = cancelled_mid_rewrite(&lake, &gate).await;
 
     // The next job over the same mapper: no version of any key holds the subject.
     let second = lake.run_job(&["races"]).await;
