@@ -28,20 +28,25 @@ pub struct Lake {
 }
 
 pub async fn lake(db: sqlx::PgPool) -> Lake {
-    lake_in(db, new_versioned_bucket().await).await
+    lake_with(db, |sdk| Stores::new(sdk, true)).await
+}
+
+/// [`lake`] with the app's stores made by `stores` (a fault-injecting wrapper, say).
+pub async fn lake_with(
+    db: sqlx::PgPool,
+    stores: impl FnOnce(&aws_config::SdkConfig) -> Stores,
+) -> Lake {
+    lake_in(db, new_versioned_bucket().await, stores).await
 }
 
 pub async fn lake_in(
     db: sqlx::PgPool,
     (sdk, s3, bucket): (aws_config::SdkConfig, aws_sdk_s3::Client, String),
+    stores: impl FnOnce(&aws_config::SdkConfig) -> Stores,
 ) -> Lake {
     let glue = aws_sdk_glue::Client::new(&sdk);
     let database = glue_database(&glue, "find").await;
-    let app = TestApp::with_stores(
-        db,
-        Arc::new(GlueCatalog::new(&sdk)),
-        Stores::new(&sdk, true),
-    );
+    let app = TestApp::with_stores(db, Arc::new(GlueCatalog::new(&sdk)), stores(&sdk));
     Lake {
         app,
         s3,
@@ -191,6 +196,29 @@ impl Lake {
             .iter()
             .map(|e| e["kind"].as_str().unwrap().to_owned())
             .collect()
+    }
+
+    /// The job's report (`GET /v1/jobs/{id}/report`).
+    pub async fn report(&self, job: &Value) -> Value {
+        let id = job["job_id"].as_str().unwrap();
+        self.app.get(&format!("/v1/jobs/{id}/report")).await.body
+    }
+
+    /// The report's entry of queued match `id` (status, accounts), found by its keyed hash.
+    pub async fn account(&self, job: &Value, id: &Value) -> Value {
+        use lethe::jobs::finalize::{REPORT_KEY, match_hash, random_key};
+        let mut conn = self.app.db.acquire().await.unwrap();
+        let key = lethe::db::server_secret::get_or_create(&mut conn, REPORT_KEY, random_key)
+            .await
+            .unwrap();
+        let report = self.report(job).await;
+        report["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["match_hash"] == match_hash(&key, id))
+            .cloned()
+            .unwrap_or_else(|| panic!("no account for {id}: {report}"))
     }
 
     /// The queue's items left (their match ids).
@@ -561,7 +589,7 @@ async fn buckets_without_versioning_are_refused_unless_the_mapper_allows_them(db
         .await
         .unwrap();
     for (n, bucket) in [never, suspended].into_iter().enumerate() {
-        let lake = lake_in(db.clone(), bucket).await;
+        let lake = lake_in(db.clone(), bucket, |sdk| Stores::new(sdk, true)).await;
         let b = lake.bucket.clone();
         lake.put("t/dt=1/a.parquet", &people[0].bytes).await;
         lake.table("t", &format!("s3://{b}/t/"), ("dt", "string"), &[])

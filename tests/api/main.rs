@@ -21,6 +21,7 @@ mod e2e_scope;
 mod e2e_serde;
 mod e2e_storage;
 mod e2e_versions;
+mod e2e_versions_races;
 mod e2e_writers;
 mod errors;
 mod governance;
