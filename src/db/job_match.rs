@@ -73,6 +73,22 @@ pub async fn insert_object_matches(
     Ok(())
 }
 
+/// Replaces the rows each match has in one object (forget recounted them in the version
+/// it rewrote).
+pub async fn replace_object_matches(
+    tx: &mut sqlx::PgConnection,
+    job_id: Uuid,
+    job_object_id: i64,
+    rows: &[(String, i64)],
+) -> sqlx::Result<()> {
+    sqlx::query("delete from job_object_match where job_id = $1 and job_object_id = $2")
+        .bind(job_id)
+        .bind(job_object_id)
+        .execute(&mut *tx)
+        .await?;
+    insert_object_matches(&mut *tx, job_id, job_object_id, rows).await
+}
+
 /// The rows per match of each of these objects, by object.
 pub async fn object_matches(
     db: impl PgExecutor<'_>,

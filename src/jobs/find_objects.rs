@@ -298,6 +298,40 @@ async fn search(
     }
 }
 
+/// The rows each queued match (its value) has in one exact version of an object, read as
+/// find reads it: forget recounts them when it rewrites a newer version than the one
+/// find read, so the accounts speak of the rows really removed.
+pub async fn rows_by_match(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    key: &str,
+    (version_id, size): (&str, u64),
+    partition: Option<Vec<String>>,
+    mapper: &MapperSnapshot,
+    sets: &PartitionSets,
+) -> Result<Vec<(Value, u64)>, String> {
+    let listed = ListedObject {
+        key: key.to_owned(),
+        size,
+        partition,
+        outside_partitions: false,
+        old_version: Some(OldVersion {
+            version_id: version_id.to_owned(),
+            etag: None,
+            storage_class: None,
+            since: None,
+            behind_delete_marker: false,
+        }),
+    };
+    match search(store, bucket, &listed, mapper, sets).await {
+        Outcome::Searched { report, .. } => Ok(report.by_match),
+        Outcome::Failed { error, .. } => Err(error),
+        Outcome::NotSearchable { reason, .. } | Outcome::OutOfScope { reason, .. } => Err(reason),
+        Outcome::Vanished => Err("the version is gone".to_owned()),
+        Outcome::Skipped(why) => Err(why.to_owned()),
+    }
+}
+
 /// Searches a JSON Lines object (every line matches when `every_row`), reported as find
 /// reports a Parquet object.
 async fn search_jsonl(

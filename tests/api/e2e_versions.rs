@@ -29,6 +29,11 @@ const CURRENT: &str = "t/dt=1/current.parquet";
 /// The subject: a row of `people()[0]`, in no other object.
 const SUBJECT: i64 = 5;
 
+/// The app's plain S3 stores.
+fn plain(sdk: &aws_config::SdkConfig) -> lethe::storage::Stores {
+    lethe::storage::Stores::new(sdk, true)
+}
+
 /// Every version (no delete marker) of every key under `t/`: key → versions, newest first.
 async fn all_versions(lake: &Lake) -> BTreeMap<String, Vec<String>> {
     let out = lake
@@ -271,7 +276,7 @@ async fn a_mapper_keeping_old_versions_reports_the_subject_retained_with_each_ve
 async fn an_old_version_under_a_legal_hold_keeps_the_subject_queued_with_the_reason(
     db: sqlx::PgPool,
 ) {
-    let lake = lake_in(db, object_lock_bucket().await).await;
+    let lake = lake_in(db, object_lock_bucket().await, plain).await;
     let holding = three_keys(&lake, json!({})).await;
     lake.s3
         .put_object_legal_hold()
@@ -311,7 +316,7 @@ async fn a_replicated_bucket_keeps_the_subject_queued_naming_the_replica(db: sql
     let (sdk, s3, bucket) = new_versioned_bucket().await;
     let (_, _, replica) = new_versioned_bucket().await;
     replicate_every_key(&s3, &bucket, &replica).await;
-    let lake = lake_in(db, (sdk, s3, bucket)).await;
+    let lake = lake_in(db, (sdk, s3, bucket), plain).await;
     three_keys(&lake, json!({})).await;
 
     let job = lake.run_job(&["t"]).await;

@@ -21,7 +21,9 @@ use super::verify::Verify;
 use super::{Loaded, ObjectTask, Record, load};
 use crate::db::job::JobStats;
 use crate::db::job_object::{self as objects, JobObject, ObjectUpdate};
+use crate::db::{job_match, server_secret};
 use crate::domain::job::{EventLevel, ForgetState};
+use crate::jobs::finalize::{REPORT_KEY, match_hash, random_key};
 use crate::jobs::find::cpu_bound;
 use crate::jobs::lifecycle::event;
 use crate::jobs::tasks::{Task, TaskError};
@@ -258,9 +260,7 @@ async fn attempt(
     if figures.rows_removed == 0 {
         // Another writer replaced the version find read (which holds matches) with one
         // that holds none: the version find read is an old version now, for cleanup.
-        let replaced = has_version(o.version_id.as_deref())
-            && fetched.version_id.as_deref() != o.version_id.as_deref();
-        let (state, message) = if replaced {
+        let (state, message) = if replaced_since_find(o, &fetched) {
             let message = format!(
                 "{} was replaced since find read it, and its current version holds no matching row: left as it is; the version find read ({}) holds them and is an old version now",
                 o.key,
@@ -277,6 +277,12 @@ async fn attempt(
         };
         let event = (EventLevel::Info, "object_unchanged", message);
         return left_as_is(ctx, task, l, update, event).await;
+    }
+    if replaced_since_find(o, &fetched)
+        && let Err(e) = recount(ctx, l, &fetched).await?
+    {
+        fail(ctx, task, l, e).await?;
+        return Ok(Settled::Yes);
     }
     // Saved before the upload: a retry after a crash right after it needs them.
     objects::update(&ctx.engine.db, o.job_object_id, &figures_update).await?;
@@ -306,6 +312,48 @@ fn rewrite_class(fetched: &Fetched) -> (Option<String>, Option<String>) {
     };
     let note = format!("written as STANDARD: the version read was {read}");
     (Some("STANDARD".to_owned()), Some(note))
+}
+
+/// Whether the version read is not the one find read (another writer replaced it).
+fn replaced_since_find(o: &JobObject, fetched: &Fetched) -> bool {
+    has_version(o.version_id.as_deref()) && fetched.version_id.as_deref() != o.version_id.as_deref()
+}
+
+/// Counts again, in the version about to be rewritten (newer than the one find read),
+/// the rows each queued match has, and records them for the accounts: they are the rows
+/// this rewrite removes. Ok(Err(why)) when that version cannot be searched.
+async fn recount(
+    ctx: &Context,
+    l: &Loaded,
+    fetched: &Fetched,
+) -> Result<Result<(), String>, TaskError> {
+    let o = &l.object;
+    let Some(version) = fetched.version_id.as_deref() else {
+        return Ok(Ok(()));
+    };
+    let by_match = crate::jobs::find_objects::rows_by_match(
+        l.store.as_ref(),
+        &o.bucket,
+        &o.key,
+        (version, fetched.size),
+        o.partition_values.clone(),
+        &l.mapper,
+        &l.sets,
+    )
+    .await;
+    let by_match = match by_match {
+        Ok(rows) => rows,
+        Err(e) => return Ok(Err(format!("cannot search the newer version: {e}"))),
+    };
+    let mut tx = ctx.engine.db.begin().await?;
+    let key = server_secret::get_or_create(&mut tx, REPORT_KEY, random_key).await?;
+    let rows: Vec<(String, i64)> = by_match
+        .iter()
+        .map(|(value, rows)| (match_hash(&key, value), *rows as i64))
+        .collect();
+    job_match::replace_object_matches(&mut tx, l.p.job_id, o.job_object_id, &rows).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
 }
 
 /// True when object metadata names this job object (`marker`) as its writer.

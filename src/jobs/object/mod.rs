@@ -142,6 +142,8 @@ pub struct Loaded {
     pub p: ObjectTask,
     pub object: JobObject,
     pub mapper: Arc<MapperSnapshot>,
+    /// The job's matches for the object's table (by partition).
+    pub sets: Arc<crate::jobs::matches::PartitionSets>,
     pub ids: Arc<MatchSet>,
     pub every_row: bool,
     pub store: Arc<dyn ObjectStore>,
@@ -259,6 +261,7 @@ pub async fn load_in(
         p,
         object,
         mapper,
+        sets,
         ids,
         every_row,
         store,
