@@ -304,6 +304,8 @@ def run(c):
     # Governance: classify a nested column of the Glue table, then compare with Lake
     # Formation (moto's).
     c.click("a[href='#/governance']")
+    # The database list loads after the page: wait for it (moto holds every test's).
+    c.wait.until(lambda _: database in c.text_of("#cls-db"))
     Select(c.find("#cls-db")).select_by_value(database)
     c.wait.until(lambda _: "customers" in c.text_of("#cls-table"))
     Select(c.find("#cls-table")).select_by_value("customers")
