@@ -233,6 +233,7 @@ async fn access_policy_grants_exactly_the_table_prefix(pool: sqlx::PgPool) {
     let app = TestApp::with(pool, std::sync::Arc::new(crate::common::catalog()), |c| {
         c.aws.principal_arn = Some("arn:aws:iam::210987654321:role/Lethe".into());
         c.aws.role_external_id = Some("ext-1".into());
+        c.aws.region = Some("eu-west-1".into());
     });
     let mut body = glue_mapper();
     body["role_arn"] = json!("arn:aws:iam::123456789012:role/LetheJobs");
@@ -256,7 +257,8 @@ async fn access_policy_grants_exactly_the_table_prefix(pool: sqlx::PgPool) {
     assert!(!resources.iter().any(|r| r.starts_with("arn:aws:glue")));
     assert_eq!(
         reply.body["lethe_policy"]["Statement"][1]["Resource"][2],
-        "arn:aws:glue:*:*:table/lake/people"
+        "arn:aws:glue:eu-west-1:210987654321:table/lake/people",
+        "Glue ARNs name Lethe's region and account"
     );
     assert_eq!(
         reply.body["trust_policy"]["Statement"][0]["Principal"]["AWS"],
