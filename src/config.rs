@@ -154,6 +154,9 @@ pub struct AwsConfig {
     /// Lethe's own IAM principal, named in the trust policies it generates (else asked of
     /// STS `GetCallerIdentity`).
     pub principal_arn: Option<String>,
+    /// The roles a mapper's `role_arn` may name (`*` only in the role name); empty: no
+    /// `role_arn` is accepted.
+    pub allowed_role_arns: Vec<String>,
 }
 
 impl Default for AwsConfig {
@@ -165,6 +168,7 @@ impl Default for AwsConfig {
             role_external_id: None,
             role_session_secs: DEFAULT_ROLE_SESSION_SECS,
             principal_arn: None,
+            allowed_role_arns: Vec::new(),
         }
     }
 }
@@ -218,6 +222,7 @@ struct FileConfig {
     aws_role_external_id: Option<String>,
     aws_role_session_secs: Option<u32>,
     aws_principal_arn: Option<String>,
+    aws_allowed_role_arns: Option<String>,
     grant_reconcile_interval_secs: Option<u64>,
     workers: Option<usize>,
     worker_poll_ms: Option<u64>,
@@ -545,6 +550,23 @@ impl Config {
                 "must be 2 to 1224 characters of letters, digits and +=,.@:/-_",
             ));
         }
+        let allowed_role_arns: Vec<String> = get("LETHE_ALLOWED_ROLE_ARNS")
+            .or(f.aws_allowed_role_arns)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some(bad) = allowed_role_arns
+            .iter()
+            .find(|p| !crate::domain::data_mapper::is_role_pattern(p))
+        {
+            return Err(invalid(
+                "LETHE_ALLOWED_ROLE_ARNS",
+                &format!("{bad:?} is not an IAM role ARN (`*` is allowed in the role name only)"),
+            ));
+        }
         let local_lake_root = get("LETHE_LOCAL_LAKE_ROOT")
             .map(PathBuf::from)
             .or(f.local_lake_root);
@@ -580,6 +602,7 @@ impl Config {
                 role_external_id,
                 role_session_secs,
                 principal_arn: get("LETHE_AWS_PRINCIPAL_ARN").or(f.aws_principal_arn),
+                allowed_role_arns,
             },
         })
     }

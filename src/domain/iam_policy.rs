@@ -122,19 +122,36 @@ pub fn lethe_policy(target: &PolicyTarget<'_>) -> Option<Value> {
     Some(json!({"Version": "2012-10-17", "Statement": statements}))
 }
 
-/// The trust policy `role_arn` needs so that `lethe` (Lethe's principal) may assume it,
-/// with the external id Lethe passes when one is configured.
+/// The trust policy `role_arn` needs so that `lethe` (Lethe's principal) may assume it:
+/// with the external id Lethe passes when one is configured, only with a source identity
+/// (the person a session acts for, which stays with the session) and only with Lethe's
+/// own session tags (`lethe:job`, `lethe:mapper`).
 pub fn trust_policy(lethe: &str, external_id: Option<&str>) -> Value {
-    let mut statement = json!({
+    let mut condition = json!({"Null": {"sts:SourceIdentity": "false"}});
+    if let Some(id) = external_id {
+        condition["StringEquals"] = json!({"sts:ExternalId": id});
+    }
+    let assume = json!({
         "Sid": "LetheAssumesThisRole",
         "Effect": "Allow",
         "Principal": {"AWS": lethe},
         "Action": "sts:AssumeRole",
+        "Condition": condition,
     });
-    if let Some(id) = external_id {
-        statement["Condition"] = json!({"StringEquals": {"sts:ExternalId": id}});
-    }
-    json!({"Version": "2012-10-17", "Statement": [statement]})
+    let identity = json!({
+        "Sid": "LetheNamesWhoItActsFor",
+        "Effect": "Allow",
+        "Principal": {"AWS": lethe},
+        "Action": "sts:SetSourceIdentity",
+    });
+    let tags = json!({
+        "Sid": "LetheTagsItsSessions",
+        "Effect": "Allow",
+        "Principal": {"AWS": lethe},
+        "Action": "sts:TagSession",
+        "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": ["lethe:job", "lethe:mapper"]}},
+    });
+    json!({"Version": "2012-10-17", "Statement": [assume, identity, tags]})
 }
 
 /// The bucket policy that lets `role_arn` do the same on the bucket, for cross-account
@@ -228,11 +245,18 @@ mod tests {
             trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"],
             "x-1"
         );
+        let no_id = trust_policy("p", None);
         assert!(
-            trust_policy("p", None)["Statement"][0]
-                .get("Condition")
+            no_id["Statement"][0]["Condition"]
+                .get("StringEquals")
                 .is_none()
         );
+        assert_eq!(
+            no_id["Statement"][0]["Condition"]["Null"]["sts:SourceIdentity"], "false",
+            "a session must say whom it acts for"
+        );
+        assert_eq!(trust["Statement"][1]["Action"], "sts:SetSourceIdentity");
+        assert_eq!(trust["Statement"][2]["Action"], "sts:TagSession");
         assert!(
             lethe_policy(&PolicyTarget {
                 role_arn: None,
