@@ -240,6 +240,7 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/lethe
 /// each; a test checks this list against the code, the README and deploy/).
 pub const ENV_VARS: &[&str] = &[
     "DATABASE_URL",
+    "LETHE_ALLOWED_ROLE_ARNS",
     "LETHE_AWS_ENDPOINT_URL",
     "LETHE_AWS_PRINCIPAL_ARN",
     "LETHE_AWS_REGION",
