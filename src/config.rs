@@ -111,6 +111,8 @@ pub struct JobsConfig {
     pub scheduler_interval_secs: u64,
     /// Start a job when a queued item's deadline is this many hours away.
     pub deadline_margin_hours: u64,
+    /// A requester's deadline must be at least this many days ahead.
+    pub requester_min_deadline_days: u64,
 }
 
 /// Where a JWKS document is read from.
@@ -229,6 +231,7 @@ struct FileConfig {
     task_lease_secs: Option<u64>,
     scheduler_interval_secs: Option<u64>,
     deadline_margin_hours: Option<u64>,
+    requester_min_deadline_days: Option<u64>,
     local_lake_root: Option<PathBuf>,
 }
 
@@ -272,6 +275,7 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_MAX_EVENT_STREAMS",
     "LETHE_METRICS_CACHE_SECS",
     "LETHE_QUEUE_MAX_BODY_BYTES",
+    "LETHE_REQUESTER_MIN_DEADLINE_DAYS",
     "LETHE_REQUEST_TIMEOUT_SECS",
     "LETHE_S3_FORCE_PATH_STYLE",
     "LETHE_SCHEDULER_INTERVAL_SECS",
@@ -520,7 +524,19 @@ impl Config {
                 f.deadline_margin_hours,
                 72,
             )?,
+            requester_min_deadline_days: parse_or(
+                "LETHE_REQUESTER_MIN_DEADLINE_DAYS",
+                get("LETHE_REQUESTER_MIN_DEADLINE_DAYS"),
+                f.requester_min_deadline_days,
+                7,
+            )?,
         };
+        if jobs.requester_min_deadline_days > 3650 {
+            return Err(invalid(
+                "LETHE_REQUESTER_MIN_DEADLINE_DAYS",
+                "must be at most 3650",
+            ));
+        }
         if jobs.lease_secs < 3 {
             return Err(invalid("LETHE_TASK_LEASE_SECS", "must be at least 3"));
         }

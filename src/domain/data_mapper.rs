@@ -209,6 +209,9 @@ pub struct DataMapper {
     /// Archived objects (Glacier, Deep Archive, archive tiers) are out of scope: listed in
     /// the report, and they do not keep items queued.
     pub skip_archived: bool,
+    /// The scheduler may start a real job over this mapper on its own when a queued
+    /// item's deadline comes near (default false: it raises an alert instead).
+    pub automatic_jobs: bool,
     pub find_engine: FindEngine,
     /// The catalog types of the match columns (dotted path → Glue type text), read from
     /// the table when the mapper is written; empty for `path` mappers (untyped).
@@ -233,6 +236,7 @@ pub struct DataMapperDraft {
     /// Archived objects (Glacier, Deep Archive, archive tiers) are out of scope: listed in
     /// the report, and they do not keep items queued.
     pub skip_archived: bool,
+    pub automatic_jobs: bool,
     pub find_engine: FindEngine,
 }
 
@@ -315,6 +319,7 @@ impl DataMapperDraft {
             ignore_object_not_found: self.ignore_object_not_found,
             allow_unversioned: self.allow_unversioned,
             skip_archived: self.skip_archived,
+            automatic_jobs: self.automatic_jobs,
             find_engine: self.find_engine,
             column_types: Default::default(),
         })
@@ -677,6 +682,7 @@ mod tests {
             ignore_object_not_found: false,
             allow_unversioned: false,
             skip_archived: false,
+            automatic_jobs: false,
             find_engine: FindEngine::Embedded,
         }
     }

@@ -68,6 +68,12 @@ pub struct PutDataMapperRequest {
     /// may hold queued). The report lists them either way.
     #[serde(default)]
     pub skip_archived: bool,
+    /// Let the scheduler start a real job over this mapper on its own when a queued
+    /// item's deadline comes near (default false: an operator starts jobs; the scheduler
+    /// raises an alert instead). A scheduled (`job_schedule`) job is an operator's decision
+    /// and covers every mapper.
+    #[serde(default)]
+    pub automatic_jobs: bool,
     #[serde(default)]
     pub find_engine: FindEngine,
 }
@@ -89,6 +95,7 @@ pub struct DataMapperResponse {
     pub ignore_object_not_found: bool,
     pub allow_unversioned: bool,
     pub skip_archived: bool,
+    pub automatic_jobs: bool,
     pub find_engine: FindEngine,
     /// The catalog types of the match columns (dotted path → Glue type), read when the
     /// mapper was written: match ids are cast to them. Empty for `path` mappers.
@@ -113,6 +120,7 @@ impl From<db::DataMapperRecord> for DataMapperResponse {
             ignore_object_not_found: m.ignore_object_not_found,
             allow_unversioned: m.allow_unversioned,
             skip_archived: m.skip_archived,
+            automatic_jobs: m.automatic_jobs,
             column_types: m.column_types,
             find_engine: m.find_engine,
             created_by: r.created_by,
@@ -161,6 +169,7 @@ async fn put_data_mapper(
         ignore_object_not_found: body.ignore_object_not_found,
         allow_unversioned: body.allow_unversioned,
         skip_archived: body.skip_archived,
+        automatic_jobs: body.automatic_jobs,
         find_engine: body.find_engine,
     }
     .parse(id)
