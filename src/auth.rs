@@ -211,6 +211,9 @@ fn published_keys(document: &str) -> anyhow::Result<Vec<PublishedKey>> {
     Ok(keys)
 }
 
+/// The largest JWKS document read.
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
 /// Reads the configured JWKS document (None when none is configured).
 pub async fn read_jwks(config: &AuthConfig) -> anyhow::Result<Option<String>> {
     use crate::config::JwksSource;
@@ -222,7 +225,11 @@ pub async fn read_jwks(config: &AuthConfig) -> anyhow::Result<Option<String>> {
             )?))
         }
         Some(JwksSource::Url(url)) => {
-            let response = reqwest::Client::new()
+            // No redirect is followed: it could lead to another host or to plain HTTP.
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?;
+            let mut response = client
                 .get(url)
                 .timeout(std::time::Duration::from_secs(10))
                 .send()
@@ -230,14 +237,18 @@ pub async fn read_jwks(config: &AuthConfig) -> anyhow::Result<Option<String>> {
                 .map_err(|e| anyhow::anyhow!("LETHE_JWT_JWKS_URL {url}: {e}"))?;
             anyhow::ensure!(
                 response.status().is_success(),
-                "LETHE_JWT_JWKS_URL {url} answered {}",
+                "LETHE_JWT_JWKS_URL {url} answered {} (redirects are not followed)",
                 response.status()
             );
-            let body = response.bytes().await?;
-            anyhow::ensure!(
-                body.len() <= 1024 * 1024,
-                "LETHE_JWT_JWKS_URL {url}: over 1 MiB"
-            );
+            // Read in chunks, refusing past the cap (never the whole body first).
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await? {
+                anyhow::ensure!(
+                    body.len() + chunk.len() <= MAX_JWKS_BYTES,
+                    "LETHE_JWT_JWKS_URL {url}: over 1 MiB"
+                );
+                body.extend_from_slice(&chunk);
+            }
             Ok(Some(String::from_utf8_lossy(&body).into_owned()))
         }
     }
@@ -313,6 +324,13 @@ impl Authenticator {
         if algorithm != Algorithm::HS256 && config.audience.is_none() {
             anyhow::bail!(
                 "LETHE_JWT_AUDIENCE is required with {setting}: without it a token the identity provider issued for any application would be accepted"
+            );
+        }
+        // A multi-tenant identity provider signs every tenant's tokens with the same keys:
+        // without an issuer, another tenant's token for the same audience would pass.
+        if algorithm != Algorithm::HS256 && config.issuer.is_none() {
+            anyhow::bail!(
+                "LETHE_JWT_ISSUER is required with {setting}: without it a token another tenant of the identity provider issued would be accepted"
             );
         }
         let mut validation = Validation::new(algorithm);
@@ -595,19 +613,27 @@ mod tests {
         let private = include_bytes!("../tests/fixtures/rs256-test-private.pem");
         let rs = AuthConfig {
             jwt_public_key_pem: Some(public.to_owned()),
-            issuer: None,
+            issuer: Some("https://idp.example".into()),
             audience: Some("lethe".into()),
             ..config()
         };
-        // Without an audience, RS256 is refused at start.
+        // Without an audience, or without an issuer, RS256 is refused at start.
         let open = AuthConfig {
             audience: None,
             ..rs.clone()
         };
         let err = Authenticator::new(&open, SECRET).unwrap_err().to_string();
         assert!(err.contains("LETHE_JWT_AUDIENCE"), "{err}");
+        let any_tenant = AuthConfig {
+            issuer: None,
+            ..rs.clone()
+        };
+        let err = Authenticator::new(&any_tenant, SECRET)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LETHE_JWT_ISSUER"), "{err}");
         let auth = Authenticator::new(&rs, SECRET).unwrap();
-        let claims = serde_json::json!({"sub": "carol", "exp": chrono::Utc::now().timestamp() + 60, "roles": ["governance"], "aud": "lethe"});
+        let claims = serde_json::json!({"sub": "carol", "exp": chrono::Utc::now().timestamp() + 60, "roles": ["governance"], "aud": "lethe", "iss": "https://idp.example"});
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::RS256),
             &claims,

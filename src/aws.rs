@@ -39,6 +39,8 @@ pub struct AssumedRole {
     client: aws_sdk_sts::Client,
     pub role_arn: String,
     session_name: String,
+    source_identity: Option<String>,
+    tags: Vec<aws_sdk_sts::types::Tag>,
     external_id: Option<String>,
     session_secs: u32,
 }
@@ -54,19 +56,34 @@ pub struct AssumeRoleFailed {
 }
 
 impl AssumedRole {
-    /// A provider for `role_arn` whose sessions are named `session_name` (STS allows
-    /// `[\w+=,.@-]`, 2 to 64 characters; other characters become `-`).
+    /// A provider for `role_arn` whose sessions are `session`'s: named by it (STS allows
+    /// `[\w+=,.@-]`, 2 to 64 characters; other characters become `-`, in the source
+    /// identity too), with its source identity and tags.
     pub fn new(
         sdk: &aws_config::SdkConfig,
         metrics: Arc<Metrics>,
         role_arn: &str,
-        session_name: &str,
+        session: &crate::storage::RoleSession,
         config: &AwsConfig,
     ) -> Self {
+        let tags = session
+            .tags
+            .iter()
+            .filter_map(|(k, v)| {
+                let value: String = v.chars().take(256).collect();
+                aws_sdk_sts::types::Tag::builder()
+                    .key(k)
+                    .value(value)
+                    .build()
+                    .ok()
+            })
+            .collect();
         Self {
             client: sts_client(sdk, metrics),
             role_arn: role_arn.to_owned(),
-            session_name: session_name_of(session_name),
+            session_name: session_name_of(&session.name),
+            source_identity: session.source_identity.as_deref().map(session_name_of),
+            tags,
             external_id: config.role_external_id.clone(),
             session_secs: config.role_session_secs,
         }
@@ -80,6 +97,8 @@ impl AssumedRole {
             .assume_role()
             .role_arn(&self.role_arn)
             .role_session_name(&self.session_name)
+            .set_source_identity(self.source_identity.clone())
+            .set_tags(Some(self.tags.clone()).filter(|t| !t.is_empty()))
             .set_external_id(self.external_id.clone())
             .duration_seconds(self.session_secs as i32)
             .send()

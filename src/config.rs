@@ -111,6 +111,8 @@ pub struct JobsConfig {
     pub scheduler_interval_secs: u64,
     /// Start a job when a queued item's deadline is this many hours away.
     pub deadline_margin_hours: u64,
+    /// A requester's deadline must be at least this many days ahead.
+    pub requester_min_deadline_days: u64,
 }
 
 /// Where a JWKS document is read from.
@@ -154,6 +156,9 @@ pub struct AwsConfig {
     /// Lethe's own IAM principal, named in the trust policies it generates (else asked of
     /// STS `GetCallerIdentity`).
     pub principal_arn: Option<String>,
+    /// The roles a mapper's `role_arn` may name (`*` only in the role name); empty: no
+    /// `role_arn` is accepted.
+    pub allowed_role_arns: Vec<String>,
 }
 
 impl Default for AwsConfig {
@@ -165,6 +170,7 @@ impl Default for AwsConfig {
             role_external_id: None,
             role_session_secs: DEFAULT_ROLE_SESSION_SECS,
             principal_arn: None,
+            allowed_role_arns: Vec::new(),
         }
     }
 }
@@ -218,12 +224,14 @@ struct FileConfig {
     aws_role_external_id: Option<String>,
     aws_role_session_secs: Option<u32>,
     aws_principal_arn: Option<String>,
+    aws_allowed_role_arns: Option<String>,
     grant_reconcile_interval_secs: Option<u64>,
     workers: Option<usize>,
     worker_poll_ms: Option<u64>,
     task_lease_secs: Option<u64>,
     scheduler_interval_secs: Option<u64>,
     deadline_margin_hours: Option<u64>,
+    requester_min_deadline_days: Option<u64>,
     local_lake_root: Option<PathBuf>,
 }
 
@@ -235,6 +243,7 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/lethe
 /// each; a test checks this list against the code, the README and deploy/).
 pub const ENV_VARS: &[&str] = &[
     "DATABASE_URL",
+    "LETHE_ALLOWED_ROLE_ARNS",
     "LETHE_AWS_ENDPOINT_URL",
     "LETHE_AWS_PRINCIPAL_ARN",
     "LETHE_AWS_REGION",
@@ -266,6 +275,7 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_MAX_EVENT_STREAMS",
     "LETHE_METRICS_CACHE_SECS",
     "LETHE_QUEUE_MAX_BODY_BYTES",
+    "LETHE_REQUESTER_MIN_DEADLINE_DAYS",
     "LETHE_REQUEST_TIMEOUT_SECS",
     "LETHE_S3_FORCE_PATH_STYLE",
     "LETHE_SCHEDULER_INTERVAL_SECS",
@@ -514,7 +524,19 @@ impl Config {
                 f.deadline_margin_hours,
                 72,
             )?,
+            requester_min_deadline_days: parse_or(
+                "LETHE_REQUESTER_MIN_DEADLINE_DAYS",
+                get("LETHE_REQUESTER_MIN_DEADLINE_DAYS"),
+                f.requester_min_deadline_days,
+                7,
+            )?,
         };
+        if jobs.requester_min_deadline_days > 3650 {
+            return Err(invalid(
+                "LETHE_REQUESTER_MIN_DEADLINE_DAYS",
+                "must be at most 3650",
+            ));
+        }
         if jobs.lease_secs < 3 {
             return Err(invalid("LETHE_TASK_LEASE_SECS", "must be at least 3"));
         }
@@ -543,6 +565,23 @@ impl Config {
             return Err(invalid(
                 "LETHE_AWS_ROLE_EXTERNAL_ID",
                 "must be 2 to 1224 characters of letters, digits and +=,.@:/-_",
+            ));
+        }
+        let allowed_role_arns: Vec<String> = get("LETHE_ALLOWED_ROLE_ARNS")
+            .or(f.aws_allowed_role_arns)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some(bad) = allowed_role_arns
+            .iter()
+            .find(|p| !crate::domain::data_mapper::is_role_pattern(p))
+        {
+            return Err(invalid(
+                "LETHE_ALLOWED_ROLE_ARNS",
+                &format!("{bad:?} is not an IAM role ARN (`*` is allowed in the role name only)"),
             ));
         }
         let local_lake_root = get("LETHE_LOCAL_LAKE_ROOT")
@@ -580,22 +619,31 @@ impl Config {
                 role_external_id,
                 role_session_secs,
                 principal_arn: get("LETHE_AWS_PRINCIPAL_ARN").or(f.aws_principal_arn),
+                allowed_role_arns,
             },
         })
     }
 }
 
-/// An https URL, or http on a loopback host.
+/// An https URL, or http on a loopback host; never with user info (`http://localhost:x@
+/// evil/` names the host `evil`): the URL is parsed as a URL, not split as text.
 fn jwks_url_allowed(url: &str) -> bool {
-    if url.starts_with("https://") {
-        return true;
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
+    let Ok(url) = url::Url::parse(url) else {
         return false;
     };
-    let host = rest.split(['/', '?']).next().unwrap_or_default();
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+    if !url.username().is_empty() || url.password().is_some() {
+        return false;
+    }
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => match url.host() {
+            Some(url::Host::Domain(d)) => d == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

@@ -45,9 +45,12 @@ enum Command {
         /// Role to grant; repeat for several (admin, operator, requester, governance, auditor).
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
-        /// Lifetime, e.g. 30m, 1h, 7d.
+        /// Lifetime, e.g. 30m, 1h (at most 24h unless --force).
         #[arg(long, default_value = "1h")]
         ttl: String,
+        /// Allow a lifetime over 24 hours (a long-lived bearer token is a standing key).
+        #[arg(long)]
+        force: bool,
     },
     /// Run the whole main job on a generated local lake, end to end, and check the result
     /// (needs only Postgres).
@@ -188,12 +191,21 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("migrations applied");
             Ok(())
         }
-        Command::Token { sub, roles, ttl } => {
+        Command::Token {
+            sub,
+            roles,
+            ttl,
+            force,
+        } => {
             let roles = roles
                 .iter()
                 .map(|r| Role::parse(r).with_context(|| format!("unknown role {r:?}")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let ttl = parse_ttl(&ttl)?;
+            anyhow::ensure!(
+                force || ttl <= chrono::Duration::hours(24),
+                "--ttl over 24h makes a standing key; pass --force to mint it anyway"
+            );
             anyhow::ensure!(
                 config.auth.jwt_public_key_pem.is_none() && config.auth.jwks.is_none(),
                 "tokens are verified with your identity provider's keys (LETHE_JWT_PUBLIC_KEY or a JWKS); mint them there"

@@ -230,6 +230,9 @@ pub async fn job_gauges(db: &sqlx::PgPool) -> sqlx::Result<String> {
         out,
         "lethe_queue_items_deadline{{window=\"within_1d\"}} {soon}"
     );
+    let unattended = deletion_queue_item::deadline_unattended(db).await?;
+    out.push_str("# HELP lethe_queue_items_deadline_unattended Queued items overdue or due within a day that no data mapper enabled for automatic jobs covers: the scheduler will not erase them on its own, an operator must start a job.\n# TYPE lethe_queue_items_deadline_unattended gauge\n");
+    let _ = writeln!(out, "lethe_queue_items_deadline_unattended {unattended}");
     render_totals(&job::lifetime_totals(db).await?, &mut out);
     Ok(out)
 }

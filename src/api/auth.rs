@@ -12,7 +12,7 @@ use sqlx::PgExecutor;
 
 use super::error::ApiError;
 pub use crate::auth::{
-    Action, Authenticator, Principal, Role, Unauthenticated, allows, mint_hs256,
+    Action, Authenticator, Principal, Role, Unauthenticated, allows, mint_hs256, read_jwks,
 };
 use crate::db::audit_event::{NewAuditEvent, insert_audit_event};
 

@@ -150,6 +150,20 @@ pub async fn deadline_counts(db: impl PgExecutor<'_>) -> sqlx::Result<(i64, i64)
     .await
 }
 
+/// Items overdue or due within a day that no mapper enabled for automatic jobs covers (an
+/// item naming no mapper is covered by any such mapper).
+pub async fn deadline_unattended(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "select count(*) from deletion_queue_item q
+         where q.deadline < now() + interval '1 day'
+           and not exists (select 1 from data_mapper m where m.automatic_jobs
+                           and (cardinality(q.data_mappers) = 0
+                                or m.data_mapper_id = any(q.data_mappers)))",
+    )
+    .fetch_one(db)
+    .await
+}
+
 /// The id of the item at `offset` in id order (benchmarks page deep with it).
 pub async fn id_at(db: impl PgExecutor<'_>, offset: i64) -> sqlx::Result<Uuid> {
     sqlx::query_scalar(

@@ -58,6 +58,11 @@ pub struct NewJob<'a> {
     pub trigger: JobTrigger,
     /// Who starts it: a caller, or the scheduler (audited with the job, in its transaction).
     pub actor: crate::db::audit_event::Actor<'a>,
+    /// Only the items whose deadline is at or before this (a deadline-triggered job).
+    pub deadline_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// What the audit row names as the job's cause (the triggering items of a deadline
+    /// job: keyed hashes, creators, deadlines); null for a job a caller started.
+    pub cause: serde_json::Value,
 }
 
 /// Why a job could not be created.
@@ -101,11 +106,13 @@ pub async fn insert_job(
     let items = sqlx::query(
         r#"insert into job_queue_item (job_id, deletion_queue_item_id)
            select $1, deletion_queue_item_id from deletion_queue_item
-           where not $3 or cardinality(data_mappers) = 0 or data_mappers && $2"#,
+           where (not $3 or cardinality(data_mappers) = 0 or data_mappers && $2)
+             and ($4::timestamptz is null or deadline <= $4)"#,
     )
     .bind(job_id)
     .bind(new.data_mappers)
     .bind(subset)
+    .bind(new.deadline_before)
     .execute(&mut *tx)
     .await?
     .rows_affected();

@@ -35,6 +35,12 @@ pub struct MapperSnapshot {
     /// did, and for other mappers): lines are read by these, not by `column_types`.
     #[serde(default)]
     pub read_at_find: Option<TableReading>,
+    /// The mapper's id and who started the job (its `created_by`), filled in when the
+    /// snapshot is read: an assumed role's session names them.
+    #[serde(default)]
+    pub data_mapper_id: Option<String>,
+    #[serde(default)]
+    pub started_by: Option<String>,
 }
 
 /// A Glue JSON table as find.mapper read it: the match columns' types (dotted path →
@@ -53,7 +59,10 @@ pub async fn get(
     mapper: &str,
 ) -> sqlx::Result<MapperSnapshot> {
     let Json(snapshot): Json<MapperSnapshot> = sqlx::query_scalar(
-        "select definition from job_data_mapper where job_id = $1 and data_mapper_id = $2",
+        "select m.definition || jsonb_build_object('data_mapper_id', m.data_mapper_id,
+                                                   'started_by', j.created_by)
+         from job_data_mapper m join job j using (job_id)
+         where m.job_id = $1 and m.data_mapper_id = $2",
     )
     .bind(job_id)
     .bind(mapper)

@@ -50,6 +50,57 @@ pub async fn deadline_near(
     .await
 }
 
+/// A queued item whose deadline is near, as the scheduler weighs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NearItem {
+    pub match_id: serde_json::Value,
+    pub data_mappers: Vec<String>,
+    pub created_by: String,
+    pub deadline: DateTime<Utc>,
+}
+
+/// The queued items whose deadline is at or before `deadline` (at most `limit`), and the
+/// mappers an operator enabled for automatic jobs.
+pub async fn near_items(
+    tx: &mut PgConnection,
+    deadline: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<(Vec<NearItem>, Vec<String>)> {
+    let items = sqlx::query_as(
+        "select match_id, data_mappers, created_by, deadline from deletion_queue_item
+         where deadline <= $1 order by deadline limit $2",
+    )
+    .bind(deadline)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    let automatic = sqlx::query_scalar(
+        "select data_mapper_id from data_mapper where automatic_jobs order by data_mapper_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok((items, automatic))
+}
+
+/// Records an alert about near deadlines no automatic job covers, unless one was recorded
+/// after `quiet_since`; true when this one is recorded.
+pub async fn claim_deadline_alert(
+    tx: &mut PgConnection,
+    now: DateTime<Utc>,
+    quiet_since: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "update scheduler_state set deadline_alerted_at = $1
+         where deadline_alerted_at is null or deadline_alerted_at < $2",
+    )
+    .bind(now)
+    .bind(quiet_since)
+    .execute(tx)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
 #[cfg(test)]
 /// Sets when cron was last checked (tests move the clock with it).
 pub async fn set_cron_checked_at(tx: &mut PgConnection, at: DateTime<Utc>) -> sqlx::Result<()> {

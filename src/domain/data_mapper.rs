@@ -209,6 +209,9 @@ pub struct DataMapper {
     /// Archived objects (Glacier, Deep Archive, archive tiers) are out of scope: listed in
     /// the report, and they do not keep items queued.
     pub skip_archived: bool,
+    /// The scheduler may start a real job over this mapper on its own when a queued
+    /// item's deadline comes near (default false: it raises an alert instead).
+    pub automatic_jobs: bool,
     pub find_engine: FindEngine,
     /// The catalog types of the match columns (dotted path → Glue type text), read from
     /// the table when the mapper is written; empty for `path` mappers (untyped).
@@ -233,6 +236,7 @@ pub struct DataMapperDraft {
     /// Archived objects (Glacier, Deep Archive, archive tiers) are out of scope: listed in
     /// the report, and they do not keep items queued.
     pub skip_archived: bool,
+    pub automatic_jobs: bool,
     pub find_engine: FindEngine,
 }
 
@@ -315,6 +319,7 @@ impl DataMapperDraft {
             ignore_object_not_found: self.ignore_object_not_found,
             allow_unversioned: self.allow_unversioned,
             skip_archived: self.skip_archived,
+            automatic_jobs: self.automatic_jobs,
             find_engine: self.find_engine,
             column_types: Default::default(),
         })
@@ -348,6 +353,47 @@ fn check_unique(field: &str, values: &[String], errors: &mut Errors) {
             );
         }
     }
+}
+
+/// Whether `pattern` is an allowed-roles entry: an IAM role ARN whose role name (only)
+/// may hold `*` wildcards (`arn:aws:iam::123456789012:role/lethe-*`).
+pub fn is_role_pattern(pattern: &str) -> bool {
+    let Some((head, name)) = pattern.split_once(":role/") else {
+        return false;
+    };
+    !head.contains('*') && is_role_arn(&format!("{head}:role/{}", name.replace('*', "x")))
+}
+
+/// Whether `arn` is one of the allowed roles (`patterns`: see [`is_role_pattern`]).
+pub fn role_allowed(patterns: &[String], arn: &str) -> bool {
+    patterns.iter().any(|p| {
+        let (Some((head, name)), Some((arn_head, arn_name))) =
+            (p.split_once(":role/"), arn.split_once(":role/"))
+        else {
+            return false;
+        };
+        head == arn_head && glob(name, arn_name)
+    })
+}
+
+/// `*`-only glob matching (any run of characters, `/` included: role paths).
+fn glob(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 fn is_role_arn(arn: &str) -> bool {
@@ -636,6 +682,7 @@ mod tests {
             ignore_object_not_found: false,
             allow_unversioned: false,
             skip_archived: false,
+            automatic_jobs: false,
             find_engine: FindEngine::Embedded,
         }
     }
@@ -694,6 +741,32 @@ mod tests {
         let errors = d.parse(id()).unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["catalog.format", "partition_keys[0]"]);
+    }
+
+    #[test]
+    fn allowed_roles_match_by_account_exactly_and_by_name_with_wildcards() {
+        let allowed = vec![
+            "arn:aws:iam::123456789012:role/lethe-*".to_owned(),
+            "arn:aws:iam::210987654321:role/LakeRole".to_owned(),
+        ];
+        for (arn, ok) in [
+            ("arn:aws:iam::123456789012:role/lethe-jobs", true),
+            ("arn:aws:iam::123456789012:role/lethe-", true),
+            ("arn:aws:iam::123456789012:role/other", false),
+            ("arn:aws:iam::999999999999:role/lethe-jobs", false),
+            ("arn:aws:iam::210987654321:role/LakeRole", true),
+            ("arn:aws:iam::210987654321:role/LakeRole2", false),
+        ] {
+            assert_eq!(role_allowed(&allowed, arn), ok, "{arn}");
+        }
+        assert!(!role_allowed(&[], "arn:aws:iam::123456789012:role/x"));
+        assert!(is_role_pattern("arn:aws:iam::123456789012:role/a*b*"));
+        assert!(
+            !is_role_pattern("arn:aws:iam::*:role/x"),
+            "no wildcard account"
+        );
+        assert!(!is_role_pattern("arn:aws:iam::123456789012:user/x"));
+        assert!(glob("a*b*c", "aXbYc") && !glob("a*b*c", "aXbY") && glob("*", ""));
     }
 
     #[test]

@@ -36,6 +36,31 @@ pub struct PolicyTarget<'a> {
     /// Glue database and table, when the mapper is Glue-backed.
     pub glue_table: Option<(&'a str, &'a str)>,
     pub role_arn: Option<&'a str>,
+    /// The region and account of the Glue catalog (Lethe's), named in its ARNs when known
+    /// (`*` otherwise).
+    pub region: Option<&'a str>,
+    pub account: Option<&'a str>,
+}
+
+impl PolicyTarget<'_> {
+    /// The table's prefix as a folder (`people` → `people/`: never `people-archive/`),
+    /// written for IAM: `*`, `?` and `$` in a key are literals (`${*}`, `${?}`, `${$}`),
+    /// not wildcards.
+    fn folder(&self) -> String {
+        let folder = crate::storage::dir_prefix(self.prefix);
+        let mut out = String::with_capacity(folder.len());
+        for c in folder.chars() {
+            match c {
+                '*' | '?' | '$' => {
+                    out.push_str("${");
+                    out.push(c);
+                    out.push('}');
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    }
 }
 
 /// The identity policy of whoever makes the mapper's S3 calls: Lethe's role, or the
@@ -45,26 +70,40 @@ pub fn identity_policy(target: &PolicyTarget<'_>) -> Value {
     if target.role_arn.is_none() {
         statements.extend(glue_statement(target));
     }
+    // S3 asks KMS with the object's ARN as encryption context (the bucket's, with an S3
+    // Bucket Key): the keys are usable through S3 for the table's objects only.
+    let bucket_arn = format!("arn:aws:s3:::{}", target.bucket);
     statements.push(json!({
         "Sid": "UseKmsKeysThroughS3",
         "Effect": "Allow",
         "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
         "Resource": "*",
-        "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}},
+        "Condition": {"StringLike": {
+            "kms:ViaService": "s3.*.amazonaws.com",
+            "kms:EncryptionContext:aws:s3:arn": [
+                format!("{bucket_arn}/{}*", target.folder()),
+                bucket_arn,
+            ],
+        }},
     }));
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
 fn glue_statement(target: &PolicyTarget<'_>) -> Option<Value> {
     let (database, table) = target.glue_table?;
+    let glue = format!(
+        "arn:aws:glue:{}:{}",
+        target.region.unwrap_or("*"),
+        target.account.unwrap_or("*")
+    );
     Some(json!({
         "Sid": "ReadGlueTable",
         "Effect": "Allow",
         "Action": ["glue:GetDatabase", "glue:GetTable", "glue:GetPartitions"],
         "Resource": [
-            "arn:aws:glue:*:*:catalog",
-            format!("arn:aws:glue:*:*:database/{database}"),
-            format!("arn:aws:glue:*:*:table/{database}/{table}"),
+            format!("{glue}:catalog"),
+            format!("{glue}:database/{database}"),
+            format!("{glue}:table/{database}/{table}"),
         ],
     }))
 }
@@ -83,19 +122,36 @@ pub fn lethe_policy(target: &PolicyTarget<'_>) -> Option<Value> {
     Some(json!({"Version": "2012-10-17", "Statement": statements}))
 }
 
-/// The trust policy `role_arn` needs so that `lethe` (Lethe's principal) may assume it,
-/// with the external id Lethe passes when one is configured.
+/// The trust policy `role_arn` needs so that `lethe` (Lethe's principal) may assume it:
+/// with the external id Lethe passes when one is configured, only with a source identity
+/// (the person a session acts for, which stays with the session) and only with Lethe's
+/// own session tags (`lethe:job`, `lethe:mapper`).
 pub fn trust_policy(lethe: &str, external_id: Option<&str>) -> Value {
-    let mut statement = json!({
+    let mut condition = json!({"Null": {"sts:SourceIdentity": "false"}});
+    if let Some(id) = external_id {
+        condition["StringEquals"] = json!({"sts:ExternalId": id});
+    }
+    let assume = json!({
         "Sid": "LetheAssumesThisRole",
         "Effect": "Allow",
         "Principal": {"AWS": lethe},
         "Action": "sts:AssumeRole",
+        "Condition": condition,
     });
-    if let Some(id) = external_id {
-        statement["Condition"] = json!({"StringEquals": {"sts:ExternalId": id}});
-    }
-    json!({"Version": "2012-10-17", "Statement": [statement]})
+    let identity = json!({
+        "Sid": "LetheNamesWhoItActsFor",
+        "Effect": "Allow",
+        "Principal": {"AWS": lethe},
+        "Action": "sts:SetSourceIdentity",
+    });
+    let tags = json!({
+        "Sid": "LetheTagsItsSessions",
+        "Effect": "Allow",
+        "Principal": {"AWS": lethe},
+        "Action": "sts:TagSession",
+        "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": ["lethe:job", "lethe:mapper"]}},
+    });
+    json!({"Version": "2012-10-17", "Statement": [assume, identity, tags]})
 }
 
 /// The bucket policy that lets `role_arn` do the same on the bucket, for cross-account
@@ -116,14 +172,15 @@ fn s3_statements(target: &PolicyTarget<'_>, principal: Option<&str>) -> Vec<Valu
         "Action": BUCKET_ACTIONS,
         "Resource": bucket_arn,
     });
-    if !target.prefix.is_empty() {
-        list["Condition"] = json!({"StringLike": {"s3:prefix": [format!("{}*", target.prefix)]}});
+    let folder = target.folder();
+    if !folder.is_empty() {
+        list["Condition"] = json!({"StringLike": {"s3:prefix": [format!("{folder}*")]}});
     }
     let mut objects = json!({
         "Sid": "RewriteTableObjects",
         "Effect": "Allow",
         "Action": OBJECT_ACTIONS,
-        "Resource": format!("{bucket_arn}/{}*", target.prefix),
+        "Resource": format!("{bucket_arn}/{folder}*"),
     });
     let mut configuration = json!({
         "Sid": "ReadRetentionAndReplication",
@@ -149,6 +206,8 @@ mod tests {
             prefix: "people/",
             glue_table: Some(("db", "people")),
             role_arn: Some("arn:aws:iam::123456789012:role/Lethe"),
+            region: Some("eu-west-1"),
+            account: Some("111122223333"),
         }
     }
 
@@ -186,11 +245,18 @@ mod tests {
             trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"],
             "x-1"
         );
+        let no_id = trust_policy("p", None);
         assert!(
-            trust_policy("p", None)["Statement"][0]
-                .get("Condition")
+            no_id["Statement"][0]["Condition"]
+                .get("StringEquals")
                 .is_none()
         );
+        assert_eq!(
+            no_id["Statement"][0]["Condition"]["Null"]["sts:SourceIdentity"], "false",
+            "a session must say whom it acts for"
+        );
+        assert_eq!(trust["Statement"][1]["Action"], "sts:SetSourceIdentity");
+        assert_eq!(trust["Statement"][2]["Action"], "sts:TagSession");
         assert!(
             lethe_policy(&PolicyTarget {
                 role_arn: None,
@@ -223,7 +289,7 @@ mod tests {
         assert!(statements[2].get("Condition").is_none(), "bucket settings");
         assert_eq!(
             statements[3]["Resource"][2],
-            "arn:aws:glue:*:*:table/db/people"
+            "arn:aws:glue:eu-west-1:111122223333:table/db/people"
         );
         assert!(statements.iter().all(|s| s.get("Principal").is_none()));
     }
@@ -242,6 +308,48 @@ mod tests {
             ..target()
         };
         assert!(bucket_policy(&no_role).is_none());
+    }
+
+    #[test]
+    fn the_location_is_a_folder_and_its_wildcard_characters_are_literals() {
+        // `s3://lake/people` (no slash) must not reach `people-archive/`.
+        let policy = identity_policy(&PolicyTarget {
+            prefix: "people",
+            role_arn: None,
+            ..target()
+        });
+        let s = &policy["Statement"];
+        assert_eq!(s[0]["Condition"]["StringLike"]["s3:prefix"][0], "people/*");
+        assert_eq!(s[1]["Resource"], "arn:aws:s3:::lake/people/*");
+        let kms = s.as_array().unwrap().last().unwrap();
+        assert_eq!(
+            kms["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"],
+            json!(["arn:aws:s3:::lake/people/*", "arn:aws:s3:::lake"])
+        );
+        let odd = identity_policy(&PolicyTarget {
+            prefix: "a*b?/c$d",
+            role_arn: None,
+            ..target()
+        });
+        assert_eq!(
+            odd["Statement"][1]["Resource"],
+            "arn:aws:s3:::lake/a${*}b${?}/c${$}d/*"
+        );
+        // Unknown region and account: any (said so by the `*`).
+        let anywhere = identity_policy(&PolicyTarget {
+            role_arn: None,
+            region: None,
+            account: None,
+            ..target()
+        });
+        let glue = anywhere["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "ReadGlueTable")
+            .unwrap()
+            .clone();
+        assert_eq!(glue["Resource"][0], "arn:aws:glue:*:*:catalog");
     }
 
     #[test]

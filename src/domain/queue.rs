@@ -87,11 +87,21 @@ pub fn check_privileged(
     items: &[NewQueueItem],
     partition_keys: &HashMap<String, Vec<String>>,
     now: DateTime<Utc>,
-    margin: Duration,
+    (margin, requester_min): (Duration, Duration),
     privileged: bool,
 ) -> Result<(), Vec<super::validation::FieldError>> {
     let mut errors = Errors::new();
     for (i, item) in items.iter().enumerate() {
+        if !privileged && item.deadline < now + requester_min {
+            errors.add(
+                format!("matches[{i}].deadline"),
+                format!(
+                    "must be at least {} day(s) ahead for a requester (LETHE_REQUESTER_MIN_DEADLINE_DAYS): an operator decides sooner erasures",
+                    requester_min.num_days()
+                ),
+            );
+            continue;
+        }
         if item.deadline < now + margin {
             errors.add(
                 format!("matches[{i}].deadline"),
@@ -384,6 +394,33 @@ fn check_composite(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_requesters_deadline_must_leave_an_operator_time_to_decide() {
+        let now = Utc::now();
+        let item = |days: i64| NewQueueItem {
+            match_id: MatchId {
+                value: serde_json::json!("1"),
+                match_type: MatchType::Simple,
+            },
+            data_mappers: vec![],
+            deadline: now + Duration::days(days),
+            reference: None,
+        };
+        let limits = (Duration::hours(72), Duration::days(7));
+        let keys = HashMap::new();
+        let errors = check_privileged(&[item(5)], &keys, now, limits, false).unwrap_err();
+        assert_eq!(errors[0].field, "matches[0].deadline");
+        assert!(
+            errors[0].message.contains("7 day(s)"),
+            "{}",
+            errors[0].message
+        );
+        assert!(check_privileged(&[item(8)], &keys, now, limits, false).is_ok());
+        // An operator may set a nearer one (still beyond the scheduler's margin).
+        assert!(check_privileged(&[item(5)], &keys, now, limits, true).is_ok());
+        assert!(check_privileged(&[item(2)], &keys, now, limits, true).is_err());
+    }
     use serde_json::json;
 
     fn mappers() -> HashMap<String, Vec<String>> {

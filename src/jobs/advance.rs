@@ -60,6 +60,7 @@ pub async fn create_job(pool: &PgPool, new: &NewJob<'_>) -> Result<Uuid, CreateJ
                 "trigger": new.trigger,
                 "data_mappers": mappers,
                 "settings": new.settings,
+                "cause": new.cause,
             }),
         ),
     )

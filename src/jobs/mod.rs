@@ -62,16 +62,29 @@ impl Engine {
         Ok(Engine {
             stores: self
                 .stores
-                .for_role(mapper.role_arn.as_deref(), &role_session(job_id))?,
+                .for_role(mapper.role_arn.as_deref(), &role_session(mapper, job_id))?,
             ..self.clone()
         })
     }
 }
 
-/// The STS session name of a job's assumed roles: it names Lethe and the job, so the
-/// lake account's CloudTrail tells which job made each call.
-fn role_session(job_id: uuid::Uuid) -> String {
-    format!("lethe-job-{job_id}")
+/// The STS session of a job's assumed roles: its name names Lethe and the job, its source
+/// identity the person who started it (`scheduler` for a scheduled job), its tags the
+/// mapper and the job, so the lake account's CloudTrail tells who and which job made each
+/// call, and the role's trust policy can require them.
+fn role_session(
+    mapper: &crate::db::job_data_mapper::MapperSnapshot,
+    job_id: uuid::Uuid,
+) -> crate::storage::RoleSession {
+    let mut tags = vec![("lethe:job".to_owned(), job_id.to_string())];
+    if let Some(id) = &mapper.data_mapper_id {
+        tags.push(("lethe:mapper".to_owned(), id.clone()));
+    }
+    crate::storage::RoleSession {
+        name: format!("lethe-job-{job_id}"),
+        source_identity: mapper.started_by.clone(),
+        tags,
+    }
 }
 
 /// What a task handler runs with: the engine and this worker's caches of what does not

@@ -179,23 +179,100 @@ pub async fn expire_reports(db: &PgPool) -> sqlx::Result<u64> {
     crate::db::job::delete_expired(db, settings.report_retention_days).await
 }
 
+/// Near-deadline items weighed per tick (the rest wait for the next).
+const MAX_NEAR_ITEMS: i64 = 10_000;
+
 /// One scheduler tick: starts a job when [`due`] says one is due. Returns the job.
+///
+/// A `job_schedule` job is an operator's decision and covers the whole queue. A deadline
+/// job is the scheduler's own: it covers only the items whose deadline is near, and only
+/// over the mappers an operator enabled for automatic jobs (`automatic_jobs`); near items
+/// no such mapper covers raise an alert instead (an audit row naming them by keyed hash
+/// and creator, at most once an hour, and the `lethe_queue_items_deadline_unattended`
+/// gauge). So a requester's deadline never starts an erasure nobody reviewed.
 pub async fn schedule(db: &PgPool, margin: chrono::Duration) -> anyhow::Result<Option<uuid::Uuid>> {
-    let Some((trigger, settings)) = due(db, margin, Utc::now()).await? else {
+    let now = Utc::now();
+    let Some((trigger, settings)) = due(db, margin, now).await? else {
         return Ok(None);
+    };
+    let (automatic, deadline_before, cause) = match trigger {
+        JobTrigger::Deadline => match deadline_cause(db, now + margin, now).await? {
+            Some(decided) => decided,
+            None => return Ok(None),
+        },
+        _ => (Vec::new(), None, serde_json::Value::Null),
     };
     let new = NewJob {
         dry_run: false,
-        data_mappers: &[],
+        data_mappers: &automatic,
         settings: JobSettings::from(&settings),
         trigger,
         actor: crate::db::audit_event::Actor::SCHEDULER,
+        deadline_before,
+        cause,
     };
     match advance::create_job(db, &new).await {
         Ok(job_id) => Ok(Some(job_id)),
         Err(CreateJobError::AlreadyRunning | CreateJobError::NothingQueued) => Ok(None),
         Err(CreateJobError::Db(e)) => Err(e.into()),
     }
+}
+
+/// For a deadline job: the automatic mappers, the deadline bound, and the cause its audit
+/// row names (the near items they cover: keyed hash, creator, deadline). None when no
+/// automatic mapper covers a near item; items none covers are alerted on.
+async fn deadline_cause(
+    db: &PgPool,
+    deadline: chrono::DateTime<Utc>,
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<
+    Option<(
+        Vec<String>,
+        Option<chrono::DateTime<Utc>>,
+        serde_json::Value,
+    )>,
+> {
+    use crate::db::server_secret;
+    use crate::jobs::finalize::{REPORT_KEY, match_hash, random_key};
+    let mut tx = db.begin().await?;
+    let (items, automatic) = scheduler::near_items(&mut tx, deadline, MAX_NEAR_ITEMS).await?;
+    let key = server_secret::get_or_create(&mut tx, REPORT_KEY, random_key).await?;
+    let (covered, alone): (Vec<_>, Vec<_>) = items.iter().partition(|i| {
+        !automatic.is_empty()
+            && (i.data_mappers.is_empty() || i.data_mappers.iter().any(|m| automatic.contains(m)))
+    });
+    let named = |items: &[&scheduler::NearItem]| -> Vec<serde_json::Value> {
+        items
+            .iter()
+            .map(|i| {
+                serde_json::json!({"match_hash": match_hash(&key, &i.match_id),
+                                   "created_by": i.created_by, "deadline": i.deadline,
+                                   "data_mappers": i.data_mappers})
+            })
+            .collect()
+    };
+    if !alone.is_empty()
+        && scheduler::claim_deadline_alert(&mut tx, now, now - DEADLINE_RETRY).await?
+    {
+        tracing::warn!(
+            items = alone.len(),
+            "queued items are near their deadline and no data mapper enabled for automatic jobs covers them: start a job"
+        );
+        let details = serde_json::json!({"items": named(&alone), "deadline_before": deadline});
+        let event = crate::db::audit_event::Actor::SCHEDULER.event(
+            "scheduler.deadline_alert",
+            "deletion_queue",
+            None,
+            details,
+        );
+        crate::db::audit_event::insert_audit_event(&mut *tx, event).await?;
+    }
+    tx.commit().await?;
+    if covered.is_empty() {
+        return Ok(None);
+    }
+    let cause = serde_json::json!({"deadline_items": named(&covered)});
+    Ok(Some((automatic, Some(deadline), cause)))
 }
 
 /// Whether a job is due at `now`, and why: the cron schedule fired since the last check

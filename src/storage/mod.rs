@@ -265,7 +265,7 @@ pub struct Roles {
     config: crate::config::AwsConfig,
     principal: tokio::sync::OnceCell<String>,
     stores: std::sync::Mutex<
-        std::collections::HashMap<(String, String), std::sync::Arc<dyn ObjectStore>>,
+        std::collections::HashMap<(String, RoleSession), std::sync::Arc<dyn ObjectStore>>,
     >,
 }
 
@@ -308,10 +308,10 @@ impl Roles {
     }
 
     /// The S3 store whose calls are signed with `role_arn`'s credentials, in sessions
-    /// named `session`.
-    fn store(&self, role_arn: &str, session: &str) -> std::sync::Arc<dyn ObjectStore> {
+    /// of `session`.
+    fn store(&self, role_arn: &str, session: &RoleSession) -> std::sync::Arc<dyn ObjectStore> {
         let mut stores = self.stores.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (role_arn.to_owned(), session.to_owned());
+        let key = (role_arn.to_owned(), session.clone());
         if let Some(store) = stores.get(&key) {
             return store.clone();
         }
@@ -335,6 +335,16 @@ impl Roles {
         stores.insert(key, store.clone());
         store
     }
+}
+
+/// Who an assumed role's session is for: its name, the person it acts for
+/// (`SourceIdentity`: the lake account's CloudTrail names them, and it stays with the
+/// session), and its session tags (`lethe:mapper`, `lethe:job`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoleSession {
+    pub name: String,
+    pub source_identity: Option<String>,
+    pub tags: Vec<(String, String)>,
 }
 
 /// Where a table's objects live: the store, the bucket, and the key prefix.
@@ -407,7 +417,11 @@ impl Stores {
     /// These stores as a mapper sees them: with a `role_arn`, S3 calls are signed with
     /// the role's credentials (STS `AssumeRole`, sessions named `session`); local files
     /// are the same. Refused when this server cannot assume roles.
-    pub fn for_role(&self, role_arn: Option<&str>, session: &str) -> Result<Stores, StorageError> {
+    pub fn for_role(
+        &self,
+        role_arn: Option<&str>,
+        session: &RoleSession,
+    ) -> Result<Stores, StorageError> {
         let Some(role_arn) = role_arn else {
             return Ok(self.clone());
         };
@@ -416,6 +430,12 @@ impl Stores {
                 "the mapper's role {role_arn} cannot be assumed: this server has no AWS clients"
             ))
         })?;
+        // Checked again at every use: a mapper saved before the list changed.
+        if !crate::domain::data_mapper::role_allowed(&roles.config.allowed_role_arns, role_arn) {
+            return Err(StorageError::AccessDenied {
+                code: format!("{role_arn} is not in LETHE_ALLOWED_ROLE_ARNS"),
+            });
+        }
         Ok(Stores {
             s3: roles.store(role_arn, session),
             ..self.clone()

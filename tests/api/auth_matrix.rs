@@ -494,10 +494,21 @@ async fn a_jwks_from_a_url_or_a_file_accepts_tokens_of_each_of_its_keys() {
         "http://{}/.well-known/jwks.json",
         listener.local_addr().unwrap()
     );
-    let idp = axum::Router::new().route(
-        "/.well-known/jwks.json",
-        axum::routing::get(move || async move { document }),
-    );
+    let idp = axum::Router::new()
+        .route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || async move { document }),
+        )
+        .route(
+            "/moved",
+            axum::routing::get(|| async {
+                axum::response::Redirect::temporary("/.well-known/jwks.json")
+            }),
+        )
+        .route(
+            "/huge",
+            axum::routing::get(|| async { "x".repeat(1024 * 1024 + 1) }),
+        );
     tokio::spawn(async move { axum::serve(listener, idp).await });
     let file = std::env::temp_dir().join(format!("lethe-jwks-{}.json", uuid::Uuid::new_v4()));
     std::fs::write(&file, document).unwrap();
@@ -505,6 +516,7 @@ async fn a_jwks_from_a_url_or_a_file_accepts_tokens_of_each_of_its_keys() {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(kid.to_owned());
         let claims = json!({"sub": kid, "roles": ["operator"], "aud": "lethe",
+                            "iss": "https://idp.example",
                             "exp": chrono::Utc::now().timestamp() + 600});
         jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(pem).unwrap()).unwrap()
     };
@@ -514,8 +526,14 @@ async fn a_jwks_from_a_url_or_a_file_accepts_tokens_of_each_of_its_keys() {
         lethe::config::JwksSource::Url(url.clone()),
         lethe::config::JwksSource::File(file.clone()),
     ] {
-        let env: std::collections::HashMap<String, String> =
-            [("LETHE_JWT_AUDIENCE".to_owned(), "lethe".to_owned())].into();
+        let env: std::collections::HashMap<String, String> = [
+            ("LETHE_JWT_AUDIENCE".to_owned(), "lethe".to_owned()),
+            (
+                "LETHE_JWT_ISSUER".to_owned(),
+                "https://idp.example".to_owned(),
+            ),
+        ]
+        .into();
         let mut config = lethe::config::Config::from_sources(None, &env)
             .unwrap()
             .auth;
@@ -537,11 +555,31 @@ async fn a_jwks_from_a_url_or_a_file_accepts_tokens_of_each_of_its_keys() {
         assert!(auth.verify(&hs).is_err());
     }
     std::fs::remove_file(file).unwrap();
+    // A redirect is not followed (it could lead anywhere); a document over 1 MiB is
+    // refused while it is read.
+    let base = url.trim_end_matches("/.well-known/jwks.json").to_owned();
+    for (path, why) in [
+        ("/moved", "redirects are not followed"),
+        ("/huge", "over 1 MiB"),
+    ] {
+        let mut config = lethe::config::Config::from_sources(None, &Default::default())
+            .unwrap()
+            .auth;
+        config.jwks = Some(lethe::config::JwksSource::Url(format!("{base}{path}")));
+        let err = lethe::api::auth::read_jwks(&config).await.unwrap_err();
+        assert!(err.to_string().contains(why), "{path}: {err}");
+    }
     // Only https, or http on loopback, is accepted as a JWKS URL.
     for (value, ok) in [
         ("http://idp.example/jwks", false),
         ("https://idp.example/jwks", true),
         ("http://127.0.0.1:9/jwks", true),
+        ("http://[::1]:9/jwks", true),
+        // User info hides the real host: a string split would see `localhost`.
+        ("http://localhost:x@evil.example/jwks.json", false),
+        ("https://user@idp.example/jwks", false),
+        ("http://localhost.evil.example/jwks", false),
+        ("ftp://127.0.0.1/jwks", false),
     ] {
         let env: std::collections::HashMap<String, String> =
             [("LETHE_JWT_JWKS_URL".to_owned(), value.to_owned())].into();

@@ -72,6 +72,12 @@ pub fn catalog() -> MemoryCatalog {
         )
 }
 
+/// The roles tests may name as a mapper's `role_arn`.
+pub const ALLOWED_ROLES: [&str; 2] = [
+    "arn:aws:iam::123456789012:role/*",
+    "arn:aws:iam::111111111111:role/lethe-*",
+];
+
 impl TestApp {
     pub fn new(db: PgPool) -> Self {
         Self::with(db, Arc::new(catalog()), |_| {})
@@ -117,6 +123,8 @@ impl TestApp {
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
         let mut config = Config::from_sources(None, &HashMap::new()).unwrap();
+        // The test accounts' roles (LETHE_ALLOWED_ROLE_ARNS).
+        config.aws.allowed_role_arns = ALLOWED_ROLES.iter().map(|r| r.to_string()).collect();
         tweak(&mut config);
         let auth = Authenticator::new(&config.auth, SECRET).unwrap();
         let state = AppState {

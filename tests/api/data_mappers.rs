@@ -229,10 +229,47 @@ async fn delete_removes_a_mapper_unless_queued_items_name_it(pool: sqlx::PgPool)
 }
 
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_role_outside_the_allowed_list_is_refused_and_none_is_allowed_by_default(
+    pool: sqlx::PgPool,
+) {
+    for (allowed, arn, ok) in [
+        (vec![], "arn:aws:iam::123456789012:role/LetheJobs", false),
+        (
+            vec!["arn:aws:iam::123456789012:role/lethe-*"],
+            "arn:aws:iam::123456789012:role/lethe-jobs",
+            true,
+        ),
+        (
+            vec!["arn:aws:iam::123456789012:role/lethe-*"],
+            "arn:aws:iam::999999999999:role/lethe-jobs",
+            false,
+        ),
+    ] {
+        let app = TestApp::with(
+            pool.clone(),
+            std::sync::Arc::new(crate::common::catalog()),
+            |c| c.aws.allowed_role_arns = allowed.iter().map(|r| r.to_string()).collect(),
+        );
+        let mut body = glue_mapper();
+        body["role_arn"] = json!(arn);
+        let before = app.count("data_mapper").await;
+        let reply = app.put("/v1/data_mappers/people", body).await;
+        if ok {
+            assert!(reply.status.is_success(), "{arn}: {}", reply.body);
+        } else {
+            assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{arn}");
+            assert_eq!(reply.invalid_fields(), ["role_arn"], "{}", reply.body);
+            assert_eq!(app.count("data_mapper").await, before, "nothing saved");
+        }
+    }
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
 async fn access_policy_grants_exactly_the_table_prefix(pool: sqlx::PgPool) {
     let app = TestApp::with(pool, std::sync::Arc::new(crate::common::catalog()), |c| {
         c.aws.principal_arn = Some("arn:aws:iam::210987654321:role/Lethe".into());
         c.aws.role_external_id = Some("ext-1".into());
+        c.aws.region = Some("eu-west-1".into());
     });
     let mut body = glue_mapper();
     body["role_arn"] = json!("arn:aws:iam::123456789012:role/LetheJobs");
@@ -256,7 +293,8 @@ async fn access_policy_grants_exactly_the_table_prefix(pool: sqlx::PgPool) {
     assert!(!resources.iter().any(|r| r.starts_with("arn:aws:glue")));
     assert_eq!(
         reply.body["lethe_policy"]["Statement"][1]["Resource"][2],
-        "arn:aws:glue:*:*:table/lake/people"
+        "arn:aws:glue:eu-west-1:210987654321:table/lake/people",
+        "Glue ARNs name Lethe's region and account"
     );
     assert_eq!(
         reply.body["trust_policy"]["Statement"][0]["Principal"]["AWS"],

@@ -269,6 +269,8 @@ fn lethes_iam_policy_allows_every_action_a_data_mapper_needs() {
         prefix: "people/",
         glue_table: Some(("db", "people")),
         role_arn: None,
+        region: None,
+        account: None,
     }));
     let missing: Vec<_> = needed.difference(&granted).collect();
     assert!(

@@ -102,6 +102,7 @@ async fn a_mappers_role_is_assumed_and_its_credentials_sign_every_s3_call_of_its
         role_external_id: Some("lethe-test-external-id".into()),
         role_session_secs: 900,
         principal_arn: None,
+        allowed_role_arns: vec!["arn:aws:iam::111111111111:role/lethe-*".into()],
     };
     let sdk = lethe::aws::sdk_config(&aws).await;
     let metrics = Arc::<Metrics>::default();
@@ -137,6 +138,7 @@ async fn a_mappers_role_is_assumed_and_its_credentials_sign_every_s3_call_of_its
     assert_eq!(policy.status, StatusCode::OK, "{}", policy.body);
     let trust = &policy.body["trust_policy"]["Statement"][0];
     assert_eq!(trust["Action"], "sts:AssumeRole");
+    assert_eq!(trust["Condition"]["Null"]["sts:SourceIdentity"], "false");
     assert!(
         trust["Principal"]["AWS"]
             .as_str()
@@ -180,6 +182,14 @@ async fn a_mappers_role_is_assumed_and_its_credentials_sign_every_s3_call_of_its
     )));
     assert!(text.contains("ExternalId=lethe-test-external-id"));
     assert!(text.contains(&format!("RoleSessionName=lethe-job-{job}")));
+    // The person who started the job, and the job's and mapper's tags, go with the session.
+    assert!(text.contains("SourceIdentity=admin-user"), "{text}");
+    assert!(text.contains("Tags.member.1.Key=lethe%3Ajob"), "{text}");
+    assert!(
+        text.contains(&format!("Tags.member.1.Value={job}")),
+        "{text}"
+    );
+    assert!(text.contains("Tags.member.2.Value=cross"), "{text}");
     let rendered = metrics.render();
     assert!(
         rendered.contains(
@@ -257,11 +267,19 @@ async fn a_role_that_cannot_be_assumed_is_access_denied_naming_the_role_and_a_th
             region: Some("us-east-1".into()),
             s3_force_path_style: true,
             role_session_secs: 900,
+            allowed_role_arns: vec!["arn:aws:iam::111111111111:role/*".into()],
             ..Default::default()
         };
         let sdk = lethe::aws::sdk_config(&aws).await;
         let stores = Stores::with_roles(&sdk, true, Arc::default(), &aws)
-            .for_role(Some("arn:aws:iam::111111111111:role/nope"), "lethe-job-x")
+            .for_role(
+                Some("arn:aws:iam::111111111111:role/nope"),
+                &lethe::storage::RoleSession {
+                    name: "lethe-job-x".into(),
+                    source_identity: None,
+                    tags: Vec::new(),
+                },
+            )
             .unwrap();
         let err = stores.s3.list_page("b", "t/", None).await.unwrap_err();
         let text = err.to_string();

@@ -245,15 +245,53 @@ async fn audit_rows_carry_before_and_after_server_request_ids_and_the_scheduler_
         .execute(&pool)
         .await
         .unwrap();
-    let job = lethe::jobs::runtime::schedule(&pool, chrono::Duration::hours(72))
+    let schedule = || lethe::jobs::runtime::schedule(&pool, chrono::Duration::hours(72));
+    // No mapper is enabled for automatic jobs: no job, but an alert naming the item by its
+    // keyed hash and creator (once an hour, not every tick).
+    assert_eq!(schedule().await.unwrap(), None, "no erasure nobody decided");
+    assert_eq!(schedule().await.unwrap(), None);
+    let alerts = app
+        .get("/v1/audit_events?action=scheduler.deadline_alert")
+        .await
+        .body["audit_events"]
+        .clone();
+    assert_eq!(alerts.as_array().unwrap().len(), 1, "{alerts}");
+    assert_eq!(alerts[0]["actor"], "scheduler");
+    let alerted = &alerts[0]["details"]["items"][0];
+    assert_eq!(alerted["created_by"], "admin-user", "{alerted}");
+    assert_eq!(
+        alerted["match_hash"].as_str().unwrap().len(),
+        64,
+        "{alerted}"
+    );
+    assert!(
+        !alerts[0].to_string().contains("42"),
+        "never the id: {alerts}"
+    );
+    // An operator enables the mapper: a job over the near item only (a far one waits).
+    let far = app
+        .patch("/v1/queue/matches", json!({"matches": [{"match_id": 43}]}))
+        .await;
+    assert_eq!(far.status, StatusCode::CREATED, "{}", far.body);
+    sqlx::query("update data_mapper set automatic_jobs = true")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let job = schedule()
         .await
         .unwrap()
-        .expect("a deadline within the margin starts a job");
+        .expect("a deadline within the margin starts a job over an automatic mapper");
+    let started = app.get(&format!("/v1/jobs/{job}")).await.body;
+    assert_eq!(started["queue_items"], 1, "only the near item: {started}");
     let events = app.get("/v1/audit_events?action=job.start").await.body["audit_events"].clone();
     assert_eq!(events[0]["actor"], "scheduler");
     assert_eq!(events[0]["target_id"], job.to_string());
     assert_eq!(events[0]["details"]["trigger"], "deadline");
     assert_eq!(events[0]["request_id"], json!(null));
+    assert_eq!(
+        events[0]["details"]["cause"]["deadline_items"][0]["match_hash"], alerted["match_hash"],
+        "the audit row names the item that triggered it"
+    );
     // A cancel is audited with its caller, also in the job's transaction.
     let cancelled = app.post(&format!("/v1/jobs/{job}/cancel"), None).await;
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);

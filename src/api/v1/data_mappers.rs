@@ -19,10 +19,12 @@ use crate::app::AppState;
 use crate::catalog::CatalogError;
 use crate::db::data_mapper as db;
 use crate::db::deletion_queue_item::any_item_names_mapper;
+use crate::domain::data_mapper::role_allowed;
 use crate::domain::data_mapper::{
     CatalogRef, DataMapper, DataMapperDraft, DataMapperId, FindEngine, Format, GlueTable,
     TableFormat, check_against_table, column_types,
 };
+use crate::storage::RoleSession;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -66,6 +68,12 @@ pub struct PutDataMapperRequest {
     /// may hold queued). The report lists them either way.
     #[serde(default)]
     pub skip_archived: bool,
+    /// Let the scheduler start a real job over this mapper on its own when a queued
+    /// item's deadline comes near (default false: an operator starts jobs; the scheduler
+    /// raises an alert instead). A scheduled (`job_schedule`) job is an operator's decision
+    /// and covers every mapper.
+    #[serde(default)]
+    pub automatic_jobs: bool,
     #[serde(default)]
     pub find_engine: FindEngine,
 }
@@ -87,6 +95,7 @@ pub struct DataMapperResponse {
     pub ignore_object_not_found: bool,
     pub allow_unversioned: bool,
     pub skip_archived: bool,
+    pub automatic_jobs: bool,
     pub find_engine: FindEngine,
     /// The catalog types of the match columns (dotted path → Glue type), read when the
     /// mapper was written: match ids are cast to them. Empty for `path` mappers.
@@ -111,6 +120,7 @@ impl From<db::DataMapperRecord> for DataMapperResponse {
             ignore_object_not_found: m.ignore_object_not_found,
             allow_unversioned: m.allow_unversioned,
             skip_archived: m.skip_archived,
+            automatic_jobs: m.automatic_jobs,
             column_types: m.column_types,
             find_engine: m.find_engine,
             created_by: r.created_by,
@@ -159,11 +169,20 @@ async fn put_data_mapper(
         ignore_object_not_found: body.ignore_object_not_found,
         allow_unversioned: body.allow_unversioned,
         skip_archived: body.skip_archived,
+        automatic_jobs: body.automatic_jobs,
         find_engine: body.find_engine,
     }
     .parse(id)
     .map_err(ApiError::Validation)?;
-    mapper.column_types = check_catalog(&state, &mapper).await?;
+    if let Some(arn) = &mapper.role_arn
+        && !role_allowed(&state.config.aws.allowed_role_arns, arn)
+    {
+        return Err(ApiError::field(
+            "role_arn",
+            "is not among the roles this deployment allows Lethe to assume (LETHE_ALLOWED_ROLE_ARNS)",
+        ));
+    }
+    mapper.column_types = check_catalog(&state, &mapper, &auth.caller.principal.subject).await?;
 
     let mut tx = state.db.begin().await?;
     let before = db::lock_data_mapper(&mut *tx, mapper.id.as_str()).await?;
@@ -205,11 +224,18 @@ async fn put_data_mapper(
 async fn check_catalog(
     state: &AppState,
     mapper: &DataMapper,
+    caller: &str,
 ) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
     let (database, table) = match &mapper.catalog {
         CatalogRef::Glue(GlueTable { database, table }) => (database, table),
         CatalogRef::Path(path) => {
-            check_path_location(state, &path.location, mapper.role_arn.as_deref()).await?;
+            let session = RoleSession {
+                name: "lethe-api".to_owned(),
+                source_identity: Some(caller.to_owned()),
+                tags: vec![("lethe:mapper".to_owned(), mapper.id.to_string())],
+            };
+            let role = mapper.role_arn.as_deref();
+            check_path_location(state, &path.location, role, &session).await?;
             return Ok(Default::default());
         }
     };
@@ -228,11 +254,12 @@ async fn check_path_location(
     state: &AppState,
     location: &str,
     role_arn: Option<&str>,
+    session: &RoleSession,
 ) -> Result<(), ApiError> {
     // Listed as the mapper's jobs will list it: as its role, when it has one.
     let place = match state
         .stores
-        .for_role(role_arn, "lethe-api")
+        .for_role(role_arn, session)
         .and_then(|stores| stores.place(location))
     {
         Ok(place) => place,

@@ -131,6 +131,8 @@ async fn start_job(
         settings: JobSettings::from(&settings),
         trigger: JobTrigger::Api,
         actor: auth.caller.actor(),
+        deadline_before: None,
+        cause: serde_json::Value::Null,
     };
     let job_id = create_job(&state.db, &new).await.map_err(|e| match e {
         CreateJobError::AlreadyRunning => ApiError::Conflict(

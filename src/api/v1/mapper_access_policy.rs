@@ -16,6 +16,12 @@ use crate::domain::iam_policy::{
     PolicyTarget, bucket_policy, identity_policy, lethe_policy, trust_policy,
 };
 
+/// The account of an IAM ARN (`arn:aws:iam::123456789012:role/x`).
+fn account_of(arn: &str) -> Option<&str> {
+    let account = arn.split(':').nth(4)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_mapper_access_policy))
 }
@@ -84,32 +90,36 @@ async fn get_mapper_access_policy(
             "the mapper's table is not on S3, so it needs no AWS access policy".to_owned(),
         ));
     };
+    let aws = &state.config.aws;
+    // Lethe's own principal: named in trust policies, and its account owns the catalog.
+    let lethe = match (&aws.principal_arn, &state.stores.roles) {
+        (Some(arn), _) => Some(arn.clone()),
+        (None, Some(roles)) => roles.principal().await.ok(),
+        (None, None) => None,
+    };
+    let account = lethe.as_deref().and_then(account_of);
     let target = PolicyTarget {
         bucket: &bucket,
         prefix: &prefix,
         glue_table,
         role_arn: mapper.role_arn.as_deref(),
+        region: aws.region.as_deref(),
+        account,
     };
-    let trust_policy = match (target.role_arn, &state.stores.roles) {
+    let trust_policy = match (target.role_arn, &lethe) {
         (None, _) => None,
-        (Some(_), Some(roles)) => {
-            let lethe = roles.principal().await.map_err(|code| {
-                ApiError::Unavailable(format!(
-                    "STS cannot tell Lethe's own principal ({code}); set LETHE_AWS_PRINCIPAL_ARN"
-                ))
-            })?;
-            Some(trust_policy(&lethe, roles.external_id()))
+        (Some(_), Some(lethe)) => {
+            let external_id = match &state.stores.roles {
+                Some(roles) => roles.external_id(),
+                None => aws.role_external_id.as_deref(),
+            };
+            Some(trust_policy(lethe, external_id))
         }
-        // No AWS clients (a local-only server): only a configured principal can be named.
         (Some(_), None) => {
-            let aws = &state.config.aws;
-            let lethe = aws.principal_arn.as_deref().ok_or_else(|| {
-                ApiError::Unavailable(
-                    "this server has no AWS clients to ask for its principal; set LETHE_AWS_PRINCIPAL_ARN"
-                        .to_owned(),
-                )
-            })?;
-            Some(trust_policy(lethe, aws.role_external_id.as_deref()))
+            return Err(ApiError::Unavailable(
+                "Lethe cannot tell its own principal (STS GetCallerIdentity failed, or this server has no AWS clients); set LETHE_AWS_PRINCIPAL_ARN"
+                    .to_owned(),
+            ));
         }
     };
     Ok(axum::Json(MapperAccessPolicy {

@@ -230,8 +230,17 @@ async fn add_matches(
     let margin = chrono::Duration::hours(
         i64::try_from(state.config.jobs.deadline_margin_hours).unwrap_or(i64::MAX / 3600),
     );
-    check_privileged(&items, &keys, Utc::now(), margin, privileged)
-        .map_err(ApiError::Validation)?;
+    // At most 3650 days (checked with the configuration).
+    let requester_min =
+        chrono::Duration::days(state.config.jobs.requester_min_deadline_days.min(3650) as i64);
+    check_privileged(
+        &items,
+        &keys,
+        Utc::now(),
+        (margin, requester_min),
+        privileged,
+    )
+    .map_err(ApiError::Validation)?;
     let rows = db::insert_queue_items(&mut *tx, &items, &auth.caller.principal.subject).await?;
     auth.caller
         .audit(
