@@ -4,6 +4,7 @@
 mod common;
 
 mod auth_matrix;
+mod connections;
 mod console;
 mod data_mappers;
 mod deploy;
@@ -24,6 +25,7 @@ mod e2e_versions;
 mod e2e_writers;
 mod errors;
 mod governance;
+mod headers;
 mod jobs;
 mod lake;
 mod limits;
