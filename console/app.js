@@ -152,6 +152,21 @@ function useHash() {
 
 const go = (hash) => { location.hash = hash; };
 
+/** The segments of a route in the URL hash, decoded (null when one cannot be). Anyone can
+ * craft the link: a segment is a value, and goes into an API path only through `enc`. */
+function routeOf(hash) {
+  try {
+    return hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  } catch (e) {
+    return null;
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Job ids are UUIDs; nothing else from the URL is taken for one. */
+const isJobId = (value) => UUID.test(value);
+
 // ---------------------------------------------------------------- sign-in and layout
 
 function SignIn({ onSignedIn, error: initial }) {
@@ -681,7 +696,7 @@ function useJobStream(jobId, onEvent) {
         if (last) headers['Last-Event-ID'] = last;
         let res;
         try {
-          res = await fetch(`/v1/jobs/${jobId}/events`, { headers, signal: stop.signal });
+          res = await fetch(`/v1/jobs/${enc(jobId)}/events`, { headers, signal: stop.signal });
         } catch (e) { if (stop.signal.aborted) return; await new Promise((r) => setTimeout(r, 2000)); continue; }
         if (!res.ok) { await new Promise((r) => setTimeout(r, 2000)); continue; }
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -704,7 +719,7 @@ function useJobStream(jobId, onEvent) {
             if (fields.data) { try { handler.current(JSON.parse(fields.data)); } catch (e) { /* keep-alive */ } }
           }
         }
-        const job = await get(`/v1/jobs/${jobId}`).catch(() => null);
+        const job = await get(`/v1/jobs/${enc(jobId)}`).catch(() => null);
         if (job && !ACTIVE.includes(job.status)) { handler.current(null); return; }
       }
     })();
@@ -714,7 +729,7 @@ function useJobStream(jobId, onEvent) {
 
 function JobProgress({ jobId, onJob }) {
   const [job, setJob] = useState(null);
-  const refresh = useCallback(() => get(`/v1/jobs/${jobId}`).then((j) => { setJob(j); if (onJob) onJob(j); }, () => {}), [jobId]);
+  const refresh = useCallback(() => get(`/v1/jobs/${enc(jobId)}`).then((j) => { setJob(j); if (onJob) onJob(j); }, () => {}), [jobId]);
   useEffect(() => { refresh(); }, [jobId]);
   const pending = useRef(null);
   useJobStream(jobId, () => {
@@ -740,7 +755,7 @@ function JobEvents({ jobId, live }) {
   const [next, setNext] = useState(null);
   const [kind, setKind] = useState('');
   const [error, setError] = useState(null);
-  const load = (start) => get(`/v1/jobs/${jobId}/events?page_size=50${start ? `&start_at=${start}` : ''}`)
+  const load = (start) => get(`/v1/jobs/${enc(jobId)}/events?page_size=50${start ? `&start_at=${enc(start)}` : ''}`)
     .then((p) => { setEvents((old) => merge(old, p.events)); setNext(p.next_start); }, setError);
   const merge = (old, more) => {
     const seen = new Set(old.map((e) => e.job_event_id));
@@ -764,7 +779,7 @@ function JobReport({ jobId }) {
   const [text, setText] = useState(null);
   const [error, setError] = useState(null);
   useEffect(() => {
-    send('GET', `/v1/jobs/${jobId}/report`).then(async (res) => {
+    send('GET', `/v1/jobs/${enc(jobId)}/report`).then(async (res) => {
       const body = await res.text();
       if (!res.ok) { try { throw new Problem(JSON.parse(body)); } catch (e) { setError(e); return; } }
       setText(body);
@@ -792,7 +807,7 @@ function JobPage({ me, id }) {
   const [error, setError] = useState(null);
   const cancel = async () => {
     if (!confirm('Cancel this job? Tasks not started will not run.')) return;
-    try { setJob(await api('POST', `/v1/jobs/${id}/cancel`)); } catch (e) { setError(e); }
+    try { setJob(await api('POST', `/v1/jobs/${enc(id)}/cancel`)); } catch (e) { setError(e); }
   };
   const active = job && ACTIVE.includes(job.status);
   return html`<section>
@@ -934,7 +949,7 @@ function Audit() {
 // ---------------------------------------------------------------- the app
 
 function Page({ me, hash }) {
-  const parts = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  const parts = routeOf(hash) || ['?'];
   const can = (a) => me.actions.includes(a);
   const denied = html`<p class="problem">Your roles do not allow this page.</p>`;
   switch (parts[0]) {
@@ -951,6 +966,7 @@ function Page({ me, hash }) {
     case 'jobs':
       if (!can('job_read')) return denied;
       if (parts[1] === 'new') return can('job_write') ? html`<${StartJob} />` : denied;
+      if (parts[1] && !isJobId(parts[1])) return html`<p class="problem" data-bad-job-id>No such job: a job id is a UUID. <a href="#/jobs">Jobs</a></p>`;
       if (parts[1]) return html`<${JobPage} me=${me} id=${parts[1]} />`;
       return html`<${Jobs} me=${me} />`;
     case 'governance':

@@ -60,13 +60,23 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// The directory `file://` locations must lie in (None: they are refused).
     pub local_lake_root: Option<PathBuf>,
+    /// The bearer token `/metrics` asks for on the API port (None: it is not served there).
+    pub metrics_token: Option<Secret>,
 }
 
 /// Server limits: how long a client may take, how much it may ask at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitsConfig {
-    /// Seconds a connection may take to send a request's headers.
+    /// Seconds a connection may take to send a request's headers: its first from the
+    /// moment it is accepted (whatever the protocol), a later one (HTTP/1) from its first byte.
     pub header_read_timeout_secs: u64,
+    /// Seconds a connection may stay open with no request in flight after its last one.
+    pub idle_timeout_secs: u64,
+    /// Seconds between HTTP/2 keep-alive pings; a ping unanswered this long closes the
+    /// connection.
+    pub http2_keepalive_secs: u64,
+    /// Streams (requests) one HTTP/2 connection may have open at once.
+    pub http2_max_streams: u32,
     /// Seconds a request may take until its response starts (not event streams).
     pub request_timeout_secs: u64,
     /// Requests served at once; more get 503 with `Retry-After`.
@@ -87,6 +97,9 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            http2_keepalive_secs: 20,
+            http2_max_streams: 100,
             request_timeout_secs: 60,
             max_concurrent_requests: 256,
             max_connections: 1024,
@@ -203,6 +216,9 @@ struct FileConfig {
     log_filter: Option<String>,
     max_body_bytes: Option<usize>,
     header_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    http2_keepalive_secs: Option<u64>,
+    http2_max_streams: Option<u32>,
     request_timeout_secs: Option<u64>,
     max_concurrent_requests: Option<usize>,
     max_connections: Option<usize>,
@@ -210,6 +226,7 @@ struct FileConfig {
     event_stream_max_secs: Option<u64>,
     queue_max_body_bytes: Option<usize>,
     metrics_cache_secs: Option<u64>,
+    metrics_token: Option<String>,
     jwt_secret: Option<String>,
     jwt_public_key_file: Option<PathBuf>,
     jwt_jwks_file: Option<PathBuf>,
@@ -256,6 +273,9 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_EVENT_STREAM_MAX_SECS",
     "LETHE_GRANT_RECONCILE_INTERVAL_SECS",
     "LETHE_HEADER_READ_TIMEOUT_SECS",
+    "LETHE_HTTP2_KEEPALIVE_SECS",
+    "LETHE_HTTP2_MAX_STREAMS",
+    "LETHE_IDLE_TIMEOUT_SECS",
     "LETHE_JWT_AUDIENCE",
     "LETHE_JWT_ISSUER",
     "LETHE_JWT_JWKS_FILE",
@@ -274,6 +294,7 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_MAX_CONNECTIONS",
     "LETHE_MAX_EVENT_STREAMS",
     "LETHE_METRICS_CACHE_SECS",
+    "LETHE_METRICS_TOKEN",
     "LETHE_QUEUE_MAX_BODY_BYTES",
     "LETHE_REQUESTER_MIN_DEADLINE_DAYS",
     "LETHE_REQUEST_TIMEOUT_SECS",
@@ -387,6 +408,18 @@ impl Config {
                 "must be at least 32 characters",
             ));
         }
+        let metrics_token = get("LETHE_METRICS_TOKEN")
+            .or(f.metrics_token)
+            .map(Secret::new);
+        if metrics_token
+            .as_ref()
+            .is_some_and(|s| s.expose().len() < 32)
+        {
+            return Err(invalid(
+                "LETHE_METRICS_TOKEN",
+                "must be at least 32 characters",
+            ));
+        }
         let roles_claim = get("LETHE_JWT_ROLES_CLAIM")
             .or(f.jwt_roles_claim)
             .unwrap_or_else(|| "roles".to_owned());
@@ -403,6 +436,24 @@ impl Config {
                 get("LETHE_HEADER_READ_TIMEOUT_SECS"),
                 f.header_read_timeout_secs,
                 d.header_read_timeout_secs,
+            )?,
+            idle_timeout_secs: parse_or(
+                "LETHE_IDLE_TIMEOUT_SECS",
+                get("LETHE_IDLE_TIMEOUT_SECS"),
+                f.idle_timeout_secs,
+                d.idle_timeout_secs,
+            )?,
+            http2_keepalive_secs: parse_or(
+                "LETHE_HTTP2_KEEPALIVE_SECS",
+                get("LETHE_HTTP2_KEEPALIVE_SECS"),
+                f.http2_keepalive_secs,
+                d.http2_keepalive_secs,
+            )?,
+            http2_max_streams: parse_or(
+                "LETHE_HTTP2_MAX_STREAMS",
+                get("LETHE_HTTP2_MAX_STREAMS"),
+                f.http2_max_streams,
+                d.http2_max_streams,
             )?,
             request_timeout_secs: parse_or(
                 "LETHE_REQUEST_TIMEOUT_SECS",
@@ -452,6 +503,12 @@ impl Config {
                 "LETHE_HEADER_READ_TIMEOUT_SECS",
                 limits.header_read_timeout_secs == 0,
             ),
+            ("LETHE_IDLE_TIMEOUT_SECS", limits.idle_timeout_secs == 0),
+            (
+                "LETHE_HTTP2_KEEPALIVE_SECS",
+                limits.http2_keepalive_secs == 0,
+            ),
+            ("LETHE_HTTP2_MAX_STREAMS", limits.http2_max_streams == 0),
             (
                 "LETHE_REQUEST_TIMEOUT_SECS",
                 limits.request_timeout_secs == 0,
@@ -592,6 +649,7 @@ impl Config {
         }
         Ok(Config {
             local_lake_root,
+            metrics_token,
             jobs,
             grant_reconcile_interval_secs,
             database_url: Secret::new(database_url),
@@ -742,6 +800,42 @@ mod tests {
         let err =
             Config::from_sources(None, &env(&[("LETHE_MAX_BODY_BYTES", "lots")])).unwrap_err();
         assert!(err.to_string().contains("LETHE_MAX_BODY_BYTES"), "{err}");
+    }
+
+    #[test]
+    fn connection_bounds_and_the_metrics_token_are_read_and_checked() {
+        let defaults = Config::from_sources(None, &env(&[])).unwrap();
+        assert_eq!(defaults.limits.header_read_timeout_secs, 10);
+        assert_eq!(defaults.limits.idle_timeout_secs, 60);
+        assert_eq!(defaults.limits.http2_keepalive_secs, 20);
+        assert_eq!(defaults.limits.http2_max_streams, 100);
+        assert!(defaults.metrics_token.is_none());
+        let token = "m".repeat(32);
+        let set = Config::from_sources(
+            None,
+            &env(&[
+                ("LETHE_IDLE_TIMEOUT_SECS", "5"),
+                ("LETHE_HTTP2_KEEPALIVE_SECS", "7"),
+                ("LETHE_HTTP2_MAX_STREAMS", "9"),
+                ("LETHE_METRICS_TOKEN", &token),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(set.limits.idle_timeout_secs, 5);
+        assert_eq!(set.limits.http2_keepalive_secs, 7);
+        assert_eq!(set.limits.http2_max_streams, 9);
+        assert_eq!(set.metrics_token.unwrap().expose(), token);
+        for name in [
+            "LETHE_IDLE_TIMEOUT_SECS",
+            "LETHE_HTTP2_KEEPALIVE_SECS",
+            "LETHE_HTTP2_MAX_STREAMS",
+        ] {
+            let err = Config::from_sources(None, &env(&[(name, "0")])).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
+        let err =
+            Config::from_sources(None, &env(&[("LETHE_METRICS_TOKEN", "short")])).unwrap_err();
+        assert!(err.to_string().starts_with("LETHE_METRICS_TOKEN"), "{err}");
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub async fn serve(
     let limits = state.config.limits.clone();
     let router = crate::api::router(state);
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    crate::api::limits::serve_connections(listener, router, &limits, shutdown, DRAIN).await?;
+    crate::api::connections::serve_connections(listener, router, &limits, shutdown, DRAIN).await?;
     engine.await?;
     Ok(())
 }
@@ -75,17 +75,17 @@ async fn reconcile_grants(state: AppState, interval: u64, shutdown: Cancellation
     }
 }
 
-/// Serves `/health/*` and `/metrics` on `addr` for a `lethe worker`, so probes and
-/// Prometheus reach it; the worker runs without them (with a warning) when the address is
+/// Serves `/health/*` and `/metrics` on `addr` for a `lethe worker` (its connections bounded
+/// as the API's are), so probes and Prometheus reach it; the worker runs without them (with a warning) when the address is
 /// taken, e.g. by a `lethe serve` on the same host with the default address.
 pub async fn spawn_ops(state: AppState, addr: std::net::SocketAddr, shutdown: CancellationToken) {
     match TcpListener::bind(addr).await {
         Ok(listener) => {
+            let limits = state.config.limits.clone();
             let ops = crate::api::ops_router(state);
             tracing::info!(%addr, "serving /health and /metrics");
             tokio::spawn(async move {
-                axum::serve(listener, ops)
-                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                crate::api::connections::serve_connections(listener, ops, &limits, shutdown, DRAIN)
                     .await
             });
         }

@@ -110,11 +110,18 @@ where
 
 /// The verified principal of the request's bearer token.
 fn bearer(parts: &Parts, authenticator: &Authenticator) -> Result<Principal, ApiError> {
-    let header = parts
-        .headers
+    let token = bearer_token(&parts.headers)?;
+    authenticator
+        .verify(token)
+        .map_err(|e| ApiError::Unauthorized(e.0))
+}
+
+/// The token of an `Authorization: Bearer` header (401 without one).
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+    let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| ApiError::Unauthorized("missing bearer token".to_owned()))?;
-    let token = header
+    header
         .to_str()
         .ok()
         .and_then(|h| {
@@ -122,12 +129,7 @@ fn bearer(parts: &Parts, authenticator: &Authenticator) -> Result<Principal, Api
                 .or_else(|| h.strip_prefix("bearer "))
         })
         .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::Unauthorized("expected Authorization: Bearer <token>".to_owned())
-        })?;
-    authenticator
-        .verify(token)
-        .map_err(|e| ApiError::Unauthorized(e.0))
+        .ok_or_else(|| ApiError::Unauthorized("expected Authorization: Bearer <token>".to_owned()))
 }
 
 /// Extractor: an authenticated caller allowed to perform `P::ACTION`.

@@ -50,7 +50,8 @@ const FILES: &[(&str, &str, &[u8])] = &[
 ];
 
 /// Scripts and styles only from this origin, API calls only to it, no framing, no
-/// inline script: a token pasted here can only be used by these files.
+/// inline script: a token pasted here can only be used by these files. (The other security
+/// headers are the router's, `headers::security_headers`.)
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
     frame-ancestors 'none'";
@@ -80,15 +81,6 @@ fn file(name: &str) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(POLICY),
     );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }

@@ -1,8 +1,11 @@
-//! Liveness, readiness (checks Postgres) and Prometheus metrics. Unauthenticated.
+//! Liveness, readiness (checks Postgres) and Prometheus metrics. Health is
+//! unauthenticated; `/metrics` on the API port asks for `LETHE_METRICS_TOKEN` (on a
+//! worker's port, which serves nothing else, it does not).
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -48,9 +51,13 @@ async fn ready(State(state): State<AppState>) -> Result<axum::Json<HealthStatus>
     }))
 }
 
-/// Prometheus metrics.
+/// Prometheus metrics. On the API port (`lethe serve`) only with `Authorization: Bearer`
+/// and the `LETHE_METRICS_TOKEN` (never when none is set); on a worker's port, open.
 #[utoipa::path(get, path = "/metrics", tag = "health", operation_id = "metrics",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, description = "No metrics token, or not the configured one", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     // Job and task gauges come from Postgres (every process sees the same), read at most
@@ -64,4 +71,43 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         Err(e) => tracing::warn!(error = %e, "could not read job gauges"),
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// Middleware of the API port: `/metrics` answers only a request bearing the configured
+/// `LETHE_METRICS_TOKEN` (compared in constant time); without one configured, none.
+pub async fn metrics_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.uri().path() != "/metrics" {
+        return next.run(req).await;
+    }
+    let Some(expected) = &state.config.metrics_token else {
+        return ApiError::Unauthorized(
+            "/metrics is served on this port only with LETHE_METRICS_TOKEN set".to_owned(),
+        )
+        .into_response();
+    };
+    match super::auth::bearer_token(req.headers()) {
+        Ok(token) if same_secret(token.as_bytes(), expected.expose().as_bytes()) => {
+            next.run(req).await
+        }
+        Ok(_) => ApiError::Unauthorized("not the metrics token".to_owned()).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Equal byte strings, in a time that depends only on their lengths.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn same_secret_needs_every_byte_and_the_length() {
+        assert!(same_secret(b"token-token", b"token-token"));
+        assert!(!same_secret(b"token-token", b"token-tokem"));
+        assert!(!same_secret(b"token-token", b"token-toke"));
+        assert!(!same_secret(b"", b"x"));
+    }
 }

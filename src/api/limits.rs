@@ -1,20 +1,18 @@
 //! What one process serves at once and for how long: a global limit on requests in
 //! flight (503 + `Retry-After` beyond it), a time limit on each request until its response
-//! starts, a limit on open event streams and on how long each stays open, and the
-//! connection loop that drops clients too slow to send their headers.
+//! starts, and a limit on open event streams and on how long each stays open. Connections
+//! are bounded in `connections`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
 
+use crate::api::connections::OverConnectionLimit;
 use crate::api::error::ApiError;
 use crate::app::AppState;
 use crate::config::LimitsConfig;
@@ -88,12 +86,19 @@ fn busy(detail: &str) -> Response {
 
 /// Middleware: at most `max_concurrent_requests` requests in flight (health probes are
 /// never refused), each answered within `request_timeout_secs` (the time to the start of
-/// the response: a stream's body is not limited here).
+/// the response: a stream's body is not limited here). A connection of the health reserve
+/// (every connection was taken) is answered only for `/health/*`.
 pub async fn limit_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.uri().path().starts_with("/health/") {
         return next.run(req).await;
     }
     let limits = &state.limits;
+    if req.extensions().get::<OverConnectionLimit>().is_some() {
+        return busy(&format!(
+            "this server has {} connections open already; retry shortly",
+            limits.config.max_connections
+        ));
+    }
     let Ok(_permit) = limits.requests.clone().try_acquire_owned() else {
         return busy(&format!(
             "this server is serving {} requests already; retry shortly",
@@ -109,65 +114,4 @@ pub async fn limit_requests(State(state): State<AppState>, req: Request, next: N
         ))
         .into_response(),
     }
-}
-
-/// Serves `router` on `listener` until `shutdown`, then lets open requests finish (for at
-/// most `drain`). A connection that has not sent a request's headers within
-/// `header_read_timeout_secs` is closed; at most `max_connections` are open at once.
-pub async fn serve_connections(
-    listener: TcpListener,
-    router: Router,
-    config: &LimitsConfig,
-    shutdown: CancellationToken,
-    drain: Duration,
-) -> anyhow::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::service::TowerToHyperService;
-
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(config.max_connections));
-    let header_timeout = Duration::from_secs(config.header_read_timeout_secs);
-    loop {
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => permit?,
-            _ = shutdown.cancelled() => break,
-        };
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, then accept again.
-                    tracing::warn!(error = %e, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let mut builder = Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout);
-        builder.http2().timer(TokioTimer::new());
-        let service = TowerToHyperService::new(router.clone());
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(drain) => {
-            tracing::warn!(seconds = drain.as_secs(), "requests still open after the drain time; stopping");
-        }
-    }
-    Ok(())
 }

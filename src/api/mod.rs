@@ -2,9 +2,11 @@
 //! problem), the OpenAPI document and the docs UI.
 
 pub mod auth;
+pub mod connections;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod headers;
 pub mod health;
 pub mod limits;
 pub mod spec;
@@ -102,13 +104,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The operations endpoints alone (`/health/live`, `/health/ready`, `/metrics`), which
-/// `lethe worker` serves so probes and Prometheus reach worker processes too.
+/// `lethe worker` serves so probes and Prometheus reach worker processes too (`/metrics`
+/// without a token: a worker's port serves nothing else).
 pub fn ops_router(state: AppState) -> Router {
     let (routes, _) = OpenApiRouter::new()
         .merge(health::router())
         .split_for_parts();
     routes
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
+        .layer(middleware::from_fn(headers::security_headers))
         .with_state(state)
 }
 
@@ -120,6 +124,10 @@ pub fn router(state: AppState) -> Router {
         .merge(console::router())
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            health::metrics_token,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             limits::limit_requests,
@@ -144,6 +152,7 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", method = %req.method(), route, request.id = id)
         }))
         .layer(middleware::from_fn(request_ids))
+        .layer(middleware::from_fn(headers::security_headers))
         .with_state(state)
 }
 

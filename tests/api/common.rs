@@ -21,6 +21,9 @@ use tower::ServiceExt;
 
 pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
 
+/// The `LETHE_METRICS_TOKEN` of every test app.
+pub const METRICS_TOKEN: &str = "metrics-token-metrics-token-metrics!";
+
 pub struct TestApp {
     pub router: axum::Router,
     pub config: Config,
@@ -125,6 +128,7 @@ impl TestApp {
         let mut config = Config::from_sources(None, &HashMap::new()).unwrap();
         // The test accounts' roles (LETHE_ALLOWED_ROLE_ARNS).
         config.aws.allowed_role_arns = ALLOWED_ROLES.iter().map(|r| r.to_string()).collect();
+        config.metrics_token = Some(lethe::config::Secret::new(METRICS_TOKEN));
         tweak(&mut config);
         let auth = Authenticator::new(&config.auth, SECRET).unwrap();
         let state = AppState {
@@ -198,6 +202,12 @@ impl TestApp {
             headers,
             body,
         }
+    }
+
+    /// A Prometheus scrape with the metrics token.
+    pub async fn metrics(&self) -> Reply {
+        self.call(Method::GET, "/metrics", Some(METRICS_TOKEN), None)
+            .await
     }
 
     pub async fn get(&self, path: &str) -> Reply {

@@ -150,7 +150,7 @@ async fn health_metrics_docs_and_request_ids_are_served(pool: sqlx::PgPool) {
     assert_eq!(given.headers["x-client-request-id"], "abc-123");
 
     app.get("/v1/data_mappers/ghost").await;
-    let metrics = app.call(Method::GET, "/metrics", None, None).await;
+    let metrics = app.metrics().await;
     let text = metrics.body.as_str().unwrap();
     assert!(text.contains(r#"lethe_http_requests_total{method="GET",route="/v1/data_mappers/{data_mapper_id}",status="404"} 1"#), "{text}");
     assert!(text.contains("lethe_http_request_duration_seconds_bucket"));

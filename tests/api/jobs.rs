@@ -613,7 +613,7 @@ async fn a_job_over_a_local_lake_erases_exactly_the_matched_rows_and_the_queue_i
         matches.iter().any(|m| m["status"] == "not_found"),
         "123456789 is nowhere"
     );
-    let metrics = app.call(Method::GET, "/metrics", None, None).await;
+    let metrics = app.metrics().await;
     let text = metrics.body.as_str().unwrap();
     assert!(
         text.contains("lethe_jobs{status=\"completed\"} 1"),

@@ -14,17 +14,17 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::common::{TestApp, catalog};
+use crate::common::{METRICS_TOKEN, TestApp, catalog};
 use crate::jobs::{local_lake, people_mapper, queue, start_dry_run};
 
 /// Serves `app` on a loopback port through Lethe's connection loop; returns the address.
-async fn serve(app: &TestApp, shutdown: CancellationToken) -> String {
+pub(crate) async fn serve(app: &TestApp, shutdown: CancellationToken) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let router = app.router.clone();
     let limits = app.config.limits.clone();
     tokio::spawn(async move {
-        lethe::api::limits::serve_connections(
+        lethe::api::connections::serve_connections(
             listener,
             router,
             &limits,
@@ -38,7 +38,7 @@ async fn serve(app: &TestApp, shutdown: CancellationToken) -> String {
 
 /// Reads what the server sends until it closes the connection (a hang guard of 60 s
 /// stops a broken test; it is not a timing assertion).
-async fn read_to_close(stream: &mut TcpStream) -> String {
+pub(crate) async fn read_to_close(stream: &mut TcpStream) -> String {
     let mut out = Vec::new();
     tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut out))
         .await
@@ -47,7 +47,7 @@ async fn read_to_close(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn get_over_tcp(address: &str, path: &str) -> String {
+pub(crate) async fn get_over_tcp(address: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(address).await.unwrap();
     stream
         .write_all(
@@ -231,7 +231,12 @@ async fn metrics_read_the_database_gauges_once_per_cache_period(db: sqlx::PgPool
         let app_router = app.router.clone();
         async move {
             let response = app_router
-                .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+                .oneshot(
+                    Request::get("/metrics")
+                        .header("authorization", format!("Bearer {METRICS_TOKEN}"))
+                        .body(Body::empty())
+                        .unwrap(),
+                )
                 .await
                 .unwrap();
             let body = response.into_body().collect().await.unwrap().to_bytes();

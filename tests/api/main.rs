@@ -4,6 +4,7 @@
 mod common;
 
 mod auth_matrix;
+mod connections;
 mod console;
 mod data_mappers;
 mod deploy;
@@ -25,6 +26,7 @@ mod e2e_versions_races;
 mod e2e_writers;
 mod errors;
 mod governance;
+mod headers;
 mod jobs;
 mod lake;
 mod limits;

@@ -139,6 +139,51 @@ class Console:
         assert not errors, errors
 
 
+def requests_after(c, hash_):
+    """The URLs the console fetches once the URL's hash is `hash_` (until it settles)."""
+    time.sleep(1)
+    c.d.execute_script("performance.clearResourceTimings(); location.hash = arguments[0]", hash_)
+    time.sleep(1.5)
+    return c.d.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
+
+
+def crafted_links(c):
+    """A link anyone can craft cannot steer the console's token-bearing requests: a job id
+    from the URL must be a UUID, every segment taken from it is encoded, a malformed one is
+    no page."""
+    sent = requests_after(c, "#/jobs/..%2Fdata_mappers%2Fpeople")
+    c.find("[data-bad-job-id]")
+    assert not any("data_mappers" in u or "/v1/jobs/" in u for u in sent), sent
+    sent = requests_after(c, "#/mappers/..%2Fjobs")
+    c.wait_text("h1", "Data mapper ../jobs")
+    assert any(u.endswith("/v1/data_mappers/..%2Fjobs") for u in sent), sent
+    assert not any("/v1/jobs" in u for u in sent), sent
+    requests_after(c, "#/jobs/%E0%A4%A")
+    c.wait_text("main", "No such page")
+    # The same watch sees the console's requests.
+    sent = requests_after(c, "#/jobs")
+    c.find("[data-table=jobs]")
+    assert any("/v1/jobs?page_size=50" in u for u in sent), sent
+    c.click("a[href='#/']")
+    c.find("[data-card=queue]")
+
+
+def docs(c):
+    """Swagger UI works under the content security policy of /docs: the operations render,
+    one opens, and the browser refused nothing."""
+    c.d.get(f"{URL}/docs/")
+    c.wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) > 20)
+    c.click(".opblock-summary")
+    c.find(".opblock-body")
+    time.sleep(1)
+    c.d.save_screenshot(os.path.join(SHOTS, "14-docs.png"))
+    logged = c.d.get_log("browser")
+    refused = [e for e in logged if "Content Security Policy" in e["message"]]
+    assert not refused, refused
+    errors = [e for e in logged if e["level"] == "SEVERE"]
+    assert not errors, errors
+
+
 def main():
     write_lake()
     os.makedirs(SHOTS, exist_ok=True)
@@ -173,6 +218,7 @@ def run(c):
     # The token is in session storage, never in the URL.
     assert TOKEN not in d.current_url
     assert d.execute_script("return sessionStorage.getItem('lethe.token')") == TOKEN
+    crafted_links(c)
 
     # A data mapper through the form: an id the API refuses first.
     c.click("a[href='#/mappers']")
@@ -335,6 +381,7 @@ def run(c):
     assert not d.find_elements(By.XPATH, "//a[normalize-space()='Edit']")
     c.shot("13-auditor")
     c.no_console_errors()
+    docs(c)
 
     # The lake, read back independently: exactly the erased rows are gone.
     for country, ids in ROWS.items():
