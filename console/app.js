@@ -568,9 +568,12 @@ function Queue({ me }) {
     } catch (e) { setError(e); }
   };
   const remove = async () => {
-    if (!confirm(`Remove ${selected.length} item(s) from the queue? They will not be erased.`)) return;
+    const reason = prompt(`Remove ${selected.length} item(s) from the queue? They will not be erased.\nReason (recorded in the audit trail; required for items someone else queued):`);
+    if (reason === null) return;
+    const body = { matches: selected.map((id) => ({ deletion_queue_item_id: id })) };
+    if (reason.trim()) body.reason = reason.trim();
     try {
-      await api('DELETE', '/v1/queue/matches', { matches: selected.map((id) => ({ deletion_queue_item_id: id })) });
+      await api('DELETE', '/v1/queue/matches', body);
       setSelected([]);
       setVersion((v) => v + 1);
     } catch (e) { setError(e); }

@@ -57,6 +57,7 @@ impl AppState {
             catalog: self.catalog.clone(),
             stores: self.stores.clone(),
             metrics: self.metrics.clone(),
+            max_line_bytes: self.config.jobs.max_line_bytes,
         }
     }
 

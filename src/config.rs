@@ -126,6 +126,9 @@ pub struct JobsConfig {
     pub deadline_margin_hours: u64,
     /// A requester's deadline must be at least this many days ahead.
     pub requester_min_deadline_days: u64,
+    /// Longest JSON Lines line find and forget read (decompressed, line ending not
+    /// counted); a longer one fails its object ("line too long"), never buffered whole.
+    pub max_line_bytes: usize,
 }
 
 /// Where a JWKS document is read from.
@@ -249,6 +252,7 @@ struct FileConfig {
     scheduler_interval_secs: Option<u64>,
     deadline_margin_hours: Option<u64>,
     requester_min_deadline_days: Option<u64>,
+    max_line_bytes: Option<usize>,
     local_lake_root: Option<PathBuf>,
 }
 
@@ -293,6 +297,7 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_MAX_CONCURRENT_REQUESTS",
     "LETHE_MAX_CONNECTIONS",
     "LETHE_MAX_EVENT_STREAMS",
+    "LETHE_MAX_LINE_BYTES",
     "LETHE_METRICS_CACHE_SECS",
     "LETHE_METRICS_TOKEN",
     "LETHE_QUEUE_MAX_BODY_BYTES",
@@ -587,6 +592,12 @@ impl Config {
                 f.requester_min_deadline_days,
                 7,
             )?,
+            max_line_bytes: parse_or(
+                "LETHE_MAX_LINE_BYTES",
+                get("LETHE_MAX_LINE_BYTES"),
+                f.max_line_bytes,
+                crate::lakefile::jsonl_find::DEFAULT_MAX_LINE_BYTES,
+            )?,
         };
         if jobs.requester_min_deadline_days > 3650 {
             return Err(invalid(
@@ -596,6 +607,9 @@ impl Config {
         }
         if jobs.lease_secs < 3 {
             return Err(invalid("LETHE_TASK_LEASE_SECS", "must be at least 3"));
+        }
+        if jobs.max_line_bytes < 1024 {
+            return Err(invalid("LETHE_MAX_LINE_BYTES", "must be at least 1024"));
         }
         if jobs.poll_ms == 0 {
             return Err(invalid("LETHE_WORKER_POLL_MS", "must be at least 1"));

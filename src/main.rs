@@ -138,6 +138,16 @@ enum Bench {
         #[arg(long, default_value_t = 1_000_000)]
         items: usize,
     },
+    /// Peak resident memory of `lethe serve` (Linux) while it refuses queue bodies of the
+    /// largest size, several at once (scratch database `lethe_bench_memory`).
+    Memory {
+        /// Bodies sent at once.
+        #[arg(long, default_value_t = 4)]
+        bodies: usize,
+        /// The `lethe` binary to run `serve` from (this one by default).
+        #[arg(long, default_value = "/proc/self/exe")]
+        serve_binary: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -229,6 +239,16 @@ async fn main() -> anyhow::Result<()> {
             lethe::demo::run(config, options).await
         }
         Command::Bench(Bench::Queue { items }) => lethe::bench::queue::run(config, items).await,
+        Command::Bench(Bench::Memory {
+            bodies,
+            serve_binary,
+        }) => {
+            let options = lethe::bench::memory::MemoryOptions {
+                bodies,
+                serve_binary,
+            };
+            lethe::bench::memory::run(config, options).await
+        }
         Command::Bench(Bench::Job {
             objects,
             workers,

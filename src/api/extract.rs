@@ -1,13 +1,20 @@
 //! Extractors that turn every malformed input into our problem+json error:
-//! [`ApiJson`] (body), [`ApiQuery`] (query string).
+//! [`ApiJson`] (body), [`ApiQuery`] (query string). A body is deserialised straight into
+//! its typed request, never through a `serde_json::Value` of the whole document, so what
+//! a request costs is bounded by its body and the types it is read into.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
+use std::fmt::Write as _;
+use std::marker::PhantomData;
+
+use serde::Deserialize;
+use serde::de::{
+    DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 
 use super::error::ApiError;
 
@@ -25,24 +32,6 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = json_body(req, state).await?;
         parse_json(&bytes).map(ApiJson)
-    }
-}
-
-/// A JSON body read as [`ApiJson`] reads it, with its text (for checks on the text
-/// itself, such as the exact digits of a number).
-pub struct ApiJsonText<T>(pub T, pub Bytes);
-
-impl<T, S> FromRequest<S> for ApiJsonText<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = json_body(req, state).await?;
-        let value = parse_json(&bytes)?;
-        Ok(ApiJsonText(value, bytes))
     }
 }
 
@@ -72,43 +61,147 @@ async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Api
         })
 }
 
-/// Parses JSON with a path to the failing field. Strings holding NUL characters are
-/// refused (422): Postgres text cannot store them.
+/// Parses JSON straight into `T`, with a path to the failing field: memory is the body
+/// and what `T` holds, never a tree of the whole document. A first pass builds nothing:
+/// it checks the syntax (400) and refuses strings or keys holding NUL characters (422,
+/// Postgres text cannot store them); the second deserialises.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
-    if let Some(path) = find_nul(&value, String::new()) {
+    let malformed = |e: serde_json::Error| ApiError::BadRequest(format!("malformed JSON: {e}"));
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let (mut path, mut nul) = (String::new(), None);
+    NulScan {
+        path: &mut path,
+        found: &mut nul,
+    }
+    .deserialize(&mut de)
+    .map_err(malformed)?;
+    de.end().map_err(malformed)?;
+    if let Some(path) = nul {
         return Err(ApiError::field(path, "must not contain NUL characters"));
     }
-    serde_path_to_error::deserialize(value).map_err(|err| {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
         let field = if path == "." { String::new() } else { path };
         ApiError::field(field, data_message(&err.into_inner()))
     })
 }
 
-/// The path of the first string (or key) holding a NUL character.
-fn find_nul(value: &Value, path: String) -> Option<String> {
-    match value {
-        Value::String(s) if s.contains('\0') => Some(path),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| find_nul(v, format!("{path}[{i}]"))),
-        Value::Object(map) => map.iter().find_map(|(k, v)| {
-            let child = if path.is_empty() {
-                k.clone()
-            } else {
-                format!("{path}.{k}")
-            };
-            if k.contains('\0') {
-                Some(child)
-            } else {
-                find_nul(v, child)
-            }
-        }),
-        _ => None,
+/// Walks a JSON value without keeping it, noting the path (`matches[3].reference`) of the
+/// first string or key that holds a NUL character. Memory: the current path.
+struct NulScan<'s> {
+    path: &'s mut String,
+    found: &'s mut Option<String>,
+}
+
+impl NulScan<'_> {
+    fn check(&mut self, text: &str) {
+        if self.found.is_none() && text.contains('\0') {
+            *self.found = Some(self.path.clone());
+        }
     }
+    fn child(&mut self) -> NulScan<'_> {
+        NulScan {
+            path: &mut *self.path,
+            found: &mut *self.found,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for NulScan<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NulScan<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(mut self, text: &str) -> Result<(), E> {
+        self.check(text);
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let base = self.path.len();
+        for i in 0usize.. {
+            let _ = write!(self.path, "[{i}]");
+            let more = seq.next_element_seed(self.child())?;
+            self.path.truncate(base);
+            if more.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let base = self.path.len();
+        while let Some(key) = map.next_key::<String>()? {
+            if base > 0 {
+                self.path.push('.');
+            }
+            self.path.push_str(&key);
+            self.check(&key);
+            map.next_value_seed(self.child())?;
+            self.path.truncate(base);
+        }
+        Ok(())
+    }
+}
+
+/// Deserialises a list of at most `max` items; one more fails the list (not an item) with
+/// `message`, before that item is read. Memory stays bounded whatever the body holds.
+pub fn at_most<'de, D, T>(deserializer: D, max: usize, message: &str) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct AtMost<'m, T> {
+        max: usize,
+        message: &'m str,
+        item: PhantomData<T>,
+    }
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for AtMost<'_, T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list of at most {} items", self.max)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut items = Vec::new();
+            while items.len() < self.max {
+                match seq.next_element()? {
+                    Some(item) => items.push(item),
+                    None => return Ok(items),
+                }
+            }
+            match seq.next_element::<IgnoredAny>()? {
+                Some(_) => Err(serde::de::Error::custom(self.message)),
+                None => Ok(items),
+            }
+        }
+    }
+    deserializer.deserialize_seq(AtMost {
+        max,
+        message,
+        item: PhantomData,
+    })
 }
 
 /// serde's message without its trailing position, which means nothing to a caller.
@@ -145,5 +238,91 @@ where
             .map_err(|err| {
                 ApiError::BadRequest(format!("invalid query string: {}", err.into_inner()))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::value::RawValue;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Item {
+        id: Box<RawValue>,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Body {
+        #[serde(deserialize_with = "three")]
+        items: Vec<Item>,
+    }
+
+    fn three<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Item>, D::Error> {
+        at_most(d, 3, "at most 3 items")
+    }
+
+    fn problem(body: &str) -> (String, String) {
+        match parse_json::<Body>(body.as_bytes()) {
+            Err(ApiError::Validation(errors)) => {
+                (errors[0].field.clone(), errors[0].message.clone())
+            }
+            Err(ApiError::BadRequest(message)) => ("400".to_owned(), message),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_is_read_into_its_type_keeping_raw_values_exactly() {
+        let body = r#"{"items": [{"id": 12345678901234567890123.0}, {"id": [{"v": 1e300}], "tags": ["a"]}]}"#;
+        let parsed = parse_json::<Body>(body.as_bytes()).unwrap();
+        assert_eq!(parsed.items[0].id.get(), "12345678901234567890123.0");
+        assert_eq!(parsed.items[1].id.get(), r#"[{"v": 1e300}]"#);
+        assert_eq!(parsed.items[1].tags, ["a"]);
+    }
+
+    #[test]
+    fn errors_name_their_field_and_syntax_comes_first() {
+        assert_eq!(
+            problem(r#"{"items": [{"id": 1}, {"id": 2, "tags": [3]}]}"#),
+            (
+                "items[1].tags[0]".to_owned(),
+                "invalid type: integer `3`, expected a string".to_owned()
+            )
+        );
+        assert_eq!(problem(r#"{"items": [{"id": 1, "x": 2}]}"#).0, "items[0].x");
+        assert_eq!(problem(r#"{"items": 5}"#).0, "items");
+        // A data error before a syntax error is still a syntax error (400).
+        assert_eq!(problem(r#"{"items": [0, }"#).0, "400");
+        assert_eq!(problem(r#"{"items": []} x"#).0, "400");
+        // One item beyond the limit fails the list, before that item is read.
+        assert_eq!(
+            problem(r#"{"items": [{"id": 1}, {"id": 2}, {"id": 3}, "not an item"]}"#),
+            ("items".to_owned(), "at most 3 items".to_owned())
+        );
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_strings_and_keys_wherever_they_are() {
+        let nul = |body: &str| problem(body);
+        let message = "must not contain NUL characters".to_owned();
+        assert_eq!(
+            nul(r#"{"items": [{"id": 1}, {"id": {"a": ["x", "y\u0000"]}}]}"#),
+            ("items[1].id.a[1]".to_owned(), message.clone())
+        );
+        assert_eq!(
+            nul(r#"{"items": [{"id": 1, "tags": ["ok"]}], "k\u0000": 1}"#),
+            ("k\0".to_owned(), message.clone())
+        );
+        // Found before the types are looked at: a NUL in an unknown field is named too.
+        assert_eq!(
+            nul(r#"{"items": [{"other": "\u0000"}]}"#),
+            ("items[0].other".to_owned(), message)
+        );
+        // An escaped backslash before "u0000" is no NUL.
+        assert!(parse_json::<Body>(br#"{"items": [{"id": "\\u0000"}]}"#).is_ok());
     }
 }

@@ -4,6 +4,7 @@ pub mod find;
 pub mod forget;
 pub mod job;
 pub mod lake;
+pub mod memory;
 pub mod queue;
 
 /// SplitMix64's finaliser: deterministic pseudo-random values for generated data (the

@@ -112,6 +112,23 @@ pub async fn list_queue_items(
     q.build_query_as().fetch_all(db).await
 }
 
+/// The given items still queued, oldest first, locked until the transaction ends (what
+/// a delete audits is what it deletes); ids not in the queue are ignored.
+pub async fn lock_queue_items(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<QueueItem>> {
+    sqlx::query_as(
+        r#"select deletion_queue_item_id, match_id, match_type, data_mappers, deadline, reference,
+                  created_by, created_at
+           from deletion_queue_item where deletion_queue_item_id = any($1)
+           order by deletion_queue_item_id for update"#,
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await
+}
+
 /// Deletes the given items; ids not in the queue are ignored. Returns how many went.
 pub async fn delete_queue_items(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<u64> {
     let result =

@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
+use serde::de::IgnoredAny;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::data_mapper::DataMapperId;
 use super::validation::Errors;
@@ -17,6 +19,8 @@ use super::validation::Errors;
 pub const MAX_ITEMS_PER_CALL: usize = 10_000;
 /// Longest accepted string match id or composite value, in bytes.
 pub const MAX_MATCH_ID_BYTES: usize = 4096;
+/// Most data mappers one item may name (none = all).
+pub const MAX_MAPPERS_PER_ITEM: usize = 32;
 /// Deadline when the caller gives none: received + 30 days.
 pub const DEFAULT_DEADLINE_DAYS: i64 = 30;
 
@@ -45,10 +49,10 @@ pub struct NewQueueItem {
     pub reference: Option<String>,
 }
 
-/// One item as the caller sent it.
+/// One item as the caller sent it; its match id still the JSON text sent.
 #[derive(Debug, Clone)]
 pub struct QueueItemDraft {
-    pub match_id: Value,
+    pub match_id: Box<RawValue>,
     pub data_mappers: Vec<String>,
     pub deadline: Option<DateTime<Utc>>,
     pub reference: Option<String>,
@@ -234,17 +238,18 @@ fn parse_item(
         }
     }
     let match_field = format!("matches[{i}].match_id");
-    let match_id = match &draft.match_id {
-        Value::String(s) => check_scalar_string(s, &match_field, errors),
-        Value::Number(n) => check_number(n, &match_field, errors),
-        Value::Array(parts) => check_composite(
+    let match_id = match read_match_id(&draft.match_id, &match_field, errors) {
+        None => None,
+        Some(Value::String(s)) => check_scalar_string(&s, &match_field, errors),
+        Some(Value::Number(n)) => check_number(&n, &match_field, errors),
+        Some(Value::Array(parts)) => check_composite(
             parts,
             &match_field,
             &draft.data_mappers,
             mapper_columns,
             errors,
         ),
-        _ => {
+        Some(_) => {
             errors.add(
                 &match_field,
                 "must be a string, a number, or a list of {column, value}",
@@ -277,6 +282,52 @@ fn parse_item(
         deadline,
         reference: draft.reference,
     })
+}
+
+/// Values a match id's JSON may hold (counted as [`holds_at_most`] counts them): a valid
+/// one holds at most 1 + 32 × 3. A larger one is refused without being read into a tree.
+pub const MAX_MATCH_ID_VALUES: usize = 256;
+
+/// Whether a JSON text holds at most `max` values, counted cheaply as one plus its commas
+/// and openings outside strings (an upper bound, exact but for empty lists and objects).
+pub fn holds_at_most(json: &str, max: usize) -> bool {
+    let (mut count, mut in_string, mut escaped) = (1usize, false, false);
+    for b in json.bytes() {
+        match (in_string, b) {
+            (true, _) if escaped => escaped = false,
+            (true, b'\\') => escaped = true,
+            (true, b'"') => in_string = false,
+            (true, _) => {}
+            (false, b'"') => in_string = true,
+            (false, b',' | b'[' | b'{') => count += 1,
+            (false, _) => {}
+        }
+        if count > max {
+            return false;
+        }
+    }
+    true
+}
+
+/// The match id sent, read into a `Value` only when its JSON is small enough to be a
+/// valid one; else refused (an oversized list by its part count).
+fn read_match_id(raw: &RawValue, field: &str, errors: &mut Errors) -> Option<Value> {
+    let text = raw.get();
+    if holds_at_most(text, MAX_MATCH_ID_VALUES) {
+        return serde_json::from_str(text).ok();
+    }
+    // Counting a list's elements keeps none of them (`IgnoredAny` has no size).
+    match serde_json::from_str::<Vec<IgnoredAny>>(text) {
+        Ok(parts) if parts.len() > MAX_COMPOSITE_PARTS => errors.add(
+            field,
+            format!("a composite match has at most {MAX_COMPOSITE_PARTS} parts"),
+        ),
+        _ => errors.add(
+            field,
+            "is too large: must be a string, a number, or a list of {column, value}",
+        ),
+    }
+    None
 }
 
 fn check_scalar_string(s: &str, field: &str, errors: &mut Errors) -> Option<MatchId> {
@@ -321,7 +372,7 @@ fn check_number(n: &serde_json::Number, field: &str, errors: &mut Errors) -> Opt
 pub const MAX_COMPOSITE_PARTS: usize = 32;
 
 fn check_composite(
-    parts: &[Value],
+    parts: Vec<Value>,
     field: &str,
     mappers: &[String],
     mapper_columns: &HashMap<String, Vec<String>>,
@@ -385,8 +436,8 @@ fn check_composite(
             _ => errors.add(value_field, "must be a string or a number"),
         }
     }
-    (errors.len() == count_before).then(|| MatchId {
-        value: Value::Array(parts.to_vec()),
+    (errors.len() == count_before).then_some(MatchId {
+        value: Value::Array(parts),
         match_type: MatchType::Composite,
     })
 }
@@ -435,7 +486,7 @@ mod tests {
 
     fn draft(match_id: Value, data_mappers: &[&str]) -> QueueItemDraft {
         QueueItemDraft {
-            match_id,
+            match_id: serde_json::value::to_raw_value(&match_id).unwrap(),
             data_mappers: data_mappers.iter().map(|s| s.to_string()).collect(),
             deadline: None,
             reference: None,
@@ -608,12 +659,7 @@ mod tests {
         let parts: Vec<Value> = (0..100_000)
             .map(|i| json!({"column": format!("c{i}"), "value": i}))
             .collect();
-        let draft = QueueItemDraft {
-            match_id: Value::Array(parts),
-            data_mappers: vec!["people".into()],
-            deadline: None,
-            reference: None,
-        };
+        let draft = draft(Value::Array(parts), &["people"]);
         let started = std::time::Instant::now();
         let errors = parse_items(vec![draft], &mappers(), Utc::now()).unwrap_err();
         assert!(
@@ -624,5 +670,37 @@ mod tests {
         );
         // A bound on work, not a timing target: far below the quadratic cost.
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_oversized_match_id_is_refused_without_being_read() {
+        // One plus the commas and openings outside strings.
+        assert!(holds_at_most(r#"[{"column": "a,[{\",", "value": 1}]"#, 4));
+        assert!(!holds_at_most("[1,2,3,4]", 4));
+        assert!(holds_at_most(r#""[,,,,""#, 1));
+        let refused = |text: String| {
+            let raw = RawValue::from_string(text).unwrap();
+            let item = QueueItemDraft {
+                match_id: raw,
+                ..draft(json!(1), &["people"])
+            };
+            let errors = parse_items(vec![item], &mappers(), Utc::now()).unwrap_err();
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].field, "matches[0].match_id");
+            errors[0].message.clone()
+        };
+        let zeros = format!("[{}]", vec!["0"; 100_000].join(","));
+        assert!(refused(zeros).contains("at most 32 parts"));
+        let nested = format!("[[{}]]", vec!["0"; 300].join(","));
+        assert!(refused(nested).contains("too large"));
+        let object = format!("{{\"a\": [{}]}}", vec!["0"; 300].join(","));
+        assert!(refused(object).contains("too large"));
+        // 33 parts are read as a list, and refused by their number.
+        let parts: Vec<Value> = (0..33)
+            .map(|i| json!({"column": "first_name", "value": i}))
+            .collect();
+        let text = serde_json::to_string(&parts).unwrap();
+        assert!(holds_at_most(&text, MAX_MATCH_ID_VALUES));
+        assert!(refused(text).contains("at most 32 parts"));
     }
 }

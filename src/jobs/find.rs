@@ -160,15 +160,17 @@ pub fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
 const JSONL_CHUNK: u64 = 8 * 1024 * 1024;
 
 /// Searches one JSON Lines object (gzip when the key ends in `.gz`), streamed in ranged
-/// reads: memory holds one chunk and one partial line, whatever the object size.
+/// reads: memory holds one chunk and one partial line of at most `max_line` bytes (a
+/// longer line fails the object), whatever the object size or how far it inflates.
 pub async fn find_jsonl(
     store: &dyn ObjectStore,
     object: &ObjectRef<'_>,
     columns: &[String],
     ids: &MatchSet,
+    max_line: usize,
 ) -> Result<jsonl_find::JsonFindReport, ObjectFindError> {
     use std::io::Write;
-    let scanner = jsonl_find::LineScanner::new(columns, ids);
+    let scanner = jsonl_find::LineScanner::new(columns, ids).with_max_line(max_line);
     let mut sink = if object.key.ends_with(".gz") {
         Sink::Gzip(Box::new(flate2::write::MultiGzDecoder::new(scanner)))
     } else {
@@ -202,6 +204,7 @@ enum Sink<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lakefile::jsonl_find::DEFAULT_MAX_LINE_BYTES as MAX_LINE;
     use crate::storage::file::FileStore;
     use arrow_array::{Int64Array, RecordBatch, StringArray};
     use arrow_schema::{DataType, Field, Schema};
@@ -306,7 +309,9 @@ mod tests {
                 version_id: None,
                 size,
             };
-            let report = find_jsonl(&store, &object, &columns, &ids).await.unwrap();
+            let report = find_jsonl(&store, &object, &columns, &ids, MAX_LINE)
+                .await
+                .unwrap();
             assert_eq!(
                 (report.lines_total, report.lines_matched),
                 (5000, 501),
@@ -320,7 +325,7 @@ mod tests {
             size: 19,
         };
         assert!(matches!(
-            find_jsonl(&store, &bad, &columns, &ids).await,
+            find_jsonl(&store, &bad, &columns, &ids, MAX_LINE).await,
             Err(ObjectFindError::Json(
                 jsonl_find::JsonFindError::Malformed { line: 2 }
             ))

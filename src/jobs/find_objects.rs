@@ -142,7 +142,8 @@ impl JobTask for FindObjects {
                     self.bucket.clone(),
                 );
                 let span = tracing::info_span!("object", object.key = %o.key);
-                async move { search(store.as_ref(), &bucket, &o, &mapper, &sets).await }
+                let max_line = ctx.engine.max_line_bytes;
+                async move { search(store.as_ref(), &bucket, &o, &mapper, &sets, max_line).await }
                     .instrument(span)
             })
             .buffered(concurrency)
@@ -228,6 +229,7 @@ async fn search(
     listed: &ListedObject,
     mapper: &MapperSnapshot,
     sets: &PartitionSets,
+    max_line: usize,
 ) -> Outcome {
     let head = match &listed.old_version {
         Some(old) => Ok(old.meta(listed)),
@@ -265,7 +267,10 @@ async fn search(
     let result = match (mapper.format, every_row) {
         (Format::Parquet, true) => every_row_parquet(store, &object).await,
         (Format::Parquet, false) => find_parquet(store, &object, &mapper.columns, &ids).await,
-        (Format::Json, _) => search_jsonl(store, &object, &mapper.columns, &ids, every_row).await,
+        (Format::Json, _) => {
+            let columns = &mapper.columns;
+            search_jsonl(store, &object, columns, &ids, every_row, max_line).await
+        }
     };
     match result {
         Ok((mut r, read)) => {
@@ -307,8 +312,8 @@ pub async fn rows_by_match(
     key: &str,
     (version_id, size): (&str, u64),
     partition: Option<Vec<String>>,
-    mapper: &MapperSnapshot,
-    sets: &PartitionSets,
+    (mapper, sets): (&MapperSnapshot, &PartitionSets),
+    max_line: usize,
 ) -> Result<Vec<(Value, u64)>, String> {
     let listed = ListedObject {
         key: key.to_owned(),
@@ -323,7 +328,7 @@ pub async fn rows_by_match(
             behind_delete_marker: false,
         }),
     };
-    match search(store, bucket, &listed, mapper, sets).await {
+    match search(store, bucket, &listed, mapper, sets, max_line).await {
         Outcome::Searched { report, .. } => Ok(report.by_match),
         Outcome::Failed { error, .. } => Err(error),
         Outcome::NotSearchable { reason, .. } | Outcome::OutOfScope { reason, .. } => Err(reason),
@@ -340,8 +345,9 @@ async fn search_jsonl(
     columns: &[String],
     ids: &crate::lakefile::match_set::MatchSet,
     every_row: bool,
+    max_line: usize,
 ) -> Result<(FindReport, u64), ObjectFindError> {
-    let r = find_jsonl(store, object, columns, ids).await?;
+    let r = find_jsonl(store, object, columns, ids, max_line).await?;
     let report = FindReport {
         rows_total: r.lines_total,
         rows_matched: if every_row {

@@ -49,6 +49,8 @@ pub struct Engine {
     pub catalog: Arc<dyn Catalog>,
     pub stores: Stores,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Longest JSON Lines line find and forget read (`LETHE_MAX_LINE_BYTES`).
+    pub max_line_bytes: usize,
 }
 
 impl Engine {

@@ -11,11 +11,12 @@
 //!   removed, as the rewrite reported them.
 //!
 //! Whether a line matches is decided by `jsonl_find`'s scanner, as find and verify decide
-//! it. Memory holds one line of each file. Errors name line numbers, never line contents.
+//! it. Memory holds one line of each file, of at most `max_line` bytes (a longer one fails
+//! the check). Errors name line numbers, never line contents.
 
 use std::io::BufRead;
 
-use super::jsonl_find::{JsonFindError, line_bytes_match};
+use super::jsonl_find::{JsonFindError, LineRead, line_bytes_match, read_line};
 use super::match_set::MatchSet;
 
 /// What the rewrite said it did (rows are non-blank lines).
@@ -73,32 +74,40 @@ fn matches(
     }
 }
 
-/// Reads one line (with its ending) into `buf`; false at the end.
+/// Reads one line (with its ending) into `buf`; false at the end. A line longer than
+/// `max` bytes is an error naming its number (`line`: the lines read before it).
 fn next(
     input: &mut impl BufRead,
     buf: &mut Vec<u8>,
-    which: &'static str,
+    (which, line): (&'static str, u64),
+    max: usize,
 ) -> Result<bool, JsonCheckError> {
-    buf.clear();
-    input
-        .read_until(b'\n', buf)
-        .map(|n| n > 0)
-        .map_err(|error| JsonCheckError::Read { which, error })
+    match read_line(input, buf, max) {
+        Ok(LineRead::Line) => Ok(true),
+        Ok(LineRead::End) => Ok(false),
+        Ok(LineRead::TooLong) => Err(JsonCheckError::Find(JsonFindError::LineTooLong {
+            line: line + 1,
+            max,
+        })),
+        Err(error) => Err(JsonCheckError::Read { which, error }),
+    }
 }
 
 /// Checks that `rewrite` is `source` without exactly its matching lines (see the module
-/// docs), and that the rewrite's figures are the ones counted.
+/// docs), and that the rewrite's figures are the ones counted. Lines are at most
+/// `max_line` bytes.
 pub fn check(
     mut source: impl BufRead,
     mut rewrite: impl BufRead,
     columns: &[String],
     ids: &MatchSet,
     expected: Expected,
+    max_line: usize,
 ) -> Result<(), JsonCheckError> {
     let (mut line, mut out) = (Vec::new(), Vec::new());
     let (mut source_line, mut rewrite_line) = (0u64, 0u64);
     let (mut rows, mut removed, mut kept) = (0u64, 0u64, 0u64);
-    while next(&mut source, &mut line, "source")? {
+    while next(&mut source, &mut line, ("source", source_line), max_line)? {
         source_line += 1;
         if !blank(&line) {
             rows += 1;
@@ -112,7 +121,7 @@ pub fn check(
             continue;
         }
         kept += 1;
-        if !next(&mut rewrite, &mut out, "rewrite")? {
+        if !next(&mut rewrite, &mut out, ("rewrite", rewrite_line), max_line)? {
             return Err(JsonCheckError::Short { line: source_line });
         }
         rewrite_line += 1;
@@ -127,7 +136,7 @@ pub fn check(
             return Err(JsonCheckError::Matches { line: rewrite_line });
         }
     }
-    if next(&mut rewrite, &mut out, "rewrite")? {
+    if next(&mut rewrite, &mut out, ("rewrite", rewrite_line), max_line)? {
         return Err(JsonCheckError::Long { kept });
     }
     let counts = [
@@ -153,6 +162,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::lakefile::jsonl_find::DEFAULT_MAX_LINE_BYTES as MAX;
     use crate::lakefile::jsonl_forget::forget_lines;
 
     const SOURCE: &str = "{\"id\": 1, \"x\": \"a\"}\n\n{\"id\": 2,  \"x\": \"b\"}\n   \n{\"id\": 3}\n{\"id\": 1}\n{\"id\": 4}";
@@ -174,13 +184,20 @@ mod tests {
     }
 
     fn check_text(rewrite: &str, e: Expected) -> Result<(), JsonCheckError> {
-        check(SOURCE.as_bytes(), rewrite.as_bytes(), &columns(), &ids(), e)
+        check(
+            SOURCE.as_bytes(),
+            rewrite.as_bytes(),
+            &columns(),
+            &ids(),
+            e,
+            MAX,
+        )
     }
 
     /// The source without its matching lines, as the rewrite writes it.
     fn rewritten() -> String {
         let mut out = Vec::new();
-        forget_lines(SOURCE.as_bytes(), &mut out, &columns(), &ids()).unwrap();
+        forget_lines(SOURCE.as_bytes(), &mut out, &columns(), &ids(), MAX).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -209,6 +226,7 @@ mod tests {
             &columns(),
             &ids(),
             expected(5, 2),
+            MAX,
         )
         .unwrap();
     }
@@ -256,7 +274,7 @@ mod tests {
         // Left at the end, the line is one too many.
         let source = format!("{SOURCE}\n");
         let mut out = Vec::new();
-        forget_lines(source.as_bytes(), &mut out, &columns(), &ids()).unwrap();
+        forget_lines(source.as_bytes(), &mut out, &columns(), &ids(), MAX).unwrap();
         out.extend_from_slice(b"{\"id\": 1}\n");
         assert!(matches!(
             check(
@@ -264,7 +282,8 @@ mod tests {
                 &out[..],
                 &columns(),
                 &ids(),
-                expected(5, 2)
+                expected(5, 2),
+                MAX,
             ),
             Err(JsonCheckError::Long { kept: 5 })
         ));
@@ -315,6 +334,7 @@ mod tests {
             &columns(),
             &ids(),
             expected(5, 2),
+            MAX,
         )
         .unwrap_err();
         assert!(
@@ -340,7 +360,26 @@ mod tests {
             &columns(),
             &ids(),
             expected(2, 0),
+            MAX,
         );
         assert!(matches!(err, Err(JsonCheckError::Malformed { line: 2 })));
+    }
+
+    #[test]
+    fn a_line_longer_than_the_cap_fails_the_read_back() {
+        let out = rewritten();
+        let err = check(
+            SOURCE.as_bytes(),
+            out.as_bytes(),
+            &columns(),
+            &ids(),
+            expected(5, 2),
+            10,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("line too long: line 1"),
+            "{err}"
+        );
     }
 }

@@ -4,6 +4,10 @@
 //! (Glue), as the JSON SerDe reads the line's value for that type (`"42"` in an `int`
 //! column is 42). Where the table's SerDe is known (`jsonl_serde`), a column's values are
 //! every key the SerDe may read it from (mapping, case, dots, duplicate keys).
+//!
+//! A line is held whole while it is searched, so lines are capped (`LETHE_MAX_LINE_BYTES`):
+//! a longer one fails its object with "line too long" as soon as the cap is passed, never
+//! buffered beyond it, however far the object would inflate.
 
 use std::io::BufRead;
 
@@ -17,6 +21,8 @@ pub enum JsonFindError {
     Io(#[from] std::io::Error),
     #[error("line {line} is not a JSON object")]
     Malformed { line: u64 },
+    #[error("line too long: line {line} is longer than {max} bytes (LETHE_MAX_LINE_BYTES)")]
+    LineTooLong { line: u64, max: usize },
     #[error(
         "line {line}: match column {column:?} names no field exactly, and several fields whose names differ from it only in case; refused (which one Athena reads is not certain)"
     )]
@@ -156,13 +162,17 @@ pub fn line_matches(
     Ok(!line_owners(line, columns, ids, number)?.is_empty())
 }
 
+/// Longest line read unless configured (`LETHE_MAX_LINE_BYTES`), line ending not counted.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+
 /// A push-based scanner: feed it the object's (decompressed) bytes in any chunks; it
-/// keeps at most one partial line between chunks. As a `Write` it can sit behind a
-/// streaming decompressor.
+/// keeps at most one partial line, of at most its maximum length, between chunks. As a
+/// `Write` it can sit behind a streaming decompressor, whose output it then bounds.
 pub struct LineScanner<'a> {
     columns: &'a [String],
     ids: &'a MatchSet,
     pending: Vec<u8>,
+    max_line: usize,
     report: JsonFindReport,
 }
 
@@ -172,13 +182,30 @@ impl<'a> LineScanner<'a> {
             columns,
             ids,
             pending: Vec::new(),
+            max_line: DEFAULT_MAX_LINE_BYTES,
             report: JsonFindReport::default(),
+        }
+    }
+
+    /// With lines of at most `max_line` bytes (line ending not counted).
+    pub fn with_max_line(self, max_line: usize) -> Self {
+        Self { max_line, ..self }
+    }
+
+    /// The line being read is longer than the cap.
+    fn too_long(&self) -> JsonFindError {
+        JsonFindError::LineTooLong {
+            line: self.report.lines_total + 1,
+            max: self.max_line,
         }
     }
 
     /// Scans the complete lines in `bytes`, keeping a trailing partial line.
     pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), JsonFindError> {
         while let Some(nl) = bytes.iter().position(|b| *b == b'\n') {
+            if self.pending.len() + nl > self.max_line {
+                return Err(self.too_long());
+            }
             if self.pending.is_empty() {
                 self.line(&bytes[..=nl])?;
             } else {
@@ -187,6 +214,9 @@ impl<'a> LineScanner<'a> {
                 self.line(&line)?;
             }
             bytes = &bytes[nl + 1..];
+        }
+        if self.pending.len() + bytes.len() > self.max_line {
+            return Err(self.too_long());
         }
         self.pending.extend_from_slice(bytes);
         Ok(())
@@ -237,11 +267,61 @@ pub fn unwrap_io(err: std::io::Error) -> JsonFindError {
         .and_then(|e| e.downcast_ref::<JsonFindError>())
     {
         Some(JsonFindError::Malformed { line }) => JsonFindError::Malformed { line: *line },
+        Some(JsonFindError::LineTooLong { line, max }) => JsonFindError::LineTooLong {
+            line: *line,
+            max: *max,
+        },
         Some(JsonFindError::AmbiguousColumn { line, column }) => JsonFindError::AmbiguousColumn {
             line: *line,
             column: column.clone(),
         },
         _ => JsonFindError::Io(err),
+    }
+}
+
+/// What [`read_line`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineRead {
+    /// A line, with its `\n` unless it is the last one.
+    Line,
+    /// The end of the input: nothing was read.
+    End,
+    /// A line longer than the cap: its first bytes were read, the rest is left unread.
+    TooLong,
+}
+
+/// Reads one line into `buf` (cleared first) as `read_until(b'\n')` does, but stops once
+/// the line passes `max` bytes (line ending not counted): memory holds at most `max`
+/// bytes and the reader's buffer, however long the line.
+pub fn read_line(
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<LineRead> {
+    buf.clear();
+    loop {
+        let chunk = match input.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(if buf.is_empty() {
+                LineRead::End
+            } else {
+                LineRead::Line
+            });
+        }
+        let newline = chunk.iter().position(|b| *b == b'\n');
+        let take = newline.map_or(chunk.len(), |i| i + 1);
+        if buf.len() + take - usize::from(newline.is_some()) > max {
+            return Ok(LineRead::TooLong);
+        }
+        buf.extend_from_slice(&chunk[..take]);
+        input.consume(take);
+        if newline.is_some() {
+            return Ok(LineRead::Line);
+        }
     }
 }
 
@@ -558,5 +638,88 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_line_longer_than_the_cap_fails_in_any_chunks_and_is_never_held_whole() {
+        let ids = MatchSet::from_values(&[json!(1)]);
+        let columns = cols(&["id"]);
+        let fits = format!("{{\"id\": 1, \"p\": \"{}\"}}", "x".repeat(100));
+        let max = fits.len();
+        let text = format!("{fits}\n{fits}x\n{fits}\n");
+        for size in [1, 7, max, text.len()] {
+            let mut scanner = LineScanner::new(&columns, &ids).with_max_line(max);
+            let err = text
+                .as_bytes()
+                .chunks(size)
+                .try_for_each(|chunk| {
+                    let r = scanner.feed(chunk);
+                    assert!(scanner.pending.len() <= max);
+                    r
+                })
+                .unwrap_err();
+            assert!(
+                matches!(err, JsonFindError::LineTooLong { line: 2, max: m } if m == max),
+                "{err}"
+            );
+            assert!(err.to_string().starts_with("line too long"), "{err}");
+        }
+        // A line of exactly the cap, and a last line without its ending, are read.
+        let scanner = LineScanner::new(&columns, &ids).with_max_line(max);
+        let r = find(format!("{fits}\n{fits}").as_bytes(), &columns, &ids).unwrap();
+        let mut bounded = scanner;
+        bounded.feed(format!("{fits}\n{fits}").as_bytes()).unwrap();
+        assert_eq!(bounded.finish().unwrap(), r);
+        assert_eq!(r.lines_matched, 2);
+    }
+
+    #[test]
+    fn a_gzip_line_inflating_far_beyond_the_cap_fails_after_inflating_only_the_cap() {
+        // 1 MiB of one byte deflates to about 1 KiB; 256 gzip members of it are one
+        // 256 MiB line, fed to the scanner through a streaming gunzip.
+        let mut member = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        member.write_all(&vec![b'x'; 1 << 20]).unwrap();
+        let member = member.finish().unwrap();
+        let ids = MatchSet::from_values(&[json!(1)]);
+        let columns = cols(&["id"]);
+        let max = 4 << 20;
+        let scanner = LineScanner::new(&columns, &ids).with_max_line(max);
+        let mut gunzip = flate2::write::MultiGzDecoder::new(scanner);
+        let mut fed = 0;
+        let err = (0..256)
+            .try_for_each(|_| {
+                fed += 1;
+                gunzip.write_all(&member)
+            })
+            .map_err(unwrap_io)
+            .unwrap_err();
+        assert!(
+            matches!(err, JsonFindError::LineTooLong { line: 1, .. }),
+            "{err}"
+        );
+        assert!(fed <= 6, "stopped after {fed} MiB inflated");
+        assert!(gunzip.get_ref().pending.len() <= max);
+    }
+
+    #[test]
+    fn read_line_reads_as_read_until_does_up_to_the_cap() {
+        let text = "ab\n\nabcd\nabc";
+        let mut input = std::io::BufReader::with_capacity(2, text.as_bytes());
+        let mut buf = Vec::new();
+        let mut lines = Vec::new();
+        loop {
+            match read_line(&mut input, &mut buf, 4).unwrap() {
+                LineRead::End => break,
+                LineRead::Line => lines.push(String::from_utf8(buf.clone()).unwrap()),
+                LineRead::TooLong => panic!("no line is over 4 bytes"),
+            }
+        }
+        assert_eq!(lines, ["ab\n", "\n", "abcd\n", "abc"]);
+        let mut input = std::io::BufReader::with_capacity(2, "abcde\nx".as_bytes());
+        assert_eq!(
+            read_line(&mut input, &mut buf, 4).unwrap(),
+            LineRead::TooLong
+        );
+        assert!(buf.len() <= 4);
     }
 }

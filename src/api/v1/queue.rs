@@ -1,5 +1,7 @@
 //! `/v1/queue`: add subjects to erase (up to 10,000 per call, all or none), list them
-//! with keyset pagination, remove them. Match ids never reach logs or audit events.
+//! with keyset pagination, remove them. Match ids never reach logs or audit events: the
+//! audit trail names each item added or removed by its id and keyed hash (the reports'
+//! HMAC), with its reference, creator and deadline.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -7,6 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -15,14 +18,15 @@ use uuid::Uuid;
 
 use crate::api::auth::{Auth, QueueAdd, QueueDelete, QueueRead};
 use crate::api::error::{ApiError, AuthProblems, Problem};
-use crate::api::extract::{ApiJson, ApiJsonText, ApiQuery};
+use crate::api::extract::{ApiJson, ApiQuery, at_most};
 use crate::api::{page_size, split_page, time_param};
 use crate::app::AppState;
 use crate::auth::Role;
 use crate::db::data_mapper::lock_mapper_columns;
 use crate::db::deletion_queue_item::{self as db, QueueFilter, QueueItem};
 use crate::domain::queue::{
-    MAX_ITEMS_PER_CALL, MatchType, QueueItemDraft, check_casts, check_privileged, parse_items,
+    MAX_ITEMS_PER_CALL, MAX_MAPPERS_PER_ITEM, MatchType, QueueItemDraft, check_casts,
+    check_privileged, parse_items,
 };
 use crate::domain::queue_exact::check_exact_numbers;
 
@@ -105,10 +109,12 @@ pub enum MatchIdValue {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMatch {
+    /// Kept as the JSON text sent (numbers with every digit) until it is checked.
     #[schema(value_type = MatchIdValue)]
-    pub match_id: Value,
-    /// Data mappers to search; empty or absent = all.
-    #[serde(default)]
+    pub match_id: Box<RawValue>,
+    /// Data mappers to search (at most 32); empty or absent = all.
+    #[serde(default, deserialize_with = "at_most_mappers")]
+    #[schema(max_items = 32)]
     pub data_mappers: Vec<String>,
     /// RFC 3339; default: received + 30 days.
     pub deadline: Option<DateTime<Utc>>,
@@ -121,7 +127,20 @@ pub struct NewMatch {
 #[serde(deny_unknown_fields)]
 pub struct AddMatchesRequest {
     /// 1 to 10,000 items.
+    #[serde(deserialize_with = "at_most_items")]
     pub matches: Vec<NewMatch>,
+}
+
+/// The request's items, refused while reading beyond [`MAX_ITEMS_PER_CALL`].
+fn at_most_items<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<NewMatch>, D::Error> {
+    let message = format!("at most {MAX_ITEMS_PER_CALL} items per call");
+    at_most(d, MAX_ITEMS_PER_CALL, &message)
+}
+
+/// An item's mappers, refused while reading beyond [`MAX_MAPPERS_PER_ITEM`].
+fn at_most_mappers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let message = format!("at most {MAX_MAPPERS_PER_ITEM} data mappers per item (none = all)");
+    at_most(d, MAX_MAPPERS_PER_ITEM, &message)
 }
 
 /// A queued item.
@@ -184,16 +203,10 @@ pub struct AddMatchesResponse {
 async fn add_matches(
     State(state): State<AppState>,
     auth: Auth<QueueAdd>,
-    ApiJsonText(body, text): ApiJsonText<AddMatchesRequest>,
+    ApiJson(body): ApiJson<AddMatchesRequest>,
 ) -> Result<(StatusCode, axum::Json<AddMatchesResponse>), ApiError> {
-    if body.matches.len() > MAX_ITEMS_PER_CALL {
-        return Err(ApiError::field(
-            "matches",
-            format!("at most {MAX_ITEMS_PER_CALL} items per call"),
-        ));
-    }
-    // Numbers are checked on the request's text: `body` holds them rounded already.
-    check_exact_numbers(&text).map_err(ApiError::Validation)?;
+    // Numbers are checked on their text, before any is read (and rounded).
+    check_exact_numbers(body.matches.iter().map(|m| &*m.match_id)).map_err(ApiError::Validation)?;
     let named: Vec<String> = body
         .matches
         .iter()
@@ -242,13 +255,14 @@ async fn add_matches(
     )
     .map_err(ApiError::Validation)?;
     let rows = db::insert_queue_items(&mut *tx, &items, &auth.caller.principal.subject).await?;
+    let key = report_key(&mut tx).await?;
     auth.caller
         .audit(
             &mut *tx,
             "queue.add",
             "deletion_queue",
             None,
-            json!({"count": rows.len()}),
+            json!({"count": rows.len(), "items": audited_items(&key, &rows)}),
         )
         .await?;
     tx.commit().await?;
@@ -313,13 +327,7 @@ async fn list_queue(
     };
     let rows = db::list_queue_items(&state.db, &filter, limit + 1).await?;
     let (rows, next) = split_page(rows, limit, |r| r.deletion_queue_item_id);
-    let mut conn = state.db.acquire().await?;
-    let key = crate::db::server_secret::get_or_create(
-        &mut conn,
-        crate::jobs::finalize::REPORT_KEY,
-        crate::jobs::finalize::random_key,
-    )
-    .await?;
+    let key = report_key(&mut *state.db.acquire().await?).await?;
     let matches = rows
         .into_iter()
         .map(|row| {
@@ -351,9 +359,18 @@ pub struct MatchRef {
 pub struct DeleteMatchesRequest {
     /// 1 to 10,000 items.
     pub matches: Vec<MatchRef>,
+    /// Why the items are withdrawn (at most 1,000 characters), recorded in the audit trail.
+    /// Required when any of them was queued by another principal.
+    #[schema(max_length = 1000)]
+    pub reason: Option<String>,
 }
 
-/// Remove items from the queue. Idempotent: ids no longer queued are ignored.
+/// Longest accepted `reason` of a delete, in characters.
+const MAX_REASON_CHARS: usize = 1000;
+
+/// Remove items from the queue. Idempotent: ids no longer queued are ignored. The audit
+/// event names every item removed (id, keyed hash, reference, creator, deadline) and the
+/// reason; removing items another principal queued requires one.
 #[utoipa::path(delete, path = "/v1/queue/matches", tag = "queue", operation_id = "delete_matches",
     security(("bearer" = [])), request_body = DeleteMatchesRequest,
     responses(
@@ -362,7 +379,7 @@ pub struct DeleteMatchesRequest {
         AuthProblems,
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or no `reason` for items another principal queued; nothing was removed", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_matches(
     State(state): State<AppState>,
@@ -381,16 +398,68 @@ async fn delete_matches(
         .map(|m| m.deletion_queue_item_id)
         .collect();
     let mut tx = state.db.begin().await?;
+    let items = db::lock_queue_items(&mut *tx, &ids).await?;
+    let subject = &auth.caller.principal.subject;
+    let others = items.iter().filter(|i| &i.created_by != subject).count();
+    let reason = check_reason(body.reason.as_deref(), others)?;
     let deleted = db::delete_queue_items(&mut *tx, &ids).await?;
+    let key = report_key(&mut tx).await?;
+    let details = json!({
+        "requested": ids.len(),
+        "deleted": deleted,
+        "reason": reason,
+        "items": audited_items(&key, &items),
+    });
     auth.caller
-        .audit(
-            &mut *tx,
-            "queue.delete",
-            "deletion_queue",
-            None,
-            json!({"requested": ids.len(), "deleted": deleted}),
-        )
+        .audit(&mut *tx, "queue.delete", "deletion_queue", None, details)
         .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The reason given, trimmed: required when `others` items (queued by another principal)
+/// go, refused when blank or too long.
+fn check_reason(reason: Option<&str>, others: usize) -> Result<Option<&str>, ApiError> {
+    match reason.map(str::trim) {
+        None if others > 0 => Err(ApiError::field(
+            "reason",
+            format!(
+                "required: {others} of these items were queued by another principal (say why they are withdrawn)"
+            ),
+        )),
+        None => Ok(None),
+        Some("") => Err(ApiError::field("reason", "must not be blank")),
+        Some(r) if r.chars().count() > MAX_REASON_CHARS => Err(ApiError::field(
+            "reason",
+            format!("must be at most {MAX_REASON_CHARS} characters"),
+        )),
+        Some(r) => Ok(Some(r)),
+    }
+}
+
+/// The key of the match hashes reports, listings and the audit trail show.
+async fn report_key(conn: &mut sqlx::PgConnection) -> sqlx::Result<Vec<u8>> {
+    crate::db::server_secret::get_or_create(
+        conn,
+        crate::jobs::finalize::REPORT_KEY,
+        crate::jobs::finalize::random_key,
+    )
+    .await
+}
+
+/// Queue items as the audit trail names them: id, keyed hash of the match id (never the
+/// id), reference, creator and deadline.
+fn audited_items(key: &[u8], items: &[QueueItem]) -> Vec<Value> {
+    items
+        .iter()
+        .map(|item| {
+            json!({
+                "deletion_queue_item_id": item.deletion_queue_item_id,
+                "match_hash": crate::jobs::finalize::match_hash(key, &item.match_id),
+                "reference": item.reference,
+                "created_by": item.created_by,
+                "deadline": item.deadline,
+            })
+        })
+        .collect()
 }

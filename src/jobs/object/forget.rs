@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::rewrite::rewrite;
+use super::rewrite::{RewriteOptions, rewrite};
 use super::verify::Verify;
 use super::{Loaded, ObjectTask, Record, load};
 use crate::db::job::JobStats;
@@ -248,7 +248,11 @@ async fn attempt(
         l.ids.clone(),
         l.every_row,
     );
-    let figures = match cpu_bound(|| rewrite(format, &key, &src, &dst, &columns, &ids, every)) {
+    let options = RewriteOptions {
+        every_row: every,
+        max_line: l.max_line,
+    };
+    let figures = match cpu_bound(|| rewrite(format, &key, &src, &dst, &columns, &ids, options)) {
         Ok(f) => f,
         Err(e) => {
             fail(ctx, task, l, e).await?;
@@ -337,8 +341,8 @@ async fn recount(
         &o.key,
         (version, fetched.size),
         o.partition_values.clone(),
-        &l.mapper,
-        &l.sets,
+        (&l.mapper, &l.sets),
+        ctx.engine.max_line_bytes,
     )
     .await;
     let by_match = match by_match {

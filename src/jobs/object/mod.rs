@@ -147,6 +147,8 @@ pub struct Loaded {
     pub ids: Arc<MatchSet>,
     pub every_row: bool,
     pub store: Arc<dyn ObjectStore>,
+    /// Longest JSON Lines line read (`LETHE_MAX_LINE_BYTES`).
+    pub max_line: usize,
 }
 
 impl Loaded {
@@ -194,7 +196,7 @@ impl Loaded {
                     .map(|(r, _)| (r.rows_total, r.rows_matched))
             }
             crate::domain::data_mapper::Format::Json => {
-                find_jsonl(store, &object, columns, &self.ids)
+                find_jsonl(store, &object, columns, &self.ids, self.max_line)
                     .await
                     .map(|r| (r.lines_total, r.lines_matched))
             }
@@ -265,5 +267,6 @@ pub async fn load_in(
         ids,
         every_row,
         store,
+        max_line: ctx.engine.max_line_bytes,
     }))
 }

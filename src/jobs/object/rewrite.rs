@@ -45,6 +45,15 @@ impl Figures {
     }
 }
 
+/// How a rewrite goes: which rows, and how long a JSON Lines line may be.
+#[derive(Debug, Clone, Copy)]
+pub struct RewriteOptions {
+    /// Every row goes (the subject owns the whole partition).
+    pub every_row: bool,
+    /// Longest JSON Lines line read (`LETHE_MAX_LINE_BYTES`); a longer one fails the rewrite.
+    pub max_line: usize,
+}
+
 /// Rewrites `src` to `dst` without the matching rows (all rows when `every_row`).
 pub fn rewrite(
     format: Format,
@@ -53,8 +62,9 @@ pub fn rewrite(
     dst: &Path,
     columns: &[String],
     ids: &MatchSet,
-    every_row: bool,
+    options: RewriteOptions,
 ) -> Result<Figures, String> {
+    let every_row = options.every_row;
     match format {
         Format::Parquet => {
             let (r, _) = parquet_forget::forget_file(src, dst, columns, ids, every_row)
@@ -66,7 +76,7 @@ pub fn rewrite(
                 row_groups_copied: r.row_groups_copied,
             })
         }
-        Format::Json => rewrite_json(key, src, dst, columns, ids, every_row),
+        Format::Json => rewrite_json(key, src, dst, columns, ids, options),
     }
 }
 
@@ -88,18 +98,18 @@ fn rewrite_json(
     dst: &Path,
     columns: &[String],
     ids: &MatchSet,
-    every_row: bool,
+    options: RewriteOptions,
 ) -> Result<Figures, String> {
     let gzip = gz(key);
     let out = std::fs::File::create(dst).map_err(|e| e.to_string())?;
-    let r = write_json(lines(src, gzip)?, out, gzip, columns, ids, every_row)?;
+    let r = write_json(lines(src, gzip)?, out, gzip, columns, ids, options)?;
     let expected = jsonl_check::Expected {
         lines_before: r.lines_before,
         lines_removed: r.lines_removed,
-        every_row,
+        every_row: options.every_row,
     };
     let (source, rewrite) = (lines(src, gzip)?, lines(dst, gzip)?);
-    jsonl_check::check(source, rewrite, columns, ids, expected)
+    jsonl_check::check(source, rewrite, columns, ids, expected, options.max_line)
         .map_err(|e| format!("the rewrite failed its read-back: {e}"))?;
     Ok(Figures {
         rows_before: r.lines_before,
@@ -116,22 +126,18 @@ fn write_json<W: Write>(
     gzip: bool,
     columns: &[String],
     ids: &MatchSet,
-    every_row: bool,
+    options: RewriteOptions,
 ) -> Result<jsonl_forget::JsonForgetReport, String> {
     let everything = MatchSet::default();
-    let (ids, drop_all) = if every_row {
-        (&everything, true)
-    } else {
-        (ids, false)
-    };
+    let ids = if options.every_row { &everything } else { ids };
     let mut out = BufWriter::new(out);
     let r = if gzip {
         let mut encoder = GzEncoder::new(out, flate2::Compression::default());
-        let r = forget_json(input, &mut encoder, columns, ids, drop_all)?;
+        let r = forget_json(input, &mut encoder, columns, ids, options)?;
         out = encoder.finish().map_err(|e| e.to_string())?;
         r
     } else {
-        forget_json(input, &mut out, columns, ids, drop_all)?
+        forget_json(input, &mut out, columns, ids, options)?
     };
     out.into_inner().map_err(|e| e.error().to_string())?;
     Ok(r)
@@ -142,10 +148,11 @@ fn forget_json(
     out: impl Write,
     columns: &[String],
     ids: &MatchSet,
-    drop_all: bool,
+    options: RewriteOptions,
 ) -> Result<jsonl_forget::JsonForgetReport, String> {
-    if drop_all {
-        let mut scanner = jsonl_find::LineScanner::new(columns, ids);
+    if options.every_row {
+        let mut scanner =
+            jsonl_find::LineScanner::new(columns, ids).with_max_line(options.max_line);
         let mut input = input;
         std::io::copy(&mut input, &mut scanner).map_err(|e| e.to_string())?;
         let r = scanner.finish().map_err(|e| e.to_string())?;
@@ -155,7 +162,8 @@ fn forget_json(
             lines_removed: r.lines_total,
         });
     }
-    jsonl_forget::forget_lines(input, out, columns, ids).map_err(|e| e.to_string())
+    jsonl_forget::forget_lines(input, out, columns, ids, options.max_line)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -181,6 +189,13 @@ mod tests {
         }
     }
 
+    fn opts(every_row: bool) -> RewriteOptions {
+        RewriteOptions {
+            every_row,
+            max_line: crate::lakefile::jsonl_find::DEFAULT_MAX_LINE_BYTES,
+        }
+    }
+
     fn columns() -> Vec<String> {
         vec!["id".to_owned()]
     }
@@ -199,7 +214,8 @@ mod tests {
     fn a_failing_final_flush_fails_the_write_gzip_or_plain() {
         for (gzip, every_row) in [(true, false), (false, false), (true, true)] {
             let input: Box<dyn BufRead> = Box::new(SOURCE.as_bytes());
-            let err = write_json(input, Full, gzip, &columns(), &ids(), every_row).unwrap_err();
+            let err =
+                write_json(input, Full, gzip, &columns(), &ids(), opts(every_row)).unwrap_err();
             assert!(err.contains("no space left"), "{err}");
         }
     }
@@ -216,7 +232,7 @@ mod tests {
             &dst,
             &columns(),
             &ids(),
-            false,
+            opts(false),
         )
         .unwrap();
         assert_eq!((f.rows_before, f.rows_removed), (3, 1));
@@ -233,7 +249,7 @@ mod tests {
             &dst,
             &columns(),
             &ids(),
-            true,
+            opts(true),
         )
         .unwrap();
         assert_eq!((f.rows_before, f.rows_removed), (3, 3));
@@ -257,8 +273,16 @@ mod tests {
         ] {
             std::fs::write(&src, bytes).unwrap();
             let full = Path::new("/dev/full");
-            let err =
-                rewrite(Format::Json, key, &src, full, &columns(), &ids(), false).unwrap_err();
+            let err = rewrite(
+                Format::Json,
+                key,
+                &src,
+                full,
+                &columns(),
+                &ids(),
+                opts(false),
+            )
+            .unwrap_err();
             assert!(err.to_lowercase().contains("space"), "{key}: {err}");
         }
     }
