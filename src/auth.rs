@@ -149,7 +149,59 @@ enum Keys {
     /// One key of one algorithm (HS256 secret, RS256 PEM).
     Single(DecodingKey),
     /// A JWKS document's signing keys, replaced whole when the document is read again.
-    Set(std::sync::RwLock<std::sync::Arc<Vec<PublishedKey>>>),
+    Set(
+        std::sync::RwLock<std::sync::Arc<Vec<PublishedKey>>>,
+        Freshness,
+    ),
+}
+
+/// How fresh a JWKS key set is: when it was last read, how stale it may grow before its
+/// keys stop being accepted (an identity provider that revoked a key Lethe can no longer
+/// hear about), and the refresh an unknown `kid` asks for (at most once a minute).
+struct Freshness {
+    read_at: std::sync::Mutex<std::time::Instant>,
+    max_stale: std::time::Duration,
+    /// Seconds since `started` when an unknown kid last asked for a refresh.
+    asked_at: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
+    wanted: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// Least time between two refreshes an unknown `kid` asks for.
+const UNKNOWN_KID_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Freshness {
+    fn new(max_stale: std::time::Duration) -> Self {
+        let now = std::time::Instant::now();
+        Self {
+            read_at: std::sync::Mutex::new(now),
+            max_stale,
+            asked_at: std::sync::atomic::AtomicU64::new(0),
+            started: now,
+            wanted: Default::default(),
+        }
+    }
+
+    fn stale(&self) -> bool {
+        let read_at = *self.read_at.lock().unwrap_or_else(|e| e.into_inner());
+        read_at.elapsed() > self.max_stale
+    }
+
+    /// Asks the refresh loop to read the document now, unless an unknown kid asked less
+    /// than a minute ago (a stream of forged kids must not hammer the identity provider).
+    fn ask_refresh(&self) {
+        use std::sync::atomic::Ordering;
+        let now = self.started.elapsed().as_secs() + UNKNOWN_KID_REFRESH.as_secs();
+        let last = self.asked_at.load(Ordering::Relaxed);
+        if now >= last + UNKNOWN_KID_REFRESH.as_secs()
+            && self
+                .asked_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.wanted.notify_one();
+        }
+    }
 }
 
 /// One signing key of a JWKS document.
@@ -279,9 +331,13 @@ impl Authenticator {
     /// Verifies with the keys of a JWKS `document`.
     pub fn with_jwks(config: &AuthConfig, document: &str) -> anyhow::Result<Self> {
         let keys = published_keys(document)?;
+        let max_stale = std::time::Duration::from_secs(config.jwks_max_stale_secs);
         Self::build(
             config,
-            Keys::Set(std::sync::RwLock::new(std::sync::Arc::new(keys))),
+            Keys::Set(
+                std::sync::RwLock::new(std::sync::Arc::new(keys)),
+                Freshness::new(max_stale),
+            ),
             Algorithm::RS256,
             "LETHE_JWT_JWKS_FILE / LETHE_JWT_JWKS_URL",
         )
@@ -290,12 +346,13 @@ impl Authenticator {
     /// Replaces the JWKS keys with those of `document` (a rotation); returns how many.
     /// The old keys stay when the document has none usable.
     pub fn replace_keys(&self, document: &str) -> anyhow::Result<usize> {
-        let Keys::Set(keys) = &self.keys else {
+        let Keys::Set(keys, freshness) = &self.keys else {
             anyhow::bail!("this server does not verify with a JWKS document");
         };
         let fresh = published_keys(document)?;
         let n = fresh.len();
         *keys.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(fresh);
+        *freshness.read_at.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
         Ok(n)
     }
 
@@ -354,7 +411,17 @@ impl Authenticator {
 
     /// Whether keys come from a JWKS document (and so are worth reading again).
     pub fn uses_jwks(&self) -> bool {
-        matches!(self.keys, Keys::Set(_))
+        matches!(self.keys, Keys::Set(..))
+    }
+
+    /// Signalled when a token named a key the set does not hold (at most once a minute):
+    /// the refresh loop reads the document then, so a key the identity provider just
+    /// rotated in is accepted without waiting for the next period.
+    pub fn refresh_wanted(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        match &self.keys {
+            Keys::Set(_, freshness) => Some(freshness.wanted.clone()),
+            Keys::Single(_) => None,
+        }
     }
 
     /// Verifies a token and reads its subject and roles.
@@ -363,7 +430,12 @@ impl Authenticator {
             Keys::Single(key) => {
                 jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation)
             }
-            Keys::Set(keys) => {
+            Keys::Set(keys, freshness) => {
+                if freshness.stale() {
+                    return Err(Unauthenticated(
+                        "the identity provider's key set could not be read for too long (LETHE_JWT_JWKS_MAX_STALE_SECS)".to_owned(),
+                    ));
+                }
                 let header = jsonwebtoken::decode_header(token)
                     .map_err(|e| Unauthenticated(describe_jwt_error(&e)))?;
                 let keys = keys.read().unwrap_or_else(|e| e.into_inner()).clone();
@@ -378,6 +450,7 @@ impl Authenticator {
                     }
                 }
                 .ok_or_else(|| {
+                    freshness.ask_refresh();
                     Unauthenticated("the token's key (kid) is not in the key set".to_owned())
                 })?;
                 let mut validation = self.validation.clone();
@@ -467,6 +540,7 @@ mod tests {
             jwt_public_key_pem: None,
             jwks: None,
             jwks_refresh_secs: 300,
+            jwks_max_stale_secs: 86_400,
             issuer: Some("lethe-test".into()),
             audience: Some("lethe".into()),
             roles_claim: "roles".into(),
@@ -708,6 +782,38 @@ mod tests {
         let claims = serde_json::json!({"sub": sub, "roles": ["auditor"], "aud": "lethe",
                                         "iss": "lethe-test", "exp": chrono::Utc::now().timestamp() + 600});
         jsonwebtoken::encode(&header, &claims, key).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_asks_for_one_refresh_a_minute_and_a_stale_set_is_refused() {
+        let document = include_str!("../tests/fixtures/jwks-test.json");
+        let k1 =
+            EncodingKey::from_rsa_pem(include_bytes!("../tests/fixtures/rs256-test-private.pem"))
+                .unwrap();
+        let auth = Authenticator::with_jwks(&config(), document).unwrap();
+        let wanted = auth.refresh_wanted().expect("a key set");
+        let unknown = signed(Algorithm::RS256, &k1, Some("rotated-in"), "x");
+        assert!(auth.verify(&unknown).is_err());
+        // The first unknown kid signals the refresh loop ...
+        tokio::time::timeout(std::time::Duration::from_secs(1), wanted.notified())
+            .await
+            .expect("a refresh was asked for");
+        // ... the next ones within the minute do not.
+        for _ in 0..100 {
+            assert!(auth.verify(&unknown).is_err());
+        }
+        let again =
+            tokio::time::timeout(std::time::Duration::from_millis(200), wanted.notified()).await;
+        assert!(again.is_err(), "at most one refresh a minute");
+        // A set not read for longer than the staleness allowed accepts nothing.
+        let stale = AuthConfig {
+            jwks_max_stale_secs: 0,
+            ..config()
+        };
+        let auth = Authenticator::with_jwks(&stale, document).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let good = signed(Algorithm::RS256, &k1, Some("k1"), "k1");
+        assert!(auth.verify(&good).unwrap_err().0.contains("too long"));
     }
 
     #[test]

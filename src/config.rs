@@ -152,6 +152,9 @@ pub struct AuthConfig {
     pub jwks: Option<JwksSource>,
     /// Seconds between reads of the JWKS document (a rotated key is picked up).
     pub jwks_refresh_secs: u64,
+    /// Seconds a JWKS key set may go unread (failed refreshes) before its keys stop being
+    /// accepted.
+    pub jwks_max_stale_secs: u64,
     pub issuer: Option<String>,
     pub audience: Option<String>,
     /// Claim that holds the caller's roles (array of strings, or one space-separated string).
@@ -235,6 +238,7 @@ struct FileConfig {
     jwt_jwks_file: Option<PathBuf>,
     jwt_jwks_url: Option<String>,
     jwt_jwks_refresh_secs: Option<u64>,
+    jwt_jwks_max_stale_secs: Option<u64>,
     jwt_issuer: Option<String>,
     jwt_audience: Option<String>,
     jwt_roles_claim: Option<String>,
@@ -283,6 +287,7 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_JWT_AUDIENCE",
     "LETHE_JWT_ISSUER",
     "LETHE_JWT_JWKS_FILE",
+    "LETHE_JWT_JWKS_MAX_STALE_SECS",
     "LETHE_JWT_JWKS_REFRESH_SECS",
     "LETHE_JWT_JWKS_URL",
     "LETHE_JWT_PUBLIC_KEY",
@@ -404,6 +409,18 @@ impl Config {
             return Err(invalid(
                 "LETHE_JWT_JWKS_REFRESH_SECS",
                 "must be at least 10",
+            ));
+        }
+        let jwks_max_stale_secs = parse_or(
+            "LETHE_JWT_JWKS_MAX_STALE_SECS",
+            get("LETHE_JWT_JWKS_MAX_STALE_SECS"),
+            f.jwt_jwks_max_stale_secs,
+            86_400,
+        )?;
+        if jwks_max_stale_secs < jwks_refresh_secs {
+            return Err(invalid(
+                "LETHE_JWT_JWKS_MAX_STALE_SECS",
+                "must be at least LETHE_JWT_JWKS_REFRESH_SECS",
             ));
         }
         let jwt_secret = get("LETHE_JWT_SECRET").or(f.jwt_secret).map(Secret::new);
@@ -680,6 +697,7 @@ impl Config {
                 jwt_public_key_pem,
                 jwks,
                 jwks_refresh_secs,
+                jwks_max_stale_secs,
                 issuer: get("LETHE_JWT_ISSUER").or(f.jwt_issuer),
                 audience: get("LETHE_JWT_AUDIENCE").or(f.jwt_audience),
                 roles_claim,

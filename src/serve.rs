@@ -44,10 +44,13 @@ const DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 async fn refresh_jwks(state: AppState, shutdown: CancellationToken) {
     let every = std::time::Duration::from_secs(state.config.auth.jwks_refresh_secs);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let wanted = state.auth.refresh_wanted().unwrap_or_default();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
+            // A token named an unknown key (at most once a minute).
+            _ = wanted.notified() => {}
         }
         let read = crate::auth::read_jwks(&state.config.auth).await;
         match read.and_then(|doc| state.auth.replace_keys(doc.as_deref().unwrap_or_default())) {

@@ -238,7 +238,10 @@ async fn audit_rows_carry_before_and_after_server_request_ids_and_the_scheduler_
     // A job started by the scheduler (a deadline is due) is audited as `scheduler`, in
     // the job's own transaction.
     let queued = app
-        .patch("/v1/queue/matches", json!({"matches": [{"match_id": 42}]}))
+        .patch(
+            "/v1/queue/matches",
+            json!({"matches": [{"match_id": 738291046}]}),
+        )
         .await;
     assert_eq!(queued.status, StatusCode::CREATED, "{}", queued.body);
     sqlx::query("update deletion_queue_item set deadline = now() + interval '1 hour'")
@@ -265,12 +268,15 @@ async fn audit_rows_carry_before_and_after_server_request_ids_and_the_scheduler_
         "{alerted}"
     );
     assert!(
-        !alerts[0].to_string().contains("42"),
+        !alerts[0].to_string().contains("738291046"),
         "never the id: {alerts}"
     );
     // An operator enables the mapper: a job over the near item only (a far one waits).
     let far = app
-        .patch("/v1/queue/matches", json!({"matches": [{"match_id": 43}]}))
+        .patch(
+            "/v1/queue/matches",
+            json!({"matches": [{"match_id": 738291047}]}),
+        )
         .await;
     assert_eq!(far.status, StatusCode::CREATED, "{}", far.body);
     sqlx::query("update data_mapper set automatic_jobs = true")
