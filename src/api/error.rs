@@ -66,6 +66,7 @@ impl ApiError {
         ApiError::Validation(vec![FieldError {
             field: field.into(),
             message: message.into(),
+            about_mappers: false,
         }])
     }
 

@@ -204,13 +204,80 @@ where
     })
 }
 
-/// serde's message without its trailing position, which means nothing to a caller.
+/// serde's message without its trailing position, which means nothing to a caller, and
+/// without the value sent ([`without_value`]).
 fn data_message(err: &serde_json::Error) -> String {
     let text = err.to_string();
     match text.rfind(" at line ") {
-        Some(i) => text[..i].to_owned(),
-        None => text,
+        Some(i) => without_value(&text[..i]),
+        None => without_value(&text),
     }
+}
+
+/// Longest message a problem detail repeats from serde, in bytes (a field name can be
+/// long); a longer one is cut at a character boundary and ends with `…`.
+const MAX_SERDE_MESSAGE_BYTES: usize = 300;
+
+/// A serde message without the value it quotes, which may be a subject's id: keeps the
+/// kind sent and what was expected (`invalid type: string, expected u64`). serde's
+/// messages quote a value as `string "…"` (escaped, so a quote inside is `\"`),
+/// `integer `…``, `floating point `…``, `boolean `…``, `character `…`` and
+/// `unknown variant `…``; the expectation after them is the type's, never the caller's.
+/// Field names (`unknown field `x``, `missing field `x``) are kept. Messages of other shapes
+/// are kept, cut to [`MAX_SERDE_MESSAGE_BYTES`].
+pub fn without_value(message: &str) -> String {
+    let stripped = ["invalid type: ", "invalid value: "]
+        .into_iter()
+        .find_map(|prefix| {
+            let rest = message.strip_prefix(prefix)?;
+            let (kind, after) = unquote_value(rest)?;
+            Some(format!("{prefix}{kind}{after}"))
+        })
+        .or_else(|| {
+            let rest = message.strip_prefix("unknown variant `")?;
+            let end = rest.rfind("`, expected ")?;
+            Some(format!("unknown variant{}", &rest[end + 1..]))
+        });
+    let text = stripped.unwrap_or_else(|| message.to_owned());
+    if text.len() <= MAX_SERDE_MESSAGE_BYTES {
+        return text;
+    }
+    let mut cut = MAX_SERDE_MESSAGE_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
+}
+
+/// Splits `string "…", expected X` (or `integer `…`, expected X`, …) into the kind
+/// (`string`) and what follows the value (`, expected X`). `None` when `rest` quotes no
+/// value.
+fn unquote_value(rest: &str) -> Option<(&str, &str)> {
+    if let Some(quoted) = rest.strip_prefix("string \"") {
+        // Debug-escaped: `\\` and `\"` are escapes, the first bare `"` closes.
+        let mut chars = quoted.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => return Some(("string", &quoted[i + 1..])),
+                _ => {}
+            }
+        }
+        // No closing quote: nothing after the value can be told from it.
+        return Some(("string", ""));
+    }
+    ["integer", "floating point", "boolean", "character"]
+        .into_iter()
+        .find_map(|kind| {
+            let value = rest.strip_prefix(kind)?.strip_prefix(" `")?;
+            // The expectation is ours; the last "`, expected " is where the value ends.
+            match value.rfind("`, expected ") {
+                Some(end) => Some((kind, &value[end + 1..])),
+                None => Some((kind, "")),
+            }
+        })
 }
 
 /// A query string. Unknown parameters and bad values → 400 naming the parameter.
@@ -236,7 +303,8 @@ where
         serde_path_to_error::deserialize(de)
             .map(ApiQuery)
             .map_err(|err| {
-                ApiError::BadRequest(format!("invalid query string: {}", err.into_inner()))
+                let message = without_value(&err.into_inner().to_string());
+                ApiError::BadRequest(format!("invalid query string: {message}"))
             })
     }
 }
@@ -290,7 +358,7 @@ mod tests {
             problem(r#"{"items": [{"id": 1}, {"id": 2, "tags": [3]}]}"#),
             (
                 "items[1].tags[0]".to_owned(),
-                "invalid type: integer `3`, expected a string".to_owned()
+                "invalid type: integer, expected a string".to_owned()
             )
         );
         assert_eq!(problem(r#"{"items": [{"id": 1, "x": 2}]}"#).0, "items[0].x");
@@ -324,5 +392,109 @@ mod tests {
         );
         // An escaped backslash before "u0000" is no NUL.
         assert!(parse_json::<Body>(br#"{"items": [{"id": "\\u0000"}]}"#).is_ok());
+    }
+
+    #[test]
+    fn serde_messages_keep_the_kind_and_the_expectation_but_not_the_value() {
+        let cases = [
+            (
+                r#"invalid type: string "alice@example.com", expected u64"#,
+                "invalid type: string, expected u64",
+            ),
+            (
+                r#"invalid value: string "x\", expected \"y", expected a date"#,
+                "invalid value: string, expected a date",
+            ),
+            (
+                "invalid type: integer `123456789`, expected a string",
+                "invalid type: integer, expected a string",
+            ),
+            (
+                "invalid value: integer `-5`, expected u32",
+                "invalid value: integer, expected u32",
+            ),
+            (
+                "invalid type: floating point `1.5`, expected i64",
+                "invalid type: floating point, expected i64",
+            ),
+            (
+                "invalid type: boolean `true`, expected a string",
+                "invalid type: boolean, expected a string",
+            ),
+            (
+                "invalid value: character ```, expected a digit",
+                "invalid value: character, expected a digit",
+            ),
+            (
+                "unknown variant `alice@example.com`, expected one of `simple`, `composite`",
+                "unknown variant, expected one of `simple`, `composite`",
+            ),
+            (
+                "unknown variant `a`, expected `b`, expected one of `simple`",
+                "unknown variant, expected one of `simple`",
+            ),
+            // Field names are the caller's schema, not its data: kept.
+            (
+                "unknown field `colour`, expected `column` or `value`",
+                "unknown field `colour`, expected `column` or `value`",
+            ),
+            ("missing field `matches`", "missing field `matches`"),
+            // Kinds without a value are kept as they are.
+            (
+                "invalid type: map, expected a string",
+                "invalid type: map, expected a string",
+            ),
+            (
+                "invalid length 2, expected a tuple of 3",
+                "invalid length 2, expected a tuple of 3",
+            ),
+        ];
+        for (message, expected) in cases {
+            assert_eq!(without_value(message), expected, "{message}");
+        }
+    }
+
+    #[test]
+    fn a_very_long_value_is_dropped_and_a_very_long_message_is_cut() {
+        let id = "alice@example.com".repeat(100_000);
+        let message = format!("invalid type: string {id:?}, expected u64");
+        assert_eq!(without_value(&message), "invalid type: string, expected u64");
+        let unterminated = format!("invalid value: string \"{id}");
+        assert_eq!(without_value(&unterminated), "invalid value: string");
+        // A long field name is kept only up to the cap, cut on a character boundary.
+        let field = "é".repeat(1000);
+        let cut = without_value(&format!("unknown field `{field}`, expected `a`"));
+        assert!(cut.len() <= MAX_SERDE_MESSAGE_BYTES + '…'.len_utf8(), "{}", cut.len());
+        assert!(cut.ends_with('…') && cut.starts_with("unknown field `éé"));
+    }
+
+    #[test]
+    fn a_body_of_the_wrong_type_is_refused_without_echoing_the_value() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Typed {
+            count: u64,
+            kind: Kind,
+        }
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Kind {
+            Simple,
+        }
+        for body in [
+            r#"{"count": "alice@example.com", "kind": "simple"}"#,
+            r#"{"count": 1, "kind": "alice@example.com"}"#,
+            r#"{"count": -42424242, "kind": "simple"}"#,
+        ] {
+            let Err(ApiError::Validation(errors)) = parse_json::<Typed>(body.as_bytes()) else {
+                panic!("{body} was accepted");
+            };
+            let message = &errors[0].message;
+            assert!(
+                !message.contains("alice") && !message.contains("42424242"),
+                "{message}"
+            );
+            assert!(message.contains("expected"), "{message}");
+        }
     }
 }

@@ -590,6 +590,7 @@ pub fn check_against_table(
         return Err(vec![super::validation::FieldError {
             field: "catalog.table".to_owned(),
             message: format.refusal(),
+            about_mappers: false,
         }]);
     }
     let mut errors = Errors::new();

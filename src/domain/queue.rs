@@ -133,6 +133,7 @@ pub fn check_privileged(
                     .is_some_and(|c| keys.iter().any(|k| k.eq_ignore_ascii_case(c)))
             });
         if only_keys {
+            // Names nothing the caller did not send; says why a requester cannot.
             errors.add(
                 format!("matches[{i}].match_id"),
                 "a composite match made only of partition keys erases whole partitions: only operators and admins may queue one",
@@ -175,7 +176,7 @@ pub fn check_casts(
                     if let (Some(ty), Some(value)) = (ty, part.get("value"))
                         && !castable(value, ty)
                     {
-                        errors.add(
+                        errors.add_about_mappers(
                             format!("{field}[{j}].value"),
                             format!("cannot be cast to {column}'s type {ty}"),
                         );
@@ -203,7 +204,7 @@ pub fn check_casts(
                     }
                 });
                 if !fits && !applies.is_empty() {
-                    errors.add(
+                    errors.add_about_mappers(
                         field,
                         format!(
                             "cannot be cast to the type of any match column of the data mappers it applies to ({})",
@@ -231,7 +232,7 @@ fn parse_item(
         match DataMapperId::parse(name) {
             Err(message) => errors.add(field, message),
             Ok(_) if !mapper_columns.contains_key(name) => {
-                errors.add(field, format!("no data mapper {name:?}"))
+                errors.add_about_mappers(field, format!("no data mapper {name:?}"))
             }
             Ok(id) if mappers.contains(&id) => errors.add(field, format!("duplicate {name:?}")),
             Ok(id) => mappers.push(id),
@@ -418,7 +419,7 @@ fn check_composite(
             Some(c) => {
                 seen.insert(c);
                 if columns.is_some_and(|cols| !cols.iter().any(|x| x == c)) {
-                    errors.add(
+                    errors.add_about_mappers(
                         format!("{part_field}.column"),
                         format!("{c:?} is not a column of data mapper {:?}", mappers[0]),
                     );

@@ -13,6 +13,31 @@ pub fn is_storable_time(t: DateTime<Utc>) -> bool {
 pub struct FieldError {
     pub field: String,
     pub message: String,
+    /// Whether `message` tells something about the data mappers (their names, columns,
+    /// types, partition keys) that the caller did not send: such messages are shown only
+    /// to callers who may read data mappers ([`FieldError::generic`] for the others).
+    #[serde(skip)]
+    pub about_mappers: bool,
+}
+
+/// What a caller who may not read data mappers is told instead of a message about them.
+pub const GENERIC_MAPPER_MESSAGE: &str =
+    "is not accepted for the data mappers it applies to (the reason is shown to roles that may read data mappers)";
+
+impl FieldError {
+    /// The error as a caller who may not read data mappers sees it: the same field, and a
+    /// generic message when the precise one is about the mappers.
+    pub fn generic(self) -> Self {
+        if self.about_mappers {
+            Self {
+                field: self.field,
+                message: GENERIC_MAPPER_MESSAGE.to_owned(),
+                about_mappers: true,
+            }
+        } else {
+            self
+        }
+    }
 }
 
 /// An accumulator of field errors.
@@ -27,6 +52,16 @@ impl Errors {
         self.0.push(FieldError {
             field: field.into(),
             message: message.into(),
+            about_mappers: false,
+        });
+    }
+    /// Adds an error whose message describes the data mappers (see
+    /// [`FieldError::about_mappers`]).
+    pub fn add_about_mappers(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+            about_mappers: true,
         });
     }
     pub fn len(&self) -> usize {

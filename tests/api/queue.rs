@@ -442,3 +442,112 @@ async fn a_number_id_that_cannot_be_kept_exactly_is_refused_with_a_request_for_a
     sent.sort();
     assert_eq!(stored, sent);
 }
+
+/// A requester probing the mappers through 422s: unknown mapper names, columns that are
+/// not the mapper's, values of the wrong type. It learns which field failed, never a
+/// mapper's name, columns or types; an operator sending the same items gets the precise
+/// messages. (A whole-partition composite is still refused with its reason, which names
+/// nothing the requester did not send.)
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_requester_probing_mappers_through_422s_learns_only_the_failing_fields(
+    pool: sqlx::PgPool,
+) {
+    let app = app_with_mappers(pool).await;
+    let requester = app.token("mallory", &[Role::Requester]);
+    let operator = app.token("olga", &[Role::Operator]);
+    let probes = [
+        json!({"matches": [
+            {"match_id": "x", "data_mappers": ["secret_mapper"]},
+            {"match_id": [{"column": "ssn", "value": "1"}], "data_mappers": ["people"]},
+            {"match_id": "y", "reference": "r".repeat(300)},
+        ]}),
+        json!({"matches": [
+            {"match_id": "z"},
+            {"match_id": [{"column": "customer_id", "value": "not a number"}], "data_mappers": ["people"]},
+        ]}),
+        json!({"matches": [
+            {"match_id": [{"column": "year", "value": 2024}], "data_mappers": ["people"]},
+        ]}),
+    ];
+    let expected_fields = [
+        vec![
+            "matches[0].data_mappers[0]",
+            "matches[1].match_id[0].column",
+            "matches[2].reference",
+        ],
+        vec!["matches[1].match_id[0].value"],
+        vec!["matches[0].match_id"],
+    ];
+    for (i, (probe, fields)) in probes.iter().zip(&expected_fields).enumerate() {
+        let reply = app
+            .call(
+                Method::PATCH,
+                "/v1/queue/matches",
+                Some(&requester),
+                Some(probe.clone()),
+            )
+            .await;
+        assert_eq!(reply.invalid_fields(), *fields, "{}", reply.body);
+        let text = reply.body.to_string();
+        for secret in [
+            "people",
+            "orders",
+            "customer_id",
+            "first_name",
+            "contact",
+            "bigint",
+            "secret_mapper",
+            "ssn",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        for error in reply.body["errors"].as_array().unwrap() {
+            if error["field"] == "matches[2].reference" {
+                // Not about the mappers: the precise message.
+                assert_eq!(error["message"], "must be at most 256 characters");
+            } else if i == 2 {
+                assert!(error["message"].to_string().contains("whole partitions"));
+            } else {
+                assert_eq!(
+                    error["message"],
+                    lethe::domain::validation::GENERIC_MAPPER_MESSAGE
+                );
+            }
+        }
+        if i == 2 {
+            // Operators may queue a whole-partition composite: nothing to compare.
+            continue;
+        }
+        let precise = app
+            .call(
+                Method::PATCH,
+                "/v1/queue/matches",
+                Some(&operator),
+                Some(probe.clone()),
+            )
+            .await;
+        assert_eq!(precise.invalid_fields(), *fields);
+        assert!(
+            !precise.body.to_string().contains("the reason is shown"),
+            "{}",
+            precise.body
+        );
+    }
+    let precise = app
+        .call(
+            Method::PATCH,
+            "/v1/queue/matches",
+            Some(&operator),
+            Some(probes[0].clone()),
+        )
+        .await;
+    let messages: Vec<&str> = precise.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages[0], r#"no data mapper "secret_mapper""#);
+    assert_eq!(messages[1], r#""ssn" is not a column of data mapper "people""#);
+    assert_eq!(app.count("deletion_queue_item").await, 0);
+}

@@ -29,6 +29,7 @@ use crate::domain::queue::{
     check_privileged, parse_items,
 };
 use crate::domain::queue_exact::check_exact_numbers;
+use crate::domain::validation::FieldError;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -198,7 +199,7 @@ pub struct AddMatchesResponse {
         AuthProblems,
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid items; nothing was queued", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid items; nothing was queued. A caller who may not read data mappers gets a generic message where the precise one would describe them (names, columns, types)", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn add_matches(
     State(state): State<AppState>,
@@ -230,9 +231,17 @@ async fn add_matches(
             reference: m.reference,
         })
         .collect();
-    let items = parse_items(drafts, &columns, Utc::now()).map_err(ApiError::Validation)?;
+    // A caller who may not read the mappers is not told about them in the errors.
+    let reads_mappers = auth
+        .caller
+        .principal
+        .roles
+        .iter()
+        .any(|r| crate::auth::allows(*r, crate::auth::Action::DataMapperRead));
+    let invalid = |errors| validation_for(reads_mappers, errors);
+    let items = parse_items(drafts, &columns, Utc::now()).map_err(invalid)?;
     let types = crate::db::data_mapper::column_types_by_mapper(&mut *tx).await?;
-    check_casts(&items, &types).map_err(ApiError::Validation)?;
+    check_casts(&items, &types).map_err(invalid)?;
     let keys = crate::db::data_mapper::partition_keys_of(&mut *tx, &named).await?;
     let privileged = auth
         .caller
@@ -253,7 +262,7 @@ async fn add_matches(
         (margin, requester_min),
         privileged,
     )
-    .map_err(ApiError::Validation)?;
+    .map_err(invalid)?;
     let rows = db::insert_queue_items(&mut *tx, &items, &auth.caller.principal.subject).await?;
     let key = report_key(&mut tx).await?;
     auth.caller
@@ -273,6 +282,17 @@ async fn add_matches(
             matches: rows.into_iter().map(Into::into).collect(),
         }),
     ))
+}
+
+/// The 422 for these errors: as they are for a caller who may read data mappers, else
+/// with a generic message where the precise one describes the mappers (names, columns,
+/// types, partition keys), still naming each field.
+fn validation_for(reads_mappers: bool, errors: Vec<FieldError>) -> ApiError {
+    if reads_mappers {
+        ApiError::Validation(errors)
+    } else {
+        ApiError::Validation(errors.into_iter().map(FieldError::generic).collect())
+    }
 }
 
 /// Listing parameters.
