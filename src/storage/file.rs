@@ -32,23 +32,39 @@ impl FileStore {
             return Err(StorageError::Other("key escapes the lake root".to_owned()));
         }
         let path = self.root.join(key);
-        // The deepest part of the path that exists, resolved, must lie in the root.
-        let mut existing = path.as_path();
-        while !existing.exists() {
-            match existing.parent() {
-                Some(parent) => existing = parent,
-                None => break,
-            }
-        }
-        let real = std::fs::canonicalize(existing).map_err(io_error)?;
-        let root = std::fs::canonicalize(&self.root).map_err(io_error)?;
-        if !real.starts_with(&root) {
-            return Err(StorageError::AccessDenied {
-                code: "outside the local lake root".to_owned(),
-            });
+        if !resolves_inside(&self.root, &path).map_err(io_error)? {
+            return Err(outside_root());
         }
         Ok(path)
     }
+}
+
+/// The error of a path that leads out of the local lake root.
+pub(super) fn outside_root() -> StorageError {
+    StorageError::AccessDenied {
+        code: "outside the local lake root".to_owned(),
+    }
+}
+
+/// Whether `path` lies in `root` once every symlink on its way is followed: the deepest
+/// part of it that exists is resolved (so a symlink at the path itself, or at any
+/// directory above it, counts) and must lie in the resolved root.
+pub(super) fn resolves_inside(root: &Path, path: &Path) -> std::io::Result<bool> {
+    let mut existing = path;
+    // `symlink_metadata`, not `exists`: a dangling symlink is a part that exists.
+    while existing.symlink_metadata().is_err() {
+        match existing.parent() {
+            Some(parent) => existing = parent,
+            None => break,
+        }
+    }
+    let real = match std::fs::canonicalize(existing) {
+        Ok(real) => real,
+        // A dangling symlink leads nowhere we can tell: not inside.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    Ok(real.starts_with(std::fs::canonicalize(root)?))
 }
 
 fn io_error(e: std::io::Error) -> StorageError {
@@ -109,6 +125,13 @@ impl ObjectStore for FileStore {
             let mut all = Vec::new();
             // Walk only the directory part of the prefix, then filter by the whole prefix.
             let dir = root.join(prefix.rsplit_once('/').map(|(d, _)| d).unwrap_or(""));
+            // The walk skips symlinks below `dir`; `dir` itself (or a directory above it)
+            // may be one, and must not lead out of the root.
+            if prefix.split('/').any(|p| p == ".." || p == ".")
+                || !resolves_inside(&root, &dir).map_err(io_error)?
+            {
+                return Err(outside_root());
+            }
             match walk(&dir, &root, &mut all) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -359,5 +382,35 @@ mod tests {
             assert!(store.get_range("", key, None, 0..4).await.is_err(), "{key}");
         }
         assert!(store.head("", "t/ok.json").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn listing_under_a_symlink_out_of_the_root_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir(outside.path().join("sub")).unwrap();
+        std::fs::write(outside.path().join("sub/secret.json"), b"{}\n").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("t")).unwrap();
+        std::fs::write(root.path().join("t/ok.json"), b"{}\n").unwrap();
+        // At the listed folder, and at a folder above it.
+        std::os::unix::fs::symlink(outside.path(), root.path().join("t/link")).unwrap();
+        std::fs::create_dir(root.path().join("t/inner")).unwrap();
+        std::os::unix::fs::symlink(root.path().join("t"), root.path().join("t/inner/back"))
+            .unwrap();
+        let store = FileStore::new(root.path());
+        for prefix in ["t/link/", "t/link/sub/", "t/../", "t/link/sub/secret"] {
+            let err = store.list_page("", prefix, None).await.unwrap_err();
+            assert!(
+                matches!(&err, StorageError::AccessDenied { code } if code.contains("outside")),
+                "{prefix}: {err}"
+            );
+        }
+        // A symlink that stays inside the root is followed; a missing folder lists nothing.
+        let inside = store.list_page("", "t/inner/back/", None).await.unwrap();
+        let keys: Vec<&str> = inside.objects.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["t/inner/back/ok.json"]);
+        assert!(store.list_page("", "t/none/", None).await.unwrap().objects.is_empty());
+        let listed = store.list_page("", "t/", None).await.unwrap();
+        assert_eq!(listed.objects.len(), 1);
     }
 }

@@ -463,7 +463,9 @@ impl Stores {
     }
 
     /// A `file://` path as a prefix under the local lake root: refused without a root,
-    /// with `.` or `..`, or outside the root.
+    /// with `.` or `..`, outside the root, or leading out of it through a symlink (at the
+    /// location or above it: `AccessDenied`). Checked when a mapper is saved and again at
+    /// every listing.
     fn local_prefix(&self, path: &str) -> Result<String, StorageError> {
         let root = self.file_root.as_ref().ok_or_else(|| {
             StorageError::Other(
@@ -492,6 +494,19 @@ impl Stores {
                 .map_err(|_| outside())?
                 .to_path_buf(),
         };
+        // A symlink at the location, or at a folder on its way, must not lead out.
+        match file::resolves_inside(root, &root.join(&relative)) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(StorageError::AccessDenied {
+                    code: format!(
+                        "file://{path} leads out of the local lake root {} through a symlink",
+                        root.display()
+                    ),
+                });
+            }
+            Err(e) => return Err(StorageError::Other(format!("file://{path}: {e}"))),
+        }
         Ok(relative.to_string_lossy().into_owned())
     }
 

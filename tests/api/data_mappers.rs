@@ -361,3 +361,72 @@ async fn local_locations_must_lie_in_the_local_lake_root(pool: sqlx::PgPool) {
     let r = app.put("/v1/data_mappers/inside", body(&location)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
+
+/// An operator points a local mapper at a symlink inside the root that leads out of it
+/// (to a folder holding another system's files): refused at save. Saved at a real folder
+/// that is then swapped for such a symlink, the listing refuses it and fails the mapper
+/// instead of following it.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_symlink_at_a_local_location_leading_out_of_the_root_is_refused_at_save_and_listing(
+    pool: sqlx::PgPool,
+) {
+    let body = |location: &str| {
+        json!({"catalog": {"provider": "path", "location": location, "format": "json"},
+               "format": "json", "columns": ["id"]})
+    };
+    // The tests' local root is the temp dir; the target dir's tmp lies outside it.
+    let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    assert!(!outside.path().starts_with(std::env::temp_dir()));
+    std::fs::create_dir(outside.path().join("sub")).unwrap();
+    let secret = b"{\"id\": \"victim@example.com\"}\n";
+    std::fs::write(outside.path().join("sub/part-0.json"), secret).unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), lake.path().join("link")).unwrap();
+    let app = TestApp::new(pool);
+    for location in [
+        format!("file://{}/link", lake.path().display()),
+        format!("file://{}/link/sub/", lake.path().display()),
+    ] {
+        let r = app.put("/v1/data_mappers/escape", body(&location)).await;
+        assert_eq!(r.invalid_fields(), ["catalog.location"], "{location}");
+        assert!(r.body.to_string().contains("symlink"), "{}", r.body);
+    }
+    assert_eq!(app.count("data_mapper").await, 0);
+
+    // Saved at a real folder, then swapped for a symlink out of the root.
+    let folder = lake.path().join("table");
+    std::fs::create_dir(&folder).unwrap();
+    let location = format!("file://{}", folder.display());
+    let r = app.put("/v1/data_mappers/swapped", body(&location)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    std::fs::remove_dir(&folder).unwrap();
+    std::os::unix::fs::symlink(outside.path(), &folder).unwrap();
+    crate::jobs::queue(&app, json!([{"match_id": "victim@example.com"}])).await;
+    let job = crate::jobs::start_dry_run(&app, &["swapped"]).await;
+    app.worker("w").run_until_idle().await.unwrap();
+    let got = app.get(&format!("/v1/jobs/{job}")).await;
+    assert_eq!(got.body["status"], "find_failed", "{}", got.body);
+    let events = app
+        .get(&format!("/v1/jobs/{job}/events?page_size=1000"))
+        .await;
+    let failure = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "mapper_failed")
+        .cloned()
+        .expect("a mapper_failed event");
+    let message = failure["message"].as_str().unwrap();
+    assert!(
+        message.contains("access denied") && message.contains("symlink"),
+        "{failure}"
+    );
+    // Nothing outside was listed or read.
+    let objects = app.get(&format!("/v1/jobs/{job}/objects")).await;
+    assert!(!objects.body.to_string().contains("part-0.json"), "{}", objects.body);
+    assert_eq!(
+        std::fs::read(outside.path().join("sub/part-0.json")).unwrap(),
+        secret
+    );
+    assert_eq!(app.count("deletion_queue_item").await, 1, "the subject stays queued");
+}
