@@ -629,12 +629,26 @@ pub fn check_against_table(
         ),
         Some(_) => {}
     }
-    if table
-        .location
-        .as_deref()
-        .is_none_or(|l| Location::parse(l).is_err())
+    // Glue places data on S3: a table naming a local path (`file://`) is refused here as
+    // find refuses it (anyone who can write the catalog could otherwise point Lethe at
+    // the host's files). Registered partitions are checked by find.
+    match table.location.as_deref() {
+        Some(l) if matches!(Location::parse(l), Ok(Location::S3 { .. })) => {}
+        Some(l) if !l.starts_with("s3://") => errors.add(
+            "catalog.table",
+            format!("the table's location {l:?} is not s3://: a Glue table is read on S3 only"),
+        ),
+        _ => errors.add("catalog.table", "the table has no s3:// location"),
+    }
+    if let Some(template) = table.location_template()
+        && !template.starts_with("s3://")
     {
-        errors.add("catalog.table", "the table has no s3:// location");
+        errors.add(
+            "catalog.table",
+            format!(
+                "the table's storage.location.template {template:?} is not s3://: a Glue table is read on S3 only"
+            ),
+        );
     }
     errors.finish(())
 }
@@ -816,6 +830,46 @@ mod tests {
             fields,
             ["columns[1]", "columns[2]", "partition_keys[0]", "format"]
         );
+    }
+
+    #[test]
+    fn a_table_or_projection_template_off_s3_is_refused_naming_the_table() {
+        let mapper = draft().parse(id()).unwrap();
+        let messages = |t: &TableDef| -> Vec<String> {
+            match check_against_table(&mapper, t) {
+                Ok(()) => vec![],
+                Err(errors) => errors
+                    .into_iter()
+                    .inspect(|e| assert_eq!(e.field, "catalog.table"))
+                    .map(|e| e.message)
+                    .collect(),
+            }
+        };
+        for location in ["file:///etc/", "file:///tmp/lake/", "hdfs://nn/people/", "s3a://b/p/"] {
+            let t = TableDef {
+                location: Some(location.into()),
+                ..table()
+            };
+            let m = messages(&t);
+            assert_eq!(m.len(), 1, "{location}: {m:?}");
+            assert!(m[0].contains(location) && m[0].contains("not s3://"), "{m:?}");
+        }
+        let mut projected = table();
+        projected.parameters.insert(
+            "storage.location.template".into(),
+            "file:///etc/${year}/".into(),
+        );
+        assert_eq!(messages(&projected).len(), 1);
+        projected.parameters.insert(
+            "storage.location.template".into(),
+            "s3://bucket/people/${year}/".into(),
+        );
+        assert_eq!(messages(&projected), Vec::<String>::new());
+        let nowhere = TableDef {
+            location: None,
+            ..table()
+        };
+        assert_eq!(messages(&nowhere), ["the table has no s3:// location"]);
     }
 
     #[test]

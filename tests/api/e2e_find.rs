@@ -997,3 +997,47 @@ async fn a_file_whose_footer_miscounts_its_rows_fails_and_keeps_its_subject_queu
     assert_eq!(ids, [&json!(1), &json!(2), &json!(3), &json!(5), &json!(6)]);
     assert!(lake.queued().await.is_empty());
 }
+
+/// Someone who can write the Glue catalog points a table (or its projection template) at
+/// the host's files; an operator then saves a mapper on it. The save is refused (422
+/// naming the table) before any job could read them.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_glue_table_on_a_local_path_is_refused_when_its_mapper_is_saved(db: sqlx::PgPool) {
+    let lake = lake(db).await;
+    let b = lake.bucket.clone();
+    lake.table("host", "file:///etc/", ("dt", "string"), &[])
+        .await;
+    lake.table(
+        "projected",
+        &format!("s3://{b}/projected/"),
+        ("dt", "string"),
+        &[
+            ("projection.enabled", "true"),
+            ("projection.dt.type", "enum"),
+            ("projection.dt.values", "1,2"),
+            ("storage.location.template", "file:///etc/${dt}/"),
+        ],
+    )
+    .await;
+    lake.table("fine", &format!("s3://{b}/fine/"), ("dt", "string"), &[])
+        .await;
+    for (table, named) in [("host", "file:///etc/"), ("projected", "file:///etc/${dt}/")] {
+        let body = json!({
+            "catalog": {"provider": "glue", "database": lake.database, "table": table},
+            "format": "parquet",
+            "columns": ["id", "email"],
+            "partition_keys": ["dt"],
+        });
+        let r = lake.app.put(&format!("/v1/data_mappers/{table}"), body).await;
+        assert_eq!(r.invalid_fields(), ["catalog.table"], "{table}");
+        assert!(
+            r.body["errors"][0]["message"].as_str().unwrap().contains(named),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(lake.app.count("data_mapper").await, 0);
+    // The same mapper on an S3 table is saved.
+    lake.mapper("fine", "fine", "dt").await;
+    assert_eq!(lake.app.count("data_mapper").await, 1);
+}
