@@ -87,6 +87,9 @@ pub struct LimitsConfig {
     pub max_event_streams: usize,
     /// Seconds an event stream stays open; the client resumes with `Last-Event-ID`.
     pub event_stream_max_secs: u64,
+    /// Job reports streamed at once (all report downloads share them); more get 503 with
+    /// `Retry-After`.
+    pub max_report_streams: usize,
     /// Largest body of `PATCH /v1/queue/matches` (10,000 matches).
     pub queue_max_body_bytes: usize,
     /// Seconds `/metrics` reuses its database gauges.
@@ -105,6 +108,7 @@ impl Default for LimitsConfig {
             max_connections: 1024,
             max_event_streams: 100,
             event_stream_max_secs: 300,
+            max_report_streams: 8,
             queue_max_body_bytes: 16 * 1024 * 1024,
             metrics_cache_secs: 5,
         }
@@ -230,6 +234,7 @@ struct FileConfig {
     max_connections: Option<usize>,
     max_event_streams: Option<usize>,
     event_stream_max_secs: Option<u64>,
+    max_report_streams: Option<usize>,
     queue_max_body_bytes: Option<usize>,
     metrics_cache_secs: Option<u64>,
     metrics_token: Option<String>,
@@ -303,6 +308,7 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_MAX_CONNECTIONS",
     "LETHE_MAX_EVENT_STREAMS",
     "LETHE_MAX_LINE_BYTES",
+    "LETHE_MAX_REPORT_STREAMS",
     "LETHE_METRICS_CACHE_SECS",
     "LETHE_METRICS_TOKEN",
     "LETHE_QUEUE_MAX_BODY_BYTES",
@@ -507,6 +513,12 @@ impl Config {
                 f.event_stream_max_secs,
                 d.event_stream_max_secs,
             )?,
+            max_report_streams: parse_or(
+                "LETHE_MAX_REPORT_STREAMS",
+                get("LETHE_MAX_REPORT_STREAMS"),
+                f.max_report_streams,
+                d.max_report_streams,
+            )?,
             queue_max_body_bytes: parse_or(
                 "LETHE_QUEUE_MAX_BODY_BYTES",
                 get("LETHE_QUEUE_MAX_BODY_BYTES"),
@@ -541,6 +553,7 @@ impl Config {
             ),
             ("LETHE_MAX_CONNECTIONS", limits.max_connections == 0),
             ("LETHE_MAX_EVENT_STREAMS", limits.max_event_streams == 0),
+            ("LETHE_MAX_REPORT_STREAMS", limits.max_report_streams == 0),
             (
                 "LETHE_EVENT_STREAM_MAX_SECS",
                 limits.event_stream_max_secs == 0,

@@ -1,7 +1,7 @@
 //! What one process serves at once and for how long: a global limit on requests in
 //! flight (503 + `Retry-After` beyond it), a time limit on each request until its response
-//! starts, and a limit on open event streams and on how long each stays open. Connections
-//! are bounded in `connections`.
+//! starts, a limit on open event streams and on how long each stays open, and a limit on
+//! report streams (downloads). Connections are bounded in `connections`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ pub struct Limits {
     pub config: LimitsConfig,
     requests: Arc<Semaphore>,
     streams: Arc<Semaphore>,
+    reports: Arc<Semaphore>,
     gauges: tokio::sync::Mutex<Option<(Instant, String)>>,
 }
 
@@ -32,6 +33,7 @@ impl Limits {
             config: config.clone(),
             requests: Arc::new(Semaphore::new(config.max_concurrent_requests)),
             streams: Arc::new(Semaphore::new(config.max_event_streams)),
+            reports: Arc::new(Semaphore::new(config.max_report_streams)),
             gauges: Default::default(),
         }
     }
@@ -47,6 +49,22 @@ impl Limits {
         busy(&format!(
             "this server already streams {} event streams; retry, or read the events as pages",
             self.config.max_event_streams
+        ))
+    }
+
+    /// A permit for one more report stream, held until its body is sent or dropped (None:
+    /// every one is taken; answer [`Limits::reports_busy`]). A report is read from the
+    /// database page by page while it is sent, so each open one costs work for as long
+    /// as its client takes.
+    pub fn report_stream(&self) -> Option<OwnedSemaphorePermit> {
+        self.reports.clone().try_acquire_owned().ok()
+    }
+
+    /// The answer when every report stream is taken: 503 with `Retry-After`.
+    pub fn reports_busy(&self) -> Response {
+        busy(&format!(
+            "this server already streams {} job reports (LETHE_MAX_REPORT_STREAMS); retry shortly",
+            self.config.max_report_streams
         ))
     }
 

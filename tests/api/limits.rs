@@ -274,3 +274,74 @@ async fn metrics_read_the_database_gauges_once_per_cache_period(db: sqlx::PgPool
     );
     std::fs::remove_dir_all(root).unwrap();
 }
+
+/// Clients that open report downloads and read them slowly (or never): every caller's
+/// reports share `LETHE_MAX_REPORT_STREAMS`. One more is refused with 503 and
+/// `Retry-After` while they are open, and served again once one of them is done.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn report_streams_share_a_limit_and_the_next_one_waits_for_a_free_place(
+    db: sqlx::PgPool,
+) {
+    let root = local_lake();
+    let app = TestApp::with(db, Arc::new(catalog()), |c| {
+        c.limits.max_report_streams = 2;
+    });
+    app.put("/v1/data_mappers/people", people_mapper(&root, &["id"]))
+        .await;
+    queue(&app, json!([{"match_id": 5}])).await;
+    let job = start_dry_run(&app, &[]).await;
+    let report = |who: &str, role: lethe::api::auth::Role| {
+        Request::builder()
+            .uri(format!("/v1/jobs/{job}/report"))
+            .header("authorization", format!("Bearer {}", app.token(who, &[role])))
+            .body(Body::empty())
+            .unwrap()
+    };
+    use lethe::api::auth::Role;
+    // Two callers each open a download and do not read it.
+    let mut open = Vec::new();
+    for (who, role) in [("ann", Role::Auditor), ("otto", Role::Operator)] {
+        let response = app.router.clone().oneshot(report(who, role)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        open.push(response);
+    }
+    // A third caller is refused while they are open.
+    let refused = app.send(report("ada", Role::Admin)).await;
+    refused.problem(503);
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2 job reports"),
+        "{}",
+        refused.body
+    );
+    // One download read to its end frees its place; the held one is still whole.
+    let done = open.pop().unwrap();
+    let body = tokio::time::timeout(Duration::from_secs(60), done.into_body().collect())
+        .await
+        .expect("the report never ended")
+        .unwrap()
+        .to_bytes();
+    let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(parsed["job"]["job_id"], job.as_str());
+    let again = app.send(report("ada", Role::Admin)).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.body["job"]["job_id"], job.as_str());
+    // A download dropped half-way (the client went away) frees its place too.
+    drop(open);
+    let mut reopened = Vec::new();
+    for _ in 0..2 {
+        let response = app
+            .router
+            .clone()
+            .oneshot(report("ann", Role::Auditor))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        reopened.push(response);
+    }
+    app.send(report("ann", Role::Auditor)).await.problem(503);
+    std::fs::remove_dir_all(root).unwrap();
+}

@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -111,12 +112,15 @@ pub struct JobReport {
 }
 
 /// The job's report, streamed page by page from the database (any size in bounded memory).
+/// At most `LETHE_MAX_REPORT_STREAMS` reports stream at once (all callers together);
+/// beyond, 503 with `Retry-After`.
 #[utoipa::path(get, path = "/v1/jobs/{job_id}/report", tag = "jobs", operation_id = "get_job_report",
     security(("bearer" = [])), params(("job_id" = String, Path)),
     responses(
         (status = 200, description = "The report", body = JobReport),
         AuthProblems,
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many reports streaming; retry", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn get_job_report(
     State(state): State<AppState>,
@@ -126,7 +130,14 @@ async fn get_job_report(
     let id = job_id(&id)?;
     let job = JobResponse::from(load(&state, id).await?);
     let job = serde_json::to_string(&job).map_err(|e| ApiError::Internal(e.into()))?;
-    let body = report::stream(state.db.clone(), id, job);
+    // Held by the body until it is sent or the client goes away.
+    let Some(permit) = state.limits.report_stream() else {
+        return Ok(state.limits.reports_busy());
+    };
+    let body = report::stream(state.db.clone(), id, job).map(move |chunk| {
+        let _held = &permit;
+        chunk
+    });
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         axum::body::Body::from_stream(body),
