@@ -179,11 +179,17 @@ impl Governance<'_> {
         Ok((PlanReport { plan, warnings }, declared.governed))
     }
 
-    /// Applies `plan` (only the entries still in a fresh plan when `reviewed` is given).
-    pub async fn apply(
+    /// Applies `plan` (only the entries still in a fresh plan when `reviewed` is given),
+    /// handing each batch's outcomes to `log` as soon as it is applied (see
+    /// [`lake_formation::BatchLog`]).
+    pub async fn apply<L>(
         &self,
         reviewed: Option<&Plan>,
-    ) -> Result<(Vec<Outcome>, Vec<Grant>, PlanReport), GovernanceError> {
+        log: &L,
+    ) -> Result<(Vec<Outcome>, Vec<Grant>, PlanReport), GovernanceError>
+    where
+        L: lake_formation::BatchLog<Error = sqlx::Error> + ?Sized,
+    {
         let (mut report, governed) = self.plan_with_scope().await?;
         insert_governed_tables(self.db, &governed.into_iter().collect::<Vec<_>>()).await?;
         let mut stale = Vec::new();
@@ -211,7 +217,7 @@ impl Governance<'_> {
                 .collect();
         }
         let outcomes =
-            lake_formation::apply(self.lf, &report.plan, Duration::from_millis(200)).await;
+            lake_formation::apply(self.lf, &report.plan, Duration::from_millis(200), log).await?;
         Ok((outcomes, stale, report))
     }
 

@@ -157,10 +157,27 @@ pub struct Outcome {
     pub error: Option<LfError>,
 }
 
+/// Where an apply records what it did as it goes: each batch's outcomes are handed over
+/// as soon as Lake Formation answered for them, before the next batch starts, so what an
+/// apply cut short (a request timeout, a crash) had already changed is on record.
+#[async_trait]
+pub trait BatchLog: Send + Sync {
+    type Error: Send;
+    /// Records one batch's outcomes; an error stops the apply before the next batch.
+    async fn record(&self, outcomes: &[Outcome]) -> Result<(), Self::Error>;
+}
+
 /// Executes a plan: revokes first (a changed column set is revoked before the new one is
 /// granted, since Lake Formation merges column grants), then grants. Returns one outcome
-/// per entry; a failed entry does not stop the others.
-pub async fn apply(lf: &dyn LakeFormation, plan: &Plan, base_delay: Duration) -> Vec<Outcome> {
+/// per entry; a failed entry does not stop the others. Each batch (a grant with grant
+/// option is a batch of one) goes to `log` once applied; a failure to record it stops
+/// the apply there.
+pub async fn apply<L: BatchLog + ?Sized>(
+    lf: &dyn LakeFormation,
+    plan: &Plan,
+    base_delay: Duration,
+    log: &L,
+) -> Result<Vec<Outcome>, L::Error> {
     let mut outcomes = Vec::new();
     let revokes: Vec<(Grant, LfPermission)> = plan
         .to_revoke
@@ -168,7 +185,9 @@ pub async fn apply(lf: &dyn LakeFormation, plan: &Plan, base_delay: Duration) ->
         .map(|h| (h.grant.clone(), h.grant.to_lf(h.resource.clone())))
         .collect();
     for chunk in revokes.chunks(BATCH_SIZE) {
-        outcomes.extend(run_batch(lf, chunk, "revoke", base_delay).await);
+        let batch = run_batch(lf, chunk, "revoke", base_delay).await;
+        log.record(&batch).await?;
+        outcomes.extend(batch);
     }
     let (single, batched): (Vec<&Grant>, Vec<&Grant>) =
         plan.to_grant.iter().partition(|g| g.grant_option);
@@ -177,20 +196,35 @@ pub async fn apply(lf: &dyn LakeFormation, plan: &Plan, base_delay: Duration) ->
         .map(|g| (g.clone(), g.to_lf(g.resource())))
         .collect();
     for chunk in grants.chunks(BATCH_SIZE) {
-        outcomes.extend(run_batch(lf, chunk, "grant", base_delay).await);
+        let batch = run_batch(lf, chunk, "grant", base_delay).await;
+        log.record(&batch).await?;
+        outcomes.extend(batch);
     }
     // BatchGrantPermissions may drop PermissionsWithGrantOption (the emulator does), so
     // grants with grant option go one by one.
     for g in single {
         let entry = g.to_lf(g.resource());
         let result = retry(|| lf.grant(&entry), base_delay).await;
-        outcomes.push(Outcome {
+        let batch = [Outcome {
             grant: g.clone(),
             action: "grant",
             error: result.err(),
-        });
+        }];
+        log.record(&batch).await?;
+        outcomes.extend(batch);
     }
-    outcomes
+    Ok(outcomes)
+}
+
+/// A [`BatchLog`] that keeps nothing (tools and tests that audit elsewhere).
+pub struct NoLog;
+
+#[async_trait]
+impl BatchLog for NoLog {
+    type Error = std::convert::Infallible;
+    async fn record(&self, _: &[Outcome]) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 async fn run_batch(
@@ -442,14 +476,67 @@ mod tests {
                 ..Default::default()
             },
             NO_DELAY,
+            &NoLog,
         )
-        .await;
+        .await
+        .unwrap();
         assert_eq!(outcomes.len(), 45);
         assert!(outcomes.iter().all(|o| o.error.is_none()));
         assert_eq!(
             *lf.calls.lock().unwrap(),
             ["batch_grant 20", "batch_grant 20", "batch_grant 4", "grant"]
         );
+    }
+
+    /// Keeps the batches it is given; refuses the `fail_at`th (0-based).
+    #[derive(Default)]
+    struct Kept {
+        batches: std::sync::Mutex<Vec<Vec<String>>>,
+        fail_at: Option<usize>,
+    }
+
+    #[async_trait]
+    impl BatchLog for Kept {
+        type Error = String;
+        async fn record(&self, outcomes: &[Outcome]) -> Result<(), String> {
+            let mut batches = self.batches.lock().unwrap();
+            if Some(batches.len()) == self.fail_at {
+                return Err("the audit trail is unavailable".to_owned());
+            }
+            batches.push(outcomes.iter().map(|o| o.grant.principal.clone()).collect());
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn each_batch_is_logged_once_applied_and_a_failed_log_stops_the_apply() {
+        let plan = Plan {
+            to_grant: (0..45).map(|i| grant(&format!("p{i}"), "t")).collect(),
+            ..Default::default()
+        };
+        let lf = FakeLf {
+            page_size: 100,
+            ..Default::default()
+        };
+        let kept = Kept::default();
+        apply(&lf, &plan, NO_DELAY, &kept).await.unwrap();
+        let sizes: Vec<usize> = kept.batches.lock().unwrap().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [20, 20, 5]);
+        // The log refuses the second batch: the third is never sent to Lake Formation.
+        let lf = FakeLf {
+            page_size: 100,
+            ..Default::default()
+        };
+        let kept = Kept {
+            fail_at: Some(1),
+            ..Default::default()
+        };
+        let err = apply(&lf, &plan, NO_DELAY, &kept).await.unwrap_err();
+        assert_eq!(err, "the audit trail is unavailable");
+        assert_eq!(kept.batches.lock().unwrap()[0][0], "p0");
+        assert_eq!(kept.batches.lock().unwrap().len(), 1);
+        assert_eq!(*lf.calls.lock().unwrap(), ["batch_grant 20", "batch_grant 20"]);
+        assert_eq!(lf.memory.held().len(), 40);
     }
 
     #[tokio::test]
@@ -475,7 +562,7 @@ mod tests {
             to_grant: vec![grant("new", "t")],
             unchanged: vec![],
         };
-        let outcomes = apply(&lf, &plan, NO_DELAY).await;
+        let outcomes = apply(&lf, &plan, NO_DELAY, &NoLog).await.unwrap();
         assert!(outcomes.iter().all(|o| o.error.is_none()), "{outcomes:?}");
         assert_eq!(
             outcomes.iter().map(|o| o.action).collect::<Vec<_>>(),
@@ -500,8 +587,10 @@ mod tests {
                 ..Default::default()
             },
             NO_DELAY,
+            &NoLog,
         )
-        .await;
+        .await
+        .unwrap();
         assert!(outcomes.iter().all(|o| o.error.is_none()), "{outcomes:?}");
         assert_eq!(lf.memory.held().len(), 3);
         assert_eq!(
@@ -525,8 +614,10 @@ mod tests {
                 ..Default::default()
             },
             NO_DELAY,
+            &NoLog,
         )
-        .await;
+        .await
+        .unwrap();
         let failed: Vec<&str> = outcomes
             .iter()
             .filter(|o| o.error.is_some())
@@ -561,8 +652,10 @@ mod tests {
                 ..Default::default()
             },
             NO_DELAY,
+            &NoLog,
         )
-        .await;
+        .await
+        .unwrap();
         assert_eq!(
             outcomes[0].error.as_ref().unwrap().code,
             "ConcurrentModificationException"

@@ -101,6 +101,15 @@ impl TestApp {
         )
     }
 
+    /// With this Lake Formation and the in-memory catalog, the configuration tweaked.
+    pub fn with_lake_formation(
+        db: PgPool,
+        lf: Arc<dyn LakeFormation>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::build(db, Arc::new(catalog()), lf, local_stores(), tweak)
+    }
+
     /// With these object stores (S3 in the emulator, local files).
     pub fn with_stores(db: PgPool, catalog: Arc<dyn Catalog>, stores: Stores) -> Self {
         Self::build(

@@ -233,3 +233,128 @@ async fn the_reconciler_records_drift_only_once_something_is_governed(pool: sqlx
         json!({"kind": "columns", "columns": ["customer_id"]})
     );
 }
+
+/// Lake Formation answering the first batch of grants, then never again (throttled, or a
+/// network that went quiet): the request timeout cuts the apply half-way.
+struct StallsAfterFirstBatch {
+    inner: lethe::catalog::lake_formation::MemoryLakeFormation,
+    batches: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl lethe::catalog::lake_formation::LakeFormation for StallsAfterFirstBatch {
+    async fn list_permissions_page(
+        &self,
+        next_token: Option<String>,
+    ) -> Result<
+        (Vec<lethe::domain::grants::LfPermission>, Option<String>),
+        lethe::catalog::lake_formation::LfError,
+    > {
+        self.inner.list_permissions_page(next_token).await
+    }
+    async fn batch_grant(
+        &self,
+        entries: &[(String, lethe::domain::grants::LfPermission)],
+    ) -> Result<
+        Vec<lethe::catalog::lake_formation::EntryFailure>,
+        lethe::catalog::lake_formation::LfError,
+    > {
+        if self
+            .batches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            >= 1
+        {
+            std::future::pending::<()>().await;
+        }
+        self.inner.batch_grant(entries).await
+    }
+    async fn batch_revoke(
+        &self,
+        entries: &[(String, lethe::domain::grants::LfPermission)],
+    ) -> Result<
+        Vec<lethe::catalog::lake_formation::EntryFailure>,
+        lethe::catalog::lake_formation::LfError,
+    > {
+        self.inner.batch_revoke(entries).await
+    }
+    async fn grant(
+        &self,
+        entry: &lethe::domain::grants::LfPermission,
+    ) -> Result<(), lethe::catalog::lake_formation::LfError> {
+        self.inner.grant(entry).await
+    }
+    async fn registered_locations(
+        &self,
+    ) -> Result<Vec<String>, lethe::catalog::lake_formation::LfError> {
+        self.inner.registered_locations().await
+    }
+    async fn default_table_principals(
+        &self,
+    ) -> Result<Vec<String>, lethe::catalog::lake_formation::LfError> {
+        self.inner.default_table_principals().await
+    }
+}
+
+/// An apply of 25 grants (two batches) whose second batch never gets an answer: the
+/// request times out, and the audit trail still names exactly the 20 grants Lake
+/// Formation holds from the first batch (recorded as that batch was applied).
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn an_apply_cut_by_the_request_timeout_keeps_the_audit_rows_of_the_batches_it_applied(
+    pool: sqlx::PgPool,
+) {
+    let lf = std::sync::Arc::new(StallsAfterFirstBatch {
+        inner: Default::default(),
+        batches: Default::default(),
+    });
+    let app = TestApp::with_lake_formation(pool, lf.clone(), |c| {
+        c.limits.request_timeout_secs = 1;
+    });
+    for i in 0..25 {
+        let mut body = policy();
+        body["principal"] = json!(format!("arn:aws:iam::123456789012:role/Analyst{i:02}"));
+        let r = app.put(&format!("/v1/access_policies/analysts-{i:02}"), body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    app.put(
+        "/v1/catalog/lake/people/classifications",
+        json!({"columns": [{"name": "customer_id", "classification": "non_pii"}]}),
+    )
+    .await;
+    let plan = app.post("/v1/access_policies/plan", None).await;
+    assert_eq!(plan.body["to_grant"].as_array().unwrap().len(), 25);
+
+    let cut = app.post("/v1/access_policies/apply", Some(json!({}))).await;
+    cut.problem(503);
+    let held: std::collections::BTreeSet<String> = lf
+        .inner
+        .held
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| p.principal.clone())
+        .collect();
+    assert_eq!(held.len(), 20, "the first batch reached Lake Formation");
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        "select action, target_id from audit_event
+         where action like 'lake_formation.%' order by audit_event_id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let actions: Vec<&str> = rows.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions[0], "lake_formation.apply_started");
+    assert!(!actions.contains(&"lake_formation.apply_finished"));
+    let audited: std::collections::BTreeSet<String> = rows
+        .iter()
+        .filter(|(a, _)| a == "lake_formation.grant")
+        .map(|(_, target)| {
+            let target = target.as_deref().unwrap();
+            target.split(' ').next().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(audited, held, "every grant applied is audited, and only those");
+    assert_eq!(
+        rows.iter().filter(|(a, _)| a == "lake_formation.grant").count(),
+        20
+    );
+}

@@ -9,10 +9,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::auth::{Auth, GovernanceRead, GovernanceWrite};
+use crate::api::auth::{Auth, Caller, GovernanceRead, GovernanceWrite};
 use crate::api::error::{ApiError, AuthProblems, Problem};
 use crate::api::extract::ApiJson;
 use crate::app::AppState;
+use crate::catalog::lake_formation::{BatchLog, Outcome};
+use crate::db::audit_event::{NewAuditEvent, insert_audit_event};
 use crate::domain::grants::{Grant, HeldGrant, Plan};
 use crate::governance::{EnforcementIssue, GovernanceError};
 
@@ -130,7 +132,7 @@ async fn apply_grants(
         unchanged: vec![],
     });
     // Lake Formation is outside our transaction: the intent is recorded (and committed)
-    // before any grant changes, each grant's outcome after.
+    // before any grant changes, each batch's outcomes as soon as it is applied.
     auth.caller
         .audit(
             &state.db,
@@ -144,9 +146,13 @@ async fn apply_grants(
             }),
         )
         .await?;
+    let log = AuditBatches {
+        db: &state.db,
+        caller: &auth.caller,
+    };
     let applied = state
         .governance()
-        .apply(reviewed.as_ref())
+        .apply(reviewed.as_ref(), &log)
         .await
         .map_err(unavailable);
     let (outcomes, stale, report) = match applied {
@@ -166,34 +172,16 @@ async fn apply_grants(
             return Err(e);
         }
     };
-    let mut tx = state.db.begin().await?;
-    for o in &outcomes {
-        let target = format!(
-            "{} {}.{}",
-            o.grant.principal, o.grant.database, o.grant.table
-        );
-        let details = json!({"grant": o.grant, "error": o.error.as_ref().map(ToString::to_string)});
-        auth.caller
-            .audit(
-                &mut *tx,
-                &format!("lake_formation.{}", o.action),
-                "lake_formation_grant",
-                Some(&target),
-                details,
-            )
-            .await?;
-    }
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     auth.caller
         .audit(
-            &mut *tx,
+            &state.db,
             "lake_formation.apply_finished",
             "lake_formation",
             None,
             json!({"applied": outcomes.len() - failed, "failed": failed, "skipped_stale": stale}),
         )
         .await?;
-    tx.commit().await?;
     tracing::info!(applied = outcomes.len() - failed, failed, "grants applied");
     Ok(axum::Json(ApplyResponse {
         outcomes: outcomes
@@ -208,6 +196,40 @@ async fn apply_grants(
         failed,
         warnings: report.warnings,
     }))
+}
+
+/// The audit trail of an apply, batch by batch: each batch's grants and revokes are
+/// recorded (in their own transaction) as soon as Lake Formation answered for them, so an
+/// apply cut short by the request timeout leaves on record what it had changed.
+struct AuditBatches<'a> {
+    db: &'a sqlx::PgPool,
+    caller: &'a Caller,
+}
+
+#[async_trait::async_trait]
+impl BatchLog for AuditBatches<'_> {
+    type Error = sqlx::Error;
+    async fn record(&self, outcomes: &[Outcome]) -> Result<(), sqlx::Error> {
+        let mut tx = self.db.begin().await?;
+        for o in outcomes {
+            let target = format!(
+                "{} {}.{}",
+                o.grant.principal, o.grant.database, o.grant.table
+            );
+            let action = format!("lake_formation.{}", o.action);
+            let event = NewAuditEvent {
+                actor: &self.caller.principal.subject,
+                action: &action,
+                target_type: "lake_formation_grant",
+                target_id: Some(&target),
+                request_id: self.caller.request_id.as_deref(),
+                client_request_id: self.caller.client_request_id.as_deref(),
+                details: json!({"grant": o.grant, "error": o.error.as_ref().map(ToString::to_string)}),
+            };
+            insert_audit_event(&mut *tx, event).await?;
+        }
+        tx.commit().await
+    }
 }
 
 /// The latest drift check.
