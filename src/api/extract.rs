@@ -458,13 +458,20 @@ mod tests {
     fn a_very_long_value_is_dropped_and_a_very_long_message_is_cut() {
         let id = "alice@example.com".repeat(100_000);
         let message = format!("invalid type: string {id:?}, expected u64");
-        assert_eq!(without_value(&message), "invalid type: string, expected u64");
+        assert_eq!(
+            without_value(&message),
+            "invalid type: string, expected u64"
+        );
         let unterminated = format!("invalid value: string \"{id}");
         assert_eq!(without_value(&unterminated), "invalid value: string");
         // A long field name is kept only up to the cap, cut on a character boundary.
         let field = "é".repeat(1000);
         let cut = without_value(&format!("unknown field `{field}`, expected `a`"));
-        assert!(cut.len() <= MAX_SERDE_MESSAGE_BYTES + '…'.len_utf8(), "{}", cut.len());
+        assert!(
+            cut.len() <= MAX_SERDE_MESSAGE_BYTES + '…'.len_utf8(),
+            "{}",
+            cut.len()
+        );
         assert!(cut.ends_with('…') && cut.starts_with("unknown field `éé"));
     }
 

@@ -535,7 +535,10 @@ mod tests {
         assert_eq!(err, "the audit trail is unavailable");
         assert_eq!(kept.batches.lock().unwrap()[0][0], "p0");
         assert_eq!(kept.batches.lock().unwrap().len(), 1);
-        assert_eq!(*lf.calls.lock().unwrap(), ["batch_grant 20", "batch_grant 20"]);
+        assert_eq!(
+            *lf.calls.lock().unwrap(),
+            ["batch_grant 20", "batch_grant 20"]
+        );
         assert_eq!(lf.memory.held().len(), 40);
     }
 

@@ -845,14 +845,22 @@ mod tests {
                     .collect(),
             }
         };
-        for location in ["file:///etc/", "file:///tmp/lake/", "hdfs://nn/people/", "s3a://b/p/"] {
+        for location in [
+            "file:///etc/",
+            "file:///tmp/lake/",
+            "hdfs://nn/people/",
+            "s3a://b/p/",
+        ] {
             let t = TableDef {
                 location: Some(location.into()),
                 ..table()
             };
             let m = messages(&t);
             assert_eq!(m.len(), 1, "{location}: {m:?}");
-            assert!(m[0].contains(location) && m[0].contains("not s3://"), "{m:?}");
+            assert!(
+                m[0].contains(location) && m[0].contains("not s3://"),
+                "{m:?}"
+            );
         }
         let mut projected = table();
         projected.parameters.insert(

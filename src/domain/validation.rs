@@ -21,8 +21,7 @@ pub struct FieldError {
 }
 
 /// What a caller who may not read data mappers is told instead of a message about them.
-pub const GENERIC_MAPPER_MESSAGE: &str =
-    "is not accepted for the data mappers it applies to (the reason is shown to roles that may read data mappers)";
+pub const GENERIC_MAPPER_MESSAGE: &str = "is not accepted for the data mappers it applies to (the reason is shown to roles that may read data mappers)";
 
 impl FieldError {
     /// The error as a caller who may not read data mappers sees it: the same field, and a

@@ -409,7 +409,14 @@ mod tests {
         let inside = store.list_page("", "t/inner/back/", None).await.unwrap();
         let keys: Vec<&str> = inside.objects.iter().map(|o| o.key.as_str()).collect();
         assert_eq!(keys, ["t/inner/back/ok.json"]);
-        assert!(store.list_page("", "t/none/", None).await.unwrap().objects.is_empty());
+        assert!(
+            store
+                .list_page("", "t/none/", None)
+                .await
+                .unwrap()
+                .objects
+                .is_empty()
+        );
         let listed = store.list_page("", "t/", None).await.unwrap();
         assert_eq!(listed.objects.len(), 1);
     }

@@ -423,10 +423,18 @@ async fn a_symlink_at_a_local_location_leading_out_of_the_root_is_refused_at_sav
     );
     // Nothing outside was listed or read.
     let objects = app.get(&format!("/v1/jobs/{job}/objects")).await;
-    assert!(!objects.body.to_string().contains("part-0.json"), "{}", objects.body);
+    assert!(
+        !objects.body.to_string().contains("part-0.json"),
+        "{}",
+        objects.body
+    );
     assert_eq!(
         std::fs::read(outside.path().join("sub/part-0.json")).unwrap(),
         secret
     );
-    assert_eq!(app.count("deletion_queue_item").await, 1, "the subject stays queued");
+    assert_eq!(
+        app.count("deletion_queue_item").await,
+        1,
+        "the subject stays queued"
+    );
 }

@@ -1021,17 +1021,26 @@ async fn a_glue_table_on_a_local_path_is_refused_when_its_mapper_is_saved(db: sq
     .await;
     lake.table("fine", &format!("s3://{b}/fine/"), ("dt", "string"), &[])
         .await;
-    for (table, named) in [("host", "file:///etc/"), ("projected", "file:///etc/${dt}/")] {
+    for (table, named) in [
+        ("host", "file:///etc/"),
+        ("projected", "file:///etc/${dt}/"),
+    ] {
         let body = json!({
             "catalog": {"provider": "glue", "database": lake.database, "table": table},
             "format": "parquet",
             "columns": ["id", "email"],
             "partition_keys": ["dt"],
         });
-        let r = lake.app.put(&format!("/v1/data_mappers/{table}"), body).await;
+        let r = lake
+            .app
+            .put(&format!("/v1/data_mappers/{table}"), body)
+            .await;
         assert_eq!(r.invalid_fields(), ["catalog.table"], "{table}");
         assert!(
-            r.body["errors"][0]["message"].as_str().unwrap().contains(named),
+            r.body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(named),
             "{}",
             r.body
         );

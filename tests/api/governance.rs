@@ -312,7 +312,9 @@ async fn an_apply_cut_by_the_request_timeout_keeps_the_audit_rows_of_the_batches
     for i in 0..25 {
         let mut body = policy();
         body["principal"] = json!(format!("arn:aws:iam::123456789012:role/Analyst{i:02}"));
-        let r = app.put(&format!("/v1/access_policies/analysts-{i:02}"), body).await;
+        let r = app
+            .put(&format!("/v1/access_policies/analysts-{i:02}"), body)
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     }
     app.put(
@@ -352,9 +354,14 @@ async fn an_apply_cut_by_the_request_timeout_keeps_the_audit_rows_of_the_batches
             target.split(' ').next().unwrap().to_owned()
         })
         .collect();
-    assert_eq!(audited, held, "every grant applied is audited, and only those");
     assert_eq!(
-        rows.iter().filter(|(a, _)| a == "lake_formation.grant").count(),
+        audited, held,
+        "every grant applied is audited, and only those"
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|(a, _)| a == "lake_formation.grant")
+            .count(),
         20
     );
 }

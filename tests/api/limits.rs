@@ -279,9 +279,7 @@ async fn metrics_read_the_database_gauges_once_per_cache_period(db: sqlx::PgPool
 /// reports share `LETHE_MAX_REPORT_STREAMS`. One more is refused with 503 and
 /// `Retry-After` while they are open, and served again once one of them is done.
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
-async fn report_streams_share_a_limit_and_the_next_one_waits_for_a_free_place(
-    db: sqlx::PgPool,
-) {
+async fn report_streams_share_a_limit_and_the_next_one_waits_for_a_free_place(db: sqlx::PgPool) {
     let root = local_lake();
     let app = TestApp::with(db, Arc::new(catalog()), |c| {
         c.limits.max_report_streams = 2;
@@ -293,7 +291,10 @@ async fn report_streams_share_a_limit_and_the_next_one_waits_for_a_free_place(
     let report = |who: &str, role: lethe::api::auth::Role| {
         Request::builder()
             .uri(format!("/v1/jobs/{job}/report"))
-            .header("authorization", format!("Bearer {}", app.token(who, &[role])))
+            .header(
+                "authorization",
+                format!("Bearer {}", app.token(who, &[role])),
+            )
             .body(Body::empty())
             .unwrap()
     };

@@ -548,6 +548,9 @@ async fn a_requester_probing_mappers_through_422s_learns_only_the_failing_fields
         .map(|e| e["message"].as_str().unwrap())
         .collect();
     assert_eq!(messages[0], r#"no data mapper "secret_mapper""#);
-    assert_eq!(messages[1], r#""ssn" is not a column of data mapper "people""#);
+    assert_eq!(
+        messages[1],
+        r#""ssn" is not a column of data mapper "people""#
+    );
     assert_eq!(app.count("deletion_queue_item").await, 0);
 }
