@@ -554,3 +554,58 @@ async fn a_requester_probing_mappers_through_422s_learns_only_the_failing_fields
     );
     assert_eq!(app.count("deletion_queue_item").await, 0);
 }
+
+/// A subject's id sent where another type belongs (a mapper list, a reference, a deadline)
+/// is refused naming the field, and the problem document does not repeat the id.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn an_id_sent_in_the_wrong_place_is_not_echoed_by_the_422(pool: sqlx::PgPool) {
+    let app = app_with_mappers(pool).await;
+    let requester = app.token("rita", &[Role::Requester]);
+    let id = "alice.victim@example.com";
+    for (item, field) in [
+        (
+            json!({"match_id": "x", "data_mappers": id}),
+            "matches[0].data_mappers",
+        ),
+        (
+            json!({"match_id": "x", "reference": 12345678987654321u64}),
+            "matches[0].reference",
+        ),
+        (
+            json!({"match_id": "x", "deadline": id}),
+            "matches[0].deadline",
+        ),
+        (
+            json!({"match_id": "x", "data_mappers": [true]}),
+            "matches[0].data_mappers[0]",
+        ),
+    ] {
+        let reply = app
+            .call(
+                Method::PATCH,
+                "/v1/queue/matches",
+                Some(&requester),
+                Some(json!({"matches": [item]})),
+            )
+            .await;
+        assert_eq!(reply.invalid_fields(), [field], "{}", reply.body);
+        let text = reply.body.to_string();
+        assert!(
+            !text.contains("alice") && !text.contains("12345678987654321"),
+            "{text}"
+        );
+    }
+    let reply = app
+        .call(
+            Method::PATCH,
+            "/v1/queue/matches",
+            Some(&requester),
+            Some(json!({"matches": [{"match_id": "x", "data_mappers": id}]})),
+        )
+        .await;
+    assert_eq!(
+        reply.body["errors"][0]["message"],
+        "invalid type: string, expected a list of at most 32 items"
+    );
+    assert_eq!(app.count("deletion_queue_item").await, 0);
+}
