@@ -68,6 +68,7 @@ impl AppState {
             workers: jobs.workers,
             poll: Duration::from_millis(jobs.poll_ms),
             lease: Duration::from_secs(jobs.lease_secs),
+            max_crashes: jobs.max_crashes as i32,
             backoff: Duration::from_secs(1),
             scheduler_interval: Duration::from_secs(jobs.scheduler_interval_secs),
             deadline_margin: chrono::Duration::hours(jobs.deadline_margin_hours as i64),

@@ -124,6 +124,8 @@ pub struct JobsConfig {
     pub poll_ms: u64,
     /// Seconds a claimed task stays leased without a heartbeat.
     pub lease_secs: u64,
+    /// Workers lost in a row while running one task before it fails (a poison task).
+    pub max_crashes: u32,
     /// Seconds between scheduler ticks (cron schedule, deadlines); 0 disables them here.
     pub scheduler_interval_secs: u64,
     /// Start a job when a queued item's deadline is this many hours away.
@@ -258,6 +260,7 @@ struct FileConfig {
     workers: Option<usize>,
     worker_poll_ms: Option<u64>,
     task_lease_secs: Option<u64>,
+    task_max_crashes: Option<u32>,
     scheduler_interval_secs: Option<u64>,
     deadline_margin_hours: Option<u64>,
     requester_min_deadline_days: Option<u64>,
@@ -317,6 +320,7 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_S3_FORCE_PATH_STYLE",
     "LETHE_SCHEDULER_INTERVAL_SECS",
     "LETHE_TASK_LEASE_SECS",
+    "LETHE_TASK_MAX_CRASHES",
     "LETHE_WORKERS",
     "LETHE_WORKER_POLL_MS",
 ];
@@ -604,6 +608,12 @@ impl Config {
                 f.task_lease_secs,
                 60,
             )?,
+            max_crashes: parse_or(
+                "LETHE_TASK_MAX_CRASHES",
+                get("LETHE_TASK_MAX_CRASHES"),
+                f.task_max_crashes,
+                crate::jobs::tasks::MAX_CRASHES as u32,
+            )?,
             scheduler_interval_secs: parse_or(
                 "LETHE_SCHEDULER_INTERVAL_SECS",
                 get("LETHE_SCHEDULER_INTERVAL_SECS"),
@@ -637,6 +647,12 @@ impl Config {
         }
         if jobs.lease_secs < 3 {
             return Err(invalid("LETHE_TASK_LEASE_SECS", "must be at least 3"));
+        }
+        if !(1..=1000).contains(&jobs.max_crashes) {
+            return Err(invalid(
+                "LETHE_TASK_MAX_CRASHES",
+                "must be between 1 and 1000",
+            ));
         }
         if jobs.max_line_bytes < 1024 {
             return Err(invalid("LETHE_MAX_LINE_BYTES", "must be at least 1024"));

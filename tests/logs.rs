@@ -60,6 +60,7 @@ async fn log_lines_inside_a_task_carry_its_id_kind_and_job(pool: PgPool) {
         db: pool.clone(),
         id: "w".into(),
         lease: Duration::from_secs(30),
+        max_crashes: 3,
         backoff: Duration::ZERO,
         handlers: Arc::new(handlers),
         job_hook: None,

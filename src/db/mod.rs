@@ -15,6 +15,7 @@ pub mod deletion_queue_item;
 pub mod job;
 pub mod job_data_mapper;
 pub mod job_event;
+pub mod job_listing;
 pub mod job_match;
 pub mod job_object;
 pub mod job_stats;

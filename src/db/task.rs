@@ -26,6 +26,9 @@ pub struct Task {
     pub recorded_at: Option<chrono::DateTime<chrono::Utc>>,
     /// When the task became runnable (its place in the queue).
     pub run_at: chrono::DateTime<chrono::Utc>,
+    /// Workers lost in a row while running this task (this run included when it is a
+    /// re-run after a crash; reset by [`progressed`]).
+    pub crashes: i32,
 }
 
 impl Task {
@@ -121,27 +124,37 @@ pub async fn mark_recorded(db: impl PgExecutor<'_>, task: &Task) -> sqlx::Result
     Ok(r.rows_affected() == 1)
 }
 
-/// Claims the next runnable task in one statement: first fails running tasks whose lease
-/// ended after their last attempt, then takes a running task whose lease expired (its
-/// worker died), else the queued task due first. Each part is served by its own partial
-/// index (`task_lease_idx`, `task_claimable_idx`); one `or` of the two could use neither
-/// and would sort every candidate on each claim.
+/// Claims the next runnable task in one statement: first fails running tasks whose
+/// worker died once too often in a row (`$3`, the crash budget: a poison task that kills
+/// its worker) and names each in a job event, then takes a running task whose lease
+/// expired (its worker died: the same attempt runs again, one crash counted), else the
+/// queued task due first. Each part is served by its own partial index
+/// (`task_lease_idx`, `task_claimable_idx`); one `or` of the two could use neither and
+/// would sort every candidate on each claim.
 const CLAIM: &str = r#"
-with exhausted as (
+with poisoned as (
     update task set state = 'failed', lease_owner = null, lease_until = null, updated_at = now(),
-        last_error = coalesce(last_error, 'worker lost (lease expired)')
-    where state = 'running' and lease_until < now() and attempts >= max_attempts
-    returning task_id
+        crashes = crashes + 1, crashed_on = (crashed_on || lease_owner)[greatest(1, cardinality(crashed_on) - 6):],
+        last_error = format('the worker running this task was lost %s times in a row (it may be what kills them): failed after the crash budget', crashes + 1)
+    where state = 'running' and lease_until < now() and crashes + 1 >= $3
+    returning task_id, job_id, kind, crashes
+), poison_events as (
+    insert into job_event (job_id, level, kind, message, details)
+    select job_id, 'error', 'task_poison',
+           format('task %s (%s) failed: its worker was lost %s times in a row while running it', task_id, kind, crashes),
+           jsonb_build_object('task_id', task_id, 'task_kind', kind, 'crashes', crashes)
+    from poisoned where job_id is not null
 ), expired as (
-    update task set attempts = attempts + 1, lease_owner = $1,
-        lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
+    update task set crashes = crashes + 1,
+        crashed_on = (crashed_on || lease_owner)[greatest(1, cardinality(crashed_on) - 6):],
+        lease_owner = $1, lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
     where task_id = (
         select task_id from task
-        where state = 'running' and lease_until < now() and attempts < max_attempts
+        where state = 'running' and lease_until < now() and crashes + 1 < $3
         order by lease_until, task_id
         for update skip locked
         limit 1)
-    returning task_id, kind, payload, attempts, max_attempts, job_id, lease_owner, recorded_at, run_at
+    returning task_id, kind, payload, attempts, max_attempts, job_id, lease_owner, recorded_at, run_at, crashes
 ), due as (
     update task set state = 'running', attempts = attempts + 1, lease_owner = $1,
         lease_until = now() + $2 * interval '1 millisecond', updated_at = now()
@@ -151,7 +164,7 @@ with exhausted as (
         order by run_at, task_id
         for update skip locked
         limit 1)
-    returning task_id, kind, payload, attempts, max_attempts, job_id, lease_owner, recorded_at, run_at
+    returning task_id, kind, payload, attempts, max_attempts, job_id, lease_owner, recorded_at, run_at, crashes
 )
 select * from expired union all select * from due
 "#;
@@ -161,10 +174,12 @@ pub async fn claim(
     db: impl PgExecutor<'_>,
     owner: &str,
     lease: Duration,
+    max_crashes: i32,
 ) -> sqlx::Result<Option<Task>> {
     sqlx::query_as(CLAIM)
         .bind(owner)
         .bind(lease.as_millis() as f64)
+        .bind(max_crashes)
         .fetch_optional(db)
         .await
 }
@@ -190,6 +205,21 @@ pub async fn heartbeat(
         return Ok(true);
     }
     recorded(db, task_id).await
+}
+
+/// Records that the task made progress that survives a crash (a page listed and its
+/// follow-ups enqueued, in the caller's transaction): the workers lost before it no longer
+/// count against the crash budget. False when the task is no longer this worker's.
+pub async fn progressed(db: impl PgExecutor<'_>, task: &Task) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        r#"update task set crashes = 0, updated_at = now()
+           where task_id = $1 and lease_owner = $2 and state = 'running'"#,
+    )
+    .bind(task.task_id)
+    .bind(task.lease_owner.as_deref())
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 /// True once the task's effects are recorded.
@@ -328,7 +358,7 @@ mod tests {
             .unwrap();
         assert_eq!(n, 2);
         assert!(has_open(&db, job_id, &["forget.object"]).await.unwrap());
-        let task = claim(&db, "w", Duration::from_secs(30))
+        let task = claim(&db, "w", Duration::from_secs(30), 3)
             .await
             .unwrap()
             .unwrap();

@@ -1,9 +1,10 @@
 //! The hidden objects of a mapper's listing (`domain::hidden`: a `_` or `.` folder or
 //! name below the table or partition location): not the table's data, never searched or
 //! written, keeping no item queued. `find.mapper` records the first
-//! [`MAX_HIDDEN_RECORDED`] of them as report rows with find status `hidden` and counts
-//! them all in its `mapper_listed` event; each `_temporary/` folder among them (a failed
-//! or unfinished Spark / Hadoop write: a full copy of personal data) gets a warning event.
+//! [`MAX_HIDDEN_RECORDED`] of them as report rows with find status `hidden` (page by page)
+//! and counts them all in its `mapper_listed` event; each `_temporary/` folder among them
+//! (a failed or unfinished Spark / Hadoop write: a full copy of personal data) gets a
+//! warning event when the listing ends.
 //! Events carry keys and counts, never row data or match ids.
 
 use std::collections::BTreeMap;
@@ -26,17 +27,27 @@ pub const MAX_TEMPORARY_EVENTS: usize = 100;
 /// A hidden object's report row reason.
 pub const HIDDEN: &str = "hidden: a folder or the name below the table or partition location starts with `_` or `.`; not the table's data (Athena does not read it), never searched or written";
 
-/// The hidden objects of one mapper's listing.
+/// The hidden objects of one page of a mapper's listing.
 #[derive(Default)]
 pub struct HiddenObjects {
     /// Every hidden object listed.
     pub count: usize,
+    /// Report rows recorded by earlier pages (the cap counts them).
+    pub recorded_before: usize,
     recorded: Vec<JobObject>,
     /// Each `_temporary/` folder (its location) and the hidden objects under it.
-    temporaries: BTreeMap<String, usize>,
+    pub temporaries: BTreeMap<String, usize>,
 }
 
 impl HiddenObjects {
+    /// The hidden objects of a page after pages that recorded `recorded_before` rows.
+    pub fn after(recorded_before: usize) -> Self {
+        Self {
+            recorded_before,
+            ..Self::default()
+        }
+    }
+
     /// Adds a hidden object listed under `place` (in the partition `values` of `keys`),
     /// under the `_temporary/` folder `temporary` (a key prefix) if any.
     pub fn add(
@@ -54,7 +65,7 @@ impl HiddenObjects {
                 .entry(place_name(place, prefix))
                 .or_default() += 1;
         }
-        if self.recorded.len() >= MAX_HIDDEN_RECORDED {
+        if self.recorded_before + self.recorded.len() >= MAX_HIDDEN_RECORDED {
             return;
         }
         self.recorded.push(JobObject {
@@ -74,18 +85,12 @@ impl HiddenObjects {
         });
     }
 
-    /// Hidden objects counted but not recorded as report rows.
-    pub fn not_recorded(&self) -> usize {
-        self.count - self.recorded.len()
+    /// Report rows of this page.
+    pub fn recorded(&self) -> usize {
+        self.recorded.len()
     }
 
-    /// `_temporary/` folders found, and those not named in an event.
-    pub fn temporaries(&self) -> (usize, usize) {
-        let n = self.temporaries.len();
-        (n, n.saturating_sub(MAX_TEMPORARY_EVENTS))
-    }
-
-    /// Records the report rows and the `_temporary/` warnings.
+    /// Records the page's report rows.
     pub async fn record(
         &self,
         tx: &mut sqlx::PgConnection,
@@ -99,7 +104,18 @@ impl HiddenObjects {
             };
             objects::insert(&mut *tx, job_id, &row).await?;
         }
-        for (prefix, objects) in self.temporaries.iter().take(MAX_TEMPORARY_EVENTS) {
+        Ok(())
+    }
+
+    /// Records a warning per `_temporary/` folder of the whole listing (the first
+    /// [`MAX_TEMPORARY_EVENTS`]).
+    pub async fn record_temporaries(
+        tx: &mut sqlx::PgConnection,
+        job_id: Uuid,
+        mapper: &str,
+        temporaries: &BTreeMap<String, usize>,
+    ) -> sqlx::Result<()> {
+        for (prefix, objects) in temporaries.iter().take(MAX_TEMPORARY_EVENTS) {
             event(
                 &mut *tx,
                 job_id,
@@ -154,8 +170,8 @@ mod tests {
         }
         hidden.add(&place, &keys, meta("t/_common_metadata"), None, None);
         assert_eq!(hidden.count, total + 1);
-        assert_eq!(hidden.not_recorded(), 8);
-        assert_eq!(hidden.temporaries(), (1, 0));
+        assert_eq!(hidden.recorded(), MAX_HIDDEN_RECORDED);
+        assert_eq!(hidden.temporaries.len(), 1);
         let (prefix, objects) = hidden.temporaries.iter().next().expect("one folder");
         assert_eq!(prefix, "s3://lake/t/dt=1/_temporary/");
         assert_eq!(*objects, total);

@@ -1,42 +1,46 @@
 //! `find.mapper` (one per data mapper of a job): resolve the table (Glue or a `path`
-//! layout), list its partitions, prune those no queued match can live in, list the
-//! objects of the rest, skip markers / empty objects, set hidden ones aside
-//! (`find_hidden`), and enqueue `find.objects` tasks of a few objects each.
+//! layout) and its locations, then list them page by page: each page's objects are placed
+//! in their partitions, pruned where no queued match can be, skipped (markers, empty
+//! objects), set aside (hidden ones, `find_hidden`), and the rest enqueued as
+//! `find.objects` tasks of a few objects each — in the transaction that saves where the
+//! listing stands (`db::job_listing`). A killed worker's successor resumes after the last
+//! recorded page, and memory holds one page, whatever the table's size.
 //!
 //! Only the table's own objects are listed as its: a projected table's are those at the
 //! paths its projection generates (`domain::projection`); an object of a partitioned
 //! table in no partition is searched but marked never to be rewritten.
 //!
 //! A missing table, denied access or a table format's metadata folder over any of the
-//! table's objects (checked before hiding: `_delta_log/` is hidden) fails the mapper
-//! (the job ends `find_failed`, nothing written).
+//! table's objects (checked on each page before hiding: `_delta_log/` is hidden) fails
+//! the mapper (the job ends `find_failed`, nothing written: searches already enqueued only
+//! read, and forget starts only once every mapper's listing is recorded).
 //! Events carry keys and counts, never match ids.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures_util::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::job::{self as jobs, JobStats};
 use crate::db::job_data_mapper::{self as mappers, MapperSnapshot, TableReading};
-use crate::db::task::{begin_bookkeeping, mark_recorded};
+use crate::db::job_listing as progress_db;
+use crate::db::task::{begin_bookkeeping, mark_recorded, progressed};
 use crate::domain::data_mapper::{CatalogRef, Format, GlueTable, PathTable, TableFormat};
 use crate::domain::hidden::{is_hidden, temporary_prefix};
 use crate::domain::job::{EventLevel, MapperState};
 use crate::domain::partition::{PartitionKey, may_hold, values_from_path};
 use crate::domain::projection::Projection;
-use crate::jobs::find_hidden::HiddenObjects;
+use crate::jobs::find_hidden::{HiddenObjects, MAX_TEMPORARY_EVENTS};
 use crate::jobs::find_objects::{FindObjects, ListedObject, OldVersion};
 use crate::jobs::lifecycle::{self, event};
 use crate::jobs::matches::{Matches, load_matches, table_reading};
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, Engine, JobTask, enqueue_all};
 use crate::lakefile::jsonl_serde::refusal;
-use crate::storage::{ObjectMeta, Place, dir_prefix, list_all, skip_reason};
+use crate::storage::{ObjectMeta, Place, dir_prefix, skip_reason};
 
 /// Objects per `find.objects` task.
 const OBJECTS_PER_TASK: usize = 16;
@@ -44,6 +48,8 @@ const OBJECTS_PER_TASK: usize = 16;
 const MAX_SKIP_EVENTS: usize = 50;
 /// Keys under a projection's prefix that are not the table's, named in its events.
 const MAX_NOT_THE_TABLES_EXAMPLES: usize = 5;
+/// Table-format roots whose check is remembered across pages (a projected table's).
+const MAX_FORMAT_ROOTS_KEPT: usize = 1000;
 
 /// Lists one data mapper's table for a job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,13 +72,12 @@ impl JobTask for FindMapper {
         lifecycle::mark_started(db, self.job_id).await?;
         let mapper = mappers::get(db, self.job_id, &self.data_mapper_id).await?;
         let matches = load_matches(db, self.job_id, &self.data_mapper_id).await?;
-        let concurrency = ctx.settings(self.job_id).await?.find_concurrency();
         let listed = match ctx.engine.for_mapper(&mapper, self.job_id) {
-            Ok(engine) => list(&engine, &mapper, &matches, concurrency).await,
+            Ok(engine) => self.list(ctx, task, &engine, &mapper, &matches).await,
             Err(e) => Err(e.into()),
         };
         match listed {
-            Ok(listing) => Ok(self.record(ctx, task, listing).await?),
+            Ok(()) => Ok(()),
             Err(TaskError::Retryable(e)) if !task.is_last_attempt() => Err(TaskError::Retryable(e)),
             Err(TaskError::Retryable(e) | TaskError::Fatal(e)) => {
                 tracing::warn!(job.id = %self.job_id, data_mapper = %self.data_mapper_id, error = %e, "data mapper failed");
@@ -82,30 +87,116 @@ impl JobTask for FindMapper {
     }
 }
 
+/// How a table is listed: its locations and how each listed object is placed.
+struct Plan {
+    /// Listed one after the other, page by page; none inside another.
+    locations: Vec<String>,
+    keys: Vec<PartitionKey>,
+    layout: Layout,
+    /// A Glue JSON table's types and SerDe as read now (kept in the job's snapshot).
+    read_at_find: Option<TableReading>,
+    /// Warnings about how the table is listed (events).
+    notes: Vec<(&'static str, String)>,
+}
+
+/// How a listed object finds its partition.
+enum Layout {
+    /// Unpartitioned: every object in the one partition of no values.
+    Unpartitioned,
+    /// A `path` table: the `key=value` segments below the location.
+    Path { names: Vec<String> },
+    /// A projected Glue table: the paths its projection generates; any other object under
+    /// its prefix is not the table's.
+    Projected(Projection),
+    /// A partitioned Glue table: an object in a registered partition's folder takes its
+    /// values (`homes`, longest first), any other its path's `key=value` values (a
+    /// partition the crawler has not registered yet), else it is in no partition.
+    Registered {
+        names: Vec<String>,
+        homes: Vec<(String, String, Vec<String>)>,
+        table_place: Option<(String, String)>,
+        registered: BTreeSet<Vec<String>>,
+    },
+}
+
+impl Layout {
+    /// Partitions are counted from the catalog (plus those discovered by path), not per
+    /// listed group.
+    fn counted(&self) -> bool {
+        matches!(self, Layout::Registered { .. })
+    }
+
+    fn projection(&self) -> Option<&Projection> {
+        match self {
+            Layout::Projected(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// Where a mapper's listing stands, saved with each page (`db::job_listing`): the next
+/// page to list and the totals of the pages before it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Progress {
+    locations: Vec<String>,
+    /// Index in `locations` of the one being listed, and its next page's token.
+    location: usize,
+    next: Option<String>,
+    pages: u64,
+    stats: JobStats,
+    tasks: u64,
+    objects_to_search: u64,
+    skipped_named: usize,
+    skipped_not_named: usize,
+    hidden: usize,
+    hidden_recorded: usize,
+    /// `_temporary/` folders and their hidden objects (the first ones), and how many
+    /// objects under folders beyond them.
+    temporaries: BTreeMap<String, usize>,
+    temporaries_not_named: usize,
+    not_the_tables: usize,
+    not_the_tables_examples: Vec<String>,
+    /// Objects in partition folders not registered in the catalog, and those folders.
+    unregistered: usize,
+    discovered: i64,
+    /// Objects of a partitioned table in no partition.
+    unplaced: usize,
+    /// Table-format roots found holding none of the table's objects (projected tables).
+    format_roots_checked: Vec<String>,
+}
+
+/// What a listing is for: the table's plan, the mapper and the queued matches.
+struct Scope<'a> {
+    plan: &'a Plan,
+    mapper: &'a MapperSnapshot,
+    matches: &'a Matches,
+}
+
+/// One listed page, placed.
+struct Page {
+    found: Vec<Found>,
+    /// Partitions found by path, not registered.
+    discovered: Vec<Vec<String>>,
+    /// The token of the location's next page (None: its last).
+    next: Option<String>,
+}
+
+/// What one page's objects come to.
+#[derive(Default)]
+struct PageListing {
+    stats: JobStats,
+    listings: Vec<Listing>,
+    skipped: Vec<(String, &'static str)>,
+    hidden: HiddenObjects,
+}
+
 /// Objects of one storage place, grouped for tasks.
 struct Listing {
     scheme: &'static str,
     bucket: String,
     keys: Vec<PartitionKey>,
     objects: Vec<ListedObject>,
-}
-
-/// What listing a mapper's table found.
-#[derive(Default)]
-struct MapperListing {
-    stats: JobStats,
-    listings: Vec<Listing>,
-    skipped: Vec<(String, &'static str)>,
-    /// Warnings about how the table was listed (events).
-    notes: Vec<(&'static str, String)>,
-    /// Objects under a projection's prefix at no path it generates: not the table's, never
-    /// searched (a count, and a few keys).
-    not_the_tables: usize,
-    not_the_tables_examples: Vec<String>,
-    /// A Glue JSON table's types and SerDe as read now (kept in the job's snapshot).
-    read_at_find: Option<TableReading>,
-    /// Objects not the table's data as Athena reads it (`_` / `.` below the location).
-    hidden: HiddenObjects,
 }
 
 /// One listed object and the partition values it belongs to (None: in no partition).
@@ -145,12 +236,23 @@ impl Found {
             temporary,
         }
     }
+
+    /// A data object of the current listing (not a marker, hidden or old version).
+    fn is_current_data(&self) -> bool {
+        skip_reason(&self.meta).is_none() && !self.hidden && self.meta.noncurrent.is_none()
+    }
 }
 
-impl MapperListing {
-    /// Groups objects by partition, prunes whole partitions no queued match can be in
-    /// (counting each distinct partition as listed unless `counted`), skips markers and
-    /// empty objects, sets hidden ones aside, and keeps the rest for search.
+/// A partition's values as one string (`job_listed_partition`).
+fn encode(values: &[String]) -> String {
+    serde_json::to_string(values).unwrap_or_default()
+}
+
+impl PageListing {
+    /// Groups a page's objects by partition, prunes whole partitions no queued match can
+    /// be in (counting a partition as listed, unless `counted`, and as pruned only the
+    /// first time it is seen: `is_new`), skips markers and empty objects, sets hidden ones
+    /// aside, and keeps the rest for search.
     fn add_found(
         &mut self,
         keys: &[PartitionKey],
@@ -158,6 +260,7 @@ impl MapperListing {
         mapper: &MapperSnapshot,
         matches: &Matches,
         counted: bool,
+        is_new: impl Fn(&[String]) -> bool,
     ) {
         let has_simple = !matches.simple.is_empty();
         let mut groups: BTreeMap<Option<Vec<String>>, Vec<Found>> = BTreeMap::new();
@@ -167,7 +270,8 @@ impl MapperListing {
         let mut by_place: BTreeMap<(&'static str, String), Vec<ListedObject>> = BTreeMap::new();
         for (values, group) in groups {
             if let Some(values) = values.as_ref().filter(|_| !keys.is_empty()) {
-                if !counted {
+                let new = is_new(values);
+                if !counted && new {
                     self.stats.partitions_listed += 1;
                 }
                 let hold = may_hold(
@@ -178,7 +282,9 @@ impl MapperListing {
                     &matches.composites,
                 );
                 if !hold {
-                    self.stats.partitions_pruned += 1;
+                    if new {
+                        self.stats.partitions_pruned += 1;
+                    }
                     continue;
                 }
             }
@@ -229,61 +335,36 @@ impl MapperListing {
     }
 }
 
-/// Resolves and lists one mapper's table.
-async fn list(
-    engine: &Engine,
-    mapper: &MapperSnapshot,
-    matches: &Matches,
-    concurrency: usize,
-) -> Result<MapperListing, TaskError> {
+/// Resolves a mapper's table: its locations and layout.
+async fn plan(engine: &Engine, mapper: &MapperSnapshot) -> Result<Plan, TaskError> {
     match &mapper.catalog {
-        CatalogRef::Glue(table) => list_glue(engine, table, mapper, matches, concurrency).await,
-        CatalogRef::Path(table) => list_path(engine, table, mapper, matches).await,
+        CatalogRef::Glue(table) => plan_glue(engine, table, mapper).await,
+        CatalogRef::Path(PathTable {
+            location,
+            partition_keys,
+            ..
+        }) => Ok(Plan {
+            locations: vec![location.clone()],
+            keys: PartitionKey::untyped(partition_keys),
+            layout: Layout::Path {
+                names: partition_keys.clone(),
+            },
+            read_at_find: None,
+            notes: Vec::new(),
+        }),
     }
-}
-
-/// Lists every object under each location, `concurrency` locations at a time: every
-/// version of it, old ones (below a newer version or a delete marker) included.
-async fn list_places(
-    engine: &Engine,
-    locations: Vec<String>,
-    concurrency: usize,
-) -> Result<Vec<(Arc<Place>, Vec<ObjectMeta>)>, TaskError> {
-    let stores = &engine.stores;
-    stream::iter(locations)
-        .map(|location| async move {
-            let place = Arc::new(stores.place(&location)?);
-            let metas = list_all(
-                place.store.as_ref(),
-                &place.bucket,
-                &dir_prefix(&place.prefix),
-                true,
-            )
-            .await?;
-            Ok::<_, TaskError>((place, metas))
-        })
-        .buffered(concurrency)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, TaskError>>()
 }
 
 /// A Glue table. Every object of the table is searched, wherever the catalog puts it:
 /// an unpartitioned table's location; for a projected table (`projection.enabled`), the
-/// objects at the paths its projection generates (see [`list_projected`]); otherwise the
-/// table location *and* every registered partition's location, an object in a registered
-/// partition's folder taking its values, any other its path's `key=value` values (a
-/// partition the crawler has not registered yet), and an object in no partition at all
-/// searched but never rewritten. Partitions are then pruned by value.
-async fn list_glue(
+/// objects at the paths its projection generates (under the fixed prefix of its template);
+/// otherwise the table location *and* every registered partition's location outside it
+/// (see [`Layout::Registered`]). Partitions are then pruned by value.
+async fn plan_glue(
     engine: &Engine,
     GlueTable { database, table }: &GlueTable,
     mapper: &MapperSnapshot,
-    matches: &Matches,
-    concurrency: usize,
-) -> Result<MapperListing, TaskError> {
-    let mut out = MapperListing::default();
+) -> Result<Plan, TaskError> {
     let def = engine.catalog.get_table(database, table).await?;
     if let Some(format) = def.table_format() {
         return Err(TaskError::Fatal(format!(
@@ -291,14 +372,15 @@ async fn list_glue(
             format.refusal()
         )));
     }
+    let mut read_at_find = None;
     if mapper.format == Format::Json {
         if let Some(why) = refusal(def.serde_library.as_deref(), &def.serde_parameters) {
             return Err(TaskError::Fatal(format!("table {database}.{table}: {why}")));
         }
-        out.read_at_find = Some(table_reading(&mapper.columns, &def));
+        read_at_find = Some(table_reading(&mapper.columns, &def));
     }
     let keys = def.keys();
-    let names = &def.partition_keys;
+    let names = def.partition_keys.clone();
     // Glue places data on S3: a catalog entry naming a local path is refused (anyone
     // who can write the catalog could otherwise point Lethe at the host's files).
     for location in def
@@ -312,21 +394,27 @@ async fn list_glue(
     let no_location = || TaskError::Fatal(format!("table {database}.{table} has no location"));
     if keys.is_empty() {
         let location = def.location.clone().ok_or_else(no_location)?;
-        let listed = list_places(engine, vec![location], 1).await?;
-        refuse_table_formats(&listed, |_, _| true)?;
-        let found = found_under(listed, &[], |_, _| Some(vec![]));
-        out.add_found(&keys, found, mapper, matches, false);
-        return Ok(out);
+        return Ok(Plan {
+            locations: vec![location],
+            keys,
+            layout: Layout::Unpartitioned,
+            read_at_find,
+            notes: Vec::new(),
+        });
     }
     if def.projection_enabled() {
         let (root, projection, notes) = Projection::of_table(&def)
             .map_err(|e| TaskError::Fatal(format!("table {database}.{table}: {e}")))?;
-        for note in notes {
-            out.notes.push(("partition_projection", note));
-        }
-        let found = list_projected(engine, &root, &projection, &mut out).await?;
-        out.add_found(&keys, found, mapper, matches, false);
-        return Ok(out);
+        return Ok(Plan {
+            locations: vec![root],
+            keys,
+            layout: Layout::Projected(projection),
+            read_at_find,
+            notes: notes
+                .into_iter()
+                .map(|n| ("partition_projection", n))
+                .collect(),
+        });
     }
     let registered = engine.catalog.list_partitions(database, table).await?;
     let table_place = match &def.location {
@@ -338,114 +426,132 @@ async fn list_glue(
     };
     // Where each registered partition lives (longest first: a nested location wins),
     // and the locations to list: the table's, and each partition's outside it.
-    let mut homes: Vec<(String, String, &Vec<String>)> = Vec::new();
-    let mut locations: Vec<String> = def.location.iter().cloned().collect();
+    let mut homes: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut locations: Vec<(String, String, String)> = Vec::new();
+    if let (Some(location), Some((bucket, prefix))) = (&def.location, &table_place) {
+        locations.push((bucket.clone(), prefix.clone(), location.clone()));
+    }
     for p in registered.iter().filter(|p| !p.location.is_empty()) {
         require_s3(database, table, &p.location)?;
         let place = engine.stores.place(&p.location)?;
         let prefix = dir_prefix(&place.prefix);
-        let inside = table_place
-            .as_ref()
-            .is_some_and(|(b, t)| *b == place.bucket && prefix.starts_with(t.as_str()));
-        if !inside && !locations.contains(&p.location) {
-            locations.push(p.location.clone());
-        }
-        homes.push((place.bucket, prefix, &p.values));
+        locations.push((place.bucket.clone(), prefix.clone(), p.location.clone()));
+        homes.push((place.bucket, prefix, p.values.clone()));
     }
     homes.sort_by_key(|(_, prefix, _)| std::cmp::Reverse(prefix.len()));
+    let locations = outermost(locations);
     if locations.is_empty() {
         return Err(no_location());
     }
-    let listed = list_places(engine, locations, concurrency).await?;
-    refuse_table_formats(&listed, |_, _| true)?;
-    let mut seen = std::collections::HashSet::new();
-    let mut unregistered = 0usize;
-    let mut discovered = std::collections::BTreeSet::new();
-    let mut found = Vec::new();
-    for (place, metas) in listed {
-        for meta in metas {
-            let version = meta.version_id.clone();
-            if !seen.insert((place.bucket.clone(), meta.key.clone(), version)) {
-                continue;
-            }
-            let home = homes
-                .iter()
-                .find(|(b, prefix, _)| *b == place.bucket && meta.key.starts_with(prefix));
-            // Hidden is judged below the partition's location, else the table's.
-            let (values, below, by_path) = match home {
-                Some((_, prefix, values)) => (Some((*values).clone()), prefix.len(), false),
-                None => {
-                    let below = match &table_place {
-                        Some((_, p)) if meta.key.starts_with(p.as_str()) => p.len(),
-                        _ => below_start(&meta.key, &dir_prefix(&place.prefix)),
-                    };
-                    (values_from_path(&meta.key[below..], names), below, true)
-                }
-            };
-            let mut f = Found::new(&place, meta, values, below, names);
-            f.outside = f.values.is_none();
-            if let Some(v) = f.values.as_ref().filter(|_| by_path)
-                && skip_reason(&f.meta).is_none()
-                && !f.hidden
-                && f.meta.noncurrent.is_none()
-            {
-                unregistered += 1;
-                discovered.insert(v.clone());
-            }
-            found.push(f);
-        }
-    }
-    let known: std::collections::BTreeSet<&Vec<String>> =
-        registered.iter().map(|p| &p.values).collect();
-    out.stats.partitions_listed =
-        (known.len() + discovered.iter().filter(|v| !known.contains(v)).count()) as i64;
-    if unregistered > 0 {
-        out.notes.push((
-            "unregistered_partition",
-            format!(
-                "{unregistered} object(s) in {} partition folder(s) not registered in the catalog: searched with the values of their path",
-                discovered.len()
-            ),
-        ));
-    }
-    let location = def.location.clone().unwrap_or_default();
-    note_unplaced(&mut out, &found, &location);
-    out.add_found(&keys, found, mapper, matches, true);
-    Ok(out)
+    Ok(Plan {
+        locations,
+        keys,
+        layout: Layout::Registered {
+            names,
+            homes,
+            table_place,
+            registered: registered.into_iter().map(|p| p.values).collect(),
+        },
+        read_at_find,
+        notes: Vec::new(),
+    })
 }
 
-/// A projected table: the objects under the fixed prefix of its template (or its location)
-/// at the paths its projection generates, each with its values; any other object there is
-/// not the table's: counted in `out`, never searched.
-async fn list_projected(
-    engine: &Engine,
-    root: &str,
-    projection: &Projection,
-    out: &mut MapperListing,
-) -> Result<Vec<Found>, TaskError> {
-    let listed = list_places(engine, vec![root.to_owned()], 1).await?;
-    refuse_table_formats(&listed, |place, meta| {
-        projection.values(relative_to(place, &meta.key)).is_some()
-    })?;
-    let mut found = Vec::new();
-    for (place, metas) in listed {
+/// The locations (bucket, key prefix, location) none of which lies inside another, in
+/// their first order: an object is listed once, under the outermost location holding it.
+fn outermost(locations: Vec<(String, String, String)>) -> Vec<String> {
+    let mut kept: Vec<(String, String, String)> = Vec::new();
+    for (i, (bucket, prefix, location)) in locations.iter().enumerate() {
+        let inside = locations.iter().enumerate().any(|(j, (b, p, _))| {
+            j != i && b == bucket && prefix.starts_with(p.as_str()) && (p != prefix || j < i)
+        });
+        if !inside {
+            kept.push((bucket.clone(), prefix.clone(), location.clone()));
+        }
+    }
+    kept.into_iter().map(|(_, _, location)| location).collect()
+}
+
+impl Plan {
+    /// Places one page's objects listed under `place` in their partitions, counting in
+    /// `progress` what the listing's events tell (objects not the table's, unregistered
+    /// and unplaced ones); also returns the partitions found by path, not registered.
+    fn place_objects(
+        &self,
+        place: &Arc<Place>,
+        metas: Vec<ObjectMeta>,
+        progress: &mut Progress,
+    ) -> (Vec<Found>, Vec<Vec<String>>) {
+        let mut found = Vec::with_capacity(metas.len());
+        let mut discovered = Vec::new();
+        let prefix = dir_prefix(&place.prefix);
         for meta in metas {
-            match projection.split(relative_to(&place, &meta.key)) {
-                Some((values, name)) => {
-                    let below = meta.key.len() - name.len();
-                    found.push(Found::new(&place, meta, Some(values), below, &[]));
+            match &self.layout {
+                Layout::Unpartitioned => {
+                    let below = below_start(&meta.key, &prefix);
+                    found.push(Found::new(place, meta, Some(vec![]), below, &[]));
                 }
-                None if meta.noncurrent.is_some() => {}
-                None => {
-                    out.not_the_tables += 1;
-                    if out.not_the_tables_examples.len() < MAX_NOT_THE_TABLES_EXAMPLES {
-                        out.not_the_tables_examples.push(meta.key);
+                Layout::Path { names } => {
+                    let below = below_start(&meta.key, &prefix);
+                    let values = values_from_path(&meta.key[below..], names);
+                    found.push(Found::new(place, meta, values, below, names));
+                }
+                Layout::Projected(projection) => {
+                    match projection.split(relative_to(place, &meta.key)) {
+                        Some((values, name)) => {
+                            let below = meta.key.len() - name.len();
+                            found.push(Found::new(place, meta, Some(values), below, &[]));
+                        }
+                        None if meta.noncurrent.is_some() => {}
+                        None => {
+                            progress.not_the_tables += 1;
+                            if progress.not_the_tables_examples.len() < MAX_NOT_THE_TABLES_EXAMPLES
+                            {
+                                progress.not_the_tables_examples.push(meta.key);
+                            }
+                        }
                     }
+                }
+                Layout::Registered {
+                    names,
+                    homes,
+                    table_place,
+                    registered,
+                } => {
+                    let home = homes
+                        .iter()
+                        .find(|(b, p, _)| *b == place.bucket && meta.key.starts_with(p.as_str()));
+                    // Hidden is judged below the partition's location, else the table's.
+                    let (values, below, by_path) = match home {
+                        Some((_, p, values)) => (Some(values.clone()), p.len(), false),
+                        None => {
+                            let below = match table_place {
+                                Some((_, p)) if meta.key.starts_with(p.as_str()) => p.len(),
+                                _ => below_start(&meta.key, &prefix),
+                            };
+                            (values_from_path(&meta.key[below..], names), below, true)
+                        }
+                    };
+                    let mut f = Found::new(place, meta, values, below, names);
+                    f.outside = f.values.is_none();
+                    if f.is_current_data() {
+                        match &f.values {
+                            Some(v) if by_path => {
+                                progress.unregistered += 1;
+                                if !registered.contains(v) {
+                                    discovered.push(v.clone());
+                                }
+                            }
+                            Some(_) => {}
+                            None => progress.unplaced += 1,
+                        }
+                    }
+                    found.push(f);
                 }
             }
         }
+        (found, discovered)
     }
-    Ok(found)
 }
 
 /// Where in `key` its part below `prefix` starts (0 when it is not under it).
@@ -464,26 +570,24 @@ fn relative_to<'a>(place: &Place, key: &'a str) -> &'a str {
 }
 
 /// Fails when a table format's metadata folder (`_delta_log/`, `.hoodie/`, Iceberg's
-/// `metadata/`) lies anywhere among the listed objects and an object of the table
-/// (`of_table`) lies under that format table's root: its data files must not be
-/// rewritten in place. Checked before anything of the mapper is searched.
+/// `metadata/`) lies among `metas` (listed under `place`) and an object of the table
+/// (`of_table`) among them lies under that format table's root: its data files must not be
+/// rewritten in place.
 fn refuse_table_formats(
-    listed: &[(Arc<Place>, Vec<ObjectMeta>)],
+    place: &Place,
+    metas: &[ObjectMeta],
     of_table: impl Fn(&Place, &ObjectMeta) -> bool,
 ) -> Result<(), TaskError> {
-    let mut roots = std::collections::BTreeMap::new();
-    for (i, (_, metas)) in listed.iter().enumerate() {
-        // A format's old metadata (noncurrent, or behind a delete marker) is not a table.
-        for meta in metas.iter().filter(|m| m.noncurrent.is_none()) {
-            if let Some((format, root)) = TableFormat::locate(&meta.key) {
-                roots
-                    .entry((i, root.to_owned()))
-                    .or_insert((format, meta.key.as_str()));
-            }
+    let mut roots = BTreeMap::new();
+    // A format's old metadata (noncurrent, or behind a delete marker) is not a table.
+    for meta in metas.iter().filter(|m| m.noncurrent.is_none()) {
+        if let Some((format, root)) = TableFormat::locate(&meta.key) {
+            roots
+                .entry(root.to_owned())
+                .or_insert((format, meta.key.as_str()));
         }
     }
-    for ((i, root), (format, key)) in roots {
-        let (place, metas) = &listed[i];
+    for (root, (format, key)) in roots {
         let holds = metas
             .iter()
             .any(|m| m.key.starts_with(root.as_str()) && of_table(place, m));
@@ -493,6 +597,48 @@ fn refuse_table_formats(
                 place_name(place, &root),
                 format.refusal()
             )));
+        }
+    }
+    Ok(())
+}
+
+/// [`refuse_table_formats`] for one page: any format metadata fails a table that is not
+/// projected (its location holds it); under a projection, each format root the page
+/// shows is listed whole (once per listing, remembered in `checked`) for an object at a
+/// path the projection generates.
+async fn refuse_formats_in_page(
+    place: &Place,
+    metas: &[ObjectMeta],
+    projection: Option<&Projection>,
+    checked: &mut Vec<String>,
+) -> Result<(), TaskError> {
+    let Some(projection) = projection else {
+        return refuse_table_formats(place, metas, |_, _| true);
+    };
+    let of_table = |p: &Place, m: &ObjectMeta| projection.values(relative_to(p, &m.key)).is_some();
+    let mut seen = HashSet::new();
+    for meta in metas.iter().filter(|m| m.noncurrent.is_none()) {
+        let Some((_, root)) = TableFormat::locate(&meta.key) else {
+            continue;
+        };
+        if checked.iter().any(|c| c == root) || !seen.insert(root.to_owned()) {
+            continue;
+        }
+        let mut next = None;
+        loop {
+            let mut page = place
+                .store
+                .list_versions_page(&place.bucket, root, next)
+                .await?;
+            page.objects.push(meta.clone());
+            refuse_table_formats(place, &page.objects, of_table)?;
+            match page.next {
+                Some(token) => next = Some(token),
+                None => break,
+            }
+        }
+        if checked.len() < MAX_FORMAT_ROOTS_KEPT {
+            checked.push(root.to_owned());
         }
     }
     Ok(())
@@ -517,85 +663,131 @@ fn require_s3(database: &str, table: &str, location: &str) -> Result<(), TaskErr
     }
 }
 
-/// The listed objects with the partition values `values_of(relative key, place)` reads
-/// (`names`: the table's partition keys).
-fn found_under(
-    listed: Vec<(Arc<Place>, Vec<ObjectMeta>)>,
-    names: &[String],
-    values_of: impl Fn(&str, &Place) -> Option<Vec<String>>,
-) -> Vec<Found> {
-    let mut found = Vec::new();
-    for (place, metas) in listed {
-        let prefix = dir_prefix(&place.prefix);
-        for meta in metas {
-            let below = below_start(&meta.key, &prefix);
-            let values = values_of(&meta.key[below..], &place);
-            found.push(Found::new(&place, meta, values, below, names));
-        }
-    }
-    found
-}
-
-/// Warns about data objects under a partitioned table's location that sit in no partition
-/// (none registered there, no `key=value` folders for every key): Athena does not read
-/// them, so they are searched (their own columns deciding composite matches on partition
-/// keys) but never rewritten, and the items they hold stay queued.
-fn note_unplaced(out: &mut MapperListing, found: &[Found], location: &str) {
-    let unplaced = found
-        .iter()
-        .filter(|f| f.values.is_none() && skip_reason(&f.meta).is_none() && !f.hidden)
-        .filter(|f| f.meta.noncurrent.is_none())
-        .count();
-    if unplaced > 0 {
-        out.notes.push((
-            "object_outside_partitions",
-            format!(
-                "{unplaced} object(s) under {location} are in no partition: searched but never rewritten (rows outside the table's partitions keep their items queued)"
-            ),
-        ));
-    }
-}
-
-/// A `path` table: one listing, grouped and pruned by the `key=value` path segments.
-async fn list_path(
-    engine: &Engine,
-    PathTable {
-        location,
-        partition_keys,
-        ..
-    }: &PathTable,
-    mapper: &MapperSnapshot,
-    matches: &Matches,
-) -> Result<MapperListing, TaskError> {
-    let mut out = MapperListing::default();
-    let listed = list_places(engine, vec![location.clone()], 1).await?;
-    refuse_table_formats(&listed, |_, _| true)?;
-    let found = found_under(listed, partition_keys, |relative, _| {
-        values_from_path(relative, partition_keys)
-    });
-    out.add_found(
-        &PartitionKey::untyped(partition_keys),
-        found,
-        mapper,
-        matches,
-        false,
-    );
-    Ok(out)
-}
-
 impl FindMapper {
-    /// Records the listing: stats, events, follow-up tasks, the mapper's state.
-    async fn record(&self, ctx: &Context, task: &Task, listing: MapperListing) -> sqlx::Result<()> {
-        let mut tx = begin_bookkeeping(&ctx.engine.db).await?;
-        if !mark_recorded(&mut *tx, task).await? {
-            return Ok(());
+    /// Lists the mapper's table page by page from where a previous run stopped, recording
+    /// each page, then records the listing's end.
+    async fn list(
+        &self,
+        ctx: &Context,
+        task: &Task,
+        engine: &Engine,
+        mapper: &MapperSnapshot,
+        matches: &Matches,
+    ) -> Result<(), TaskError> {
+        let db = &ctx.engine.db;
+        let plan = plan(engine, mapper).await?;
+        let saved = progress_db::get(db, self.job_id, &self.data_mapper_id).await?;
+        let mut progress = match saved.map(serde_json::from_value::<Progress>) {
+            Some(Ok(progress)) => progress,
+            // Listing again from the start would enqueue searches twice.
+            Some(Err(e)) => {
+                return Err(TaskError::Fatal(format!(
+                    "the saved progress of this listing is unreadable: {e}"
+                )));
+            }
+            None => Progress {
+                locations: plan.locations.clone(),
+                ..Progress::default()
+            },
+        };
+        if progress.pages > 0 {
+            tracing::info!(job.id = %self.job_id, data_mapper = %self.data_mapper_id, pages = progress.pages, "resuming a listing");
         }
+        while let Some(location) = progress.locations.get(progress.location).cloned() {
+            let place = Arc::new(engine.stores.place(&location)?);
+            let page = place
+                .store
+                .list_versions_page(
+                    &place.bucket,
+                    &dir_prefix(&place.prefix),
+                    progress.next.clone(),
+                )
+                .await?;
+            refuse_formats_in_page(
+                &place,
+                &page.objects,
+                plan.layout.projection(),
+                &mut progress.format_roots_checked,
+            )
+            .await?;
+            let (found, discovered) = plan.place_objects(&place, page.objects, &mut progress);
+            let page = Page {
+                found,
+                discovered,
+                next: page.next,
+            };
+            let scope = Scope {
+                plan: &plan,
+                mapper,
+                matches,
+            };
+            self.record_page(ctx, task, &scope, page, &mut progress)
+                .await?;
+        }
+        Ok(self.record(ctx, task, &plan, progress).await?)
+    }
+
+    /// Records one page: its searches, skips, hidden rows and counts, and the progress
+    /// past it, in one transaction fenced by the task's lease (which it also marks as
+    /// progress: the crash budget starts again).
+    async fn record_page(
+        &self,
+        ctx: &Context,
+        task: &Task,
+        Scope {
+            plan,
+            mapper,
+            matches,
+        }: &Scope<'_>,
+        Page {
+            found,
+            discovered,
+            next,
+        }: Page,
+        progress: &mut Progress,
+    ) -> Result<(), TaskError> {
+        let (job_id, mapper_id) = (self.job_id, self.data_mapper_id.as_str());
+        let mut tx = begin_bookkeeping(&ctx.engine.db).await?;
+        if !progressed(&mut *tx, task).await? {
+            return Err(TaskError::Retryable("lease lost".to_owned()));
+        }
+        let groups: BTreeSet<String> = found
+            .iter()
+            .filter_map(|f| f.values.as_deref())
+            .filter(|_| !plan.keys.is_empty())
+            .map(encode)
+            .collect();
+        let groups: Vec<String> = groups.into_iter().collect();
+        let new: HashSet<String> =
+            progress_db::first_seen(&mut *tx, job_id, mapper_id, "group", &groups)
+                .await?
+                .into_iter()
+                .collect();
+        let discovered: BTreeSet<String> = discovered.iter().map(|v| encode(v)).collect();
+        let discovered: Vec<String> = discovered.into_iter().collect();
+        let newly_discovered =
+            progress_db::first_seen(&mut *tx, job_id, mapper_id, "discovered", &discovered)
+                .await?
+                .len() as i64;
+        let mut page = PageListing {
+            hidden: HiddenObjects::after(progress.hidden_recorded),
+            ..PageListing::default()
+        };
+        page.add_found(
+            &plan.keys,
+            found,
+            mapper,
+            matches,
+            plan.layout.counted(),
+            |v| new.contains(&encode(v)),
+        );
+        page.stats.partitions_listed += newly_discovered;
         let mut searches = Vec::new();
-        for l in &listing.listings {
+        for l in &page.listings {
             for chunk in l.objects.chunks(OBJECTS_PER_TASK) {
                 searches.push(FindObjects {
-                    job_id: self.job_id,
-                    data_mapper_id: self.data_mapper_id.clone(),
+                    job_id,
+                    data_mapper_id: mapper_id.to_owned(),
                     scheme: l.scheme.to_owned(),
                     bucket: l.bucket.clone(),
                     partition_keys: l.keys.iter().map(|k| k.name.clone()).collect(),
@@ -608,27 +800,96 @@ impl FindMapper {
                 });
             }
         }
-        let objects: usize = searches.iter().map(|s| s.objects.len()).sum();
-        let mapper = &self.data_mapper_id;
-        if let Some(reading) = &listing.read_at_find {
-            mappers::set_read_at_find(&mut *tx, self.job_id, mapper, reading).await?;
-        }
-        enqueue_all(&mut *tx, self.job_id, &searches).await?;
-        for (key, reason) in listing.skipped.iter().take(MAX_SKIP_EVENTS) {
+        enqueue_all(&mut *tx, job_id, &searches).await?;
+        progress.tasks += searches.len() as u64;
+        progress.objects_to_search += searches.iter().map(|s| s.objects.len() as u64).sum::<u64>();
+        for (key, reason) in page.skipped {
+            if progress.skipped_named >= MAX_SKIP_EVENTS {
+                progress.skipped_not_named += 1;
+                continue;
+            }
+            progress.skipped_named += 1;
             event(
                 &mut *tx,
-                self.job_id,
+                job_id,
                 EventLevel::Info,
                 "object_skipped",
                 &format!("skipped {key} ({reason})"),
-                json!({"data_mapper_id": mapper, "key": key, "reason": reason}),
+                json!({"data_mapper_id": mapper_id, "key": key, "reason": reason}),
             )
             .await?;
         }
-        for (kind, message) in &listing.notes {
+        page.hidden.record(&mut tx, job_id, mapper_id).await?;
+        progress.hidden += page.hidden.count;
+        progress.hidden_recorded += page.hidden.recorded();
+        for (prefix, objects) in std::mem::take(&mut page.hidden.temporaries) {
+            if progress.temporaries.contains_key(&prefix)
+                || progress.temporaries.len() < MAX_TEMPORARY_EVENTS
+            {
+                *progress.temporaries.entry(prefix).or_default() += objects;
+            } else {
+                progress.temporaries_not_named += objects;
+            }
+        }
+        jobs::add_stats(&mut *tx, job_id, &page.stats).await?;
+        progress.stats.add(&page.stats);
+        progress.pages += 1;
+        // Past this page: the next one of this location, else the next location.
+        match next {
+            Some(token) => progress.next = Some(token),
+            None => {
+                progress.location += 1;
+                progress.next = None;
+            }
+        }
+        let saved =
+            serde_json::to_value(&*progress).map_err(|e| TaskError::Fatal(e.to_string()))?;
+        progress_db::save(&mut *tx, job_id, mapper_id, &saved).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the end of the listing: its warnings and summary events, the counts only
+    /// the whole listing knows, the mapper's state; the listing's progress goes.
+    async fn record(
+        &self,
+        ctx: &Context,
+        task: &Task,
+        plan: &Plan,
+        progress: Progress,
+    ) -> sqlx::Result<()> {
+        let mut tx = begin_bookkeeping(&ctx.engine.db).await?;
+        if !mark_recorded(&mut *tx, task).await? {
+            return Ok(());
+        }
+        let (job_id, mapper) = (self.job_id, self.data_mapper_id.as_str());
+        if let Some(reading) = &plan.read_at_find {
+            mappers::set_read_at_find(&mut *tx, job_id, mapper, reading).await?;
+        }
+        let mut notes = plan.notes.clone();
+        if progress.unregistered > 0 {
+            notes.push((
+                "unregistered_partition",
+                format!(
+                    "{} object(s) in {} partition folder(s) not registered in the catalog: searched with the values of their path",
+                    progress.unregistered, progress.discovered
+                ),
+            ));
+        }
+        if progress.unplaced > 0 {
+            let location = progress.locations.first().cloned().unwrap_or_default();
+            notes.push((
+                "object_outside_partitions",
+                format!(
+                    "{} object(s) under {location} are in no partition: searched but never rewritten (rows outside the table's partitions keep their items queued)",
+                    progress.unplaced
+                ),
+            ));
+        }
+        for (kind, message) in &notes {
             event(
                 &mut *tx,
-                self.job_id,
+                job_id,
                 EventLevel::Warning,
                 kind,
                 message,
@@ -636,10 +897,10 @@ impl FindMapper {
             )
             .await?;
         }
-        for key in &listing.not_the_tables_examples {
+        for key in &progress.not_the_tables_examples {
             event(
                 &mut *tx,
-                self.job_id,
+                job_id,
                 EventLevel::Info,
                 "object_not_the_tables",
                 &format!("{key} is at no path the table's partition projection generates: not the table's, not searched"),
@@ -647,38 +908,47 @@ impl FindMapper {
             )
             .await?;
         }
-        listing.hidden.record(&mut tx, self.job_id, mapper).await?;
-        let s = &listing.stats;
-        let others = listing.not_the_tables;
+        HiddenObjects::record_temporaries(&mut tx, job_id, mapper, &progress.temporaries).await?;
+        // Registered partitions are counted from the catalog, once.
+        let mut end = JobStats::default();
+        if let Layout::Registered { registered, .. } = &plan.layout {
+            end.partitions_listed = registered.len() as i64;
+        }
+        jobs::add_stats(&mut *tx, job_id, &end).await?;
+        let mut s = progress.stats.clone();
+        s.add(&end);
+        let others = progress.not_the_tables;
         let not_the_tables = match others {
             0 => String::new(),
             n => format!(
                 "; {n} object(s) under the projection's prefix are not the table's (not searched)"
             ),
         };
-        let hidden = &listing.hidden;
-        let (temporaries, temporaries_not_named) = hidden.temporaries();
+        let objects = progress.objects_to_search;
+        let temporaries = progress.temporaries.len();
         event(
             &mut *tx,
-            self.job_id,
+            job_id,
             EventLevel::Info,
             "mapper_listed",
             &format!(
                 "data mapper {mapper}: {} partition(s) listed, {} pruned; {} object(s) and {} old version(s) listed, {} skipped ({} of them hidden: not the table's data), {objects} to search{not_the_tables}",
                 s.partitions_listed, s.partitions_pruned, s.objects_listed, s.old_versions_listed,
-                s.objects_skipped, hidden.count,
+                s.objects_skipped, progress.hidden,
             ),
-            json!({"data_mapper_id": mapper, "tasks": searches.len(), "objects_to_search": objects,
+            json!({"data_mapper_id": mapper, "tasks": progress.tasks, "objects_to_search": objects,
                    "old_versions_listed": s.old_versions_listed,
-                   "skipped_not_named": listing.skipped.len().saturating_sub(MAX_SKIP_EVENTS),
-                   "objects_not_the_tables": others, "objects_hidden": hidden.count,
-                   "hidden_not_recorded": hidden.not_recorded(),
+                   "pages": progress.pages,
+                   "skipped_not_named": progress.skipped_not_named,
+                   "objects_not_the_tables": others, "objects_hidden": progress.hidden,
+                   "hidden_not_recorded": progress.hidden - progress.hidden_recorded.min(progress.hidden),
                    "temporary_prefixes": temporaries,
-                   "temporary_prefixes_not_named": temporaries_not_named}),
+                   "temporary_prefixes_not_named": temporaries.saturating_sub(MAX_TEMPORARY_EVENTS),
+                   "temporary_objects_not_named": progress.temporaries_not_named}),
         )
         .await?;
-        jobs::add_stats(&mut *tx, self.job_id, s).await?;
-        mappers::set_state(&mut *tx, self.job_id, mapper, MapperState::Listed, None).await?;
+        progress_db::delete(&mut tx, job_id, mapper).await?;
+        mappers::set_state(&mut *tx, job_id, mapper, MapperState::Listed, None).await?;
         tx.commit().await
     }
 
@@ -757,7 +1027,9 @@ mod tests {
         let of_table = |place: &Place, meta: &ObjectMeta| {
             projection.is_none_or(|p| p.values(relative_to(place, &meta.key)).is_some())
         };
-        match refuse_table_formats(&listed(keys), of_table) {
+        let listed = listed(keys);
+        let (place, metas) = &listed[0];
+        match refuse_table_formats(place, metas, of_table) {
             Ok(()) => None,
             Err(e) => Some(e.to_string()),
         }
@@ -806,10 +1078,16 @@ mod tests {
             "_raw/t/_common_metadata",
             "_raw/t/dt=1/_SUCCESS",
         ];
-        let names = ["dt".to_owned()];
-        let found = found_under(listed_at("s3://lake/_raw/t/", &keys), &names, |r, _| {
-            values_from_path(r, &names)
-        });
+        let names = vec!["dt".to_owned()];
+        let plan = Plan {
+            locations: vec!["s3://lake/_raw/t/".into()],
+            keys: PartitionKey::untyped(&names),
+            layout: Layout::Path { names },
+            read_at_find: None,
+            notes: Vec::new(),
+        };
+        let (place, metas) = listed_at("s3://lake/_raw/t/", &keys).remove(0);
+        let (found, _) = plan.place_objects(&place, metas, &mut Progress::default());
         let hidden: Vec<(&str, Option<&str>)> = found
             .iter()
             .filter(|f| f.hidden)
@@ -824,6 +1102,20 @@ mod tests {
             ],
             "the location's own `_raw` hides nothing; a marker is skipped, not hidden"
         );
+    }
+
+    #[test]
+    fn a_location_inside_another_is_not_listed_again() {
+        let at = |b: &str, p: &str| (b.to_owned(), p.to_owned(), format!("s3://{b}/{p}"));
+        let kept = outermost(vec![
+            at("lake", "t/"),
+            at("lake", "t/dt=1/"),
+            at("other", "p/"),
+            at("other", "p/x/"),
+            at("other", "p/"),
+            at("other", "pq/"),
+        ]);
+        assert_eq!(kept, ["s3://lake/t/", "s3://other/p/", "s3://other/pq/"]);
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct RuntimeConfig {
     pub poll: Duration,
     /// Task lease; heartbeats extend it every third of it.
     pub lease: Duration,
+    /// Workers lost in a row on one task before it fails (a poison task).
+    pub max_crashes: i32,
     /// Base delay of retry backoff.
     pub backoff: Duration,
     /// Supervisor and scheduler tick (0 = no scheduler in this process).
@@ -76,6 +78,7 @@ pub fn worker(engine: &Engine, id: String, config: &RuntimeConfig) -> Worker {
         db: engine.db.clone(),
         id,
         lease: config.lease,
+        max_crashes: config.max_crashes,
         backoff: config.backoff,
         handlers: Arc::new(handlers),
         job_hook: Some(Arc::new(Advance(engine.db.clone()))),

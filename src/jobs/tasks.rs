@@ -1,7 +1,9 @@
 //! The task queue: claim with `for update skip locked` and a lease, extend the lease with
 //! heartbeats while working, finish in a short transaction. No transaction is held while a
-//! handler runs. A task whose worker died is claimed again once its lease has ended; every
-//! claim counts as an attempt, so a task that keeps killing its worker ends `failed`.
+//! handler runs. A task whose worker died is claimed again once its lease has ended, as
+//! the same attempt: a crash is not a failure. Workers lost in a row on one task are
+//! counted apart, and a task over that crash budget (it kills its worker) ends `failed`,
+//! named in a job event; progress a task records (`db::task::progressed`) resets the count.
 //! Retryable errors back off exponentially; fatal errors and panics fail the task.
 //! Handlers must be idempotent: a task may run again after a crash.
 
@@ -85,11 +87,20 @@ pub async fn enqueue(
     db::insert(db, None, kind, payload, max_attempts).await
 }
 
+/// Workers lost in a row on one task before it is failed as a poison task (default).
+pub const MAX_CRASHES: i32 = 10;
+
 /// Claims the next runnable task: a running task whose lease expired (its worker died)
-/// first, else the queued task due first (one statement, `db::task::claim`).
-pub async fn claim(pool: &PgPool, owner: &str, lease: Duration) -> sqlx::Result<Option<Task>> {
+/// first, else the queued task due first (one statement, `db::task::claim`); a task whose
+/// worker died `max_crashes` times in a row is failed instead.
+pub async fn claim(
+    pool: &PgPool,
+    owner: &str,
+    lease: Duration,
+    max_crashes: i32,
+) -> sqlx::Result<Option<Task>> {
     let mut tx = db::begin_bookkeeping(pool).await?;
-    let task = db::claim(&mut *tx, owner, lease).await?;
+    let task = db::claim(&mut *tx, owner, lease, max_crashes).await?;
     tx.commit().await?;
     Ok(task)
 }
@@ -121,6 +132,8 @@ pub struct Worker {
     pub db: PgPool,
     pub id: String,
     pub lease: Duration,
+    /// Workers lost in a row on one task before it fails (a poison task).
+    pub max_crashes: i32,
     /// Base delay of the exponential retry backoff.
     pub backoff: Duration,
     pub handlers: Arc<HashMap<String, Arc<dyn TaskHandler>>>,
@@ -133,10 +146,10 @@ pub struct Worker {
 impl Worker {
     /// Claims and runs one task; None when nothing was runnable.
     pub async fn run_once(&self) -> sqlx::Result<Option<(Task, Result<(), TaskError>)>> {
-        let Some(task) = claim(&self.db, &self.id, self.lease).await? else {
+        let Some(task) = claim(&self.db, &self.id, self.lease, self.max_crashes).await? else {
             return Ok(None);
         };
-        if task.attempts > 1 {
+        if task.attempts > 1 || task.crashes > 0 {
             self.metrics.count_task_rerun(&task.kind);
         }
         let started = std::time::Instant::now();
@@ -260,6 +273,7 @@ mod tests {
             db: db.clone(),
             id: id.into(),
             lease: Duration::from_secs(30),
+            max_crashes: 3,
             backoff: Duration::ZERO,
             handlers: Arc::new(handlers),
             job_hook: None,
@@ -302,7 +316,7 @@ mod tests {
             .map(|i| {
                 let pool = pool.clone();
                 tokio::spawn(async move {
-                    claim(&pool, &format!("w{i}"), Duration::from_secs(30))
+                    claim(&pool, &format!("w{i}"), Duration::from_secs(30), 3)
                         .await
                         .unwrap()
                 })
@@ -400,7 +414,7 @@ mod tests {
             .await
             .unwrap();
         // Worker A claims with a lease that ends at once, then "dies".
-        let a = claim(&pool, "a", Duration::ZERO).await.unwrap().unwrap();
+        let a = claim(&pool, "a", Duration::ZERO, 3).await.unwrap().unwrap();
         assert_eq!(a.task_id, id);
         tokio::time::sleep(Duration::from_millis(20)).await;
         let handler = flaky(0);
@@ -409,7 +423,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(*handler.runs.lock().unwrap(), [id]);
-        assert_eq!(states(&pool).await, [("succeeded".to_owned(), 2)]);
+        // The same attempt ran again: a crash spends no attempt.
+        assert_eq!(states(&pool).await, [("succeeded".to_owned(), 1)]);
         // A comes back: its heartbeat and its result no longer count.
         assert!(
             !db::heartbeat(&pool, id, "a", Duration::from_secs(30))
@@ -427,20 +442,92 @@ mod tests {
             .await
             .unwrap()
         );
-        assert_eq!(states(&pool).await, [("succeeded".to_owned(), 2)]);
+        assert_eq!(states(&pool).await, [("succeeded".to_owned(), 1)]);
+    }
+
+    /// A job for the task, so that its poison event has somewhere to go.
+    async fn job_task(pool: &PgPool) -> (uuid::Uuid, i64) {
+        let job_id = crate::db::job::tests::a_job(pool).await;
+        let id = db::insert(pool, Some(job_id), "test", &serde_json::json!({}), 2)
+            .await
+            .unwrap();
+        (job_id, id)
     }
 
     #[sqlx::test(migrator = "crate::db::MIGRATOR")]
-    async fn a_task_that_keeps_killing_its_worker_ends_failed(pool: PgPool) {
-        enqueue(&pool, "test", &serde_json::json!({}), 2)
-            .await
-            .unwrap();
-        for owner in ["a", "b"] {
-            assert!(claim(&pool, owner, Duration::ZERO).await.unwrap().is_some());
+    async fn a_task_that_keeps_killing_its_worker_ends_failed_after_the_crash_budget(pool: PgPool) {
+        let (job_id, _) = job_task(&pool).await;
+        // Two attempts allowed, but deaths are not attempts: the first two workers die
+        // and the task is still claimable (as its first attempt).
+        for owner in ["a", "b", "c"] {
+            let t = claim(&pool, owner, Duration::ZERO, 3).await.unwrap();
+            assert_eq!(t.map(|t| t.attempts), Some(1), "{owner}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(claim(&pool, "c", Duration::ZERO).await.unwrap().is_none());
-        assert_eq!(states(&pool).await, [("failed".to_owned(), 2)]);
+        // The third death in a row is over the budget of 3: failed, and named.
+        assert!(
+            claim(&pool, "d", Duration::ZERO, 3)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(states(&pool).await, [("failed".to_owned(), 1)]);
+        let (error, crashed_on): (String, Vec<String>) =
+            sqlx::query_as("select last_error, crashed_on from task")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert!(error.contains("lost 3 times"), "{error}");
+        assert_eq!(crashed_on, ["a", "b", "c"]);
+        let events: Vec<(String, serde_json::Value)> =
+            sqlx::query_as("select kind, details from job_event where job_id = $1")
+                .bind(job_id)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].0, "task_poison");
+        assert_eq!(events[0].1["crashes"], 3);
+        assert_eq!(events[0].1["task_kind"], "test");
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn progress_recorded_between_crashes_resets_the_crash_budget(pool: PgPool) {
+        let (_, id) = job_task(&pool).await;
+        // Many workers die on it, but each made progress first: never poison.
+        for n in 0..8 {
+            let t = claim(&pool, &format!("w{n}"), Duration::ZERO, 3)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("claim {n}"));
+            assert_eq!(t.task_id, id);
+            assert!(db::progressed(&pool, &t).await.unwrap());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let handler = flaky(0);
+        worker(&pool, "last", handler.clone())
+            .run_until_idle()
+            .await
+            .unwrap();
+        assert_eq!(*handler.runs.lock().unwrap(), [id]);
+        assert_eq!(states(&pool).await, [("succeeded".to_owned(), 1)]);
+        // A worker that lost the task cannot reset its count.
+        let stale = Task {
+            lease_owner: Some("w0".into()),
+            ..claim_row(&pool, id).await
+        };
+        assert!(!db::progressed(&pool, &stale).await.unwrap());
+    }
+
+    async fn claim_row(pool: &PgPool, id: i64) -> Task {
+        sqlx::query_as(
+            "select task_id, kind, payload, attempts, max_attempts, job_id, lease_owner,
+                    recorded_at, run_at, crashes from task where task_id = $1",
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
     }
 
     #[sqlx::test(migrator = "crate::db::MIGRATOR")]

@@ -395,6 +395,9 @@ enum Fault {
     /// Forget's first upload lands, then its task waits at the [`Gate`] before recording
     /// it (once).
     PauseAfterUpload,
+    /// Listings come in pages of three, and the worker listing a table dies (its lease
+    /// ends) right after reading its second page, before recording it (once).
+    KilledMidListing,
 }
 
 /// What another writer puts over `key` (with the plain SDK, not through Lethe's store).
@@ -472,7 +475,19 @@ impl ObjectStore for FaultyStore {
         p: &str,
         n: Option<String>,
     ) -> Result<ListPage, StorageError> {
-        self.inner.list_versions_page(b, p, n).await
+        if self.fault != Fault::KilledMidListing {
+            return self.inner.list_versions_page(b, p, n).await;
+        }
+        let all = lethe::storage::list_all(self.inner.as_ref(), b, p, true).await?;
+        let start = n.as_deref().map_or(0, |t| t.parse::<usize>().unwrap());
+        let end = (start + 3).min(all.len());
+        if start > 0 {
+            self.kill(Fault::KilledMidListing, "find.mapper").await;
+        }
+        Ok(ListPage {
+            objects: all[start..end].to_vec(),
+            next: (end < all.len()).then(|| end.to_string()),
+        })
     }
     async fn head(&self, b: &str, k: &str) -> Result<ObjectMeta, StorageError> {
         self.inner.head(b, k).await
@@ -842,7 +857,7 @@ async fn a_job_over_a_glue_lake_rewrites_exactly_the_matches_survives_a_writer_a
     // The crash really happened (a forget task ran twice, the second run recognised its
     // own upload) and the writer really raced (a 412, then a re-read).
     let retried: i64 = sqlx::query_scalar(
-        "select count(*) from task where kind = 'forget.object' and attempts > 1",
+        "select count(*) from task where kind = 'forget.object' and attempts + crashes > 1",
     )
     .fetch_one(&db)
     .await
@@ -933,6 +948,44 @@ async fn job_survives(db: PgPool, fault: Fault) {
             .await
             .unwrap();
     assert_eq!(open, 0, "{fault:?}");
+    // Every object listed once, whatever the pages and the deaths.
+    let mut keys = 0;
+    for prefix in ["people/", "events/"] {
+        let listed = s3
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        keys += listed.key_count().unwrap_or_default() as i64;
+    }
+    assert_eq!(stats["objects_listed"], keys, "{fault:?}: {stats}");
+    if fault == Fault::KilledMidListing {
+        // The killed listing went on from its last recorded page, as the same attempt.
+        // (Its recorded pages since reset the crash count; the dead owner stays named.)
+        let runs: Vec<(i32, i32, Vec<String>)> = sqlx::query_as(
+            "select attempts, crashes, crashed_on from task where kind = 'find.mapper'
+             order by cardinality(crashed_on) desc",
+        )
+        .fetch_all(&db)
+        .await
+        .unwrap();
+        assert_eq!(runs[0], (1, 0, vec!["killed".to_owned()]), "{runs:?}");
+        assert!(runs[1..].iter().all(|r| r.2.is_empty()), "{runs:?}");
+        let listed = app
+            .get(&format!("/v1/jobs/{job}/events?page_size=1000"))
+            .await
+            .body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "mapper_listed")
+            .map(|e| e["details"]["pages"].as_i64().unwrap())
+            .collect::<Vec<_>>();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(listed.iter().any(|pages| *pages > 2), "{listed:?}");
+    }
     if fault == Fault::DenyEvents {
         let failed: Vec<serde_json::Value> = app
             .get(&format!("/v1/jobs/{job}/events?page_size=1000"))
@@ -955,11 +1008,17 @@ async fn job_survives(db: PgPool, fault: Fault) {
                 .any(|e| e["message"].as_str().unwrap().contains("AccessDenied"))
         );
     } else {
-        let retried: i64 = sqlx::query_scalar("select count(*) from task where attempts > 1")
-            .fetch_one(&db)
-            .await
-            .unwrap();
-        let expected = if fault == Fault::PutAnswerLost { 0 } else { 1 };
+        let retried: i64 =
+            sqlx::query_scalar("select count(*) from task where attempts + crashes > 1")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        // A lost answer kills nobody; a listing's recorded pages reset its crash count
+        // (its death is checked above).
+        let expected = match fault {
+            Fault::PutAnswerLost | Fault::KilledMidListing => 0,
+            _ => 1,
+        };
         assert_eq!(retried, expected, "{fault:?}: the killed task ran again");
     }
 }
@@ -967,6 +1026,11 @@ async fn job_survives(db: PgPool, fault: Fault) {
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
 async fn a_worker_killed_after_get_changes_nothing_in_the_outcome(db: PgPool) {
     job_survives(db, Fault::AfterGet).await;
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_worker_killed_mid_listing_resumes_after_its_last_recorded_page(db: PgPool) {
+    job_survives(db, Fault::KilledMidListing).await;
 }
 
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]

@@ -357,7 +357,7 @@ async fn a_verify_rerun_after_a_crash_recognises_its_own_rollback_and_copies_not
 
     assert_eq!(job["status"], "forget_failed", "{job}");
     let attempts: i32 =
-        sqlx::query_scalar("select attempts from task where kind = 'verify.object'")
+        sqlx::query_scalar("select attempts + crashes from task where kind = 'verify.object'")
             .fetch_one(&app.db)
             .await
             .unwrap();

@@ -422,7 +422,10 @@ async fn workers_killed_mid_find_still_leave_an_exact_report(db: PgPool) {
     let job = start_dry_run(&app, &[]).await;
 
     // Worker A claims a mapper task and dies holding it: its lease ends at once.
-    let lost = claim(&db, "dead-a", Duration::ZERO).await.unwrap().unwrap();
+    let lost = claim(&db, "dead-a", Duration::ZERO, 10)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(lost.kind, "find.mapper");
     tokio::time::sleep(Duration::from_millis(20)).await;
     let worker = app.worker("b");
@@ -434,7 +437,10 @@ async fn workers_killed_mid_find_still_leave_an_exact_report(db: PgPool) {
     }
 
     // Worker C records a batch of objects, then dies before marking its task done.
-    let task = claim(&db, "dead-c", Duration::ZERO).await.unwrap().unwrap();
+    let task = claim(&db, "dead-c", Duration::ZERO, 10)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(task.kind, "find.objects");
     let handler = worker.handlers.get("find.objects").unwrap().clone();
     handler.run(&task).await.unwrap();
