@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_sdk_glue::types::{Column, DatabaseInput, SerDeInfo, StorageDescriptor, TableInput};
 use serde_json::json;
 
-struct KillOnDrop(Child);
+pub struct KillOnDrop(pub Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -17,13 +17,13 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn endpoint() -> String {
+pub fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL")
         .expect("AWS_ENDPOINT_URL must point at a moto server; run the suite with scripts/test")
 }
 
 /// The URL of the test's own database.
-async fn database_url(pool: &sqlx::PgPool) -> String {
+pub async fn database_url(pool: &sqlx::PgPool) -> String {
     let name: String = sqlx::query_scalar("select current_database()")
         .fetch_one(pool)
         .await

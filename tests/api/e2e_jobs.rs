@@ -2,6 +2,7 @@
 //! bucket, the real aws-sdk-glue and aws-sdk-s3, through the REST API. The report must
 //! equal what plain Rust computes from the generated rows.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_sdk_glue::types::{
@@ -876,91 +877,120 @@ async fn a_job_over_a_glue_lake_rewrites_exactly_the_matches_survives_a_writer_a
     assert!(kinds.contains(&"versions_deleted"), "{kinds:?}");
 }
 
-/// Runs a whole job under `fault` and checks the lake, the old versions, the stats and
-/// the queue come out exactly as without it.
-async fn job_survives(db: PgPool, fault: Fault) {
-    let GlueLake {
-        app,
-        s3,
-        bucket,
-        people,
-        ..
-    } = glue_lake(db.clone(), faulty(&db, fault)).await;
+/// What a job over the glue lake's full matrix must come to.
+pub struct MatrixExpectation {
+    pub matches: lake::Matches,
+    /// Objects to rewrite and the rows each loses.
+    pub rewritten: BTreeMap<String, i64>,
+    /// Versions of them there are before the job (all deleted by it).
+    pub old_versions: i64,
+}
+
+/// Queues the full matrix over the glue lake (`with_events`: its events objects are
+/// expected rewritten too) and tells what the job must come to.
+pub async fn queue_full_matrix(lake: &GlueLake, with_events: bool) -> MatrixExpectation {
     let (items, matches) = full_matrix();
-    queue(&app, items).await;
-    let mut expected = expected_people(&matches, "people/");
-    let events = expected_events(&events_matches(), "events/");
-    if fault != Fault::DenyEvents {
-        expected.extend(events.clone());
+    queue(&lake.app, items).await;
+    let mut rewritten = expected_people(&matches, "people/");
+    if with_events {
+        rewritten.extend(expected_events(&events_matches(), "events/"));
     }
     let mut old_versions = 0;
-    for key in expected.keys() {
-        old_versions += versions(&s3, &bucket, key).await.len() as i64;
+    for key in rewritten.keys() {
+        old_versions += versions(&lake.s3, &lake.bucket, key).await.len() as i64;
     }
-    let r = app.post("/v1/jobs", Some(json!({}))).await;
-    let job = r.body["job_id"].as_str().unwrap().to_owned();
-    app.worker("w").run_until_idle().await.unwrap();
-    let got = app.get(&format!("/v1/jobs/{job}")).await;
+    MatrixExpectation {
+        matches,
+        rewritten,
+        old_versions,
+    }
+}
+
+/// Checks a job over the full matrix came out exactly as without faults: its status
+/// (the corrupt object fails alone), counters, the lake read back, old versions gone, no
+/// task left, every object listed once. Returns its stats.
+pub async fn assert_matrix_outcome(
+    db: &PgPool,
+    lake: &GlueLake,
+    e: &MatrixExpectation,
+    job: &str,
+    label: &str,
+) -> serde_json::Value {
+    let got = lake.app.get(&format!("/v1/jobs/{job}")).await;
     assert_eq!(
         got.body["status"], "forget_partially_failed",
-        "{fault:?}: {}",
+        "{label}: {}",
         got.body
     );
-    let stats = &got.body["stats"];
+    let stats = got.body["stats"].clone();
     assert_eq!(
         stats["objects_rewritten"],
-        expected.len() as i64,
-        "{fault:?}: {stats}"
+        e.rewritten.len() as i64,
+        "{label}: {stats}"
     );
     assert_eq!(
         stats["objects_verified"],
-        expected.len() as i64,
-        "{fault:?}: {stats}"
+        e.rewritten.len() as i64,
+        "{label}: {stats}"
     );
     assert_eq!(
         stats["rows_removed"],
-        expected.values().sum::<i64>(),
-        "{fault:?}: {stats}"
+        e.rewritten.values().sum::<i64>(),
+        "{label}: {stats}"
     );
     assert_eq!(
-        stats["versions_deleted"], old_versions,
-        "{fault:?}: {stats}"
+        stats["versions_deleted"], e.old_versions,
+        "{label}: {stats}"
     );
-    for o in &people {
+    for o in &lake.people {
         let key = format!("people/{}", o.key);
         assert_eq!(
-            read_ids(&s3, &bucket, &key).await,
-            kept_ids(o, &matches),
-            "{fault:?}: {key}"
+            read_ids(&lake.s3, &lake.bucket, &key).await,
+            kept_ids(o, &e.matches),
+            "{label}: {key}"
         );
-        if expected.contains_key(&key) {
-            let left = versions(&s3, &bucket, &key).await;
+        if e.rewritten.contains_key(&key) {
+            let left = versions(&lake.s3, &lake.bucket, &key).await;
             assert_eq!(
                 left.len(),
                 1,
-                "{fault:?}: only the new version of {key} is left"
+                "{label}: only the new version of {key} is left"
             );
         }
     }
     let open: i64 =
         sqlx::query_scalar("select count(*) from task where state not in ('succeeded')")
-            .fetch_one(&db)
+            .fetch_one(db)
             .await
             .unwrap();
-    assert_eq!(open, 0, "{fault:?}");
+    assert_eq!(open, 0, "{label}");
     // Every object listed once, whatever the pages and the deaths.
     let mut keys = 0;
     for prefix in ["people/", "events/"] {
-        let listed = s3
+        let listed = lake
+            .s3
             .list_objects_v2()
-            .bucket(&bucket)
+            .bucket(&lake.bucket)
             .prefix(prefix)
             .send()
             .await
             .unwrap();
         keys += listed.key_count().unwrap_or_default() as i64;
     }
-    assert_eq!(stats["objects_listed"], keys, "{fault:?}: {stats}");
+    assert_eq!(stats["objects_listed"], keys, "{label}: {stats}");
+    stats
+}
+
+/// Runs a whole job under `fault` and checks the lake, the old versions, the stats and
+/// the queue come out exactly as without it.
+async fn job_survives(db: PgPool, fault: Fault) {
+    let lake = glue_lake(db.clone(), faulty(&db, fault)).await;
+    let e = queue_full_matrix(&lake, fault != Fault::DenyEvents).await;
+    let app = &lake.app;
+    let r = app.post("/v1/jobs", Some(json!({}))).await;
+    let job = r.body["job_id"].as_str().unwrap().to_owned();
+    app.worker("w").run_until_idle().await.unwrap();
+    let _ = assert_matrix_outcome(&db, &lake, &e, &job, &format!("{fault:?}")).await;
     if fault == Fault::KilledMidListing {
         // The killed listing went on from its last recorded page, as the same attempt.
         // (Its recorded pages since reset the crash count; the dead owner stays named.)
@@ -999,7 +1029,7 @@ async fn job_survives(db: PgPool, fault: Fault) {
             .collect();
         assert_eq!(
             failed.len(),
-            events.len() + 1,
+            expected_events(&events_matches(), "events/").len() + 1,
             "the events objects and the corrupt one"
         );
         assert!(

@@ -9,6 +9,7 @@ mod console;
 mod data_mappers;
 mod deploy;
 mod e2e_exact;
+mod e2e_faults;
 mod e2e_find;
 mod e2e_glue;
 mod e2e_governance;
