@@ -140,6 +140,7 @@ impl TestApp {
             stores,
             metrics: Arc::default(),
             limits: Arc::new(lethe::api::limits::Limits::new(&config.limits)),
+            temp: Arc::new(lethe::jobs::object::temp::TempSpace::of(&config.jobs)),
         };
         Self {
             router: lethe::api::router(state.clone()),
