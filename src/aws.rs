@@ -4,10 +4,11 @@
 //! metrics.
 //!
 //! Throttling slows Lethe down, it never fails a job: every client (S3, Glue, Lake
-//! Formation, STS) retries throttled and failed requests with the SDK's adaptive mode
-//! (exponential backoff with jitter, plus a client-side rate limiter that slows the sending
-//! after throttling errors) up to `LETHE_AWS_MAX_ATTEMPTS` attempts; S3 requests are also
-//! held to a per-bucket concurrency limit (`storage::s3::limit`).
+//! Formation, STS) retries throttled and failed requests up to `LETHE_AWS_MAX_ATTEMPTS`
+//! attempts with exponential backoff and jitter (`LETHE_AWS_RETRY_MODE=standard`), or the
+//! SDK's adaptive mode (`adaptive`: that plus a client-side rate limiter, one per service
+//! and process, enabled by the first throttle); S3 requests are also held to a per-bucket
+//! concurrency limit that halves on throttles (`storage::s3::limit`).
 
 use std::sync::Arc;
 
@@ -39,10 +40,13 @@ pub async fn sdk_config(config: &AwsConfig) -> aws_config::SdkConfig {
     loader.retry_config(retry_config(config)).load().await
 }
 
-/// Adaptive retry with the configured attempts and base backoff.
+/// The configured retry mode, attempts and base backoff.
 pub fn retry_config(config: &AwsConfig) -> RetryConfig {
-    RetryConfig::adaptive()
-        .with_max_attempts(config.max_attempts.max(1))
+    let mode = match config.retry_mode {
+        crate::config::RetryMode::Standard => RetryConfig::standard(),
+        crate::config::RetryMode::Adaptive => RetryConfig::adaptive(),
+    };
+    mode.with_max_attempts(config.max_attempts.max(1))
         .with_initial_backoff(std::time::Duration::from_millis(config.initial_backoff_ms))
 }
 
@@ -393,8 +397,9 @@ mod tests {
     }
 
     #[test]
-    fn the_retry_config_is_adaptive_with_the_configured_attempts_and_backoff() {
+    fn the_retry_config_has_the_configured_mode_attempts_and_backoff() {
         let config = AwsConfig {
+            retry_mode: crate::config::RetryMode::Adaptive,
             max_attempts: 5,
             initial_backoff_ms: 250,
             ..AwsConfig::default()
@@ -406,6 +411,9 @@ mod tests {
             retry.initial_backoff(),
             std::time::Duration::from_millis(250)
         );
-        assert_eq!(retry_config(&AwsConfig::default()).max_attempts(), 8);
+        let default = retry_config(&AwsConfig::default());
+        assert_eq!(default.mode(), aws_config::retry::RetryMode::Standard);
+        assert_eq!(default.max_attempts(), 8);
+        assert_eq!(default.initial_backoff(), std::time::Duration::from_secs(1));
     }
 }

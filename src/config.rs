@@ -182,7 +182,9 @@ pub struct AwsConfig {
     /// The roles a mapper's `role_arn` may name (`*` only in the role name); empty: no
     /// `role_arn` is accepted.
     pub allowed_role_arns: Vec<String>,
-    /// Attempts of one AWS request (the first included) under the SDK's adaptive retry.
+    /// How the SDK retries a failed or throttled request.
+    pub retry_mode: RetryMode,
+    /// Attempts of one AWS request (the first included).
     pub max_attempts: u32,
     /// Base of the SDK's exponential backoff between attempts (throttling errors).
     pub initial_backoff_ms: u64,
@@ -200,11 +202,22 @@ impl Default for AwsConfig {
             role_session_secs: DEFAULT_ROLE_SESSION_SECS,
             principal_arn: None,
             allowed_role_arns: Vec::new(),
+            retry_mode: RetryMode::Standard,
             max_attempts: DEFAULT_AWS_MAX_ATTEMPTS,
             initial_backoff_ms: DEFAULT_AWS_INITIAL_BACKOFF_MS,
             s3_max_concurrency_per_bucket: DEFAULT_S3_MAX_CONCURRENCY_PER_BUCKET,
         }
     }
+}
+
+/// How the AWS SDK retries (`LETHE_AWS_RETRY_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryMode {
+    /// Exponential backoff with jitter; S3 load is shed by the per-bucket concurrency limit.
+    Standard,
+    /// The SDK's adaptive mode: backoff plus a client-side rate limiter, one per AWS service
+    /// and process (every bucket's requests), enabled by the first throttle.
+    Adaptive,
 }
 
 /// Lifetime asked of assumed-role sessions unless configured.
@@ -268,6 +281,7 @@ struct FileConfig {
     aws_role_session_secs: Option<u32>,
     aws_principal_arn: Option<String>,
     aws_allowed_role_arns: Option<String>,
+    aws_retry_mode: Option<String>,
     aws_max_attempts: Option<u32>,
     aws_initial_backoff_ms: Option<u64>,
     s3_max_concurrency_per_bucket: Option<u32>,
@@ -298,6 +312,7 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_AWS_MAX_ATTEMPTS",
     "LETHE_AWS_PRINCIPAL_ARN",
     "LETHE_AWS_REGION",
+    "LETHE_AWS_RETRY_MODE",
     "LETHE_AWS_ROLE_EXTERNAL_ID",
     "LETHE_AWS_ROLE_SESSION_SECS",
     "LETHE_CONFIG_FILE",
@@ -714,6 +729,20 @@ impl Config {
                 &format!("{bad:?} is not an IAM role ARN (`*` is allowed in the role name only)"),
             ));
         }
+        let retry_mode = match get("LETHE_AWS_RETRY_MODE")
+            .or(f.aws_retry_mode)
+            .as_deref()
+            .unwrap_or("standard")
+        {
+            "standard" => RetryMode::Standard,
+            "adaptive" => RetryMode::Adaptive,
+            _ => {
+                return Err(invalid(
+                    "LETHE_AWS_RETRY_MODE",
+                    "must be standard or adaptive",
+                ));
+            }
+        };
         let max_attempts = parse_or(
             "LETHE_AWS_MAX_ATTEMPTS",
             get("LETHE_AWS_MAX_ATTEMPTS"),
@@ -788,6 +817,7 @@ impl Config {
                 role_session_secs,
                 principal_arn: get("LETHE_AWS_PRINCIPAL_ARN").or(f.aws_principal_arn),
                 allowed_role_arns,
+                retry_mode,
                 max_attempts,
                 initial_backoff_ms,
                 s3_max_concurrency_per_bucket,
@@ -919,6 +949,7 @@ mod tests {
     fn retry_concurrency_and_temporary_space_settings_are_read_and_checked() {
         let defaults = Config::from_sources(None, &env(&[])).unwrap();
         assert_eq!(defaults.aws.max_attempts, 8);
+        assert_eq!(defaults.aws.retry_mode, RetryMode::Standard);
         assert_eq!(defaults.aws.initial_backoff_ms, 1000);
         assert_eq!(defaults.aws.s3_max_concurrency_per_bucket, 64);
         assert_eq!(defaults.jobs.temp_dir, None);
@@ -927,6 +958,7 @@ mod tests {
             None,
             &env(&[
                 ("LETHE_AWS_MAX_ATTEMPTS", "3"),
+                ("LETHE_AWS_RETRY_MODE", "adaptive"),
                 ("LETHE_AWS_INITIAL_BACKOFF_MS", "50"),
                 ("LETHE_S3_MAX_CONCURRENCY_PER_BUCKET", "16"),
                 ("LETHE_TEMP_DIR", "/var/tmp/lethe"),
@@ -935,12 +967,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(set.aws.max_attempts, 3);
+        assert_eq!(set.aws.retry_mode, RetryMode::Adaptive);
         assert_eq!(set.aws.initial_backoff_ms, 50);
         assert_eq!(set.aws.s3_max_concurrency_per_bucket, 16);
         assert_eq!(set.jobs.temp_dir, Some(PathBuf::from("/var/tmp/lethe")));
         assert_eq!(set.jobs.temp_max_bytes, Some(1 << 30));
         for (name, bad) in [
             ("LETHE_AWS_MAX_ATTEMPTS", "0"),
+            ("LETHE_AWS_RETRY_MODE", "eager"),
             ("LETHE_AWS_INITIAL_BACKOFF_MS", "0"),
             ("LETHE_S3_MAX_CONCURRENCY_PER_BUCKET", "0"),
             ("LETHE_TEMP_DIR", "relative/dir"),
