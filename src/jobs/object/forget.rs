@@ -16,6 +16,7 @@
 //! subjects stay queued), never the job.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::rewrite::{RewriteOptions, rewrite};
+use super::temp::{Exhausted, Reservation, TempSpace};
 use super::verify::Verify;
 use super::{Loaded, ObjectTask, Record, load};
 use crate::db::job::JobStats;
@@ -273,26 +275,18 @@ async fn attempt(
     threshold: u64,
 ) -> Result<Settled, TaskError> {
     let o = &l.object;
-    let temp = &ctx.engine.temp;
-    // The download's bytes, as find saw the object; given back after the directory is gone.
     let size = o.size_bytes.max(0) as u64;
-    let mut source = match temp.reserve(size) {
-        Ok(r) => r,
+    let mut scratch = match Scratch::new(&ctx.engine.temp, size)? {
+        Ok(scratch) => scratch,
         Err(e) => return no_space(ctx, task, l, size, e.to_string()).await,
     };
-    let mut output = temp
-        .reserve(0)
-        .map_err(|e| TaskError::Fatal(e.to_string()))?;
-    let dir = temp
-        .dir()
-        .map_err(|e| TaskError::Retryable(format!("temporary directory: {e}")))?;
-    let (src, dst) = (dir.path().join("source"), dir.path().join("rewritten"));
+    let (src, dst) = (scratch.path("source"), scratch.path("rewritten"));
     let (fetched, etag) = match download(ctx, task, l, pinned, &src).await? {
         Ok(f) => f,
         Err(settled) => return Ok(settled),
     };
     // A version larger than the one find saw.
-    if let Err(e) = source.grow_to(fetched.size) {
+    if let Err(e) = scratch.source.grow_to(fetched.size) {
         return no_space(ctx, task, l, fetched.size, e.to_string()).await;
     }
     if is_ours(&fetched.attributes.metadata, marker) {
@@ -313,7 +307,7 @@ async fn attempt(
         every_row: every,
         max_line: l.max_line,
     };
-    let out = (dst.as_path(), &mut output);
+    let out = (dst.as_path(), &mut scratch.output);
     let figures = match cpu_bound(|| rewrite(format, &key, &src, out, &columns, &ids, options)) {
         Ok(f) => f,
         Err(e) if e.contains(NO_TEMP_SPACE) => {
@@ -363,6 +357,40 @@ async fn attempt(
         threshold,
     };
     upload.run(ctx, task, l, &figures_update).await
+}
+
+/// One attempt's temporary files: a fresh directory in the worker's temporary space, and
+/// the bytes reserved for the download (as find saw the object) and for the rewrite (as
+/// it is written).
+struct Scratch {
+    // First field, dropped first: the files are gone before their bytes are given back.
+    dir: tempfile::TempDir,
+    source: Reservation,
+    output: Reservation,
+}
+
+impl Scratch {
+    /// Ok(Err(why)) when the download's `size` bytes cannot be reserved.
+    fn new(temp: &Arc<TempSpace>, size: u64) -> Result<Result<Self, Exhausted>, TaskError> {
+        let source = match temp.reserve(size) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        let output = temp
+            .reserve(0)
+            .map_err(|e| TaskError::Fatal(e.to_string()))?;
+        let dir =
+            (temp.dir()).map_err(|e| TaskError::Retryable(format!("temporary directory: {e}")))?;
+        Ok(Ok(Self {
+            dir,
+            source,
+            output,
+        }))
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
 }
 
 /// The storage class a rewrite is written with, and a note when it is not the class of
