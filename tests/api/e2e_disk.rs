@@ -112,3 +112,25 @@ async fn a_rewrite_beyond_the_temporary_budget_fails_its_object_alone_and_leaves
         .unwrap();
     assert_eq!(open, 0);
 }
+
+/// `/dev/full` takes the file but refuses every write (`ENOSPC`): the download fails as
+/// this machine's failure ("temporary space exhausted", not a retryable storage error).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_download_onto_a_full_disk_says_temporary_space_exhausted_not_unavailable() {
+    use lethe::storage::{ObjectStore, StorageError};
+    let (sdk, s3, bucket) = new_versioned_bucket().await;
+    s3.put_object()
+        .bucket(&bucket)
+        .key("t/a.json")
+        .body(ByteStream::from(lines(0..100).into_bytes()))
+        .send()
+        .await
+        .unwrap();
+    let store = lethe::storage::s3::S3Store::new(&sdk, true);
+    let full = std::path::Path::new("/dev/full");
+    match store.download(&bucket, "t/a.json", None, full).await {
+        Err(StorageError::Other(m)) => assert!(m.contains("temporary space exhausted"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
