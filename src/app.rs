@@ -13,6 +13,7 @@ use crate::catalog::lake_formation_sdk::SdkLakeFormation;
 use crate::config::Config;
 use crate::governance::Governance;
 use crate::jobs::Engine;
+use crate::jobs::object::temp::TempSpace;
 use crate::jobs::runtime::RuntimeConfig;
 use crate::metrics::Metrics;
 use crate::storage::Stores;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub stores: Stores,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<crate::api::limits::Limits>,
+    /// The temporary space of this process's workers.
+    pub temp: Arc<TempSpace>,
 }
 
 impl FromRef<AppState> for Arc<Authenticator> {
@@ -58,6 +61,7 @@ impl AppState {
             stores: self.stores.clone(),
             metrics: self.metrics.clone(),
             max_line_bytes: self.config.jobs.max_line_bytes,
+            temp: self.temp.clone(),
         }
     }
 
@@ -93,6 +97,7 @@ impl AppState {
                 .with_local_root(config.local_lake_root.as_deref())?,
             metrics,
             limits: Arc::new(crate::api::limits::Limits::new(&config.limits)),
+            temp: Arc::new(TempSpace::of(&config.jobs)),
             config: Arc::new(config),
         })
     }

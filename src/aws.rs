@@ -1,10 +1,19 @@
 //! One `SdkConfig` for every AWS client, from the SDK's default chain plus Lethe's
-//! overrides (endpoint for emulators and S3-compatible servers, region), and the
-//! interceptor that counts every call in the process metrics.
+//! overrides (endpoint for emulators and S3-compatible servers, region, adaptive retry),
+//! and the interceptor that counts every call (and every throttled one) in the process
+//! metrics.
+//!
+//! Throttling slows Lethe down, it never fails a job: every client (S3, Glue, Lake
+//! Formation, STS) retries throttled and failed requests up to `LETHE_AWS_MAX_ATTEMPTS`
+//! attempts with exponential backoff and jitter (`LETHE_AWS_RETRY_MODE=standard`), or the
+//! SDK's adaptive mode (`adaptive`: that plus a client-side rate limiter, one per service
+//! and process, enabled by the first throttle); S3 requests are also held to a per-bucket
+//! concurrency limit that halves on throttles (`storage::s3::limit`).
 
 use std::sync::Arc;
 
 use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -28,7 +37,68 @@ pub async fn sdk_config(config: &AwsConfig) -> aws_config::SdkConfig {
         .or_default_provider()
         .or_else(Region::from_static("us-east-1"));
     loader = loader.region(region);
-    loader.load().await
+    loader.retry_config(retry_config(config)).load().await
+}
+
+/// The configured retry mode, attempts and base backoff.
+pub fn retry_config(config: &AwsConfig) -> RetryConfig {
+    let mode = match config.retry_mode {
+        crate::config::RetryMode::Standard => RetryConfig::standard(),
+        crate::config::RetryMode::Adaptive => RetryConfig::adaptive(),
+    };
+    mode.with_max_attempts(config.max_attempts.max(1))
+        .with_initial_backoff(std::time::Duration::from_millis(config.initial_backoff_ms))
+}
+
+/// AWS error codes that mean "slow down" (the SDK's own list of throttling errors).
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+/// Whether an answer of `service` (lowercase) with this error code and status is a
+/// throttle: a throttling code, a 429, or any S3 503 (S3's `SlowDown`; a HEAD's 503 has
+/// no body to name it).
+pub fn is_throttle(service: &str, code: &str, status: Option<u16>) -> bool {
+    THROTTLING_CODES.contains(&code)
+        || status == Some(429)
+        || (service == "s3" && status == Some(503))
+}
+
+/// How one attempt of a call ended: `ok`, an AWS error code, `http_<status>`,
+/// `timeout`, `dispatch_failure` or `no_response`; and the HTTP status when there was one.
+pub(crate) fn attempt_outcome(
+    context: &FinalizerInterceptorContextRef<'_>,
+) -> (String, Option<u16>) {
+    let status = context.response().map(|r| r.status().as_u16());
+    let code = match context.output_or_error() {
+        Some(Ok(_)) => "ok".to_owned(),
+        Some(Err(e)) if e.is_timeout_error() => "timeout".to_owned(),
+        Some(Err(e)) if e.is_connector_error() => "dispatch_failure".to_owned(),
+        _ => context.response().map_or_else(
+            || "no_response".to_owned(),
+            |r| {
+                error_code(
+                    r.headers().get("x-amzn-errortype"),
+                    r.body().bytes(),
+                    r.status().as_u16(),
+                )
+            },
+        ),
+    };
+    (code, status)
 }
 
 /// Credentials of an assumed role: STS `AssumeRole` through the SDK's STS client (its
@@ -207,7 +277,8 @@ fn principal_of(arn: &str) -> String {
 }
 
 /// Counts every AWS API call (each HTTP attempt, SDK retries included) in the process
-/// metrics, by service, operation and outcome code. Added to every SDK client Lethe builds.
+/// metrics, by service, operation and outcome code, and the throttled ones by service.
+/// Added to every SDK client Lethe builds.
 #[derive(Debug, Clone)]
 pub struct CallMetrics(pub Arc<Metrics>);
 
@@ -225,23 +296,12 @@ impl Intercept for CallMetrics {
         let (service, operation) = cfg
             .load::<Metadata>()
             .map_or(("unknown", "unknown"), |m| (m.service(), m.name()));
-        let code = match context.output_or_error() {
-            Some(Ok(_)) => "ok".to_owned(),
-            Some(Err(e)) if e.is_timeout_error() => "timeout".to_owned(),
-            Some(Err(e)) if e.is_connector_error() => "dispatch_failure".to_owned(),
-            _ => context.response().map_or_else(
-                || "no_response".to_owned(),
-                |r| {
-                    error_code(
-                        r.headers().get("x-amzn-errortype"),
-                        r.body().bytes(),
-                        r.status().as_u16(),
-                    )
-                },
-            ),
-        };
-        self.0
-            .count_aws_call(&service.to_ascii_lowercase(), operation, &code);
+        let service = service.to_ascii_lowercase();
+        let (code, status) = attempt_outcome(context);
+        self.0.count_aws_call(&service, operation, &code);
+        if code != "ok" && is_throttle(&service, &code, status) {
+            self.0.count_throttle(&service);
+        }
         Ok(())
     }
 }
@@ -320,5 +380,40 @@ mod tests {
         );
         assert_eq!(error_code(None, Some(b""), 404), "http_404");
         assert_eq!(error_code(None, None, 503), "http_503");
+    }
+
+    #[test]
+    fn throttles_are_named_by_code_or_status_and_any_s3_503_is_one() {
+        assert!(is_throttle("s3", "SlowDown", Some(503)));
+        assert!(is_throttle("s3", "http_503", Some(503)));
+        assert!(is_throttle("glue", "ThrottlingException", Some(400)));
+        assert!(is_throttle("sts", "Throttling", Some(400)));
+        assert!(is_throttle("lakeformation", "http_429", Some(429)));
+        // Not throttles: a Glue 503 without a throttling code, denials, missing objects.
+        assert!(!is_throttle("glue", "InternalServiceException", Some(503)));
+        assert!(!is_throttle("s3", "AccessDenied", Some(403)));
+        assert!(!is_throttle("s3", "NoSuchKey", Some(404)));
+        assert!(!is_throttle("s3", "timeout", None));
+    }
+
+    #[test]
+    fn the_retry_config_has_the_configured_mode_attempts_and_backoff() {
+        let config = AwsConfig {
+            retry_mode: crate::config::RetryMode::Adaptive,
+            max_attempts: 5,
+            initial_backoff_ms: 250,
+            ..AwsConfig::default()
+        };
+        let retry = retry_config(&config);
+        assert_eq!(retry.mode(), aws_config::retry::RetryMode::Adaptive);
+        assert_eq!(retry.max_attempts(), 5);
+        assert_eq!(
+            retry.initial_backoff(),
+            std::time::Duration::from_millis(250)
+        );
+        let default = retry_config(&AwsConfig::default());
+        assert_eq!(default.mode(), aws_config::retry::RetryMode::Standard);
+        assert_eq!(default.max_attempts(), 8);
+        assert_eq!(default.initial_backoff(), std::time::Duration::from_secs(1));
     }
 }

@@ -135,6 +135,10 @@ pub struct JobsConfig {
     /// Longest JSON Lines line find and forget read (decompressed, line ending not
     /// counted); a longer one fails its object ("line too long"), never buffered whole.
     pub max_line_bytes: usize,
+    /// Where forget and rollback put their temporary files (None: the OS temp dir).
+    pub temp_dir: Option<PathBuf>,
+    /// Bytes of temporary files this process may hold at once (None: unbounded).
+    pub temp_max_bytes: Option<u64>,
 }
 
 /// Where a JWKS document is read from.
@@ -184,6 +188,14 @@ pub struct AwsConfig {
     /// The roles a mapper's `role_arn` may name (`*` only in the role name); empty: no
     /// `role_arn` is accepted.
     pub allowed_role_arns: Vec<String>,
+    /// How the SDK retries a failed or throttled request.
+    pub retry_mode: RetryMode,
+    /// Attempts of one AWS request (the first included).
+    pub max_attempts: u32,
+    /// Base of the SDK's exponential backoff between attempts (throttling errors).
+    pub initial_backoff_ms: u64,
+    /// Requests in flight to one S3 bucket at most (the limit throttling lowers).
+    pub s3_max_concurrency_per_bucket: u32,
 }
 
 impl Default for AwsConfig {
@@ -196,12 +208,32 @@ impl Default for AwsConfig {
             role_session_secs: DEFAULT_ROLE_SESSION_SECS,
             principal_arn: None,
             allowed_role_arns: Vec::new(),
+            retry_mode: RetryMode::Standard,
+            max_attempts: DEFAULT_AWS_MAX_ATTEMPTS,
+            initial_backoff_ms: DEFAULT_AWS_INITIAL_BACKOFF_MS,
+            s3_max_concurrency_per_bucket: DEFAULT_S3_MAX_CONCURRENCY_PER_BUCKET,
         }
     }
 }
 
+/// How the AWS SDK retries (`LETHE_AWS_RETRY_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryMode {
+    /// Exponential backoff with jitter; S3 load is shed by the per-bucket concurrency limit.
+    Standard,
+    /// The SDK's adaptive mode: backoff plus a client-side rate limiter, one per AWS service
+    /// and process (every bucket's requests), enabled by the first throttle.
+    Adaptive,
+}
+
 /// Lifetime asked of assumed-role sessions unless configured.
 pub const DEFAULT_ROLE_SESSION_SECS: u32 = 3600;
+/// Attempts of one AWS request unless configured.
+pub const DEFAULT_AWS_MAX_ATTEMPTS: u32 = 8;
+/// Base backoff of AWS retries unless configured (the SDK's own default).
+pub const DEFAULT_AWS_INITIAL_BACKOFF_MS: u64 = 1000;
+/// Requests in flight per S3 bucket unless configured.
+pub const DEFAULT_S3_MAX_CONCURRENCY_PER_BUCKET: u32 = 64;
 
 /// A configuration error, naming the setting.
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +288,10 @@ struct FileConfig {
     aws_role_session_secs: Option<u32>,
     aws_principal_arn: Option<String>,
     aws_allowed_role_arns: Option<String>,
+    aws_retry_mode: Option<String>,
+    aws_max_attempts: Option<u32>,
+    aws_initial_backoff_ms: Option<u64>,
+    s3_max_concurrency_per_bucket: Option<u32>,
     grant_reconcile_interval_secs: Option<u64>,
     workers: Option<usize>,
     worker_poll_ms: Option<u64>,
@@ -265,6 +301,8 @@ struct FileConfig {
     deadline_margin_hours: Option<u64>,
     requester_min_deadline_days: Option<u64>,
     max_line_bytes: Option<usize>,
+    temp_dir: Option<PathBuf>,
+    temp_max_bytes: Option<u64>,
     local_lake_root: Option<PathBuf>,
 }
 
@@ -278,8 +316,11 @@ pub const ENV_VARS: &[&str] = &[
     "DATABASE_URL",
     "LETHE_ALLOWED_ROLE_ARNS",
     "LETHE_AWS_ENDPOINT_URL",
+    "LETHE_AWS_INITIAL_BACKOFF_MS",
+    "LETHE_AWS_MAX_ATTEMPTS",
     "LETHE_AWS_PRINCIPAL_ARN",
     "LETHE_AWS_REGION",
+    "LETHE_AWS_RETRY_MODE",
     "LETHE_AWS_ROLE_EXTERNAL_ID",
     "LETHE_AWS_ROLE_SESSION_SECS",
     "LETHE_CONFIG_FILE",
@@ -318,9 +359,12 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_REQUESTER_MIN_DEADLINE_DAYS",
     "LETHE_REQUEST_TIMEOUT_SECS",
     "LETHE_S3_FORCE_PATH_STYLE",
+    "LETHE_S3_MAX_CONCURRENCY_PER_BUCKET",
     "LETHE_SCHEDULER_INTERVAL_SECS",
     "LETHE_TASK_LEASE_SECS",
     "LETHE_TASK_MAX_CRASHES",
+    "LETHE_TEMP_DIR",
+    "LETHE_TEMP_MAX_BYTES",
     "LETHE_WORKERS",
     "LETHE_WORKER_POLL_MS",
 ];
@@ -638,7 +682,20 @@ impl Config {
                 f.max_line_bytes,
                 crate::lakefile::jsonl_find::DEFAULT_MAX_LINE_BYTES,
             )?,
+            temp_dir: get("LETHE_TEMP_DIR").map(PathBuf::from).or(f.temp_dir),
+            temp_max_bytes: match get("LETHE_TEMP_MAX_BYTES") {
+                Some(raw) => Some(raw.parse().map_err(|_| {
+                    invalid("LETHE_TEMP_MAX_BYTES", &format!("cannot parse {raw:?}"))
+                })?),
+                None => f.temp_max_bytes,
+            },
         };
+        if jobs.temp_dir.as_ref().is_some_and(|d| !d.is_absolute()) {
+            return Err(invalid("LETHE_TEMP_DIR", "must be an absolute path"));
+        }
+        if jobs.temp_max_bytes == Some(0) {
+            return Err(invalid("LETHE_TEMP_MAX_BYTES", "must be at least 1"));
+        }
         if jobs.requester_min_deadline_days > 3650 {
             return Err(invalid(
                 "LETHE_REQUESTER_MIN_DEADLINE_DAYS",
@@ -701,6 +758,56 @@ impl Config {
                 &format!("{bad:?} is not an IAM role ARN (`*` is allowed in the role name only)"),
             ));
         }
+        let retry_mode = match get("LETHE_AWS_RETRY_MODE")
+            .or(f.aws_retry_mode)
+            .as_deref()
+            .unwrap_or("standard")
+        {
+            "standard" => RetryMode::Standard,
+            "adaptive" => RetryMode::Adaptive,
+            _ => {
+                return Err(invalid(
+                    "LETHE_AWS_RETRY_MODE",
+                    "must be standard or adaptive",
+                ));
+            }
+        };
+        let max_attempts = parse_or(
+            "LETHE_AWS_MAX_ATTEMPTS",
+            get("LETHE_AWS_MAX_ATTEMPTS"),
+            f.aws_max_attempts,
+            DEFAULT_AWS_MAX_ATTEMPTS,
+        )?;
+        if !(1..=100).contains(&max_attempts) {
+            return Err(invalid(
+                "LETHE_AWS_MAX_ATTEMPTS",
+                "must be between 1 and 100",
+            ));
+        }
+        let initial_backoff_ms = parse_or(
+            "LETHE_AWS_INITIAL_BACKOFF_MS",
+            get("LETHE_AWS_INITIAL_BACKOFF_MS"),
+            f.aws_initial_backoff_ms,
+            DEFAULT_AWS_INITIAL_BACKOFF_MS,
+        )?;
+        if !(1..=60_000).contains(&initial_backoff_ms) {
+            return Err(invalid(
+                "LETHE_AWS_INITIAL_BACKOFF_MS",
+                "must be between 1 and 60000",
+            ));
+        }
+        let s3_max_concurrency_per_bucket = parse_or(
+            "LETHE_S3_MAX_CONCURRENCY_PER_BUCKET",
+            get("LETHE_S3_MAX_CONCURRENCY_PER_BUCKET"),
+            f.s3_max_concurrency_per_bucket,
+            DEFAULT_S3_MAX_CONCURRENCY_PER_BUCKET,
+        )?;
+        if !(1..=10_000).contains(&s3_max_concurrency_per_bucket) {
+            return Err(invalid(
+                "LETHE_S3_MAX_CONCURRENCY_PER_BUCKET",
+                "must be between 1 and 10000",
+            ));
+        }
         let local_lake_root = get("LETHE_LOCAL_LAKE_ROOT")
             .map(PathBuf::from)
             .or(f.local_lake_root);
@@ -739,6 +846,10 @@ impl Config {
                 role_session_secs,
                 principal_arn: get("LETHE_AWS_PRINCIPAL_ARN").or(f.aws_principal_arn),
                 allowed_role_arns,
+                retry_mode,
+                max_attempts,
+                initial_backoff_ms,
+                s3_max_concurrency_per_bucket,
             },
         })
     }
@@ -861,6 +972,47 @@ mod tests {
         let err =
             Config::from_sources(None, &env(&[("LETHE_MAX_BODY_BYTES", "lots")])).unwrap_err();
         assert!(err.to_string().contains("LETHE_MAX_BODY_BYTES"), "{err}");
+    }
+
+    #[test]
+    fn retry_concurrency_and_temporary_space_settings_are_read_and_checked() {
+        let defaults = Config::from_sources(None, &env(&[])).unwrap();
+        assert_eq!(defaults.aws.max_attempts, 8);
+        assert_eq!(defaults.aws.retry_mode, RetryMode::Standard);
+        assert_eq!(defaults.aws.initial_backoff_ms, 1000);
+        assert_eq!(defaults.aws.s3_max_concurrency_per_bucket, 64);
+        assert_eq!(defaults.jobs.temp_dir, None);
+        assert_eq!(defaults.jobs.temp_max_bytes, None);
+        let set = Config::from_sources(
+            None,
+            &env(&[
+                ("LETHE_AWS_MAX_ATTEMPTS", "3"),
+                ("LETHE_AWS_RETRY_MODE", "adaptive"),
+                ("LETHE_AWS_INITIAL_BACKOFF_MS", "50"),
+                ("LETHE_S3_MAX_CONCURRENCY_PER_BUCKET", "16"),
+                ("LETHE_TEMP_DIR", "/var/tmp/lethe"),
+                ("LETHE_TEMP_MAX_BYTES", "1073741824"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(set.aws.max_attempts, 3);
+        assert_eq!(set.aws.retry_mode, RetryMode::Adaptive);
+        assert_eq!(set.aws.initial_backoff_ms, 50);
+        assert_eq!(set.aws.s3_max_concurrency_per_bucket, 16);
+        assert_eq!(set.jobs.temp_dir, Some(PathBuf::from("/var/tmp/lethe")));
+        assert_eq!(set.jobs.temp_max_bytes, Some(1 << 30));
+        for (name, bad) in [
+            ("LETHE_AWS_MAX_ATTEMPTS", "0"),
+            ("LETHE_AWS_RETRY_MODE", "eager"),
+            ("LETHE_AWS_INITIAL_BACKOFF_MS", "0"),
+            ("LETHE_S3_MAX_CONCURRENCY_PER_BUCKET", "0"),
+            ("LETHE_TEMP_DIR", "relative/dir"),
+            ("LETHE_TEMP_MAX_BYTES", "0"),
+            ("LETHE_TEMP_MAX_BYTES", "a lot"),
+        ] {
+            let err = Config::from_sources(None, &env(&[(name, bad)])).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{name}={bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Process metrics in the Prometheus text format: HTTP requests (counts and latency by
 //! method, route template and status), job tasks run by this process (duration by kind
-//! and outcome, re-runs), and AWS API calls (by service, operation and outcome code).
+//! and outcome, re-runs), AWS API calls (by service, operation and outcome code),
+//! throttled AWS calls (by service) and each S3 bucket's current concurrency limit.
 //! Route templates and operation names — never raw paths, keys or ids — keep the label
 //! set small and subject data out of metrics. Job, task-queue and queue-deadline figures
 //! are cluster-wide and read from Postgres at scrape time ([`job_gauges`]).
@@ -77,6 +78,9 @@ pub struct Metrics {
     tasks: Mutex<BTreeMap<(String, TaskOutcome), Series>>,
     task_reruns: Mutex<BTreeMap<String, u64>>,
     aws_calls: Mutex<BTreeMap<(String, String, String), u64>>,
+    aws_throttles: Mutex<BTreeMap<String, u64>>,
+    /// The current concurrency limit of each S3 bucket this process sent requests to.
+    s3_limits: Mutex<BTreeMap<String, u32>>,
 }
 
 impl Default for Metrics {
@@ -87,6 +91,8 @@ impl Default for Metrics {
             tasks: Mutex::default(),
             task_reruns: Mutex::default(),
             aws_calls: Mutex::default(),
+            aws_throttles: Mutex::default(),
+            s3_limits: Mutex::default(),
         }
     }
 }
@@ -136,6 +142,19 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    /// One AWS call attempt of `service` was throttled (`SlowDown`, a 503 from S3,
+    /// `ThrottlingException`, a 429, ...).
+    pub fn count_throttle(&self, service: &str) {
+        *lock(&self.aws_throttles)
+            .entry(service.to_owned())
+            .or_default() += 1;
+    }
+
+    /// The concurrency limit of S3 requests to `bucket` is now `limit`.
+    pub fn set_s3_concurrency_limit(&self, bucket: &str, limit: u32) {
+        lock(&self.s3_limits).insert(bucket.to_owned(), limit);
+    }
+
     /// Renders every series.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -183,6 +202,24 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "lethe_aws_calls_total{{service=\"{service}\",operation=\"{operation}\",code=\"{code}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP lethe_aws_throttles_total AWS call attempts answered with a throttling error (SlowDown, S3 503, ThrottlingException, 429), by service (retried while attempts remain).\n");
+        out.push_str("# TYPE lethe_aws_throttles_total counter\n");
+        for (service, n) in lock(&self.aws_throttles).iter() {
+            let _ = writeln!(
+                out,
+                "lethe_aws_throttles_total{{service=\"{service}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP lethe_s3_concurrency_limit S3 requests this process lets be in flight to a bucket at once (halved on throttling, raised back by successes).\n");
+        out.push_str("# TYPE lethe_s3_concurrency_limit gauge\n");
+        for (bucket, limit) in lock(&self.s3_limits).iter() {
+            // Bucket names hold no quote or backslash; escaped all the same.
+            let bucket = bucket.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                out,
+                "lethe_s3_concurrency_limit{{bucket=\"{bucket}\"}} {limit}"
             );
         }
         let drifted = self.drifted_grants.load(Ordering::Relaxed);
@@ -321,7 +358,15 @@ mod tests {
         metrics.count_aws_call("s3", "GetObject", "ok");
         metrics.count_aws_call("s3", "GetObject", "ok");
         metrics.count_aws_call("glue", "GetTable", "EntityNotFoundException");
+        metrics.count_throttle("s3");
+        metrics.count_throttle("s3");
+        metrics.count_throttle("glue");
+        metrics.set_s3_concurrency_limit("lake", 64);
+        metrics.set_s3_concurrency_limit("lake", 32);
         let text = metrics.render();
+        assert!(text.contains("lethe_aws_throttles_total{service=\"s3\"} 2"));
+        assert!(text.contains("lethe_aws_throttles_total{service=\"glue\"} 1"));
+        assert!(text.contains("lethe_s3_concurrency_limit{bucket=\"lake\"} 32\n"));
         assert!(text.contains(
             "lethe_task_duration_seconds_bucket{kind=\"forget.object\",outcome=\"ok\",le=\"0.1\"} 1"
         ));

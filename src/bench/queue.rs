@@ -38,6 +38,7 @@ pub async fn run(mut config: Config, total: usize) -> anyhow::Result<()> {
         stores: crate::storage::Stores::offline(),
         metrics: Arc::default(),
         limits: Arc::new(crate::api::limits::Limits::new(&config.limits)),
+        temp: Arc::new(crate::jobs::object::temp::TempSpace::of(&config.jobs)),
         config: Arc::new(config.clone()),
     };
     let router = crate::api::router(state);

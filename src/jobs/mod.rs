@@ -51,6 +51,9 @@ pub struct Engine {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Longest JSON Lines line find and forget read (`LETHE_MAX_LINE_BYTES`).
     pub max_line_bytes: usize,
+    /// The process's temporary space (`LETHE_TEMP_DIR`, `LETHE_TEMP_MAX_BYTES`), shared
+    /// by all its workers.
+    pub temp: Arc<object::temp::TempSpace>,
 }
 
 impl Engine {

@@ -203,10 +203,23 @@ pub fn forget_file(
     ids: &MatchSet,
     every_row: bool,
 ) -> Result<(ForgetReport, CheckReport), FindError> {
+    let out = std::fs::File::create(dst).map_err(external)?;
+    forget_file_to(src, (out, dst), columns, ids, every_row)
+}
+
+/// [`forget_file`] writing through `out`, a writer of the file `dst` (read back once
+/// written), e.g. one that keeps to a budget of temporary space.
+pub fn forget_file_to<W: Write + Send>(
+    src: &std::path::Path,
+    (out, dst): (W, &std::path::Path),
+    columns: &[String],
+    ids: &MatchSet,
+    every_row: bool,
+) -> Result<(ForgetReport, CheckReport), FindError> {
     let reader = SharedFile::open(src).map_err(external)?;
     let len = parquet::file::reader::Length::len(&reader);
     super::sparse::footer_len(&reader.get_bytes(len.saturating_sub(8), 8.min(len as usize))?)?;
-    let mut out = std::io::BufWriter::new(std::fs::File::create(dst).map_err(external)?);
+    let mut out = std::io::BufWriter::new(out);
     // A panic inside the Parquet library on some file's bytes fails this object with a
     // reason instead of unwinding through the worker (and being retried).
     let report = guarded(|| {

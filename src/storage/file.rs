@@ -73,6 +73,10 @@ fn io_error(e: std::io::Error) -> StorageError {
         std::io::ErrorKind::PermissionDenied => StorageError::AccessDenied {
             code: "EACCES".to_owned(),
         },
+        _ if super::disk_full(&e) => StorageError::Other(format!(
+            "{}: the disk under the temporary directory is full ({e})",
+            super::NO_TEMP_SPACE
+        )),
         _ => StorageError::Other(e.to_string()),
     }
 }

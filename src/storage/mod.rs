@@ -83,6 +83,17 @@ pub enum StorageError {
     Other(String),
 }
 
+/// How a failure for want of temporary space (a budget or a disk that is full) begins.
+pub const NO_TEMP_SPACE: &str = "temporary space exhausted";
+
+/// Whether an I/O error says the disk (or a quota on it) is full.
+pub fn disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 /// What a rewrite keeps of an object: headers, user metadata, tags, storage class and
 /// server-side encryption.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -264,6 +275,8 @@ pub struct Roles {
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     config: crate::config::AwsConfig,
     principal: tokio::sync::OnceCell<String>,
+    /// The per-bucket S3 limits every store of the process shares.
+    limits: std::sync::Arc<s3::limit::BucketLimits>,
     stores: std::sync::Mutex<
         std::collections::HashMap<(String, RoleSession), std::sync::Arc<dyn ObjectStore>>,
     >,
@@ -279,6 +292,7 @@ impl Roles {
         force_path_style: bool,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
         config: &crate::config::AwsConfig,
+        limits: std::sync::Arc<s3::limit::BucketLimits>,
     ) -> Self {
         Self {
             sdk: sdk.clone(),
@@ -286,6 +300,7 @@ impl Roles {
             metrics,
             config: config.clone(),
             principal: Default::default(),
+            limits,
             stores: Default::default(),
         }
     }
@@ -325,13 +340,15 @@ impl Roles {
             session,
             &self.config,
         );
-        let store: std::sync::Arc<dyn ObjectStore> =
-            std::sync::Arc::new(s3::S3Store::with_credentials(
+        let store: std::sync::Arc<dyn ObjectStore> = std::sync::Arc::new(
+            s3::S3Store::with_credentials(
                 &self.sdk,
                 self.force_path_style,
                 self.metrics.clone(),
                 provider,
-            ));
+            )
+            .with_limits(self.limits.clone()),
+        );
         stores.insert(key, store.clone());
         store
     }
@@ -397,12 +414,15 @@ impl Stores {
         metrics: std::sync::Arc<crate::metrics::Metrics>,
         config: &crate::config::AwsConfig,
     ) -> Self {
+        let limits = std::sync::Arc::new(s3::limit::BucketLimits::new(
+            config.s3_max_concurrency_per_bucket,
+            metrics.clone(),
+        ));
         Self {
-            s3: std::sync::Arc::new(s3::S3Store::with_metrics(
-                sdk,
-                force_path_style,
-                metrics.clone(),
-            )),
+            s3: std::sync::Arc::new(
+                s3::S3Store::with_metrics(sdk, force_path_style, metrics.clone())
+                    .with_limits(limits.clone()),
+            ),
             file: std::sync::Arc::new(file::FileStore::new("/nonexistent-lethe-local-lake")),
             file_root: None,
             roles: Some(std::sync::Arc::new(Roles::new(
@@ -410,6 +430,7 @@ impl Stores {
                 force_path_style,
                 metrics,
                 config,
+                limits,
             ))),
         }
     }

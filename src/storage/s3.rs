@@ -1,6 +1,14 @@
 //! S3 (or any S3-compatible server) through aws-sdk-s3.
+//!
+//! Every request waits for a slot of its bucket's concurrency limit (`limit`), held while
+//! it runs (SDK retries included), and reports each attempt to it; a method holds one slot
+//! at a time (its requests run one after another) and never calls another method that
+//! takes one, so a limit of 1 cannot deadlock.
 
+pub mod limit;
 mod retention;
+
+use std::sync::Arc;
 
 use std::ops::Range;
 
@@ -49,6 +57,8 @@ pub struct S3Store {
     client: aws_sdk_s3::Client,
     /// Keys per listing page (S3's maximum is 1000).
     pub page_size: i32,
+    /// Requests in flight per bucket (shared with the process's other S3 stores).
+    limits: Arc<limit::BucketLimits>,
 }
 
 impl S3Store {
@@ -84,16 +94,24 @@ impl S3Store {
         )
     }
 
+    /// This store with its requests held to `limits` (shared with other stores).
+    pub fn with_limits(mut self, limits: Arc<limit::BucketLimits>) -> Self {
+        self.limits = limits;
+        self
+    }
+
     fn from_builder(
         builder: aws_sdk_s3::config::Builder,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
     ) -> Self {
         let config = builder
-            .interceptor(crate::aws::CallMetrics(metrics))
+            .interceptor(crate::aws::CallMetrics(metrics.clone()))
             .build();
+        let max = crate::config::DEFAULT_S3_MAX_CONCURRENCY_PER_BUCKET;
         Self {
             client: aws_sdk_s3::Client::from_conf(config),
             page_size: 1000,
+            limits: Arc::new(limit::BucketLimits::new(max, metrics)),
         }
     }
 }
@@ -106,19 +124,23 @@ impl S3Store {
         key: &str,
         version: Option<&str>,
     ) -> Result<aws_sdk_s3::operation::head_object::HeadObjectOutput, StorageError> {
+        let permit = self.limits.enter(bucket).await;
         self.client
             .head_object()
             .bucket(bucket)
             .key(key)
             .set_version_id(version.map(str::to_owned))
+            .customize()
+            .interceptor(permit.signal())
             .send()
             .await
             .map_err(storage_error)
     }
 
-    /// Uploads `from` in parts and completes the upload with `If-Match`.
+    /// Uploads `from` in parts and completes the upload with `If-Match`, under `permit`.
     async fn upload_parts(
         &self,
+        permit: &limit::Permit,
         bucket: &str,
         key: &str,
         upload_id: &str,
@@ -149,6 +171,8 @@ impl S3Store {
                 .upload_id(upload_id)
                 .part_number(number)
                 .body(buf.into())
+                .customize()
+                .interceptor(permit.signal())
                 .send()
                 .await
                 .map_err(storage_error)?;
@@ -171,6 +195,8 @@ impl S3Store {
                     .set_parts(Some(parts))
                     .build(),
             )
+            .customize()
+            .interceptor(permit.signal())
             .send()
             .await
             .map_err(storage_error)?;
@@ -226,6 +252,19 @@ where
     }
 }
 
+/// An error of the local file a download writes: "temporary space exhausted" when the disk
+/// is full.
+fn local_error(e: std::io::Error) -> StorageError {
+    if super::disk_full(&e) {
+        StorageError::Other(format!(
+            "{}: the disk under the temporary directory is full ({e})",
+            super::NO_TEMP_SPACE
+        ))
+    } else {
+        StorageError::Other(e.to_string())
+    }
+}
+
 /// The failed `AssumeRole` behind an error, if that is why the call could not be signed.
 fn assume_role_failure<'a>(
     err: &'a (dyn std::error::Error + 'static),
@@ -248,6 +287,7 @@ impl ObjectStore for S3Store {
         prefix: &str,
         next: Option<String>,
     ) -> Result<ListPage, StorageError> {
+        let permit = self.limits.enter(bucket).await;
         let out = self
             .client
             .list_objects_v2()
@@ -255,6 +295,8 @@ impl ObjectStore for S3Store {
             .prefix(prefix)
             .max_keys(self.page_size)
             .set_continuation_token(next)
+            .customize()
+            .interceptor(permit.signal())
             .send()
             .await
             .map_err(storage_error)?;
@@ -291,6 +333,7 @@ impl ObjectStore for S3Store {
                 .map_err(|e| StorageError::Other(format!("bad listing token: {e}")))?,
             None => VersionsToken::default(),
         };
+        let permit = self.limits.enter(bucket).await;
         let out = self
             .client
             .list_object_versions()
@@ -299,6 +342,8 @@ impl ObjectStore for S3Store {
             .max_keys(self.page_size)
             .set_key_marker(at.key_marker.take())
             .set_version_id_marker(at.version_marker.take())
+            .customize()
+            .interceptor(permit.signal())
             .send()
             .await
             .map_err(storage_error)?;
@@ -345,12 +390,16 @@ impl ObjectStore for S3Store {
         version_id: Option<&str>,
         to: &std::path::Path,
     ) -> Result<Fetched, StorageError> {
+        // Held until the body is in the file.
+        let permit = self.limits.enter(bucket).await;
         let out = self
             .client
             .get_object()
             .bucket(bucket)
             .key(key)
             .set_version_id(version_id.map(str::to_owned))
+            .customize()
+            .interceptor(permit.signal())
             .send()
             .await
             .map_err(storage_error)?;
@@ -361,6 +410,8 @@ impl ObjectStore for S3Store {
             .bucket(bucket)
             .key(key)
             .set_version_id(version.clone())
+            .customize()
+            .interceptor(permit.signal())
             .send()
             .await
             .map_err(storage_error)?;
@@ -386,16 +437,20 @@ impl ObjectStore for S3Store {
         };
         let etag = out.e_tag().map(str::to_owned);
         let restore = out.restore().map(str::to_owned);
-        let mut file = tokio::fs::File::create(to)
-            .await
-            .map_err(|e| StorageError::Other(e.to_string()))?;
+        let mut file = tokio::fs::File::create(to).await.map_err(local_error)?;
         let mut body = out.body.into_async_read();
-        let size = tokio::io::copy(&mut body, &mut file)
-            .await
-            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        // A full disk is this machine's failure (the object's, not S3's: no retry); any
+        // other error of the copy is the body's read.
+        let size = tokio::io::copy(&mut body, &mut file).await.map_err(|e| {
+            if super::disk_full(&e) {
+                local_error(e)
+            } else {
+                StorageError::Unavailable(e.to_string())
+            }
+        })?;
         tokio::io::AsyncWriteExt::flush(&mut file)
             .await
-            .map_err(|e| StorageError::Other(e.to_string()))?;
+            .map_err(local_error)?;
         Ok(Fetched {
             version_id: version,
             etag,
@@ -418,6 +473,7 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| StorageError::Other(e.to_string()))?
             .len();
+        let permit = self.limits.enter(bucket).await;
         if size < multipart_threshold {
             let body = aws_sdk_s3::primitives::ByteStream::from_path(from)
                 .await
@@ -430,6 +486,8 @@ impl ObjectStore for S3Store {
                 .body(body)
                 .if_match(if_match);
             let out = with_attributes!(put, a)
+                .customize()
+                .interceptor(permit.signal())
                 .send()
                 .await
                 .map_err(storage_error)?;
@@ -444,12 +502,14 @@ impl ObjectStore for S3Store {
             .bucket(bucket)
             .key(key);
         let upload = with_attributes!(create, a)
+            .customize()
+            .interceptor(permit.signal())
             .send()
             .await
             .map_err(storage_error)?;
         let upload_id = upload.upload_id().unwrap_or_default().to_owned();
         let result = self
-            .upload_parts(bucket, key, &upload_id, from, if_match)
+            .upload_parts(&permit, bucket, key, &upload_id, from, if_match)
             .await;
         if result.is_err() {
             let _ = self
@@ -458,6 +518,8 @@ impl ObjectStore for S3Store {
                 .bucket(bucket)
                 .key(key)
                 .upload_id(&upload_id)
+                .customize()
+                .interceptor(permit.signal())
                 .send()
                 .await;
         }
@@ -475,11 +537,13 @@ impl ObjectStore for S3Store {
     }
 
     async fn lifecycle_rules(&self, bucket: &str) -> Result<Vec<LifecycleRule>, StorageError> {
-        retention::lifecycle_rules(&self.client, bucket).await
+        let permit = self.limits.enter(bucket).await;
+        retention::lifecycle_rules(&self.client, &permit, bucket).await
     }
 
     async fn replication_rules(&self, bucket: &str) -> Result<Vec<ReplicationRule>, StorageError> {
-        retention::replication_rules(&self.client, bucket).await
+        let permit = self.limits.enter(bucket).await;
+        retention::replication_rules(&self.client, &permit, bucket).await
     }
 
     async fn version_lock(
@@ -499,6 +563,7 @@ impl ObjectStore for S3Store {
     ) -> Result<Vec<VersionMeta>, StorageError> {
         let mut all = Vec::new();
         let (mut key_marker, mut version_marker) = (None, None);
+        let permit = self.limits.enter(bucket).await;
         loop {
             let out = self
                 .client
@@ -507,6 +572,8 @@ impl ObjectStore for S3Store {
                 .prefix(key)
                 .set_key_marker(key_marker.take())
                 .set_version_id_marker(version_marker.take())
+                .customize()
+                .interceptor(permit.signal())
                 .send()
                 .await
                 .map_err(storage_error)?;
@@ -533,11 +600,14 @@ impl ObjectStore for S3Store {
         key: &str,
         version_id: &str,
     ) -> Result<(), StorageError> {
+        let permit = self.limits.enter(bucket).await;
         self.client
             .delete_object()
             .bucket(bucket)
             .key(key)
             .version_id(version_id)
+            .customize()
+            .interceptor(permit.signal())
             .send()
             .await
             .map_err(storage_error)?;
@@ -554,6 +624,8 @@ impl ObjectStore for S3Store {
         if range.is_empty() {
             return Ok(Bytes::new());
         }
+        // Held until the body is read.
+        let permit = self.limits.enter(bucket).await;
         let out = self
             .client
             .get_object()
@@ -561,6 +633,8 @@ impl ObjectStore for S3Store {
             .key(key)
             .set_version_id(version_id.map(str::to_owned))
             .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .customize()
+            .interceptor(permit.signal())
             .send()
             .await
             .map_err(storage_error)?;

@@ -121,6 +121,22 @@ impl TestApp {
         )
     }
 
+    /// [`TestApp::with_stores`] with its configuration changed by `tweak`.
+    pub fn with_stores_and(
+        db: PgPool,
+        catalog: Arc<dyn Catalog>,
+        stores: Stores,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::build(
+            db,
+            catalog,
+            Arc::new(MemoryLakeFormation::default()),
+            stores,
+            tweak,
+        )
+    }
+
     /// A worker with every task handler, for driving jobs deterministically.
     pub fn worker(&self, id: &str) -> lethe::jobs::tasks::Worker {
         let config = self.state.runtime_config();
@@ -149,6 +165,7 @@ impl TestApp {
             stores,
             metrics: Arc::default(),
             limits: Arc::new(lethe::api::limits::Limits::new(&config.limits)),
+            temp: Arc::new(lethe::jobs::object::temp::TempSpace::of(&config.jobs)),
         };
         Self {
             router: lethe::api::router(state.clone()),

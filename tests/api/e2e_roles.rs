@@ -103,6 +103,7 @@ async fn a_mappers_role_is_assumed_and_its_credentials_sign_every_s3_call_of_its
         role_session_secs: 900,
         principal_arn: None,
         allowed_role_arns: vec!["arn:aws:iam::111111111111:role/lethe-*".into()],
+        ..Default::default()
     };
     let sdk = lethe::aws::sdk_config(&aws).await;
     let metrics = Arc::<Metrics>::default();
@@ -268,6 +269,9 @@ async fn a_role_that_cannot_be_assumed_is_access_denied_naming_the_role_and_a_th
             s3_force_path_style: true,
             role_session_secs: 900,
             allowed_role_arns: vec!["arn:aws:iam::111111111111:role/*".into()],
+            // Throttling and 503 answers are retried: few attempts, short waits.
+            max_attempts: 2,
+            initial_backoff_ms: 10,
             ..Default::default()
         };
         let sdk = lethe::aws::sdk_config(&aws).await;

@@ -8,8 +8,15 @@
 //! upload: a retry after a crash between the upload and its record recognises its own
 //! version and records it, never rewriting twice. The record of a rewritten object
 //! enqueues its `verify.object`.
+//!
+//! The downloaded version and its rewrite live in a fresh directory of the worker's
+//! temporary space (removed when the attempt ends, whatever its outcome), each byte
+//! reserved in its budget. Storage that stays unavailable (throttling, 5xx) after the SDK's
+//! retries and the task's, and temporary space that runs out, fail the object (its
+//! subjects stay queued), never the job.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -17,6 +24,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::rewrite::{RewriteOptions, rewrite};
+use super::temp::{Exhausted, Reservation, TempSpace};
 use super::verify::Verify;
 use super::{Loaded, ObjectTask, Record, load};
 use crate::db::job::JobStats;
@@ -28,7 +36,7 @@ use crate::jobs::find::cpu_bound;
 use crate::jobs::lifecycle::event;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, JobTask, prepare};
-use crate::storage::{Fetched, StorageError, restore_completed};
+use crate::storage::{Fetched, NO_TEMP_SPACE, StorageError, restore_completed};
 
 /// User metadata key naming the job object a version was written for.
 pub const MARKER: &str = "lethe-job-object";
@@ -113,6 +121,41 @@ async fn fail(ctx: &Context, task: &Task, l: &Loaded, error: String) -> Result<(
     l.record(ctx, task, r).await
 }
 
+/// Storage unavailable after the SDK's retries (throttling, 5xx): the task runs again
+/// while attempts remain; on its last, the object fails with why (its subjects stay
+/// queued), not the job.
+async fn unavailable(
+    ctx: &Context,
+    task: &Task,
+    l: &Loaded,
+    e: String,
+) -> Result<Settled, TaskError> {
+    if !task.is_last_attempt() {
+        return Err(TaskError::Retryable(e));
+    }
+    let error = format!("storage unavailable after every retry: {e}");
+    fail(ctx, task, l, error).await?;
+    Ok(Settled::Yes)
+}
+
+/// Temporary space ran out (`error`) for an object of `size` bytes. Another worker of the
+/// process may be holding it: the task runs again while attempts remain, if the whole
+/// budget could hold the download and its rewrite (twice the size); else the object
+/// fails, its subjects kept.
+async fn no_space(
+    ctx: &Context,
+    task: &Task,
+    l: &Loaded,
+    size: u64,
+    error: String,
+) -> Result<Settled, TaskError> {
+    if ctx.engine.temp.could_hold(size.saturating_mul(2)) && !task.is_last_attempt() {
+        return Err(TaskError::Retryable(error));
+    }
+    fail(ctx, task, l, error).await?;
+    Ok(Settled::Yes)
+}
+
 /// Records the new version and enqueues its verification.
 async fn written(
     ctx: &Context,
@@ -193,7 +236,11 @@ async fn download(
             let event = (EventLevel::Warning, "object_skipped", message);
             return Ok(Err(left_as_is(ctx, task, l, update, event).await?));
         }
-        Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
+        Err(StorageError::Unavailable(e)) => return Ok(Err(unavailable(ctx, task, l, e).await?)),
+        Err(e) if e.to_string().contains(NO_TEMP_SPACE) => {
+            let size = l.object.size_bytes.max(0) as u64;
+            return Ok(Err(no_space(ctx, task, l, size, e.to_string()).await?));
+        }
         Err(e) => {
             fail(ctx, task, l, e.to_string()).await?;
             return Ok(Err(Settled::Yes));
@@ -228,12 +275,20 @@ async fn attempt(
     threshold: u64,
 ) -> Result<Settled, TaskError> {
     let o = &l.object;
-    let dir = tempfile::tempdir().map_err(|e| TaskError::Retryable(e.to_string()))?;
-    let (src, dst) = (dir.path().join("source"), dir.path().join("rewritten"));
+    let size = o.size_bytes.max(0) as u64;
+    let mut scratch = match Scratch::new(&ctx.engine.temp, size)? {
+        Ok(scratch) => scratch,
+        Err(e) => return no_space(ctx, task, l, size, e.to_string()).await,
+    };
+    let (src, dst) = (scratch.path("source"), scratch.path("rewritten"));
     let (fetched, etag) = match download(ctx, task, l, pinned, &src).await? {
         Ok(f) => f,
         Err(settled) => return Ok(settled),
     };
+    // A version larger than the one find saw.
+    if let Err(e) = scratch.source.grow_to(fetched.size) {
+        return no_space(ctx, task, l, fetched.size, e.to_string()).await;
+    }
     if is_ours(&fetched.attributes.metadata, marker) {
         // The current version is this object's own rewrite: an earlier attempt's upload
         // landed although its answer was lost. Recorded as written, so that verify and
@@ -252,8 +307,12 @@ async fn attempt(
         every_row: every,
         max_line: l.max_line,
     };
-    let figures = match cpu_bound(|| rewrite(format, &key, &src, &dst, &columns, &ids, options)) {
+    let out = (dst.as_path(), &mut scratch.output);
+    let figures = match cpu_bound(|| rewrite(format, &key, &src, out, &columns, &ids, options)) {
         Ok(f) => f,
+        Err(e) if e.contains(NO_TEMP_SPACE) => {
+            return no_space(ctx, task, l, fetched.size, e).await;
+        }
         Err(e) => {
             fail(ctx, task, l, e).await?;
             return Ok(Settled::Yes);
@@ -298,6 +357,40 @@ async fn attempt(
         threshold,
     };
     upload.run(ctx, task, l, &figures_update).await
+}
+
+/// One attempt's temporary files: a fresh directory in the worker's temporary space, and
+/// the bytes reserved for the download (as find saw the object) and for the rewrite (as
+/// it is written).
+struct Scratch {
+    // First field, dropped first: the files are gone before their bytes are given back.
+    dir: tempfile::TempDir,
+    source: Reservation,
+    output: Reservation,
+}
+
+impl Scratch {
+    /// Ok(Err(why)) when the download's `size` bytes cannot be reserved.
+    fn new(temp: &Arc<TempSpace>, size: u64) -> Result<Result<Self, Exhausted>, TaskError> {
+        let source = match temp.reserve(size) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        let output = temp
+            .reserve(0)
+            .map_err(|e| TaskError::Fatal(e.to_string()))?;
+        let dir =
+            (temp.dir()).map_err(|e| TaskError::Retryable(format!("temporary directory: {e}")))?;
+        Ok(Ok(Self {
+            dir,
+            source,
+            output,
+        }))
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
 }
 
 /// The storage class a rewrite is written with, and a note when it is not the class of
@@ -412,7 +505,7 @@ impl Upload<'_> {
                 return own_version(ctx, task, l, version, etag, note.as_deref()).await;
             }
             Ok(None) => {}
-            Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
+            Err(StorageError::Unavailable(e)) => return unavailable(ctx, task, l, e).await,
             Err(e) => {
                 fail(ctx, task, l, e.to_string()).await?;
                 return Ok(Settled::Yes);
@@ -470,7 +563,7 @@ impl Upload<'_> {
                 Ok(Settled::Yes)
             }
             Err(StorageError::PreconditionFailed) => self.after_412(ctx, task, l).await,
-            Err(StorageError::Unavailable(e)) => Err(TaskError::Retryable(e)),
+            Err(StorageError::Unavailable(e)) => unavailable(ctx, task, l, e).await,
             Err(e) => {
                 fail(ctx, task, l, e.to_string()).await?;
                 Ok(Settled::Yes)

@@ -10,6 +10,7 @@ pub mod cleanup;
 pub mod forget;
 pub mod rewrite;
 pub mod rollback;
+pub mod temp;
 pub mod verify;
 
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! matching rows (Parquet through `lakefile::parquet_forget` with its full pre-upload
 //! check; JSON Lines line by line, gzip by extension, read back in full against the source
 //! by `lakefile::jsonl_check`). Every write error fails the rewrite, the final flush's too.
+//! The new file is written within a [`Reservation`] of the worker's temporary space.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
@@ -14,6 +15,8 @@ use crate::domain::data_mapper::Format;
 use crate::lakefile::match_set::MatchSet;
 use crate::lakefile::{jsonl_check, jsonl_find, jsonl_forget, parquet_forget};
 use crate::storage::Fetched;
+
+use super::temp::{BoundedWriter, Reservation};
 
 fn gz(key: &str) -> bool {
     key.ends_with(".gz")
@@ -54,20 +57,23 @@ pub struct RewriteOptions {
     pub max_line: usize,
 }
 
-/// Rewrites `src` to `dst` without the matching rows (all rows when `every_row`).
+/// Rewrites `src` to `dst` without the matching rows (all rows when `every_row`), each
+/// byte of `dst` reserved in `space` first ("temporary space exhausted" when refused).
 pub fn rewrite(
     format: Format,
     key: &str,
     src: &Path,
-    dst: &Path,
+    (dst, space): (&Path, &mut Reservation),
     columns: &[String],
     ids: &MatchSet,
     options: RewriteOptions,
 ) -> Result<Figures, String> {
     let every_row = options.every_row;
+    let file = std::fs::File::create(dst).map_err(|e| e.to_string())?;
+    let out = BoundedWriter::new(file, space);
     match format {
         Format::Parquet => {
-            let (r, _) = parquet_forget::forget_file(src, dst, columns, ids, every_row)
+            let (r, _) = parquet_forget::forget_file_to(src, (out, dst), columns, ids, every_row)
                 .map_err(|e| e.to_string())?;
             Ok(Figures {
                 rows_before: r.rows_before,
@@ -76,7 +82,7 @@ pub fn rewrite(
                 row_groups_copied: r.row_groups_copied,
             })
         }
-        Format::Json => rewrite_json(key, src, dst, columns, ids, options),
+        Format::Json => rewrite_json(key, src, (out, dst), columns, ids, options),
     }
 }
 
@@ -95,13 +101,12 @@ fn lines(path: &Path, gzip: bool) -> Result<Box<dyn BufRead>, String> {
 fn rewrite_json(
     key: &str,
     src: &Path,
-    dst: &Path,
+    (out, dst): (impl Write, &Path),
     columns: &[String],
     ids: &MatchSet,
     options: RewriteOptions,
 ) -> Result<Figures, String> {
     let gzip = gz(key);
-    let out = std::fs::File::create(dst).map_err(|e| e.to_string())?;
     let r = write_json(lines(src, gzip)?, out, gzip, columns, ids, options)?;
     let expected = jsonl_check::Expected {
         lines_before: r.lines_before,
@@ -170,8 +175,11 @@ fn forget_json(
 mod tests {
     use std::io::Read;
 
+    use std::sync::Arc;
+
     use serde_json::json;
 
+    use super::super::temp::TempSpace;
     use super::*;
 
     const SOURCE: &str = "{\"id\": 1}\n\n{\"id\": 2, \"x\": \"b\"}\n{\"id\": 3}\n";
@@ -229,7 +237,7 @@ mod tests {
             Format::Json,
             "t/a.json.gz",
             &src,
-            &dst,
+            (&dst, &mut unbounded()),
             &columns(),
             &ids(),
             opts(false),
@@ -246,7 +254,7 @@ mod tests {
             Format::Json,
             "t/a.json.gz",
             &src,
-            &dst,
+            (&dst, &mut unbounded()),
             &columns(),
             &ids(),
             opts(true),
@@ -277,13 +285,86 @@ mod tests {
                 Format::Json,
                 key,
                 &src,
-                full,
+                (full, &mut unbounded()),
                 &columns(),
                 &ids(),
                 opts(false),
             )
             .unwrap_err();
-            assert!(err.to_lowercase().contains("space"), "{key}: {err}");
+            // A real ENOSPC reads as the budget's refusal does.
+            assert!(err.contains("temporary space exhausted"), "{key}: {err}");
         }
+    }
+
+    fn unbounded() -> Reservation {
+        Arc::new(TempSpace::default()).reserve(0).unwrap()
+    }
+
+    /// A Parquet object of `rows` rows with ids 0.., `per_group` rows per row group.
+    fn parquet(rows: i64, per_group: usize) -> Vec<u8> {
+        use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+        let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows));
+        let batch = RecordBatch::try_from_iter([("id", ids)]).unwrap();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(per_group))
+            .build();
+        let mut out = Vec::new();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        out
+    }
+
+    #[test]
+    fn a_rewrite_beyond_the_temporary_budget_fails_saying_so_and_gives_its_space_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("s"), dir.path().join("d"));
+        let source = parquet(20_000, 5_000);
+        std::fs::write(&src, &source).unwrap();
+        let size = source.len() as u64;
+        // Room for the download, not for its rewrite.
+        let space = Arc::new(TempSpace::new(None, Some(size + size / 4)));
+        let held = space.reserve(size).unwrap();
+        let mut output = space.reserve(0).unwrap();
+        for (format, key, file) in [
+            (Format::Parquet, "t/a.parquet", &src),
+            (Format::Json, "t/a.json", &src),
+        ] {
+            if format == Format::Json {
+                let lines: String = (0..20_000).map(|i| format!("{{\"id\": {i}}}\n")).collect();
+                std::fs::write(file, lines).unwrap();
+            }
+            let err = rewrite(
+                format,
+                key,
+                file,
+                (&dst, &mut output),
+                &columns(),
+                &ids(),
+                opts(false),
+            )
+            .unwrap_err();
+            assert!(err.contains("temporary space exhausted"), "{key}: {err}");
+            assert!(output.bytes() <= size / 4, "{key}: never beyond the budget");
+            let written = std::fs::metadata(&dst).unwrap().len();
+            assert!(written <= size / 4, "{key}: {written} bytes written");
+        }
+        drop((held, output));
+        assert_eq!(space.in_use(), 0);
+        // With the budget for it, the same rewrite goes through.
+        let space = Arc::new(TempSpace::new(None, Some(4 * size)));
+        std::fs::write(&src, &source).unwrap();
+        let f = rewrite(
+            Format::Parquet,
+            "t/a.parquet",
+            &src,
+            (&dst, &mut space.reserve(0).unwrap()),
+            &columns(),
+            &ids(),
+            opts(false),
+        )
+        .unwrap();
+        assert_eq!((f.rows_before, f.rows_removed), (20_000, 1));
     }
 }

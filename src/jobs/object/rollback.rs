@@ -54,7 +54,13 @@ pub async fn roll_back(ctx: &Context, task: &Task, l: &Loaded) -> Result<Rollbac
                    Lethe's upload no etag: there is nothing to copy back";
         return Ok(Rollback::Refused(why.to_owned()));
     };
-    let dir = tempfile::tempdir().map_err(|e| TaskError::Retryable(e.to_string()))?;
+    // The version read, in the worker's temporary space (its bytes reserved first).
+    let _space = match ctx.engine.temp.reserve(o.size_bytes.max(0) as u64) {
+        Ok(space) => space,
+        Err(e) if !task.is_last_attempt() => return Err(TaskError::Retryable(e.to_string())),
+        Err(e) => return Ok(Rollback::Refused(e.to_string())),
+    };
+    let dir = (ctx.engine.temp.dir()).map_err(|e| TaskError::Retryable(e.to_string()))?;
     let file = dir.path().join("restored");
     let fetched = match l.store.download(&o.bucket, &o.key, Some(read), &file).await {
         Ok(f) => f,

@@ -31,11 +31,14 @@ where
 /// `GetBucketLifecycleConfiguration`.
 pub(super) async fn lifecycle_rules(
     client: &aws_sdk_s3::Client,
+    permit: &super::limit::Permit,
     bucket: &str,
 ) -> Result<Vec<LifecycleRule>, StorageError> {
     let out = client
         .get_bucket_lifecycle_configuration()
         .bucket(bucket)
+        .customize()
+        .interceptor(permit.signal())
         .send()
         .await;
     let rules = unless_absent(out, "NoSuchLifecycleConfiguration")?;
@@ -47,9 +50,16 @@ pub(super) async fn lifecycle_rules(
 /// `GetBucketReplication`.
 pub(super) async fn replication_rules(
     client: &aws_sdk_s3::Client,
+    permit: &super::limit::Permit,
     bucket: &str,
 ) -> Result<Vec<ReplicationRule>, StorageError> {
-    let out = client.get_bucket_replication().bucket(bucket).send().await;
+    let out = client
+        .get_bucket_replication()
+        .bucket(bucket)
+        .customize()
+        .interceptor(permit.signal())
+        .send()
+        .await;
     let config = unless_absent(out, "ReplicationConfigurationNotFoundError")?;
     Ok(config
         .as_ref()
