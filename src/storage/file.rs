@@ -81,25 +81,64 @@ fn io_error(e: std::io::Error) -> StorageError {
     }
 }
 
-fn walk(dir: &Path, root: &Path, out: &mut Vec<ObjectMeta>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        // Symlinks are not followed (they could lead out of the root).
-        if entry.file_type()?.is_symlink() {
-            continue;
-        }
-        let meta = entry.metadata()?;
-        if meta.is_dir() {
-            walk(&entry.path(), root, out)?;
-        } else {
-            let key = entry
-                .path()
-                .strip_prefix(root)
-                .unwrap_or(&entry.path())
+/// Where a local listing stands: the keys it wants (`prefix`, after `after`) and the
+/// objects found so far, at most `limit`.
+struct Walk<'a> {
+    root: &'a Path,
+    prefix: &'a str,
+    after: Option<&'a str>,
+    limit: usize,
+    out: Vec<ObjectMeta>,
+}
+
+impl Walk<'_> {
+    /// Walks `dir` in key order, entering only the directories that can hold a wanted key
+    /// and stopping at `limit` objects: a page costs the directories on its way, not the
+    /// whole tree.
+    fn dir(&mut self, dir: &Path) -> std::io::Result<()> {
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let file_type = entry.file_type()?;
+            // Symlinks are not followed (they could lead out of the root).
+            if file_type.is_symlink() {
+                continue;
+            }
+            let path = entry.path();
+            let key = path
+                .strip_prefix(self.root)
+                .unwrap_or(&path)
                 .to_string_lossy()
                 .replace('\\', "/");
-            out.push(ObjectMeta {
+            // A directory's keys all start with `key/`: sorting by that puts the entries
+            // in the order of their keys.
+            let sort = if file_type.is_dir() {
+                format!("{key}/")
+            } else {
+                key
+            };
+            entries.push((sort, file_type.is_dir(), path));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, is_dir, path) in entries {
+            if self.out.len() >= self.limit {
+                return Ok(());
+            }
+            if is_dir {
+                let disjoint = !key.starts_with(self.prefix) && !self.prefix.starts_with(&key);
+                let passed = self
+                    .after
+                    .is_some_and(|after| after >= key.as_str() && !after.starts_with(&key));
+                if !disjoint && !passed {
+                    self.dir(&path)?;
+                }
+                continue;
+            }
+            if !key.starts_with(self.prefix) || self.after.is_some_and(|a| key.as_str() <= a) {
+                continue;
+            }
+            let meta = std::fs::metadata(&path)?;
+            self.out.push(ObjectMeta {
                 key,
                 size: meta.len(),
                 etag: None,
@@ -110,8 +149,8 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<ObjectMeta>) -> std::io::Result<(
                 noncurrent: None,
             });
         }
+        Ok(())
     }
-    Ok(())
 }
 
 #[async_trait]
@@ -126,8 +165,7 @@ impl ObjectStore for FileStore {
         let prefix = prefix.to_owned();
         let page_size = self.page_size.max(1);
         tokio::task::spawn_blocking(move || {
-            let mut all = Vec::new();
-            // Walk only the directory part of the prefix, then filter by the whole prefix.
+            // Walk only the directory part of the prefix; keys are filtered by the whole.
             let dir = root.join(prefix.rsplit_once('/').map(|(d, _)| d).unwrap_or(""));
             // The walk skips symlinks below `dir`; `dir` itself (or a directory above it)
             // may be one, and must not lead out of the root.
@@ -136,27 +174,22 @@ impl ObjectStore for FileStore {
             {
                 return Err(outside_root());
             }
-            match walk(&dir, &root, &mut all) {
+            let mut walk = Walk {
+                root: &root,
+                prefix: &prefix,
+                after: next.as_deref(),
+                // One more than a page tells whether another page follows.
+                limit: page_size + 1,
+                out: Vec::new(),
+            };
+            match walk.dir(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io_error(e)),
             }
-            all.sort_by(|a, b| a.key.cmp(&b.key));
-            let start = next
-                .map(|after| all.partition_point(|o| o.key <= after))
-                .unwrap_or(0);
-            let objects: Vec<ObjectMeta> = all[start..]
-                .iter()
-                .filter(|o| o.key.starts_with(&prefix))
-                .take(page_size)
-                .cloned()
-                .collect();
-            let more = objects.len() == page_size
-                && all[start..]
-                    .iter()
-                    .filter(|o| o.key.starts_with(&prefix))
-                    .nth(page_size)
-                    .is_some();
+            let mut objects = walk.out;
+            let more = objects.len() > page_size;
+            objects.truncate(page_size);
             let next = more
                 .then(|| objects.last().map(|o| o.key.clone()))
                 .flatten();
@@ -293,6 +326,86 @@ impl ObjectStore for FileStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every key under `root` with `prefix`, sorted: what a listing must give.
+    fn every_key(root: &Path, prefix: &str) -> Vec<String> {
+        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, root, out);
+                } else {
+                    let key = path.strip_prefix(root).unwrap().to_string_lossy();
+                    out.push(key.into_owned());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(root, root, &mut out);
+        out.retain(|k| k.starts_with(prefix));
+        out.sort();
+        out
+    }
+
+    async fn pages(store: &FileStore, prefix: &str) -> (Vec<String>, usize) {
+        let (mut keys, mut pages, mut next) = (Vec::new(), 0, None);
+        loop {
+            let page = store.list_page("b", prefix, next).await.unwrap();
+            pages += 1;
+            assert!(page.objects.len() <= store.page_size);
+            keys.extend(page.objects.into_iter().map(|o| o.key));
+            match page.next {
+                Some(token) => next = Some(token),
+                None => return (keys, pages),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_follow_key_order_where_names_sort_around_the_slash() {
+        let root = std::env::temp_dir().join(format!("lethe-file-pages-{}", uuid::Uuid::new_v4()));
+        // `x-1` sorts before `x/…` ('-' < '/'), `ab` after `a/…`, `t2` is beside `t/`.
+        for key in [
+            "t/x-1", "t/x/a", "t/x/b/c", "t/x0", "t/a/z", "t/ab", "t/a-", "t2/q", "t/", "u",
+        ] {
+            let path = root.join(key);
+            if key.ends_with('/') {
+                std::fs::create_dir_all(&path).unwrap();
+                continue;
+            }
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "1").unwrap();
+        }
+        for page_size in 1..=4 {
+            let store = FileStore {
+                root: root.clone(),
+                page_size,
+            };
+            for prefix in ["t/", "t", "t/x", "t/a", ""] {
+                let (keys, _) = pages(&store, prefix).await;
+                assert_eq!(keys, every_key(&root, prefix), "{prefix:?} by {page_size}");
+            }
+        }
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_hundred_thousand_local_objects_list_in_pages_each_once_in_order() {
+        let root = std::env::temp_dir().join(format!("lethe-file-100k-{}", uuid::Uuid::new_v4()));
+        for d in 0..500 {
+            let dir = root.join(format!("t/dt={d}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            for f in 0..200 {
+                std::fs::write(dir.join(format!("part-{f}.json")), "").unwrap();
+            }
+        }
+        let store = FileStore::new(root.clone());
+        let (keys, pages) = pages(&store, "t/").await;
+        assert_eq!(keys.len(), 100_000);
+        assert_eq!(pages, 100);
+        assert_eq!(keys, every_key(&root, "t/"));
+        std::fs::remove_dir_all(root).unwrap();
+    }
 
     #[tokio::test]
     async fn lists_in_key_order_by_pages_and_reads_ranges() {
