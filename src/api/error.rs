@@ -115,12 +115,24 @@ impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         match err {
             sqlx::Error::RowNotFound => ApiError::NotFound("no such resource".to_owned()),
-            sqlx::Error::PoolTimedOut => {
+            // The database is away (restarting, failing over, the connection cut): the
+            // request changed nothing it did not commit, and may be retried.
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                ApiError::Unavailable("the database is unavailable".to_owned())
+            }
+            sqlx::Error::Database(e) if e.code().is_some_and(|c| database_away(&c)) => {
                 ApiError::Unavailable("the database is unavailable".to_owned())
             }
             other => ApiError::Internal(other.into()),
         }
     }
+}
+
+/// SQLSTATEs of a database going away under a request: connection exceptions (class
+/// 08) and operator intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03
+/// cannot connect now, 57P05 idle session timeout). Never a query's own error.
+fn database_away(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "57P05")
 }
 
 impl IntoResponse for ApiError {
@@ -170,6 +182,10 @@ pub fn problem_response(status: StatusCode, problem: Problem) -> Response {
                 .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"lethe\"")),
         );
     }
+    // Every 503 is a dependency away for a while: say when to try again.
+    if status == StatusCode::SERVICE_UNAVAILABLE && !headers.contains_key(header::RETRY_AFTER) {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    }
     response
 }
 
@@ -192,4 +208,26 @@ pub enum AuthProblems {
         content_type = "application/problem+json"
     )]
     Forbidden(Problem),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_going_away_is_503_with_retry_after_and_a_query_error_is_not() {
+        for code in ["08006", "08001", "57P01", "57P02", "57P03"] {
+            assert!(database_away(code), "{code}");
+        }
+        // Unique violation, serialization failure, query cancelled: the query's own.
+        for code in ["23505", "40001", "57014"] {
+            assert!(!database_away(code), "{code}");
+        }
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        let response = ApiError::from(io).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let response = ApiError::from(sqlx::Error::PoolClosed).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
 }

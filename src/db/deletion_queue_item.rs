@@ -139,6 +139,85 @@ pub async fn delete_queue_items(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::
     Ok(result.rows_affected())
 }
 
+/// What an `Idempotency-Key` of a queue addition says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AddKey {
+    /// The key is new: it is now this transaction's (a concurrent request with the same
+    /// key waits for it to end); record the items with [`record_add_key`].
+    Fresh,
+    /// A request with this key was done before: the SHA-256 of what it asked and the
+    /// items it created.
+    Done {
+        request_sha256: Vec<u8>,
+        item_ids: Vec<Uuid>,
+    },
+}
+
+/// Takes `key` for `principal` in this transaction, or finds the request that took it.
+pub async fn claim_add_key(
+    conn: &mut sqlx::PgConnection,
+    principal: &str,
+    key: &str,
+    request_sha256: &[u8],
+) -> sqlx::Result<AddKey> {
+    let fresh: Option<bool> = sqlx::query_scalar(
+        r#"insert into queue_add_key (principal, idempotency_key, request_sha256)
+           values ($1, $2, $3) on conflict do nothing returning true"#,
+    )
+    .bind(principal)
+    .bind(key)
+    .bind(request_sha256)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if fresh.is_some() {
+        return Ok(AddKey::Fresh);
+    }
+    let (request_sha256, item_ids) = sqlx::query_as(
+        r#"select request_sha256, item_ids from queue_add_key
+           where principal = $1 and idempotency_key = $2"#,
+    )
+    .bind(principal)
+    .bind(key)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(AddKey::Done {
+        request_sha256,
+        item_ids,
+    })
+}
+
+/// Records the items a request under `key` created (same transaction as the claim).
+pub async fn record_add_key(
+    db: impl PgExecutor<'_>,
+    principal: &str,
+    key: &str,
+    item_ids: &[Uuid],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"update queue_add_key set item_ids = $3 where principal = $1 and idempotency_key = $2"#,
+    )
+    .bind(principal)
+    .bind(key)
+    .bind(item_ids)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// How long an `Idempotency-Key` is remembered.
+pub const ADD_KEY_HOURS: i64 = 24;
+
+/// Forgets the keys older than [`ADD_KEY_HOURS`]; returns how many.
+pub async fn expire_add_keys(db: impl PgExecutor<'_>) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        r#"delete from queue_add_key where created_at < now() - make_interval(hours => $1::int)"#,
+    )
+    .bind(ADD_KEY_HOURS as i32)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Items queued, the oldest one's time, items overdue and due within a day (only those
 /// `created_by` made, when given).
 pub async fn summary(

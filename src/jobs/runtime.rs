@@ -172,6 +172,11 @@ async fn supervise(db: PgPool, config: RuntimeConfig, shutdown: CancellationToke
             Ok(n) => tracing::info!(jobs = n, "deleted job reports past their retention"),
             Err(e) => tracing::warn!(error = %e, "could not delete expired job reports"),
         }
+        match crate::db::deletion_queue_item::expire_add_keys(&db).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(keys = n, "forgot idempotency keys past their day"),
+            Err(e) => tracing::warn!(error = %e, "could not forget old idempotency keys"),
+        }
     }
 }
 

@@ -74,16 +74,22 @@ def main():
     check(any(e.field == "columns" for e in bad.parsed.errors), f"problem names the field: {bad.parsed.errors}")
 
     # Queue two subjects: an email and a number.
-    added = add_matches.sync_detailed(
-        client=client,
-        body=AddMatchesRequest(
-            matches=[
-                NewMatch(match_id="jane@example.com", reference="CLIENT-1"),
-                NewMatch(match_id=4711, data_mappers=["orders"]),
-            ]
-        ),
+    # Under an Idempotency-Key: the retry (as after a lost answer) adds nothing.
+    request = AddMatchesRequest(
+        matches=[
+            NewMatch(match_id="jane@example.com", reference="CLIENT-1"),
+            NewMatch(match_id=4711, data_mappers=["orders"]),
+        ]
     )
+    added = add_matches.sync_detailed(client=client, body=request, idempotency_key="client-1-erase")
     check(added.status_code == 201, f"add matches: {added.status_code} {added.content!r}")
+    retried = add_matches.sync_detailed(client=client, body=request, idempotency_key="client-1-erase")
+    check(retried.status_code == 200, f"retried add: {retried.status_code} {retried.content!r}")
+    check(
+        [m.deletion_queue_item_id for m in retried.parsed.matches]
+        == [m.deletion_queue_item_id for m in added.parsed.matches],
+        "the retry answers with the first call's items",
+    )
     queue = list_queue.sync(client=client)
     check(len(queue.matches) == 2, f"two items queued: {queue}")
 

@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -190,24 +190,117 @@ pub struct AddMatchesResponse {
     pub matches: Vec<QueueItemResponse>,
 }
 
-/// Add items to the deletion queue, atomically.
+/// The request header that makes a queue addition safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The response header of a retry answered from the first request's record.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// The `Idempotency-Key` sent, if any: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::BadRequest(
+            "Idempotency-Key must be sent once, as 1 to 255 visible ASCII characters".to_owned(),
+        )
+    };
+    if values.next().is_some() {
+        return Err(bad());
+    }
+    let key = value.to_str().map_err(|_| bad())?;
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// SHA-256 of what an addition asks, field by field, each length-prefixed (a match id as
+/// the JSON text sent): a retry must ask exactly the same to be answered as one.
+fn request_fingerprint(body: &AddMatchesRequest) -> Vec<u8> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    for m in &body.matches {
+        field(m.match_id.get().as_bytes());
+        field(&(m.data_mappers.len() as u64).to_le_bytes());
+        for mapper in &m.data_mappers {
+            field(mapper.as_bytes());
+        }
+        field(
+            m.deadline
+                .map(|d| d.to_rfc3339())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        match &m.reference {
+            Some(r) => field(format!("+{r}").as_bytes()),
+            None => field(b"-"),
+        }
+    }
+    h.finalize().to_vec()
+}
+
+/// Add items to the deletion queue, atomically. With an `Idempotency-Key`, a retry of the
+/// same request (same key, same body, same caller, within 24 hours) creates nothing more:
+/// it is answered 200 with the items the first one created that are still queued.
 #[utoipa::path(patch, path = "/v1/queue/matches", tag = "queue", operation_id = "add_matches",
     security(("bearer" = [])), request_body = AddMatchesRequest,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Makes the call safe to retry (after a timeout or a lost connection): 1 to 255 visible ASCII characters, unique per request of this caller, remembered at least 24 hours")),
     responses(
+        (status = 200, description = "A retry of a request already done under this Idempotency-Key: nothing was added; the items it created that are still queued (header `Idempotent-Replayed: true`)", body = AddMatchesResponse),
         (status = 201, description = "Queued", body = AddMatchesResponse),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON, or a malformed Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid items; nothing was queued. A caller who may not read data mappers gets a generic message where the precise one would describe them (names, columns, types)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid items; nothing was queued. A caller who may not read data mappers gets a generic message where the precise one would describe them (names, columns, types). Also: an Idempotency-Key already used for a different request", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn add_matches(
     State(state): State<AppState>,
     auth: Auth<QueueAdd>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<AddMatchesRequest>,
-) -> Result<(StatusCode, axum::Json<AddMatchesResponse>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, axum::Json<AddMatchesResponse>), ApiError> {
+    let key = idempotency_key(&headers)?;
     // Numbers are checked on their text, before any is read (and rounded).
     check_exact_numbers(body.matches.iter().map(|m| &*m.match_id)).map_err(ApiError::Validation)?;
+    let principal = auth.caller.principal.subject.clone();
+    let mut tx = state.db.begin().await?;
+    if let Some(key) = &key {
+        let fingerprint = request_fingerprint(&body);
+        match db::claim_add_key(&mut tx, &principal, key, &fingerprint).await? {
+            db::AddKey::Fresh => {}
+            db::AddKey::Done {
+                request_sha256,
+                item_ids,
+            } => {
+                if request_sha256 != fingerprint {
+                    return Err(ApiError::field(
+                        "Idempotency-Key",
+                        "already used for a different request; send a new key",
+                    ));
+                }
+                let rows = db::lock_queue_items(&mut *tx, &item_ids).await?;
+                tx.rollback().await?;
+                tracing::info!(count = rows.len(), "answered a retried queue addition");
+                let mut replayed = HeaderMap::new();
+                replayed.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+                return Ok((
+                    StatusCode::OK,
+                    replayed,
+                    axum::Json(AddMatchesResponse {
+                        matches: rows.into_iter().map(Into::into).collect(),
+                    }),
+                ));
+            }
+        }
+    }
     let named: Vec<String> = body
         .matches
         .iter()
@@ -215,7 +308,6 @@ async fn add_matches(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let mut tx = state.db.begin().await?;
     // Lock the named mappers so none is deleted before these items commit.
     let columns: HashMap<String, Vec<String>> = lock_mapper_columns(&mut *tx, &named)
         .await?
@@ -263,21 +355,26 @@ async fn add_matches(
         privileged,
     )
     .map_err(invalid)?;
-    let rows = db::insert_queue_items(&mut *tx, &items, &auth.caller.principal.subject).await?;
-    let key = report_key(&mut tx).await?;
+    let rows = db::insert_queue_items(&mut *tx, &items, &principal).await?;
+    if let Some(key) = &key {
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.deletion_queue_item_id).collect();
+        db::record_add_key(&mut *tx, &principal, key, &ids).await?;
+    }
+    let report_key = report_key(&mut tx).await?;
     auth.caller
         .audit(
             &mut *tx,
             "queue.add",
             "deletion_queue",
             None,
-            json!({"count": rows.len(), "items": audited_items(&key, &rows)}),
+            json!({"count": rows.len(), "items": audited_items(&report_key, &rows)}),
         )
         .await?;
     tx.commit().await?;
     tracing::info!(count = rows.len(), "queued matches");
     Ok((
         StatusCode::CREATED,
+        HeaderMap::new(),
         axum::Json(AddMatchesResponse {
             matches: rows.into_iter().map(Into::into).collect(),
         }),
