@@ -229,7 +229,10 @@ async fn old_version_plan(
                 .to_owned(),
         ));
     }
-    if !versions.contains(&version) {
+    // Gone already: nothing to delete, unless an earlier attempt saved it and died after
+    // deleting it and before recording that (it is deleted again, as a success, and
+    // counted once).
+    if !versions.contains(&version) && !o.versions_to_delete.contains(&version) {
         return Ok(Plan::default());
     }
     Ok(Plan {
