@@ -35,6 +35,7 @@ mod lake;
 mod limits;
 mod memory;
 mod openapi;
+mod pg_cluster;
 mod queue;
 mod queue_audit;
 mod readback;
