@@ -115,24 +115,15 @@ impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         match err {
             sqlx::Error::RowNotFound => ApiError::NotFound("no such resource".to_owned()),
-            // The database is away (restarting, failing over, the connection cut): the
-            // request changed nothing it did not commit, and may be retried.
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                ApiError::Unavailable("the database is unavailable".to_owned())
-            }
-            sqlx::Error::Database(e) if e.code().is_some_and(|c| database_away(&c)) => {
+            // The database is away (restarting, failing over, the connection cut) or the
+            // process is closing its pool: the request changed nothing it did not commit,
+            // and may be retried.
+            e if matches!(e, sqlx::Error::PoolClosed) || crate::db::is_transient(&e) => {
                 ApiError::Unavailable("the database is unavailable".to_owned())
             }
             other => ApiError::Internal(other.into()),
         }
     }
-}
-
-/// SQLSTATEs of a database going away under a request: connection exceptions (class
-/// 08) and operator intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03
-/// cannot connect now, 57P05 idle session timeout). Never a query's own error.
-fn database_away(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "57P05")
 }
 
 impl IntoResponse for ApiError {
@@ -215,14 +206,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_database_going_away_is_503_with_retry_after_and_a_query_error_is_not() {
-        for code in ["08006", "08001", "57P01", "57P02", "57P03"] {
-            assert!(database_away(code), "{code}");
-        }
-        // Unique violation, serialization failure, query cancelled: the query's own.
-        for code in ["23505", "40001", "57014"] {
-            assert!(!database_away(code), "{code}");
-        }
+    fn a_database_going_away_is_503_with_retry_after() {
         let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
         let response = ApiError::from(io).into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -36,6 +36,11 @@ async fn live() -> axum::Json<HealthStatus> {
     })
 }
 
+/// How long readiness waits for Postgres. A pool asked for a connection while the
+/// database is away keeps trying for its whole acquire timeout (10 s); a probe (the
+/// kubelet's gives up after 1 s by default) must get an answer, not a hang.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The service can serve requests: Postgres answers.
 #[utoipa::path(get, path = "/health/ready", tag = "health", operation_id = "health_ready",
     responses(
@@ -43,12 +48,17 @@ async fn live() -> axum::Json<HealthStatus> {
         (status = 503, description = "Postgres is unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn ready(State(state): State<AppState>) -> Result<axum::Json<HealthStatus>, ApiError> {
-    crate::db::ping(&state.db)
-        .await
-        .map_err(|_| ApiError::Unavailable("the database is unavailable".to_owned()))?;
-    Ok(axum::Json(HealthStatus {
-        status: "ok".to_owned(),
-    }))
+    let unavailable = |why: &str| {
+        tracing::warn!(error = why, "not ready: the database is unavailable");
+        ApiError::Unavailable("the database is unavailable".to_owned())
+    };
+    match tokio::time::timeout(READY_TIMEOUT, crate::db::ping(&state.db)).await {
+        Ok(Ok(())) => Ok(axum::Json(HealthStatus {
+            status: "ok".to_owned(),
+        })),
+        Ok(Err(e)) => Err(unavailable(&e.to_string())),
+        Err(_) => Err(unavailable("no answer within 1 s")),
+    }
 }
 
 /// Prometheus metrics. On the API port (`lethe serve`) only with `Authorization: Bearer`

@@ -207,6 +207,21 @@ pub async fn heartbeat(
     recorded(db, task_id).await
 }
 
+/// Gives up the lease of a task this worker could not finish because the database went
+/// away: the next claim takes it at once as a lost worker's (the same attempt, one crash
+/// counted against the budget). False when the task is no longer this worker's.
+pub async fn give_up(db: impl PgExecutor<'_>, task_id: i64, owner: &str) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        r#"update task set lease_until = now() - interval '1 millisecond', updated_at = now()
+           where task_id = $1 and lease_owner = $2 and state = 'running'"#,
+    )
+    .bind(task_id)
+    .bind(owner)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// Records that the task made progress that survives a crash (a page listed and its
 /// follow-ups enqueued, in the caller's transaction): the workers lost before it no longer
 /// count against the crash budget. False when the task is no longer this worker's.

@@ -78,6 +78,7 @@ impl JobTask for FindMapper {
         };
         match listed {
             Ok(()) => Ok(()),
+            Err(e @ TaskError::Interrupted(_)) => Err(e),
             Err(TaskError::Retryable(e)) if !task.is_last_attempt() => Err(TaskError::Retryable(e)),
             Err(TaskError::Retryable(e) | TaskError::Fatal(e)) => {
                 tracing::warn!(job.id = %self.job_id, data_mapper = %self.data_mapper_id, error = %e, "data mapper failed");

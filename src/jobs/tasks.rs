@@ -5,6 +5,11 @@
 //! counted apart, and a task over that crash budget (it kills its worker) ends `failed`,
 //! named in a job event; progress a task records (`db::task::progressed`) resets the count.
 //! Retryable errors back off exponentially; fatal errors and panics fail the task.
+//! A task interrupted because the database went away (a restart, a failover, a
+//! terminated connection) is treated as its worker's death, not as a failure: its lease
+//! is given up (or left to expire) and it runs again as the same attempt, one crash
+//! counted; a heartbeat that cannot reach the database keeps the task running until the
+//! lease it holds has run out.
 //! Handlers must be idempotent: a task may run again after a crash.
 
 use std::collections::HashMap;
@@ -32,11 +37,19 @@ pub enum TaskError {
     /// Schema mismatch, access denied, corrupt input: do not try again.
     #[error("fatal: {0}")]
     Fatal(String),
+    /// The database went away mid-task (its connection lost, the server restarting):
+    /// not the task's failure; it runs again as the same attempt, counted as a crash.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
 }
 
 impl From<sqlx::Error> for TaskError {
     fn from(e: sqlx::Error) -> Self {
-        TaskError::Retryable(format!("database: {e}"))
+        if crate::db::is_transient(&e) {
+            TaskError::Interrupted(format!("database: {e}"))
+        } else {
+            TaskError::Retryable(format!("database: {e}"))
+        }
     }
 }
 
@@ -116,7 +129,11 @@ async fn finish(
 ) -> sqlx::Result<bool> {
     let (state, delay, error) = match outcome {
         Ok(()) => ("succeeded", Duration::ZERO, None),
-        Err(TaskError::Retryable(e)) if task.attempts < task.max_attempts => {
+        // An interrupted task is given up before (`Worker::run_once`); should one get
+        // here, it is retried as a retryable failure would be.
+        Err(TaskError::Retryable(e) | TaskError::Interrupted(e))
+            if task.attempts < task.max_attempts =>
+        {
             let factor = 2u32.pow(task.attempts.saturating_sub(1).clamp(0, 16) as u32);
             ("queued", backoff.saturating_mul(factor), Some(e.clone()))
         }
@@ -146,6 +163,7 @@ pub struct Worker {
 impl Worker {
     /// Claims and runs one task; None when nothing was runnable.
     pub async fn run_once(&self) -> sqlx::Result<Option<(Task, Result<(), TaskError>)>> {
+        let claimed = tokio::time::Instant::now();
         let Some(task) = claim(&self.db, &self.id, self.lease, self.max_crashes).await? else {
             return Ok(None);
         };
@@ -160,15 +178,23 @@ impl Worker {
                 "no handler for task kind {:?}",
                 task.kind
             ))),
-            Some(handler) => self.run_with_heartbeat(handler, &task).await,
+            Some(handler) => self.run_with_heartbeat(handler, &task, claimed).await,
         };
         let label = match &outcome {
             Ok(()) => TaskOutcome::Ok,
+            Err(TaskError::Interrupted(_)) => TaskOutcome::Retry,
             Err(TaskError::Retryable(_)) if !task.is_last_attempt() => TaskOutcome::Retry,
             Err(_) => TaskOutcome::Failed,
         };
         self.metrics
             .observe_task(&task.kind, label, started.elapsed());
+        if let Err(TaskError::Interrupted(e)) = &outcome {
+            tracing::warn!(task.id = task.task_id, task.kind = %task.kind, job.id = ?task.job_id, attempt = task.attempts, error = %e, "task interrupted: the database went away; it runs again as the same attempt");
+            // Claimable at once, as a lost worker's task. Should the database still be
+            // away, the lease runs out by itself.
+            db::give_up(&self.db, task.task_id, &self.id).await?;
+            return Ok(Some((task, outcome)));
+        }
         if let Err(e) = &outcome {
             tracing::warn!(task.id = task.task_id, task.kind = %task.kind, job.id = ?task.job_id, attempt = task.attempts, error = %e, "task failed");
         }
@@ -180,10 +206,12 @@ impl Worker {
         Ok(Some((task, outcome)))
     }
 
+    /// Runs the handler while a heartbeat extends the lease taken at `claimed`.
     async fn run_with_heartbeat(
         &self,
         handler: Arc<dyn TaskHandler>,
         task: &Task,
+        claimed: tokio::time::Instant,
     ) -> Result<(), TaskError> {
         // Every log line of the handler carries the task, its job and (once the handler
         // records it) the object it works on.
@@ -203,6 +231,8 @@ impl Worker {
         };
         let mut beat = tokio::time::interval((self.lease / 3).max(Duration::from_millis(10)));
         beat.tick().await;
+        // Until when the lease is surely this worker's (from before the claim's answer).
+        let mut held_until = claimed + self.lease;
         tokio::pin!(running);
         loop {
             tokio::select! {
@@ -214,9 +244,25 @@ impl Worker {
                     };
                 }
                 _ = beat.tick() => {
-                    if !db::heartbeat(&self.db, task.task_id, &self.id, self.lease).await.unwrap_or(false) {
-                        running.abort();
-                        return Err(TaskError::Retryable("lease lost".to_owned()));
+                    let sent = tokio::time::Instant::now();
+                    let beat = db::heartbeat(&self.db, task.task_id, &self.id, self.lease);
+                    match tokio::time::timeout_at(held_until, beat).await {
+                        Ok(Ok(true)) => held_until = sent + self.lease,
+                        Ok(Ok(false)) => {
+                            running.abort();
+                            return Err(TaskError::Retryable("lease lost".to_owned()));
+                        }
+                        // The database is away: go on while the lease lasts.
+                        Ok(Err(e)) if tokio::time::Instant::now() < held_until => {
+                            tracing::warn!(task.id = task.task_id, error = %e, "could not extend the lease; trying again");
+                        }
+                        Ok(Err(_)) | Err(_) => {
+                            // Another worker may claim it now: stop, as a dead worker would.
+                            running.abort();
+                            return Err(TaskError::Interrupted(
+                                "the lease ran out while the database was away".to_owned(),
+                            ));
+                        }
                     }
                 }
             }
@@ -528,6 +574,58 @@ mod tests {
         .fetch_one(pool)
         .await
         .unwrap()
+    }
+
+    /// Loses the database `left` times (as a restart does), then succeeds.
+    struct LosesTheDatabase(Mutex<u32>);
+
+    #[async_trait]
+    impl TaskHandler for LosesTheDatabase {
+        async fn run(&self, _: &Task) -> Result<(), TaskError> {
+            let mut left = self.0.lock().unwrap();
+            if *left == 0 {
+                return Ok(());
+            }
+            *left -= 1;
+            let lost = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+            Err(sqlx::Error::Io(lost).into())
+        }
+    }
+
+    fn losing(pool: &PgPool, times: u32) -> Worker {
+        let mut handlers: HashMap<String, Arc<dyn TaskHandler>> = HashMap::new();
+        handlers.insert("test".into(), Arc::new(LosesTheDatabase(Mutex::new(times))));
+        Worker {
+            handlers: Arc::new(handlers),
+            ..worker(pool, "w", flaky(0))
+        }
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn a_task_the_database_interrupted_runs_again_at_once_as_the_same_attempt(pool: PgPool) {
+        // One attempt allowed: an interruption must not spend it.
+        enqueue(&pool, "test", &serde_json::json!({}), 1)
+            .await
+            .unwrap();
+        let w = losing(&pool, 2);
+        // Given up, not waited for: runnable again at once, twice, then it succeeds.
+        assert_eq!(w.run_until_idle().await.unwrap(), 3);
+        assert_eq!(states(&pool).await, [("succeeded".to_owned(), 1)]);
+        let crashes: i32 = sqlx::query_scalar("select crashes from task")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(crashes, 2, "counted as lost workers");
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn a_task_that_always_loses_the_database_fails_after_the_crash_budget(pool: PgPool) {
+        let (_, id) = job_task(&pool).await;
+        // A budget of 3: three interruptions in a row, and the next claim fails it.
+        assert_eq!(losing(&pool, 100).run_until_idle().await.unwrap(), 3);
+        let row = claim_row(&pool, id).await;
+        assert_eq!((row.attempts, row.crashes), (1, 3));
+        assert_eq!(states(&pool).await, [("failed".to_owned(), 1)]);
     }
 
     #[sqlx::test(migrator = "crate::db::MIGRATOR")]

@@ -77,7 +77,7 @@ async fn create_glue_table(database: &str) {
         .unwrap();
 }
 
-fn lethe(db_url: &str) -> Command {
+pub(crate) fn lethe(db_url: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lethe"));
     cmd.env("DATABASE_URL", db_url)
         .env("LETHE_AWS_ENDPOINT_URL", endpoint())

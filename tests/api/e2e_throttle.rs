@@ -2,8 +2,10 @@
 //! moto answers a share of S3 requests with `503 SlowDown` and of Glue requests with
 //! `ThrottlingException`, and the job still ends `completed` with the lake, the queue and
 //! the stats exactly as without them; what stays throttled after every retry fails its
-//! object alone, its subjects kept.
+//! object alone, its subjects kept. The proxy (`faulty_proxy`, which can also drop
+//! connections unanswered and delay requests) serves `e2e_faults` too.
 
+use std::convert::Infallible;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +14,7 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
 use lethe::catalog::glue::GlueCatalog;
 use lethe::metrics::Metrics;
 use lethe::storage::Stores;
@@ -24,18 +27,23 @@ use crate::e2e_storage::new_versioned_bucket;
 use crate::jobs::{events_matches, expected_events, expected_people, full_matrix, queue};
 use crate::lake;
 
-/// What the proxy answers instead of forwarding.
+/// What the proxy does to a request instead of forwarding it at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
+pub(crate) enum Fault {
     /// `503 SlowDown`, as S3 answers (no body to a HEAD).
     SlowDown,
     /// `400 ThrottlingException`, as Glue answers.
     GlueThrottle,
+    /// The connection closed without an answer (the request is not forwarded), as a
+    /// load balancer or a NAT that drops a connection does.
+    Reset,
+    /// Forwarded after this long.
+    Delay(Duration),
 }
 
 /// Which AWS service a request is for: `glue` names its operation in `X-Amz-Target`, STS
 /// in a form body; the rest (signed for `s3`) is S3.
-fn service_of(headers: &HeaderMap) -> &'static str {
+pub(crate) fn service_of(headers: &HeaderMap) -> &'static str {
     let header = |name: &str| {
         headers
             .get(name)
@@ -52,30 +60,62 @@ fn service_of(headers: &HeaderMap) -> &'static str {
     }
 }
 
-type Rule = dyn Fn(&Method, &Uri, &HeaderMap) -> Option<Fault> + Send + Sync;
+pub(crate) type Rule = dyn Fn(&Method, &Uri, &HeaderMap) -> Option<Fault> + Send + Sync;
 
-/// A loopback HTTP proxy to `upstream` (moto) that answers a request with the fault
-/// `rule` names, else forwards it; returns its `http://` address.
-async fn faulty_proxy(upstream: String, rule: Arc<Rule>) -> String {
+/// A loopback HTTP proxy to `upstream` (moto) that does to each request what `rule`
+/// names (answers it with a fault, closes its connection, delays it), else forwards it;
+/// returns its `http://` address. Served connection by connection (HTTP/1.1), so a
+/// [`Fault::Reset`] can drop the connection with nothing written.
+pub(crate) async fn faulty_proxy(upstream: String, rule: Arc<Rule>) -> String {
     let client = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let app = axum::Router::new().fallback(move |req: Request<Body>| {
-        let (client, upstream, rule) = (client.clone(), upstream.clone(), rule.clone());
-        async move {
-            let (parts, body) = req.into_parts();
-            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-            if let Some(fault) = rule(&parts.method, &parts.uri, &parts.headers) {
-                return fault_answer(fault, &parts.method);
-            }
-            forward(&client, &upstream, parts, body).await
-        }
-    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (client, upstream, rule) = (client.clone(), upstream.clone(), rule.clone());
+            tokio::spawn(async move {
+                let reset = Arc::new(tokio::sync::Notify::new());
+                let service = hyper::service::service_fn({
+                    let reset = reset.clone();
+                    move |req: Request<hyper::body::Incoming>| {
+                        let (client, upstream, rule) =
+                            (client.clone(), upstream.clone(), rule.clone());
+                        let reset = reset.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes();
+                            match rule(&parts.method, &parts.uri, &parts.headers) {
+                                Some(Fault::Reset) => {
+                                    // The connection task drops the connection: no answer.
+                                    reset.notify_one();
+                                    return Ok(std::future::pending().await);
+                                }
+                                Some(Fault::Delay(latency)) => tokio::time::sleep(latency).await,
+                                Some(fault) => {
+                                    return Ok::<_, Infallible>(fault_answer(fault, &parts.method));
+                                }
+                                None => {}
+                            }
+                            Ok(forward(&client, &upstream, parts, body).await)
+                        }
+                    }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                tokio::select! {
+                    _ = connection => {}
+                    _ = reset.notified() => {}
+                }
+            });
+        }
+    });
     address
 }
 
@@ -98,6 +138,7 @@ fn fault_answer(fault: Fault, method: &Method) -> Response<Body> {
             .body(Body::from(
                 r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
             )),
+        Fault::Reset | Fault::Delay(_) => unreachable!("not an answer"),
     }
     .unwrap()
 }

@@ -36,6 +36,7 @@ mod lake;
 mod limits;
 mod memory;
 mod openapi;
+mod pg_cluster;
 mod queue;
 mod queue_audit;
 mod queue_retry;
