@@ -124,9 +124,16 @@ enum Bench {
         /// Objects in the lake (1,000 rows each).
         #[arg(long, default_value_t = 1000)]
         objects: usize,
-        /// Embedded worker loops.
+        /// Worker loops.
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        /// Run the workers as `lethe worker` processes (one loop each), not embedded.
+        #[arg(long)]
+        worker_processes: bool,
+        /// SIGKILL a worker process at random about every this many seconds (0.5–1.5×,
+        /// seeded by LETHE_FAULT_SEED) and start another; implies --worker-processes.
+        #[arg(long)]
+        kill_every_secs: Option<f64>,
         /// Directory of the generated lake (emptied and generated again each run).
         #[arg(long, default_value = "/var/tmp/lethe/bench/job-lake")]
         dir: PathBuf,
@@ -252,8 +259,22 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(Bench::Job {
             objects,
             workers,
+            worker_processes,
+            kill_every_secs,
             dir,
-        }) => lethe::bench::job::run(config, objects, workers, dir).await,
+        }) => {
+            let kill_every = match kill_every_secs {
+                Some(s) if s.is_finite() && s >= 0.1 => Some(std::time::Duration::from_secs_f64(s)),
+                Some(_) => anyhow::bail!("--kill-every-secs must be at least 0.1"),
+                None => None,
+            };
+            let workers = lethe::bench::job::Workers {
+                count: workers,
+                processes: worker_processes,
+                kill_every,
+            };
+            lethe::bench::job::run(config, objects, workers, dir).await
+        }
         Command::Openapi
         | Command::Bench(Bench::Find { .. } | Bench::Lake { .. } | Bench::Forget { .. }) => {
             unreachable!("handled above")

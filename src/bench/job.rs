@@ -53,11 +53,24 @@ fn generate(dir: &Path, objects: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How the benchmark's workers run.
+#[derive(Debug, Clone, Copy)]
+pub struct Workers {
+    /// Worker loops in all.
+    pub count: usize,
+    /// As that many `lethe worker` processes of one loop each, rather than loops
+    /// embedded in the server.
+    pub processes: bool,
+    /// SIGKILL one of the processes at random about this often (0.5–1.5×), and start
+    /// another in its place: the fleet a spot reclaim or the OOM killer leaves.
+    pub kill_every: Option<Duration>,
+}
+
 /// Runs the benchmark.
 pub async fn run(
     config: Config,
     objects: usize,
-    workers: usize,
+    workers: Workers,
     dir: PathBuf,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -68,13 +81,127 @@ pub async fn run(
         started.elapsed().as_secs_f64()
     );
     let mut config = demo_config(config, "lethe_bench_job").await?;
-    config.jobs.workers = workers;
+    let processes = workers.processes || workers.kill_every.is_some();
+    config.jobs.workers = if processes { 0 } else { workers.count };
     config.local_lake_root = Some(std::fs::canonicalize(&dir)?);
     let (api, shutdown, server) = start_private_server(&config, "lethe-bench").await?;
-    let outcome = drive(&api, &dir, objects, workers).await;
+    let outcome = if processes {
+        let mut fleet = Fleet::start(&config, workers.count)?;
+        let outcome = tokio::select! {
+            outcome = drive(&api, &dir, objects, workers.count) => outcome,
+            never = fleet.kill_at_random(workers.kill_every) => match never {},
+        };
+        fleet.report(&config).await?;
+        outcome
+    } else {
+        drive(&api, &dir, objects, workers.count).await
+    };
     shutdown.cancel();
     server.await??;
     outcome
+}
+
+/// `lethe worker` processes (this binary) of one worker loop each, over the benchmark's
+/// database and lake; killed when dropped.
+struct Fleet {
+    command: std::process::Command,
+    processes: Vec<std::process::Child>,
+    kills: usize,
+    since: Instant,
+}
+
+impl Fleet {
+    fn start(config: &Config, count: usize) -> anyhow::Result<Self> {
+        let mut command = std::process::Command::new(std::env::current_exe()?);
+        command
+            .arg("worker")
+            .env("DATABASE_URL", config.database_url.expose())
+            .env("LETHE_WORKERS", "1")
+            .env("LETHE_WORKER_POLL_MS", config.jobs.poll_ms.to_string())
+            .env("LETHE_LISTEN_ADDR", "127.0.0.1:0")
+            .env("LETHE_SCHEDULER_INTERVAL_SECS", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(root) = &config.local_lake_root {
+            command.env("LETHE_LOCAL_LAKE_ROOT", root);
+        }
+        let mut fleet = Fleet {
+            command,
+            processes: Vec::new(),
+            kills: 0,
+            since: Instant::now(),
+        };
+        for _ in 0..count.max(1) {
+            let child = fleet.command.spawn()?;
+            fleet.processes.push(child);
+        }
+        Ok(fleet)
+    }
+
+    /// Kills a process at random about every `every` and starts another; with no
+    /// period, waits forever (the fleet runs undisturbed). Never returns.
+    async fn kill_at_random(&mut self, every: Option<Duration>) -> std::convert::Infallible {
+        let seed = std::env::var("LETHE_FAULT_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64)
+            .max(1);
+        if every.is_some() {
+            println!("kills                   LETHE_FAULT_SEED={seed}");
+        }
+        let mut rng = seed;
+        let mut next = move || {
+            // xorshift64*
+            rng ^= rng >> 12;
+            rng ^= rng << 25;
+            rng ^= rng >> 27;
+            rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
+        loop {
+            let Some(every) = every else {
+                std::future::pending::<()>().await;
+                continue;
+            };
+            let wait = every.mul_f64(0.5 + (next() % 1000) as f64 / 1000.0);
+            tokio::time::sleep(wait).await;
+            let n = (next() % self.processes.len() as u64) as usize;
+            // SIGKILL, as the OOM killer or a spot reclaim would.
+            let _ = self.processes[n].kill();
+            let _ = self.processes[n].wait();
+            self.kills += 1;
+            match self.command.spawn() {
+                Ok(child) => self.processes[n] = child,
+                Err(e) => tracing::warn!(error = %e, "could not start a worker process"),
+            }
+        }
+    }
+
+    /// Prints the kills and what they cost: tasks re-run after their worker died.
+    async fn report(&mut self, config: &Config) -> anyhow::Result<()> {
+        let db = sqlx::PgPool::connect(config.database_url.expose()).await?;
+        let (crashes, failed): (i64, i64) = sqlx::query_as(
+            "select coalesce(sum(cardinality(crashed_on)), 0)::bigint,
+                    count(*) filter (where state = 'failed')
+             from task",
+        )
+        .fetch_one(&db)
+        .await?;
+        println!(
+            "worker processes        {} killed in {:.0} s; tasks re-run after a lost worker: {crashes}; tasks failed: {failed}",
+            self.kills,
+            self.since.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for child in &mut self.processes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 async fn drive(api: &Api, dir: &Path, objects: usize, workers: usize) -> anyhow::Result<()> {
