@@ -10,6 +10,48 @@ use bytes::Bytes;
 
 use super::{ListPage, ObjectMeta, ObjectStore, StorageError};
 
+/// The extended-attribute namespace of an object's user metadata on a local disk (what
+/// S3 keeps as `x-amz-meta-*`).
+const METADATA_XATTR: &str = "user.lethe.meta.";
+
+/// Sets each metadata entry as a user extended attribute of `path`. A file system without
+/// user extended attributes keeps none (as before they were kept): a rerun after a crash
+/// then cannot recognise its own write, and counts the object unchanged.
+fn write_metadata(
+    path: &Path,
+    metadata: &std::collections::HashMap<String, String>,
+) -> std::io::Result<()> {
+    for (name, value) in metadata {
+        match xattr::set(path, format!("{METADATA_XATTR}{name}"), value.as_bytes()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The metadata [`write_metadata`] set on `path` (none where the file system keeps none).
+fn read_metadata(path: &Path) -> std::io::Result<std::collections::HashMap<String, String>> {
+    let mut metadata = std::collections::HashMap::new();
+    let names = match xattr::list(path) {
+        Ok(names) => names,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(metadata),
+        Err(e) => return Err(e),
+    };
+    for name in names {
+        let Some(key) = name.to_str().and_then(|n| n.strip_prefix(METADATA_XATTR)) else {
+            continue;
+        };
+        if let Some(value) = xattr::get(path, &name)?
+            && let Ok(value) = String::from_utf8(value)
+        {
+            metadata.insert(key.to_owned(), value);
+        }
+    }
+    Ok(metadata)
+}
+
 /// Objects are files under `root`.
 #[derive(Debug, Clone)]
 pub struct FileStore {
@@ -199,6 +241,20 @@ impl ObjectStore for FileStore {
         .map_err(|e| StorageError::Other(e.to_string()))?
     }
 
+    async fn head_with_metadata(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(ObjectMeta, std::collections::HashMap<String, String>), StorageError> {
+        let meta = self.head(bucket, key).await?;
+        let path = self.path(key)?;
+        let metadata = tokio::task::spawn_blocking(move || read_metadata(&path))
+            .await
+            .map_err(|e| StorageError::Other(e.to_string()))?
+            .map_err(io_error)?;
+        Ok((meta, metadata))
+    }
+
     async fn head(&self, _bucket: &str, key: &str) -> Result<ObjectMeta, StorageError> {
         let path = self.path(key)?;
         let key = key.to_owned();
@@ -258,7 +314,7 @@ impl ObjectStore for FileStore {
         key: &str,
         from: &Path,
         if_match: &str,
-        _attributes: &super::ObjectAttributes,
+        attributes: &super::ObjectAttributes,
         _multipart_threshold: u64,
     ) -> Result<super::Written, StorageError> {
         // Compare, then replace by rename (atomic for readers; a local lake has one writer).
@@ -269,8 +325,16 @@ impl ObjectStore for FileStore {
         let target = self.path(key)?;
         let temp = target.with_extension(format!("lethe-{}", uuid::Uuid::new_v4().simple()));
         let from = from.to_path_buf();
+        let metadata = attributes.metadata.clone();
         tokio::task::spawn_blocking(move || {
             std::fs::copy(&from, &temp).map_err(io_error)?;
+            // The metadata goes on the file before it takes the key's place: whoever sees
+            // the new file sees its metadata (Lethe's marker, by which a rerun after a
+            // crash recognises its own write).
+            if let Err(e) = write_metadata(&temp, &metadata) {
+                let _ = std::fs::remove_file(&temp);
+                return Err(io_error(e));
+            }
             std::fs::rename(&temp, &target).map_err(io_error)
         })
         .await
@@ -386,6 +450,54 @@ mod tests {
                 assert_eq!(keys, every_key(&root, prefix), "{prefix:?} by {page_size}");
             }
         }
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    /// The metadata of a write (Lethe's marker) is read back from the file that took the
+    /// key's place, and a plain file has none.
+    #[tokio::test]
+    async fn an_uploads_metadata_is_kept_with_the_file_and_read_back() {
+        let root = std::env::temp_dir().join(format!("lethe-file-meta-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(root.join("t")).unwrap();
+        std::fs::write(root.join("t/a.parquet"), "old").unwrap();
+        let store = FileStore::new(root.clone());
+        let (before, metadata) = store.head_with_metadata("b", "t/a.parquet").await.unwrap();
+        assert!(metadata.is_empty(), "{metadata:?}");
+        let source = root.join("rewrite");
+        std::fs::write(&source, "new bytes").unwrap();
+        let mut attributes = super::super::ObjectAttributes::default();
+        attributes
+            .metadata
+            .insert("lethe-job-object".into(), "job/7".into());
+        store
+            .upload(
+                "b",
+                "t/a.parquet",
+                &source,
+                before.etag.as_deref().unwrap(),
+                &attributes,
+                u64::MAX,
+            )
+            .await
+            .unwrap();
+        let (after, metadata) = store.head_with_metadata("b", "t/a.parquet").await.unwrap();
+        assert_eq!(after.size, 9);
+        assert_eq!(
+            std::fs::read(root.join("t/a.parquet")).unwrap(),
+            b"new bytes"
+        );
+        // Where the file system keeps user extended attributes (tmpfs, ext4, xfs, btrfs).
+        let supported = xattr::list(root.join("t/a.parquet")).is_ok();
+        if supported {
+            assert_eq!(
+                metadata.get("lethe-job-object").map(String::as_str),
+                Some("job/7")
+            );
+            assert_eq!(metadata.len(), 1, "{metadata:?}");
+        }
+        // No temporary file is left beside it.
+        let left: Vec<_> = std::fs::read_dir(root.join("t")).unwrap().collect();
+        assert_eq!(left.len(), 1);
         std::fs::remove_dir_all(root).unwrap();
     }
 
