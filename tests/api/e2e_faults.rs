@@ -374,6 +374,16 @@ async fn a_job_ends_exactly_while_postgres_restarts_again_and_again() {
     let stats = assert_matrix_outcome(&db, &lake, &e, &job, "Postgres restarted").await;
     assert_no_poison(&db, &job).await;
     assert_recorded_once(&db, &e, &job).await;
+    // Postgres going away is nobody's failure: no task spent a second attempt on it (the
+    // interrupted ones ran again as the same attempt, counted as crashes).
+    let spent: Vec<(String, i32, Option<String>)> = sqlx::query_as(
+        "select kind, attempts, last_error from task where job_id = $1::uuid and attempts > 1",
+    )
+    .bind(&job)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert!(spent.is_empty(), "attempts spent on a restart: {spent:?}");
     eprintln!("stats {stats}");
 }
 

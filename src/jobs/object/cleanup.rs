@@ -56,8 +56,12 @@ impl JobTask for Cleanup {
         }
         let plan = match plan(ctx, &l).await {
             Ok(plan) => plan,
-            Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
-            Err(e) => return failed(ctx, task, &l, &[], &e.to_string()).await,
+            // The database went away: run again (as the same attempt when it is away).
+            Err(PlanError::Database(e)) => return Err(e.into()),
+            Err(PlanError::Storage(StorageError::Unavailable(e))) => {
+                return Err(TaskError::Retryable(e));
+            }
+            Err(PlanError::Storage(e)) => return failed(ctx, task, &l, &[], &e.to_string()).await,
         };
         if !l.mapper.delete_old_versions {
             let kept = match kept_by_mapper(&l, &plan).await {
@@ -121,7 +125,27 @@ struct Plan {
     replicated_to: Option<String>,
 }
 
-async fn plan(ctx: &Context, l: &Loaded) -> Result<Plan, StorageError> {
+/// Why cleanup could not make its plan: the store's answer, or the database's (kept
+/// apart so that a database gone away interrupts the task rather than failing it).
+#[derive(Debug)]
+enum PlanError {
+    Storage(StorageError),
+    Database(sqlx::Error),
+}
+
+impl From<StorageError> for PlanError {
+    fn from(e: StorageError) -> Self {
+        PlanError::Storage(e)
+    }
+}
+
+impl From<sqlx::Error> for PlanError {
+    fn from(e: sqlx::Error) -> Self {
+        PlanError::Database(e)
+    }
+}
+
+async fn plan(ctx: &Context, l: &Loaded) -> Result<Plan, PlanError> {
     let o = &l.object;
     let versions: Vec<String> = l
         .store
@@ -151,13 +175,12 @@ async fn plan(ctx: &Context, l: &Loaded) -> Result<Plan, StorageError> {
                     "the version Lethe wrote ({}) is no longer among the key's versions; \
                      the others (which may hold erased rows) are left for the next job",
                     ours.unwrap_or_default()
-                )));
+                ))
+                .into());
             }
             None => (&[], &[]),
         };
-    let own_old = objects::old_versions_of(&ctx.engine.db, l.p.job_id, &o.bucket, &o.key)
-        .await
-        .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+    let own_old = objects::old_versions_of(&ctx.engine.db, l.p.job_id, &o.bucket, &o.key).await?;
     let mut delete: Vec<String> = older
         .iter()
         .filter(|v| !own_old.contains(v))
@@ -192,7 +215,7 @@ async fn old_version_plan(
     ctx: &Context,
     l: &Loaded,
     versions: &[String],
-) -> Result<Plan, StorageError> {
+) -> Result<Plan, PlanError> {
     let o = &l.object;
     let Some(version) = o.version_id.clone() else {
         return Ok(Plan::default());
@@ -202,7 +225,7 @@ async fn old_version_plan(
     let current = match l.store.head_with_metadata(&o.bucket, &o.key).await {
         Ok(current) => Some(current),
         Err(StorageError::NotFound) => None,
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     if let Some((meta, metadata)) = &current
         && let Some(why) = unverified_current(ctx, l, meta, metadata).await?
@@ -211,23 +234,25 @@ async fn old_version_plan(
             "the key's current version is a rewrite by Lethe that was never verified (its \
              job was cancelled or died) and fails verification now ({why}): the old \
              versions are kept"
-        )));
+        ))
+        .into());
     }
     if current.and_then(|(meta, _)| meta.version_id).as_ref() == Some(&version) {
         return Err(StorageError::Other(format!(
             "the old version {version} is the key's current version again (a newer one was \
              deleted): it is left for the next job, which rewrites it"
-        )));
+        ))
+        .into());
     }
-    let unsafe_rewrite = objects::unverified_rewrite(&ctx.engine.db, l.p.job_id, &o.bucket, &o.key)
-        .await
-        .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+    let unsafe_rewrite =
+        objects::unverified_rewrite(&ctx.engine.db, l.p.job_id, &o.bucket, &o.key).await?;
     if unsafe_rewrite {
         return Err(StorageError::Other(
             "this job's rewrite of the key failed verification and was not rolled back: \
              its old versions are kept"
                 .to_owned(),
-        ));
+        )
+        .into());
     }
     // Gone already: nothing to delete, unless an earlier attempt saved it and died after
     // deleting it and before recording that (it is deleted again, as a success, and
@@ -251,18 +276,17 @@ async fn unverified_current(
     l: &Loaded,
     meta: &crate::storage::ObjectMeta,
     metadata: &std::collections::HashMap<String, String>,
-) -> Result<Option<String>, StorageError> {
+) -> Result<Option<String>, PlanError> {
     let Some((job_id, object_id)) = metadata.get(MARKER).and_then(|m| parse_marker(m)) else {
         return Ok(None);
     };
-    let db = |e: sqlx::Error| StorageError::Unavailable(e.to_string());
     let writer = match objects::get(&ctx.engine.db, job_id, object_id).await {
         Ok(w) => w,
         // Its job's report is gone (retention): nothing to verify against.
         Err(sqlx::Error::RowNotFound) => {
             return Ok(Some("its job's record is gone".to_owned()));
         }
-        Err(e) => return Err(db(e)),
+        Err(e) => return Err(e.into()),
     };
     if writer.forget_state == ForgetState::Verified {
         return Ok(None);
@@ -278,7 +302,7 @@ async fn unverified_current(
             Ok(Some("it holds matching rows".to_owned()))
         }
         Ok(_) => Ok(None),
-        Err(ObjectFindError::Storage(e)) => Err(e),
+        Err(ObjectFindError::Storage(e)) => Err(e.into()),
         Err(e) => Ok(Some(format!("it cannot be read: {e}"))),
     }
 }
