@@ -5,59 +5,29 @@
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::e2e_glue::{KillOnDrop, database_url, endpoint};
+use crate::e2e_glue::{KillOnDrop, database_url};
 
 /// Items per addition: large enough that requests are in flight when the process dies.
 const ITEMS: i64 = 1_500;
 /// Concurrent additions per round.
 const CLIENTS: i64 = 12;
 
+/// `lethe` over the test's database, without workers, quiet.
 fn lethe(db_url: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lethe"));
-    cmd.env("DATABASE_URL", db_url)
-        .env("LETHE_AWS_ENDPOINT_URL", endpoint())
-        .env("LETHE_AWS_REGION", "us-east-1")
-        .env("LETHE_WORKERS", "0")
-        .env("LETHE_LOG", "error")
-        .env_remove("LETHE_JWT_SECRET")
-        .env_remove("LETHE_CONFIG_FILE");
+    let mut cmd = crate::e2e_glue::lethe(db_url);
+    cmd.env("LETHE_WORKERS", "0").env("LETHE_LOG", "error");
     cmd
 }
 
 /// A `lethe serve` on a fresh loopback port, ready.
 async fn serve(db_url: &str) -> (KillOnDrop, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = KillOnDrop(
-        lethe(db_url)
-            .arg("serve")
-            .env("LETHE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    let since = Instant::now();
-    loop {
-        if let Ok(r) = reqwest::get(format!("{base}/health/ready")).await
-            && r.status().is_success()
-        {
-            return (server, base);
-        }
-        assert!(
-            since.elapsed() < Duration::from_secs(60),
-            "lethe serve did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut command = lethe(db_url);
+    command.stderr(Stdio::null());
+    crate::e2e_glue::serve_ready(command).await
 }
 
 /// One client's addition: its key (none for a plain one), tag and body.

@@ -416,11 +416,7 @@ async fn until_ready(http: &reqwest::Client, base: &str) {
 async fn lethe_serve_is_not_ready_while_its_database_is_away_and_ready_again_after() {
     let cluster = PgCluster::start().await;
     let (_db, url) = cluster.database("lethe_ready").await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::e2e_glue::free_port();
     let mut server = KillOnDrop(
         crate::e2e_glue::lethe(&url)
             .arg("serve")

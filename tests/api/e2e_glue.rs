@@ -88,39 +88,50 @@ pub(crate) fn lethe(db_url: &str) -> Command {
     cmd
 }
 
+/// A free loopback port.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `lethe serve` (as `command` sets it up) on a free loopback port, once it is ready;
+/// returns it and its base URL.
+pub(crate) async fn serve_ready(mut command: Command) -> (KillOnDrop, String) {
+    let port = free_port();
+    let server = KillOnDrop(
+        command
+            .arg("serve")
+            .env("LETHE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..600 {
+        if let Ok(r) = http.get(format!("{base}/health/ready")).send().await
+            && r.status().is_success()
+        {
+            return (server, base);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("lethe serve did not become ready");
+}
+
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
 async fn lethe_serve_validates_glue_mappers_through_the_real_sdk(pool: sqlx::PgPool) {
     let glue_db = format!("e2e_{}", uuid::Uuid::new_v4().simple());
     create_glue_table(&glue_db).await;
     let db_url = database_url(&pool).await;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = KillOnDrop(
-        lethe(&db_url)
-            .arg("serve")
-            .env("LETHE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let mut command = lethe(&db_url);
+    command.stderr(Stdio::null());
+    let (mut server, base) = serve_ready(command).await;
     let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..100 {
-        if let Ok(r) = http.get(format!("{base}/health/ready")).send().await
-            && r.status().is_success()
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "lethe serve did not become ready");
 
     let token = lethe(&db_url)
         .args([
