@@ -76,24 +76,7 @@ async fn queue_additions_land_once_or_fail_visibly_when_the_api_process_is_kille
 ) {
     let db_url = database_url(&db).await;
     let (mut server, mut base) = serve(&db_url).await;
-    let token = lethe(&db_url)
-        .args([
-            "token",
-            "--sub",
-            "app",
-            "--role",
-            "requester",
-            "--ttl",
-            "10m",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        token.status.success(),
-        "{}",
-        String::from_utf8_lossy(&token.stderr)
-    );
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let token = crate::e2e_glue::token(&db_url, "app", "requester");
     let http = reqwest::Client::new();
 
     // How long one addition takes here: the clients start spread over three of them and

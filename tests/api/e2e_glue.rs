@@ -88,6 +88,20 @@ pub(crate) fn lethe(db_url: &str) -> Command {
     cmd
 }
 
+/// A token `lethe token` mints for `sub` with `role` (the server's key, in its database).
+pub(crate) fn token(db_url: &str, sub: &str, role: &str) -> String {
+    let out = lethe(db_url)
+        .args(["token", "--sub", sub, "--role", role, "--ttl", "10m"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 /// A free loopback port.
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -133,18 +147,7 @@ async fn lethe_serve_validates_glue_mappers_through_the_real_sdk(pool: sqlx::PgP
     let (mut server, base) = serve_ready(command).await;
     let http = reqwest::Client::new();
 
-    let token = lethe(&db_url)
-        .args([
-            "token", "--sub", "e2e", "--role", "operator", "--ttl", "10m",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        token.status.success(),
-        "{}",
-        String::from_utf8_lossy(&token.stderr)
-    );
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let token = token(&db_url, "e2e", "operator");
 
     let mapper = |columns: serde_json::Value| {
         json!({
