@@ -56,6 +56,7 @@ pub mod hidden;
 pub mod hive_type;
 pub mod iam_policy;
 pub mod job;
+pub mod match_hash;
 pub mod partition;
 pub mod projection;
 pub mod queue;

@@ -13,6 +13,7 @@ use crate::db::job::{self as jobs, JobStats};
 use crate::db::job_match::{self, AccountVersion, Holding, MapperAccount, ReportMatch};
 use crate::db::{data_mapper, deletion_queue_item, job_data_mapper, job_object, server_secret};
 use crate::domain::job::{EventLevel, ForgetState, JobStatus};
+use crate::domain::match_hash::match_hash;
 use crate::jobs::lifecycle::event;
 
 /// Why an item with rows in an object outside its table's partitions stays queued.
@@ -323,19 +324,6 @@ pub fn random_key() -> Vec<u8> {
         key.extend_from_slice(Uuid::new_v4().as_bytes());
     }
     key
-}
-
-/// HMAC-SHA256 of a match id's JSON text, hex: the report's only trace of it.
-pub fn match_hash(key: &[u8], match_id: &serde_json::Value) -> String {
-    use hmac::{KeyInit, Mac};
-    let mut mac =
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(match_id.to_string().as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]

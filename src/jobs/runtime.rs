@@ -241,7 +241,8 @@ async fn deadline_cause(
     )>,
 > {
     use crate::db::server_secret;
-    use crate::jobs::finalize::{REPORT_KEY, match_hash, random_key};
+    use crate::domain::match_hash::match_hash;
+    use crate::jobs::finalize::{REPORT_KEY, random_key};
     let mut tx = db.begin().await?;
     let (items, automatic) = scheduler::near_items(&mut tx, deadline, MAX_NEAR_ITEMS).await?;
     let key = server_secret::get_or_create(&mut tx, REPORT_KEY, random_key).await?;

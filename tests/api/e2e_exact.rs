@@ -125,7 +125,8 @@ impl Lake {
     /// Rows removed per queued match id, from the job's report (its accounts).
     async fn removed_by(&self, job: &Value, ids: &[Value]) -> Vec<i64> {
         use lethe::db::server_secret;
-        use lethe::jobs::finalize::{REPORT_KEY, match_hash, random_key};
+        use lethe::domain::match_hash::match_hash;
+        use lethe::jobs::finalize::{REPORT_KEY, random_key};
         let mut conn = self.db.acquire().await.unwrap();
         let key = server_secret::get_or_create(&mut conn, REPORT_KEY, random_key)
             .await

@@ -206,7 +206,8 @@ impl Lake {
 
     /// The report's entry of queued match `id` (status, accounts), found by its keyed hash.
     pub async fn account(&self, job: &Value, id: &Value) -> Value {
-        use lethe::jobs::finalize::{REPORT_KEY, match_hash, random_key};
+        use lethe::domain::match_hash::match_hash;
+        use lethe::jobs::finalize::{REPORT_KEY, random_key};
         let mut conn = self.app.db.acquire().await.unwrap();
         let key = lethe::db::server_secret::get_or_create(&mut conn, REPORT_KEY, random_key)
             .await
@@ -758,7 +759,8 @@ async fn ids_are_cast_to_the_catalog_types_in_parquet_and_json_lines(db: sqlx::P
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
 async fn each_subject_gets_an_account_a_dry_run_gives_the_blast_radius(db: sqlx::PgPool) {
     use lethe::db::server_secret;
-    use lethe::jobs::finalize::{REPORT_KEY, match_hash, random_key};
+    use lethe::domain::match_hash::match_hash;
+    use lethe::jobs::finalize::{REPORT_KEY, random_key};
     let lake = lake(db.clone()).await;
     let b = lake.bucket.clone();
     let people = lake::people();

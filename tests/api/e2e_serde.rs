@@ -57,7 +57,8 @@ fn table_input(name: &str, sd: StorageDescriptor) -> TableInput {
 
 /// The rows a job's report says it removed for `id`, summed over its accounts.
 async fn removed_for(lake: &Lake, job: &Value, id: &Value) -> i64 {
-    use lethe::jobs::finalize::{REPORT_KEY, match_hash, random_key};
+    use lethe::domain::match_hash::match_hash;
+    use lethe::jobs::finalize::{REPORT_KEY, random_key};
     let mut conn = lake.app.db.acquire().await.unwrap();
     let key = lethe::db::server_secret::get_or_create(&mut conn, REPORT_KEY, random_key)
         .await

@@ -450,7 +450,7 @@ async fn list_queue(
         .map(|row| {
             let own = row.created_by == principal.subject;
             let mut item = QueueItemResponse::from(row);
-            item.match_hash = Some(crate::jobs::finalize::match_hash(&key, &item.match_id));
+            item.match_hash = Some(crate::domain::match_hash::match_hash(&key, &item.match_id));
             if !(sees_ids || own) {
                 item.match_id = Value::Null;
             }
@@ -572,7 +572,7 @@ fn audited_items(key: &[u8], items: &[QueueItem]) -> Vec<Value> {
         .map(|item| {
             json!({
                 "deletion_queue_item_id": item.deletion_queue_item_id,
-                "match_hash": crate::jobs::finalize::match_hash(key, &item.match_id),
+                "match_hash": crate::domain::match_hash::match_hash(key, &item.match_id),
                 "reference": item.reference,
                 "created_by": item.created_by,
                 "deadline": item.deadline,
