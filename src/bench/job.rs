@@ -141,30 +141,14 @@ impl Fleet {
     /// Kills a process at random about every `every` and starts another; with no
     /// period, waits forever (the fleet runs undisturbed). Never returns.
     async fn kill_at_random(&mut self, every: Option<Duration>) -> std::convert::Infallible {
-        let seed = std::env::var("LETHE_FAULT_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64)
-            .max(1);
-        if every.is_some() {
-            println!("kills                   LETHE_FAULT_SEED={seed}");
-        }
-        let mut rng = seed;
-        let mut next = move || {
-            // xorshift64*
-            rng ^= rng >> 12;
-            rng ^= rng << 25;
-            rng ^= rng >> 27;
-            rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        let Some(every) = every else {
+            return std::future::pending().await;
         };
+        let mut rng = super::FaultRng::seeded();
         loop {
-            let Some(every) = every else {
-                std::future::pending::<()>().await;
-                continue;
-            };
-            let wait = every.mul_f64(0.5 + (next() % 1000) as f64 / 1000.0);
+            let wait = every.mul_f64(0.5 + (rng.next_u64() % 1000) as f64 / 1000.0);
             tokio::time::sleep(wait).await;
-            let n = (next() % self.processes.len() as u64) as usize;
+            let n = (rng.next_u64() % self.processes.len() as u64) as usize;
             // SIGKILL, as the OOM killer or a spot reclaim would.
             let _ = self.processes[n].kill();
             let _ = self.processes[n].wait();

@@ -23,43 +23,13 @@ use crate::e2e_glue::{KillOnDrop, database_url, endpoint};
 use crate::e2e_jobs::{assert_matrix_outcome, glue_lake, queue_full_matrix};
 use crate::e2e_throttle::{Fault, Rule, faulty_proxy, service_of};
 use crate::pg_cluster::{PgCluster, Stop};
+use lethe::bench::FaultRng;
 use lethe::storage::Stores;
 
 /// How long a faulty job may take before the test gives up on it.
 const PATIENCE: Duration = Duration::from_secs(240);
 /// The application name the workers connect with (the terminator picks them by it).
 const APP_NAME: &str = "lethe-fault-worker";
-
-/// A small deterministic generator (xorshift64*), seeded per run.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Self {
-        let seed = std::env::var("LETHE_FAULT_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            })
-            .max(1);
-        eprintln!("LETHE_FAULT_SEED={seed}");
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn millis(&mut self, from: u64, to: u64) -> Duration {
-        Duration::from_millis(from + self.next() % (to - from))
-    }
-}
 
 /// Where a process of the test writes its log: `LETHE_FAULT_LOG_DIR/<name>.log` when that
 /// is set (to read after a failure), else nowhere.
@@ -265,7 +235,7 @@ async fn a_job_ends_exactly_while_its_worker_processes_are_killed_at_random_and_
     db: PgPool,
 ) {
     let (lake, e, job) = start(&db).await;
-    let mut rng = Rng::seeded();
+    let mut rng = FaultRng::seeded();
     let mut fleet = Fleet::new(&database_url(&db).await, 2);
     let since = Instant::now();
     let mut kills = 0;
@@ -276,7 +246,7 @@ async fn a_job_ends_exactly_while_its_worker_processes_are_killed_at_random_and_
         );
         tokio::time::sleep(rng.millis(50, 1200)).await;
         fleet.replace_exited();
-        let victim = rng.next() as usize;
+        let victim = rng.next_u64() as usize;
         fleet.kill_and_replace(victim);
         kills += 1;
     }
@@ -300,7 +270,7 @@ async fn a_job_ends_exactly_while_its_worker_processes_are_killed_at_random_and_
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
 async fn a_job_ends_exactly_while_its_workers_database_connections_are_terminated(db: PgPool) {
     let (lake, e, job) = start(&db).await;
-    let mut rng = Rng::seeded();
+    let mut rng = FaultRng::seeded();
     let mut fleet = Fleet::new(&database_url(&db).await, 2);
     let since = Instant::now();
     let (mut rounds, mut terminated) = (0, 0i64);
@@ -347,7 +317,7 @@ async fn a_job_ends_exactly_while_postgres_restarts_again_and_again() {
     let cluster = PgCluster::start().await;
     let (db, url) = cluster.database("lethe_restarts").await;
     let (lake, e, job) = start(&db).await;
-    let mut rng = Rng::seeded();
+    let mut rng = FaultRng::seeded();
     let mut fleet = Fleet::new(&url, 2);
     let since = Instant::now();
     let (mut restarts, mut down) = (0, Duration::ZERO);
@@ -480,9 +450,12 @@ struct ProxyFaults {
 /// seeded offset), and a quarter of the rest delayed 0–50 ms. Periodic rather than
 /// drawn, so each kind surely happens in a job's hundreds of S3 and dozens of Glue
 /// requests.
-fn chaos_rule(mut rng: Rng, counts: Arc<ProxyFaults>) -> Arc<Rule> {
-    let (slow_at, s3_reset_at, glue_reset_at) =
-        (rng.next() % 12, rng.next() % 37, 1 + rng.next() % 6);
+fn chaos_rule(mut rng: FaultRng, counts: Arc<ProxyFaults>) -> Arc<Rule> {
+    let (slow_at, s3_reset_at, glue_reset_at) = (
+        rng.next_u64() % 12,
+        rng.next_u64() % 37,
+        1 + rng.next_u64() % 6,
+    );
     let rng = Mutex::new(rng);
     Arc::new(move |_: &Method, _: &Uri, headers: &HeaderMap| {
         let fault = match service_of(headers) {
@@ -510,7 +483,7 @@ fn chaos_rule(mut rng: Rng, counts: Arc<ProxyFaults>) -> Arc<Rule> {
         };
         let fault = fault.or_else(|| {
             let mut rng = rng.lock().unwrap();
-            rng.next()
+            rng.next_u64()
                 .is_multiple_of(4)
                 .then(|| Fault::Delay(rng.millis(0, 50)))
         });
@@ -530,11 +503,11 @@ async fn a_job_ends_exactly_under_every_fault_at_once() {
     let cluster = PgCluster::start().await;
     let (db, url) = cluster.database("lethe_chaos").await;
     let (lake, e, job) = start(&db).await;
-    let mut rng = Rng::seeded();
+    let mut rng = FaultRng::seeded();
     let proxied = Arc::new(ProxyFaults::default());
     let proxy = faulty_proxy(
         endpoint(),
-        chaos_rule(Rng(rng.next().max(1)), proxied.clone()),
+        chaos_rule(FaultRng::with_seed(rng.next_u64()), proxied.clone()),
     )
     .await;
     let mut fleet = Fleet::through(&url, 2, proxy);
@@ -553,7 +526,7 @@ async fn a_job_ends_exactly_under_every_fault_at_once() {
         fleet.replace_exited();
         match round % 4 {
             0 | 3 => {
-                let victim = rng.next() as usize;
+                let victim = rng.next_u64() as usize;
                 fleet.kill_and_replace(victim);
                 kills += 1;
             }
