@@ -680,7 +680,7 @@ impl Config {
                 "LETHE_MAX_LINE_BYTES",
                 get("LETHE_MAX_LINE_BYTES"),
                 f.max_line_bytes,
-                crate::lakefile::jsonl_find::DEFAULT_MAX_LINE_BYTES,
+                crate::lakefile::jsonl::find::DEFAULT_MAX_LINE_BYTES,
             )?,
             temp_dir: get("LETHE_TEMP_DIR").map(PathBuf::from).or(f.temp_dir),
             temp_max_bytes: match get("LETHE_TEMP_MAX_BYTES") {

@@ -14,8 +14,8 @@ mod test_files;
 use std::path::{Path, PathBuf};
 
 use lethe::lakefile::match_set::MatchSet;
-use lethe::lakefile::parquet_find::find;
-use lethe::lakefile::parquet_forget::forget_file;
+use lethe::lakefile::parquet::find::find;
+use lethe::lakefile::parquet::forget::forget_file;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

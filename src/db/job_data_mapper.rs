@@ -50,7 +50,7 @@ pub struct TableReading {
     #[serde(default)]
     pub column_types: std::collections::BTreeMap<String, String>,
     #[serde(default)]
-    pub serde: Option<crate::lakefile::jsonl_serde::JsonSerde>,
+    pub serde: Option<crate::lakefile::jsonl::serde::JsonSerde>,
 }
 
 pub async fn get(

@@ -5,10 +5,10 @@
 
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
-use crate::lakefile::jsonl_find;
+use crate::lakefile::jsonl::find as jsonl_find;
 use crate::lakefile::match_set::MatchSet;
-use crate::lakefile::parquet_find::{self, FindError, FindReport};
-use crate::lakefile::sparse::{SparseObject, footer_len};
+use crate::lakefile::parquet::find::{self as parquet_find, FindError, FindReport};
+use crate::lakefile::parquet::sparse::{SparseObject, footer_len};
 use crate::storage::{ObjectStore, StorageError};
 
 /// First read from the end of an object: most footers fit, saving a second request.
@@ -204,7 +204,7 @@ enum Sink<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lakefile::jsonl_find::DEFAULT_MAX_LINE_BYTES as MAX_LINE;
+    use crate::lakefile::jsonl::find::DEFAULT_MAX_LINE_BYTES as MAX_LINE;
     use crate::storage::file::FileStore;
     use arrow_array::{Int64Array, RecordBatch, StringArray};
     use arrow_schema::{DataType, Field, Schema};
@@ -263,7 +263,7 @@ mod tests {
         let columns = vec!["id".to_owned(), "email".to_owned()];
         let (ranged, read) = find_parquet(&store, &object, &columns, &ids).await.unwrap();
         let whole = parquet_find::find(
-            crate::lakefile::local::SharedFile::open(&root.join("t/part-0.parquet")).unwrap(),
+            crate::lakefile::parquet::local::SharedFile::open(&root.join("t/part-0.parquet")).unwrap(),
             &columns,
             &ids,
         )

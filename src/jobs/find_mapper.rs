@@ -39,7 +39,7 @@ use crate::jobs::lifecycle::{self, event};
 use crate::jobs::matches::{Matches, load_matches, table_reading};
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, Engine, JobTask, enqueue_all};
-use crate::lakefile::jsonl_serde::refusal;
+use crate::lakefile::jsonl::serde::refusal;
 use crate::storage::{ObjectMeta, Place, dir_prefix, skip_reason};
 
 /// Objects per `find.objects` task.

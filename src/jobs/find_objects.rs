@@ -28,7 +28,7 @@ use crate::jobs::lifecycle::event;
 use crate::jobs::matches::PartitionSets;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, JobTask};
-use crate::lakefile::parquet_find::FindReport;
+use crate::lakefile::parquet::find::FindReport;
 use crate::storage::{ObjectMeta, ObjectStore, StorageError, skip_reason};
 
 /// One object to search, as listed.

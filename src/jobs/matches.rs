@@ -13,7 +13,7 @@ use crate::domain::data_mapper::{Format, TableDef};
 use crate::domain::hive_type::field_at_path;
 use crate::domain::partition::{PartitionKey, reduce_composite};
 use crate::domain::queue::MatchType;
-use crate::lakefile::jsonl_serde::JsonSerde;
+use crate::lakefile::jsonl::serde::JsonSerde;
 use crate::lakefile::match_set::MatchSet;
 
 /// The job's match ids for one mapper.
@@ -224,7 +224,7 @@ impl SetCache {
 mod tests {
     use super::*;
     use crate::domain::hive_type::HiveType;
-    use crate::lakefile::jsonl_serde::OPENX;
+    use crate::lakefile::jsonl::serde::OPENX;
 
     #[test]
     fn a_json_table_is_read_with_the_types_and_serde_it_has_at_find_time() {

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 pub use super::exact::Exact;
 use super::exact::{kept_exactly, parse_number};
-use super::jsonl_serde::JsonSerde;
+use super::jsonl::serde::JsonSerde;
 use super::key::decimal_exact;
 pub use super::key::{
     Key, KeyKind, cast_number, cast_text, cast_value, castable, numeric_text, unscaled,

@@ -1,7 +1,7 @@
 //! The local half of a forget: rewriting a downloaded object to a new file without the
-//! matching rows (Parquet through `lakefile::parquet_forget` with its full pre-upload
+//! matching rows (Parquet through `lakefile::parquet::forget` with its full pre-upload
 //! check; JSON Lines line by line, gzip by extension, read back in full against the source
-//! by `lakefile::jsonl_check`). Every write error fails the rewrite, the final flush's too.
+//! by `lakefile::jsonl::check`). Every write error fails the rewrite, the final flush's too.
 //! The new file is written within a [`Reservation`] of the worker's temporary space.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -13,7 +13,8 @@ use flate2::write::GzEncoder;
 use crate::db::job_object::ObjectUpdate;
 use crate::domain::data_mapper::Format;
 use crate::lakefile::match_set::MatchSet;
-use crate::lakefile::{jsonl_check, jsonl_find, jsonl_forget, parquet_forget};
+use crate::lakefile::jsonl::{check as jsonl_check, find as jsonl_find, forget as jsonl_forget};
+use crate::lakefile::parquet::forget as parquet_forget;
 use crate::storage::Fetched;
 
 use super::temp::{BoundedWriter, Reservation};
@@ -200,7 +201,7 @@ mod tests {
     fn opts(every_row: bool) -> RewriteOptions {
         RewriteOptions {
             every_row,
-            max_line: crate::lakefile::jsonl_find::DEFAULT_MAX_LINE_BYTES,
+            max_line: crate::lakefile::jsonl::find::DEFAULT_MAX_LINE_BYTES,
         }
     }
 

@@ -13,7 +13,7 @@ use arrow_array::{BooleanArray, RecordBatch};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::file::reader::ChunkReader;
 
-use super::parquet_check::CheckError;
+use super::check::CheckError;
 
 const BATCH: usize = 8192;
 

@@ -16,8 +16,8 @@
 
 use std::io::BufRead;
 
-use super::jsonl_find::{JsonFindError, LineRead, line_bytes_match, read_line};
-use super::match_set::MatchSet;
+use super::find::{JsonFindError, LineRead, line_bytes_match, read_line};
+use crate::lakefile::match_set::MatchSet;
 
 /// What the rewrite said it did (rows are non-blank lines).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,8 +162,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::lakefile::jsonl_find::DEFAULT_MAX_LINE_BYTES as MAX;
-    use crate::lakefile::jsonl_forget::forget_lines;
+    use crate::lakefile::jsonl::find::DEFAULT_MAX_LINE_BYTES as MAX;
+    use crate::lakefile::jsonl::forget::forget_lines;
 
     const SOURCE: &str = "{\"id\": 1, \"x\": \"a\"}\n\n{\"id\": 2,  \"x\": \"b\"}\n   \n{\"id\": 3}\n{\"id\": 1}\n{\"id\": 4}";
 

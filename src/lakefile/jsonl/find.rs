@@ -11,8 +11,8 @@
 
 use std::io::BufRead;
 
-pub use super::jsonl_object::{Ambiguous, JsonObject, line_key, value_at};
-use super::match_set::{Key, MatchSet, Tuples};
+pub use super::object::{Ambiguous, JsonObject, line_key, value_at};
+use crate::lakefile::match_set::{Key, MatchSet, Tuples};
 
 /// Why an object could not be searched.
 #[derive(Debug, thiserror::Error)]
@@ -558,13 +558,13 @@ mod tests {
         assert!(r.unwrap_err().to_string().contains("\"iD\""));
     }
 
-    fn openx(params: &[(&str, &str)]) -> Option<crate::lakefile::jsonl_serde::JsonSerde> {
+    fn openx(params: &[(&str, &str)]) -> Option<crate::lakefile::jsonl::serde::JsonSerde> {
         let params = params
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        crate::lakefile::jsonl_serde::JsonSerde::of_table(
-            Some(crate::lakefile::jsonl_serde::OPENX),
+        crate::lakefile::jsonl::serde::JsonSerde::of_table(
+            Some(crate::lakefile::jsonl::serde::OPENX),
             &params,
         )
     }

@@ -24,7 +24,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersi
 use parquet::file::reader::RowGroupReader;
 use parquet::file::writer::SerializedFileWriter;
 
-use super::parquet_columns::{BATCH_RECORDS, Batch, Records, read_batch};
+use super::columns::{BATCH_RECORDS, Batch, Records, read_batch};
 use crate::with_typed_reader;
 
 /// Writer settings that reproduce the source's, column by column. `page_v2`: the source's

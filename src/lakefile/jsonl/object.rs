@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::match_set::{Key, KeyKind, cast_number, cast_text};
+use crate::lakefile::match_set::{Key, KeyKind, cast_number, cast_text};
 
 /// A JSON object's fields in order: names as written, values as their exact JSON text
 /// (numbers keep every digit). Parsing it validates the whole object.

@@ -4,8 +4,8 @@
 
 use std::io::{BufRead, Write};
 
-use super::jsonl_find::{JsonFindError, LineRead, line_bytes_match, read_line};
-use super::match_set::MatchSet;
+use super::find::{JsonFindError, LineRead, line_bytes_match, read_line};
+use crate::lakefile::match_set::MatchSet;
 
 /// What a rewrite did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub fn forget_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lakefile::jsonl_find::DEFAULT_MAX_LINE_BYTES as MAX;
+    use crate::lakefile::jsonl::find::DEFAULT_MAX_LINE_BYTES as MAX;
     use serde_json::json;
 
     #[test]

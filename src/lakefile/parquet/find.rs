@@ -25,8 +25,8 @@ use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::ChunkReader;
 
-use super::match_set::{CompositeGroup, Exact, Key, KeyKind, MatchSet, Tuples};
-use super::parquet_schema::{ObjectColumns, column_at_path};
+use crate::lakefile::match_set::{CompositeGroup, Exact, Key, KeyKind, MatchSet, Tuples};
+use super::schema::{ObjectColumns, column_at_path};
 use super::prune;
 
 /// Why an object could not be searched.
@@ -52,7 +52,7 @@ pub enum FindError {
     #[error("column {column:?} has type {data_type}, which match ids cannot be compared with")]
     UnsupportedType { column: String, data_type: String },
     #[error(transparent)]
-    Check(#[from] super::parquet_check::CheckError),
+    Check(#[from] super::check::CheckError),
     #[error("the Parquet library failed on this object's bytes (a bug to report); refused")]
     Panicked,
     #[error("refused: {0}")]

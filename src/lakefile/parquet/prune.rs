@@ -18,7 +18,7 @@ use parquet::data_type::FixedLenByteArray;
 use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnDescriptor;
 
-use super::match_set::MatchSet;
+use crate::lakefile::match_set::MatchSet;
 
 /// What a leaf's values mean, for comparing them with match ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,9 +24,9 @@ use parquet::file::serialized_reader::ReadOptionsBuilder;
 
 use std::sync::Arc;
 
-use super::parquet_columns::{BATCH_RECORDS, Batch, Records, SameValue, read_batch, same_kind};
-use super::parquet_compare::compare_row_group;
-use super::parquet_find::arrow_metadata;
+use super::columns::{BATCH_RECORDS, Batch, Records, SameValue, read_batch, same_kind};
+use super::compare::compare_row_group;
+use super::find::arrow_metadata;
 use crate::with_typed_reader;
 
 /// What the rewrite did with one source row group.

@@ -28,12 +28,12 @@ use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
 use parquet::file::writer::SerializedFileWriter;
 
 use super::local::SharedFile;
-use super::match_set::MatchSet;
-use super::parquet_check::{CheckReport, Fate, check};
-use super::parquet_find::{
+use crate::lakefile::match_set::MatchSet;
+use super::check::{CheckReport, Fate, check};
+use super::find::{
     FindError, FindPlan, RowGroupFind, arrow_metadata, check_row_counts, find_in_row_group, guarded,
 };
-use super::parquet_rewrite::{rewrite_row_group, uses_page_v2, writer_properties};
+use super::rewrite::{rewrite_row_group, uses_page_v2, writer_properties};
 
 /// What a rewrite did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -438,7 +438,7 @@ mod tests {
             !out.windows(3).any(|w| w == b"u42"),
             "erased value still in the bytes"
         );
-        let found = super::super::parquet_find::find(out, &["email".to_owned()], &ids).unwrap();
+        let found = super::super::find::find(out, &["email".to_owned()], &ids).unwrap();
         assert_eq!(found.rows_matched, 0);
     }
 
@@ -527,7 +527,7 @@ mod writer_tests {
 #[cfg(test)]
 mod legacy_tests {
     use super::*;
-    use crate::lakefile::parquet_find::find;
+    use crate::lakefile::parquet::find::find;
     use crate::lakefile::test_files::legacy_parquet_mr;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
@@ -568,7 +568,7 @@ mod fuzz_tests {
     //! Mutated files: find and forget answer with an error or a result, never a panic, and
     //! a forget that succeeds passed its full check.
     use super::*;
-    use crate::lakefile::parquet_find::find;
+    use crate::lakefile::parquet::find::find;
     use crate::lakefile::test_files::legacy_parquet_mr;
     use serde_json::json;
 
@@ -751,7 +751,7 @@ mod float_tests {
 #[cfg(test)]
 mod row_count_tests {
     use super::*;
-    use crate::lakefile::parquet_find::find;
+    use crate::lakefile::parquet::find::find;
     use crate::lakefile::test_files::{Leaf, Values, with_row_counts, write};
     use parquet::file::properties::WriterProperties;
     use serde_json::json;
@@ -827,7 +827,7 @@ mod schema_tests {
     //! Objects written before a match column was added to the table.
     use super::tests::{forget_checked, ids_of};
     use super::*;
-    use crate::lakefile::parquet_find::find;
+    use crate::lakefile::parquet::find::find;
     use arrow_array::{ArrayRef, Int64Array, RecordBatch};
     use parquet::arrow::ArrowWriter;
     use serde_json::json;

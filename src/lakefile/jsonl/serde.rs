@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::jsonl_object::JsonObject;
+use super::object::JsonObject;
 
 /// The OpenX JSON SerDe's class.
 pub const OPENX: &str = "org.openx.data.jsonserde.JsonSerDe";
