@@ -72,10 +72,11 @@ start_moto() {
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/lethe-target}
 export DATABASE_URL=${LETHE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 
-# The Parquet writer corpus (tests/corpus.rs): real writers from PyPI, pinned, in a
+# The writer corpus (tests/corpus.rs; pandas and fastavro for the CSV and Avro tests):
+# real writers from PyPI, pinned, in a
 # virtualenv under /var/tmp; files are written to a fresh directory named by
 # LETHE_CORPUS_DIR, which the Rust corpus test reads and verify_corpus checks afterwards.
-CORPUS_PACKAGES="pyarrow==26.0.1 duckdb==2.0.1 polars==2.1.0 fastparquet==2026.9.0"
+CORPUS_PACKAGES="pyarrow==26.0.1 duckdb==2.0.1 polars==2.1.0 fastparquet==2026.9.0 pandas==3.1.1 fastavro==1.13.1 cramjam==2.14.0 zstandard==0.25.0"
 CORPUS_VENV="$LETHE_VAR/corpus-venv"
 
 make_corpus() {
