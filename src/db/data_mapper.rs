@@ -220,6 +220,7 @@ mod tests {
                 location: "s3://lake/people/".into(),
                 format: Some(Format::Parquet),
                 partition_keys: vec!["year".into()],
+                csv: None,
             }),
             format: Format::Parquet,
             columns: vec![ColumnPath::parse("contact.email").unwrap()],

@@ -43,14 +43,24 @@ pub struct MapperSnapshot {
     pub started_by: Option<String>,
 }
 
-/// A Glue JSON table as find.mapper read it: the match columns' types (dotted path →
-/// Glue type) and the SerDe's key rules (None: a SerDe whose rules are not known).
+/// A Glue table as find.mapper read it: the match columns' types (dotted path → Glue
+/// type), a JSON SerDe's key rules (None: a SerDe whose rules are not known), and the
+/// SerDe and columns a text format is read by.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableReading {
     #[serde(default)]
     pub column_types: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub serde: Option<crate::lakefile::jsonl::serde::JsonSerde>,
+    /// The SerDe class, and its parameters with the table's own (CSV's delimiters,
+    /// `skip.header.line.count`).
+    #[serde(default)]
+    pub serde_library: Option<String>,
+    #[serde(default)]
+    pub serde_parameters: std::collections::BTreeMap<String, String>,
+    /// The table's data columns in order, with their Glue types (CSV reads by position).
+    #[serde(default)]
+    pub table_columns: Vec<(String, String)>,
 }
 
 pub async fn get(

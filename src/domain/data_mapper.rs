@@ -47,12 +47,15 @@ impl fmt::Display for DataMapperId {
     }
 }
 
-/// Object format of the table's data files.
+/// Object format of the table's data files: Apache Parquet, JSON Lines (`json`), CSV and
+/// other delimited text (`csv`), Avro object container files (`avro`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Parquet,
     Json,
+    Csv,
+    Avro,
 }
 
 impl Format {
@@ -60,13 +63,98 @@ impl Format {
         match self {
             Format::Parquet => "parquet",
             Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Avro => "avro",
         }
     }
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "parquet" => Some(Format::Parquet),
             "json" => Some(Format::Json),
+            "csv" => Some(Format::Csv),
+            "avro" => Some(Format::Avro),
             _ => None,
+        }
+    }
+}
+
+/// How a `path` mapper's CSV objects are read (a Glue table's SerDe says it for a Glue
+/// mapper). Each character is one byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsvOptions {
+    /// The field separator (default `,`).
+    #[serde(default = "comma")]
+    pub delimiter: String,
+    /// The quote character (default `"`; an empty string: fields are never quoted).
+    #[serde(default = "double_quote")]
+    pub quote: String,
+    /// The escape character, if any (default none: a quote inside a quoted field is doubled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escape: Option<String>,
+    /// The first line names the columns, and is kept as it is (default false).
+    #[serde(default)]
+    pub header: bool,
+    /// The columns in order, when there is no header line to name them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+}
+
+fn comma() -> String {
+    ",".to_owned()
+}
+
+fn double_quote() -> String {
+    "\"".to_owned()
+}
+
+impl CsvOptions {
+    /// The one byte a character option is, None for an empty one; Err names the option.
+    pub fn byte(value: &str, option: &str) -> Result<Option<u8>, String> {
+        match value.as_bytes() {
+            [] => Ok(None),
+            [b] if b.is_ascii() && *b != b'\n' && *b != b'\r' => Ok(Some(*b)),
+            _ => Err(format!(
+                "{option} must be one ASCII character other than a line break"
+            )),
+        }
+    }
+
+    /// Checks the options against the mapper's match columns.
+    fn check(&self, columns: &[String], errors: &mut Errors) {
+        let delimiter = Self::byte(&self.delimiter, "delimiter");
+        match &delimiter {
+            Ok(None) => errors.add("catalog.csv.delimiter", "must not be empty"),
+            Err(message) => errors.add("catalog.csv.delimiter", message.clone()),
+            Ok(Some(_)) => {}
+        }
+        let quote = Self::byte(&self.quote, "quote");
+        if let Err(message) = &quote {
+            errors.add("catalog.csv.quote", message.clone());
+        }
+        let escape = self.escape.as_deref().map(|e| Self::byte(e, "escape"));
+        if let Some(Err(message)) = &escape {
+            errors.add("catalog.csv.escape", message.clone());
+        }
+        let bytes = [delimiter.ok().flatten(), quote.ok().flatten()];
+        if bytes[0].is_some() && bytes[0] == bytes[1] {
+            errors.add("catalog.csv.quote", "must differ from the delimiter");
+        }
+        match &self.columns {
+            None if !self.header => errors.add(
+                "catalog.csv.columns",
+                "name the columns in order, or read them from a header line (header: true)",
+            ),
+            Some(names) => {
+                check_unique("catalog.csv.columns", names, errors);
+                for (i, c) in columns.iter().enumerate() {
+                    let top = c.split('.').next().unwrap_or_default();
+                    if !names.iter().any(|n| n.eq_ignore_ascii_case(top)) {
+                        errors.add(format!("columns[{i}]"), "is not one of catalog.csv.columns");
+                    }
+                }
+            }
+            None => {}
         }
     }
 }
@@ -127,6 +215,9 @@ pub struct PathTable {
     /// The table's partition keys, outermost first.
     #[serde(default)]
     pub partition_keys: Vec<String>,
+    /// How CSV objects are read (format `csv` only; required for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<CsvOptions>,
 }
 
 /// A parsed `s3://` or `file://` location.
@@ -276,9 +367,19 @@ impl DataMapperDraft {
                 location,
                 format,
                 partition_keys,
+                csv,
             }) => {
                 if let Err(message) = Location::parse(location) {
                     errors.add("catalog.location", message);
+                }
+                match (csv, self.format) {
+                    (Some(options), Format::Csv) => options.check(&self.columns, &mut errors),
+                    (None, Format::Csv) => errors.add(
+                        "catalog.csv",
+                        "a csv mapper's catalog says how its objects are read: {\"delimiter\": \",\", \"header\": true}",
+                    ),
+                    (Some(_), _) => errors.add("catalog.csv", "only for format csv"),
+                    (None, _) => {}
                 }
                 if format.is_some_and(|f| f != self.format) {
                     errors.add("catalog.format", "must agree with the mapper's format");
@@ -625,7 +726,10 @@ pub fn check_against_table(
         ),
         None => errors.add(
             "format",
-            "the table's SerDe / input format is neither Parquet nor JSON",
+            unreadable_reason(
+                table.input_format.as_deref(),
+                table.serde_library.as_deref(),
+            ),
         ),
         Some(_) => {}
     }
@@ -661,7 +765,15 @@ fn list_or_none(values: &[String]) -> String {
     }
 }
 
-/// Infers the format from a Glue/Hive input format and SerDe class name.
+/// The SerDes a Glue CSV table is read through.
+pub const CSV_SERDES: [&str; 2] = [
+    "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
+    "org.apache.hadoop.hive.serde2.OpenCSVSerde",
+];
+
+/// Infers the format from a Glue/Hive input format and SerDe class name: Parquet, JSON
+/// (a JSON SerDe), Avro (the Avro SerDe or input format), CSV (a text input format read
+/// by LazySimpleSerDe or OpenCSVSerde); None for anything else (ORC among them).
 pub fn infer_format(input_format: Option<&str>, serde_lib: Option<&str>) -> Option<Format> {
     let text = format!(
         "{} {}",
@@ -669,13 +781,32 @@ pub fn infer_format(input_format: Option<&str>, serde_lib: Option<&str>) -> Opti
         serde_lib.unwrap_or_default()
     )
     .to_ascii_lowercase();
+    let text_input = input_format.is_none_or(|i| i.ends_with(".TextInputFormat"));
     if text.contains("parquet") {
         Some(Format::Parquet)
     } else if text.contains("json") {
         Some(Format::Json)
+    } else if text.contains("avro") {
+        Some(Format::Avro)
+    } else if text_input && serde_lib.is_some_and(|s| CSV_SERDES.contains(&s.trim())) {
+        Some(Format::Csv)
     } else {
         None
     }
+}
+
+/// Why a table whose format is not inferred cannot be erased in.
+pub fn unreadable_reason(input_format: Option<&str>, serde_lib: Option<&str>) -> String {
+    let text = format!(
+        "{} {}",
+        input_format.unwrap_or_default(),
+        serde_lib.unwrap_or_default()
+    )
+    .to_ascii_lowercase();
+    if text.contains("orc") {
+        return "the table stores ORC data, which Lethe refuses: no ORC writer for Rust today rewrites a file keeping every other row exactly as it was (types, encodings, statistics), so an erasure could not be checked equal to the source minus the erased rows".to_owned();
+    }
+    "the table's SerDe / input format is not one Lethe reads exactly (Parquet, JSON, CSV through LazySimpleSerDe or OpenCSVSerde, Avro)".to_owned()
 }
 
 #[cfg(test)]
@@ -752,6 +883,7 @@ mod tests {
             location: "file:///tmp/lake".into(),
             format: Some(Format::Json),
             partition_keys: vec!["month".into()],
+            csv: None,
         });
         let errors = d.parse(id()).unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -901,7 +1033,76 @@ mod tests {
                 Some("org.apache.hadoop.mapred.TextInputFormat"),
                 Some("org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe")
             ),
+            Some(Format::Csv)
+        );
+        assert_eq!(
+            infer_format(
+                Some("org.apache.hadoop.mapred.TextInputFormat"),
+                Some("org.apache.hadoop.hive.serde2.OpenCSVSerde")
+            ),
+            Some(Format::Csv)
+        );
+        assert_eq!(
+            infer_format(
+                Some("org.apache.hadoop.hive.ql.io.avro.AvroContainerInputFormat"),
+                Some("org.apache.hadoop.hive.serde2.avro.AvroSerDe")
+            ),
+            Some(Format::Avro)
+        );
+        let orc = (
+            Some("org.apache.hadoop.hive.ql.io.orc.OrcInputFormat"),
+            Some("org.apache.hadoop.hive.ql.io.orc.OrcSerde"),
+        );
+        assert_eq!(infer_format(orc.0, orc.1), None);
+        assert!(unreadable_reason(orc.0, orc.1).contains("no ORC writer for Rust"));
+        // LazySimpleSerDe over another input format (a sequence file) is not text.
+        assert_eq!(
+            infer_format(
+                Some("org.apache.hadoop.mapred.SequenceFileInputFormat"),
+                Some("org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe")
+            ),
             None
+        );
+    }
+
+    #[test]
+    fn a_csv_path_mapper_says_how_its_objects_are_read() {
+        let draft = |csv: Option<CsvOptions>, format| DataMapperDraft {
+            catalog: CatalogRef::Path(PathTable {
+                location: "s3://bucket/raw".into(),
+                format: None,
+                partition_keys: vec![],
+                csv,
+            }),
+            format,
+            partition_keys: vec![],
+            ..draft()
+        };
+        let fields = |d: DataMapperDraft| -> Vec<String> {
+            d.parse(DataMapperId::parse("m").unwrap())
+                .map_or_else(|e| e.into_iter().map(|e| e.field).collect(), |_| vec![])
+        };
+        let options: CsvOptions =
+            serde_json::from_value(serde_json::json!({"header": true})).unwrap();
+        assert_eq!(
+            (options.delimiter.as_str(), options.quote.as_str()),
+            (",", "\"")
+        );
+        assert!(fields(draft(Some(options.clone()), Format::Csv)).is_empty());
+        assert_eq!(fields(draft(None, Format::Csv)), ["catalog.csv"]);
+        assert_eq!(fields(draft(Some(options), Format::Json)), ["catalog.csv"]);
+        let bad: CsvOptions = serde_json::from_value(serde_json::json!({
+            "delimiter": "||", "quote": "\n", "columns": ["customer_id", "customer_id"]
+        }))
+        .unwrap();
+        assert_eq!(
+            fields(draft(Some(bad), Format::Csv)),
+            [
+                "catalog.csv.delimiter",
+                "catalog.csv.quote",
+                "catalog.csv.columns[1]",
+                "columns[1]"
+            ]
         );
     }
 

@@ -1,11 +1,11 @@
 //! Find over an object store: fetch only what the data plane needs with ranged reads —
 //! the footer, then bloom filters and match-column chunks of the row groups statistics
-//! cannot exclude — and run `lakefile` on those bytes. JSON Lines objects stream through
-//! a line scanner (and gunzip) in 8 MiB ranged reads.
+//! cannot exclude — and run `lakefile` on those bytes. Objects of the streamed formats
+//! (JSON Lines, CSV, Avro) are pushed through their format's search in 8 MiB ranged reads.
 
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
-use crate::lakefile::jsonl::find as jsonl_find;
+use crate::lakefile::format::{Matching, RecordError, Records, Search};
 use crate::lakefile::match_set::MatchSet;
 use crate::lakefile::parquet::find::{self as parquet_find, FindError, FindReport};
 use crate::lakefile::parquet::sparse::{SparseObject, footer_len};
@@ -23,7 +23,7 @@ pub enum ObjectFindError {
     #[error(transparent)]
     Parquet(#[from] FindError),
     #[error(transparent)]
-    Json(#[from] jsonl_find::JsonFindError),
+    Records(#[from] RecordError),
 }
 
 /// The object to search.
@@ -156,49 +156,48 @@ pub fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Bytes fetched per ranged read when streaming a JSON Lines object.
-const JSONL_CHUNK: u64 = 8 * 1024 * 1024;
+/// Bytes fetched per ranged read when streaming an object.
+const STREAM_CHUNK: u64 = 8 * 1024 * 1024;
 
-/// Searches one JSON Lines object (gzip when the key ends in `.gz`), streamed in ranged
-/// reads: memory holds one chunk and one partial line of at most `max_line` bytes (a
-/// longer line fails the object), whatever the object size or how far it inflates.
-pub async fn find_jsonl(
+/// Searches one object as its format says: Parquet by ranged reads of what it needs, the
+/// streamed formats (JSON Lines, CSV, Avro, decompressed as their key says) by pushing
+/// every byte through the format's search in 8 MiB ranged reads (memory holds one chunk
+/// and one partial record, whatever the object size or how far it inflates). Returns
+/// what was found and the bytes read.
+pub async fn search_object(
     store: &dyn ObjectStore,
     object: &ObjectRef<'_>,
-    columns: &[String],
-    ids: &MatchSet,
-    max_line: usize,
-) -> Result<jsonl_find::JsonFindReport, ObjectFindError> {
-    use std::io::Write;
-    let scanner = jsonl_find::LineScanner::new(columns, ids).with_max_line(max_line);
-    let mut sink = if object.key.ends_with(".gz") {
-        Sink::Gzip(Box::new(flate2::write::MultiGzDecoder::new(scanner)))
-    } else {
-        Sink::Plain(scanner)
+    records: &Records,
+    m: Matching<'_>,
+) -> Result<(FindReport, u64), ObjectFindError> {
+    let search = records.search(object.key, m)?;
+    let Search::Streamed(mut search) = search else {
+        return if m.every_row {
+            every_row_parquet(store, object).await
+        } else {
+            find_parquet(store, object, m.columns, m.ids).await
+        };
     };
     let mut offset = 0;
     while offset < object.size {
-        let end = (offset + JSONL_CHUNK).min(object.size);
+        let end = (offset + STREAM_CHUNK).min(object.size);
         let bytes = store
             .get_range(object.bucket, object.key, object.version_id, offset..end)
             .await?;
-        match &mut sink {
-            Sink::Gzip(decoder) => decoder.write_all(&bytes).map_err(jsonl_find::unwrap_io)?,
-            Sink::Plain(scanner) => scanner.feed(&bytes)?,
-        }
+        use std::io::Write;
+        search
+            .write_all(&bytes)
+            .map_err(|e| RecordError::from_io(e, records))?;
         offset = end;
     }
-    let scanner = match sink {
-        Sink::Gzip(decoder) => decoder.finish().map_err(jsonl_find::unwrap_io)?,
-        Sink::Plain(scanner) => scanner,
+    let found = search.finish()?;
+    let report = FindReport {
+        rows_total: found.records_total,
+        rows_matched: found.records_matched,
+        rows_by_match: found.rows_by_match,
+        ..Default::default()
     };
-    Ok(scanner.finish()?)
-}
-
-/// Where fetched JSON Lines bytes go: straight to the scanner, or through gunzip.
-enum Sink<'a> {
-    Plain(jsonl_find::LineScanner<'a>),
-    Gzip(Box<flate2::write::MultiGzDecoder<jsonl_find::LineScanner<'a>>>),
+    Ok((report, object.size))
 }
 
 #[cfg(test)]
@@ -263,7 +262,8 @@ mod tests {
         let columns = vec!["id".to_owned(), "email".to_owned()];
         let (ranged, read) = find_parquet(&store, &object, &columns, &ids).await.unwrap();
         let whole = parquet_find::find(
-            crate::lakefile::parquet::local::SharedFile::open(&root.join("t/part-0.parquet")).unwrap(),
+            crate::lakefile::parquet::local::SharedFile::open(&root.join("t/part-0.parquet"))
+                .unwrap(),
             &columns,
             &ids,
         )
@@ -286,7 +286,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn json_lines_stream_plain_and_gzip_and_report_malformed_lines() {
+    async fn json_lines_stream_plain_and_compressed_and_report_malformed_lines() {
+        use crate::lakefile::format::compression::Compression;
         use std::io::Write;
         let root = std::env::temp_dir().join(format!("lethe-find-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&root).unwrap();
@@ -294,14 +295,27 @@ mod tests {
             .map(|i| format!("{{\"user\": {{\"id\": {i}}}, \"name\": \"n{}\"}}\n", i % 10))
             .collect();
         std::fs::write(root.join("a.json"), &body).unwrap();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(body.as_bytes()).unwrap();
-        std::fs::write(root.join("a.json.gz"), gz.finish().unwrap()).unwrap();
+        for (key, c) in [
+            ("a.json.gz", Compression::Gzip),
+            ("a.json.zst", Compression::Zstd),
+            ("a.json.bz2", Compression::Bzip2),
+        ] {
+            let mut e = c.encoder(Vec::new()).unwrap();
+            e.write_all(body.as_bytes()).unwrap();
+            std::fs::write(root.join(key), e.finish().unwrap()).unwrap();
+        }
         std::fs::write(root.join("bad.json"), "{\"a\": 1}\nnot json\n").unwrap();
         let store = FileStore::new(&root);
         let ids = MatchSet::from_values(&[json!(42), json!("n3")]);
         let columns = vec!["user.id".to_owned(), "name".to_owned()];
-        for key in ["a.json", "a.json.gz"] {
+        let m = Matching {
+            columns: &columns,
+            ids: &ids,
+            every_row: false,
+            max_record: MAX_LINE,
+        };
+        let records = Records::JsonLines;
+        for key in ["a.json", "a.json.gz", "a.json.zst", "a.json.bz2"] {
             let size = std::fs::metadata(root.join(key)).unwrap().len();
             let object = ObjectRef {
                 bucket: "b",
@@ -309,12 +323,10 @@ mod tests {
                 version_id: None,
                 size,
             };
-            let report = find_jsonl(&store, &object, &columns, &ids, MAX_LINE)
-                .await
-                .unwrap();
+            let (report, read) = search_object(&store, &object, &records, m).await.unwrap();
             assert_eq!(
-                (report.lines_total, report.lines_matched),
-                (5000, 501),
+                (report.rows_total, report.rows_matched, read),
+                (5000, 501, size),
                 "{key}"
             );
         }
@@ -325,10 +337,23 @@ mod tests {
             size: 19,
         };
         assert!(matches!(
-            find_jsonl(&store, &bad, &columns, &ids, MAX_LINE).await,
-            Err(ObjectFindError::Json(
-                jsonl_find::JsonFindError::Malformed { line: 2 }
-            ))
+            search_object(&store, &bad, &records, m).await,
+            Err(ObjectFindError::Records(RecordError::Json(
+                crate::lakefile::jsonl::find::JsonFindError::Malformed { line: 2 }
+            )))
+        ));
+        // A gzip object cut short fails; it is never read as the lines before the cut.
+        let gz = std::fs::read(root.join("a.json.gz")).unwrap();
+        std::fs::write(root.join("cut.json.gz"), &gz[..gz.len() / 2]).unwrap();
+        let cut = ObjectRef {
+            bucket: "b",
+            key: "cut.json.gz",
+            version_id: None,
+            size: (gz.len() / 2) as u64,
+        };
+        assert!(matches!(
+            search_object(&store, &cut, &records, m).await,
+            Err(ObjectFindError::Records(RecordError::Compression(_)))
         ));
         std::fs::remove_dir_all(root).unwrap();
     }

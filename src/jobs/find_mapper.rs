@@ -28,7 +28,7 @@ use crate::db::job::{self as jobs, JobStats};
 use crate::db::job_data_mapper::{self as mappers, MapperSnapshot, TableReading};
 use crate::db::job_listing as progress_db;
 use crate::db::task::{begin_bookkeeping, mark_recorded, progressed};
-use crate::domain::data_mapper::{CatalogRef, Format, GlueTable, PathTable, TableFormat};
+use crate::domain::data_mapper::{CatalogRef, GlueTable, PathTable, TableFormat};
 use crate::domain::hidden::{is_hidden, temporary_prefix};
 use crate::domain::job::{EventLevel, MapperState};
 use crate::domain::partition::{PartitionKey, may_hold, values_from_path};
@@ -36,10 +36,9 @@ use crate::domain::projection::Projection;
 use crate::jobs::find_hidden::{HiddenObjects, MAX_TEMPORARY_EVENTS};
 use crate::jobs::find_objects::{FindObjects, ListedObject, OldVersion};
 use crate::jobs::lifecycle::{self, event};
-use crate::jobs::matches::{Matches, load_matches, table_reading};
+use crate::jobs::matches::{Matches, load_matches, records_for, table_reading};
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, Engine, JobTask, enqueue_all};
-use crate::lakefile::jsonl::serde::refusal;
 use crate::storage::{ObjectMeta, Place, dir_prefix, skip_reason};
 
 /// Objects per `find.objects` task.
@@ -94,7 +93,7 @@ struct Plan {
     locations: Vec<String>,
     keys: Vec<PartitionKey>,
     layout: Layout,
-    /// A Glue JSON table's types and SerDe as read now (kept in the job's snapshot).
+    /// A Glue table's types, SerDe and columns as read now (kept in the job's snapshot).
     read_at_find: Option<TableReading>,
     /// Warnings about how the table is listed (events).
     notes: Vec<(&'static str, String)>,
@@ -344,15 +343,19 @@ async fn plan(engine: &Engine, mapper: &MapperSnapshot) -> Result<Plan, TaskErro
             location,
             partition_keys,
             ..
-        }) => Ok(Plan {
-            locations: vec![location.clone()],
-            keys: PartitionKey::untyped(partition_keys),
-            layout: Layout::Path {
-                names: partition_keys.clone(),
-            },
-            read_at_find: None,
-            notes: Vec::new(),
-        }),
+        }) => {
+            // Options a format cannot read exactly fail the mapper before any search.
+            records_for(mapper.format, None, &mapper.catalog).map_err(TaskError::Fatal)?;
+            Ok(Plan {
+                locations: vec![location.clone()],
+                keys: PartitionKey::untyped(partition_keys),
+                layout: Layout::Path {
+                    names: partition_keys.clone(),
+                },
+                read_at_find: None,
+                notes: Vec::new(),
+            })
+        }
     }
 }
 
@@ -373,13 +376,12 @@ async fn plan_glue(
             format.refusal()
         )));
     }
-    let mut read_at_find = None;
-    if mapper.format == Format::Json {
-        if let Some(why) = refusal(def.serde_library.as_deref(), &def.serde_parameters) {
-            return Err(TaskError::Fatal(format!("table {database}.{table}: {why}")));
-        }
-        read_at_find = Some(table_reading(&mapper.columns, &def));
-    }
+    // How the table's objects are read (a SerDe or settings Lethe cannot read exactly
+    // fail the mapper here, before any object is searched).
+    let reading = table_reading(&mapper.columns, &def);
+    records_for(mapper.format, Some(&reading), &mapper.catalog)
+        .map_err(|why| TaskError::Fatal(format!("table {database}.{table}: {why}")))?;
+    let read_at_find = Some(reading);
     let keys = def.keys();
     let names = def.partition_keys.clone();
     // Glue places data on S3: a catalog entry naming a local path is refused (anyone

@@ -18,16 +18,16 @@ use crate::db::job_data_mapper::{self as mappers, MapperSnapshot};
 use crate::db::job_object::{self as objects, JobObject};
 use crate::db::task::{begin_bookkeeping, mark_recorded};
 use crate::db::{job_match, server_secret};
-use crate::domain::data_mapper::Format;
 use crate::domain::job::{EventLevel, ObjectStatus};
 use crate::domain::match_hash::match_hash;
 use crate::domain::partition::PartitionKey;
 use crate::jobs::finalize::{REPORT_KEY, random_key};
-use crate::jobs::find::{ObjectFindError, ObjectRef, every_row_parquet, find_jsonl, find_parquet};
+use crate::jobs::find::{ObjectFindError, ObjectRef, search_object};
 use crate::jobs::lifecycle::event;
 use crate::jobs::matches::PartitionSets;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, JobTask};
+use crate::lakefile::format::Matching;
 use crate::lakefile::parquet::find::FindReport;
 use crate::storage::{ObjectMeta, ObjectStore, StorageError, skip_reason};
 
@@ -265,14 +265,22 @@ async fn search(
         version_id: meta.version_id.as_deref(),
         size: meta.size,
     };
-    let result = match (mapper.format, every_row) {
-        (Format::Parquet, true) => every_row_parquet(store, &object).await,
-        (Format::Parquet, false) => find_parquet(store, &object, &mapper.columns, &ids).await,
-        (Format::Json, _) => {
-            let columns = &mapper.columns;
-            search_jsonl(store, &object, columns, &ids, every_row, max_line).await
+    let records = match sets.records() {
+        Ok(records) => records,
+        Err(reason) => {
+            return Outcome::NotSearchable {
+                meta: Some(meta),
+                reason,
+            };
         }
     };
+    let m = Matching {
+        columns: &mapper.columns,
+        ids: &ids,
+        every_row,
+        max_record: max_line,
+    };
+    let result = search_object(store, &object, records, m).await;
     match result {
         Ok((mut r, read)) => {
             // Every row is each match a composite on partition keys alone names.
@@ -336,30 +344,6 @@ pub async fn rows_by_match(
         Outcome::Vanished => Err("the version is gone".to_owned()),
         Outcome::Skipped(why) => Err(why.to_owned()),
     }
-}
-
-/// Searches a JSON Lines object (every line matches when `every_row`), reported as find
-/// reports a Parquet object.
-async fn search_jsonl(
-    store: &dyn ObjectStore,
-    object: &ObjectRef<'_>,
-    columns: &[String],
-    ids: &crate::lakefile::match_set::MatchSet,
-    every_row: bool,
-    max_line: usize,
-) -> Result<(FindReport, u64), ObjectFindError> {
-    let r = find_jsonl(store, object, columns, ids, max_line).await?;
-    let report = FindReport {
-        rows_total: r.lines_total,
-        rows_matched: if every_row {
-            r.lines_total
-        } else {
-            r.lines_matched
-        },
-        rows_by_match: r.rows_by_match,
-        ..Default::default()
-    };
-    Ok((report, object.size))
 }
 
 impl ObjectReport {

@@ -9,10 +9,11 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::db::job_data_mapper::{self as mappers, MapperSnapshot, TableReading};
-use crate::domain::data_mapper::{Format, TableDef};
+use crate::domain::data_mapper::{CatalogRef, Format, TableDef};
 use crate::domain::hive_type::field_at_path;
 use crate::domain::partition::{PartitionKey, reduce_composite};
 use crate::domain::queue::MatchType;
+use crate::lakefile::format::{Records, TableSettings};
 use crate::lakefile::jsonl::serde::JsonSerde;
 use crate::lakefile::match_set::MatchSet;
 
@@ -52,6 +53,8 @@ pub struct PartitionSets {
     declared: Vec<(String, String)>,
     /// The Glue table's JSON SerDe rules (which keys a column is read from).
     serde: Option<JsonSerde>,
+    /// How the mapper's objects are read (Err: why they cannot be, exactly).
+    records: Result<Records, String>,
 }
 
 impl PartitionSets {
@@ -61,6 +64,7 @@ impl PartitionSets {
         matchable: Vec<String>,
         declared: Vec<(String, String)>,
         serde: Option<JsonSerde>,
+        records: Result<Records, String>,
     ) -> Self {
         let by_partition = m.composites.iter().any(|c| {
             c.as_array().is_some_and(|parts| {
@@ -95,7 +99,13 @@ impl PartitionSets {
             matchable,
             base,
             by_partition,
+            records,
         }
+    }
+
+    /// How the mapper's objects are read; Err: why they cannot be read exactly.
+    pub fn records(&self) -> Result<&Records, String> {
+        self.records.as_ref().map_err(Clone::clone)
     }
 
     /// The set to search an object of this partition with, and the matches (their index
@@ -136,25 +146,52 @@ impl PartitionSets {
     }
 }
 
-/// The declared types a mapper's lines are read by: a JSON Lines mapper's column types
-/// as find read the table (else as the mapper was written); Parquet files carry their own.
-fn declared_types(snapshot: &MapperSnapshot) -> Vec<(String, String)> {
+/// How a job mapper's objects are read: its format with the table settings find read
+/// (a `path` mapper's are its own).
+pub fn records_of(snapshot: &MapperSnapshot) -> Result<Records, String> {
+    records_for(
+        snapshot.format,
+        snapshot.read_at_find.as_ref(),
+        &snapshot.catalog,
+    )
+}
+
+/// How objects of `format` are read on a table read as `reading` (None: no catalog
+/// reading) described by `catalog`; Err: why they cannot be read exactly.
+pub fn records_for(
+    format: Format,
+    reading: Option<&TableReading>,
+    catalog: &CatalogRef,
+) -> Result<Records, String> {
+    let settings = TableSettings {
+        serde_library: reading.and_then(|r| r.serde_library.as_deref()),
+        serde_parameters: reading.map(|r| &r.serde_parameters),
+        columns: reading.map_or(&[], |r| r.table_columns.as_slice()),
+        path: match catalog {
+            CatalogRef::Path(path) => Some(path),
+            CatalogRef::Glue(_) => None,
+        },
+    };
+    Records::new(format, &settings)
+}
+
+/// The declared types a mapper's values are read by, when its format reads by them (text
+/// formats): the column types as find read the table (else as the mapper was written).
+fn declared_types(snapshot: &MapperSnapshot, records: Option<&Records>) -> Vec<(String, String)> {
+    if !records.is_some_and(Records::reads_declared_types) {
+        return Vec::new();
+    }
     let types = match &snapshot.read_at_find {
         Some(reading) => &reading.column_types,
         None => &snapshot.column_types,
     };
-    match snapshot.format {
-        Format::Json => types.iter().map(|(c, t)| (c.clone(), t.clone())).collect(),
-        Format::Parquet => Vec::new(),
-    }
+    types.iter().map(|(c, t)| (c.clone(), t.clone())).collect()
 }
 
-/// The SerDe rules a JSON Lines mapper's lines are read by, as find read its table.
+/// The SerDe rules a JSON Lines mapper's lines are read by, as find read its table (None
+/// for other SerDes).
 fn json_serde(snapshot: &MapperSnapshot) -> Option<JsonSerde> {
-    match snapshot.format {
-        Format::Json => snapshot.read_at_find.as_ref()?.serde.clone(),
-        Format::Parquet => None,
-    }
+    snapshot.read_at_find.as_ref()?.serde.clone()
 }
 
 /// How a JSON Lines mapper's Glue table is read now: its match columns' types and its
@@ -168,9 +205,20 @@ pub fn table_reading(columns: &[String], table: &TableDef) -> TableReading {
             Some((c.clone(), ty.to_string()))
         })
         .collect();
+    // The SerDe's parameters with the table's own (`skip.header.line.count` is a table
+    // property), the SerDe's winning.
+    let mut serde_parameters = table.parameters.clone();
+    serde_parameters.extend(table.serde_parameters.clone());
     TableReading {
         column_types,
         serde: JsonSerde::of_table(table.serde_library.as_deref(), &table.serde_parameters),
+        serde_library: table.serde_library.clone(),
+        serde_parameters,
+        table_columns: table
+            .columns
+            .iter()
+            .map(|(name, ty)| (name.clone(), ty.to_string()))
+            .collect(),
     }
 }
 
@@ -202,12 +250,14 @@ impl SetCache {
         }
         let snapshot = mappers::get(db, job_id, mapper).await?;
         let matches = load_matches(db, job_id, mapper).await?;
+        let records = records_of(&snapshot);
         let sets = Arc::new(PartitionSets::new(
             matches,
             table_keys.to_vec(),
             snapshot.partition_keys.clone(),
-            declared_types(&snapshot),
+            declared_types(&snapshot, records.as_ref().ok()),
             json_serde(&snapshot),
+            records,
         ));
         let snapshot = Arc::new(snapshot);
         if let Ok(mut cache) = self.0.lock() {
@@ -260,15 +310,23 @@ mod tests {
             "read_at_find": reading,
         }))
         .unwrap();
-        assert!(declared_types(&snapshot).contains(&("customer_id".into(), "bigint".into())));
+        let records = records_of(&snapshot).unwrap();
+        assert!(
+            declared_types(&snapshot, Some(&records))
+                .contains(&("customer_id".into(), "bigint".into()))
+        );
         assert_eq!(json_serde(&snapshot), Some(serde));
         // A snapshot from before find read the table keeps the mapper row's types.
         let mut older = snapshot;
         older.read_at_find = None;
         assert_eq!(
-            declared_types(&older),
+            declared_types(&older, Some(&records)),
             [("customer_id".to_owned(), "string".to_owned())]
         );
         assert_eq!(json_serde(&older), None);
+        // A Parquet mapper's files carry their own types.
+        older.format = crate::domain::data_mapper::Format::Parquet;
+        let parquet = records_of(&older).unwrap();
+        assert!(declared_types(&older, Some(&parquet)).is_empty());
     }
 }

@@ -1,8 +1,10 @@
-//! The pure data plane: finding and forgetting subject rows in Parquet and JSON Lines objects.
+//! The pure data plane: finding and forgetting subject rows in Parquet, JSON Lines, CSV and
+//! Avro objects, one folder per format behind one seam ([`format`]).
 //! No network I/O here: functions take readers and match sets, so the logic is tested on
 //! in-memory data.
 
 pub mod exact;
+pub mod format;
 pub mod jsonl;
 pub mod key;
 pub mod match_set;

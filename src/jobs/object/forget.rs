@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::rewrite::{RewriteOptions, rewrite};
+use super::rewrite::rewrite;
 use super::temp::{Exhausted, Reservation, TempSpace};
 use super::verify::Verify;
 use super::{Loaded, ObjectTask, Record, load};
@@ -37,6 +37,7 @@ use crate::jobs::find::cpu_bound;
 use crate::jobs::lifecycle::event;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, JobTask, prepare};
+use crate::lakefile::format::Matching;
 use crate::storage::{Fetched, NO_TEMP_SPACE, StorageError, restore_completed};
 
 /// User metadata key naming the job object a version was written for.
@@ -297,19 +298,31 @@ async fn attempt(
         let (version, etag) = (fetched.version_id.as_deref(), fetched.etag.as_deref());
         return own_version(ctx, task, l, version, etag, None).await;
     }
-    let (format, key, columns, ids, every) = (
-        l.mapper.format,
+    let records = match l.sets.records() {
+        Ok(records) => records.clone(),
+        Err(e) => {
+            fail(ctx, task, l, e).await?;
+            return Ok(Settled::Yes);
+        }
+    };
+    let (key, columns, ids, every_row, max_record) = (
         o.key.clone(),
         l.mapper.columns.clone(),
         l.ids.clone(),
         l.every_row,
+        l.max_line,
     );
-    let options = RewriteOptions {
-        every_row: every,
-        max_line: l.max_line,
-    };
     let out = (dst.as_path(), &mut scratch.output);
-    let figures = match cpu_bound(|| rewrite(format, &key, &src, out, &columns, &ids, options)) {
+    let rewritten = cpu_bound(|| {
+        let m = Matching {
+            columns: &columns,
+            ids: &ids,
+            every_row,
+            max_record,
+        };
+        rewrite(&records, &key, &src, out, m)
+    });
+    let figures = match rewritten {
         Ok(f) => f,
         Err(e) if e.contains(NO_TEMP_SPACE) => {
             return no_space(ctx, task, l, fetched.size, e).await;

@@ -29,6 +29,7 @@ use crate::domain::partition::PartitionKey;
 use crate::jobs::lifecycle::event;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, Prepared, enqueue_next};
+use crate::lakefile::format::{Matching, RecordError};
 use crate::lakefile::match_set::MatchSet;
 use crate::storage::ObjectStore;
 
@@ -181,7 +182,7 @@ impl Loaded {
         version: Option<&str>,
         size: u64,
     ) -> Result<(u64, u64), crate::jobs::find::ObjectFindError> {
-        use crate::jobs::find::{ObjectRef, find_jsonl, find_parquet};
+        use crate::jobs::find::{ObjectFindError, ObjectRef, search_object};
         let o = &self.object;
         let object = ObjectRef {
             bucket: &o.bucket,
@@ -189,19 +190,19 @@ impl Loaded {
             version_id: version,
             size,
         };
-        let (store, columns) = (self.store.as_ref(), &self.mapper.columns);
-        match self.mapper.format {
-            crate::domain::data_mapper::Format::Parquet => {
-                find_parquet(store, &object, columns, &self.ids)
-                    .await
-                    .map(|(r, _)| (r.rows_total, r.rows_matched))
-            }
-            crate::domain::data_mapper::Format::Json => {
-                find_jsonl(store, &object, columns, &self.ids, self.max_line)
-                    .await
-                    .map(|r| (r.lines_total, r.lines_matched))
-            }
-        }
+        let records = self
+            .sets
+            .records()
+            .map_err(|e| ObjectFindError::Records(RecordError::Refused(e)))?;
+        let m = Matching {
+            columns: &self.mapper.columns,
+            ids: &self.ids,
+            // Counted as find counts a search: every matching row, not every row.
+            every_row: false,
+            max_record: self.max_line,
+        };
+        let (r, _) = search_object(self.store.as_ref(), &object, records, m).await?;
+        Ok((r.rows_total, r.rows_matched))
     }
 
     /// Whether a version of `rows` rows, `matched` of them matching, holds the object's

@@ -25,9 +25,9 @@ use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::ChunkReader;
 
-use crate::lakefile::match_set::{CompositeGroup, Exact, Key, KeyKind, MatchSet, Tuples};
-use super::schema::{ObjectColumns, column_at_path};
 use super::prune;
+use super::schema::{ObjectColumns, column_at_path};
+use crate::lakefile::match_set::{CompositeGroup, Exact, Key, KeyKind, MatchSet, Tuples};
 
 /// Why an object could not be searched.
 #[derive(Debug, thiserror::Error)]

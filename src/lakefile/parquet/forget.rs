@@ -27,13 +27,13 @@ use parquet::file::metadata::{
 use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
 use parquet::file::writer::SerializedFileWriter;
 
-use super::local::SharedFile;
-use crate::lakefile::match_set::MatchSet;
 use super::check::{CheckReport, Fate, check};
 use super::find::{
     FindError, FindPlan, RowGroupFind, arrow_metadata, check_row_counts, find_in_row_group, guarded,
 };
+use super::local::SharedFile;
 use super::rewrite::{rewrite_row_group, uses_page_v2, writer_properties};
+use crate::lakefile::match_set::MatchSet;
 
 /// What a rewrite did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

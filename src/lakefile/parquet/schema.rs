@@ -15,8 +15,8 @@ use arrow_array::{ArrayRef, RecordBatch, StructArray};
 use parquet::basic::{ConvertedType, LogicalType, Repetition};
 use parquet::schema::types::{SchemaDescriptor, Type};
 
-use crate::lakefile::match_set::MatchSet;
 use super::find::FindError;
+use crate::lakefile::match_set::MatchSet;
 
 /// Which of `names` a path segment names: the one equal to it, else the only one equal
 /// to it ignoring ASCII case; an error when several are and none is exactly it.
