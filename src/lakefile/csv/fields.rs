@@ -10,11 +10,8 @@
 //!   quote in the middle of a field (`a"b"c`) stays in the value and toggles quoting
 //!   too, and a field still quoted at the end of a line is NULL when the line is read
 //!   alone. Across lines the state carries on, as opencsv's multi-line reader does.
-//! - The writer's rules ([`tokenize_written`]): RFC 4180 as pandas, Python's `csv` and
-//!   Spark write and read it, with the dialect's escape: a quote opens a quoted field
-//!   only at the start of a field, and is literal anywhere else outside quotes. These
-//!   decide where a record ends (a stray quote inside a field, `O"Brien`, never joins
-//!   lines), and give a CSV reader's values.
+//!
+//! The writer's rules, which decide where a CSV record ends, are in `written`.
 
 use std::ops::Range;
 
@@ -53,7 +50,7 @@ impl Fields {
         self.values.len() < self.needed
     }
 
-    fn push(&mut self, c: char) {
+    pub fn push(&mut self, c: char) {
         if self.keeping() {
             self.current.push(c);
         }
@@ -133,78 +130,6 @@ pub fn tokenize(line: &str, q: Quoting, state: &mut QuoteState, fields: &mut Fie
             state.in_field = true;
         }
     }
-}
-
-/// Where the writer's rules are in a field.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Written {
-    /// At the start of a field.
-    #[default]
-    Start,
-    /// In a field that did not open with a quote.
-    Unquoted,
-    /// In a quoted field: a line ending here is part of the value.
-    Quoted,
-    /// After a quoted field's closing quote.
-    Closed,
-}
-
-/// Parses one physical line by the writer's rules from `state`, adding its fields to
-/// `fields`; the field being read when the line ends is left open (quoted: it continues
-/// on the next line).
-pub fn tokenize_written(line: &str, q: Quoting, state: &mut Written, fields: &mut Fields) {
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        let next = chars.peek().copied();
-        match *state {
-            Written::Quoted if Some(c) == q.quote && next == Some(c) => {
-                fields.push(c);
-                chars.next();
-            }
-            Written::Quoted if Some(c) == q.quote => *state = Written::Closed,
-            _ if Some(c) == q.escape => {
-                // The escape makes the next character literal (at the end of a line it
-                // escapes nothing and goes).
-                if let Some(n) = chars.next() {
-                    fields.push(n);
-                }
-                if *state != Written::Quoted {
-                    *state = Written::Unquoted;
-                }
-            }
-            Written::Quoted => fields.push(c),
-            _ if c == q.separator => {
-                fields.end();
-                *state = Written::Start;
-            }
-            Written::Start if Some(c) == q.quote => *state = Written::Quoted,
-            _ => {
-                fields.push(c);
-                *state = Written::Unquoted;
-            }
-        }
-    }
-}
-
-/// Whether a record that ends a line in this state goes on to the next line.
-pub fn continues(state: Written) -> bool {
-    state == Written::Quoted
-}
-
-/// A record's fields as a CSV reader (pandas, Python's `csv`) reads it.
-pub fn written_fields(text: &str, q: Quoting, needed: usize) -> Fields {
-    let mut state = Written::default();
-    let mut fields = Fields::new(needed);
-    for (line, ending) in lines(text) {
-        tokenize_written(line, q, &mut state, &mut fields);
-        if continues(state) {
-            fields.push_str(ending);
-        }
-    }
-    if !continues(state) {
-        fields.end();
-    }
-    fields
 }
 
 /// The physical lines of a record, each with its line ending (`\n`, `\r\n`, `\r`, or
@@ -364,32 +289,6 @@ mod tests {
         );
         // Only the needed fields are kept.
         assert_eq!(record_fields("a,b,c", CSV, 2).values, ["a", "b"]);
-    }
-
-    #[test]
-    fn the_writers_rules_open_quotes_only_at_the_start_of_a_field() {
-        let written = |text: &str| written_fields(text, CSV, usize::MAX).values;
-        assert_eq!(
-            written(r#"1,"a,b","say ""hi""",x"#),
-            ["1", "a,b", "say \"hi\"", "x"]
-        );
-        assert_eq!(written("5,O\"Brien,x"), ["5", "O\"Brien", "x"]);
-        assert_eq!(
-            written("1,\"two\nlines\",\"q\\\"z\""),
-            ["1", "two\nlines", "q\"z"]
-        );
-        assert_eq!(written(r#""a"b,c"#), ["ab", "c"]);
-        assert_eq!(written(""), [""]);
-        let mut state = Written::default();
-        tokenize_written("1,\"open", CSV, &mut state, &mut Fields::new(0));
-        assert!(continues(state));
-        let mut state = Written::default();
-        tokenize_written("1,a\"b", CSV, &mut state, &mut Fields::new(0));
-        assert!(!continues(state), "a stray quote does not open a field");
-        // opencsv reads the stray quote as opening one.
-        let mut state = QuoteState::default();
-        tokenize("1,a\"b", CSV, &mut state, &mut Fields::new(0));
-        assert!(state.in_quotes);
     }
 
     #[test]

@@ -45,6 +45,7 @@ mod row;
 mod value;
 #[cfg(test)]
 mod writers;
+mod written;
 
 pub use check::{Expected, check};
 pub use dialect::{Dialect, DialectKind, LAZY_SIMPLE, OPEN_CSV};

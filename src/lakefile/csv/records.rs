@@ -3,7 +3,7 @@
 //! at `\n`, `\r\n` or a lone `\r` (a `\r` at the end of the bytes so far waits for the
 //! next byte). A LazySimple record is one line; an OpenCSV record runs on while a quoted
 //! field is open at a line's end by the writer's rules (a quote opens a field only at
-//! its start; see `fields`).
+//! its start; see `written`).
 //!
 //! Memory holds the unit being read (at most `max` bytes, its final line ending not
 //! counted; a longer one is an error as soon as it passes the cap) and the chunk being
@@ -13,8 +13,9 @@ use std::io::BufRead;
 
 use super::dialect::Dialect;
 use super::error::CsvError;
-use super::fields::{Fields, Quoting, Written, continues, tokenize_written};
+use super::fields::{Fields, Quoting};
 use super::row::quoting;
+use super::written::{Written, continues, tokenize_written};
 
 /// The UTF-8 byte-order mark, which line readers skip at the start of an object.
 const BOM: &[u8] = b"\xEF\xBB\xBF";

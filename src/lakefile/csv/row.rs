@@ -10,10 +10,9 @@ use crate::lakefile::match_set::{Key, MatchSet, Tuples};
 
 use super::dialect::{Dialect, DialectKind};
 use super::error::CsvError;
-use super::fields::{
-    Fields, Quoting, line_fields, lines, record_fields, split_simple, unescaped, written_fields,
-};
+use super::fields::{Fields, Quoting, line_fields, lines, record_fields, split_simple, unescaped};
 use super::value::Reader;
+use super::written::written_fields;
 
 /// A column read from its position.
 #[derive(Debug, Clone)]
