@@ -3,6 +3,8 @@
 //! No network I/O here: functions take readers and match sets, so the logic is tested on
 //! in-memory data.
 
+pub mod avro;
+pub mod csv;
 pub mod exact;
 pub mod format;
 pub mod jsonl;
