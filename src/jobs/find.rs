@@ -185,9 +185,7 @@ pub async fn search_object(
             .get_range(object.bucket, object.key, object.version_id, offset..end)
             .await?;
         use std::io::Write;
-        search
-            .write_all(&bytes)
-            .map_err(|e| RecordError::from_io(e, records))?;
+        search.write_all(&bytes).map_err(RecordError::from_io)?;
         offset = end;
     }
     let found = search.finish()?;

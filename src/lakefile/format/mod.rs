@@ -20,14 +20,15 @@
 pub mod compression;
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Write};
+use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
 
-use crate::domain::data_mapper::{Format, PathTable};
+use crate::domain::data_mapper::{CsvOptions, Format, PathTable};
 
 use super::jsonl::{check as jsonl_check, find as jsonl_find, forget as jsonl_forget};
 use super::match_set::MatchSet;
 use super::parquet::forget as parquet_forget;
+use super::{avro, csv};
 use compression::Compression;
 
 /// How a mapper's objects are read: the format, with the table settings it needs.
@@ -37,6 +38,11 @@ pub enum Records {
     Parquet,
     /// JSON Lines (one object per line), compressed by extension.
     JsonLines,
+    /// CSV and other delimited text read as the table's SerDe (or a `path` mapper's
+    /// options) says, compressed by extension.
+    Csv(Box<csv::Dialect>),
+    /// Avro object container files (the codec is inside the file).
+    Avro,
 }
 
 /// The table settings a format may need, as the catalog gives them (a Glue table's
@@ -80,6 +86,10 @@ pub struct Found {
 pub enum RecordError {
     #[error(transparent)]
     Json(#[from] jsonl_find::JsonFindError),
+    #[error(transparent)]
+    Csv(#[from] csv::CsvError),
+    #[error(transparent)]
+    Avro(#[from] avro::AvroError),
     #[error("cannot decompress the object: {0}")]
     Compression(std::io::Error),
     /// The table's settings cannot be read exactly (see [`Records::new`]).
@@ -125,9 +135,8 @@ impl Records {
                 }
                 Records::JsonLines
             }
-            Format::Csv | Format::Avro => {
-                return Err(format!("{} objects are not read yet", format.as_str()));
-            }
+            Format::Csv => Records::Csv(Box::new(csv_dialect(table)?)),
+            Format::Avro => Records::Avro,
         })
     }
 
@@ -140,20 +149,23 @@ impl Records {
     /// How the object at `key` is searched.
     pub fn search<'a>(&'a self, key: &str, m: Matching<'a>) -> Result<Search<'a>, RecordError> {
         let compression = Compression::of_key(key);
-        Ok(match self {
-            Records::Parquet => Search::Ranged,
+        let (columns, ids, max) = (m.columns, m.ids, m.max_record);
+        let scan: Box<dyn StreamSearch + 'a> = match self {
+            Records::Parquet => return Ok(Search::Ranged),
             Records::JsonLines => {
-                let scanner =
-                    jsonl_find::LineScanner::new(m.columns, m.ids).with_max_line(m.max_record);
-                let decoder = compression
-                    .decoder(scanner)
-                    .map_err(RecordError::Compression)?;
-                Search::Streamed(Box::new(Lines {
-                    decoder,
-                    every_row: m.every_row,
-                }))
+                let scanner = jsonl_find::LineScanner::new(columns, ids).with_max_line(max);
+                streamed(compression, scanner, m.every_row)?
             }
-        })
+            Records::Csv(dialect) => {
+                let scanner = csv::Scanner::new(dialect, columns, ids, max);
+                streamed(compression, scanner, m.every_row)?
+            }
+            Records::Avro => {
+                let scanner = avro::Scanner::new(columns, ids, max);
+                streamed(compression, scanner, m.every_row)?
+            }
+        };
+        Ok(Search::Streamed(scan))
     }
 
     /// Rewrites the downloaded object `src` (stored at `key`) to `out` (the file `dst`)
@@ -178,18 +190,115 @@ impl Records {
                     groups_copied: r.row_groups_copied,
                 })
             }
-            Records::JsonLines => rewrite_lines(Compression::of_key(key), src, (out, dst), m),
+            Records::JsonLines => rewrite_streamed(key, src, (out, dst), m, &JsonLinesRewrite),
+            Records::Csv(dialect) => rewrite_streamed(key, src, (out, dst), m, dialect.as_ref()),
+            Records::Avro => rewrite_streamed(key, src, (out, dst), m, &AvroRewrite),
         }
     }
 }
 
-/// A JSON Lines search behind its decompression.
-struct Lines<'a> {
-    decoder: compression::Decoder<jsonl_find::LineScanner<'a>>,
+/// The `path` mapper's CSV options, else the Glue table's SerDe, as a dialect.
+fn csv_dialect(table: &TableSettings<'_>) -> Result<csv::Dialect, String> {
+    let Some(path) = table.path else {
+        let none = BTreeMap::new();
+        let parameters = table.serde_parameters.unwrap_or(&none);
+        return csv::Dialect::of_glue(table.serde_library, parameters, table.columns);
+    };
+    let options = path
+        .csv
+        .as_ref()
+        .ok_or("a csv mapper's catalog says how its objects are read (catalog.csv)")?;
+    let byte = |v: &str, name| CsvOptions::byte(v, name);
+    let delimiter = byte(&options.delimiter, "delimiter")?.ok_or("delimiter must not be empty")?;
+    let escape = match &options.escape {
+        Some(e) => byte(e, "escape")?,
+        None => None,
+    };
+    let quote = byte(&options.quote, "quote")?;
+    csv::Dialect::of_path(
+        delimiter,
+        quote,
+        escape,
+        options.header,
+        options.columns.clone(),
+    )
+}
+
+impl RecordError {
+    /// The error a streamed search returned from a write: the format's own error carried
+    /// in the `io::Error`, else a decompression error.
+    pub fn from_io(e: std::io::Error) -> Self {
+        let Some(inner) = e.get_ref() else {
+            return RecordError::Compression(e);
+        };
+        if inner.is::<jsonl_find::JsonFindError>() {
+            RecordError::Json(jsonl_find::unwrap_io(e))
+        } else if inner.is::<csv::CsvError>() {
+            RecordError::Csv(csv::CsvError::from_io(e))
+        } else if inner.is::<avro::AvroError>() {
+            RecordError::Avro(avro::AvroError::from_io(e))
+        } else {
+            RecordError::Compression(e)
+        }
+    }
+}
+
+/// A format's scanner, fed the decompressed bytes.
+trait Scan: Write + Send {
+    fn done(self) -> Result<Found, RecordError>;
+}
+
+impl Scan for jsonl_find::LineScanner<'_> {
+    fn done(self) -> Result<Found, RecordError> {
+        let r = self.finish()?;
+        Ok(Found {
+            records_total: r.lines_total,
+            records_matched: r.lines_matched,
+            rows_by_match: r.rows_by_match,
+        })
+    }
+}
+
+impl Scan for csv::Scanner<'_> {
+    fn done(self) -> Result<Found, RecordError> {
+        let r = self.finish()?;
+        Ok(Found {
+            records_total: r.records_total,
+            records_matched: r.records_matched,
+            rows_by_match: r.rows_by_match,
+        })
+    }
+}
+
+impl Scan for avro::Scanner<'_> {
+    fn done(self) -> Result<Found, RecordError> {
+        let r = self.finish()?;
+        Ok(Found {
+            records_total: r.records_total,
+            records_matched: r.records_matched,
+            rows_by_match: r.rows_by_match,
+        })
+    }
+}
+
+/// A streamed search: a scanner behind the object's decompression.
+struct Streamed<S: Scan> {
+    decoder: compression::Decoder<S>,
     every_row: bool,
 }
 
-impl Write for Lines<'_> {
+fn streamed<'a, S: Scan + 'a>(
+    compression: Compression,
+    scanner: S,
+    every_row: bool,
+) -> Result<Box<dyn StreamSearch + 'a>, RecordError> {
+    let decoder = compression
+        .decoder(scanner)
+        .map_err(RecordError::Compression)?;
+    Ok(Box::new(Streamed { decoder, every_row }))
+}
+
+impl<S: Scan> Write for Streamed<S> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.decoder.write(buf)
     }
@@ -198,99 +307,203 @@ impl Write for Lines<'_> {
     }
 }
 
-impl StreamSearch for Lines<'_> {
+impl<S: Scan> StreamSearch for Streamed<S> {
     fn finish(self: Box<Self>) -> Result<Found, RecordError> {
-        let scanner = self.decoder.finish().map_err(unwrap_io)?;
-        let r = scanner.finish()?;
-        Ok(Found {
-            records_total: r.lines_total,
-            records_matched: if self.every_row {
-                r.lines_total
-            } else {
-                r.lines_matched
-            },
-            rows_by_match: r.rows_by_match,
+        let scanner = self.decoder.finish().map_err(RecordError::from_io)?;
+        let mut found = scanner.done()?;
+        if self.every_row {
+            found.records_matched = found.records_total;
+        }
+        Ok(found)
+    }
+}
+
+/// A streamed format's rewrite: forget from the decompressed source into the output
+/// (compressed as the source), then the full read-back of both, decompressed.
+trait StreamRewrite {
+    /// Copies every kept record of `input` to `out`; what it did.
+    fn forget(
+        &self,
+        input: &mut dyn BufRead,
+        out: &mut dyn Write,
+        m: Matching<'_>,
+    ) -> Result<Rewritten, String>;
+    /// Checks that `rewrite` is `source` without exactly its matching records, as `done`
+    /// says.
+    fn check(
+        &self,
+        source: &mut dyn BufRead,
+        rewrite: &mut dyn BufRead,
+        m: Matching<'_>,
+        done: Rewritten,
+    ) -> Result<(), String>;
+}
+
+fn counted(before: u64, removed: u64) -> Rewritten {
+    Rewritten {
+        records_before: before,
+        records_removed: removed,
+        ..Rewritten::default()
+    }
+}
+
+struct JsonLinesRewrite;
+
+impl StreamRewrite for JsonLinesRewrite {
+    fn forget(
+        &self,
+        input: &mut dyn BufRead,
+        out: &mut dyn Write,
+        m: Matching<'_>,
+    ) -> Result<Rewritten, String> {
+        if m.every_row {
+            // Nothing is kept; the lines are still read in full (a malformed object fails).
+            let mut scanner =
+                jsonl_find::LineScanner::new(m.columns, m.ids).with_max_line(m.max_record);
+            std::io::copy(input, &mut scanner).map_err(|e| e.to_string())?;
+            let r = scanner.finish().map_err(|e| e.to_string())?;
+            return Ok(counted(r.lines_total, r.lines_total));
+        }
+        let r = jsonl_forget::forget_lines(input, out, m.columns, m.ids, m.max_record)
+            .map_err(|e| e.to_string())?;
+        Ok(counted(r.lines_before, r.lines_removed))
+    }
+    fn check(
+        &self,
+        source: &mut dyn BufRead,
+        rewrite: &mut dyn BufRead,
+        m: Matching<'_>,
+        done: Rewritten,
+    ) -> Result<(), String> {
+        let expected = jsonl_check::Expected {
+            lines_before: done.records_before,
+            lines_removed: done.records_removed,
+            every_row: m.every_row,
+        };
+        jsonl_check::check(source, rewrite, m.columns, m.ids, expected, m.max_record)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl StreamRewrite for csv::Dialect {
+    fn forget(
+        &self,
+        input: &mut dyn BufRead,
+        out: &mut dyn Write,
+        m: Matching<'_>,
+    ) -> Result<Rewritten, String> {
+        let r = csv::forget(
+            input,
+            out,
+            self,
+            m.columns,
+            m.ids,
+            m.every_row,
+            m.max_record,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(counted(r.records_before, r.records_removed))
+    }
+    fn check(
+        &self,
+        source: &mut dyn BufRead,
+        rewrite: &mut dyn BufRead,
+        m: Matching<'_>,
+        done: Rewritten,
+    ) -> Result<(), String> {
+        let expected = csv::Expected {
+            records_before: done.records_before,
+            records_removed: done.records_removed,
+            every_row: m.every_row,
+        };
+        csv::check(
+            source,
+            rewrite,
+            self,
+            m.columns,
+            m.ids,
+            expected,
+            m.max_record,
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+struct AvroRewrite;
+
+impl StreamRewrite for AvroRewrite {
+    fn forget(
+        &self,
+        input: &mut dyn BufRead,
+        out: &mut dyn Write,
+        m: Matching<'_>,
+    ) -> Result<Rewritten, String> {
+        let r = avro::forget(input, out, m.columns, m.ids, m.every_row, m.max_record)
+            .map_err(|e| e.to_string())?;
+        Ok(Rewritten {
+            records_before: r.records_before,
+            records_removed: r.records_removed,
+            groups_rewritten: r.blocks_rewritten as usize,
+            groups_copied: r.blocks_copied as usize,
         })
     }
-}
-
-impl RecordError {
-    /// The error a streamed search of `records` returned from a write: the format's own
-    /// error carried in the `io::Error`, else a decompression error.
-    pub fn from_io(e: std::io::Error, _records: &Records) -> Self {
-        unwrap_io(e)
+    fn check(
+        &self,
+        source: &mut dyn BufRead,
+        rewrite: &mut dyn BufRead,
+        m: Matching<'_>,
+        done: Rewritten,
+    ) -> Result<(), String> {
+        let expected = avro::Expected {
+            records_before: done.records_before,
+            records_removed: done.records_removed,
+            every_row: m.every_row,
+        };
+        avro::check(source, rewrite, m.columns, m.ids, expected, m.max_record)
+            .map_err(|e| e.to_string())
     }
-}
-
-/// A scanner's own error carried through a decoder's `io::Error`, else a decompression
-/// error.
-fn unwrap_io(e: std::io::Error) -> RecordError {
-    if e.get_ref()
-        .is_some_and(|inner| inner.is::<jsonl_find::JsonFindError>())
-    {
-        return RecordError::Json(jsonl_find::unwrap_io(e));
-    }
-    RecordError::Compression(e)
 }
 
 /// Opens a downloaded object decompressed.
-fn open(path: &Path, compression: Compression) -> Result<Box<dyn std::io::BufRead>, String> {
+fn open(path: &Path, compression: Compression) -> Result<Box<dyn BufRead>, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     compression.reader(file).map_err(|e| e.to_string())
 }
 
-/// Rewrites a JSON Lines object, then reads the rewrite back in full against the source
-/// (`jsonl::check`) before anything may be uploaded.
-fn rewrite_lines<W: Write>(
-    compression: Compression,
+/// Rewrites a streamed format's object (compressed as its key says, and kept so), then
+/// reads the rewrite back in full against the source before anything may be uploaded.
+fn rewrite_streamed<W: Write>(
+    key: &str,
     src: &Path,
     (out, dst): (W, &Path),
     m: Matching<'_>,
+    format: &dyn StreamRewrite,
 ) -> Result<Rewritten, String> {
-    let r = write_lines(open(src, compression)?, out, compression, m)?;
-    let expected = jsonl_check::Expected {
-        lines_before: r.lines_before,
-        lines_removed: r.lines_removed,
-        every_row: m.every_row,
-    };
-    let (source, rewrite) = (open(src, compression)?, open(dst, compression)?);
-    jsonl_check::check(source, rewrite, m.columns, m.ids, expected, m.max_record)
+    let compression = Compression::of_key(key);
+    let done = write_streamed(&mut open(src, compression)?, out, compression, m, format)?;
+    let (mut source, mut rewrite) = (open(src, compression)?, open(dst, compression)?);
+    format
+        .check(&mut source, &mut rewrite, m, done)
         .map_err(|e| format!("the rewrite failed its read-back: {e}"))?;
-    Ok(Rewritten {
-        records_before: r.lines_before,
-        records_removed: r.lines_removed,
-        ..Rewritten::default()
-    })
+    Ok(done)
 }
 
 /// Writes the rewrite to `out`, compressed as the source. Every write error fails it, the
 /// last ones too: the compression's trailer and the buffer's final flush.
-fn write_lines<W: Write>(
-    mut input: Box<dyn std::io::BufRead>,
+fn write_streamed<W: Write>(
+    input: &mut dyn BufRead,
     out: W,
     compression: Compression,
     m: Matching<'_>,
-) -> Result<jsonl_forget::JsonForgetReport, String> {
+    format: &dyn StreamRewrite,
+) -> Result<Rewritten, String> {
     let mut encoder = compression
         .encoder(BufWriter::new(out))
         .map_err(|e| e.to_string())?;
-    let r = if m.every_row {
-        // Nothing is kept; the lines are still read in full (a malformed object fails).
-        let mut scanner =
-            jsonl_find::LineScanner::new(m.columns, m.ids).with_max_line(m.max_record);
-        std::io::copy(&mut input, &mut scanner).map_err(|e| e.to_string())?;
-        let r = scanner.finish().map_err(|e| e.to_string())?;
-        jsonl_forget::JsonForgetReport {
-            lines_before: r.lines_total,
-            lines_removed: r.lines_total,
-        }
-    } else {
-        jsonl_forget::forget_lines(input, &mut encoder, m.columns, m.ids, m.max_record)
-            .map_err(|e| e.to_string())?
-    };
+    let done = format.forget(input, &mut encoder, m)?;
     let out = encoder.finish().map_err(|e| e.to_string())?;
     out.into_inner().map_err(|e| e.error().to_string())?;
-    Ok(r)
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -349,9 +562,9 @@ mod tests {
                 &[false, true]
             };
             for &every_row in cases {
-                let input: Box<dyn std::io::BufRead> = Box::new(SOURCE.as_bytes());
                 let m = matching(&columns, &ids, every_row);
-                let err = write_lines(input, Full, c, m).unwrap_err();
+                let mut input = SOURCE.as_bytes();
+                let err = write_streamed(&mut input, Full, c, m, &JsonLinesRewrite).unwrap_err();
                 assert!(err.contains("no space left"), "{c:?}: {err}");
             }
         }
