@@ -51,11 +51,13 @@ pub struct UnknownState {
 pub mod access_policy;
 pub mod classification;
 pub mod data_mapper;
+pub mod exact;
 pub mod grants;
 pub mod hidden;
 pub mod hive_type;
 pub mod iam_policy;
 pub mod job;
+pub mod key;
 pub mod match_hash;
 pub mod partition;
 pub mod projection;

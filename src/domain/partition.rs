@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::hive_type::HiveType;
-use crate::lakefile::match_set::{numeric_text, unscaled};
+use crate::domain::key::{numeric_text, unscaled};
 
 /// One partition: its key values (in the table's partition-key order) and location.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -151,7 +151,7 @@ pub fn check_casts(
     items: &[NewQueueItem],
     types: &HashMap<String, std::collections::BTreeMap<String, String>>,
 ) -> Result<(), Vec<super::validation::FieldError>> {
-    use crate::lakefile::match_set::castable;
+    use crate::domain::key::castable;
     let mut errors = Errors::new();
     for (i, item) in items.iter().enumerate() {
         let field = format!("matches[{i}].match_id");

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use super::queue::{MAX_MATCH_ID_VALUES, holds_at_most};
 use super::validation::{Errors, FieldError};
-use crate::lakefile::exact::kept_exactly;
+use crate::domain::exact::kept_exactly;
 
 /// What the caller is told (never the id itself).
 pub const INEXACT_NUMBER: &str = "is a number that cannot be kept exactly (more than 17 significant digits, or beyond ±2^64 with a fraction): send the id as a string";

@@ -12,11 +12,11 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-pub use super::exact::Exact;
-use super::exact::{kept_exactly, parse_number};
 use super::jsonl::serde::JsonSerde;
-use super::key::decimal_exact;
-pub use super::key::{
+pub use crate::domain::exact::Exact;
+use crate::domain::exact::{kept_exactly, parse_number};
+use crate::domain::key::decimal_exact;
+pub use crate::domain::key::{
     Key, KeyKind, cast_number, cast_text, cast_value, castable, numeric_text, unscaled,
 };
 

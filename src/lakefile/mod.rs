@@ -5,10 +5,8 @@
 
 pub mod avro;
 pub mod csv;
-pub mod exact;
 pub mod format;
 pub mod jsonl;
-pub mod key;
 pub mod match_set;
 pub mod parquet;
 #[cfg(test)]

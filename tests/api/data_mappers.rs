@@ -83,7 +83,7 @@ async fn invalid_mapper_fields_are_named(pool: sqlx::PgPool) {
         ),
         (
             "/v1/data_mappers/people",
-            json!({"catalog": {"provider": "glue", "database": "lake", "table": "people"}, "format": "csv", "columns": ["a"]}),
+            json!({"catalog": {"provider": "glue", "database": "lake", "table": "people"}, "format": "orc", "columns": ["a"]}),
             vec!["format"],
         ),
         (

@@ -32,7 +32,7 @@
 //! error, never NULL.
 //!
 //! Values compare by the column's type, exactly, never through a float unless the column
-//! is one (an id is cast to the column's type as `lakefile::key` casts it for Parquet):
+//! is one (an id is cast to the column's type as `domain::key` casts it for Parquet):
 //!
 //! | Avro type of the column | compared as | the value |
 //! | --- | --- | --- |

@@ -2,7 +2,7 @@
 //! docs of `lakefile::avro` for the table): exact everywhere, a float only in a `float`
 //! or `double` column.
 
-use crate::lakefile::exact::parse_number;
+use crate::domain::exact::parse_number;
 use crate::lakefile::match_set::{Exact, Key, KeyKind};
 
 use super::cursor::{Cursor, Stop};

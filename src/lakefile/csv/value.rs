@@ -18,7 +18,7 @@
 //! Types ids are not cast to (`date`, `timestamp`, `boolean`) compare as their text;
 //! complex types and `binary` are refused (no id equals such a value).
 
-use crate::lakefile::exact::{Exact, parse_number};
+use crate::domain::exact::{Exact, parse_number};
 use crate::lakefile::match_set::{Key, KeyKind, cast_text};
 
 use super::dialect::DialectKind;
