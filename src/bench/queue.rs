@@ -37,7 +37,7 @@ pub async fn run(mut config: Config, total: usize) -> anyhow::Result<()> {
         lake_formation: Arc::new(crate::catalog::lake_formation::MemoryLakeFormation::default()),
         stores: crate::storage::Stores::offline(),
         metrics: Arc::default(),
-        limits: Arc::new(crate::api::limits::Limits::new(&config.limits)),
+        limits: Arc::new(crate::app::limits::Limits::new(&config.limits)),
         temp: Arc::new(crate::jobs::object::temp::TempSpace::of(&config.jobs)),
         config: Arc::new(config.clone()),
     };
