@@ -15,7 +15,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
-use super::mix;
+use crate::demo::lake::mix;
 use crate::jobs::find::{ObjectRef, find_parquet};
 use crate::lakefile::match_set::MatchSet;
 use crate::storage::file::FileStore;
