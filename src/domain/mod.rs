@@ -58,6 +58,7 @@ pub mod iam_policy;
 pub mod job;
 pub mod match_hash;
 pub mod partition;
+pub mod prefix;
 pub mod projection;
 pub mod queue;
 pub mod queue_exact;

@@ -337,7 +337,9 @@ impl Roles {
             &self.sdk,
             self.metrics.clone(),
             role_arn,
-            session,
+            &session.name,
+            session.source_identity.as_deref(),
+            &session.tags,
             &self.config,
         );
         let store: std::sync::Arc<dyn ObjectStore> = std::sync::Arc::new(
@@ -551,14 +553,8 @@ impl Stores {
     }
 }
 
-/// A prefix that names a directory: ends with `/` (unless empty).
-pub fn dir_prefix(prefix: &str) -> String {
-    if prefix.is_empty() || prefix.ends_with('/') {
-        prefix.to_owned()
-    } else {
-        format!("{prefix}/")
-    }
-}
+// `jobs::find_mapper` still imports it from here; once it names `domain::prefix`, this goes.
+pub use crate::domain::prefix::dir_prefix;
 
 /// Every object under `prefix`, following pagination (every version, noncurrent ones
 /// included, when `versions`).
