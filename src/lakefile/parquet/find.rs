@@ -25,9 +25,9 @@ use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::ChunkReader;
 
-use crate::lakefile::match_set::{CompositeGroup, Exact, Key, KeyKind, MatchSet, Tuples};
-use super::schema::{ObjectColumns, column_at_path};
 use super::prune;
+use super::schema::{ObjectColumns, SchemaError, column_at_path};
+use crate::lakefile::match_set::{CompositeGroup, Exact, Key, KeyKind, MatchSet, Tuples};
 
 /// Why an object could not be searched.
 #[derive(Debug, thiserror::Error)]
@@ -36,23 +36,12 @@ pub enum FindError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
-    #[error("the object has no column {0:?}")]
-    MissingColumn(String),
-    /// Each match column is missing (a lacking one is NULL, so some must be there).
-    #[error("the object has none of the match columns ({0})")]
-    NoMatchColumn(String),
-    /// A match column the object has but cannot be read as one: its path goes through a
-    /// value, a list or a map, or ends on a group (never taken for a missing column).
-    #[error("match column {column:?} does not fit the object's schema: {reason}")]
-    Shape { column: String, reason: String },
-    #[error(
-        "match column {0:?} names no column exactly, and several columns whose names differ from it only in case; refused (which one Athena reads is not certain)"
-    )]
-    AmbiguousColumn(String),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
     #[error("column {column:?} has type {data_type}, which match ids cannot be compared with")]
     UnsupportedType { column: String, data_type: String },
     #[error(transparent)]
-    Check(#[from] super::check::CheckError),
+    Check(#[from] super::error::CheckError),
     #[error("the Parquet library failed on this object's bytes (a bug to report); refused")]
     Panicked,
     #[error("refused: {0}")]
@@ -897,7 +886,7 @@ mod tests {
         let ids = MatchSet::from_values(&[json!(1)]);
         assert!(matches!(
             find(file.clone(), &cols(&["nope"]), &ids),
-            Err(FindError::NoMatchColumn(_))
+            Err(FindError::Schema(SchemaError::NoMatchColumn(_)))
         ));
         let mut broken = file.to_vec();
         let len = broken.len();
@@ -973,14 +962,14 @@ mod tests {
         let ids = MatchSet::from_values(&[json!(1)]);
         let none = find(file.clone(), &cols(&["email", "contact.phone"]), &ids).unwrap_err();
         assert!(
-            matches!(&none, FindError::NoMatchColumn(c) if c == "email, contact.phone"),
+            matches!(&none, FindError::Schema(SchemaError::NoMatchColumn(c)) if c == "email, contact.phone"),
             "{none}"
         );
         // A path through a value, or ending on a struct, is not a lacking column.
         for bad in ["customer_id.email", "contact"] {
             let err = find(file.clone(), &cols(&[bad, "country"]), &ids).unwrap_err();
             assert!(
-                matches!(&err, FindError::Shape { column, .. } if column == bad),
+                matches!(&err, FindError::Schema(SchemaError::Shape { column, .. }) if column == bad),
                 "{err}"
             );
         }
@@ -995,7 +984,7 @@ mod tests {
         ]);
         let err = find(ambiguous, &cols(&["id", "email"]), &ids).unwrap_err();
         assert!(
-            matches!(&err, FindError::AmbiguousColumn(c) if c == "id"),
+            matches!(&err, FindError::Schema(SchemaError::AmbiguousColumn(c)) if c == "id"),
             "{err}"
         );
     }
@@ -1022,7 +1011,7 @@ mod tests {
         ])]);
         let err = find(file, &columns, &on_key).unwrap_err();
         assert!(
-            matches!(&err, FindError::MissingColumn(c) if c == "dt"),
+            matches!(&err, FindError::Schema(SchemaError::MissingColumn(c)) if c == "dt"),
             "{err}"
         );
     }
@@ -1046,7 +1035,7 @@ mod tests {
         let ambiguous = file_of(vec![("ID", upper.clone()), ("Id", lower)]);
         let err = find(ambiguous, &cols(&["id"]), &ids).unwrap_err();
         assert!(
-            matches!(&err, FindError::AmbiguousColumn(c) if c == "id"),
+            matches!(&err, FindError::Schema(SchemaError::AmbiguousColumn(c)) if c == "id"),
             "{err}"
         );
         let only = file_of(vec![("Customer_ID", upper)]);

@@ -27,13 +27,13 @@ use parquet::file::metadata::{
 use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
 use parquet::file::writer::SerializedFileWriter;
 
-use super::local::SharedFile;
-use crate::lakefile::match_set::MatchSet;
 use super::check::{CheckReport, Fate, check};
 use super::find::{
     FindError, FindPlan, RowGroupFind, arrow_metadata, check_row_counts, find_in_row_group, guarded,
 };
+use super::local::SharedFile;
 use super::rewrite::{rewrite_row_group, uses_page_v2, writer_properties};
+use crate::lakefile::match_set::MatchSet;
 
 /// What a rewrite did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -830,6 +830,7 @@ mod schema_tests {
     use super::tests::{forget_checked, ids_of};
     use super::*;
     use crate::lakefile::parquet::find::find;
+    use crate::lakefile::parquet::schema::SchemaError;
     use arrow_array::{ArrayRef, Int64Array, RecordBatch};
     use parquet::arrow::ArrowWriter;
     use serde_json::json;
@@ -879,7 +880,7 @@ mod schema_tests {
         let ids = MatchSet::from_values(&[json!(150)]);
         assert!(matches!(
             forget_checked(&src, &["email", "customer_id"], &ids),
-            Err(FindError::NoMatchColumn(_))
+            Err(FindError::Schema(SchemaError::NoMatchColumn(_)))
         ));
         let ambiguous = RecordBatch::try_from_iter([
             ("ID", Arc::new(Int64Array::from(vec![150, 1])) as ArrayRef),
@@ -893,7 +894,7 @@ mod schema_tests {
         w.close().unwrap();
         assert!(matches!(
             forget_checked(&bytes::Bytes::from(out), &["id", "email"], &ids),
-            Err(FindError::AmbiguousColumn(c)) if c == "id"
+            Err(FindError::Schema(SchemaError::AmbiguousColumn(c))) if c == "id"
         ));
     }
 }
