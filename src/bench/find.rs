@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::lakefile::parquet::local::SharedFile;
 use crate::lakefile::match_set::MatchSet;
 use crate::lakefile::parquet::find::{FindReport, find};
+use crate::lakefile::parquet::local::SharedFile;
 
 /// One object through the job's find (ranged reads from a `file` store).
 fn find_ranged(

@@ -5,10 +5,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::lakefile::parquet::local::SharedFile;
 use crate::lakefile::match_set::MatchSet;
 use crate::lakefile::parquet::check::check;
 use crate::lakefile::parquet::forget::forget;
+use crate::lakefile::parquet::local::SharedFile;
 
 pub fn run(input: &Path, columns: &[String], ids_file: &Path, output: &Path) -> anyhow::Result<()> {
     let ids = MatchSet::from_lines(&std::fs::read_to_string(ids_file)?);
