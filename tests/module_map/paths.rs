@@ -100,72 +100,98 @@ fn skip_literal(chars: &[char], i: usize) -> usize {
 
 /// Every path `text` (the file `rel` under `src/`) names.
 pub fn paths_in(rel: &str, text: &str) -> Vec<Named> {
-    let code = blank(text);
-    let file_module = module_of(rel);
-    let root = if rel == "main.rs" { "lethe" } else { "crate" };
-    let mut out = Vec::new();
-    let mut scopes: Vec<(String, usize)> = Vec::new();
-    let mut depth = 0usize;
-    let bytes = code.as_bytes();
+    let mut reader = Reader {
+        code: blank(text),
+        file_module: module_of(rel),
+        root: if rel == "main.rs" { "lethe" } else { "crate" },
+        scopes: Vec::new(),
+        depth: 0,
+        out: Vec::new(),
+    };
     let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'{' => depth += 1,
+    while i < reader.code.len() {
+        i = reader.step(i);
+    }
+    reader.out
+}
+
+/// One file's blanked code read front to back, with the inline `mod` blocks it is in.
+struct Reader {
+    code: String,
+    file_module: Vec<String>,
+    /// `crate`, or `lethe` in the binary.
+    root: &'static str,
+    /// Each inline module open here, with the brace depth it opened at.
+    scopes: Vec<(String, usize)>,
+    depth: usize,
+    out: Vec<Named>,
+}
+
+impl Reader {
+    /// Reads what starts at `i`; where the next thing starts.
+    fn step(&mut self, i: usize) -> usize {
+        let code = self.code.as_str();
+        match code.as_bytes()[i] {
+            b'{' => self.depth += 1,
             b'}' => {
-                depth = depth.saturating_sub(1);
-                if scopes.last().is_some_and(|(_, d)| *d == depth) {
-                    scopes.pop();
+                self.depth = self.depth.saturating_sub(1);
+                if self.scopes.last().is_some_and(|(_, d)| *d == self.depth) {
+                    self.scopes.pop();
                 }
             }
-            _ if word_at(&code, i, "mod") => {
-                if let Some((name, open)) = inline_mod(&code, i + 3) {
-                    scopes.push((name, depth));
-                    depth += 1;
-                    i = open + 1;
-                    continue;
+            _ if word_at(code, i, "mod") => {
+                if let Some((name, open)) = inline_mod(code, i + 3) {
+                    self.scopes.push((name, self.depth));
+                    self.depth += 1;
+                    return open + 1;
                 }
             }
-            _ if word_at(&code, i, "use") => {
-                let end = code[i..].find(';').map_or(code.len(), |e| i + e);
-                let line = line_of(&code, i);
-                let reexport = is_pub_before(&code, i);
-                let here = module_here(&file_module, &scopes);
-                for (raw, name) in expand(&code[i + 3..end]) {
-                    if let Some((path, relative)) = absolute(&raw, &here, root, true) {
-                        let reexport = reexport.then(|| name.clone());
-                        out.push(Named {
-                            path,
-                            line,
-                            reexport,
-                            relative,
-                        });
-                    }
-                }
-                i = end;
-                continue;
-            }
+            _ if word_at(code, i, "use") => return self.read_use(i),
             _ => {
-                if let Some(len) = path_at(&code, i, root) {
-                    let raw: Vec<String> =
-                        code[i..i + len].split("::").map(str::to_owned).collect();
-                    let here = module_here(&file_module, &scopes);
-                    if let Some((path, relative)) = absolute(&raw, &here, root, false) {
-                        let line = line_of(&code, i);
-                        out.push(Named {
-                            path,
-                            line,
-                            reexport: None,
-                            relative,
-                        });
-                    }
-                    i += len;
-                    continue;
+                if let Some(len) = path_at(code, i, self.root) {
+                    self.read_path(i, len);
+                    return i + len;
                 }
             }
         }
-        i += 1;
+        i + 1
     }
-    out
+
+    /// The paths of the `use` at `i`; where it ends.
+    fn read_use(&mut self, i: usize) -> usize {
+        let code = self.code.as_str();
+        let end = code[i..].find(';').map_or(code.len(), |e| i + e);
+        let line = line_of(code, i);
+        let reexport = is_pub_before(code, i);
+        let here = module_here(&self.file_module, &self.scopes);
+        for (raw, name) in expand(&code[i + 3..end]) {
+            if let Some((path, relative)) = absolute(&raw, &here, self.root, true) {
+                let reexport = reexport.then_some(name);
+                self.out.push(Named {
+                    path,
+                    line,
+                    reexport,
+                    relative,
+                });
+            }
+        }
+        end
+    }
+
+    /// The inline path of `len` bytes at `i`.
+    fn read_path(&mut self, i: usize, len: usize) {
+        let code = self.code.as_str();
+        let raw: Vec<String> = code[i..i + len].split("::").map(str::to_owned).collect();
+        let here = module_here(&self.file_module, &self.scopes);
+        if let Some((path, relative)) = absolute(&raw, &here, self.root, false) {
+            self.out.push(Named {
+                path,
+                line: line_of(code, i),
+                reexport: None,
+                relative,
+            });
+        }
+    }
 }
 
 /// The module at a point of the file: its own, then the inline `mod` blocks around.
