@@ -1,5 +1,7 @@
 //! `AppState`: everything a request handler or a worker needs, built from `Config`.
 
+pub mod limits;
+
 use std::sync::Arc;
 
 use axum::extract::FromRef;
@@ -17,6 +19,7 @@ use crate::jobs::object::temp::TempSpace;
 use crate::jobs::runtime::RuntimeConfig;
 use crate::metrics::Metrics;
 use crate::storage::Stores;
+use limits::Limits;
 use std::time::Duration;
 
 /// Name of the generated HS256 key in `server_secret`.
@@ -32,7 +35,7 @@ pub struct AppState {
     pub lake_formation: Arc<dyn LakeFormation>,
     pub stores: Stores,
     pub metrics: Arc<Metrics>,
-    pub limits: Arc<crate::api::limits::Limits>,
+    pub limits: Arc<Limits>,
     /// The temporary space of this process's workers.
     pub temp: Arc<TempSpace>,
 }
@@ -96,7 +99,7 @@ impl AppState {
             stores: Stores::with_roles(&sdk, path_style, metrics.clone(), &config.aws)
                 .with_local_root(config.local_lake_root.as_deref())?,
             metrics,
-            limits: Arc::new(crate::api::limits::Limits::new(&config.limits)),
+            limits: Arc::new(Limits::new(&config.limits)),
             temp: Arc::new(TempSpace::of(&config.jobs)),
             config: Arc::new(config),
         })

@@ -126,18 +126,19 @@ pub struct AssumeRoleFailed {
 }
 
 impl AssumedRole {
-    /// A provider for `role_arn` whose sessions are `session`'s: named by it (STS allows
+    /// A provider for `role_arn` whose sessions are named `session_name` (STS allows
     /// `[\w+=,.@-]`, 2 to 64 characters; other characters become `-`, in the source
-    /// identity too), with its source identity and tags.
+    /// identity too), with `source_identity` and the session tags `tags`.
     pub fn new(
         sdk: &aws_config::SdkConfig,
         metrics: Arc<Metrics>,
         role_arn: &str,
-        session: &crate::storage::RoleSession,
+        session_name: &str,
+        source_identity: Option<&str>,
+        tags: &[(String, String)],
         config: &AwsConfig,
     ) -> Self {
-        let tags = session
-            .tags
+        let tags = tags
             .iter()
             .filter_map(|(k, v)| {
                 let value: String = v.chars().take(256).collect();
@@ -151,8 +152,8 @@ impl AssumedRole {
         Self {
             client: sts_client(sdk, metrics),
             role_arn: role_arn.to_owned(),
-            session_name: session_name_of(&session.name),
-            source_identity: session.source_identity.as_deref().map(session_name_of),
+            session_name: session_name_of(session_name),
+            source_identity: source_identity.map(session_name_of),
             tags,
             external_id: config.role_external_id.clone(),
             session_secs: config.role_session_secs,

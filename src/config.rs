@@ -1,22 +1,30 @@
 //! One typed configuration tree, built from defaults, an optional TOML file and the
 //! environment (`LETHE_*`, plus `DATABASE_URL`), in that order of precedence (env wins).
+//! Each setting is declared once, in the `settings!` table below: its file key, type,
+//! default, environment variable and check; `ENV_VARS`, the file's form and the reading
+//! come from that table (`setting`).
 //!
 //! Invariants: this is the only module that reads the process environment; secrets are
 //! wrapped in [`Secret`] so they never appear in `Debug` output or logs; a bad value fails
 //! start-up with a message naming the setting.
 
+mod setting;
+mod tree;
+
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use setting::{Env, absolute, any, at_least, at_most, between, min_chars, settings, when_set};
+use tree::{external_id, postgres_url, role_patterns, sts_session};
 
 /// A value that must never be printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
@@ -97,21 +105,9 @@ pub struct LimitsConfig {
 }
 
 impl Default for LimitsConfig {
+    /// Each limit's declared default.
     fn default() -> Self {
-        Self {
-            header_read_timeout_secs: 10,
-            idle_timeout_secs: 60,
-            http2_keepalive_secs: 20,
-            http2_max_streams: 100,
-            request_timeout_secs: 60,
-            max_concurrent_requests: 256,
-            max_connections: 1024,
-            max_event_streams: 100,
-            event_stream_max_secs: 300,
-            max_report_streams: 8,
-            queue_max_body_bytes: 16 * 1024 * 1024,
-            metrics_cache_secs: 5,
-        }
+        Settings::defaults().limits()
     }
 }
 
@@ -199,20 +195,9 @@ pub struct AwsConfig {
 }
 
 impl Default for AwsConfig {
+    /// Each AWS setting's declared default.
     fn default() -> Self {
-        Self {
-            endpoint_url: None,
-            region: None,
-            s3_force_path_style: false,
-            role_external_id: None,
-            role_session_secs: DEFAULT_ROLE_SESSION_SECS,
-            principal_arn: None,
-            allowed_role_arns: Vec::new(),
-            retry_mode: RetryMode::Standard,
-            max_attempts: DEFAULT_AWS_MAX_ATTEMPTS,
-            initial_backoff_ms: DEFAULT_AWS_INITIAL_BACKOFF_MS,
-            s3_max_concurrency_per_bucket: DEFAULT_S3_MAX_CONCURRENCY_PER_BUCKET,
-        }
+        Settings::defaults().aws()
     }
 }
 
@@ -226,14 +211,12 @@ pub enum RetryMode {
     Adaptive,
 }
 
-/// Lifetime asked of assumed-role sessions unless configured.
-pub const DEFAULT_ROLE_SESSION_SECS: u32 = 3600;
-/// Attempts of one AWS request unless configured.
-pub const DEFAULT_AWS_MAX_ATTEMPTS: u32 = 8;
-/// Base backoff of AWS retries unless configured (the SDK's own default).
-pub const DEFAULT_AWS_INITIAL_BACKOFF_MS: u64 = 1000;
 /// Requests in flight per S3 bucket unless configured.
 pub const DEFAULT_S3_MAX_CONCURRENCY_PER_BUCKET: u32 = 64;
+
+/// Default Postgres URL: the local server with trust auth, database `lethe`
+/// (created on first start when missing).
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/lethe";
 
 /// A configuration error, naming the setting.
 #[derive(Debug, thiserror::Error)]
@@ -249,125 +232,84 @@ pub enum ConfigError {
     Invalid { name: &'static str, message: String },
 }
 
-/// The file form: every field optional, unknown keys rejected.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    database_url: Option<String>,
-    db_max_connections: Option<u32>,
-    listen_addr: Option<String>,
-    log_format: Option<String>,
-    log_filter: Option<String>,
-    max_body_bytes: Option<usize>,
-    header_read_timeout_secs: Option<u64>,
-    idle_timeout_secs: Option<u64>,
-    http2_keepalive_secs: Option<u64>,
-    http2_max_streams: Option<u32>,
-    request_timeout_secs: Option<u64>,
-    max_concurrent_requests: Option<usize>,
-    max_connections: Option<usize>,
-    max_event_streams: Option<usize>,
-    event_stream_max_secs: Option<u64>,
-    max_report_streams: Option<usize>,
-    queue_max_body_bytes: Option<usize>,
-    metrics_cache_secs: Option<u64>,
-    metrics_token: Option<String>,
-    jwt_secret: Option<String>,
-    jwt_public_key_file: Option<PathBuf>,
-    jwt_jwks_file: Option<PathBuf>,
-    jwt_jwks_url: Option<String>,
-    jwt_jwks_refresh_secs: Option<u64>,
-    jwt_jwks_max_stale_secs: Option<u64>,
-    jwt_issuer: Option<String>,
-    jwt_audience: Option<String>,
-    jwt_roles_claim: Option<String>,
-    aws_endpoint_url: Option<String>,
-    aws_region: Option<String>,
-    s3_force_path_style: Option<bool>,
-    aws_role_external_id: Option<String>,
-    aws_role_session_secs: Option<u32>,
-    aws_principal_arn: Option<String>,
-    aws_allowed_role_arns: Option<String>,
-    aws_retry_mode: Option<String>,
-    aws_max_attempts: Option<u32>,
-    aws_initial_backoff_ms: Option<u64>,
-    s3_max_concurrency_per_bucket: Option<u32>,
-    grant_reconcile_interval_secs: Option<u64>,
-    workers: Option<usize>,
-    worker_poll_ms: Option<u64>,
-    task_lease_secs: Option<u64>,
-    task_max_crashes: Option<u32>,
-    scheduler_interval_secs: Option<u64>,
-    deadline_margin_hours: Option<u64>,
-    requester_min_deadline_days: Option<u64>,
-    max_line_bytes: Option<usize>,
-    temp_dir: Option<PathBuf>,
-    temp_max_bytes: Option<u64>,
-    local_lake_root: Option<PathBuf>,
+const MIB: usize = 1024 * 1024;
+
+// Every setting, one declaration each: its file key, type, default, environment variable
+// (and an alias the environment may use instead) and check. `#[serde(skip)]`: the
+// environment's only. The order is the file's keys' in error messages.
+settings! {
+    // The server.
+    database_url: Secret = Secret::new(DEFAULT_DATABASE_URL),
+        env "DATABASE_URL" | "LETHE_DATABASE_URL", check postgres_url;
+    db_max_connections: u32 = 10, env "LETHE_DB_MAX_CONNECTIONS", check at_least(1);
+    listen_addr: SocketAddr = SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+        env "LETHE_LISTEN_ADDR", check any;
+    log_format: LogFormat = LogFormat::Json, env "LETHE_LOG_FORMAT", check any;
+    log_filter: String = "info,sqlx=warn".to_owned(), env "LETHE_LOG", check any;
+    max_body_bytes: usize = 2 * MIB, env "LETHE_MAX_BODY_BYTES", check any;
+    // Limits (`LimitsConfig`).
+    header_read_timeout_secs: u64 = 10,
+        env "LETHE_HEADER_READ_TIMEOUT_SECS", check at_least(1);
+    idle_timeout_secs: u64 = 60, env "LETHE_IDLE_TIMEOUT_SECS", check at_least(1);
+    http2_keepalive_secs: u64 = 20, env "LETHE_HTTP2_KEEPALIVE_SECS", check at_least(1);
+    http2_max_streams: u32 = 100, env "LETHE_HTTP2_MAX_STREAMS", check at_least(1);
+    request_timeout_secs: u64 = 60, env "LETHE_REQUEST_TIMEOUT_SECS", check at_least(1);
+    max_concurrent_requests: usize = 256,
+        env "LETHE_MAX_CONCURRENT_REQUESTS", check at_least(1);
+    max_connections: usize = 1024, env "LETHE_MAX_CONNECTIONS", check at_least(1);
+    max_event_streams: usize = 100, env "LETHE_MAX_EVENT_STREAMS", check at_least(1);
+    event_stream_max_secs: u64 = 300, env "LETHE_EVENT_STREAM_MAX_SECS", check at_least(1);
+    max_report_streams: usize = 8, env "LETHE_MAX_REPORT_STREAMS", check at_least(1);
+    queue_max_body_bytes: usize = 16 * MIB, env "LETHE_QUEUE_MAX_BODY_BYTES", check any;
+    metrics_cache_secs: u64 = 5, env "LETHE_METRICS_CACHE_SECS", check any;
+    // The `/metrics` token; auth (`AuthConfig`).
+    metrics_token: Option<Secret> = None,
+        env "LETHE_METRICS_TOKEN", check when_set(min_chars(32));
+    jwt_secret: Option<Secret> = None, env "LETHE_JWT_SECRET", check when_set(min_chars(32));
+    #[serde(skip)]
+    jwt_public_key: Option<String> = None, env "LETHE_JWT_PUBLIC_KEY", check any;
+    jwt_public_key_file: Option<PathBuf> = None, env "LETHE_JWT_PUBLIC_KEY_FILE", check any;
+    jwt_jwks_file: Option<PathBuf> = None, env "LETHE_JWT_JWKS_FILE", check any;
+    jwt_jwks_url: Option<String> = None, env "LETHE_JWT_JWKS_URL", check any;
+    jwt_jwks_refresh_secs: u64 = 300, env "LETHE_JWT_JWKS_REFRESH_SECS", check at_least(10);
+    jwt_jwks_max_stale_secs: u64 = 86_400, env "LETHE_JWT_JWKS_MAX_STALE_SECS", check any;
+    jwt_issuer: Option<String> = None, env "LETHE_JWT_ISSUER", check any;
+    jwt_audience: Option<String> = None, env "LETHE_JWT_AUDIENCE", check any;
+    jwt_roles_claim: String = "roles".to_owned(), env "LETHE_JWT_ROLES_CLAIM", check any;
+    // AWS (`AwsConfig`).
+    aws_endpoint_url: Option<String> = None, env "LETHE_AWS_ENDPOINT_URL", check any;
+    aws_region: Option<String> = None, env "LETHE_AWS_REGION", check any;
+    s3_force_path_style: bool = false, env "LETHE_S3_FORCE_PATH_STYLE", check any;
+    aws_role_external_id: Option<String> = None,
+        env "LETHE_AWS_ROLE_EXTERNAL_ID", check when_set(external_id);
+    aws_role_session_secs: u32 = 3600, env "LETHE_AWS_ROLE_SESSION_SECS", check sts_session;
+    aws_principal_arn: Option<String> = None, env "LETHE_AWS_PRINCIPAL_ARN", check any;
+    aws_allowed_role_arns: Vec<String> = Vec::new(),
+        env "LETHE_ALLOWED_ROLE_ARNS", check role_patterns;
+    aws_retry_mode: RetryMode = RetryMode::Standard, env "LETHE_AWS_RETRY_MODE", check any;
+    aws_max_attempts: u32 = 8, env "LETHE_AWS_MAX_ATTEMPTS", check between(1, 100);
+    aws_initial_backoff_ms: u64 = 1000,
+        env "LETHE_AWS_INITIAL_BACKOFF_MS", check between(1, 60_000);
+    s3_max_concurrency_per_bucket: u32 = DEFAULT_S3_MAX_CONCURRENCY_PER_BUCKET,
+        env "LETHE_S3_MAX_CONCURRENCY_PER_BUCKET", check between(1, 10_000);
+    // Grant reconciliation; the job engine (`JobsConfig`).
+    grant_reconcile_interval_secs: u64 = 300,
+        env "LETHE_GRANT_RECONCILE_INTERVAL_SECS", check any;
+    workers: usize = 2, env "LETHE_WORKERS", check any;
+    worker_poll_ms: u64 = 500, env "LETHE_WORKER_POLL_MS", check at_least(1);
+    task_lease_secs: u64 = 60, env "LETHE_TASK_LEASE_SECS", check at_least(3);
+    task_max_crashes: u32 = 10, env "LETHE_TASK_MAX_CRASHES", check between(1, 1000);
+    scheduler_interval_secs: u64 = 30, env "LETHE_SCHEDULER_INTERVAL_SECS", check any;
+    deadline_margin_hours: u64 = 72, env "LETHE_DEADLINE_MARGIN_HOURS", check any;
+    requester_min_deadline_days: u64 = 7,
+        env "LETHE_REQUESTER_MIN_DEADLINE_DAYS", check at_most(3650);
+    max_line_bytes: usize = crate::lakefile::jsonl::find::DEFAULT_MAX_LINE_BYTES,
+        env "LETHE_MAX_LINE_BYTES", check at_least(1024);
+    temp_dir: Option<PathBuf> = None, env "LETHE_TEMP_DIR", check when_set(absolute);
+    temp_max_bytes: Option<u64> = None, env "LETHE_TEMP_MAX_BYTES", check when_set(at_least(1));
+    local_lake_root: Option<PathBuf> = None,
+        env "LETHE_LOCAL_LAKE_ROOT", check when_set(absolute);
 }
-
-/// Default Postgres URL: the local server with trust auth, database `lethe`
-/// (created on first start when missing).
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/lethe";
-
-/// Every environment variable Lethe reads (the README's configuration reference lists
-/// each; a test checks this list against the code, the README and deploy/).
-pub const ENV_VARS: &[&str] = &[
-    "DATABASE_URL",
-    "LETHE_ALLOWED_ROLE_ARNS",
-    "LETHE_AWS_ENDPOINT_URL",
-    "LETHE_AWS_INITIAL_BACKOFF_MS",
-    "LETHE_AWS_MAX_ATTEMPTS",
-    "LETHE_AWS_PRINCIPAL_ARN",
-    "LETHE_AWS_REGION",
-    "LETHE_AWS_RETRY_MODE",
-    "LETHE_AWS_ROLE_EXTERNAL_ID",
-    "LETHE_AWS_ROLE_SESSION_SECS",
-    "LETHE_CONFIG_FILE",
-    "LETHE_DATABASE_URL",
-    "LETHE_DB_MAX_CONNECTIONS",
-    "LETHE_DEADLINE_MARGIN_HOURS",
-    "LETHE_EVENT_STREAM_MAX_SECS",
-    "LETHE_GRANT_RECONCILE_INTERVAL_SECS",
-    "LETHE_HEADER_READ_TIMEOUT_SECS",
-    "LETHE_HTTP2_KEEPALIVE_SECS",
-    "LETHE_HTTP2_MAX_STREAMS",
-    "LETHE_IDLE_TIMEOUT_SECS",
-    "LETHE_JWT_AUDIENCE",
-    "LETHE_JWT_ISSUER",
-    "LETHE_JWT_JWKS_FILE",
-    "LETHE_JWT_JWKS_MAX_STALE_SECS",
-    "LETHE_JWT_JWKS_REFRESH_SECS",
-    "LETHE_JWT_JWKS_URL",
-    "LETHE_JWT_PUBLIC_KEY",
-    "LETHE_JWT_PUBLIC_KEY_FILE",
-    "LETHE_JWT_ROLES_CLAIM",
-    "LETHE_JWT_SECRET",
-    "LETHE_LISTEN_ADDR",
-    "LETHE_LOCAL_LAKE_ROOT",
-    "LETHE_LOG",
-    "LETHE_LOG_FORMAT",
-    "LETHE_MAX_BODY_BYTES",
-    "LETHE_MAX_CONCURRENT_REQUESTS",
-    "LETHE_MAX_CONNECTIONS",
-    "LETHE_MAX_EVENT_STREAMS",
-    "LETHE_MAX_LINE_BYTES",
-    "LETHE_MAX_REPORT_STREAMS",
-    "LETHE_METRICS_CACHE_SECS",
-    "LETHE_METRICS_TOKEN",
-    "LETHE_QUEUE_MAX_BODY_BYTES",
-    "LETHE_REQUESTER_MIN_DEADLINE_DAYS",
-    "LETHE_REQUEST_TIMEOUT_SECS",
-    "LETHE_S3_FORCE_PATH_STYLE",
-    "LETHE_S3_MAX_CONCURRENCY_PER_BUCKET",
-    "LETHE_SCHEDULER_INTERVAL_SECS",
-    "LETHE_TASK_LEASE_SECS",
-    "LETHE_TASK_MAX_CRASHES",
-    "LETHE_TEMP_DIR",
-    "LETHE_TEMP_MAX_BYTES",
-    "LETHE_WORKERS",
-    "LETHE_WORKER_POLL_MS",
-];
 
 impl Config {
     /// Loads from the process environment and, when `LETHE_CONFIG_FILE` (or `file`) names
@@ -382,497 +324,35 @@ impl Config {
         file: Option<&Path>,
         env: &HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
+        Self::from_env(file, &|name| env.get(name).cloned())
+    }
+
+    fn from_env(file: Option<&Path>, env: Env<'_>) -> Result<Self, ConfigError> {
         let file_path = file
             .map(Path::to_path_buf)
-            .or_else(|| env.get("LETHE_CONFIG_FILE").map(PathBuf::from));
+            .or_else(|| env("LETHE_CONFIG_FILE").map(PathBuf::from));
         let f = match file_path {
             Some(path) => read_file(&path)?,
             None => FileConfig::default(),
         };
-        let get = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
-
-        let database_url = get("DATABASE_URL")
-            .or_else(|| get("LETHE_DATABASE_URL"))
-            .or(f.database_url)
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-            return Err(invalid("DATABASE_URL", "must be a postgres:// URL"));
-        }
-        let listen_addr = get("LETHE_LISTEN_ADDR")
-            .or(f.listen_addr)
-            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-        let listen_addr = listen_addr.parse().map_err(|_| {
-            invalid(
-                "LETHE_LISTEN_ADDR",
-                "must be host:port, e.g. 127.0.0.1:8080",
-            )
-        })?;
-        let log_format = match get("LETHE_LOG_FORMAT")
-            .or(f.log_format)
-            .as_deref()
-            .unwrap_or("json")
-        {
-            "json" => LogFormat::Json,
-            "text" => LogFormat::Text,
-            _ => return Err(invalid("LETHE_LOG_FORMAT", "must be json or text")),
-        };
-        let public_key_file = get("LETHE_JWT_PUBLIC_KEY_FILE")
-            .map(PathBuf::from)
-            .or(f.jwt_public_key_file);
-        let jwt_public_key_pem = match (get("LETHE_JWT_PUBLIC_KEY"), public_key_file) {
-            (Some(pem), _) => Some(pem),
-            (None, Some(path)) => Some(std::fs::read_to_string(&path).map_err(|e| {
-                invalid(
-                    "LETHE_JWT_PUBLIC_KEY_FILE",
-                    &format!("cannot read {}: {e}", path.display()),
-                )
-            })?),
-            (None, None) => None,
-        };
-        let jwks = match (
-            get("LETHE_JWT_JWKS_FILE")
-                .map(PathBuf::from)
-                .or(f.jwt_jwks_file),
-            get("LETHE_JWT_JWKS_URL").or(f.jwt_jwks_url),
-        ) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "LETHE_JWT_JWKS_URL",
-                    "set either LETHE_JWT_JWKS_FILE or LETHE_JWT_JWKS_URL, not both",
-                ));
-            }
-            (Some(path), None) => Some(JwksSource::File(path)),
-            (None, Some(url)) => {
-                if !jwks_url_allowed(&url) {
-                    return Err(invalid(
-                        "LETHE_JWT_JWKS_URL",
-                        "must be an https:// URL (http:// only on a loopback address)",
-                    ));
-                }
-                Some(JwksSource::Url(url))
-            }
-            (None, None) => None,
-        };
-        let jwks_refresh_secs = parse_or(
-            "LETHE_JWT_JWKS_REFRESH_SECS",
-            get("LETHE_JWT_JWKS_REFRESH_SECS"),
-            f.jwt_jwks_refresh_secs,
-            300,
-        )?;
-        if jwks_refresh_secs < 10 {
-            return Err(invalid(
-                "LETHE_JWT_JWKS_REFRESH_SECS",
-                "must be at least 10",
-            ));
-        }
-        let jwks_max_stale_secs = parse_or(
-            "LETHE_JWT_JWKS_MAX_STALE_SECS",
-            get("LETHE_JWT_JWKS_MAX_STALE_SECS"),
-            f.jwt_jwks_max_stale_secs,
-            86_400,
-        )?;
-        if jwks_max_stale_secs < jwks_refresh_secs {
-            return Err(invalid(
-                "LETHE_JWT_JWKS_MAX_STALE_SECS",
-                "must be at least LETHE_JWT_JWKS_REFRESH_SECS",
-            ));
-        }
-        let jwt_secret = get("LETHE_JWT_SECRET").or(f.jwt_secret).map(Secret::new);
-        if jwt_secret.as_ref().is_some_and(|s| s.expose().len() < 32) {
-            return Err(invalid(
-                "LETHE_JWT_SECRET",
-                "must be at least 32 characters",
-            ));
-        }
-        let metrics_token = get("LETHE_METRICS_TOKEN")
-            .or(f.metrics_token)
-            .map(Secret::new);
-        if metrics_token
-            .as_ref()
-            .is_some_and(|s| s.expose().len() < 32)
-        {
-            return Err(invalid(
-                "LETHE_METRICS_TOKEN",
-                "must be at least 32 characters",
-            ));
-        }
-        let roles_claim = get("LETHE_JWT_ROLES_CLAIM")
-            .or(f.jwt_roles_claim)
-            .unwrap_or_else(|| "roles".to_owned());
-        let max_body_bytes = parse_or(
-            "LETHE_MAX_BODY_BYTES",
-            get("LETHE_MAX_BODY_BYTES"),
-            f.max_body_bytes,
-            2 * 1024 * 1024,
-        )?;
-        let d = LimitsConfig::default();
-        let limits = LimitsConfig {
-            header_read_timeout_secs: parse_or(
-                "LETHE_HEADER_READ_TIMEOUT_SECS",
-                get("LETHE_HEADER_READ_TIMEOUT_SECS"),
-                f.header_read_timeout_secs,
-                d.header_read_timeout_secs,
-            )?,
-            idle_timeout_secs: parse_or(
-                "LETHE_IDLE_TIMEOUT_SECS",
-                get("LETHE_IDLE_TIMEOUT_SECS"),
-                f.idle_timeout_secs,
-                d.idle_timeout_secs,
-            )?,
-            http2_keepalive_secs: parse_or(
-                "LETHE_HTTP2_KEEPALIVE_SECS",
-                get("LETHE_HTTP2_KEEPALIVE_SECS"),
-                f.http2_keepalive_secs,
-                d.http2_keepalive_secs,
-            )?,
-            http2_max_streams: parse_or(
-                "LETHE_HTTP2_MAX_STREAMS",
-                get("LETHE_HTTP2_MAX_STREAMS"),
-                f.http2_max_streams,
-                d.http2_max_streams,
-            )?,
-            request_timeout_secs: parse_or(
-                "LETHE_REQUEST_TIMEOUT_SECS",
-                get("LETHE_REQUEST_TIMEOUT_SECS"),
-                f.request_timeout_secs,
-                d.request_timeout_secs,
-            )?,
-            max_concurrent_requests: parse_or(
-                "LETHE_MAX_CONCURRENT_REQUESTS",
-                get("LETHE_MAX_CONCURRENT_REQUESTS"),
-                f.max_concurrent_requests,
-                d.max_concurrent_requests,
-            )?,
-            max_connections: parse_or(
-                "LETHE_MAX_CONNECTIONS",
-                get("LETHE_MAX_CONNECTIONS"),
-                f.max_connections,
-                d.max_connections,
-            )?,
-            max_event_streams: parse_or(
-                "LETHE_MAX_EVENT_STREAMS",
-                get("LETHE_MAX_EVENT_STREAMS"),
-                f.max_event_streams,
-                d.max_event_streams,
-            )?,
-            event_stream_max_secs: parse_or(
-                "LETHE_EVENT_STREAM_MAX_SECS",
-                get("LETHE_EVENT_STREAM_MAX_SECS"),
-                f.event_stream_max_secs,
-                d.event_stream_max_secs,
-            )?,
-            max_report_streams: parse_or(
-                "LETHE_MAX_REPORT_STREAMS",
-                get("LETHE_MAX_REPORT_STREAMS"),
-                f.max_report_streams,
-                d.max_report_streams,
-            )?,
-            queue_max_body_bytes: parse_or(
-                "LETHE_QUEUE_MAX_BODY_BYTES",
-                get("LETHE_QUEUE_MAX_BODY_BYTES"),
-                f.queue_max_body_bytes,
-                d.queue_max_body_bytes,
-            )?,
-            metrics_cache_secs: parse_or(
-                "LETHE_METRICS_CACHE_SECS",
-                get("LETHE_METRICS_CACHE_SECS"),
-                f.metrics_cache_secs,
-                d.metrics_cache_secs,
-            )?,
-        };
-        for (name, zero) in [
-            (
-                "LETHE_HEADER_READ_TIMEOUT_SECS",
-                limits.header_read_timeout_secs == 0,
-            ),
-            ("LETHE_IDLE_TIMEOUT_SECS", limits.idle_timeout_secs == 0),
-            (
-                "LETHE_HTTP2_KEEPALIVE_SECS",
-                limits.http2_keepalive_secs == 0,
-            ),
-            ("LETHE_HTTP2_MAX_STREAMS", limits.http2_max_streams == 0),
-            (
-                "LETHE_REQUEST_TIMEOUT_SECS",
-                limits.request_timeout_secs == 0,
-            ),
-            (
-                "LETHE_MAX_CONCURRENT_REQUESTS",
-                limits.max_concurrent_requests == 0,
-            ),
-            ("LETHE_MAX_CONNECTIONS", limits.max_connections == 0),
-            ("LETHE_MAX_EVENT_STREAMS", limits.max_event_streams == 0),
-            ("LETHE_MAX_REPORT_STREAMS", limits.max_report_streams == 0),
-            (
-                "LETHE_EVENT_STREAM_MAX_SECS",
-                limits.event_stream_max_secs == 0,
-            ),
-        ] {
-            if zero {
-                return Err(invalid(name, "must be at least 1"));
-            }
-        }
-        if limits.queue_max_body_bytes < max_body_bytes {
-            return Err(invalid(
-                "LETHE_QUEUE_MAX_BODY_BYTES",
-                "must be at least LETHE_MAX_BODY_BYTES",
-            ));
-        }
-        let db_max_connections = parse_or(
-            "LETHE_DB_MAX_CONNECTIONS",
-            get("LETHE_DB_MAX_CONNECTIONS"),
-            f.db_max_connections,
-            10,
-        )?;
-        if db_max_connections == 0 {
-            return Err(invalid("LETHE_DB_MAX_CONNECTIONS", "must be at least 1"));
-        }
-        let s3_force_path_style = parse_or(
-            "LETHE_S3_FORCE_PATH_STYLE",
-            get("LETHE_S3_FORCE_PATH_STYLE"),
-            f.s3_force_path_style,
-            false,
-        )?;
-        let grant_reconcile_interval_secs = parse_or(
-            "LETHE_GRANT_RECONCILE_INTERVAL_SECS",
-            get("LETHE_GRANT_RECONCILE_INTERVAL_SECS"),
-            f.grant_reconcile_interval_secs,
-            300,
-        )?;
-        let jobs = JobsConfig {
-            workers: parse_or("LETHE_WORKERS", get("LETHE_WORKERS"), f.workers, 2)?,
-            poll_ms: parse_or(
-                "LETHE_WORKER_POLL_MS",
-                get("LETHE_WORKER_POLL_MS"),
-                f.worker_poll_ms,
-                500,
-            )?,
-            lease_secs: parse_or(
-                "LETHE_TASK_LEASE_SECS",
-                get("LETHE_TASK_LEASE_SECS"),
-                f.task_lease_secs,
-                60,
-            )?,
-            max_crashes: parse_or(
-                "LETHE_TASK_MAX_CRASHES",
-                get("LETHE_TASK_MAX_CRASHES"),
-                f.task_max_crashes,
-                crate::jobs::tasks::MAX_CRASHES as u32,
-            )?,
-            scheduler_interval_secs: parse_or(
-                "LETHE_SCHEDULER_INTERVAL_SECS",
-                get("LETHE_SCHEDULER_INTERVAL_SECS"),
-                f.scheduler_interval_secs,
-                30,
-            )?,
-            deadline_margin_hours: parse_or(
-                "LETHE_DEADLINE_MARGIN_HOURS",
-                get("LETHE_DEADLINE_MARGIN_HOURS"),
-                f.deadline_margin_hours,
-                72,
-            )?,
-            requester_min_deadline_days: parse_or(
-                "LETHE_REQUESTER_MIN_DEADLINE_DAYS",
-                get("LETHE_REQUESTER_MIN_DEADLINE_DAYS"),
-                f.requester_min_deadline_days,
-                7,
-            )?,
-            max_line_bytes: parse_or(
-                "LETHE_MAX_LINE_BYTES",
-                get("LETHE_MAX_LINE_BYTES"),
-                f.max_line_bytes,
-                crate::lakefile::jsonl::find::DEFAULT_MAX_LINE_BYTES,
-            )?,
-            temp_dir: get("LETHE_TEMP_DIR").map(PathBuf::from).or(f.temp_dir),
-            temp_max_bytes: match get("LETHE_TEMP_MAX_BYTES") {
-                Some(raw) => Some(raw.parse().map_err(|_| {
-                    invalid("LETHE_TEMP_MAX_BYTES", &format!("cannot parse {raw:?}"))
-                })?),
-                None => f.temp_max_bytes,
-            },
-        };
-        if jobs.temp_dir.as_ref().is_some_and(|d| !d.is_absolute()) {
-            return Err(invalid("LETHE_TEMP_DIR", "must be an absolute path"));
-        }
-        if jobs.temp_max_bytes == Some(0) {
-            return Err(invalid("LETHE_TEMP_MAX_BYTES", "must be at least 1"));
-        }
-        if jobs.requester_min_deadline_days > 3650 {
-            return Err(invalid(
-                "LETHE_REQUESTER_MIN_DEADLINE_DAYS",
-                "must be at most 3650",
-            ));
-        }
-        if jobs.lease_secs < 3 {
-            return Err(invalid("LETHE_TASK_LEASE_SECS", "must be at least 3"));
-        }
-        if !(1..=1000).contains(&jobs.max_crashes) {
-            return Err(invalid(
-                "LETHE_TASK_MAX_CRASHES",
-                "must be between 1 and 1000",
-            ));
-        }
-        if jobs.max_line_bytes < 1024 {
-            return Err(invalid("LETHE_MAX_LINE_BYTES", "must be at least 1024"));
-        }
-        if jobs.poll_ms == 0 {
-            return Err(invalid("LETHE_WORKER_POLL_MS", "must be at least 1"));
-        }
-        let role_session_secs = parse_or(
-            "LETHE_AWS_ROLE_SESSION_SECS",
-            get("LETHE_AWS_ROLE_SESSION_SECS"),
-            f.aws_role_session_secs,
-            DEFAULT_ROLE_SESSION_SECS,
-        )?;
-        if !(900..=43_200).contains(&role_session_secs) {
-            return Err(invalid(
-                "LETHE_AWS_ROLE_SESSION_SECS",
-                "must be between 900 and 43200 (what STS allows)",
-            ));
-        }
-        let role_external_id = get("LETHE_AWS_ROLE_EXTERNAL_ID").or(f.aws_role_external_id);
-        if role_external_id.as_ref().is_some_and(|id| {
-            !(2..=1224).contains(&id.len())
-                || !id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c))
-        }) {
-            return Err(invalid(
-                "LETHE_AWS_ROLE_EXTERNAL_ID",
-                "must be 2 to 1224 characters of letters, digits and +=,.@:/-_",
-            ));
-        }
-        let allowed_role_arns: Vec<String> = get("LETHE_ALLOWED_ROLE_ARNS")
-            .or(f.aws_allowed_role_arns)
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if let Some(bad) = allowed_role_arns
-            .iter()
-            .find(|p| !crate::domain::data_mapper::is_role_pattern(p))
-        {
-            return Err(invalid(
-                "LETHE_ALLOWED_ROLE_ARNS",
-                &format!("{bad:?} is not an IAM role ARN (`*` is allowed in the role name only)"),
-            ));
-        }
-        let retry_mode = match get("LETHE_AWS_RETRY_MODE")
-            .or(f.aws_retry_mode)
-            .as_deref()
-            .unwrap_or("standard")
-        {
-            "standard" => RetryMode::Standard,
-            "adaptive" => RetryMode::Adaptive,
-            _ => {
-                return Err(invalid(
-                    "LETHE_AWS_RETRY_MODE",
-                    "must be standard or adaptive",
-                ));
-            }
-        };
-        let max_attempts = parse_or(
-            "LETHE_AWS_MAX_ATTEMPTS",
-            get("LETHE_AWS_MAX_ATTEMPTS"),
-            f.aws_max_attempts,
-            DEFAULT_AWS_MAX_ATTEMPTS,
-        )?;
-        if !(1..=100).contains(&max_attempts) {
-            return Err(invalid(
-                "LETHE_AWS_MAX_ATTEMPTS",
-                "must be between 1 and 100",
-            ));
-        }
-        let initial_backoff_ms = parse_or(
-            "LETHE_AWS_INITIAL_BACKOFF_MS",
-            get("LETHE_AWS_INITIAL_BACKOFF_MS"),
-            f.aws_initial_backoff_ms,
-            DEFAULT_AWS_INITIAL_BACKOFF_MS,
-        )?;
-        if !(1..=60_000).contains(&initial_backoff_ms) {
-            return Err(invalid(
-                "LETHE_AWS_INITIAL_BACKOFF_MS",
-                "must be between 1 and 60000",
-            ));
-        }
-        let s3_max_concurrency_per_bucket = parse_or(
-            "LETHE_S3_MAX_CONCURRENCY_PER_BUCKET",
-            get("LETHE_S3_MAX_CONCURRENCY_PER_BUCKET"),
-            f.s3_max_concurrency_per_bucket,
-            DEFAULT_S3_MAX_CONCURRENCY_PER_BUCKET,
-        )?;
-        if !(1..=10_000).contains(&s3_max_concurrency_per_bucket) {
-            return Err(invalid(
-                "LETHE_S3_MAX_CONCURRENCY_PER_BUCKET",
-                "must be between 1 and 10000",
-            ));
-        }
-        let local_lake_root = get("LETHE_LOCAL_LAKE_ROOT")
-            .map(PathBuf::from)
-            .or(f.local_lake_root);
-        if local_lake_root.as_ref().is_some_and(|r| !r.is_absolute()) {
-            return Err(invalid("LETHE_LOCAL_LAKE_ROOT", "must be an absolute path"));
-        }
+        let s = Settings::read(env, f)?;
+        let auth = s.auth()?;
+        s.check_together()?;
         Ok(Config {
-            local_lake_root,
-            metrics_token,
-            jobs,
-            grant_reconcile_interval_secs,
-            database_url: Secret::new(database_url),
-            db_max_connections,
-            listen_addr,
-            log_format,
-            log_filter: get("LETHE_LOG")
-                .or(f.log_filter)
-                .unwrap_or_else(|| "info,sqlx=warn".to_owned()),
-            max_body_bytes,
-            limits,
-            auth: AuthConfig {
-                jwt_secret,
-                jwt_public_key_pem,
-                jwks,
-                jwks_refresh_secs,
-                jwks_max_stale_secs,
-                issuer: get("LETHE_JWT_ISSUER").or(f.jwt_issuer),
-                audience: get("LETHE_JWT_AUDIENCE").or(f.jwt_audience),
-                roles_claim,
-            },
-            aws: AwsConfig {
-                endpoint_url: get("LETHE_AWS_ENDPOINT_URL").or(f.aws_endpoint_url),
-                region: get("LETHE_AWS_REGION").or(f.aws_region),
-                s3_force_path_style,
-                role_external_id,
-                role_session_secs,
-                principal_arn: get("LETHE_AWS_PRINCIPAL_ARN").or(f.aws_principal_arn),
-                allowed_role_arns,
-                retry_mode,
-                max_attempts,
-                initial_backoff_ms,
-                s3_max_concurrency_per_bucket,
-            },
+            database_url: s.database_url.clone(),
+            db_max_connections: s.db_max_connections,
+            listen_addr: s.listen_addr,
+            log_format: s.log_format,
+            log_filter: s.log_filter.clone(),
+            max_body_bytes: s.max_body_bytes,
+            limits: s.limits(),
+            auth,
+            aws: s.aws(),
+            grant_reconcile_interval_secs: s.grant_reconcile_interval_secs,
+            jobs: s.jobs(),
+            local_lake_root: s.local_lake_root.clone(),
+            metrics_token: s.metrics_token.clone(),
         })
-    }
-}
-
-/// An https URL, or http on a loopback host; never with user info (`http://localhost:x@
-/// evil/` names the host `evil`): the URL is parsed as a URL, not split as text.
-fn jwks_url_allowed(url: &str) -> bool {
-    let Ok(url) = url::Url::parse(url) else {
-        return false;
-    };
-    if !url.username().is_empty() || url.password().is_some() {
-        return false;
-    }
-    match url.scheme() {
-        "https" => url.host().is_some(),
-        "http" => match url.host() {
-            Some(url::Host::Domain(d)) => d == "localhost",
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        },
-        _ => false,
     }
 }
 
@@ -894,38 +374,54 @@ fn invalid(name: &'static str, message: &str) -> ConfigError {
     }
 }
 
-fn parse_or<T: std::str::FromStr>(
-    name: &'static str,
-    env: Option<String>,
-    file: Option<T>,
-    default: T,
-) -> Result<T, ConfigError> {
-    match env {
-        Some(raw) => raw
-            .parse()
-            .map_err(|_| invalid(name, &format!("cannot parse {raw:?}"))),
-        None => Ok(file.unwrap_or(default)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn env_vars_lists_exactly_the_variables_the_loader_reads() {
-        let source = include_str!("config.rs");
-        let code = &source[..source.find("#[cfg(test)]").unwrap()];
-        let mut read: Vec<&str> = code
-            .match_indices("get(\"")
-            .map(|(i, _)| {
-                let rest = &code[i + 5..];
-                &rest[..rest.find('"').unwrap()]
-            })
-            .collect();
+        let read = std::cell::RefCell::new(Vec::new());
+        Config::from_env(None, &|name| {
+            read.borrow_mut().push(name);
+            None
+        })
+        .unwrap();
+        let mut read = read.into_inner();
         read.sort();
         read.dedup();
-        assert_eq!(read, ENV_VARS);
+        let mut listed = ENV_VARS.to_vec();
+        listed.sort();
+        assert_eq!(read, listed);
+        listed.dedup();
+        assert_eq!(listed.len(), ENV_VARS.len(), "a name is listed twice");
+    }
+
+    #[test]
+    fn the_readme_states_the_default_the_loader_uses() {
+        let readme = include_str!("../README.md");
+        let section = &readme[readme.find("## Configuration").unwrap()..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+        let defaults = format!("{:?}", Config::from_sources(None, &env(&[])).unwrap());
+        let mut checked = Vec::new();
+        for row in section.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = row.split('|').collect();
+            // Only a default written as one value: `10`, not "the OS temporary directory".
+            let Some(value) = cells[2]
+                .trim()
+                .strip_prefix('`')
+                .and_then(|v| v.strip_suffix('`'))
+                .filter(|v| !v.contains('`'))
+            else {
+                continue;
+            };
+            for name in cells[1].split('`').skip(1).step_by(2) {
+                let config = Config::from_sources(None, &env(&[(name, value)])).unwrap();
+                assert_eq!(format!("{config:?}"), defaults, "README: {name} = {value}");
+                checked.push(name);
+            }
+        }
+        // Each of the 37 rows with a value as its default today was read.
+        assert!(checked.len() >= 37, "only {checked:?}");
     }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {

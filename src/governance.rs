@@ -60,31 +60,77 @@ struct Declared {
     warnings: Vec<String>,
 }
 
+/// What Glue and the classifications say of the governed tables, by (database, table).
+#[derive(Default)]
+struct GovernedTables {
+    /// Each table's non-PII columns.
+    non_pii: BTreeMap<(String, String), BTreeSet<String>>,
+    /// Each table's top-level columns.
+    existing: BTreeMap<(String, String), BTreeSet<String>>,
+}
+
 impl Governance<'_> {
     /// Resolves every policy against Glue and the classifications.
     async fn declared(&self) -> Result<Declared, GovernanceError> {
-        let policies = list_access_policies(self.db, None, None).await?;
         let mut warnings = Vec::new();
+        let (mut resolved, mut governed) = self.resolve_policies(&mut warnings).await?;
+        // Tables governed before stay governed: their undeclared grants are revoked.
+        governed.extend(list_governed_tables(self.db).await?);
+        let tables = self.read_tables(&mut governed, &mut warnings).await?;
+        // Explicit column lists keep only columns the table has (granting others fails).
+        for p in &mut resolved {
+            p.tables.retain(|t| governed.contains(t));
+            if let Access::Columns(explicit) = &p.access {
+                for t in &p.tables {
+                    let have = &tables.existing[t];
+                    for c in explicit.columns.iter().filter(|c| !have.contains(*c)) {
+                        warnings.push(format!(
+                            "{}.{} has no column {c:?}; it is not granted",
+                            t.0, t.1
+                        ));
+                    }
+                }
+            }
+        }
+        let resolved: Vec<ResolvedPolicy> = resolved
+            .into_iter()
+            .flat_map(|p| split_explicit(p, &tables.existing))
+            .collect();
+        let (desired, more) = grants::desired(&resolved, &tables.non_pii);
+        warnings.extend(more);
+        Ok(Declared {
+            desired,
+            governed,
+            warnings,
+        })
+    }
+
+    /// Every policy with its tables (a `*` table is each table of the database in
+    /// Glue), and the tables they govern.
+    async fn resolve_policies(
+        &self,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Vec<ResolvedPolicy>, BTreeSet<(String, String)>), GovernanceError> {
         let mut resolved = Vec::new();
         let mut governed = BTreeSet::new();
-        for record in policies {
+        for record in list_access_policies(self.db, None, None).await? {
             let p = record.policy;
             let mut tables = Vec::new();
             for t in &p.tables {
-                if t.table == "*" {
-                    match self.catalog.list_tables(&t.database).await {
-                        Ok(names) => tables.extend(
-                            names
-                                .into_iter()
-                                .map(|n| (t.database.clone(), n.to_ascii_lowercase())),
-                        ),
-                        Err(CatalogError::DatabaseNotFound(db)) => {
-                            warnings.push(format!("policy {}: Glue has no database {db:?}", p.name))
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                } else {
+                if t.table != "*" {
                     tables.push((t.database.clone(), t.table.clone()));
+                    continue;
+                }
+                match self.catalog.list_tables(&t.database).await {
+                    Ok(names) => tables.extend(
+                        names
+                            .into_iter()
+                            .map(|n| (t.database.clone(), n.to_ascii_lowercase())),
+                    ),
+                    Err(CatalogError::DatabaseNotFound(db)) => {
+                        warnings.push(format!("policy {}: Glue has no database {db:?}", p.name))
+                    }
+                    Err(e) => return Err(e.into()),
                 }
             }
             governed.extend(tables.iter().cloned());
@@ -96,10 +142,18 @@ impl Governance<'_> {
                 grant_option: p.grant_option,
             });
         }
-        // Tables governed before stay governed: their undeclared grants are revoked.
-        governed.extend(list_governed_tables(self.db).await?);
-        let mut non_pii = BTreeMap::new();
-        let mut existing: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+        Ok((resolved, governed))
+    }
+
+    /// Each governed table's columns and non-PII columns, read from Glue and the
+    /// classifications; a table Glue lacks, or whose schema Lethe cannot read, leaves
+    /// `governed` with a warning (its grants are left as they are).
+    async fn read_tables(
+        &self,
+        governed: &mut BTreeSet<(String, String)>,
+        warnings: &mut Vec<String>,
+    ) -> Result<GovernedTables, GovernanceError> {
+        let mut tables = GovernedTables::default();
         for (db, table) in governed.clone() {
             let def = match self.catalog.get_table(&db, &table).await {
                 Ok(def) => def,
@@ -123,38 +177,13 @@ impl Governance<'_> {
             };
             let columns = catalog_columns(&def);
             let stored = get_classifications(self.db, &db, &table).await?;
-            non_pii.insert(
-                (db.clone(), table.clone()),
-                non_pii_columns(&columns, &stored),
-            );
-            existing.insert((db, table), top_level_columns(&def));
+            let key = (db, table);
+            tables
+                .non_pii
+                .insert(key.clone(), non_pii_columns(&columns, &stored));
+            tables.existing.insert(key, top_level_columns(&def));
         }
-        // Explicit column lists keep only columns the table has (granting others fails).
-        for p in &mut resolved {
-            p.tables.retain(|t| governed.contains(t));
-            if let Access::Columns(explicit) = &p.access {
-                for t in &p.tables {
-                    let have = &existing[t];
-                    for c in explicit.columns.iter().filter(|c| !have.contains(*c)) {
-                        warnings.push(format!(
-                            "{}.{} has no column {c:?}; it is not granted",
-                            t.0, t.1
-                        ));
-                    }
-                }
-            }
-        }
-        let resolved: Vec<ResolvedPolicy> = resolved
-            .into_iter()
-            .flat_map(|p| split_explicit(p, &existing))
-            .collect();
-        let (desired, more) = grants::desired(&resolved, &non_pii);
-        warnings.extend(more);
-        Ok(Declared {
-            desired,
-            governed,
-            warnings,
-        })
+        Ok(tables)
     }
 
     /// The diff between the declaration and Lake Formation, with warnings (incl. the

@@ -1,23 +1,46 @@
 //! Lethe: a control plane for privacy operations on S3 data lakes.
 //!
-//! Dependency direction (an arrow points at what a module may use; nothing points back):
+//! The module map: each module may use the modules its line names, all on lines below
+//! it, so nothing points back up. `⇢` marks an edge that runs back up today and is to go,
+//! with what it takes. `tests/module_map/` reads this map and fails on any other edge
+//! between top-level modules, on a `⇢` edge that is gone, and on any import cycle, among
+//! top-level modules or among the files of one folder.
 //!
 //! ```text
-//! main ─→ serve ─→ api ─→ app ─→ jobs ─→ lakefile, storage, catalog ─→ domain
-//!                   │      │       └──→ db ─→ domain
-//!                   │      └──→ auth, governance, metrics, aws, config
-//!                   └──→ auth, db, domain
-//! demo, bench ─→ serve, api client code, lakefile
+//! main       → bench, demo, serve, api, app, auth, config, db, jobs, telemetry
+//! bench      → demo, api, app, auth, catalog, config, db, jobs, lakefile, storage
+//! demo       → serve, api, app, auth, config
+//! serve      → api, app, auth, governance, jobs
+//! api        → app, auth, catalog, config, db, domain, governance, jobs, metrics, storage
+//! app        → auth, aws, catalog, config, db, governance, jobs, metrics, storage
+//! jobs       → catalog, config, db, domain, lakefile, metrics, storage
+//! governance → catalog, db, domain
+//! catalog    → aws, domain, metrics
+//! storage    → aws, config, domain, metrics
+//! aws        → config, metrics
+//! auth       → config
+//! telemetry  → config
+//! db         → config, domain, lakefile
+//! metrics    → domain
+//! metrics    ⇢ db (job_gauges: moves to db once jobs::runtime's test names it there)
+//! config     → domain, lakefile
+//! lakefile   → domain
+//! domain
 //! ```
 //!
 //! - `domain`: types and rules, pure (no I/O, no sqlx, no axum).
 //! - `db`: all SQL, one file per table.
-//! - `lakefile`: the data plane (find and forget in Parquet / JSON Lines bytes).
+//! - `lakefile`: the data plane (find and forget in Parquet, JSON Lines, CSV and Avro bytes,
+//!   one folder per format behind `lakefile::format`).
+//! - `demo`, `bench`: `lethe demo` and `lethe bench …`, driving a private server.
 //! - `storage`, `catalog`, `aws`: S3 / local files, Glue / Lake Formation, SDK setup.
 //! - `jobs`: the job engine (task queue, one module per task kind, the job state machine).
 //! - `governance`: Lake Formation grant plans and drift.
 //! - `auth`: roles, the role matrix, token verification and minting.
-//! - `app`: `AppState`; `serve`: the HTTP server, the ops server, the health check.
+//! - `config`: the settings, each declared once; `telemetry`: logging set-up.
+//! - `metrics`: the process's counters and histograms, in the Prometheus text.
+//! - `app`: `AppState` and the process's limits; `serve`: the HTTP server, the ops
+//!   server, the health check.
 //! - `api`: routes, extractors, problem documents, the OpenAPI document.
 //!
 //! ARCHITECTURE.md (at the repository root) walks through the layers, the task kinds,

@@ -160,36 +160,8 @@ enum Bench {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match &cli.command {
-        Command::Openapi => {
-            println!("{}", lethe::api::openapi().to_pretty_json()?);
-            return Ok(());
-        }
-        Command::Bench(Bench::Find {
-            input,
-            columns,
-            match_ids,
-            ranged,
-        }) => {
-            return lethe::bench::find::run(input, columns, match_ids, *ranged);
-        }
-        Command::Bench(Bench::Forget {
-            input,
-            columns,
-            match_ids,
-            output,
-        }) => {
-            return lethe::bench::forget::run(input, columns, match_ids, output);
-        }
-        Command::Bench(Bench::Lake {
-            dir,
-            size_mb,
-            object_mb,
-            concurrency,
-        }) => {
-            return lethe::bench::lake::run(dir, *size_mb, *object_mb, (*concurrency).max(1)).await;
-        }
-        _ => {}
+    if let Some(done) = run_without_config(&cli.command).await {
+        return done;
     }
     let mut config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
     if matches!(cli.command, Command::Demo { .. }) {
@@ -198,7 +170,41 @@ async fn main() -> anyhow::Result<()> {
         config.log_format = lethe::config::LogFormat::Text;
     }
     lethe::telemetry::init(&config);
-    match cli.command {
+    run(cli.command, config).await
+}
+
+/// Runs the commands that need no configuration (None: `command` needs one).
+async fn run_without_config(command: &Command) -> Option<anyhow::Result<()>> {
+    Some(match command {
+        Command::Openapi => lethe::api::openapi()
+            .to_pretty_json()
+            .map(|json| println!("{json}"))
+            .map_err(Into::into),
+        Command::Bench(Bench::Find {
+            input,
+            columns,
+            match_ids,
+            ranged,
+        }) => lethe::bench::find::run(input, columns, match_ids, *ranged),
+        Command::Bench(Bench::Forget {
+            input,
+            columns,
+            match_ids,
+            output,
+        }) => lethe::bench::forget::run(input, columns, match_ids, output),
+        Command::Bench(Bench::Lake {
+            dir,
+            size_mb,
+            object_mb,
+            concurrency,
+        }) => lethe::bench::lake::run(dir, *size_mb, *object_mb, (*concurrency).max(1)).await,
+        _ => return None,
+    })
+}
+
+/// Runs a command that needs the configuration.
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
         Command::Serve => run_server(config).await,
         Command::Worker => run_worker(config).await,
         Command::Healthcheck => lethe::serve::healthcheck(config.listen_addr).await,
@@ -213,26 +219,7 @@ async fn main() -> anyhow::Result<()> {
             roles,
             ttl,
             force,
-        } => {
-            let roles = roles
-                .iter()
-                .map(|r| Role::parse(r).with_context(|| format!("unknown role {r:?}")))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let ttl = parse_ttl(&ttl)?;
-            anyhow::ensure!(
-                force || ttl <= chrono::Duration::hours(24),
-                "--ttl over 24h makes a standing key; pass --force to mint it anyway"
-            );
-            anyhow::ensure!(
-                config.auth.jwt_public_key_pem.is_none() && config.auth.jwks.is_none(),
-                "tokens are verified with your identity provider's keys (LETHE_JWT_PUBLIC_KEY or a JWKS); mint them there"
-            );
-            let db = lethe::db::connect(&config).await?;
-            lethe::db::migrate(&db).await?;
-            let secret = hs256_secret(&db, &config).await?;
-            println!("{}", mint_hs256(&secret, &config.auth, &sub, &roles, ttl)?);
-            Ok(())
-        }
+        } => mint_token(&config, &sub, &roles, &ttl, force).await,
         Command::Demo {
             dir,
             database,
@@ -263,22 +250,54 @@ async fn main() -> anyhow::Result<()> {
             kill_every_secs,
             dir,
         }) => {
-            let kill_every = match kill_every_secs {
-                Some(s) if s.is_finite() && s >= 0.1 => Some(std::time::Duration::from_secs_f64(s)),
-                Some(_) => anyhow::bail!("--kill-every-secs must be at least 0.1"),
-                None => None,
-            };
             let workers = lethe::bench::job::Workers {
                 count: workers,
                 processes: worker_processes,
-                kill_every,
+                kill_every: kill_every(kill_every_secs)?,
             };
             lethe::bench::job::run(config, objects, workers, dir).await
         }
         Command::Openapi
         | Command::Bench(Bench::Find { .. } | Bench::Lake { .. } | Bench::Forget { .. }) => {
-            unreachable!("handled above")
+            unreachable!("run without the configuration")
         }
+    }
+}
+
+/// `lethe token`: a token for `sub` with `roles`, signed with the server's HS256 key.
+async fn mint_token(
+    config: &Config,
+    sub: &str,
+    roles: &[String],
+    ttl: &str,
+    force: bool,
+) -> anyhow::Result<()> {
+    let roles = roles
+        .iter()
+        .map(|r| Role::parse(r).with_context(|| format!("unknown role {r:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let ttl = parse_ttl(ttl)?;
+    anyhow::ensure!(
+        force || ttl <= chrono::Duration::hours(24),
+        "--ttl over 24h makes a standing key; pass --force to mint it anyway"
+    );
+    anyhow::ensure!(
+        config.auth.jwt_public_key_pem.is_none() && config.auth.jwks.is_none(),
+        "tokens are verified with your identity provider's keys (LETHE_JWT_PUBLIC_KEY or a JWKS); mint them there"
+    );
+    let db = lethe::db::connect(config).await?;
+    lethe::db::migrate(&db).await?;
+    let secret = hs256_secret(&db, config).await?;
+    println!("{}", mint_hs256(&secret, &config.auth, sub, &roles, ttl)?);
+    Ok(())
+}
+
+/// `--kill-every-secs`: at least 0.1 s.
+fn kill_every(secs: Option<f64>) -> anyhow::Result<Option<std::time::Duration>> {
+    match secs {
+        Some(s) if s.is_finite() && s >= 0.1 => Ok(Some(std::time::Duration::from_secs_f64(s))),
+        Some(_) => anyhow::bail!("--kill-every-secs must be at least 0.1"),
+        None => Ok(None),
     }
 }
 

@@ -15,11 +15,11 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
-use super::mix;
+use crate::demo::lake::mix;
 use crate::jobs::find::{ObjectRef, find_parquet};
 use crate::lakefile::match_set::MatchSet;
 use crate::storage::file::FileStore;
-use crate::storage::{ObjectStore, list_all};
+use crate::storage::{ObjectMeta, ObjectStore, list_all};
 
 /// Row groups per object.
 const ROW_GROUPS: usize = 16;
@@ -90,28 +90,7 @@ pub async fn run(
     concurrency: usize,
 ) -> anyhow::Result<()> {
     let objects = size_mb.div_ceil(object_mb).max(1);
-    let marker = dir.join("_LETHE_BENCH");
-    let rows = match std::fs::read_to_string(&marker) {
-        Ok(text) => text.trim().parse()?,
-        Err(_) => {
-            eprintln!(
-                "generating {objects} objects of ~{object_mb} MB under {}",
-                dir.display()
-            );
-            let progress = indicatif::ProgressBar::new(objects as u64).with_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} objects {eta}")
-                    .expect("a valid template"),
-            );
-            let rows = tokio::task::spawn_blocking({
-                let (dir, progress) = (dir.clone(), progress.clone());
-                move || generate(&dir, objects, object_mb, &progress)
-            })
-            .await??;
-            progress.finish_and_clear();
-            std::fs::write(&marker, rows.to_string())?;
-            rows
-        }
-    };
+    let rows = lake_rows(dir, objects, object_mb).await?;
     let store = FileStore::new(dir);
     let listed: Vec<_> = list_all(&store, "", "", false)
         .await?
@@ -136,47 +115,95 @@ pub async fn run(
             let set = MatchSet::from_values(&ids);
             let set = Arc::new(if pruning { set } else { set.without_pruning() });
             let start = Instant::now();
-            let reports: Vec<_> = stream::iter(listed.clone())
-                .map(|o| {
-                    let set = set.clone();
-                    let store = store.clone();
-                    async move {
-                        let object = ObjectRef {
-                            bucket: "",
-                            key: &o.key,
-                            version_id: None,
-                            size: o.size,
-                        };
-                        find_parquet(
-                            &store as &dyn ObjectStore,
-                            &object,
-                            &["id".to_owned()],
-                            &set,
-                        )
-                        .await
-                    }
-                })
-                .buffer_unordered(concurrency)
-                .collect()
-                .await;
+            let pass = find_all(&store, &listed, set, concurrency).await?;
             let secs = start.elapsed().as_secs_f64();
-            let (mut read, mut scanned, mut matched) = (0u64, 0usize, 0u64);
-            for r in reports {
-                let (r, bytes) = r?;
-                read += bytes;
-                scanned += r.row_groups_total
-                    - r.row_groups_pruned_by_statistics
-                    - r.row_groups_pruned_by_bloom_filter;
-                matched += r.rows_matched;
-            }
             println!(
-                "{count:>9} {:>8} {secs:>9.3} {:>10.0} {:>10.1} {:>10.1} {scanned:>12} {matched:>9}",
+                "{count:>9} {:>8} {secs:>9.3} {:>10.0} {:>10.1} {:>10.1} {:>12} {:>9}",
                 if pruning { "on" } else { "off" },
                 lake_bytes as f64 / 1e6 / secs,
                 listed.len() as f64 / secs,
-                read as f64 / 1e6,
+                pass.read as f64 / 1e6,
+                pass.scanned,
+                pass.matched,
             );
         }
     }
     Ok(())
+}
+
+/// The rows of the lake under `dir`, generated first unless its marker is there.
+async fn lake_rows(dir: &Path, objects: usize, object_mb: usize) -> anyhow::Result<u64> {
+    let marker = dir.join("_LETHE_BENCH");
+    if let Ok(text) = std::fs::read_to_string(&marker) {
+        return Ok(text.trim().parse()?);
+    }
+    eprintln!(
+        "generating {objects} objects of ~{object_mb} MB under {}",
+        dir.display()
+    );
+    let progress = indicatif::ProgressBar::new(objects as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} objects {eta}")
+            .expect("a valid template"),
+    );
+    let rows = tokio::task::spawn_blocking({
+        let (dir, progress) = (dir.to_path_buf(), progress.clone());
+        move || generate(&dir, objects, object_mb, &progress)
+    })
+    .await??;
+    progress.finish_and_clear();
+    std::fs::write(&marker, rows.to_string())?;
+    Ok(rows)
+}
+
+/// What one find pass over the lake read, scanned and matched.
+struct Pass {
+    read: u64,
+    scanned: usize,
+    matched: u64,
+}
+
+/// Finds `set` in every object of `listed`, `concurrency` at once.
+async fn find_all(
+    store: &FileStore,
+    listed: &[ObjectMeta],
+    set: Arc<MatchSet>,
+    concurrency: usize,
+) -> anyhow::Result<Pass> {
+    let reports: Vec<_> = stream::iter(listed.to_vec())
+        .map(|o| {
+            let set = set.clone();
+            let store = store.clone();
+            async move {
+                let object = ObjectRef {
+                    bucket: "",
+                    key: &o.key,
+                    version_id: None,
+                    size: o.size,
+                };
+                find_parquet(
+                    &store as &dyn ObjectStore,
+                    &object,
+                    &["id".to_owned()],
+                    &set,
+                )
+                .await
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut pass = Pass {
+        read: 0,
+        scanned: 0,
+        matched: 0,
+    };
+    for r in reports {
+        let (r, bytes) = r?;
+        pass.read += bytes;
+        pass.scanned += r.row_groups_total
+            - r.row_groups_pruned_by_statistics
+            - r.row_groups_pruned_by_bloom_filter;
+        pass.matched += r.rows_matched;
+    }
+    Ok(pass)
 }

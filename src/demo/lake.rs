@@ -25,7 +25,14 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
 
-use crate::bench::mix;
+/// SplitMix64's finaliser: deterministic pseudo-random values for generated data
+/// (`lethe demo`'s lake, and the benchmark lakes, which run on the demo's server too).
+pub(crate) fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
 
 const COUNTRIES: [&str; 3] = ["DE", "FR", "US"];
 const DAYS: [&str; 3] = ["2026-11-01", "2026-11-02", "2026-11-03"];

@@ -222,6 +222,49 @@ impl Api {
 
 async fn drive(api: &Api, lake: &DemoLake) -> anyhow::Result<()> {
     use reqwest::Method;
+    set_up(api, lake).await?;
+    let job = api.call(Method::POST, "/v1/jobs", Some(json!({}))).await?;
+    let job_id = job["job_id"].as_str().context("job_id")?.to_owned();
+    say(&format!("5. started job {job_id}; its events, live:"));
+    follow_events(api, &job_id).await?;
+    let job = api
+        .call(Method::GET, &format!("/v1/jobs/{job_id}"), None)
+        .await?;
+    let report = api
+        .call(Method::GET, &format!("/v1/jobs/{job_id}/report"), None)
+        .await?;
+    summarize(&job, &report, &lake.root.to_string_lossy());
+    anyhow::ensure!(
+        job["status"] == "completed",
+        "the job ended {}",
+        job["status"]
+    );
+    let removed = job["stats"]["rows_removed"].as_u64().unwrap_or_default();
+    anyhow::ensure!(
+        removed as usize == lake.subject_rows(),
+        "the job removed {removed} rows; the subjects had {}",
+        lake.subject_rows()
+    );
+    let queue = api.call(Method::GET, "/v1/queue", None).await?;
+    let left = queue["matches"].as_array().map_or(0, Vec::len);
+    anyhow::ensure!(left == 0, "{left} items are still queued");
+    let checked = lake.check()?;
+    say(&format!(
+        "7. independent check (plain Arrow Parquet reader, gzip line reader): {} files read, \
+         {} rewritten, the other {} byte-identical; no row of a subject left; all {} other rows \
+         present and in order; queue empty",
+        checked.files,
+        checked.files_changed,
+        checked.files - checked.files_changed,
+        checked.rows_left
+    ));
+    say("demo passed: the job completed and the lake holds exactly what it should");
+    Ok(())
+}
+
+/// Registers the lake's two data mappers and queues its subjects.
+async fn set_up(api: &Api, lake: &DemoLake) -> anyhow::Result<()> {
+    use reqwest::Method;
     let root = lake.root.display();
     for (id, body) in [
         (
@@ -263,42 +306,6 @@ async fn drive(api: &Api, lake: &DemoLake) -> anyhow::Result<()> {
     )
     .await?;
     say("4. queued 3 subjects: two customer ids and one email, for every data mapper");
-    let job = api.call(Method::POST, "/v1/jobs", Some(json!({}))).await?;
-    let job_id = job["job_id"].as_str().context("job_id")?.to_owned();
-    say(&format!("5. started job {job_id}; its events, live:"));
-    follow_events(api, &job_id).await?;
-    let job = api
-        .call(Method::GET, &format!("/v1/jobs/{job_id}"), None)
-        .await?;
-    let report = api
-        .call(Method::GET, &format!("/v1/jobs/{job_id}/report"), None)
-        .await?;
-    summarize(&job, &report, &lake.root.to_string_lossy());
-    anyhow::ensure!(
-        job["status"] == "completed",
-        "the job ended {}",
-        job["status"]
-    );
-    let removed = job["stats"]["rows_removed"].as_u64().unwrap_or_default();
-    anyhow::ensure!(
-        removed as usize == lake.subject_rows(),
-        "the job removed {removed} rows; the subjects had {}",
-        lake.subject_rows()
-    );
-    let queue = api.call(Method::GET, "/v1/queue", None).await?;
-    let left = queue["matches"].as_array().map_or(0, Vec::len);
-    anyhow::ensure!(left == 0, "{left} items are still queued");
-    let checked = lake.check()?;
-    say(&format!(
-        "7. independent check (plain Arrow Parquet reader, gzip line reader): {} files read, \
-         {} rewritten, the other {} byte-identical; no row of a subject left; all {} other rows \
-         present and in order; queue empty",
-        checked.files,
-        checked.files_changed,
-        checked.files - checked.files_changed,
-        checked.rows_left
-    ));
-    say("demo passed: the job completed and the lake holds exactly what it should");
     Ok(())
 }
 

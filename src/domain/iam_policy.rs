@@ -47,7 +47,7 @@ impl PolicyTarget<'_> {
     /// written for IAM: `*`, `?` and `$` in a key are literals (`${*}`, `${?}`, `${$}`),
     /// not wildcards.
     fn folder(&self) -> String {
-        let folder = crate::storage::dir_prefix(self.prefix);
+        let folder = super::prefix::dir_prefix(self.prefix);
         let mut out = String::with_capacity(folder.len());
         for c in folder.chars() {
             match c {

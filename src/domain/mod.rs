@@ -60,6 +60,7 @@ pub mod job;
 pub mod key;
 pub mod match_hash;
 pub mod partition;
+pub mod prefix;
 pub mod projection;
 pub mod queue;
 pub mod queue_exact;

@@ -32,6 +32,7 @@ use crate::domain::data_mapper::{CatalogRef, GlueTable, PathTable, TableFormat};
 use crate::domain::hidden::{is_hidden, temporary_prefix};
 use crate::domain::job::{EventLevel, MapperState};
 use crate::domain::partition::{PartitionKey, may_hold, values_from_path};
+use crate::domain::prefix::dir_prefix;
 use crate::domain::projection::Projection;
 use crate::jobs::find_hidden::{HiddenObjects, MAX_TEMPORARY_EVENTS};
 use crate::jobs::find_objects::{FindObjects, ListedObject, OldVersion};
@@ -39,7 +40,7 @@ use crate::jobs::lifecycle::{self, event};
 use crate::jobs::matches::{Matches, load_matches, records_for, table_reading};
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, Engine, JobTask, enqueue_all};
-use crate::storage::{ObjectMeta, Place, dir_prefix, skip_reason};
+use crate::storage::{ObjectMeta, Place, skip_reason};
 
 /// Objects per `find.objects` task.
 const OBJECTS_PER_TASK: usize = 16;

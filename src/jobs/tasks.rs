@@ -100,9 +100,6 @@ pub async fn enqueue(
     db::insert(db, None, kind, payload, max_attempts).await
 }
 
-/// Workers lost in a row on one task before it is failed as a poison task (default).
-pub const MAX_CRASHES: i32 = 10;
-
 /// Claims the next runnable task: a running task whose lease expired (its worker died)
 /// first, else the queued task due first (one statement, `db::task::claim`); a task whose
 /// worker died `max_crashes` times in a row is failed instead.

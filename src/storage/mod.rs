@@ -337,7 +337,9 @@ impl Roles {
             &self.sdk,
             self.metrics.clone(),
             role_arn,
-            session,
+            &session.name,
+            session.source_identity.as_deref(),
+            &session.tags,
             &self.config,
         );
         let store: std::sync::Arc<dyn ObjectStore> = std::sync::Arc::new(
@@ -548,15 +550,6 @@ impl Stores {
                 prefix: self.local_prefix(&path)?,
             }),
         }
-    }
-}
-
-/// A prefix that names a directory: ends with `/` (unless empty).
-pub fn dir_prefix(prefix: &str) -> String {
-    if prefix.is_empty() || prefix.ends_with('/') {
-        prefix.to_owned()
-    } else {
-        format!("{prefix}/")
     }
 }
 

@@ -164,7 +164,7 @@ impl TestApp {
             lake_formation: lf,
             stores,
             metrics: Arc::default(),
-            limits: Arc::new(lethe::api::limits::Limits::new(&config.limits)),
+            limits: Arc::new(lethe::app::limits::Limits::new(&config.limits)),
             temp: Arc::new(lethe::jobs::object::temp::TempSpace::of(&config.jobs)),
         };
         Self {

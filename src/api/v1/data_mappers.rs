@@ -269,7 +269,7 @@ async fn check_path_location(
         }
         Err(_) => return Ok(()),
     };
-    let root = crate::storage::dir_prefix(&place.prefix);
+    let root = crate::domain::prefix::dir_prefix(&place.prefix);
     for (folder, _) in TableFormat::FOLDERS {
         let prefix = format!("{root}{folder}");
         let Ok(page) = place.store.list_page(&place.bucket, &prefix, None).await else {

@@ -119,83 +119,82 @@ async fn apply_grants(
     auth: Auth<GovernanceWrite>,
     ApiJson(body): ApiJson<ApplyRequest>,
 ) -> Result<axum::Json<ApplyResponse>, ApiError> {
-    let reviewed = body.plan.map(|p| Plan {
-        to_grant: p.to_grant,
-        to_revoke: p
-            .to_revoke
-            .into_iter()
-            .map(|grant| HeldGrant {
-                resource: grant.resource(),
-                grant,
-            })
-            .collect(),
-        unchanged: vec![],
-    });
+    let reviewed = body.plan.map(GrantPlan::into_plan);
     // Lake Formation is outside our transaction: the intent is recorded (and committed)
     // before any grant changes, each batch's outcomes as soon as it is applied.
-    auth.caller
-        .audit(
-            &state.db,
-            "lake_formation.apply_started",
-            "lake_formation",
-            None,
-            json!({
-                "reviewed_plan": reviewed.is_some(),
-                "to_grant": reviewed.as_ref().map(|p| p.to_grant.len()),
-                "to_revoke": reviewed.as_ref().map(|p| p.to_revoke.len()),
-            }),
-        )
-        .await?;
+    let intent = json!({
+        "reviewed_plan": reviewed.is_some(),
+        "to_grant": reviewed.as_ref().map(|p| p.to_grant.len()),
+        "to_revoke": reviewed.as_ref().map(|p| p.to_revoke.len()),
+    });
+    audit_apply(&state, &auth.caller, "started", intent).await?;
     let log = AuditBatches {
         db: &state.db,
         caller: &auth.caller,
     };
-    let applied = state
-        .governance()
-        .apply(reviewed.as_ref(), &log)
-        .await
-        .map_err(unavailable);
-    let (outcomes, stale, report) = match applied {
+    let applied = state.governance().apply(reviewed.as_ref(), &log).await;
+    let (outcomes, stale, report) = match applied.map_err(unavailable) {
         Ok(applied) => applied,
         Err(e) => {
             // The outcome of the attempt: what was reached before it stopped is in Lake
             // Formation, so the failure is recorded too.
-            auth.caller
-                .audit(
-                    &state.db,
-                    "lake_formation.apply_failed",
-                    "lake_formation",
-                    None,
-                    json!({"error": e.to_string()}),
-                )
-                .await?;
+            let error = json!({"error": e.to_string()});
+            audit_apply(&state, &auth.caller, "failed", error).await?;
             return Err(e);
         }
     };
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
-    auth.caller
-        .audit(
-            &state.db,
-            "lake_formation.apply_finished",
-            "lake_formation",
-            None,
-            json!({"applied": outcomes.len() - failed, "failed": failed, "skipped_stale": stale}),
-        )
-        .await?;
-    tracing::info!(applied = outcomes.len() - failed, failed, "grants applied");
+    let applied = outcomes.len() - failed;
+    let done = json!({"applied": applied, "failed": failed, "skipped_stale": stale});
+    audit_apply(&state, &auth.caller, "finished", done).await?;
+    tracing::info!(applied, failed, "grants applied");
     Ok(axum::Json(ApplyResponse {
-        outcomes: outcomes
-            .into_iter()
-            .map(|o| ApplyOutcome {
-                action: o.action.to_owned(),
-                grant: o.grant,
-                error: o.error.map(|e| e.to_string()),
-            })
-            .collect(),
+        outcomes: outcomes.into_iter().map(ApplyOutcome::from).collect(),
         skipped_stale: stale,
         failed,
         warnings: report.warnings,
     }))
+}
+
+impl GrantPlan {
+    /// The reviewed plan as the domain's: its revokes as held grants.
+    fn into_plan(self) -> Plan {
+        Plan {
+            to_grant: self.to_grant,
+            to_revoke: self
+                .to_revoke
+                .into_iter()
+                .map(|grant| HeldGrant {
+                    resource: grant.resource(),
+                    grant,
+                })
+                .collect(),
+            unchanged: vec![],
+        }
+    }
+}
+
+impl From<Outcome> for ApplyOutcome {
+    fn from(o: Outcome) -> Self {
+        ApplyOutcome {
+            action: o.action.to_owned(),
+            grant: o.grant,
+            error: o.error.map(|e| e.to_string()),
+        }
+    }
+}
+
+/// Records a step of an apply (`lake_formation.apply_<step>`) in the audit trail.
+async fn audit_apply(
+    state: &AppState,
+    caller: &Caller,
+    step: &str,
+    details: serde_json::Value,
+) -> Result<(), ApiError> {
+    let action = format!("lake_formation.apply_{step}");
+    caller
+        .audit(&state.db, &action, "lake_formation", None, details)
+        .await
 }
 
 /// The audit trail of an apply, batch by batch: each batch's grants and revokes are

@@ -104,7 +104,7 @@ async fn list_job_events(
         // A bounded number of streams, each open for a bounded time: the client resumes
         // where it stopped with `Last-Event-ID`, as EventSource does by itself.
         let Some(permit) = state.limits.event_stream() else {
-            return Ok(state.limits.streams_busy());
+            return Ok(crate::api::limits::streams_busy(&state.limits));
         };
         let until = tokio::time::sleep(state.limits.event_stream_max());
         let stream = event_stream(state, id, resume.or(after))

@@ -132,7 +132,7 @@ async fn get_job_report(
     let job = serde_json::to_string(&job).map_err(|e| ApiError::Internal(e.into()))?;
     // Held by the body until it is sent or the client goes away.
     let Some(permit) = state.limits.report_stream() else {
-        return Ok(state.limits.reports_busy());
+        return Ok(crate::api::limits::reports_busy(&state.limits));
     };
     let body = report::stream(state.db.clone(), id, job).map(move |chunk| {
         let _held = &permit;

@@ -1,6 +1,6 @@
 //! `/v1/jobs`: start a job over a snapshot of the deletion queue, follow it, cancel it.
 //! Its events (also as Server-Sent Events) are `job_events`; its objects and report,
-//! `job_objects`.
+//! `job_objects`. Those two use this file's `load` and `job_id`; this file names neither.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -27,8 +27,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(start_job, list_jobs))
         .routes(routes!(get_job))
         .routes(routes!(cancel_job))
-        .merge(super::job_events::router())
-        .merge(super::job_objects::router())
 }
 
 /// What to run.

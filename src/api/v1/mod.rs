@@ -31,6 +31,8 @@ pub fn router_with(queue_body: usize) -> OpenApiRouter<AppState> {
         .merge(grants::router())
         .merge(access_policies::router())
         .merge(jobs::router())
+        .merge(job_events::router())
+        .merge(job_objects::router())
         .merge(me::router())
         .merge(glue_browse::router())
 }

@@ -25,7 +25,7 @@ use crate::auth::Role;
 use crate::db::data_mapper::lock_mapper_columns;
 use crate::db::deletion_queue_item::{self as db, QueueFilter, QueueItem};
 use crate::domain::queue::{
-    MAX_ITEMS_PER_CALL, MAX_MAPPERS_PER_ITEM, MatchType, QueueItemDraft, check_casts,
+    MAX_ITEMS_PER_CALL, MAX_MAPPERS_PER_ITEM, MatchType, NewQueueItem, QueueItemDraft, check_casts,
     check_privileged, parse_items,
 };
 use crate::domain::queue_exact::check_exact_numbers;
@@ -274,87 +274,15 @@ async fn add_matches(
     let mut tx = state.db.begin().await?;
     if let Some(key) = &key {
         let fingerprint = request_fingerprint(&body);
-        match db::claim_add_key(&mut tx, &principal, key, &fingerprint).await? {
-            db::AddKey::Fresh => {}
-            db::AddKey::Done {
-                request_sha256,
-                item_ids,
-            } => {
-                if request_sha256 != fingerprint {
-                    return Err(ApiError::field(
-                        "Idempotency-Key",
-                        "already used for a different request; send a new key",
-                    ));
-                }
-                let rows = db::lock_queue_items(&mut *tx, &item_ids).await?;
-                tx.rollback().await?;
-                tracing::info!(count = rows.len(), "answered a retried queue addition");
-                let mut replayed = HeaderMap::new();
-                replayed.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
-                return Ok((
-                    StatusCode::OK,
-                    replayed,
-                    axum::Json(AddMatchesResponse {
-                        matches: rows.into_iter().map(Into::into).collect(),
-                    }),
-                ));
-            }
+        if let Some(rows) = earlier_addition(&mut tx, &principal, key, &fingerprint).await? {
+            tx.rollback().await?;
+            tracing::info!(count = rows.len(), "answered a retried queue addition");
+            let mut replayed = HeaderMap::new();
+            replayed.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+            return Ok((StatusCode::OK, replayed, added(rows)));
         }
     }
-    let named: Vec<String> = body
-        .matches
-        .iter()
-        .flat_map(|m| m.data_mappers.iter().cloned())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    // Lock the named mappers so none is deleted before these items commit.
-    let columns: HashMap<String, Vec<String>> = lock_mapper_columns(&mut *tx, &named)
-        .await?
-        .into_iter()
-        .collect();
-    let drafts = body
-        .matches
-        .into_iter()
-        .map(|m| QueueItemDraft {
-            match_id: m.match_id,
-            data_mappers: m.data_mappers,
-            deadline: m.deadline,
-            reference: m.reference,
-        })
-        .collect();
-    // A caller who may not read the mappers is not told about them in the errors.
-    let reads_mappers = auth
-        .caller
-        .principal
-        .roles
-        .iter()
-        .any(|r| crate::auth::allows(*r, crate::auth::Action::DataMapperRead));
-    let invalid = |errors| validation_for(reads_mappers, errors);
-    let items = parse_items(drafts, &columns, Utc::now()).map_err(invalid)?;
-    let types = crate::db::data_mapper::column_types_by_mapper(&mut *tx).await?;
-    check_casts(&items, &types).map_err(invalid)?;
-    let keys = crate::db::data_mapper::partition_keys_of(&mut *tx, &named).await?;
-    let privileged = auth
-        .caller
-        .principal
-        .roles
-        .iter()
-        .any(|r| matches!(r, Role::Operator | Role::Admin));
-    let margin = chrono::Duration::hours(
-        i64::try_from(state.config.jobs.deadline_margin_hours).unwrap_or(i64::MAX / 3600),
-    );
-    // At most 3650 days (checked with the configuration).
-    let requester_min =
-        chrono::Duration::days(state.config.jobs.requester_min_deadline_days.min(3650) as i64);
-    check_privileged(
-        &items,
-        &keys,
-        Utc::now(),
-        (margin, requester_min),
-        privileged,
-    )
-    .map_err(invalid)?;
+    let items = checked_items(&mut tx, &state, &auth.caller.principal.roles, body).await?;
     let rows = db::insert_queue_items(&mut *tx, &items, &principal).await?;
     if let Some(key) = &key {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.deletion_queue_item_id).collect();
@@ -372,13 +300,93 @@ async fn add_matches(
         .await?;
     tx.commit().await?;
     tracing::info!(count = rows.len(), "queued matches");
-    Ok((
-        StatusCode::CREATED,
-        HeaderMap::new(),
-        axum::Json(AddMatchesResponse {
-            matches: rows.into_iter().map(Into::into).collect(),
-        }),
-    ))
+    Ok((StatusCode::CREATED, HeaderMap::new(), added(rows)))
+}
+
+/// The response body naming `rows`.
+fn added(rows: Vec<QueueItem>) -> axum::Json<AddMatchesResponse> {
+    axum::Json(AddMatchesResponse {
+        matches: rows.into_iter().map(Into::into).collect(),
+    })
+}
+
+/// Claims the `Idempotency-Key` for this transaction; when a request under it was done
+/// before, the items it created that are still queued (locked), or a 422 when that
+/// request asked something else.
+async fn earlier_addition(
+    tx: &mut sqlx::PgConnection,
+    principal: &str,
+    key: &str,
+    fingerprint: &[u8],
+) -> Result<Option<Vec<QueueItem>>, ApiError> {
+    match db::claim_add_key(tx, principal, key, fingerprint).await? {
+        db::AddKey::Fresh => Ok(None),
+        db::AddKey::Done {
+            request_sha256,
+            item_ids,
+        } => {
+            if request_sha256 != fingerprint {
+                return Err(ApiError::field(
+                    "Idempotency-Key",
+                    "already used for a different request; send a new key",
+                ));
+            }
+            Ok(Some(db::lock_queue_items(&mut *tx, &item_ids).await?))
+        }
+    }
+}
+
+/// The request's items, parsed and checked against the mappers they name (which stay
+/// locked, so none is deleted before the items commit), their columns' types and
+/// partition keys, and the deadlines the caller's `roles` may set.
+async fn checked_items(
+    tx: &mut sqlx::PgConnection,
+    state: &AppState,
+    roles: &[Role],
+    body: AddMatchesRequest,
+) -> Result<Vec<NewQueueItem>, ApiError> {
+    let named: Vec<String> = body
+        .matches
+        .iter()
+        .flat_map(|m| m.data_mappers.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let columns: HashMap<String, Vec<String>> = lock_mapper_columns(&mut *tx, &named)
+        .await?
+        .into_iter()
+        .collect();
+    let drafts = body
+        .matches
+        .into_iter()
+        .map(|m| QueueItemDraft {
+            match_id: m.match_id,
+            data_mappers: m.data_mappers,
+            deadline: m.deadline,
+            reference: m.reference,
+        })
+        .collect();
+    // A caller who may not read the mappers is not told about them in the errors.
+    let reads_mappers = roles
+        .iter()
+        .any(|r| crate::auth::allows(*r, crate::auth::Action::DataMapperRead));
+    let invalid = |errors| validation_for(reads_mappers, errors);
+    let items = parse_items(drafts, &columns, Utc::now()).map_err(invalid)?;
+    let types = crate::db::data_mapper::column_types_by_mapper(&mut *tx).await?;
+    check_casts(&items, &types).map_err(invalid)?;
+    let keys = crate::db::data_mapper::partition_keys_of(&mut *tx, &named).await?;
+    let privileged = roles
+        .iter()
+        .any(|r| matches!(r, Role::Operator | Role::Admin));
+    let jobs = &state.config.jobs;
+    let margin = chrono::Duration::hours(
+        i64::try_from(jobs.deadline_margin_hours).unwrap_or(i64::MAX / 3600),
+    );
+    // At most 3650 days (checked with the configuration).
+    let requester_min = chrono::Duration::days(jobs.requester_min_deadline_days.min(3650) as i64);
+    let deadlines = (margin, requester_min);
+    check_privileged(&items, &keys, Utc::now(), deadlines, privileged).map_err(invalid)?;
+    Ok(items)
 }
 
 /// The 422 for these errors: as they are for a caller who may read data mappers, else

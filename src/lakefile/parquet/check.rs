@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use super::columns::{BATCH_RECORDS, Batch, Records, SameValue, read_batch, same_kind};
 use super::compare::compare_row_group;
+use super::error::CheckError;
 use super::find::arrow_metadata;
 use crate::with_typed_reader;
 
@@ -38,17 +39,6 @@ pub enum Fate {
     Rewritten { removed: Vec<bool> },
     /// Every row removed: not in the output.
     Dropped,
-}
-
-/// The output differs from the source minus the removed rows, or cannot be read.
-#[derive(Debug, thiserror::Error)]
-#[error("full check failed: {0}")]
-pub struct CheckError(pub String);
-
-impl From<parquet::errors::ParquetError> for CheckError {
-    fn from(e: parquet::errors::ParquetError) -> Self {
-        CheckError(format!("unreadable: {e}"))
-    }
 }
 
 fn fail<T>(message: String) -> Result<T, CheckError> {

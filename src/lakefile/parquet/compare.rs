@@ -5,7 +5,7 @@
 //! compared by their bytes, so floats by bits), in order.
 //!
 //! Where Arrow cannot represent the source's schema the caller falls back to the
-//! record-by-record comparison of `parquet_check`.
+//! record-by-record comparison of `check`.
 
 use std::collections::VecDeque;
 
@@ -13,7 +13,7 @@ use arrow_array::{BooleanArray, RecordBatch};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::file::reader::ChunkReader;
 
-use super::check::CheckError;
+use super::error::CheckError;
 
 const BATCH: usize = 8192;
 

@@ -26,7 +26,7 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::ChunkReader;
 
 use super::prune;
-use super::schema::{ObjectColumns, column_at_path};
+use super::schema::{ObjectColumns, SchemaError, column_at_path};
 use crate::lakefile::match_set::{CompositeGroup, Exact, Key, KeyKind, MatchSet, Tuples};
 
 /// Why an object could not be searched.
@@ -36,23 +36,12 @@ pub enum FindError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
-    #[error("the object has no column {0:?}")]
-    MissingColumn(String),
-    /// Each match column is missing (a lacking one is NULL, so some must be there).
-    #[error("the object has none of the match columns ({0})")]
-    NoMatchColumn(String),
-    /// A match column the object has but cannot be read as one: its path goes through a
-    /// value, a list or a map, or ends on a group (never taken for a missing column).
-    #[error("match column {column:?} does not fit the object's schema: {reason}")]
-    Shape { column: String, reason: String },
-    #[error(
-        "match column {0:?} names no column exactly, and several columns whose names differ from it only in case; refused (which one Athena reads is not certain)"
-    )]
-    AmbiguousColumn(String),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
     #[error("column {column:?} has type {data_type}, which match ids cannot be compared with")]
     UnsupportedType { column: String, data_type: String },
     #[error(transparent)]
-    Check(#[from] super::check::CheckError),
+    Check(#[from] super::error::CheckError),
     #[error("the Parquet library failed on this object's bytes (a bug to report); refused")]
     Panicked,
     #[error("refused: {0}")]
@@ -502,105 +491,105 @@ fn mark_matches(
     ids: &MatchSet,
     hits: &mut [bool],
 ) -> Result<(), FindError> {
-    use arrow_cast::cast;
-    let mut mark = |row: usize, hit: bool| {
-        if hit {
-            hits[row] = true;
-        }
-    };
     match array.data_type() {
         DataType::Dictionary(_, value) => {
-            let plain = cast(array, value)?;
-            return mark_matches(&plain, column, ids, hits);
+            let plain = arrow_cast::cast(array, value)?;
+            mark_matches(&plain, column, ids, hits)
         }
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View if !ids.has_strings() => {}
-        DataType::Utf8 => array
-            .as_string::<i32>()
-            .iter()
-            .enumerate()
-            .for_each(|(r, v)| mark(r, v.is_some_and(|s| ids.contains_str(s)))),
-        DataType::LargeUtf8 => array
-            .as_string::<i64>()
-            .iter()
-            .enumerate()
-            .for_each(|(r, v)| mark(r, v.is_some_and(|s| ids.contains_str(s)))),
-        DataType::Utf8View => array
-            .as_string_view()
-            .iter()
-            .enumerate()
-            .for_each(|(r, v)| mark(r, v.is_some_and(|s| ids.contains_str(s)))),
+        t if is_text(t) && ids.has_strings() => mark_text(array, ids, hits),
+        t if is_number(t) && ids.has_numbers() => mark_numbers(array, ids, hits),
+        // No id of the column's kind: nothing can match.
+        t if is_text(t) || is_number(t) => Ok(()),
+        other => Err(FindError::UnsupportedType {
+            column: column.to_owned(),
+            data_type: other.to_string(),
+        }),
+    }
+}
+
+/// A string type, or binary (strings written without an annotation).
+fn is_text(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+    )
+}
+
+/// An integer, floating point or decimal type.
+fn is_number(data_type: &DataType) -> bool {
+    data_type.is_integer()
+        || matches!(
+            data_type,
+            DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(..)
+        )
+}
+
+/// Sets `hits[row]` for each row whose value is there and `is_id`.
+fn mark_rows<T>(
+    values: impl IntoIterator<Item = Option<T>>,
+    hits: &mut [bool],
+    is_id: impl Fn(T) -> bool,
+) {
+    for (hit, value) in hits.iter_mut().zip(values) {
+        if value.is_some_and(&is_id) {
+            *hit = true;
+        }
+    }
+}
+
+/// [`mark_matches`] for a text or binary column.
+fn mark_text(array: &ArrayRef, ids: &MatchSet, hits: &mut [bool]) -> Result<(), FindError> {
+    let is_id = |s: &str| ids.contains_str(s);
+    match array.data_type() {
+        DataType::Utf8 => mark_rows(array.as_string::<i32>(), hits, is_id),
+        DataType::LargeUtf8 => mark_rows(array.as_string::<i64>(), hits, is_id),
+        DataType::Utf8View => mark_rows(array.as_string_view(), hits, is_id),
         // Strings written without an annotation (old Hive, Impala): compared as text.
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
-            if ids.has_strings() {
-                let bytes = cast(array, &DataType::Binary)?;
-                bytes
-                    .as_binary::<i32>()
-                    .iter()
-                    .enumerate()
-                    .for_each(|(r, v)| {
-                        let text = v.and_then(|b| std::str::from_utf8(b).ok());
-                        mark(r, text.is_some_and(|s| ids.contains_str(s)));
-                    });
-            }
+        _ => {
+            let bytes = arrow_cast::cast(array, &DataType::Binary)?;
+            let text = bytes
+                .as_binary::<i32>()
+                .iter()
+                .map(|v| v.and_then(|b| std::str::from_utf8(b).ok()));
+            mark_rows(text, hits, is_id);
         }
+    }
+    Ok(())
+}
+
+/// [`mark_matches`] for an integer, floating point or decimal column.
+fn mark_numbers(array: &ArrayRef, ids: &MatchSet, hits: &mut [bool]) -> Result<(), FindError> {
+    use arrow_array::types::{Float32Type, Float64Type, Int64Type, UInt64Type};
+    match array.data_type() {
         DataType::UInt64 => {
-            if ids.has_numbers() {
-                let values = array.as_primitive::<arrow_array::types::UInt64Type>();
-                values
-                    .iter()
-                    .enumerate()
-                    .for_each(|(r, v)| mark(r, v.is_some_and(|u| ids.contains_uint(u))));
-            }
-        }
-        DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32 => {
-            if ids.has_numbers() {
-                let ints = cast(array, &DataType::Int64)?;
-                let ints = ints.as_primitive::<arrow_array::types::Int64Type>();
-                ints.iter()
-                    .enumerate()
-                    .for_each(|(r, v)| mark(r, v.is_some_and(|i| ids.contains_int(i))));
-            }
+            let values = array.as_primitive::<UInt64Type>();
+            mark_rows(values, hits, |u| ids.contains_uint(u));
         }
         // A `float` column compares the ids cast to `float` (half floats widen exactly).
         DataType::Float16 | DataType::Float32 => {
-            if ids.has_numbers() {
-                let floats = cast(array, &DataType::Float32)?;
-                let floats = floats.as_primitive::<arrow_array::types::Float32Type>();
-                floats
-                    .iter()
-                    .enumerate()
-                    .for_each(|(r, v)| mark(r, v.is_some_and(|f| ids.contains_f32(f))));
-            }
+            let floats = arrow_cast::cast(array, &DataType::Float32)?;
+            mark_rows(floats.as_primitive::<Float32Type>(), hits, |f| {
+                ids.contains_f32(f)
+            });
         }
         DataType::Float64 => {
-            if ids.has_numbers() {
-                let floats = array.as_primitive::<arrow_array::types::Float64Type>();
-                floats
-                    .iter()
-                    .enumerate()
-                    .for_each(|(r, v)| mark(r, v.is_some_and(|f| ids.contains_f64(f))));
-            }
+            let floats = array.as_primitive::<Float64Type>();
+            mark_rows(floats, hits, |f| ids.contains_f64(f));
         }
         DataType::Decimal128(_, scale) => {
-            if ids.has_numbers() {
-                let wanted = ids.decimals(*scale);
-                let values = array.as_primitive::<Decimal128Type>();
-                values
-                    .iter()
-                    .enumerate()
-                    .for_each(|(r, v)| mark(r, v.is_some_and(|d| wanted.contains(&d))));
-            }
+            let wanted = ids.decimals(*scale);
+            let values = array.as_primitive::<Decimal128Type>();
+            mark_rows(values, hits, |d| wanted.contains(&d));
         }
-        other => {
-            return Err(FindError::UnsupportedType {
-                column: column.to_owned(),
-                data_type: other.to_string(),
+        _ => {
+            let ints = arrow_cast::cast(array, &DataType::Int64)?;
+            mark_rows(ints.as_primitive::<Int64Type>(), hits, |i| {
+                ids.contains_int(i)
             });
         }
     }
@@ -611,12 +600,7 @@ fn mark_matches(
 fn key_kind(data_type: &DataType) -> Option<KeyKind> {
     match data_type {
         DataType::Dictionary(_, value) => key_kind(value),
-        DataType::Utf8
-        | DataType::LargeUtf8
-        | DataType::Utf8View
-        | DataType::Binary
-        | DataType::LargeBinary
-        | DataType::BinaryView => Some(KeyKind::Text),
+        t if is_text(t) => Some(KeyKind::Text),
         DataType::Decimal128(_, scale) => Some(KeyKind::Decimal(*scale)),
         t if t.is_integer() => Some(KeyKind::Int),
         DataType::Float16 | DataType::Float32 => Some(KeyKind::Float),
@@ -897,7 +881,7 @@ mod tests {
         let ids = MatchSet::from_values(&[json!(1)]);
         assert!(matches!(
             find(file.clone(), &cols(&["nope"]), &ids),
-            Err(FindError::NoMatchColumn(_))
+            Err(FindError::Schema(SchemaError::NoMatchColumn(_)))
         ));
         let mut broken = file.to_vec();
         let len = broken.len();
@@ -973,14 +957,14 @@ mod tests {
         let ids = MatchSet::from_values(&[json!(1)]);
         let none = find(file.clone(), &cols(&["email", "contact.phone"]), &ids).unwrap_err();
         assert!(
-            matches!(&none, FindError::NoMatchColumn(c) if c == "email, contact.phone"),
+            matches!(&none, FindError::Schema(SchemaError::NoMatchColumn(c)) if c == "email, contact.phone"),
             "{none}"
         );
         // A path through a value, or ending on a struct, is not a lacking column.
         for bad in ["customer_id.email", "contact"] {
             let err = find(file.clone(), &cols(&[bad, "country"]), &ids).unwrap_err();
             assert!(
-                matches!(&err, FindError::Shape { column, .. } if column == bad),
+                matches!(&err, FindError::Schema(SchemaError::Shape { column, .. }) if column == bad),
                 "{err}"
             );
         }
@@ -995,7 +979,7 @@ mod tests {
         ]);
         let err = find(ambiguous, &cols(&["id", "email"]), &ids).unwrap_err();
         assert!(
-            matches!(&err, FindError::AmbiguousColumn(c) if c == "id"),
+            matches!(&err, FindError::Schema(SchemaError::AmbiguousColumn(c)) if c == "id"),
             "{err}"
         );
     }
@@ -1022,7 +1006,7 @@ mod tests {
         ])]);
         let err = find(file, &columns, &on_key).unwrap_err();
         assert!(
-            matches!(&err, FindError::MissingColumn(c) if c == "dt"),
+            matches!(&err, FindError::Schema(SchemaError::MissingColumn(c)) if c == "dt"),
             "{err}"
         );
     }
@@ -1046,7 +1030,7 @@ mod tests {
         let ambiguous = file_of(vec![("ID", upper.clone()), ("Id", lower)]);
         let err = find(ambiguous, &cols(&["id"]), &ids).unwrap_err();
         assert!(
-            matches!(&err, FindError::AmbiguousColumn(c) if c == "id"),
+            matches!(&err, FindError::Schema(SchemaError::AmbiguousColumn(c)) if c == "id"),
             "{err}"
         );
         let only = file_of(vec![("Customer_ID", upper)]);

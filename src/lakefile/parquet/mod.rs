@@ -5,6 +5,7 @@
 pub mod check;
 pub mod columns;
 pub mod compare;
+pub mod error;
 pub mod find;
 pub mod forget;
 pub mod local;

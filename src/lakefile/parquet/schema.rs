@@ -15,8 +15,26 @@ use arrow_array::{ArrayRef, RecordBatch, StructArray};
 use parquet::basic::{ConvertedType, LogicalType, Repetition};
 use parquet::schema::types::{SchemaDescriptor, Type};
 
-use super::find::FindError;
 use crate::lakefile::match_set::MatchSet;
+
+/// Why the match columns cannot be read from an object's schema (see the module
+/// invariants); find carries it as `SchemaError::Schema`.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("the object has no column {0:?}")]
+    MissingColumn(String),
+    /// Each match column is missing (a lacking one is NULL, so some must be there).
+    #[error("the object has none of the match columns ({0})")]
+    NoMatchColumn(String),
+    /// A match column the object has but cannot be read as one: its path goes through a
+    /// value, a list or a map, or ends on a group (never taken for a missing column).
+    #[error("match column {column:?} does not fit the object's schema: {reason}")]
+    Shape { column: String, reason: String },
+    #[error(
+        "match column {0:?} names no column exactly, and several columns whose names differ from it only in case; refused (which one Athena reads is not certain)"
+    )]
+    AmbiguousColumn(String),
+}
 
 /// Which of `names` a path segment names: the one equal to it, else the only one equal
 /// to it ignoring ASCII case; an error when several are and none is exactly it.
@@ -52,7 +70,7 @@ pub struct ObjectColumns {
 impl ObjectColumns {
     /// Resolves `columns` (dotted paths) in an object's schema; fails when the object has
     /// none of them, or when one cannot be read (see the module invariants).
-    pub fn resolve(schema: &SchemaDescriptor, columns: &[String]) -> Result<Self, FindError> {
+    pub fn resolve(schema: &SchemaDescriptor, columns: &[String]) -> Result<Self, SchemaError> {
         let mut out = Self::default();
         for column in columns {
             match leaf_of(schema, column)? {
@@ -64,7 +82,7 @@ impl ObjectColumns {
             }
         }
         if out.present.is_empty() {
-            return Err(FindError::NoMatchColumn(columns.join(", ")));
+            return Err(SchemaError::NoMatchColumn(columns.join(", ")));
         }
         Ok(out)
     }
@@ -89,8 +107,8 @@ impl ObjectColumns {
 
 /// The leaf index of a dotted path, None when the object lacks it (a segment names no
 /// field of a struct it reaches).
-fn leaf_of(schema: &SchemaDescriptor, column: &str) -> Result<Option<usize>, FindError> {
-    let shape = |reason: String| FindError::Shape {
+fn leaf_of(schema: &SchemaDescriptor, column: &str) -> Result<Option<usize>, SchemaError> {
+    let shape = |reason: String| SchemaError::Shape {
         column: column.to_owned(),
         reason,
     };
@@ -106,7 +124,7 @@ fn leaf_of(schema: &SchemaDescriptor, column: &str) -> Result<Option<usize>, Fin
         }
         let fields = node.get_fields();
         let Some(i) = pick_name(fields.iter().map(|f| f.name()), segment)
-            .map_err(|()| FindError::AmbiguousColumn(column.to_owned()))?
+            .map_err(|()| SchemaError::AmbiguousColumn(column.to_owned()))?
         else {
             return Ok(None);
         };
@@ -119,7 +137,7 @@ fn leaf_of(schema: &SchemaDescriptor, column: &str) -> Result<Option<usize>, Fin
     (0..schema.num_columns())
         .find(|i| schema.column(*i).path().parts() == parts.as_slice())
         .map(Some)
-        .ok_or_else(|| FindError::MissingColumn(column.to_owned()))
+        .ok_or_else(|| SchemaError::MissingColumn(column.to_owned()))
 }
 
 /// Whether a schema node is a plain struct (a group that is neither repeated nor a list
@@ -149,10 +167,10 @@ fn describe(node: &Type) -> &'static str {
 
 /// The array of a dotted path in a batch of the object's match columns, descending struct
 /// columns, each segment resolved by [`pick_name`].
-pub(crate) fn column_at_path(batch: &RecordBatch, path: &str) -> Result<ArrayRef, FindError> {
+pub(crate) fn column_at_path(batch: &RecordBatch, path: &str) -> Result<ArrayRef, SchemaError> {
     let mut segments = path.split('.');
-    let missing = || FindError::MissingColumn(path.to_owned());
-    let ambiguous = |()| FindError::AmbiguousColumn(path.to_owned());
+    let missing = || SchemaError::MissingColumn(path.to_owned());
+    let ambiguous = |()| SchemaError::AmbiguousColumn(path.to_owned());
     let first = segments.next().ok_or_else(missing)?;
     let schema = batch.schema();
     let index = pick_name(schema.fields().iter().map(|f| f.name().as_str()), first)
