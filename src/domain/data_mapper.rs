@@ -354,47 +354,7 @@ impl DataMapperDraft {
                 );
             }
         }
-        match &self.catalog {
-            CatalogRef::Glue(GlueTable { database, table }) => {
-                if database.trim().is_empty() {
-                    errors.add("catalog.database", "must not be empty");
-                }
-                if table.trim().is_empty() {
-                    errors.add("catalog.table", "must not be empty");
-                }
-            }
-            CatalogRef::Path(PathTable {
-                location,
-                format,
-                partition_keys,
-                csv,
-            }) => {
-                if let Err(message) = Location::parse(location) {
-                    errors.add("catalog.location", message);
-                }
-                match (csv, self.format) {
-                    (Some(options), Format::Csv) => options.check(&self.columns, &mut errors),
-                    (None, Format::Csv) => errors.add(
-                        "catalog.csv",
-                        "a csv mapper's catalog says how its objects are read: {\"delimiter\": \",\", \"header\": true}",
-                    ),
-                    (Some(_), _) => errors.add("catalog.csv", "only for format csv"),
-                    (None, _) => {}
-                }
-                if format.is_some_and(|f| f != self.format) {
-                    errors.add("catalog.format", "must agree with the mapper's format");
-                }
-                check_unique("catalog.partition_keys", partition_keys, &mut errors);
-                for (i, key) in self.partition_keys.iter().enumerate() {
-                    if !partition_keys.contains(key) {
-                        errors.add(
-                            format!("partition_keys[{i}]"),
-                            "is not one of the catalog's partition_keys",
-                        );
-                    }
-                }
-            }
-        }
+        self.check_catalog(&mut errors);
         if let Some(arn) = &self.role_arn
             && !is_role_arn(arn)
         {
@@ -424,6 +384,52 @@ impl DataMapperDraft {
             find_engine: self.find_engine,
             column_types: Default::default(),
         })
+    }
+
+    /// Checks the catalog reference: a Glue table's names, a `path` table's location,
+    /// format, CSV options and partition keys.
+    fn check_catalog(&self, errors: &mut Errors) {
+        match &self.catalog {
+            CatalogRef::Glue(GlueTable { database, table }) => {
+                if database.trim().is_empty() {
+                    errors.add("catalog.database", "must not be empty");
+                }
+                if table.trim().is_empty() {
+                    errors.add("catalog.table", "must not be empty");
+                }
+            }
+            CatalogRef::Path(PathTable {
+                location,
+                format,
+                partition_keys,
+                csv,
+            }) => {
+                if let Err(message) = Location::parse(location) {
+                    errors.add("catalog.location", message);
+                }
+                match (csv, self.format) {
+                (Some(options), Format::Csv) => options.check(&self.columns, errors),
+                (None, Format::Csv) => errors.add(
+                    "catalog.csv",
+                    "a csv mapper's catalog says how its objects are read: {\"delimiter\": \",\", \"header\": true}",
+                ),
+                (Some(_), _) => errors.add("catalog.csv", "only for format csv"),
+                (None, _) => {}
+            }
+                if format.is_some_and(|f| f != self.format) {
+                    errors.add("catalog.format", "must agree with the mapper's format");
+                }
+                check_unique("catalog.partition_keys", partition_keys, errors);
+                for (i, key) in self.partition_keys.iter().enumerate() {
+                    if !partition_keys.contains(key) {
+                        errors.add(
+                            format!("partition_keys[{i}]"),
+                            "is not one of the catalog's partition_keys",
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -224,28 +224,28 @@ struct ObjectReport {
     by_match: Vec<(Value, u64)>,
 }
 
-async fn search(
+/// The version of a listed object to search (its HEAD; an old version as listed), or
+/// the outcome when it is not to be searched: gone, a marker or empty, archived.
+async fn readable_version(
     store: &dyn ObjectStore,
     bucket: &str,
     listed: &ListedObject,
     mapper: &MapperSnapshot,
-    sets: &PartitionSets,
-    max_line: usize,
-) -> Outcome {
+) -> Result<ObjectMeta, Outcome> {
     let head = match &listed.old_version {
         Some(old) => Ok(old.meta(listed)),
         None => store.head(bucket, &listed.key).await,
     };
     let meta = match head {
         Ok(meta) => meta,
-        Err(StorageError::NotFound) => return Outcome::Vanished,
-        Err(e) => return storage_outcome(None, e),
+        Err(StorageError::NotFound) => return Err(Outcome::Vanished),
+        Err(e) => return Err(storage_outcome(None, e)),
     };
     if let Some(reason) = skip_reason(&meta) {
-        return Outcome::Skipped(reason);
+        return Err(Outcome::Skipped(reason));
     }
     if let Some(reason) = meta.archived() {
-        return if mapper.skip_archived {
+        return Err(if mapper.skip_archived {
             Outcome::OutOfScope {
                 meta,
                 reason: format!("{reason}; the mapper puts archived objects out of scope"),
@@ -255,8 +255,24 @@ async fn search(
                 meta: Some(meta),
                 reason,
             }
-        };
+        });
     }
+    Ok(meta)
+}
+
+/// Searches one listed object (the version listed) as its mapper's format says.
+async fn search(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    listed: &ListedObject,
+    mapper: &MapperSnapshot,
+    sets: &PartitionSets,
+    max_line: usize,
+) -> Outcome {
+    let meta = match readable_version(store, bucket, listed, mapper).await {
+        Ok(meta) => meta,
+        Err(outcome) => return outcome,
+    };
     let (ids, every_row_owners) = sets.for_partition(listed.partition.as_deref());
     let every_row = !every_row_owners.is_empty();
     let object = ObjectRef {
@@ -392,9 +408,16 @@ async fn record_outcome(
     hmac_key: &[u8],
 ) -> sqlx::Result<()> {
     let key = listed.key.as_str();
-    let object = |meta: &Option<ObjectMeta>, status| report_row(p, listed, meta, status);
     let mapper = &p.data_mapper_id;
-    match outcome {
+    let with_reason =
+        |reason: &str| json!({"data_mapper_id": mapper, "key": key, "reason": reason});
+    // The report row of an object that was not searched in full, with why.
+    let failed_row = |meta: &Option<ObjectMeta>, status, why: &str| {
+        let mut row = report_row(p, listed, meta, status);
+        row.error = Some(why.to_owned());
+        row
+    };
+    let (level, kind, message, details) = match outcome {
         Outcome::Vanished | Outcome::Skipped(_) => {
             let reason = match outcome {
                 Outcome::Skipped(reason) => reason,
@@ -402,118 +425,103 @@ async fn record_outcome(
             };
             stats.objects_skipped += 1;
             let message = format!("skipped {key} ({reason})");
-            let details = json!({"data_mapper_id": mapper, "key": key, "reason": reason});
-            event(
-                &mut *tx,
-                p.job_id,
+            (
                 EventLevel::Warning,
                 "object_skipped",
-                &message,
-                details,
+                message,
+                with_reason(reason),
             )
-            .await
         }
         Outcome::Failed { meta, error, .. } => {
             stats.objects_failed += 1;
-            let mut row = object(&meta, ObjectStatus::Failed);
-            row.error = Some(error.clone());
-            objects::insert(&mut *tx, p.job_id, &row).await?;
+            objects::insert(
+                &mut *tx,
+                p.job_id,
+                &failed_row(&meta, ObjectStatus::Failed, &error),
+            )
+            .await?;
             tracing::warn!(job.id = %p.job_id, object.key = key, error = %error, "object failed");
             let message = format!("cannot search {key}: {error}");
             let details = json!({"data_mapper_id": mapper, "key": key});
-            event(
-                &mut *tx,
-                p.job_id,
-                EventLevel::Error,
-                "object_failed",
-                &message,
-                details,
-            )
-            .await
+            (EventLevel::Error, "object_failed", message, details)
         }
         Outcome::NotSearchable { meta, reason } => {
             stats.objects_not_searchable += 1;
-            let mut row = object(&meta, ObjectStatus::NotSearchable);
-            row.error = Some(reason.clone());
+            let row = failed_row(&meta, ObjectStatus::NotSearchable, &reason);
             objects::insert(&mut *tx, p.job_id, &row).await?;
             tracing::warn!(job.id = %p.job_id, object.key = key, reason = %reason, "object not searchable");
             let message = format!("cannot read {key}: {reason}; the items it may hold stay queued");
-            let details = json!({"data_mapper_id": mapper, "key": key, "reason": reason});
-            event(
-                &mut *tx,
-                p.job_id,
-                EventLevel::Warning,
-                "object_not_searchable",
-                &message,
-                details,
-            )
-            .await
+            let kind = "object_not_searchable";
+            (EventLevel::Warning, kind, message, with_reason(&reason))
         }
         Outcome::OutOfScope { meta, reason } => {
             stats.objects_skipped += 1;
-            let mut row = object(&Some(meta), ObjectStatus::Skipped);
-            row.error = Some(reason.clone());
+            let row = failed_row(&Some(meta), ObjectStatus::Skipped, &reason);
             objects::insert(&mut *tx, p.job_id, &row).await?;
             let message = format!("skipped {key} ({reason})");
-            let details = json!({"data_mapper_id": mapper, "key": key, "reason": reason});
-            event(
-                &mut *tx,
-                p.job_id,
+            (
                 EventLevel::Info,
                 "object_skipped",
-                &message,
-                details,
+                message,
+                with_reason(&reason),
             )
-            .await
         }
         Outcome::Searched { meta, report } => {
-            let old = listed.old_version.as_ref();
-            report.count(stats, old.is_some());
-            if report.rows_matched == 0 {
-                return Ok(());
-            }
-            let mut row = object(&Some(meta), ObjectStatus::Matched);
-            row.noncurrent = old.is_some();
-            row.noncurrent_since = old.and_then(|o| o.since);
-            if listed.outside_partitions {
-                // Its forget outcome now: left unchanged (the forget countdown counts the
-                // current versions).
-                stats.objects_unchanged += i64::from(old.is_none());
-                row.outside_partitions = true;
-                row.error = Some(OUTSIDE_PARTITIONS.to_owned());
-                let message = format!(
-                    "{key} holds matching rows outside the table's partitions: {OUTSIDE_PARTITIONS}"
-                );
-                let details = json!({"data_mapper_id": mapper, "key": key});
-                let kind = "object_outside_partitions";
-                event(
-                    &mut *tx,
-                    p.job_id,
-                    EventLevel::Warning,
-                    kind,
-                    &message,
-                    details,
-                )
-                .await?;
-            }
-            row.rows_total = Some(report.rows_total as i64);
-            row.rows_matched = report.rows_matched as i64;
-            row.row_groups = report
-                .matching_row_groups
-                .iter()
-                .map(|&g| g as i32)
-                .collect();
-            let Some(id) = objects::insert(&mut *tx, p.job_id, &row).await? else {
-                return Ok(());
-            };
-            let rows: Vec<(String, i64)> = report
-                .by_match
-                .iter()
-                .map(|(value, rows)| (match_hash(hmac_key, value), *rows as i64))
-                .collect();
-            job_match::insert_object_matches(&mut *tx, p.job_id, id, &rows).await
+            return record_searched(tx, p, listed, (meta, report), stats, hmac_key).await;
         }
+    };
+    event(&mut *tx, p.job_id, level, kind, &message, details).await
+}
+
+/// Records a searched object: its counts, and when it holds matches its report row (an
+/// object outside the table's partitions is left as it is, with an event saying so) and
+/// the rows each match has in it, by keyed hash.
+async fn record_searched(
+    tx: &mut sqlx::PgConnection,
+    p: &FindObjects,
+    listed: &ListedObject,
+    (meta, report): (ObjectMeta, ObjectReport),
+    stats: &mut JobStats,
+    hmac_key: &[u8],
+) -> sqlx::Result<()> {
+    let key = listed.key.as_str();
+    let old = listed.old_version.as_ref();
+    report.count(stats, old.is_some());
+    if report.rows_matched == 0 {
+        return Ok(());
     }
+    let mut row = report_row(p, listed, &Some(meta), ObjectStatus::Matched);
+    row.noncurrent = old.is_some();
+    row.noncurrent_since = old.and_then(|o| o.since);
+    if listed.outside_partitions {
+        // Its forget outcome now: left unchanged (the forget countdown counts the
+        // current versions).
+        stats.objects_unchanged += i64::from(old.is_none());
+        row.outside_partitions = true;
+        row.error = Some(OUTSIDE_PARTITIONS.to_owned());
+        let message = format!(
+            "{key} holds matching rows outside the table's partitions: {OUTSIDE_PARTITIONS}"
+        );
+        let details = json!({"data_mapper_id": p.data_mapper_id, "key": key});
+        let (level, kind) = (EventLevel::Warning, "object_outside_partitions");
+        event(&mut *tx, p.job_id, level, kind, &message, details).await?;
+    }
+    row.rows_total = Some(report.rows_total as i64);
+    row.rows_matched = report.rows_matched as i64;
+    row.row_groups = report
+        .matching_row_groups
+        .iter()
+        .map(|&g| g as i32)
+        .collect();
+    let Some(id) = objects::insert(&mut *tx, p.job_id, &row).await? else {
+        return Ok(());
+    };
+    let rows: Vec<(String, i64)> = report
+        .by_match
+        .iter()
+        .map(|(value, rows)| (match_hash(hmac_key, value), *rows as i64))
+        .collect();
+    job_match::insert_object_matches(&mut *tx, p.job_id, id, &rows).await
 }
 
 /// The report row of a listed object as find saw it (`meta` from its HEAD, if any).
