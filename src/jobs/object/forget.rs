@@ -298,30 +298,7 @@ async fn attempt(
         let (version, etag) = (fetched.version_id.as_deref(), fetched.etag.as_deref());
         return own_version(ctx, task, l, version, etag, None).await;
     }
-    let records = match l.sets.records() {
-        Ok(records) => records.clone(),
-        Err(e) => {
-            fail(ctx, task, l, e).await?;
-            return Ok(Settled::Yes);
-        }
-    };
-    let (key, columns, ids, every_row, max_record) = (
-        o.key.clone(),
-        l.mapper.columns.clone(),
-        l.ids.clone(),
-        l.every_row,
-        l.max_line,
-    );
-    let out = (dst.as_path(), &mut scratch.output);
-    let rewritten = cpu_bound(|| {
-        let m = Matching {
-            columns: &columns,
-            ids: &ids,
-            every_row,
-            max_record,
-        };
-        rewrite(&records, &key, &src, out, m)
-    });
+    let rewritten = rewrite_local(l, &src, (dst.as_path(), &mut scratch.output));
     let figures = match rewritten {
         Ok(f) => f,
         Err(e) if e.contains(NO_TEMP_SPACE) => {
@@ -335,25 +312,7 @@ async fn attempt(
     let size_after = std::fs::metadata(&dst).map(|m| m.len()).unwrap_or(0) as i64;
     let figures_update = figures.update(&fetched, size_after);
     if figures.rows_removed == 0 {
-        // Another writer replaced the version find read (which holds matches) with one
-        // that holds none: the version find read is an old version now, for cleanup.
-        let (state, message) = if replaced_since_find(o, &fetched) {
-            let message = format!(
-                "{} was replaced since find read it, and its current version holds no matching row: left as it is; the version find read ({}) holds them and is an old version now",
-                o.key,
-                o.version_id.as_deref().unwrap_or_default()
-            );
-            (ForgetState::OldVersion, message)
-        } else {
-            let message = format!("{} holds no matching row any more; left as it is", o.key);
-            (ForgetState::Unchanged, message)
-        };
-        let update = ObjectUpdate {
-            forget_state: Some(state),
-            ..figures_update
-        };
-        let event = (EventLevel::Info, "object_unchanged", message);
-        return left_as_is(ctx, task, l, update, event).await;
+        return nothing_removed(ctx, task, l, &fetched, figures_update).await;
     }
     if replaced_since_find(o, &fetched)
         && let Err(e) = recount(ctx, l, &fetched).await?
@@ -371,6 +330,55 @@ async fn attempt(
         threshold,
     };
     upload.run(ctx, task, l, &figures_update).await
+}
+
+/// The downloaded object `src` rewritten to `dst` without its matches, as its format
+/// says (on a blocking thread); Err: why not.
+fn rewrite_local(
+    l: &Loaded,
+    src: &Path,
+    out: (&Path, &mut Reservation),
+) -> Result<super::rewrite::Figures, String> {
+    let records = l.sets.records()?;
+    let m = Matching {
+        columns: &l.mapper.columns,
+        ids: &l.ids,
+        every_row: l.every_row,
+        max_record: l.max_line,
+    };
+    cpu_bound(|| rewrite(records, &l.object.key, src, out, m))
+}
+
+/// Records an object whose current version holds no matching row any more: left as it
+/// is (unchanged, or an old version now when another writer replaced the version find
+/// read).
+async fn nothing_removed(
+    ctx: &Context,
+    task: &Task,
+    l: &Loaded,
+    fetched: &Fetched,
+    figures_update: ObjectUpdate<'_>,
+) -> Result<Settled, TaskError> {
+    let o = &l.object;
+    // Another writer replaced the version find read (which holds matches) with one
+    // that holds none: the version find read is an old version now, for cleanup.
+    let (state, message) = if replaced_since_find(o, fetched) {
+        let message = format!(
+            "{} was replaced since find read it, and its current version holds no matching row: left as it is; the version find read ({}) holds them and is an old version now",
+            o.key,
+            o.version_id.as_deref().unwrap_or_default()
+        );
+        (ForgetState::OldVersion, message)
+    } else {
+        let message = format!("{} holds no matching row any more; left as it is", o.key);
+        (ForgetState::Unchanged, message)
+    };
+    let update = ObjectUpdate {
+        forget_state: Some(state),
+        ..figures_update
+    };
+    let event = (EventLevel::Info, "object_unchanged", message);
+    return left_as_is(ctx, task, l, update, event).await;
 }
 
 /// One attempt's temporary files: a fresh directory in the worker's temporary space, and
