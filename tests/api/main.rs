@@ -9,6 +9,8 @@ mod console;
 mod data_mappers;
 mod deploy;
 mod e2e_api_kill;
+mod e2e_avro;
+mod e2e_csv;
 mod e2e_disk;
 mod e2e_exact;
 mod e2e_faults;

@@ -1,14 +1,16 @@
 //! Independent readers for end-to-end tests: a lake object's bytes read back by pyarrow
 //! (Parquet) or by Python's own `json` and `gzip` (JSON Lines), never by the code under
-//! test. The interpreter is the corpus virtualenv `scripts/test` makes (pyarrow, DuckDB,
-//! polars, fastparquet); `LETHE_CORPUS_VENV` names it.
+//! test; and the writers users have (pandas, Python's `csv`, fastavro) run at test time
+//! ([`python`]). The interpreter is the corpus virtualenv `scripts/test` makes (pyarrow,
+//! DuckDB, polars, fastparquet, pandas, fastavro, zstandard); `LETHE_CORPUS_VENV` names
+//! it.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
-fn python() -> PathBuf {
+fn interpreter() -> PathBuf {
     let venv = std::env::var_os("LETHE_CORPUS_VENV").map_or_else(
         || PathBuf::from("/var/tmp/lethe/corpus-venv"),
         PathBuf::from,
@@ -28,16 +30,22 @@ fn run(script: &str, bytes: &[u8], args: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("object");
     std::fs::write(&path, bytes).unwrap();
-    let out = Command::new(python())
+    let mut all = vec![path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    python(script, &all)
+}
+
+/// Runs the Python `script` with `args` (`sys.argv[1..]`); its stdout as JSON.
+pub fn python(script: &str, args: &[&str]) -> Value {
+    let out = Command::new(interpreter())
         .arg("-c")
         .arg(script)
-        .arg(&path)
         .args(args)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "the independent reader failed: {}",
+        "the Python script failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()

@@ -4,6 +4,11 @@
 //! (forget reads a downloaded file), and kept on rewrite: a gzip object is rewritten as
 //! gzip, a zstd object as zstd, a bzip2 object as bzip2.
 //!
+//! The other extensions Hadoop's codecs claim (`.deflate`, `.snappy`, `.lz4`, `.lzo`,
+//! `.lzo_deflate`) are refused, not read as plain text: Athena decodes such an object by
+//! its codec, so its rows are there for a query while its compressed bytes would show
+//! Lethe no subject at all.
+//!
 //! Concatenated members (gzip `cat a.gz b.gz`, pbzip2's bzip2 streams, zstd frames) are
 //! read to the end: a decoder that stopped at the first member would miss every record
 //! after it.
@@ -20,7 +25,13 @@ pub enum Compression {
     Gzip,
     Zstd,
     Bzip2,
+    /// A Hadoop codec Lethe does not decode, by its extension: every read or write fails.
+    Undecoded(&'static str),
 }
+
+/// The extensions of Hadoop's other codecs (DefaultCodec, SnappyCodec, Lz4Codec, LZO's),
+/// by which Athena decodes a text object.
+const UNDECODED: [&str; 5] = ["deflate", "snappy", "lz4", "lzo", "lzo_deflate"];
 
 impl Compression {
     /// The compression a key's extension names.
@@ -30,14 +41,31 @@ impl Compression {
             "gz" | "gzip" => Compression::Gzip,
             "zst" | "zstd" => Compression::Zstd,
             "bz2" => Compression::Bzip2,
-            _ => Compression::None,
+            other => match UNDECODED.iter().find(|u| **u == other) {
+                Some(codec) => Compression::Undecoded(codec),
+                None => Compression::None,
+            },
+        }
+    }
+
+    /// Err for a codec Lethe does not decode, saying why the object is refused.
+    fn decodable(self) -> io::Result<()> {
+        match self {
+            Compression::Undecoded(codec) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "the key's extension names Hadoop's {codec} codec, by which Athena decodes the object and Lethe does not (gzip, zstd and bzip2 only); refused, not read as plain text"
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 
     /// The decoded bytes of a compressed reader.
     pub fn reader<'a>(self, input: impl Read + 'a) -> io::Result<Box<dyn BufRead + 'a>> {
+        self.decodable()?;
         Ok(match self {
-            Compression::None => Box::new(BufReader::new(input)),
+            Compression::None | Compression::Undecoded(_) => Box::new(BufReader::new(input)),
             Compression::Gzip => Box::new(BufReader::new(MultiGzDecoder::new(input))),
             Compression::Zstd => Box::new(BufReader::new(zstd::stream::read::Decoder::new(input)?)),
             Compression::Bzip2 => Box::new(BufReader::new(bzip2::read::MultiBzDecoder::new(input))),
@@ -46,8 +74,9 @@ impl Compression {
 
     /// A writer that compresses into `out`; [`Encoder::finish`] writes the trailer.
     pub fn encoder<W: Write>(self, out: W) -> io::Result<Encoder<W>> {
+        self.decodable()?;
         Ok(match self {
-            Compression::None => Encoder::Plain(out),
+            Compression::None | Compression::Undecoded(_) => Encoder::Plain(out),
             Compression::Gzip => Encoder::Gzip(GzEncoder::new(out, flate2::Compression::default())),
             Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(out, 3)?),
             Compression::Bzip2 => Encoder::Bzip2(bzip2::write::BzEncoder::new(
@@ -60,8 +89,9 @@ impl Compression {
     /// A writer that decodes what is written to it into `inner` (find pushes each ranged
     /// read through it); [`Decoder::finish`] fails on a truncated stream.
     pub fn decoder<W: Write>(self, inner: W) -> io::Result<Decoder<W>> {
+        self.decodable()?;
         Ok(match self {
-            Compression::None => Decoder::Plain(inner),
+            Compression::None | Compression::Undecoded(_) => Decoder::Plain(inner),
             Compression::Gzip => Decoder::Gzip(flate2::write::MultiGzDecoder::new(inner)),
             Compression::Zstd => Decoder::Zstd(zstd::stream::write::Decoder::new(inner)?),
             Compression::Bzip2 => Decoder::Bzip2(MultiBz::Between(inner)),
@@ -220,6 +250,37 @@ mod tests {
         assert_eq!(Compression::of_key("t/a.csv.bz2"), Compression::Bzip2);
         assert_eq!(Compression::of_key("t/a.csv"), Compression::None);
         assert_eq!(Compression::of_key("t.gz/a"), Compression::None);
+        assert_eq!(
+            Compression::of_key("t/a.csv.deflate"),
+            Compression::Undecoded("deflate")
+        );
+        assert_eq!(
+            Compression::of_key("t/a.SNAPPY"),
+            Compression::Undecoded("snappy")
+        );
+        assert_eq!(
+            Compression::of_key("t/a.json.lz4"),
+            Compression::Undecoded("lz4")
+        );
+        assert_eq!(
+            Compression::of_key("t/a.lzo_deflate"),
+            Compression::Undecoded("lzo_deflate")
+        );
+        assert_eq!(Compression::of_key("t/deflate"), Compression::None);
+    }
+
+    /// An object of a Hadoop codec Lethe does not decode is refused whichever way it is
+    /// read or written, never taken as plain text.
+    #[test]
+    fn a_codec_lethe_does_not_decode_is_refused_pulled_pushed_and_written() {
+        let c = Compression::of_key("t/a.csv.deflate");
+        let refused = |e: io::Error| {
+            assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+            assert!(e.to_string().contains("deflate codec"), "{e}");
+        };
+        refused(c.reader(&b"7,a\n"[..]).err().unwrap());
+        refused(c.decoder(Vec::new()).err().unwrap());
+        refused(c.encoder(Vec::new()).err().unwrap());
     }
 
     /// Two members of each kind concatenated, decoded pulled and pushed in small pieces,

@@ -12,7 +12,8 @@
 //!
 //! A text format's compression (gzip, zstd, bzip2, by the key's extension) is its own
 //! layer ([`compression`]), applied here around the format's own reader and writer, and
-//! kept on rewrite.
+//! kept on rewrite. An Avro object is read as it is whatever its key (its codec is inside
+//! the file, and Hive's Avro reader never decodes by extension).
 //!
 //! A new format is one folder under `lakefile/` (its search, forget and check), a variant
 //! of [`Records`] with the table settings it needs, and its arms in the four methods here.
@@ -148,7 +149,7 @@ impl Records {
 
     /// How the object at `key` is searched.
     pub fn search<'a>(&'a self, key: &str, m: Matching<'a>) -> Result<Search<'a>, RecordError> {
-        let compression = Compression::of_key(key);
+        let compression = self.compression(key);
         let (columns, ids, max) = (m.columns, m.ids, m.max_record);
         let scan: Box<dyn StreamSearch + 'a> = match self {
             Records::Parquet => return Ok(Search::Ranged),
@@ -178,6 +179,7 @@ impl Records {
         (out, dst): (W, &Path),
         m: Matching<'_>,
     ) -> Result<Rewritten, String> {
+        let compression = self.compression(key);
         match self {
             Records::Parquet => {
                 let (r, _) =
@@ -190,9 +192,22 @@ impl Records {
                     groups_copied: r.row_groups_copied,
                 })
             }
-            Records::JsonLines => rewrite_streamed(key, src, (out, dst), m, &JsonLinesRewrite),
-            Records::Csv(dialect) => rewrite_streamed(key, src, (out, dst), m, dialect.as_ref()),
-            Records::Avro => rewrite_streamed(key, src, (out, dst), m, &AvroRewrite),
+            Records::JsonLines => {
+                rewrite_streamed(compression, src, (out, dst), m, &JsonLinesRewrite)
+            }
+            Records::Csv(dialect) => {
+                rewrite_streamed(compression, src, (out, dst), m, dialect.as_ref())
+            }
+            Records::Avro => rewrite_streamed(compression, src, (out, dst), m, &AvroRewrite),
+        }
+    }
+
+    /// How the object at `key` is compressed around the format: by the key's extension
+    /// for a text format, never for Avro (nor Parquet).
+    fn compression(&self, key: &str) -> Compression {
+        match self {
+            Records::JsonLines | Records::Csv(_) => Compression::of_key(key),
+            Records::Parquet | Records::Avro => Compression::None,
         }
     }
 }
@@ -473,13 +488,12 @@ fn open(path: &Path, compression: Compression) -> Result<Box<dyn BufRead>, Strin
 /// Rewrites a streamed format's object (compressed as its key says, and kept so), then
 /// reads the rewrite back in full against the source before anything may be uploaded.
 fn rewrite_streamed<W: Write>(
-    key: &str,
+    compression: Compression,
     src: &Path,
     (out, dst): (W, &Path),
     m: Matching<'_>,
     format: &dyn StreamRewrite,
 ) -> Result<Rewritten, String> {
-    let compression = Compression::of_key(key);
     let done = write_streamed(&mut open(src, compression)?, out, compression, m, format)?;
     let (mut source, mut rewrite) = (open(src, compression)?, open(dst, compression)?);
     format
@@ -608,6 +622,35 @@ mod tests {
                 "{key}"
             );
         }
+    }
+
+    /// A text object whose key names a Hadoop codec Lethe does not decode is refused,
+    /// searched or rewritten; an Avro object is read as it is whatever its key.
+    #[test]
+    fn a_text_object_of_an_undecoded_codec_is_refused_and_an_avro_key_names_no_codec() {
+        let (columns, ids) = (vec!["id".to_owned()], MatchSet::from_values(&[json!(1)]));
+        let m = matching(&columns, &ids, false);
+        let key = "t/a.json.deflate";
+        match Records::JsonLines.search(key, m) {
+            Err(RecordError::Compression(e)) => assert!(e.to_string().contains("deflate"), "{e}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a .deflate object is searched as plain text"),
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("s"), dir.path().join("d"));
+        std::fs::write(&src, SOURCE).unwrap();
+        let out = std::fs::File::create(&dst).unwrap();
+        let err = Records::JsonLines
+            .rewrite(key, &src, (out, &dst), m)
+            .unwrap_err();
+        assert!(err.contains("deflate codec"), "{err}");
+        for key in ["t/a.avro.deflate", "t/a.avro.gz", "t/a.snappy"] {
+            assert_eq!(Records::Avro.compression(key), Compression::None, "{key}");
+        }
+        assert_eq!(
+            Records::JsonLines.compression("t/a.json.gz"),
+            Compression::Gzip
+        );
     }
 
     #[test]
