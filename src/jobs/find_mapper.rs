@@ -786,55 +786,16 @@ impl FindMapper {
             |v| new.contains(&encode(v)),
         );
         page.stats.partitions_listed += newly_discovered;
-        let mut searches = Vec::new();
-        for l in &page.listings {
-            for chunk in l.objects.chunks(OBJECTS_PER_TASK) {
-                searches.push(FindObjects {
-                    job_id,
-                    data_mapper_id: mapper_id.to_owned(),
-                    scheme: l.scheme.to_owned(),
-                    bucket: l.bucket.clone(),
-                    partition_keys: l.keys.iter().map(|k| k.name.clone()).collect(),
-                    partition_types: l
-                        .keys
-                        .iter()
-                        .map(|k| k.ty.as_ref().map(ToString::to_string).unwrap_or_default())
-                        .collect(),
-                    objects: chunk.to_vec(),
-                });
-            }
-        }
+        let searches = page.searches(job_id, mapper_id);
         enqueue_all(&mut *tx, job_id, &searches).await?;
         progress.tasks += searches.len() as u64;
         progress.objects_to_search += searches.iter().map(|s| s.objects.len() as u64).sum::<u64>();
-        for (key, reason) in page.skipped {
-            if progress.skipped_named >= MAX_SKIP_EVENTS {
-                progress.skipped_not_named += 1;
-                continue;
-            }
-            progress.skipped_named += 1;
-            event(
-                &mut *tx,
-                job_id,
-                EventLevel::Info,
-                "object_skipped",
-                &format!("skipped {key} ({reason})"),
-                json!({"data_mapper_id": mapper_id, "key": key, "reason": reason}),
-            )
-            .await?;
-        }
+        let skipped = std::mem::take(&mut page.skipped);
+        name_skipped(&mut tx, (job_id, mapper_id), skipped, progress).await?;
         page.hidden.record(&mut tx, job_id, mapper_id).await?;
         progress.hidden += page.hidden.count;
         progress.hidden_recorded += page.hidden.recorded();
-        for (prefix, objects) in std::mem::take(&mut page.hidden.temporaries) {
-            if progress.temporaries.contains_key(&prefix)
-                || progress.temporaries.len() < MAX_TEMPORARY_EVENTS
-            {
-                *progress.temporaries.entry(prefix).or_default() += objects;
-            } else {
-                progress.temporaries_not_named += objects;
-            }
-        }
+        progress.add_temporaries(std::mem::take(&mut page.hidden.temporaries));
         jobs::add_stats(&mut *tx, job_id, &page.stats).await?;
         progress.stats.add(&page.stats);
         progress.pages += 1;
@@ -982,6 +943,73 @@ impl FindMapper {
         .await?;
         tx.commit().await
     }
+}
+
+impl PageListing {
+    /// The find.objects tasks searching this page's objects, a few objects each.
+    fn searches(&self, job_id: Uuid, mapper_id: &str) -> Vec<FindObjects> {
+        let mut searches = Vec::new();
+        for l in &self.listings {
+            for chunk in l.objects.chunks(OBJECTS_PER_TASK) {
+                searches.push(FindObjects {
+                    job_id,
+                    data_mapper_id: mapper_id.to_owned(),
+                    scheme: l.scheme.to_owned(),
+                    bucket: l.bucket.clone(),
+                    partition_keys: l.keys.iter().map(|k| k.name.clone()).collect(),
+                    partition_types: l
+                        .keys
+                        .iter()
+                        .map(|k| k.ty.as_ref().map(ToString::to_string).unwrap_or_default())
+                        .collect(),
+                    objects: chunk.to_vec(),
+                });
+            }
+        }
+        searches
+    }
+}
+
+impl Progress {
+    /// Counts a page's `_temporary/` folders: the first ones by name, the rest in all.
+    fn add_temporaries(&mut self, temporaries: impl IntoIterator<Item = (String, usize)>) {
+        for (prefix, objects) in temporaries {
+            if self.temporaries.contains_key(&prefix)
+                || self.temporaries.len() < MAX_TEMPORARY_EVENTS
+            {
+                *self.temporaries.entry(prefix).or_default() += objects;
+            } else {
+                self.temporaries_not_named += objects;
+            }
+        }
+    }
+}
+
+/// An `object_skipped` event for each of a page's skipped objects, up to
+/// `MAX_SKIP_EVENTS` per mapper (the rest counted).
+async fn name_skipped(
+    tx: &mut sqlx::PgConnection,
+    (job_id, mapper_id): (Uuid, &str),
+    skipped: Vec<(String, &'static str)>,
+    progress: &mut Progress,
+) -> sqlx::Result<()> {
+    for (key, reason) in skipped {
+        if progress.skipped_named >= MAX_SKIP_EVENTS {
+            progress.skipped_not_named += 1;
+            continue;
+        }
+        progress.skipped_named += 1;
+        event(
+            &mut *tx,
+            job_id,
+            EventLevel::Info,
+            "object_skipped",
+            &format!("skipped {key} ({reason})"),
+            json!({"data_mapper_id": mapper_id, "key": key, "reason": reason}),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
