@@ -831,26 +831,7 @@ impl FindMapper {
         if let Some(reading) = &plan.read_at_find {
             mappers::set_read_at_find(&mut *tx, job_id, mapper, reading).await?;
         }
-        let mut notes = plan.notes.clone();
-        if progress.unregistered > 0 {
-            notes.push((
-                "unregistered_partition",
-                format!(
-                    "{} object(s) in {} partition folder(s) not registered in the catalog: searched with the values of their path",
-                    progress.unregistered, progress.discovered
-                ),
-            ));
-        }
-        if progress.unplaced > 0 {
-            let location = progress.locations.first().cloned().unwrap_or_default();
-            notes.push((
-                "object_outside_partitions",
-                format!(
-                    "{} object(s) under {location} are in no partition: searched but never rewritten (rows outside the table's partitions keep their items queued)",
-                    progress.unplaced
-                ),
-            ));
-        }
+        let notes = progress.notes(plan);
         for (kind, message) in &notes {
             event(
                 &mut *tx,
@@ -882,36 +863,7 @@ impl FindMapper {
         jobs::add_stats(&mut *tx, job_id, &end).await?;
         let mut s = progress.stats.clone();
         s.add(&end);
-        let others = progress.not_the_tables;
-        let not_the_tables = match others {
-            0 => String::new(),
-            n => format!(
-                "; {n} object(s) under the projection's prefix are not the table's (not searched)"
-            ),
-        };
-        let objects = progress.objects_to_search;
-        let temporaries = progress.temporaries.len();
-        event(
-            &mut *tx,
-            job_id,
-            EventLevel::Info,
-            "mapper_listed",
-            &format!(
-                "data mapper {mapper}: {} partition(s) listed, {} pruned; {} object(s) and {} old version(s) listed, {} skipped ({} of them hidden: not the table's data), {objects} to search{not_the_tables}",
-                s.partitions_listed, s.partitions_pruned, s.objects_listed, s.old_versions_listed,
-                s.objects_skipped, progress.hidden,
-            ),
-            json!({"data_mapper_id": mapper, "tasks": progress.tasks, "objects_to_search": objects,
-                   "old_versions_listed": s.old_versions_listed,
-                   "pages": progress.pages,
-                   "skipped_not_named": progress.skipped_not_named,
-                   "objects_not_the_tables": others, "objects_hidden": progress.hidden,
-                   "hidden_not_recorded": progress.hidden - progress.hidden_recorded.min(progress.hidden),
-                   "temporary_prefixes": temporaries,
-                   "temporary_prefixes_not_named": temporaries.saturating_sub(MAX_TEMPORARY_EVENTS),
-                   "temporary_objects_not_named": progress.temporaries_not_named}),
-        )
-        .await?;
+        listed_event(&mut tx, (job_id, mapper), &progress, &s).await?;
         progress_db::delete(&mut tx, job_id, mapper).await?;
         mappers::set_state(&mut *tx, job_id, mapper, MapperState::Listed, None).await?;
         tx.commit().await
@@ -1010,6 +962,73 @@ async fn name_skipped(
         .await?;
     }
     Ok(())
+}
+
+impl Progress {
+    /// The listing's warnings: the plan's, unregistered partitions, objects in no
+    /// partition.
+    fn notes(&self, plan: &Plan) -> Vec<(&'static str, String)> {
+        let mut notes = plan.notes.clone();
+        if self.unregistered > 0 {
+            notes.push((
+                "unregistered_partition",
+                format!(
+                    "{} object(s) in {} partition folder(s) not registered in the catalog: searched with the values of their path",
+                    self.unregistered, self.discovered
+                ),
+            ));
+        }
+        if self.unplaced > 0 {
+            let location = self.locations.first().cloned().unwrap_or_default();
+            notes.push((
+                "object_outside_partitions",
+                format!(
+                    "{} object(s) under {location} are in no partition: searched but never rewritten (rows outside the table's partitions keep their items queued)",
+                    self.unplaced
+                ),
+            ));
+        }
+        notes
+    }
+}
+
+/// The `mapper_listed` event: what the listing of one mapper came to (`s`: its stats).
+async fn listed_event(
+    tx: &mut sqlx::PgConnection,
+    (job_id, mapper): (Uuid, &str),
+    progress: &Progress,
+    s: &JobStats,
+) -> sqlx::Result<()> {
+    let others = progress.not_the_tables;
+    let not_the_tables = match others {
+        0 => String::new(),
+        n => format!(
+            "; {n} object(s) under the projection's prefix are not the table's (not searched)"
+        ),
+    };
+    let objects = progress.objects_to_search;
+    let temporaries = progress.temporaries.len();
+    event(
+        &mut *tx,
+        job_id,
+        EventLevel::Info,
+        "mapper_listed",
+        &format!(
+            "data mapper {mapper}: {} partition(s) listed, {} pruned; {} object(s) and {} old version(s) listed, {} skipped ({} of them hidden: not the table's data), {objects} to search{not_the_tables}",
+            s.partitions_listed, s.partitions_pruned, s.objects_listed, s.old_versions_listed,
+            s.objects_skipped, progress.hidden,
+        ),
+        json!({"data_mapper_id": mapper, "tasks": progress.tasks, "objects_to_search": objects,
+               "old_versions_listed": s.old_versions_listed,
+               "pages": progress.pages,
+               "skipped_not_named": progress.skipped_not_named,
+               "objects_not_the_tables": others, "objects_hidden": progress.hidden,
+               "hidden_not_recorded": progress.hidden - progress.hidden_recorded.min(progress.hidden),
+               "temporary_prefixes": temporaries,
+               "temporary_prefixes_not_named": temporaries.saturating_sub(MAX_TEMPORARY_EVENTS),
+               "temporary_objects_not_named": progress.temporaries_not_named}),
+    )
+    .await
 }
 
 #[cfg(test)]
