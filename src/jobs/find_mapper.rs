@@ -28,7 +28,7 @@ use crate::db::job::{self as jobs, JobStats};
 use crate::db::job_data_mapper::{self as mappers, MapperSnapshot, TableReading};
 use crate::db::job_listing as progress_db;
 use crate::db::task::{begin_bookkeeping, mark_recorded, progressed};
-use crate::domain::data_mapper::{CatalogRef, GlueTable, PathTable, TableFormat};
+use crate::domain::data_mapper::{CatalogRef, GlueTable, PathTable, TableDef, TableFormat};
 use crate::domain::hidden::{is_hidden, temporary_prefix};
 use crate::domain::job::{EventLevel, MapperState};
 use crate::domain::partition::{PartitionKey, may_hold, values_from_path};
@@ -384,7 +384,6 @@ async fn plan_glue(
         .map_err(|why| TaskError::Fatal(format!("table {database}.{table}: {why}")))?;
     let read_at_find = Some(reading);
     let keys = def.keys();
-    let names = def.partition_keys.clone();
     // Glue places data on S3: a catalog entry naming a local path is refused (anyone
     // who can write the catalog could otherwise point Lethe at the host's files).
     for location in def
@@ -420,6 +419,25 @@ async fn plan_glue(
                 .collect(),
         });
     }
+    let (locations, layout) = plan_registered(engine, (database, table), &def).await?;
+    Ok(Plan {
+        locations,
+        keys,
+        layout,
+        read_at_find,
+        notes: Vec::new(),
+    })
+}
+
+/// A partitioned Glue table without projection: the table location and every registered
+/// partition's location outside it are listed, and each registered partition's folder
+/// places its objects (see [`Layout::Registered`]).
+async fn plan_registered(
+    engine: &Engine,
+    (database, table): (&str, &str),
+    def: &TableDef,
+) -> Result<(Vec<String>, Layout), TaskError> {
+    let no_location = || TaskError::Fatal(format!("table {database}.{table} has no location"));
     let registered = engine.catalog.list_partitions(database, table).await?;
     let table_place = match &def.location {
         Some(location) => {
@@ -447,18 +465,13 @@ async fn plan_glue(
     if locations.is_empty() {
         return Err(no_location());
     }
-    Ok(Plan {
-        locations,
-        keys,
-        layout: Layout::Registered {
-            names,
-            homes,
-            table_place,
-            registered: registered.into_iter().map(|p| p.values).collect(),
-        },
-        read_at_find,
-        notes: Vec::new(),
-    })
+    let layout = Layout::Registered {
+        names: def.partition_keys.clone(),
+        homes,
+        table_place,
+        registered: registered.into_iter().map(|p| p.values).collect(),
+    };
+    Ok((locations, layout))
 }
 
 /// The locations (bucket, key prefix, location) none of which lies inside another, in
