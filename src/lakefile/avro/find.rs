@@ -4,8 +4,6 @@
 //! queued match. Memory holds the header or one block (compressed, at most `max_block`
 //! bytes, and decompressed, at most `max_block` bytes too).
 
-use std::collections::BTreeMap;
-
 use crate::lakefile::match_set::MatchSet;
 
 use super::AvroError;
@@ -14,17 +12,7 @@ use super::container::{Block, Event, Framer};
 use super::decode::Records;
 use super::header::Header;
 
-/// What find learnt about one object.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Found {
-    /// Records in the file.
-    pub records_total: u64,
-    /// Records that are at least one queued match.
-    pub records_matched: u64,
-    /// Matching records per queued match (its index in the job's list): a record that is
-    /// several matches counts once for each.
-    pub rows_by_match: BTreeMap<u32, u64>,
-}
+pub use crate::lakefile::found::Found;
 
 /// A push-based scanner of one container file: write its bytes, then [`Scanner::finish`].
 /// After an error every write fails, and so does `finish`.

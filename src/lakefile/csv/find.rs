@@ -4,7 +4,6 @@
 //! [`super::records::CHUNK`] bytes between writes, so behind a streaming decompressor it
 //! bounds the inflated bytes it keeps.
 
-use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use crate::lakefile::match_set::MatchSet;
@@ -17,14 +16,7 @@ use super::row::{Plan, header_names, record_owners};
 /// Longest record read unless configured, its final line ending not counted.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 
-/// What find learnt about one object. Header lines are not records.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Found {
-    pub records_total: u64,
-    pub records_matched: u64,
-    /// Matching records per queued match (its index in the job's list).
-    pub rows_by_match: BTreeMap<u32, u64>,
-}
+pub use crate::lakefile::found::Found;
 
 /// Decides which queued matches a record is, resolving the match columns once: from the
 /// dialect's columns, or from the first header line when the dialect names none.

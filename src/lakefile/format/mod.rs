@@ -72,15 +72,7 @@ pub struct Matching<'a> {
     pub max_record: usize,
 }
 
-/// What a streamed search found in one object.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Found {
-    pub records_total: u64,
-    /// Every record when `every_row`.
-    pub records_matched: u64,
-    /// Matching records per queued match (its index in the job's list).
-    pub rows_by_match: BTreeMap<u32, u64>,
-}
+pub use super::found::Found;
 
 /// Why an object's records could not be read. Messages name record numbers, never values.
 #[derive(Debug, thiserror::Error)]
@@ -276,23 +268,13 @@ impl Scan for jsonl_find::LineScanner<'_> {
 
 impl Scan for csv::Scanner<'_> {
     fn done(self) -> Result<Found, RecordError> {
-        let r = self.finish()?;
-        Ok(Found {
-            records_total: r.records_total,
-            records_matched: r.records_matched,
-            rows_by_match: r.rows_by_match,
-        })
+        Ok(self.finish()?)
     }
 }
 
 impl Scan for avro::Scanner<'_> {
     fn done(self) -> Result<Found, RecordError> {
-        let r = self.finish()?;
-        Ok(Found {
-            records_total: r.records_total,
-            records_matched: r.records_matched,
-            rows_by_match: r.rows_by_match,
-        })
+        Ok(self.finish()?)
     }
 }
 
