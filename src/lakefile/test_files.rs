@@ -408,3 +408,19 @@ fn legacy_group(first: i64, with_key_only_map: bool) -> Vec<Leaf> {
     }
     leaves
 }
+
+/// The corpus virtualenv's interpreter (`LETHE_CORPUS_VENV`, made by `scripts/test`):
+/// the real writers (pandas, fastavro, …) the format tests write their files with.
+pub fn python() -> std::path::PathBuf {
+    let venv = std::env::var_os("LETHE_CORPUS_VENV").map_or_else(
+        || std::path::PathBuf::from("/var/tmp/lethe/corpus-venv"),
+        std::path::PathBuf::from,
+    );
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test (its make_corpus step makes the virtualenv)",
+        python.display()
+    );
+    python
+}

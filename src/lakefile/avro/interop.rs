@@ -6,13 +6,14 @@
 //! byte for byte the source's block. The interpreter is the corpus virtualenv
 //! (`LETHE_CORPUS_VENV`, default `/var/tmp/lethe/corpus-venv`), as the API tests use it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
 
 use super::*;
 use crate::lakefile::match_set::MatchSet;
+use crate::lakefile::test_files::python;
 
 /// fastavro 1.13 reads and writes `zstandard` through `backports.zstd`; the virtualenv
 /// has the `zstandard` package, so its block reader and writer are registered with it
@@ -149,20 +150,6 @@ for codec in CODECS:
         "out_blocks": out_blocks}
 print(json.dumps(report))
 "#;
-
-fn python() -> PathBuf {
-    let venv = std::env::var_os("LETHE_CORPUS_VENV").map_or_else(
-        || PathBuf::from("/var/tmp/lethe/corpus-venv"),
-        PathBuf::from,
-    );
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/test (its make_corpus step makes the virtualenv)",
-        python.display()
-    );
-    python
-}
 
 fn run(script: &str, args: &[&str]) -> Value {
     let out = Command::new(python())

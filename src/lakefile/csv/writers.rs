@@ -4,7 +4,7 @@
 //! virtualenv (`LETHE_CORPUS_VENV`, default `/var/tmp/lethe/corpus-venv`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
@@ -12,20 +12,7 @@ use serde_json::{Value, json};
 use super::dialect::{LAZY_SIMPLE, OPEN_CSV};
 use super::{DEFAULT_MAX_RECORD_BYTES as MAX, Dialect, Expected, check, forget};
 use crate::lakefile::match_set::MatchSet;
-
-fn python() -> PathBuf {
-    let venv = std::env::var_os("LETHE_CORPUS_VENV").map_or_else(
-        || PathBuf::from("/var/tmp/lethe/corpus-venv"),
-        PathBuf::from,
-    );
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/test",
-        python.display()
-    );
-    python
-}
+use crate::lakefile::test_files::python;
 
 /// Runs a script with `dir` as its argument; its stdout as JSON.
 fn run(script: &str, dir: &Path) -> Value {
