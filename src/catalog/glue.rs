@@ -131,13 +131,24 @@ impl Catalog for GlueCatalog {
             let page = out
                 .partitions()
                 .iter()
-                .map(|p| Partition {
-                    values: p.values().to_vec(),
-                    location: p
-                        .storage_descriptor()
-                        .and_then(|sd| sd.location())
-                        .unwrap_or_default()
-                        .to_owned(),
+                .map(|p| {
+                    let sd = p.storage_descriptor();
+                    let serde = sd.and_then(|sd| sd.serde_info()).map(|s| {
+                        let library = s.serialization_library().map(str::to_owned);
+                        let parameters = s
+                            .parameters()
+                            .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                            .unwrap_or_default();
+                        (library, parameters)
+                    });
+                    Partition {
+                        values: p.values().to_vec(),
+                        location: sd
+                            .and_then(|sd| sd.location())
+                            .unwrap_or_default()
+                            .to_owned(),
+                        serde,
+                    }
                 })
                 .collect();
             Ok((page, out.next_token().map(str::to_owned)))

@@ -12,11 +12,61 @@ use serde_json::Value;
 use super::hive_type::HiveType;
 use crate::domain::key::{numeric_text, unscaled};
 
-/// One partition: its key values (in the table's partition-key order) and location.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One partition: its key values (in the table's partition-key order), location, and the
+/// SerDe its storage descriptor names (Hive reads each partition through its own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Partition {
     pub values: Vec<String>,
     pub location: String,
+    /// The partition's SerDe class and parameters; None when its storage descriptor
+    /// names no SerDe (it is read as the table is).
+    pub serde: Option<(Option<String>, std::collections::BTreeMap<String, String>)>,
+}
+
+impl Partition {
+    /// Why this partition cannot be read with the table's SerDe (`library`, `parameters`):
+    /// its storage descriptor names another SerDe class or other parameters (a
+    /// delimiter, a JSON key mapping). Hive and Athena read a partition through its own
+    /// storage descriptor; Lethe reads every partition with the table's settings, so such
+    /// a partition is refused, never misread (a wrong delimiter would match no row).
+    /// None when it names no SerDe (it is read as the table is) or the table's own.
+    pub fn serde_differs(
+        &self,
+        library: Option<&str>,
+        parameters: &std::collections::BTreeMap<String, String>,
+    ) -> Option<String> {
+        let (own_library, own_parameters) = self.serde.as_ref()?;
+        let name = |l: Option<&str>| l.map_or("none".to_owned(), |l| l.trim().to_owned());
+        let what = if name(own_library.as_deref()) != name(library) {
+            format!(
+                "SerDe {} where the table has {}",
+                name(own_library.as_deref()),
+                name(library)
+            )
+        } else if own_parameters != parameters {
+            let keys: std::collections::BTreeSet<&String> = own_parameters
+                .iter()
+                .filter(|(k, v)| parameters.get(*k) != Some(*v))
+                .map(|(k, _)| k)
+                .chain(
+                    parameters
+                        .keys()
+                        .filter(|k| !own_parameters.contains_key(*k)),
+                )
+                .collect();
+            let keys: Vec<&str> = keys.into_iter().map(String::as_str).collect();
+            format!(
+                "SerDe parameters that differ from the table's ({})",
+                keys.join(", ")
+            )
+        } else {
+            return None;
+        };
+        Some(format!(
+            "partition ({}) is stored with {what}: Athena reads it through its own storage descriptor, Lethe reads every partition as the table, so it is refused rather than misread; align the partition's SerDe with the table's",
+            self.values.join(", ")
+        ))
+    }
 }
 
 /// A partition key and its declared type (None for `path` tables: untyped).
@@ -503,5 +553,44 @@ mod tests {
             false,
             &[json!([{"column": "dt", "value": 8}])]
         ));
+    }
+
+    #[test]
+    fn a_partition_with_its_own_serde_or_parameters_is_named_and_one_without_is_the_tables() {
+        let table: std::collections::BTreeMap<String, String> =
+            [("field.delim".to_owned(), "|".to_owned())].into();
+        let lazy = "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe";
+        let partition = |serde| Partition {
+            values: vec!["2024".into(), "eu".into()],
+            location: "s3://b/t/y=2024/r=eu/".into(),
+            serde,
+        };
+        assert_eq!(partition(None).serde_differs(Some(lazy), &table), None);
+        let same = partition(Some((Some(lazy.to_owned()), table.clone())));
+        assert_eq!(same.serde_differs(Some(lazy), &table), None);
+        let comma = partition(Some((
+            Some(lazy.to_owned()),
+            [("field.delim".to_owned(), ",".to_owned())].into(),
+        )));
+        let why = comma.serde_differs(Some(lazy), &table).unwrap();
+        assert!(
+            why.contains("partition (2024, eu)") && why.contains("(field.delim)"),
+            "{why}"
+        );
+        let bare = partition(Some((Some(lazy.to_owned()), Default::default())));
+        assert!(
+            bare.serde_differs(Some(lazy), &table)
+                .unwrap()
+                .contains("field.delim")
+        );
+        let other = partition(Some((
+            Some("org.apache.hadoop.hive.serde2.OpenCSVSerde".into()),
+            table.clone(),
+        )));
+        let why = other.serde_differs(Some(lazy), &table).unwrap();
+        assert!(
+            why.contains("SerDe org.apache.hadoop.hive.serde2.OpenCSVSerde where the table has"),
+            "{why}"
+        );
     }
 }

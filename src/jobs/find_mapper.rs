@@ -380,7 +380,7 @@ async fn plan_glue(
     // How the table's objects are read (a SerDe or settings Lethe cannot read exactly
     // fail the mapper here, before any object is searched).
     let reading = table_reading(&mapper.columns, &def);
-    records_for(mapper.format, Some(&reading), &mapper.catalog)
+    let records = records_for(mapper.format, Some(&reading), &mapper.catalog)
         .map_err(|why| TaskError::Fatal(format!("table {database}.{table}: {why}")))?;
     let read_at_find = Some(reading);
     let keys = def.keys();
@@ -419,7 +419,8 @@ async fn plan_glue(
                 .collect(),
         });
     }
-    let (locations, layout) = plan_registered(engine, (database, table), &def).await?;
+    let reads_serde = records.reads_serde();
+    let (locations, layout) = plan_registered(engine, (database, table), &def, reads_serde).await?;
     Ok(Plan {
         locations,
         keys,
@@ -436,9 +437,20 @@ async fn plan_registered(
     engine: &Engine,
     (database, table): (&str, &str),
     def: &TableDef,
+    reads_serde: bool,
 ) -> Result<(Vec<String>, Layout), TaskError> {
     let no_location = || TaskError::Fatal(format!("table {database}.{table} has no location"));
     let registered = engine.catalog.list_partitions(database, table).await?;
+    // A text table's partition read through another SerDe or delimiter than the table's
+    // would be misread (every row a silent miss): refused.
+    let table_serde = (def.serde_library.as_deref(), &def.serde_parameters);
+    if let Some(why) = registered
+        .iter()
+        .filter(|_| reads_serde)
+        .find_map(|p| p.serde_differs(table_serde.0, table_serde.1))
+    {
+        return Err(TaskError::Fatal(format!("table {database}.{table}: {why}")));
+    }
     let table_place = match &def.location {
         Some(location) => {
             let place = engine.stores.place(location)?;

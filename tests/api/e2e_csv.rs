@@ -819,3 +819,59 @@ async fn a_csv_object_of_a_codec_lethe_does_not_decode_fails_and_its_subject_sta
     );
     assert_eq!(lake.versions(odd).await, 1);
 }
+
+/// Hive and Athena read a partition through its own storage descriptor. A partition of a
+/// `|`-delimited table registered with `,` holds rows Athena reads with commas, while
+/// Lethe reads every partition as the table: it would split `7,x` on `|`, see no id 7,
+/// and report the subject erased. The mapper fails at find instead, naming the partition
+/// and the parameter; the subject stays queued and nothing is written.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_partition_registered_with_another_delimiter_than_its_table_fails_the_mapper(
+    db: sqlx::PgPool,
+) {
+    let lake = lake(db).await;
+    let pipes = Storage {
+        input: TEXT_INPUT,
+        serde: LAZY_SIMPLE,
+        serde_parameters: &[("field.delim", "|")],
+        columns: &[("id", "int"), ("note", "string")],
+    };
+    serde_table(&lake, "mixed", &pipes, &[], ("dt", &["1"])).await;
+    let location = format!("s3://{}/mixed/", lake.bucket);
+    let commas = Storage {
+        serde_parameters: &[("field.delim", ",")],
+        ..pipes
+    };
+    let sd = commas.descriptor(format!("{location}dt=2/"));
+    let partition = PartitionInput::builder().values("2").storage_descriptor(sd);
+    lake.glue
+        .create_partition()
+        .database_name(&lake.database)
+        .table_name("mixed")
+        .partition_input(partition.build())
+        .send()
+        .await
+        .unwrap();
+    let r = lake
+        .app
+        .put("/v1/data_mappers/mixed", csv_mapper(&lake, "mixed"))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let (piped, comma) = ("mixed/dt=1/a.csv", "mixed/dt=2/b.csv");
+    lake.put(piped, b"8|kept\n").await;
+    lake.put(comma, b"7,athena reads this row as id 7\n").await;
+    queue(&lake.app, json!([{"match_id": 7}])).await;
+    let job = lake.run_job(&["mixed"]).await;
+
+    assert_eq!(job["status"], "find_failed", "{job}");
+    let failed = messages(&lake, &job, "mapper_failed").await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].contains("partition (2)") && failed[0].contains("field.delim"),
+        "{failed:?}"
+    );
+    assert_eq!(lake.queued().await, [json!(7)], "the subject stays queued");
+    for key in [piped, comma] {
+        assert_eq!(lake.versions(key).await, 1, "{key} untouched");
+    }
+}

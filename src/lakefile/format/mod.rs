@@ -133,6 +133,12 @@ impl Records {
         })
     }
 
+    /// Whether records are read through the table's SerDe settings (delimiters, JSON key
+    /// rules): text formats. Parquet and Avro files describe themselves.
+    pub fn reads_serde(&self) -> bool {
+        matches!(self, Records::JsonLines | Records::Csv(_))
+    }
+
     /// Whether values are read by the table's declared column types (text formats): the
     /// match set is then built with them ([`MatchSet::with_declared`]).
     pub fn reads_declared_types(&self) -> bool {
