@@ -15,7 +15,6 @@ use uuid::Uuid;
 use crate::db::job_object::{self as objects, JobObject};
 use crate::domain::job::{EventLevel, ObjectStatus};
 use crate::domain::partition::PartitionKey;
-use crate::jobs::find_mapper::place_name;
 use crate::jobs::lifecycle::event;
 use crate::storage::{ObjectMeta, Place};
 
@@ -62,7 +61,7 @@ impl HiddenObjects {
         if let Some(prefix) = temporary {
             *self
                 .temporaries
-                .entry(place_name(place, prefix))
+                .entry(place.location_of(prefix))
                 .or_default() += 1;
         }
         if self.recorded_before + self.recorded.len() >= MAX_HIDDEN_RECORDED {

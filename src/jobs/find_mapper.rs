@@ -623,7 +623,7 @@ fn refuse_table_formats(
         if holds {
             return Err(TaskError::Fatal(format!(
                 "{} holds {key}: {}",
-                place_name(place, &root),
+                place.location_of(&root),
                 format.refusal()
             )));
         }
@@ -671,14 +671,6 @@ async fn refuse_formats_in_page(
         }
     }
     Ok(())
-}
-
-/// A key prefix of a place as a location (`s3://bucket/prefix`, `file:///prefix`).
-pub(crate) fn place_name(place: &Place, prefix: &str) -> String {
-    match place.scheme {
-        "file" => format!("file:///{prefix}"),
-        scheme => format!("{scheme}://{}/{prefix}", place.bucket),
-    }
 }
 
 /// Fails unless a Glue location is on S3.

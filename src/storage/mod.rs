@@ -376,6 +376,16 @@ pub struct Place {
     pub prefix: String,
 }
 
+impl Place {
+    /// A key prefix of this place as a location (`s3://bucket/prefix`, `file:///prefix`).
+    pub fn location_of(&self, prefix: &str) -> String {
+        match self.scheme {
+            "file" => format!("file:///{prefix}"),
+            scheme => format!("{scheme}://{}/{prefix}", self.bucket),
+        }
+    }
+}
+
 impl Stores {
     /// S3 through `sdk`; no local lake (`file://` locations are refused until
     /// [`Stores::with_local_root`]).

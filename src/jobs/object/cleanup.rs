@@ -23,7 +23,7 @@ use crate::db::job_object::{self as objects, KeptVersion, ObjectUpdate};
 use crate::domain::job::{CleanupState, EventLevel, ForgetState};
 use crate::domain::retention::{noncurrent_expiry, replicated_to};
 use crate::jobs::find::ObjectFindError;
-use crate::jobs::object::forget::MARKER;
+use crate::jobs::object::MARKER;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, JobTask};
 use crate::storage::StorageError;

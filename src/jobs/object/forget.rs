@@ -26,7 +26,7 @@ use uuid::Uuid;
 use super::rewrite::rewrite;
 use super::temp::{Exhausted, Reservation, TempSpace};
 use super::verify::Verify;
-use super::{Loaded, ObjectTask, Record, load};
+use super::{Loaded, MARKER, ObjectTask, Record, has_version, load};
 use crate::db::job::JobStats;
 use crate::db::job_object::{self as objects, JobObject, ObjectUpdate};
 use crate::db::{job_match, server_secret};
@@ -40,16 +40,8 @@ use crate::jobs::{Context, JobTask, prepare};
 use crate::lakefile::format::Matching;
 use crate::storage::{Fetched, NO_TEMP_SPACE, StorageError, restore_completed};
 
-/// User metadata key naming the job object a version was written for.
-pub const MARKER: &str = "lethe-job-object";
 /// Why a version without a version id is not rewritten.
 const UNVERSIONED: &str = "bucket versioning is not enabled: this version has no version id (versioning never enabled, or suspended when it was written), so a rewrite would replace the only copy; set allow_unversioned on the data mapper to accept that";
-
-/// Whether S3 keeps a version when a new one is written over it: it has a version id
-/// other than `null` (a PUT replaces a `null` version, in a suspended bucket too).
-pub(super) fn has_version(version_id: Option<&str>) -> bool {
-    version_id.is_some_and(|v| !v.is_empty() && v != "null")
-}
 
 /// Re-reads of an object that keeps changing under a rewrite, before it fails.
 const MAX_REFINDS: usize = 3;

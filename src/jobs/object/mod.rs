@@ -33,6 +33,15 @@ use crate::lakefile::format::{Matching, RecordError};
 use crate::lakefile::match_set::MatchSet;
 use crate::storage::ObjectStore;
 
+/// User metadata key naming the job object a version was written for (forget's writes).
+pub const MARKER: &str = "lethe-job-object";
+
+/// Whether S3 keeps a version when a new one is written over it: it has a version id
+/// other than `null` (a PUT replaces a `null` version, in a suspended bucket too).
+pub fn has_version(version_id: Option<&str>) -> bool {
+    version_id.is_some_and(|v| !v.is_empty() && v != "null")
+}
+
 /// The payload of every per-object task: which object of which job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectTask {

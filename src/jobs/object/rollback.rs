@@ -9,7 +9,7 @@
 //! is deleted: a failed verification keeps every version (no cleanup runs for it).
 
 use super::Loaded;
-use super::forget::has_version;
+use super::has_version;
 use crate::jobs::Context;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::storage::StorageError;
