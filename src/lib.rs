@@ -20,7 +20,7 @@
 //! aws        → config, metrics
 //! auth       → config
 //! telemetry  → config
-//! db         → config, domain, lakefile
+//! db         → config, domain
 //! metrics    → domain
 //! metrics    ⇢ db (job_gauges: moves to db once jobs::runtime's test names it there)
 //! config     → domain, lakefile

@@ -51,7 +51,7 @@ pub struct TableReading {
     #[serde(default)]
     pub column_types: std::collections::BTreeMap<String, String>,
     #[serde(default)]
-    pub serde: Option<crate::lakefile::jsonl::serde::JsonSerde>,
+    pub serde: Option<crate::domain::json_serde::JsonSerde>,
     /// The SerDe class, and its parameters with the table's own (CSV's delimiters,
     /// `skip.header.line.count`).
     #[serde(default)]

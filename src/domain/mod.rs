@@ -57,6 +57,7 @@ pub mod hidden;
 pub mod hive_type;
 pub mod iam_policy;
 pub mod job;
+pub mod json_serde;
 pub mod key;
 pub mod match_hash;
 pub mod partition;

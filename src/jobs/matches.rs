@@ -11,10 +11,10 @@ use uuid::Uuid;
 use crate::db::job_data_mapper::{self as mappers, MapperSnapshot, TableReading};
 use crate::domain::data_mapper::{CatalogRef, Format, TableDef};
 use crate::domain::hive_type::field_at_path;
+use crate::domain::json_serde::JsonSerde;
 use crate::domain::partition::{PartitionKey, reduce_composite};
 use crate::domain::queue::MatchType;
 use crate::lakefile::format::{Records, TableSettings};
-use crate::lakefile::jsonl::serde::JsonSerde;
 use crate::lakefile::match_set::MatchSet;
 
 /// The job's match ids for one mapper.
@@ -274,7 +274,7 @@ impl SetCache {
 mod tests {
     use super::*;
     use crate::domain::hive_type::HiveType;
-    use crate::lakefile::jsonl::serde::OPENX;
+    use crate::domain::json_serde::OPENX;
 
     #[test]
     fn a_json_table_is_read_with_the_types_and_serde_it_has_at_find_time() {

@@ -12,9 +12,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::jsonl::serde::JsonSerde;
 pub use crate::domain::exact::Exact;
 use crate::domain::exact::{kept_exactly, parse_number};
+use crate::domain::json_serde::JsonSerde;
 use crate::domain::key::decimal_exact;
 pub use crate::domain::key::{
     Key, KeyKind, cast_number, cast_text, cast_value, castable, numeric_text, unscaled,

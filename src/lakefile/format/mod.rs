@@ -123,7 +123,9 @@ impl Records {
             Format::Json => {
                 let none = BTreeMap::new();
                 let parameters = table.serde_parameters.unwrap_or(&none);
-                if let Some(why) = super::jsonl::serde::refusal(table.serde_library, parameters) {
+                if let Some(why) =
+                    crate::domain::json_serde::refusal(table.serde_library, parameters)
+                {
                     return Err(why);
                 }
                 Records::JsonLines

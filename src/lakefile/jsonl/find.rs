@@ -558,13 +558,13 @@ mod tests {
         assert!(r.unwrap_err().to_string().contains("\"iD\""));
     }
 
-    fn openx(params: &[(&str, &str)]) -> Option<crate::lakefile::jsonl::serde::JsonSerde> {
+    fn openx(params: &[(&str, &str)]) -> Option<crate::domain::json_serde::JsonSerde> {
         let params = params
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        crate::lakefile::jsonl::serde::JsonSerde::of_table(
-            Some(crate::lakefile::jsonl::serde::OPENX),
+        crate::domain::json_serde::JsonSerde::of_table(
+            Some(crate::domain::json_serde::OPENX),
             &params,
         )
     }

@@ -16,111 +16,12 @@
 //! occurrence is a value of the column, and a line matches when any of them equals an id
 //! (no silent miss, whatever value a reader picks).
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::object::JsonObject;
-
-/// The OpenX JSON SerDe's class.
-pub const OPENX: &str = "org.openx.data.jsonserde.JsonSerDe";
-/// The Hive JSON SerDe's classes (HCatalog's, and Hive 3's).
-pub const HIVE: [&str; 2] = [
-    "org.apache.hive.hcatalog.data.JsonSerDe",
-    "org.apache.hadoop.hive.serde2.JsonSerDe",
-];
-
-/// How a table's JSON SerDe finds a field's keys.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JsonSerde {
-    /// Keys compare with field names ignoring case.
-    pub case_insensitive: bool,
-    /// A key's dots read as underscores (`a.b` is the field `a_b`).
-    #[serde(default)]
-    pub dots_in_keys: bool,
-    /// Field name (lowercase, as Hive names it) → the JSON key it is read from.
-    #[serde(default)]
-    pub mapping: BTreeMap<String, String>,
-}
-
-/// Why a JSON Lines mapper cannot read a Glue table whose SerDe is `library` with these
-/// parameters (None: it can). A SerDe whose key rules are not known here would be read by
-/// exact names, and might never see the column it maps (every row a silent miss); an
-/// OpenX mapping naming alternatives (`a|b`) is not read the same way by every version of
-/// the SerDe. Both are refused, never guessed. A table with no SerDe named is read by
-/// exact names, as a `path` mapper's lines are.
-pub fn refusal(library: Option<&str>, parameters: &BTreeMap<String, String>) -> Option<String> {
-    let library = library?.trim();
-    if library == OPENX {
-        let alternatives = parameters
-            .iter()
-            .find(|(k, v)| k.starts_with("mapping.") && v.contains('|'));
-        return alternatives.map(|(k, _)| {
-            format!("the OpenX SerDe parameter {k} names alternative keys (`|`), which Lethe does not read; refused")
-        });
-    }
-    (!HIVE.contains(&library)).then(|| {
-        format!(
-            "the table's SerDe {library} is not a JSON SerDe Lethe reads lines as (OpenX, Hive JSON); refused"
-        )
-    })
-}
+use crate::domain::json_serde::JsonSerde;
 
 impl JsonSerde {
-    /// The rules of a SerDe class with its parameters; None for a SerDe whose rules are
-    /// not known here (its lines are matched as a `path` mapper's).
-    pub fn of_table(library: Option<&str>, parameters: &BTreeMap<String, String>) -> Option<Self> {
-        let library = library?.trim();
-        if HIVE.contains(&library) {
-            return Some(Self {
-                case_insensitive: true,
-                ..Self::default()
-            });
-        }
-        if library != OPENX {
-            return None;
-        }
-        // As the SerDe reads them: `true` ignoring case is true, anything else false.
-        let flag = |key: &str, default: &str| {
-            parameters
-                .get(key)
-                .map_or(default, String::as_str)
-                .eq_ignore_ascii_case("true")
-        };
-        Some(Self {
-            case_insensitive: flag("case.insensitive", "true"),
-            dots_in_keys: flag("dots.in.keys", "false"),
-            mapping: parameters
-                .iter()
-                .filter_map(|(k, v)| Some((k.strip_prefix("mapping.")?.to_owned(), v.clone())))
-                .collect(),
-        })
-    }
-
-    /// Whether the SerDe may read the field `field` (lowercase) from `key`.
-    fn reads(&self, field: &str, key: &str) -> bool {
-        let target = self.mapping.get(field).map_or(field, String::as_str);
-        if self.same(key, target) {
-            return true;
-        }
-        // A dotted key read as underscores; against the field's name and its mapped key
-        // (readers differ on which).
-        if self.dots_in_keys && key.contains('.') {
-            let underscored = key.replace('.', "_");
-            return self.same(&underscored, field) || self.same(&underscored, target);
-        }
-        false
-    }
-
-    fn same(&self, key: &str, name: &str) -> bool {
-        match self.case_insensitive {
-            false => key == name,
-            true if key.is_ascii() && name.is_ascii() => key.eq_ignore_ascii_case(name),
-            true => key.to_lowercase() == name.to_lowercase(),
-        }
-    }
-
     /// Every value the column at a dotted `path` may have on the line: at each segment
     /// every field the SerDe may read it from (every occurrence), inside each object
     /// value found so far.
@@ -152,7 +53,10 @@ impl JsonSerde {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::domain::json_serde::{HIVE, OPENX, refusal};
 
     fn serde(library: &str, params: &[(&str, &str)]) -> Option<JsonSerde> {
         let params = params
