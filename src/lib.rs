@@ -22,7 +22,6 @@
 //! telemetry  → config
 //! db         → config, domain
 //! metrics    → domain
-//! metrics    ⇢ db (job_gauges: moves to db once jobs::runtime's test names it there)
 //! config     → domain, lakefile
 //! lakefile   → domain
 //! domain

@@ -74,7 +74,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     // once per `LETHE_METRICS_CACHE_SECS` however often Prometheus (or anyone) scrapes.
     match state
         .limits
-        .gauges(|| crate::metrics::job_gauges(&state.db))
+        .gauges(|| super::job_gauges::job_gauges(&state.db))
         .await
     {
         Ok(g) => text.push_str(&g),

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod headers;
 pub mod health;
+pub mod job_gauges;
 pub mod limits;
 pub mod spec;
 pub mod v1;
