@@ -1,5 +1,5 @@
 //! The read-back of a JSON Lines rewrite before its upload, as Parquet has
-//! (`parquet_check`): the rewritten file is read in full (decompressed by the caller) and
+//! (`parquet::check`): the rewritten file is read in full (decompressed by the caller) and
 //! compared with the source, line by line, in one pass over both. It must be exactly the
 //! source without its matching lines:
 //!
@@ -10,7 +10,7 @@
 //! - no line of the rewrite matches, and its rows are the rows before minus the rows
 //!   removed, as the rewrite reported them.
 //!
-//! Whether a line matches is decided by `jsonl_find`'s scanner, as find and verify decide
+//! Whether a line matches is decided by `jsonl::find`'s scanner, as find and verify decide
 //! it. Memory holds one line of each file, of at most `max_line` bytes (a longer one fails
 //! the check). Errors name line numbers, never line contents.
 

@@ -2,8 +2,9 @@
 //! line, nested object fields reached by dotted path. Values compare as `MatchSet` says:
 //! by value across numbers and numeric texts, and, where the column's type is declared
 //! (Glue), as the JSON SerDe reads the line's value for that type (`"42"` in an `int`
-//! column is 42). Where the table's SerDe is known (`jsonl_serde`), a column's values are
-//! every key the SerDe may read it from (mapping, case, dots, duplicate keys).
+//! column is 42). Where the table's SerDe is known (`domain::json_serde`, read by
+//! `jsonl::serde`), a column's values are every key the SerDe may read it from (mapping,
+//! case, dots, duplicate keys).
 //!
 //! A line is held whole while it is searched, so lines are capped (`LETHE_MAX_LINE_BYTES`):
 //! a longer one fails its object with "line too long" as soon as the cap is passed, never

@@ -7,7 +7,7 @@
 //! Invariants: pruning is conservative — a row group is skipped only when statistics or a
 //! bloom filter prove no id can be in it; a column whose type cannot be compared is an
 //! error, never a silent miss; a match column the object lacks is NULL in it (searched on
-//! the others, `parquet_schema`), and an object lacking all of them is an error.
+//! the others, `parquet::schema`), and an object lacking all of them is an error.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -3,13 +3,13 @@
 //! Row groups without matches (statistics, bloom filters or a decode of the match
 //! columns prove it) are copied as their encoded column chunks — bytes, statistics, page
 //! indexes and bloom filters as they were, nothing decoded. Row groups with matches are
-//! written again at the Parquet level (`parquet_rewrite`): every leaf keeps its exact
+//! written again at the Parquet level (`parquet::rewrite`): every leaf keeps its exact
 //! physical and logical type, and its statistics, page indexes, dictionaries and bloom
 //! filters are computed from the surviving rows only, so no trace of an erased row
 //! remains. The footer keeps the key-value metadata (the embedded Arrow schema included)
 //! and `created_by`. Memory holds about one column chunk of one row group.
 //!
-//! [`forget_file`] then runs the full check (`parquet_check`) on the output: only an
+//! [`forget_file`] then runs the full check (`check`) on the output: only an
 //! output that passes it may be uploaded.
 //!
 //! Invariants: every row that does not match is written, in order; a row group whose
