@@ -107,7 +107,19 @@ impl Lake {
             .unwrap();
     }
 
+    /// Registers a partition of `table` at `location` with the table's own storage
+    /// descriptor (its columns, input format and SerDe), as Athena's `ADD PARTITION`
+    /// and the crawler register one.
     pub async fn partition(&self, table: &str, value: &str, location: &str) {
+        let got = self
+            .glue
+            .get_table()
+            .database_name(&self.database)
+            .name(table);
+        let got = got.send().await.unwrap();
+        let sd = got.table().and_then(|t| t.storage_descriptor()).unwrap();
+        let mut sd = sd.clone();
+        sd.location = Some(location.to_owned());
         self.glue
             .create_partition()
             .database_name(&self.database)
@@ -115,11 +127,7 @@ impl Lake {
             .partition_input(
                 PartitionInput::builder()
                     .values(value)
-                    .storage_descriptor(descriptor(
-                        location.to_owned(),
-                        &[("id", "bigint"), ("email", "string")],
-                        false,
-                    ))
+                    .storage_descriptor(sd)
                     .build(),
             )
             .send()
