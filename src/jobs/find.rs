@@ -3,6 +3,8 @@
 //! cannot exclude — and run `lakefile` on those bytes. Objects of the streamed formats
 //! (JSON Lines, CSV, Avro) are pushed through their format's search in 8 MiB ranged reads.
 
+use std::io::Write;
+
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use crate::lakefile::format::{Matching, RecordError, Records, Search};
@@ -184,7 +186,6 @@ pub async fn search_object(
         let bytes = store
             .get_range(object.bucket, object.key, object.version_id, offset..end)
             .await?;
-        use std::io::Write;
         search.write_all(&bytes).map_err(RecordError::from_io)?;
         offset = end;
     }

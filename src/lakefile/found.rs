@@ -14,3 +14,16 @@ pub struct Found {
     /// several matches counts once for each.
     pub rows_by_match: BTreeMap<u32, u64>,
 }
+
+impl Found {
+    /// Counts one record that is the queued matches `owners` (none: no match).
+    pub fn count(&mut self, owners: &[u32]) {
+        self.records_total += 1;
+        if !owners.is_empty() {
+            self.records_matched += 1;
+        }
+        for owner in owners {
+            *self.rows_by_match.entry(*owner).or_default() += 1;
+        }
+    }
+}

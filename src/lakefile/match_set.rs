@@ -88,6 +88,42 @@ impl CompositeGroup {
     }
 }
 
+/// Combinations of a composite's column values tried one by one; beyond this the
+/// group's tuples are scanned instead.
+const MAX_COMBINATIONS: usize = 64;
+
+/// Adds the matches of every tuple the columns' values (one non-empty list per column:
+/// the values a record has there, in every reading of it) form.
+pub fn tuple_owners(candidates: &[Vec<Key>], tuples: &Tuples, owners: &mut Vec<u32>) {
+    let combinations = candidates
+        .iter()
+        .try_fold(1usize, |n, c| n.checked_mul(c.len()));
+    match combinations {
+        Some(n) if n <= MAX_COMBINATIONS => {
+            for mut rest in 0..n {
+                let tuple: Option<Vec<Key>> = candidates
+                    .iter()
+                    .map(|c| {
+                        let key = c.get(rest.checked_rem(c.len())?).cloned();
+                        rest = rest.checked_div(c.len())?;
+                        key
+                    })
+                    .collect();
+                if let Some(found) = tuple.and_then(|t| tuples.get(&t)) {
+                    owners.extend_from_slice(found);
+                }
+            }
+        }
+        _ => {
+            for (tuple, found) in tuples {
+                if tuple.iter().zip(candidates).all(|(k, c)| c.contains(k)) {
+                    owners.extend_from_slice(found);
+                }
+            }
+        }
+    }
+}
+
 /// Simple match ids.
 #[derive(Debug, Clone, Default)]
 pub struct MatchSet {
@@ -597,5 +633,27 @@ mod tests {
             prop_assert_eq!(set.decimals(0).iter().next().copied(), wanted);
             prop_assert_eq!(set.contains_key(&num(&b.to_string()), None), a == b);
         }
+    }
+
+    #[test]
+    fn many_combinations_scan_the_tuples_and_find_what_the_odometer_finds() {
+        let key = |s: &str| Key::Str(s.to_owned());
+        let tuple = |parts: &[&str]| parts.iter().map(|p| key(p)).collect::<Vec<_>>();
+        let mut tuples = Tuples::new();
+        tuples.insert(tuple(&["a", "b", "a", "b", "a", "b", "a"]), vec![3]);
+        tuples.insert(tuple(&["a", "a", "a", "a", "a", "a", "c"]), vec![4]);
+        // Two readings per column: 128 combinations, beyond the odometer's 64.
+        let wide: Vec<Vec<Key>> = (0..7).map(|_| vec![key("a"), key("b")]).collect();
+        let (mut scanned, mut tried) = (Vec::new(), Vec::new());
+        tuple_owners(&wide, &tuples, &mut scanned);
+        assert_eq!(scanned, [3]);
+        let narrow: Vec<Vec<Key>> = tuple(&["a", "b", "a", "b", "a", "b", "a"])
+            .into_iter()
+            .map(|k| vec![k, key("z")])
+            .take(6)
+            .chain(std::iter::once(vec![key("a")]))
+            .collect();
+        tuple_owners(&narrow, &tuples, &mut tried);
+        assert_eq!(tried, [3]);
     }
 }

@@ -17,30 +17,12 @@ use crate::e2e_find::{Lake, lake};
 use crate::e2e_jobs::object_bytes;
 use crate::readback::python;
 
-/// fastavro 1.13 reads and writes `zstandard` through `backports.zstd`; the virtualenv
-/// has the `zstandard` package, so its block reader and writer are registered with it
-/// (the same bytes: a length, then one zstd frame), as `lakefile::avro::interop` does.
-const PRELUDE: &str = r#"
-import sys, io, json, uuid, datetime, decimal, zstandard, fastavro
-from fastavro import _write
-def _long(n):
-    n = (n << 1) ^ (n >> 63); out = bytearray()
-    while n & ~0x7f:
-        out.append((n & 0x7f) | 0x80); n >>= 7
-    out.append(n); return bytes(out)
-def _read_long(fo):
-    shift = n = 0
-    while True:
-        b = fo.read(1)[0]; n |= (b & 0x7f) << shift; shift += 7
-        if not b & 0x80: return (n >> 1) ^ -(n & 1)
-def _zstd_write(fo, block, level):
-    data = zstandard.ZstdCompressor().compress(bytes(block))
-    fo.write(_long(len(data))); fo.write(data)
-def _zstd_read(fo):
-    data = fo.read(_read_long(fo))
-    return io.BytesIO(zstandard.ZstdDecompressor().decompressobj().decompress(data))
-_write.BLOCK_WRITERS["zstandard"] = _zstd_write
-fastavro.read.BLOCK_READERS["zstandard"] = _zstd_read
+/// The Python every script starts with: fastavro's `zstandard` codec on the `zstandard`
+/// package (tests/fixtures/fastavro_zstandard.py, shared with `lakefile::avro::interop`),
+/// then the schema and helpers of this test.
+const PRELUDE: &str = concat!(
+    include_str!("../fixtures/fastavro_zstandard.py"),
+    r#"
 UTC = datetime.timezone.utc
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
 def ms(t): return (t - EPOCH) // datetime.timedelta(milliseconds=1)
@@ -59,7 +41,8 @@ SCHEMA = {"type": "record", "name": "Customer", "namespace": "lethe.e2e", "field
   {"name": "tags", "type": {"type": "array", "items": "string"}},
   {"name": "tier", "type": {"type": "enum", "name": "Tier", "symbols": ["FREE", "PRO"]}},
   {"name": "score", "type": "double"}]}
-"#;
+"#,
+);
 
 /// The Glue columns of the schema, as a crawler would declare them.
 const COLUMNS: [(&str, &str); 12] = [

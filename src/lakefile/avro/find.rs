@@ -103,13 +103,7 @@ fn scan_block(
     )?;
     let mut owners = Vec::new();
     while records.next(&mut owners)?.is_some() {
-        found.records_total += 1;
-        if !owners.is_empty() {
-            found.records_matched += 1;
-            for owner in &owners {
-                *found.rows_by_match.entry(*owner).or_default() += 1;
-            }
-        }
+        found.count(&owners);
     }
     Ok(())
 }

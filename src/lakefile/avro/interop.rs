@@ -15,37 +15,19 @@ use super::*;
 use crate::lakefile::match_set::MatchSet;
 use crate::lakefile::test_files::python;
 
-/// fastavro 1.13 reads and writes `zstandard` through `backports.zstd`; the virtualenv
-/// has the `zstandard` package, so its block reader and writer are registered with it
-/// (the same bytes: a length, then one zstd frame).
-const PRELUDE: &str = r#"
-import sys, io, json, uuid, datetime, decimal, zstandard, fastavro
-from fastavro import _write
-def _long(n):
-    n = (n << 1) ^ (n >> 63); out = bytearray()
-    while n & ~0x7f:
-        out.append((n & 0x7f) | 0x80); n >>= 7
-    out.append(n); return bytes(out)
-def _read_long(fo):
-    shift = n = 0
-    while True:
-        b = fo.read(1)[0]; n |= (b & 0x7f) << shift; shift += 7
-        if not b & 0x80: return (n >> 1) ^ -(n & 1)
-def _zstd_write(fo, block, level):
-    data = zstandard.ZstdCompressor().compress(bytes(block))
-    fo.write(_long(len(data))); fo.write(data)
-def _zstd_read(fo):
-    data = fo.read(_read_long(fo))
-    return io.BytesIO(zstandard.ZstdDecompressor().decompressobj().decompress(data))
-_write.BLOCK_WRITERS["zstandard"] = _zstd_write
-fastavro.read.BLOCK_READERS["zstandard"] = _zstd_read
+/// The Python every script starts with: fastavro's `zstandard` codec on the `zstandard`
+/// package (tests/fixtures/fastavro_zstandard.py), then the helpers the scripts share.
+const PRELUDE: &str = concat!(
+    include_str!("../../../tests/fixtures/fastavro_zstandard.py"),
+    r#"
 CODECS = ["null", "deflate", "snappy", "zstandard", "bzip2", "xz"]
 UTC = datetime.timezone.utc
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
 def ms(t): return (t - EPOCH) // datetime.timedelta(milliseconds=1)
 def us(t): return (t - EPOCH) // datetime.timedelta(microseconds=1)
 def local_ms(t): return (t - datetime.datetime(1970, 1, 1)) // datetime.timedelta(milliseconds=1)
-"#;
+"#,
+);
 
 /// Writes `<dir>/<codec>.avro` for every codec (the same 60 records, blocks of about
 /// four), and prints the ids to forget: `[column, value]` pairs taken from the records

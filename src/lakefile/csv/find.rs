@@ -139,13 +139,7 @@ impl<'a> Scanner<'a> {
             UnitKind::Header(line) => self.matcher.header(line, self.framer.body(&span)),
             UnitKind::Record(record) => {
                 let owners = self.matcher.owners(self.framer.body(&span), record)?;
-                self.found.records_total += 1;
-                if !owners.is_empty() {
-                    self.found.records_matched += 1;
-                }
-                for owner in owners {
-                    *self.found.rows_by_match.entry(owner).or_default() += 1;
-                }
+                self.found.count(&owners);
                 Ok(())
             }
         }

@@ -13,7 +13,7 @@
 use std::io::BufRead;
 
 pub use super::object::{Ambiguous, JsonObject, line_key, value_at};
-use crate::lakefile::match_set::{Key, MatchSet, Tuples};
+use crate::lakefile::match_set::{Key, MatchSet, tuple_owners};
 
 /// Why an object could not be searched.
 #[derive(Debug, thiserror::Error)]
@@ -93,50 +93,6 @@ fn column_keys(
             line: number,
             column: column.to_owned(),
         }),
-    }
-}
-
-/// Combinations of a composite's column values tried one by one on a line; beyond this
-/// (many duplicate keys) the group's tuples are scanned instead.
-const MAX_COMBINATIONS: usize = 64;
-
-/// Adds the matches of every tuple the columns' values (`candidates`, one list per column,
-/// none empty) form.
-fn tuple_owners(candidates: &[Vec<Key>], tuples: &Tuples, owners: &mut Vec<u32>) {
-    let combinations = candidates
-        .iter()
-        .try_fold(1usize, |n, c| n.checked_mul(c.len()));
-    if combinations.is_none_or(|n| n > MAX_COMBINATIONS) {
-        for (tuple, found) in tuples {
-            if tuple.iter().zip(candidates).all(|(k, c)| c.contains(k)) {
-                owners.extend_from_slice(found);
-            }
-        }
-        return;
-    }
-    // An odometer over the candidates' indexes.
-    let mut index = vec![0usize; candidates.len()];
-    loop {
-        let tuple: Option<Vec<Key>> = index
-            .iter()
-            .zip(candidates)
-            .map(|(i, c)| c.get(*i).cloned())
-            .collect();
-        if let Some(found) = tuple.and_then(|t| tuples.get(&t)) {
-            owners.extend_from_slice(found);
-        }
-        let mut digit = 0;
-        loop {
-            let (Some(i), Some(c)) = (index.get_mut(digit), candidates.get(digit)) else {
-                return;
-            };
-            *i += 1;
-            if *i < c.len() {
-                break;
-            }
-            *i = 0;
-            digit += 1;
-        }
     }
 }
 
