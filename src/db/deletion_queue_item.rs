@@ -6,19 +6,27 @@ use serde_json::Value;
 use sqlx::{PgExecutor, QueryBuilder};
 use uuid::Uuid;
 
+use crate::domain::match_id::MatchId;
 use crate::domain::queue::NewQueueItem;
 
 /// A stored queue item.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct QueueItem {
     pub deletion_queue_item_id: Uuid,
-    pub match_id: Value,
+    #[sqlx(try_from = "Value")]
+    pub match_id: MatchId,
     pub match_type: String,
     pub data_mappers: Vec<String>,
     pub deadline: DateTime<Utc>,
     pub reference: Option<String>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// A match id read from the queue; one of an unknown shape fails the read (loudly:
+/// never a subject silently left out).
+pub fn stored_match_id(v: serde_json::Value) -> sqlx::Result<MatchId> {
+    MatchId::try_from(v).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 /// Filters for listing, oldest first.
@@ -40,10 +48,10 @@ pub async fn insert_queue_items(
     actor: &str,
 ) -> sqlx::Result<Vec<QueueItem>> {
     let ids: Vec<Uuid> = items.iter().map(|_| Uuid::now_v7()).collect();
-    let match_ids: Vec<Value> = items.iter().map(|i| i.match_id.value.clone()).collect();
+    let match_ids: Vec<Value> = items.iter().map(|i| i.match_id.to_json()).collect();
     let types: Vec<&str> = items
         .iter()
-        .map(|i| i.match_id.match_type.as_str())
+        .map(|i| i.match_id.match_type().as_str())
         .collect();
     // Arrays of arrays must be rectangular in Postgres, so each item's mapper list
     // travels as a JSON array and is turned back into text[] in SQL.
@@ -284,17 +292,11 @@ pub async fn any_item_names_mapper(db: impl PgExecutor<'_>, mapper: &str) -> sql
 mod tests {
     use super::*;
     use crate::domain::data_mapper::DataMapperId;
-    use crate::domain::queue::{MatchId, MatchType};
     use serde_json::json;
 
     fn item(value: Value, mappers: &[&str], deadline_days: i64) -> NewQueueItem {
-        let match_type = if value.is_array() {
-            MatchType::Composite
-        } else {
-            MatchType::Simple
-        };
         NewQueueItem {
-            match_id: MatchId { value, match_type },
+            match_id: MatchId::from_stored(&value).unwrap(),
             data_mappers: mappers
                 .iter()
                 .map(|m| DataMapperId::parse(m).unwrap())
@@ -319,10 +321,10 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(rows.len(), 3);
-        assert_eq!(rows[0].match_id, json!("jane"));
+        assert_eq!(rows[0].match_id.to_json(), json!("jane"));
         assert!(rows[0].data_mappers.is_empty());
         assert_eq!(rows[1].data_mappers, ["a", "b"]);
-        assert_eq!(rows[2].match_id, composite);
+        assert_eq!(rows[2].match_id.to_json(), composite);
         assert_eq!(rows[2].match_type, "composite");
         assert!(rows.iter().all(|r| r.created_by == "alice"));
     }
@@ -348,7 +350,7 @@ mod tests {
             .await
             .unwrap()
             .into_iter()
-            .map(|r| r.match_id)
+            .map(|r| r.match_id.to_json())
             .collect();
         assert_eq!(got, [json!("all"), json!("a")]);
         let soon = QueueFilter {
@@ -359,7 +361,7 @@ mod tests {
             .await
             .unwrap()
             .into_iter()
-            .map(|r| r.match_id)
+            .map(|r| r.match_id.to_json())
             .collect();
         assert_eq!(got, [json!("a")]);
         let mine = QueueFilter {
@@ -372,7 +374,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            list_queue_items(&pool, &page, 1).await.unwrap()[0].match_id,
+            list_queue_items(&pool, &page, 1).await.unwrap()[0]
+                .match_id
+                .to_json(),
             json!("a")
         );
     }
@@ -396,6 +400,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(left.len(), 1);
-        assert_eq!(left[0].match_id, json!("y"));
+        assert_eq!(left[0].match_id.to_json(), json!("y"));
+    }
+
+    /// A stored id of a shape the queue never stores fails the read: the subject is never
+    /// silently left out of a listing or a job.
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn a_stored_id_of_an_unknown_shape_fails_the_read(pool: sqlx::PgPool) {
+        let rows = insert_queue_items(&pool, &[item(json!("x"), &[], 30)], "alice")
+            .await
+            .unwrap();
+        sqlx::query(
+            "update deletion_queue_item set match_id = 'true' where deletion_queue_item_id = $1",
+        )
+        .bind(rows[0].deletion_queue_item_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+        let error = list_queue_items(&pool, &QueueFilter::default(), 10)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("match_id"), "{error}");
     }
 }

@@ -363,14 +363,23 @@ pub async fn mapper_in_active_job(db: impl PgExecutor<'_>, mapper: &str) -> sqlx
 pub async fn queue_snapshot(
     db: impl PgExecutor<'_>,
     job_id: Uuid,
-) -> sqlx::Result<Vec<(Uuid, serde_json::Value, Vec<String>)>> {
-    sqlx::query_as(
+) -> sqlx::Result<Vec<(Uuid, crate::domain::match_id::MatchId, Vec<String>)>> {
+    let rows: Vec<(Uuid, serde_json::Value, Vec<String>)> = sqlx::query_as(
         "select q.deletion_queue_item_id, q.match_id, q.data_mappers from job_queue_item j
          join deletion_queue_item q using (deletion_queue_item_id) where j.job_id = $1",
     )
     .bind(job_id)
     .fetch_all(db)
-    .await
+    .await?;
+    rows.into_iter()
+        .map(|(id, match_id, mappers)| {
+            Ok((
+                id,
+                super::deletion_queue_item::stored_match_id(match_id)?,
+                mappers,
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]

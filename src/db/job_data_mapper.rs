@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::domain::data_mapper::{CatalogRef, Format};
 use crate::domain::job::MapperState;
-use crate::domain::queue::MatchType;
+use crate::domain::match_id::MatchId;
 
 /// A mapper as the job snapshotted it.
 #[derive(Debug, Clone, Deserialize)]
@@ -178,14 +178,17 @@ pub async fn match_ids(
     db: impl PgExecutor<'_>,
     job_id: Uuid,
     mapper: &str,
-) -> sqlx::Result<Vec<(Value, MatchType)>> {
-    sqlx::query_as(
-        r#"select q.match_id, q.match_type from job_queue_item j
+) -> sqlx::Result<Vec<MatchId>> {
+    let ids: Vec<Value> = sqlx::query_scalar(
+        r#"select q.match_id from job_queue_item j
            join deletion_queue_item q using (deletion_queue_item_id)
            where j.job_id = $1 and (cardinality(q.data_mappers) = 0 or $2 = any(q.data_mappers))"#,
     )
     .bind(job_id)
     .bind(mapper)
     .fetch_all(db)
-    .await
+    .await?;
+    ids.into_iter()
+        .map(super::deletion_queue_item::stored_match_id)
+        .collect()
 }

@@ -53,7 +53,8 @@ pub async fn deadline_near(
 /// A queued item whose deadline is near, as the scheduler weighs it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct NearItem {
-    pub match_id: serde_json::Value,
+    #[sqlx(try_from = "serde_json::Value")]
+    pub match_id: crate::domain::match_id::MatchId,
     pub data_mappers: Vec<String>,
     pub created_by: String,
     pub deadline: DateTime<Utc>,

@@ -9,8 +9,6 @@
 //! it is a plain decimal exact at the column's scale, to a float when it is any number
 //! text. A number is cast to text as its JSON text.
 
-use serde_json::Value;
-
 use super::exact::{Exact, Form, parse_number};
 
 /// A comparable value: text, an exact number, or a float as its column stores it.
@@ -32,10 +30,6 @@ impl Key {
     /// The key of a `float` value; None for NaN and infinities.
     pub fn f32(f: f32) -> Option<Self> {
         f.is_finite().then(|| Key::F32((f + 0.0).to_bits()))
-    }
-    /// The key of a queued JSON string or number, as queued.
-    pub fn from_json(v: &Value) -> Option<Self> {
-        cast_value(v, None)
     }
 }
 
@@ -75,16 +69,6 @@ impl KeyKind {
     }
 }
 
-/// A queued string or number cast to a column of `kind` (None: compared as it is); None
-/// when the cast fails (it matches nothing there).
-pub fn cast_value(v: &Value, kind: Option<KeyKind>) -> Option<Key> {
-    match v {
-        Value::String(s) => cast_text(s, kind),
-        Value::Number(n) => cast_number(&n.to_string(), kind),
-        _ => None,
-    }
-}
-
 /// A text (a string id, a JSON Lines string value) cast to `kind`: Athena's CAST of a
 /// varchar.
 pub fn cast_text(s: &str, kind: Option<KeyKind>) -> Option<Key> {
@@ -121,28 +105,6 @@ fn cast_exact(exact: Exact, kind: KeyKind) -> Option<Key> {
         KeyKind::Double => Key::f64(exact.to_f64()?),
         KeyKind::Float => Key::f32(exact.to_f32()?),
         KeyKind::Text => None,
-    }
-}
-
-/// The exact value a text or number has as a decimal id (a decimal text, or a number)
-/// whatever the column's scale.
-pub fn decimal_exact(v: &Value) -> Option<Exact> {
-    match v {
-        Value::String(s) => parse_number(s)
-            .filter(|(_, form)| *form != Form::Scientific)
-            .map(|(e, _)| e),
-        Value::Number(n) => parse_number(&n.to_string()).map(|(e, _)| e),
-        _ => None,
-    }
-}
-
-/// Whether a queued value (string or number) can be cast to a column of this Glue type,
-/// as S3 Find and Forget casts a match id (see [`cast_value`]). Types ids are not cast to
-/// (dates, booleans, …) accept any value: the comparison decides.
-pub fn castable(value: &Value, hive_type: &str) -> bool {
-    match KeyKind::of_hive(hive_type) {
-        None => true,
-        Some(kind) => cast_value(value, Some(kind)).is_some(),
     }
 }
 
@@ -204,37 +166,9 @@ pub fn unscaled(text: &str, scale: i8) -> Option<i128> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn num(text: &str) -> Option<Key> {
         cast_number(text, None)
-    }
-
-    #[test]
-    fn queued_values_are_castable_as_s3_find_and_forget_casts_them() {
-        assert!(castable(&json!("abc"), "string") && castable(&json!(7.5), "varchar(10)"));
-        assert!(castable(&json!("0042"), "bigint") && castable(&json!(42), "int"));
-        assert!(!castable(&json!("abc"), "int") && !castable(&json!(4.5), "int"));
-        assert!(!castable(&json!("4.0"), "int"), "CAST('4.0' AS int) fails");
-        assert!(
-            !castable(&json!("1e3"), "bigint"),
-            "CAST('1e3' AS bigint) fails"
-        );
-        assert!(
-            castable(&json!("123.450"), "decimal(6,3)") && castable(&json!(12.5), "decimal(4,2)")
-        );
-        assert!(
-            !castable(&json!("123.4501"), "decimal(6,3)")
-                && !castable(&json!(1.234), "decimal(4,2)")
-        );
-        assert!(castable(&json!("12345678901234567890123"), "decimal(38,0)"));
-        assert!(!castable(&json!("12345678901234567890123"), "bigint"));
-        assert!(castable(&json!("1e3"), "double") && !castable(&json!("x"), "double"));
-        assert!(castable(&json!(0.1), "float") && !castable(&json!("1e999"), "float"));
-        assert!(
-            castable(&json!("2024-01-01"), "date"),
-            "types ids are not cast to accept"
-        );
     }
 
     #[test]

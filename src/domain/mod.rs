@@ -59,7 +59,7 @@ pub mod iam_policy;
 pub mod job;
 pub mod json_serde;
 pub mod key;
-pub mod match_hash;
+pub mod match_id;
 pub mod partition;
 pub mod prefix;
 pub mod projection;

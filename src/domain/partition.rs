@@ -7,9 +7,8 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
-
 use super::hive_type::HiveType;
+use super::match_id::{Part, Scalar};
 use crate::domain::key::{numeric_text, unscaled};
 
 /// One partition: its key values (in the table's partition-key order), location, and the
@@ -115,16 +114,14 @@ pub enum Comparison {
 /// decimals (exactly, at the type's scale), floating point and booleans by value; strings
 /// by text (a number by its JSON text); other types equal when the texts are; an untyped
 /// key by the match value's JSON type (a number compares by value with a numeric text).
-pub fn compare(ty: Option<&HiveType>, stored: &str, wanted: &Value) -> Comparison {
+pub fn compare(ty: Option<&HiveType>, stored: &str, wanted: &Scalar) -> Comparison {
     use Comparison::*;
     if stored == HIVE_NULL {
         return Different;
     }
     let text = match wanted {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        _ => return Unknown,
+        Scalar::Text(s) => s.clone(),
+        Scalar::Number(n) => n.to_string(),
     };
     let by = |a: Option<i128>, b: Option<i128>| match (a, b) {
         (Some(a), Some(b)) if a == b => Equal,
@@ -134,7 +131,7 @@ pub fn compare(ty: Option<&HiveType>, stored: &str, wanted: &Value) -> Compariso
     let name = match ty {
         Some(HiveType::Primitive(name)) => name.as_str(),
         Some(_) => return Unknown,
-        None if wanted.is_number() => {
+        None if matches!(wanted, Scalar::Number(_)) => {
             return match by(unscaled(stored, 9), unscaled(&text, 9)) {
                 Unknown if stored == text => Equal,
                 // A number that cannot be compared exactly (`1e3`, more than 9 decimals):
@@ -244,14 +241,14 @@ pub(crate) fn percent_decode(v: &str) -> String {
 
 /// A composite's parts on matchable partition keys: (key index, wanted value).
 fn partition_parts<'a>(
-    parts: &'a [Value],
+    parts: &'a [Part],
     keys: &[PartitionKey],
     matchable: &[String],
-) -> Vec<(Option<usize>, &'a Value)> {
+) -> Vec<(Option<usize>, &'a Part)> {
     parts
         .iter()
         .map(|p| {
-            let column = p.get("column").and_then(Value::as_str).unwrap_or_default();
+            let column = p.column.as_str();
             let key = keys
                 .iter()
                 .position(|k| k.name.eq_ignore_ascii_case(column))
@@ -270,24 +267,22 @@ pub fn may_hold(
     keys: &[PartitionKey],
     matchable: &[String],
     has_simple: bool,
-    composites: &[Value],
+    composites: &[Vec<Part>],
 ) -> bool {
     if has_simple {
         return true;
     }
-    composites.iter().any(|c| {
-        c.as_array().is_none_or(|parts| {
-            partition_parts(parts, keys, matchable)
-                .into_iter()
-                .all(|(key, part)| {
-                    let (Some(i), Some(wanted)) = (key, part.get("value")) else {
-                        return true;
-                    };
-                    values.get(i).is_none_or(|stored| {
-                        compare(keys[i].ty.as_ref(), stored, wanted) != Comparison::Different
-                    })
+    composites.iter().any(|parts| {
+        partition_parts(parts, keys, matchable)
+            .into_iter()
+            .all(|(key, part)| {
+                let Some(i) = key else {
+                    return true;
+                };
+                values.get(i).is_none_or(|stored| {
+                    compare(keys[i].ty.as_ref(), stored, &part.value) != Comparison::Different
                 })
-        })
+            })
     })
 }
 
@@ -301,9 +296,8 @@ pub fn reduce_composite(
     values: Option<&[String]>,
     keys: &[PartitionKey],
     matchable: &[String],
-    composite: &Value,
-) -> Option<Vec<Value>> {
-    let parts = composite.as_array()?;
+    parts: &[Part],
+) -> Option<Vec<Part>> {
     let mut rest = Vec::new();
     for (key, part) in partition_parts(parts, keys, matchable) {
         let stored = key.and_then(|i| Some((i, values?.get(i)?)));
@@ -311,7 +305,7 @@ pub fn reduce_composite(
             rest.push(part.clone());
             continue;
         };
-        match compare(keys[i].ty.as_ref(), stored, part.get("value")?) {
+        match compare(keys[i].ty.as_ref(), stored, &part.value) {
             Comparison::Equal => {}
             Comparison::Different => return None,
             Comparison::Unknown => rest.push(part.clone()),
@@ -323,7 +317,17 @@ pub fn reduce_composite(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn sc(v: Value) -> Scalar {
+        Scalar::from_json(&v).unwrap()
+    }
+
+    /// A composite's parts, from its JSON.
+    fn parts(v: Value) -> Vec<Part> {
+        let id = crate::domain::match_id::MatchId::from_stored(&v).unwrap();
+        id.as_composite().unwrap().to_vec()
+    }
 
     fn names() -> Vec<String> {
         vec!["dt".into(), "country".into()]
@@ -341,33 +345,33 @@ mod tests {
     fn composites_reduce_to_their_data_parts_inside_a_matching_partition() {
         let keys = keys();
         let matchable = vec!["country".to_owned()];
-        let c = json!([{"column": "country", "value": "fr"}, {"column": "id", "value": 7}]);
+        let c = parts(json!([{"column": "country", "value": "fr"}, {"column": "id", "value": 7}]));
         let fr = vec!["2024-01-01".to_owned(), "fr".to_owned()];
         let de = vec!["2024-01-01".to_owned(), "de".to_owned()];
         assert_eq!(
             reduce_composite(Some(&fr), &keys, &matchable, &c),
-            Some(vec![json!({"column": "id", "value": 7})])
+            Some(parts(json!([{"column": "id", "value": 7}])))
         );
         assert_eq!(reduce_composite(Some(&de), &keys, &matchable, &c), None);
         // An object in no partition: its own columns decide (never passed over).
         assert_eq!(
             reduce_composite(None, &keys, &matchable, &c),
-            Some(c.as_array().unwrap().clone())
+            Some(c.clone())
         );
         // Only partition parts: every row of the partition matches.
-        let whole = json!([{"column": "country", "value": "fr"}]);
+        let whole = parts(json!([{"column": "country", "value": "fr"}]));
         assert_eq!(
             reduce_composite(Some(&fr), &keys, &matchable, &whole),
             Some(vec![])
         );
         // A key the mapper does not allow matching on stays a data part.
-        let dt = json!([{"column": "dt", "value": "x"}]);
+        let dt = parts(json!([{"column": "dt", "value": "x"}]));
         assert_eq!(
             reduce_composite(Some(&fr), &keys, &matchable, &dt),
-            Some(vec![json!({"column": "dt", "value": "x"})])
+            Some(dt.clone())
         );
         // Numbers compare with their value on an untyped key.
-        let year = json!([{"column": "country", "value": 2024}]);
+        let year = parts(json!([{"column": "country", "value": 2024}]));
         let y = vec!["x".to_owned(), "02024".to_owned()];
         assert_eq!(
             reduce_composite(Some(&y), &keys, &matchable, &year),
@@ -379,69 +383,79 @@ mod tests {
     fn partition_values_compare_by_the_keys_declared_type() {
         use Comparison::*;
         let int = typed("int");
-        assert_eq!(compare(int.as_ref(), "01", &json!(1)), Equal);
-        assert_eq!(compare(int.as_ref(), "01", &json!("1")), Equal);
-        assert_eq!(compare(int.as_ref(), "02", &json!(1)), Different);
-        assert_eq!(compare(int.as_ref(), "x", &json!(1)), Unknown);
-        assert_eq!(compare(int.as_ref(), "1", &json!("one")), Unknown);
+        assert_eq!(compare(int.as_ref(), "01", &sc(json!(1))), Equal);
+        assert_eq!(compare(int.as_ref(), "01", &sc(json!("1"))), Equal);
+        assert_eq!(compare(int.as_ref(), "02", &sc(json!(1))), Different);
+        assert_eq!(compare(int.as_ref(), "x", &sc(json!(1))), Unknown);
+        assert_eq!(compare(int.as_ref(), "1", &sc(json!("one"))), Unknown);
         let string = typed("string");
-        assert_eq!(compare(string.as_ref(), "01", &json!(1)), Different);
-        assert_eq!(compare(string.as_ref(), "1", &json!(1)), Equal);
-        assert_eq!(compare(string.as_ref(), "fr", &json!("fr")), Equal);
+        assert_eq!(compare(string.as_ref(), "01", &sc(json!(1))), Different);
+        assert_eq!(compare(string.as_ref(), "1", &sc(json!(1))), Equal);
+        assert_eq!(compare(string.as_ref(), "fr", &sc(json!("fr"))), Equal);
         let decimal = typed("decimal(6,3)");
         assert_eq!(
-            compare(decimal.as_ref(), "123.45", &json!("123.450")),
+            compare(decimal.as_ref(), "123.45", &sc(json!("123.450"))),
             Equal
         );
         assert_eq!(
-            compare(decimal.as_ref(), "123.451", &json!(123.45)),
+            compare(decimal.as_ref(), "123.451", &sc(json!(123.45))),
             Different
         );
         assert_eq!(
-            compare(typed("double").as_ref(), "1.50", &json!(1.5)),
+            compare(typed("double").as_ref(), "1.50", &sc(json!(1.5))),
             Equal
         );
         // A float key holds 0.1f32, written out as a double: the id 0.1 is that float
         // (never pruned), though not that double.
         let f32_text = f64::from(0.1f32).to_string();
         assert_eq!(
-            compare(typed("float").as_ref(), &f32_text, &json!(0.1)),
+            compare(typed("float").as_ref(), &f32_text, &sc(json!(0.1))),
             Equal
         );
         assert_eq!(
-            compare(typed("real").as_ref(), &f32_text, &json!("0.1")),
+            compare(typed("real").as_ref(), &f32_text, &sc(json!("0.1"))),
             Equal
         );
         assert_eq!(
-            compare(typed("double").as_ref(), &f32_text, &json!(0.1)),
+            compare(typed("double").as_ref(), &f32_text, &sc(json!(0.1))),
             Different
         );
         assert_eq!(
-            compare(typed("float").as_ref(), "0.2", &json!(0.1)),
+            compare(typed("float").as_ref(), "0.2", &sc(json!(0.1))),
             Different
         );
-        assert_eq!(compare(typed("float").as_ref(), "x", &json!(0.1)), Unknown);
         assert_eq!(
-            compare(typed("boolean").as_ref(), "TRUE", &json!(true)),
+            compare(typed("float").as_ref(), "x", &sc(json!(0.1))),
+            Unknown
+        );
+        assert_eq!(
+            compare(typed("boolean").as_ref(), "TRUE", &sc(json!("true"))),
             Equal
         );
         assert_eq!(
-            compare(typed("date").as_ref(), "2024-01-01", &json!("2024-01-01")),
+            compare(
+                typed("date").as_ref(),
+                "2024-01-01",
+                &sc(json!("2024-01-01"))
+            ),
             Equal
         );
         assert_eq!(
-            compare(typed("date").as_ref(), "2024-1-1", &json!("2024-01-01")),
+            compare(typed("date").as_ref(), "2024-1-1", &sc(json!("2024-01-01"))),
             Unknown
         );
         // A null partition equals nothing.
-        assert_eq!(compare(int.as_ref(), HIVE_NULL, &json!(1)), Different);
+        assert_eq!(compare(int.as_ref(), HIVE_NULL, &sc(json!(1))), Different);
         // Untyped: by the match value's JSON type.
-        assert_eq!(compare(None, "01", &json!(1)), Equal);
-        assert_eq!(compare(None, "01", &json!("1")), Different);
-        assert_eq!(compare(None, "fr", &json!(1)), Different);
+        assert_eq!(compare(None, "01", &sc(json!(1))), Equal);
+        assert_eq!(compare(None, "01", &Scalar::Text("1".into())), Different);
+        assert_eq!(compare(None, "fr", &Scalar::Number(1.into())), Different);
         // Numbers that cannot be compared exactly are never pruned on.
-        assert_eq!(compare(None, "1e0", &json!(1)), Unknown);
-        assert_eq!(compare(None, "0.0000000001", &json!(0)), Unknown);
+        assert_eq!(compare(None, "1e0", &Scalar::Number(1.into())), Unknown);
+        assert_eq!(
+            compare(None, "0.0000000001", &Scalar::Number(0.into())),
+            Unknown
+        );
     }
 
     #[test]
@@ -451,7 +465,7 @@ mod tests {
             ty: typed("date"),
         }];
         let matchable = vec!["month".to_owned()];
-        let c = json!([{"column": "month", "value": "2024-01-01"}]);
+        let c = parts(json!([{"column": "month", "value": "2024-01-01"}]));
         let odd = vec!["2024-1-1".to_owned()];
         assert!(may_hold(
             &odd,
@@ -462,7 +476,7 @@ mod tests {
         ));
         assert_eq!(
             reduce_composite(Some(&odd), &keys, &matchable, &c),
-            Some(c.as_array().unwrap().clone())
+            Some(c.clone())
         );
     }
 
@@ -500,9 +514,9 @@ mod tests {
     fn only_composites_on_matchable_partition_keys_prune() {
         let fr = vec!["2024-01-01".to_owned(), "fr".to_owned()];
         let de_match =
-            json!([{"column": "country", "value": "de"}, {"column": "email", "value": "x"}]);
+            parts(json!([{"column": "country", "value": "de"}, {"column": "email", "value": "x"}]));
         let fr_match =
-            json!([{"column": "country", "value": "fr"}, {"column": "email", "value": "x"}]);
+            parts(json!([{"column": "country", "value": "fr"}, {"column": "email", "value": "x"}]));
         let matchable = vec!["country".to_owned()];
         assert!(!may_hold(
             &fr,
@@ -544,14 +558,14 @@ mod tests {
             &int_keys,
             &["dt".into()],
             false,
-            &[json!([{"column": "dt", "value": 7}])]
+            &[parts(json!([{"column": "dt", "value": 7}]))]
         ));
         assert!(!may_hold(
             &p,
             &int_keys,
             &["dt".into()],
             false,
-            &[json!([{"column": "dt", "value": 8}])]
+            &[parts(json!([{"column": "dt", "value": 8}]))]
         ));
     }
 

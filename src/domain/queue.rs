@@ -24,21 +24,7 @@ pub const MAX_MAPPERS_PER_ITEM: usize = 32;
 /// Deadline when the caller gives none: received + 30 days.
 pub const DEFAULT_DEADLINE_DAYS: i64 = 30;
 
-text_enum! {
-    /// Whether a match names one value for any match column, or one value per column.
-    pub enum MatchType {
-        Simple = "simple",
-        Composite = "composite",
-    }
-}
-
-/// A validated match id, kept as the JSON the caller sent (string, number, or
-/// `[{column, value}]`), so it compares later exactly as the caller meant it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MatchId {
-    pub value: Value,
-    pub match_type: MatchType,
-}
+pub use super::match_id::{MatchId, MatchType, Part, Scalar};
 
 /// A queue item ready to insert.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,7 +104,7 @@ pub fn check_privileged(
         if privileged {
             continue;
         }
-        let (Value::Array(parts), Some(mapper)) = (&item.match_id.value, item.data_mappers.first())
+        let (MatchId::Composite(parts), Some(mapper)) = (&item.match_id, item.data_mappers.first())
         else {
             continue;
         };
@@ -127,11 +113,9 @@ pub fn check_privileged(
             .map(Vec::as_slice)
             .unwrap_or_default();
         let only_keys = !parts.is_empty()
-            && parts.iter().all(|p| {
-                p.get("column")
-                    .and_then(Value::as_str)
-                    .is_some_and(|c| keys.iter().any(|k| k.eq_ignore_ascii_case(c)))
-            });
+            && parts
+                .iter()
+                .all(|p| keys.iter().any(|k| k.eq_ignore_ascii_case(&p.column)));
         if only_keys {
             // Names nothing the caller did not send; says why a requester cannot.
             errors.add(
@@ -151,12 +135,11 @@ pub fn check_casts(
     items: &[NewQueueItem],
     types: &HashMap<String, std::collections::BTreeMap<String, String>>,
 ) -> Result<(), Vec<super::validation::FieldError>> {
-    use crate::domain::key::castable;
     let mut errors = Errors::new();
     for (i, item) in items.iter().enumerate() {
         let field = format!("matches[{i}].match_id");
-        match &item.match_id.value {
-            Value::Array(parts) => {
+        match &item.match_id {
+            MatchId::Composite(parts) => {
                 let Some(columns) = item
                     .data_mappers
                     .first()
@@ -164,17 +147,13 @@ pub fn check_casts(
                 else {
                     continue;
                 };
-                for (j, part) in parts.iter().enumerate() {
-                    let column = part
-                        .get("column")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
+                for (j, Part { column, value }) in parts.iter().enumerate() {
                     let ty = columns
                         .iter()
                         .find(|(c, _)| c.eq_ignore_ascii_case(column))
                         .map(|(_, t)| t);
-                    if let (Some(ty), Some(value)) = (ty, part.get("value"))
-                        && !castable(value, ty)
+                    if let Some(ty) = ty
+                        && !value.castable(ty)
                     {
                         errors.add_about_mappers(
                             format!("{field}[{j}].value"),
@@ -183,7 +162,7 @@ pub fn check_casts(
                     }
                 }
             }
-            value => {
+            MatchId::Simple(value) => {
                 let applies: Vec<&str> = if item.data_mappers.is_empty() {
                     types.keys().map(String::as_str).collect()
                 } else {
@@ -194,7 +173,7 @@ pub fn check_casts(
                     None => true,
                     Some(columns) if columns.is_empty() => true,
                     Some(columns) => {
-                        let fits = columns.values().any(|t| castable(value, t));
+                        let fits = columns.values().any(|t| value.castable(t));
                         if !fits {
                             let list: Vec<String> =
                                 columns.iter().map(|(c, t)| format!("{c} {t}")).collect();
@@ -241,8 +220,10 @@ fn parse_item(
     let match_field = format!("matches[{i}].match_id");
     let match_id = match read_match_id(&draft.match_id, &match_field, errors) {
         None => None,
-        Some(Value::String(s)) => check_scalar_string(&s, &match_field, errors),
-        Some(Value::Number(n)) => check_number(&n, &match_field, errors),
+        Some(Value::String(s)) => {
+            check_scalar_string(&s, &match_field, errors).map(MatchId::Simple)
+        }
+        Some(Value::Number(n)) => check_number(&n, &match_field, errors).map(MatchId::Simple),
         Some(Value::Array(parts)) => check_composite(
             parts,
             &match_field,
@@ -331,7 +312,7 @@ fn read_match_id(raw: &RawValue, field: &str, errors: &mut Errors) -> Option<Val
     None
 }
 
-fn check_scalar_string(s: &str, field: &str, errors: &mut Errors) -> Option<MatchId> {
+fn check_scalar_string(s: &str, field: &str, errors: &mut Errors) -> Option<Scalar> {
     if s.is_empty() {
         errors.add(field, "must not be empty");
         return None;
@@ -340,26 +321,20 @@ fn check_scalar_string(s: &str, field: &str, errors: &mut Errors) -> Option<Matc
         errors.add(field, format!("must be at most {MAX_MATCH_ID_BYTES} bytes"));
         return None;
     }
-    Some(MatchId {
-        value: Value::String(s.to_owned()),
-        match_type: MatchType::Simple,
-    })
+    Some(Scalar::Text(s.to_owned()))
 }
 
 /// Largest magnitude of a non-integer numeric match id: beyond any decimal(38) or
 /// identifier, and safely inside what Postgres and f64 both round-trip.
 const MAX_FLOAT_MATCH_ID: f64 = 1e38;
 
-fn check_number(n: &serde_json::Number, field: &str, errors: &mut Errors) -> Option<MatchId> {
+fn check_number(n: &serde_json::Number, field: &str, errors: &mut Errors) -> Option<Scalar> {
     let ok = n.is_i64()
         || n.is_u64()
         || n.as_f64()
             .is_some_and(|f| f.is_finite() && f.abs() < MAX_FLOAT_MATCH_ID);
     if ok {
-        Some(MatchId {
-            value: Value::Number(n.clone()),
-            match_type: MatchType::Simple,
-        })
+        Some(Scalar::Number(n.clone()))
     } else {
         errors.add(
             field,
@@ -401,6 +376,7 @@ fn check_composite(
     }
     let columns = mappers.first().and_then(|m| mapper_columns.get(m));
     let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut typed = Vec::with_capacity(parts.len());
     for (k, part) in parts.iter().enumerate() {
         let part_field = format!("{field}[{k}]");
         let Some(obj) = part.as_object() else {
@@ -410,7 +386,8 @@ fn check_composite(
         if let Some(extra) = obj.keys().find(|key| *key != "column" && *key != "value") {
             errors.add(format!("{part_field}.{extra}"), "unknown field");
         }
-        match obj.get("column").and_then(Value::as_str) {
+        let column = obj.get("column").and_then(Value::as_str);
+        match column {
             None => errors.add(format!("{part_field}.column"), "must be a column name"),
             Some(c) if seen.contains(c) => errors.add(
                 format!("{part_field}.column"),
@@ -427,20 +404,22 @@ fn check_composite(
             }
         }
         let value_field = format!("{part_field}.value");
-        match obj.get("value") {
-            Some(Value::String(s)) => {
-                check_scalar_string(s, &value_field, errors);
+        let value = match obj.get("value") {
+            Some(Value::String(s)) => check_scalar_string(s, &value_field, errors),
+            Some(Value::Number(n)) => check_number(n, &value_field, errors),
+            _ => {
+                errors.add(value_field, "must be a string or a number");
+                None
             }
-            Some(Value::Number(n)) => {
-                check_number(n, &value_field, errors);
-            }
-            _ => errors.add(value_field, "must be a string or a number"),
+        };
+        if let (Some(column), Some(value)) = (column, value) {
+            typed.push(Part {
+                column: column.to_owned(),
+                value,
+            });
         }
     }
-    (errors.len() == count_before).then_some(MatchId {
-        value: Value::Array(parts),
-        match_type: MatchType::Composite,
-    })
+    (errors.len() == count_before).then_some(MatchId::Composite(typed))
 }
 
 #[cfg(test)]
@@ -451,10 +430,7 @@ mod tests {
     fn a_requesters_deadline_must_leave_an_operator_time_to_decide() {
         let now = Utc::now();
         let item = |days: i64| NewQueueItem {
-            match_id: MatchId {
-                value: serde_json::json!("1"),
-                match_type: MatchType::Simple,
-            },
+            match_id: MatchId::Simple(Scalar::Text("1".into())),
             data_mappers: vec![],
             deadline: now + Duration::days(days),
             reference: None,
@@ -517,9 +493,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(items.len(), 3);
-        assert_eq!(items[0].match_id.match_type, MatchType::Simple);
+        assert_eq!(items[0].match_id.match_type(), MatchType::Simple);
         assert_eq!(items[1].data_mappers[0].as_str(), "orders");
-        assert_eq!(items[2].match_id.match_type, MatchType::Composite);
+        assert_eq!(items[2].match_id.match_type(), MatchType::Composite);
+        assert_eq!(
+            items[2].match_id.to_json(),
+            json!([{"column": "first_name", "value": "Jane"}, {"column": "last_name", "value": "Doe"}])
+        );
         assert_eq!(items[0].deadline, now + Duration::days(30));
     }
 
@@ -598,14 +578,7 @@ mod tests {
     #[test]
     fn ids_no_match_column_can_take_are_refused_and_untyped_mappers_take_any() {
         let item = |v: Value, mappers: &[&str]| NewQueueItem {
-            match_id: MatchId {
-                match_type: if v.is_array() {
-                    MatchType::Composite
-                } else {
-                    MatchType::Simple
-                },
-                value: v,
-            },
+            match_id: MatchId::from_stored(&v).unwrap(),
             data_mappers: mappers
                 .iter()
                 .map(|m| DataMapperId::parse(m).unwrap())

@@ -13,7 +13,7 @@ use crate::db::job::{self as jobs, JobStats};
 use crate::db::job_match::{self, AccountVersion, Holding, MapperAccount, ReportMatch};
 use crate::db::{data_mapper, deletion_queue_item, job_data_mapper, job_object, server_secret};
 use crate::domain::job::{EventLevel, ForgetState, JobStatus};
-use crate::domain::match_hash::match_hash;
+use crate::domain::match_id::match_hash;
 use crate::jobs::lifecycle::event;
 
 /// Why an item with rows in an object outside its table's partitions stays queued.

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use futures_util::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -19,7 +19,7 @@ use crate::db::job_object::{self as objects, JobObject};
 use crate::db::task::{begin_bookkeeping, mark_recorded};
 use crate::db::{job_match, server_secret};
 use crate::domain::job::{EventLevel, ObjectStatus};
-use crate::domain::match_hash::match_hash;
+use crate::domain::match_id::{MatchId, match_hash};
 use crate::domain::partition::PartitionKey;
 use crate::jobs::finalize::{REPORT_KEY, random_key};
 use crate::jobs::find::{ObjectFindError, ObjectRef, search_object};
@@ -220,8 +220,8 @@ struct ObjectReport {
     row_groups_pruned: usize,
     matching_row_groups: Vec<usize>,
     bytes_read: u64,
-    /// The rows of each queued match (its value) the object holds.
-    by_match: Vec<(Value, u64)>,
+    /// The rows of each queued match the object holds.
+    by_match: Vec<(MatchId, u64)>,
 }
 
 /// The version of a listed object to search (its HEAD; an old version as listed), or
@@ -306,7 +306,7 @@ async fn search(
             let by_match = r
                 .rows_by_match
                 .iter()
-                .filter_map(|(owner, rows)| Some((sets.value_of(*owner)?.clone(), *rows)))
+                .filter_map(|(owner, rows)| Some((sets.value_of(*owner)?, *rows)))
                 .collect();
             Outcome::Searched {
                 report: ObjectReport {
@@ -339,7 +339,7 @@ pub async fn rows_by_match(
     partition: Option<Vec<String>>,
     (mapper, sets): (&MapperSnapshot, &PartitionSets),
     max_line: usize,
-) -> Result<Vec<(Value, u64)>, String> {
+) -> Result<Vec<(MatchId, u64)>, String> {
     let listed = ListedObject {
         key: key.to_owned(),
         size,

@@ -4,7 +4,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -12,15 +11,15 @@ use crate::db::job_data_mapper::{self as mappers, MapperSnapshot, TableReading};
 use crate::domain::data_mapper::{CatalogRef, Format, TableDef};
 use crate::domain::hive_type::field_at_path;
 use crate::domain::json_serde::JsonSerde;
+use crate::domain::match_id::{MatchId, Part, Scalar};
 use crate::domain::partition::{PartitionKey, reduce_composite};
-use crate::domain::queue::MatchType;
 use crate::lakefile::format::{Records, TableSettings};
 use crate::lakefile::match_set::MatchSet;
 
 /// The job's match ids for one mapper.
 pub struct Matches {
-    pub simple: Vec<Value>,
-    pub composites: Vec<Value>,
+    pub simple: Vec<Scalar>,
+    pub composites: Vec<Vec<Part>>,
 }
 
 /// The queued match ids of the job that apply to `mapper`.
@@ -29,10 +28,10 @@ pub async fn load_matches(db: &PgPool, job_id: Uuid, mapper: &str) -> sqlx::Resu
         simple: Vec::new(),
         composites: Vec::new(),
     };
-    for (value, kind) in mappers::match_ids(db, job_id, mapper).await? {
-        match kind {
-            MatchType::Composite => m.composites.push(value),
-            MatchType::Simple => m.simple.push(value),
+    for id in mappers::match_ids(db, job_id, mapper).await? {
+        match id {
+            MatchId::Composite(parts) => m.composites.push(parts),
+            MatchId::Simple(value) => m.simple.push(value),
         }
     }
     Ok(m)
@@ -41,8 +40,8 @@ pub async fn load_matches(db: &PgPool, job_id: Uuid, mapper: &str) -> sqlx::Resu
 /// Match sets per partition: composite matches on partition keys reduce to their data
 /// parts (or to "every row") inside a partition.
 pub struct PartitionSets {
-    simple: Vec<Value>,
-    composites: Vec<Value>,
+    simple: Vec<Scalar>,
+    composites: Vec<Vec<Part>>,
     table_partition_keys: Vec<PartitionKey>,
     matchable: Vec<String>,
     base: Arc<MatchSet>,
@@ -66,26 +65,20 @@ impl PartitionSets {
         serde: Option<JsonSerde>,
         records: Result<Records, String>,
     ) -> Self {
-        let by_partition = m.composites.iter().any(|c| {
-            c.as_array().is_some_and(|parts| {
-                parts.iter().any(|p| {
-                    p.get("column").and_then(Value::as_str).is_some_and(|col| {
-                        matchable.iter().any(|k| k.eq_ignore_ascii_case(col))
-                            && table_partition_keys
-                                .iter()
-                                .any(|k| k.name.eq_ignore_ascii_case(col))
-                    })
-                })
-            })
+        let by_partition = m.composites.iter().flatten().any(|p| {
+            matchable.iter().any(|k| k.eq_ignore_ascii_case(&p.column))
+                && table_partition_keys
+                    .iter()
+                    .any(|k| k.name.eq_ignore_ascii_case(&p.column))
         });
         let first = m.simple.len() as u32;
         let base = Arc::new(
-            MatchSet::from_values(&m.simple)
+            MatchSet::from_ids(&m.simple)
                 .with_composites_owned(
                     m.composites
                         .iter()
                         .enumerate()
-                        .map(|(j, c)| (first + j as u32, c)),
+                        .map(|(j, c)| (first + j as u32, c.as_slice())),
                 )
                 .with_declared(declared.iter().map(|(c, t)| (c.as_str(), t.as_str())))
                 .with_serde(serde.clone()),
@@ -116,33 +109,38 @@ impl PartitionSets {
             return (self.base.clone(), Vec::new());
         }
         let first = self.simple.len() as u32;
-        let reduced: Vec<(u32, Value)> = self
+        let reduced: Vec<(u32, Vec<Part>)> = self
             .composites
             .iter()
             .enumerate()
             .filter_map(|(j, c)| {
                 reduce_composite(values, &self.table_partition_keys, &self.matchable, c)
-                    .map(|parts| (first + j as u32, Value::Array(parts)))
+                    .map(|parts| (first + j as u32, parts))
             })
             .collect();
         let every_row = reduced
             .iter()
-            .filter(|(_, c)| c.as_array().is_some_and(Vec::is_empty))
+            .filter(|(_, c)| c.is_empty())
             .map(|(owner, _)| *owner)
             .collect();
-        let set = MatchSet::from_values(&self.simple)
-            .with_composites_owned(reduced.iter().map(|(owner, c)| (*owner, c)))
+        let set = MatchSet::from_ids(&self.simple)
+            .with_composites_owned(reduced.iter().map(|(owner, c)| (*owner, c.as_slice())))
             .with_declared(self.declared.iter().map(|(c, t)| (c.as_str(), t.as_str())))
             .with_serde(self.serde.clone());
         (Arc::new(set), every_row)
     }
 
     /// The queued match a match-set index stands for.
-    pub fn value_of(&self, owner: u32) -> Option<&Value> {
+    pub fn value_of(&self, owner: u32) -> Option<MatchId> {
         let i = owner as usize;
-        self.simple
-            .get(i)
-            .or_else(|| self.composites.get(i.checked_sub(self.simple.len())?))
+        match self.simple.get(i) {
+            Some(simple) => Some(MatchId::Simple(simple.clone())),
+            None => Some(MatchId::Composite(
+                self.composites
+                    .get(i.checked_sub(self.simple.len())?)?
+                    .clone(),
+            )),
+        }
     }
 }
 

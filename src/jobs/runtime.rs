@@ -241,7 +241,7 @@ async fn deadline_cause(
     )>,
 > {
     use crate::db::server_secret;
-    use crate::domain::match_hash::match_hash;
+    use crate::domain::match_id::match_hash;
     use crate::jobs::finalize::{REPORT_KEY, random_key};
     let mut tx = db.begin().await?;
     let (items, automatic) = scheduler::near_items(&mut tx, deadline, MAX_NEAR_ITEMS).await?;
@@ -321,15 +321,12 @@ mod tests {
     use crate::db::job::tests::insert_bare;
     use crate::db::{job as jobs, job_event, setting};
     use crate::domain::job::{EventLevel, JobStatus};
-    use crate::domain::queue::{MatchId, MatchType, NewQueueItem};
+    use crate::domain::queue::{MatchId, NewQueueItem, Scalar};
     use chrono::Duration as Span;
 
     async fn queue_item(db: &PgPool, deadline: chrono::DateTime<Utc>) {
         let item = NewQueueItem {
-            match_id: MatchId {
-                value: serde_json::json!("1"),
-                match_type: MatchType::Simple,
-            },
+            match_id: MatchId::Simple(Scalar::Text("1".into())),
             data_mappers: vec![],
             deadline,
             reference: None,

@@ -15,10 +15,8 @@ use serde_json::Value;
 pub use crate::domain::exact::Exact;
 use crate::domain::exact::{kept_exactly, parse_number};
 use crate::domain::json_serde::JsonSerde;
-use crate::domain::key::decimal_exact;
-pub use crate::domain::key::{
-    Key, KeyKind, cast_number, cast_text, cast_value, castable, numeric_text, unscaled,
-};
+pub use crate::domain::key::{Key, KeyKind, cast_number, cast_text, numeric_text, unscaled};
+use crate::domain::match_id::{MatchId, Part, Scalar};
 
 /// Row checks hash every value of a column: a fast non-cryptographic hasher matters (ids
 /// come from the queue, not from an adversary choosing collisions against us).
@@ -64,7 +62,7 @@ pub struct CompositeGroup {
     /// Lowercased column paths, sorted.
     pub columns: Vec<String>,
     /// The tuples as queued (values in `columns` order), with their matches.
-    queued: Vec<(Vec<Value>, Owners)>,
+    queued: Vec<(Vec<Scalar>, Owners)>,
     /// The tuples cast to the declared kinds of their columns (JSON Lines), else as queued.
     pub tuples: Tuples,
 }
@@ -78,7 +76,7 @@ impl CompositeGroup {
             let cast: Option<Vec<Key>> = values
                 .iter()
                 .zip(kinds)
-                .map(|(v, kind)| cast_value(v, *kind))
+                .map(|(v, kind)| v.cast(*kind))
                 .collect();
             if let Some(cast) = cast {
                 out.entry(cast).or_default().extend(owners);
@@ -153,41 +151,38 @@ pub struct MatchSet {
 }
 
 impl MatchSet {
-    /// Adds composite matches (`[{"column":..,"value":..}]`, as queued); malformed ones are
-    /// ignored (the queue validated them).
+    /// Adds composite matches given as JSON (`[{"column":..,"value":..}]`: tests,
+    /// benchmarks); ids of another shape are ignored.
     pub fn with_composites<'a>(self, matches: impl IntoIterator<Item = &'a Value>) -> Self {
         let first = self.given as u32;
+        let ids: Vec<MatchId> = matches
+            .into_iter()
+            .filter_map(MatchId::from_stored)
+            .collect();
         self.with_composites_owned(
-            matches
-                .into_iter()
+            ids.iter()
+                .filter_map(MatchId::as_composite)
                 .enumerate()
-                .map(|(i, m)| (first + i as u32, m)),
+                .map(|(i, parts)| (first + i as u32, parts)),
         )
     }
 
     /// Adds composite matches, each with its index in the job's list of matches.
     pub fn with_composites_owned<'a>(
         mut self,
-        matches: impl IntoIterator<Item = (u32, &'a Value)>,
+        matches: impl IntoIterator<Item = (u32, &'a [Part])>,
     ) -> Self {
-        let mut groups: HashMap<Vec<String>, Vec<(Vec<Value>, Owners)>> = HashMap::new();
-        for (owner, m) in matches {
-            let Some(parts) = m.as_array() else { continue };
-            let mut pairs: Vec<(String, Value)> = parts
+        let mut groups: HashMap<Vec<String>, Vec<(Vec<Scalar>, Owners)>> = HashMap::new();
+        for (owner, parts) in matches {
+            let mut pairs: Vec<(String, Scalar)> = parts
                 .iter()
-                .filter_map(|p| {
-                    let value = p.get("value").filter(|v| Key::from_json(v).is_some())?;
-                    Some((
-                        p.get("column")?.as_str()?.to_ascii_lowercase(),
-                        value.clone(),
-                    ))
-                })
+                .map(|p| (p.column.to_ascii_lowercase(), p.value.clone()))
                 .collect();
-            if pairs.is_empty() || pairs.len() != parts.len() {
+            if pairs.is_empty() {
                 continue;
             }
             pairs.sort_by(|a, b| a.0.cmp(&b.0));
-            let (columns, values): (Vec<String>, Vec<Value>) = pairs.into_iter().unzip();
+            let (columns, values): (Vec<String>, Vec<Scalar>) = pairs.into_iter().unzip();
             let queued = groups.entry(columns).or_default();
             match queued.iter_mut().find(|(v, _)| *v == values) {
                 Some((_, owners)) => owners.push(owner),
@@ -227,14 +222,27 @@ impl MatchSet {
         &self.composites
     }
 
-    /// Builds the set from queue match ids (JSON strings and numbers; others are ignored).
+    /// Builds the set from ids given as JSON strings and numbers (tests, benchmarks, id
+    /// files); values of another kind are ignored but keep their index.
     pub fn from_values<'a>(values: impl IntoIterator<Item = &'a Value>) -> Self {
+        let ids: Vec<Option<Scalar>> = values.into_iter().map(Scalar::from_json).collect();
+        Self::from_indexed(
+            ids.iter()
+                .enumerate()
+                .filter_map(|(i, v)| Some((i, v.as_ref()?))),
+        )
+    }
+
+    /// Builds the set from the job's simple match ids, each owning its index.
+    pub fn from_ids<'a>(ids: impl IntoIterator<Item = &'a Scalar>) -> Self {
+        Self::from_indexed(ids.into_iter().enumerate())
+    }
+
+    fn from_indexed<'a>(ids: impl IntoIterator<Item = (usize, &'a Scalar)>) -> Self {
         let mut set = MatchSet::default();
-        for (i, v) in values.into_iter().enumerate() {
-            if matches!(v, Value::String(_) | Value::Number(_)) {
-                set.given += 1;
-                set.add(v, i as u32);
-            }
+        for (i, v) in ids {
+            set.given += 1;
+            set.add(v, i as u32);
         }
         set.sorted_strings = set.strings.iter().cloned().collect();
         set.sorted_strings.sort();
@@ -250,20 +258,19 @@ impl MatchSet {
     }
 
     /// Adds one id, cast to every kind of column it can be compared with.
-    fn add(&mut self, v: &Value, owner: u32) {
+    fn add(&mut self, v: &Scalar, owner: u32) {
         let number = match v {
-            Value::String(s) => parse_number(s).map(|(e, _)| e),
-            Value::Number(n) => parse_number(&n.to_string()).map(|(e, _)| e),
-            _ => None,
+            Scalar::Text(s) => parse_number(s).map(|(e, _)| e),
+            Scalar::Number(n) => parse_number(&n.to_string()).map(|(e, _)| e),
         };
-        if let Some(Key::Str(s)) = cast_value(v, Some(KeyKind::Text)) {
+        if let Some(Key::Str(s)) = v.cast(Some(KeyKind::Text)) {
             self.strings.insert(s.clone());
             self.own(Class::Text, Key::Str(s), owner);
         }
         if let Some(exact) = number {
             self.own(Class::Number, Key::Num(exact), owner);
         }
-        if let Some(Key::Num(exact)) = cast_value(v, Some(KeyKind::Int)) {
+        if let Some(Key::Num(exact)) = v.cast(Some(KeyKind::Int)) {
             match exact.to_i64() {
                 Some(i) => {
                     self.ints.insert(i);
@@ -272,15 +279,15 @@ impl MatchSet {
             }
             self.own(Class::Int, Key::Num(exact), owner);
         }
-        if let Some(exact) = decimal_exact(v) {
+        if let Some(exact) = v.decimal_exact() {
             self.decimals.push(exact.clone());
             self.own(Class::Decimal, Key::Num(exact), owner);
         }
-        if let Some(key @ Key::F64(bits)) = cast_value(v, Some(KeyKind::Double)) {
+        if let Some(key @ Key::F64(bits)) = v.cast(Some(KeyKind::Double)) {
             self.doubles.push(f64::from_bits(bits));
             self.own(Class::Double, key, owner);
         }
-        if let Some(key @ Key::F32(bits)) = cast_value(v, Some(KeyKind::Float)) {
+        if let Some(key @ Key::F32(bits)) = v.cast(Some(KeyKind::Float)) {
             self.floats.push(f32::from_bits(bits));
             self.own(Class::Float, key, owner);
         }

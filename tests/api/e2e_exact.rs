@@ -125,7 +125,7 @@ impl Lake {
     /// Rows removed per queued match id, from the job's report (its accounts).
     async fn removed_by(&self, job: &Value, ids: &[Value]) -> Vec<i64> {
         use lethe::db::server_secret;
-        use lethe::domain::match_hash::match_hash;
+        use lethe::domain::match_id::{MatchId, match_hash};
         use lethe::jobs::finalize::{REPORT_KEY, random_key};
         let mut conn = self.db.acquire().await.unwrap();
         let key = server_secret::get_or_create(&mut conn, REPORT_KEY, random_key)
@@ -138,7 +138,9 @@ impl Lake {
             .map(|id| {
                 let m = matches
                     .iter()
-                    .find(|m| m["match_hash"] == match_hash(&key, id))
+                    .find(|m| {
+                        m["match_hash"] == match_hash(&key, &MatchId::from_stored(id).unwrap())
+                    })
                     .unwrap_or_else(|| panic!("no account for {id}: {report}"));
                 m["accounts"]
                     .as_array()

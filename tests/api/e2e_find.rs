@@ -214,7 +214,7 @@ impl Lake {
 
     /// The report's entry of queued match `id` (status, accounts), found by its keyed hash.
     pub async fn account(&self, job: &Value, id: &Value) -> Value {
-        use lethe::domain::match_hash::match_hash;
+        use lethe::domain::match_id::{MatchId, match_hash};
         use lethe::jobs::finalize::{REPORT_KEY, random_key};
         let mut conn = self.app.db.acquire().await.unwrap();
         let key = lethe::db::server_secret::get_or_create(&mut conn, REPORT_KEY, random_key)
@@ -225,7 +225,7 @@ impl Lake {
             .as_array()
             .unwrap()
             .iter()
-            .find(|m| m["match_hash"] == match_hash(&key, id))
+            .find(|m| m["match_hash"] == match_hash(&key, &MatchId::from_stored(id).unwrap()))
             .cloned()
             .unwrap_or_else(|| panic!("no account for {id}: {report}"))
     }
@@ -767,7 +767,7 @@ async fn ids_are_cast_to_the_catalog_types_in_parquet_and_json_lines(db: sqlx::P
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
 async fn each_subject_gets_an_account_a_dry_run_gives_the_blast_radius(db: sqlx::PgPool) {
     use lethe::db::server_secret;
-    use lethe::domain::match_hash::match_hash;
+    use lethe::domain::match_id::{MatchId, match_hash};
     use lethe::jobs::finalize::{REPORT_KEY, random_key};
     let lake = lake(db.clone()).await;
     let b = lake.bucket.clone();
@@ -796,7 +796,7 @@ async fn each_subject_gets_an_account_a_dry_run_gives_the_blast_radius(db: sqlx:
     let key = server_secret::get_or_create(&mut conn, REPORT_KEY, random_key)
         .await
         .unwrap();
-    let hash = |id: &Value| match_hash(&key, id);
+    let hash = |id: &Value| match_hash(&key, &MatchId::from_stored(id).unwrap());
     let report = |job: Value| {
         let app = &lake.app;
         async move {

@@ -57,7 +57,7 @@ fn table_input(name: &str, sd: StorageDescriptor) -> TableInput {
 
 /// The rows a job's report says it removed for `id`, summed over its accounts.
 async fn removed_for(lake: &Lake, job: &Value, id: &Value) -> i64 {
-    use lethe::domain::match_hash::match_hash;
+    use lethe::domain::match_id::{MatchId, match_hash};
     use lethe::jobs::finalize::{REPORT_KEY, random_key};
     let mut conn = lake.app.db.acquire().await.unwrap();
     let key = lethe::db::server_secret::get_or_create(&mut conn, REPORT_KEY, random_key)
@@ -73,7 +73,7 @@ async fn removed_for(lake: &Lake, job: &Value, id: &Value) -> i64 {
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["match_hash"] == match_hash(&key, id))
+        .find(|m| m["match_hash"] == match_hash(&key, &MatchId::from_stored(id).unwrap()))
         .unwrap_or_else(|| panic!("no account for {id}: {report}"))
         .clone();
     assert_eq!(account["status"], "erased", "{account}");

@@ -168,13 +168,9 @@ impl From<QueueItem> for QueueItemResponse {
     fn from(item: QueueItem) -> Self {
         Self {
             deletion_queue_item_id: item.deletion_queue_item_id,
-            match_id: item.match_id,
+            match_id: item.match_id.to_json(),
             match_hash: None,
-            match_type: if item.match_type == "composite" {
-                MatchType::Composite
-            } else {
-                MatchType::Simple
-            },
+            match_type: item.match_id.match_type(),
             data_mappers: item.data_mappers,
             deadline: item.deadline,
             reference: item.reference,
@@ -457,8 +453,9 @@ async fn list_queue(
         .into_iter()
         .map(|row| {
             let own = row.created_by == principal.subject;
+            let hash = crate::domain::match_id::match_hash(&key, &row.match_id);
             let mut item = QueueItemResponse::from(row);
-            item.match_hash = Some(crate::domain::match_hash::match_hash(&key, &item.match_id));
+            item.match_hash = Some(hash);
             if !(sees_ids || own) {
                 item.match_id = Value::Null;
             }
@@ -580,7 +577,7 @@ fn audited_items(key: &[u8], items: &[QueueItem]) -> Vec<Value> {
         .map(|item| {
             json!({
                 "deletion_queue_item_id": item.deletion_queue_item_id,
-                "match_hash": crate::domain::match_hash::match_hash(key, &item.match_id),
+                "match_hash": crate::domain::match_id::match_hash(key, &item.match_id),
                 "reference": item.reference,
                 "created_by": item.created_by,
                 "deadline": item.deadline,

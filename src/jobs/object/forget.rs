@@ -31,7 +31,7 @@ use crate::db::job::JobStats;
 use crate::db::job_object::{self as objects, JobObject, ObjectUpdate};
 use crate::db::{job_match, server_secret};
 use crate::domain::job::{EventLevel, ForgetState};
-use crate::domain::match_hash::match_hash;
+use crate::domain::match_id::match_hash;
 use crate::jobs::finalize::{REPORT_KEY, random_key};
 use crate::jobs::find::cpu_bound;
 use crate::jobs::lifecycle::event;
