@@ -118,7 +118,8 @@ struct Progress {
     discovered: i64,
     /// Objects of a partitioned table in no partition.
     unplaced: usize,
-    /// Table-format roots found holding none of the table's objects (projected tables).
+    /// What the table source remembers from page to page (`TableSource::list_page`: a
+    /// projected table's table-format roots found holding none of its objects).
     format_roots_checked: Vec<String>,
 }
 
@@ -296,7 +297,8 @@ impl FindMapper {
                 location: &location,
                 next: progress.next.as_deref(),
             };
-            let mut page = (plan.source)
+            let mut page = plan
+                .source
                 .list_page(&engine.stores, at, &mut progress.format_roots_checked)
                 .await?;
             progress.count(&mut page);
