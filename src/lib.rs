@@ -15,7 +15,7 @@
 //! app        → auth, aws, catalog, config, db, governance, jobs, metrics, storage
 //! jobs       → catalog, config, db, domain, lakefile, metrics, storage
 //! governance → catalog, db, domain
-//! catalog    → aws, domain, metrics
+//! catalog    → aws, domain, metrics, storage
 //! storage    → aws, config, domain, metrics
 //! aws        → config, metrics
 //! auth       → config
@@ -32,7 +32,8 @@
 //! - `lakefile`: the data plane (find and forget in Parquet, JSON Lines, CSV and Avro bytes,
 //!   one folder per format behind `lakefile::format`).
 //! - `demo`, `bench`: `lethe demo` and `lethe bench …`, driving a private server.
-//! - `storage`, `catalog`, `aws`: S3 / local files, Glue / Lake Formation, SDK setup.
+//! - `storage`, `catalog`, `aws`: S3 / local files, Glue / Lake Formation and the table
+//!   sources (`catalog::source`: what a mapper's table is), SDK setup.
 //! - `jobs`: the job engine (task queue, one module per task kind, the job state machine).
 //! - `governance`: Lake Formation grant plans and drift.
 //! - `auth`: roles, the role matrix, token verification and minting.

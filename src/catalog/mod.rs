@@ -1,10 +1,12 @@
 //! The catalog boundary: where tables, their schemas and partitions are described.
 //! `glue` talks to the AWS Glue Data Catalog through aws-sdk-glue; tests use an
-//! in-memory catalog.
+//! in-memory catalog. `source` is the table-source seam: what a data mapper's table is
+//! (its objects and their partitions) and how a table format commits a rewrite.
 
 pub mod glue;
 pub mod lake_formation;
 pub mod lake_formation_sdk;
+pub mod source;
 
 use async_trait::async_trait;
 

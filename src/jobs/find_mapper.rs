@@ -1,46 +1,43 @@
-//! `find.mapper` (one per data mapper of a job): resolve the table (Glue or a `path`
-//! layout) and its locations, then list them page by page: each page's objects are placed
-//! in their partitions, pruned where no queued match can be, skipped (markers, empty
+//! `find.mapper` (one per data mapper of a job): resolve the table's source
+//! (`catalog::source`: a Glue table or a `path` table, its locations and how its objects
+//! are placed in their partitions), then ask it for the table's objects page by page: each
+//! page's objects are pruned where no queued match can be, skipped (markers, empty
 //! objects), set aside (hidden ones, `find_hidden`), and the rest enqueued as
 //! `find.objects` tasks of a few objects each — in the transaction that saves where the
 //! listing stands (`db::job_listing`). A killed worker's successor resumes after the last
 //! recorded page, and memory holds one page, whatever the table's size.
 //!
-//! Only the table's own objects are listed as its: a projected table's are those at the
-//! paths its projection generates (`domain::projection`); an object of a partitioned
-//! table in no partition is searched but marked never to be rewritten.
+//! The source says which objects are the table's (a projected table's prefix holds
+//! others' too; an object of a partitioned table in no partition is searched but marked
+//! never to be rewritten); this task names and counts them in its events.
 //!
-//! A missing table, denied access or a table format's metadata folder over any of the
-//! table's objects (checked on each page before hiding: `_delta_log/` is hidden) fails
-//! the mapper (the job ends `find_failed`, nothing written: searches already enqueued only
+//! A missing table, denied access or a table format over any of the table's objects (the
+//! source refuses it) fails the mapper (the job ends `find_failed`, nothing written: searches already enqueued only
 //! read, and forget starts only once every mapper's listing is recorded).
 //! Events carry keys and counts, never match ids.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::catalog::source::{ListAt, SourcePage, TableObject, TableSource, resolve};
 use crate::db::job::{self as jobs, JobStats};
 use crate::db::job_data_mapper::{self as mappers, MapperSnapshot, TableReading};
 use crate::db::job_listing as progress_db;
 use crate::db::task::{begin_bookkeeping, mark_recorded, progressed};
-use crate::domain::data_mapper::{CatalogRef, GlueTable, PathTable, TableDef, TableFormat};
-use crate::domain::hidden::{is_hidden, temporary_prefix};
+use crate::domain::data_mapper::TableDef;
 use crate::domain::job::{EventLevel, MapperState};
-use crate::domain::partition::{PartitionKey, may_hold, values_from_path};
-use crate::domain::prefix::dir_prefix;
-use crate::domain::projection::Projection;
+use crate::domain::partition::{PartitionKey, may_hold};
 use crate::jobs::find_hidden::{HiddenObjects, MAX_TEMPORARY_EVENTS};
 use crate::jobs::find_objects::{FindObjects, ListedObject, OldVersion};
 use crate::jobs::lifecycle::{self, event};
 use crate::jobs::matches::{Matches, load_matches, records_for, table_reading};
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, Engine, JobTask, enqueue_all};
-use crate::storage::{ObjectMeta, Place, skip_reason};
+use crate::storage::skip_reason;
 
 /// Objects per `find.objects` task.
 const OBJECTS_PER_TASK: usize = 16;
@@ -48,8 +45,6 @@ const OBJECTS_PER_TASK: usize = 16;
 const MAX_SKIP_EVENTS: usize = 50;
 /// Keys under a projection's prefix that are not the table's, named in its events.
 const MAX_NOT_THE_TABLES_EXAMPLES: usize = 5;
-/// Table-format roots whose check is remembered across pages (a projected table's).
-const MAX_FORMAT_ROOTS_KEPT: usize = 1000;
 
 /// Lists one data mapper's table for a job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,51 +83,11 @@ impl JobTask for FindMapper {
     }
 }
 
-/// How a table is listed: its locations and how each listed object is placed.
+/// A mapper's table as this listing reads it: its source, and how find read a Glue
+/// table (kept in the job's snapshot).
 struct Plan {
-    /// Listed one after the other, page by page; none inside another.
-    locations: Vec<String>,
-    keys: Vec<PartitionKey>,
-    layout: Layout,
-    /// A Glue table's types, SerDe and columns as read now (kept in the job's snapshot).
+    source: Box<dyn TableSource>,
     read_at_find: Option<TableReading>,
-    /// Warnings about how the table is listed (events).
-    notes: Vec<(&'static str, String)>,
-}
-
-/// How a listed object finds its partition.
-enum Layout {
-    /// Unpartitioned: every object in the one partition of no values.
-    Unpartitioned,
-    /// A `path` table: the `key=value` segments below the location.
-    Path { names: Vec<String> },
-    /// A projected Glue table: the paths its projection generates; any other object under
-    /// its prefix is not the table's.
-    Projected(Projection),
-    /// A partitioned Glue table: an object in a registered partition's folder takes its
-    /// values (`homes`, longest first), any other its path's `key=value` values (a
-    /// partition the crawler has not registered yet), else it is in no partition.
-    Registered {
-        names: Vec<String>,
-        homes: Vec<(String, String, Vec<String>)>,
-        table_place: Option<(String, String)>,
-        registered: BTreeSet<Vec<String>>,
-    },
-}
-
-impl Layout {
-    /// Partitions are counted from the catalog (plus those discovered by path), not per
-    /// listed group.
-    fn counted(&self) -> bool {
-        matches!(self, Layout::Registered { .. })
-    }
-
-    fn projection(&self) -> Option<&Projection> {
-        match self {
-            Layout::Projected(p) => Some(p),
-            _ => None,
-        }
-    }
 }
 
 /// Where a mapper's listing stands, saved with each page (`db::job_listing`): the next
@@ -163,7 +118,8 @@ struct Progress {
     discovered: i64,
     /// Objects of a partitioned table in no partition.
     unplaced: usize,
-    /// Table-format roots found holding none of the table's objects (projected tables).
+    /// What the table source remembers from page to page (`TableSource::list_page`: a
+    /// projected table's table-format roots found holding none of its objects).
     format_roots_checked: Vec<String>,
 }
 
@@ -172,15 +128,6 @@ struct Scope<'a> {
     plan: &'a Plan,
     mapper: &'a MapperSnapshot,
     matches: &'a Matches,
-}
-
-/// One listed page, placed.
-struct Page {
-    found: Vec<Found>,
-    /// Partitions found by path, not registered.
-    discovered: Vec<Vec<String>>,
-    /// The token of the location's next page (None: its last).
-    next: Option<String>,
 }
 
 /// What one page's objects come to.
@@ -200,50 +147,6 @@ struct Listing {
     objects: Vec<ListedObject>,
 }
 
-/// One listed object and the partition values it belongs to (None: in no partition).
-struct Found {
-    place: Arc<Place>,
-    meta: ObjectMeta,
-    values: Option<Vec<String>>,
-    /// Under a partitioned table's location in no partition: searched, never rewritten.
-    outside: bool,
-    /// Hidden (a `_` or `.` folder or name below its location; never a marker or empty
-    /// object, which are skipped), and the `_temporary/` folder it is in, if any.
-    hidden: bool,
-    temporary: Option<String>,
-}
-
-impl Found {
-    /// An object listed under `place`; its part below the table or partition location
-    /// starts at byte `below` of its key; `names` are the table's partition keys.
-    fn new(
-        place: &Arc<Place>,
-        meta: ObjectMeta,
-        values: Option<Vec<String>>,
-        below: usize,
-        names: &[String],
-    ) -> Self {
-        let rest = meta.key.get(below..).unwrap_or(&meta.key);
-        let hidden = skip_reason(&meta).is_none() && is_hidden(rest, names);
-        let temporary = temporary_prefix(&meta.key, rest)
-            .filter(|_| hidden)
-            .map(str::to_owned);
-        Self {
-            place: place.clone(),
-            meta,
-            values,
-            outside: false,
-            hidden,
-            temporary,
-        }
-    }
-
-    /// A data object of the current listing (not a marker, hidden or old version).
-    fn is_current_data(&self) -> bool {
-        skip_reason(&self.meta).is_none() && !self.hidden && self.meta.noncurrent.is_none()
-    }
-}
-
 /// A partition's values as one string (`job_listed_partition`).
 fn encode(values: &[String]) -> String {
     serde_json::to_string(values).unwrap_or_default()
@@ -257,14 +160,14 @@ impl PageListing {
     fn add_found(
         &mut self,
         keys: &[PartitionKey],
-        found: Vec<Found>,
+        found: Vec<TableObject>,
         mapper: &MapperSnapshot,
         matches: &Matches,
         counted: bool,
         is_new: impl Fn(&[String]) -> bool,
     ) {
         let has_simple = !matches.simple.is_empty();
-        let mut groups: BTreeMap<Option<Vec<String>>, Vec<Found>> = BTreeMap::new();
+        let mut groups: BTreeMap<Option<Vec<String>>, Vec<TableObject>> = BTreeMap::new();
         for f in found {
             groups.entry(f.values.clone()).or_default().push(f);
         }
@@ -336,352 +239,27 @@ impl PageListing {
     }
 }
 
-/// Resolves a mapper's table: its locations and layout.
+/// Resolves a mapper's table (`catalog::source`), judging on the way whether the mapper's
+/// format reads it exactly.
 async fn plan(engine: &Engine, mapper: &MapperSnapshot) -> Result<Plan, TaskError> {
-    match &mapper.catalog {
-        CatalogRef::Glue(table) => plan_glue(engine, table, mapper).await,
-        CatalogRef::Path(PathTable {
-            location,
-            partition_keys,
-            ..
-        }) => {
-            // Options a format cannot read exactly fail the mapper before any search.
-            records_for(mapper.format, None, &mapper.catalog).map_err(TaskError::Fatal)?;
-            Ok(Plan {
-                locations: vec![location.clone()],
-                keys: PartitionKey::untyped(partition_keys),
-                layout: Layout::Path {
-                    names: partition_keys.clone(),
-                },
-                read_at_find: None,
-                notes: Vec::new(),
-            })
-        }
-    }
-}
-
-/// A Glue table. Every object of the table is searched, wherever the catalog puts it:
-/// an unpartitioned table's location; for a projected table (`projection.enabled`), the
-/// objects at the paths its projection generates (under the fixed prefix of its template);
-/// otherwise the table location *and* every registered partition's location outside it
-/// (see [`Layout::Registered`]). Partitions are then pruned by value.
-async fn plan_glue(
-    engine: &Engine,
-    GlueTable { database, table }: &GlueTable,
-    mapper: &MapperSnapshot,
-) -> Result<Plan, TaskError> {
-    let def = engine.catalog.get_table(database, table).await?;
-    if let Some(format) = def.table_format() {
-        return Err(TaskError::Fatal(format!(
-            "table {database}.{table}: {}",
-            format.refusal()
-        )));
-    }
-    // How the table's objects are read (a SerDe or settings Lethe cannot read exactly
-    // fail the mapper here, before any object is searched).
-    let reading = table_reading(&mapper.columns, &def);
-    let records = records_for(mapper.format, Some(&reading), &mapper.catalog)
-        .map_err(|why| TaskError::Fatal(format!("table {database}.{table}: {why}")))?;
-    let read_at_find = Some(reading);
-    let keys = def.keys();
-    // Glue places data on S3: a catalog entry naming a local path is refused (anyone
-    // who can write the catalog could otherwise point Lethe at the host's files).
-    for location in def
-        .location
-        .as_deref()
-        .into_iter()
-        .chain(def.location_template())
-    {
-        require_s3(database, table, location)?;
-    }
-    let no_location = || TaskError::Fatal(format!("table {database}.{table} has no location"));
-    if keys.is_empty() {
-        let location = def.location.clone().ok_or_else(no_location)?;
-        return Ok(Plan {
-            locations: vec![location],
-            keys,
-            layout: Layout::Unpartitioned,
-            read_at_find,
-            notes: Vec::new(),
-        });
-    }
-    if def.projection_enabled() {
-        let (root, projection, notes) = Projection::of_table(&def)
-            .map_err(|e| TaskError::Fatal(format!("table {database}.{table}: {e}")))?;
-        return Ok(Plan {
-            locations: vec![root],
-            keys,
-            layout: Layout::Projected(projection),
-            read_at_find,
-            notes: notes
-                .into_iter()
-                .map(|n| ("partition_projection", n))
-                .collect(),
-        });
-    }
-    let reads_serde = records.reads_serde();
-    let (locations, layout) = plan_registered(engine, (database, table), &def, reads_serde).await?;
+    let mut read_at_find = None;
+    let mut reads = |def: Option<&TableDef>| {
+        let reading = def.map(|def| table_reading(&mapper.columns, def));
+        let records = records_for(mapper.format, reading.as_ref(), &mapper.catalog)?;
+        read_at_find = reading;
+        Ok(records.reads_serde())
+    };
+    let source = resolve(
+        &*engine.catalog,
+        &engine.stores,
+        &mapper.catalog,
+        &mut reads,
+    )
+    .await?;
     Ok(Plan {
-        locations,
-        keys,
-        layout,
+        source,
         read_at_find,
-        notes: Vec::new(),
     })
-}
-
-/// A partitioned Glue table without projection: the table location and every registered
-/// partition's location outside it are listed, and each registered partition's folder
-/// places its objects (see [`Layout::Registered`]).
-async fn plan_registered(
-    engine: &Engine,
-    (database, table): (&str, &str),
-    def: &TableDef,
-    reads_serde: bool,
-) -> Result<(Vec<String>, Layout), TaskError> {
-    let no_location = || TaskError::Fatal(format!("table {database}.{table} has no location"));
-    let registered = engine.catalog.list_partitions(database, table).await?;
-    // A text table's partition read through another SerDe or delimiter than the table's
-    // would be misread (every row a silent miss): refused.
-    let table_serde = (def.serde_library.as_deref(), &def.serde_parameters);
-    if let Some(why) = registered
-        .iter()
-        .filter(|_| reads_serde)
-        .find_map(|p| p.serde_differs(table_serde.0, table_serde.1))
-    {
-        return Err(TaskError::Fatal(format!("table {database}.{table}: {why}")));
-    }
-    let table_place = match &def.location {
-        Some(location) => {
-            let place = engine.stores.place(location)?;
-            Some((place.bucket, dir_prefix(&place.prefix)))
-        }
-        None => None,
-    };
-    // Where each registered partition lives (longest first: a nested location wins),
-    // and the locations to list: the table's, and each partition's outside it.
-    let mut homes: Vec<(String, String, Vec<String>)> = Vec::new();
-    let mut locations: Vec<(String, String, String)> = Vec::new();
-    if let (Some(location), Some((bucket, prefix))) = (&def.location, &table_place) {
-        locations.push((bucket.clone(), prefix.clone(), location.clone()));
-    }
-    for p in registered.iter().filter(|p| !p.location.is_empty()) {
-        require_s3(database, table, &p.location)?;
-        let place = engine.stores.place(&p.location)?;
-        let prefix = dir_prefix(&place.prefix);
-        locations.push((place.bucket.clone(), prefix.clone(), p.location.clone()));
-        homes.push((place.bucket, prefix, p.values.clone()));
-    }
-    homes.sort_by_key(|(_, prefix, _)| std::cmp::Reverse(prefix.len()));
-    let locations = outermost(locations);
-    if locations.is_empty() {
-        return Err(no_location());
-    }
-    let layout = Layout::Registered {
-        names: def.partition_keys.clone(),
-        homes,
-        table_place,
-        registered: registered.into_iter().map(|p| p.values).collect(),
-    };
-    Ok((locations, layout))
-}
-
-/// The locations (bucket, key prefix, location) none of which lies inside another, in
-/// their first order: an object is listed once, under the outermost location holding it.
-fn outermost(locations: Vec<(String, String, String)>) -> Vec<String> {
-    let mut kept: Vec<(String, String, String)> = Vec::new();
-    for (i, (bucket, prefix, location)) in locations.iter().enumerate() {
-        let inside = locations.iter().enumerate().any(|(j, (b, p, _))| {
-            j != i && b == bucket && prefix.starts_with(p.as_str()) && (p != prefix || j < i)
-        });
-        if !inside {
-            kept.push((bucket.clone(), prefix.clone(), location.clone()));
-        }
-    }
-    kept.into_iter().map(|(_, _, location)| location).collect()
-}
-
-impl Plan {
-    /// Places one page's objects listed under `place` in their partitions, counting in
-    /// `progress` what the listing's events tell (objects not the table's, unregistered
-    /// and unplaced ones); also returns the partitions found by path, not registered.
-    fn place_objects(
-        &self,
-        place: &Arc<Place>,
-        metas: Vec<ObjectMeta>,
-        progress: &mut Progress,
-    ) -> (Vec<Found>, Vec<Vec<String>>) {
-        let mut found = Vec::with_capacity(metas.len());
-        let mut discovered = Vec::new();
-        let prefix = dir_prefix(&place.prefix);
-        for meta in metas {
-            match &self.layout {
-                Layout::Unpartitioned => {
-                    let below = below_start(&meta.key, &prefix);
-                    found.push(Found::new(place, meta, Some(vec![]), below, &[]));
-                }
-                Layout::Path { names } => {
-                    let below = below_start(&meta.key, &prefix);
-                    let values = values_from_path(&meta.key[below..], names);
-                    found.push(Found::new(place, meta, values, below, names));
-                }
-                Layout::Projected(projection) => {
-                    match projection.split(relative_to(place, &meta.key)) {
-                        Some((values, name)) => {
-                            let below = meta.key.len() - name.len();
-                            found.push(Found::new(place, meta, Some(values), below, &[]));
-                        }
-                        None if meta.noncurrent.is_some() => {}
-                        None => {
-                            progress.not_the_tables += 1;
-                            if progress.not_the_tables_examples.len() < MAX_NOT_THE_TABLES_EXAMPLES
-                            {
-                                progress.not_the_tables_examples.push(meta.key);
-                            }
-                        }
-                    }
-                }
-                Layout::Registered {
-                    names,
-                    homes,
-                    table_place,
-                    registered,
-                } => {
-                    let home = homes
-                        .iter()
-                        .find(|(b, p, _)| *b == place.bucket && meta.key.starts_with(p.as_str()));
-                    // Hidden is judged below the partition's location, else the table's.
-                    let (values, below, by_path) = match home {
-                        Some((_, p, values)) => (Some(values.clone()), p.len(), false),
-                        None => {
-                            let below = match table_place {
-                                Some((_, p)) if meta.key.starts_with(p.as_str()) => p.len(),
-                                _ => below_start(&meta.key, &prefix),
-                            };
-                            (values_from_path(&meta.key[below..], names), below, true)
-                        }
-                    };
-                    let mut f = Found::new(place, meta, values, below, names);
-                    f.outside = f.values.is_none();
-                    if f.is_current_data() {
-                        match &f.values {
-                            Some(v) if by_path => {
-                                progress.unregistered += 1;
-                                if !registered.contains(v) {
-                                    discovered.push(v.clone());
-                                }
-                            }
-                            Some(_) => {}
-                            None => progress.unplaced += 1,
-                        }
-                    }
-                    found.push(f);
-                }
-            }
-        }
-        (found, discovered)
-    }
-}
-
-/// Where in `key` its part below `prefix` starts (0 when it is not under it).
-fn below_start(key: &str, prefix: &str) -> usize {
-    if key.starts_with(prefix) {
-        prefix.len()
-    } else {
-        0
-    }
-}
-
-/// A key relative to its listed place.
-fn relative_to<'a>(place: &Place, key: &'a str) -> &'a str {
-    let prefix = dir_prefix(&place.prefix);
-    key.strip_prefix(prefix.as_str()).unwrap_or(key)
-}
-
-/// Fails when a table format's metadata folder (`_delta_log/`, `.hoodie/`, Iceberg's
-/// `metadata/`) lies among `metas` (listed under `place`) and an object of the table
-/// (`of_table`) among them lies under that format table's root: its data files must not be
-/// rewritten in place.
-fn refuse_table_formats(
-    place: &Place,
-    metas: &[ObjectMeta],
-    of_table: impl Fn(&Place, &ObjectMeta) -> bool,
-) -> Result<(), TaskError> {
-    let mut roots = BTreeMap::new();
-    // A format's old metadata (noncurrent, or behind a delete marker) is not a table.
-    for meta in metas.iter().filter(|m| m.noncurrent.is_none()) {
-        if let Some((format, root)) = TableFormat::locate(&meta.key) {
-            roots
-                .entry(root.to_owned())
-                .or_insert((format, meta.key.as_str()));
-        }
-    }
-    for (root, (format, key)) in roots {
-        let holds = metas
-            .iter()
-            .any(|m| m.key.starts_with(root.as_str()) && of_table(place, m));
-        if holds {
-            return Err(TaskError::Fatal(format!(
-                "{} holds {key}: {}",
-                place.location_of(&root),
-                format.refusal()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// [`refuse_table_formats`] for one page: any format metadata fails a table that is not
-/// projected (its location holds it); under a projection, each format root the page
-/// shows is listed whole (once per listing, remembered in `checked`) for an object at a
-/// path the projection generates.
-async fn refuse_formats_in_page(
-    place: &Place,
-    metas: &[ObjectMeta],
-    projection: Option<&Projection>,
-    checked: &mut Vec<String>,
-) -> Result<(), TaskError> {
-    let Some(projection) = projection else {
-        return refuse_table_formats(place, metas, |_, _| true);
-    };
-    let of_table = |p: &Place, m: &ObjectMeta| projection.values(relative_to(p, &m.key)).is_some();
-    let mut seen = HashSet::new();
-    for meta in metas.iter().filter(|m| m.noncurrent.is_none()) {
-        let Some((_, root)) = TableFormat::locate(&meta.key) else {
-            continue;
-        };
-        if checked.iter().any(|c| c == root) || !seen.insert(root.to_owned()) {
-            continue;
-        }
-        let mut next = None;
-        loop {
-            let mut page = place
-                .store
-                .list_versions_page(&place.bucket, root, next)
-                .await?;
-            page.objects.push(meta.clone());
-            refuse_table_formats(place, &page.objects, of_table)?;
-            match page.next {
-                Some(token) => next = Some(token),
-                None => break,
-            }
-        }
-        if checked.len() < MAX_FORMAT_ROOTS_KEPT {
-            checked.push(root.to_owned());
-        }
-    }
-    Ok(())
-}
-
-/// Fails unless a Glue location is on S3.
-fn require_s3(database: &str, table: &str, location: &str) -> Result<(), TaskError> {
-    if location.starts_with("s3://") {
-        Ok(())
-    } else {
-        Err(TaskError::Fatal(format!(
-            "table {database}.{table}: the Glue location {location:?} is not s3://"
-        )))
-    }
 }
 
 impl FindMapper {
@@ -707,7 +285,7 @@ impl FindMapper {
                 )));
             }
             None => Progress {
-                locations: plan.locations.clone(),
+                locations: plan.source.locations().to_vec(),
                 ..Progress::default()
             },
         };
@@ -715,28 +293,15 @@ impl FindMapper {
             tracing::info!(job.id = %self.job_id, data_mapper = %self.data_mapper_id, pages = progress.pages, "resuming a listing");
         }
         while let Some(location) = progress.locations.get(progress.location).cloned() {
-            let place = Arc::new(engine.stores.place(&location)?);
-            let page = place
-                .store
-                .list_versions_page(
-                    &place.bucket,
-                    &dir_prefix(&place.prefix),
-                    progress.next.clone(),
-                )
-                .await?;
-            refuse_formats_in_page(
-                &place,
-                &page.objects,
-                plan.layout.projection(),
-                &mut progress.format_roots_checked,
-            )
-            .await?;
-            let (found, discovered) = plan.place_objects(&place, page.objects, &mut progress);
-            let page = Page {
-                found,
-                discovered,
-                next: page.next,
+            let at = ListAt {
+                location: &location,
+                next: progress.next.as_deref(),
             };
+            let mut page = plan
+                .source
+                .list_page(&engine.stores, at, &mut progress.format_roots_checked)
+                .await?;
+            progress.count(&mut page);
             let scope = Scope {
                 plan: &plan,
                 mapper,
@@ -760,11 +325,12 @@ impl FindMapper {
             mapper,
             matches,
         }: &Scope<'_>,
-        Page {
-            found,
+        SourcePage {
+            objects: found,
             discovered,
             next,
-        }: Page,
+            ..
+        }: SourcePage,
         progress: &mut Progress,
     ) -> Result<(), TaskError> {
         let (job_id, mapper_id) = (self.job_id, self.data_mapper_id.as_str());
@@ -775,7 +341,7 @@ impl FindMapper {
         let groups: BTreeSet<String> = found
             .iter()
             .filter_map(|f| f.values.as_deref())
-            .filter(|_| !plan.keys.is_empty())
+            .filter(|_| !plan.source.keys().is_empty())
             .map(encode)
             .collect();
         let groups: Vec<String> = groups.into_iter().collect();
@@ -795,11 +361,11 @@ impl FindMapper {
             ..PageListing::default()
         };
         page.add_found(
-            &plan.keys,
+            plan.source.keys(),
             found,
             mapper,
             matches,
-            plan.layout.counted(),
+            plan.source.registered_partitions().is_some(),
             |v| new.contains(&encode(v)),
         );
         page.stats.partitions_listed += newly_discovered;
@@ -874,8 +440,8 @@ impl FindMapper {
         HiddenObjects::record_temporaries(&mut tx, job_id, mapper, &progress.temporaries).await?;
         // Registered partitions are counted from the catalog, once.
         let mut end = JobStats::default();
-        if let Layout::Registered { registered, .. } = &plan.layout {
-            end.partitions_listed = registered.len() as i64;
+        if let Some(registered) = plan.source.registered_partitions() {
+            end.partitions_listed = registered as i64;
         }
         jobs::add_stats(&mut *tx, job_id, &end).await?;
         let mut s = progress.stats.clone();
@@ -940,6 +506,20 @@ impl PageListing {
 }
 
 impl Progress {
+    /// Counts what the listing's events tell of a page (taken from it): objects not the
+    /// table's (the first few by key), objects in unregistered partitions, objects in no
+    /// partition.
+    fn count(&mut self, page: &mut SourcePage) {
+        for key in std::mem::take(&mut page.not_the_tables) {
+            self.not_the_tables += 1;
+            if self.not_the_tables_examples.len() < MAX_NOT_THE_TABLES_EXAMPLES {
+                self.not_the_tables_examples.push(key);
+            }
+        }
+        self.unregistered += page.unregistered;
+        self.unplaced += page.unplaced;
+    }
+
     /// Counts a page's `_temporary/` folders: the first ones by name, the rest in all.
     fn add_temporaries(&mut self, temporaries: impl IntoIterator<Item = (String, usize)>) {
         for (prefix, objects) in temporaries {
@@ -985,7 +565,7 @@ impl Progress {
     /// The listing's warnings: the plan's, unregistered partitions, objects in no
     /// partition.
     fn notes(&self, plan: &Plan) -> Vec<(&'static str, String)> {
-        let mut notes = plan.notes.clone();
+        let mut notes = plan.source.notes().to_vec();
         if self.unregistered > 0 {
             notes.push((
                 "unregistered_partition",
@@ -1046,152 +626,4 @@ async fn listed_event(
                "temporary_objects_not_named": progress.temporaries_not_named}),
     )
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::data_mapper::TableDef;
-
-    fn listed(keys: &[&str]) -> Vec<(Arc<Place>, Vec<ObjectMeta>)> {
-        listed_at("s3://lake/", keys)
-    }
-
-    /// Objects of one byte under `location` (empty when the key ends with `_SUCCESS`).
-    fn listed_at(location: &str, keys: &[&str]) -> Vec<(Arc<Place>, Vec<ObjectMeta>)> {
-        let place = crate::storage::Stores::offline()
-            .place(location)
-            .expect("an s3 place");
-        let metas = keys
-            .iter()
-            .map(|k| ObjectMeta {
-                key: k.to_string(),
-                size: u64::from(!k.ends_with("_SUCCESS")),
-                etag: None,
-                version_id: None,
-                storage_class: None,
-                archive_status: None,
-                restore: None,
-                noncurrent: None,
-            })
-            .collect();
-        vec![(Arc::new(place), metas)]
-    }
-
-    fn tenant_first() -> Projection {
-        let def = TableDef {
-            partition_keys: vec!["tenant".into(), "dt".into()],
-            parameters: [(
-                "storage.location.template".to_owned(),
-                "s3://lake/${tenant}/events/${dt}/".to_owned(),
-            )]
-            .into(),
-            ..Default::default()
-        };
-        Projection::of_table(&def).expect("a projection").1
-    }
-
-    fn refused(keys: &[&str], projection: Option<&Projection>) -> Option<String> {
-        let of_table = |place: &Place, meta: &ObjectMeta| {
-            projection.is_none_or(|p| p.values(relative_to(place, &meta.key)).is_some())
-        };
-        let listed = listed(keys);
-        let (place, metas) = &listed[0];
-        match refuse_table_formats(place, metas, of_table) {
-            Ok(()) => None,
-            Err(e) => Some(e.to_string()),
-        }
-    }
-
-    #[test]
-    fn a_table_format_at_any_depth_under_a_location_fails_the_mapper() {
-        let keys = [
-            "pm/plain/a.parquet",
-            "pm/x/sales/a.parquet",
-            "pm/x/sales/_delta_log/0.json",
-        ];
-        let error = refused(&keys, None).expect("refused");
-        assert!(error.contains("s3://lake/pm/x/sales/"), "{error}");
-        assert!(error.contains("Delta Lake"), "{error}");
-        let iceberg = ["a/b/ice/data/a.parquet", "a/b/ice/metadata/1.metadata.json"];
-        assert!(refused(&iceberg, None).unwrap().contains("Apache Iceberg"));
-        assert_eq!(refused(&["pm/metadata/a.parquet"], None), None);
-    }
-
-    #[test]
-    fn under_a_projection_only_a_format_over_the_tables_objects_fails_it() {
-        let p = tenant_first();
-        let own = "acme/events/2024-01-01/a.json";
-        // A Delta table beside the projected one, under the same prefix: not its concern.
-        let beside = [
-            own,
-            "acme/orders/a.parquet",
-            "acme/orders/_delta_log/0.json",
-        ];
-        assert_eq!(refused(&beside, Some(&p)), None);
-        // A Delta table whose root holds the table's objects, or a log inside a partition.
-        let above = [own, "acme/_delta_log/0.json"];
-        assert!(refused(&above, Some(&p)).is_some());
-        let inside = [own, "acme/events/2024-01-01/_delta_log/0.json"];
-        assert!(refused(&inside, Some(&p)).is_some());
-    }
-
-    #[test]
-    fn hidden_objects_are_judged_below_the_location_they_were_listed_under() {
-        let keys = [
-            "_raw/t/dt=1/part-0.parquet",
-            "_raw/t/dt=__HIVE_DEFAULT_PARTITION__/part-0.parquet",
-            "_raw/t/dt=1/_temporary/0/part-0.parquet",
-            "_raw/t/dt=1/.part-0.parquet.crc",
-            "_raw/t/_common_metadata",
-            "_raw/t/dt=1/_SUCCESS",
-        ];
-        let names = vec!["dt".to_owned()];
-        let plan = Plan {
-            locations: vec!["s3://lake/_raw/t/".into()],
-            keys: PartitionKey::untyped(&names),
-            layout: Layout::Path { names },
-            read_at_find: None,
-            notes: Vec::new(),
-        };
-        let (place, metas) = listed_at("s3://lake/_raw/t/", &keys).remove(0);
-        let (found, _) = plan.place_objects(&place, metas, &mut Progress::default());
-        let hidden: Vec<(&str, Option<&str>)> = found
-            .iter()
-            .filter(|f| f.hidden)
-            .map(|f| (f.meta.key.as_str(), f.temporary.as_deref()))
-            .collect();
-        assert_eq!(
-            hidden,
-            [
-                (keys[2], Some("_raw/t/dt=1/_temporary/")),
-                (keys[3], None),
-                (keys[4], None),
-            ],
-            "the location's own `_raw` hides nothing; a marker is skipped, not hidden"
-        );
-    }
-
-    #[test]
-    fn a_location_inside_another_is_not_listed_again() {
-        let at = |b: &str, p: &str| (b.to_owned(), p.to_owned(), format!("s3://{b}/{p}"));
-        let kept = outermost(vec![
-            at("lake", "t/"),
-            at("lake", "t/dt=1/"),
-            at("other", "p/"),
-            at("other", "p/x/"),
-            at("other", "p/"),
-            at("other", "pq/"),
-        ]);
-        assert_eq!(kept, ["s3://lake/t/", "s3://other/p/", "s3://other/pq/"]);
-    }
-
-    #[test]
-    fn a_delta_log_fails_the_mapper_though_it_is_hidden() {
-        // The format check runs on the listing before anything is hidden.
-        assert!(crate::domain::hidden::is_hidden("_delta_log/0.json", &[]));
-        let keys = ["t/dt=1/part-0.parquet", "t/_delta_log/0.json"];
-        let error = refused(&keys, None).expect("refused");
-        assert!(error.contains("Delta Lake"), "{error}");
-    }
 }

@@ -22,6 +22,7 @@ use sqlx::PgPool;
 use tracing::Instrument;
 
 use crate::catalog::CatalogError;
+use crate::catalog::source::SourceError;
 use crate::db::task as db;
 use crate::metrics::{Metrics, TaskOutcome};
 use crate::storage::StorageError;
@@ -71,6 +72,16 @@ impl From<CatalogError> for TaskError {
             CatalogError::Unavailable(m) => {
                 TaskError::Retryable(format!("catalog unavailable: {m}"))
             }
+            other => TaskError::Fatal(other.to_string()),
+        }
+    }
+}
+
+impl From<SourceError> for TaskError {
+    fn from(e: SourceError) -> Self {
+        match e {
+            SourceError::Catalog(e) => e.into(),
+            SourceError::Storage(e) => e.into(),
             other => TaskError::Fatal(other.to_string()),
         }
     }
