@@ -15,7 +15,7 @@
 //! app        → auth, aws, catalog, config, db, governance, jobs, metrics, storage
 //! jobs       → catalog, config, db, domain, lakefile, metrics, storage
 //! governance → catalog, db, domain
-//! catalog    → aws, domain, metrics, storage
+//! catalog    → aws, domain, lakefile, metrics, storage
 //! storage    → aws, config, domain, metrics
 //! aws        → config, metrics
 //! auth       → config

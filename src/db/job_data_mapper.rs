@@ -61,6 +61,10 @@ pub struct TableReading {
     /// The table's data columns in order, with their Glue types (CSV reads by position).
     #[serde(default)]
     pub table_columns: Vec<(String, String)>,
+    /// The table format the Glue entry names (`Apache Iceberg`), if any: its data files
+    /// are searched through its metadata, and never rewritten in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_format: Option<String>,
 }
 
 pub async fn get(

@@ -639,6 +639,15 @@ impl TableDef {
     /// The table format the catalog entry describes: `table_type=ICEBERG` or a
     /// `metadata_location`; `spark.sql.sources.provider=delta` (or `table_type=DELTA`);
     /// a Hudi input format or `hoodie.*` parameters.
+    /// An Iceberg table's current `metadata.json`, as its Glue entry names it.
+    pub fn metadata_location(&self) -> Option<&str> {
+        self.parameters
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case("metadata_location"))
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
     pub fn table_format(&self) -> Option<TableFormat> {
         let param = |k: &str| {
             self.parameters
@@ -693,7 +702,8 @@ pub fn check_against_table(
     mapper: &DataMapper,
     table: &TableDef,
 ) -> Result<(), Vec<super::validation::FieldError>> {
-    if let Some(format) = table.table_format() {
+    let iceberg = table.table_format() == Some(TableFormat::Iceberg);
+    if let Some(format) = table.table_format().filter(|_| !iceberg) {
         return Err(vec![super::validation::FieldError {
             field: "catalog.table".to_owned(),
             message: format.refusal(),
@@ -722,6 +732,16 @@ pub fn check_against_table(
         }
     }
     match table.format {
+        // An Iceberg table's data files are Parquet (find checks each file's format in the
+        // table's manifests); its Glue entry often names no input format.
+        _ if iceberg => {
+            if mapper.format != Format::Parquet {
+                errors.add(
+                    "format",
+                    "an Iceberg table's data files are searched as Parquet: the format must be parquet",
+                );
+            }
+        }
         Some(format) if format != mapper.format => errors.add(
             "format",
             format!(

@@ -217,6 +217,7 @@ pub fn table_reading(columns: &[String], table: &TableDef) -> TableReading {
             .iter()
             .map(|(name, ty)| (name.clone(), ty.to_string()))
             .collect(),
+        table_format: table.table_format().map(|f| f.name().to_owned()),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod avro;
 pub mod csv;
 pub mod format;
 pub mod found;
+pub mod iceberg;
 pub mod jsonl;
 pub mod match_set;
 pub mod parquet;

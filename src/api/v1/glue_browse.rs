@@ -147,8 +147,15 @@ async fn get_table(
         })
         .collect();
     Ok(axum::Json(GlueTableInfo {
-        format: def.format.map(|f| f.as_str().to_owned()),
-        refused: def.table_format().map(|f| f.refusal()),
+        format: match def.table_format() {
+            // Searched through its manifests: its data files are Parquet.
+            Some(crate::domain::data_mapper::TableFormat::Iceberg) => Some("parquet".to_owned()),
+            _ => def.format.map(|f| f.as_str().to_owned()),
+        },
+        refused: def
+            .table_format()
+            .filter(|f| *f != crate::domain::data_mapper::TableFormat::Iceberg)
+            .map(|f| f.refusal()),
         location: def.location.clone(),
         columns: columns
             .into_iter()

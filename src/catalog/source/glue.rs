@@ -4,13 +4,13 @@
 //! fixed prefix of its template); otherwise the table location *and* every registered
 //! partition's location outside it. Partitions are then pruned by value (by the caller).
 //!
-//! A catalog entry that names a table format is refused here; an Iceberg source is to be
-//! built here instead.
+//! A catalog entry that names Apache Iceberg is read as an Iceberg source (`iceberg`);
+//! one that names another table format is refused here.
 
 use super::plain::{Layout, PlainTable};
 use super::{ReadCheck, SourceError, TableSource};
 use crate::catalog::Catalog;
-use crate::domain::data_mapper::{GlueTable, TableDef};
+use crate::domain::data_mapper::{GlueTable, TableDef, TableFormat};
 use crate::domain::prefix::dir_prefix;
 use crate::domain::projection::Projection;
 use crate::storage::Stores;
@@ -25,8 +25,19 @@ pub(super) async fn resolve(
 ) -> Result<Box<dyn TableSource>, SourceError> {
     let refused = |why: String| SourceError::Refused(format!("table {database}.{table}: {why}"));
     let def = catalog.get_table(database, table).await?;
-    if let Some(format) = def.table_format() {
-        return Err(refused(format.refusal()));
+    match def.table_format() {
+        Some(TableFormat::Iceberg) => {
+            reads(Some(&def)).map_err(refused)?;
+            let metadata = def.metadata_location().ok_or_else(|| {
+                refused("an Iceberg table whose Glue entry names no metadata_location".into())
+            })?;
+            require_s3(database, table, metadata)?;
+            return Ok(Box::new(
+                super::iceberg::resolve(stores, (database, table), metadata).await?,
+            ));
+        }
+        Some(format) => return Err(refused(format.refusal())),
+        None => {}
     }
     // How the table's objects are read (a SerDe or settings Lethe cannot read exactly
     // fail the mapper here, before any object is searched).

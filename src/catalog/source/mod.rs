@@ -27,6 +27,7 @@
 
 mod formats;
 mod glue;
+mod iceberg;
 mod plain;
 
 use std::sync::Arc;

@@ -64,6 +64,9 @@ impl JobTask for Forget {
         let Some(l) = load(ctx, self.0, ForgetState::Found).await? else {
             return Ok(());
         };
+        if let Some(why) = table_format_refusal(&l) {
+            return fail(ctx, task, &l, why).await;
+        }
         let marker = l.marker();
         // A previous attempt may have uploaded and died before recording it.
         if l.object.rows_removed.is_some() {
@@ -88,6 +91,17 @@ impl JobTask for Forget {
         );
         fail(ctx, task, &l, error).await
     }
+}
+
+/// Why an object of a table format's table is not rewritten: its data files are
+/// immutable and referenced by its metadata; a rewrite must be committed as a new
+/// snapshot, which is not built yet (its subjects stay queued, nothing is written).
+fn table_format_refusal(l: &Loaded) -> Option<String> {
+    let reading = l.mapper.read_at_find.as_ref()?;
+    let format = reading.table_format.as_deref()?;
+    Some(format!(
+        "this is a data file of an {format} table: Lethe searches it, but does not commit an erasure to the table yet (a copy-on-write snapshot, then expiring the old ones); nothing was written and its subjects stay queued"
+    ))
 }
 
 /// Whether an attempt settled the object, or it must be read again.

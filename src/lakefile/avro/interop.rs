@@ -281,3 +281,24 @@ fn assert_blocks(dir: &Path, codec: &str, r: &Value, forgot: &Forgot) {
         (copied, rewritten + dropped, dropped)
     );
 }
+
+/// A container file fastavro writes of `rows` (JSON; a string `b64:…` is that base64's
+/// bytes) under `schema`, with `codec`: for the readers of whole files (`datum`).
+pub(super) fn fastavro_file(schema: &str, rows: &str, codec: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.avro");
+    let script = r#"
+import base64
+def b(v):
+    if isinstance(v, str) and v.startswith("b64:"): return base64.b64decode(v[4:])
+    if isinstance(v, dict): return {k: b(x) for k, x in v.items()}
+    if isinstance(v, list): return [b(x) for x in v]
+    return v
+schema = fastavro.parse_schema(json.loads(sys.argv[1]))
+with open(sys.argv[4], "wb") as f:
+    fastavro.writer(f, schema, b(json.loads(sys.argv[2])), codec=sys.argv[3], sync_interval=64)
+print(json.dumps({"written": sys.argv[4]}))
+"#;
+    run(script, &[schema, rows, codec, path.to_str().unwrap()]);
+    std::fs::read(path).unwrap()
+}

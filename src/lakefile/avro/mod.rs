@@ -56,6 +56,7 @@ mod codec;
 mod columns;
 mod container;
 mod cursor;
+pub mod datum;
 mod decode;
 pub mod find;
 pub mod forget;

@@ -1,0 +1,190 @@
+//! An Apache Iceberg table registered in Glue (`table_type=ICEBERG`, `metadata_location`)
+//! as a source: its objects are the data files its snapshots reference, read from the
+//! metadata Glue points at (`lakefile::iceberg`): the current snapshot's and every older
+//! one's still in the metadata, since each holds its rows until it is expired. They are
+//! found by listing the table's location with every version (so old versions of a data
+//! file are searched as for plain tables); any other object there (the metadata itself,
+//! orphans no snapshot references) is not the table's and is counted so, never searched.
+//!
+//! What a search cannot cover exactly is refused before anything is searched (see
+//! `lakefile::iceberg`), and so is a data file outside the table's location. Committing an
+//! erasure (a copy-on-write snapshot through Glue, then the purge chain) is not built yet:
+//! [`TableSource::replace_file`] and [`TableSource::retire`] say so, and forget refuses
+//! the table's objects (their subjects stay queued).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::plain::{Layout, PlainTable};
+use super::{DataFile, ListAt, SourceError, SourcePage, TableSource};
+use crate::domain::partition::PartitionKey;
+use crate::domain::prefix::dir_prefix;
+use crate::lakefile::iceberg::{
+    MAX_METADATA_BYTES, ManifestSource, Referenced, TableMetadata, manifest_entries, manifest_list,
+};
+use crate::storage::{ObjectMeta, Place, Stores};
+
+/// The table's location listed as an unpartitioned table, and the data files its
+/// snapshots reference (`s3://bucket/key`).
+pub(super) struct IcebergTable {
+    plain: PlainTable,
+    data_files: BTreeSet<String>,
+}
+
+/// Reads the table's metadata from `metadata_location` down to its data files.
+pub(super) async fn resolve(
+    stores: &Stores,
+    (database, table): (&str, &str),
+    metadata_location: &str,
+) -> Result<IcebergTable, SourceError> {
+    let refused =
+        |why: String| SourceError::Refused(format!("Iceberg table {database}.{table}: {why}"));
+    let metadata =
+        TableMetadata::parse(&read_whole(stores, metadata_location).await?).map_err(refused)?;
+    let mut referenced = Referenced::default();
+    let mut lists = BTreeSet::new();
+    for source in metadata.manifest_sources() {
+        let manifests = match source {
+            ManifestSource::Manifests(paths) => paths,
+            ManifestSource::List(list) => {
+                if !lists.insert(list.clone()) {
+                    continue;
+                }
+                let files = manifest_list(&read_whole(stores, &list).await?).map_err(refused)?;
+                files.into_iter().map(|m| m.path).collect()
+            }
+        };
+        for manifest in manifests {
+            if referenced.manifests.contains(&manifest) {
+                continue;
+            }
+            let entries =
+                manifest_entries(&read_whole(stores, &manifest).await?).map_err(refused)?;
+            referenced.add(&manifest, entries).map_err(refused)?;
+        }
+    }
+    let location = format!("{}/", metadata.location.trim_end_matches('/'));
+    let data_files: BTreeSet<String> = referenced.data_files.iter().map(|p| s3(p)).collect();
+    if let Some(outside) = data_files.iter().find(|p| !p.starts_with(&s3(&location))) {
+        return Err(refused(format!(
+            "data file {outside} lies outside the table location {location}: searching data files elsewhere is not built yet"
+        )));
+    }
+    Ok(IcebergTable {
+        plain: PlainTable {
+            locations: vec![location],
+            keys: Vec::new(),
+            layout: Layout::Unpartitioned,
+            notes: Vec::new(),
+        },
+        data_files,
+    })
+}
+
+/// `s3a://` and `s3n://` (Hadoop writers) name the same objects as `s3://`.
+fn s3(path: &str) -> String {
+    for scheme in ["s3a://", "s3n://"] {
+        if let Some(rest) = path.strip_prefix(scheme) {
+            return format!("s3://{rest}");
+        }
+    }
+    path.to_owned()
+}
+
+/// A metadata object read whole (at most [`MAX_METADATA_BYTES`]).
+async fn read_whole(stores: &Stores, location: &str) -> Result<bytes::Bytes, SourceError> {
+    let place = stores.place(location)?;
+    let head = place.store.head(&place.bucket, &place.prefix).await?;
+    if head.size > MAX_METADATA_BYTES as u64 {
+        return Err(SourceError::Refused(format!(
+            "{location} is larger than {MAX_METADATA_BYTES} bytes"
+        )));
+    }
+    Ok(place
+        .store
+        .get_range(&place.bucket, &place.prefix, None, 0..head.size)
+        .await?)
+}
+
+impl IcebergTable {
+    /// Whether a listed object is one of the data files the snapshots reference.
+    fn referenced(&self, place: &Place, meta: &ObjectMeta) -> bool {
+        self.data_files.contains(&place.location_of(&meta.key))
+    }
+}
+
+#[async_trait]
+impl TableSource for IcebergTable {
+    fn locations(&self) -> &[String] {
+        &self.plain.locations
+    }
+    fn keys(&self) -> &[PartitionKey] {
+        &self.plain.keys
+    }
+    fn notes(&self) -> &[(&'static str, String)] {
+        &self.plain.notes
+    }
+    fn registered_partitions(&self) -> Option<usize> {
+        None
+    }
+
+    /// Lists a page of every version under the location; the referenced data files are
+    /// the table's objects, every other current object is not the table's.
+    async fn list_page(
+        &self,
+        stores: &Stores,
+        at: ListAt<'_>,
+        _checked: &mut Vec<String>,
+    ) -> Result<SourcePage, SourceError> {
+        let place = Arc::new(stores.place(at.location)?);
+        let listed = place
+            .store
+            .list_versions_page(
+                &place.bucket,
+                &dir_prefix(&place.prefix),
+                at.next.map(str::to_owned),
+            )
+            .await?;
+        let (ours, others): (Vec<ObjectMeta>, Vec<ObjectMeta>) = listed
+            .objects
+            .into_iter()
+            .partition(|meta| self.referenced(&place, meta));
+        let mut page = self.plain.place(&place, ours);
+        page.not_the_tables.extend(
+            others
+                .into_iter()
+                .filter(|m| m.noncurrent.is_none())
+                .map(|m| m.key),
+        );
+        page.next = listed.next;
+        Ok(page)
+    }
+
+    async fn replace_file(&self, _old: &DataFile, _new: &DataFile) -> Result<(), SourceError> {
+        Err(SourceError::NotSupported {
+            operation: "replacing a data file of an Iceberg table",
+            why: "committing a copy-on-write snapshot through Glue is not built yet",
+        })
+    }
+
+    async fn retire(&self, _files: &[DataFile]) -> Result<(), SourceError> {
+        Err(SourceError::NotSupported {
+            operation: "retiring data files of an Iceberg table",
+            why: "expiring snapshots and deleting their files is not built yet",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hadoop_schemes_name_the_same_objects() {
+        assert_eq!(s3("s3a://b/t/data/1.parquet"), "s3://b/t/data/1.parquet");
+        assert_eq!(s3("s3n://b/k"), "s3://b/k");
+        assert_eq!(s3("s3://b/k"), "s3://b/k");
+    }
+}
