@@ -399,22 +399,37 @@ async fn partitions_only_in_s3_or_outside_the_table_location_are_searched_and_in
 }
 
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
-async fn iceberg_delta_and_hudi_tables_are_refused_by_catalog_entry_and_by_folder(
+async fn delta_and_hudi_tables_are_refused_by_catalog_entry_and_by_folder_and_iceberg_ones_are_parquet(
     db: sqlx::PgPool,
 ) {
     let lake = lake(db).await;
     let b = lake.bucket.clone();
     let people = lake::people();
     type Shape<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-    let shapes: [Shape; 3] = [
-        (
-            "ice",
-            &[
-                ("table_type", "ICEBERG"),
-                ("metadata_location", "s3://x/ice/metadata/1.metadata.json"),
-            ],
-            "Apache Iceberg",
-        ),
+    // An Iceberg table is searched through its metadata: its data files are Parquet.
+    lake.table(
+        "ice",
+        &format!("s3://{b}/ice/"),
+        ("dt", "string"),
+        &[
+            ("table_type", "ICEBERG"),
+            ("metadata_location", "s3://x/ice/metadata/1.metadata.json"),
+        ],
+    )
+    .await;
+    let ice = |format: &str| {
+        json!({
+            "catalog": {"provider": "glue", "database": lake.database, "table": "ice"},
+            "format": format,
+            "columns": ["id"],
+        })
+    };
+    let r = lake.app.put("/v1/data_mappers/ice", ice("json")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body["errors"].to_string().contains("Iceberg"), "{}", r.body);
+    let r = lake.app.put("/v1/data_mappers/ice", ice("parquet")).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let shapes: [Shape; 2] = [
         (
             "dlt",
             &[("spark.sql.sources.provider", "delta")],
