@@ -432,7 +432,7 @@ impl FindMapper {
                 job_id,
                 EventLevel::Info,
                 "object_not_the_tables",
-                &format!("{key} is at no path the table's partition projection generates: not the table's, not searched"),
+                &format!("{key} is not the table's as its catalog defines it (at no path its partition projection generates, or a file no snapshot of its Iceberg metadata references): not searched"),
                 json!({"data_mapper_id": mapper, "key": key}),
             )
             .await?;
@@ -600,7 +600,7 @@ async fn listed_event(
     let not_the_tables = match others {
         0 => String::new(),
         n => format!(
-            "; {n} object(s) under the projection's prefix are not the table's (not searched)"
+            "; {n} object(s) under the table's prefix are not the table's (not searched)"
         ),
     };
     let objects = progress.objects_to_search;
