@@ -72,19 +72,22 @@ start_moto() {
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/lethe-target}
 export DATABASE_URL=${LETHE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 
-# The writer corpus (tests/corpus.rs; pandas and fastavro for the CSV and Avro tests):
+# The writer corpus (tests/corpus.rs; pandas and fastavro for the CSV and Avro tests;
+# pyiceberg, with pyiceberg-core for its day()/bucket() transforms, for the Iceberg tables
+# of tests/api/iceberg.rs, written through its Glue catalog against moto):
 # real writers from PyPI, pinned, in a
 # virtualenv under /var/tmp; files are written to a fresh directory named by
 # LETHE_CORPUS_DIR, which the Rust corpus test reads and verify_corpus checks afterwards.
-CORPUS_PACKAGES="pyarrow==26.0.1 duckdb==2.0.1 polars==2.1.0 fastparquet==2026.9.0 pandas==3.1.1 fastavro==1.13.1 cramjam==2.14.0 zstandard==0.25.0"
+CORPUS_PACKAGES="pyarrow==26.0.1 duckdb==2.0.1 polars==2.1.0 fastparquet==2026.9.0 pandas==3.1.1 fastavro==1.13.1 cramjam==2.14.0 zstandard==0.25.0 pyiceberg[glue,pyarrow,pyiceberg-core]==0.12.0 pyiceberg-core==0.10.1"
 CORPUS_VENV="$LETHE_VAR/corpus-venv"
 
 make_corpus() {
   if [ ! -x "$CORPUS_VENV/bin/python" ] || [ "$(cat "$CORPUS_VENV/packages" 2>/dev/null)" != "$CORPUS_PACKAGES" ]; then
     rm -rf "$CORPUS_VENV"
     python3 -m venv "$CORPUS_VENV"
+    # Split on spaces, no globbing (the extras' brackets).
     # shellcheck disable=SC2086
-    "$CORPUS_VENV/bin/pip" install -q --disable-pip-version-check $CORPUS_PACKAGES
+    (set -f; "$CORPUS_VENV/bin/pip" install -q --disable-pip-version-check $CORPUS_PACKAGES)
     echo "$CORPUS_PACKAGES" >"$CORPUS_VENV/packages"
   fi
   export LETHE_CORPUS_VENV="$CORPUS_VENV"

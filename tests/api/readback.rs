@@ -2,15 +2,16 @@
 //! (Parquet) or by Python's own `json` and `gzip` (JSON Lines), never by the code under
 //! test; and the writers users have (pandas, Python's `csv`, fastavro) run at test time
 //! ([`python`]). The interpreter is the corpus virtualenv `scripts/test` makes (pyarrow,
-//! DuckDB, polars, fastparquet, pandas, fastavro, zstandard); `LETHE_CORPUS_VENV` names
-//! it.
+//! DuckDB, polars, fastparquet, pandas, fastavro, zstandard, pyiceberg);
+//! `LETHE_CORPUS_VENV` names it.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
-fn interpreter() -> PathBuf {
+/// The corpus virtualenv's python.
+pub fn interpreter() -> PathBuf {
     let venv = std::env::var_os("LETHE_CORPUS_VENV").map_or_else(
         || PathBuf::from("/var/tmp/lethe/corpus-venv"),
         PathBuf::from,
