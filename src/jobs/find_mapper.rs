@@ -599,9 +599,7 @@ async fn listed_event(
     let others = progress.not_the_tables;
     let not_the_tables = match others {
         0 => String::new(),
-        n => format!(
-            "; {n} object(s) under the table's prefix are not the table's (not searched)"
-        ),
+        n => format!("; {n} object(s) under the table's prefix are not the table's (not searched)"),
     };
     let objects = progress.objects_to_search;
     let temporaries = progress.temporaries.len();

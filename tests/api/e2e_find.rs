@@ -426,7 +426,11 @@ async fn delta_and_hudi_tables_are_refused_by_catalog_entry_and_by_folder_and_ic
     };
     let r = lake.app.put("/v1/data_mappers/ice", ice("json")).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
-    assert!(r.body["errors"].to_string().contains("Iceberg"), "{}", r.body);
+    assert!(
+        r.body["errors"].to_string().contains("Iceberg"),
+        "{}",
+        r.body
+    );
     let r = lake.app.put("/v1/data_mappers/ice", ice("parquet")).await;
     assert!(r.status.is_success(), "{}", r.body);
     let shapes: [Shape; 2] = [

@@ -162,3 +162,178 @@ async fn pyiceberg_writes_format_version_1_tables_too(db: sqlx::PgPool) {
     );
     assert_eq!(by_id(table.read()), rows);
 }
+
+/// The current versions under the table's location: key → etag.
+async fn etags(lake: &Lake, table: &IcebergTable) -> std::collections::BTreeMap<String, String> {
+    let prefix = format!("{}/", IcebergTable::key(&table.location));
+    let out = lake
+        .s3
+        .list_object_versions()
+        .bucket(&lake.bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    out.versions()
+        .iter()
+        .map(|v| {
+            (
+                format!("{}@{}", v.key().unwrap(), v.version_id().unwrap_or("null")),
+                v.e_tag().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// An Iceberg mapper on `email`: its data files are searched as Parquet.
+async fn iceberg_mapper(lake: &Lake, table: &IcebergTable) {
+    let body = json!({
+        "catalog": {"provider": "glue", "database": lake.database, "table": table.name},
+        "format": "parquet",
+        "columns": ["email"],
+    });
+    let r = lake
+        .app
+        .put(&format!("/v1/data_mappers/{}", table.name), body)
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+}
+
+/// Lethe reads a pyiceberg table through its Glue entry: every snapshot's data files are
+/// searched (the subject is in two files of two snapshots), the metadata and an orphan
+/// file (a copy of a data file no snapshot references) are not the table's. A dry run
+/// reports the blast radius; a real job cannot commit to the table yet: it fails each
+/// data file holding the subject in forget, writes nothing (every version under the
+/// location as it was, the table reads as before) and keeps the subject queued.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn an_iceberg_table_is_searched_through_its_metadata_and_nothing_is_written_to_it(
+    db: sqlx::PgPool,
+) {
+    let lake = lake(db).await;
+    let first = vec![
+        person(1, "ann@example.com", "de", "2026-01-01T10:00:00"),
+        person(2, "bob@example.com", "fr", "2026-01-02T11:30:00"),
+    ];
+    let second = vec![
+        person(3, "ann@example.com", "de", "2026-01-03T09:15:00"),
+        person(4, "cyd@example.com", "de", "2026-01-03T09:16:00"),
+    ];
+    let spec = Spec::new("people", &PEOPLE)
+        .partition("country", "identity")
+        .append(first.clone())
+        .append(second.clone());
+    let table = make_table(&lake, &spec);
+    let [one, two] = [&table.snapshots[0], &table.snapshots[1]];
+    let with_ann: Vec<&String> = two
+        .files
+        .iter()
+        .filter(|f| f.contains("country=de"))
+        .collect();
+    assert_eq!(with_ann.len(), 2, "{two:?}");
+    assert!(one.files.contains(with_ann[0]) || one.files.contains(with_ann[1]));
+    // An orphan: the bytes of a data file holding the subject, referenced by no snapshot.
+    let orphan = format!(
+        "{}/data/country=de/orphan.parquet",
+        IcebergTable::key(&table.location)
+    );
+    let bytes =
+        crate::e2e_jobs::object_bytes(&lake.s3, &lake.bucket, IcebergTable::key(with_ann[0])).await;
+    lake.put(&orphan, &bytes).await;
+    iceberg_mapper(&lake, &table).await;
+    let ann = json!("ann@example.com");
+    crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+    let before = etags(&lake, &table).await;
+
+    let r = lake
+        .app
+        .post(
+            "/v1/jobs",
+            Some(json!({"dry_run": true, "data_mappers": ["people"]})),
+        )
+        .await;
+    let job = json!({"job_id": r.body["job_id"]});
+    lake.app.worker("w").run_until_idle().await.unwrap();
+    let dry = lake.report(&job).await;
+    assert_eq!(dry["job"]["status"], "completed", "{dry}");
+    let account = lake.account(&job, &ann).await;
+    assert_eq!(account["status"], "matched", "{account}");
+    let a = &account["accounts"][0];
+    assert_eq!(
+        (a["objects"].as_i64(), a["rows"].as_i64()),
+        (Some(2), Some(2)),
+        "{a}"
+    );
+    assert_eq!(
+        a["objects_searched"].as_i64(),
+        Some(3),
+        "three data files: {a}"
+    );
+    // The matched objects: the two referenced files holding the subject, not the orphan
+    // that holds it too.
+    let objects = lake.objects(&job).await;
+    let matched: Vec<&str> = objects.keys().map(String::as_str).collect();
+    let mut expected: Vec<&str> = with_ann.iter().map(|f| IcebergTable::key(f)).collect();
+    expected.sort();
+    assert_eq!(matched, expected, "only the referenced data files");
+    let listed = crate::e2e_csv::messages(&lake, &job, "mapper_listed").await;
+    assert!(listed[0].contains("not the table's"), "{listed:?}");
+    assert_eq!(
+        etags(&lake, &table).await,
+        before,
+        "a dry run writes nothing"
+    );
+
+    let job = lake.run_job(&["people"]).await;
+    let stats = &job["stats"];
+    assert_eq!(stats["objects_matched"], 2, "{job}");
+    assert_eq!(stats["objects_forget_failed"], 2, "{job}");
+    assert_eq!(stats["objects_rewritten"], 0, "{job}");
+    assert_eq!(stats["rows_removed"], 0, "{job}");
+    let failed = crate::e2e_csv::messages(&lake, &job, "object_failed").await;
+    assert!(failed.iter().all(|m| m.contains("Iceberg")), "{failed:?}");
+    assert_eq!(
+        lake.queued().await,
+        [ann.clone()],
+        "the subject stays queued"
+    );
+    assert_eq!(
+        etags(&lake, &table).await,
+        before,
+        "nothing written under the table"
+    );
+    let all: Vec<Value> = first.iter().chain(&second).cloned().collect();
+    assert_eq!(by_id(table.read()), all);
+}
+
+/// A table whose metadata cannot be read exactly (here its manifest list, cut short) fails
+/// the mapper before anything is searched or written: never "no match".
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn an_iceberg_table_whose_metadata_cannot_be_read_fails_find_and_keeps_the_subject(
+    db: sqlx::PgPool,
+) {
+    let lake = lake(db).await;
+    let spec = Spec::new("broken", &PEOPLE).append(vec![person(
+        1,
+        "ann@example.com",
+        "de",
+        "2026-01-01T10:00:00",
+    )]);
+    let table = make_table(&lake, &spec);
+    // The manifest list the snapshot names, cut short.
+    let list = IcebergTable::key(&table.current().manifest_list).to_owned();
+    let bytes = crate::e2e_jobs::object_bytes(&lake.s3, &lake.bucket, &list).await;
+    lake.put(&list, &bytes[..bytes.len() / 2]).await;
+    iceberg_mapper(&lake, &table).await;
+    let ann = json!("ann@example.com");
+    crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+    let job = lake.run_job(&["broken"]).await;
+    assert_eq!(job["status"], "find_failed", "{job}");
+    let failed = crate::e2e_csv::messages(&lake, &job, "mapper_failed").await;
+    assert!(
+        failed
+            .iter()
+            .any(|m| m.contains("manifest list cannot be read")),
+        "{failed:?}"
+    );
+    assert_eq!(lake.queued().await, [ann]);
+}
