@@ -293,7 +293,7 @@ async fn an_iceberg_table_is_searched_through_its_metadata_and_nothing_is_writte
     assert!(failed.iter().all(|m| m.contains("Iceberg")), "{failed:?}");
     assert_eq!(
         lake.queued().await,
-        [ann.clone()],
+        std::slice::from_ref(&ann),
         "the subject stays queued"
     );
     assert_eq!(
