@@ -252,7 +252,7 @@ async fn plan(engine: &Engine, mapper: &MapperSnapshot) -> Result<Plan, TaskErro
     let source = resolve(
         &*engine.catalog,
         &engine.stores,
-        &mapper.catalog,
+        (&mapper.catalog, &mapper.columns),
         &mut reads,
     )
     .await?;

@@ -337,3 +337,42 @@ async fn an_iceberg_table_whose_metadata_cannot_be_read_fails_find_and_keeps_the
     );
     assert_eq!(lake.queued().await, [ann]);
 }
+
+/// A match column renamed in the table's history: the files written before name it
+/// otherwise, so a search by name would read it as absent there (a silent miss). Until
+/// columns are found by field id, the mapper fails find, naming the old name.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_match_column_renamed_in_the_tables_history_fails_find(db: sqlx::PgPool) {
+    let lake = lake(db).await;
+    let later =
+        json!({"id": 3, "mail": "ann@example.com", "country": "us", "ts": "2026-01-02T23:59:59"});
+    let spec = Spec::new("renamed", &PEOPLE)
+        .append(vec![person(
+            1,
+            "ann@example.com",
+            "de",
+            "2026-01-01T10:00:00",
+        )])
+        .rename_after(0, "email", "mail")
+        .append(vec![later]);
+    let table = make_table(&lake, &spec);
+    let body = json!({
+        "catalog": {"provider": "glue", "database": lake.database, "table": table.name},
+        "format": "parquet",
+        "columns": ["mail"],
+    });
+    let r = lake.app.put("/v1/data_mappers/renamed", body).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let ann = json!("ann@example.com");
+    crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+    let job = lake.run_job(&["renamed"]).await;
+    assert_eq!(job["status"], "find_failed", "{job}");
+    let failed = crate::e2e_csv::messages(&lake, &job, "mapper_failed").await;
+    assert!(
+        failed
+            .iter()
+            .any(|m| m.contains("renamed (from \"email\")")),
+        "{failed:?}"
+    );
+    assert_eq!(lake.queued().await, std::slice::from_ref(&ann));
+}

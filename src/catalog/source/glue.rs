@@ -21,6 +21,7 @@ pub(super) async fn resolve(
     catalog: &dyn Catalog,
     stores: &Stores,
     GlueTable { database, table }: &GlueTable,
+    columns: &[String],
     reads: ReadCheck<'_>,
 ) -> Result<Box<dyn TableSource>, SourceError> {
     let refused = |why: String| SourceError::Refused(format!("table {database}.{table}: {why}"));
@@ -33,7 +34,7 @@ pub(super) async fn resolve(
             })?;
             require_s3(database, table, metadata)?;
             return Ok(Box::new(
-                super::iceberg::resolve(stores, (database, table), metadata).await?,
+                super::iceberg::resolve(stores, (database, table), metadata, columns).await?,
             ));
         }
         Some(format) => return Err(refused(format.refusal())),

@@ -38,11 +38,13 @@ pub(super) async fn resolve(
     stores: &Stores,
     (database, table): (&str, &str),
     metadata_location: &str,
+    columns: &[String],
 ) -> Result<IcebergTable, SourceError> {
     let refused =
         |why: String| SourceError::Refused(format!("Iceberg table {database}.{table}: {why}"));
     let metadata =
         TableMetadata::parse(&read_whole(stores, metadata_location).await?).map_err(refused)?;
+    metadata.check_columns(columns).map_err(refused)?;
     let mut referenced = Referenced::default();
     let mut lists = BTreeSet::new();
     for source in metadata.manifest_sources() {

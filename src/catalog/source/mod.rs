@@ -151,15 +151,16 @@ pub trait TableSource: Send + Sync {
 
 /// Resolves a mapper's table from its catalog reference: a Glue table's definition and
 /// partitions are read from `catalog`, partition locations placed with `stores`; `reads`
-/// judges whether the mapper's format reads the table exactly.
+/// judges whether the mapper's format reads the table exactly; `columns` are the mapper's
+/// match columns (a table format checks it can find them in every data file).
 pub async fn resolve(
     catalog: &dyn Catalog,
     stores: &Stores,
-    table: &CatalogRef,
+    (table, columns): (&CatalogRef, &[String]),
     reads: ReadCheck<'_>,
 ) -> Result<Box<dyn TableSource>, SourceError> {
     match table {
-        CatalogRef::Glue(table) => glue::resolve(catalog, stores, table, reads).await,
+        CatalogRef::Glue(table) => glue::resolve(catalog, stores, table, columns, reads).await,
         CatalogRef::Path(table) => {
             // Options a format cannot read exactly fail the mapper before any search.
             reads(None).map_err(SourceError::Refused)?;
