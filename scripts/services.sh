@@ -78,7 +78,7 @@ export DATABASE_URL=${LETHE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 # real writers from PyPI, pinned, in a
 # virtualenv under /var/tmp; files are written to a fresh directory named by
 # LETHE_CORPUS_DIR, which the Rust corpus test reads and verify_corpus checks afterwards.
-CORPUS_PACKAGES="pyarrow==26.0.1 duckdb==2.0.1 polars==2.1.0 fastparquet==2026.9.0 pandas==3.1.1 fastavro==1.13.1 cramjam==2.14.0 zstandard==0.25.0 pyiceberg[glue,pyarrow,pyiceberg-core]==0.12.0 pyiceberg-core==0.10.1"
+CORPUS_PACKAGES="pyarrow==26.0.1 duckdb==2.0.1 polars==2.1.0 fastparquet==2026.9.0 pandas==3.1.1 fastavro==1.13.1 cramjam==2.14.0 zstandard==0.25.0 pyiceberg[glue,pyarrow,pyiceberg-core,sql-sqlite]==0.12.0 sqlalchemy==2.1.9 pyiceberg-core==0.10.1"
 CORPUS_VENV="$LETHE_VAR/corpus-venv"
 
 make_corpus() {

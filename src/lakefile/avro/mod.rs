@@ -64,6 +64,7 @@ mod frames;
 mod header;
 mod schema;
 mod values;
+pub mod write;
 
 #[cfg(test)]
 mod interop;
@@ -153,6 +154,8 @@ pub enum AvroError {
     },
     #[error("the rewrite: {0}")]
     InRewrite(Box<AvroError>),
+    #[error("a value cannot be written: {0}")]
+    Encode(String),
 }
 
 impl AvroError {
