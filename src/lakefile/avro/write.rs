@@ -353,7 +353,10 @@ print(json.dumps(sorted(glob.glob(f"{d}/**/metadata/*.avro", recursive=True))))
                 ("a".into(), Datum::Long(1)),
             ]),
         ] {
-            assert!(encode_records(&schema, std::slice::from_ref(&bad)).is_err(), "{bad:?}");
+            assert!(
+                encode_records(&schema, std::slice::from_ref(&bad)).is_err(),
+                "{bad:?}"
+            );
         }
     }
 }

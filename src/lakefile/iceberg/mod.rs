@@ -14,6 +14,10 @@
 //! format version 3 and later (deletion vectors), a manifest list or manifest that cannot
 //! be read.
 
+pub mod commit;
+#[cfg(test)]
+mod interop;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;

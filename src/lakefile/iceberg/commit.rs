@@ -1,0 +1,476 @@
+//! A copy-on-write snapshot of an Iceberg table (format version 2), built as files before
+//! anything is written: data files holding subjects were rewritten (by the exact Parquet
+//! rewrite, to new names: data files are immutable), and this builds the new manifests,
+//! the new manifest list and the new `metadata.json` whose snapshot (operation
+//! `overwrite`) replaces each old file by its rewrite. Pure: the caller reads the current
+//! files, writes these new ones, and commits the metadata location (Glue `UpdateTable`).
+//!
+//! What the new snapshot holds, manifest by manifest of the current snapshot:
+//! - a manifest naming no replaced file is carried over as it is (same file);
+//! - one that names some is written again: each replaced file's entry as `DELETED` by the
+//!   new snapshot, its metrics left out (they hold the erased rows' values as bounds), its
+//!   rewrite (if any row is left) as `ADDED` with the rewrite's record count and size and
+//!   no column metrics yet (optional: a reader then never skips the file), every other
+//!   live entry as `EXISTING` with its inherited snapshot id and sequence numbers written
+//!   out, and entries already deleted dropped; its partition summary is left out (it may
+//!   bound the erased rows' partition values; optional too).
+//!
+//! Everything else in the metadata (schemas, specs, properties, other snapshots, refs) is
+//! kept as it is; `main` moves to the new snapshot.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::lakefile::avro::datum::{Datum, Records, read_all};
+use crate::lakefile::avro::write::write_container;
+
+use super::MAX_METADATA_BYTES;
+
+/// A data file replaced by its rewrite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    /// The rewrite's path; None when no row was left (the file is only deleted).
+    pub new_path: Option<String>,
+    pub record_count: i64,
+    pub file_size: i64,
+}
+
+/// The current snapshot as read: its manifest list and its manifests (by path).
+pub struct Current<'a> {
+    pub metadata: &'a Value,
+    pub metadata_location: &'a str,
+    pub manifest_list: &'a [u8],
+    pub manifests: &'a BTreeMap<String, Vec<u8>>,
+}
+
+/// Names and numbers of the new snapshot (the caller draws them: ids and uuids).
+pub struct NewSnapshot {
+    pub snapshot_id: i64,
+    pub timestamp_ms: i64,
+    /// A fresh UUID text, for the new files' names.
+    pub uuid: String,
+}
+
+/// The files of the new snapshot, to write before committing `metadata_location`.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// (location, bytes): the rewritten manifests, then the manifest list.
+    pub files: Vec<(String, Vec<u8>)>,
+    pub metadata_location: String,
+    pub metadata: Vec<u8>,
+    /// Data files the new snapshot no longer references.
+    pub removed: Vec<String>,
+}
+
+/// Builds the snapshot replacing each data file of `replaced` (by path).
+pub fn overwrite(
+    current: &Current<'_>,
+    replaced: &BTreeMap<String, Replacement>,
+    new: &NewSnapshot,
+) -> Result<Commit, String> {
+    let m = current.metadata;
+    if m["format-version"].as_i64() != Some(2) {
+        return Err("committing to an Iceberg table of format version 1 is not built yet".into());
+    }
+    let location = m["location"]
+        .as_str()
+        .ok_or("the metadata names no location")?;
+    let location = location.trim_end_matches('/');
+    let parent = m["current-snapshot-id"]
+        .as_i64()
+        .ok_or("the table has no current snapshot")?;
+    let sequence = m["last-sequence-number"].as_i64().unwrap_or(0) + 1;
+    let list = read_all(current.manifest_list, MAX_METADATA_BYTES)
+        .map_err(|e| format!("the manifest list cannot be read: {e}"))?;
+    let mut files = Vec::new();
+    let mut records = Vec::with_capacity(list.records.len());
+    let mut removed = Vec::new();
+    let ctx = Context {
+        new,
+        sequence,
+        replaced,
+    };
+    for (n, record) in list.records.iter().enumerate() {
+        let path = text(record, "manifest_path")?;
+        let bytes = current
+            .manifests
+            .get(path)
+            .ok_or_else(|| format!("manifest {path} was not read"))?;
+        let manifest = read_all(bytes, MAX_METADATA_BYTES)
+            .map_err(|e| format!("manifest {path} cannot be read: {e}"))?;
+        if !names_replaced(&manifest, replaced) {
+            records.push(record.clone());
+            continue;
+        }
+        let new_path = format!("{location}/metadata/{}-m{n}.avro", new.uuid);
+        let (bytes, entry, gone) = ctx.rewrite_manifest(record, &manifest, &new_path)?;
+        removed.extend(gone);
+        files.push((new_path, bytes));
+        records.push(entry);
+    }
+    if removed.len() != replaced.len() {
+        return Err("a replaced data file is live in no manifest of the current snapshot".into());
+    }
+    let list_path = format!(
+        "{location}/metadata/snap-{}-1-{}.avro",
+        new.snapshot_id, new.uuid
+    );
+    let mut list_metadata = list.metadata.clone();
+    for (key, value) in [
+        ("snapshot-id", new.snapshot_id.to_string()),
+        ("parent-snapshot-id", parent.to_string()),
+        ("sequence-number", sequence.to_string()),
+    ] {
+        set_metadata(&mut list_metadata, key, value.into_bytes());
+    }
+    let list_bytes = write_container(&list_metadata, &records, sync(new, 0))
+        .map_err(|e| format!("the manifest list cannot be written: {e}"))?;
+    files.push((list_path.clone(), list_bytes));
+    let (metadata_location, metadata) = ctx.metadata(current, location, &list_path, parent)?;
+    Ok(Commit {
+        files,
+        metadata_location,
+        metadata,
+        removed,
+    })
+}
+
+struct Context<'a> {
+    new: &'a NewSnapshot,
+    sequence: i64,
+    replaced: &'a BTreeMap<String, Replacement>,
+}
+
+impl Context<'_> {
+    /// A manifest naming replaced files, written again; its new manifest-list entry; the
+    /// data files it no longer holds.
+    fn rewrite_manifest(
+        &self,
+        list_entry: &Datum,
+        manifest: &Records,
+        new_path: &str,
+    ) -> Result<(Vec<u8>, Datum, Vec<String>), String> {
+        let inherited_snapshot = field(list_entry, "added_snapshot_id")?.as_long();
+        let inherited_sequence = field(list_entry, "sequence_number")?.as_long();
+        let mut entries = Vec::new();
+        let mut counts = Counts::default();
+        let mut gone = Vec::new();
+        for entry in &manifest.records {
+            if field(entry, "status")?.as_long() == Some(2) {
+                continue;
+            }
+            let file = field(entry, "data_file")?;
+            let path = text(file, "file_path")?;
+            let rows = field(file, "record_count")?.as_long().unwrap_or(0);
+            let sequences = (
+                field(entry, "sequence_number")?
+                    .as_long()
+                    .or(inherited_sequence),
+                field(entry, "file_sequence_number")?
+                    .as_long()
+                    .or(inherited_sequence),
+            );
+            let snapshot = field(entry, "snapshot_id")?
+                .as_long()
+                .or(inherited_snapshot);
+            let Some(replacement) = self.replaced.get(path) else {
+                counts.existing(rows, sequences.0);
+                entries.push(with(entry, 0, snapshot, sequences, None)?);
+                continue;
+            };
+            counts.deleted(rows);
+            gone.push(path.to_owned());
+            let file = without_metrics(file)?;
+            entries.push(with(
+                entry,
+                2,
+                Some(self.new.snapshot_id),
+                sequences,
+                Some(file),
+            )?);
+            if let Some(new_file) = &replacement.new_path {
+                counts.added(replacement.record_count, self.sequence);
+                let file =
+                    without_metrics(&replaced_file(file_of(entry)?, new_file, replacement)?)?;
+                let added = with(
+                    entry,
+                    1,
+                    Some(self.new.snapshot_id),
+                    (None, None),
+                    Some(file),
+                )?;
+                entries.push(added);
+            }
+        }
+        let bytes = write_container(&manifest.metadata, &entries, sync(self.new, 1 + gone.len()))
+            .map_err(|e| format!("a manifest cannot be written: {e}"))?;
+        let entry = counts.list_entry(list_entry, new_path, bytes.len(), self)?;
+        Ok((bytes, entry, gone))
+    }
+
+    /// The new `metadata.json`: the old one with the new snapshot current.
+    fn metadata(
+        &self,
+        current: &Current<'_>,
+        location: &str,
+        list_path: &str,
+        parent: i64,
+    ) -> Result<(String, Vec<u8>), String> {
+        let mut m = current.metadata.clone();
+        let now = self.new.timestamp_ms;
+        let parent_summary = m["snapshots"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["snapshot-id"] == parent))
+            .map(|s| s["summary"].clone())
+            .unwrap_or(Value::Null);
+        let snapshot = json!({
+            "snapshot-id": self.new.snapshot_id,
+            "parent-snapshot-id": parent,
+            "sequence-number": self.sequence,
+            "timestamp-ms": now,
+            "manifest-list": list_path,
+            "summary": summary(&parent_summary, self.replaced),
+            "schema-id": m["current-schema-id"],
+        });
+        let previous_update = m["last-updated-ms"].clone();
+        let obj = m.as_object_mut().ok_or("the metadata is not an object")?;
+        obj.insert("last-sequence-number".into(), json!(self.sequence));
+        obj.insert("last-updated-ms".into(), json!(now));
+        obj.insert("current-snapshot-id".into(), json!(self.new.snapshot_id));
+        push(obj, "snapshots", snapshot)?;
+        push(
+            obj,
+            "snapshot-log",
+            json!({"timestamp-ms": now, "snapshot-id": self.new.snapshot_id}),
+        )?;
+        push(
+            obj,
+            "metadata-log",
+            json!({"timestamp-ms": previous_update, "metadata-file": current.metadata_location}),
+        )?;
+        let refs = obj.entry("refs").or_insert_with(|| json!({}));
+        let main = refs
+            .as_object_mut()
+            .ok_or("the metadata's refs are not an object")?
+            .entry("main")
+            .or_insert_with(|| json!({"type": "branch"}));
+        main["snapshot-id"] = json!(self.new.snapshot_id);
+        let name = next_metadata_name(current.metadata_location, &self.new.uuid);
+        let bytes = serde_json::to_vec(&m).map_err(|e| e.to_string())?;
+        Ok((format!("{location}/metadata/{name}"), bytes))
+    }
+}
+
+/// How a rewritten manifest's entries add up (its manifest-list entry).
+#[derive(Default)]
+struct Counts {
+    added: (i64, i64),
+    existing: (i64, i64),
+    deleted: (i64, i64),
+    min_sequence: Option<i64>,
+}
+
+impl Counts {
+    fn existing(&mut self, rows: i64, sequence: Option<i64>) {
+        self.existing = (self.existing.0 + 1, self.existing.1 + rows);
+        self.seen(sequence);
+    }
+    fn deleted(&mut self, rows: i64) {
+        self.deleted = (self.deleted.0 + 1, self.deleted.1 + rows);
+    }
+    fn added(&mut self, rows: i64, sequence: i64) {
+        self.added = (self.added.0 + 1, self.added.1 + rows);
+        self.seen(Some(sequence));
+    }
+    fn seen(&mut self, sequence: Option<i64>) {
+        if let Some(s) = sequence {
+            self.min_sequence = Some(self.min_sequence.map_or(s, |m| m.min(s)));
+        }
+    }
+
+    fn list_entry(
+        &self,
+        old: &Datum,
+        path: &str,
+        length: usize,
+        ctx: &Context<'_>,
+    ) -> Result<Datum, String> {
+        let Datum::Record(fields) = old else {
+            return Err("a manifest-list entry is not a record".into());
+        };
+        let long = |v: i64| Datum::Long(v);
+        let mut out = Vec::with_capacity(fields.len());
+        for (name, value) in fields {
+            let value = match name.as_str() {
+                "manifest_path" => Datum::String(path.to_owned()),
+                "manifest_length" => long(length as i64),
+                "sequence_number" => long(ctx.sequence),
+                "min_sequence_number" => long(self.min_sequence.unwrap_or(ctx.sequence)),
+                "added_snapshot_id" => long(ctx.new.snapshot_id),
+                "added_files_count" | "added_data_files_count" => long(self.added.0),
+                "existing_files_count" | "existing_data_files_count" => long(self.existing.0),
+                "deleted_files_count" | "deleted_data_files_count" => long(self.deleted.0),
+                "added_rows_count" => long(self.added.1),
+                "existing_rows_count" => long(self.existing.1),
+                "deleted_rows_count" => long(self.deleted.1),
+                "partitions" => Datum::Null,
+                _ => value.clone(),
+            };
+            out.push((name.clone(), value));
+        }
+        Ok(Datum::Record(out))
+    }
+}
+
+/// The snapshot summary: the operation, what it changed, and the parent's totals moved.
+fn summary(parent: &Value, replaced: &BTreeMap<String, Replacement>) -> Value {
+    let added = replaced.values().filter(|r| r.new_path.is_some());
+    let added_files = added.clone().count() as i64;
+    let added_records: i64 = added.clone().map(|r| r.record_count).sum();
+    let added_size: i64 = added.map(|r| r.file_size).sum();
+    let mut s = json!({
+        "operation": "overwrite",
+        "added-data-files": added_files.to_string(),
+        "deleted-data-files": replaced.len().to_string(),
+        "added-records": added_records.to_string(),
+        "added-files-size": added_size.to_string(),
+    });
+    let total = |key: &str| parent[key].as_str().and_then(|v| v.parse::<i64>().ok());
+    if let Some(files) = total("total-data-files") {
+        s["total-data-files"] = json!((files - replaced.len() as i64 + added_files).to_string());
+    }
+    for key in [
+        "total-delete-files",
+        "total-position-deletes",
+        "total-equality-deletes",
+    ] {
+        if let Some(v) = parent.get(key) {
+            s[key] = v.clone();
+        }
+    }
+    s
+}
+
+fn push(obj: &mut serde_json::Map<String, Value>, key: &str, value: Value) -> Result<(), String> {
+    obj.entry(key)
+        .or_insert_with(|| json!([]))
+        .as_array_mut()
+        .ok_or_else(|| format!("the metadata's {key} is not a list"))?
+        .push(value);
+    Ok(())
+}
+
+/// `NNNNN-<uuid>.metadata.json` after the current one's number (00000 when it has none).
+fn next_metadata_name(current: &str, uuid: &str) -> String {
+    let name = current.rsplit('/').next().unwrap_or_default();
+    let number = name
+        .split('-')
+        .next()
+        .and_then(|n| n.parse::<u64>().ok())
+        .map_or(0, |n| n + 1);
+    format!("{number:05}-{uuid}.metadata.json")
+}
+
+fn set_metadata(metadata: &mut Vec<(String, Vec<u8>)>, key: &str, value: Vec<u8>) {
+    match metadata.iter_mut().find(|(k, _)| k == key) {
+        Some((_, v)) => *v = value,
+        None => metadata.push((key.to_owned(), value)),
+    }
+}
+
+/// A sync marker drawn from the snapshot's UUID (each file's own).
+fn sync(new: &NewSnapshot, n: usize) -> [u8; 16] {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{}:{n}", new.uuid).as_bytes());
+    let mut out = [0; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+fn names_replaced(manifest: &Records, replaced: &BTreeMap<String, Replacement>) -> bool {
+    manifest.records.iter().any(|e| {
+        e.field("status").and_then(Datum::as_long) != Some(2)
+            && e.field("data_file")
+                .and_then(|f| f.field("file_path"))
+                .and_then(Datum::as_str)
+                .is_some_and(|p| replaced.contains_key(p))
+    })
+}
+
+fn field<'a>(record: &'a Datum, name: &str) -> Result<&'a Datum, String> {
+    record
+        .field(name)
+        .ok_or_else(|| format!("a manifest record has no field {name}"))
+}
+
+fn text<'a>(record: &'a Datum, name: &str) -> Result<&'a str, String> {
+    field(record, name)?
+        .as_str()
+        .ok_or_else(|| format!("a manifest record's {name} is not text"))
+}
+
+fn file_of(entry: &Datum) -> Result<&Datum, String> {
+    field(entry, "data_file")
+}
+
+/// `entry` with its status, snapshot id and sequence numbers set (and its data file, when
+/// given).
+fn with(
+    entry: &Datum,
+    status: i64,
+    snapshot: Option<i64>,
+    (sequence, file_sequence): (Option<i64>, Option<i64>),
+    file: Option<Datum>,
+) -> Result<Datum, String> {
+    let Datum::Record(fields) = entry else {
+        return Err("a manifest entry is not a record".into());
+    };
+    let opt = |v: Option<i64>| v.map_or(Datum::Null, Datum::Long);
+    let mut file = file;
+    Ok(Datum::Record(
+        fields
+            .iter()
+            .map(|(name, value)| {
+                let value = match name.as_str() {
+                    "status" => Datum::Long(status),
+                    "snapshot_id" => opt(snapshot),
+                    "sequence_number" => opt(sequence),
+                    "file_sequence_number" => opt(file_sequence),
+                    "data_file" => file.take().unwrap_or_else(|| value.clone()),
+                    _ => value.clone(),
+                };
+                (name.clone(), value)
+            })
+            .collect(),
+    ))
+}
+
+/// The data file record of a rewrite: the old one's, at the new path with its counts.
+fn replaced_file(old: &Datum, path: &str, r: &Replacement) -> Result<Datum, String> {
+    map_fields(old, |name, value| match name {
+        "file_path" => Datum::String(path.to_owned()),
+        "record_count" => Datum::Long(r.record_count),
+        "file_size_in_bytes" => Datum::Long(r.file_size),
+        "split_offsets" => Datum::Null,
+        _ => value.clone(),
+    })
+}
+
+/// A data file record without its column metrics (optional fields, left null).
+fn without_metrics(file: &Datum) -> Result<Datum, String> {
+    map_fields(file, |name, value| match name {
+        "column_sizes" | "value_counts" | "null_value_counts" | "nan_value_counts"
+        | "lower_bounds" | "upper_bounds" => Datum::Null,
+        _ => value.clone(),
+    })
+}
+
+fn map_fields(record: &Datum, f: impl Fn(&str, &Datum) -> Datum) -> Result<Datum, String> {
+    let Datum::Record(fields) = record else {
+        return Err("a data file is not a record".into());
+    };
+    Ok(Datum::Record(
+        fields.iter().map(|(n, v)| (n.clone(), f(n, v))).collect(),
+    ))
+}

@@ -1,0 +1,208 @@
+//! Commits checked by the writer users have: pyiceberg makes a table (a SQL catalog on
+//! SQLite, files in a folder), Lethe rewrites the data files holding a subject with its
+//! exact Parquet rewrite and builds the copy-on-write snapshot ([`super::commit`]), and
+//! pyiceberg, given the new `metadata.json`, reads the table: the rows are the source's
+//! without the subject's, and the snapshot before still reads as it was.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use super::commit::{Current, NewSnapshot, Replacement, overwrite};
+use super::{TableMetadata, manifest_list};
+use crate::lakefile::format::{Matching, Records};
+use crate::lakefile::match_set::MatchSet;
+use crate::lakefile::test_files::python;
+
+const PYTHON: &str = r#"
+import sys, json, datetime
+import pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.schema import Schema
+from pyiceberg.types import NestedField, LongType, StringType
+from pyiceberg.partitioning import PartitionSpec, PartitionField
+from pyiceberg.transforms import IdentityTransform
+d, mode = sys.argv[1], sys.argv[2]
+cat = SqlCatalog("t", uri=f"sqlite:///{d}/catalog.db", warehouse=f"file://{d}")
+def rows(t):
+    return sorted(t.to_pylist(), key=lambda r: r["id"])
+if mode == "make":
+    cat.create_namespace("db")
+    schema = Schema(NestedField(1, "id", LongType(), required=True), NestedField(2, "email", StringType()),
+                    NestedField(3, "country", StringType()))
+    spec = PartitionSpec(PartitionField(source_id=3, field_id=1000, transform=IdentityTransform(), name="country"))
+    t = cat.create_table("db.t", schema=schema, partition_spec=spec)
+    arrow = pa.schema([pa.field("id", pa.int64(), nullable=False), ("email", pa.string()), ("country", pa.string())])
+    for ids in (range(0, 40), range(40, 70)):
+        t.append(pa.table({"id": list(ids),
+                           "email": ["ann@example.com" if i % 18 == 5 else f"u{i}@example.com" for i in ids],
+                           "country": ["de" if i % 2 else "fr" for i in ids]}, schema=arrow))
+    t = cat.load_table("db.t")
+    print(json.dumps({"metadata_location": t.metadata_location, "rows": rows(t.scan().to_arrow())}))
+else:
+    t = cat.register_table("db.after", sys.argv[3])
+    old = int(sys.argv[4])
+    print(json.dumps({"rows": rows(t.scan().to_arrow()),
+                      "before": rows(t.scan(snapshot_id=old).to_arrow()),
+                      "snapshots": [s.snapshot_id for s in t.snapshots()],
+                      "operation": t.current_snapshot().summary.operation.value}))
+"#;
+
+fn run(args: &[&str]) -> Value {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(PYTHON)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn local(location: &str) -> &Path {
+    Path::new(
+        location
+            .strip_prefix("file://")
+            .expect("a file:// location"),
+    )
+}
+
+fn read(location: &str) -> Vec<u8> {
+    std::fs::read(local(location)).unwrap()
+}
+
+#[test]
+fn pyiceberg_reads_the_copy_on_write_snapshot_without_the_subjects_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let made = run(&[d, "make"]);
+    let metadata_location = made["metadata_location"].as_str().unwrap();
+    let metadata_bytes = read(metadata_location);
+    let metadata: Value = serde_json::from_slice(&metadata_bytes).unwrap();
+    let parsed = TableMetadata::parse(&metadata_bytes).unwrap();
+    let parent = parsed.current_snapshot_id.unwrap();
+    let current = parsed
+        .snapshots
+        .iter()
+        .find(|s| s.snapshot_id == parent)
+        .unwrap();
+    let list_location = current.manifest_list.clone().unwrap();
+    let list = read(&list_location);
+    let mut manifests = BTreeMap::new();
+    let mut data_files = Vec::new();
+    for m in manifest_list(&list).unwrap() {
+        let bytes = read(&m.path);
+        data_files.extend(
+            super::manifest_entries(&bytes)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.path),
+        );
+        manifests.insert(m.path, bytes);
+    }
+    assert_eq!(data_files.len(), 4, "two countries, two appends");
+    // Each data file rewritten by Lethe's exact Parquet rewrite, to a new name.
+    let ids = MatchSet::from_values(&[json!("ann@example.com")]);
+    let columns = vec!["email".to_owned()];
+    let mut replaced = BTreeMap::new();
+    for file in &data_files {
+        let new_path = file.replace(".parquet", "-lethe.parquet");
+        let out = std::fs::File::create(local(&new_path)).unwrap();
+        let m = Matching {
+            columns: &columns,
+            ids: &ids,
+            every_row: false,
+            max_record: 1 << 20,
+        };
+        let r = Records::Parquet
+            .rewrite(file, local(file), (out, local(&new_path)), m)
+            .unwrap();
+        if r.records_removed == 0 {
+            std::fs::remove_file(local(&new_path)).unwrap();
+            continue;
+        }
+        let size = std::fs::metadata(local(&new_path)).unwrap().len() as i64;
+        let left = (r.records_before - r.records_removed) as i64;
+        replaced.insert(
+            file.clone(),
+            Replacement {
+                new_path: Some(new_path),
+                record_count: left,
+                file_size: size,
+            },
+        );
+    }
+    assert_eq!(replaced.len(), 2, "the two files of `de`: {replaced:?}");
+    let current = Current {
+        metadata: &metadata,
+        metadata_location,
+        manifest_list: &list,
+        manifests: &manifests,
+    };
+    let new = NewSnapshot {
+        snapshot_id: 7_000_000_000_000_000_001,
+        timestamp_ms: metadata["last-updated-ms"].as_i64().unwrap() + 1,
+        uuid: "0b5e7c2a-1111-4222-8333-944455556666".into(),
+    };
+    let commit = overwrite(&current, &replaced, &new).unwrap();
+    assert_eq!(commit.removed.len(), replaced.len());
+    for (location, bytes) in &commit.files {
+        std::fs::write(local(location), bytes).unwrap();
+    }
+    std::fs::write(local(&commit.metadata_location), &commit.metadata).unwrap();
+    // Nothing the new snapshot's manifests or metadata hold names the subject (bounds
+    // included), decompressed; the old manifests did.
+    let holds = |bytes: &[u8]| {
+        let read = crate::lakefile::avro::datum::read_all(bytes, 1 << 24).unwrap();
+        read.records.iter().any(|r| names(r, b"ann@example.com"))
+    };
+    assert!(
+        manifests.values().any(|m| holds(m)),
+        "the old bounds name her"
+    );
+    for (location, bytes) in &commit.files {
+        assert!(!holds(bytes), "{location}");
+    }
+    assert!(!contains(&commit.metadata, b"ann@example.com"));
+    let after = run(&[d, "read", &commit.metadata_location, &parent.to_string()]);
+    let source = made["rows"].as_array().unwrap();
+    let kept: Vec<&Value> = source
+        .iter()
+        .filter(|r| r["email"] != "ann@example.com")
+        .collect();
+    assert_eq!(
+        after["rows"].as_array().unwrap().iter().collect::<Vec<_>>(),
+        kept
+    );
+    assert_eq!(
+        &after["before"], &made["rows"],
+        "the snapshot before is as it was"
+    );
+    assert_eq!(after["operation"], "overwrite");
+    assert_eq!(
+        after["snapshots"].as_array().unwrap().last(),
+        Some(&json!(new.snapshot_id))
+    );
+}
+
+/// Whether a value holds `needle` in any text or bytes (a bound is bytes).
+fn names(value: &crate::lakefile::avro::datum::Datum, needle: &[u8]) -> bool {
+    use crate::lakefile::avro::datum::Datum;
+    match value {
+        Datum::String(s) => contains(s.as_bytes(), needle),
+        Datum::Bytes(b) | Datum::Fixed(b) => contains(b, needle),
+        Datum::Record(fields) | Datum::Map(fields) => fields.iter().any(|(_, v)| names(v, needle)),
+        Datum::Array(items) => items.iter().any(|v| names(v, needle)),
+        _ => false,
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
