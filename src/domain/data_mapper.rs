@@ -731,6 +731,33 @@ pub fn check_against_table(
             );
         }
     }
+    check_format(mapper, table, iceberg, &mut errors);
+    // Glue places data on S3: a table naming a local path (`file://`) is refused here as
+    // find refuses it (anyone who can write the catalog could otherwise point Lethe at
+    // the host's files). Registered partitions are checked by find.
+    match table.location.as_deref() {
+        Some(l) if matches!(Location::parse(l), Ok(Location::S3 { .. })) => {}
+        Some(l) if !l.starts_with("s3://") => errors.add(
+            "catalog.table",
+            format!("the table's location {l:?} is not s3://: a Glue table is read on S3 only"),
+        ),
+        _ => errors.add("catalog.table", "the table has no s3:// location"),
+    }
+    if let Some(template) = table.location_template()
+        && !template.starts_with("s3://")
+    {
+        errors.add(
+            "catalog.table",
+            format!(
+                "the table's storage.location.template {template:?} is not s3://: a Glue table is read on S3 only"
+            ),
+        );
+    }
+    errors.finish(())
+}
+
+/// Whether the mapper's format is the table's (an Iceberg table's data files: Parquet).
+fn check_format(mapper: &DataMapper, table: &TableDef, iceberg: bool, errors: &mut Errors) {
     match table.format {
         // An Iceberg table's data files are Parquet (find checks each file's format in the
         // table's manifests); its Glue entry often names no input format.
@@ -759,28 +786,6 @@ pub fn check_against_table(
         ),
         Some(_) => {}
     }
-    // Glue places data on S3: a table naming a local path (`file://`) is refused here as
-    // find refuses it (anyone who can write the catalog could otherwise point Lethe at
-    // the host's files). Registered partitions are checked by find.
-    match table.location.as_deref() {
-        Some(l) if matches!(Location::parse(l), Ok(Location::S3 { .. })) => {}
-        Some(l) if !l.starts_with("s3://") => errors.add(
-            "catalog.table",
-            format!("the table's location {l:?} is not s3://: a Glue table is read on S3 only"),
-        ),
-        _ => errors.add("catalog.table", "the table has no s3:// location"),
-    }
-    if let Some(template) = table.location_template()
-        && !template.starts_with("s3://")
-    {
-        errors.add(
-            "catalog.table",
-            format!(
-                "the table's storage.location.template {template:?} is not s3://: a Glue table is read on S3 only"
-            ),
-        );
-    }
-    errors.finish(())
 }
 
 fn list_or_none(values: &[String]) -> String {

@@ -107,37 +107,7 @@ fn pyiceberg_reads_the_copy_on_write_snapshot_without_the_subjects_rows() {
         manifests.insert(m.path, bytes);
     }
     assert_eq!(data_files.len(), 4, "two countries, two appends");
-    // Each data file rewritten by Lethe's exact Parquet rewrite, to a new name.
-    let ids = MatchSet::from_values(&[json!("ann@example.com")]);
-    let columns = vec!["email".to_owned()];
-    let mut replaced = BTreeMap::new();
-    for file in &data_files {
-        let new_path = file.replace(".parquet", "-lethe.parquet");
-        let out = std::fs::File::create(local(&new_path)).unwrap();
-        let m = Matching {
-            columns: &columns,
-            ids: &ids,
-            every_row: false,
-            max_record: 1 << 20,
-        };
-        let r = Records::Parquet
-            .rewrite(file, local(file), (out, local(&new_path)), m)
-            .unwrap();
-        if r.records_removed == 0 {
-            std::fs::remove_file(local(&new_path)).unwrap();
-            continue;
-        }
-        let size = std::fs::metadata(local(&new_path)).unwrap().len() as i64;
-        let left = (r.records_before - r.records_removed) as i64;
-        replaced.insert(
-            file.clone(),
-            Replacement {
-                new_path: Some(new_path),
-                record_count: left,
-                file_size: size,
-            },
-        );
-    }
+    let replaced = rewrite_subjects(&data_files);
     assert_eq!(replaced.len(), 2, "the two files of `de`: {replaced:?}");
     let current = Current {
         metadata: &metadata,
@@ -189,6 +159,42 @@ fn pyiceberg_reads_the_copy_on_write_snapshot_without_the_subjects_rows() {
         after["snapshots"].as_array().unwrap().last(),
         Some(&json!(new.snapshot_id))
     );
+}
+
+/// Each data file rewritten by Lethe's exact Parquet rewrite to a new name, when it holds
+/// the subject.
+fn rewrite_subjects(data_files: &[String]) -> BTreeMap<String, Replacement> {
+    let ids = MatchSet::from_values(&[json!("ann@example.com")]);
+    let columns = vec!["email".to_owned()];
+    let mut replaced = BTreeMap::new();
+    for file in data_files {
+        let new_path = file.replace(".parquet", "-lethe.parquet");
+        let out = std::fs::File::create(local(&new_path)).unwrap();
+        let m = Matching {
+            columns: &columns,
+            ids: &ids,
+            every_row: false,
+            max_record: 1 << 20,
+        };
+        let r = Records::Parquet
+            .rewrite(file, local(file), (out, local(&new_path)), m)
+            .unwrap();
+        if r.records_removed == 0 {
+            std::fs::remove_file(local(&new_path)).unwrap();
+            continue;
+        }
+        let size = std::fs::metadata(local(&new_path)).unwrap().len() as i64;
+        let left = (r.records_before - r.records_removed) as i64;
+        replaced.insert(
+            file.clone(),
+            Replacement {
+                new_path: Some(new_path),
+                record_count: left,
+                file_size: size,
+            },
+        );
+    }
+    replaced
 }
 
 /// Whether a value holds `needle` in any text or bytes (a bound is bytes).
