@@ -24,6 +24,8 @@ use serde::Deserialize;
 
 use super::avro::datum::{Datum, read_all};
 
+pub mod metrics;
+
 /// Largest manifest list, manifest or metadata file read (they are read whole).
 pub const MAX_METADATA_BYTES: usize = 256 * 1024 * 1024;
 
