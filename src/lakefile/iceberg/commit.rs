@@ -26,14 +26,18 @@ use crate::lakefile::avro::datum::{Datum, Records, read_all};
 use crate::lakefile::avro::write::write_container;
 
 use super::MAX_METADATA_BYTES;
+use super::metrics::DataFileMetrics;
 
 /// A data file replaced by its rewrite.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Replacement {
     /// The rewrite's path; None when no row was left (the file is only deleted).
     pub new_path: Option<String>,
     pub record_count: i64,
     pub file_size: i64,
+    /// The rewrite's metrics, computed from it under the table's metrics mode
+    /// (`super::metrics`); None: left out (optional: a reader then never skips it).
+    pub metrics: Option<DataFileMetrics>,
 }
 
 /// The current snapshot as read: its manifest list and its manifests (by path).
@@ -446,15 +450,50 @@ fn with(
     ))
 }
 
-/// The data file record of a rewrite: the old one's, at the new path with its counts.
+/// The data file record of a rewrite: the old one's, at the new path with its counts and
+/// its own metrics (none of the old file's).
 fn replaced_file(old: &Datum, path: &str, r: &Replacement) -> Result<Datum, String> {
-    map_fields(old, |name, value| match name {
-        "file_path" => Datum::String(path.to_owned()),
-        "record_count" => Datum::Long(r.record_count),
-        "file_size_in_bytes" => Datum::Long(r.file_size),
-        "split_offsets" => Datum::Null,
+    let old = without_metrics(old)?;
+    let counts = |m: &std::collections::BTreeMap<i32, i64>| {
+        map_datum(m.iter().map(|(k, v)| (*k, Datum::Long(*v))))
+    };
+    let bounds = |m: &std::collections::BTreeMap<i32, Vec<u8>>| {
+        map_datum(m.iter().map(|(k, v)| (*k, Datum::Bytes(v.clone()))))
+    };
+    map_fields(&old, |name, value| match (name, &r.metrics) {
+        ("file_path", _) => Datum::String(path.to_owned()),
+        ("record_count", _) => Datum::Long(r.record_count),
+        ("file_size_in_bytes", _) => Datum::Long(r.file_size),
+        ("split_offsets", None) => Datum::Null,
+        ("split_offsets", Some(m)) => {
+            Datum::Array(m.split_offsets.iter().map(|o| Datum::Long(*o)).collect())
+        }
+        ("column_sizes", Some(m)) => counts(&m.column_sizes),
+        ("value_counts", Some(m)) => counts(&m.value_counts),
+        ("null_value_counts", Some(m)) => counts(&m.null_value_counts),
+        ("nan_value_counts", Some(m)) => counts(&m.nan_value_counts),
+        ("lower_bounds", Some(m)) => bounds(&m.lower_bounds),
+        ("upper_bounds", Some(m)) => bounds(&m.upper_bounds),
         _ => value.clone(),
     })
+}
+
+/// A manifest's map of field id to value: an array of `{key, value}` records (Iceberg's
+/// int-keyed maps); an empty map is null (left out).
+fn map_datum(entries: impl Iterator<Item = (i32, Datum)>) -> Datum {
+    let items: Vec<Datum> = entries
+        .map(|(k, v)| {
+            Datum::Record(vec![
+                ("key".into(), Datum::Long(i64::from(k))),
+                ("value".into(), v),
+            ])
+        })
+        .collect();
+    if items.is_empty() {
+        Datum::Null
+    } else {
+        Datum::Array(items)
+    }
 }
 
 /// A data file record without its column metrics (optional fields, left null).

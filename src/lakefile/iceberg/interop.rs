@@ -45,6 +45,7 @@ else:
     t = cat.register_table("db.after", sys.argv[3])
     old = int(sys.argv[4])
     print(json.dumps({"rows": rows(t.scan().to_arrow()),
+                      "u7": rows(t.scan(row_filter="email = 'u7@example.com'").to_arrow()),
                       "before": rows(t.scan(snapshot_id=old).to_arrow()),
                       "snapshots": [s.snapshot_id for s in t.snapshots()],
                       "operation": t.current_snapshot().summary.operation.value}))
@@ -107,7 +108,7 @@ fn pyiceberg_reads_the_copy_on_write_snapshot_without_the_subjects_rows() {
         manifests.insert(m.path, bytes);
     }
     assert_eq!(data_files.len(), 4, "two countries, two appends");
-    let replaced = rewrite_subjects(&data_files);
+    let replaced = rewrite_subjects(&data_files, &parsed);
     assert_eq!(replaced.len(), 2, "the two files of `de`: {replaced:?}");
     let current = Current {
         metadata: &metadata,
@@ -128,10 +129,6 @@ fn pyiceberg_reads_the_copy_on_write_snapshot_without_the_subjects_rows() {
     std::fs::write(local(&commit.metadata_location), &commit.metadata).unwrap();
     // Nothing the new snapshot's manifests or metadata hold names the subject (bounds
     // included), decompressed; the old manifests did.
-    let holds = |bytes: &[u8]| {
-        let read = crate::lakefile::avro::datum::read_all(bytes, 1 << 24).unwrap();
-        read.records.iter().any(|r| names(r, b"ann@example.com"))
-    };
     assert!(
         manifests.values().any(|m| holds(m)),
         "the old bounds name her"
@@ -155,6 +152,15 @@ fn pyiceberg_reads_the_copy_on_write_snapshot_without_the_subjects_rows() {
         "the snapshot before is as it was"
     );
     assert_eq!(after["operation"], "overwrite");
+    // A filtered scan (pruned by the rewrites' bounds) finds what is there.
+    let u7: Vec<&Value> = source
+        .iter()
+        .filter(|r| r["email"] == "u7@example.com")
+        .collect();
+    assert_eq!(
+        after["u7"].as_array().unwrap().iter().collect::<Vec<_>>(),
+        u7
+    );
     assert_eq!(
         after["snapshots"].as_array().unwrap().last(),
         Some(&json!(new.snapshot_id))
@@ -163,7 +169,10 @@ fn pyiceberg_reads_the_copy_on_write_snapshot_without_the_subjects_rows() {
 
 /// Each data file rewritten by Lethe's exact Parquet rewrite to a new name, when it holds
 /// the subject.
-fn rewrite_subjects(data_files: &[String]) -> BTreeMap<String, Replacement> {
+fn rewrite_subjects(
+    data_files: &[String],
+    metadata: &TableMetadata,
+) -> BTreeMap<String, Replacement> {
     let ids = MatchSet::from_values(&[json!("ann@example.com")]);
     let columns = vec!["email".to_owned()];
     let mut replaced = BTreeMap::new();
@@ -185,16 +194,39 @@ fn rewrite_subjects(data_files: &[String]) -> BTreeMap<String, Replacement> {
         }
         let size = std::fs::metadata(local(&new_path)).unwrap().len() as i64;
         let left = (r.records_before - r.records_removed) as i64;
-        replaced.insert(
-            file.clone(),
-            Replacement {
-                new_path: Some(new_path),
-                record_count: left,
-                file_size: size,
-            },
+        let metrics = metrics_of(local(&new_path), size, metadata);
+        assert_eq!(metrics.record_count, left);
+        assert!(
+            metrics.lower_bounds.len() >= 2,
+            "field ids kept by the rewrite: {metrics:?}"
         );
+        let replacement = Replacement {
+            new_path: Some(new_path),
+            record_count: left,
+            file_size: size,
+            metrics: Some(metrics),
+        };
+        replaced.insert(file.clone(), replacement);
     }
     replaced
+}
+
+/// A rewrite's metrics under the table's current schema and properties.
+fn metrics_of(path: &Path, size: i64, metadata: &TableMetadata) -> super::metrics::DataFileMetrics {
+    use parquet::file::reader::FileReader;
+    let reader = parquet::file::serialized_reader::SerializedFileReader::new(
+        std::fs::File::open(path).unwrap(),
+    )
+    .unwrap();
+    let schema = metadata.schemas.last().unwrap();
+    super::metrics::data_file_metrics(reader.metadata(), size as u64, schema, &metadata.properties)
+        .unwrap()
+}
+
+/// Whether an Avro file names the subject in any value, decompressed.
+fn holds(bytes: &[u8]) -> bool {
+    let read = crate::lakefile::avro::datum::read_all(bytes, 1 << 24).unwrap();
+    read.records.iter().any(|r| names(r, b"ann@example.com"))
 }
 
 /// Whether a value holds `needle` in any text or bytes (a bound is bytes).
