@@ -13,14 +13,12 @@
 //! the table's objects (their subjects stay queued).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::plain::{Layout, PlainTable};
 use super::{DataFile, ListAt, SourceError, SourcePage, TableSource};
 use crate::domain::partition::PartitionKey;
-use crate::domain::prefix::dir_prefix;
 use crate::lakefile::iceberg::{
     MAX_METADATA_BYTES, ManifestSource, Referenced, TableMetadata, manifest_entries, manifest_list,
 };
@@ -140,15 +138,7 @@ impl TableSource for IcebergTable {
         at: ListAt<'_>,
         _checked: &mut Vec<String>,
     ) -> Result<SourcePage, SourceError> {
-        let place = Arc::new(stores.place(at.location)?);
-        let listed = place
-            .store
-            .list_versions_page(
-                &place.bucket,
-                &dir_prefix(&place.prefix),
-                at.next.map(str::to_owned),
-            )
-            .await?;
+        let (place, listed) = super::list_versions(stores, at).await?;
         let (ours, others): (Vec<ObjectMeta>, Vec<ObjectMeta>) = listed
             .objects
             .into_iter()

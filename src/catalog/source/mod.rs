@@ -169,6 +169,23 @@ pub async fn resolve(
     }
 }
 
+/// One page of every version under the listing's location, and the place listed.
+async fn list_versions(
+    stores: &Stores,
+    at: ListAt<'_>,
+) -> Result<(Arc<Place>, crate::storage::ListPage), SourceError> {
+    let place = Arc::new(stores.place(at.location)?);
+    let listed = place
+        .store
+        .list_versions_page(
+            &place.bucket,
+            &dir_prefix(&place.prefix),
+            at.next.map(str::to_owned),
+        )
+        .await?;
+    Ok((place, listed))
+}
+
 /// A key relative to the place it was listed under.
 fn relative_to<'a>(place: &Place, key: &'a str) -> &'a str {
     let prefix = dir_prefix(&place.prefix);

@@ -191,15 +191,7 @@ impl TableSource for PlainTable {
         at: ListAt<'_>,
         checked: &mut Vec<String>,
     ) -> Result<SourcePage, SourceError> {
-        let place = Arc::new(stores.place(at.location)?);
-        let listed = place
-            .store
-            .list_versions_page(
-                &place.bucket,
-                &dir_prefix(&place.prefix),
-                at.next.map(str::to_owned),
-            )
-            .await?;
+        let (place, listed) = super::list_versions(stores, at).await?;
         refuse_formats_in_page(&place, &listed.objects, self.projection(), checked).await?;
         let mut page = self.place(&place, listed.objects);
         page.next = listed.next;

@@ -10,6 +10,7 @@
 use super::AvroError;
 use super::container::{Event, Framer};
 use super::cursor::{Cursor, Stop};
+use super::decode::blocks;
 use super::schema::{MAX_DEPTH, NodeId, Schema, Type};
 
 /// One decoded value. A union's value is its branch's value (a `null` branch: `Null`).
@@ -192,7 +193,7 @@ fn decode(
         ),
         Type::Array(items) => {
             let mut out = Vec::new();
-            blocks(c, |c| {
+            blocks(c, false, |c| {
                 out.push(decode(schema, *items, c, depth + 1, budget)?);
                 Ok(())
             })?;
@@ -200,7 +201,7 @@ fn decode(
         }
         Type::Map(values) => {
             let mut out = Vec::new();
-            blocks(c, |c| {
+            blocks(c, false, |c| {
                 let key = std::str::from_utf8(c.bytes()?)
                     .map_err(|_| Stop::Bad("a map key is not UTF-8"))?
                     .to_owned();
@@ -217,29 +218,6 @@ fn decode(
             decode(schema, chosen, c, depth + 1, budget)?
         }
     })
-}
-
-/// An array's or a map's blocks of items.
-fn blocks(
-    c: &mut Cursor<'_>,
-    mut item: impl FnMut(&mut Cursor<'_>) -> Result<(), Stop>,
-) -> Result<(), Stop> {
-    loop {
-        let count = c.long()?;
-        if count == 0 {
-            return Ok(());
-        }
-        let size = if count < 0 { Some(c.len()?) } else { None };
-        let start = c.pos();
-        for _ in 0..count.unsigned_abs() {
-            item(c)?;
-        }
-        if size.is_some_and(|size| u64::try_from(c.pos() - start).ok() != Some(size)) {
-            return Err(Stop::Bad(
-                "a block of items does not have its stated byte size",
-            ));
-        }
-    }
 }
 
 #[cfg(test)]

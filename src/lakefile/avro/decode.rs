@@ -187,7 +187,7 @@ fn skip(schema: &Schema, id: NodeId, c: &mut Cursor<'_>, depth: usize) -> Result
 
 /// Reads an array's or a map's blocks of items; items that encode to nothing (`empty`)
 /// are counted, not looped over.
-fn blocks(
+pub(super) fn blocks(
     c: &mut Cursor<'_>,
     empty: bool,
     mut item: impl FnMut(&mut Cursor<'_>) -> Result<(), Stop>,
