@@ -96,6 +96,24 @@ make_corpus() {
   "$CORPUS_VENV/bin/python" tests/corpus/make_corpus.py "$LETHE_CORPUS_DIR/in"
 }
 
+# DuckDB's iceberg extension, the second reader of Lethe's Iceberg snapshots
+# (lakefile::iceberg::interop): `INSTALL iceberg` would download it, so the extension (and
+# the avro extension it reads manifests with) comes from PyPI's packages, which pin the
+# DuckDB of their release line; hence a virtualenv of its own, apart from the corpus's.
+DUCKDB_ICEBERG_PACKAGES="duckdb==1.5.5 duckdb-extension-iceberg==1.5.5 duckdb-extension-avro==1.5.5"
+DUCKDB_ICEBERG_VENV="$LETHE_VAR/duckdb-iceberg-venv"
+
+make_duckdb_iceberg() {
+  if [ ! -x "$DUCKDB_ICEBERG_VENV/bin/python" ] || [ "$(cat "$DUCKDB_ICEBERG_VENV/packages" 2>/dev/null)" != "$DUCKDB_ICEBERG_PACKAGES" ]; then
+    rm -rf "$DUCKDB_ICEBERG_VENV"
+    python3 -m venv "$DUCKDB_ICEBERG_VENV"
+    # shellcheck disable=SC2086
+    (set -f; "$DUCKDB_ICEBERG_VENV/bin/pip" install -q --disable-pip-version-check $DUCKDB_ICEBERG_PACKAGES)
+    echo "$DUCKDB_ICEBERG_PACKAGES" >"$DUCKDB_ICEBERG_VENV/packages"
+  fi
+  export LETHE_DUCKDB_ICEBERG_VENV="$DUCKDB_ICEBERG_VENV"
+}
+
 verify_corpus() {
   "$CORPUS_VENV/bin/python" tests/corpus/verify_corpus.py "$LETHE_CORPUS_DIR"
 }

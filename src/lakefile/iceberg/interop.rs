@@ -1,11 +1,12 @@
 //! Commits checked by the writer users have: pyiceberg makes a table (a SQL catalog on
 //! SQLite, files in a folder), Lethe rewrites the data files holding a subject with its
 //! exact Parquet rewrite and builds the copy-on-write snapshot ([`super::commit`]), and
-//! pyiceberg, given the new `metadata.json`, reads the table: the rows are the source's
-//! without the subject's, and the snapshot before still reads as it was.
+//! pyiceberg and DuckDB's iceberg extension, given the new `metadata.json`, read the table:
+//! the rows are the source's without the subject's, and the snapshot before still reads as
+//! it was.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
@@ -51,10 +52,57 @@ else:
                       "operation": t.current_snapshot().summary.operation.value}))
 "#;
 
+/// DuckDB's own reader, from PyPI's packaged extensions (`INSTALL` would download them):
+/// the rows of the new snapshot, of the snapshot before by its id, and of the previous
+/// `metadata.json`. Autoloading is off, so a missing extension fails rather than fetches.
+const DUCKDB: &str = r#"
+import sys, json, glob, os, importlib
+import duckdb
+def extension(name):
+    package = importlib.import_module(f"duckdb_extension_{name}")
+    found = glob.glob(os.path.join(os.path.dirname(package.__file__), "extensions", "*",
+                                   f"{name}.duckdb_extension"))
+    assert len(found) == 1, found
+    return found[0]
+con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                             "autoload_known_extensions": False})
+con.execute(f"LOAD '{extension('avro')}'")  # iceberg reads its manifests through avro
+con.execute(f"LOAD '{extension('iceberg')}'")
+def rows(options, params):
+    cur = con.execute(f"SELECT id, email, country FROM iceberg_scan(?{options}) ORDER BY id", params)
+    names = [c[0] for c in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+new, old_id, old = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+print(json.dumps({"rows": rows("", [new]),
+                  "before": rows(", snapshot_from_id = ?", [new, old_id]),
+                  "before_file": rows("", [old])}))
+"#;
+
+/// The interpreter of the DuckDB virtualenv (`LETHE_DUCKDB_ICEBERG_VENV`, made by
+/// `scripts/test`): DuckDB 1.5 with its iceberg and avro extensions from PyPI, apart from
+/// the corpus venv, whose newer DuckDB the packaged extensions do not fit.
+fn duckdb_python() -> PathBuf {
+    let venv = std::env::var_os("LETHE_DUCKDB_ICEBERG_VENV").map_or_else(
+        || PathBuf::from("/var/tmp/lethe/duckdb-iceberg-venv"),
+        PathBuf::from,
+    );
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test (its make_duckdb_iceberg step makes the virtualenv)",
+        python.display()
+    );
+    python
+}
+
 fn run(args: &[&str]) -> Value {
-    let out = Command::new(python())
+    run_script(python(), PYTHON, args)
+}
+
+fn run_script(python: PathBuf, script: &str, args: &[&str]) -> Value {
+    let out = Command::new(python)
         .arg("-c")
-        .arg(PYTHON)
+        .arg(script)
         .args(args)
         .output()
         .unwrap();
@@ -78,12 +126,18 @@ fn read(location: &str) -> Vec<u8> {
     std::fs::read(local(location)).unwrap()
 }
 
-#[test]
-fn pyiceberg_reads_the_copy_on_write_snapshot_without_the_subjects_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
-    let made = run(&[d, "make"]);
-    let metadata_location = made["metadata_location"].as_str().unwrap();
+/// The table's current snapshot as pyiceberg left it: its metadata, manifest list,
+/// manifests (by location) and data files.
+struct Source {
+    metadata: Value,
+    parsed: TableMetadata,
+    parent: i64,
+    list: Vec<u8>,
+    manifests: BTreeMap<String, Vec<u8>>,
+    data_files: Vec<String>,
+}
+
+fn load(metadata_location: &str) -> Source {
     let metadata_bytes = read(metadata_location);
     let metadata: Value = serde_json::from_slice(&metadata_bytes).unwrap();
     let parsed = TableMetadata::parse(&metadata_bytes).unwrap();
@@ -93,8 +147,7 @@ fn pyiceberg_reads_the_copy_on_write_snapshot_without_the_subjects_rows() {
         .iter()
         .find(|s| s.snapshot_id == parent)
         .unwrap();
-    let list_location = current.manifest_list.clone().unwrap();
-    let list = read(&list_location);
+    let list = read(current.manifest_list.as_ref().unwrap());
     let mut manifests = BTreeMap::new();
     let mut data_files = Vec::new();
     for m in manifest_list(&list).unwrap() {
@@ -107,18 +160,35 @@ fn pyiceberg_reads_the_copy_on_write_snapshot_without_the_subjects_rows() {
         );
         manifests.insert(m.path, bytes);
     }
-    assert_eq!(data_files.len(), 4, "two countries, two appends");
-    let replaced = rewrite_subjects(&data_files, &parsed);
+    Source {
+        metadata,
+        parsed,
+        parent,
+        list,
+        manifests,
+        data_files,
+    }
+}
+
+#[test]
+fn pyiceberg_and_duckdb_read_the_copy_on_write_snapshot_without_the_subjects_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let made = run(&[d, "make"]);
+    let metadata_location = made["metadata_location"].as_str().unwrap();
+    let source = load(metadata_location);
+    assert_eq!(source.data_files.len(), 4, "two countries, two appends");
+    let replaced = rewrite_subjects(&source.data_files, &source.parsed);
     assert_eq!(replaced.len(), 2, "the two files of `de`: {replaced:?}");
     let current = Current {
-        metadata: &metadata,
+        metadata: &source.metadata,
         metadata_location,
-        manifest_list: &list,
-        manifests: &manifests,
+        manifest_list: &source.list,
+        manifests: &source.manifests,
     };
     let new = NewSnapshot {
         snapshot_id: 7_000_000_000_000_000_001,
-        timestamp_ms: metadata["last-updated-ms"].as_i64().unwrap() + 1,
+        timestamp_ms: source.metadata["last-updated-ms"].as_i64().unwrap() + 1,
         uuid: "0b5e7c2a-1111-4222-8333-944455556666".into(),
     };
     let commit = overwrite(&current, &replaced, &new).unwrap();
@@ -130,15 +200,34 @@ fn pyiceberg_reads_the_copy_on_write_snapshot_without_the_subjects_rows() {
     // Nothing the new snapshot's manifests or metadata hold names the subject (bounds
     // included), decompressed; the old manifests did.
     assert!(
-        manifests.values().any(|m| holds(m)),
+        source.manifests.values().any(|m| holds(m)),
         "the old bounds name her"
     );
     for (location, bytes) in &commit.files {
         assert!(!holds(bytes), "{location}");
     }
     assert!(!contains(&commit.metadata, b"ann@example.com"));
-    let after = run(&[d, "read", &commit.metadata_location, &parent.to_string()]);
-    let source = made["rows"].as_array().unwrap();
+    let parent = source.parent.to_string();
+    let after = run(&[d, "read", &commit.metadata_location, &parent]);
+    check_pyiceberg(&after, &made["rows"], new.snapshot_id);
+    let args = [
+        commit.metadata_location.as_str(),
+        &parent,
+        metadata_location,
+    ];
+    let duck = run_script(duckdb_python(), DUCKDB, &args);
+    assert_eq!(
+        duck["rows"], after["rows"],
+        "DuckDB reads what pyiceberg reads"
+    );
+    assert_eq!(duck["before"], made["rows"], "the snapshot before, by id");
+    assert_eq!(duck["before_file"], made["rows"], "the old metadata.json");
+}
+
+/// What pyiceberg reads from the new snapshot: the source's rows without the subject's,
+/// the snapshot before as it was, and a filtered scan finding what is there.
+fn check_pyiceberg(after: &Value, source_rows: &Value, snapshot_id: i64) {
+    let source = source_rows.as_array().unwrap();
     let kept: Vec<&Value> = source
         .iter()
         .filter(|r| r["email"] != "ann@example.com")
@@ -148,7 +237,7 @@ fn pyiceberg_reads_the_copy_on_write_snapshot_without_the_subjects_rows() {
         kept
     );
     assert_eq!(
-        &after["before"], &made["rows"],
+        &after["before"], source_rows,
         "the snapshot before is as it was"
     );
     assert_eq!(after["operation"], "overwrite");
@@ -163,7 +252,7 @@ fn pyiceberg_reads_the_copy_on_write_snapshot_without_the_subjects_rows() {
     );
     assert_eq!(
         after["snapshots"].as_array().unwrap().last(),
-        Some(&json!(new.snapshot_id))
+        Some(&json!(snapshot_id))
     );
 }
 
