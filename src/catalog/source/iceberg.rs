@@ -65,6 +65,11 @@ pub(super) async fn resolve(
             referenced.add(&manifest, entries).map_err(refused)?;
         }
     }
+    for delete_file in &referenced.position_deletes {
+        refuse_deleted_rows(stores, delete_file)
+            .await
+            .map_err(refused)?;
+    }
     let location = format!("{}/", metadata.location.trim_end_matches('/'));
     let data_files: BTreeSet<String> = referenced.data_files.iter().map(|p| s3(p)).collect();
     if let Some(outside) = data_files.iter().find(|p| !p.starts_with(&s3(&location))) {
@@ -81,6 +86,64 @@ pub(super) async fn resolve(
         },
         data_files,
     })
+}
+
+/// Largest Parquet footer read from a position delete file.
+const MAX_FOOTER_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Refuses a position delete file that carries the deleted rows themselves (the spec's
+/// optional `row` column: their values, the subject's among them, would be a copy not
+/// searched). Without it, a position delete file holds only data file paths and row
+/// positions. Its footer is read (the last bytes of its current version).
+async fn refuse_deleted_rows(stores: &Stores, location: &str) -> Result<(), String> {
+    let unreadable = |why: String| format!("position delete file {location} cannot be read: {why}");
+    let place = stores
+        .place(&s3(location))
+        .map_err(|e| unreadable(e.to_string()))?;
+    let (store, bucket, key) = (&place.store, &place.bucket, &place.prefix);
+    let size = store
+        .head(bucket, key)
+        .await
+        .map_err(|e| unreadable(e.to_string()))?
+        .size;
+    let tail = match size.checked_sub(8) {
+        Some(start) => store.get_range(bucket, key, None, start..size).await,
+        None => return Err(unreadable("it is shorter than a Parquet footer".into())),
+    }
+    .map_err(|e| unreadable(e.to_string()))?;
+    let length = footer_length(&tail).ok_or_else(|| unreadable("it is not Parquet".into()))?;
+    let start = (size - 8)
+        .checked_sub(length)
+        .filter(|_| length <= MAX_FOOTER_BYTES)
+        .ok_or_else(|| unreadable("its footer length is impossible".into()))?;
+    let footer = store
+        .get_range(bucket, key, None, start..size - 8)
+        .await
+        .map_err(|e| unreadable(e.to_string()))?;
+    let metadata = parquet::file::metadata::ParquetMetaDataReader::decode_metadata(&footer)
+        .map_err(|e| unreadable(e.to_string()))?;
+    if carries_rows(metadata.file_metadata().schema_descr()) {
+        return Err(format!(
+            "position delete file {location} carries the deleted rows (its `row` column): searching them is not built yet"
+        ));
+    }
+    Ok(())
+}
+
+/// The footer's length from a Parquet file's last 8 bytes (length, then `PAR1`).
+fn footer_length(tail: &[u8]) -> Option<u64> {
+    let (length, magic) = tail.split_at_checked(4)?;
+    (magic == b"PAR1").then_some(())?;
+    Some(u64::from(u32::from_le_bytes(length.try_into().ok()?)))
+}
+
+/// Whether a position delete file's schema has the optional `row` column.
+fn carries_rows(schema: &parquet::schema::types::SchemaDescriptor) -> bool {
+    schema
+        .root_schema()
+        .get_fields()
+        .iter()
+        .any(|f| f.name() == "row")
 }
 
 /// `s3a://` and `s3n://` (Hadoop writers) name the same objects as `s3://`.
@@ -172,6 +235,68 @@ impl TableSource for IcebergTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_position_delete_file_with_the_deleted_rows_is_told_by_its_schema() {
+        use parquet::schema::{parser::parse_message_type, types::SchemaDescriptor};
+        let schema = |text: &str| SchemaDescriptor::new(parse_message_type(text).unwrap().into());
+        let plain = schema("message d { required binary file_path (STRING); required int64 pos; }");
+        assert!(!carries_rows(&plain));
+        let with_rows = schema(
+            "message d { required binary file_path (STRING); required int64 pos;
+             optional group row { optional binary email (STRING); } }",
+        );
+        assert!(carries_rows(&with_rows));
+        assert_eq!(
+            footer_length(&[16, 0, 0, 0, b'P', b'A', b'R', b'1']),
+            Some(16)
+        );
+        assert_eq!(footer_length(&[16, 0, 0, 0, b'P', b'A', b'R', b'2']), None);
+        assert_eq!(footer_length(&[1, 2]), None);
+    }
+
+    /// Position delete files as pyarrow-compatible writers make them, read from a local
+    /// lake: with the `row` column the table is refused, without it accepted; a file that
+    /// is not Parquet is an error, never "no rows".
+    #[tokio::test]
+    async fn position_delete_files_are_read_by_their_footer() {
+        use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, StructArray};
+        use arrow_schema::{DataType, Field};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let stores = Stores::offline().with_local_root(Some(dir.path())).unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let write = |name: &str, with_rows: bool| {
+            let paths: ArrayRef = Arc::new(StringArray::from(vec!["s3://b/t/data/a.parquet"]));
+            let mut columns = vec![
+                ("file_path", paths),
+                ("pos", Arc::new(Int64Array::from(vec![3])) as ArrayRef),
+            ];
+            if with_rows {
+                let email: ArrayRef = Arc::new(StringArray::from(vec!["ann@example.com"]));
+                let row = StructArray::from(vec![(
+                    Arc::new(Field::new("email", DataType::Utf8, true)),
+                    email,
+                )]);
+                columns.push(("row", Arc::new(row)));
+            }
+            let batch = RecordBatch::try_from_iter(columns).unwrap();
+            let file = std::fs::File::create(root.join(name)).unwrap();
+            let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+            format!("file://{}/{name}", root.display())
+        };
+        let plain = write("plain.parquet", false);
+        assert_eq!(refuse_deleted_rows(&stores, &plain).await, Ok(()));
+        let rows = write("rows.parquet", true);
+        let refused = refuse_deleted_rows(&stores, &rows).await.unwrap_err();
+        assert!(refused.contains("carries the deleted rows"), "{refused}");
+        std::fs::write(root.join("junk.parquet"), b"not parquet at all").unwrap();
+        let junk = format!("file://{}/junk.parquet", root.display());
+        let error = refuse_deleted_rows(&stores, &junk).await.unwrap_err();
+        assert!(error.contains("cannot be read"), "{error}");
+    }
 
     #[test]
     fn hadoop_schemes_name_the_same_objects() {
