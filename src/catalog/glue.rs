@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_glue::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_glue::operation::get_table::GetTableError;
 
-use super::{Catalog, CatalogError, paginate};
+use super::{Catalog, CatalogError, CommitError, paginate};
 use crate::domain::data_mapper::{TableDef, infer_format};
 use crate::domain::hive_type::HiveType;
 use crate::domain::partition::Partition;
@@ -36,6 +36,72 @@ impl GlueCatalog {
 
 #[async_trait]
 impl Catalog for GlueCatalog {
+    /// `GetTable`, then `UpdateTable` with the whole entry as read (storage descriptor,
+    /// partition keys, type, every parameter) but the metadata locations, conditioned on
+    /// the version read (`VersionId`: real Glue refuses a stale one with
+    /// `ConcurrentModificationException`). The location is compared first too, so a
+    /// catalog that ignores `VersionId` (moto) still never overwrites a newer commit it
+    /// can see.
+    async fn commit_iceberg(
+        &self,
+        database: &str,
+        table: &str,
+        (expected, new): (&str, &str),
+    ) -> Result<(), CommitError> {
+        let output = self
+            .client
+            .get_table()
+            .database_name(database)
+            .name(table)
+            .send()
+            .await
+            .map_err(|e| get_table_error(e, database, table))?;
+        let current = output
+            .table
+            .ok_or_else(|| CatalogError::Invalid("GetTable returned no table".to_owned()))?;
+        let mut parameters = current.parameters().cloned().unwrap_or_default();
+        let now = parameters
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("metadata_location"))
+            .map(|(_, v)| v.clone());
+        if now.as_deref() != Some(expected) {
+            return Err(CommitError::Moved { current: now });
+        }
+        parameters.retain(|k, _| {
+            !k.eq_ignore_ascii_case("metadata_location")
+                && !k.eq_ignore_ascii_case("previous_metadata_location")
+        });
+        parameters.insert("metadata_location".into(), new.to_owned());
+        parameters.insert("previous_metadata_location".into(), expected.to_owned());
+        let input = aws_sdk_glue::types::TableInput::builder()
+            .name(current.name())
+            .set_description(current.description().map(str::to_owned))
+            .set_owner(current.owner().map(str::to_owned))
+            .set_retention(Some(current.retention()).filter(|r| *r != 0))
+            .set_storage_descriptor(current.storage_descriptor().cloned())
+            .set_partition_keys(Some(current.partition_keys().to_vec()).filter(|k| !k.is_empty()))
+            .set_table_type(current.table_type().map(str::to_owned))
+            .set_parameters(Some(parameters))
+            .build()
+            .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+        let update = self
+            .client
+            .update_table()
+            .database_name(database)
+            .table_input(input)
+            .set_version_id(current.version_id().map(str::to_owned))
+            .skip_archive(true)
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConcurrentModificationException") => {
+                Err(CommitError::Moved { current: None })
+            }
+            Err(e) => Err(glue_error(e, CatalogError::TableNotFound(table.to_owned())).into()),
+        }
+    }
+
     async fn get_table(&self, database: &str, table: &str) -> Result<TableDef, CatalogError> {
         let output = self
             .client

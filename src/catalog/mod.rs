@@ -28,9 +28,29 @@ pub enum CatalogError {
     Unavailable(String),
 }
 
+/// Why an Iceberg table's catalog entry was not moved to a new metadata file.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The entry no longer points at the metadata Lethe read (another writer committed):
+    /// nothing changed; the caller plans again on the table as it is now.
+    #[error("the table's metadata moved since it was read (now {current:?})")]
+    Moved { current: Option<String> },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
 /// Reads table definitions.
 #[async_trait]
 pub trait Catalog: Send + Sync + 'static {
+    /// Points an Iceberg table's entry at the metadata file `new`, only if it points at
+    /// `expected` now (what the commit was built from); `expected` becomes its
+    /// `previous_metadata_location`, as Iceberg's own Glue catalog records it.
+    async fn commit_iceberg(
+        &self,
+        database: &str,
+        table: &str,
+        (expected, new): (&str, &str),
+    ) -> Result<(), CommitError>;
     async fn get_table(&self, database: &str, table: &str) -> Result<TableDef, CatalogError>;
     /// The names of the catalog's databases, following pagination.
     async fn list_databases(&self) -> Result<Vec<String>, CatalogError>;
@@ -91,6 +111,18 @@ impl MemoryCatalog {
 
 #[async_trait]
 impl Catalog for MemoryCatalog {
+    /// A fixed set of tables takes no commit.
+    async fn commit_iceberg(
+        &self,
+        _database: &str,
+        _table: &str,
+        _locations: (&str, &str),
+    ) -> Result<(), CommitError> {
+        Err(CommitError::Catalog(CatalogError::Unavailable(
+            "the in-memory catalog takes no commits".into(),
+        )))
+    }
+
     async fn get_table(&self, database: &str, table: &str) -> Result<TableDef, CatalogError> {
         if !self.tables.keys().any(|(db, _)| db == database) {
             return Err(CatalogError::DatabaseNotFound(database.to_owned()));

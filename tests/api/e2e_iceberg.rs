@@ -376,3 +376,175 @@ async fn a_match_column_renamed_in_the_tables_history_fails_find(db: sqlx::PgPoo
     );
     assert_eq!(lake.queued().await, std::slice::from_ref(&ann));
 }
+
+/// The bytes of an `s3://` object of the lake.
+async fn s3_bytes(lake: &Lake, location: &str) -> Vec<u8> {
+    crate::e2e_jobs::object_bytes(&lake.s3, &lake.bucket, IcebergTable::key(location))
+        .await
+        .to_vec()
+}
+
+/// Each current data file holding `subject` in `email`, rewritten by Lethe's exact
+/// Parquet rewrite and uploaded under a new name, with its metrics.
+async fn rewrite_current_files(
+    lake: &Lake,
+    table: &IcebergTable,
+    metadata: &lethe::lakefile::iceberg::TableMetadata,
+    subject: &str,
+) -> std::collections::BTreeMap<String, lethe::lakefile::iceberg::commit::Replacement> {
+    use lethe::lakefile::format::{Matching, Records};
+    use lethe::lakefile::iceberg::commit::Replacement;
+    use parquet::file::reader::FileReader;
+    let dir = tempfile::tempdir().unwrap();
+    let ids = lethe::lakefile::match_set::MatchSet::from_values(&[json!(subject)]);
+    let columns = vec!["email".to_owned()];
+    let mut replaced = std::collections::BTreeMap::new();
+    for file in &table.current().files {
+        let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+        std::fs::write(&src, s3_bytes(lake, file).await).unwrap();
+        let m = Matching {
+            columns: &columns,
+            ids: &ids,
+            every_row: false,
+            max_record: 1 << 20,
+        };
+        let out = std::fs::File::create(&dst).unwrap();
+        let r = Records::Parquet
+            .rewrite(file, &src, (out, &dst), m)
+            .unwrap();
+        if r.records_removed == 0 {
+            continue;
+        }
+        let new_path = file.replace(".parquet", "-lethe.parquet");
+        let bytes = std::fs::read(&dst).unwrap();
+        lake.put(IcebergTable::key(&new_path), &bytes).await;
+        let reader = parquet::file::serialized_reader::SerializedFileReader::new(
+            std::fs::File::open(&dst).unwrap(),
+        )
+        .unwrap();
+        let schema = metadata.schemas.last().unwrap();
+        let metrics = lethe::lakefile::iceberg::metrics::data_file_metrics(
+            reader.metadata(),
+            bytes.len() as u64,
+            schema,
+            &metadata.properties,
+        )
+        .unwrap();
+        let replacement = Replacement {
+            new_path: Some(new_path),
+            record_count: (r.records_before - r.records_removed) as i64,
+            file_size: bytes.len() as i64,
+            metrics: Some(metrics),
+        };
+        replaced.insert(file.clone(), replacement);
+    }
+    replaced
+}
+
+/// The commit path against moto's Glue and S3, driven through Lethe's library (no job
+/// commits yet): Lethe rewrites the current data files holding the subject to new names,
+/// builds the copy-on-write snapshot from the table's files, uploads it and moves the
+/// Glue entry. pyiceberg, loading the table through Glue, reads the rows without hers and
+/// the snapshot before as it was; a commit built from the old metadata is refused as
+/// moved; and Lethe's own search still finds her in the old data files the older
+/// snapshots reference (she is not erased until they are expired).
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_copy_on_write_snapshot_committed_through_glue_reads_without_the_subject(
+    db: sqlx::PgPool,
+) {
+    use lethe::lakefile::iceberg::commit::{Current, NewSnapshot, overwrite};
+    use lethe::lakefile::iceberg::{TableMetadata, manifest_list};
+    let lake = lake(db).await;
+    let first = vec![
+        person(1, "ann@example.com", "de", "2026-01-01T10:00:00"),
+        person(2, "bob@example.com", "fr", "2026-01-02T11:30:00"),
+    ];
+    let second = vec![
+        person(3, "ann@example.com", "de", "2026-01-03T09:15:00"),
+        person(4, "cyd@example.com", "de", "2026-01-03T09:16:00"),
+    ];
+    let spec = Spec::new("people", &PEOPLE)
+        .partition("country", "identity")
+        .append(first.clone())
+        .append(second.clone());
+    let table = make_table(&lake, &spec);
+    let expected = table.metadata_location.clone();
+    let metadata_bytes = s3_bytes(&lake, &expected).await;
+    let metadata: Value = serde_json::from_slice(&metadata_bytes).unwrap();
+    let parsed = TableMetadata::parse(&metadata_bytes).unwrap();
+    let list = s3_bytes(&lake, &table.current().manifest_list).await;
+    let mut manifests = std::collections::BTreeMap::new();
+    for m in manifest_list(&list).unwrap() {
+        let bytes = s3_bytes(&lake, &m.path).await;
+        manifests.insert(m.path, bytes);
+    }
+    let replaced = rewrite_current_files(&lake, &table, &parsed, "ann@example.com").await;
+    assert_eq!(replaced.len(), 2, "her two files of `de`");
+    let current = Current {
+        metadata: &metadata,
+        metadata_location: &expected,
+        manifest_list: &list,
+        manifests: &manifests,
+    };
+    let new = NewSnapshot {
+        snapshot_id: 6_000_000_000_000_000_007,
+        timestamp_ms: metadata["last-updated-ms"].as_i64().unwrap() + 1,
+        uuid: "5e7a1c3b-2222-4333-8444-955566667777".into(),
+    };
+    let commit = overwrite(&current, &replaced, &new).unwrap();
+    for (location, bytes) in &commit.files {
+        lake.put(IcebergTable::key(location), bytes).await;
+    }
+    lake.put(
+        IcebergTable::key(&commit.metadata_location),
+        &commit.metadata,
+    )
+    .await;
+    let catalog = &lake.app.state.catalog;
+    let moved = (&expected, commit.metadata_location.as_str());
+    catalog
+        .commit_iceberg(&lake.database, "people", (moved.0, moved.1))
+        .await
+        .unwrap();
+
+    let all: Vec<Value> = first.iter().chain(&second).cloned().collect();
+    let without: Vec<Value> = all
+        .iter()
+        .filter(|r| r["email"] != "ann@example.com")
+        .cloned()
+        .collect();
+    assert_eq!(by_id(table.read()), without);
+    assert_eq!(by_id(table.read_at(table.current().id).unwrap()), all);
+    // A commit built from the metadata before is refused: the entry moved.
+    let again = catalog
+        .commit_iceberg(
+            &lake.database,
+            "people",
+            (&expected, "s3://x/y.metadata.json"),
+        )
+        .await;
+    assert!(
+        matches!(again, Err(lethe::catalog::CommitError::Moved { current: Some(ref now) }) if *now == commit.metadata_location),
+        "{again:?}"
+    );
+
+    // Her rows are still in the data files the older snapshots reference: found.
+    iceberg_mapper(&lake, &table).await;
+    let ann = json!("ann@example.com");
+    crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+    let r = lake
+        .app
+        .post(
+            "/v1/jobs",
+            Some(json!({"dry_run": true, "data_mappers": ["people"]})),
+        )
+        .await;
+    let job = json!({"job_id": r.body["job_id"]});
+    lake.app.worker("w").run_until_idle().await.unwrap();
+    let objects = lake.objects(&job).await;
+    let mut matched: Vec<&str> = objects.keys().map(String::as_str).collect();
+    matched.sort();
+    let mut old: Vec<&str> = replaced.keys().map(|f| IcebergTable::key(f)).collect();
+    old.sort();
+    assert_eq!(matched, old, "the old files, not their rewrites");
+}
