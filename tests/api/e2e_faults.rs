@@ -494,7 +494,7 @@ fn chaos_rule(mut rng: FaultRng, counts: Arc<ProxyFaults>) -> Arc<Rule> {
         });
         let counter = match fault? {
             Fault::SlowDown => &counts.slowdowns,
-            Fault::GlueThrottle => &counts.glue_throttles,
+            Fault::GlueThrottle | Fault::GlueConcurrent => &counts.glue_throttles,
             Fault::Reset => &counts.resets,
             Fault::Delay(_) => &counts.delays,
         };

@@ -548,3 +548,52 @@ async fn a_copy_on_write_snapshot_committed_through_glue_reads_without_the_subje
     old.sort();
     assert_eq!(matched, old, "the old files, not their rewrites");
 }
+
+/// Real Glue refuses an `UpdateTable` whose `VersionId` another commit made stale, which
+/// moto never does: a proxy answers it `ConcurrentModificationException`. The commit is
+/// then "moved" (the caller plans again), and the table's entry is as it was.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_glue_commit_refused_for_a_concurrent_modification_is_moved_and_changes_nothing(
+    db: sqlx::PgPool,
+) {
+    use crate::e2e_throttle::{Fault, Rule, faulty_proxy, through};
+    use axum::http::{HeaderMap, Method, Uri};
+    use lethe::catalog::{Catalog, CommitError};
+    let lake = lake(db).await;
+    let spec = Spec::new("raced", &PEOPLE).append(vec![person(
+        1,
+        "ann@example.com",
+        "de",
+        "2026-01-01T10:00:00",
+    )]);
+    let table = make_table(&lake, &spec);
+    let rule: std::sync::Arc<Rule> = std::sync::Arc::new(|_: &Method, _: &Uri, h: &HeaderMap| {
+        let target = h.get("x-amz-target").and_then(|v| v.to_str().ok());
+        (target == Some("AWSGlue.UpdateTable")).then_some(Fault::GlueConcurrent)
+    });
+    let moto = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let aws = through(faulty_proxy(moto, rule).await, 1);
+    let catalog = lethe::catalog::glue::GlueCatalog::new(&lethe::aws::sdk_config(&aws).await);
+    let locations = (
+        table.metadata_location.as_str(),
+        "s3://x/t/metadata/9.metadata.json",
+    );
+    let result = catalog
+        .commit_iceberg(&lake.database, "raced", locations)
+        .await;
+    assert!(
+        matches!(result, Err(CommitError::Moved { current: None })),
+        "{result:?}"
+    );
+    let def = lake
+        .app
+        .state
+        .catalog
+        .get_table(&lake.database, "raced")
+        .await
+        .unwrap();
+    assert_eq!(
+        def.metadata_location(),
+        Some(table.metadata_location.as_str())
+    );
+}

@@ -34,6 +34,9 @@ pub(crate) enum Fault {
     SlowDown,
     /// `400 ThrottlingException`, as Glue answers.
     GlueThrottle,
+    /// `400 ConcurrentModificationException`: Glue's answer to an `UpdateTable` whose
+    /// `VersionId` is no longer the table's (moto never gives it).
+    GlueConcurrent,
     /// The connection closed without an answer (the request is not forwarded), as a
     /// load balancer or a NAT that drops a connection does.
     Reset,
@@ -138,6 +141,13 @@ fn fault_answer(fault: Fault, method: &Method) -> Response<Body> {
             .body(Body::from(
                 r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
             )),
+        Fault::GlueConcurrent => builder
+            .status(StatusCode::BAD_REQUEST)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amzn-errortype", "ConcurrentModificationException")
+            .body(Body::from(
+                r#"{"__type":"ConcurrentModificationException","message":"Update table failed due to concurrent modifications."}"#,
+            )),
         Fault::Reset | Fault::Delay(_) => unreachable!("not an answer"),
     }
     .unwrap()
@@ -215,7 +225,7 @@ async fn run_job(app: &TestApp, mut each: impl FnMut()) -> Value {
 }
 
 /// AWS settings for clients that go through `proxy`: few waits, a small bucket limit.
-fn through(proxy: String, attempts: u32) -> lethe::config::AwsConfig {
+pub(crate) fn through(proxy: String, attempts: u32) -> lethe::config::AwsConfig {
     lethe::config::AwsConfig {
         endpoint_url: Some(proxy),
         region: Some("us-east-1".into()),
