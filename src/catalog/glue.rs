@@ -34,6 +34,27 @@ impl GlueCatalog {
     }
 }
 
+impl GlueCatalog {
+    /// The table as `GetTable` gives it.
+    async fn fetch_table(
+        &self,
+        database: &str,
+        table: &str,
+    ) -> Result<aws_sdk_glue::types::Table, CatalogError> {
+        let output = self
+            .client
+            .get_table()
+            .database_name(database)
+            .name(table)
+            .send()
+            .await
+            .map_err(|e| get_table_error(e, database, table))?;
+        output
+            .table
+            .ok_or_else(|| CatalogError::Invalid("GetTable returned no table".to_owned()))
+    }
+}
+
 #[async_trait]
 impl Catalog for GlueCatalog {
     /// `GetTable`, then `UpdateTable` with the whole entry as read (storage descriptor,
@@ -48,17 +69,7 @@ impl Catalog for GlueCatalog {
         table: &str,
         (expected, new): (&str, &str),
     ) -> Result<(), CommitError> {
-        let output = self
-            .client
-            .get_table()
-            .database_name(database)
-            .name(table)
-            .send()
-            .await
-            .map_err(|e| get_table_error(e, database, table))?;
-        let current = output
-            .table
-            .ok_or_else(|| CatalogError::Invalid("GetTable returned no table".to_owned()))?;
+        let current = self.fetch_table(database, table).await?;
         let mut parameters = current.parameters().cloned().unwrap_or_default();
         let now = parameters
             .iter()
@@ -103,17 +114,7 @@ impl Catalog for GlueCatalog {
     }
 
     async fn get_table(&self, database: &str, table: &str) -> Result<TableDef, CatalogError> {
-        let output = self
-            .client
-            .get_table()
-            .database_name(database)
-            .name(table)
-            .send()
-            .await
-            .map_err(|e| get_table_error(e, database, table))?;
-        let table = output
-            .table
-            .ok_or_else(|| CatalogError::Invalid("GetTable returned no table".to_owned()))?;
+        let table = self.fetch_table(database, table).await?;
         let sd = table.storage_descriptor.as_ref();
         let columns = sd
             .map(|sd| sd.columns())

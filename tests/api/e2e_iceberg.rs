@@ -185,6 +185,24 @@ async fn etags(lake: &Lake, table: &IcebergTable) -> std::collections::BTreeMap<
         .collect()
 }
 
+/// `people`, partitioned by `country`, two appends: ann (the subject) in both of `de`'s
+/// data files; the table and the rows of each append.
+fn people_with_ann(lake: &Lake) -> (IcebergTable, Vec<Value>, Vec<Value>) {
+    let first = vec![
+        person(1, "ann@example.com", "de", "2026-01-01T10:00:00"),
+        person(2, "bob@example.com", "fr", "2026-01-02T11:30:00"),
+    ];
+    let second = vec![
+        person(3, "ann@example.com", "de", "2026-01-03T09:15:00"),
+        person(4, "cyd@example.com", "de", "2026-01-03T09:16:00"),
+    ];
+    let spec = Spec::new("people", &PEOPLE)
+        .partition("country", "identity")
+        .append(first.clone())
+        .append(second.clone());
+    (make_table(lake, &spec), first, second)
+}
+
 /// An Iceberg mapper on `email`: its data files are searched as Parquet.
 async fn iceberg_mapper(lake: &Lake, table: &IcebergTable) {
     let body = json!({
@@ -210,19 +228,7 @@ async fn an_iceberg_table_is_searched_through_its_metadata_and_nothing_is_writte
     db: sqlx::PgPool,
 ) {
     let lake = lake(db).await;
-    let first = vec![
-        person(1, "ann@example.com", "de", "2026-01-01T10:00:00"),
-        person(2, "bob@example.com", "fr", "2026-01-02T11:30:00"),
-    ];
-    let second = vec![
-        person(3, "ann@example.com", "de", "2026-01-03T09:15:00"),
-        person(4, "cyd@example.com", "de", "2026-01-03T09:16:00"),
-    ];
-    let spec = Spec::new("people", &PEOPLE)
-        .partition("country", "identity")
-        .append(first.clone())
-        .append(second.clone());
-    let table = make_table(&lake, &spec);
+    let (table, first, second) = people_with_ann(&lake);
     let [one, two] = [&table.snapshots[0], &table.snapshots[1]];
     let with_ann: Vec<&String> = two
         .files
@@ -455,19 +461,7 @@ async fn a_copy_on_write_snapshot_committed_through_glue_reads_without_the_subje
     use lethe::lakefile::iceberg::commit::{Current, NewSnapshot, overwrite};
     use lethe::lakefile::iceberg::{TableMetadata, manifest_list};
     let lake = lake(db).await;
-    let first = vec![
-        person(1, "ann@example.com", "de", "2026-01-01T10:00:00"),
-        person(2, "bob@example.com", "fr", "2026-01-02T11:30:00"),
-    ];
-    let second = vec![
-        person(3, "ann@example.com", "de", "2026-01-03T09:15:00"),
-        person(4, "cyd@example.com", "de", "2026-01-03T09:16:00"),
-    ];
-    let spec = Spec::new("people", &PEOPLE)
-        .partition("country", "identity")
-        .append(first.clone())
-        .append(second.clone());
-    let table = make_table(&lake, &spec);
+    let (table, first, second) = people_with_ann(&lake);
     let expected = table.metadata_location.clone();
     let metadata_bytes = s3_bytes(&lake, &expected).await;
     let metadata: Value = serde_json::from_slice(&metadata_bytes).unwrap();
