@@ -121,6 +121,9 @@ struct Progress {
     /// What the table source remembers from page to page (`TableSource::list_page`: a
     /// projected table's table-format roots found holding none of its objects).
     format_roots_checked: Vec<String>,
+    /// Current objects of the table listed (markers and empty objects aside): a source
+    /// that knows its objects beforehand (Iceberg's metadata) must have shown them all.
+    current_listed: usize,
 }
 
 /// What a listing is for: the table's plan, the mapper and the queued matches.
@@ -309,6 +312,16 @@ impl FindMapper {
             };
             self.record_page(ctx, task, &scope, page, &mut progress)
                 .await?;
+        }
+        // A data file the table's metadata names but the listing never showed (deleted,
+        // or named otherwise than its key) would go unsearched: the mapper fails.
+        if let Some(expected) = plan.source.expected_objects()
+            && progress.current_listed < expected
+        {
+            return Err(TaskError::Fatal(format!(
+                "{} of the {expected} data file(s) the table's metadata references were not found under its location: not searched, so the mapper fails",
+                expected - progress.current_listed
+            )));
         }
         Ok(self.record(ctx, task, &plan, progress).await?)
     }
@@ -518,6 +531,11 @@ impl Progress {
         }
         self.unregistered += page.unregistered;
         self.unplaced += page.unplaced;
+        self.current_listed += page
+            .objects
+            .iter()
+            .filter(|o| o.meta.noncurrent.is_none() && skip_reason(&o.meta).is_none())
+            .count();
     }
 
     /// Counts a page's `_temporary/` folders: the first ones by name, the rest in all.

@@ -591,3 +591,31 @@ async fn a_glue_commit_refused_for_a_concurrent_modification_is_moved_and_change
         Some(table.metadata_location.as_str())
     );
 }
+
+/// A data file the metadata references but S3 no longer shows as current (deleted behind
+/// Lethe's back, or named in the manifest otherwise than its key) is never taken for "no
+/// match": the mapper fails find and the subject stays queued.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_referenced_data_file_the_listing_does_not_show_fails_find(db: sqlx::PgPool) {
+    let lake = lake(db).await;
+    let (table, _, _) = people_with_ann(&lake);
+    let gone = table.current().files[0].clone();
+    lake.s3
+        .delete_object()
+        .bucket(&lake.bucket)
+        .key(IcebergTable::key(&gone))
+        .send()
+        .await
+        .unwrap();
+    iceberg_mapper(&lake, &table).await;
+    let ann = json!("ann@example.com");
+    crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+    let job = lake.run_job(&["people"]).await;
+    assert_eq!(job["status"], "find_failed", "{job}");
+    let failed = crate::e2e_csv::messages(&lake, &job, "mapper_failed").await;
+    assert!(
+        failed.iter().any(|m| m.contains("1 of the 3 data file(s)")),
+        "{failed:?}"
+    );
+    assert_eq!(lake.queued().await, std::slice::from_ref(&ann));
+}

@@ -192,6 +192,9 @@ impl TableSource for IcebergTable {
     fn registered_partitions(&self) -> Option<usize> {
         None
     }
+    fn expected_objects(&self) -> Option<usize> {
+        Some(self.data_files.len())
+    }
 
     /// Lists a page of every version under the location; the referenced data files are
     /// the table's objects, every other current object is not the table's.
@@ -207,6 +210,11 @@ impl TableSource for IcebergTable {
             .into_iter()
             .partition(|meta| self.referenced(&place, meta));
         let mut page = self.plain.place(&place, ours);
+        // The metadata names them: the table's objects wherever they lie, never hidden.
+        for object in &mut page.objects {
+            object.hidden = false;
+            object.temporary = None;
+        }
         page.not_the_tables.extend(
             others
                 .into_iter()

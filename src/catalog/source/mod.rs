@@ -134,6 +134,11 @@ pub trait TableSource: Send + Sync {
     /// The number of partitions the catalog registers, when partitions are counted from
     /// it (None: count each partition as its objects are listed).
     fn registered_partitions(&self) -> Option<usize>;
+    /// How many current objects the listing must show, when the source knows them
+    /// beforehand (a table format's metadata); None: whatever is there.
+    fn expected_objects(&self) -> Option<usize> {
+        None
+    }
     /// One page of the listing at `at`, placed; `checked` is what the source remembers
     /// from page to page of one listing (saved by the caller with its progress).
     async fn list_page(
