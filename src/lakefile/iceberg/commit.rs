@@ -195,8 +195,7 @@ impl Context<'_> {
             )?);
             if let Some(new_file) = &replacement.new_path {
                 counts.added(replacement.record_count, self.sequence);
-                let file =
-                    without_metrics(&replaced_file(file_of(entry)?, new_file, replacement)?)?;
+                let file = replaced_file(file_of(entry)?, new_file, replacement)?;
                 let added = with(
                     entry,
                     1,

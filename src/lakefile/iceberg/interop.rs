@@ -207,6 +207,11 @@ fn pyiceberg_and_duckdb_read_the_copy_on_write_snapshot_without_the_subjects_row
         assert!(!holds(bytes), "{location}");
     }
     assert!(!contains(&commit.metadata, b"ann@example.com"));
+    assert_eq!(
+        added_with_bounds(&commit.files),
+        replaced.len(),
+        "each rewrite's own metrics"
+    );
     let parent = source.parent.to_string();
     let after = run(&[d, "read", &commit.metadata_location, &parent]);
     check_pyiceberg(&after, &made["rows"], new.snapshot_id);
@@ -310,6 +315,25 @@ fn metrics_of(path: &Path, size: i64, metadata: &TableMetadata) -> super::metric
     let schema = metadata.schemas.last().unwrap();
     super::metrics::data_file_metrics(reader.metadata(), size as u64, schema, &metadata.properties)
         .unwrap()
+}
+
+/// The `ADDED` manifest entries among `files` whose data file carries lower bounds.
+fn added_with_bounds(files: &[(String, Vec<u8>)]) -> usize {
+    use crate::lakefile::avro::datum::Datum;
+    let entries = files.iter().flat_map(|(_, b)| {
+        crate::lakefile::avro::datum::read_all(b, 1 << 24)
+            .unwrap()
+            .records
+    });
+    entries
+        .filter(|e| e.field("status").and_then(Datum::as_long) == Some(1))
+        .filter(|e| {
+            let bounds = e.field("data_file").and_then(|f| f.field("lower_bounds"));
+            bounds
+                .and_then(Datum::as_array)
+                .is_some_and(|b| !b.is_empty())
+        })
+        .count()
 }
 
 /// Whether an Avro file names the subject in any value, decompressed.
