@@ -81,15 +81,22 @@ export DATABASE_URL=${LETHE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 CORPUS_PACKAGES="pyarrow==26.0.1 duckdb==2.0.1 polars==2.1.0 fastparquet==2026.9.0 pandas==3.1.1 fastavro==1.13.1 cramjam==2.14.0 zstandard==0.25.0 pyiceberg[glue,pyarrow,pyiceberg-core,sql-sqlite]==0.12.0 sqlalchemy==2.1.9 pyiceberg-core==0.10.1"
 CORPUS_VENV="$LETHE_VAR/corpus-venv"
 
-make_corpus() {
-  if [ ! -x "$CORPUS_VENV/bin/python" ] || [ "$(cat "$CORPUS_VENV/packages" 2>/dev/null)" != "$CORPUS_PACKAGES" ]; then
-    rm -rf "$CORPUS_VENV"
-    python3 -m venv "$CORPUS_VENV"
+# make_venv DIR PACKAGES: a virtualenv at DIR holding exactly PACKAGES (pinned, from
+# PyPI), made again whenever the list changes.
+make_venv() {
+  local venv=$1 packages=$2
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/packages" 2>/dev/null)" != "$packages" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
     # Split on spaces, no globbing (the extras' brackets).
     # shellcheck disable=SC2086
-    (set -f; "$CORPUS_VENV/bin/pip" install -q --disable-pip-version-check $CORPUS_PACKAGES)
-    echo "$CORPUS_PACKAGES" >"$CORPUS_VENV/packages"
+    (set -f; "$venv/bin/pip" install -q --disable-pip-version-check $packages)
+    echo "$packages" >"$venv/packages"
   fi
+}
+
+make_corpus() {
+  make_venv "$CORPUS_VENV" "$CORPUS_PACKAGES"
   export LETHE_CORPUS_VENV="$CORPUS_VENV"
   export LETHE_CORPUS_DIR="$LETHE_VAR/corpus"
   rm -rf "$LETHE_CORPUS_DIR"
@@ -104,13 +111,7 @@ DUCKDB_ICEBERG_PACKAGES="duckdb==1.5.5 duckdb-extension-iceberg==1.5.5 duckdb-ex
 DUCKDB_ICEBERG_VENV="$LETHE_VAR/duckdb-iceberg-venv"
 
 make_duckdb_iceberg() {
-  if [ ! -x "$DUCKDB_ICEBERG_VENV/bin/python" ] || [ "$(cat "$DUCKDB_ICEBERG_VENV/packages" 2>/dev/null)" != "$DUCKDB_ICEBERG_PACKAGES" ]; then
-    rm -rf "$DUCKDB_ICEBERG_VENV"
-    python3 -m venv "$DUCKDB_ICEBERG_VENV"
-    # shellcheck disable=SC2086
-    (set -f; "$DUCKDB_ICEBERG_VENV/bin/pip" install -q --disable-pip-version-check $DUCKDB_ICEBERG_PACKAGES)
-    echo "$DUCKDB_ICEBERG_PACKAGES" >"$DUCKDB_ICEBERG_VENV/packages"
-  fi
+  make_venv "$DUCKDB_ICEBERG_VENV" "$DUCKDB_ICEBERG_PACKAGES"
   export LETHE_DUCKDB_ICEBERG_VENV="$DUCKDB_ICEBERG_VENV"
 }
 

@@ -22,6 +22,7 @@ use crate::domain::partition::PartitionKey;
 use crate::lakefile::iceberg::{
     MAX_METADATA_BYTES, ManifestSource, Referenced, TableMetadata, manifest_entries, manifest_list,
 };
+use crate::lakefile::parquet::sparse::footer_len;
 use crate::storage::{ObjectMeta, Place, Stores};
 
 /// The table's location listed as an unpartitioned table, and the data files its
@@ -111,8 +112,8 @@ async fn refuse_deleted_rows(stores: &Stores, location: &str) -> Result<(), Stri
         None => return Err(unreadable("it is shorter than a Parquet footer".into())),
     }
     .map_err(|e| unreadable(e.to_string()))?;
-    let length = footer_length(&tail).ok_or_else(|| unreadable("it is not Parquet".into()))?;
-    let start = (size - 8)
+    let length = footer_len(&tail).map_err(|e| unreadable(e.to_string()))?;
+    let start = size
         .checked_sub(length)
         .filter(|_| length <= MAX_FOOTER_BYTES)
         .ok_or_else(|| unreadable("its footer length is impossible".into()))?;
@@ -128,13 +129,6 @@ async fn refuse_deleted_rows(stores: &Stores, location: &str) -> Result<(), Stri
         ));
     }
     Ok(())
-}
-
-/// The footer's length from a Parquet file's last 8 bytes (length, then `PAR1`).
-fn footer_length(tail: &[u8]) -> Option<u64> {
-    let (length, magic) = tail.split_at_checked(4)?;
-    (magic == b"PAR1").then_some(())?;
-    Some(u64::from(u32::from_le_bytes(length.try_into().ok()?)))
 }
 
 /// Whether a position delete file's schema has the optional `row` column.
@@ -255,12 +249,6 @@ mod tests {
              optional group row { optional binary email (STRING); } }",
         );
         assert!(carries_rows(&with_rows));
-        assert_eq!(
-            footer_length(&[16, 0, 0, 0, b'P', b'A', b'R', b'1']),
-            Some(16)
-        );
-        assert_eq!(footer_length(&[16, 0, 0, 0, b'P', b'A', b'R', b'2']), None);
-        assert_eq!(footer_length(&[1, 2]), None);
     }
 
     /// Position delete files as pyarrow-compatible writers make them, read from a local

@@ -185,17 +185,17 @@ impl Context<'_> {
             };
             counts.deleted(rows);
             gone.push(path.to_owned());
-            let file = without_metrics(file)?;
+            let stripped = without_metrics(file)?;
             entries.push(with(
                 entry,
                 2,
                 Some(self.new.snapshot_id),
                 sequences,
-                Some(file),
+                Some(stripped),
             )?);
             if let Some(new_file) = &replacement.new_path {
                 counts.added(replacement.record_count, self.sequence);
-                let file = replaced_file(file_of(entry)?, new_file, replacement)?;
+                let file = replaced_file(file, new_file, replacement)?;
                 let added = with(
                     entry,
                     1,
@@ -411,10 +411,6 @@ fn text<'a>(record: &'a Datum, name: &str) -> Result<&'a str, String> {
     field(record, name)?
         .as_str()
         .ok_or_else(|| format!("a manifest record's {name} is not text"))
-}
-
-fn file_of(entry: &Datum) -> Result<&Datum, String> {
-    field(entry, "data_file")
 }
 
 /// `entry` with its status, snapshot id and sequence numbers set (and its data file, when
