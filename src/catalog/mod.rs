@@ -4,6 +4,7 @@
 //! (its objects and their partitions) and how a table format commits a rewrite.
 
 pub mod glue;
+pub mod iceberg;
 pub mod lake_formation;
 pub mod lake_formation_sdk;
 pub mod source;

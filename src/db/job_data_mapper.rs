@@ -65,6 +65,9 @@ pub struct TableReading {
     /// are searched through its metadata, and never rewritten in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table_format: Option<String>,
+    /// The table format's metadata find read (Iceberg's `metadata_location`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_location: Option<String>,
 }
 
 pub async fn get(
@@ -195,4 +198,82 @@ pub async fn match_ids(
     ids.into_iter()
         .map(super::deletion_queue_item::stored_match_id)
         .collect()
+}
+
+/// What a table format's erasure did to one mapper's table (`job_data_mapper.table_commit`):
+/// the commit that made the rewrites the table's, then the purge of what still held the
+/// old data files, each step recorded before it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableCommit {
+    pub metadata_before: Option<String>,
+    pub snapshot_before: Option<i64>,
+    pub metadata_after: Option<String>,
+    pub snapshot_after: Option<i64>,
+    #[serde(default)]
+    pub purge: Option<Purge>,
+}
+
+/// Where a purge stands, and what it expires and deletes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purge {
+    /// `planned` (the plan is recorded, nothing done), `committed` (the metadata without
+    /// the expired snapshots is the table's), `done` (every file and version deleted).
+    pub step: String,
+    /// The metadata the plan was made from, and the one it commits (None: nothing to
+    /// expire).
+    pub metadata_from: String,
+    pub metadata_to: Option<String>,
+    pub expired: Vec<i64>,
+    /// Snapshots that still reference an old data file but a tag or branch keeps, as
+    /// (snapshot, `tag name` / `branch name`).
+    pub held: Vec<(i64, String)>,
+    /// The files deleted (every version of each), data files first.
+    pub delete: Vec<String>,
+    #[serde(default)]
+    pub versions_deleted: i64,
+}
+
+/// The mapper's table commit record, if any.
+pub async fn table_commit(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    mapper: &str,
+) -> sqlx::Result<Option<TableCommit>> {
+    let record: Option<Option<Json<TableCommit>>> = sqlx::query_scalar(
+        "select table_commit from job_data_mapper where job_id = $1 and data_mapper_id = $2",
+    )
+    .bind(job_id)
+    .bind(mapper)
+    .fetch_optional(db)
+    .await?;
+    Ok(record.flatten().map(|Json(c)| c))
+}
+
+/// Records the mapper's table commit (the whole record, replacing the one before).
+pub async fn set_table_commit(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    mapper: &str,
+    record: &TableCommit,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update job_data_mapper set table_commit = $3 where job_id = $1 and data_mapper_id = $2",
+    )
+    .bind(job_id)
+    .bind(mapper)
+    .bind(Json(record))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The mappers of the job whose table commit is recorded (their purge follows verify).
+pub async fn with_table_commit(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "select data_mapper_id from job_data_mapper
+         where job_id = $1 and table_commit is not null order by data_mapper_id",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await
 }

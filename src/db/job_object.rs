@@ -59,6 +59,9 @@ pub struct JobObject {
     pub newer_holds: bool,
     /// The bucket a replication rule copies the key to (the replica keeps the rows).
     pub replicated_to: Option<String>,
+    /// Where forget wrote the rewrite when it is a new file (a table format's data file,
+    /// never rewritten in place); None: written over `key`.
+    pub new_key: Option<String>,
 }
 
 /// A version cleanup did not delete although it holds (or may hold) matching rows.
@@ -87,7 +90,7 @@ const OBJECT_COLUMNS: &str = "job_object_id, data_mapper_id, bucket, key, versio
     new_etag, row_groups_rewritten, row_groups_copied, versions_deleted, cleanup_state, \
     forget_error, versions_to_delete, partition_types, outside_partitions, \
     rollback_version_id, noncurrent, noncurrent_since, read_version_id, versions_kept, \
-    newer_holds, replicated_to";
+    newer_holds, replicated_to, new_key";
 
 /// Records an object (once: a second record of the same object is ignored). Returns its
 /// id, None when it was recorded before.
@@ -181,6 +184,42 @@ pub async fn ids_in_state(
     .await
 }
 
+/// The objects of one mapper of the job in `forget_state` (a table format's data files,
+/// which the mapper's commit and purge handle together).
+pub async fn of_mapper_in_state(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    mapper: &str,
+    state: ForgetState,
+) -> sqlx::Result<Vec<JobObject>> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "select {OBJECT_COLUMNS} from job_object
+         where job_id = $1 and data_mapper_id = $2 and forget_state = $3
+         order by job_object_id"
+    )))
+    .bind(job_id)
+    .bind(mapper)
+    .bind(state)
+    .fetch_all(db)
+    .await
+}
+
+/// The mappers of the job with objects written to new files (a table format's rewrites,
+/// each mapper's to commit as one snapshot).
+pub async fn mappers_with_new_files(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "select distinct data_mapper_id from job_object
+         where job_id = $1 and forget_state = 'written' and new_key is not null
+         order by data_mapper_id",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await
+}
+
 /// Counts of the job's objects by forget state (hidden objects, never the table's data,
 /// are none of forget's work and not counted).
 pub async fn forget_state_counts(
@@ -220,6 +259,8 @@ pub struct ObjectUpdate<'a> {
     pub versions_kept: Option<&'a [KeptVersion]>,
     pub newer_holds: Option<bool>,
     pub replicated_to: Option<&'a str>,
+    /// Where the rewrite goes when it is a new file (`Some(None)` clears it).
+    pub new_key: Option<Option<&'a str>>,
 }
 
 pub async fn update(
@@ -248,7 +289,8 @@ pub async fn update(
                read_version_id = coalesce($19, read_version_id),
                versions_kept = coalesce($20, versions_kept),
                newer_holds = coalesce($21, newer_holds),
-               replicated_to = coalesce($22, replicated_to)
+               replicated_to = coalesce($22, replicated_to),
+               new_key = case when $23 then $24 else new_key end
            where job_object_id = $1"#,
     )
     .bind(job_object_id)
@@ -273,6 +315,8 @@ pub async fn update(
     .bind(u.versions_kept.map(sqlx::types::Json))
     .bind(u.newer_holds)
     .bind(u.replicated_to)
+    .bind(u.new_key.is_some())
+    .bind(u.new_key.flatten())
     .execute(db)
     .await?;
     Ok(())
@@ -324,6 +368,7 @@ impl JobObject {
             versions_kept: sqlx::types::Json(Vec::new()),
             newer_holds: false,
             replicated_to: None,
+            new_key: None,
         }
     }
 }
@@ -382,6 +427,7 @@ pub async fn adopt_leftovers(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Res
            join job_data_mapper m on m.job_id = $1 and m.data_mapper_id = o.data_mapper_id
            where o.job_id <> $1
              and o.forget_state = 'verified'
+             and o.new_key is null
              and (o.cleanup_state is null or o.cleanup_state = 'failed')
              and not exists (select 1 from job_object later
                              where later.bucket = o.bucket and later.key = o.key

@@ -19,6 +19,8 @@ use crate::jobs::object::ObjectTask;
 use crate::jobs::object::cleanup::Cleanup;
 use crate::jobs::object::forget::Forget;
 use crate::jobs::object::verify::Verify;
+use crate::jobs::table_commit::CommitTable;
+use crate::jobs::table_purge::PurgeTable;
 use crate::jobs::{JobTask, enqueue, enqueue_all};
 
 /// Creates a job and enqueues its find tasks; returns the job id.
@@ -87,7 +89,7 @@ pub async fn after_task(pool: &PgPool, job_id: Uuid, failed_for_good: bool) -> s
 fn phase_kinds(status: JobStatus) -> Option<&'static [&'static str]> {
     match status {
         JobStatus::Forgetting => Some(&[Forget::KIND]),
-        JobStatus::Verifying => Some(&[Forget::KIND, Verify::KIND]),
+        JobStatus::Verifying => Some(&[Forget::KIND, CommitTable::KIND, Verify::KIND]),
         _ => None,
     }
 }
@@ -101,8 +103,10 @@ async fn phase_has_open_tasks(
         FindMapper::KIND,
         FindObjects::KIND,
         Forget::KIND,
+        CommitTable::KIND,
         Verify::KIND,
         Cleanup::KIND,
+        PurgeTable::KIND,
     ];
     task::has_open(db, job_id, phase_kinds(status).unwrap_or(ALL)).await
 }
@@ -258,8 +262,12 @@ async fn phase_finished(
         }
     }
     let next = lifecycle::after_phase(status).unwrap_or(JobStatus::CleaningUp);
+    if next == JobStatus::Verifying {
+        commit_tables(tx, job_id).await?;
+    }
     if next == JobStatus::CleaningUp {
         clean_old_versions(tx, job_id).await?;
+        purge_tables(tx, job_id).await?;
     }
     let kind = match next {
         JobStatus::Verifying => Verify::KIND,
@@ -268,6 +276,35 @@ async fn phase_finished(
     let open = task::count_open(&mut *tx, job_id, kind).await?;
     phase_started(tx, job_id, next, open as usize).await?;
     Ok(next)
+}
+
+/// Enqueues the commit of each mapper's rewrites of a table format's data files (one
+/// snapshot per table), now that every forget of the job has ended.
+async fn commit_tables(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<()> {
+    let mappers = job_object::mappers_with_new_files(&mut *tx, job_id).await?;
+    let commits: Vec<CommitTable> = mappers
+        .into_iter()
+        .map(|data_mapper_id| CommitTable {
+            job_id,
+            data_mapper_id,
+        })
+        .collect();
+    enqueue_all(&mut *tx, job_id, &commits).await.map(drop)
+}
+
+/// Enqueues the purge of each table a commit of the job changed: the snapshots that still
+/// hold the old data files expire, and the files go. Only now: every new data file of
+/// the table has been verified (or failed) by then.
+async fn purge_tables(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<()> {
+    let mappers = job_data_mapper::with_table_commit(&mut *tx, job_id).await?;
+    let purges: Vec<PurgeTable> = mappers
+        .into_iter()
+        .map(|data_mapper_id| PurgeTable {
+            job_id,
+            data_mapper_id,
+        })
+        .collect();
+    enqueue_all(&mut *tx, job_id, &purges).await.map(drop)
 }
 
 /// Enqueues the cleanup of each old version holding matches (noncurrent when find listed

@@ -218,6 +218,7 @@ pub fn table_reading(columns: &[String], table: &TableDef) -> TableReading {
             .map(|(name, ty)| (name.clone(), ty.to_string()))
             .collect(),
         table_format: table.table_format().map(|f| f.name().to_owned()),
+        metadata_location: table.metadata_location().map(str::to_owned),
     }
 }
 

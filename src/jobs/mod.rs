@@ -23,6 +23,8 @@ pub mod matches;
 pub mod object;
 pub mod report;
 pub mod runtime;
+pub mod table_commit;
+pub mod table_purge;
 pub mod tasks;
 
 use std::marker::PhantomData;

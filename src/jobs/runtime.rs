@@ -71,6 +71,8 @@ pub fn worker(engine: &Engine, id: String, config: &RuntimeConfig) -> Worker {
         handler::<Forget>(&ctx),
         handler::<Verify>(&ctx),
         handler::<Cleanup>(&ctx),
+        handler::<crate::jobs::table_commit::CommitTable>(&ctx),
+        handler::<crate::jobs::table_purge::PurgeTable>(&ctx),
     ]
     .into_iter()
     .collect();

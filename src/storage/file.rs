@@ -313,13 +313,23 @@ impl ObjectStore for FileStore {
         bucket: &str,
         key: &str,
         from: &Path,
-        if_match: &str,
+        precondition: super::Precondition<'_>,
         attributes: &super::ObjectAttributes,
         _multipart_threshold: u64,
     ) -> Result<super::Written, StorageError> {
         // Compare, then replace by rename (atomic for readers; a local lake has one writer).
-        let current = self.head(bucket, key).await?;
-        if current.etag.as_deref() != Some(if_match) {
+        let current = match self.head(bucket, key).await {
+            Ok(current) => Some(current),
+            Err(StorageError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        let holds = match precondition {
+            super::Precondition::Match(etag) => {
+                current.is_some_and(|c| c.etag.as_deref() == Some(etag))
+            }
+            super::Precondition::Absent => current.is_none(),
+        };
+        if !holds {
             return Err(StorageError::PreconditionFailed);
         }
         let target = self.path(key)?;
@@ -327,6 +337,9 @@ impl ObjectStore for FileStore {
         let from = from.to_path_buf();
         let metadata = attributes.metadata.clone();
         tokio::task::spawn_blocking(move || {
+            if let Some(dir) = temp.parent() {
+                std::fs::create_dir_all(dir).map_err(io_error)?;
+            }
             std::fs::copy(&from, &temp).map_err(io_error)?;
             // The metadata goes on the file before it takes the key's place: whoever sees
             // the new file sees its metadata (Lethe's marker, by which a rerun after a
@@ -474,7 +487,7 @@ mod tests {
                 "b",
                 "t/a.parquet",
                 &source,
-                before.etag.as_deref().unwrap(),
+                super::super::Precondition::Match(before.etag.as_deref().unwrap()),
                 &attributes,
                 u64::MAX,
             )

@@ -138,6 +138,16 @@ pub struct VersionMeta {
     pub version_id: String,
 }
 
+/// What a write requires of the key it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition<'a> {
+    /// The current version has this etag (a rewrite in place, never over another
+    /// writer's version).
+    Match(&'a str),
+    /// The key holds no object (a new file: never over anything).
+    Absent,
+}
+
 /// A page of a listing.
 #[derive(Debug, Clone, Default)]
 pub struct ListPage {
@@ -186,15 +196,16 @@ pub trait ObjectStore: Send + Sync + 'static {
         version_id: Option<&str>,
         to: &std::path::Path,
     ) -> Result<Fetched, StorageError>;
-    /// Writes `from` as the new current version of `key`, only if the current version's
-    /// etag is `if_match` (else [`StorageError::PreconditionFailed`]). Objects of at least
-    /// `multipart_threshold` bytes go up in parts (the completion carries `If-Match`).
+    /// Writes `from` as the new current version of `key`, only if `precondition` holds
+    /// (else [`StorageError::PreconditionFailed`]): the current version's etag is the one
+    /// given (`If-Match`), or the key has no object yet (`If-None-Match: *`). Objects of at
+    /// least `multipart_threshold` bytes go up in parts (the completion carries it).
     async fn upload(
         &self,
         bucket: &str,
         key: &str,
         from: &std::path::Path,
-        if_match: &str,
+        precondition: Precondition<'_>,
         attributes: &ObjectAttributes,
         multipart_threshold: u64,
     ) -> Result<Written, StorageError>;

@@ -19,7 +19,8 @@ use bytes::Bytes;
 use crate::domain::retention::{LifecycleRule, ReplicationRule, VersionLock};
 
 use super::{
-    Fetched, ListPage, Noncurrent, ObjectAttributes, ObjectMeta, ObjectStore, StorageError,
+    Fetched, ListPage, Noncurrent, ObjectAttributes, ObjectMeta, ObjectStore, Precondition,
+    StorageError,
     VersionMeta, Written,
 };
 
@@ -137,7 +138,8 @@ impl S3Store {
             .map_err(storage_error)
     }
 
-    /// Uploads `from` in parts and completes the upload with `If-Match`, under `permit`.
+    /// Uploads `from` in parts and completes the upload under `precondition`, under
+    /// `permit`.
     async fn upload_parts(
         &self,
         permit: &limit::Permit,
@@ -145,7 +147,7 @@ impl S3Store {
         key: &str,
         upload_id: &str,
         from: &std::path::Path,
-        if_match: &str,
+        precondition: Precondition<'_>,
     ) -> Result<Written, StorageError> {
         use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
         use tokio::io::AsyncReadExt;
@@ -189,7 +191,8 @@ impl S3Store {
             .bucket(bucket)
             .key(key)
             .upload_id(upload_id)
-            .if_match(if_match)
+            .set_if_match(if_match(precondition))
+            .set_if_none_match(if_none_match(precondition))
             .multipart_upload(
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(parts))
@@ -465,7 +468,7 @@ impl ObjectStore for S3Store {
         bucket: &str,
         key: &str,
         from: &std::path::Path,
-        if_match: &str,
+        precondition: Precondition<'_>,
         a: &ObjectAttributes,
         multipart_threshold: u64,
     ) -> Result<Written, StorageError> {
@@ -484,7 +487,8 @@ impl ObjectStore for S3Store {
                 .bucket(bucket)
                 .key(key)
                 .body(body)
-                .if_match(if_match);
+                .set_if_match(if_match(precondition))
+                .set_if_none_match(if_none_match(precondition));
             let out = with_attributes!(put, a)
                 .customize()
                 .interceptor(permit.signal())
@@ -509,7 +513,7 @@ impl ObjectStore for S3Store {
             .map_err(storage_error)?;
         let upload_id = upload.upload_id().unwrap_or_default().to_owned();
         let result = self
-            .upload_parts(&permit, bucket, key, &upload_id, from, if_match)
+            .upload_parts(&permit, bucket, key, &upload_id, from, precondition)
             .await;
         if result.is_err() {
             let _ = self
@@ -800,5 +804,21 @@ mod tests {
         let token = serde_json::to_string(&at).unwrap();
         let back: VersionsToken = serde_json::from_str(&token).unwrap();
         assert_eq!(back.last.map(|l| l.0), Some(s("t/c")));
+    }
+}
+
+/// The `If-Match` header of a write under `p`.
+fn if_match(p: Precondition<'_>) -> Option<String> {
+    match p {
+        Precondition::Match(etag) => Some(etag.to_owned()),
+        Precondition::Absent => None,
+    }
+}
+
+/// The `If-None-Match` header of a write under `p`.
+fn if_none_match(p: Precondition<'_>) -> Option<String> {
+    match p {
+        Precondition::Match(_) => None,
+        Precondition::Absent => Some("*".to_owned()),
     }
 }

@@ -220,11 +220,9 @@ async fn iceberg_mapper(lake: &Lake, table: &IcebergTable) {
 /// Lethe reads a pyiceberg table through its Glue entry: every snapshot's data files are
 /// searched (the subject is in two files of two snapshots), the metadata and an orphan
 /// file (a copy of a data file no snapshot references) are not the table's. A dry run
-/// reports the blast radius; a real job cannot commit to the table yet: it fails each
-/// data file holding the subject in forget, writes nothing (every version under the
-/// location as it was, the table reads as before) and keeps the subject queued.
+/// reports the blast radius and writes nothing.
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
-async fn an_iceberg_table_is_searched_through_its_metadata_and_nothing_is_written_to_it(
+async fn an_iceberg_table_is_searched_through_its_metadata_and_a_dry_run_writes_nothing(
     db: sqlx::PgPool,
 ) {
     let lake = lake(db).await;
@@ -289,24 +287,6 @@ async fn an_iceberg_table_is_searched_through_its_metadata_and_nothing_is_writte
         "a dry run writes nothing"
     );
 
-    let job = lake.run_job(&["people"]).await;
-    let stats = &job["stats"];
-    assert_eq!(stats["objects_matched"], 2, "{job}");
-    assert_eq!(stats["objects_forget_failed"], 2, "{job}");
-    assert_eq!(stats["objects_rewritten"], 0, "{job}");
-    assert_eq!(stats["rows_removed"], 0, "{job}");
-    let failed = crate::e2e_csv::messages(&lake, &job, "object_failed").await;
-    assert!(failed.iter().all(|m| m.contains("Iceberg")), "{failed:?}");
-    assert_eq!(
-        lake.queued().await,
-        std::slice::from_ref(&ann),
-        "the subject stays queued"
-    );
-    assert_eq!(
-        etags(&lake, &table).await,
-        before,
-        "nothing written under the table"
-    );
     let all: Vec<Value> = first.iter().chain(&second).cloned().collect();
     assert_eq!(by_id(table.read()), all);
 }
@@ -484,6 +464,7 @@ async fn a_copy_on_write_snapshot_committed_through_glue_reads_without_the_subje
         snapshot_id: 6_000_000_000_000_000_007,
         timestamp_ms: metadata["last-updated-ms"].as_i64().unwrap() + 1,
         uuid: "5e7a1c3b-2222-4333-8444-955566667777".into(),
+        properties: Vec::new(),
     };
     let commit = overwrite(&current, &replaced, &new).unwrap();
     for (location, bytes) in &commit.files {
@@ -618,4 +599,146 @@ async fn a_referenced_data_file_the_listing_does_not_show_fails_find(db: sqlx::P
         "{failed:?}"
     );
     assert_eq!(lake.queued().await, std::slice::from_ref(&ann));
+}
+
+/// Every version of every object under the table's location that holds `needle`: data
+/// files read as Parquet (every column's values), manifests and manifest lists as Avro
+/// (every string, bytes and fixed value: column bounds among them), anything else as
+/// bytes.
+async fn versions_holding(lake: &Lake, table: &IcebergTable, needle: &str) -> Vec<String> {
+    let prefix = format!("{}/", IcebergTable::key(&table.location));
+    let out = lake
+        .s3
+        .list_object_versions()
+        .bucket(&lake.bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    assert!(!out.is_truncated().unwrap_or(false), "one page lists them all");
+    let mut holding = Vec::new();
+    for v in out.versions() {
+        let (key, version) = (v.key().unwrap(), v.version_id().unwrap());
+        let bytes = lake
+            .s3
+            .get_object()
+            .bucket(&lake.bucket)
+            .key(key)
+            .version_id(version)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        if holds(key, &bytes, needle) {
+            holding.push(format!("{key}@{version}"));
+        }
+    }
+    holding
+}
+
+/// Whether an object's bytes hold `needle` (see [`versions_holding`]).
+fn holds(key: &str, bytes: &[u8], needle: &str) -> bool {
+    use lethe::lakefile::avro::datum::{Datum, read_all};
+    fn walk(d: &Datum, needle: &[u8]) -> bool {
+        let within = |b: &[u8]| b.windows(needle.len()).any(|w| w == needle);
+        match d {
+            Datum::Bytes(b) | Datum::Fixed(b) => within(b),
+            Datum::String(s) | Datum::Enum(s) => within(s.as_bytes()),
+            Datum::Record(fields) | Datum::Map(fields) => {
+                fields.iter().any(|(k, v)| within(k.as_bytes()) || walk(v, needle))
+            }
+            Datum::Array(items) => items.iter().any(|v| walk(v, needle)),
+            _ => false,
+        }
+    }
+    let raw = bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    if key.ends_with(".parquet") {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+            bytes::Bytes::copy_from_slice(bytes),
+            1024,
+        )
+        .unwrap();
+        let values = reader.flat_map(|b| {
+            let b = b.unwrap();
+            let mut found = Vec::new();
+            for column in b.columns() {
+                let text = arrow_cast::display::ArrayFormatter::try_new(
+                    column.as_ref(),
+                    &Default::default(),
+                )
+                .unwrap();
+                for i in 0..column.len() {
+                    found.push(text.value(i).to_string());
+                }
+            }
+            found
+        });
+        return raw || values.into_iter().any(|v| v.contains(needle));
+    }
+    if key.ends_with(".avro") {
+        let read = read_all(bytes, 1 << 30).unwrap();
+        return raw || read.records.iter().any(|r| walk(r, needle.as_bytes()));
+    }
+    raw
+}
+
+/// The whole erasure from an Iceberg table, through the job API: forget rewrites the two
+/// data files holding the subject to new files, one snapshot (`overwrite`) commits them
+/// through Glue, verify re-reads them, and the purge expires the snapshots that still
+/// held the old files and deletes every version of those files, of the manifests and
+/// manifest lists only they used and of the old metadata files. pyiceberg then reads the
+/// table without her and every other row intact, time travel to an expired snapshot
+/// fails, and no version of any object under the table's location holds her.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn an_iceberg_job_commits_a_snapshot_without_the_subject_and_purges_what_held_her(
+    db: sqlx::PgPool,
+) {
+    let lake = lake(db).await;
+    let (table, first, second) = people_with_ann(&lake);
+    let old_snapshots: Vec<i64> = table.snapshots.iter().map(|s| s.id).collect();
+    iceberg_mapper(&lake, &table).await;
+    let ann = json!("ann@example.com");
+    let nobody = json!("nobody@example.com");
+    crate::e2e_csv::queue_ids(&lake, &[ann.clone(), nobody.clone()]).await;
+    assert!(!versions_holding(&lake, &table, "ann@example.com").await.is_empty());
+
+    let job = lake.run_job(&["people"]).await;
+    let stats = &job["stats"];
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(stats["objects_rewritten"], 2, "{job}");
+    assert_eq!(stats["rows_removed"], 2, "{job}");
+    assert_eq!(stats["objects_verified"], 2, "{job}");
+    let committed = crate::e2e_csv::messages(&lake, &job, "table_committed").await;
+    assert_eq!(committed.len(), 1, "{committed:?}");
+    let purged = crate::e2e_csv::messages(&lake, &job, "table_purged").await;
+    assert!(purged[0].contains("2 snapshot(s) expired"), "{purged:?}");
+
+    let all: Vec<Value> = first.iter().chain(&second).cloned().collect();
+    let without: Vec<Value> = all
+        .iter()
+        .filter(|r| r["email"] != "ann@example.com")
+        .cloned()
+        .collect();
+    assert_eq!(by_id(table.read()), without);
+    for id in &old_snapshots {
+        let at = table.read_at(*id);
+        assert!(at.is_err(), "snapshot {id} expired: {at:?}");
+    }
+    assert_eq!(
+        versions_holding(&lake, &table, "ann@example.com").await,
+        Vec::<String>::new()
+    );
+    assert!(
+        !versions_holding(&lake, &table, "bob@example.com").await.is_empty(),
+        "the other rows are still there"
+    );
+    let account = lake.account(&job, &ann).await;
+    assert_eq!(account["status"], "erased", "{account}");
+    let account = lake.account(&job, &nobody).await;
+    assert_eq!(account["status"], "not_found", "{account}");
+    assert!(lake.queued().await.is_empty());
 }

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use lethe::catalog::glue::GlueCatalog;
 use lethe::domain::retention::{LifecycleRule, ReplicationRule, VersionLock};
 use lethe::storage::{
-    Fetched, ListPage, ObjectAttributes, ObjectMeta, ObjectStore, StorageError, Stores,
+    Fetched, ListPage, ObjectAttributes, ObjectMeta, ObjectStore, Precondition, StorageError, Stores,
     VersionMeta, Written,
 };
 use serde_json::json;
@@ -543,7 +543,7 @@ impl ObjectStore for FaultyStore {
         b: &str,
         k: &str,
         from: &std::path::Path,
-        m: &str,
+        m: Precondition<'_>,
         a: &ObjectAttributes,
         t: u64,
     ) -> Result<Written, StorageError> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
 use lethe::storage::{
-    Fetched, ListPage, ObjectAttributes, ObjectMeta, ObjectStore, StorageError, Stores,
+    Fetched, ListPage, ObjectAttributes, ObjectMeta, ObjectStore, Precondition, StorageError, Stores,
     VersionMeta, Written,
 };
 use serde_json::{Value, json};
@@ -89,7 +89,7 @@ impl ObjectStore for Sabotage {
         b: &str,
         k: &str,
         from: &std::path::Path,
-        m: &str,
+        m: Precondition<'_>,
         a: &ObjectAttributes,
         t: u64,
     ) -> Result<Written, StorageError> {
@@ -118,7 +118,7 @@ impl ObjectStore for Sabotage {
             std::fs::write(&newer, NEWER).unwrap();
             let etag = written.etag.as_deref().unwrap();
             let plain = ObjectAttributes::default();
-            self.inner.upload(b, k, &newer, etag, &plain, t).await?;
+            self.inner.upload(b, k, &newer, Precondition::Match(etag), &plain, t).await?;
         }
         Ok(written)
     }

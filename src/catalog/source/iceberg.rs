@@ -19,8 +19,9 @@ use async_trait::async_trait;
 use super::plain::{Layout, PlainTable};
 use super::{DataFile, ListAt, SourceError, SourcePage, TableSource};
 use crate::domain::partition::PartitionKey;
+use crate::catalog::iceberg::{read_whole, s3};
 use crate::lakefile::iceberg::{
-    MAX_METADATA_BYTES, ManifestSource, Referenced, TableMetadata, manifest_entries, manifest_list,
+    ManifestSource, Referenced, TableMetadata, manifest_entries, manifest_list,
 };
 use crate::lakefile::parquet::sparse::footer_len;
 use crate::storage::{ObjectMeta, Place, Stores};
@@ -140,30 +141,6 @@ fn carries_rows(schema: &parquet::schema::types::SchemaDescriptor) -> bool {
         .any(|f| f.name() == "row")
 }
 
-/// `s3a://` and `s3n://` (Hadoop writers) name the same objects as `s3://`.
-fn s3(path: &str) -> String {
-    for scheme in ["s3a://", "s3n://"] {
-        if let Some(rest) = path.strip_prefix(scheme) {
-            return format!("s3://{rest}");
-        }
-    }
-    path.to_owned()
-}
-
-/// A metadata object read whole (at most [`MAX_METADATA_BYTES`]).
-async fn read_whole(stores: &Stores, location: &str) -> Result<bytes::Bytes, SourceError> {
-    let place = stores.place(location)?;
-    let head = place.store.head(&place.bucket, &place.prefix).await?;
-    if head.size > MAX_METADATA_BYTES as u64 {
-        return Err(SourceError::Refused(format!(
-            "{location} is larger than {MAX_METADATA_BYTES} bytes"
-        )));
-    }
-    Ok(place
-        .store
-        .get_range(&place.bucket, &place.prefix, None, 0..head.size)
-        .await?)
-}
 
 impl IcebergTable {
     /// Whether a listed object is one of the data files the snapshots reference.

@@ -294,7 +294,7 @@ async fn unverified_current(
     if writer.size_after != Some(meta.size as i64) {
         return Ok(Some("its size is not the size uploaded".to_owned()));
     }
-    match l.count_rows(meta.version_id.as_deref(), meta.size).await {
+    match l.count_rows((&l.object.key, meta.version_id.as_deref()), meta.size).await {
         Ok((rows, _)) if Some(rows as i64) != writer.rows_after => {
             Ok(Some("its row count is not the count uploaded".to_owned()))
         }
@@ -324,7 +324,7 @@ async fn newer_holds(l: &Loaded, version: &str) -> Result<bool, StorageError> {
         .ok_or_else(|| {
             StorageError::Other("the store gave no size for the newer version".into())
         })?;
-    match l.count_rows(Some(version), size).await {
+    match l.count_rows((&l.object.key, Some(version)), size).await {
         Ok((rows, matched)) => Ok(l.holds(rows, matched)),
         Err(ObjectFindError::Storage(e)) => Err(e),
         Err(e) => Err(StorageError::Other(format!(

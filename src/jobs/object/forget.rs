@@ -9,6 +9,11 @@
 //! version and records it, never rewriting twice. The record of a rewritten object
 //! enqueues its `verify.object`.
 //!
+//! A table format's data file (Apache Iceberg) is immutable and named by the table's
+//! metadata: its rewrite goes to a new key beside it (`new_file_key`, `If-None-Match: *`,
+//! never over anything) and is recorded `written` without a verify: the mapper's commit
+//! (`jobs::table_commit`) makes the new files the table's and enqueues their verification.
+//!
 //! The downloaded version and its rewrite live in a fresh directory of the worker's
 //! temporary space (removed when the attempt ends, whatever its outcome), each byte
 //! reserved in its budget. Storage that stays unavailable (throttling, 5xx) after the SDK's
@@ -38,7 +43,7 @@ use crate::jobs::lifecycle::event;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, JobTask, prepare};
 use crate::lakefile::format::Matching;
-use crate::storage::{Fetched, NO_TEMP_SPACE, StorageError, restore_completed};
+use crate::storage::{Fetched, NO_TEMP_SPACE, Precondition, StorageError, restore_completed};
 
 /// Why a version without a version id is not rewritten.
 const UNVERSIONED: &str = "bucket versioning is not enabled: this version has no version id (versioning never enabled, or suspended when it was written), so a rewrite would replace the only copy; set allow_unversioned on the data mapper to accept that";
@@ -64,9 +69,6 @@ impl JobTask for Forget {
         let Some(l) = load(ctx, self.0, ForgetState::Found).await? else {
             return Ok(());
         };
-        if let Some(why) = table_format_refusal(&l) {
-            return fail(ctx, task, &l, why).await;
-        }
         let marker = l.marker();
         // A previous attempt may have uploaded and died before recording it.
         if l.object.rows_removed.is_some() {
@@ -91,17 +93,6 @@ impl JobTask for Forget {
         );
         fail(ctx, task, &l, error).await
     }
-}
-
-/// Why an object of a table format's table is not rewritten: its data files are
-/// immutable and referenced by its metadata; a rewrite must be committed as a new
-/// snapshot, which is not built yet (its subjects stay queued, nothing is written).
-fn table_format_refusal(l: &Loaded) -> Option<String> {
-    let reading = l.mapper.read_at_find.as_ref()?;
-    let format = reading.table_format.as_deref()?;
-    Some(format!(
-        "this is a data file of an {format} table: Lethe searches it, but does not commit an erasure to the table yet (a copy-on-write snapshot, then expiring the old ones); nothing was written and its subjects stay queued"
-    ))
 }
 
 /// Whether an attempt settled the object, or it must be read again.
@@ -181,20 +172,33 @@ async fn written(
         bytes_written: saved.size_after.unwrap_or(0),
         ..JobStats::default()
     };
+    let new_key = l.write_key();
+    let in_table = l.in_table_format();
     let update = ObjectUpdate {
         forget_state: Some(ForgetState::Written),
         new_version_id: version,
         new_etag: etag,
+        new_key: in_table.then_some(Some(new_key.as_str())),
         ..ObjectUpdate::default()
     };
-    let mut message = format!("rewrote {} without {removed} row(s)", l.object.key);
+    let mut message = match in_table {
+        false => format!("rewrote {} without {removed} row(s)", l.object.key),
+        true => format!(
+            "rewrote {} without {removed} row(s) to the new data file {new_key} (the table's commit makes it the table's)",
+            l.object.key
+        ),
+    };
     if let Some(note) = note {
         message = format!("{message}, {note}");
     }
     let r = Record::new(update)
         .stats(stats)
-        .event(EventLevel::Info, "object_rewritten", message)
-        .then(prepare(&Verify(l.p))?);
+        .event(EventLevel::Info, "object_rewritten", message);
+    // A table format's rewrite is verified once the mapper's commit made it the table's.
+    let r = match in_table {
+        true => r,
+        false => r.then(prepare(&Verify(l.p))?),
+    };
     l.record(ctx, task, r).await
 }
 
@@ -254,7 +258,9 @@ async fn download(
             return Ok(Err(Settled::Yes));
         }
     };
-    if !l.mapper.allow_unversioned && !has_version(fetched.version_id.as_deref()) {
+    // A table format's rewrite is a new file: the old one stays until the purge.
+    let replaces = !l.in_table_format();
+    if replaces && !l.mapper.allow_unversioned && !has_version(fetched.version_id.as_deref()) {
         fail(ctx, task, l, UNVERSIONED.to_owned()).await?;
         return Ok(Err(Settled::Yes));
     }
@@ -331,7 +337,10 @@ async fn attempt(
     let upload = Upload {
         file: &dst,
         fetched: &fetched,
-        etag: &etag,
+        precondition: match l.in_table_format() {
+            true => Precondition::Absent,
+            false => Precondition::Match(&etag),
+        },
         marker,
         threshold,
     };
@@ -510,7 +519,8 @@ async fn own_version(
 struct Upload<'a> {
     file: &'a Path,
     fetched: &'a Fetched,
-    etag: &'a str,
+    /// Against the etag read (in place), or no object at the new key (a new file).
+    precondition: Precondition<'a>,
     marker: &'a str,
     threshold: u64,
 }
@@ -531,6 +541,14 @@ impl Upload<'_> {
                 let (version, etag) = (current.version_id.as_deref(), current.etag.as_deref());
                 let note = rewrite_class(self.fetched).1;
                 return own_version(ctx, task, l, version, etag, note.as_deref()).await;
+            }
+            Ok(None) if l.in_table_format() => {
+                let error = format!(
+                    "another object already has the new data file's name {}: nothing was written",
+                    l.write_key()
+                );
+                fail(ctx, task, l, error).await?;
+                return Ok(Settled::Yes);
             }
             Ok(None) => {}
             Err(StorageError::Unavailable(e)) => return unavailable(ctx, task, l, e).await,
@@ -572,9 +590,9 @@ impl Upload<'_> {
             .store
             .upload(
                 &o.bucket,
-                &o.key,
+                &l.write_key(),
                 self.file,
-                self.etag,
+                self.precondition,
                 &attributes,
                 self.threshold,
             )

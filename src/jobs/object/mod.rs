@@ -59,6 +59,25 @@ impl ObjectTask {
     }
 }
 
+/// The key of a table format's data file `key` rewritten for job object `p`: beside it,
+/// `<name>-lethe-<job>-<object>.<ext>` (an earlier Lethe suffix replaced, so names do not
+/// grow from job to job). Always the same for one job object, so a retry after a crash
+/// finds its own upload there.
+pub fn new_file_key(key: &str, p: ObjectTask) -> String {
+    let (dir, name) = key.rsplit_once('/').map_or(("", key), |(d, n)| (d, n));
+    let (stem, ext) = name.split_once('.').unwrap_or((name, ""));
+    let stem = stem.split("-lethe-").next().unwrap_or(stem);
+    let job = p.job_id.simple();
+    let name = match ext {
+        "" => format!("{stem}-lethe-{job}-{}", p.job_object_id),
+        ext => format!("{stem}-lethe-{job}-{}.{ext}", p.job_object_id),
+    };
+    match dir {
+        "" => name,
+        dir => format!("{dir}/{name}"),
+    }
+}
+
 /// Attempts of a per-object task before it fails for good.
 pub const MAX_ATTEMPTS: i32 = 5;
 
@@ -170,32 +189,52 @@ impl Loaded {
         format!("{}/{}", self.p.job_id, self.p.job_object_id)
     }
 
-    /// The current version when its user metadata `key` is this job object's marker;
-    /// None when it is another writer's, or there is no current version.
+    /// Whether the object is a data file of a table format's table (Apache Iceberg): its
+    /// rewrite is a new data file, made the table's by one commit of the mapper's
+    /// rewrites (`jobs::table_commit`), never written over the old one.
+    pub fn in_table_format(&self) -> bool {
+        self.mapper
+            .read_at_find
+            .as_ref()
+            .is_some_and(|r| r.table_format.is_some())
+    }
+
+    /// The key forget writes the rewrite to: the object's own, or for a table format's
+    /// data file a new key beside it, named after the job object (see [`new_file_key`]).
+    pub fn write_key(&self) -> String {
+        if self.in_table_format() {
+            new_file_key(&self.object.key, self.p)
+        } else {
+            self.object.key.clone()
+        }
+    }
+
+    /// The key's current version when its user metadata `key` is this job object's
+    /// marker (the key forget writes); None when it is another writer's, or there is none.
     pub async fn current_if_marked(
         &self,
         key: &str,
     ) -> Result<Option<crate::storage::ObjectMeta>, crate::storage::StorageError> {
         let o = &self.object;
-        match self.store.head_with_metadata(&o.bucket, &o.key).await {
+        match self.store.head_with_metadata(&o.bucket, &self.write_key()).await {
             Ok((current, meta)) if meta.get(key) == Some(&self.marker()) => Ok(Some(current)),
             Ok(_) | Err(crate::storage::StorageError::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// The rows of `version` of the object (the current one when None; `size` bytes) and
-    /// those matching, read as find reads.
+    /// The rows of `version` of the object at `key` (the current one when None; `size`
+    /// bytes) and those matching, read as find reads.
     pub async fn count_rows(
         &self,
-        version: Option<&str>,
+        (key, version): (&str, Option<&str>),
         size: u64,
     ) -> Result<(u64, u64), crate::jobs::find::ObjectFindError> {
         use crate::jobs::find::{ObjectFindError, ObjectRef, search_object};
         let o = &self.object;
         let object = ObjectRef {
             bucket: &o.bucket,
-            key: &o.key,
+            key,
             version_id: version,
             size,
         };

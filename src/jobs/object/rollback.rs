@@ -12,7 +12,7 @@ use super::Loaded;
 use super::has_version;
 use crate::jobs::Context;
 use crate::jobs::tasks::{Task, TaskError};
-use crate::storage::StorageError;
+use crate::storage::{Precondition, StorageError};
 
 /// User metadata key naming the job object whose rollback wrote a version.
 pub const RESTORED: &str = "lethe-restored-for";
@@ -78,7 +78,7 @@ pub async fn roll_back(ctx: &Context, task: &Task, l: &Loaded) -> Result<Rollbac
     let threshold = ctx.settings(l.p.job_id).await?.multipart_threshold();
     let uploaded = l
         .store
-        .upload(&o.bucket, &o.key, &file, ours, &attributes, threshold)
+        .upload(&o.bucket, &o.key, &file, Precondition::Match(ours), &attributes, threshold)
         .await;
     match uploaded {
         Ok(w) => Ok(Rollback::Done(w.version_id)),

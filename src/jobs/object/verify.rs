@@ -48,11 +48,15 @@ impl JobTask for Verify {
                     objects_verified: 1,
                     ..JobStats::default()
                 };
-                Record::new(update)
-                    .stats(stats)
-                    .then(prepare(&Cleanup(l.p))?)
+                Record::new(update).stats(stats)
             }
             Err(e) => return failed(ctx, task, &l, &e).await,
+        };
+        // A table format's old data file stays while older snapshots reference it: the
+        // mapper's purge (`jobs::table_purge`) retires it, not a per-object cleanup.
+        let r = match l.in_table_format() {
+            true => r,
+            false => r.then(prepare(&Cleanup(l.p))?),
         };
         l.record(ctx, task, r).await
     }
@@ -63,7 +67,14 @@ impl JobTask for Verify {
 async fn failed(ctx: &Context, task: &Task, l: &Loaded, e: &str) -> Result<(), TaskError> {
     let key = &l.object.key;
     let read = l.object.rewritten_version().unwrap_or("none");
-    let rollback = roll_back(ctx, task, l).await?;
+    let rollback = if l.in_table_format() {
+        Rollback::Refused(
+            "the table's snapshot with the new data file is committed, and the old data file stays in the snapshots before it (the next job plans again)"
+                .to_owned(),
+        )
+    } else {
+        roll_back(ctx, task, l).await?
+    };
     let (error, restored, kind, message) = match &rollback {
         Rollback::Done(restored) => {
             let copy = restored.as_deref().unwrap_or("no version id");
@@ -112,7 +123,7 @@ async fn stored_size(l: &Loaded) -> Result<Result<u64, String>, StorageError> {
     let Some(ours) = o.new_version_id.as_deref() else {
         return Ok(Ok(uploaded));
     };
-    Ok(match l.store.version_size(&o.bucket, &o.key, ours).await {
+    Ok(match l.store.version_size(&o.bucket, &l.write_key(), ours).await {
         Ok(None) => Ok(uploaded),
         Ok(Some(size)) if size == uploaded => Ok(uploaded),
         Ok(Some(size)) => Err(format!(
@@ -132,7 +143,8 @@ async fn check(l: &Loaded) -> Result<Result<(), String>, TaskError> {
         Err(StorageError::Unavailable(e)) => return Err(TaskError::Retryable(e)),
         Err(e) => return Ok(Err(format!("cannot read the new version's size: {e}"))),
     };
-    let found = l.count_rows(o.new_version_id.as_deref(), size).await;
+    let key = l.write_key();
+    let found = l.count_rows((&key, o.new_version_id.as_deref()), size).await;
     Ok(match found {
         Err(ObjectFindError::Storage(StorageError::Unavailable(e))) => {
             return Err(TaskError::Retryable(e));

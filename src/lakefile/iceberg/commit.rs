@@ -54,6 +54,9 @@ pub struct NewSnapshot {
     pub timestamp_ms: i64,
     /// A fresh UUID text, for the new files' names.
     pub uuid: String,
+    /// Properties added to the snapshot's summary (Lethe names the job and mapper it
+    /// committed for, by which a rerun recognises its own commit).
+    pub properties: Vec<(String, String)>,
 }
 
 /// The files of the new snapshot, to write before committing `metadata_location`.
@@ -233,7 +236,7 @@ impl Context<'_> {
             "sequence-number": self.sequence,
             "timestamp-ms": now,
             "manifest-list": list_path,
-            "summary": summary(&parent_summary, self.replaced),
+            "summary": summary(&parent_summary, self.replaced, &self.new.properties),
             "schema-id": m["current-schema-id"],
         });
         let previous_update = m["last-updated-ms"].clone();
@@ -327,7 +330,11 @@ impl Counts {
 }
 
 /// The snapshot summary: the operation, what it changed, and the parent's totals moved.
-fn summary(parent: &Value, replaced: &BTreeMap<String, Replacement>) -> Value {
+fn summary(
+    parent: &Value,
+    replaced: &BTreeMap<String, Replacement>,
+    properties: &[(String, String)],
+) -> Value {
     let added = replaced.values().filter(|r| r.new_path.is_some());
     let added_files = added.clone().count() as i64;
     let added_records: i64 = added.clone().map(|r| r.record_count).sum();
@@ -351,6 +358,9 @@ fn summary(parent: &Value, replaced: &BTreeMap<String, Replacement>) -> Value {
         if let Some(v) = parent.get(key) {
             s[key] = v.clone();
         }
+    }
+    for (key, value) in properties {
+        s[key.as_str()] = json!(value);
     }
     s
 }

@@ -190,6 +190,7 @@ fn pyiceberg_and_duckdb_read_the_copy_on_write_snapshot_without_the_subjects_row
         snapshot_id: 7_000_000_000_000_000_001,
         timestamp_ms: source.metadata["last-updated-ms"].as_i64().unwrap() + 1,
         uuid: "0b5e7c2a-1111-4222-8333-944455556666".into(),
+        properties: Vec::new(),
     };
     let commit = overwrite(&current, &replaced, &new).unwrap();
     assert_eq!(commit.removed.len(), replaced.len());

@@ -144,14 +144,7 @@ impl TableMetadata {
     /// absent — NULL, no match — in the files written before. Reading by field id is not
     /// built yet. A column the current schema lacks is refused too.
     pub fn check_columns(&self, columns: &[String]) -> Result<(), String> {
-        let current = self
-            .schemas
-            .iter()
-            .find(|s| s.schema_id.is_some() && s.schema_id == self.current_schema_id)
-            .or(self.schema.as_ref())
-            .or(self.schemas.last())
-            .ok_or("its metadata holds no schema")?;
-        let current = current.paths();
+        let current = self.current_schema()?.paths();
         let all: Vec<Vec<(i64, String)>> = self
             .schemas
             .iter()
@@ -175,6 +168,16 @@ impl TableMetadata {
             }
         }
         Ok(())
+    }
+
+    /// The table's current schema.
+    pub fn current_schema(&self) -> Result<&IcebergSchema, String> {
+        self.schemas
+            .iter()
+            .find(|s| s.schema_id.is_some() && s.schema_id == self.current_schema_id)
+            .or(self.schema.as_ref())
+            .or(self.schemas.last())
+            .ok_or_else(|| "its metadata holds no schema".to_owned())
     }
 
     /// The snapshots whose files a search covers: every snapshot still in the metadata.
@@ -280,6 +283,19 @@ pub fn manifest_entries(bytes: &[u8]) -> Result<Vec<ManifestEntry>, String> {
         });
     }
     Ok(out)
+}
+
+/// The files one snapshot holds live: its manifest list `list` read, and each manifest
+/// it names from `manifests` (by location; one not there is an error, never "empty").
+pub fn live_in(list: &[u8], manifests: &BTreeMap<String, Vec<u8>>) -> Result<Referenced, String> {
+    let mut live = Referenced::default();
+    for manifest in manifest_list(list)? {
+        let bytes = manifests
+            .get(&manifest.path)
+            .ok_or_else(|| format!("manifest {} was not read", manifest.path))?;
+        live.add(&manifest.path, manifest_entries(bytes)?)?;
+    }
+    Ok(live)
 }
 
 /// Every file the table's snapshots reference.

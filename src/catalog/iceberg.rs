@@ -1,0 +1,206 @@
+//! Reading and writing an Apache Iceberg table's metadata files in the lake: the I/O the
+//! pure builders of `lakefile::iceberg` (the copy-on-write snapshot, the snapshot expiry)
+//! need. A table is read whole from the `metadata.json` its Glue entry names: every
+//! snapshot's manifest list and every manifest they name (each read once), and on request
+//! the older metadata files of its `metadata-log`. New files are written only where no
+//! object is (`If-None-Match: *`), so nothing of the table is ever overwritten.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::source::SourceError;
+use super::{Catalog, CatalogError};
+use crate::lakefile::iceberg::{MAX_METADATA_BYTES, ManifestSource, TableMetadata, manifest_list};
+use crate::storage::{ObjectAttributes, Precondition, StorageError, Stores};
+
+/// An Iceberg table as its metadata files hold it.
+#[derive(Debug, Clone)]
+pub struct TableFiles {
+    pub metadata_location: String,
+    pub metadata: Value,
+    pub parsed: TableMetadata,
+    /// Every snapshot's manifest list, by location.
+    pub manifest_lists: BTreeMap<String, Vec<u8>>,
+    /// Every manifest those lists (or a version 1 snapshot) name, by location.
+    pub manifests: BTreeMap<String, Vec<u8>>,
+    /// The metadata files of `metadata-log` still in the lake, by location (read only on
+    /// request; one already deleted is left out).
+    pub old_metadata: BTreeMap<String, Vec<u8>>,
+}
+
+impl TableFiles {
+    /// The current snapshot's manifest list (its bytes), when it has one.
+    pub fn current_list(&self) -> Option<(&str, &[u8])> {
+        let id = self.parsed.current_snapshot_id?;
+        let snapshot = self.parsed.snapshots.iter().find(|s| s.snapshot_id == id)?;
+        let list = snapshot.manifest_list.as_deref()?;
+        Some((list, self.manifest_lists.get(list)?.as_slice()))
+    }
+
+    /// The snapshot whose summary names `key` = `value` (Lethe's own commits carry the
+    /// job and mapper they were made for), if any.
+    pub fn snapshot_with(&self, key: &str, value: &str) -> Option<i64> {
+        self.metadata["snapshots"]
+            .as_array()?
+            .iter()
+            .find(|s| s["summary"][key].as_str() == Some(value))
+            .and_then(|s| s["snapshot-id"].as_i64())
+    }
+}
+
+/// The `metadata_location` the table's Glue entry names now.
+pub async fn metadata_location(
+    catalog: &dyn Catalog,
+    (database, table): (&str, &str),
+) -> Result<String, SourceError> {
+    let def = catalog.get_table(database, table).await?;
+    def.metadata_location().map(str::to_owned).ok_or_else(|| {
+        SourceError::Catalog(CatalogError::Invalid(format!(
+            "{database}.{table} names no metadata_location: it is no longer an Iceberg table"
+        )))
+    })
+}
+
+/// Reads the table whose current metadata file is `metadata_location`, down to every
+/// manifest (and the older metadata files when `with_log`).
+pub async fn read_table(
+    stores: &Stores,
+    metadata_location: &str,
+    with_log: bool,
+) -> Result<TableFiles, SourceError> {
+    let bytes = read_whole(stores, metadata_location).await?;
+    let parsed = TableMetadata::parse(&bytes).map_err(SourceError::Refused)?;
+    let metadata: Value =
+        serde_json::from_slice(&bytes).map_err(|e| SourceError::Refused(e.to_string()))?;
+    let mut files = TableFiles {
+        metadata_location: metadata_location.to_owned(),
+        metadata,
+        parsed,
+        manifest_lists: BTreeMap::new(),
+        manifests: BTreeMap::new(),
+        old_metadata: BTreeMap::new(),
+    };
+    for source in files.parsed.manifest_sources() {
+        let manifests = match source {
+            ManifestSource::Manifests(paths) => paths,
+            ManifestSource::List(list) => {
+                if files.manifest_lists.contains_key(&list) {
+                    continue;
+                }
+                let bytes = read_whole(stores, &list).await?;
+                let named = manifest_list(&bytes).map_err(SourceError::Refused)?;
+                files.manifest_lists.insert(list, bytes.to_vec());
+                named.into_iter().map(|m| m.path).collect()
+            }
+        };
+        for manifest in manifests {
+            if !files.manifests.contains_key(&manifest) {
+                let bytes = read_whole(stores, &manifest).await?;
+                files.manifests.insert(manifest, bytes.to_vec());
+            }
+        }
+    }
+    if with_log {
+        read_log(stores, &mut files).await?;
+    }
+    Ok(files)
+}
+
+/// The older metadata files `metadata-log` names that are still in the lake.
+async fn read_log(stores: &Stores, files: &mut TableFiles) -> Result<(), SourceError> {
+    let logged: Vec<String> = files.metadata["metadata-log"]
+        .as_array()
+        .map(|log| {
+            log.iter()
+                .filter_map(|e| e["metadata-file"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    for location in logged {
+        match read_whole(stores, &location).await {
+            Ok(bytes) => {
+                files.old_metadata.insert(location, bytes.to_vec());
+            }
+            Err(SourceError::Storage(StorageError::NotFound)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A metadata object read whole (at most [`MAX_METADATA_BYTES`]).
+pub async fn read_whole(stores: &Stores, location: &str) -> Result<bytes::Bytes, SourceError> {
+    let place = stores.place(location)?;
+    let head = place.store.head(&place.bucket, &place.prefix).await?;
+    if head.size > MAX_METADATA_BYTES as u64 {
+        return Err(SourceError::Refused(format!(
+            "{location} is larger than {MAX_METADATA_BYTES} bytes"
+        )));
+    }
+    Ok(place
+        .store
+        .get_range(&place.bucket, &place.prefix, None, 0..head.size)
+        .await?)
+}
+
+/// Writes a new metadata file at `location`, only where no object is. A file already
+/// there with exactly these bytes (an earlier attempt's write) is taken as written.
+pub async fn write_new(
+    stores: &Stores,
+    temp: &std::path::Path,
+    (location, bytes): (&str, &[u8]),
+) -> Result<(), StorageError> {
+    let place = stores.place(location)?;
+    let file = temp.join("metadata-file");
+    std::fs::write(&file, bytes).map_err(|e| StorageError::Other(e.to_string()))?;
+    let attributes = ObjectAttributes::default();
+    let written = place
+        .store
+        .upload(
+            &place.bucket,
+            &place.prefix,
+            &file,
+            Precondition::Absent,
+            &attributes,
+            u64::MAX,
+        )
+        .await;
+    match written {
+        Ok(_) => Ok(()),
+        Err(StorageError::PreconditionFailed) => {
+            let there = read_whole(stores, location)
+                .await
+                .map_err(|e| StorageError::Other(e.to_string()))?;
+            if there.as_ref() == bytes {
+                Ok(())
+            } else {
+                Err(StorageError::Other(format!(
+                    "another object already has the new metadata file's name {location}"
+                )))
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The `s3://` location of a path the metadata writes: `s3a://` and `s3n://` (Hadoop
+/// writers) name the same objects.
+pub fn s3(path: &str) -> String {
+    for scheme in ["s3a://", "s3n://"] {
+        if let Some(rest) = path.strip_prefix(scheme) {
+            return format!("s3://{rest}");
+        }
+    }
+    path.to_owned()
+}
+
+/// Every data file any snapshot of `files` holds live, by `s3://` location.
+pub fn all_data_files(files: &TableFiles) -> Result<std::collections::BTreeSet<String>, String> {
+    let mut all = std::collections::BTreeSet::new();
+    for list in files.manifest_lists.values() {
+        let live = crate::lakefile::iceberg::live_in(list, &files.manifests)?;
+        all.extend(live.data_files.iter().map(|p| s3(p)));
+    }
+    Ok(all)
+}

@@ -1,0 +1,563 @@
+//! `commit.table`: one data mapper's rewrites of a table format's data files (Apache
+//! Iceberg), made the table's by one copy-on-write snapshot, after every forget of the
+//! job has ended (the forget barrier).
+//!
+//! Forget wrote each rewrite to a new data file beside the old one and recorded it
+//! `written` (`object::forget`). This task then, against the table as its Glue entry
+//! names it now (never as find read it: a writer may have committed since):
+//! 1. reads the current metadata, every manifest list and manifest;
+//! 2. plans: a rewrite whose old data file is live in the current snapshot replaces it
+//!    (with its own metrics, computed from the new file's footer under the table's
+//!    metrics mode); one whose every row was removed only drops the old file; an old data
+//!    file only older snapshots hold needs no new snapshot (the purge expires them). What
+//!    the plan cannot do exactly is refused: a live position delete file in the current
+//!    snapshot (applying it in the rewrite is not built; the new file would bring back
+//!    the rows it deletes);
+//! 3. writes the new manifests, manifest list and `metadata.json` where no object is,
+//!    then moves the Glue entry from the metadata read to the new one (`UpdateTable`
+//!    conditioned on it). Another commit in between makes it read the table again and
+//!    plan anew on top of it (bounded): the other writer's snapshot is kept, never
+//!    overwritten;
+//! 4. reads the committed metadata back: every new file live, no old one;
+//! 5. records the commit, the objects needing no snapshot as verified (their unneeded
+//!    new files deleted), and enqueues `verify.object` for each committed rewrite, in one
+//!    transaction fenced by the task's lease.
+//!
+//! The snapshot's summary names the job and mapper (`lethe.commit`): a rerun after a
+//! crash between the Glue update and its record finds its own snapshot and records it,
+//! never committing twice. A refused commit deletes the job's new files (nothing of the
+//! table changes) and fails its objects: their subjects stay queued.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::catalog::iceberg::{
+    TableFiles, all_data_files, metadata_location, read_table, write_new,
+};
+use crate::catalog::{CommitError, source::SourceError};
+use crate::db::job::JobStats;
+use crate::db::job_data_mapper::{self, MapperSnapshot, TableCommit};
+use crate::db::job_object::{self as objects, JobObject, ObjectUpdate};
+use crate::db::task::{begin_bookkeeping, mark_recorded};
+use crate::domain::data_mapper::CatalogRef;
+use crate::domain::job::{EventLevel, ForgetState};
+use crate::jobs::lifecycle::event;
+use crate::jobs::object::ObjectTask;
+use crate::jobs::object::verify::Verify;
+use crate::jobs::tasks::{Task, TaskError};
+use crate::jobs::{Context, Engine, JobTask, enqueue_all};
+use crate::lakefile::iceberg::commit::{Current, NewSnapshot, Replacement, overwrite};
+use crate::lakefile::iceberg::live_in;
+use crate::lakefile::iceberg::metrics::data_file_metrics;
+use crate::storage::StorageError;
+
+/// The snapshot summary property naming the job and mapper a commit was made for.
+pub const COMMIT_PROPERTY: &str = "lethe.commit";
+
+/// Plans made again when other writers keep committing, before the objects fail.
+const MAX_MOVES: usize = 5;
+
+/// Commits one mapper's rewritten data files as one snapshot of its table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommitTable {
+    pub job_id: Uuid,
+    pub data_mapper_id: String,
+}
+
+#[async_trait]
+impl JobTask for CommitTable {
+    const KIND: &'static str = "commit.table";
+    const MAX_ATTEMPTS: i32 = 5;
+
+    fn job_id(&self) -> Uuid {
+        self.job_id
+    }
+
+    async fn run(&self, ctx: &Context, task: &Task) -> Result<(), TaskError> {
+        let db = &ctx.engine.db;
+        if job_data_mapper::table_commit(db, self.job_id, &self.data_mapper_id)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let mapper = job_data_mapper::get(db, self.job_id, &self.data_mapper_id).await?;
+        let CatalogRef::Glue(glue) = &mapper.catalog else {
+            return Err(TaskError::Fatal("a table format's table is a Glue table".into()));
+        };
+        let written = objects::of_mapper_in_state(
+            db,
+            self.job_id,
+            &self.data_mapper_id,
+            ForgetState::Written,
+        )
+        .await?;
+        let c = Committer {
+            ctx,
+            p: self,
+            engine: ctx.engine.for_mapper(&mapper, self.job_id)?,
+            table: (glue.database.clone(), glue.table.clone()),
+            mapper: &mapper,
+            written,
+        };
+        for _ in 0..MAX_MOVES {
+            match c.attempt().await {
+                Ok(Attempt::Done(outcome)) => return c.record(task, outcome).await,
+                Ok(Attempt::Moved(now)) => c.moved(now.as_deref()).await?,
+                Err(Failure::Refused(why)) => return c.refuse(task, &why).await,
+                Err(Failure::Task(e)) => return Err(e),
+            }
+        }
+        let why = format!("the table changed {MAX_MOVES} times while Lethe committed to it");
+        c.refuse(task, &why).await
+    }
+}
+
+/// What one attempt came to.
+enum Attempt {
+    Done(Outcome),
+    /// Another writer committed first (the entry's location now, when known).
+    Moved(Option<String>),
+}
+
+/// Why an attempt stopped: the table cannot take the commit (the objects fail, nothing
+/// of the table changes), or the task's own error.
+enum Failure {
+    Refused(String),
+    Task(TaskError),
+}
+
+impl From<SourceError> for Failure {
+    fn from(e: SourceError) -> Self {
+        match e {
+            SourceError::Refused(why) => Failure::Refused(why),
+            other => Failure::Task(other.into()),
+        }
+    }
+}
+
+impl From<StorageError> for Failure {
+    fn from(e: StorageError) -> Self {
+        Failure::Task(e.into())
+    }
+}
+
+/// A commit that is the table's: the snapshots and metadata before and after, the
+/// objects it made the table's and those that needed no new file.
+struct Outcome {
+    record: TableCommit,
+    committed: Vec<i64>,
+    settled: Vec<i64>,
+}
+
+struct Committer<'a> {
+    ctx: &'a Context,
+    p: &'a CommitTable,
+    engine: Engine,
+    table: (String, String),
+    mapper: &'a MapperSnapshot,
+    written: Vec<JobObject>,
+}
+
+/// The location of `key` in the object's bucket.
+fn s3(o: &JobObject, key: &str) -> String {
+    format!("s3://{}/{key}", o.bucket)
+}
+
+impl Committer<'_> {
+    fn tag(&self) -> String {
+        format!("{}/{}", self.p.job_id, self.p.data_mapper_id)
+    }
+
+    /// Reads the table as it is now and commits to it, or finds the commit made.
+    async fn attempt(&self) -> Result<Attempt, Failure> {
+        let (database, table) = (&self.table.0, &self.table.1);
+        let catalog = self.engine.catalog.as_ref();
+        let location = metadata_location(catalog, (database, table)).await?;
+        let files = read_table(&self.engine.stores, &location, false).await?;
+        if let Some(snapshot) = files.snapshot_with(COMMIT_PROPERTY, &self.tag()) {
+            return Ok(Attempt::Done(self.outcome_of(&files, snapshot)?));
+        }
+        let (_, list) = files
+            .current_list()
+            .ok_or_else(|| Failure::Refused("the table has no current snapshot".into()))?;
+        let live = live_in(list, &files.manifests).map_err(Failure::Refused)?;
+        if let Some(deletes) = live.position_deletes.iter().next() {
+            return Err(Failure::Refused(format!(
+                "its current snapshot has position delete files ({deletes}): applying them in a rewrite is not built yet, and a rewrite without them would bring back the rows they delete"
+            )));
+        }
+        let raw: BTreeMap<String, String> = live
+            .data_files
+            .iter()
+            .map(|p| (crate::catalog::iceberg::s3(p), p.clone()))
+            .collect();
+        self.refuse_unsearched(&location, &raw).await?;
+        let replaced = self.replacements(&files, &raw).await?;
+        if replaced.is_empty() {
+            // Only older snapshots hold the old files: no new snapshot is needed.
+            return Ok(Attempt::Done(self.outcome_of(&files, i64::MIN)?));
+        }
+        let new = self.new_snapshot(&files);
+        let manifests = files.manifests.clone();
+        let current = Current {
+            metadata: &files.metadata,
+            metadata_location: &location,
+            manifest_list: list,
+            manifests: &manifests,
+        };
+        let commit = overwrite(&current, &replaced, &new).map_err(Failure::Refused)?;
+        let dir = self.engine.temp.dir().map_err(|e| {
+            Failure::Task(TaskError::Retryable(format!("temporary directory: {e}")))
+        })?;
+        for (path, bytes) in &commit.files {
+            write_new(&self.engine.stores, dir.path(), (path, bytes)).await?;
+        }
+        let metadata = (commit.metadata_location.as_str(), commit.metadata.as_slice());
+        write_new(&self.engine.stores, dir.path(), metadata).await?;
+        let moved = (location.as_str(), commit.metadata_location.as_str());
+        match catalog.commit_iceberg(database, table, moved).await {
+            Ok(()) => {}
+            Err(CommitError::Moved { current }) => return Ok(Attempt::Moved(current)),
+            Err(CommitError::Catalog(e)) => return Err(Failure::Task(e.into())),
+        }
+        let committed = read_table(&self.engine.stores, &commit.metadata_location, false).await?;
+        self.check_read_back(&committed, &replaced)?;
+        Ok(Attempt::Done(
+            self.outcome_of(&committed, new.snapshot_id)?,
+        ))
+    }
+
+    /// Refuses a commit on top of data files find did not search that hold the job's
+    /// subjects: another writer's snapshot since find (`now`, whose live files are `live`)
+    /// may have added their rows again, or moved them (a compaction); erasing what find
+    /// saw would then leave them, and the purge would call them erased. Each data file
+    /// live now that no snapshot of the metadata find read held is searched.
+    async fn refuse_unsearched(
+        &self,
+        now: &str,
+        live: &BTreeMap<String, String>,
+    ) -> Result<(), Failure> {
+        let found_at = self.mapper.read_at_find.as_ref();
+        let Some(found_at) = found_at.and_then(|r| r.metadata_location.as_deref()) else {
+            return Err(Failure::Refused("find recorded no metadata location".into()));
+        };
+        if found_at == now {
+            return Ok(());
+        }
+        let then = read_table(&self.engine.stores, found_at, false).await?;
+        let searched = all_data_files(&then).map_err(Failure::Refused)?;
+        let mut holding = 0;
+        for location in live.keys().filter(|l| !searched.contains(*l)) {
+            if self.holds_matches(location).await? {
+                holding += 1;
+            }
+        }
+        match holding {
+            0 => Ok(()),
+            n => Err(Failure::Refused(format!(
+                "{n} data file(s) committed by another writer since find hold the job's subjects (rows added again, or moved by a compaction): the next job searches them"
+            ))),
+        }
+    }
+
+    /// Whether the data file at `location` holds any of the mapper's queued matches.
+    async fn holds_matches(&self, location: &str) -> Result<bool, Failure> {
+        use crate::jobs::find::{ObjectFindError, ObjectRef, search_object};
+        use crate::lakefile::format::Matching;
+        let place = self.engine.stores.place(location)?;
+        let size = place.store.head(&place.bucket, &place.prefix).await?.size;
+        let (db, job) = (&self.engine.db, self.p.job_id);
+        let (sets, _) = (self.ctx.sets.get(db, job, &self.p.data_mapper_id, &[]).await)
+            .map_err(|e| Failure::Task(e.into()))?;
+        let (ids, _) = sets.for_partition(None);
+        let records = sets.records().map_err(Failure::Refused)?;
+        let m = Matching {
+            columns: &self.mapper.columns,
+            ids: &ids,
+            every_row: false,
+            max_record: self.engine.max_line_bytes,
+        };
+        let object = ObjectRef {
+            bucket: &place.bucket,
+            key: &place.prefix,
+            version_id: None,
+            size,
+        };
+        match search_object(place.store.as_ref(), &object, records, m).await {
+            Ok((r, _)) => Ok(r.rows_matched > 0),
+            Err(ObjectFindError::Storage(e)) => Err(e.into()),
+            Err(e) => Err(Failure::Refused(format!(
+                "data file {location}, committed since find, cannot be searched: {e}"
+            ))),
+        }
+    }
+
+    /// The replacement of each old data file live in the current snapshot (`raw`: live
+    /// files by their `s3://` location, to the path the manifests write), with the new
+    /// file's metrics read from its footer.
+    async fn replacements(
+        &self,
+        files: &TableFiles,
+        raw: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, Replacement>, Failure> {
+        let schema = files
+            .parsed
+            .current_schema()
+            .map_err(Failure::Refused)?
+            .clone();
+        let mut replaced = BTreeMap::new();
+        for o in &self.written {
+            let Some(path) = raw.get(&s3(o, &o.key)) else {
+                continue;
+            };
+            let rows = o.rows_after.unwrap_or(0);
+            let size = o.size_after.unwrap_or(0).max(0) as u64;
+            let replacement = match (&o.new_key, rows > 0) {
+                (Some(key), true) => {
+                    let footer = self.footer(o, key, size).await?;
+                    let metrics =
+                        data_file_metrics(&footer, size, &schema, &files.parsed.properties)
+                            .map_err(Failure::Refused)?;
+                    Replacement {
+                        new_path: Some(s3(o, key)),
+                        record_count: rows,
+                        file_size: size as i64,
+                        metrics: Some(metrics),
+                    }
+                }
+                _ => Replacement {
+                    new_path: None,
+                    record_count: 0,
+                    file_size: 0,
+                    metrics: None,
+                },
+            };
+            replaced.insert(path.clone(), replacement);
+        }
+        Ok(replaced)
+    }
+
+    /// The Parquet footer of a new data file, as written.
+    async fn footer(
+        &self,
+        o: &JobObject,
+        key: &str,
+        size: u64,
+    ) -> Result<parquet::file::metadata::ParquetMetaData, Failure> {
+        use crate::jobs::find::{ObjectFindError, ObjectRef, read_footer};
+        let store = self.engine.stores.of_scheme("s3");
+        let object = ObjectRef {
+            bucket: &o.bucket,
+            key,
+            version_id: o.new_version_id.as_deref(),
+            size,
+        };
+        match read_footer(store.as_ref(), &object).await {
+            Ok((_, footer)) => Ok(footer),
+            Err(ObjectFindError::Storage(e)) => Err(e.into()),
+            Err(e) => Err(Failure::Refused(format!(
+                "the new data file {key} cannot be read back: {e}"
+            ))),
+        }
+    }
+
+    fn new_snapshot(&self, files: &TableFiles) -> NewSnapshot {
+        let last = files.metadata["last-updated-ms"].as_i64().unwrap_or(0);
+        let id = (Uuid::new_v4().as_u128() as u64 >> 1) as i64;
+        NewSnapshot {
+            snapshot_id: id.max(1),
+            timestamp_ms: chrono::Utc::now().timestamp_millis().max(last + 1),
+            uuid: Uuid::new_v4().to_string(),
+            properties: vec![(COMMIT_PROPERTY.to_owned(), self.tag())],
+        }
+    }
+
+    /// The committed metadata, read back: every rewrite live, no replaced file.
+    fn check_read_back(
+        &self,
+        committed: &TableFiles,
+        replaced: &BTreeMap<String, Replacement>,
+    ) -> Result<(), Failure> {
+        let (_, list) = committed.current_list().ok_or_else(|| {
+            Failure::Task(TaskError::Fatal("the committed metadata has no current snapshot".into()))
+        })?;
+        let live = live_in(list, &committed.manifests).map_err(Failure::Refused)?;
+        for (old, r) in replaced {
+            let new_live = r.new_path.as_ref().is_none_or(|p| live.data_files.contains(p));
+            if live.data_files.contains(old) || !new_live {
+                return Err(Failure::Task(TaskError::Fatal(format!(
+                    "the committed snapshot read back does not replace {old} by its rewrite"
+                ))));
+            }
+        }
+        Ok(())
+    }
+
+    /// The outcome of the commit whose snapshot is `snapshot` in `files` (`i64::MIN`: no
+    /// snapshot was needed): the objects whose new file it holds are committed, the
+    /// others settled.
+    fn outcome_of(&self, files: &TableFiles, snapshot: i64) -> Result<Outcome, Failure> {
+        let ours = files
+            .parsed
+            .snapshots
+            .iter()
+            .find(|s| s.snapshot_id == snapshot);
+        let live = match ours.and_then(|s| s.manifest_list.as_deref()) {
+            Some(list) => {
+                let bytes = files.manifest_lists.get(list).ok_or_else(|| {
+                    Failure::Refused(format!("manifest list {list} was not read"))
+                })?;
+                live_in(bytes, &files.manifests)
+                    .map_err(Failure::Refused)?
+                    .data_files
+                    .iter()
+                    .map(|p| crate::catalog::iceberg::s3(p))
+                    .collect()
+            }
+            None => BTreeSet::new(),
+        };
+        let (committed, settled): (Vec<&JobObject>, Vec<&JobObject>) =
+            self.written.iter().partition(|o| {
+                o.new_key
+                    .as_ref()
+                    .is_some_and(|k| live.contains(&s3(o, k)))
+            });
+        let parent = ours.and_then(|s| {
+            files.metadata["snapshots"]
+                .as_array()?
+                .iter()
+                .find(|j| j["snapshot-id"] == s.snapshot_id)?["parent-snapshot-id"]
+                .as_i64()
+        });
+        let before = self.mapper.read_at_find.as_ref();
+        Ok(Outcome {
+            record: TableCommit {
+                metadata_before: before.and_then(|r| r.metadata_location.clone()),
+                snapshot_before: parent.or(files.parsed.current_snapshot_id),
+                metadata_after: ours.map(|_| files.metadata_location.clone()),
+                snapshot_after: ours.map(|s| s.snapshot_id),
+                purge: None,
+            },
+            committed: committed.iter().map(|o| o.job_object_id).collect(),
+            settled: settled.iter().map(|o| o.job_object_id).collect(),
+        })
+    }
+
+    async fn moved(&self, now: Option<&str>) -> Result<(), TaskError> {
+        let message = format!(
+            "the Iceberg table {}.{} moved on while Lethe committed to it (another writer's snapshot, now {}): planning again on top of it",
+            self.table.0,
+            self.table.1,
+            now.unwrap_or("unknown")
+        );
+        let details = json!({"data_mapper_id": self.p.data_mapper_id});
+        let db = &self.engine.db;
+        event(db, self.p.job_id, EventLevel::Warning, "table_moved", &message, details).await?;
+        Ok(())
+    }
+
+    /// Deletes every version of the new files of `ids` (Lethe's own uploads, which no
+    /// snapshot references).
+    async fn delete_new_files(&self, ids: &[i64]) -> Result<(), TaskError> {
+        let store = self.engine.stores.of_scheme("s3");
+        for o in self.written.iter().filter(|o| ids.contains(&o.job_object_id)) {
+            let Some(key) = &o.new_key else { continue };
+            for v in store.list_versions(&o.bucket, key).await? {
+                store.delete_version(&o.bucket, key, &v.version_id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the commit: its record, the settled objects verified, a verify task for
+    /// each committed one.
+    async fn record(&self, task: &Task, outcome: Outcome) -> Result<(), TaskError> {
+        self.delete_new_files(&outcome.settled).await?;
+        let db = &self.engine.db;
+        let mut tx = begin_bookkeeping(db).await?;
+        if !mark_recorded(&mut *tx, task).await? {
+            return Ok(());
+        }
+        let (job, name) = (self.p.job_id, &self.p.data_mapper_id);
+        job_data_mapper::set_table_commit(&mut *tx, job, name, &outcome.record).await?;
+        for id in &outcome.settled {
+            let update = ObjectUpdate {
+                forget_state: Some(ForgetState::Verified),
+                new_key: Some(None),
+                ..ObjectUpdate::default()
+            };
+            objects::update(&mut *tx, *id, &update).await?;
+        }
+        let verifies: Vec<Verify> = ObjectTask::of(job, &outcome.committed).map(Verify).collect();
+        enqueue_all(&mut *tx, job, &verifies).await?;
+        let r = &outcome.record;
+        let message = match r.snapshot_after {
+            Some(after) => format!(
+                "committed snapshot {after} to {}.{}: {} data file(s) replaced by their rewrites (parent snapshot {}); {} old data file(s) only older snapshots hold",
+                self.table.0,
+                self.table.1,
+                outcome.committed.len(),
+                r.snapshot_before.map_or("none".into(), |s| s.to_string()),
+                outcome.settled.len()
+            ),
+            None => format!(
+                "{}.{}: no new snapshot needed: the {} old data file(s) are held only by older snapshots, which the purge expires",
+                self.table.0,
+                self.table.1,
+                outcome.settled.len()
+            ),
+        };
+        let details = json!({"data_mapper_id": name, "commit": r});
+        event(&mut *tx, job, EventLevel::Info, "table_committed", &message, details).await?;
+        let stats = JobStats {
+            objects_verified: outcome.settled.len() as i64,
+            ..JobStats::default()
+        };
+        crate::db::job::add_stats(&mut *tx, job, &stats).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Fails the mapper's written objects (nothing of the table changed) after deleting
+    /// their new files; their subjects stay queued.
+    async fn refuse(&self, task: &Task, why: &str) -> Result<(), TaskError> {
+        let ids: Vec<i64> = self.written.iter().map(|o| o.job_object_id).collect();
+        self.delete_new_files(&ids).await?;
+        let error = format!("not committed to the table: {why}; its new data file was deleted");
+        tracing::warn!(job.id = %self.p.job_id, error = %error, "table commit refused");
+        let db = &self.engine.db;
+        let mut tx = begin_bookkeeping(db).await?;
+        if !mark_recorded(&mut *tx, task).await? {
+            return Ok(());
+        }
+        for id in &ids {
+            let update = ObjectUpdate {
+                forget_state: Some(ForgetState::VerifyFailed),
+                forget_error: Some(&error),
+                ..ObjectUpdate::default()
+            };
+            objects::update(&mut *tx, *id, &update).await?;
+        }
+        let message = format!(
+            "cannot commit to the Iceberg table {}.{}: {why}; nothing of the table changed and its {} rewritten data file(s) were deleted",
+            self.table.0,
+            self.table.1,
+            ids.len()
+        );
+        let details = json!({"data_mapper_id": self.p.data_mapper_id});
+        event(&mut *tx, self.p.job_id, EventLevel::Error, "table_commit_refused", &message, details)
+            .await?;
+        let stats = JobStats {
+            objects_verify_failed: ids.len() as i64,
+            ..JobStats::default()
+        };
+        crate::db::job::add_stats(&mut *tx, self.p.job_id, &stats).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,357 @@
+//! `purge.table`: after a table format's commit (`table_commit`) and the verification of
+//! every new data file, takes the old data files out of the table for good: the purge
+//! chain Iceberg leaves to its users (expire snapshots, delete the files only they used,
+//! delete every old version), run for exactly the files the job replaced.
+//!
+//! Each step is recorded (`job_data_mapper.table_commit.purge`) before it runs, so a
+//! crash resumes from it:
+//! 1. **plan** (`lakefile::iceberg::expire`) on the table as its Glue entry names it now:
+//!    every snapshot still referencing an old data file expires, unless a tag or a branch
+//!    other than `main` keeps it (then it stays, and the subjects it holds are `kept` with
+//!    the reason); the new `metadata.json` without them is written where no object is;
+//!    the plan is recorded (`planned`);
+//! 2. **commit** the new metadata through Glue, conditioned on the metadata planned from
+//!    (moved: the plan is dropped and made again on the table as it is); recorded
+//!    (`committed`);
+//! 3. **delete** every version of each old data file no kept snapshot references, of the
+//!    manifests and manifest lists only expired snapshots used, and of the metadata files
+//!    that list an expired snapshot; a file the table's current metadata still references
+//!    is never deleted (checked against it just before). Recorded (`done`) with each
+//!    object's deleted versions, in one transaction fenced by the task's lease.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::catalog::CommitError;
+use crate::catalog::iceberg::{TableFiles, metadata_location, read_table, s3, write_new};
+use crate::db::job::JobStats;
+use crate::db::job_data_mapper::{self, MapperSnapshot, Purge, TableCommit};
+use crate::db::job_object::{self as objects, JobObject, KeptVersion, ObjectUpdate};
+use crate::db::task::{begin_bookkeeping, mark_recorded};
+use crate::domain::data_mapper::CatalogRef;
+use crate::domain::job::{CleanupState, EventLevel, ForgetState};
+use crate::jobs::lifecycle::event;
+use crate::jobs::object::cleanup::KEEPS_OLD_VERSIONS;
+use crate::jobs::tasks::{Task, TaskError};
+use crate::jobs::{Context, Engine, JobTask};
+use crate::lakefile::iceberg::expire::{Table, expire, referenced_files};
+
+/// Plans made again when other writers keep committing, before the purge fails.
+const MAX_MOVES: usize = 5;
+
+/// Expires the snapshots holding one mapper's replaced data files and deletes them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PurgeTable {
+    pub job_id: Uuid,
+    pub data_mapper_id: String,
+}
+
+#[async_trait]
+impl JobTask for PurgeTable {
+    const KIND: &'static str = "purge.table";
+    const MAX_ATTEMPTS: i32 = 5;
+
+    fn job_id(&self) -> Uuid {
+        self.job_id
+    }
+
+    async fn run(&self, ctx: &Context, task: &Task) -> Result<(), TaskError> {
+        let db = &ctx.engine.db;
+        let (job, name) = (self.job_id, self.data_mapper_id.as_str());
+        let Some(mut record) = job_data_mapper::table_commit(db, job, name).await? else {
+            return Ok(());
+        };
+        if record.purge.as_ref().is_some_and(|p| p.step == "done") {
+            return Ok(());
+        }
+        let mapper = job_data_mapper::get(db, job, name).await?;
+        let CatalogRef::Glue(glue) = &mapper.catalog else {
+            return Err(TaskError::Fatal("a table format's table is a Glue table".into()));
+        };
+        let old = objects::of_mapper_in_state(db, job, name, ForgetState::Verified).await?;
+        let p = Purger {
+            p: self,
+            engine: ctx.engine.for_mapper(&mapper, job)?,
+            table: (glue.database.clone(), glue.table.clone()),
+            mapper: &mapper,
+            old: old.into_iter().filter(|o| o.cleanup_state.is_none()).collect(),
+        };
+        for _ in 0..MAX_MOVES {
+            let purge = match record.purge.take() {
+                Some(purge) => purge,
+                None => p.plan(&mut record).await?,
+            };
+            match p.commit(&purge).await? {
+                Committed::Yes => {
+                    record.purge = Some(Purge {
+                        step: "committed".into(),
+                        ..purge
+                    });
+                    job_data_mapper::set_table_commit(db, job, name, &record).await?;
+                    let purge = record.purge.as_ref().map(Clone::clone).unwrap_or_default();
+                    return p.delete(task, &purge).await;
+                }
+                Committed::Moved => {
+                    record.purge = None;
+                    job_data_mapper::set_table_commit(db, job, name, &record).await?;
+                }
+            }
+        }
+        Err(TaskError::Retryable(format!(
+            "the table changed {MAX_MOVES} times while Lethe expired its snapshots"
+        )))
+    }
+}
+
+/// Whether the purge's metadata is the table's.
+enum Committed {
+    Yes,
+    /// Another writer committed since the plan: plan again.
+    Moved,
+}
+
+struct Purger<'a> {
+    p: &'a PurgeTable,
+    engine: Engine,
+    table: (String, String),
+    mapper: &'a MapperSnapshot,
+    /// The mapper's verified objects not yet cleaned: the old data files to take out.
+    old: Vec<JobObject>,
+}
+
+impl Purger<'_> {
+    /// The old data files, by `s3://` location.
+    fn purged(&self) -> BTreeSet<String> {
+        self.old
+            .iter()
+            .map(|o| format!("s3://{}/{}", o.bucket, o.key))
+            .collect()
+    }
+
+    /// Reads the table now, plans the expiry, writes its new metadata file and records
+    /// the plan (`planned`).
+    async fn plan(&self, record: &mut TableCommit) -> Result<Purge, TaskError> {
+        let (database, table) = (&self.table.0, &self.table.1);
+        let location = metadata_location(self.engine.catalog.as_ref(), (database, table)).await?;
+        let files = read_table(&self.engine.stores, &location, true).await?;
+        let t = table_of(&files);
+        let now = chrono::Utc::now().timestamp_millis();
+        let uuid = Uuid::new_v4().to_string();
+        let expiry = expire(&t, &self.purged(), false, (now, &uuid))
+            .map_err(|why| TaskError::Fatal(format!("cannot plan the expiry: {why}")))?;
+        if let Some((to, bytes)) = &expiry.metadata {
+            let dir = (self.engine.temp.dir()).map_err(|e| TaskError::Retryable(e.to_string()))?;
+            write_new(&self.engine.stores, dir.path(), (to, bytes)).await?;
+        }
+        let mut delete = expiry.delete_files.clone();
+        delete.extend(expiry.delete_metadata.iter().cloned());
+        let purge = Purge {
+            step: "planned".into(),
+            metadata_from: location,
+            metadata_to: expiry.metadata.as_ref().map(|(to, _)| to.clone()),
+            expired: expiry.expired.clone(),
+            held: expiry
+                .held
+                .iter()
+                .map(|h| (h.snapshot_id, format!("{} {}", h.kind, h.reference)))
+                .collect(),
+            delete,
+            versions_deleted: 0,
+        };
+        record.purge = Some(purge.clone());
+        let db = &self.engine.db;
+        job_data_mapper::set_table_commit(db, self.p.job_id, &self.p.data_mapper_id, record)
+            .await?;
+        Ok(purge)
+    }
+
+    /// Commits the planned metadata (conditioned on the metadata planned from), or finds
+    /// it committed.
+    async fn commit(&self, purge: &Purge) -> Result<Committed, TaskError> {
+        if purge.step != "planned" {
+            return Ok(Committed::Yes);
+        }
+        let Some(to) = &purge.metadata_to else {
+            return Ok(Committed::Yes);
+        };
+        let (database, table) = (&self.table.0, &self.table.1);
+        let catalog = self.engine.catalog.as_ref();
+        let now = metadata_location(catalog, (database, table)).await?;
+        if &now == to {
+            return Ok(Committed::Yes);
+        }
+        match catalog
+            .commit_iceberg(database, table, (&purge.metadata_from, to))
+            .await
+        {
+            Ok(()) => Ok(Committed::Yes),
+            Err(CommitError::Moved { .. }) => Ok(Committed::Moved),
+            Err(CommitError::Catalog(e)) => Err(e.into()),
+        }
+    }
+
+    /// Deletes every version of each planned file the table no longer references, then
+    /// records the purge done and each old data file's outcome.
+    async fn delete(&self, task: &Task, purge: &Purge) -> Result<(), TaskError> {
+        let (database, table) = (&self.table.0, &self.table.1);
+        let location = metadata_location(self.engine.catalog.as_ref(), (database, table)).await?;
+        let files = read_table(&self.engine.stores, &location, false).await?;
+        let still: BTreeSet<String> = referenced_files(&table_of(&files))
+            .map_err(|why| TaskError::Fatal(format!("cannot read what the table references: {why}")))?
+            .iter()
+            .map(|p| s3(p))
+            .collect();
+        let inside = format!("{}/", s3(files.parsed.location.trim_end_matches('/')));
+        let mut deleted: Vec<(String, Vec<String>)> = Vec::new();
+        let mut kept = Vec::new();
+        for file in purge.delete.iter().map(|f| s3(f)) {
+            if still.contains(&file) || !file.starts_with(&inside) || file == s3(&location) {
+                kept.push(file);
+                continue;
+            }
+            if !self.mapper.delete_old_versions && self.purged().contains(&file) {
+                continue;
+            }
+            deleted.push((file.clone(), self.delete_every_version(&file).await?));
+        }
+        if !kept.is_empty() {
+            let message = format!(
+                "{} file(s) planned for deletion are still referenced by the table or lie outside it: kept",
+                kept.len()
+            );
+            let details = json!({"data_mapper_id": self.p.data_mapper_id, "files": kept});
+            let db = &self.engine.db;
+            event(db, self.p.job_id, EventLevel::Warning, "table_files_kept", &message, details)
+                .await?;
+        }
+        self.record_done(task, purge, &deleted).await
+    }
+
+    /// Deletes every version of the object at `location`; returns their ids.
+    async fn delete_every_version(&self, location: &str) -> Result<Vec<String>, TaskError> {
+        let place = self.engine.stores.place(location)?;
+        let versions = place.store.list_versions(&place.bucket, &place.prefix).await?;
+        let mut ids = Vec::with_capacity(versions.len());
+        for v in versions {
+            place
+                .store
+                .delete_version(&place.bucket, &place.prefix, &v.version_id)
+                .await?;
+            ids.push(v.version_id);
+        }
+        Ok(ids)
+    }
+
+    /// Records the purge `done`: each old data file's deleted versions, or why its rows
+    /// stay (a snapshot a tag or branch keeps; the mapper keeping old versions).
+    async fn record_done(
+        &self,
+        task: &Task,
+        purge: &Purge,
+        deleted: &[(String, Vec<String>)],
+    ) -> Result<(), TaskError> {
+        let (job, name) = (self.p.job_id, self.p.data_mapper_id.as_str());
+        let db = &self.engine.db;
+        let mut record = job_data_mapper::table_commit(db, job, name)
+            .await?
+            .unwrap_or_default();
+        let versions: i64 = deleted.iter().map(|(_, v)| v.len() as i64).sum();
+        record.purge = Some(Purge {
+            step: "done".into(),
+            versions_deleted: versions,
+            ..purge.clone()
+        });
+        let mut tx = begin_bookkeeping(db).await?;
+        if !mark_recorded(&mut *tx, task).await? {
+            return Ok(());
+        }
+        job_data_mapper::set_table_commit(&mut *tx, job, name, &record).await?;
+        for o in &self.old {
+            let location = format!("s3://{}/{}", o.bucket, o.key);
+            let gone = deleted.iter().find(|(f, _)| *f == location);
+            let kept = self.kept_of(o, purge, gone.is_some());
+            let update = ObjectUpdate {
+                cleanup_state: Some(match kept.is_empty() {
+                    true => CleanupState::Done,
+                    false => CleanupState::Skipped,
+                }),
+                versions_deleted: gone.map(|(_, v)| v.as_slice()),
+                versions_kept: Some(&kept),
+                ..ObjectUpdate::default()
+            };
+            objects::update(&mut *tx, o.job_object_id, &update).await?;
+        }
+        let message = format!(
+            "purged {}.{}: {} snapshot(s) expired, {} kept by a tag or branch; {} file(s) deleted ({versions} version(s))",
+            self.table.0,
+            self.table.1,
+            purge.expired.len(),
+            purge.held.len(),
+            deleted.len()
+        );
+        let details = json!({"data_mapper_id": name, "purge": record.purge});
+        event(&mut *tx, job, EventLevel::Info, "table_purged", &message, details).await?;
+        let stats = JobStats {
+            versions_deleted: versions,
+            ..JobStats::default()
+        };
+        crate::db::job::add_stats(&mut *tx, job, &stats).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// What still holds an old data file's rows after the purge: the snapshots a tag or
+    /// branch keeps (a hold: its subjects are `kept`), or its versions when the mapper
+    /// keeps old versions (`retained`).
+    fn kept_of(&self, o: &JobObject, purge: &Purge, gone: bool) -> Vec<KeptVersion> {
+        let version = o.version_id.clone().unwrap_or_else(|| "null".into());
+        if !purge.held.is_empty() && !gone {
+            let refs: Vec<String> = purge
+                .held
+                .iter()
+                .map(|(id, by)| format!("snapshot {id} (kept by {by})"))
+                .collect();
+            return vec![KeptVersion {
+                version_id: version,
+                reason: format!(
+                    "the table's {} still reference this data file: Lethe does not expire a snapshot a tag or branch keeps (remove the reference, then run again)",
+                    refs.join(", ")
+                ),
+                until: None,
+                not_before: false,
+                hold: true,
+            }];
+        }
+        if !gone {
+            let reason = match self.mapper.delete_old_versions {
+                false => format!(
+                    "{KEEPS_OLD_VERSIONS}: the old data file is out of the table, its versions are kept"
+                ),
+                true => "the old data file was not deleted (the table still references it)".into(),
+            };
+            return vec![KeptVersion {
+                version_id: version,
+                reason,
+                until: None,
+                not_before: false,
+                hold: self.mapper.delete_old_versions,
+            }];
+        }
+        Vec::new()
+    }
+}
+
+/// The expiry planner's view of the table's files.
+fn table_of(files: &TableFiles) -> Table<'_> {
+    Table {
+        metadata: &files.metadata,
+        metadata_location: &files.metadata_location,
+        manifest_lists: &files.manifest_lists,
+        manifests: &files.manifests,
+        old_metadata: &files.old_metadata,
+    }
+}
