@@ -375,7 +375,7 @@ fn push(obj: &mut serde_json::Map<String, Value>, key: &str, value: Value) -> Re
 }
 
 /// `NNNNN-<uuid>.metadata.json` after the current one's number (00000 when it has none).
-fn next_metadata_name(current: &str, uuid: &str) -> String {
+pub(super) fn next_metadata_name(current: &str, uuid: &str) -> String {
     let name = current.rsplit('/').next().unwrap_or_default();
     let number = name
         .split('-')

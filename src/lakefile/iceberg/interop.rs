@@ -99,7 +99,7 @@ fn run(args: &[&str]) -> Value {
     run_script(python(), PYTHON, args)
 }
 
-fn run_script(python: PathBuf, script: &str, args: &[&str]) -> Value {
+pub(super) fn run_script(python: PathBuf, script: &str, args: &[&str]) -> Value {
     let out = Command::new(python)
         .arg("-c")
         .arg(script)
@@ -114,7 +114,7 @@ fn run_script(python: PathBuf, script: &str, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn local(location: &str) -> &Path {
+pub(super) fn local(location: &str) -> &Path {
     Path::new(
         location
             .strip_prefix("file://")
@@ -122,7 +122,7 @@ fn local(location: &str) -> &Path {
     )
 }
 
-fn read(location: &str) -> Vec<u8> {
+pub(super) fn read(location: &str) -> Vec<u8> {
     std::fs::read(local(location)).unwrap()
 }
 

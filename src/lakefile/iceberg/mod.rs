@@ -15,6 +15,7 @@
 //! be read.
 
 pub mod commit;
+pub mod expire;
 #[cfg(test)]
 mod interop;
 
