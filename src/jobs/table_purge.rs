@@ -7,9 +7,10 @@
 //! crash resumes from it:
 //! 1. **plan** (`lakefile::iceberg::expire`) on the table as its Glue entry names it now:
 //!    every snapshot still referencing an old data file expires, unless a tag or a branch
-//!    other than `main` keeps it (then it stays, and the subjects it holds are `kept` with
-//!    the reason); the new `metadata.json` without them is written where no object is;
-//!    the plan is recorded (`planned`);
+//!    other than `main` keeps one of them: then nothing is expired (it would take time
+//!    travel from the table's readers and erase nothing for good) and the subjects are
+//!    `kept` with the reason; the new `metadata.json` without them is written where no
+//!    object is; the plan is recorded (`planned`);
 //! 2. **commit** the new metadata through Glue, conditioned on the metadata planned from
 //!    (moved: the plan is dropped and made again on the table as it is); recorded
 //!    (`committed`);
@@ -38,7 +39,7 @@ use crate::jobs::lifecycle::event;
 use crate::jobs::object::cleanup::KEEPS_OLD_VERSIONS;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, Engine, JobTask};
-use crate::lakefile::iceberg::expire::{Table, expire, referenced_files};
+use crate::lakefile::iceberg::expire::{Expiry, Table, expire, referenced_files};
 
 /// Plans made again when other writers keep committing, before the purge fails.
 const MAX_MOVES: usize = 5;
@@ -141,8 +142,16 @@ impl Purger<'_> {
         let t = table_of(&files);
         let now = chrono::Utc::now().timestamp_millis();
         let uuid = Uuid::new_v4().to_string();
-        let expiry = expire(&t, &self.purged(), false, (now, &uuid))
+        let mut expiry = expire(&t, &self.purged(), false, (now, &uuid))
             .map_err(|why| TaskError::Fatal(format!("cannot plan the expiry: {why}")))?;
+        // A snapshot a tag or branch keeps still holds the rows: expiring the others
+        // would take time travel from the table's readers and erase nothing for good.
+        if !expiry.held.is_empty() {
+            expiry = Expiry {
+                held: expiry.held,
+                ..Expiry::default()
+            };
+        }
         if let Some((to, bytes)) = &expiry.metadata {
             let dir = (self.engine.temp.dir()).map_err(|e| TaskError::Retryable(e.to_string()))?;
             write_new(&self.engine.stores, dir.path(), (to, bytes)).await?;
