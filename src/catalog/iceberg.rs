@@ -95,9 +95,9 @@ pub async fn read_table(
             }
         };
         for manifest in manifests {
-            if !files.manifests.contains_key(&manifest) {
-                let bytes = read_whole(stores, &manifest).await?;
-                files.manifests.insert(manifest, bytes.to_vec());
+            if let std::collections::btree_map::Entry::Vacant(e) = files.manifests.entry(manifest) {
+                let bytes = read_whole(stores, e.key()).await?;
+                e.insert(bytes.to_vec());
             }
         }
     }

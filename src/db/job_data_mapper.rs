@@ -217,7 +217,8 @@ pub struct TableCommit {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Purge {
     /// `planned` (the plan is recorded, nothing done), `committed` (the metadata without
-    /// the expired snapshots is the table's), `done` (every file and version deleted).
+    /// the expired snapshots is the table's), `deleting` (the versions to delete are
+    /// saved), `done` (every one deleted).
     pub step: String,
     /// The metadata the plan was made from, and the one it commits (None: nothing to
     /// expire).
@@ -227,8 +228,11 @@ pub struct Purge {
     /// Snapshots that still reference an old data file but a tag or branch keeps, as
     /// (snapshot, `tag name` / `branch name`).
     pub held: Vec<(i64, String)>,
-    /// The files deleted (every version of each), data files first.
+    /// The files to delete (every version of each), data files first.
     pub delete: Vec<String>,
+    /// Each file's versions, saved before any is deleted (`deleting`, then `done`).
+    #[serde(default)]
+    pub deleting: Vec<(String, Vec<String>)>,
     #[serde(default)]
     pub versions_deleted: i64,
 }

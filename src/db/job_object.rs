@@ -204,6 +204,19 @@ pub async fn of_mapper_in_state(
     .await
 }
 
+/// Forgets an object's new file (a table format's rewrite no snapshot needed, deleted):
+/// its key, version and etag.
+pub async fn clear_new_file(db: impl PgExecutor<'_>, job_object_id: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "update job_object set new_key = null, new_version_id = null, new_etag = null
+         where job_object_id = $1",
+    )
+    .bind(job_object_id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// The mappers of the job with objects written to new files (a table format's rewrites,
 /// each mapper's to commit as one snapshot).
 pub async fn mappers_with_new_files(

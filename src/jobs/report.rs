@@ -43,6 +43,10 @@ pub struct ReportObject {
     pub version_id_before: Option<String>,
     pub etag_before: Option<String>,
     pub version_id_after: Option<String>,
+    /// Where the rewrite went when it is a new file (a table format's data file, e.g.
+    /// Apache Iceberg's, is never rewritten in place); absent: over `key` itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_after: Option<String>,
     pub etag_after: Option<String>,
     /// A rewrite that failed verification and was rolled back (`verify_failed`): the
     /// version id of the copy of `version_id_before` that is current again.
@@ -102,6 +106,7 @@ impl From<JobObject> for ReportObject {
             noncurrent: o.noncurrent,
             etag_before: o.etag,
             version_id_after: o.new_version_id,
+            key_after: o.new_key,
             etag_after: o.new_etag,
             rollback_version_id: o.rollback_version_id,
             rows_before: o.rows_total,

@@ -87,7 +87,9 @@ impl JobTask for CommitTable {
         }
         let mapper = job_data_mapper::get(db, self.job_id, &self.data_mapper_id).await?;
         let CatalogRef::Glue(glue) = &mapper.catalog else {
-            return Err(TaskError::Fatal("a table format's table is a Glue table".into()));
+            return Err(TaskError::Fatal(
+                "a table format's table is a Glue table".into(),
+            ));
         };
         let written = objects::of_mapper_in_state(
             db,
@@ -106,7 +108,7 @@ impl JobTask for CommitTable {
         };
         for _ in 0..MAX_MOVES {
             match c.attempt().await {
-                Ok(Attempt::Done(outcome)) => return c.record(task, outcome).await,
+                Ok(Attempt::Done(outcome)) => return c.record(task, *outcome).await,
                 Ok(Attempt::Moved(now)) => c.moved(now.as_deref()).await?,
                 Err(Failure::Refused(why)) => return c.refuse(task, &why).await,
                 Err(Failure::Task(e)) => return Err(e),
@@ -119,7 +121,7 @@ impl JobTask for CommitTable {
 
 /// What one attempt came to.
 enum Attempt {
-    Done(Outcome),
+    Done(Box<Outcome>),
     /// Another writer committed first (the entry's location now, when known).
     Moved(Option<String>),
 }
@@ -180,7 +182,7 @@ impl Committer<'_> {
         let location = metadata_location(catalog, (database, table)).await?;
         let files = read_table(&self.engine.stores, &location, false).await?;
         if let Some(snapshot) = files.snapshot_with(COMMIT_PROPERTY, &self.tag()) {
-            return Ok(Attempt::Done(self.outcome_of(&files, snapshot)?));
+            return Ok(Attempt::Done(Box::new(self.outcome_of(&files, snapshot)?)));
         }
         let (_, list) = files
             .current_list()
@@ -200,7 +202,7 @@ impl Committer<'_> {
         let replaced = self.replacements(&files, &raw).await?;
         if replaced.is_empty() {
             // Only older snapshots hold the old files: no new snapshot is needed.
-            return Ok(Attempt::Done(self.outcome_of(&files, i64::MIN)?));
+            return Ok(Attempt::Done(Box::new(self.outcome_of(&files, i64::MIN)?)));
         }
         let new = self.new_snapshot(&files);
         let manifests = files.manifests.clone();
@@ -217,7 +219,10 @@ impl Committer<'_> {
         for (path, bytes) in &commit.files {
             write_new(&self.engine.stores, dir.path(), (path, bytes)).await?;
         }
-        let metadata = (commit.metadata_location.as_str(), commit.metadata.as_slice());
+        let metadata = (
+            commit.metadata_location.as_str(),
+            commit.metadata.as_slice(),
+        );
         write_new(&self.engine.stores, dir.path(), metadata).await?;
         let moved = (location.as_str(), commit.metadata_location.as_str());
         match catalog.commit_iceberg(database, table, moved).await {
@@ -227,9 +232,9 @@ impl Committer<'_> {
         }
         let committed = read_table(&self.engine.stores, &commit.metadata_location, false).await?;
         self.check_read_back(&committed, &replaced)?;
-        Ok(Attempt::Done(
+        Ok(Attempt::Done(Box::new(
             self.outcome_of(&committed, new.snapshot_id)?,
-        ))
+        )))
     }
 
     /// Refuses a commit on top of data files find did not search that hold the job's
@@ -244,7 +249,9 @@ impl Committer<'_> {
     ) -> Result<(), Failure> {
         let found_at = self.mapper.read_at_find.as_ref();
         let Some(found_at) = found_at.and_then(|r| r.metadata_location.as_deref()) else {
-            return Err(Failure::Refused("find recorded no metadata location".into()));
+            return Err(Failure::Refused(
+                "find recorded no metadata location".into(),
+            ));
         };
         if found_at == now {
             return Ok(());
@@ -272,7 +279,11 @@ impl Committer<'_> {
         let place = self.engine.stores.place(location)?;
         let size = place.store.head(&place.bucket, &place.prefix).await?.size;
         let (db, job) = (&self.engine.db, self.p.job_id);
-        let (sets, _) = (self.ctx.sets.get(db, job, &self.p.data_mapper_id, &[]).await)
+        let (sets, _) = (self
+            .ctx
+            .sets
+            .get(db, job, &self.p.data_mapper_id, &[])
+            .await)
             .map_err(|e| Failure::Task(e.into()))?;
         let (ids, _) = sets.for_partition(None);
         let records = sets.records().map_err(Failure::Refused)?;
@@ -384,11 +395,16 @@ impl Committer<'_> {
         replaced: &BTreeMap<String, Replacement>,
     ) -> Result<(), Failure> {
         let (_, list) = committed.current_list().ok_or_else(|| {
-            Failure::Task(TaskError::Fatal("the committed metadata has no current snapshot".into()))
+            Failure::Task(TaskError::Fatal(
+                "the committed metadata has no current snapshot".into(),
+            ))
         })?;
         let live = live_in(list, &committed.manifests).map_err(Failure::Refused)?;
         for (old, r) in replaced {
-            let new_live = r.new_path.as_ref().is_none_or(|p| live.data_files.contains(p));
+            let new_live = r
+                .new_path
+                .as_ref()
+                .is_none_or(|p| live.data_files.contains(p));
             if live.data_files.contains(old) || !new_live {
                 return Err(Failure::Task(TaskError::Fatal(format!(
                     "the committed snapshot read back does not replace {old} by its rewrite"
@@ -421,12 +437,10 @@ impl Committer<'_> {
             }
             None => BTreeSet::new(),
         };
-        let (committed, settled): (Vec<&JobObject>, Vec<&JobObject>) =
-            self.written.iter().partition(|o| {
-                o.new_key
-                    .as_ref()
-                    .is_some_and(|k| live.contains(&s3(o, k)))
-            });
+        let (committed, settled): (Vec<&JobObject>, Vec<&JobObject>) = self
+            .written
+            .iter()
+            .partition(|o| o.new_key.as_ref().is_some_and(|k| live.contains(&s3(o, k))));
         let parent = ours.and_then(|s| {
             files.metadata["snapshots"]
                 .as_array()?
@@ -457,7 +471,15 @@ impl Committer<'_> {
         );
         let details = json!({"data_mapper_id": self.p.data_mapper_id});
         let db = &self.engine.db;
-        event(db, self.p.job_id, EventLevel::Warning, "table_moved", &message, details).await?;
+        event(
+            db,
+            self.p.job_id,
+            EventLevel::Warning,
+            "table_moved",
+            &message,
+            details,
+        )
+        .await?;
         Ok(())
     }
 
@@ -465,7 +487,11 @@ impl Committer<'_> {
     /// snapshot references).
     async fn delete_new_files(&self, ids: &[i64]) -> Result<(), TaskError> {
         let store = self.engine.stores.of_scheme("s3");
-        for o in self.written.iter().filter(|o| ids.contains(&o.job_object_id)) {
+        for o in self
+            .written
+            .iter()
+            .filter(|o| ids.contains(&o.job_object_id))
+        {
             let Some(key) = &o.new_key else { continue };
             for v in store.list_versions(&o.bucket, key).await? {
                 store.delete_version(&o.bucket, key, &v.version_id).await?;
@@ -488,12 +514,14 @@ impl Committer<'_> {
         for id in &outcome.settled {
             let update = ObjectUpdate {
                 forget_state: Some(ForgetState::Verified),
-                new_key: Some(None),
                 ..ObjectUpdate::default()
             };
             objects::update(&mut *tx, *id, &update).await?;
+            objects::clear_new_file(&mut *tx, *id).await?;
         }
-        let verifies: Vec<Verify> = ObjectTask::of(job, &outcome.committed).map(Verify).collect();
+        let verifies: Vec<Verify> = ObjectTask::of(job, &outcome.committed)
+            .map(Verify)
+            .collect();
         enqueue_all(&mut *tx, job, &verifies).await?;
         let r = &outcome.record;
         let message = match r.snapshot_after {
@@ -513,7 +541,15 @@ impl Committer<'_> {
             ),
         };
         let details = json!({"data_mapper_id": name, "commit": r});
-        event(&mut *tx, job, EventLevel::Info, "table_committed", &message, details).await?;
+        event(
+            &mut *tx,
+            job,
+            EventLevel::Info,
+            "table_committed",
+            &message,
+            details,
+        )
+        .await?;
         let stats = JobStats {
             objects_verified: outcome.settled.len() as i64,
             ..JobStats::default()
@@ -550,8 +586,15 @@ impl Committer<'_> {
             ids.len()
         );
         let details = json!({"data_mapper_id": self.p.data_mapper_id});
-        event(&mut *tx, self.p.job_id, EventLevel::Error, "table_commit_refused", &message, details)
-            .await?;
+        event(
+            &mut *tx,
+            self.p.job_id,
+            EventLevel::Error,
+            "table_commit_refused",
+            &message,
+            details,
+        )
+        .await?;
         let stats = JobStats {
             objects_verify_failed: ids.len() as i64,
             ..JobStats::default()

@@ -40,6 +40,7 @@ use crate::jobs::object::cleanup::KEEPS_OLD_VERSIONS;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, Engine, JobTask};
 use crate::lakefile::iceberg::expire::{Expiry, Table, expire, referenced_files};
+use crate::storage::StorageError;
 
 /// Plans made again when other writers keep committing, before the purge fails.
 const MAX_MOVES: usize = 5;
@@ -71,7 +72,9 @@ impl JobTask for PurgeTable {
         }
         let mapper = job_data_mapper::get(db, job, name).await?;
         let CatalogRef::Glue(glue) = &mapper.catalog else {
-            return Err(TaskError::Fatal("a table format's table is a Glue table".into()));
+            return Err(TaskError::Fatal(
+                "a table format's table is a Glue table".into(),
+            ));
         };
         let old = objects::of_mapper_in_state(db, job, name, ForgetState::Verified).await?;
         let p = Purger {
@@ -79,7 +82,10 @@ impl JobTask for PurgeTable {
             engine: ctx.engine.for_mapper(&mapper, job)?,
             table: (glue.database.clone(), glue.table.clone()),
             mapper: &mapper,
-            old: old.into_iter().filter(|o| o.cleanup_state.is_none()).collect(),
+            old: old
+                .into_iter()
+                .filter(|o| o.cleanup_state.is_none())
+                .collect(),
         };
         for _ in 0..MAX_MOVES {
             let purge = match record.purge.take() {
@@ -87,15 +93,15 @@ impl JobTask for PurgeTable {
                 None => p.plan(&mut record).await?,
             };
             match p.commit(&purge).await? {
-                Committed::Yes => {
-                    record.purge = Some(Purge {
+                Committed::Yes if purge.step == "planned" => {
+                    let purge = Purge {
                         step: "committed".into(),
                         ..purge
-                    });
-                    job_data_mapper::set_table_commit(db, job, name, &record).await?;
-                    let purge = record.purge.as_ref().map(Clone::clone).unwrap_or_default();
+                    };
+                    p.save(&purge).await?;
                     return p.delete(task, &purge).await;
                 }
+                Committed::Yes => return p.delete(task, &purge).await,
                 Committed::Moved => {
                     record.purge = None;
                     job_data_mapper::set_table_commit(db, job, name, &record).await?;
@@ -169,6 +175,7 @@ impl Purger<'_> {
                 .map(|h| (h.snapshot_id, format!("{} {}", h.kind, h.reference)))
                 .collect(),
             delete,
+            deleting: Vec::new(),
             versions_deleted: 0,
         };
         record.purge = Some(purge.clone());
@@ -210,12 +217,15 @@ impl Purger<'_> {
         let location = metadata_location(self.engine.catalog.as_ref(), (database, table)).await?;
         let files = read_table(&self.engine.stores, &location, false).await?;
         let still: BTreeSet<String> = referenced_files(&table_of(&files))
-            .map_err(|why| TaskError::Fatal(format!("cannot read what the table references: {why}")))?
+            .map_err(|why| {
+                TaskError::Fatal(format!("cannot read what the table references: {why}"))
+            })?
             .iter()
             .map(|p| s3(p))
             .collect();
         let inside = format!("{}/", s3(files.parsed.location.trim_end_matches('/')));
-        let mut deleted: Vec<(String, Vec<String>)> = Vec::new();
+        // What an earlier attempt saved before it deleted, with what is there now.
+        let mut deleting = purge.deleting.clone();
         let mut kept = Vec::new();
         for file in purge.delete.iter().map(|f| s3(f)) {
             if still.contains(&file) || !file.starts_with(&inside) || file == s3(&location) {
@@ -225,7 +235,24 @@ impl Purger<'_> {
             if !self.mapper.delete_old_versions && self.purged().contains(&file) {
                 continue;
             }
-            deleted.push((file.clone(), self.delete_every_version(&file).await?));
+            let place = self.engine.stores.place(&file)?;
+            let listed = place
+                .store
+                .list_versions(&place.bucket, &place.prefix)
+                .await?;
+            let at = match deleting.iter().position(|(f, _)| *f == file) {
+                Some(at) => at,
+                None => {
+                    deleting.push((file.clone(), Vec::new()));
+                    deleting.len() - 1
+                }
+            };
+            let versions = &mut deleting[at].1;
+            for v in listed {
+                if !versions.contains(&v.version_id) {
+                    versions.push(v.version_id);
+                }
+            }
         }
         if !kept.is_empty() {
             let message = format!(
@@ -234,35 +261,56 @@ impl Purger<'_> {
             );
             let details = json!({"data_mapper_id": self.p.data_mapper_id, "files": kept});
             let db = &self.engine.db;
-            event(db, self.p.job_id, EventLevel::Warning, "table_files_kept", &message, details)
-                .await?;
+            event(
+                db,
+                self.p.job_id,
+                EventLevel::Warning,
+                "table_files_kept",
+                &message,
+                details,
+            )
+            .await?;
         }
-        self.record_done(task, purge, &deleted).await
+        // Saved before anything is deleted: a rerun after a crash still accounts for
+        // every version this one deletes.
+        let purge = Purge {
+            step: "deleting".into(),
+            deleting,
+            ..purge.clone()
+        };
+        self.save(&purge).await?;
+        for (file, versions) in &purge.deleting {
+            let place = self.engine.stores.place(file)?;
+            for v in versions {
+                match place
+                    .store
+                    .delete_version(&place.bucket, &place.prefix, v)
+                    .await
+                {
+                    Ok(()) | Err(StorageError::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        self.record_done(task, &purge).await
     }
 
-    /// Deletes every version of the object at `location`; returns their ids.
-    async fn delete_every_version(&self, location: &str) -> Result<Vec<String>, TaskError> {
-        let place = self.engine.stores.place(location)?;
-        let versions = place.store.list_versions(&place.bucket, &place.prefix).await?;
-        let mut ids = Vec::with_capacity(versions.len());
-        for v in versions {
-            place
-                .store
-                .delete_version(&place.bucket, &place.prefix, &v.version_id)
-                .await?;
-            ids.push(v.version_id);
-        }
-        Ok(ids)
+    /// Saves where the purge stands.
+    async fn save(&self, purge: &Purge) -> Result<(), TaskError> {
+        let (job, name) = (self.p.job_id, self.p.data_mapper_id.as_str());
+        let db = &self.engine.db;
+        let mut record = job_data_mapper::table_commit(db, job, name)
+            .await?
+            .unwrap_or_default();
+        record.purge = Some(purge.clone());
+        job_data_mapper::set_table_commit(db, job, name, &record).await?;
+        Ok(())
     }
 
     /// Records the purge `done`: each old data file's deleted versions, or why its rows
     /// stay (a snapshot a tag or branch keeps; the mapper keeping old versions).
-    async fn record_done(
-        &self,
-        task: &Task,
-        purge: &Purge,
-        deleted: &[(String, Vec<String>)],
-    ) -> Result<(), TaskError> {
+    async fn record_done(&self, task: &Task, purge: &Purge) -> Result<(), TaskError> {
+        let deleted = &purge.deleting;
         let (job, name) = (self.p.job_id, self.p.data_mapper_id.as_str());
         let db = &self.engine.db;
         let mut record = job_data_mapper::table_commit(db, job, name)
@@ -303,7 +351,15 @@ impl Purger<'_> {
             deleted.len()
         );
         let details = json!({"data_mapper_id": name, "purge": record.purge});
-        event(&mut *tx, job, EventLevel::Info, "table_purged", &message, details).await?;
+        event(
+            &mut *tx,
+            job,
+            EventLevel::Info,
+            "table_purged",
+            &message,
+            details,
+        )
+        .await?;
         let stats = JobStats {
             versions_deleted: versions,
             ..JobStats::default()

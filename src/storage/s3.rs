@@ -20,8 +20,7 @@ use crate::domain::retention::{LifecycleRule, ReplicationRule, VersionLock};
 
 use super::{
     Fetched, ListPage, Noncurrent, ObjectAttributes, ObjectMeta, ObjectStore, Precondition,
-    StorageError,
-    VersionMeta, Written,
+    StorageError, VersionMeta, Written,
 };
 
 /// Sets every kept attribute of an object on a PutObject or CreateMultipartUpload builder
@@ -725,6 +724,22 @@ fn versions_in_order(
     objects
 }
 
+/// The `If-Match` header of a write under `p`.
+fn if_match(p: Precondition<'_>) -> Option<String> {
+    match p {
+        Precondition::Match(etag) => Some(etag.to_owned()),
+        Precondition::Absent => None,
+    }
+}
+
+/// The `If-None-Match` header of a write under `p`.
+fn if_none_match(p: Precondition<'_>) -> Option<String> {
+    match p {
+        Precondition::Match(_) => None,
+        Precondition::Absent => Some("*".to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput;
@@ -804,21 +819,5 @@ mod tests {
         let token = serde_json::to_string(&at).unwrap();
         let back: VersionsToken = serde_json::from_str(&token).unwrap();
         assert_eq!(back.last.map(|l| l.0), Some(s("t/c")));
-    }
-}
-
-/// The `If-Match` header of a write under `p`.
-fn if_match(p: Precondition<'_>) -> Option<String> {
-    match p {
-        Precondition::Match(etag) => Some(etag.to_owned()),
-        Precondition::Absent => None,
-    }
-}
-
-/// The `If-None-Match` header of a write under `p`.
-fn if_none_match(p: Precondition<'_>) -> Option<String> {
-    match p {
-        Precondition::Match(_) => None,
-        Precondition::Absent => Some("*".to_owned()),
     }
 }

@@ -615,7 +615,10 @@ async fn versions_holding(lake: &Lake, table: &IcebergTable, needle: &str) -> Ve
         .send()
         .await
         .unwrap();
-    assert!(!out.is_truncated().unwrap_or(false), "one page lists them all");
+    assert!(
+        !out.is_truncated().unwrap_or(false),
+        "one page lists them all"
+    );
     let mut holding = Vec::new();
     for v in out.versions() {
         let (key, version) = (v.key().unwrap(), v.version_id().unwrap());
@@ -648,9 +651,9 @@ fn holds(key: &str, bytes: &[u8], needle: &str) -> bool {
         match d {
             Datum::Bytes(b) | Datum::Fixed(b) => within(b),
             Datum::String(s) | Datum::Enum(s) => within(s.as_bytes()),
-            Datum::Record(fields) | Datum::Map(fields) => {
-                fields.iter().any(|(k, v)| within(k.as_bytes()) || walk(v, needle))
-            }
+            Datum::Record(fields) | Datum::Map(fields) => fields
+                .iter()
+                .any(|(k, v)| within(k.as_bytes()) || walk(v, needle)),
             Datum::Array(items) => items.iter().any(|v| walk(v, needle)),
             _ => false,
         }
@@ -704,7 +707,11 @@ async fn an_iceberg_job_commits_a_snapshot_without_the_subject_and_purges_what_h
     let ann = json!("ann@example.com");
     let nobody = json!("nobody@example.com");
     crate::e2e_csv::queue_ids(&lake, &[ann.clone(), nobody.clone()]).await;
-    assert!(!versions_holding(&lake, &table, "ann@example.com").await.is_empty());
+    assert!(
+        !versions_holding(&lake, &table, "ann@example.com")
+            .await
+            .is_empty()
+    );
 
     let job = lake.run_job(&["people"]).await;
     let stats = &job["stats"];
@@ -733,7 +740,9 @@ async fn an_iceberg_job_commits_a_snapshot_without_the_subject_and_purges_what_h
         Vec::<String>::new()
     );
     assert!(
-        !versions_holding(&lake, &table, "bob@example.com").await.is_empty(),
+        !versions_holding(&lake, &table, "bob@example.com")
+            .await
+            .is_empty(),
         "the other rows are still there"
     );
     let account = lake.account(&job, &ann).await;
@@ -741,4 +750,194 @@ async fn an_iceberg_job_commits_a_snapshot_without_the_subject_and_purges_what_h
     let account = lake.account(&job, &nobody).await;
     assert_eq!(account["status"], "not_found", "{account}");
     assert!(lake.queued().await.is_empty());
+}
+
+/// Runs the job's tasks one by one until forget has rewritten `forgets` objects (the
+/// forget barrier: the commit comes next).
+async fn run_forgets(lake: &Lake, forgets: usize) {
+    let worker = lake.app.worker("w");
+    let mut done = 0;
+    while done < forgets {
+        let (task, result) = worker.run_once().await.unwrap().expect("a task to run");
+        assert!(result.is_ok(), "{}: {result:?}", task.kind);
+        done += usize::from(task.kind == "forget.object");
+    }
+}
+
+/// Another writer appends between Lethe's find (and forget) and its commit: Lethe reads
+/// the table again, searches the data file it did not see (no subject there), and
+/// commits its snapshot on top of the append, whose rows stay.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_concurrent_append_is_kept_and_lethes_snapshot_comes_after_it(db: sqlx::PgPool) {
+    let lake = lake(db).await;
+    let (table, first, second) = people_with_ann(&lake);
+    iceberg_mapper(&lake, &table).await;
+    let ann = json!("ann@example.com");
+    crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+    let r = lake
+        .app
+        .post("/v1/jobs", Some(json!({"data_mappers": ["people"]})))
+        .await;
+    let job = json!({"job_id": r.body["job_id"]});
+    run_forgets(&lake, 2).await;
+    let appended = vec![person(5, "dan@example.com", "de", "2026-01-04T08:00:00")];
+    let raced = table.append(appended.clone());
+    lake.app.worker("w").run_until_idle().await.unwrap();
+
+    let report = lake.report(&job).await;
+    assert_eq!(report["job"]["status"], "completed", "{report}");
+    let moved = crate::e2e_csv::messages(&lake, &job, "table_committed").await;
+    assert!(
+        moved[0].contains(&format!("parent snapshot {}", raced.current().id)),
+        "{moved:?}"
+    );
+    let expected: Vec<Value> = first
+        .iter()
+        .chain(&second)
+        .chain(&appended)
+        .filter(|r| r["email"] != "ann@example.com")
+        .cloned()
+        .collect();
+    assert_eq!(by_id(table.read()), by_id(expected));
+    assert_eq!(lake.account(&job, &ann).await["status"], "erased");
+    assert_eq!(
+        versions_holding(&lake, &table, "ann@example.com").await,
+        Vec::<String>::new()
+    );
+}
+
+/// Another writer appends the subject's rows again between find and commit: Lethe finds
+/// them in the data file it did not search, refuses the commit (its new files deleted,
+/// nothing of the table changed) and keeps the subject queued.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_concurrent_append_of_the_subject_refuses_the_commit_and_keeps_her_queued(
+    db: sqlx::PgPool,
+) {
+    let lake = lake(db).await;
+    let (table, first, second) = people_with_ann(&lake);
+    iceberg_mapper(&lake, &table).await;
+    let ann = json!("ann@example.com");
+    crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+    let r = lake
+        .app
+        .post("/v1/jobs", Some(json!({"data_mappers": ["people"]})))
+        .await;
+    let job = json!({"job_id": r.body["job_id"]});
+    run_forgets(&lake, 2).await;
+    let again = vec![person(6, "ann@example.com", "fr", "2026-01-05T08:00:00")];
+    table.append(again.clone());
+    let mut before = etags(&lake, &table).await;
+    let new_files = before.keys().filter(|k| k.contains("-lethe-")).count();
+    assert_eq!(new_files, 2, "forget wrote the two rewrites: {before:?}");
+    before.retain(|k, _| !k.contains("-lethe-"));
+    lake.app.worker("w").run_until_idle().await.unwrap();
+
+    let report = lake.report(&job).await;
+    assert_ne!(report["job"]["status"], "completed", "{report}");
+    let refused = crate::e2e_csv::messages(&lake, &job, "table_commit_refused").await;
+    assert!(
+        refused[0].contains("hold the job's subjects"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        etags(&lake, &table).await,
+        before,
+        "the new data files are deleted, nothing else written"
+    );
+    let all: Vec<Value> = first.iter().chain(&second).chain(&again).cloned().collect();
+    assert_eq!(by_id(table.read()), by_id(all));
+    assert_eq!(lake.queued().await, std::slice::from_ref(&ann));
+    assert_eq!(lake.account(&job, &ann).await["status"], "kept");
+}
+
+/// A tag keeps an old snapshot holding the subject: the commit removes her from the
+/// current snapshot, but nothing is expired or deleted, and her account is `kept` with
+/// the tag named; time travel to the tag still reads her rows.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_tag_on_an_old_snapshot_keeps_the_subject_and_expires_nothing(db: sqlx::PgPool) {
+    let lake = lake(db).await;
+    let first = vec![
+        person(1, "ann@example.com", "de", "2026-01-01T10:00:00"),
+        person(2, "bob@example.com", "fr", "2026-01-02T11:30:00"),
+    ];
+    let second = vec![person(3, "cyd@example.com", "de", "2026-01-03T09:16:00")];
+    let spec = Spec::new("tagged", &PEOPLE)
+        .append(first.clone())
+        .append(second.clone())
+        .tag("audit-2026", 0);
+    let table = make_table(&lake, &spec);
+    iceberg_mapper(&lake, &table).await;
+    let ann = json!("ann@example.com");
+    crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+
+    let job = lake.run_job(&["tagged"]).await;
+    assert_eq!(job["stats"]["objects_verified"], 1, "{job}");
+    let purged = crate::e2e_csv::messages(&lake, &job, "table_purged").await;
+    assert!(
+        purged[0].contains("0 snapshot(s) expired, 1 kept by a tag or branch; 0 file(s)"),
+        "{purged:?}"
+    );
+    let without: Vec<Value> = first
+        .iter()
+        .chain(&second)
+        .filter(|r| r["email"] != "ann@example.com")
+        .cloned()
+        .collect();
+    assert_eq!(by_id(table.read()), without);
+    for s in &table.snapshots {
+        assert!(table.read_at(s.id).is_ok(), "snapshot {} kept", s.id);
+    }
+    let account = lake.account(&job, &ann).await;
+    assert_eq!(account["status"], "kept", "{account}");
+    let reason = account["accounts"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("tag audit-2026"), "{account}");
+    assert_eq!(lake.queued().await, std::slice::from_ref(&ann));
+}
+
+/// The worker purging the table dies right after its first delete: the rerun resumes
+/// from the recorded step (the metadata already committed), deletes the rest, accounts
+/// for every version deleted, and deletes nothing the table references.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_crash_in_the_purge_resumes_and_completes_the_chain(db: sqlx::PgPool) {
+    let stores = crate::e2e_jobs::killed_during_purge(&db);
+    let lake = crate::e2e_find::lake_with(db.clone(), stores).await;
+    let (table, first, second) = people_with_ann(&lake);
+    iceberg_mapper(&lake, &table).await;
+    let ann = json!("ann@example.com");
+    crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+
+    let job = lake.run_job(&["people"]).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let purged = crate::e2e_csv::messages(&lake, &job, "table_purged").await;
+    assert_eq!(purged.len(), 1, "recorded once: {purged:?}");
+    let without: Vec<Value> = first
+        .iter()
+        .chain(&second)
+        .filter(|r| r["email"] != "ann@example.com")
+        .cloned()
+        .collect();
+    assert_eq!(
+        by_id(table.read()),
+        without,
+        "the table reads after the resume"
+    );
+    assert_eq!(
+        versions_holding(&lake, &table, "ann@example.com").await,
+        Vec::<String>::new()
+    );
+    let report = lake.report(&job).await;
+    let objects = report["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 2, "{report}");
+    for o in objects {
+        let deleted = o["versions_deleted"].as_array().map_or(0, Vec::len);
+        assert_eq!(deleted, 1, "its deleted version is accounted: {o}");
+        // A file whose every row was hers leaves the table without a rewrite.
+        match o["rows_after"].as_i64() {
+            Some(0) => assert!(o["key_after"].is_null() && o["version_id_after"].is_null()),
+            _ => assert!(o["key_after"].as_str().unwrap().contains("-lethe-"), "{o}"),
+        }
+    }
+    assert_eq!(lake.account(&job, &ann).await["status"], "erased");
 }

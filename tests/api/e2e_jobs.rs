@@ -14,8 +14,8 @@ use axum::http::StatusCode;
 use lethe::catalog::glue::GlueCatalog;
 use lethe::domain::retention::{LifecycleRule, ReplicationRule, VersionLock};
 use lethe::storage::{
-    Fetched, ListPage, ObjectAttributes, ObjectMeta, ObjectStore, Precondition, StorageError, Stores,
-    VersionMeta, Written,
+    Fetched, ListPage, ObjectAttributes, ObjectMeta, ObjectStore, Precondition, StorageError,
+    Stores, VersionMeta, Written,
 };
 use serde_json::json;
 use sqlx::PgPool;
@@ -402,6 +402,9 @@ enum Fault {
     /// Listings come in pages of three, and the worker listing a table dies (its lease
     /// ends) right after reading its second page, before recording it (once).
     KilledMidListing,
+    /// The worker purging a table format's old files dies (its lease ends) right after
+    /// its first delete of a version, before recording the purge (once).
+    DuringPurge,
 }
 
 /// What another writer puts over `key` (with the plain SDK, not through Lethe's store).
@@ -612,6 +615,7 @@ impl ObjectStore for FaultyStore {
         }
         self.inner.delete_version(b, k, v).await?;
         self.kill(Fault::DuringCleanup, "cleanup.object").await;
+        self.kill(Fault::DuringPurge, "purge.table").await;
         if self.fault == Fault::DuringOldVersionCleanup {
             let old: bool = sqlx::query_scalar(
                 "select exists (select 1 from job_object where bucket = $1 and key = $2
@@ -662,6 +666,12 @@ pub fn overwritten_before_cleanup(
         Some(writer),
         Arc::default(),
     )
+}
+
+/// Stores whose S3 store kills the worker purging a table format's old files right
+/// after its first delete (once).
+pub fn killed_during_purge(db: &PgPool) -> impl FnOnce(&aws_config::SdkConfig) -> Stores {
+    faulty_with(db, Fault::DuringPurge, None, Arc::default())
 }
 
 /// Stores whose S3 store holds forget's first task, its upload landed, at `gate`.

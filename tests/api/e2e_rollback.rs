@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
 use lethe::storage::{
-    Fetched, ListPage, ObjectAttributes, ObjectMeta, ObjectStore, Precondition, StorageError, Stores,
-    VersionMeta, Written,
+    Fetched, ListPage, ObjectAttributes, ObjectMeta, ObjectStore, Precondition, StorageError,
+    Stores, VersionMeta, Written,
 };
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -118,7 +118,9 @@ impl ObjectStore for Sabotage {
             std::fs::write(&newer, NEWER).unwrap();
             let etag = written.etag.as_deref().unwrap();
             let plain = ObjectAttributes::default();
-            self.inner.upload(b, k, &newer, Precondition::Match(etag), &plain, t).await?;
+            self.inner
+                .upload(b, k, &newer, Precondition::Match(etag), &plain, t)
+                .await?;
         }
         Ok(written)
     }

@@ -18,8 +18,8 @@ use async_trait::async_trait;
 
 use super::plain::{Layout, PlainTable};
 use super::{DataFile, ListAt, SourceError, SourcePage, TableSource};
-use crate::domain::partition::PartitionKey;
 use crate::catalog::iceberg::{read_whole, s3};
+use crate::domain::partition::PartitionKey;
 use crate::lakefile::iceberg::{
     ManifestSource, Referenced, TableMetadata, manifest_entries, manifest_list,
 };
@@ -140,7 +140,6 @@ fn carries_rows(schema: &parquet::schema::types::SchemaDescriptor) -> bool {
         .iter()
         .any(|f| f.name() == "row")
 }
-
 
 impl IcebergTable {
     /// Whether a listed object is one of the data files the snapshots reference.

@@ -294,7 +294,10 @@ async fn unverified_current(
     if writer.size_after != Some(meta.size as i64) {
         return Ok(Some("its size is not the size uploaded".to_owned()));
     }
-    match l.count_rows((&l.object.key, meta.version_id.as_deref()), meta.size).await {
+    match l
+        .count_rows((&l.object.key, meta.version_id.as_deref()), meta.size)
+        .await
+    {
         Ok((rows, _)) if Some(rows as i64) != writer.rows_after => {
             Ok(Some("its row count is not the count uploaded".to_owned()))
         }

@@ -216,7 +216,11 @@ impl Loaded {
         key: &str,
     ) -> Result<Option<crate::storage::ObjectMeta>, crate::storage::StorageError> {
         let o = &self.object;
-        match self.store.head_with_metadata(&o.bucket, &self.write_key()).await {
+        match self
+            .store
+            .head_with_metadata(&o.bucket, &self.write_key())
+            .await
+        {
             Ok((current, meta)) if meta.get(key) == Some(&self.marker()) => Ok(Some(current)),
             Ok(_) | Err(crate::storage::StorageError::NotFound) => Ok(None),
             Err(e) => Err(e),

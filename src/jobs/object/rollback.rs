@@ -78,7 +78,14 @@ pub async fn roll_back(ctx: &Context, task: &Task, l: &Loaded) -> Result<Rollbac
     let threshold = ctx.settings(l.p.job_id).await?.multipart_threshold();
     let uploaded = l
         .store
-        .upload(&o.bucket, &o.key, &file, Precondition::Match(ours), &attributes, threshold)
+        .upload(
+            &o.bucket,
+            &o.key,
+            &file,
+            Precondition::Match(ours),
+            &attributes,
+            threshold,
+        )
         .await;
     match uploaded {
         Ok(w) => Ok(Rollback::Done(w.version_id)),

@@ -123,15 +123,17 @@ async fn stored_size(l: &Loaded) -> Result<Result<u64, String>, StorageError> {
     let Some(ours) = o.new_version_id.as_deref() else {
         return Ok(Ok(uploaded));
     };
-    Ok(match l.store.version_size(&o.bucket, &l.write_key(), ours).await {
-        Ok(None) => Ok(uploaded),
-        Ok(Some(size)) if size == uploaded => Ok(uploaded),
-        Ok(Some(size)) => Err(format!(
-            "the new version has {size} bytes, Lethe uploaded {uploaded}"
-        )),
-        Err(StorageError::NotFound) => Err(format!("the version Lethe wrote ({ours}) is gone")),
-        Err(e) => return Err(e),
-    })
+    Ok(
+        match l.store.version_size(&o.bucket, &l.write_key(), ours).await {
+            Ok(None) => Ok(uploaded),
+            Ok(Some(size)) if size == uploaded => Ok(uploaded),
+            Ok(Some(size)) => Err(format!(
+                "the new version has {size} bytes, Lethe uploaded {uploaded}"
+            )),
+            Err(StorageError::NotFound) => Err(format!("the version Lethe wrote ({ours}) is gone")),
+            Err(e) => return Err(e),
+        },
+    )
 }
 
 /// Reads the new version: Ok(Err(why)) when it fails verification.
@@ -144,7 +146,9 @@ async fn check(l: &Loaded) -> Result<Result<(), String>, TaskError> {
         Err(e) => return Ok(Err(format!("cannot read the new version's size: {e}"))),
     };
     let key = l.write_key();
-    let found = l.count_rows((&key, o.new_version_id.as_deref()), size).await;
+    let found = l
+        .count_rows((&key, o.new_version_id.as_deref()), size)
+        .await;
     Ok(match found {
         Err(ObjectFindError::Storage(StorageError::Unavailable(e))) => {
             return Err(TaskError::Retryable(e));

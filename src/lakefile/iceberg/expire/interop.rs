@@ -141,6 +141,7 @@ fn replace_first_file(metadata_location: &str) -> (String, String) {
         snapshot_id: LETHE_SNAPSHOT,
         timestamp_ms: source.now(),
         uuid: "0b5e7c2a-1111-4222-8333-944455556666".into(),
+        properties: Vec::new(),
     };
     let commit = overwrite(
         &current,
