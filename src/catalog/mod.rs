@@ -4,7 +4,6 @@
 //! (its objects and their partitions) and how a table format commits a rewrite.
 
 pub mod glue;
-pub mod iceberg;
 pub mod lake_formation;
 pub mod lake_formation_sdk;
 pub mod source;

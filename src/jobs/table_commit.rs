@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::catalog::iceberg::{
+use crate::catalog::source::iceberg_files::{
     TableFiles, all_data_files, metadata_location, read_table, write_new,
 };
 use crate::catalog::{CommitError, source::SourceError};
@@ -196,7 +196,7 @@ impl Committer<'_> {
         let raw: BTreeMap<String, String> = live
             .data_files
             .iter()
-            .map(|p| (crate::catalog::iceberg::s3(p), p.clone()))
+            .map(|p| (crate::catalog::source::iceberg_files::s3(p), p.clone()))
             .collect();
         self.refuse_unsearched(&location, &raw).await?;
         let replaced = self.replacements(&files, &raw).await?;
@@ -432,7 +432,7 @@ impl Committer<'_> {
                     .map_err(Failure::Refused)?
                     .data_files
                     .iter()
-                    .map(|p| crate::catalog::iceberg::s3(p))
+                    .map(|p| crate::catalog::source::iceberg_files::s3(p))
                     .collect()
             }
             None => BTreeSet::new(),

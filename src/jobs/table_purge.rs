@@ -28,7 +28,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::catalog::CommitError;
-use crate::catalog::iceberg::{TableFiles, metadata_location, read_table, s3, write_new};
+use crate::catalog::source::iceberg_files::{
+    TableFiles, metadata_location, read_table, s3, write_new,
+};
 use crate::db::job::JobStats;
 use crate::db::job_data_mapper::{self, MapperSnapshot, Purge, TableCommit};
 use crate::db::job_object::{self as objects, JobObject, KeptVersion, ObjectUpdate};

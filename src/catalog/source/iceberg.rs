@@ -7,18 +7,18 @@
 //! orphans no snapshot references) is not the table's and is counted so, never searched.
 //!
 //! What a search cannot cover exactly is refused before anything is searched (see
-//! `lakefile::iceberg`), and so is a data file outside the table's location. Committing an
-//! erasure (a copy-on-write snapshot through Glue, then the purge chain) is not built yet:
-//! [`TableSource::replace_file`] and [`TableSource::retire`] say so, and forget refuses
-//! the table's objects (their subjects stay queued).
+//! `lakefile::iceberg`), and so is a data file outside the table's location. An erasure is
+//! committed by `jobs::table_commit` (a copy-on-write snapshot through Glue) and finished
+//! by `jobs::table_purge` (the snapshots still holding the old files expired, the files
+//! and their versions deleted).
 
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 
+use super::iceberg_files::{read_whole, s3};
 use super::plain::{Layout, PlainTable};
-use super::{DataFile, ListAt, SourceError, SourcePage, TableSource};
-use crate::catalog::iceberg::{read_whole, s3};
+use super::{ListAt, SourceError, SourcePage, TableSource};
 use crate::domain::partition::PartitionKey;
 use crate::lakefile::iceberg::{
     ManifestSource, Referenced, TableMetadata, manifest_entries, manifest_list,
@@ -193,20 +193,6 @@ impl TableSource for IcebergTable {
         );
         page.next = listed.next;
         Ok(page)
-    }
-
-    async fn replace_file(&self, _old: &DataFile, _new: &DataFile) -> Result<(), SourceError> {
-        Err(SourceError::NotSupported {
-            operation: "replacing a data file of an Iceberg table",
-            why: "committing a copy-on-write snapshot through Glue is not built yet",
-        })
-    }
-
-    async fn retire(&self, _files: &[DataFile]) -> Result<(), SourceError> {
-        Err(SourceError::NotSupported {
-            operation: "retiring data files of an Iceberg table",
-            why: "expiring snapshots and deleting their files is not built yet",
-        })
     }
 }
 

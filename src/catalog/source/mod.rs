@@ -12,9 +12,12 @@
 //! - A table format's metadata (`_delta_log/`, `.hoodie/`, Iceberg's `metadata/`) over
 //!   the table's objects, or a catalog entry naming a table format, refuses the table
 //!   (`formats`): rewriting such a table's data files in place would break it.
-//! - [`TableSource::replace_file`] and [`TableSource::retire`] are how a table format
-//!   commits a rewritten data file and retires the old ones. Plain tables refuse both:
-//!   their objects are rewritten in place and their old versions deleted by cleanup.
+//! - A table format's erasure is not this seam's: Apache Iceberg's data files are
+//!   rewritten to new files and committed as one snapshot per table
+//!   (`jobs::table_commit`), then the snapshots that still hold the old files expired
+//!   and the files deleted (`jobs::table_purge`), both through `iceberg_files` (its
+//!   metadata files read and written) and `lakefile::iceberg` (the pure builders). Plain
+//!   tables' objects are rewritten in place and their old versions deleted by cleanup.
 //!
 //! **A new table source** (Apache Iceberg next) is one more folder here with its own
 //! `TableSource` impl: [`resolve`] builds it where a Glue entry names its format (today
@@ -28,6 +31,7 @@
 mod formats;
 mod glue;
 mod iceberg;
+pub mod iceberg_files;
 mod plain;
 
 use std::sync::Arc;
@@ -53,12 +57,6 @@ pub enum SourceError {
     /// S3, a projection or SerDe Lethe cannot read exactly): the whole message.
     #[error("{0}")]
     Refused(String),
-    /// A table-format operation asked of a table that has no table format.
-    #[error("{operation} is not supported for plain tables: {why}")]
-    NotSupported {
-        operation: &'static str,
-        why: &'static str,
-    },
 }
 
 /// How the mapper's file format reads a table, judged by the caller: given the Glue
@@ -73,13 +71,6 @@ pub type ReadCheck<'a> = &'a mut (dyn FnMut(Option<&TableDef>) -> Result<bool, S
 pub struct ListAt<'a> {
     pub location: &'a str,
     pub next: Option<&'a str>,
-}
-
-/// A data file of a table at one version: what a table format replaces and retires.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataFile {
-    pub location: String,
-    pub version_id: Option<String>,
 }
 
 /// One listed object of the table and the partition values it belongs to.
@@ -147,11 +138,6 @@ pub trait TableSource: Send + Sync {
         at: ListAt<'_>,
         checked: &mut Vec<String>,
     ) -> Result<SourcePage, SourceError>;
-    /// Makes `new` the table's data file in place of `old` (a table format's commit).
-    async fn replace_file(&self, old: &DataFile, new: &DataFile) -> Result<(), SourceError>;
-    /// Takes data files the table no longer references out of it for good (a table
-    /// format's expired snapshots and their files).
-    async fn retire(&self, files: &[DataFile]) -> Result<(), SourceError>;
 }
 
 /// Resolves a mapper's table from its catalog reference: a Glue table's definition and

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::formats::refuse_formats_in_page;
-use super::{DataFile, ListAt, SourceError, SourcePage, TableObject, TableSource, relative_to};
+use super::{ListAt, SourceError, SourcePage, TableObject, TableSource, relative_to};
 use crate::domain::data_mapper::PathTable;
 use crate::domain::hidden::{is_hidden, temporary_prefix};
 use crate::domain::partition::{PartitionKey, values_from_path};
@@ -197,20 +197,6 @@ impl TableSource for PlainTable {
         page.next = listed.next;
         Ok(page)
     }
-
-    async fn replace_file(&self, _old: &DataFile, _new: &DataFile) -> Result<(), SourceError> {
-        Err(SourceError::NotSupported {
-            operation: "replacing a data file",
-            why: "their objects are rewritten in place, as new versions of the same key",
-        })
-    }
-
-    async fn retire(&self, _files: &[DataFile]) -> Result<(), SourceError> {
-        Err(SourceError::NotSupported {
-            operation: "retiring data files",
-            why: "no metadata references their objects; cleanup deletes the old versions",
-        })
-    }
 }
 
 /// An object listed under `place`; its part below the table or partition location starts
@@ -282,27 +268,6 @@ mod tests {
                 (keys[4], None),
             ],
             "the location's own `_raw` hides nothing; a marker is skipped, not hidden"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_plain_table_refuses_to_replace_or_retire_a_data_file() {
-        let table = PlainTable::path(&path_table());
-        let file = |v: &str| DataFile {
-            location: "s3://lake/t/a.parquet".into(),
-            version_id: Some(v.into()),
-        };
-        let replaced = table.replace_file(&file("1"), &file("2")).await;
-        let error = replaced.expect_err("refused").to_string();
-        assert!(
-            error.starts_with("replacing a data file is not supported for plain tables"),
-            "{error}"
-        );
-        let retired = table.retire(&[file("1")]).await;
-        let error = retired.expect_err("refused").to_string();
-        assert!(
-            error.starts_with("retiring data files is not supported for plain tables"),
-            "{error}"
         );
     }
 

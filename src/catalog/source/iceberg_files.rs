@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::source::SourceError;
-use super::{Catalog, CatalogError};
+use super::SourceError;
+use crate::catalog::{Catalog, CatalogError};
 use crate::lakefile::iceberg::{MAX_METADATA_BYTES, ManifestSource, TableMetadata, manifest_list};
 use crate::storage::{ObjectAttributes, Precondition, StorageError, Stores};
 
