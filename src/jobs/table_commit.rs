@@ -526,7 +526,7 @@ impl Committer<'_> {
         let r = &outcome.record;
         let message = match r.snapshot_after {
             Some(after) => format!(
-                "committed snapshot {after} to {}.{}: {} data file(s) replaced by their rewrites (parent snapshot {}); {} old data file(s) only older snapshots hold",
+                "committed snapshot {after} to {}.{}: {} data file(s) replaced by their rewrites (parent snapshot {}); {} removed without one (every row erased, or only older snapshots hold it)",
                 self.table.0,
                 self.table.1,
                 outcome.committed.len(),
