@@ -264,3 +264,78 @@ fn run(request: &Value) -> Result<Value, String> {
         ),
     }
 }
+
+/// DuckDB's own Iceberg reader (the iceberg and avro extensions PyPI packages: nothing is
+/// downloaded), over a copy of the table's current objects: `id`, `email` and `country`
+/// of each row of the snapshot the table's Glue entry names, by id.
+const DUCKDB: &str = r#"
+import sys, json, glob, os, importlib
+import duckdb
+def extension(name):
+    package = importlib.import_module(f"duckdb_extension_{name}")
+    found = glob.glob(os.path.join(os.path.dirname(package.__file__), "extensions", "*",
+                                   f"{name}.duckdb_extension"))
+    assert len(found) == 1, found
+    return found[0]
+con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                             "autoload_known_extensions": False})
+con.execute(f"LOAD '{extension('avro')}'")
+con.execute(f"LOAD '{extension('iceberg')}'")
+table, version = sys.argv[1], sys.argv[2]
+cur = con.execute("SELECT id, email, country FROM iceberg_scan(?, allow_moved_paths = true, version = ?) ORDER BY id", [table, version])
+names = [c[0] for c in cur.description]
+print(json.dumps([dict(zip(names, r)) for r in cur.fetchall()]))
+"#;
+
+impl IcebergTable {
+    /// The current snapshot's rows as DuckDB's iceberg extension reads them (`id`,
+    /// `email`, `country`, by id): the table's current objects are copied from S3 to a
+    /// local folder, read there (`allow_moved_paths`) at the metadata Glue names now.
+    pub async fn read_with_duckdb(&self, lake: &Lake) -> Vec<Value> {
+        let def = lake
+            .glue
+            .get_table()
+            .database_name(&self.database)
+            .name(&self.name)
+            .send()
+            .await
+            .unwrap();
+        let parameters = def.table().unwrap().parameters().unwrap();
+        let metadata = parameters["metadata_location"].clone();
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = Self::key(&self.location).to_owned();
+        let listed = lake
+            .s3
+            .list_objects_v2()
+            .bucket(&lake.bucket)
+            .prefix(format!("{prefix}/"))
+            .send()
+            .await
+            .unwrap();
+        for o in listed.contents() {
+            let key = o.key().unwrap();
+            let bytes = crate::e2e_jobs::object_bytes(&lake.s3, &lake.bucket, key).await;
+            let path = dir.path().join(key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+        let version = metadata
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".metadata.json");
+        let table = dir.path().join(&prefix);
+        let venv = std::env::var("LETHE_DUCKDB_ICEBERG_VENV")
+            .unwrap_or_else(|_| "/var/tmp/lethe/duckdb-iceberg-venv".into());
+        let out = Command::new(format!("{venv}/bin/python"))
+            .args(["-c", DUCKDB, table.to_str().unwrap(), version])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "DuckDB: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
