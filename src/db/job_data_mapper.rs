@@ -203,7 +203,7 @@ pub async fn match_ids(
 /// What a table format's erasure did to one mapper's table (`job_data_mapper.table_commit`):
 /// the commit that made the rewrites the table's, then the purge of what still held the
 /// old data files, each step recorded before it runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TableCommit {
     pub metadata_before: Option<String>,
     pub snapshot_before: Option<i64>,
@@ -214,7 +214,7 @@ pub struct TableCommit {
 }
 
 /// Where a purge stands, and what it expires and deletes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Purge {
     /// `planned` (the plan is recorded, nothing done), `committed` (the metadata without
     /// the expired snapshots is the table's), `deleting` (the versions to delete are
@@ -269,6 +269,21 @@ pub async fn set_table_commit(
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Every table commit of the job, by mapper.
+pub async fn table_commits(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+) -> sqlx::Result<Vec<(String, TableCommit)>> {
+    let rows: Vec<(String, Json<TableCommit>)> = sqlx::query_as(
+        "select data_mapper_id, table_commit from job_data_mapper
+         where job_id = $1 and table_commit is not null order by data_mapper_id",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|(m, Json(c))| (m, c)).collect())
 }
 
 /// The mappers of the job whose table commit is recorded (their purge follows verify).

@@ -1,5 +1,5 @@
 //! A job's report, streamed page by page from the database (any size in bounded memory):
-//! `{"job": …, "objects": [...], "matches": [...]}`. A database error mid-stream ends
+//! `{"job": …, "tables": [...], "objects": [...], "matches": [...]}`. A database error mid-stream ends
 //! the body with an error (the connection is reset before the chunked body completes),
 //! so a client never takes a truncated report for a whole one.
 
@@ -10,8 +10,8 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::job_match;
 use crate::db::job_object::{self as objects, JobObject};
+use crate::db::{job_data_mapper, job_match};
 use crate::domain::job::{CleanupState, ForgetState, ObjectStatus};
 
 /// Objects or matches read per page.
@@ -24,6 +24,15 @@ pub enum ReportError {
     Db(#[from] sqlx::Error),
     #[error("encoding the report failed: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+/// What the job did to a table format's table (Apache Iceberg): the snapshot it committed
+/// and what its purge expired and deleted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportTable {
+    pub data_mapper_id: String,
+    #[serde(flatten)]
+    pub commit: crate::db::job_data_mapper::TableCommit,
 }
 
 /// One object in a job's report.
@@ -144,7 +153,7 @@ pub fn stream(
     job_id: Uuid,
     job: String,
 ) -> impl Stream<Item = Result<Bytes, ReportError>> {
-    let head = format!("{{\"job\":{job},\"objects\":[");
+    let tables_db = db.clone();
     let chunks = stream::unfold(Some(Part::Objects(None)), move |part| {
         let db = db.clone();
         async move {
@@ -158,7 +167,21 @@ pub fn stream(
             }
         }
     });
-    stream::once(async move { Ok(Bytes::from(head)) }).chain(chunks)
+    let head = async move {
+        let tables: Vec<ReportTable> = job_data_mapper::table_commits(&tables_db, job_id)
+            .await?
+            .into_iter()
+            .map(|(data_mapper_id, commit)| ReportTable {
+                data_mapper_id,
+                commit,
+            })
+            .collect();
+        let tables = serde_json::to_string(&tables)?;
+        Ok(Bytes::from(format!(
+            "{{\"job\":{job},\"tables\":{tables},\"objects\":["
+        )))
+    };
+    stream::once(head).chain(chunks)
 }
 
 /// The next chunk of JSON text, and where to go on (None: the body is complete).

@@ -754,6 +754,18 @@ async fn an_iceberg_job_commits_a_snapshot_without_the_subject_and_purges_what_h
     );
     let account = lake.account(&job, &ann).await;
     assert_eq!(account["status"], "erased", "{account}");
+    // The report names the snapshots before and after, those expired, the files deleted.
+    let report = lake.report(&job).await;
+    let t = &report["tables"][0];
+    assert_eq!(t["data_mapper_id"], "people", "{report}");
+    assert_eq!(t["snapshot_before"], json!(old_snapshots[1]), "{t}");
+    assert_eq!(t["purge"]["step"], "done", "{t}");
+    let mut expired: Vec<i64> = serde_json::from_value(t["purge"]["expired"].clone()).unwrap();
+    expired.sort();
+    let mut old = old_snapshots.clone();
+    old.sort();
+    assert_eq!(expired, old, "{t}");
+    assert!(t["snapshot_after"].as_i64().is_some_and(|s| !old.contains(&s)), "{t}");
     let account = lake.account(&job, &nobody).await;
     assert_eq!(account["status"], "not_found", "{account}");
     assert!(lake.queued().await.is_empty());

@@ -18,7 +18,7 @@ use crate::app::AppState;
 use crate::db::job_match::ReportMatch;
 use crate::db::job_object::{self as objects, JobObject};
 use crate::domain::job::ObjectStatus;
-use crate::jobs::report::{self, ReportObject};
+use crate::jobs::report::{self, ReportObject, ReportTable};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -107,6 +107,9 @@ async fn list_job_objects(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobReport {
     pub job: JobResponse,
+    /// What the job did to each table format's table (the Iceberg snapshot it committed,
+    /// the snapshots its purge expired and the files it deleted).
+    pub tables: Vec<ReportTable>,
     pub objects: Vec<ReportObject>,
     pub matches: Vec<ReportMatch>,
 }
