@@ -20,7 +20,7 @@ pub struct DataMapperRecord {
 
 const COLUMNS: &str = "data_mapper_id, catalog, format, columns, partition_keys, role_arn, \
     delete_old_versions, ignore_object_not_found, allow_unversioned, skip_archived, \
-    automatic_jobs, find_engine, \
+    expire_tagged_snapshots, automatic_jobs, find_engine, \
     column_types, created_by, updated_by, created_at, updated_at";
 
 fn from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<DataMapperRecord> {
@@ -48,6 +48,7 @@ fn from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<DataMapperRecord> {
             ignore_object_not_found: row.try_get("ignore_object_not_found")?,
             allow_unversioned: row.try_get("allow_unversioned")?,
             skip_archived: row.try_get("skip_archived")?,
+            expire_tagged_snapshots: row.try_get("expire_tagged_snapshots")?,
             automatic_jobs: row.try_get("automatic_jobs")?,
             column_types: row
                 .try_get::<Json<std::collections::BTreeMap<String, String>>, _>("column_types")?
@@ -73,8 +74,8 @@ pub async fn upsert_data_mapper(
         r#"insert into data_mapper (data_mapper_id, catalog, format, columns, partition_keys,
                role_arn, delete_old_versions, ignore_object_not_found, find_engine,
                created_by, updated_by, allow_unversioned, skip_archived, column_types,
-               automatic_jobs)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14)
+               automatic_jobs, expire_tagged_snapshots)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14, $15)
            on conflict (data_mapper_id) do update set
                catalog = excluded.catalog, format = excluded.format, columns = excluded.columns,
                partition_keys = excluded.partition_keys, role_arn = excluded.role_arn,
@@ -82,6 +83,7 @@ pub async fn upsert_data_mapper(
                ignore_object_not_found = excluded.ignore_object_not_found,
                allow_unversioned = excluded.allow_unversioned,
                skip_archived = excluded.skip_archived,
+               expire_tagged_snapshots = excluded.expire_tagged_snapshots,
                automatic_jobs = excluded.automatic_jobs,
                column_types = excluded.column_types,
                find_engine = excluded.find_engine, updated_by = excluded.updated_by,
@@ -103,6 +105,7 @@ pub async fn upsert_data_mapper(
         .bind(mapper.skip_archived)
         .bind(Json(&mapper.column_types))
         .bind(mapper.automatic_jobs)
+        .bind(mapper.expire_tagged_snapshots)
         .fetch_one(db)
         .await?;
     Ok((from_row(&row)?, row.try_get("inserted")?))
@@ -230,6 +233,7 @@ mod tests {
             ignore_object_not_found: false,
             allow_unversioned: false,
             skip_archived: false,
+            expire_tagged_snapshots: false,
             automatic_jobs: false,
             column_types: Default::default(),
             find_engine: FindEngine::Embedded,

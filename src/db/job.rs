@@ -130,6 +130,7 @@ pub async fn insert_job(
                       'ignore_object_not_found', m.ignore_object_not_found,
                       'allow_unversioned', m.allow_unversioned,
                       'skip_archived', m.skip_archived,
+                      'expire_tagged_snapshots', m.expire_tagged_snapshots,
                       'column_types', m.column_types)
            from data_mapper m
            where (not $3 or m.data_mapper_id = any($2))

@@ -25,6 +25,9 @@ pub struct MapperSnapshot {
     pub allow_unversioned: bool,
     #[serde(default)]
     pub skip_archived: bool,
+    /// Apache Iceberg: the purge may expire snapshots a tag or another branch keeps.
+    #[serde(default)]
+    pub expire_tagged_snapshots: bool,
     /// The catalog types of the match columns (dotted path → Glue type).
     #[serde(default)]
     pub column_types: std::collections::BTreeMap<String, String>,
@@ -228,6 +231,10 @@ pub struct Purge {
     /// Snapshots that still reference an old data file but a tag or branch keeps, as
     /// (snapshot, `tag name` / `branch name`).
     pub held: Vec<(i64, String)>,
+    /// The tags and branches removed with the snapshots they kept (the mapper allows it:
+    /// `expire_tagged_snapshots`), as (snapshot, `tag name` / `branch name`).
+    #[serde(default)]
+    pub removed_refs: Vec<(i64, String)>,
     /// The files to delete (every version of each), data files first.
     pub delete: Vec<String>,
     /// Each file's versions, saved before any is deleted (`deleting`, then `done`).

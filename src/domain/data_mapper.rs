@@ -300,6 +300,8 @@ pub struct DataMapper {
     /// Archived objects (Glacier, Deep Archive, archive tiers) are out of scope: listed in
     /// the report, and they do not keep items queued.
     pub skip_archived: bool,
+    /// Apache Iceberg: the purge may expire snapshots a tag or another branch keeps.
+    pub expire_tagged_snapshots: bool,
     /// The scheduler may start a real job over this mapper on its own when a queued
     /// item's deadline comes near (default false: it raises an alert instead).
     pub automatic_jobs: bool,
@@ -327,6 +329,8 @@ pub struct DataMapperDraft {
     /// Archived objects (Glacier, Deep Archive, archive tiers) are out of scope: listed in
     /// the report, and they do not keep items queued.
     pub skip_archived: bool,
+    /// Apache Iceberg: the purge may expire snapshots a tag or another branch keeps.
+    pub expire_tagged_snapshots: bool,
     pub automatic_jobs: bool,
     pub find_engine: FindEngine,
 }
@@ -380,6 +384,7 @@ impl DataMapperDraft {
             ignore_object_not_found: self.ignore_object_not_found,
             allow_unversioned: self.allow_unversioned,
             skip_archived: self.skip_archived,
+            expire_tagged_snapshots: self.expire_tagged_snapshots,
             automatic_jobs: self.automatic_jobs,
             find_engine: self.find_engine,
             column_types: Default::default(),
@@ -859,6 +864,7 @@ mod tests {
             ignore_object_not_found: false,
             allow_unversioned: false,
             skip_archived: false,
+            expire_tagged_snapshots: false,
             automatic_jobs: false,
             find_engine: FindEngine::Embedded,
         }

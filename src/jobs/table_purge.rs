@@ -7,7 +7,8 @@
 //! crash resumes from it:
 //! 1. **plan** (`lakefile::iceberg::expire`) on the table as its Glue entry names it now:
 //!    every snapshot still referencing an old data file expires, unless a tag or a branch
-//!    other than `main` keeps one of them: then nothing is expired (it would take time
+//!    other than `main` keeps one of them (and the mapper does not allow expiring those,
+//!    `expire_tagged_snapshots`, which removes the references): then nothing is expired (it would take time
 //!    travel from the table's readers and erase nothing for good) and the subjects are
 //!    `kept` with the reason; the new `metadata.json` without them is written where no
 //!    object is; the plan is recorded (`planned`);
@@ -150,7 +151,8 @@ impl Purger<'_> {
         let t = table_of(&files);
         let now = chrono::Utc::now().timestamp_millis();
         let uuid = Uuid::new_v4().to_string();
-        let mut expiry = expire(&t, &self.purged(), false, (now, &uuid))
+        let allowed = self.mapper.expire_tagged_snapshots;
+        let mut expiry = expire(&t, &self.purged(), allowed, (now, &uuid))
             .map_err(|why| TaskError::Fatal(format!("cannot plan the expiry: {why}")))?;
         // A snapshot a tag or branch keeps still holds the rows: expiring the others
         // would take time travel from the table's readers and erase nothing for good.
@@ -173,6 +175,11 @@ impl Purger<'_> {
             expired: expiry.expired.clone(),
             held: expiry
                 .held
+                .iter()
+                .map(|h| (h.snapshot_id, format!("{} {}", h.kind, h.reference)))
+                .collect(),
+            removed_refs: expiry
+                .removed_refs
                 .iter()
                 .map(|h| (h.snapshot_id, format!("{} {}", h.kind, h.reference)))
                 .collect(),
@@ -345,11 +352,12 @@ impl Purger<'_> {
             objects::update(&mut *tx, o.job_object_id, &update).await?;
         }
         let message = format!(
-            "purged {}.{}: {} snapshot(s) expired, {} kept by a tag or branch; {} file(s) deleted ({versions} version(s))",
+            "purged {}.{}: {} snapshot(s) expired, {} kept by a tag or branch, {} tag(s) or branch(es) removed; {} file(s) deleted ({versions} version(s))",
             self.table.0,
             self.table.1,
             purge.expired.len(),
             purge.held.len(),
+            purge.removed_refs.len(),
             deleted.len()
         );
         let details = json!({"data_mapper_id": name, "purge": record.purge});

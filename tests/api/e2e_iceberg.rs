@@ -722,7 +722,10 @@ async fn an_iceberg_job_commits_a_snapshot_without_the_subject_and_purges_what_h
     let committed = crate::e2e_csv::messages(&lake, &job, "table_committed").await;
     assert_eq!(committed.len(), 1, "{committed:?}");
     let purged = crate::e2e_csv::messages(&lake, &job, "table_purged").await;
-    assert!(purged[0].contains("2 snapshot(s) expired"), "{purged:?}");
+    assert!(
+        purged[0].contains("2 snapshot(s) expired, 0 kept"),
+        "{purged:?}"
+    );
 
     let all: Vec<Value> = first.iter().chain(&second).cloned().collect();
     let without: Vec<Value> = all
@@ -765,7 +768,12 @@ async fn an_iceberg_job_commits_a_snapshot_without_the_subject_and_purges_what_h
     let mut old = old_snapshots.clone();
     old.sort();
     assert_eq!(expired, old, "{t}");
-    assert!(t["snapshot_after"].as_i64().is_some_and(|s| !old.contains(&s)), "{t}");
+    assert!(
+        t["snapshot_after"]
+            .as_i64()
+            .is_some_and(|s| !old.contains(&s)),
+        "{t}"
+    );
     let account = lake.account(&job, &nobody).await;
     assert_eq!(account["status"], "not_found", "{account}");
     assert!(lake.queued().await.is_empty());
@@ -893,7 +901,7 @@ async fn a_tag_on_an_old_snapshot_keeps_the_subject_and_expires_nothing(db: sqlx
     assert_eq!(job["stats"]["objects_verified"], 1, "{job}");
     let purged = crate::e2e_csv::messages(&lake, &job, "table_purged").await;
     assert!(
-        purged[0].contains("0 snapshot(s) expired, 1 kept by a tag or branch; 0 file(s)"),
+        purged[0].contains("0 snapshot(s) expired, 1 kept by a tag or branch, 0 tag(s) or branch(es) removed; 0 file(s)"),
         "{purged:?}"
     );
     let without: Vec<Value> = first
@@ -959,4 +967,55 @@ async fn a_crash_in_the_purge_resumes_and_completes_the_chain(db: sqlx::PgPool) 
         }
     }
     assert_eq!(lake.account(&job, &ann).await["status"], "erased");
+}
+
+/// A mapper that allows it (`expire_tagged_snapshots`) lets the purge expire a snapshot a
+/// tag keeps, removing the tag: the subject is erased and the tag is gone.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_mapper_may_let_the_purge_expire_a_tagged_snapshot(db: sqlx::PgPool) {
+    let lake = lake(db).await;
+    let first = vec![
+        person(1, "ann@example.com", "de", "2026-01-01T10:00:00"),
+        person(2, "bob@example.com", "fr", "2026-01-02T11:30:00"),
+    ];
+    let spec = Spec::new("tagged", &PEOPLE)
+        .append(first.clone())
+        .append(vec![person(
+            3,
+            "cyd@example.com",
+            "de",
+            "2026-01-03T09:16:00",
+        )])
+        .tag("audit-2026", 0);
+    let table = make_table(&lake, &spec);
+    let body = json!({
+        "catalog": {"provider": "glue", "database": lake.database, "table": table.name},
+        "format": "parquet",
+        "columns": ["email"],
+        "expire_tagged_snapshots": true,
+    });
+    let r = lake.app.put("/v1/data_mappers/tagged", body).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    assert_eq!(r.body["expire_tagged_snapshots"], true, "{}", r.body);
+    let ann = json!("ann@example.com");
+    crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+
+    let job = lake.run_job(&["tagged"]).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let purged = crate::e2e_csv::messages(&lake, &job, "table_purged").await;
+    assert!(
+        purged[0].contains(
+            "2 snapshot(s) expired, 0 kept by a tag or branch, 1 tag(s) or branch(es) removed"
+        ),
+        "{purged:?}"
+    );
+    assert!(
+        table.read_at(table.snapshots[0].id).is_err(),
+        "the tagged snapshot expired"
+    );
+    assert_eq!(lake.account(&job, &ann).await["status"], "erased");
+    assert_eq!(
+        versions_holding(&lake, &table, "ann@example.com").await,
+        Vec::<String>::new()
+    );
 }

@@ -68,6 +68,11 @@ pub struct PutDataMapperRequest {
     /// may hold queued). The report lists them either way.
     #[serde(default)]
     pub skip_archived: bool,
+    /// Apache Iceberg: let the purge expire the snapshots a tag or a branch other than
+    /// `main` keeps when they still hold erased rows, removing those references (default
+    /// false: nothing is expired and the subjects are `kept`, the tag named).
+    #[serde(default)]
+    pub expire_tagged_snapshots: bool,
     /// Let the scheduler start a real job over this mapper on its own when a queued
     /// item's deadline comes near (default false: an operator starts jobs; the scheduler
     /// raises an alert instead). A scheduled (`job_schedule`) job is an operator's decision
@@ -95,6 +100,7 @@ pub struct DataMapperResponse {
     pub ignore_object_not_found: bool,
     pub allow_unversioned: bool,
     pub skip_archived: bool,
+    pub expire_tagged_snapshots: bool,
     pub automatic_jobs: bool,
     pub find_engine: FindEngine,
     /// The catalog types of the match columns (dotted path → Glue type), read when the
@@ -120,6 +126,7 @@ impl From<db::DataMapperRecord> for DataMapperResponse {
             ignore_object_not_found: m.ignore_object_not_found,
             allow_unversioned: m.allow_unversioned,
             skip_archived: m.skip_archived,
+            expire_tagged_snapshots: m.expire_tagged_snapshots,
             automatic_jobs: m.automatic_jobs,
             column_types: m.column_types,
             find_engine: m.find_engine,
@@ -169,6 +176,7 @@ async fn put_data_mapper(
         ignore_object_not_found: body.ignore_object_not_found,
         allow_unversioned: body.allow_unversioned,
         skip_archived: body.skip_archived,
+        expire_tagged_snapshots: body.expire_tagged_snapshots,
         automatic_jobs: body.automatic_jobs,
         find_engine: body.find_engine,
     }
