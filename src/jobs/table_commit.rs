@@ -85,12 +85,7 @@ impl JobTask for CommitTable {
         {
             return Ok(());
         }
-        let mapper = job_data_mapper::get(db, self.job_id, &self.data_mapper_id).await?;
-        let CatalogRef::Glue(glue) = &mapper.catalog else {
-            return Err(TaskError::Fatal(
-                "a table format's table is a Glue table".into(),
-            ));
-        };
+        let (mapper, table, engine) = glue_table(ctx, self.job_id, &self.data_mapper_id).await?;
         let written = objects::of_mapper_in_state(
             db,
             self.job_id,
@@ -101,8 +96,8 @@ impl JobTask for CommitTable {
         let c = Committer {
             ctx,
             p: self,
-            engine: ctx.engine.for_mapper(&mapper, self.job_id)?,
-            table: (glue.database.clone(), glue.table.clone()),
+            engine,
+            table,
             mapper: &mapper,
             written,
         };
@@ -117,6 +112,24 @@ impl JobTask for CommitTable {
         let why = format!("the table changed {MAX_MOVES} times while Lethe committed to it");
         c.refuse(task, &why).await
     }
+}
+
+/// A table task's mapper as the job snapshotted it, its Glue table (database, name) and
+/// the engine signing as the mapper's role.
+pub(super) async fn glue_table(
+    ctx: &Context,
+    job_id: Uuid,
+    mapper: &str,
+) -> Result<(MapperSnapshot, (String, String), Engine), TaskError> {
+    let mapper = job_data_mapper::get(&ctx.engine.db, job_id, mapper).await?;
+    let CatalogRef::Glue(glue) = &mapper.catalog else {
+        return Err(TaskError::Fatal(
+            "a table format's table is a Glue table".into(),
+        ));
+    };
+    let table = (glue.database.clone(), glue.table.clone());
+    let engine = ctx.engine.for_mapper(&mapper, job_id)?;
+    Ok((mapper, table, engine))
 }
 
 /// What one attempt came to.

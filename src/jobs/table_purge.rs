@@ -36,7 +36,6 @@ use crate::db::job::JobStats;
 use crate::db::job_data_mapper::{self, MapperSnapshot, Purge, TableCommit};
 use crate::db::job_object::{self as objects, JobObject, KeptVersion, ObjectUpdate};
 use crate::db::task::{begin_bookkeeping, mark_recorded};
-use crate::domain::data_mapper::CatalogRef;
 use crate::domain::job::{CleanupState, EventLevel, ForgetState};
 use crate::jobs::lifecycle::event;
 use crate::jobs::object::cleanup::KEEPS_OLD_VERSIONS;
@@ -73,17 +72,12 @@ impl JobTask for PurgeTable {
         if record.purge.as_ref().is_some_and(|p| p.step == "done") {
             return Ok(());
         }
-        let mapper = job_data_mapper::get(db, job, name).await?;
-        let CatalogRef::Glue(glue) = &mapper.catalog else {
-            return Err(TaskError::Fatal(
-                "a table format's table is a Glue table".into(),
-            ));
-        };
+        let (mapper, table, engine) = super::table_commit::glue_table(ctx, job, name).await?;
         let old = objects::of_mapper_in_state(db, job, name, ForgetState::Verified).await?;
         let p = Purger {
             p: self,
-            engine: ctx.engine.for_mapper(&mapper, job)?,
-            table: (glue.database.clone(), glue.table.clone()),
+            engine,
+            table,
             mapper: &mapper,
             old: old
                 .into_iter()

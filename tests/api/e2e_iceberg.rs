@@ -203,6 +203,26 @@ fn people_with_ann(lake: &Lake) -> (IcebergTable, Vec<Value>, Vec<Value>) {
     (make_table(lake, &spec), first, second)
 }
 
+/// [`people_with_ann`] with its mapper and her id queued; the table, each append's rows
+/// and her id.
+async fn ann_queued(lake: &Lake) -> (IcebergTable, Vec<Value>, Vec<Value>, Value) {
+    let (table, first, second) = people_with_ann(lake);
+    iceberg_mapper(lake, &table).await;
+    let ann = json!("ann@example.com");
+    crate::e2e_csv::queue_ids(lake, std::slice::from_ref(&ann)).await;
+    (table, first, second, ann)
+}
+
+/// The rows of `appends` without the subject's, by id.
+fn without_ann(appends: &[&[Value]]) -> Vec<Value> {
+    let rows = appends.iter().flat_map(|a| a.iter());
+    by_id(
+        rows.filter(|r| r["email"] != "ann@example.com")
+            .cloned()
+            .collect(),
+    )
+}
+
 /// An Iceberg mapper on `email`: its data files are searched as Parquet.
 async fn iceberg_mapper(lake: &Lake, table: &IcebergTable) {
     let body = json!({
@@ -482,13 +502,9 @@ async fn a_copy_on_write_snapshot_committed_through_glue_reads_without_the_subje
         .await
         .unwrap();
 
-    let all: Vec<Value> = first.iter().chain(&second).cloned().collect();
-    let without: Vec<Value> = all
-        .iter()
-        .filter(|r| r["email"] != "ann@example.com")
-        .cloned()
-        .collect();
+    let without = without_ann(&[&first, &second]);
     assert_eq!(by_id(table.read()), without);
+    let all: Vec<Value> = first.iter().chain(&second).cloned().collect();
     assert_eq!(by_id(table.read_at(table.current().id).unwrap()), all);
     // A commit built from the metadata before is refused: the entry moved.
     let again = catalog
@@ -727,12 +743,7 @@ async fn an_iceberg_job_commits_a_snapshot_without_the_subject_and_purges_what_h
         "{purged:?}"
     );
 
-    let all: Vec<Value> = first.iter().chain(&second).cloned().collect();
-    let without: Vec<Value> = all
-        .iter()
-        .filter(|r| r["email"] != "ann@example.com")
-        .cloned()
-        .collect();
+    let without = without_ann(&[&first, &second]);
     assert_eq!(by_id(table.read()), without);
     let columns = |r: &Value| json!({"id": r["id"], "email": r["email"], "country": r["country"]});
     let expected: Vec<Value> = by_id(without.clone()).iter().map(columns).collect();
@@ -797,10 +808,7 @@ async fn run_forgets(lake: &Lake, forgets: usize) {
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
 async fn a_concurrent_append_is_kept_and_lethes_snapshot_comes_after_it(db: sqlx::PgPool) {
     let lake = lake(db).await;
-    let (table, first, second) = people_with_ann(&lake);
-    iceberg_mapper(&lake, &table).await;
-    let ann = json!("ann@example.com");
-    crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+    let (table, first, second, ann) = ann_queued(&lake).await;
     let r = lake
         .app
         .post("/v1/jobs", Some(json!({"data_mappers": ["people"]})))
@@ -818,14 +826,8 @@ async fn a_concurrent_append_is_kept_and_lethes_snapshot_comes_after_it(db: sqlx
         moved[0].contains(&format!("parent snapshot {}", raced.current().id)),
         "{moved:?}"
     );
-    let expected: Vec<Value> = first
-        .iter()
-        .chain(&second)
-        .chain(&appended)
-        .filter(|r| r["email"] != "ann@example.com")
-        .cloned()
-        .collect();
-    assert_eq!(by_id(table.read()), by_id(expected));
+    let expected = without_ann(&[&first, &second, &appended]);
+    assert_eq!(by_id(table.read()), expected);
     assert_eq!(lake.account(&job, &ann).await["status"], "erased");
     assert_eq!(
         versions_holding(&lake, &table, "ann@example.com").await,
@@ -841,10 +843,7 @@ async fn a_concurrent_append_of_the_subject_refuses_the_commit_and_keeps_her_que
     db: sqlx::PgPool,
 ) {
     let lake = lake(db).await;
-    let (table, first, second) = people_with_ann(&lake);
-    iceberg_mapper(&lake, &table).await;
-    let ann = json!("ann@example.com");
-    crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+    let (table, first, second, ann) = ann_queued(&lake).await;
     let r = lake
         .app
         .post("/v1/jobs", Some(json!({"data_mappers": ["people"]})))
@@ -904,12 +903,7 @@ async fn a_tag_on_an_old_snapshot_keeps_the_subject_and_expires_nothing(db: sqlx
         purged[0].contains("0 snapshot(s) expired, 1 kept by a tag or branch, 0 tag(s) or branch(es) removed; 0 file(s)"),
         "{purged:?}"
     );
-    let without: Vec<Value> = first
-        .iter()
-        .chain(&second)
-        .filter(|r| r["email"] != "ann@example.com")
-        .cloned()
-        .collect();
+    let without = without_ann(&[&first, &second]);
     assert_eq!(by_id(table.read()), without);
     for s in &table.snapshots {
         assert!(table.read_at(s.id).is_ok(), "snapshot {} kept", s.id);
@@ -930,21 +924,13 @@ async fn a_tag_on_an_old_snapshot_keeps_the_subject_and_expires_nothing(db: sqlx
 async fn a_crash_in_the_purge_resumes_and_completes_the_chain(db: sqlx::PgPool) {
     let stores = crate::e2e_jobs::killed_during_purge(&db);
     let lake = crate::e2e_find::lake_with(db.clone(), stores).await;
-    let (table, first, second) = people_with_ann(&lake);
-    iceberg_mapper(&lake, &table).await;
-    let ann = json!("ann@example.com");
-    crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+    let (table, first, second, ann) = ann_queued(&lake).await;
 
     let job = lake.run_job(&["people"]).await;
     assert_eq!(job["status"], "completed", "{job}");
     let purged = crate::e2e_csv::messages(&lake, &job, "table_purged").await;
     assert_eq!(purged.len(), 1, "recorded once: {purged:?}");
-    let without: Vec<Value> = first
-        .iter()
-        .chain(&second)
-        .filter(|r| r["email"] != "ann@example.com")
-        .cloned()
-        .collect();
+    let without = without_ann(&[&first, &second]);
     assert_eq!(
         by_id(table.read()),
         without,
