@@ -238,24 +238,7 @@ impl Purger<'_> {
             if !self.mapper.delete_old_versions && self.purged().contains(&file) {
                 continue;
             }
-            let place = self.engine.stores.place(&file)?;
-            let listed = place
-                .store
-                .list_versions(&place.bucket, &place.prefix)
-                .await?;
-            let at = match deleting.iter().position(|(f, _)| *f == file) {
-                Some(at) => at,
-                None => {
-                    deleting.push((file.clone(), Vec::new()));
-                    deleting.len() - 1
-                }
-            };
-            let versions = &mut deleting[at].1;
-            for v in listed {
-                if !versions.contains(&v.version_id) {
-                    versions.push(v.version_id);
-                }
-            }
+            self.add_versions(&mut deleting, file).await?;
         }
         if !kept.is_empty() {
             let message = format!(
@@ -296,6 +279,34 @@ impl Purger<'_> {
             }
         }
         self.record_done(task, &purge).await
+    }
+
+    /// Adds the versions S3 lists of `file` to its entry in `deleting` (the versions of
+    /// each file to delete, as saved before the first is deleted).
+    async fn add_versions(
+        &self,
+        deleting: &mut Vec<(String, Vec<String>)>,
+        file: String,
+    ) -> Result<(), TaskError> {
+        let place = self.engine.stores.place(&file)?;
+        let listed = place
+            .store
+            .list_versions(&place.bucket, &place.prefix)
+            .await?;
+        let at = match deleting.iter().position(|(f, _)| *f == file) {
+            Some(at) => at,
+            None => {
+                deleting.push((file, Vec::new()));
+                deleting.len() - 1
+            }
+        };
+        let versions = &mut deleting[at].1;
+        for v in listed {
+            if !versions.contains(&v.version_id) {
+                versions.push(v.version_id);
+            }
+        }
+        Ok(())
     }
 
     /// Saves where the purge stands.

@@ -466,6 +466,42 @@ mod tests {
         std::fs::remove_dir_all(root).unwrap();
     }
 
+    /// A write under `Precondition::Absent` lands only where no file is (a new data file
+    /// next to the old one, never over it); under `Match`, only over the etag given.
+    #[tokio::test]
+    async fn a_new_file_is_written_only_where_none_is() {
+        use super::super::{ObjectAttributes, Precondition};
+        let root = tempfile::tempdir().unwrap();
+        let store = FileStore::new(root.path().to_path_buf());
+        let source = root.path().join("source");
+        std::fs::write(&source, "rewrite").unwrap();
+        let put = |key: &'static str, p: Precondition<'static>| {
+            let (store, source) = (&store, &source);
+            async move {
+                let attributes = ObjectAttributes::default();
+                store
+                    .upload("b", key, source, p, &attributes, u64::MAX)
+                    .await
+            }
+        };
+        put("t/new.parquet", Precondition::Absent).await.unwrap();
+        assert_eq!(
+            std::fs::read(root.path().join("t/new.parquet")).unwrap(),
+            b"rewrite"
+        );
+        let again = put("t/new.parquet", Precondition::Absent).await;
+        assert!(
+            matches!(again, Err(StorageError::PreconditionFailed)),
+            "{again:?}"
+        );
+        let missing = put("t/none.parquet", Precondition::Match("\"x\"")).await;
+        assert!(
+            matches!(missing, Err(StorageError::PreconditionFailed)),
+            "{missing:?}"
+        );
+        assert!(!root.path().join("t/none.parquet").exists());
+    }
+
     /// The metadata of a write (Lethe's marker) is read back from the file that took the
     /// key's place, and a plain file has none.
     #[tokio::test]

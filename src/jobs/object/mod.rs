@@ -324,3 +324,37 @@ pub async fn load_in(
         max_line: ctx.engine.max_line_bytes,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_data_files_key_lies_beside_the_old_one_and_never_grows() {
+        let p = ObjectTask {
+            job_id: Uuid::parse_str("01a24e94-fc85-73d8-b6c8-e5dcfde492ae").unwrap(),
+            job_object_id: 7,
+        };
+        let job = "01a24e94fc8573d8b6c8e5dcfde492ae";
+        let key = "t/data/country=de/00000-0-abc.parquet";
+        let new = new_file_key(key, p);
+        assert_eq!(
+            new,
+            format!("t/data/country=de/00000-0-abc-lethe-{job}-7.parquet")
+        );
+        // Rewritten again by a later job object: one Lethe suffix, not two.
+        let later = ObjectTask {
+            job_object_id: 9,
+            ..p
+        };
+        assert_eq!(
+            new_file_key(&new, later),
+            format!("t/data/country=de/00000-0-abc-lethe-{job}-9.parquet")
+        );
+        assert_eq!(new_file_key("a", p), format!("a-lethe-{job}-7"));
+        assert_eq!(
+            new_file_key("d/a.gz.parquet", p),
+            format!("d/a-lethe-{job}-7.gz.parquet")
+        );
+    }
+}
