@@ -1005,3 +1005,46 @@ async fn a_mapper_may_let_the_purge_expire_a_tagged_snapshot(db: sqlx::PgPool) {
         Vec::<String>::new()
     );
 }
+
+/// An unpartitioned table and one partitioned by `day(ts)`: the same job erases the
+/// subject from each, and pyiceberg reads every other row as it was.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn unpartitioned_and_day_partitioned_tables_are_erased_too(db: sqlx::PgPool) {
+    let lake = lake(db).await;
+    let first = vec![
+        person(1, "ann@example.com", "de", "2026-01-01T10:00:00"),
+        person(2, "bob@example.com", "fr", "2026-01-01T11:30:00"),
+    ];
+    let second = vec![
+        person(3, "ann@example.com", "de", "2026-01-03T09:15:00"),
+        person(4, "cyd@example.com", "de", "2026-01-03T09:16:00"),
+    ];
+    let plain = Spec::new("plain", &PEOPLE)
+        .append(first.clone())
+        .append(second.clone());
+    let by_day = Spec::new("by_day", &PEOPLE)
+        .partition("ts", "day")
+        .append(first.clone())
+        .append(second.clone());
+    let tables = [make_table(&lake, &plain), make_table(&lake, &by_day)];
+    for table in &tables {
+        iceberg_mapper(&lake, table).await;
+    }
+    let ann = json!("ann@example.com");
+    crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+
+    let job = lake.run_job(&["plain", "by_day"]).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["stats"]["rows_removed"], 4, "{job}");
+    for table in &tables {
+        assert_eq!(by_id(table.read()), without_ann(&[&first, &second]));
+        assert_eq!(
+            versions_holding(&lake, table, "ann@example.com").await,
+            Vec::<String>::new(),
+            "{}",
+            table.name
+        );
+    }
+    let account = lake.account(&job, &ann).await;
+    assert_eq!(account["status"], "erased", "{account}");
+}

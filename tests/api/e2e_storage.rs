@@ -209,3 +209,35 @@ async fn every_aws_call_is_counted_by_service_operation_and_error_code() {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
 }
+
+/// A new file (a table format's rewrite, its metadata files) is written with
+/// `If-None-Match: *`: once where no object is, and never over one (S3 answers 412).
+#[tokio::test]
+async fn s3_writes_a_new_file_only_where_no_object_is() {
+    use lethe::storage::{ObjectAttributes, Precondition};
+    let (sdk, _s3, bucket) = new_versioned_bucket().await;
+    let store = S3Store::new(&sdk, true);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("new");
+    std::fs::write(&file, b"new data file").unwrap();
+    let attributes = ObjectAttributes::default();
+    let put = || {
+        store.upload(
+            &bucket,
+            "t/new.parquet",
+            &file,
+            Precondition::Absent,
+            &attributes,
+            u64::MAX,
+        )
+    };
+    let first = put().await.unwrap();
+    assert!(first.version_id.is_some(), "{first:?}");
+    let again = put().await;
+    assert!(
+        matches!(again, Err(StorageError::PreconditionFailed)),
+        "{again:?}"
+    );
+    let versions = store.list_versions(&bucket, "t/new.parquet").await.unwrap();
+    assert_eq!(versions.len(), 1, "nothing written over it");
+}
