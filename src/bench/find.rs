@@ -36,7 +36,8 @@ fn find_ranged(
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
-                let (report, _) = runtime.block_on(find_parquet(&store, &object, columns, ids))?;
+                let (report, _) =
+                    runtime.block_on(find_parquet(&store, &object, (columns, None), ids))?;
                 Ok(report)
             })
             .join()

@@ -183,7 +183,7 @@ async fn find_all(
                 find_parquet(
                     &store as &dyn ObjectStore,
                     &object,
-                    &["id".to_owned()],
+                    (&["id".to_owned()], None),
                     &set,
                 )
                 .await

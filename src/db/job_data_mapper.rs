@@ -9,6 +9,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::domain::data_mapper::{CatalogRef, Format};
+use crate::domain::field_ids::FieldIds;
 use crate::domain::job::MapperState;
 use crate::domain::match_id::MatchId;
 
@@ -71,6 +72,22 @@ pub struct TableReading {
     /// The table format's metadata find read (Iceberg's `metadata_location`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_location: Option<String>,
+    /// The match columns' field-id paths in the table's current schema at find (Iceberg):
+    /// every later search and rewrite finds the columns by them. Empty: by name (jobs
+    /// found before columns were found by field id, whose columns were never renamed).
+    #[serde(default, skip_serializing_if = "FieldIds::is_empty")]
+    pub field_ids: FieldIds,
+}
+
+impl MapperSnapshot {
+    /// The match columns' field-id paths find recorded (None: the columns are found by
+    /// name).
+    pub fn field_ids(&self) -> Option<&FieldIds> {
+        self.read_at_find
+            .as_ref()
+            .map(|r| &r.field_ids)
+            .filter(|ids| !ids.is_empty())
+    }
 }
 
 pub async fn get(

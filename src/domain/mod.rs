@@ -52,6 +52,7 @@ pub mod access_policy;
 pub mod classification;
 pub mod data_mapper;
 pub mod exact;
+pub mod field_ids;
 pub mod grants;
 pub mod hidden;
 pub mod hive_type;

@@ -7,6 +7,7 @@ use std::io::Write;
 
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
+use crate::domain::field_ids::FieldIds;
 use crate::lakefile::format::{Matching, RecordError, Records, Search};
 use crate::lakefile::match_set::MatchSet;
 use crate::lakefile::parquet::find::{self as parquet_find, FindError, FindReport};
@@ -104,11 +105,12 @@ pub async fn every_row_parquet(
 /// Searches one Parquet object with ranged reads, one row group at a time: the footer,
 /// then for each row group statistics cannot exclude, its match-column chunks and bloom
 /// filters, searched and dropped before the next row group is fetched (memory: the footer
-/// plus one row group's match columns). Returns the report and the bytes read.
+/// plus one row group's match columns). The match columns are found by their field-id
+/// paths when given. Returns the report and the bytes read.
 pub async fn find_parquet(
     store: &dyn ObjectStore,
     object: &ObjectRef<'_>,
-    columns: &[String],
+    columns: (&[String], Option<&FieldIds>),
     ids: &MatchSet,
 ) -> Result<(FindReport, u64), ObjectFindError> {
     let size = object.size;
@@ -177,7 +179,7 @@ pub async fn search_object(
         return if m.every_row {
             every_row_parquet(store, object).await
         } else {
-            find_parquet(store, object, m.columns, m.ids).await
+            find_parquet(store, object, (m.columns, m.field_ids), m.ids).await
         };
     };
     let mut offset = 0;
@@ -259,7 +261,9 @@ mod tests {
         };
         let ids = MatchSet::from_values(&[json!(25_000), json!("u7@x")]);
         let columns = vec!["id".to_owned(), "email".to_owned()];
-        let (ranged, read) = find_parquet(&store, &object, &columns, &ids).await.unwrap();
+        let (ranged, read) = find_parquet(&store, &object, (&columns, None), &ids)
+            .await
+            .unwrap();
         let whole = parquet_find::find(
             crate::lakefile::parquet::local::SharedFile::open(&root.join("t/part-0.parquet"))
                 .unwrap(),
@@ -274,7 +278,7 @@ mod tests {
         let (narrow, narrow_read) = find_parquet(
             &store,
             &object,
-            &["id".to_owned()],
+            (&["id".to_owned()], None),
             &MatchSet::from_values(&[json!(25_000)]),
         )
         .await
@@ -312,6 +316,7 @@ mod tests {
             ids: &ids,
             every_row: false,
             max_record: MAX_LINE,
+            field_ids: None,
         };
         let records = Records::JsonLines;
         for key in ["a.json", "a.json.gz", "a.json.zst", "a.json.bz2"] {
@@ -371,7 +376,7 @@ mod tests {
             size: 26,
         };
         assert!(matches!(
-            find_parquet(&store, &bad, &["id".to_owned()], &ids).await,
+            find_parquet(&store, &bad, (&["id".to_owned()], None), &ids).await,
             Err(ObjectFindError::Parquet(_))
         ));
         let gone = ObjectRef {
@@ -381,7 +386,7 @@ mod tests {
             size: 100,
         };
         assert!(matches!(
-            find_parquet(&store, &gone, &["id".to_owned()], &ids).await,
+            find_parquet(&store, &gone, (&["id".to_owned()], None), &ids).await,
             Err(ObjectFindError::Storage(StorageError::NotFound))
         ));
         std::fs::remove_dir_all(root).unwrap();

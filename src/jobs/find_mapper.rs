@@ -259,6 +259,17 @@ async fn plan(engine: &Engine, mapper: &MapperSnapshot) -> Result<Plan, TaskErro
         &mut reads,
     )
     .await?;
+    // A table format's columns are found by field id in every later search and rewrite.
+    match (read_at_find.as_mut(), source.field_ids()) {
+        (Some(reading), Some(field_ids)) => reading.field_ids = field_ids.clone(),
+        (None, Some(_)) => {
+            return Err(TaskError::Fatal(
+                "the table finds its columns by field id, but no catalog reading records them"
+                    .to_owned(),
+            ));
+        }
+        (_, None) => {}
+    }
     Ok(Plan {
         source,
         read_at_find,

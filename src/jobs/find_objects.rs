@@ -295,6 +295,7 @@ async fn search(
         ids: &ids,
         every_row,
         max_record: max_line,
+        field_ids: mapper.field_ids(),
     };
     let result = search_object(store, &object, records, m).await;
     match result {

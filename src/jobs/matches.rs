@@ -219,6 +219,8 @@ pub fn table_reading(columns: &[String], table: &TableDef) -> TableReading {
             .collect(),
         table_format: table.table_format().map(|f| f.name().to_owned()),
         metadata_location: table.metadata_location().map(str::to_owned),
+        // The table source's, once it is resolved (`jobs::find_mapper`).
+        field_ids: Default::default(),
     }
 }
 

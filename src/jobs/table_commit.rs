@@ -305,6 +305,7 @@ impl Committer<'_> {
             ids: &ids,
             every_row: false,
             max_record: self.engine.max_line_bytes,
+            field_ids: self.mapper.field_ids(),
         };
         let object = ObjectRef {
             bucket: &place.bucket,

@@ -345,23 +345,28 @@ async fn an_iceberg_table_whose_metadata_cannot_be_read_fails_find_and_keeps_the
 }
 
 /// A match column renamed in the table's history: the files written before name it
-/// otherwise, so a search by name would read it as absent there (a silent miss). Until
-/// columns are found by field id, the mapper fails find, naming the old name.
+/// `email`, those after `mail`. Columns are found by their Iceberg field id, so a job on
+/// `mail` finds the subject in both files, rewrites and commits them, and purges what
+/// held her: pyiceberg reads the table without her, under the new name.
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
-async fn a_match_column_renamed_in_the_tables_history_fails_find(db: sqlx::PgPool) {
+async fn a_match_column_renamed_in_the_tables_history_is_found_by_field_id_and_erased(
+    db: sqlx::PgPool,
+) {
     let lake = lake(db).await;
-    let later =
-        json!({"id": 3, "mail": "ann@example.com", "country": "us", "ts": "2026-01-02T23:59:59"});
+    let first = vec![
+        person(1, "ann@example.com", "de", "2026-01-01T10:00:00"),
+        person(2, "bob@example.com", "fr", "2026-01-02T11:30:00"),
+    ];
+    let second = vec![
+        json!({"id": 3, "mail": "ann@example.com", "country": "us", "ts": "2026-01-02T23:59:59"}),
+        json!({"id": 4, "mail": "cyd@example.com", "country": "us", "ts": "2026-01-03T09:16:00"}),
+    ];
     let spec = Spec::new("renamed", &PEOPLE)
-        .append(vec![person(
-            1,
-            "ann@example.com",
-            "de",
-            "2026-01-01T10:00:00",
-        )])
+        .append(first.clone())
         .rename_after(0, "email", "mail")
-        .append(vec![later]);
+        .append(second.clone());
     let table = make_table(&lake, &spec);
+    assert_eq!(table.current().files.len(), 2, "{:?}", table.current());
     let body = json!({
         "catalog": {"provider": "glue", "database": lake.database, "table": table.name},
         "format": "parquet",
@@ -371,16 +376,39 @@ async fn a_match_column_renamed_in_the_tables_history_fails_find(db: sqlx::PgPoo
     assert!(r.status.is_success(), "{}", r.body);
     let ann = json!("ann@example.com");
     crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+
     let job = lake.run_job(&["renamed"]).await;
-    assert_eq!(job["status"], "find_failed", "{job}");
-    let failed = crate::e2e_csv::messages(&lake, &job, "mapper_failed").await;
-    assert!(
-        failed
-            .iter()
-            .any(|m| m.contains("renamed (from \"email\")")),
-        "{failed:?}"
+    let stats = &job["stats"];
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(
+        stats["objects_rewritten"], 2,
+        "both files, before and after: {job}"
     );
-    assert_eq!(lake.queued().await, std::slice::from_ref(&ann));
+    assert_eq!(stats["rows_removed"], 2, "{job}");
+    assert_eq!(stats["objects_verified"], 2, "{job}");
+    let committed = crate::e2e_csv::messages(&lake, &job, "table_committed").await;
+    assert_eq!(committed.len(), 1, "{committed:?}");
+
+    let mut without: Vec<Value> = first
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let email = r.as_object_mut().unwrap().remove("email").unwrap();
+            r["mail"] = email;
+            r
+        })
+        .chain(second)
+        .filter(|r| r["mail"] != "ann@example.com")
+        .collect();
+    without = by_id(without);
+    assert_eq!(by_id(table.read()), without);
+    assert_eq!(
+        versions_holding(&lake, &table, "ann@example.com").await,
+        Vec::<String>::new()
+    );
+    let account = lake.account(&job, &ann).await;
+    assert_eq!(account["status"], "erased", "{account}");
+    assert!(lake.queued().await.is_empty());
 }
 
 /// The bytes of an `s3://` object of the lake.
@@ -413,6 +441,7 @@ async fn rewrite_current_files(
             ids: &ids,
             every_row: false,
             max_record: 1 << 20,
+            field_ids: None,
         };
         let out = std::fs::File::create(&dst).unwrap();
         let r = Records::Parquet

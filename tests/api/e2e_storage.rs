@@ -151,9 +151,14 @@ async fn parquet_find_with_ranged_reads_over_s3_agrees_with_the_data() {
         size,
     };
     let ids = MatchSet::from_values(&[serde_json::json!(12_345), serde_json::json!("name-7")]);
-    let (report, read) = find_parquet(&store, &object, &["id".to_owned(), "name".to_owned()], &ids)
-        .await
-        .unwrap();
+    let (report, read) = find_parquet(
+        &store,
+        &object,
+        (&["id".to_owned(), "name".to_owned()], None),
+        &ids,
+    )
+    .await
+    .unwrap();
     // Row 12345 (its name is name-45) plus the 200 rows named name-7, in every row group.
     assert_eq!(report.rows_matched, 201);
     assert_eq!(report.matching_row_groups, [0, 1, 2, 3]);
@@ -161,7 +166,7 @@ async fn parquet_find_with_ranged_reads_over_s3_agrees_with_the_data() {
     let (only_id, _) = find_parquet(
         &store,
         &object,
-        &["id".to_owned()],
+        (&["id".to_owned()], None),
         &MatchSet::from_values(&[serde_json::json!(12_345)]),
     )
     .await

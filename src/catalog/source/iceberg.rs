@@ -7,10 +7,13 @@
 //! orphans no snapshot references) is not the table's and is counted so, never searched.
 //!
 //! What a search cannot cover exactly is refused before anything is searched (see
-//! `lakefile::iceberg`), and so is a data file outside the table's location. An erasure is
-//! committed by `jobs::table_commit` (a copy-on-write snapshot through Glue) and finished
-//! by `jobs::table_purge` (the snapshots still holding the old files expired, the files
-//! and their versions deleted).
+//! `lakefile::iceberg`), and so is a data file outside the table's location. The match
+//! columns are found in each data file by their field ids in the current schema
+//! (`lakefile::iceberg::field_ids`, recorded by find for the job's later tasks), so a
+//! column renamed since a file was written is found there too. An erasure is committed by
+//! `jobs::table_commit` (a copy-on-write snapshot through Glue) and finished by
+//! `jobs::table_purge` (the snapshots still holding the old files expired, the files and
+//! their versions deleted).
 
 use std::collections::BTreeSet;
 
@@ -19,7 +22,9 @@ use async_trait::async_trait;
 use super::iceberg_files::{read_whole, s3};
 use super::plain::{Layout, PlainTable};
 use super::{ListAt, SourceError, SourcePage, TableSource};
+use crate::domain::field_ids::FieldIds;
 use crate::domain::partition::PartitionKey;
+use crate::lakefile::iceberg::field_ids::field_ids;
 use crate::lakefile::iceberg::{
     ManifestSource, Referenced, TableMetadata, manifest_entries, manifest_list,
 };
@@ -31,6 +36,8 @@ use crate::storage::{ObjectMeta, Place, Stores};
 pub(super) struct IcebergTable {
     plain: PlainTable,
     data_files: BTreeSet<String>,
+    /// The match columns' field-id paths in the current schema.
+    field_ids: FieldIds,
 }
 
 /// Reads the table's metadata from `metadata_location` down to its data files.
@@ -44,7 +51,7 @@ pub(super) async fn resolve(
         |why: String| SourceError::Refused(format!("Iceberg table {database}.{table}: {why}"));
     let metadata =
         TableMetadata::parse(&read_whole(stores, metadata_location).await?).map_err(refused)?;
-    metadata.check_columns(columns).map_err(refused)?;
+    let field_ids = field_ids(&metadata, columns).map_err(refused)?;
     let mut referenced = Referenced::default();
     let mut lists = BTreeSet::new();
     for source in metadata.manifest_sources() {
@@ -87,6 +94,7 @@ pub(super) async fn resolve(
             notes: Vec::new(),
         },
         data_files,
+        field_ids,
     })
 }
 
@@ -164,6 +172,9 @@ impl TableSource for IcebergTable {
     }
     fn expected_objects(&self) -> Option<usize> {
         Some(self.data_files.len())
+    }
+    fn field_ids(&self) -> Option<&FieldIds> {
+        Some(&self.field_ids)
     }
 
     /// Lists a page of every version under the location; the referenced data files are

@@ -40,6 +40,7 @@ use async_trait::async_trait;
 
 use super::{Catalog, CatalogError};
 use crate::domain::data_mapper::{CatalogRef, TableDef};
+use crate::domain::field_ids::FieldIds;
 use crate::domain::partition::PartitionKey;
 use crate::domain::prefix::dir_prefix;
 use crate::storage::{ObjectMeta, Place, StorageError, Stores, skip_reason};
@@ -128,6 +129,11 @@ pub trait TableSource: Send + Sync {
     /// How many current objects the listing must show, when the source knows them
     /// beforehand (a table format's metadata); None: whatever is there.
     fn expected_objects(&self) -> Option<usize> {
+        None
+    }
+    /// The match columns' field-id paths, when the table format finds columns by field id
+    /// (Apache Iceberg); None: by name.
+    fn field_ids(&self) -> Option<&FieldIds> {
         None
     }
     /// One page of the listing at `at`, placed; `checked` is what the source remembers

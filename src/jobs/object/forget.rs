@@ -360,6 +360,7 @@ fn rewrite_local(
         ids: &l.ids,
         every_row: l.every_row,
         max_record: l.max_line,
+        field_ids: l.mapper.field_ids(),
     };
     cpu_bound(|| rewrite(records, &l.object.key, src, out, m))
 }

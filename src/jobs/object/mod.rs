@@ -252,6 +252,7 @@ impl Loaded {
             // Counted as find counts a search: every matching row, not every row.
             every_row: false,
             max_record: self.max_line,
+            field_ids: self.mapper.field_ids(),
         };
         let (r, _) = search_object(self.store.as_ref(), &object, records, m).await?;
         Ok((r.rows_total, r.rows_matched))

@@ -88,6 +88,7 @@ mod tests {
             ids,
             every_row,
             max_record: crate::lakefile::jsonl::find::DEFAULT_MAX_LINE_BYTES,
+            field_ids: None,
         }
     }
 

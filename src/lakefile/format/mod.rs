@@ -25,6 +25,7 @@ use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
 
 use crate::domain::data_mapper::{CsvOptions, Format, PathTable};
+use crate::domain::field_ids::FieldIds;
 
 use super::jsonl::{check as jsonl_check, find as jsonl_find, forget as jsonl_forget};
 use super::match_set::MatchSet;
@@ -70,6 +71,9 @@ pub struct Matching<'a> {
     pub every_row: bool,
     /// The longest record a streamed format holds in memory (a longer one fails).
     pub max_record: usize,
+    /// The match columns' field-id paths (an Apache Iceberg table's): Parquet finds each
+    /// column by them, whatever a data file names it. None: by name.
+    pub field_ids: Option<&'a FieldIds>,
 }
 
 pub use super::found::Found;
@@ -182,9 +186,14 @@ impl Records {
         let compression = self.compression(key);
         match self {
             Records::Parquet => {
-                let (r, _) =
-                    parquet_forget::forget_file_to(src, (out, dst), m.columns, m.ids, m.every_row)
-                        .map_err(|e| e.to_string())?;
+                let (r, _) = parquet_forget::forget_file_to(
+                    src,
+                    (out, dst),
+                    (m.columns, m.field_ids),
+                    m.ids,
+                    m.every_row,
+                )
+                .map_err(|e| e.to_string())?;
                 Ok(Rewritten {
                     records_before: r.rows_before,
                     records_removed: r.rows_removed,
@@ -552,6 +561,7 @@ mod tests {
             ids,
             every_row,
             max_record: 1 << 20,
+            field_ids: None,
         }
     }
 

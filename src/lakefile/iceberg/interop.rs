@@ -279,6 +279,7 @@ fn rewrite_subjects(
             ids: &ids,
             every_row: false,
             max_record: 1 << 20,
+            field_ids: None,
         };
         let r = Records::Parquet
             .rewrite(file, local(file), (out, local(&new_path)), m)

@@ -16,6 +16,7 @@
 
 pub mod commit;
 pub mod expire;
+pub mod field_ids;
 #[cfg(test)]
 mod interop;
 
@@ -64,33 +65,14 @@ pub struct IcebergSchema {
     pub fields: Vec<SchemaField>,
 }
 
+/// A field of a schema or of a struct: its id, name and type (a primitive's name, or a
+/// struct, list or map as JSON).
 #[derive(Debug, Clone, Deserialize)]
 pub struct SchemaField {
     pub id: i64,
     pub name: String,
     #[serde(rename = "type")]
     pub ty: serde_json::Value,
-}
-
-impl IcebergSchema {
-    /// Every field reachable through structs, as (field id, dotted path).
-    fn paths(&self) -> Vec<(i64, String)> {
-        fn walk(fields: &[SchemaField], prefix: &str, out: &mut Vec<(i64, String)>, depth: usize) {
-            for f in fields {
-                let path = format!("{prefix}{}", f.name);
-                out.push((f.id, path.clone()));
-                let nested = f.ty.get("fields").cloned();
-                if let (Some(nested), true) = (nested, depth < 100) {
-                    let nested: Vec<SchemaField> =
-                        serde_json::from_value(nested).unwrap_or_default();
-                    walk(&nested, &format!("{path}."), out, depth + 1);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.fields, "", &mut out, 0);
-        out
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,38 +119,6 @@ impl TableMetadata {
             ));
         }
         Ok(metadata)
-    }
-
-    /// Refuses match columns a search by name would miss in older data files: a data file
-    /// keeps the column names of the schema it was written with, so a column renamed
-    /// since (the same field id under another name in an older schema) would read as
-    /// absent — NULL, no match — in the files written before. Reading by field id is not
-    /// built yet. A column the current schema lacks is refused too.
-    pub fn check_columns(&self, columns: &[String]) -> Result<(), String> {
-        let current = self.current_schema()?.paths();
-        let all: Vec<Vec<(i64, String)>> = self
-            .schemas
-            .iter()
-            .chain(self.schema.as_ref())
-            .map(IcebergSchema::paths)
-            .collect();
-        for column in columns {
-            let Some((id, _)) = current.iter().find(|(_, p)| p.eq_ignore_ascii_case(column)) else {
-                return Err(format!(
-                    "match column {column:?} is not in the table's current Iceberg schema"
-                ));
-            };
-            let renamed = all
-                .iter()
-                .flatten()
-                .find(|(i, p)| i == id && !p.eq_ignore_ascii_case(column));
-            if let Some((_, old)) = renamed {
-                return Err(format!(
-                    "match column {column:?} was renamed (from {old:?}) in the table's history: the data files written before name it {old:?}, and finding a column by its Iceberg field id is not built yet"
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// The table's current schema.
@@ -374,32 +324,6 @@ mod tests {
         let orc = br#"{"format-version": 2, "location": "s3://b/t", "properties": {"write.format.default": "orc"}}"#;
         assert!(TableMetadata::parse(orc).unwrap_err().contains("orc"));
         assert!(TableMetadata::parse(b"{").is_err());
-    }
-
-    #[test]
-    fn a_renamed_or_missing_match_column_is_refused() {
-        let m = br#"{"format-version": 2, "location": "s3://b/t", "current-schema-id": 1,
-            "schemas": [
-              {"schema-id": 0, "type": "struct", "fields": [
-                {"id": 1, "name": "id", "required": true, "type": "long"},
-                {"id": 2, "name": "email", "required": false, "type": "string"},
-                {"id": 3, "name": "contact", "required": false, "type": {"type": "struct", "fields": [
-                  {"id": 4, "name": "phone", "required": false, "type": "string"}]}}]},
-              {"schema-id": 1, "type": "struct", "fields": [
-                {"id": 1, "name": "id", "required": true, "type": "long"},
-                {"id": 2, "name": "mail", "required": false, "type": "string"},
-                {"id": 3, "name": "contact", "required": false, "type": {"type": "struct", "fields": [
-                  {"id": 4, "name": "phone", "required": false, "type": "string"}]}}]}]}"#;
-        let m = TableMetadata::parse(m).unwrap();
-        assert!(
-            m.check_columns(&["id".into(), "contact.phone".into()])
-                .is_ok()
-        );
-        assert!(m.check_columns(&["ID".into()]).is_ok());
-        let renamed = m.check_columns(&["mail".into()]).unwrap_err();
-        assert!(renamed.contains("renamed (from \"email\")"), "{renamed}");
-        let gone = m.check_columns(&["email".into()]).unwrap_err();
-        assert!(gone.contains("not in the table's current"), "{gone}");
     }
 
     #[test]

@@ -26,7 +26,8 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::ChunkReader;
 
 use super::prune;
-use super::schema::{ObjectColumns, SchemaError, column_at_path};
+use super::schema::{ObjectColumns, SchemaError};
+use crate::domain::field_ids::FieldIds;
 use crate::lakefile::match_set::{CompositeGroup, Exact, Key, KeyKind, MatchSet, Tuples};
 
 /// Why an object could not be searched.
@@ -129,14 +130,16 @@ pub struct FindPlan {
 }
 
 impl FindPlan {
-    /// Plans a find over an object with this footer.
+    /// Plans a find over an object with this footer; `columns` are found by their
+    /// field-id paths when `field_ids` is given ([`ObjectColumns::resolve_by`]).
     pub fn new(
         metadata: &ParquetMetaData,
-        columns: &[String],
+        (columns, field_ids): (&[String], Option<&FieldIds>),
         ids: &MatchSet,
     ) -> Result<Self, FindError> {
         check_row_counts(metadata)?;
-        let columns = ObjectColumns::resolve(metadata.file_metadata().schema_descr(), columns)?;
+        let schema = metadata.file_metadata().schema_descr();
+        let columns = ObjectColumns::resolve_by(schema, columns, field_ids)?;
         // Composite matches are not used for pruning (conservative): with any, every row
         // group is read.
         let prune = ids.prunable();
@@ -231,7 +234,7 @@ pub fn find_with<R: ChunkReader + Clone + 'static>(
     bloom: bool,
 ) -> Result<FindReport, FindError> {
     let metadata = Arc::new(ParquetMetaDataReader::new().parse_and_finish(&reader)?);
-    let mut plan = FindPlan::new(&metadata, columns, ids)?;
+    let mut plan = FindPlan::new(&metadata, (columns, None), ids)?;
     plan.attribute = true;
     plan.bloom &= bloom;
     let mut report = plan.report(&metadata);
@@ -406,11 +409,11 @@ fn count_owners(
         .columns
         .present
         .iter()
-        .map(|c| column_at_path(batch, c).map(|a| (a, c)))
+        .map(|c| plan.columns.array_of(batch, c).map(|a| (a, c)))
         .collect::<Result<Vec<_>, _>>()?;
     let mut groups = Vec::new();
     for group in plan.live_groups(ids) {
-        let (arrays, cast) = group_columns(batch, group)?;
+        let (arrays, cast) = group_columns(batch, &plan.columns, group)?;
         groups.push((arrays, &group.columns, cast));
     }
     let mut owners: Vec<u32> = Vec::new();
@@ -450,11 +453,11 @@ pub fn row_hits(
 ) -> Result<Vec<bool>, FindError> {
     let mut hits = vec![false; batch.num_rows()];
     for column in &plan.columns.present {
-        let array = column_at_path(batch, column)?;
+        let array = plan.columns.array_of(batch, column)?;
         mark_matches(&array, column, ids, &mut hits)?;
     }
     for group in plan.live_groups(ids) {
-        let (arrays, cast) = group_columns(batch, group)?;
+        let (arrays, cast) = group_columns(batch, &plan.columns, group)?;
         let keys = arrays
             .iter()
             .zip(&group.columns)
@@ -472,12 +475,13 @@ pub fn row_hits(
 /// column's type in this file (`"42"` for an int column).
 fn group_columns(
     batch: &RecordBatch,
+    columns: &ObjectColumns,
     group: &CompositeGroup,
 ) -> Result<(Vec<ArrayRef>, Tuples), FindError> {
     let arrays = group
         .columns
         .iter()
-        .map(|c| column_at_path(batch, c))
+        .map(|c| columns.array_of(batch, c))
         .collect::<Result<Vec<_>, _>>()?;
     let kinds: Vec<Option<KeyKind>> = arrays.iter().map(|a| key_kind(a.data_type())).collect();
     let cast = group.cast(&kinds);
@@ -943,7 +947,7 @@ mod tests {
             &ParquetMetaDataReader::new()
                 .parse_and_finish(&file)
                 .unwrap(),
-            &columns,
+            (&columns, None),
             &ids,
         )
         .unwrap();

@@ -33,6 +33,7 @@ use super::find::{
 };
 use super::local::SharedFile;
 use super::rewrite::{rewrite_row_group, uses_page_v2, writer_properties};
+use crate::domain::field_ids::FieldIds;
 use crate::lakefile::match_set::MatchSet;
 
 /// What a rewrite did.
@@ -56,6 +57,17 @@ pub fn forget<R: ChunkReader + Clone + 'static, W: Write + Send>(
     reader: R,
     out: W,
     columns: &[String],
+    ids: &MatchSet,
+) -> Result<ForgetReport, FindError> {
+    forget_by(reader, out, (columns, None), ids)
+}
+
+/// [`forget`], the match columns found by their field-id paths when `field_ids` is
+/// given (`parquet::schema`).
+pub fn forget_by<R: ChunkReader + Clone + 'static, W: Write + Send>(
+    reader: R,
+    out: W,
+    columns: (&[String], Option<&FieldIds>),
     ids: &MatchSet,
 ) -> Result<ForgetReport, FindError> {
     // Full page encoding statistics (not the default mask), so copied chunks keep them.
@@ -204,15 +216,16 @@ pub fn forget_file(
     every_row: bool,
 ) -> Result<(ForgetReport, CheckReport), FindError> {
     let out = std::fs::File::create(dst).map_err(external)?;
-    forget_file_to(src, (out, dst), columns, ids, every_row)
+    forget_file_to(src, (out, dst), (columns, None), ids, every_row)
 }
 
 /// [`forget_file`] writing through `out`, a writer of the file `dst` (read back once
-/// written), e.g. one that keeps to a budget of temporary space.
+/// written), e.g. one that keeps to a budget of temporary space; the match columns found
+/// by their field-id paths when given.
 pub fn forget_file_to<W: Write + Send>(
     src: &std::path::Path,
     (out, dst): (W, &std::path::Path),
-    columns: &[String],
+    columns: (&[String], Option<&FieldIds>),
     ids: &MatchSet,
     every_row: bool,
 ) -> Result<(ForgetReport, CheckReport), FindError> {
@@ -226,7 +239,7 @@ pub fn forget_file_to<W: Write + Send>(
         if every_row {
             empty_like(reader.clone(), &mut out)
         } else {
-            forget(reader.clone(), &mut out, columns, ids)
+            forget_by(reader.clone(), &mut out, columns, ids)
         }
     })?;
     out.flush().map_err(external)?;
@@ -895,6 +908,52 @@ mod schema_tests {
         assert!(matches!(
             forget_checked(&bytes::Bytes::from(out), &["id", "email"], &ids),
             Err(FindError::Schema(SchemaError::AmbiguousColumn(c))) if c == "id"
+        ));
+    }
+
+    /// A file whose `email` (field id 2) sits in struct `contact` (id 3), written by Arrow
+    /// with field ids as pyiceberg writes them, is erased on `info.mail`.
+    #[test]
+    fn rows_are_found_and_erased_through_renamed_columns() {
+        use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray, StructArray};
+        use arrow_schema::{DataType, Field};
+        let with_id =
+            |f: Field, id: &str| f.with_metadata([("PARQUET:field_id".to_owned(), id.to_owned())]);
+        let email = std::sync::Arc::new(with_id(Field::new("email", DataType::Utf8, true), "2"));
+        let emails: ArrayRef =
+            std::sync::Arc::new(StringArray::from(vec!["ann@x", "bob@x", "ann@x"]));
+        let contact = StructArray::from(vec![(email, emails)]);
+        let contact_field = with_id(
+            Field::new("contact", contact.data_type().clone(), true),
+            "3",
+        );
+        let id_field = with_id(Field::new("id", DataType::Int64, false), "1");
+        let batch = RecordBatch::try_new(
+            std::sync::Arc::new(arrow_schema::Schema::new(vec![id_field, contact_field])),
+            vec![
+                std::sync::Arc::new(Int64Array::from(vec![1, 2, 3])),
+                std::sync::Arc::new(contact),
+            ],
+        )
+        .unwrap();
+        let mut bytes = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let path = crate::domain::field_ids::FieldPath {
+            ids: vec![3, 2],
+            renamed: true,
+        };
+        let field_ids: FieldIds = [("info.mail".to_owned(), path)].into();
+        let set = crate::lakefile::match_set::MatchSet::from_values(&[json!("ann@x")]);
+        let cols = vec!["info.mail".to_owned()];
+        let bytes = bytes::Bytes::from(bytes);
+        let r = forget_by(bytes.clone(), Vec::new(), (&cols, Some(&field_ids)), &set).unwrap();
+        assert_eq!((r.rows_before, r.rows_removed), (3, 2));
+        let by_name = forget(bytes, Vec::new(), &cols, &set);
+        assert!(matches!(
+            by_name,
+            Err(crate::lakefile::parquet::find::FindError::Schema(_))
         ));
     }
 }
