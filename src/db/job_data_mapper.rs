@@ -115,8 +115,14 @@ pub async fn set_read_at_find(
     mapper: &str,
     reading: &TableReading,
 ) -> sqlx::Result<()> {
+    // The metadata location first recorded stays: a find resumed after a crash may read a
+    // newer one, and the commit re-searches every data file the first one did not hold.
     sqlx::query(
-        "update job_data_mapper set definition = jsonb_set(definition, '{read_at_find}', $3)
+        "update job_data_mapper set definition = jsonb_set(definition, '{read_at_find}',
+             case when definition->'read_at_find'->'metadata_location' is not null
+                  then $3 || jsonb_build_object('metadata_location',
+                                                definition->'read_at_find'->'metadata_location')
+                  else $3 end)
          where job_id = $1 and data_mapper_id = $2",
     )
     .bind(job_id)
@@ -319,4 +325,70 @@ pub async fn with_table_commit(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::R
     .bind(job_id)
     .fetch_all(db)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A resumed find records what it read again, but the table format's metadata
+    /// location first recorded stays (the commit re-searches from it); the table commit
+    /// record is read back whole.
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn the_first_metadata_location_stays_and_a_table_commit_reads_back(db: sqlx::PgPool) {
+        let job_id = crate::db::job::tests::a_job(&db).await;
+        sqlx::query(
+            "insert into job_data_mapper (job_id, data_mapper_id, definition)
+             values ($1, 'm', '{}'::jsonb)",
+        )
+        .bind(job_id)
+        .execute(&db)
+        .await
+        .unwrap();
+        let reading = |location: &str| TableReading {
+            table_format: Some("Apache Iceberg".into()),
+            metadata_location: Some(location.into()),
+            ..TableReading::default()
+        };
+        set_read_at_find(&db, job_id, "m", &reading("s3://b/t/metadata/1.json"))
+            .await
+            .unwrap();
+        set_read_at_find(&db, job_id, "m", &reading("s3://b/t/metadata/2.json"))
+            .await
+            .unwrap();
+        let stored: Option<Json<TableReading>> = sqlx::query_scalar(
+            "select definition->'read_at_find' from job_data_mapper where job_id = $1",
+        )
+        .bind(job_id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        let stored = stored.unwrap().0;
+        assert_eq!(
+            stored.metadata_location.as_deref(),
+            Some("s3://b/t/metadata/1.json")
+        );
+        assert_eq!(table_commit(&db, job_id, "m").await.unwrap(), None);
+        let record = TableCommit {
+            snapshot_before: Some(1),
+            snapshot_after: Some(2),
+            purge: Some(Purge {
+                step: "planned".into(),
+                expired: vec![1],
+                held: vec![(0, "tag audit".into())],
+                ..Purge::default()
+            }),
+            ..TableCommit::default()
+        };
+        set_table_commit(&db, job_id, "m", &record).await.unwrap();
+        assert_eq!(
+            table_commit(&db, job_id, "m").await.unwrap(),
+            Some(record.clone())
+        );
+        assert_eq!(with_table_commit(&db, job_id).await.unwrap(), ["m"]);
+        assert_eq!(
+            table_commits(&db, job_id).await.unwrap(),
+            [("m".to_owned(), record)]
+        );
+    }
 }

@@ -233,7 +233,12 @@ impl Lake {
     /// The queue's items left (their match ids).
     pub async fn queued(&self) -> Vec<Value> {
         let r = self.app.get("/v1/queue?page_size=1000").await;
-        assert!(r.status.is_success(), "GET /v1/queue: {} {}", r.status, r.body);
+        assert!(
+            r.status.is_success(),
+            "GET /v1/queue: {} {}",
+            r.status,
+            r.body
+        );
         r.body["matches"]
             .as_array()
             .unwrap_or_else(|| panic!("GET /v1/queue: {}", r.body))
