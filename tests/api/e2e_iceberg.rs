@@ -1077,3 +1077,41 @@ async fn unpartitioned_and_day_partitioned_tables_are_erased_too(db: sqlx::PgPoo
     let account = lake.account(&job, &ann).await;
     assert_eq!(account["status"], "erased", "{account}");
 }
+
+/// A table with an equality delete file (here one of its manifest's entries turned into
+/// one, as Flink or Spark merge-on-read writers make them): find refuses the table with
+/// the reason before anything is searched, nothing is written and the subject stays
+/// queued.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_table_with_an_equality_delete_file_is_refused_and_nothing_is_written(db: sqlx::PgPool) {
+    use lethe::lakefile::avro::datum::{Datum, read_all};
+    use lethe::lakefile::avro::write::write_container;
+    use lethe::lakefile::iceberg::manifest_list;
+    let lake = lake(db).await;
+    let (table, _, _, ann) = ann_queued(&lake).await;
+    let list = s3_bytes(&lake, &table.current().manifest_list).await;
+    let manifest = manifest_list(&list).unwrap().remove(0).path;
+    let read = read_all(&s3_bytes(&lake, &manifest).await, 1 << 30).unwrap();
+    let mut records = read.records.clone();
+    let Datum::Record(entry) = &mut records[0] else {
+        panic!("a manifest entry is a record")
+    };
+    let (_, Datum::Record(file)) = entry.iter_mut().find(|(n, _)| n == "data_file").unwrap() else {
+        panic!("data_file is a record")
+    };
+    let (_, content) = file.iter_mut().find(|(n, _)| n == "content").unwrap();
+    *content = Datum::Long(2);
+    let bytes = write_container(&read.metadata, &records, [7; 16]).unwrap();
+    lake.put(IcebergTable::key(&manifest), &bytes).await;
+    let before = etags(&lake, &table).await;
+
+    let job = lake.run_job(&["people"]).await;
+    assert_eq!(job["status"], "find_failed", "{job}");
+    let failed = crate::e2e_csv::messages(&lake, &job, "mapper_failed").await;
+    assert!(
+        failed.iter().any(|m| m.contains("equality delete files")),
+        "{failed:?}"
+    );
+    assert_eq!(etags(&lake, &table).await, before, "nothing written");
+    assert_eq!(lake.queued().await, std::slice::from_ref(&ann));
+}
