@@ -253,18 +253,41 @@ pub struct Purge {
     pub expired: Vec<i64>,
     /// Snapshots that still reference an old data file but a tag or branch keeps, as
     /// (snapshot, `tag name` / `branch name`).
-    pub held: Vec<(i64, String)>,
+    pub held: Vec<SnapshotRef>,
+    /// Why nothing is expired although snapshots hold the old files (the table's
+    /// `gc.enabled` is false; the expiry would leave a data file holding the job's
+    /// subjects that was not rewritten unreferenced, never to be searched again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
+    /// Data files only the expired snapshots referenced, other than the job's: left in
+    /// place (not Lethe's to delete), named here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_unreferenced: Vec<String>,
     /// The tags and branches removed with the snapshots they kept (the mapper allows it:
     /// `expire_tagged_snapshots`), as (snapshot, `tag name` / `branch name`).
     #[serde(default)]
-    pub removed_refs: Vec<(i64, String)>,
+    pub removed_refs: Vec<SnapshotRef>,
     /// The files to delete (every version of each), data files first.
     pub delete: Vec<String>,
     /// Each file's versions, saved before any is deleted (`deleting`, then `done`).
     #[serde(default)]
-    pub deleting: Vec<(String, Vec<String>)>,
+    pub deleting: Vec<FileVersions>,
     #[serde(default)]
     pub versions_deleted: i64,
+}
+
+/// A snapshot and the tag or branch pointing at it (`tag audit-2026`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SnapshotRef {
+    pub snapshot_id: i64,
+    pub reference: String,
+}
+
+/// One file's versions (to delete, or deleted).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FileVersions {
+    pub file: String,
+    pub versions: Vec<String>,
 }
 
 /// The mapper's table commit record, if any.
@@ -375,7 +398,10 @@ mod tests {
             purge: Some(Purge {
                 step: "planned".into(),
                 expired: vec![1],
-                held: vec![(0, "tag audit".into())],
+                held: vec![SnapshotRef {
+                    snapshot_id: 0,
+                    reference: "tag audit".into(),
+                }],
                 ..Purge::default()
             }),
             ..TableCommit::default()

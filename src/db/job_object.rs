@@ -204,6 +204,24 @@ pub async fn of_mapper_in_state(
     .await
 }
 
+/// The `s3://` locations of one mapper's objects holding matches that were not erased
+/// (their forget, commit or verification failed, or never ran).
+pub async fn unerased_of_mapper(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    mapper: &str,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "select 's3://' || bucket || '/' || key from job_object
+         where job_id = $1 and data_mapper_id = $2
+           and forget_state in ('found', 'written', 'failed', 'verify_failed')",
+    )
+    .bind(job_id)
+    .bind(mapper)
+    .fetch_all(db)
+    .await
+}
+
 /// Forgets an object's new file (a table format's rewrite no snapshot needed, deleted):
 /// its key, version and etag.
 pub async fn clear_new_file(db: impl PgExecutor<'_>, job_object_id: i64) -> sqlx::Result<()> {

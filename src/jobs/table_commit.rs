@@ -161,6 +161,14 @@ impl From<StorageError> for Failure {
     }
 }
 
+/// An error once the table may hold Lethe's commit: the task's (it runs again and finds
+/// its commit), never a refusal (which would delete the new files).
+fn after_commit(why: String) -> Failure {
+    Failure::Task(TaskError::Retryable(format!(
+        "reading the table after Lethe's commit: {why}"
+    )))
+}
+
 /// A commit that is the table's: the snapshots and metadata before and after, the
 /// objects it made the table's and those that needed no new file.
 struct Outcome {
@@ -176,6 +184,17 @@ struct Committer<'a> {
     table: (String, String),
     mapper: &'a MapperSnapshot,
     written: Vec<JobObject>,
+}
+
+/// The new file `key` (beside the old one) as the metadata writes the old file's `path`:
+/// in its folder, with its scheme (`s3a://` stays `s3a://`: Hadoop S3A readers know no
+/// other).
+fn beside(path: &str, key: &str) -> String {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    match path.rsplit_once('/') {
+        Some((folder, _)) => format!("{folder}/{name}"),
+        None => name.to_owned(),
+    }
 }
 
 /// The location of `key` in the object's bucket.
@@ -211,7 +230,8 @@ impl Committer<'_> {
             .iter()
             .map(|p| (crate::catalog::source::iceberg_files::s3(p), p.clone()))
             .collect();
-        self.refuse_unsearched(&location, &raw).await?;
+        let every = all_data_files(&files).map_err(Failure::Refused)?;
+        self.refuse_unsearched(&location, &every).await?;
         let replaced = self.replacements(&files, &raw).await?;
         if replaced.is_empty() {
             // Only older snapshots hold the old files: no new snapshot is needed.
@@ -243,23 +263,27 @@ impl Committer<'_> {
             Err(CommitError::Moved { current }) => return Ok(Attempt::Moved(current)),
             Err(CommitError::Catalog(e)) => return Err(Failure::Task(e.into())),
         }
-        let committed = read_table(&self.engine.stores, &commit.metadata_location, false).await?;
-        self.check_read_back(&committed, &replaced)?;
+        // Committed: from here on no error may refuse (and delete the new files).
+        let committed = read_table(&self.engine.stores, &commit.metadata_location, false)
+            .await
+            .map_err(|e| after_commit(e.to_string()))?;
+        self.check_read_back(&committed, &replaced)
+            .map_err(|e| match e {
+                Failure::Refused(why) => after_commit(why),
+                other => other,
+            })?;
         Ok(Attempt::Done(Box::new(
             self.outcome_of(&committed, new.snapshot_id)?,
         )))
     }
 
     /// Refuses a commit on top of data files find did not search that hold the job's
-    /// subjects: another writer's snapshot since find (`now`, whose live files are `live`)
-    /// may have added their rows again, or moved them (a compaction); erasing what find
-    /// saw would then leave them, and the purge would call them erased. Each data file
-    /// live now that no snapshot of the metadata find read held is searched.
-    async fn refuse_unsearched(
-        &self,
-        now: &str,
-        live: &BTreeMap<String, String>,
-    ) -> Result<(), Failure> {
+    /// subjects: another writer's snapshot since find (`now`, whose snapshots hold
+    /// `every` data file) may have added their rows again, or moved them (a compaction);
+    /// erasing what find saw would then leave them, and the purge would call them erased.
+    /// Each data file any snapshot holds now that no snapshot of the metadata find read
+    /// held is searched.
+    async fn refuse_unsearched(&self, now: &str, every: &BTreeSet<String>) -> Result<(), Failure> {
         let found_at = self.mapper.read_at_find.as_ref();
         let Some(found_at) = found_at.and_then(|r| r.metadata_location.as_deref()) else {
             return Err(Failure::Refused(
@@ -272,7 +296,7 @@ impl Committer<'_> {
         let then = read_table(&self.engine.stores, found_at, false).await?;
         let searched = all_data_files(&then).map_err(Failure::Refused)?;
         let mut holding = 0;
-        for location in live.keys().filter(|l| !searched.contains(*l)) {
+        for location in every.iter().filter(|l| !searched.contains(*l)) {
             if self.holds_matches(location).await? {
                 holding += 1;
             }
@@ -349,7 +373,7 @@ impl Committer<'_> {
                         data_file_metrics(&footer, size, &schema, &files.parsed.properties)
                             .map_err(Failure::Refused)?;
                     Replacement {
-                        new_path: Some(s3(o, key)),
+                        new_path: Some(beside(path, key)),
                         record_count: rows,
                         file_size: size as i64,
                         metrics: Some(metrics),
@@ -437,20 +461,9 @@ impl Committer<'_> {
             .snapshots
             .iter()
             .find(|s| s.snapshot_id == snapshot);
-        let live = match ours.and_then(|s| s.manifest_list.as_deref()) {
-            Some(list) => {
-                let bytes = files.manifest_lists.get(list).ok_or_else(|| {
-                    Failure::Refused(format!("manifest list {list} was not read"))
-                })?;
-                live_in(bytes, &files.manifests)
-                    .map_err(Failure::Refused)?
-                    .data_files
-                    .iter()
-                    .map(|p| crate::catalog::source::iceberg_files::s3(p))
-                    .collect()
-            }
-            None => BTreeSet::new(),
-        };
+        // A new file any snapshot references is committed (even when maintenance
+        // expired Lethe's own snapshot since): never taken for an unneeded upload.
+        let live: BTreeSet<String> = all_data_files(files).map_err(after_commit)?;
         let (committed, settled): (Vec<&JobObject>, Vec<&JobObject>) = self
             .written
             .iter()
@@ -500,6 +513,12 @@ impl Committer<'_> {
     /// Deletes every version of the new files of `ids` (Lethe's own uploads, which no
     /// snapshot references).
     async fn delete_new_files(&self, ids: &[i64]) -> Result<(), TaskError> {
+        // The table as it is now: a new file it references is never deleted (a commit
+        // that landed although its answer was lost, say).
+        let (database, table) = (&self.table.0, &self.table.1);
+        let location = metadata_location(self.engine.catalog.as_ref(), (database, table)).await?;
+        let files = read_table(&self.engine.stores, &location, false).await?;
+        let referenced = all_data_files(&files).map_err(TaskError::Fatal)?;
         let store = self.engine.stores.of_scheme("s3");
         for o in self
             .written
@@ -507,6 +526,11 @@ impl Committer<'_> {
             .filter(|o| ids.contains(&o.job_object_id))
         {
             let Some(key) = &o.new_key else { continue };
+            if referenced.contains(&s3(o, key)) {
+                return Err(TaskError::Retryable(format!(
+                    "the table references Lethe's new data file {key}: its commit is read again"
+                )));
+            }
             for v in store.list_versions(&o.bucket, key).await? {
                 store.delete_version(&o.bucket, key, &v.version_id).await?;
             }

@@ -33,7 +33,9 @@ use crate::catalog::source::iceberg_files::{
     TableFiles, metadata_location, read_table, s3, write_new,
 };
 use crate::db::job::JobStats;
-use crate::db::job_data_mapper::{self, MapperSnapshot, Purge, TableCommit};
+use crate::db::job_data_mapper::{
+    self, FileVersions, MapperSnapshot, Purge, SnapshotRef, TableCommit,
+};
 use crate::db::job_object::{self as objects, JobObject, KeptVersion, ObjectUpdate};
 use crate::db::task::{begin_bookkeeping, mark_recorded};
 use crate::domain::job::{CleanupState, EventLevel, ForgetState};
@@ -150,7 +152,8 @@ impl Purger<'_> {
             .map_err(|why| TaskError::Fatal(format!("cannot plan the expiry: {why}")))?;
         // A snapshot a tag or branch keeps still holds the rows: expiring the others
         // would take time travel from the table's readers and erase nothing for good.
-        if !expiry.held.is_empty() {
+        let blocked = self.blocked(&files, &expiry).await?;
+        if !expiry.held.is_empty() || blocked.is_some() {
             expiry = Expiry {
                 held: expiry.held,
                 ..Expiry::default()
@@ -170,13 +173,21 @@ impl Purger<'_> {
             held: expiry
                 .held
                 .iter()
-                .map(|h| (h.snapshot_id, format!("{} {}", h.kind, h.reference)))
+                .map(|h| SnapshotRef {
+                    snapshot_id: h.snapshot_id,
+                    reference: format!("{} {}", h.kind, h.reference),
+                })
                 .collect(),
             removed_refs: expiry
                 .removed_refs
                 .iter()
-                .map(|h| (h.snapshot_id, format!("{} {}", h.kind, h.reference)))
+                .map(|h| SnapshotRef {
+                    snapshot_id: h.snapshot_id,
+                    reference: format!("{} {}", h.kind, h.reference),
+                })
                 .collect(),
+            blocked,
+            left_unreferenced: expiry.left_unreferenced.clone(),
             delete,
             deleting: Vec::new(),
             versions_deleted: 0,
@@ -186,6 +197,31 @@ impl Purger<'_> {
         job_data_mapper::set_table_commit(db, self.p.job_id, &self.p.data_mapper_id, record)
             .await?;
         Ok(purge)
+    }
+
+    /// Why the expiry may not run at all: the table forbids it (`gc.enabled=false`), or it
+    /// would leave unreferenced a data file holding the job's subjects that was not erased
+    /// (its object failed): no later job would search it again.
+    async fn blocked(
+        &self,
+        files: &TableFiles,
+        expiry: &Expiry,
+    ) -> Result<Option<String>, TaskError> {
+        let gc = files.parsed.properties.get("gc.enabled");
+        if gc.is_some_and(|v| v.eq_ignore_ascii_case("false")) {
+            return Ok(Some(
+                "the table's gc.enabled is false: Iceberg forbids expiring its snapshots and deleting their files (they may be shared with another table)".into(),
+            ));
+        }
+        let db = &self.engine.db;
+        let unerased =
+            objects::unerased_of_mapper(db, self.p.job_id, &self.p.data_mapper_id).await?;
+        let left: Vec<String> = expiry.left_unreferenced.iter().map(|f| s3(f)).collect();
+        Ok(unerased.iter().find(|f| left.contains(f)).map(|f| {
+            format!(
+                "expiring the snapshots would leave the data file {f}, which holds the job's subjects and was not erased (its object failed), in no snapshot, where no later job would search it: nothing expired"
+            )
+        }))
     }
 
     /// Commits the planned metadata (conditioned on the metadata planned from), or finds
@@ -200,7 +236,7 @@ impl Purger<'_> {
         let (database, table) = (&self.table.0, &self.table.1);
         let catalog = self.engine.catalog.as_ref();
         let now = metadata_location(catalog, (database, table)).await?;
-        if &now == to {
+        if &now == to || self.logs(&now, to).await? {
             return Ok(Committed::Yes);
         }
         match catalog
@@ -208,9 +244,27 @@ impl Purger<'_> {
             .await
         {
             Ok(()) => Ok(Committed::Yes),
-            Err(CommitError::Moved { .. }) => Ok(Committed::Moved),
+            // Moved, or committed with its answer lost and another writer on top: the
+            // table's metadata log then names the planned metadata.
+            Err(CommitError::Moved { .. }) => {
+                let now = metadata_location(catalog, (database, table)).await?;
+                Ok(if now == *to || self.logs(&now, to).await? {
+                    Committed::Yes
+                } else {
+                    Committed::Moved
+                })
+            }
             Err(CommitError::Catalog(e)) => Err(e.into()),
         }
+    }
+
+    /// Whether the table's metadata at `now` logs `to` as an earlier metadata file (the
+    /// purge's commit landed, and another writer committed on top).
+    async fn logs(&self, now: &str, to: &str) -> Result<bool, TaskError> {
+        let files = read_table(&self.engine.stores, now, false).await?;
+        Ok(files.metadata["metadata-log"]
+            .as_array()
+            .is_some_and(|log| log.iter().any(|e| e["metadata-file"].as_str() == Some(to))))
     }
 
     /// Deletes every version of each planned file the table no longer references, then
@@ -265,7 +319,7 @@ impl Purger<'_> {
             ..purge.clone()
         };
         self.save(&purge).await?;
-        for (file, versions) in &purge.deleting {
+        for FileVersions { file, versions } in &purge.deleting {
             let place = self.engine.stores.place(file)?;
             for v in versions {
                 match place
@@ -285,7 +339,7 @@ impl Purger<'_> {
     /// each file to delete, as saved before the first is deleted).
     async fn add_versions(
         &self,
-        deleting: &mut Vec<(String, Vec<String>)>,
+        deleting: &mut Vec<FileVersions>,
         file: String,
     ) -> Result<(), TaskError> {
         let place = self.engine.stores.place(&file)?;
@@ -293,14 +347,17 @@ impl Purger<'_> {
             .store
             .list_versions(&place.bucket, &place.prefix)
             .await?;
-        let at = match deleting.iter().position(|(f, _)| *f == file) {
+        let at = match deleting.iter().position(|f| f.file == file) {
             Some(at) => at,
             None => {
-                deleting.push((file, Vec::new()));
+                deleting.push(FileVersions {
+                    file,
+                    versions: Vec::new(),
+                });
                 deleting.len() - 1
             }
         };
-        let versions = &mut deleting[at].1;
+        let versions = &mut deleting[at].versions;
         for v in listed {
             if !versions.contains(&v.version_id) {
                 versions.push(v.version_id);
@@ -330,28 +387,36 @@ impl Purger<'_> {
         let mut record = job_data_mapper::table_commit(db, job, name)
             .await?
             .unwrap_or_default();
-        let versions: i64 = deleted.iter().map(|(_, v)| v.len() as i64).sum();
+        let versions: i64 = deleted.iter().map(|f| f.versions.len() as i64).sum();
         record.purge = Some(Purge {
             step: "done".into(),
             versions_deleted: versions,
             ..purge.clone()
         });
+        // A replication rule copies the old files elsewhere: their replicas keep the rows.
+        let store = self.engine.stores.of_scheme("s3");
+        let mut replicas = Vec::with_capacity(self.old.len());
+        for o in &self.old {
+            let rules = store.replication_rules(&o.bucket).await?;
+            replicas.push(crate::domain::retention::replicated_to(&rules, &o.key));
+        }
         let mut tx = begin_bookkeeping(db).await?;
         if !mark_recorded(&mut *tx, task).await? {
             return Ok(());
         }
         job_data_mapper::set_table_commit(&mut *tx, job, name, &record).await?;
-        for o in &self.old {
+        for (o, replica) in self.old.iter().zip(&replicas) {
             let location = format!("s3://{}/{}", o.bucket, o.key);
-            let gone = deleted.iter().find(|(f, _)| *f == location);
+            let gone = deleted.iter().find(|f| f.file == location);
             let kept = self.kept_of(o, purge, gone.is_some());
             let update = ObjectUpdate {
                 cleanup_state: Some(match kept.is_empty() {
                     true => CleanupState::Done,
                     false => CleanupState::Skipped,
                 }),
-                versions_deleted: gone.map(|(_, v)| v.as_slice()),
+                versions_deleted: gone.map(|f| f.versions.as_slice()),
                 versions_kept: Some(&kept),
+                replicated_to: replica.as_deref(),
                 ..ObjectUpdate::default()
             };
             objects::update(&mut *tx, o.job_object_id, &update).await?;
@@ -389,11 +454,20 @@ impl Purger<'_> {
     /// keeps old versions (`retained`).
     fn kept_of(&self, o: &JobObject, purge: &Purge, gone: bool) -> Vec<KeptVersion> {
         let version = o.version_id.clone().unwrap_or_else(|| "null".into());
+        if let Some(why) = purge.blocked.as_ref().filter(|_| !gone) {
+            return vec![KeptVersion {
+                version_id: version,
+                reason: why.clone(),
+                until: None,
+                not_before: false,
+                hold: true,
+            }];
+        }
         if !purge.held.is_empty() && !gone {
             let refs: Vec<String> = purge
                 .held
                 .iter()
-                .map(|(id, by)| format!("snapshot {id} (kept by {by})"))
+                .map(|h| format!("snapshot {} (kept by {})", h.snapshot_id, h.reference))
                 .collect();
             return vec![KeptVersion {
                 version_id: version,

@@ -7,8 +7,9 @@
 //!
 //! What the new snapshot holds, manifest by manifest of the current snapshot:
 //! - a manifest naming no replaced file is carried over as it is (same file);
-//! - one that names some is written again: each replaced file's entry as `DELETED` by the
-//!   new snapshot, its metrics left out (they hold the erased rows' values as bounds), its
+//! - one that names some is written again: each replaced file's entry left out (no
+//!   `DELETED` entry: its partition tuple and bounds could hold the erased rows' values,
+//!   the subject's id itself under `identity(<match column>)`; scans never read one), its
 //!   rewrite (if any row is left) as `ADDED` with the rewrite's record count and size and
 //!   no column metrics yet (optional: a reader then never skips the file), every other
 //!   live entry as `EXISTING` with its inherited snapshot id and sequence numbers written
@@ -113,6 +114,10 @@ pub fn overwrite(
         let new_path = format!("{location}/metadata/{}-m{n}.avro", new.uuid);
         let (bytes, entry, gone) = ctx.rewrite_manifest(record, &manifest, &new_path)?;
         removed.extend(gone);
+        // A manifest left with no entry (each of its files replaced by none) is dropped.
+        if is_empty(&entry) {
+            continue;
+        }
         files.push((new_path, bytes));
         records.push(entry);
     }
@@ -186,16 +191,11 @@ impl Context<'_> {
                 entries.push(with(entry, 0, snapshot, sequences, None)?);
                 continue;
             };
-            counts.deleted(rows);
+            // No `DELETED` entry: it would keep the old file's partition tuple (the
+            // subject's id itself under `identity(<match column>)`) in a manifest the
+            // current snapshot uses; scans never read one, and the snapshot summary
+            // counts the files deleted.
             gone.push(path.to_owned());
-            let stripped = without_metrics(file)?;
-            entries.push(with(
-                entry,
-                2,
-                Some(self.new.snapshot_id),
-                sequences,
-                Some(stripped),
-            )?);
             if let Some(new_file) = &replacement.new_path {
                 counts.added(replacement.record_count, self.sequence);
                 let file = replaced_file(file, new_file, replacement)?;
@@ -273,7 +273,6 @@ impl Context<'_> {
 struct Counts {
     added: (i64, i64),
     existing: (i64, i64),
-    deleted: (i64, i64),
     min_sequence: Option<i64>,
 }
 
@@ -281,9 +280,6 @@ impl Counts {
     fn existing(&mut self, rows: i64, sequence: Option<i64>) {
         self.existing = (self.existing.0 + 1, self.existing.1 + rows);
         self.seen(sequence);
-    }
-    fn deleted(&mut self, rows: i64) {
-        self.deleted = (self.deleted.0 + 1, self.deleted.1 + rows);
     }
     fn added(&mut self, rows: i64, sequence: i64) {
         self.added = (self.added.0 + 1, self.added.1 + rows);
@@ -316,10 +312,11 @@ impl Counts {
                 "added_snapshot_id" => long(ctx.new.snapshot_id),
                 "added_files_count" | "added_data_files_count" => long(self.added.0),
                 "existing_files_count" | "existing_data_files_count" => long(self.existing.0),
-                "deleted_files_count" | "deleted_data_files_count" => long(self.deleted.0),
+                // No `DELETED` entry is written (see `rewrite_manifest`).
+                "deleted_files_count" | "deleted_data_files_count" => long(0),
                 "added_rows_count" => long(self.added.1),
                 "existing_rows_count" => long(self.existing.1),
-                "deleted_rows_count" => long(self.deleted.1),
+                "deleted_rows_count" => long(0),
                 "partitions" => Datum::Null,
                 _ => value.clone(),
             };
@@ -399,6 +396,18 @@ fn sync(new: &NewSnapshot, n: usize) -> [u8; 16] {
     let mut out = [0; 16];
     out.copy_from_slice(&digest[..16]);
     out
+}
+
+/// Whether a manifest-list entry counts no added and no existing file.
+fn is_empty(entry: &Datum) -> bool {
+    let count = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| entry.field(n).and_then(Datum::as_long))
+            .unwrap_or(0)
+    };
+    count(&["added_files_count", "added_data_files_count"]) == 0
+        && count(&["existing_files_count", "existing_data_files_count"]) == 0
 }
 
 fn names_replaced(manifest: &Records, replaced: &BTreeMap<String, Replacement>) -> bool {
