@@ -259,6 +259,11 @@ pub struct Purge {
     /// subjects that was not rewritten unreferenced, never to be searched again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
+    /// A data file another writer committed after Lethe's snapshot holds the job's
+    /// subjects (rows added again by a writer that read before the commit): they stay
+    /// queued for the next job.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub newer_holds: bool,
     /// Data files only the expired snapshots referenced, other than the job's: left in
     /// place (not Lethe's to delete), named here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

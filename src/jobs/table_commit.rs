@@ -132,6 +132,43 @@ pub(super) async fn glue_table(
     Ok((mapper, table, engine))
 }
 
+/// Whether the data file at `location` (its current version) holds any of the queued
+/// matches of mapper `name` of job `job`, searched as find searches.
+pub(super) async fn holds_matches(
+    (ctx, engine, mapper): (&Context, &Engine, &MapperSnapshot),
+    (job, name): (Uuid, &str),
+    location: &str,
+) -> Result<bool, Failure> {
+    use crate::jobs::find::{ObjectFindError, ObjectRef, search_object};
+    use crate::lakefile::format::Matching;
+    let place = engine.stores.place(location)?;
+    let size = place.store.head(&place.bucket, &place.prefix).await?.size;
+    let (sets, _) =
+        (ctx.sets.get(&engine.db, job, name, &[]).await).map_err(|e| Failure::Task(e.into()))?;
+    let (ids, _) = sets.for_partition(None);
+    let records = sets.records().map_err(Failure::Refused)?;
+    let m = Matching {
+        columns: &mapper.columns,
+        ids: &ids,
+        every_row: false,
+        max_record: engine.max_line_bytes,
+        field_ids: mapper.field_ids(),
+    };
+    let object = ObjectRef {
+        bucket: &place.bucket,
+        key: &place.prefix,
+        version_id: None,
+        size,
+    };
+    match search_object(place.store.as_ref(), &object, records, m).await {
+        Ok((r, _)) => Ok(r.rows_matched > 0),
+        Err(ObjectFindError::Storage(e)) => Err(e.into()),
+        Err(e) => Err(Failure::Refused(format!(
+            "data file {location}, committed by another writer, cannot be searched: {e}"
+        ))),
+    }
+}
+
 /// What one attempt came to.
 enum Attempt {
     Done(Box<Outcome>),
@@ -141,7 +178,7 @@ enum Attempt {
 
 /// Why an attempt stopped: the table cannot take the commit (the objects fail, nothing
 /// of the table changes), or the task's own error.
-enum Failure {
+pub(super) enum Failure {
     Refused(String),
     Task(TaskError),
 }
@@ -297,7 +334,8 @@ impl Committer<'_> {
         let searched = all_data_files(&then).map_err(Failure::Refused)?;
         let mut holding = 0;
         for location in every.iter().filter(|l| !searched.contains(*l)) {
-            if self.holds_matches(location).await? {
+            let who = (self.ctx, &self.engine, self.mapper);
+            if holds_matches(who, (self.p.job_id, &self.p.data_mapper_id), location).await? {
                 holding += 1;
             }
         }
@@ -305,43 +343,6 @@ impl Committer<'_> {
             0 => Ok(()),
             n => Err(Failure::Refused(format!(
                 "{n} data file(s) committed by another writer since find hold the job's subjects (rows added again, or moved by a compaction): the next job searches them"
-            ))),
-        }
-    }
-
-    /// Whether the data file at `location` holds any of the mapper's queued matches.
-    async fn holds_matches(&self, location: &str) -> Result<bool, Failure> {
-        use crate::jobs::find::{ObjectFindError, ObjectRef, search_object};
-        use crate::lakefile::format::Matching;
-        let place = self.engine.stores.place(location)?;
-        let size = place.store.head(&place.bucket, &place.prefix).await?.size;
-        let (db, job) = (&self.engine.db, self.p.job_id);
-        let (sets, _) = (self
-            .ctx
-            .sets
-            .get(db, job, &self.p.data_mapper_id, &[])
-            .await)
-            .map_err(|e| Failure::Task(e.into()))?;
-        let (ids, _) = sets.for_partition(None);
-        let records = sets.records().map_err(Failure::Refused)?;
-        let m = Matching {
-            columns: &self.mapper.columns,
-            ids: &ids,
-            every_row: false,
-            max_record: self.engine.max_line_bytes,
-            field_ids: self.mapper.field_ids(),
-        };
-        let object = ObjectRef {
-            bucket: &place.bucket,
-            key: &place.prefix,
-            version_id: None,
-            size,
-        };
-        match search_object(place.store.as_ref(), &object, records, m).await {
-            Ok((r, _)) => Ok(r.rows_matched > 0),
-            Err(ObjectFindError::Storage(e)) => Err(e.into()),
-            Err(e) => Err(Failure::Refused(format!(
-                "data file {location}, committed since find, cannot be searched: {e}"
             ))),
         }
     }
@@ -420,7 +421,9 @@ impl Committer<'_> {
         let id = (Uuid::new_v4().as_u128() as u64 >> 1) as i64;
         NewSnapshot {
             snapshot_id: id.max(1),
-            timestamp_ms: chrono::Utc::now().timestamp_millis().max(last + 1),
+            timestamp_ms: chrono::Utc::now()
+                .timestamp_millis()
+                .max(last.saturating_add(1)),
             uuid: Uuid::new_v4().to_string(),
             properties: vec![(COMMIT_PROPERTY.to_owned(), self.tag())],
         }

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::catalog::CommitError;
 use crate::catalog::source::iceberg_files::{
-    TableFiles, metadata_location, read_table, s3, write_new,
+    TableFiles, all_data_files, metadata_location, read_table, s3, write_new,
 };
 use crate::db::job::JobStats;
 use crate::db::job_data_mapper::{
@@ -41,6 +41,7 @@ use crate::db::task::{begin_bookkeeping, mark_recorded};
 use crate::domain::job::{CleanupState, EventLevel, ForgetState};
 use crate::jobs::lifecycle::event;
 use crate::jobs::object::cleanup::KEEPS_OLD_VERSIONS;
+use crate::jobs::table_commit::{Failure, holds_matches};
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, Engine, JobTask};
 use crate::lakefile::iceberg::expire::{Expiry, Table, expire, referenced_files};
@@ -77,6 +78,7 @@ impl JobTask for PurgeTable {
         let (mapper, table, engine) = super::table_commit::glue_table(ctx, job, name).await?;
         let old = objects::of_mapper_in_state(db, job, name, ForgetState::Verified).await?;
         let p = Purger {
+            ctx,
             p: self,
             engine,
             table,
@@ -121,6 +123,7 @@ enum Committed {
 }
 
 struct Purger<'a> {
+    ctx: &'a Context,
     p: &'a PurgeTable,
     engine: Engine,
     table: (String, String),
@@ -187,6 +190,7 @@ impl Purger<'_> {
                 })
                 .collect(),
             blocked,
+            newer_holds: self.newer_holds(&files, record).await?,
             left_unreferenced: expiry.left_unreferenced.clone(),
             delete,
             deleting: Vec::new(),
@@ -197,6 +201,38 @@ impl Purger<'_> {
         job_data_mapper::set_table_commit(db, self.p.job_id, &self.p.data_mapper_id, record)
             .await?;
         Ok(purge)
+    }
+
+    /// Whether a data file of the table now (`files`) that neither Lethe's committed
+    /// metadata nor the metadata find read held (another writer's, committed after
+    /// Lethe's snapshot) holds the job's subjects.
+    async fn newer_holds(
+        &self,
+        files: &TableFiles,
+        record: &TableCommit,
+    ) -> Result<bool, TaskError> {
+        let reading = self.mapper.read_at_find.as_ref();
+        let known = [
+            record.metadata_after.as_deref(),
+            reading.and_then(|r| r.metadata_location.as_deref()),
+        ];
+        let mut seen = BTreeSet::new();
+        for location in known.into_iter().flatten() {
+            let then = read_table(&self.engine.stores, location, false).await?;
+            seen.extend(all_data_files(&then).map_err(TaskError::Fatal)?);
+        }
+        let now = all_data_files(files).map_err(TaskError::Fatal)?;
+        let who = (self.ctx, &self.engine, self.mapper);
+        let job = (self.p.job_id, self.p.data_mapper_id.as_str());
+        for location in now.iter().filter(|f| !seen.contains(*f)) {
+            match holds_matches(who, job, location).await {
+                Ok(false) => {}
+                Ok(true) => return Ok(true),
+                Err(Failure::Task(e)) => return Err(e),
+                Err(Failure::Refused(why)) => return Err(TaskError::Fatal(why)),
+            }
+        }
+        Ok(false)
     }
 
     /// Why the expiry may not run at all: the table forbids it (`gc.enabled=false`), or it
@@ -417,6 +453,7 @@ impl Purger<'_> {
                 versions_deleted: gone.map(|f| f.versions.as_slice()),
                 versions_kept: Some(&kept),
                 replicated_to: replica.as_deref(),
+                newer_holds: Some(purge.newer_holds),
                 ..ObjectUpdate::default()
             };
             objects::update(&mut *tx, o.job_object_id, &update).await?;

@@ -1115,3 +1115,47 @@ async fn a_table_with_an_equality_delete_file_is_refused_and_nothing_is_written(
     assert_eq!(etags(&lake, &table).await, before, "nothing written");
     assert_eq!(lake.queued().await, std::slice::from_ref(&ann));
 }
+
+/// A writer that read the table before Lethe's commit appends her rows again after it,
+/// before the purge: the purge searches the data file it did not see, finds her, and her
+/// account is `kept` (the next job erases her); the old snapshots still expire.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn rows_appended_again_after_the_commit_keep_the_subject_queued(db: sqlx::PgPool) {
+    let lake = lake(db).await;
+    let (table, _, _, ann) = ann_queued(&lake).await;
+    let r = lake
+        .app
+        .post("/v1/jobs", Some(json!({"data_mappers": ["people"]})))
+        .await;
+    let job = json!({"job_id": r.body["job_id"]});
+    let worker = lake.app.worker("w");
+    loop {
+        let (task, result) = worker.run_once().await.unwrap().expect("a task to run");
+        assert!(result.is_ok(), "{}: {result:?}", task.kind);
+        if task.kind == "commit.table" {
+            break;
+        }
+    }
+    table.append(vec![person(
+        7,
+        "ann@example.com",
+        "fr",
+        "2026-01-06T08:00:00",
+    )]);
+    worker.run_until_idle().await.unwrap();
+
+    let report = lake.report(&job).await;
+    assert_eq!(
+        report["tables"][0]["purge"]["newer_holds"], true,
+        "{report}"
+    );
+    let account = lake.account(&job, &ann).await;
+    assert_eq!(account["status"], "kept", "{account}");
+    assert!(
+        account["accounts"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(lethe::jobs::finalize::NEWER_HOLDS)),
+        "{account}"
+    );
+    assert_eq!(lake.queued().await, std::slice::from_ref(&ann));
+}

@@ -88,7 +88,7 @@ pub fn overwrite(
     let parent = m["current-snapshot-id"]
         .as_i64()
         .ok_or("the table has no current snapshot")?;
-    let sequence = m["last-sequence-number"].as_i64().unwrap_or(0) + 1;
+    let sequence = (m["last-sequence-number"].as_i64().unwrap_or(0)).saturating_add(1);
     let list = read_all(current.manifest_list, MAX_METADATA_BYTES)
         .map_err(|e| format!("the manifest list cannot be read: {e}"))?;
     let mut files = Vec::new();
@@ -278,11 +278,11 @@ struct Counts {
 
 impl Counts {
     fn existing(&mut self, rows: i64, sequence: Option<i64>) {
-        self.existing = (self.existing.0 + 1, self.existing.1 + rows);
+        self.existing = (self.existing.0 + 1, self.existing.1.saturating_add(rows));
         self.seen(sequence);
     }
     fn added(&mut self, rows: i64, sequence: i64) {
-        self.added = (self.added.0 + 1, self.added.1 + rows);
+        self.added = (self.added.0 + 1, self.added.1.saturating_add(rows));
         self.seen(Some(sequence));
     }
     fn seen(&mut self, sequence: Option<i64>) {
@@ -345,7 +345,10 @@ fn summary(
     });
     let total = |key: &str| parent[key].as_str().and_then(|v| v.parse::<i64>().ok());
     if let Some(files) = total("total-data-files") {
-        s["total-data-files"] = json!((files - replaced.len() as i64 + added_files).to_string());
+        let total = files
+            .saturating_sub(replaced.len() as i64)
+            .saturating_add(added_files);
+        s["total-data-files"] = json!(total.to_string());
     }
     for key in [
         "total-delete-files",
@@ -378,7 +381,7 @@ pub(super) fn next_metadata_name(current: &str, uuid: &str) -> String {
         .split('-')
         .next()
         .and_then(|n| n.parse::<u64>().ok())
-        .map_or(0, |n| n + 1);
+        .map_or(0, |n| n.saturating_add(1));
     format!("{number:05}-{uuid}.metadata.json")
 }
 
