@@ -173,22 +173,8 @@ impl Purger<'_> {
             metadata_from: location,
             metadata_to: expiry.metadata.as_ref().map(|(to, _)| to.clone()),
             expired: expiry.expired.clone(),
-            held: expiry
-                .held
-                .iter()
-                .map(|h| SnapshotRef {
-                    snapshot_id: h.snapshot_id,
-                    reference: format!("{} {}", h.kind, h.reference),
-                })
-                .collect(),
-            removed_refs: expiry
-                .removed_refs
-                .iter()
-                .map(|h| SnapshotRef {
-                    snapshot_id: h.snapshot_id,
-                    reference: format!("{} {}", h.kind, h.reference),
-                })
-                .collect(),
+            held: refs(&expiry.held),
+            removed_refs: refs(&expiry.removed_refs),
             blocked,
             newer_holds: self.newer_holds(&files, record).await?,
             left_unreferenced: expiry.left_unreferenced.clone(),
@@ -534,6 +520,16 @@ impl Purger<'_> {
         }
         Vec::new()
     }
+}
+
+/// Snapshots and the tags or branches naming them, as the record says them (`tag audit`).
+fn refs(held: &[crate::lakefile::iceberg::expire::Held]) -> Vec<SnapshotRef> {
+    held.iter()
+        .map(|h| SnapshotRef {
+            snapshot_id: h.snapshot_id,
+            reference: format!("{} {}", h.kind, h.reference),
+        })
+        .collect()
 }
 
 /// The expiry planner's view of the table's files.

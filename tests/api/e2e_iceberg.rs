@@ -822,13 +822,25 @@ async fn an_iceberg_job_commits_a_snapshot_without_the_subject_and_purges_what_h
 /// Runs the job's tasks one by one until forget has rewritten `forgets` objects (the
 /// forget barrier: the commit comes next).
 async fn run_forgets(lake: &Lake, forgets: usize) {
+    run_until(lake, "forget.object", forgets).await;
+}
+
+/// Runs the job's tasks one by one until `n` tasks of `kind` have run.
+async fn run_until(lake: &Lake, kind: &str, n: usize) {
     let worker = lake.app.worker("w");
     let mut done = 0;
-    while done < forgets {
+    while done < n {
         let (task, result) = worker.run_once().await.unwrap().expect("a task to run");
         assert!(result.is_ok(), "{}: {result:?}", task.kind);
-        done += usize::from(task.kind == "forget.object");
+        done += usize::from(task.kind == kind);
     }
+}
+
+/// Starts a real job over `people` (its tasks left for the test to run).
+async fn start_job(lake: &Lake) -> Value {
+    let body = json!({"data_mappers": ["people"]});
+    let r = lake.app.post("/v1/jobs", Some(body)).await;
+    json!({"job_id": r.body["job_id"]})
 }
 
 /// Another writer appends between Lethe's find (and forget) and its commit: Lethe reads
@@ -838,11 +850,7 @@ async fn run_forgets(lake: &Lake, forgets: usize) {
 async fn a_concurrent_append_is_kept_and_lethes_snapshot_comes_after_it(db: sqlx::PgPool) {
     let lake = lake(db).await;
     let (table, first, second, ann) = ann_queued(&lake).await;
-    let r = lake
-        .app
-        .post("/v1/jobs", Some(json!({"data_mappers": ["people"]})))
-        .await;
-    let job = json!({"job_id": r.body["job_id"]});
+    let job = start_job(&lake).await;
     run_forgets(&lake, 2).await;
     let appended = vec![person(5, "dan@example.com", "de", "2026-01-04T08:00:00")];
     let raced = table.append(appended.clone());
@@ -873,11 +881,7 @@ async fn a_concurrent_append_of_the_subject_refuses_the_commit_and_keeps_her_que
 ) {
     let lake = lake(db).await;
     let (table, first, second, ann) = ann_queued(&lake).await;
-    let r = lake
-        .app
-        .post("/v1/jobs", Some(json!({"data_mappers": ["people"]})))
-        .await;
-    let job = json!({"job_id": r.body["job_id"]});
+    let job = start_job(&lake).await;
     run_forgets(&lake, 2).await;
     let again = vec![person(6, "ann@example.com", "fr", "2026-01-05T08:00:00")];
     table.append(again.clone());
@@ -1123,11 +1127,7 @@ async fn a_table_with_an_equality_delete_file_is_refused_and_nothing_is_written(
 async fn rows_appended_again_after_the_commit_keep_the_subject_queued(db: sqlx::PgPool) {
     let lake = lake(db).await;
     let (table, _, _, ann) = ann_queued(&lake).await;
-    let r = lake
-        .app
-        .post("/v1/jobs", Some(json!({"data_mappers": ["people"]})))
-        .await;
-    let job = json!({"job_id": r.body["job_id"]});
+    let job = start_job(&lake).await;
     let worker = lake.app.worker("w");
     loop {
         let (task, result) = worker.run_once().await.unwrap().expect("a task to run");
