@@ -37,7 +37,7 @@ use crate::db::job_data_mapper::{
     self, FileVersions, MapperSnapshot, Purge, SnapshotRef, TableCommit,
 };
 use crate::db::job_object::{self as objects, JobObject, KeptVersion, ObjectUpdate};
-use crate::db::task::{begin_bookkeeping, mark_recorded};
+use crate::db::task::{begin_bookkeeping, mark_recorded, progressed};
 use crate::domain::job::{CleanupState, EventLevel, ForgetState};
 use crate::jobs::lifecycle::event;
 use crate::jobs::object::cleanup::KEEPS_OLD_VERSIONS;
@@ -79,6 +79,7 @@ impl JobTask for PurgeTable {
         let old = objects::of_mapper_in_state(db, job, name, ForgetState::Verified).await?;
         let p = Purger {
             ctx,
+            task,
             p: self,
             engine,
             table,
@@ -105,7 +106,7 @@ impl JobTask for PurgeTable {
                 Committed::Yes => return p.delete(task, &purge).await,
                 Committed::Moved => {
                     record.purge = None;
-                    job_data_mapper::set_table_commit(db, job, name, &record).await?;
+                    p.write(&record).await?;
                 }
             }
         }
@@ -124,6 +125,7 @@ enum Committed {
 
 struct Purger<'a> {
     ctx: &'a Context,
+    task: &'a Task,
     p: &'a PurgeTable,
     engine: Engine,
     table: (String, String),
@@ -183,9 +185,7 @@ impl Purger<'_> {
             versions_deleted: 0,
         };
         record.purge = Some(purge.clone());
-        let db = &self.engine.db;
-        job_data_mapper::set_table_commit(db, self.p.job_id, &self.p.data_mapper_id, record)
-            .await?;
+        self.write(record).await?;
         Ok(purge)
     }
 
@@ -396,7 +396,21 @@ impl Purger<'_> {
             .await?
             .unwrap_or_default();
         record.purge = Some(purge.clone());
-        job_data_mapper::set_table_commit(db, job, name, &record).await?;
+        self.write(&record).await
+    }
+
+    /// Records where the purge stands, only while the task is this worker's: a worker
+    /// whose lease ended (taken for dead) never writes over a newer record.
+    async fn write(&self, record: &TableCommit) -> Result<(), TaskError> {
+        let (job, name) = (self.p.job_id, self.p.data_mapper_id.as_str());
+        let mut tx = self.engine.db.begin().await?;
+        if !progressed(&mut *tx, self.task).await? {
+            return Err(TaskError::Retryable(
+                "the purge task is no longer this worker's".into(),
+            ));
+        }
+        job_data_mapper::set_table_commit(&mut *tx, job, name, record).await?;
+        tx.commit().await?;
         Ok(())
     }
 
