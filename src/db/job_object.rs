@@ -290,8 +290,8 @@ pub struct ObjectUpdate<'a> {
     pub versions_kept: Option<&'a [KeptVersion]>,
     pub newer_holds: Option<bool>,
     pub replicated_to: Option<&'a str>,
-    /// Where the rewrite goes when it is a new file (`Some(None)` clears it).
-    pub new_key: Option<Option<&'a str>>,
+    /// Where the rewrite goes when it is a new file (`clear_new_file` forgets it).
+    pub new_key: Option<&'a str>,
 }
 
 pub async fn update(
@@ -321,7 +321,7 @@ pub async fn update(
                versions_kept = coalesce($20, versions_kept),
                newer_holds = coalesce($21, newer_holds),
                replicated_to = coalesce($22, replicated_to),
-               new_key = case when $23 then $24 else new_key end
+               new_key = coalesce($23, new_key)
            where job_object_id = $1"#,
     )
     .bind(job_object_id)
@@ -346,8 +346,7 @@ pub async fn update(
     .bind(u.versions_kept.map(sqlx::types::Json))
     .bind(u.newer_holds)
     .bind(u.replicated_to)
-    .bind(u.new_key.is_some())
-    .bind(u.new_key.flatten())
+    .bind(u.new_key)
     .execute(db)
     .await?;
     Ok(())

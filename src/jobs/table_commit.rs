@@ -100,6 +100,7 @@ impl JobTask for CommitTable {
             table,
             mapper: &mapper,
             written,
+            searched: Default::default(),
         };
         for _ in 0..MAX_MOVES {
             match c.attempt().await {
@@ -221,6 +222,9 @@ struct Committer<'a> {
     table: (String, String),
     mapper: &'a MapperSnapshot,
     written: Vec<JobObject>,
+    /// The data files known to hold no queued match: those find searched (read from its
+    /// metadata when first needed) and those this task searched since.
+    searched: std::sync::Mutex<Option<BTreeSet<String>>>,
 }
 
 /// The new file `key` (beside the old one) as the metadata writes the old file's `path`:
@@ -330,14 +334,28 @@ impl Committer<'_> {
         if found_at == now {
             return Ok(());
         }
-        let then = read_table(&self.engine.stores, found_at, false).await?;
-        let searched = all_data_files(&then).map_err(Failure::Refused)?;
+        // Find's files are read once per task run, and a file found clean is not searched
+        // again when the table moves on and the commit is planned anew.
+        let known = self.searched.lock().ok().and_then(|s| s.clone());
+        let mut searched = match known {
+            Some(searched) => searched,
+            None => {
+                let then = read_table(&self.engine.stores, found_at, false).await?;
+                all_data_files(&then).map_err(Failure::Refused)?
+            }
+        };
         let mut holding = 0;
-        for location in every.iter().filter(|l| !searched.contains(*l)) {
+        let unseen: Vec<&String> = every.iter().filter(|l| !searched.contains(*l)).collect();
+        for location in unseen {
             let who = (self.ctx, &self.engine, self.mapper);
             if holds_matches(who, (self.p.job_id, &self.p.data_mapper_id), location).await? {
                 holding += 1;
+            } else {
+                searched.insert(location.clone());
             }
+        }
+        if let Ok(mut known) = self.searched.lock() {
+            *known = Some(searched);
         }
         match holding {
             0 => Ok(()),

@@ -184,16 +184,8 @@ pub async fn write_new(
     }
 }
 
-/// The `s3://` location of a path the metadata writes: `s3a://` and `s3n://` (Hadoop
-/// writers) name the same objects.
-pub fn s3(path: &str) -> String {
-    for scheme in ["s3a://", "s3n://"] {
-        if let Some(rest) = path.strip_prefix(scheme) {
-            return format!("s3://{rest}");
-        }
-    }
-    path.to_owned()
-}
+/// The `s3://` location of a path the metadata writes (`s3a://`, `s3n://` too).
+pub use crate::lakefile::iceberg::canonical as s3;
 
 /// Every data file any snapshot of `files` holds live, by `s3://` location.
 pub fn all_data_files(files: &TableFiles) -> Result<std::collections::BTreeSet<String>, String> {

@@ -178,7 +178,7 @@ async fn written(
         forget_state: Some(ForgetState::Written),
         new_version_id: version,
         new_etag: etag,
-        new_key: in_table.then_some(Some(new_key.as_str())),
+        new_key: in_table.then_some(new_key.as_str()),
         ..ObjectUpdate::default()
     };
     let mut message = match in_table {

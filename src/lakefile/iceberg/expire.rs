@@ -27,7 +27,8 @@ use super::commit::next_metadata_name;
 
 mod index;
 
-use index::{Index, array, canonical};
+use super::canonical;
+use index::{Index, array};
 
 /// The table as read: its metadata and every file its snapshots name.
 pub struct Table<'a> {

@@ -31,6 +31,16 @@ pub mod metrics;
 /// Largest manifest list, manifest or metadata file read (they are read whole).
 pub const MAX_METADATA_BYTES: usize = 256 * 1024 * 1024;
 
+/// A path as compared: `s3a://` and `s3n://` (Hadoop writers' names) are `s3://`.
+pub fn canonical(path: &str) -> String {
+    for scheme in ["s3a://", "s3n://"] {
+        if let Some(rest) = path.strip_prefix(scheme) {
+            return format!("s3://{rest}");
+        }
+    }
+    path.to_owned()
+}
+
 /// The parts of `metadata.json` Lethe reads.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::lakefile::avro::datum::{Datum, read_all};
-use crate::lakefile::iceberg::{MAX_METADATA_BYTES, manifest_list};
+use crate::lakefile::iceberg::{MAX_METADATA_BYTES, canonical, manifest_list};
 
 use super::Table;
 
@@ -213,14 +213,4 @@ pub(super) fn array<'a>(metadata: &'a Value, key: &str) -> Result<&'a [Value], S
         Some(Value::Array(items)) => Ok(items),
         Some(_) => Err(format!("the metadata's {key} is not a list")),
     }
-}
-
-/// A path as compared: `s3a://` and `s3n://` (Hadoop's names) read as `s3://`.
-pub(super) fn canonical(path: &str) -> String {
-    for scheme in ["s3a://", "s3n://"] {
-        if let Some(rest) = path.strip_prefix(scheme) {
-            return format!("s3://{rest}");
-        }
-    }
-    path.to_owned()
 }
