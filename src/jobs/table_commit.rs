@@ -50,9 +50,9 @@ use crate::jobs::object::ObjectTask;
 use crate::jobs::object::verify::Verify;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, Engine, JobTask, enqueue_all};
-use crate::lakefile::iceberg::commit::{Current, NewSnapshot, Replacement, overwrite};
-use crate::lakefile::iceberg::live_in;
+use crate::lakefile::iceberg::commit::{Commit, Current, NewSnapshot, Replacement, overwrite};
 use crate::lakefile::iceberg::metrics::data_file_metrics;
+use crate::lakefile::iceberg::{Referenced, TableMetadata, live_in};
 use crate::storage::StorageError;
 
 /// The snapshot summary property naming the job and mapper a commit was made for.
@@ -170,6 +170,40 @@ pub(super) async fn holds_matches(
     }
 }
 
+/// The snapshot as built, read back from its own bytes before anything is written: its
+/// metadata parses with the new snapshot current, and the data files it holds live are
+/// exactly those of the current snapshot (`before`) with each replaced file swapped for
+/// its rewrite (none when every row was erased), no other gained or lost.
+fn check_built(
+    manifests: &BTreeMap<String, Vec<u8>>,
+    (commit, snapshot): (&Commit, i64),
+    before: &Referenced,
+    replaced: &BTreeMap<String, Replacement>,
+) -> Result<(), String> {
+    let parsed = TableMetadata::parse(&commit.metadata)?;
+    let list = parsed
+        .snapshots
+        .iter()
+        .find(|s| Some(s.snapshot_id) == parsed.current_snapshot_id && s.snapshot_id == snapshot)
+        .and_then(|s| s.manifest_list.as_deref())
+        .ok_or("the metadata built does not make its new snapshot current")?;
+    let mut all = manifests.clone();
+    all.extend(commit.files.iter().cloned());
+    let bytes = all
+        .get(list)
+        .ok_or("the manifest list built is not among the files built")?;
+    let live = live_in(bytes, &all)?;
+    let mut expected = before.data_files.clone();
+    for (old, r) in replaced {
+        expected.remove(old);
+        expected.extend(r.new_path.clone());
+    }
+    if live.data_files != expected || live.position_deletes != before.position_deletes {
+        return Err("the snapshot built does not hold exactly the current data files with each replaced one swapped for its rewrite".into());
+    }
+    Ok(())
+}
+
 /// What one attempt came to.
 enum Attempt {
     Done(Box<Outcome>),
@@ -279,14 +313,20 @@ impl Committer<'_> {
             return Ok(Attempt::Done(Box::new(self.outcome_of(&files, i64::MIN)?)));
         }
         let new = self.new_snapshot(&files);
-        let manifests = files.manifests.clone();
         let current = Current {
             metadata: &files.metadata,
             metadata_location: &location,
             manifest_list: list,
-            manifests: &manifests,
+            manifests: &files.manifests,
         };
         let commit = overwrite(&current, &replaced, &new).map_err(Failure::Refused)?;
+        check_built(
+            &files.manifests,
+            (&commit, new.snapshot_id),
+            &live,
+            &replaced,
+        )
+        .map_err(Failure::Refused)?;
         let dir = self.engine.temp.dir().map_err(|e| {
             Failure::Task(TaskError::Retryable(format!("temporary directory: {e}")))
         })?;

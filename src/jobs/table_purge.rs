@@ -164,6 +164,11 @@ impl Purger<'_> {
                 ..Expiry::default()
             };
         }
+        if let Some((_, bytes)) = &expiry.metadata {
+            check_expiry(&files, bytes, &expiry).map_err(|why| {
+                TaskError::Fatal(format!("the expiry built fails its own check: {why}"))
+            })?;
+        }
         if let Some((to, bytes)) = &expiry.metadata {
             let dir = (self.engine.temp.dir()).map_err(|e| TaskError::Retryable(e.to_string()))?;
             write_new(&self.engine.stores, dir.path(), (to, bytes)).await?;
@@ -544,6 +549,34 @@ fn refs(held: &[crate::lakefile::iceberg::expire::Held]) -> Vec<SnapshotRef> {
             reference: format!("{} {}", h.kind, h.reference),
         })
         .collect()
+}
+
+/// The expiry as built, read back from its bytes before anything is written: the new
+/// metadata parses with the same current snapshot, holds none of the expired snapshots,
+/// and references none of the files the purge deletes.
+fn check_expiry(files: &TableFiles, metadata: &[u8], expiry: &Expiry) -> Result<(), String> {
+    let parsed = crate::lakefile::iceberg::TableMetadata::parse(metadata)?;
+    if parsed.current_snapshot_id != files.parsed.current_snapshot_id {
+        return Err("its current snapshot is not the table's".into());
+    }
+    if parsed
+        .snapshots
+        .iter()
+        .any(|s| expiry.expired.contains(&s.snapshot_id))
+    {
+        return Err("it still lists an expired snapshot".into());
+    }
+    let value: serde_json::Value = serde_json::from_slice(metadata).map_err(|e| e.to_string())?;
+    let after = Table {
+        metadata: &value,
+        ..table_of(files)
+    };
+    let referenced: BTreeSet<String> = referenced_files(&after)?.iter().map(|p| s3(p)).collect();
+    let deleted = expiry.delete_files.iter().chain(&expiry.delete_metadata);
+    match deleted.map(|f| s3(f)).find(|f| referenced.contains(f)) {
+        Some(f) => Err(format!("it still references {f}, which the purge deletes")),
+        None => Ok(()),
+    }
 }
 
 /// The expiry planner's view of the table's files.
