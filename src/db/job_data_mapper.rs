@@ -235,6 +235,11 @@ pub struct TableCommit {
     pub snapshot_before: Option<i64>,
     pub metadata_after: Option<String>,
     pub snapshot_after: Option<i64>,
+    /// Position delete files the new snapshot left out: each named only data files it
+    /// replaced (by rewrites that left those rows out). The purge deletes them with the
+    /// old data files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_deletes: Vec<String>,
     #[serde(default)]
     pub purge: Option<Purge>,
 }

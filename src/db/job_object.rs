@@ -62,6 +62,8 @@ pub struct JobObject {
     /// Where forget wrote the rewrite when it is a new file (a table format's data file,
     /// never rewritten in place); None: written over `key`.
     pub new_key: Option<String>,
+    /// The table's position delete files its rewrite applied (their rows left out too).
+    pub deletes_applied: Vec<String>,
 }
 
 /// A version cleanup did not delete although it holds (or may hold) matching rows.
@@ -90,7 +92,7 @@ const OBJECT_COLUMNS: &str = "job_object_id, data_mapper_id, bucket, key, versio
     new_etag, row_groups_rewritten, row_groups_copied, versions_deleted, cleanup_state, \
     forget_error, versions_to_delete, partition_types, outside_partitions, \
     rollback_version_id, noncurrent, noncurrent_since, read_version_id, versions_kept, \
-    newer_holds, replicated_to, new_key";
+    newer_holds, replicated_to, new_key, deletes_applied";
 
 /// Records an object (once: a second record of the same object is ignored). Returns its
 /// id, None when it was recorded before.
@@ -292,6 +294,8 @@ pub struct ObjectUpdate<'a> {
     pub replicated_to: Option<&'a str>,
     /// Where the rewrite goes when it is a new file (`clear_new_file` forgets it).
     pub new_key: Option<&'a str>,
+    /// The table's position delete files the rewrite applied.
+    pub deletes_applied: Option<&'a [String]>,
 }
 
 pub async fn update(
@@ -321,7 +325,8 @@ pub async fn update(
                versions_kept = coalesce($20, versions_kept),
                newer_holds = coalesce($21, newer_holds),
                replicated_to = coalesce($22, replicated_to),
-               new_key = coalesce($23, new_key)
+               new_key = coalesce($23, new_key),
+               deletes_applied = coalesce($24, deletes_applied)
            where job_object_id = $1"#,
     )
     .bind(job_object_id)
@@ -347,6 +352,7 @@ pub async fn update(
     .bind(u.newer_holds)
     .bind(u.replicated_to)
     .bind(u.new_key)
+    .bind(u.deletes_applied)
     .execute(db)
     .await?;
     Ok(())
@@ -399,6 +405,7 @@ impl JobObject {
             newer_holds: false,
             replicated_to: None,
             new_key: None,
+            deletes_applied: Vec::new(),
         }
     }
 }

@@ -317,6 +317,7 @@ mod tests {
             every_row: false,
             max_record: MAX_LINE,
             field_ids: None,
+            drop_rows: &[],
         };
         let records = Records::JsonLines;
         for key in ["a.json", "a.json.gz", "a.json.zst", "a.json.bz2"] {

@@ -296,6 +296,7 @@ async fn search(
         every_row,
         max_record: max_line,
         field_ids: mapper.field_ids(),
+        drop_rows: &[],
     };
     let result = search_object(store, &object, records, m).await;
     match result {

@@ -64,8 +64,14 @@ pub struct ReportObject {
     /// Rows holding at least one match, as find counted them (a row two matches name
     /// counts once; also in a dry run: its blast radius per object).
     pub rows_matched: i64,
+    /// Rows the rewrite left out: the matching ones, and in an Apache Iceberg data file
+    /// also those its table's position delete files deleted (still in the old file).
     pub rows_removed: Option<i64>,
     pub rows_after: Option<i64>,
+    /// An Apache Iceberg data file's: the table's position delete files whose rows the
+    /// rewrite left out too (the new snapshot drops those that only named replaced files).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub position_deletes_applied: Vec<String>,
     pub bytes_before: i64,
     pub bytes_after: Option<i64>,
     pub row_groups_rewritten: Option<i32>,
@@ -122,6 +128,7 @@ impl From<JobObject> for ReportObject {
             rows_matched: o.rows_matched,
             rows_removed: o.rows_removed,
             rows_after: o.rows_after,
+            position_deletes_applied: o.deletes_applied,
             bytes_before: o.size_bytes,
             bytes_after: o.size_after,
             row_groups_rewritten: o.row_groups_rewritten,

@@ -36,7 +36,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::catalog::source::iceberg_files::{
-    TableFiles, all_data_files, metadata_location, read_table, write_new,
+    TableFiles, all_data_files, metadata_location, read_table, s3 as s3_path, write_new,
 };
 use crate::catalog::{CommitError, source::SourceError};
 use crate::db::job::JobStats;
@@ -50,7 +50,9 @@ use crate::jobs::object::ObjectTask;
 use crate::jobs::object::verify::Verify;
 use crate::jobs::tasks::{Task, TaskError};
 use crate::jobs::{Context, Engine, JobTask, enqueue_all};
-use crate::lakefile::iceberg::commit::{Commit, Current, NewSnapshot, Replacement, overwrite};
+use crate::lakefile::iceberg::commit::{
+    Commit, Current, NewSnapshot, Replacement, overwrite_retiring,
+};
 use crate::lakefile::iceberg::metrics::data_file_metrics;
 use crate::lakefile::iceberg::{Referenced, TableMetadata, live_in};
 use crate::storage::StorageError;
@@ -154,6 +156,7 @@ pub(super) async fn holds_matches(
         every_row: false,
         max_record: engine.max_line_bytes,
         field_ids: mapper.field_ids(),
+        drop_rows: &[],
     };
     let object = ObjectRef {
         bucket: &place.bucket,
@@ -178,7 +181,7 @@ fn check_built(
     manifests: &BTreeMap<String, Vec<u8>>,
     (commit, snapshot): (&Commit, i64),
     before: &Referenced,
-    replaced: &BTreeMap<String, Replacement>,
+    (replaced, retired): (&BTreeMap<String, Replacement>, &BTreeSet<String>),
 ) -> Result<(), String> {
     let parsed = TableMetadata::parse(&commit.metadata)?;
     let list = parsed
@@ -198,10 +201,33 @@ fn check_built(
         expected.remove(old);
         expected.extend(r.new_path.clone());
     }
-    if live.data_files != expected || live.position_deletes != before.position_deletes {
+    if live.data_files != expected {
         return Err("the snapshot built does not hold exactly the current data files with each replaced one swapped for its rewrite".into());
     }
+    let deletes: BTreeSet<String> = before
+        .position_deletes
+        .difference(retired)
+        .cloned()
+        .collect();
+    if live.position_deletes != deletes {
+        return Err("the snapshot built does not hold exactly the current position delete files less those retired".into());
+    }
     Ok(())
+}
+
+/// The position delete files snapshot `id` of `files` holds live (none when it cannot
+/// be read: the purge then leaves them unreferenced rather than delete them).
+fn deletes_of(files: &TableFiles, id: i64) -> BTreeSet<String> {
+    let list = files
+        .parsed
+        .snapshots
+        .iter()
+        .find(|s| s.snapshot_id == id)
+        .and_then(|s| s.manifest_list.as_deref())
+        .and_then(|list| files.manifest_lists.get(list));
+    list.and_then(|bytes| live_in(bytes, &files.manifests).ok())
+        .map(|live| live.position_deletes)
+        .unwrap_or_default()
 }
 
 /// What one attempt came to.
@@ -295,15 +321,10 @@ impl Committer<'_> {
             .current_list()
             .ok_or_else(|| Failure::Refused("the table has no current snapshot".into()))?;
         let live = live_in(list, &files.manifests).map_err(Failure::Refused)?;
-        if let Some(deletes) = live.position_deletes.iter().next() {
-            return Err(Failure::Refused(format!(
-                "its current snapshot has position delete files ({deletes}): applying them in a rewrite is not built yet, and a rewrite without them would bring back the rows they delete"
-            )));
-        }
         let raw: BTreeMap<String, String> = live
             .data_files
             .iter()
-            .map(|p| (crate::catalog::source::iceberg_files::s3(p), p.clone()))
+            .map(|p| (s3_path(p), p.clone()))
             .collect();
         let every = all_data_files(&files).map_err(Failure::Refused)?;
         self.refuse_unsearched(&location, &every).await?;
@@ -312,6 +333,10 @@ impl Committer<'_> {
             // Only older snapshots hold the old files: no new snapshot is needed.
             return Ok(Attempt::Done(Box::new(self.outcome_of(&files, i64::MIN)?)));
         }
+        let dir = self.engine.temp.dir().map_err(|e| {
+            Failure::Task(TaskError::Retryable(format!("temporary directory: {e}")))
+        })?;
+        let retired = self.retired_deletes(&live, &replaced, dir.path()).await?;
         let new = self.new_snapshot(&files);
         let current = Current {
             metadata: &files.metadata,
@@ -319,17 +344,15 @@ impl Committer<'_> {
             manifest_list: list,
             manifests: &files.manifests,
         };
-        let commit = overwrite(&current, &replaced, &new).map_err(Failure::Refused)?;
+        let commit =
+            overwrite_retiring(&current, &replaced, &retired, &new).map_err(Failure::Refused)?;
         check_built(
             &files.manifests,
             (&commit, new.snapshot_id),
             &live,
-            &replaced,
+            (&replaced, &retired),
         )
         .map_err(Failure::Refused)?;
-        let dir = self.engine.temp.dir().map_err(|e| {
-            Failure::Task(TaskError::Retryable(format!("temporary directory: {e}")))
-        })?;
         for (path, bytes) in &commit.files {
             write_new(&self.engine.stores, dir.path(), (path, bytes)).await?;
         }
@@ -348,7 +371,7 @@ impl Committer<'_> {
         let committed = read_table(&self.engine.stores, &commit.metadata_location, false)
             .await
             .map_err(|e| after_commit(e.to_string()))?;
-        self.check_read_back(&committed, &replaced)
+        self.check_read_back(&committed, (&replaced, &retired))
             .map_err(|e| match e {
                 Failure::Refused(why) => after_commit(why),
                 other => other,
@@ -450,6 +473,80 @@ impl Committer<'_> {
         Ok(replaced)
     }
 
+    /// The position delete files the new snapshot no longer needs, each live one read:
+    /// those deleting rows of replaced data files only (or of files no longer live). A
+    /// replaced file that a delete file its rewrite did not apply deletes rows of (one
+    /// committed since forget read the table) refuses the commit: the rewrite would bring
+    /// those rows back.
+    async fn retired_deletes(
+        &self,
+        live: &Referenced,
+        replaced: &BTreeMap<String, Replacement>,
+        dir: &std::path::Path,
+    ) -> Result<BTreeSet<String>, Failure> {
+        let applied: BTreeMap<String, BTreeSet<String>> = self
+            .written
+            .iter()
+            .map(|o| {
+                let files = o.deletes_applied.iter().map(|d| s3_path(d)).collect();
+                (s3(o, &o.key), files)
+            })
+            .collect();
+        let replaced: BTreeSet<String> = replaced.keys().map(|p| s3_path(p)).collect();
+        let data: BTreeSet<String> = live.data_files.iter().map(|p| s3_path(p)).collect();
+        let mut retired = BTreeSet::new();
+        for (n, file) in live.position_deletes.iter().enumerate() {
+            let targets = self
+                .delete_targets(file, &dir.join(format!("deletes-{n}")))
+                .await?;
+            for target in targets.intersection(&replaced) {
+                if !applied
+                    .get(target)
+                    .is_some_and(|a| a.contains(&s3_path(file)))
+                {
+                    return Err(Failure::Refused(format!(
+                        "position delete file {file}, committed since Lethe rewrote {target}, deletes rows of it that the rewrite keeps: the next job rewrites it again"
+                    )));
+                }
+            }
+            let needed = targets
+                .iter()
+                .any(|t| data.contains(t) && !replaced.contains(t));
+            if !needed && targets.iter().any(|t| replaced.contains(t)) {
+                retired.insert(file.clone());
+            }
+        }
+        Ok(retired)
+    }
+
+    /// The data files the position delete file at `file` deletes rows of (by `s3://`
+    /// location), downloaded to `local` and read there.
+    async fn delete_targets(
+        &self,
+        file: &str,
+        local: &std::path::Path,
+    ) -> Result<BTreeSet<String>, Failure> {
+        use crate::lakefile::iceberg::deletes::read_position_deletes;
+        let place = self.engine.stores.place(&s3_path(file))?;
+        let size = place.store.head(&place.bucket, &place.prefix).await?.size;
+        let _space =
+            self.ctx.engine.temp.reserve(size).map_err(|e| {
+                Failure::Task(TaskError::Retryable(format!("temporary space: {e}")))
+            })?;
+        place
+            .store
+            .download(&place.bucket, &place.prefix, None, local)
+            .await?;
+        let read = crate::jobs::find::cpu_bound(|| {
+            let reader = crate::lakefile::parquet::local::SharedFile::open(local)
+                .map_err(|e| e.to_string())?;
+            read_position_deletes(reader, None)
+        });
+        let _ = std::fs::remove_file(local);
+        read.map(|r| r.targets)
+            .map_err(|e| Failure::Refused(format!("position delete file {file}: {e}")))
+    }
+
     /// The Parquet footer of a new data file, as written.
     async fn footer(
         &self,
@@ -487,11 +584,12 @@ impl Committer<'_> {
         }
     }
 
-    /// The committed metadata, read back: every rewrite live, no replaced file.
+    /// The committed metadata, read back: every rewrite live, no replaced file, no
+    /// retired delete file.
     fn check_read_back(
         &self,
         committed: &TableFiles,
-        replaced: &BTreeMap<String, Replacement>,
+        (replaced, retired): (&BTreeMap<String, Replacement>, &BTreeSet<String>),
     ) -> Result<(), Failure> {
         let (_, list) = committed.current_list().ok_or_else(|| {
             Failure::Task(TaskError::Fatal(
@@ -509,6 +607,11 @@ impl Committer<'_> {
                     "the committed snapshot read back does not replace {old} by its rewrite"
                 ))));
             }
+        }
+        if let Some(kept) = retired.iter().find(|d| live.position_deletes.contains(*d)) {
+            return Err(Failure::Task(TaskError::Fatal(format!(
+                "the committed snapshot read back still holds the retired delete file {kept}"
+            ))));
         }
         Ok(())
     }
@@ -537,12 +640,23 @@ impl Committer<'_> {
                 .as_i64()
         });
         let before = self.mapper.read_at_find.as_ref();
+        let retired = match (parent, ours) {
+            (Some(parent), Some(ours)) => {
+                let (then, now) = (
+                    deletes_of(files, parent),
+                    deletes_of(files, ours.snapshot_id),
+                );
+                then.difference(&now).cloned().collect()
+            }
+            _ => Vec::new(),
+        };
         Ok(Outcome {
             record: TableCommit {
                 metadata_before: before.and_then(|r| r.metadata_location.clone()),
                 snapshot_before: parent.or(files.parsed.current_snapshot_id),
                 metadata_after: ours.map(|_| files.metadata_location.clone()),
                 snapshot_after: ours.map(|s| s.snapshot_id),
+                retired_deletes: retired,
                 purge: None,
             },
             committed: committed.iter().map(|o| o.job_object_id).collect(),

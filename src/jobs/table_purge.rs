@@ -88,6 +88,7 @@ impl JobTask for PurgeTable {
                 .into_iter()
                 .filter(|o| o.cleanup_state.is_none())
                 .collect(),
+            retired: record.retired_deletes.clone(),
         };
         for _ in 0..MAX_MOVES {
             let purge = match record.purge.take() {
@@ -132,15 +133,19 @@ struct Purger<'a> {
     mapper: &'a MapperSnapshot,
     /// The mapper's verified objects not yet cleaned: the old data files to take out.
     old: Vec<JobObject>,
+    /// The position delete files the commit retired (they named only old data files).
+    retired: Vec<String>,
 }
 
 impl Purger<'_> {
-    /// The old data files, by `s3://` location.
+    /// The old data files, and the position delete files the commit retired, by `s3://`
+    /// location.
     fn purged(&self) -> BTreeSet<String> {
-        self.old
+        let old = self
+            .old
             .iter()
-            .map(|o| format!("s3://{}/{}", o.bucket, o.key))
-            .collect()
+            .map(|o| format!("s3://{}/{}", o.bucket, o.key));
+        old.chain(self.retired.iter().map(|d| s3(d))).collect()
     }
 
     /// Reads the table now, plans the expiry, writes its new metadata file and records

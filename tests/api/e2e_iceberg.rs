@@ -8,11 +8,11 @@ use serde_json::{Value, json};
 use crate::e2e_find::{Lake, lake};
 use crate::iceberg::{IcebergTable, PEOPLE, Spec, make_table};
 
-fn person(id: i64, email: &str, country: &str, ts: &str) -> Value {
+pub(crate) fn person(id: i64, email: &str, country: &str, ts: &str) -> Value {
     json!({"id": id, "email": email, "country": country, "ts": ts})
 }
 
-fn by_id(mut rows: Vec<Value>) -> Vec<Value> {
+pub(crate) fn by_id(mut rows: Vec<Value>) -> Vec<Value> {
     rows.sort_by_key(|r| r["id"].as_i64());
     rows
 }
@@ -164,7 +164,10 @@ async fn pyiceberg_writes_format_version_1_tables_too(db: sqlx::PgPool) {
 }
 
 /// The current versions under the table's location: key → etag.
-async fn etags(lake: &Lake, table: &IcebergTable) -> std::collections::BTreeMap<String, String> {
+pub(crate) async fn etags(
+    lake: &Lake,
+    table: &IcebergTable,
+) -> std::collections::BTreeMap<String, String> {
     let prefix = format!("{}/", IcebergTable::key(&table.location));
     let out = lake
         .s3
@@ -224,7 +227,7 @@ fn without_ann(appends: &[&[Value]]) -> Vec<Value> {
 }
 
 /// An Iceberg mapper on `email`: its data files are searched as Parquet.
-async fn iceberg_mapper(lake: &Lake, table: &IcebergTable) {
+pub(crate) async fn iceberg_mapper(lake: &Lake, table: &IcebergTable) {
     let body = json!({
         "catalog": {"provider": "glue", "database": lake.database, "table": table.name},
         "format": "parquet",
@@ -442,6 +445,7 @@ async fn rewrite_current_files(
             every_row: false,
             max_record: 1 << 20,
             field_ids: None,
+            drop_rows: &[],
         };
         let out = std::fs::File::create(&dst).unwrap();
         let r = Records::Parquet
@@ -650,7 +654,11 @@ async fn a_referenced_data_file_the_listing_does_not_show_fails_find(db: sqlx::P
 /// files read as Parquet (every column's values), manifests and manifest lists as Avro
 /// (every string, bytes and fixed value: column bounds among them), anything else as
 /// bytes.
-async fn versions_holding(lake: &Lake, table: &IcebergTable, needle: &str) -> Vec<String> {
+pub(crate) async fn versions_holding(
+    lake: &Lake,
+    table: &IcebergTable,
+    needle: &str,
+) -> Vec<String> {
     let prefix = format!("{}/", IcebergTable::key(&table.location));
     let out = lake
         .s3
@@ -821,7 +829,7 @@ async fn an_iceberg_job_commits_a_snapshot_without_the_subject_and_purges_what_h
 
 /// Runs the job's tasks one by one until forget has rewritten `forgets` objects (the
 /// forget barrier: the commit comes next).
-async fn run_forgets(lake: &Lake, forgets: usize) {
+pub(crate) async fn run_forgets(lake: &Lake, forgets: usize) {
     run_until(lake, "forget.object", forgets).await;
 }
 
@@ -837,7 +845,7 @@ async fn run_until(lake: &Lake, kind: &str, n: usize) {
 }
 
 /// Starts a real job over `people` (its tasks left for the test to run).
-async fn start_job(lake: &Lake) -> Value {
+pub(crate) async fn start_job(lake: &Lake) -> Value {
     let body = json!({"data_mappers": ["people"]});
     let r = lake.app.post("/v1/jobs", Some(body)).await;
     json!({"job_id": r.body["job_id"]})

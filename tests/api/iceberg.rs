@@ -232,6 +232,28 @@ impl IcebergTable {
         described(&self.database, &self.name, &request)
     }
 
+    /// Deletes rows by position as a merge-on-read `DELETE` (Athena's, Spark's) does: one
+    /// position delete file naming `(data file, positions)` in the partition of the first
+    /// file, added by a snapshot of its own. The table as it is after, and the delete
+    /// file's path.
+    pub fn delete_positions(&self, deletes: &[(&str, &[i64])]) -> (IcebergTable, String) {
+        let mut request = self.request("delete_positions");
+        let deletes: Vec<Value> = deletes
+            .iter()
+            .map(|(file, positions)| json!({"file": file, "positions": positions}))
+            .collect();
+        request["deletes"] = json!(deletes);
+        let out = run(&request).unwrap_or_else(|e| panic!("pyiceberg refused: {e}"));
+        let file = out["delete_file"]
+            .as_str()
+            .expect("the delete file")
+            .to_owned();
+        let mut table: IcebergTable = serde_json::from_value(out).unwrap();
+        table.database = self.database.clone();
+        table.name = self.name.clone();
+        (table, file)
+    }
+
     fn request(&self, mode: &str) -> Value {
         json!({"mode": mode, "database": self.database, "table": self.name})
     }

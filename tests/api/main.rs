@@ -19,6 +19,7 @@ mod e2e_glue;
 mod e2e_governance;
 mod e2e_hidden;
 mod e2e_iceberg;
+mod e2e_iceberg_deletes;
 mod e2e_jobs;
 mod e2e_retention;
 mod e2e_roles;

@@ -196,3 +196,41 @@ pub fn all_data_files(files: &TableFiles) -> Result<std::collections::BTreeSet<S
     }
     Ok(all)
 }
+
+/// The position delete files the current snapshot of the table at `metadata_location`
+/// holds live (only its delete manifests are read; none in format version 1).
+pub async fn current_position_deletes(
+    stores: &Stores,
+    metadata_location: &str,
+) -> Result<Vec<String>, SourceError> {
+    use crate::lakefile::iceberg::{FileContent, manifest_entries};
+    let refused = |why: String| SourceError::Refused(format!("Iceberg table: {why}"));
+    let parsed =
+        TableMetadata::parse(&read_whole(stores, metadata_location).await?).map_err(refused)?;
+    let Some(id) = parsed.current_snapshot_id else {
+        return Ok(Vec::new());
+    };
+    let Some(list) = parsed
+        .snapshots
+        .iter()
+        .find(|s| s.snapshot_id == id)
+        .and_then(|s| s.manifest_list.clone())
+    else {
+        return Ok(Vec::new());
+    };
+    let mut deletes = Vec::new();
+    for manifest in manifest_list(&read_whole(stores, &list).await?).map_err(refused)? {
+        if manifest.content != 1 {
+            continue;
+        }
+        let entries =
+            manifest_entries(&read_whole(stores, &manifest.path).await?).map_err(refused)?;
+        deletes.extend(
+            entries
+                .into_iter()
+                .filter(|e| e.content == FileContent::PositionDeletes)
+                .map(|e| e.path),
+        );
+    }
+    Ok(deletes)
+}

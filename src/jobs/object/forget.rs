@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::deletes::{DeletesError, table_deletes};
 use super::rewrite::rewrite;
 use super::temp::{Exhausted, Reservation, TempSpace};
 use super::verify::Verify;
@@ -310,7 +311,16 @@ async fn attempt(
         let (version, etag) = (fetched.version_id.as_deref(), fetched.etag.as_deref());
         return own_version(ctx, task, l, version, etag, None).await;
     }
-    let rewritten = rewrite_local(l, &src, (dst.as_path(), &mut scratch.output));
+    let deletes = match table_deletes(ctx, l, scratch.dir.path()).await {
+        Ok(deletes) => deletes,
+        Err(DeletesError::Unavailable(e)) => return unavailable(ctx, task, l, e).await,
+        Err(DeletesError::Failed(e)) => {
+            fail(ctx, task, l, e).await?;
+            return Ok(Settled::Yes);
+        }
+    };
+    let out = (dst.as_path(), &mut scratch.output);
+    let rewritten = rewrite_local(l, &src, out, &deletes.positions);
     let figures = match rewritten {
         Ok(f) => f,
         Err(e) if e.contains(NO_TEMP_SPACE) => {
@@ -322,7 +332,10 @@ async fn attempt(
         }
     };
     let size_after = std::fs::metadata(&dst).map(|m| m.len()).unwrap_or(0) as i64;
-    let figures_update = figures.update(&fetched, size_after);
+    let figures_update = ObjectUpdate {
+        deletes_applied: Some(deletes.files.as_slice()),
+        ..figures.update(&fetched, size_after)
+    };
     if figures.rows_removed == 0 {
         return nothing_removed(ctx, task, l, &fetched, figures_update).await;
     }
@@ -347,12 +360,14 @@ async fn attempt(
     upload.run(ctx, task, l, &figures_update).await
 }
 
-/// The downloaded object `src` rewritten to `dst` without its matches, as its format
-/// says (on a blocking thread); Err: why not.
+/// The downloaded object `src` rewritten to `dst` without its matches and the rows at
+/// `drop_rows` (its table's position deletes), as its format says (on a blocking
+/// thread); Err: why not.
 fn rewrite_local(
     l: &Loaded,
     src: &Path,
     out: (&Path, &mut Reservation),
+    drop_rows: &[u64],
 ) -> Result<super::rewrite::Figures, String> {
     let records = l.sets.records()?;
     let m = Matching {
@@ -361,6 +376,7 @@ fn rewrite_local(
         every_row: l.every_row,
         max_record: l.max_line,
         field_ids: l.mapper.field_ids(),
+        drop_rows,
     };
     cpu_bound(|| rewrite(records, &l.object.key, src, out, m))
 }

@@ -7,6 +7,7 @@
 //! its object only, leaving the object as it was.
 
 pub mod cleanup;
+pub mod deletes;
 pub mod forget;
 pub mod rewrite;
 pub mod rollback;
@@ -253,6 +254,7 @@ impl Loaded {
             every_row: false,
             max_record: self.max_line,
             field_ids: self.mapper.field_ids(),
+            drop_rows: &[],
         };
         let (r, _) = search_object(self.store.as_ref(), &object, records, m).await?;
         Ok((r.rows_total, r.rows_matched))

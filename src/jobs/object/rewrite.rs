@@ -89,6 +89,7 @@ mod tests {
             every_row,
             max_record: crate::lakefile::jsonl::find::DEFAULT_MAX_LINE_BYTES,
             field_ids: None,
+            drop_rows: &[],
         }
     }
 

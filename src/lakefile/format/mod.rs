@@ -74,6 +74,10 @@ pub struct Matching<'a> {
     /// The match columns' field-id paths (an Apache Iceberg table's): Parquet finds each
     /// column by them, whatever a data file names it. None: by name.
     pub field_ids: Option<&'a FieldIds>,
+    /// Rows a rewrite leaves out whatever they hold, by position in the object (0-based,
+    /// ascending): the rows an Iceberg table's position delete files delete from a data
+    /// file, which its rewrite must not bring back. Parquet only; empty for a search.
+    pub drop_rows: &'a [u64],
 }
 
 pub use super::found::Found;
@@ -184,13 +188,16 @@ impl Records {
         m: Matching<'_>,
     ) -> Result<Rewritten, String> {
         let compression = self.compression(key);
+        if !m.drop_rows.is_empty() && *self != Records::Parquet {
+            return Err("rows are deleted by position in Parquet data files only".into());
+        }
         match self {
             Records::Parquet => {
                 let (r, _) = parquet_forget::forget_file_to(
                     src,
                     (out, dst),
                     (m.columns, m.field_ids),
-                    m.ids,
+                    (m.ids, m.drop_rows),
                     m.every_row,
                 )
                 .map_err(|e| e.to_string())?;
@@ -562,6 +569,7 @@ mod tests {
             every_row,
             max_record: 1 << 20,
             field_ids: None,
+            drop_rows: &[],
         }
     }
 

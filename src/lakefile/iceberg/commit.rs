@@ -19,7 +19,7 @@
 //! Everything else in the metadata (schemas, specs, properties, other snapshots, refs) is
 //! kept as it is; `main` moves to the new snapshot.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
@@ -77,6 +77,18 @@ pub fn overwrite(
     replaced: &BTreeMap<String, Replacement>,
     new: &NewSnapshot,
 ) -> Result<Commit, String> {
+    overwrite_retiring(current, replaced, &BTreeSet::new(), new)
+}
+
+/// [`overwrite`], the position delete files of `retired` (by path) left out of the new
+/// snapshot too: every data file they delete rows of is replaced, by a rewrite that left
+/// those rows out.
+pub fn overwrite_retiring(
+    current: &Current<'_>,
+    replaced: &BTreeMap<String, Replacement>,
+    retired: &BTreeSet<String>,
+    new: &NewSnapshot,
+) -> Result<Commit, String> {
     let m = current.metadata;
     if m["format-version"].as_i64() != Some(2) {
         return Err("committing to an Iceberg table of format version 1 is not built yet".into());
@@ -94,10 +106,12 @@ pub fn overwrite(
     let mut files = Vec::new();
     let mut records = Vec::with_capacity(list.records.len());
     let mut removed = Vec::new();
+    let mut retired_rows = Vec::new();
     let ctx = Context {
         new,
         sequence,
         replaced,
+        retired,
     };
     for (n, record) in list.records.iter().enumerate() {
         let path = text(record, "manifest_path")?;
@@ -107,13 +121,16 @@ pub fn overwrite(
             .ok_or_else(|| format!("manifest {path} was not read"))?;
         let manifest = read_all(bytes, MAX_METADATA_BYTES)
             .map_err(|e| format!("manifest {path} cannot be read: {e}"))?;
-        if !names_replaced(&manifest, replaced) {
+        if !names_replaced(&manifest, |p| {
+            replaced.contains_key(p) || retired.contains(p)
+        }) {
             records.push(record.clone());
             continue;
         }
         let new_path = format!("{location}/metadata/{}-m{n}.avro", new.uuid);
         let (bytes, entry, gone) = ctx.rewrite_manifest(record, &manifest, &new_path)?;
-        removed.extend(gone);
+        removed.extend(gone.data);
+        retired_rows.extend(gone.deletes);
         // A manifest left with no entry (each of its files replaced by none) is dropped.
         if is_empty(&entry) {
             continue;
@@ -124,22 +141,17 @@ pub fn overwrite(
     if removed.len() != replaced.len() {
         return Err("a replaced data file is live in no manifest of the current snapshot".into());
     }
+    if retired_rows.len() != retired.len() {
+        return Err("a retired delete file is live in no manifest of the current snapshot".into());
+    }
     let list_path = format!(
         "{location}/metadata/snap-{}-1-{}.avro",
         new.snapshot_id, new.uuid
     );
-    let mut list_metadata = list.metadata.clone();
-    for (key, value) in [
-        ("snapshot-id", new.snapshot_id.to_string()),
-        ("parent-snapshot-id", parent.to_string()),
-        ("sequence-number", sequence.to_string()),
-    ] {
-        set_metadata(&mut list_metadata, key, value.into_bytes());
-    }
-    let list_bytes = write_container(&list_metadata, &records, sync(new, 0))
-        .map_err(|e| format!("the manifest list cannot be written: {e}"))?;
+    let list_bytes = ctx.manifest_list(&list.metadata, &records, parent)?;
     files.push((list_path.clone(), list_bytes));
-    let (metadata_location, metadata) = ctx.metadata(current, location, &list_path, parent)?;
+    let (metadata_location, metadata) =
+        ctx.metadata(current, (location, &list_path), parent, &retired_rows)?;
     Ok(Commit {
         files,
         metadata_location,
@@ -152,22 +164,51 @@ struct Context<'a> {
     new: &'a NewSnapshot,
     sequence: i64,
     replaced: &'a BTreeMap<String, Replacement>,
+    retired: &'a BTreeSet<String>,
+}
+
+/// The files a rewritten manifest no longer holds: replaced data files, and retired
+/// delete files with their record counts (the positions they deleted).
+#[derive(Default)]
+struct Gone {
+    data: Vec<String>,
+    deletes: Vec<(String, i64)>,
 }
 
 impl Context<'_> {
-    /// A manifest naming replaced files, written again; its new manifest-list entry; the
-    /// data files it no longer holds.
+    /// The new manifest list: the old one's header with the new snapshot's ids and
+    /// sequence number, over `records`.
+    fn manifest_list(
+        &self,
+        old: &[(String, Vec<u8>)],
+        records: &[Datum],
+        parent: i64,
+    ) -> Result<Vec<u8>, String> {
+        let mut metadata = old.to_vec();
+        for (key, value) in [
+            ("snapshot-id", self.new.snapshot_id.to_string()),
+            ("parent-snapshot-id", parent.to_string()),
+            ("sequence-number", self.sequence.to_string()),
+        ] {
+            set_metadata(&mut metadata, key, value.into_bytes());
+        }
+        write_container(&metadata, records, sync(self.new, 0))
+            .map_err(|e| format!("the manifest list cannot be written: {e}"))
+    }
+
+    /// A manifest naming replaced (or retired) files, written again; its new
+    /// manifest-list entry; the files it no longer holds.
     fn rewrite_manifest(
         &self,
         list_entry: &Datum,
         manifest: &Records,
         new_path: &str,
-    ) -> Result<(Vec<u8>, Datum, Vec<String>), String> {
+    ) -> Result<(Vec<u8>, Datum, Gone), String> {
         let inherited_snapshot = field(list_entry, "added_snapshot_id")?.as_long();
         let inherited_sequence = field(list_entry, "sequence_number")?.as_long();
         let mut entries = Vec::new();
         let mut counts = Counts::default();
-        let mut gone = Vec::new();
+        let mut gone = Gone::default();
         for entry in &manifest.records {
             if field(entry, "status")?.as_long() == Some(2) {
                 continue;
@@ -186,6 +227,10 @@ impl Context<'_> {
             let snapshot = field(entry, "snapshot_id")?
                 .as_long()
                 .or(inherited_snapshot);
+            if self.retired.contains(path) {
+                gone.deletes.push((path.to_owned(), rows));
+                continue;
+            }
             let Some(replacement) = self.replaced.get(path) else {
                 counts.existing(rows, sequences.0);
                 entries.push(with(entry, 0, snapshot, sequences, None)?);
@@ -195,7 +240,7 @@ impl Context<'_> {
             // subject's id itself under `identity(<match column>)`) in a manifest the
             // current snapshot uses; scans never read one, and the snapshot summary
             // counts the files deleted.
-            gone.push(path.to_owned());
+            gone.data.push(path.to_owned());
             if let Some(new_file) = &replacement.new_path {
                 counts.added(replacement.record_count, self.sequence);
                 let file = replaced_file(file, new_file, replacement)?;
@@ -209,7 +254,8 @@ impl Context<'_> {
                 entries.push(added);
             }
         }
-        let bytes = write_container(&manifest.metadata, &entries, sync(self.new, 1 + gone.len()))
+        let n = 1 + gone.data.len() + gone.deletes.len();
+        let bytes = write_container(&manifest.metadata, &entries, sync(self.new, n))
             .map_err(|e| format!("a manifest cannot be written: {e}"))?;
         let entry = counts.list_entry(list_entry, new_path, bytes.len(), self)?;
         Ok((bytes, entry, gone))
@@ -219,9 +265,9 @@ impl Context<'_> {
     fn metadata(
         &self,
         current: &Current<'_>,
-        location: &str,
-        list_path: &str,
+        (location, list_path): (&str, &str),
         parent: i64,
+        retired: &[(String, i64)],
     ) -> Result<(String, Vec<u8>), String> {
         let mut m = current.metadata.clone();
         let now = self.new.timestamp_ms;
@@ -236,7 +282,7 @@ impl Context<'_> {
             "sequence-number": self.sequence,
             "timestamp-ms": now,
             "manifest-list": list_path,
-            "summary": summary(&parent_summary, self.replaced, &self.new.properties),
+            "summary": summary(&parent_summary, (self.replaced, retired), &self.new.properties),
             "schema-id": m["current-schema-id"],
         });
         let previous_update = m["last-updated-ms"].clone();
@@ -329,7 +375,7 @@ impl Counts {
 /// The snapshot summary: the operation, what it changed, and the parent's totals moved.
 fn summary(
     parent: &Value,
-    replaced: &BTreeMap<String, Replacement>,
+    (replaced, retired): (&BTreeMap<String, Replacement>, &[(String, i64)]),
     properties: &[(String, String)],
 ) -> Value {
     let added = replaced.values().filter(|r| r.new_path.is_some());
@@ -350,13 +396,21 @@ fn summary(
             .saturating_add(added_files);
         s["total-data-files"] = json!(total.to_string());
     }
-    for key in [
-        "total-delete-files",
-        "total-position-deletes",
-        "total-equality-deletes",
-    ] {
-        if let Some(v) = parent.get(key) {
-            s[key] = v.clone();
+    let positions: i64 = retired.iter().map(|(_, rows)| rows).sum();
+    if !retired.is_empty() {
+        let files = retired.len().to_string();
+        s["removed-delete-files"] = json!(files);
+        s["removed-position-delete-files"] = json!(files);
+        s["removed-position-deletes"] = json!(positions.to_string());
+    }
+    let less = [
+        ("total-delete-files", retired.len() as i64),
+        ("total-position-deletes", positions),
+        ("total-equality-deletes", 0),
+    ];
+    for (key, gone) in less {
+        if let Some(v) = total(key) {
+            s[key] = json!(v.saturating_sub(gone).max(0).to_string());
         }
     }
     for (key, value) in properties {
@@ -413,13 +467,13 @@ fn is_empty(entry: &Datum) -> bool {
         && count(&["existing_files_count", "existing_data_files_count"]) == 0
 }
 
-fn names_replaced(manifest: &Records, replaced: &BTreeMap<String, Replacement>) -> bool {
+fn names_replaced(manifest: &Records, leaves: impl Fn(&str) -> bool) -> bool {
     manifest.records.iter().any(|e| {
         e.field("status").and_then(Datum::as_long) != Some(2)
             && e.field("data_file")
                 .and_then(|f| f.field("file_path"))
                 .and_then(Datum::as_str)
-                .is_some_and(|p| replaced.contains_key(p))
+                .is_some_and(&leaves)
     })
 }
 

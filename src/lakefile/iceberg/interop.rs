@@ -280,6 +280,7 @@ fn rewrite_subjects(
             every_row: false,
             max_record: 1 << 20,
             field_ids: None,
+            drop_rows: &[],
         };
         let r = Records::Parquet
             .rewrite(file, local(file), (out, local(&new_path)), m)

@@ -15,6 +15,7 @@
 //! be read.
 
 pub mod commit;
+pub mod deletes;
 pub mod expire;
 pub mod field_ids;
 #[cfg(test)]

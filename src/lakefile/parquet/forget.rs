@@ -59,16 +59,17 @@ pub fn forget<R: ChunkReader + Clone + 'static, W: Write + Send>(
     columns: &[String],
     ids: &MatchSet,
 ) -> Result<ForgetReport, FindError> {
-    forget_by(reader, out, (columns, None), ids)
+    forget_by(reader, out, (columns, None), (ids, &[]))
 }
 
 /// [`forget`], the match columns found by their field-id paths when `field_ids` is
-/// given (`parquet::schema`).
+/// given (`parquet::schema`), and the rows at the positions `drop` (0-based in the file,
+/// ascending: an Iceberg table's position deletes) left out too, whatever they hold.
 pub fn forget_by<R: ChunkReader + Clone + 'static, W: Write + Send>(
     reader: R,
     out: W,
     columns: (&[String], Option<&FieldIds>),
-    ids: &MatchSet,
+    (ids, dropped_rows): (&MatchSet, &[u64]),
 ) -> Result<ForgetReport, FindError> {
     // Full page encoding statistics (not the default mask), so copied chunks keep them.
     let meta = ParquetMetaDataReader::new()
@@ -80,6 +81,7 @@ pub fn forget_by<R: ChunkReader + Clone + 'static, W: Write + Send>(
     refuse_unsupported(&meta)?;
     let meta = Arc::new(meta);
     let plan = FindPlan::new(&meta, columns, ids)?;
+    let mut dropped = Dropped::new(dropped_rows, meta.file_metadata().num_rows())?;
     let file = SerializedFileReader::new(reader.clone())?;
     let page_v2 = match plan.candidates.first() {
         Some(&rg) => uses_page_v2(file.get_row_group(rg)?.as_ref())?,
@@ -101,8 +103,12 @@ pub fn forget_by<R: ChunkReader + Clone + 'static, W: Write + Send>(
         } else {
             RowGroupFind::PrunedByBloomFilter
         };
-        let removed = match found {
-            RowGroupFind::Searched { hits, .. } if hits.contains(&true) => hits,
+        let hits = match found {
+            RowGroupFind::Searched { hits, .. } => Some(hits),
+            _ => None,
+        };
+        let removed = match dropped.in_row_group(meta.row_group(rg).num_rows(), hits) {
+            Some(removed) if removed.contains(&true) => removed,
             _ => {
                 copy_row_group(&reader, &meta, rg, &mut writer)?;
                 report.row_groups_copied += 1;
@@ -123,6 +129,56 @@ pub fn forget_by<R: ChunkReader + Clone + 'static, W: Write + Send>(
     }
     writer.close()?;
     Ok(report)
+}
+
+/// The positions of rows to leave out whatever they hold, walked row group by row group.
+struct Dropped<'a> {
+    positions: &'a [u64],
+    /// The first row of the next row group.
+    start: u64,
+}
+
+impl<'a> Dropped<'a> {
+    /// Refuses positions that are not ascending or lie beyond the file's `rows`: a
+    /// position delete file that does not describe this file.
+    fn new(positions: &'a [u64], rows: i64) -> Result<Self, FindError> {
+        let rows = rows.max(0) as u64;
+        if positions.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(FindError::Refused(
+                "the row positions to delete are not ascending".into(),
+            ));
+        }
+        if positions.last().is_some_and(|&p| p >= rows) {
+            return Err(FindError::Refused(format!(
+                "a row position to delete lies beyond the file's {rows} rows"
+            )));
+        }
+        Ok(Self {
+            positions,
+            start: 0,
+        })
+    }
+
+    /// The rows of the next row group (`rows` of them) to leave out: those `hits` marks
+    /// (its matches, when searched) and those at a dropped position. None: no row.
+    fn in_row_group(&mut self, rows: i64, hits: Option<Vec<bool>>) -> Option<Vec<bool>> {
+        let rows = rows.max(0) as u64;
+        let (start, end) = (self.start, self.start.saturating_add(rows));
+        self.start = end;
+        let here = self.positions.partition_point(|&p| p < end);
+        let (inside, rest) = self.positions.split_at(here);
+        self.positions = rest;
+        if inside.is_empty() {
+            return hits;
+        }
+        let mut removed = hits.unwrap_or_else(|| vec![false; rows as usize]);
+        for &p in inside {
+            if let Some(r) = removed.get_mut((p - start) as usize) {
+                *r = true;
+            }
+        }
+        Some(removed)
+    }
 }
 
 /// Footer key-value metadata that tables formats keep about their rows (Hudi's record-key
@@ -216,7 +272,7 @@ pub fn forget_file(
     every_row: bool,
 ) -> Result<(ForgetReport, CheckReport), FindError> {
     let out = std::fs::File::create(dst).map_err(external)?;
-    forget_file_to(src, (out, dst), (columns, None), ids, every_row)
+    forget_file_to(src, (out, dst), (columns, None), (ids, &[]), every_row)
 }
 
 /// [`forget_file`] writing through `out`, a writer of the file `dst` (read back once
@@ -226,7 +282,7 @@ pub fn forget_file_to<W: Write + Send>(
     src: &std::path::Path,
     (out, dst): (W, &std::path::Path),
     columns: (&[String], Option<&FieldIds>),
-    ids: &MatchSet,
+    (ids, dropped_rows): (&MatchSet, &[u64]),
     every_row: bool,
 ) -> Result<(ForgetReport, CheckReport), FindError> {
     let reader = SharedFile::open(src).map_err(external)?;
@@ -239,7 +295,7 @@ pub fn forget_file_to<W: Write + Send>(
         if every_row {
             empty_like(reader.clone(), &mut out)
         } else {
-            forget_by(reader.clone(), &mut out, columns, ids)
+            forget_by(reader.clone(), &mut out, columns, (ids, dropped_rows))
         }
     })?;
     out.flush().map_err(external)?;
@@ -469,6 +525,42 @@ mod tests {
         );
         let reader = ParquetRecordBatchReaderBuilder::try_new(out).unwrap();
         assert_eq!(reader.schema().fields().len(), 3);
+    }
+
+    /// Rows dropped by position (an Iceberg table's position deletes) go with the
+    /// matches: in a row group with matches, in one without (rewritten for them alone),
+    /// and the full check passes on the output; positions that do not describe the file
+    /// are refused.
+    #[test]
+    fn rows_at_dropped_positions_are_left_out_with_the_matches() {
+        let src = source(Compression::SNAPPY);
+        let dir = tempfile::tempdir().unwrap();
+        let (s, d) = (dir.path().join("src"), dir.path().join("dst"));
+        std::fs::write(&s, &src).unwrap();
+        let columns = vec!["id".to_owned()];
+        let ids = MatchSet::from_values(&[json!(1500)]);
+        let out = std::fs::File::create(&d).unwrap();
+        let drop = [5, 1499, 1500, 3999];
+        let (report, _) =
+            forget_file_to(&s, (out, &d), (&columns, None), (&ids, &drop), false).unwrap();
+        assert_eq!(report.rows_removed, 4);
+        assert_eq!(
+            (report.row_groups_rewritten, report.row_groups_copied),
+            (3, 1)
+        );
+        let expected: Vec<i64> = (0..4000)
+            .filter(|i| ![5, 1499, 1500, 3999].contains(i))
+            .collect();
+        assert_eq!(ids_of(Bytes::from(std::fs::read(&d).unwrap())), expected);
+        for bad in [&[4000][..], &[7, 3][..], &[3, 3][..]] {
+            let out = std::fs::File::create(&d).unwrap();
+            let err =
+                forget_file_to(&s, (out, &d), (&columns, None), (&ids, bad), false).unwrap_err();
+            assert!(
+                matches!(err, crate::lakefile::parquet::find::FindError::Refused(_)),
+                "{bad:?}: {err}"
+            );
+        }
     }
 }
 
@@ -948,7 +1040,13 @@ mod schema_tests {
         let set = crate::lakefile::match_set::MatchSet::from_values(&[json!("ann@x")]);
         let cols = vec!["info.mail".to_owned()];
         let bytes = bytes::Bytes::from(bytes);
-        let r = forget_by(bytes.clone(), Vec::new(), (&cols, Some(&field_ids)), &set).unwrap();
+        let r = forget_by(
+            bytes.clone(),
+            Vec::new(),
+            (&cols, Some(&field_ids)),
+            (&set, &[]),
+        )
+        .unwrap();
         assert_eq!((r.rows_before, r.rows_removed), (3, 2));
         let by_name = forget(bytes, Vec::new(), &cols, &set);
         assert!(matches!(
