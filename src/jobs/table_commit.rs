@@ -12,7 +12,9 @@
 //!    file only older snapshots hold needs no new snapshot (the purge expires them). What
 //!    the plan cannot do exactly is refused: a live position delete file in the current
 //!    snapshot (applying it in the rewrite is not built; the new file would bring back
-//!    the rows it deletes);
+//!    the rows it deletes), a format version 1 current snapshot naming its manifests
+//!    directly (legacy `manifests`, no manifest list). Format versions 1 and 2 are
+//!    committed alike, each in its own version's files (`lakefile::iceberg::commit`);
 //! 3. writes the new manifests, manifest list and `metadata.json` where no object is,
 //!    then moves the Glue entry from the metadata read to the new one (`UpdateTable`
 //!    conditioned on it). Another commit in between makes it read the table again and
@@ -317,9 +319,7 @@ impl Committer<'_> {
         if let Some(snapshot) = files.snapshot_with(COMMIT_PROPERTY, &self.tag()) {
             return Ok(Attempt::Done(Box::new(self.outcome_of(&files, snapshot)?)));
         }
-        let (_, list) = files
-            .current_list()
-            .ok_or_else(|| Failure::Refused("the table has no current snapshot".into()))?;
+        let (_, list) = files.current_list().map_err(Failure::Refused)?;
         let live = live_in(list, &files.manifests).map_err(Failure::Refused)?;
         let raw: BTreeMap<String, String> = live
             .data_files
@@ -591,10 +591,10 @@ impl Committer<'_> {
         committed: &TableFiles,
         (replaced, retired): (&BTreeMap<String, Replacement>, &BTreeSet<String>),
     ) -> Result<(), Failure> {
-        let (_, list) = committed.current_list().ok_or_else(|| {
-            Failure::Task(TaskError::Fatal(
-                "the committed metadata has no current snapshot".into(),
-            ))
+        let (_, list) = committed.current_list().map_err(|why| {
+            Failure::Task(TaskError::Fatal(format!(
+                "the committed metadata read back: {why}"
+            )))
         })?;
         let live = live_in(list, &committed.manifests).map_err(Failure::Refused)?;
         for (old, r) in replaced {

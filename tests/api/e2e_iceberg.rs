@@ -138,31 +138,6 @@ async fn pyiceberg_renames_tags_and_partitions_by_day(db: sqlx::PgPool) {
     assert_eq!(later.read().len(), 4);
 }
 
-#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
-async fn pyiceberg_writes_format_version_1_tables_too(db: sqlx::PgPool) {
-    let lake = lake(db).await;
-    let rows = vec![
-        person(1, "ann@example.com", "de", "2026-01-01T10:00:00"),
-        person(2, "bob@example.com", "fr", "2026-01-02T11:30:00"),
-        json!({"id": 3, "email": null, "country": "us", "ts": null}),
-    ];
-    let table = make_table(
-        &lake,
-        &Spec::new("legacy", &PEOPLE)
-            .format_version(1)
-            .append(rows.clone()),
-    );
-    assert_eq!(table.format_version, 1);
-    let current = table.current();
-    assert_eq!(current.operation.as_deref(), Some("append"));
-    assert_eq!(current.files.len(), 1, "{current:?}");
-    assert!(
-        current.files[0].contains("/legacy/data/00000-"),
-        "{current:?}"
-    );
-    assert_eq!(by_id(table.read()), rows);
-}
-
 /// The current versions under the table's location: key → etag.
 pub(crate) async fn etags(
     lake: &Lake,
@@ -767,44 +742,21 @@ async fn an_iceberg_job_commits_a_snapshot_without_the_subject_and_purges_what_h
     );
 
     let job = lake.run_job(&["people"]).await;
-    let stats = &job["stats"];
-    assert_eq!(job["status"], "completed", "{job}");
-    assert_eq!(stats["objects_rewritten"], 2, "{job}");
-    assert_eq!(stats["rows_removed"], 2, "{job}");
-    assert_eq!(stats["objects_verified"], 2, "{job}");
+    let erased = Erased {
+        table: &table,
+        without: without_ann(&[&first, &second]),
+        old_snapshots: &old_snapshots,
+    };
+    erased.check(&lake, &job, &ann).await;
+    assert_eq!(job["stats"]["objects_verified"], 2, "{job}");
     let committed = crate::e2e_csv::messages(&lake, &job, "table_committed").await;
     assert_eq!(committed.len(), 1, "{committed:?}");
-    let purged = crate::e2e_csv::messages(&lake, &job, "table_purged").await;
-    assert!(
-        purged[0].contains("2 snapshot(s) expired, 0 kept"),
-        "{purged:?}"
-    );
-
-    let without = without_ann(&[&first, &second]);
-    assert_eq!(by_id(table.read()), without);
-    let columns = |r: &Value| json!({"id": r["id"], "email": r["email"], "country": r["country"]});
-    let expected: Vec<Value> = by_id(without.clone()).iter().map(columns).collect();
-    assert_eq!(
-        table.read_with_duckdb(&lake).await,
-        expected,
-        "DuckDB reads it too"
-    );
-    for id in &old_snapshots {
-        let at = table.read_at(*id);
-        assert!(at.is_err(), "snapshot {id} expired: {at:?}");
-    }
-    assert_eq!(
-        versions_holding(&lake, &table, "ann@example.com").await,
-        Vec::<String>::new()
-    );
     assert!(
         !versions_holding(&lake, &table, "bob@example.com")
             .await
             .is_empty(),
         "the other rows are still there"
     );
-    let account = lake.account(&job, &ann).await;
-    assert_eq!(account["status"], "erased", "{account}");
     // The report names the snapshots before and after, those expired, the files deleted.
     let report = lake.report(&job).await;
     let t = &report["tables"][0];
@@ -825,6 +777,53 @@ async fn an_iceberg_job_commits_a_snapshot_without_the_subject_and_purges_what_h
     let account = lake.account(&job, &nobody).await;
     assert_eq!(account["status"], "not_found", "{account}");
     assert!(lake.queued().await.is_empty());
+}
+
+/// A table the job erased the subject from: her two data files (of two snapshots)
+/// rewritten, and the table's old snapshots expired.
+struct Erased<'a> {
+    table: &'a IcebergTable,
+    /// The source's rows without hers, by id.
+    without: Vec<Value>,
+    old_snapshots: &'a [i64],
+}
+
+impl Erased<'_> {
+    /// The job completed, its two rewrites committed and the old snapshots expired;
+    /// pyiceberg and DuckDB read the current snapshot without her rows and every other
+    /// row intact, time travel to an old snapshot fails, no version of any object under
+    /// the table's location holds her, and she is `erased`.
+    async fn check(&self, lake: &Lake, job: &Value, subject: &Value) {
+        let (table, stats) = (self.table, &job["stats"]);
+        assert_eq!(job["status"], "completed", "{job}");
+        assert_eq!(stats["objects_rewritten"], 2, "{job}");
+        assert_eq!(stats["rows_removed"], 2, "{job}");
+        let purged = crate::e2e_csv::messages(lake, job, "table_purged").await;
+        assert!(
+            purged[0].contains("2 snapshot(s) expired, 0 kept"),
+            "{purged:?}"
+        );
+        assert_eq!(by_id(table.read()), self.without);
+        let columns =
+            |r: &Value| json!({"id": r["id"], "email": r["email"], "country": r["country"]});
+        let expected: Vec<Value> = self.without.iter().map(columns).collect();
+        assert_eq!(
+            table.read_with_duckdb(lake).await,
+            expected,
+            "DuckDB reads it too"
+        );
+        for id in self.old_snapshots {
+            let at = table.read_at(*id);
+            assert!(at.is_err(), "snapshot {id} expired: {at:?}");
+        }
+        let needle = subject.as_str().unwrap();
+        assert_eq!(
+            versions_holding(lake, table, needle).await,
+            Vec::<String>::new()
+        );
+        let account = lake.account(job, subject).await;
+        assert_eq!(account["status"], "erased", "{account}");
+    }
 }
 
 /// Runs the job's tasks one by one until forget has rewritten `forgets` objects (the
@@ -1166,4 +1165,69 @@ async fn rows_appended_again_after_the_commit_keep_the_subject_queued(db: sqlx::
         "{account}"
     );
     assert_eq!(lake.queued().await, std::slice::from_ref(&ann));
+}
+
+/// The metadata the table's Glue entry names now.
+async fn current_metadata(lake: &Lake, table: &IcebergTable) -> Value {
+    let location = table.metadata_location_now(lake).await;
+    serde_json::from_slice(&s3_bytes(lake, &location).await).unwrap()
+}
+
+/// A format version 1 table (pyiceberg's `format-version` property), partitioned, two
+/// appends, the subject in a data file of each: the job commits Lethe's snapshot and
+/// expires the old ones in version 1's files (no sequence number anywhere), so the table
+/// stays version 1; pyiceberg and DuckDB read it without her and every other row intact,
+/// time travel to an expired snapshot fails, and no version of any object under its
+/// location holds her.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_format_version_1_table_is_erased_and_stays_version_1(db: sqlx::PgPool) {
+    let lake = lake(db).await;
+    let first = vec![
+        person(1, "ann@example.com", "de", "2026-01-01T10:00:00"),
+        person(2, "bob@example.com", "fr", "2026-01-02T11:30:00"),
+        json!({"id": 5, "email": null, "country": "us", "ts": null}),
+    ];
+    let second = vec![
+        person(3, "ann@example.com", "de", "2026-01-03T09:15:00"),
+        person(4, "cyd@example.com", "de", "2026-01-03T09:16:00"),
+    ];
+    let spec = Spec::new("legacy", &PEOPLE)
+        .format_version(1)
+        .partition("country", "identity")
+        .append(first.clone())
+        .append(second.clone());
+    let table = make_table(&lake, &spec);
+    assert_eq!(table.format_version, 1);
+    let before = current_metadata(&lake, &table).await;
+    assert!(before.get("last-sequence-number").is_none(), "{before}");
+    assert!(before["schema"].is_object(), "the legacy schema: {before}");
+    let old_snapshots: Vec<i64> = table.snapshots.iter().map(|s| s.id).collect();
+    iceberg_mapper(&lake, &table).await;
+    let ann = json!("ann@example.com");
+    crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+
+    let job = lake.run_job(&["legacy"]).await;
+    let erased = Erased {
+        table: &table,
+        without: without_ann(&[&first, &second]),
+        old_snapshots: &old_snapshots,
+    };
+    erased.check(&lake, &job, &ann).await;
+
+    // Still version 1: the metadata, and every manifest and manifest list it holds.
+    let after = current_metadata(&lake, &table).await;
+    assert_eq!(after["format-version"], 1, "{after}");
+    assert!(after.get("last-sequence-number").is_none(), "{after}");
+    let snapshots = after["snapshots"].as_array().unwrap();
+    assert_eq!(snapshots.len(), 1, "{after}");
+    assert!(snapshots[0].get("sequence-number").is_none(), "{after}");
+    assert_eq!(after["schema"], before["schema"], "the legacy schema kept");
+    for key in keys(&lake, &table).await {
+        if !key.ends_with(".avro") {
+            continue;
+        }
+        let bytes = crate::e2e_jobs::object_bytes(&lake.s3, &lake.bucket, &key).await;
+        let read = lethe::lakefile::avro::datum::read_all(&bytes, 1 << 24).unwrap();
+        assert_eq!(read.metadata_text("format-version"), Some("1"), "{key}");
+    }
 }

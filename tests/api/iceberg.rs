@@ -310,10 +310,8 @@ print(json.dumps([dict(zip(names, r)) for r in cur.fetchall()]))
 "#;
 
 impl IcebergTable {
-    /// The current snapshot's rows as DuckDB's iceberg extension reads them (`id`,
-    /// `email`, `country`, by id): the table's current objects are copied from S3 to a
-    /// local folder, read there (`allow_moved_paths`) at the metadata Glue names now.
-    pub async fn read_with_duckdb(&self, lake: &Lake) -> Vec<Value> {
+    /// The `metadata_location` the table's Glue entry names now (after a job, say).
+    pub async fn metadata_location_now(&self, lake: &Lake) -> String {
         let def = lake
             .glue
             .get_table()
@@ -323,7 +321,14 @@ impl IcebergTable {
             .await
             .unwrap();
         let parameters = def.table().unwrap().parameters().unwrap();
-        let metadata = parameters["metadata_location"].clone();
+        parameters["metadata_location"].clone()
+    }
+
+    /// The current snapshot's rows as DuckDB's iceberg extension reads them (`id`,
+    /// `email`, `country`, by id): the table's current objects are copied from S3 to a
+    /// local folder, read there (`allow_moved_paths`) at the metadata Glue names now.
+    pub async fn read_with_duckdb(&self, lake: &Lake) -> Vec<Value> {
+        let metadata = self.metadata_location_now(lake).await;
         let dir = tempfile::tempdir().unwrap();
         let prefix = Self::key(&self.location).to_owned();
         let listed = lake

@@ -30,12 +30,28 @@ pub struct TableFiles {
 }
 
 impl TableFiles {
-    /// The current snapshot's manifest list (its bytes), when it has one.
-    pub fn current_list(&self) -> Option<(&str, &[u8])> {
-        let id = self.parsed.current_snapshot_id?;
-        let snapshot = self.parsed.snapshots.iter().find(|s| s.snapshot_id == id)?;
-        let list = snapshot.manifest_list.as_deref()?;
-        Some((list, self.manifest_lists.get(list)?.as_slice()))
+    /// The current snapshot's manifest list (its location and bytes); Err with the reason
+    /// when there is none: no current snapshot, or a format version 1 snapshot naming its
+    /// manifests directly (the legacy `manifests` array: no manifest list to build on).
+    pub fn current_list(&self) -> Result<(&str, &[u8]), String> {
+        let snapshot = self
+            .parsed
+            .current_snapshot_id
+            .and_then(|id| self.parsed.snapshots.iter().find(|s| s.snapshot_id == id));
+        let Some(snapshot) = snapshot else {
+            return Err("the table has no current snapshot".into());
+        };
+        let Some(list) = snapshot.manifest_list.as_deref() else {
+            return Err(format!(
+                "its current snapshot {} names its manifests directly (format version 1's legacy `manifests`, no manifest list): committing on top of it is not built",
+                snapshot.snapshot_id
+            ));
+        };
+        let bytes = self
+            .manifest_lists
+            .get(list)
+            .ok_or_else(|| format!("manifest list {list} was not read"))?;
+        Ok((list, bytes.as_slice()))
     }
 
     /// The snapshot whose summary names `key` = `value` (Lethe's own commits carry the
@@ -187,11 +203,27 @@ pub async fn write_new(
 /// The `s3://` location of a path the metadata writes (`s3a://`, `s3n://` too).
 pub use crate::lakefile::iceberg::canonical as s3;
 
-/// Every data file any snapshot of `files` holds live, by `s3://` location.
+/// Every data file any snapshot of `files` holds live, by `s3://` location (a format
+/// version 1 snapshot naming its manifests directly included).
 pub fn all_data_files(files: &TableFiles) -> Result<std::collections::BTreeSet<String>, String> {
+    use crate::lakefile::iceberg::{Referenced, live_in, manifest_entries};
     let mut all = std::collections::BTreeSet::new();
     for list in files.manifest_lists.values() {
-        let live = crate::lakefile::iceberg::live_in(list, &files.manifests)?;
+        let live = live_in(list, &files.manifests)?;
+        all.extend(live.data_files.iter().map(|p| s3(p)));
+    }
+    for source in files.parsed.manifest_sources() {
+        let ManifestSource::Manifests(paths) = source else {
+            continue;
+        };
+        let mut live = Referenced::default();
+        for path in paths {
+            let bytes = files
+                .manifests
+                .get(&path)
+                .ok_or_else(|| format!("manifest {path} was not read"))?;
+            live.add(&path, manifest_entries(bytes)?)?;
+        }
         all.extend(live.data_files.iter().map(|p| s3(p)));
     }
     Ok(all)
@@ -233,4 +265,82 @@ pub async fn current_position_deletes(
         );
     }
     Ok(deletes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lakefile::avro::datum::Datum;
+    use crate::lakefile::avro::write::write_container;
+
+    const MANIFEST: &str = r#"{"type": "record", "name": "manifest_entry", "fields": [
+        {"name": "status", "type": "int"},
+        {"name": "snapshot_id", "type": "long"},
+        {"name": "data_file", "type": {"type": "record", "name": "r2", "fields": [
+            {"name": "file_path", "type": "string"},
+            {"name": "file_format", "type": "string"},
+            {"name": "record_count", "type": "long"}]}}]}"#;
+
+    fn manifest(path: &str) -> Vec<u8> {
+        let file = Datum::Record(vec![
+            ("file_path".into(), Datum::String(path.into())),
+            ("file_format".into(), Datum::String("PARQUET".into())),
+            ("record_count".into(), Datum::Long(1)),
+        ]);
+        let entry = Datum::Record(vec![
+            ("status".into(), Datum::Long(1)),
+            ("snapshot_id".into(), Datum::Long(1)),
+            ("data_file".into(), file),
+        ]);
+        let metadata = vec![("avro.schema".to_owned(), MANIFEST.as_bytes().to_vec())];
+        write_container(&metadata, &[entry], [1; 16]).unwrap()
+    }
+
+    /// A version 1 table whose only snapshot names its manifest directly (legacy
+    /// `manifests`, no manifest list).
+    fn legacy() -> TableFiles {
+        let bytes = br#"{"format-version": 1, "location": "s3a://b/t", "current-snapshot-id": 1,
+            "snapshots": [{"snapshot-id": 1, "timestamp-ms": 1, "manifests": ["s3a://b/t/metadata/m1.avro"]}]}"#;
+        TableFiles {
+            metadata_location: "s3a://b/t/metadata/00000-x.metadata.json".into(),
+            metadata: serde_json::from_slice(bytes).unwrap(),
+            parsed: TableMetadata::parse(bytes).unwrap(),
+            manifest_lists: BTreeMap::new(),
+            manifests: BTreeMap::from([(
+                "s3a://b/t/metadata/m1.avro".into(),
+                manifest("s3a://b/t/data/a.parquet"),
+            )]),
+            old_metadata: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_current_snapshot_naming_its_manifests_directly_is_refused_with_the_reason() {
+        let files = legacy();
+        let why = files.current_list().unwrap_err();
+        assert!(why.contains("names its manifests directly"), "{why}");
+        let mut none = legacy();
+        none.parsed.current_snapshot_id = None;
+        assert_eq!(
+            none.current_list().unwrap_err(),
+            "the table has no current snapshot"
+        );
+    }
+
+    #[test]
+    fn the_data_files_of_a_snapshot_naming_its_manifests_directly_count_as_the_tables() {
+        let files = legacy();
+        let all = all_data_files(&files).unwrap();
+        assert_eq!(
+            all.into_iter().collect::<Vec<_>>(),
+            ["s3://b/t/data/a.parquet"]
+        );
+        let mut missing = legacy();
+        missing.manifests.clear();
+        assert!(
+            all_data_files(&missing)
+                .unwrap_err()
+                .contains("was not read")
+        );
+    }
 }

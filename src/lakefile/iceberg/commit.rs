@@ -1,7 +1,7 @@
-//! A copy-on-write snapshot of an Iceberg table (format version 2), built as files before
-//! anything is written: data files holding subjects were rewritten (by the exact Parquet
-//! rewrite, to new names: data files are immutable), and this builds the new manifests,
-//! the new manifest list and the new `metadata.json` whose snapshot (operation
+//! A copy-on-write snapshot of an Iceberg table (format versions 1 and 2), built as files
+//! before anything is written: data files holding subjects were rewritten (by the exact
+//! Parquet rewrite, to new names: data files are immutable), and this builds the new
+//! manifests, the new manifest list and the new `metadata.json` whose snapshot (operation
 //! `overwrite`) replaces each old file by its rewrite. Pure: the caller reads the current
 //! files, writes these new ones, and commits the metadata location (Glue `UpdateTable`).
 //!
@@ -16,8 +16,18 @@
 //!   out, and entries already deleted dropped; its partition summary is left out (it may
 //!   bound the erased rows' partition values; optional too).
 //!
-//! Everything else in the metadata (schemas, specs, properties, other snapshots, refs) is
-//! kept as it is; `main` moves to the new snapshot.
+//! Each file is written in the Avro schema of the one it replaces (its fields, its
+//! `format-version` metadata), so a table keeps its format version. Version 1 has no
+//! sequence numbers: its manifest entries carry their `snapshot_id` (required there),
+//! its manifest-list entries no `sequence_number` / `min_sequence_number`, its metadata
+//! no `last-sequence-number` and its snapshots no `sequence-number`; the new snapshot is
+//! named by a manifest list (valid in version 1 too). A version 1 current snapshot that
+//! names its manifests directly (the legacy `manifests` array, no manifest list) is the
+//! caller's to refuse: there is no manifest list to carry over.
+//!
+//! Everything else in the metadata (schemas, specs, properties, other snapshots, refs;
+//! version 1's legacy `schema` and `partition-spec` with them, unchanged and so still
+//! consistent) is kept as it is; `main` moves to the new snapshot.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -90,9 +100,7 @@ pub fn overwrite_retiring(
     new: &NewSnapshot,
 ) -> Result<Commit, String> {
     let m = current.metadata;
-    if m["format-version"].as_i64() != Some(2) {
-        return Err("committing to an Iceberg table of format version 1 is not built yet".into());
-    }
+    let sequence = next_sequence(m)?;
     let location = m["location"]
         .as_str()
         .ok_or("the metadata names no location")?;
@@ -100,7 +108,6 @@ pub fn overwrite_retiring(
     let parent = m["current-snapshot-id"]
         .as_i64()
         .ok_or("the table has no current snapshot")?;
-    let sequence = (m["last-sequence-number"].as_i64().unwrap_or(0)).saturating_add(1);
     let list = read_all(current.manifest_list, MAX_METADATA_BYTES)
         .map_err(|e| format!("the manifest list cannot be read: {e}"))?;
     let mut files = Vec::new();
@@ -160,9 +167,25 @@ pub fn overwrite_retiring(
     })
 }
 
+/// The new snapshot's sequence number: the table's last one plus one in format version
+/// 2; None in version 1, which numbers no sequence (none is read or written).
+fn next_sequence(metadata: &Value) -> Result<Option<i64>, String> {
+    match metadata["format-version"].as_i64() {
+        Some(1) => Ok(None),
+        Some(2) => {
+            let last = metadata["last-sequence-number"].as_i64().unwrap_or(0);
+            Ok(Some(last.saturating_add(1)))
+        }
+        other => Err(format!(
+            "the table's format version {other:?} is not 1 or 2"
+        )),
+    }
+}
+
 struct Context<'a> {
     new: &'a NewSnapshot,
-    sequence: i64,
+    /// The new snapshot's sequence number; None in format version 1.
+    sequence: Option<i64>,
     replaced: &'a BTreeMap<String, Replacement>,
     retired: &'a BTreeSet<String>,
 }
@@ -185,11 +208,12 @@ impl Context<'_> {
         parent: i64,
     ) -> Result<Vec<u8>, String> {
         let mut metadata = old.to_vec();
-        for (key, value) in [
+        let mut keys = vec![
             ("snapshot-id", self.new.snapshot_id.to_string()),
             ("parent-snapshot-id", parent.to_string()),
-            ("sequence-number", self.sequence.to_string()),
-        ] {
+        ];
+        keys.extend(self.sequence.map(|s| ("sequence-number", s.to_string())));
+        for (key, value) in keys {
             set_metadata(&mut metadata, key, value.into_bytes());
         }
         write_container(&metadata, records, sync(self.new, 0))
@@ -205,7 +229,7 @@ impl Context<'_> {
         new_path: &str,
     ) -> Result<(Vec<u8>, Datum, Gone), String> {
         let inherited_snapshot = field(list_entry, "added_snapshot_id")?.as_long();
-        let inherited_sequence = field(list_entry, "sequence_number")?.as_long();
+        let inherited_sequence = self.sequence_of(list_entry, "sequence_number")?;
         let mut entries = Vec::new();
         let mut counts = Counts::default();
         let mut gone = Gone::default();
@@ -217,11 +241,9 @@ impl Context<'_> {
             let path = text(file, "file_path")?;
             let rows = field(file, "record_count")?.as_long().unwrap_or(0);
             let sequences = (
-                field(entry, "sequence_number")?
-                    .as_long()
+                self.sequence_of(entry, "sequence_number")?
                     .or(inherited_sequence),
-                field(entry, "file_sequence_number")?
-                    .as_long()
+                self.sequence_of(entry, "file_sequence_number")?
                     .or(inherited_sequence),
             );
             let snapshot = field(entry, "snapshot_id")?
@@ -261,6 +283,15 @@ impl Context<'_> {
         Ok((bytes, entry, gone))
     }
 
+    /// A record's sequence number `name`: a field its schema must have in format version
+    /// 2 (null: inherited), and none in version 1.
+    fn sequence_of(&self, record: &Datum, name: &str) -> Result<Option<i64>, String> {
+        match self.sequence {
+            Some(_) => Ok(field(record, name)?.as_long()),
+            None => Ok(None),
+        }
+    }
+
     /// The new `metadata.json`: the old one with the new snapshot current.
     fn metadata(
         &self,
@@ -276,18 +307,22 @@ impl Context<'_> {
             .and_then(|s| s.iter().find(|s| s["snapshot-id"] == parent))
             .map(|s| s["summary"].clone())
             .unwrap_or(Value::Null);
-        let snapshot = json!({
+        let mut snapshot = json!({
             "snapshot-id": self.new.snapshot_id,
             "parent-snapshot-id": parent,
-            "sequence-number": self.sequence,
             "timestamp-ms": now,
             "manifest-list": list_path,
             "summary": summary(&parent_summary, (self.replaced, retired), &self.new.properties),
-            "schema-id": m["current-schema-id"],
         });
+        if !m["current-schema-id"].is_null() {
+            snapshot["schema-id"] = m["current-schema-id"].clone();
+        }
         let previous_update = m["last-updated-ms"].clone();
         let obj = m.as_object_mut().ok_or("the metadata is not an object")?;
-        obj.insert("last-sequence-number".into(), json!(self.sequence));
+        if let Some(sequence) = self.sequence {
+            snapshot["sequence-number"] = json!(sequence);
+            obj.insert("last-sequence-number".into(), json!(sequence));
+        }
         obj.insert("last-updated-ms".into(), json!(now));
         obj.insert("current-snapshot-id".into(), json!(self.new.snapshot_id));
         push(obj, "snapshots", snapshot)?;
@@ -327,9 +362,9 @@ impl Counts {
         self.existing = (self.existing.0 + 1, self.existing.1.saturating_add(rows));
         self.seen(sequence);
     }
-    fn added(&mut self, rows: i64, sequence: i64) {
+    fn added(&mut self, rows: i64, sequence: Option<i64>) {
         self.added = (self.added.0 + 1, self.added.1.saturating_add(rows));
-        self.seen(Some(sequence));
+        self.seen(sequence);
     }
     fn seen(&mut self, sequence: Option<i64>) {
         if let Some(s) = sequence {
@@ -353,8 +388,12 @@ impl Counts {
             let value = match name.as_str() {
                 "manifest_path" => Datum::String(path.to_owned()),
                 "manifest_length" => long(length as i64),
-                "sequence_number" => long(ctx.sequence),
-                "min_sequence_number" => long(self.min_sequence.unwrap_or(ctx.sequence)),
+                // Fields of version 2's schema only: ctx.sequence is then set.
+                "sequence_number" => ctx.sequence.map_or_else(|| value.clone(), long),
+                "min_sequence_number" => self
+                    .min_sequence
+                    .or(ctx.sequence)
+                    .map_or_else(|| value.clone(), long),
                 "added_snapshot_id" => long(ctx.new.snapshot_id),
                 "added_files_count" | "added_data_files_count" => long(self.added.0),
                 "existing_files_count" | "existing_data_files_count" => long(self.existing.0),
@@ -584,3 +623,6 @@ fn map_fields(record: &Datum, f: impl Fn(&str, &Datum) -> Datum) -> Result<Datum
         fields.iter().map(|(n, v)| (n.clone(), f(n, v))).collect(),
     ))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,9 +1,13 @@
-//! Snapshot expiry of an Iceberg table (format version 2), planned as files: after Lethe's
-//! copy-on-write commit ([`super::commit`]) the current snapshot no longer holds a
-//! subject's data files, but older snapshots still do (time travel reaches them, and the
-//! files stay until no snapshot references them). This plans taking those snapshots out:
-//! the new `metadata.json` without them, and the files to delete once it is committed.
-//! Pure: the caller reads every file passed in, then writes, commits and deletes.
+//! Snapshot expiry of an Iceberg table (format versions 1 and 2), planned as files: after
+//! Lethe's copy-on-write commit ([`super::commit`]) the current snapshot no longer holds
+//! a subject's data files, but older snapshots still do (time travel reaches them, and
+//! the files stay until no snapshot references them). This plans taking those snapshots
+//! out: the new `metadata.json` without them, and the files to delete once it is
+//! committed. Pure: the caller reads every file passed in, then writes, commits and
+//! deletes. Both versions expire alike: the new metadata only drops snapshots, refs and
+//! log entries (no sequence number is written; version 1's legacy `schema` and
+//! `partition-spec` stay as they are), and a version 1 snapshot naming its manifests
+//! directly (legacy `manifests`) is indexed by them as others are by their manifest list.
 //!
 //! Invariants:
 //! - a snapshot is expired only when a manifest it names has a live entry (added or
@@ -87,13 +91,7 @@ pub fn expire(
     expire_held: bool,
     (now_ms, uuid): (i64, &str),
 ) -> Result<Expiry, String> {
-    match table.metadata["format-version"].as_i64() {
-        Some(2) => {}
-        Some(1) => {
-            return Err("expiring snapshots of a format version 1 table is not built yet".into());
-        }
-        other => return Err(format!("the table's format version {other:?} is not 2")),
-    }
+    supported(table.metadata)?;
     let index = Index::read(table)?;
     let purged: BTreeSet<String> = purged.iter().map(|p| canonical(p)).collect();
     let hits = index.referencing(&purged);
@@ -128,14 +126,7 @@ pub fn expire(
 /// files (live entries), statistics files, and the metadata files of its `metadata-log`.
 /// The caller's last guard before any delete.
 pub fn referenced_files(table: &Table<'_>) -> Result<BTreeSet<String>, String> {
-    match table.metadata["format-version"].as_i64() {
-        Some(1 | 2) => {}
-        other => {
-            return Err(format!(
-                "the table's format version {other:?} is not 1 or 2"
-            ));
-        }
-    }
+    supported(table.metadata)?;
     let index = Index::read(table)?;
     let mut out = index.files_of(index.snapshots.iter());
     out.extend(index.statistics.into_iter().map(|(_, path)| path));
@@ -143,6 +134,16 @@ pub fn referenced_files(table: &Table<'_>) -> Result<BTreeSet<String>, String> {
         out.insert(log_file(entry)?.to_owned());
     }
     Ok(out)
+}
+
+/// Format versions 1 and 2 (see the module's doc).
+fn supported(metadata: &Value) -> Result<(), String> {
+    match metadata["format-version"].as_i64() {
+        Some(1 | 2) => Ok(()),
+        other => Err(format!(
+            "the table's format version {other:?} is not 1 or 2"
+        )),
+    }
 }
 
 /// The snapshots to expire, and the refs other than `main` pointing at one that

@@ -3,7 +3,7 @@
 //! exact Parquet rewrite and builds the copy-on-write snapshot ([`super::commit`]), and
 //! pyiceberg and DuckDB's iceberg extension, given the new `metadata.json`, read the table:
 //! the rows are the source's without the subject's, and the snapshot before still reads as
-//! it was.
+//! it was. Tables of format versions 1 and 2 alike.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,14 +34,16 @@ if mode == "make":
     schema = Schema(NestedField(1, "id", LongType(), required=True), NestedField(2, "email", StringType()),
                     NestedField(3, "country", StringType()))
     spec = PartitionSpec(PartitionField(source_id=3, field_id=1000, transform=IdentityTransform(), name="country"))
-    t = cat.create_table("db.t", schema=schema, partition_spec=spec)
+    t = cat.create_table("db.t", schema=schema, partition_spec=spec,
+                         properties={"format-version": sys.argv[3]})
     arrow = pa.schema([pa.field("id", pa.int64(), nullable=False), ("email", pa.string()), ("country", pa.string())])
     for ids in (range(0, 40), range(40, 70)):
         t.append(pa.table({"id": list(ids),
                            "email": ["ann@example.com" if i % 18 == 5 else f"u{i}@example.com" for i in ids],
                            "country": ["de" if i % 2 else "fr" for i in ids]}, schema=arrow))
     t = cat.load_table("db.t")
-    print(json.dumps({"metadata_location": t.metadata_location, "rows": rows(t.scan().to_arrow())}))
+    print(json.dumps({"metadata_location": t.metadata_location, "rows": rows(t.scan().to_arrow()),
+                      "format_version": t.metadata.format_version}))
 else:
     t = cat.register_table("db.after", sys.argv[3])
     old = int(sys.argv[4])
@@ -49,7 +51,8 @@ else:
                       "u7": rows(t.scan(row_filter="email = 'u7@example.com'").to_arrow()),
                       "before": rows(t.scan(snapshot_id=old).to_arrow()),
                       "snapshots": [s.snapshot_id for s in t.snapshots()],
-                      "operation": t.current_snapshot().summary.operation.value}))
+                      "operation": t.current_snapshot().summary.operation.value,
+                      "format_version": t.metadata.format_version}))
 "#;
 
 /// DuckDB's own reader, from PyPI's packaged extensions (`INSTALL` would download them):
@@ -172,9 +175,36 @@ fn load(metadata_location: &str) -> Source {
 
 #[test]
 fn pyiceberg_and_duckdb_read_the_copy_on_write_snapshot_without_the_subjects_rows() {
+    commit_and_read_back(2);
+}
+
+/// A format version 1 table (pyiceberg's `format-version` property): Lethe's snapshot is
+/// written in version 1's files, and both readers read it as version 1.
+#[test]
+fn a_format_version_1_table_is_committed_as_version_1_and_read_back_by_both_readers() {
+    let (made, commit) = commit_and_read_back(1);
+    assert_eq!(made["format_version"], 1);
+    let metadata: Value = serde_json::from_slice(&commit.metadata).unwrap();
+    assert_eq!(metadata["format-version"], 1);
+    assert!(metadata.get("last-sequence-number").is_none(), "{metadata}");
+    for (location, bytes) in &commit.files {
+        let read = crate::lakefile::avro::datum::read_all(bytes, 1 << 24).unwrap();
+        assert_eq!(
+            read.metadata_text("format-version"),
+            Some("1"),
+            "{location}"
+        );
+        let schema = read.metadata_text("avro.schema").unwrap();
+        assert!(!schema.contains("sequence_number"), "{location}: {schema}");
+    }
+}
+
+/// Makes the pyiceberg table of format `version`, commits Lethe's snapshot erasing the
+/// subject, and checks what pyiceberg and DuckDB read; what pyiceberg made, and the commit.
+fn commit_and_read_back(version: u8) -> (Value, super::commit::Commit) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let made = run(&[d, "make"]);
+    let made = run(&[d, "make", &version.to_string()]);
     let metadata_location = made["metadata_location"].as_str().unwrap();
     let source = load(metadata_location);
     assert_eq!(source.data_files.len(), 4, "two countries, two appends");
@@ -216,6 +246,10 @@ fn pyiceberg_and_duckdb_read_the_copy_on_write_snapshot_without_the_subjects_row
     let parent = source.parent.to_string();
     let after = run(&[d, "read", &commit.metadata_location, &parent]);
     check_pyiceberg(&after, &made["rows"], new.snapshot_id);
+    assert_eq!(
+        after["format_version"], version,
+        "the table keeps its version"
+    );
     let args = [
         commit.metadata_location.as_str(),
         &parent,
@@ -228,6 +262,7 @@ fn pyiceberg_and_duckdb_read_the_copy_on_write_snapshot_without_the_subjects_row
     );
     assert_eq!(duck["before"], made["rows"], "the snapshot before, by id");
     assert_eq!(duck["before_file"], made["rows"], "the old metadata.json");
+    (made, commit)
 }
 
 /// What pyiceberg reads from the new snapshot: the source's rows without the subject's,

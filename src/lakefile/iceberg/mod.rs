@@ -13,6 +13,10 @@
 //! delete files (a row they delete may still match elsewhere: applying them is not built),
 //! format version 3 and later (deletion vectors), a manifest list or manifest that cannot
 //! be read.
+//!
+//! Written by [`commit`] (Lethe's copy-on-write snapshot) and [`expire`] (the expiry of
+//! the snapshots still holding the replaced files), both for format versions 1 and 2,
+//! each table in its own version's files: a version 1 table stays version 1.
 
 pub mod commit;
 pub mod deletes;

@@ -28,7 +28,8 @@ def rows(t):
 if mode == "make":
     cat.create_namespace("db")
     schema = Schema(NestedField(1, "id", LongType(), required=True), NestedField(2, "email", StringType()))
-    t = cat.create_table("db.t", schema=schema)
+    version = sys.argv[4] if len(sys.argv) > 4 else "2"
+    t = cat.create_table("db.t", schema=schema, properties={"format-version": version})
     arrow = pa.schema([pa.field("id", pa.int64(), nullable=False), ("email", pa.string())])
     for start in (0, 10, 20):
         ids = list(range(start, start + 10))
@@ -49,6 +50,7 @@ else:
                       "snapshots": [s.snapshot_id for s in t.snapshots()],
                       "history": [h.snapshot_id for h in t.history()],
                       "refs": sorted(t.refs()),
+                      "format_version": t.metadata.format_version,
                       "scans": {s: scan(int(s)) for s in sys.argv[5:]}}))
 "#;
 
@@ -207,9 +209,27 @@ fn not_found(after: &Value, snapshot: i64) -> bool {
 
 #[test]
 fn pyiceberg_reads_the_table_after_the_snapshots_holding_a_purged_file_are_expired() {
+    expire_and_read_back("2");
+}
+
+/// A format version 1 table expires alike, and its new metadata stays version 1 (no
+/// sequence number written).
+#[test]
+fn a_format_version_1_table_expires_and_stays_version_1() {
+    let metadata = expire_and_read_back("1");
+    assert_eq!(metadata["format-version"], 1);
+    assert!(metadata.get("last-sequence-number").is_none(), "{metadata}");
+    let snapshots = metadata["snapshots"].as_array().unwrap();
+    assert!(snapshots.iter().all(|s| s.get("sequence-number").is_none()));
+}
+
+/// Makes the pyiceberg table of format `version` (three appends), replaces the first
+/// append's file, expires every snapshot holding it and checks what pyiceberg reads; the
+/// new metadata.
+fn expire_and_read_back(version: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let made = run_script(python(), PYTHON, &[d, "make", "plain"]);
+    let made = run_script(python(), PYTHON, &[d, "make", "plain", version]);
     let snapshots = ids(&made);
     let (location, purged) = replace_first_file(made["metadata_location"].as_str().unwrap());
     let files = Files::read(&location);
@@ -239,9 +259,11 @@ fn pyiceberg_reads_the_table_after_the_snapshots_holding_a_purged_file_are_expir
     assert_eq!(after["snapshots"], json!([LETHE_SNAPSHOT]));
     assert_eq!(after["history"], json!([LETHE_SNAPSHOT]));
     assert_eq!(after["refs"], json!(["main"]));
+    assert_eq!(after["format_version"], version.parse::<i64>().unwrap());
     for s in snapshots {
         assert!(not_found(&after, s), "{s}: {}", after["scans"]);
     }
+    serde_json::from_slice(&read(&new)).unwrap()
 }
 
 #[test]

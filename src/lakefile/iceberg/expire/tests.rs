@@ -399,12 +399,7 @@ fn what_cannot_be_read_is_an_error_never_a_guess() {
         change(&mut f);
         f.expire(&purged, false).unwrap_err()
     };
-    let v1 = err(&|f| f.metadata["format-version"] = json!(1));
-    assert_eq!(
-        v1,
-        "expiring snapshots of a format version 1 table is not built yet"
-    );
-    assert!(err(&|f| f.metadata["format-version"] = json!(3)).contains("not 2"));
+    assert!(err(&|f| f.metadata["format-version"] = json!(3)).contains("not 1 or 2"));
     let m1 = "s3://b/t/metadata/m1.avro";
     assert!(err(&|f| drop(f.manifests.remove(m1))).contains("was not read"));
     let l2 = "s3://b/t/metadata/snap-2.avro";
@@ -436,6 +431,46 @@ fn a_metadata_log_file_not_read_stays_in_the_log() {
     assert!(!e.delete_metadata.contains(&v2));
     let (m, _) = f.after(&e);
     assert!(log_files(&m).contains(&v2));
+}
+
+/// The fixture as a format version 1 table: no sequence numbers, the legacy `schema` and
+/// `partition-spec` beside their lists.
+fn version_1(f: &mut Fixture) {
+    let schema = json!({"type": "struct", "schema-id": 0, "fields": [
+        {"id": 1, "name": "id", "required": true, "type": "long"}]});
+    let m = f.metadata.as_object_mut().unwrap();
+    m.insert("format-version".into(), json!(1));
+    m.remove("last-sequence-number");
+    m.insert("schema".into(), schema.clone());
+    m.insert("schemas".into(), json!([schema]));
+    m.insert("partition-spec".into(), json!([]));
+    m.insert(
+        "partition-specs".into(),
+        json!([{"spec-id": 0, "fields": []}]),
+    );
+    for s in m["snapshots"].as_array_mut().unwrap() {
+        s.as_object_mut().unwrap().remove("sequence-number");
+    }
+}
+
+#[test]
+fn a_version_1_table_expires_alike_and_its_new_metadata_stays_version_1() {
+    let mut f = Fixture::new("s3://");
+    let v2 = f.expire(&["s3://b/t/data/a.parquet"], false).unwrap();
+    version_1(&mut f);
+    let e = f.expire(&["s3://b/t/data/a.parquet"], false).unwrap();
+    assert_eq!(
+        (&e.expired, &e.delete_files, &e.delete_metadata),
+        (&v2.expired, &v2.delete_files, &v2.delete_metadata)
+    );
+    let (m, _) = f.after(&e);
+    assert_eq!(m["format-version"], 1);
+    assert!(m.get("last-sequence-number").is_none(), "{m}");
+    assert_eq!(ids(&m, "snapshots"), [4]);
+    assert!(m["snapshots"][0].get("sequence-number").is_none());
+    for key in ["schema", "schemas", "partition-spec", "partition-specs"] {
+        assert_eq!(m[key], f.metadata[key], "{key}");
+    }
 }
 
 #[test]
