@@ -10,9 +10,10 @@
 //!    (with its own metrics, computed from the new file's footer under the table's
 //!    metrics mode); one whose every row was removed only drops the old file; an old data
 //!    file only older snapshots hold needs no new snapshot (the purge expires them). What
-//!    the plan cannot do exactly is refused: a live position delete file in the current
-//!    snapshot (applying it in the rewrite is not built; the new file would bring back
-//!    the rows it deletes), a format version 1 current snapshot naming its manifests
+//!    the plan cannot do exactly is refused: a position delete file committed since
+//!    forget applied the live ones (`object::deletes`) that deletes rows of a replaced
+//!    file, one the rewrite applied that the table no longer holds (rolled back), a
+//!    format version 1 current snapshot naming its manifests
 //!    directly (legacy `manifests`, no manifest list). Format versions 1 and 2 are
 //!    committed alike, each in its own version's files (`lakefile::iceberg::commit`);
 //! 3. writes the new manifests, manifest list and `metadata.json` where no object is,
@@ -217,19 +218,67 @@ fn check_built(
     Ok(())
 }
 
-/// The position delete files snapshot `id` of `files` holds live (none when it cannot
-/// be read: the purge then leaves them unreferenced rather than delete them).
-fn deletes_of(files: &TableFiles, id: i64) -> BTreeSet<String> {
+/// Refuses a rewrite that applied a delete file readers do not apply to its data file
+/// (older than it, or of another partition): the rewrite would drop rows the table shows.
+/// `applied`: each replaced file's delete files by `s3://` location; `replaced`: those
+/// locations to the paths the manifests write.
+fn check_applicable(
+    (files, list): (&TableFiles, &[u8]),
+    replaced: &BTreeMap<String, &String>,
+    applied: &BTreeMap<String, BTreeSet<String>>,
+) -> Result<(), String> {
+    use crate::lakefile::iceberg::deletes::{applies, placements};
+    if applied.values().all(BTreeSet::is_empty) {
+        return Ok(());
+    }
+    let placed = placements(list, &files.manifests)?;
+    let by_location: BTreeMap<String, &crate::lakefile::iceberg::deletes::Placement> =
+        placed.iter().map(|(p, at)| (s3_path(p), at)).collect();
+    for (location, deletes) in applied {
+        let data = replaced
+            .get(location)
+            .and_then(|raw| placed.get(*raw))
+            .ok_or_else(|| format!("data file {location} is not live in the current snapshot"))?;
+        for delete in deletes {
+            let at = by_location
+                .get(delete)
+                .ok_or_else(|| format!("position delete file {delete} is not live"))?;
+            if !applies(at, data, unpartitioned(&files.metadata, at.spec_id)) {
+                return Err(format!(
+                    "position delete file {delete} does not apply to {location} as readers decide (older than it, or of another partition), but its rewrite left out the rows it names"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether partition spec `spec_id` of the table has no field.
+fn unpartitioned(metadata: &serde_json::Value, spec_id: i64) -> bool {
+    let specs = metadata["partition-specs"].as_array();
+    let spec = specs.and_then(|s| s.iter().find(|s| s["spec-id"].as_i64() == Some(spec_id)));
+    match spec {
+        Some(spec) => spec["fields"].as_array().is_none_or(Vec::is_empty),
+        None => metadata["partition-spec"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+    }
+}
+
+/// The position delete files snapshot `id` of `files` holds live; None when it cannot be
+/// read (then no delete file counts as retired: the purge leaves them unreferenced rather
+/// than delete one still needed).
+fn deletes_of(files: &TableFiles, id: i64) -> Option<BTreeSet<String>> {
     let list = files
         .parsed
         .snapshots
         .iter()
         .find(|s| s.snapshot_id == id)
         .and_then(|s| s.manifest_list.as_deref())
-        .and_then(|list| files.manifest_lists.get(list));
-    list.and_then(|bytes| live_in(bytes, &files.manifests).ok())
+        .and_then(|list| files.manifest_lists.get(list))?;
+    live_in(list, &files.manifests)
+        .ok()
         .map(|live| live.position_deletes)
-        .unwrap_or_default()
 }
 
 /// What one attempt came to.
@@ -336,7 +385,7 @@ impl Committer<'_> {
         let dir = self.engine.temp.dir().map_err(|e| {
             Failure::Task(TaskError::Retryable(format!("temporary directory: {e}")))
         })?;
-        let retired = self.retired_deletes(&live, &replaced, dir.path()).await?;
+        let retired = (self.retired_deletes((&files, list), &live, &replaced, dir.path())).await?;
         let new = self.new_snapshot(&files);
         let current = Current {
             metadata: &files.metadata,
@@ -474,49 +523,80 @@ impl Committer<'_> {
     }
 
     /// The position delete files the new snapshot no longer needs, each live one read:
-    /// those deleting rows of replaced data files only (or of files no longer live). A
-    /// replaced file that a delete file its rewrite did not apply deletes rows of (one
-    /// committed since forget read the table) refuses the commit: the rewrite would bring
-    /// those rows back.
+    /// those deleting rows of replaced data files only (or of files no longer live).
+    /// Refused: a replaced file whose rewrite applied a delete file the current snapshot
+    /// no longer holds (rolled back since: the rewrite would drop rows readers see) or
+    /// one naming it otherwise than the manifest does (readers compare paths exactly and
+    /// do not apply it), and a replaced file that a delete file its rewrite did not apply
+    /// deletes rows of (committed since forget read the table: the rewrite would bring
+    /// those rows back).
     async fn retired_deletes(
         &self,
+        (files, list): (&TableFiles, &[u8]),
         live: &Referenced,
         replaced: &BTreeMap<String, Replacement>,
         dir: &std::path::Path,
     ) -> Result<BTreeSet<String>, Failure> {
-        let applied: BTreeMap<String, BTreeSet<String>> = self
-            .written
-            .iter()
-            .map(|o| {
-                let files = o.deletes_applied.iter().map(|d| s3_path(d)).collect();
-                (s3(o, &o.key), files)
-            })
-            .collect();
-        let replaced: BTreeSet<String> = replaced.keys().map(|p| s3_path(p)).collect();
+        let replaced: BTreeMap<String, &String> =
+            replaced.keys().map(|p| (s3_path(p), p)).collect();
+        let applied = self.applied_deletes(live, &replaced)?;
+        check_applicable((files, list), &replaced, &applied).map_err(Failure::Refused)?;
         let data: BTreeSet<String> = live.data_files.iter().map(|p| s3_path(p)).collect();
         let mut retired = BTreeSet::new();
         for (n, file) in live.position_deletes.iter().enumerate() {
-            let targets = self
-                .delete_targets(file, &dir.join(format!("deletes-{n}")))
-                .await?;
-            for target in targets.intersection(&replaced) {
-                if !applied
-                    .get(target)
-                    .is_some_and(|a| a.contains(&s3_path(file)))
-                {
+            let local = dir.join(format!("deletes-{n}"));
+            let targets = self.delete_targets(file, &local).await?;
+            let mut names_replaced = false;
+            for target in &targets {
+                let canonical = s3_path(target);
+                let Some(raw) = replaced.get(&canonical) else {
+                    continue;
+                };
+                names_replaced = true;
+                let ours = applied.get(&canonical);
+                if !ours.is_some_and(|a| a.contains(&s3_path(file))) {
                     return Err(Failure::Refused(format!(
-                        "position delete file {file}, committed since Lethe rewrote {target}, deletes rows of it that the rewrite keeps: the next job rewrites it again"
+                        "position delete file {file}, committed since Lethe rewrote {raw}, deletes rows of it that the rewrite keeps: the next job rewrites it again"
+                    )));
+                }
+                if target != *raw {
+                    return Err(Failure::Refused(format!(
+                        "position delete file {file} names the data file {raw} as {target}: readers compare the two exactly and do not apply it, Lethe's rewrite did"
                     )));
                 }
             }
-            let needed = targets
-                .iter()
-                .any(|t| data.contains(t) && !replaced.contains(t));
-            if !needed && targets.iter().any(|t| replaced.contains(t)) {
+            let needed = (targets.iter().map(|t| s3_path(t)))
+                .any(|t| data.contains(&t) && !replaced.contains_key(&t));
+            if names_replaced && !needed {
                 retired.insert(file.clone());
             }
         }
         Ok(retired)
+    }
+
+    /// The delete files each replaced data file's rewrite applied (by `s3://` location),
+    /// each still live in the current snapshot (`live`).
+    fn applied_deletes(
+        &self,
+        live: &Referenced,
+        replaced: &BTreeMap<String, &String>,
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, Failure> {
+        let now: BTreeSet<String> = live.position_deletes.iter().map(|d| s3_path(d)).collect();
+        let mut applied = BTreeMap::new();
+        for o in &self.written {
+            let location = s3(o, &o.key);
+            if !replaced.contains_key(&location) {
+                continue;
+            }
+            let files: BTreeSet<String> = o.deletes_applied.iter().map(|d| s3_path(d)).collect();
+            if let Some(gone) = files.iter().find(|d| !now.contains(*d)) {
+                return Err(Failure::Refused(format!(
+                    "position delete file {gone}, whose rows the rewrite of {location} left out, is no longer in the table's current snapshot (rolled back or rewritten since): the rewrite would drop rows the table shows"
+                )));
+            }
+            applied.insert(location, files);
+        }
+        Ok(applied)
     }
 
     /// The data files the position delete file at `file` deletes rows of (by `s3://`
@@ -526,7 +606,7 @@ impl Committer<'_> {
         file: &str,
         local: &std::path::Path,
     ) -> Result<BTreeSet<String>, Failure> {
-        use crate::lakefile::iceberg::deletes::read_position_deletes;
+        use crate::lakefile::iceberg::deletes::{Wanted, read_position_deletes};
         let place = self.engine.stores.place(&s3_path(file))?;
         let size = place.store.head(&place.bucket, &place.prefix).await?.size;
         let _space =
@@ -540,7 +620,7 @@ impl Committer<'_> {
         let read = crate::jobs::find::cpu_bound(|| {
             let reader = crate::lakefile::parquet::local::SharedFile::open(local)
                 .map_err(|e| e.to_string())?;
-            read_position_deletes(reader, None)
+            read_position_deletes(reader, Wanted::Targets)
         });
         let _ = std::fs::remove_file(local);
         read.map(|r| r.targets)
@@ -641,13 +721,10 @@ impl Committer<'_> {
         });
         let before = self.mapper.read_at_find.as_ref();
         let retired = match (parent, ours) {
-            (Some(parent), Some(ours)) => {
-                let (then, now) = (
-                    deletes_of(files, parent),
-                    deletes_of(files, ours.snapshot_id),
-                );
-                then.difference(&now).cloned().collect()
-            }
+            (Some(parent), Some(ours)) => deletes_of(files, parent)
+                .zip(deletes_of(files, ours.snapshot_id))
+                .map(|(then, now)| then.difference(&now).cloned().collect())
+                .unwrap_or_default(),
             _ => Vec::new(),
         };
         Ok(Outcome {

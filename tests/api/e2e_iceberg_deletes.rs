@@ -168,3 +168,37 @@ async fn a_position_delete_committed_after_the_rewrite_refuses_the_commit(db: sq
     assert_eq!(lake.queued().await, std::slice::from_ref(&ann));
     assert_eq!(lake.account(&job, &ann).await["status"], "kept");
 }
+
+/// The table is rolled back past a delete file after Lethe's rewrite applied it: the row
+/// it deleted is visible again, and the rewrite would drop it, so the commit is refused
+/// (nothing of the table changed) and ann stays queued.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_delete_file_rolled_back_after_the_rewrite_refuses_the_commit(db: sqlx::PgPool) {
+    let lake = lake(db).await;
+    let (table, rows) = people(&lake);
+    let de = added(&table, 1, "de");
+    let before_delete = table.current().id;
+    let (table, _) = table.delete_positions(&[(de.as_str(), &[1])]);
+    iceberg_mapper(&lake, &table).await;
+    let ann = json!("ann@example.com");
+    crate::e2e_csv::queue_ids(&lake, std::slice::from_ref(&ann)).await;
+    let job = start_job(&lake).await;
+    run_forgets(&lake, 2).await;
+    let table = table.rollback_to(before_delete);
+    assert_eq!(by_id(table.read()), rows, "cyd is visible again");
+    let mut before = etags(&lake, &table).await;
+    before.retain(|k, _| !k.contains("-lethe-"));
+    lake.app.worker("w").run_until_idle().await.unwrap();
+
+    let refused = crate::e2e_csv::messages(&lake, &job, "table_commit_refused").await;
+    assert!(
+        refused
+            .first()
+            .is_some_and(|m| m.contains("no longer in the table's current snapshot")),
+        "{refused:?}"
+    );
+    assert_eq!(etags(&lake, &table).await, before, "nothing else written");
+    assert_eq!(by_id(table.read()), rows, "cyd still there");
+    assert_eq!(lake.queued().await, std::slice::from_ref(&ann));
+    assert_eq!(lake.account(&job, &ann).await["status"], "kept");
+}

@@ -254,6 +254,14 @@ impl IcebergTable {
         (table, file)
     }
 
+    /// Makes snapshot `id` (an ancestor of the current one) current again, as
+    /// `rollback_to_snapshot` does; the table as it is after.
+    pub fn rollback_to(&self, id: i64) -> IcebergTable {
+        let mut request = self.request("rollback");
+        request["snapshot_id"] = json!(id);
+        described(&self.database, &self.name, &request)
+    }
+
     fn request(&self, mode: &str) -> Value {
         json!({"mode": mode, "database": self.database, "table": self.name})
     }

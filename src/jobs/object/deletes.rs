@@ -15,8 +15,8 @@ use crate::catalog::source::SourceError;
 use crate::catalog::source::iceberg_files::{current_position_deletes, s3};
 use crate::jobs::Context;
 use crate::jobs::find::cpu_bound;
-use crate::lakefile::iceberg::deletes::read_position_deletes;
-use crate::lakefile::parquet::local::SharedFile;
+use crate::lakefile::iceberg::deletes::{Wanted, read_position_deletes};
+use crate::lakefile::parquet::local::{SharedFile, row_count};
 use crate::storage::StorageError;
 
 use super::Loaded;
@@ -54,12 +54,13 @@ impl From<StorageError> for DeletesError {
     }
 }
 
-/// The position deletes of `l`'s data file (none for an object outside a table format),
-/// each delete file downloaded into `dir` within the worker's temporary space.
+/// The position deletes of `l`'s data file, downloaded at `src` (none for an object
+/// outside a table format), each delete file downloaded into `dir` within the worker's
+/// temporary space.
 pub async fn table_deletes(
     ctx: &Context,
     l: &Loaded,
-    dir: &Path,
+    (src, dir): (&Path, &Path),
 ) -> Result<TableDeletes, DeletesError> {
     let Some(location) = l
         .mapper
@@ -76,10 +77,12 @@ pub async fn table_deletes(
         .map_err(|e| DeletesError::Failed(e.to_string()))?;
     let data_file = format!("s3://{}/{}", l.object.bucket, l.object.key);
     let mut out = TableDeletes::default();
-    for (n, file) in (current_position_deletes(&engine.stores, location).await?)
-        .into_iter()
-        .enumerate()
-    {
+    let files = current_position_deletes(&engine.stores, location).await?;
+    if files.is_empty() {
+        return Ok(out);
+    }
+    let rows = cpu_bound(|| row_count(src)).map_err(DeletesError::Failed)?;
+    for (n, file) in files.into_iter().enumerate() {
         let place = engine.stores.place(&s3(&file))?;
         let size = place.store.head(&place.bucket, &place.prefix).await?.size;
         let _space = ctx
@@ -92,9 +95,13 @@ pub async fn table_deletes(
             .store
             .download(&place.bucket, &place.prefix, None, &local)
             .await?;
+        let wanted = Wanted::Positions {
+            data_file: &data_file,
+            rows,
+        };
         let read = cpu_bound(|| {
             let reader = SharedFile::open(&local).map_err(|e| e.to_string())?;
-            read_position_deletes(reader, Some(&data_file))
+            read_position_deletes(reader, wanted)
         })
         .map_err(|e| DeletesError::Failed(format!("position delete file {file}: {e}")))?;
         // Gone with its reservation: only one delete file at a time takes space.

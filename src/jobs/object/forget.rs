@@ -311,7 +311,7 @@ async fn attempt(
         let (version, etag) = (fetched.version_id.as_deref(), fetched.etag.as_deref());
         return own_version(ctx, task, l, version, etag, None).await;
     }
-    let deletes = match table_deletes(ctx, l, scratch.dir.path()).await {
+    let deletes = match table_deletes(ctx, l, (&src, scratch.dir.path())).await {
         Ok(deletes) => deletes,
         Err(DeletesError::Unavailable(e)) => return unavailable(ctx, task, l, e).await,
         Err(DeletesError::Failed(e)) => {

@@ -83,8 +83,13 @@ pub fn forget_by<R: ChunkReader + Clone + 'static, W: Write + Send>(
     let plan = FindPlan::new(&meta, columns, ids)?;
     let mut dropped = Dropped::new(dropped_rows, meta.file_metadata().num_rows())?;
     let file = SerializedFileReader::new(reader.clone())?;
-    let page_v2 = match plan.candidates.first() {
-        Some(&rg) => uses_page_v2(file.get_row_group(rg)?.as_ref())?,
+    // The page version of the first row group written again (for matches or drops).
+    let first = match (plan.candidates.first(), dropped.first_row_group(&meta)) {
+        (Some(&a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.copied().or(b),
+    };
+    let page_v2 = match first {
+        Some(rg) => uses_page_v2(file.get_row_group(rg)?.as_ref())?,
         None => false,
     };
     let props = Arc::new(writer_properties(&meta, page_v2));
@@ -127,6 +132,11 @@ pub fn forget_by<R: ChunkReader + Clone + 'static, W: Write + Send>(
         rewrite_row_group(file.get_row_group(rg)?.as_ref(), &removed, &mut writer)?;
         report.fates.push(Fate::Rewritten { removed });
     }
+    if !dropped.positions.is_empty() {
+        return Err(FindError::Refused(
+            "a row position to delete lies beyond the file's row groups".into(),
+        ));
+    }
     writer.close()?;
     Ok(report)
 }
@@ -156,6 +166,16 @@ impl<'a> Dropped<'a> {
         Ok(Self {
             positions,
             start: 0,
+        })
+    }
+
+    /// The row group holding the first position, if any.
+    fn first_row_group(&self, meta: &ParquetMetaData) -> Option<usize> {
+        let first = *self.positions.first()?;
+        let mut end = 0u64;
+        meta.row_groups().iter().position(|rg| {
+            end = end.saturating_add(rg.num_rows().max(0) as u64);
+            first < end
         })
     }
 

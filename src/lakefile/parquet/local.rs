@@ -68,3 +68,13 @@ impl ChunkReader for SharedFile {
         Ok(Bytes::from(buf))
     }
 }
+
+/// The rows the Parquet file at `path` holds, as its footer says.
+pub fn row_count(path: &Path) -> std::result::Result<u64, String> {
+    let reader = SharedFile::open(path).map_err(|e| e.to_string())?;
+    let read = super::find::guarded(|| {
+        Ok(parquet::file::metadata::ParquetMetaDataReader::new().parse_and_finish(&reader)?)
+    });
+    let meta = read.map_err(|e| e.to_string())?;
+    Ok(meta.file_metadata().num_rows().max(0) as u64)
+}
