@@ -18,12 +18,16 @@ use crate::jobs::Engine;
 use crate::jobs::object::temp::TempSpace;
 use crate::jobs::runtime::RuntimeConfig;
 use crate::metrics::Metrics;
+use crate::receipt::{Issuer, KeySource, LocalKey, Signer};
 use crate::storage::Stores;
 use limits::Limits;
 use std::time::Duration;
 
 /// Name of the generated HS256 key in `server_secret`.
 pub const JWT_SECRET_NAME: &str = "jwt_hs256";
+
+/// Name of the generated receipt signing key (PKCS#8) in `server_secret`.
+pub const RECEIPT_KEY_NAME: &str = "receipt_es256";
 
 /// Everything a request handler may need; cheap to clone.
 #[derive(Clone)]
@@ -38,6 +42,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// The temporary space of this process's workers.
     pub temp: Arc<TempSpace>,
+    /// What signs this deployment's erasure receipts.
+    pub receipts: Arc<Issuer>,
 }
 
 impl FromRef<AppState> for Arc<Authenticator> {
@@ -65,6 +71,7 @@ impl AppState {
             metrics: self.metrics.clone(),
             max_line_bytes: self.config.jobs.max_line_bytes,
             temp: self.temp.clone(),
+            receipts: self.receipts.clone(),
         }
     }
 
@@ -88,6 +95,7 @@ impl AppState {
         crate::db::migrate(&db).await?;
         let secret = hs256_secret(&db, &config).await?;
         let auth = Authenticator::load(&config.auth, &secret).await?;
+        let receipts = receipt_issuer(&db, &config).await?;
         let sdk = crate::aws::sdk_config(&config.aws).await;
         let metrics = Arc::<Metrics>::default();
         let path_style = config.aws.s3_force_path_style;
@@ -101,6 +109,7 @@ impl AppState {
             metrics,
             limits: Arc::new(Limits::new(&config.limits)),
             temp: Arc::new(TempSpace::of(&config.jobs)),
+            receipts: Arc::new(receipts),
             config: Arc::new(config),
         })
     }
@@ -121,4 +130,43 @@ pub async fn hs256_secret(db: &PgPool, config: &Config) -> anyhow::Result<Vec<u8
     })
     .await?;
     Ok(secret)
+}
+
+/// The receipt signer: the key in `LETHE_RECEIPT_KEY_FILE`, else the one generated at the
+/// first start and kept in Postgres (concurrent first starts keep one). Says which in the
+/// log; a key file that cannot be read or is no P-256 private key stops start-up.
+pub async fn receipt_issuer(db: &PgPool, config: &Config) -> anyhow::Result<Issuer> {
+    use anyhow::Context as _;
+    let (key, source) = match &config.receipts.key_file {
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| {
+                format!("LETHE_RECEIPT_KEY_FILE: cannot read {}", path.display())
+            })?;
+            let key = LocalKey::from_pem(&pem).context("LETHE_RECEIPT_KEY_FILE")?;
+            (key, KeySource::File)
+        }
+        None => {
+            let fresh = LocalKey::generate_pkcs8()?;
+            let mut conn = db.acquire().await?;
+            let der =
+                crate::db::server_secret::get_or_create(&mut conn, RECEIPT_KEY_NAME, || fresh)
+                    .await?;
+            (LocalKey::from_der(&der)?, KeySource::Generated)
+        }
+    };
+    let kid = key.jwk().kid.clone();
+    match source {
+        KeySource::File => {
+            tracing::info!(kid = %kid, "receipts are signed with LETHE_RECEIPT_KEY_FILE's key")
+        }
+        KeySource::Generated => tracing::warn!(
+            kid = %kid,
+            "receipts are signed with a key Lethe generated at its first start and keeps in Postgres (set LETHE_RECEIPT_KEY_FILE to sign with a key of your own)"
+        ),
+    }
+    Ok(Issuer {
+        signer: Arc::new(key),
+        name: config.receipts.deployment_name.clone(),
+        source,
+    })
 }

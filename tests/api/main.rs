@@ -45,4 +45,5 @@ mod queue;
 mod queue_audit;
 mod queue_retry;
 mod readback;
+mod receipts;
 mod settings_audit;
