@@ -270,6 +270,33 @@ async fn a_mapper_keeping_old_versions_reports_the_subject_retained_with_each_ve
             "{v}"
         );
     }
+    // The subject's receipt names the same versions as its residue, each with its end.
+    let path = format!("/v1/jobs/{}/receipts", job["job_id"].as_str().unwrap());
+    let receipts = lake.app.get(&path).await;
+    let lines: Vec<&str> = receipts.body.as_str().unwrap().lines().collect();
+    assert_eq!(lines.len(), 1, "one item, one receipt");
+    let receipt = crate::receipts::payload_of(lines[0]);
+    assert_eq!(receipt.status, "retained");
+    let residue: Vec<(String, String, Option<DateTime<Utc>>)> = receipt
+        .residue
+        .iter()
+        .map(|r| {
+            assert_eq!(r.kind, "version_kept", "{r:?}");
+            assert_eq!(r.bucket.as_deref(), Some(lake.bucket.as_str()));
+            let version = r.version_id.clone().unwrap();
+            (r.key.clone().unwrap(), version, r.until)
+        })
+        .collect();
+    let reported: Vec<(String, String, Option<DateTime<Utc>>)> = kept
+        .iter()
+        .map(|v| {
+            let until = v["until"].as_str().map(|u| u.parse().unwrap());
+            let key = v["key"].as_str().unwrap().to_owned();
+            (key, v["version_id"].as_str().unwrap().to_owned(), until)
+        })
+        .collect();
+    assert_eq!(residue, reported);
+    assert!(receipt.deleted.is_empty(), "{receipt:?}");
 }
 
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
