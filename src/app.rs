@@ -170,3 +170,60 @@ pub async fn receipt_issuer(db: &PgPool, config: &Config) -> anyhow::Result<Issu
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(key_file: Option<std::path::PathBuf>) -> Config {
+        let mut config = Config::from_sources(None, &Default::default()).unwrap();
+        config.receipts.key_file = key_file;
+        config.receipts.deployment_name = "lake-prod".into();
+        config
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn the_receipt_key_is_the_file_s_else_one_generated_once_and_kept(db: PgPool) {
+        let generated = receipt_issuer(&db, &config(None)).await.unwrap();
+        let again = receipt_issuer(&db, &config(None)).await.unwrap();
+        assert_eq!(generated.source, KeySource::Generated);
+        assert_eq!(generated.name, "lake-prod");
+        assert_eq!(
+            generated.signer.jwk(),
+            again.signer.jwk(),
+            "kept in Postgres"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("key.pem");
+        let der = LocalKey::generate_pkcs8().unwrap();
+        use base64::Engine as _;
+        let body = base64::engine::general_purpose::STANDARD.encode(&der);
+        std::fs::write(
+            &pem,
+            format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"),
+        )
+        .unwrap();
+        let file = receipt_issuer(&db, &config(Some(pem.clone())))
+            .await
+            .unwrap();
+        assert_eq!(file.source, KeySource::File);
+        assert_eq!(file.signer.jwk(), LocalKey::from_der(&der).unwrap().jwk());
+
+        std::fs::write(&pem, "not a key").unwrap();
+        let err = receipt_issuer(&db, &config(Some(pem))).await.unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with("LETHE_RECEIPT_KEY_FILE"),
+            "{err:#}"
+        );
+        let missing = dir.path().join("missing.pem");
+        let err = receipt_issuer(&db, &config(Some(missing)))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("LETHE_RECEIPT_KEY_FILE: cannot read"),
+            "{err}"
+        );
+    }
+}

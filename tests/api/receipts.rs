@@ -239,6 +239,56 @@ async fn every_item_gets_one_signed_chained_receipt_that_verifies_with_the_publi
     r.problem(404);
 
     python_verifies(&jwks, &chain);
+    cli_verifies(&jwks, &chain);
+
+    // Readiness names the key receipts are signed with.
+    let ready = app.call(Method::GET, "/health/ready", None, None).await;
+    assert_eq!(ready.body["receipts"]["kid"], jwks.keys[0].kid.as_str());
+    assert_eq!(ready.body["receipts"]["key"], "generated");
+}
+
+/// `lethe receipt verify` passes the chain, and names the first broken link of the chain
+/// without its third receipt (exit status 1).
+fn cli_verifies(jwks: &Jwks, chain: &[Input]) {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    std::fs::write(&keys, serde_json::to_vec(jwks).unwrap()).unwrap();
+    let run = |receipts: &[&Input]| {
+        let file = dir.path().join("receipts.txt");
+        let text: String = receipts
+            .iter()
+            .map(|i| format!("{}\n", i.compact))
+            .collect();
+        std::fs::write(&file, text).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_lethe"))
+            .args(["receipt", "verify"])
+            .arg(&file)
+            .arg("--keys")
+            .arg(&keys)
+            .output()
+            .unwrap()
+    };
+    let all: Vec<&Input> = chain.iter().collect();
+    let ok = run(&all);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let said = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        said.starts_with("4 receipt(s) verified: seq 1 to 4, chain intact"),
+        "{said}"
+    );
+    let mut gap = all.clone();
+    gap.remove(2);
+    let broken = run(&gap);
+    assert_eq!(broken.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&broken.stderr);
+    assert!(
+        said.contains("receipts.txt:3: seq 4 follows seq 2: seq 3 is missing"),
+        "{said}"
+    );
 }
 
 /// Python's `cryptography` (moto's virtualenv holds it) checks every signature with the
