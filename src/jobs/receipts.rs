@@ -24,6 +24,8 @@ struct Evidence {
     objects: HashMap<String, Vec<SubjectObject>>,
     /// By mapper.
     commits: HashMap<String, TableCommit>,
+    /// By mapper: its catalog reference at job start.
+    tables: HashMap<String, serde_json::Value>,
 }
 
 impl Evidence {
@@ -40,6 +42,10 @@ impl Evidence {
                 .collect(),
             objects,
             commits: job_data_mapper::table_commits(&mut *tx, job_id)
+                .await?
+                .into_iter()
+                .collect(),
+            tables: job_data_mapper::catalogs(&mut *tx, job_id)
                 .await?
                 .into_iter()
                 .collect(),
@@ -135,7 +141,7 @@ fn statement(request: &ItemRequest, account: &ReportMatch, evidence: &Evidence) 
         deadline: request.deadline,
         status: account.status.clone(),
         reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
-        searched: searched(account, &evidence.commits),
+        searched: searched(account, evidence),
         changed: objects
             .iter()
             .filter(|o| !o.noncurrent)
@@ -165,12 +171,13 @@ fn statement(request: &ItemRequest, account: &ReportMatch, evidence: &Evidence) 
 }
 
 /// Per mapper the item applies to: its account, and its table's snapshots (Iceberg).
-fn searched(account: &ReportMatch, commits: &HashMap<String, TableCommit>) -> Vec<Searched> {
+fn searched(account: &ReportMatch, evidence: &Evidence) -> Vec<Searched> {
     account
         .accounts
         .iter()
         .map(|a| Searched {
             data_mapper_id: a.data_mapper_id.clone(),
+            table: evidence.tables.get(&a.data_mapper_id).cloned(),
             objects_searched: a.objects_searched,
             objects: a.objects,
             rows: a.rows,
@@ -178,7 +185,7 @@ fn searched(account: &ReportMatch, commits: &HashMap<String, TableCommit>) -> Ve
             old_versions: a.old_versions,
             status: a.status.clone(),
             reason: a.reason.clone(),
-            snapshots: commits.get(&a.data_mapper_id).map(|c| Snapshots {
+            snapshots: evidence.commits.get(&a.data_mapper_id).map(|c| Snapshots {
                 before: c.snapshot_before,
                 after: c.snapshot_after,
                 expired: c

@@ -53,6 +53,10 @@ pub struct Payload {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Searched {
     pub data_mapper_id: String,
+    /// Where the mapper's table is described, as the job read it: `{"provider": "glue",
+    /// "database", "table"}` or `{"provider": "path", "location", …}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<serde_json::Value>,
     /// Objects the mapper's find searched (all of them, not only those holding it).
     pub objects_searched: i64,
     /// Current objects holding its rows, those rows, and the rows removed.

@@ -156,6 +156,8 @@ async fn every_item_gets_one_signed_chained_receipt_that_verifies_with_the_publi
         assert_eq!(p.issuer, "lethe");
         assert_eq!(p.searched.len(), 1);
         assert_eq!(p.searched[0].objects_searched, 2);
+        let table = p.searched[0].table.as_ref().unwrap();
+        assert_eq!(table["location"], format!("s3://{bucket}/t/"), "{table}");
     }
     assert_eq!(by_ref["T-3"].status, "not_found");
     assert!(by_ref["T-3"].changed.is_empty());
