@@ -194,6 +194,10 @@ pub struct SubjectObject {
     pub version_after: Option<String>,
     /// The match's rows find counted in it.
     pub rows: i64,
+    /// The object's rows before the rewrite and in the version written, as verify
+    /// counted them (None until known).
+    pub rows_before: Option<i64>,
+    pub rows_after: Option<i64>,
     pub forget_state: String,
     pub noncurrent: bool,
     pub versions_deleted: Vec<String>,
@@ -208,7 +212,8 @@ pub async fn subject_objects(
     sqlx::query_as(
         "select m.match_hash, o.data_mapper_id, o.bucket, o.key, o.new_key,
                 coalesce(o.read_version_id, o.version_id) as version_before,
-                o.new_version_id as version_after, m.rows, o.forget_state, o.noncurrent,
+                o.new_version_id as version_after, m.rows, o.rows_total as rows_before,
+                o.rows_after, o.forget_state, o.noncurrent,
                 o.versions_deleted, o.replicated_to
          from job_object_match m join job_object o using (job_object_id)
          where m.job_id = $1 order by m.match_hash, o.data_mapper_id, o.key, o.job_object_id",

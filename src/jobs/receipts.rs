@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::db::job::{self as jobs, ItemRequest};
 use crate::db::job_data_mapper::{self, TableCommit};
 use crate::db::job_match::{self, ReportMatch, SubjectObject};
+use crate::db::job_object;
 use crate::db::receipt::{self as db, NewReceipt};
 use crate::receipt::Issuer;
 use crate::receipt::jws::{self, sha256_hex};
@@ -26,6 +27,8 @@ struct Evidence {
     commits: HashMap<String, TableCommit>,
     /// By mapper: its catalog reference at job start.
     tables: HashMap<String, serde_json::Value>,
+    /// By mapper: the hidden objects find recorded (a bucket, one key, how many).
+    hidden: HashMap<String, (String, String, i64)>,
 }
 
 impl Evidence {
@@ -48,6 +51,11 @@ impl Evidence {
             tables: job_data_mapper::catalogs(&mut *tx, job_id)
                 .await?
                 .into_iter()
+                .collect(),
+            hidden: job_object::hidden_counts(&mut *tx, job_id)
+                .await?
+                .into_iter()
+                .map(|(m, bucket, key, n)| (m, (bucket, key, n)))
                 .collect(),
         })
     }
@@ -153,6 +161,8 @@ fn statement(request: &ItemRequest, account: &ReportMatch, evidence: &Evidence) 
                 version_before: o.version_before.clone(),
                 version_after: o.version_after.clone(),
                 rows: o.rows,
+                rows_before: o.rows_before,
+                rows_after: o.rows_after,
                 outcome: o.forget_state.clone(),
             })
             .collect(),
@@ -166,7 +176,7 @@ fn statement(request: &ItemRequest, account: &ReportMatch, evidence: &Evidence) 
                 })
             })
             .collect(),
-        residue: residue(account, objects, &evidence.commits),
+        residue: residue(account, objects, evidence),
     }
 }
 
@@ -200,12 +210,8 @@ fn searched(account: &ReportMatch, evidence: &Evidence) -> Vec<Searched> {
 
 /// Where the item's rows still are or may be: the versions cleanup kept (with the date
 /// each ends), the replicas of objects holding them, the Iceberg snapshots a tag or branch
-/// keeps on a table holding them.
-fn residue(
-    account: &ReportMatch,
-    objects: &[SubjectObject],
-    commits: &HashMap<String, TableCommit>,
-) -> Vec<Residue> {
+/// keeps on a table holding them, and the hidden objects of each mapper it applies to.
+fn residue(account: &ReportMatch, objects: &[SubjectObject], evidence: &Evidence) -> Vec<Residue> {
     let mut out: Vec<Residue> = Vec::new();
     for a in account.accounts.iter() {
         out.extend(a.versions_kept.iter().map(|k| Residue {
@@ -218,7 +224,21 @@ fn residue(
             until: k.version.until,
             not_before: k.version.not_before,
         }));
-        let held = commits
+        out.extend(evidence.hidden.get(&a.data_mapper_id).map(|(bucket, key, n)| Residue {
+            kind: "hidden".into(),
+            bucket: Some(bucket.clone()),
+            key: Some(key.clone()),
+            version_id: None,
+            snapshot_id: None,
+            reason: format!(
+                "{n} object(s) below the table location of data mapper {} are not its data (a `_` or `.` name) and were not searched: they may hold copies",
+                a.data_mapper_id
+            ),
+            until: None,
+            not_before: false,
+        }));
+        let held = evidence
+            .commits
             .get(&a.data_mapper_id)
             .and_then(|c| c.purge.as_ref())
             .filter(|_| a.objects + a.old_versions > 0);

@@ -96,6 +96,9 @@ pub struct Changed {
     pub version_after: Option<String>,
     /// The subject's rows find counted in `version_before`.
     pub rows: i64,
+    /// The object's rows in `version_before` and, re-read by verify, in `version_after`.
+    pub rows_before: Option<i64>,
+    pub rows_after: Option<i64>,
     /// The object's forget outcome: `verified` (rewritten, re-read, no match left),
     /// `unchanged`, `failed`, `verify_failed` (rolled back), `skipped`, …
     pub outcome: String,
@@ -115,7 +118,9 @@ pub struct Residue {
     /// `version_kept` (an old version cleanup did not delete: retention, a lifecycle rule,
     /// Object Lock), `replica` (a bucket a replication rule copies the object to),
     /// `snapshot_held` (an Iceberg snapshot a tag or branch keeps, still referencing a
-    /// data file that held rows of the job's subjects).
+    /// data file that held rows of the job's subjects), `hidden` (objects below the
+    /// table location Athena does not read — `_temporary/`, `.spark-staging` … — that
+    /// were not searched and may hold copies: `key` names one of them).
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
