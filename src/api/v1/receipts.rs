@@ -103,8 +103,8 @@ async fn find_receipts(
         }])
     };
     let filter = match (query.reference, query.match_hash) {
-        (Some(r), None) if !r.is_empty() && r.len() <= 1024 => Filter::Reference(r),
-        (Some(_), None) => return Err(invalid("reference", "1 to 1024 characters")),
+        (Some(r), None) if !r.is_empty() && r.chars().count() <= 256 => Filter::Reference(r),
+        (Some(_), None) => return Err(invalid("reference", "1 to 256 characters")),
         (None, Some(h))
             if h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
         {
