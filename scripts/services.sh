@@ -65,6 +65,9 @@ start_moto() {
     sleep 0.5
   done
   export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
+  # moto's virtualenv holds `cryptography` (a moto dependency): the independent ES256
+  # verifier of the receipts test (tests/api/receipts.rs).
+  export LETHE_MOTO_VENV="$venv"
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
   unset AWS_PROFILE AWS_SESSION_TOKEN
 }

@@ -18,12 +18,16 @@ use crate::jobs::Engine;
 use crate::jobs::object::temp::TempSpace;
 use crate::jobs::runtime::RuntimeConfig;
 use crate::metrics::Metrics;
+use crate::receipt::{Issuer, KeySource, LocalKey, Signer};
 use crate::storage::Stores;
 use limits::Limits;
 use std::time::Duration;
 
 /// Name of the generated HS256 key in `server_secret`.
 pub const JWT_SECRET_NAME: &str = "jwt_hs256";
+
+/// Name of the generated receipt signing key (PKCS#8) in `server_secret`.
+pub const RECEIPT_KEY_NAME: &str = "receipt_es256";
 
 /// Everything a request handler may need; cheap to clone.
 #[derive(Clone)]
@@ -38,6 +42,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// The temporary space of this process's workers.
     pub temp: Arc<TempSpace>,
+    /// What signs this deployment's erasure receipts.
+    pub receipts: Arc<Issuer>,
 }
 
 impl FromRef<AppState> for Arc<Authenticator> {
@@ -65,6 +71,7 @@ impl AppState {
             metrics: self.metrics.clone(),
             max_line_bytes: self.config.jobs.max_line_bytes,
             temp: self.temp.clone(),
+            receipts: self.receipts.clone(),
         }
     }
 
@@ -88,6 +95,7 @@ impl AppState {
         crate::db::migrate(&db).await?;
         let secret = hs256_secret(&db, &config).await?;
         let auth = Authenticator::load(&config.auth, &secret).await?;
+        let receipts = receipt_issuer(&db, &config).await?;
         let sdk = crate::aws::sdk_config(&config.aws).await;
         let metrics = Arc::<Metrics>::default();
         let path_style = config.aws.s3_force_path_style;
@@ -101,6 +109,7 @@ impl AppState {
             metrics,
             limits: Arc::new(Limits::new(&config.limits)),
             temp: Arc::new(TempSpace::of(&config.jobs)),
+            receipts: Arc::new(receipts),
             config: Arc::new(config),
         })
     }
@@ -121,4 +130,100 @@ pub async fn hs256_secret(db: &PgPool, config: &Config) -> anyhow::Result<Vec<u8
     })
     .await?;
     Ok(secret)
+}
+
+/// The receipt signer: the key in `LETHE_RECEIPT_KEY_FILE`, else the one generated at the
+/// first start and kept in Postgres (concurrent first starts keep one). Says which in the
+/// log; a key file that cannot be read or is no P-256 private key stops start-up.
+pub async fn receipt_issuer(db: &PgPool, config: &Config) -> anyhow::Result<Issuer> {
+    use anyhow::Context as _;
+    let (key, source) = match &config.receipts.key_file {
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| {
+                format!("LETHE_RECEIPT_KEY_FILE: cannot read {}", path.display())
+            })?;
+            let key = LocalKey::from_pem(&pem).context("LETHE_RECEIPT_KEY_FILE")?;
+            (key, KeySource::File)
+        }
+        None => {
+            let fresh = LocalKey::generate_pkcs8()?;
+            let mut conn = db.acquire().await?;
+            let der =
+                crate::db::server_secret::get_or_create(&mut conn, RECEIPT_KEY_NAME, || fresh)
+                    .await?;
+            (LocalKey::from_der(&der)?, KeySource::Generated)
+        }
+    };
+    let kid = key.jwk().kid.clone();
+    match source {
+        KeySource::File => {
+            tracing::info!(kid = %kid, "receipts are signed with LETHE_RECEIPT_KEY_FILE's key")
+        }
+        KeySource::Generated => tracing::warn!(
+            kid = %kid,
+            "receipts are signed with a key Lethe generated at its first start and keeps in Postgres (set LETHE_RECEIPT_KEY_FILE to sign with a key of your own)"
+        ),
+    }
+    Ok(Issuer {
+        signer: Arc::new(key),
+        name: config.receipts.deployment_name.clone(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(key_file: Option<std::path::PathBuf>) -> Config {
+        let mut config = Config::from_sources(None, &Default::default()).unwrap();
+        config.receipts.key_file = key_file;
+        config.receipts.deployment_name = "lake-prod".into();
+        config
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn the_receipt_key_is_the_file_s_else_one_generated_once_and_kept(db: PgPool) {
+        let generated = receipt_issuer(&db, &config(None)).await.unwrap();
+        let again = receipt_issuer(&db, &config(None)).await.unwrap();
+        assert_eq!(generated.source, KeySource::Generated);
+        assert_eq!(generated.name, "lake-prod");
+        assert_eq!(
+            generated.signer.jwk(),
+            again.signer.jwk(),
+            "kept in Postgres"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("key.pem");
+        let der = LocalKey::generate_pkcs8().unwrap();
+        use base64::Engine as _;
+        let body = base64::engine::general_purpose::STANDARD.encode(&der);
+        std::fs::write(
+            &pem,
+            format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"),
+        )
+        .unwrap();
+        let file = receipt_issuer(&db, &config(Some(pem.clone())))
+            .await
+            .unwrap();
+        assert_eq!(file.source, KeySource::File);
+        assert_eq!(file.signer.jwk(), LocalKey::from_der(&der).unwrap().jwk());
+
+        std::fs::write(&pem, "not a key").unwrap();
+        let err = receipt_issuer(&db, &config(Some(pem))).await.unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with("LETHE_RECEIPT_KEY_FILE"),
+            "{err:#}"
+        );
+        let missing = dir.path().join("missing.pem");
+        let err = receipt_issuer(&db, &config(Some(missing)))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("LETHE_RECEIPT_KEY_FILE: cannot read"),
+            "{err}"
+        );
+    }
 }

@@ -70,6 +70,17 @@ pub struct Config {
     pub local_lake_root: Option<PathBuf>,
     /// The bearer token `/metrics` asks for on the API port (None: it is not served there).
     pub metrics_token: Option<Secret>,
+    pub receipts: ReceiptsConfig,
+}
+
+/// How erasure receipts are signed and who they name as their issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptsConfig {
+    /// The ECDSA P-256 private key (PEM: PKCS#8 or SEC 1) receipts are signed with. None:
+    /// the key Lethe generates at its first start and keeps in Postgres.
+    pub key_file: Option<PathBuf>,
+    /// The deployment's name: each receipt's `issuer`.
+    pub deployment_name: String,
 }
 
 /// Server limits: how long a client may take, how much it may ask at once.
@@ -309,6 +320,10 @@ settings! {
     temp_max_bytes: Option<u64> = None, env "LETHE_TEMP_MAX_BYTES", check when_set(at_least(1));
     local_lake_root: Option<PathBuf> = None,
         env "LETHE_LOCAL_LAKE_ROOT", check when_set(absolute);
+    // Erasure receipts (`ReceiptsConfig`).
+    receipt_key_file: Option<PathBuf> = None, env "LETHE_RECEIPT_KEY_FILE", check any;
+    deployment_name: String = "lethe".to_owned(),
+        env "LETHE_DEPLOYMENT_NAME", check any;
 }
 
 impl Config {
@@ -352,6 +367,10 @@ impl Config {
             jobs: s.jobs(),
             local_lake_root: s.local_lake_root.clone(),
             metrics_token: s.metrics_token.clone(),
+            receipts: ReceiptsConfig {
+                key_file: s.receipt_key_file.clone(),
+                deployment_name: s.deployment_name.clone(),
+            },
         })
     }
 }

@@ -7,23 +7,24 @@
 //! top-level modules or among the files of one folder.
 //!
 //! ```text
-//! main       → bench, demo, serve, api, app, auth, config, db, jobs, telemetry
+//! main       → bench, demo, serve, api, app, auth, config, db, jobs, receipt, telemetry
 //! bench      → demo, api, app, auth, catalog, config, db, jobs, lakefile, storage
 //! demo       → serve, api, app, auth, config
 //! serve      → api, app, auth, governance, jobs
-//! api        → app, auth, catalog, config, db, domain, governance, jobs, metrics, storage
-//! app        → auth, aws, catalog, config, db, governance, jobs, metrics, storage
-//! jobs       → catalog, config, db, domain, lakefile, metrics, storage
+//! api        → app, auth, catalog, config, db, domain, governance, jobs, metrics, receipt, storage
+//! app        → auth, aws, catalog, config, db, governance, jobs, metrics, receipt, storage
+//! jobs       → catalog, config, db, domain, lakefile, metrics, receipt, storage
 //! governance → catalog, db, domain
 //! catalog    → aws, domain, lakefile, metrics, storage
 //! storage    → aws, config, domain, metrics
 //! aws        → config, metrics
 //! auth       → config
 //! telemetry  → config
-//! db         → config, domain
+//! db         → config, domain, receipt
 //! metrics    → domain
 //! config     → domain, lakefile
 //! lakefile   → domain
+//! receipt
 //! domain
 //! ```
 //!
@@ -42,6 +43,8 @@
 //! - `app`: `AppState` and the process's limits; `serve`: the HTTP server, the ops
 //!   server, the health check.
 //! - `api`: routes, extractors, problem documents, the OpenAPI document.
+//! - `receipt`: signed, hash-chained erasure receipts (ES256 compact JWS, keys, JWKS, the
+//!   offline check).
 //!
 //! ARCHITECTURE.md (at the repository root) walks through the layers, the task kinds,
 //! the job state machine and the invariants.
@@ -60,6 +63,7 @@ pub mod governance;
 pub mod jobs;
 pub mod lakefile;
 pub mod metrics;
+pub mod receipt;
 pub mod serve;
 pub mod storage;
 pub mod telemetry;

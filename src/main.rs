@@ -68,6 +68,25 @@ enum Command {
     /// Benchmarks that print numbers.
     #[command(subcommand)]
     Bench(Bench),
+    /// Erasure receipts, offline.
+    #[command(subcommand)]
+    Receipt(Receipt),
+}
+
+#[derive(Subcommand)]
+enum Receipt {
+    /// Check receipts without Lethe: each signature against a JWKS, then the chain (each
+    /// `seq` one more than the one before, each `prev` the SHA-256 of the one before).
+    /// Exits non-zero naming the first broken link.
+    Verify {
+        /// Files of receipts, one compact JWS per line (as `GET /v1/jobs/{id}/receipts`
+        /// returns them).
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// The JWKS (`GET /v1/receipts/keys`).
+        #[arg(long)]
+        keys: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -198,6 +217,7 @@ async fn run_without_config(command: &Command) -> Option<anyhow::Result<()>> {
             object_mb,
             concurrency,
         }) => lethe::bench::lake::run(dir, *size_mb, *object_mb, (*concurrency).max(1)).await,
+        Command::Receipt(Receipt::Verify { files, keys }) => verify_receipts(files, keys),
         _ => return None,
     })
 }
@@ -258,10 +278,42 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             lethe::bench::job::run(config, objects, workers, dir).await
         }
         Command::Openapi
+        | Command::Receipt(_)
         | Command::Bench(Bench::Find { .. } | Bench::Lake { .. } | Bench::Forget { .. }) => {
             unreachable!("run without the configuration")
         }
     }
+}
+
+/// `lethe receipt verify`: reads the JWKS and every receipt (`file:line` names each),
+/// verifies them, and says what they cover.
+fn verify_receipts(files: &[PathBuf], keys: &std::path::Path) -> anyhow::Result<()> {
+    let jwks = std::fs::read(keys).with_context(|| format!("cannot read {}", keys.display()))?;
+    let jwks: lethe::receipt::Jwks = serde_json::from_slice(&jwks)
+        .with_context(|| format!("{} is not a JWKS", keys.display()))?;
+    let mut inputs = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            if !line.trim().is_empty() {
+                inputs.push(lethe::receipt::verify::Input {
+                    at: format!("{}:{}", file.display(), n + 1),
+                    compact: line.trim().to_owned(),
+                });
+            }
+        }
+    }
+    let ok = lethe::receipt::verify::verify(&inputs, &jwks)
+        .map_err(|broken| anyhow::anyhow!("receipt chain broken: {broken}"))?;
+    println!(
+        "{} receipt(s) verified: seq {} to {}, chain intact, signed by {}",
+        ok.count,
+        ok.first_seq,
+        ok.last_seq,
+        ok.kids.join(", ")
+    );
+    Ok(())
 }
 
 /// `lethe token`: a token for `sub` with `roles`, signed with the server's HS256 key.

@@ -25,6 +25,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct HealthStatus {
     /// `ok`
     pub status: String,
+    /// Readiness only: the key this process signs erasure receipts with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipts: Option<ReceiptKeyStatus>,
+}
+
+/// The receipt signing key: its `kid` and where it comes from (`file`:
+/// `LETHE_RECEIPT_KEY_FILE`; `generated`: by Lethe at its first start, kept in Postgres).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReceiptKeyStatus {
+    pub kid: String,
+    pub key: crate::receipt::KeySource,
 }
 
 /// The process is up.
@@ -33,6 +44,7 @@ pub struct HealthStatus {
 async fn live() -> axum::Json<HealthStatus> {
     axum::Json(HealthStatus {
         status: "ok".to_owned(),
+        receipts: None,
     })
 }
 
@@ -55,6 +67,10 @@ async fn ready(State(state): State<AppState>) -> Result<axum::Json<HealthStatus>
     match tokio::time::timeout(READY_TIMEOUT, crate::db::ping(&state.db)).await {
         Ok(Ok(())) => Ok(axum::Json(HealthStatus {
             status: "ok".to_owned(),
+            receipts: Some(ReceiptKeyStatus {
+                kid: state.receipts.signer.jwk().kid.clone(),
+                key: state.receipts.source,
+            }),
         })),
         Ok(Err(e)) => Err(unavailable(&e.to_string())),
         Err(_) => Err(unavailable("no answer within 1 s")),

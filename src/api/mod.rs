@@ -59,6 +59,7 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
         (name = "queue", description = "Subjects waiting to be erased"),
         (name = "settings", description = "Operator-tunable settings"),
         (name = "jobs", description = "Find, forget, verify and cleanup runs over the queue"),
+        (name = "receipts", description = "Signed, hash-chained erasure receipts and their keys"),
         (name = "audit", description = "Who changed what"),
         (name = "governance", description = "PII classification and Lake Formation column grants"),
         (name = "health", description = "Liveness, readiness and metrics"),

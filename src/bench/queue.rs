@@ -84,6 +84,7 @@ async fn scratch(mut config: Config) -> anyhow::Result<(Client, sqlx::PgPool)> {
         metrics: Arc::default(),
         limits: Arc::new(crate::app::limits::Limits::new(&config.limits)),
         temp: Arc::new(crate::jobs::object::temp::TempSpace::of(&config.jobs)),
+        receipts: Arc::new(crate::app::receipt_issuer(&db, &config).await?),
         config: Arc::new(config.clone()),
     };
     let token = mint_hs256(

@@ -383,6 +383,31 @@ pub async fn queue_snapshot(
         .collect()
 }
 
+/// What a receipt says of a job's queue item besides its account: its reference, when it
+/// was queued, its deadline.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ItemRequest {
+    pub deletion_queue_item_id: Uuid,
+    pub reference: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub deadline: chrono::DateTime<chrono::Utc>,
+}
+
+/// [`ItemRequest`] of each item of the job's queue snapshot still queued.
+pub async fn item_requests(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+) -> sqlx::Result<Vec<ItemRequest>> {
+    sqlx::query_as(
+        "select q.deletion_queue_item_id, q.reference, q.created_at, q.deadline
+         from job_queue_item j join deletion_queue_item q using (deletion_queue_item_id)
+         where j.job_id = $1",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

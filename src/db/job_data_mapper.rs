@@ -349,6 +349,21 @@ pub async fn table_commits(
     Ok(rows.into_iter().map(|(m, Json(c))| (m, c)).collect())
 }
 
+/// Each mapper of the job and where its table is described (the `catalog` of its
+/// definition at job start: a Glue database and table, or a location).
+pub async fn catalogs(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+) -> sqlx::Result<Vec<(String, serde_json::Value)>> {
+    sqlx::query_as(
+        "select data_mapper_id, definition->'catalog' from job_data_mapper
+         where job_id = $1 order by data_mapper_id",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await
+}
+
 /// The mappers of the job whose table commit is recorded (their purge follows verify).
 pub async fn with_table_commit(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(

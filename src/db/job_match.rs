@@ -180,6 +180,49 @@ pub async fn kept_versions(
     .await
 }
 
+/// One object (or old version) of a job holding a match's rows, as a receipt states it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SubjectObject {
+    pub match_hash: String,
+    pub data_mapper_id: String,
+    pub bucket: String,
+    pub key: String,
+    /// Where the rewrite went when it is a new file.
+    pub new_key: Option<String>,
+    /// The version rewritten (or, for an old version, the version itself).
+    pub version_before: Option<String>,
+    pub version_after: Option<String>,
+    /// The match's rows find counted in it.
+    pub rows: i64,
+    /// The object's rows before the rewrite and in the version written, as verify
+    /// counted them (None until known).
+    pub rows_before: Option<i64>,
+    pub rows_after: Option<i64>,
+    pub forget_state: String,
+    pub noncurrent: bool,
+    pub versions_deleted: Vec<String>,
+    pub replicated_to: Option<String>,
+}
+
+/// Every (match, object) of the job, by match hash, then mapper and key.
+pub async fn subject_objects(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+) -> sqlx::Result<Vec<SubjectObject>> {
+    sqlx::query_as(
+        "select m.match_hash, o.data_mapper_id, o.bucket, o.key, o.new_key,
+                coalesce(o.read_version_id, o.version_id) as version_before,
+                o.new_version_id as version_after, m.rows, o.rows_total as rows_before,
+                o.rows_after, o.forget_state, o.noncurrent,
+                o.versions_deleted, o.replicated_to
+         from job_object_match m join job_object o using (job_object_id)
+         where m.job_id = $1 order by m.match_hash, o.data_mapper_id, o.key, o.job_object_id",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await
+}
+
 /// Records the job's matches (once: a second record of the same hash is ignored).
 pub async fn insert_many(
     db: impl PgExecutor<'_>,

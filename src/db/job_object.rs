@@ -505,6 +505,21 @@ pub async fn failure_counts(
     .await
 }
 
+/// Per mapper, the hidden objects find recorded (`_` or `.` names below the table
+/// location: not searched) and one of their keys: (mapper, bucket, a key, count).
+pub async fn hidden_counts(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+) -> sqlx::Result<Vec<(String, String, String, i64)>> {
+    sqlx::query_as(
+        "select data_mapper_id, min(bucket), min(key), count(*) from job_object
+         where job_id = $1 and status = 'hidden' group by data_mapper_id",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await
+}
+
 /// The versions of a key this job recorded as old versions of their own (each deleted by
 /// its own cleanup).
 pub async fn old_versions_of(

@@ -20,6 +20,7 @@ pub mod job_match;
 pub mod job_object;
 pub mod job_stats;
 pub mod maintenance;
+pub mod receipt;
 pub mod scheduler;
 pub mod server_secret;
 pub mod setting;

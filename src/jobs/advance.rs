@@ -22,9 +22,15 @@ use crate::jobs::object::verify::Verify;
 use crate::jobs::table_commit::CommitTable;
 use crate::jobs::table_purge::PurgeTable;
 use crate::jobs::{JobTask, enqueue, enqueue_all};
+use crate::receipt::Issuer;
 
 /// Creates a job and enqueues its find tasks; returns the job id.
-pub async fn create_job(pool: &PgPool, new: &NewJob<'_>) -> Result<Uuid, CreateJobError> {
+/// `issuer` signs the receipts of a job that ends at once (nothing to search).
+pub async fn create_job(
+    pool: &PgPool,
+    issuer: &Issuer,
+    new: &NewJob<'_>,
+) -> Result<Uuid, CreateJobError> {
     let job_id = Uuid::now_v7();
     let mut tx = pool.begin().await?;
     jobs::insert_job(&mut tx, job_id, new).await?;
@@ -70,17 +76,22 @@ pub async fn create_job(pool: &PgPool, new: &NewJob<'_>) -> Result<Uuid, CreateJ
     tx.commit().await?;
     tracing::info!(job.id = %job_id, dry_run = new.dry_run, trigger = %new.trigger, "job created");
     // A job with nothing to search is over at once.
-    advance(pool, job_id).await?;
+    advance(pool, issuer, job_id).await?;
     Ok(job_id)
 }
 
 /// Called after each of the job's tasks ends: O(1) unless the job's phase may be over.
-pub async fn after_task(pool: &PgPool, job_id: Uuid, failed_for_good: bool) -> sqlx::Result<()> {
+pub async fn after_task(
+    pool: &PgPool,
+    issuer: &Issuer,
+    job_id: Uuid,
+    failed_for_good: bool,
+) -> sqlx::Result<()> {
     let Some((status, stats)) = jobs::progress(pool, job_id).await? else {
         return Ok(());
     };
     if status.is_active() && (failed_for_good || lifecycle::phase_may_be_over(status, &stats)) {
-        advance_from(pool, job_id, status).await?;
+        advance_from(pool, issuer, job_id, status).await?;
     }
     Ok(())
 }
@@ -115,15 +126,20 @@ async fn phase_has_open_tasks(
 /// after any of the job's tasks, and periodically (a worker may die between finishing its
 /// task and calling this). Enqueues the next phase's tasks in the same transaction; a
 /// phase with nothing to do is passed through at once.
-pub async fn advance(pool: &PgPool, job_id: Uuid) -> sqlx::Result<()> {
+pub async fn advance(pool: &PgPool, issuer: &Issuer, job_id: Uuid) -> sqlx::Result<()> {
     match jobs::status(pool, job_id).await? {
-        Some(status) => advance_from(pool, job_id, status).await,
+        Some(status) => advance_from(pool, issuer, job_id, status).await,
         None => Ok(()),
     }
 }
 
 /// [`advance`] for a job last seen in `status` (re-read under the lock).
-async fn advance_from(pool: &PgPool, job_id: Uuid, status: JobStatus) -> sqlx::Result<()> {
+async fn advance_from(
+    pool: &PgPool,
+    issuer: &Issuer,
+    job_id: Uuid,
+    status: JobStatus,
+) -> sqlx::Result<()> {
     // The common case, a phase with tasks still open, costs one index probe and no lock.
     // Safe without the lock: every task advances after its own record committed, so the
     // last one to finish sees no open task and takes the locked path below.
@@ -139,7 +155,9 @@ async fn advance_from(pool: &PgPool, job_id: Uuid, status: JobStatus) -> sqlx::R
             JobStatus::Queued | JobStatus::Finding => {
                 find_finished(&mut tx, job_id, dry_run).await?
             }
-            JobStatus::CleaningUp => crate::jobs::finalize::finalize(&mut tx, job_id).await?,
+            JobStatus::CleaningUp => {
+                crate::jobs::finalize::finalize(&mut tx, issuer, job_id).await?
+            }
             _ => phase_finished(&mut tx, job_id, status).await?,
         };
         jobs::transition(&mut *tx, job_id, &[status], next).await?;
@@ -335,9 +353,9 @@ async fn phase_started(
 }
 
 /// Advances the active job, if any (the periodic safety net for [`advance`]).
-pub async fn advance_active(pool: &PgPool) -> sqlx::Result<()> {
+pub async fn advance_active(pool: &PgPool, issuer: &Issuer) -> sqlx::Result<()> {
     if let Some(job_id) = jobs::active_job(pool).await? {
-        advance(pool, job_id).await?;
+        advance(pool, issuer, job_id).await?;
     }
     Ok(())
 }

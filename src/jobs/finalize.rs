@@ -1,7 +1,8 @@
 //! The end of a job after cleanup: gives each queue item an account per data mapper
 //! (objects searched, objects and rows holding it, rows removed, a status), takes the
 //! erased and not-found ones off the queue, keeping only a keyed hash of each in the
-//! report, and decides the final state. A dry run records the accounts at the end of find.
+//! report, issues each item's receipt (`jobs::receipts`), and decides the final state. A
+//! dry run records the accounts at the end of find (and issues no receipt).
 
 use std::collections::HashMap;
 
@@ -15,6 +16,7 @@ use crate::db::{data_mapper, deletion_queue_item, job_data_mapper, job_object, s
 use crate::domain::job::{EventLevel, ForgetState, JobStatus};
 use crate::domain::match_id::match_hash;
 use crate::jobs::lifecycle::event;
+use crate::receipt::Issuer;
 
 /// Why an item with rows in an object outside its table's partitions stays queued.
 pub const OUTSIDE_PARTITIONS: &str = "rows outside the table's partitions: an object under the table location in no partition holds its rows, and Lethe never rewrites it (Athena does not read it; register its partition or move it, then run again)";
@@ -25,10 +27,25 @@ pub const NEWER_HOLDS: &str = "a version written on top of Lethe's rewrite (by a
 /// Name of the report's HMAC key in `server_secret`.
 pub const REPORT_KEY: &str = "report_hmac";
 
-/// Ends the job: records what became of each queue item and returns the end state.
-pub async fn finalize(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<JobStatus> {
+/// Ends the job: records what became of each queue item, issues each item's receipt
+/// (signed by `issuer`) and returns the end state.
+pub async fn finalize(
+    tx: &mut PgConnection,
+    issuer: &Issuer,
+    job_id: Uuid,
+) -> sqlx::Result<JobStatus> {
     fail_unfinished_cleanups(tx, job_id).await?;
     let (leaving, matches) = record_accounts(tx, job_id, false).await?;
+    let issued = crate::jobs::receipts::issue(tx, issuer, job_id, &matches).await?;
+    event(
+        &mut *tx,
+        job_id,
+        EventLevel::Info,
+        "receipts_issued",
+        &format!("{issued} receipt(s) issued, one per queue item"),
+        json!({"receipts": issued, "kid": issuer.signer.jwk().kid}),
+    )
+    .await?;
     let erased: Vec<Uuid> = leaving;
     deletion_queue_item::delete_queue_items(&mut *tx, &erased).await?;
     let stats = JobStats {
@@ -58,7 +75,7 @@ pub async fn finalize(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<JobSt
             erased.len(),
         ),
         json!({"erased": erased.len(), "kept": kept,
-               "not_found": matches.iter().filter(|m| m.status == "not_found").count()}),
+               "not_found": matches.iter().filter(|(_, m)| m.status == "not_found").count()}),
     )
     .await?;
     Ok(status)
@@ -78,12 +95,12 @@ struct Ledger {
 }
 
 /// Records every queue item's account (`job_match`) and returns the items that leave
-/// the queue (erased or not found; none for a dry run) and the matches recorded.
+/// the queue (erased or not found; none for a dry run) and each item's account.
 pub async fn record_accounts(
     tx: &mut PgConnection,
     job_id: Uuid,
     dry_run: bool,
-) -> sqlx::Result<(Vec<Uuid>, Vec<ReportMatch>)> {
+) -> sqlx::Result<(Vec<Uuid>, Vec<(Uuid, ReportMatch)>)> {
     let mut problems = HashMap::new();
     for (mapper, failed, unreadable, cleanup) in
         job_object::failure_counts(&mut *tx, job_id).await?
@@ -125,7 +142,9 @@ pub async fn record_accounts(
     let items = jobs::queue_snapshot(&mut *tx, job_id).await?;
     let mut leaving = Vec::new();
     let mut matches = Vec::with_capacity(items.len());
+    let mut ids = Vec::with_capacity(items.len());
     for (id, match_id, named) in items {
+        ids.push(id);
         let hash = match_hash(&key, &match_id);
         let (status, accounts) = ledger.account(&hash, named, dry_run);
         if matches!(
@@ -148,7 +167,7 @@ pub async fn record_accounts(
         });
     }
     job_match::insert_many(&mut *tx, job_id, &matches).await?;
-    Ok((leaving, matches))
+    Ok((leaving, ids.into_iter().zip(matches).collect()))
 }
 
 /// What became of a match.

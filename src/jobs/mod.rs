@@ -9,6 +9,7 @@
 //! - `lifecycle`: the job's state machine (typed transitions, no task module); `advance`
 //!   moves a job on when a phase is done and enqueues the next phase; `finalize` ends it.
 //! - `matches`: the match sets a task searches with, cached per worker.
+//! - `receipts`: each queue item's signed receipt, issued when the job ends.
 //! - `find`: ranged reads of one object; `report`: the streamed job report; `runtime`:
 //!   worker loops, the supervisor and the scheduler.
 
@@ -21,6 +22,7 @@ pub mod find_objects;
 pub mod lifecycle;
 pub mod matches;
 pub mod object;
+pub mod receipts;
 pub mod report;
 pub mod runtime;
 pub mod table_commit;
@@ -56,6 +58,8 @@ pub struct Engine {
     /// The process's temporary space (`LETHE_TEMP_DIR`, `LETHE_TEMP_MAX_BYTES`), shared
     /// by all its workers.
     pub temp: Arc<object::temp::TempSpace>,
+    /// What signs the receipts of a job that ends in this process.
+    pub receipts: Arc<crate::receipt::Issuer>,
 }
 
 impl Engine {

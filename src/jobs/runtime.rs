@@ -28,6 +28,7 @@ use crate::jobs::object::forget::Forget;
 use crate::jobs::object::verify::Verify;
 use crate::jobs::tasks::{JobHook, Worker};
 use crate::jobs::{Context, Engine, handler};
+use crate::receipt::Issuer;
 /// A deadline-triggered job is not started again within this time of the last job.
 const DEADLINE_RETRY: chrono::Duration = chrono::Duration::hours(1);
 
@@ -51,12 +52,12 @@ pub struct RuntimeConfig {
 }
 
 /// Advances a job after each of its tasks.
-struct Advance(PgPool);
+struct Advance(PgPool, Arc<Issuer>);
 
 #[async_trait]
 impl JobHook for Advance {
     async fn task_finished(&self, job_id: uuid::Uuid, failed_for_good: bool) {
-        if let Err(e) = advance::after_task(&self.0, job_id, failed_for_good).await {
+        if let Err(e) = advance::after_task(&self.0, &self.1, job_id, failed_for_good).await {
             tracing::warn!(job.id = %job_id, error = %e, "could not advance the job");
         }
     }
@@ -83,7 +84,10 @@ pub fn worker(engine: &Engine, id: String, config: &RuntimeConfig) -> Worker {
         max_crashes: config.max_crashes,
         backoff: config.backoff,
         handlers: Arc::new(handlers),
-        job_hook: Some(Arc::new(Advance(engine.db.clone()))),
+        job_hook: Some(Arc::new(Advance(
+            engine.db.clone(),
+            engine.receipts.clone(),
+        ))),
         metrics: engine.metrics.clone(),
     }
 }
@@ -102,6 +106,7 @@ pub async fn run(engine: Engine, config: RuntimeConfig, shutdown: CancellationTo
     if !config.scheduler_interval.is_zero() {
         loops.spawn(supervise(
             engine.db.clone(),
+            engine.receipts.clone(),
             config.clone(),
             shutdown.clone(),
         ));
@@ -154,17 +159,22 @@ async fn maintain(db: PgPool, shutdown: CancellationToken) {
     }
 }
 
-async fn supervise(db: PgPool, config: RuntimeConfig, shutdown: CancellationToken) {
+async fn supervise(
+    db: PgPool,
+    issuer: Arc<Issuer>,
+    config: RuntimeConfig,
+    shutdown: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(config.scheduler_interval);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        if let Err(e) = advance::advance_active(&db).await {
+        if let Err(e) = advance::advance_active(&db, &issuer).await {
             tracing::warn!(error = %e, "could not advance the active job");
         }
-        match schedule(&db, config.deadline_margin).await {
+        match schedule(&db, &issuer, config.deadline_margin).await {
             Ok(Some(job_id)) => tracing::info!(job.id = %job_id, "scheduler started a job"),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "scheduler failed"),
@@ -200,7 +210,11 @@ const MAX_NEAR_ITEMS: i64 = 10_000;
 /// no such mapper covers raise an alert instead (an audit row naming them by keyed hash
 /// and creator, at most once an hour, and the `lethe_queue_items_deadline_unattended`
 /// gauge). So a requester's deadline never starts an erasure nobody reviewed.
-pub async fn schedule(db: &PgPool, margin: chrono::Duration) -> anyhow::Result<Option<uuid::Uuid>> {
+pub async fn schedule(
+    db: &PgPool,
+    issuer: &Issuer,
+    margin: chrono::Duration,
+) -> anyhow::Result<Option<uuid::Uuid>> {
     let now = Utc::now();
     let Some((trigger, settings)) = due(db, margin, now).await? else {
         return Ok(None);
@@ -221,7 +235,7 @@ pub async fn schedule(db: &PgPool, margin: chrono::Duration) -> anyhow::Result<O
         deadline_before,
         cause,
     };
-    match advance::create_job(db, &new).await {
+    match advance::create_job(db, issuer, &new).await {
         Ok(job_id) => Ok(Some(job_id)),
         Err(CreateJobError::AlreadyRunning | CreateJobError::NothingQueued) => Ok(None),
         Err(CreateJobError::Db(e)) => Err(e.into()),

@@ -166,6 +166,9 @@ impl TestApp {
             metrics: Arc::default(),
             limits: Arc::new(lethe::app::limits::Limits::new(&config.limits)),
             temp: Arc::new(lethe::jobs::object::temp::TempSpace::of(&config.jobs)),
+            receipts: Arc::new(
+                lethe::receipt::Issuer::ephemeral(&config.receipts.deployment_name).unwrap(),
+            ),
         };
         Self {
             router: lethe::api::router(state.clone()),

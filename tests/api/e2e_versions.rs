@@ -270,6 +270,38 @@ async fn a_mapper_keeping_old_versions_reports_the_subject_retained_with_each_ve
             "{v}"
         );
     }
+    // The subject's receipt names the same versions as its residue, each with its end.
+    let receipt = the_receipt(&lake, &job).await;
+    assert_eq!(receipt.status, "retained");
+    let residue: Vec<(String, String, Option<DateTime<Utc>>)> = receipt
+        .residue
+        .iter()
+        .map(|r| {
+            assert_eq!(r.kind, "version_kept", "{r:?}");
+            assert_eq!(r.bucket.as_deref(), Some(lake.bucket.as_str()));
+            let version = r.version_id.clone().unwrap();
+            (r.key.clone().unwrap(), version, r.until)
+        })
+        .collect();
+    let reported: Vec<(String, String, Option<DateTime<Utc>>)> = kept
+        .iter()
+        .map(|v| {
+            let until = v["until"].as_str().map(|u| u.parse().unwrap());
+            let key = v["key"].as_str().unwrap().to_owned();
+            (key, v["version_id"].as_str().unwrap().to_owned(), until)
+        })
+        .collect();
+    assert_eq!(residue, reported);
+    assert!(receipt.deleted.is_empty(), "{receipt:?}");
+}
+
+/// The one receipt of a job of one queue item.
+async fn the_receipt(lake: &Lake, job: &Value) -> lethe::receipt::Payload {
+    let path = format!("/v1/jobs/{}/receipts", job["job_id"].as_str().unwrap());
+    let receipts = lake.app.get(&path).await;
+    let lines: Vec<&str> = receipts.body.as_str().unwrap().lines().collect();
+    assert_eq!(lines.len(), 1, "one item, one receipt");
+    crate::receipts::payload_of(lines[0])
 }
 
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
@@ -309,6 +341,31 @@ async fn an_old_version_under_a_legal_hold_keeps_the_subject_queued_with_the_rea
     assert_eq!(held["versions_deleted"], json!([]), "{held}");
     assert_eq!(held["versions_kept"][0]["hold"], true, "{held}");
     assert_eq!(account["versions_kept"][0]["version_id"], holding[REPLACED]);
+    // Its receipt says kept, why, and names the held version, with no end date.
+    let receipt = the_receipt(&lake, &job).await;
+    assert_eq!(receipt.status, "kept");
+    assert!(receipt.reason.unwrap().contains("legal hold"));
+    let residue: Vec<_> = receipt
+        .residue
+        .iter()
+        .map(|r| {
+            (
+                r.kind.as_str(),
+                r.key.as_deref(),
+                r.version_id.as_deref(),
+                r.until,
+            )
+        })
+        .collect();
+    assert_eq!(
+        residue,
+        [(
+            "version_kept",
+            Some(REPLACED),
+            Some(holding[REPLACED].as_str()),
+            None
+        )]
+    );
 }
 
 #[sqlx::test(migrator = "lethe::db::MIGRATOR")]
@@ -328,4 +385,14 @@ async fn a_replicated_bucket_keeps_the_subject_queued_naming_the_replica(db: sql
     assert_eq!(subject["status"], "kept", "{subject}");
     let reason = subject["accounts"][0]["reason"].as_str().unwrap();
     assert!(reason.contains(&format!("bucket {replica}")), "{reason}");
+    // Its receipt names the replica as residue.
+    let receipt = the_receipt(&lake, &job).await;
+    assert_eq!(receipt.status, "kept");
+    let replicas: Vec<_> = receipt
+        .residue
+        .iter()
+        .filter(|r| r.kind == "replica")
+        .map(|r| r.bucket.clone())
+        .collect();
+    assert_eq!(replicas, [Some(replica.clone())], "{:?}", receipt.residue);
 }

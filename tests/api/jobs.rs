@@ -454,7 +454,9 @@ async fn workers_killed_mid_find_still_leave_an_exact_report(db: PgPool) {
     worker.run_until_idle().await.unwrap();
     // Worker C's task was the last of find: nobody advanced the job after it. The
     // supervisor's tick does (as in every `serve` / `worker` process).
-    lethe::jobs::advance::advance_active(&db).await.unwrap();
+    lethe::jobs::advance::advance_active(&db, &app.state.receipts)
+        .await
+        .unwrap();
     worker.run_until_idle().await.unwrap();
     let got = app.get(&format!("/v1/jobs/{job}")).await;
     assert_eq!(got.body["status"], "completed", "{}", got.body);

@@ -46,4 +46,5 @@ mod queue;
 mod queue_audit;
 mod queue_retry;
 mod readback;
+mod receipts;
 mod settings_audit;

@@ -248,7 +248,8 @@ async fn audit_rows_carry_before_and_after_server_request_ids_and_the_scheduler_
         .execute(&pool)
         .await
         .unwrap();
-    let schedule = || lethe::jobs::runtime::schedule(&pool, chrono::Duration::hours(72));
+    let issuer = app.state.receipts.clone();
+    let schedule = || lethe::jobs::runtime::schedule(&pool, &issuer, chrono::Duration::hours(72));
     // No mapper is enabled for automatic jobs: no job, but an alert naming the item by its
     // keyed hash and creator (once an hour, not every tick).
     assert_eq!(schedule().await.unwrap(), None, "no erasure nobody decided");

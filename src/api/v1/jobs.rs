@@ -132,16 +132,18 @@ async fn start_job(
         deadline_before: None,
         cause: serde_json::Value::Null,
     };
-    let job_id = create_job(&state.db, &new).await.map_err(|e| match e {
-        CreateJobError::AlreadyRunning => ApiError::Conflict(
-            "a job is already running; wait for it to end or cancel it".to_owned(),
-        ),
-        CreateJobError::NothingQueued => ApiError::field(
-            "data_mappers",
-            "no queued item applies to these data mappers (the queue is empty)",
-        ),
-        CreateJobError::Db(e) => e.into(),
-    })?;
+    let job_id = create_job(&state.db, &state.receipts, &new)
+        .await
+        .map_err(|e| match e {
+            CreateJobError::AlreadyRunning => ApiError::Conflict(
+                "a job is already running; wait for it to end or cancel it".to_owned(),
+            ),
+            CreateJobError::NothingQueued => ApiError::field(
+                "data_mappers",
+                "no queued item applies to these data mappers (the queue is empty)",
+            ),
+            CreateJobError::Db(e) => e.into(),
+        })?;
     let job = load(&state, job_id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(job.into())))
 }

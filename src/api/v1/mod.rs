@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod mapper_access_policy;
 pub mod me;
 pub mod queue;
+pub mod receipts;
 pub mod settings;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -31,6 +32,7 @@ pub fn router_with(queue_body: usize) -> OpenApiRouter<AppState> {
         .merge(grants::router())
         .merge(access_policies::router())
         .merge(jobs::router())
+        .merge(receipts::router())
         .merge(job_events::router())
         .merge(job_objects::router())
         .merge(me::router())

@@ -1,0 +1,165 @@
+//! Erasure receipts: `GET /v1/receipts/keys` (the JWKS, without authentication),
+//! `GET /v1/jobs/{job_id}/receipts` and `GET /v1/receipts?reference=…|match_hash=…`
+//! (one compact JWS per line, in chain order, streamed page by page).
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::stream;
+use serde::Deserialize;
+use sqlx::PgPool;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::jobs::{job_id, load};
+use crate::api::auth::{Auth, JobRead};
+use crate::api::error::{ApiError, AuthProblems, Problem};
+use crate::api::extract::ApiQuery;
+use crate::app::AppState;
+use crate::db::receipt::{self as db, Filter};
+use crate::domain::validation::FieldError;
+use crate::receipt::Jwks;
+
+/// Receipts read per page of a stream.
+const PAGE: i64 = 1000;
+
+/// The media type of a list of receipts: one compact JWS per line.
+const RECEIPTS_TYPE: &str = "text/plain; charset=utf-8";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(receipt_keys))
+        .routes(routes!(job_receipts))
+        .routes(routes!(find_receipts))
+}
+
+/// The public keys receipts are signed with, current and retired, as a JWKS (RFC 7517).
+/// Needs no token: anyone holding a receipt may check it.
+#[utoipa::path(get, path = "/v1/receipts/keys", tag = "receipts", operation_id = "receipt_keys",
+    responses((status = 200, description = "The JWKS", body = Jwks)))]
+async fn receipt_keys(State(state): State<AppState>) -> Result<axum::Json<Jwks>, ApiError> {
+    let mut keys = db::keys(&state.db).await?;
+    let current = state.receipts.signer.jwk();
+    if !keys.iter().any(|k| k.kid == current.kid) {
+        keys.push(current.clone());
+    }
+    Ok(axum::Json(Jwks { keys }))
+}
+
+/// A job's receipts, one per queue item it processed, issued when it ended: one compact
+/// JWS per line, in chain order. They outlive the job's report.
+#[utoipa::path(get, path = "/v1/jobs/{job_id}/receipts", tag = "receipts", operation_id = "job_receipts",
+    security(("bearer" = [])), params(("job_id" = String, Path)),
+    responses(
+        (status = 200, description = "One compact JWS per line", body = String, content_type = "text/plain"),
+        AuthProblems,
+        (status = 404, description = "No such job, and no receipt of it", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn job_receipts(
+    State(state): State<AppState>,
+    _auth: Auth<JobRead>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id)?;
+    let filter = Filter::Job(id);
+    if db::page(&state.db, &filter, 0, 1).await?.is_empty() {
+        load(&state, id).await?;
+    }
+    Ok(lines(state.db.clone(), filter))
+}
+
+/// Which receipts: exactly one of the two.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReceiptQuery {
+    /// The queue item's reference (ticket id).
+    pub reference: Option<String>,
+    /// The keyed hash of the match id (64 lowercase hex digits), as reports name it.
+    pub match_hash: Option<String>,
+}
+
+/// The receipts of a reference or a match hash, every job's, in chain order: one
+/// compact JWS per line (none: an empty body).
+#[utoipa::path(get, path = "/v1/receipts", tag = "receipts", operation_id = "find_receipts",
+    security(("bearer" = [])), params(ReceiptQuery),
+    responses(
+        (status = 200, description = "One compact JWS per line", body = String, content_type = "text/plain"),
+        AuthProblems,
+        (status = 422, description = "Not exactly one of reference and match_hash, or a malformed hash", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn find_receipts(
+    State(state): State<AppState>,
+    _auth: Auth<JobRead>,
+    ApiQuery(query): ApiQuery<ReceiptQuery>,
+) -> Result<Response, ApiError> {
+    let invalid = |field: &str, message: &str| {
+        ApiError::Validation(vec![FieldError {
+            field: field.to_owned(),
+            message: message.to_owned(),
+            about_mappers: false,
+        }])
+    };
+    let filter = match (query.reference, query.match_hash) {
+        (Some(r), None) if !r.is_empty() && r.chars().count() <= 256 => Filter::Reference(r),
+        (Some(_), None) => return Err(invalid("reference", "1 to 256 characters")),
+        (None, Some(h))
+            if h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
+            Filter::MatchHash(h)
+        }
+        (None, Some(_)) => return Err(invalid("match_hash", "64 lowercase hex digits")),
+        _ => {
+            return Err(invalid(
+                "reference",
+                "give exactly one of reference and match_hash",
+            ));
+        }
+    };
+    Ok(lines(state.db.clone(), filter))
+}
+
+/// Where a stream of receipts stands.
+struct Pages {
+    db: PgPool,
+    filter: Filter,
+    after: i64,
+    done: bool,
+}
+
+/// The receipts `filter` selects, one per line, read a page at a time. A database error
+/// mid-stream ends the body with an error (the client sees a reset, not a short list).
+fn lines(db: PgPool, filter: Filter) -> Response {
+    let start = Pages {
+        db,
+        filter,
+        after: 0,
+        done: false,
+    };
+    let body = stream::unfold(start, |mut p| async move {
+        if p.done {
+            return None;
+        }
+        match db::page(&p.db, &p.filter, p.after, PAGE).await {
+            Ok(rows) => {
+                p.done = rows.len() < PAGE as usize;
+                let (last, _) = rows.last()?;
+                p.after = *last;
+                let text: String = rows.iter().map(|(_, jws)| format!("{jws}\n")).collect();
+                Some((Ok(Bytes::from(text)), p))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading receipts failed mid-stream");
+                p.done = true;
+                Some((Err(e), p))
+            }
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, RECEIPTS_TYPE)],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
+}

@@ -1,0 +1,372 @@
+//! Issuing a job's receipts: one per queue item, in the transaction that ends the job
+//! (`finalize`), from the accounts the report records and the objects find and forget
+//! recorded — nothing is searched or counted again. Appended under the chain's lock, each
+//! naming the SHA-256 of the one before; a rerun issues only what is missing (the
+//! `(job_id, item)` key refuses a second receipt of an item).
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::db::job::{self as jobs, ItemRequest};
+use crate::db::job_data_mapper::{self, TableCommit};
+use crate::db::job_match::{self, ReportMatch, SubjectObject};
+use crate::db::job_object;
+use crate::db::receipt::{self as db, NewReceipt};
+use crate::receipt::Issuer;
+use crate::receipt::jws::{self, sha256_hex};
+use crate::receipt::payload::{Changed, Deleted, Payload, Residue, Searched, Snapshots, VERSION};
+
+/// What the job recorded that its receipts state, beyond each item's account.
+struct Evidence {
+    requests: HashMap<Uuid, ItemRequest>,
+    /// By match hash.
+    objects: HashMap<String, Vec<SubjectObject>>,
+    /// By mapper.
+    commits: HashMap<String, TableCommit>,
+    /// By mapper: its catalog reference at job start.
+    tables: HashMap<String, serde_json::Value>,
+    /// By mapper: the hidden objects find recorded (a bucket, one key, how many).
+    hidden: HashMap<String, (String, String, i64)>,
+}
+
+impl Evidence {
+    async fn load(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<Self> {
+        let mut objects: HashMap<String, Vec<SubjectObject>> = HashMap::new();
+        for o in job_match::subject_objects(&mut *tx, job_id).await? {
+            objects.entry(o.match_hash.clone()).or_default().push(o);
+        }
+        Ok(Self {
+            requests: jobs::item_requests(&mut *tx, job_id)
+                .await?
+                .into_iter()
+                .map(|r| (r.deletion_queue_item_id, r))
+                .collect(),
+            objects,
+            commits: job_data_mapper::table_commits(&mut *tx, job_id)
+                .await?
+                .into_iter()
+                .collect(),
+            tables: job_data_mapper::catalogs(&mut *tx, job_id)
+                .await?
+                .into_iter()
+                .collect(),
+            hidden: job_object::hidden_counts(&mut *tx, job_id)
+                .await?
+                .into_iter()
+                .map(|(m, bucket, key, n)| (m, (bucket, key, n)))
+                .collect(),
+        })
+    }
+}
+
+/// Issues the receipt of each of the job's items (`(item, its account)`) that has none
+/// yet; returns how many it issued.
+pub async fn issue(
+    tx: &mut PgConnection,
+    issuer: &Issuer,
+    job_id: Uuid,
+    accounts: &[(Uuid, ReportMatch)],
+) -> sqlx::Result<usize> {
+    let evidence = Evidence::load(tx, job_id).await?;
+    db::lock_chain(tx).await?;
+    let done: HashSet<Uuid> = db::issued_items(&mut *tx, job_id)
+        .await?
+        .into_iter()
+        .collect();
+    let (mut seq, mut prev) = match db::head(&mut *tx).await? {
+        Some((seq, jws)) => (seq, Some(sha256_hex(&jws))),
+        None => (0, None),
+    };
+    let jwk = issuer.signer.jwk();
+    db::record_key(&mut *tx, jwk).await?;
+    let mut todo: Vec<&(Uuid, ReportMatch)> = accounts
+        .iter()
+        .filter(|(id, _)| !done.contains(id))
+        .collect();
+    todo.sort_by_key(|(id, _)| *id);
+    let mut rows = Vec::with_capacity(todo.len());
+    for (item_id, account) in todo {
+        let Some(request) = evidence.requests.get(item_id) else {
+            continue;
+        };
+        seq += 1;
+        let payload = Payload {
+            seq,
+            prev: prev.clone(),
+            issuer: issuer.name.clone(),
+            job_id,
+            ..statement(request, account, &evidence)
+        };
+        let body = serde_json::to_vec(&payload).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let compact = jws::sign(issuer.signer.as_ref(), &body)
+            .await
+            .map_err(|e| sqlx::Error::Encode(e.into()))?;
+        prev = Some(sha256_hex(&compact));
+        rows.push(NewReceipt {
+            seq,
+            prev_hash: payload.prev,
+            receipt_id: payload.receipt_id,
+            job_id,
+            deletion_queue_item_id: *item_id,
+            match_hash: payload.match_hash,
+            reference: payload.reference,
+            jws: compact,
+            kid: jwk.kid.clone(),
+            issued_at: payload.issued_at,
+        });
+    }
+    db::insert_many(&mut *tx, &rows).await?;
+    Ok(rows.len())
+}
+
+/// What one item's receipt states (the chain's fields and the issuer left to the caller).
+fn statement(request: &ItemRequest, account: &ReportMatch, evidence: &Evidence) -> Payload {
+    let objects = evidence
+        .objects
+        .get(&account.match_hash)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let reasons: Vec<String> = account
+        .accounts
+        .iter()
+        .filter_map(|a| Some(format!("{}: {}", a.data_mapper_id, a.reason.as_ref()?)))
+        .collect();
+    Payload {
+        v: VERSION,
+        receipt_id: Uuid::now_v7(),
+        seq: 0,
+        prev: None,
+        issued_at: chrono::Utc::now(),
+        issuer: String::new(),
+        lethe_version: env!("CARGO_PKG_VERSION").to_owned(),
+        job_id: Uuid::nil(),
+        item_id: request.deletion_queue_item_id,
+        match_hash: account.match_hash.clone(),
+        reference: request.reference.clone(),
+        requested_at: request.created_at,
+        deadline: request.deadline,
+        status: account.status.clone(),
+        reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+        searched: searched(account, evidence),
+        changed: objects
+            .iter()
+            .filter(|o| !o.noncurrent)
+            .map(|o| Changed {
+                data_mapper_id: o.data_mapper_id.clone(),
+                bucket: o.bucket.clone(),
+                key: o.key.clone(),
+                key_after: o.new_key.clone(),
+                version_before: o.version_before.clone(),
+                version_after: o.version_after.clone(),
+                rows: o.rows,
+                rows_before: o.rows_before,
+                rows_after: o.rows_after,
+                outcome: o.forget_state.clone(),
+            })
+            .collect(),
+        deleted: objects
+            .iter()
+            .flat_map(|o| {
+                o.versions_deleted.iter().map(|v| Deleted {
+                    bucket: o.bucket.clone(),
+                    key: o.key.clone(),
+                    version_id: v.clone(),
+                })
+            })
+            .collect(),
+        residue: residue(account, objects, evidence),
+    }
+}
+
+/// Per mapper the item applies to: its account, and its table's snapshots (Iceberg).
+fn searched(account: &ReportMatch, evidence: &Evidence) -> Vec<Searched> {
+    account
+        .accounts
+        .iter()
+        .map(|a| Searched {
+            data_mapper_id: a.data_mapper_id.clone(),
+            table: evidence.tables.get(&a.data_mapper_id).cloned(),
+            objects_searched: a.objects_searched,
+            objects: a.objects,
+            rows: a.rows,
+            rows_removed: a.rows_removed,
+            old_versions: a.old_versions,
+            status: a.status.clone(),
+            reason: a.reason.clone(),
+            snapshots: evidence.commits.get(&a.data_mapper_id).map(|c| Snapshots {
+                before: c.snapshot_before,
+                after: c.snapshot_after,
+                expired: c
+                    .purge
+                    .as_ref()
+                    .map(|p| p.expired.clone())
+                    .unwrap_or_default(),
+            }),
+        })
+        .collect()
+}
+
+/// Where the item's rows still are or may be: the versions cleanup kept (with the date
+/// each ends), the replicas of objects holding them, the Iceberg snapshots a tag or branch
+/// keeps on a table holding them, and the hidden objects of each mapper it applies to.
+fn residue(account: &ReportMatch, objects: &[SubjectObject], evidence: &Evidence) -> Vec<Residue> {
+    let mut out: Vec<Residue> = Vec::new();
+    for a in account.accounts.iter() {
+        out.extend(a.versions_kept.iter().map(|k| Residue {
+            kind: "version_kept".into(),
+            bucket: Some(k.bucket.clone()),
+            key: Some(k.key.clone()),
+            version_id: Some(k.version.version_id.clone()),
+            snapshot_id: None,
+            reason: k.version.reason.clone(),
+            until: k.version.until,
+            not_before: k.version.not_before,
+        }));
+        out.extend(evidence.hidden.get(&a.data_mapper_id).map(|(bucket, key, n)| Residue {
+            kind: "hidden".into(),
+            bucket: Some(bucket.clone()),
+            key: Some(key.clone()),
+            version_id: None,
+            snapshot_id: None,
+            reason: format!(
+                "{n} object(s) below the table location of data mapper {} are not its data (a `_` or `.` name) and were not searched: they may hold copies",
+                a.data_mapper_id
+            ),
+            until: None,
+            not_before: false,
+        }));
+        let held = evidence
+            .commits
+            .get(&a.data_mapper_id)
+            .and_then(|c| c.purge.as_ref())
+            .filter(|_| a.objects + a.old_versions > 0);
+        out.extend(held.into_iter().flat_map(|p| &p.held).map(|h| Residue {
+            kind: "snapshot_held".into(),
+            bucket: None,
+            key: None,
+            version_id: None,
+            snapshot_id: Some(h.snapshot_id),
+            reason: format!(
+                "kept by {} of data mapper {}",
+                h.reference, a.data_mapper_id
+            ),
+            until: None,
+            not_before: false,
+        }));
+    }
+    let mut replicas: Vec<&str> = objects
+        .iter()
+        .filter_map(|o| o.replicated_to.as_deref())
+        .collect();
+    replicas.sort();
+    replicas.dedup();
+    out.extend(replicas.into_iter().map(|bucket| Residue {
+        kind: "replica".into(),
+        bucket: Some(bucket.to_owned()),
+        key: None,
+        version_id: None,
+        snapshot_id: None,
+        reason: "a replication rule copies objects holding its rows to this bucket; deleting old versions is not replicated".into(),
+        until: None,
+        not_before: false,
+    }));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::job_match::MapperAccount;
+    use crate::receipt::Jwks;
+    use crate::receipt::verify::{Input, verify};
+
+    /// A queued item of `job_id` with a reference; its account (erased in mapper `m`).
+    async fn item(db: &sqlx::PgPool, job_id: Uuid, n: u8) -> (Uuid, ReportMatch) {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "insert into deletion_queue_item (deletion_queue_item_id, match_id, match_type,
+                                              deadline, reference, created_by)
+             values ($1, '1', 'simple', now() + interval '30 days', $2, 't')",
+        )
+        .bind(id)
+        .bind(format!("T-{n}"))
+        .execute(db)
+        .await
+        .unwrap();
+        sqlx::query("insert into job_queue_item (job_id, deletion_queue_item_id) values ($1, $2)")
+            .bind(job_id)
+            .bind(id)
+            .execute(db)
+            .await
+            .unwrap();
+        let account = MapperAccount {
+            data_mapper_id: "m".into(),
+            objects_searched: 4,
+            objects: 1,
+            rows: 2,
+            rows_removed: 2,
+            status: "erased".into(),
+            ..MapperAccount::default()
+        };
+        let report = ReportMatch {
+            match_hash: format!("{n:064x}"),
+            data_mappers: vec!["m".into()],
+            status: "erased".into(),
+            accounts: sqlx::types::Json(vec![account]),
+        };
+        (id, report)
+    }
+
+    async fn issue_once(
+        db: &sqlx::PgPool,
+        issuer: &Issuer,
+        job_id: Uuid,
+        a: &[(Uuid, ReportMatch)],
+    ) -> usize {
+        let mut tx = db.begin().await.unwrap();
+        let n = issue(&mut tx, issuer, job_id, a).await.unwrap();
+        tx.commit().await.unwrap();
+        n
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn a_rerun_issues_only_the_missing_receipts_and_the_chain_goes_on(db: sqlx::PgPool) {
+        let issuer = Issuer::ephemeral("test-deployment").unwrap();
+        let job_id = crate::db::job::tests::a_job(&db).await;
+        let mut accounts = vec![item(&db, job_id, 1).await, item(&db, job_id, 2).await];
+        assert_eq!(issue_once(&db, &issuer, job_id, &accounts).await, 2);
+        assert_eq!(
+            issue_once(&db, &issuer, job_id, &accounts).await,
+            0,
+            "no receipt twice"
+        );
+        accounts.push(item(&db, job_id, 3).await);
+        assert_eq!(issue_once(&db, &issuer, job_id, &accounts).await, 1);
+        let rows = db::page(&db, &db::Filter::Job(job_id), 0, 10)
+            .await
+            .unwrap();
+        let inputs: Vec<Input> = rows
+            .iter()
+            .map(|(seq, jws)| Input {
+                at: format!("seq {seq}"),
+                compact: jws.clone(),
+            })
+            .collect();
+        let keys = Jwks {
+            keys: db::keys(&db).await.unwrap(),
+        };
+        assert_eq!(keys.keys, [issuer.signer.jwk().clone()]);
+        let ok = verify(&inputs, &keys).unwrap();
+        assert_eq!((ok.count, ok.first_seq, ok.last_seq), (3, 1, 3));
+        let payload: Payload =
+            serde_json::from_slice(&crate::receipt::jws::verify(&rows[2].1, &keys).unwrap())
+                .unwrap();
+        assert_eq!(payload.reference.as_deref(), Some("T-3"));
+        assert_eq!(payload.issuer, "test-deployment");
+        assert_eq!(payload.match_hash, format!("{:064x}", 3));
+        assert_eq!(payload.searched[0].rows_removed, 2);
+        assert_eq!(payload.item_id, accounts[2].0);
+    }
+}

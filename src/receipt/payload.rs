@@ -1,0 +1,140 @@
+//! What a receipt states: the chain (`seq`, `prev`), who issued it, the subject (by keyed
+//! hash only) and its request, the outcome, and the evidence per data mapper and object.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The payload's version.
+pub const VERSION: u32 = 1;
+
+/// A receipt's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Payload {
+    /// `1`
+    pub v: u32,
+    pub receipt_id: Uuid,
+    /// Position in the deployment's chain: 1, 2, 3, … without gaps.
+    pub seq: i64,
+    /// Lowercase hex SHA-256 of the compact JWS of receipt `seq - 1` (null for seq 1).
+    pub prev: Option<String>,
+    pub issued_at: DateTime<Utc>,
+    /// The deployment (`LETHE_DEPLOYMENT_NAME`).
+    pub issuer: String,
+    pub lethe_version: String,
+    pub job_id: Uuid,
+    /// The queue item accounted for.
+    pub item_id: Uuid,
+    /// HMAC-SHA256 of the match id under the deployment's report key, hex: the same hash
+    /// the job's report names. Never the match id.
+    pub match_hash: String,
+    /// The item's reference (ticket id), when it had one.
+    pub reference: Option<String>,
+    /// When the item was queued, and its deadline.
+    pub requested_at: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+    /// `erased`, `retained`, `not_found` or `kept` (the report's status).
+    pub status: String,
+    /// Why it is kept (each mapper's reason, joined).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Per data mapper the item applies to: what was searched and found.
+    pub searched: Vec<Searched>,
+    /// Per current object holding the subject's rows: the version rewritten and the one
+    /// written, and whether the new one was re-read and found clean.
+    pub changed: Vec<Changed>,
+    /// Object versions holding the subject's rows that cleanup deleted.
+    pub deleted: Vec<Deleted>,
+    /// Where the subject's rows still are, or may be, as far as Lethe knows.
+    pub residue: Vec<Residue>,
+}
+
+/// One data mapper's search, for one subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Searched {
+    pub data_mapper_id: String,
+    /// Where the mapper's table is described, as the job read it: `{"provider": "glue",
+    /// "database", "table"}` or `{"provider": "path", "location", …}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<serde_json::Value>,
+    /// Objects the mapper's find searched (all of them, not only those holding it).
+    pub objects_searched: i64,
+    /// Current objects holding its rows, those rows, and the rows removed.
+    pub objects: i64,
+    pub rows: i64,
+    pub rows_removed: i64,
+    /// Noncurrent versions holding its rows.
+    pub old_versions: i64,
+    /// The mapper's account: `erased`, `retained`, `not_found` or `kept`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A table format's table (Apache Iceberg): the snapshots before and after the job's
+    /// commit, and those its purge expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<Snapshots>,
+}
+
+/// The Iceberg snapshots of a mapper's table around the job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Snapshots {
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+    pub expired: Vec<i64>,
+}
+
+/// A current object that held the subject's rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Changed {
+    pub data_mapper_id: String,
+    pub bucket: String,
+    pub key: String,
+    /// Where the rewrite went when it is a new file (an Iceberg data file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_after: Option<String>,
+    pub version_before: Option<String>,
+    pub version_after: Option<String>,
+    /// The subject's rows find counted in `version_before`.
+    pub rows: i64,
+    /// The object's rows in `version_before` and, re-read by verify, in `version_after`.
+    pub rows_before: Option<i64>,
+    pub rows_after: Option<i64>,
+    /// The object's forget outcome: `verified` (rewritten, re-read, no match left),
+    /// `unchanged`, `failed`, `verify_failed` (rolled back), `skipped`, …
+    pub outcome: String,
+}
+
+/// An object version cleanup deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Deleted {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: String,
+}
+
+/// A place that still holds, or may hold, the subject's rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Residue {
+    /// `version_kept` (an old version cleanup did not delete: retention, a lifecycle rule,
+    /// Object Lock), `replica` (a bucket a replication rule copies the object to),
+    /// `snapshot_held` (an Iceberg snapshot a tag or branch keeps, still referencing a
+    /// data file that held rows of the job's subjects), `hidden` (objects below the
+    /// table location Athena does not read — `_temporary/`, `.spark-staging` … — that
+    /// were not searched and may hold copies: `key` names one of them).
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<i64>,
+    pub reason: String,
+    /// When it ends, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+    /// `until` is a lower bound only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_before: bool,
+}
