@@ -87,6 +87,7 @@ pub struct ReceiptQuery {
     security(("bearer" = [])), params(ReceiptQuery),
     responses(
         (status = 200, description = "One compact JWS per line", body = String, content_type = "text/plain"),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
         (status = 422, description = "Not exactly one of reference and match_hash, or a malformed hash", body = Problem, content_type = "application/problem+json"),
     ))]
