@@ -35,8 +35,8 @@ pub struct PutSettingsRequest {
     #[schema(required = true)]
     pub job_schedule: Option<String>,
     /// Backups of the lake Lethe cannot erase (an AWS Backup vault, say), named as
-    /// residue in every receipt with the date each ends; at most 64. Omitted: the
-    /// declared backups stay as they are; `[]` declares none.
+    /// residue in every receipt with the date each ends; at most 64. Omitted (or null):
+    /// the declared backups stay as they are; `[]` declares none.
     #[serde(default)]
     pub backups: Option<Vec<Backup>>,
 }
