@@ -7,7 +7,7 @@
 //! top-level modules or among the files of one folder.
 //!
 //! ```text
-//! main       → bench, demo, serve, api, app, auth, config, db, jobs, receipt, telemetry
+//! main       → bench, demo, serve, api, app, auth, aws, config, db, jobs, receipt, telemetry
 //! bench      → demo, api, app, auth, catalog, config, db, jobs, lakefile, storage
 //! demo       → serve, api, app, auth, config
 //! serve      → api, app, auth, governance, jobs

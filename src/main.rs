@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use lethe::api::auth::{Role, mint_hs256};
 use lethe::app::{AppState, hs256_secret};
 use lethe::config::Config;
+use lethe::receipt::verify::Input;
 use lethe::serve::serve;
 use tokio_util::sync::CancellationToken;
 
@@ -86,6 +87,12 @@ enum Receipt {
         /// The JWKS (`GET /v1/receipts/keys`).
         #[arg(long)]
         keys: PathBuf,
+        /// Then read the lake (plain S3 GETs and HEADs by version id, with the AWS
+        /// settings `serve` uses): each `version_after` must exist with its
+        /// `sha256_after`, each deleted version must be gone. Exits non-zero naming every
+        /// disagreement.
+        #[arg(long)]
+        check_lake: bool,
     },
 }
 
@@ -217,7 +224,11 @@ async fn run_without_config(command: &Command) -> Option<anyhow::Result<()>> {
             object_mb,
             concurrency,
         }) => lethe::bench::lake::run(dir, *size_mb, *object_mb, (*concurrency).max(1)).await,
-        Command::Receipt(Receipt::Verify { files, keys }) => verify_receipts(files, keys),
+        Command::Receipt(Receipt::Verify {
+            files,
+            keys,
+            check_lake: false,
+        }) => verify_receipts(files, keys).map(drop),
         _ => return None,
     })
 }
@@ -277,6 +288,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             };
             lethe::bench::job::run(config, objects, workers, dir).await
         }
+        Command::Receipt(Receipt::Verify {
+            files,
+            keys,
+            check_lake: true,
+        }) => {
+            let (inputs, jwks) = verify_receipts(&files, &keys)?;
+            lake::check_lake(&config.aws, &inputs, &jwks).await
+        }
         Command::Openapi
         | Command::Receipt(_)
         | Command::Bench(Bench::Find { .. } | Bench::Lake { .. } | Bench::Forget { .. }) => {
@@ -286,8 +305,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 /// `lethe receipt verify`: reads the JWKS and every receipt (`file:line` names each),
-/// verifies them, and says what they cover.
-fn verify_receipts(files: &[PathBuf], keys: &std::path::Path) -> anyhow::Result<()> {
+/// verifies them, and says what they cover; returns them for `--check-lake`.
+fn verify_receipts(
+    files: &[PathBuf],
+    keys: &std::path::Path,
+) -> anyhow::Result<(Vec<Input>, lethe::receipt::Jwks)> {
     let jwks = std::fs::read(keys).with_context(|| format!("cannot read {}", keys.display()))?;
     let jwks: lethe::receipt::Jwks = serde_json::from_slice(&jwks)
         .with_context(|| format!("{} is not a JWKS", keys.display()))?;
@@ -297,7 +319,7 @@ fn verify_receipts(files: &[PathBuf], keys: &std::path::Path) -> anyhow::Result<
             .with_context(|| format!("cannot read {}", file.display()))?;
         for (n, line) in text.lines().enumerate() {
             if !line.trim().is_empty() {
-                inputs.push(lethe::receipt::verify::Input {
+                inputs.push(Input {
                     at: format!("{}:{}", file.display(), n + 1),
                     compact: line.trim().to_owned(),
                 });
@@ -313,7 +335,7 @@ fn verify_receipts(files: &[PathBuf], keys: &std::path::Path) -> anyhow::Result<
         ok.last_seq,
         ok.kids.join(", ")
     );
-    Ok(())
+    Ok((inputs, jwks))
 }
 
 /// `lethe token`: a token for `sub` with `roles`, signed with the server's HS256 key.
@@ -405,5 +427,108 @@ fn parse_ttl(raw: &str) -> anyhow::Result<chrono::Duration> {
         "h" => Ok(chrono::Duration::hours(n)),
         "d" => Ok(chrono::Duration::days(n)),
         _ => anyhow::bail!("--ttl {raw:?}: unit must be s, m, h or d"),
+    }
+}
+
+/// `lethe receipt verify --check-lake`: the lake read plainly (GetObject / HeadObject by
+/// version id through the SDK set up as `serve` sets it up), for `receipt::lake`.
+mod lake {
+    use aws_sdk_s3::config::http::HttpResponse;
+    use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+    use lethe::receipt::lake::{Expect, Found, Lake, Version, check, claims, payloads};
+    use sha2::{Digest, Sha256};
+
+    use super::Input;
+
+    struct S3Lake(aws_sdk_s3::Client);
+
+    #[async_trait::async_trait]
+    impl Lake for S3Lake {
+        async fn read(&self, v: &Version, hash: bool) -> Found {
+            let (bucket, key, version) = (&v.bucket, &v.key, &v.version_id);
+            if !hash {
+                let head = self
+                    .0
+                    .head_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .version_id(version);
+                return match head.send().await {
+                    Ok(_) => Found::Present(None),
+                    Err(e) => missing_or_unreadable(e),
+                };
+            }
+            let get = self
+                .0
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .version_id(version);
+            let mut body = match get.send().await {
+                Ok(o) => o.body,
+                Err(e) => return missing_or_unreadable(e),
+            };
+            let mut sha = Sha256::new();
+            while let Some(chunk) = body.next().await {
+                match chunk {
+                    Ok(bytes) => sha.update(&bytes),
+                    Err(e) => return Found::Unreadable(e.to_string()),
+                }
+            }
+            Found::Present(Some(
+                sha.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+            ))
+        }
+    }
+
+    /// A 404 (`NoSuchVersion`, `NoSuchKey`, a HEAD's bare `NotFound`) is "no such
+    /// version"; anything else neither confirms nor refutes.
+    fn missing_or_unreadable<E: ProvideErrorMetadata>(e: SdkError<E, HttpResponse>) -> Found {
+        let status = e.raw_response().map(|r| r.status().as_u16());
+        let code = e.code().map(str::to_owned);
+        if status == Some(404) || matches!(code.as_deref(), Some("NoSuchVersion" | "NoSuchKey")) {
+            return Found::Missing;
+        }
+        let status = status.map_or_else(|| "no response".to_owned(), |s| format!("HTTP {s}"));
+        Found::Unreadable(format!(
+            "{} ({status})",
+            code.unwrap_or_else(|| e.to_string())
+        ))
+    }
+
+    /// Checks what the receipts (already verified) say the lake holds; Err names every
+    /// disagreement.
+    pub async fn check_lake(
+        aws: &lethe::config::AwsConfig,
+        inputs: &[Input],
+        jwks: &lethe::receipt::Jwks,
+    ) -> anyhow::Result<()> {
+        let claims = claims(&payloads(inputs, jwks).map_err(anyhow::Error::msg)?);
+        let sdk = lethe::aws::sdk_config(aws).await;
+        let s3 = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(aws.s3_force_path_style)
+            .build();
+        let wrong = check(&S3Lake(aws_sdk_s3::Client::from_conf(s3)), &claims).await;
+        for w in &wrong {
+            eprintln!("{w}");
+        }
+        anyhow::ensure!(
+            wrong.is_empty(),
+            "the lake disagrees with {} of {} claim(s) of the receipts",
+            wrong.len(),
+            claims.len()
+        );
+        let count = |gone: bool| {
+            let of = claims.iter().filter(|c| (c.expect == Expect::Gone) == gone);
+            of.map(|c| &c.version)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        };
+        println!(
+            "the lake agrees: {} version(s) written are there with the SHA-256 stated, {} deleted version(s) are gone",
+            count(false),
+            count(true)
+        );
+        Ok(())
     }
 }

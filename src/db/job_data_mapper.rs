@@ -163,23 +163,58 @@ pub async fn set_state(
     Ok(())
 }
 
-/// Adds to the objects a mapper's find searched.
+/// What one find task read of a mapper's objects: the versions it searched (current
+/// and noncurrent), how many of them were noncurrent, and the bytes it fetched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reads {
+    pub versions: i64,
+    pub noncurrent: i64,
+    pub bytes: i64,
+}
+
+/// Adds to what a mapper's find searched.
 pub async fn add_searched(
     db: impl PgExecutor<'_>,
     job_id: Uuid,
     mapper: &str,
-    objects: i64,
+    reads: Reads,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "update job_data_mapper set objects_searched = objects_searched + $3
+        "update job_data_mapper set objects_searched = objects_searched + $3,
+                                    noncurrent_searched = noncurrent_searched + $4,
+                                    bytes_read = bytes_read + $5
          where job_id = $1 and data_mapper_id = $2",
     )
     .bind(job_id)
     .bind(mapper)
-    .bind(objects)
+    .bind(reads.versions)
+    .bind(reads.noncurrent)
+    .bind(reads.bytes)
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// What each mapper of the job's find read, by mapper.
+pub async fn reads(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<Vec<(String, Reads)>> {
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "select data_mapper_id, objects_searched, noncurrent_searched, bytes_read
+         from job_data_mapper where job_id = $1 order by data_mapper_id",
+    )
+    .bind(job_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(m, versions, noncurrent, bytes)| {
+            let reads = Reads {
+                versions,
+                noncurrent,
+                bytes,
+            };
+            (m, reads)
+        })
+        .collect())
 }
 
 /// Each mapper of the job: whether its find failed, and the objects it searched.

@@ -202,6 +202,15 @@ pub struct SubjectObject {
     pub noncurrent: bool,
     pub versions_deleted: Vec<String>,
     pub replicated_to: Option<String>,
+    /// Lowercase hex SHA-256 of `version_before` as forget downloaded it, and of
+    /// `version_after` as it uploaded it (None when nothing was written).
+    pub sha256_before: Option<String>,
+    pub sha256_after: Option<String>,
+    /// Verify's re-read of `version_after` that found no match left: the rows it
+    /// counted, the version's stored size, and when (None unless it passed).
+    pub verified_rows: Option<i64>,
+    pub verified_bytes: Option<i64>,
+    pub verified_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Every (match, object) of the job, by match hash, then mapper and key.
@@ -214,7 +223,10 @@ pub async fn subject_objects(
                 coalesce(o.read_version_id, o.version_id) as version_before,
                 o.new_version_id as version_after, m.rows, o.rows_total as rows_before,
                 o.rows_after, o.forget_state, o.noncurrent,
-                o.versions_deleted, o.replicated_to
+                o.versions_deleted, o.replicated_to, o.sha256_before,
+                case when o.forget_state in ('written', 'verified', 'verify_failed')
+                     then o.sha256_after end as sha256_after,
+                o.verified_rows, o.verified_bytes, o.verified_at
          from job_object_match m join job_object o using (job_object_id)
          where m.job_id = $1 order by m.match_hash, o.data_mapper_id, o.key, o.job_object_id",
     )

@@ -225,10 +225,11 @@ pub async fn unerased_of_mapper(
 }
 
 /// Forgets an object's new file (a table format's rewrite no snapshot needed, deleted):
-/// its key, version and etag.
+/// its key, version, etag and hash.
 pub async fn clear_new_file(db: impl PgExecutor<'_>, job_object_id: i64) -> sqlx::Result<()> {
     sqlx::query(
-        "update job_object set new_key = null, new_version_id = null, new_etag = null
+        "update job_object set new_key = null, new_version_id = null, new_etag = null,
+                               sha256_after = null
          where job_object_id = $1",
     )
     .bind(job_object_id)
@@ -296,6 +297,13 @@ pub struct ObjectUpdate<'a> {
     pub new_key: Option<&'a str>,
     /// The table's position delete files the rewrite applied.
     pub deletes_applied: Option<&'a [String]>,
+    /// Lowercase hex SHA-256 of the version rewritten and of the version written.
+    pub sha256_before: Option<&'a str>,
+    pub sha256_after: Option<&'a str>,
+    /// Verify's re-read that found no match left: the rows it counted and the stored
+    /// size of the version (its time is the update's).
+    pub verified_rows: Option<i64>,
+    pub verified_bytes: Option<i64>,
 }
 
 pub async fn update(
@@ -326,7 +334,12 @@ pub async fn update(
                newer_holds = coalesce($21, newer_holds),
                replicated_to = coalesce($22, replicated_to),
                new_key = coalesce($23, new_key),
-               deletes_applied = coalesce($24, deletes_applied)
+               deletes_applied = coalesce($24, deletes_applied),
+               sha256_before = coalesce($25, sha256_before),
+               sha256_after = coalesce($26, sha256_after),
+               verified_rows = coalesce($27, verified_rows),
+               verified_bytes = coalesce($28, verified_bytes),
+               verified_at = case when $27::bigint is null then verified_at else now() end
            where job_object_id = $1"#,
     )
     .bind(job_object_id)
@@ -353,6 +366,10 @@ pub async fn update(
     .bind(u.replicated_to)
     .bind(u.new_key)
     .bind(u.deletes_applied)
+    .bind(u.sha256_before)
+    .bind(u.sha256_after)
+    .bind(u.verified_rows)
+    .bind(u.verified_bytes)
     .execute(db)
     .await?;
     Ok(())

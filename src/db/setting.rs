@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, PgExecutor};
 
-use crate::domain::settings::Settings;
+use crate::domain::settings::{Backup, Settings};
 
 /// The settings with who changed them last.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -12,6 +12,8 @@ pub struct SettingsRecord {
     pub multipart_threshold_bytes: i64,
     pub report_retention_days: i32,
     pub job_schedule: Option<String>,
+    /// The backups the operator declares.
+    pub backups: sqlx::types::Json<Vec<Backup>>,
     pub updated_by: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
@@ -23,12 +25,13 @@ impl SettingsRecord {
             multipart_threshold_bytes: self.multipart_threshold_bytes,
             report_retention_days: self.report_retention_days,
             job_schedule: self.job_schedule.clone(),
+            backups: self.backups.0.clone(),
         }
     }
 }
 
 const COLUMNS: &str = "find_concurrency, multipart_threshold_bytes, \
-    report_retention_days, job_schedule, updated_by, updated_at";
+    report_retention_days, job_schedule, backups, updated_by, updated_at";
 
 pub async fn get_settings(db: impl PgExecutor<'_>) -> sqlx::Result<SettingsRecord> {
     sqlx::query_as(AssertSqlSafe(format!("select {COLUMNS} from setting")))
@@ -53,7 +56,7 @@ pub async fn update_settings(
     sqlx::query_as(AssertSqlSafe(format!(
         r#"update setting set find_concurrency = $1,
                multipart_threshold_bytes = $2, report_retention_days = $3, job_schedule = $4,
-               updated_by = $5, updated_at = now()
+               backups = $6, updated_by = $5, updated_at = now()
            returning {COLUMNS}"#
     )))
     .bind(settings.find_concurrency)
@@ -61,6 +64,7 @@ pub async fn update_settings(
     .bind(settings.report_retention_days)
     .bind(&settings.job_schedule)
     .bind(actor)
+    .bind(sqlx::types::Json(&settings.backups))
     .fetch_one(db)
     .await
 }
@@ -81,6 +85,11 @@ mod tests {
         let wanted = Settings {
             job_schedule: Some("0 3 * * *".into()),
             find_concurrency: 2,
+            backups: vec![Backup {
+                name: "lake-daily".into(),
+                retention_days: 35,
+                description: None,
+            }],
             ..defaults.settings()
         };
         let updated = update_settings(&pool, &wanted, "alice").await.unwrap();

@@ -17,7 +17,29 @@ pub struct Settings {
     pub report_retention_days: i32,
     /// Cron expression (5 fields, or 6 with seconds), evaluated in UTC.
     pub job_schedule: Option<String>,
+    /// Backups of the lake the operator declares (receipts name each as residue).
+    pub backups: Vec<Backup>,
 }
+
+/// A backup of the lake Lethe cannot see or erase, as the operator declares it ("AWS
+/// Backup vault lake-daily, 35 days"): a copy of the subject's rows may be kept in it for
+/// `retention_days` after they left the lake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    /// 1 to 128 characters, unique among the backups, no control character.
+    pub name: String,
+    /// How long the backup keeps a copy, 1 to 36,500 days.
+    pub retention_days: i32,
+    /// Up to 1,024 characters, no control character.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Backups declared at most.
+pub const MAX_BACKUPS: usize = 64;
+/// A backup's longest retention: 100 years.
+pub const MAX_BACKUP_RETENTION_DAYS: i32 = 36_500;
 
 /// Job reports (each subject's account) are kept at least this long: a month, the time a
 /// controller has to answer an erasure request.
@@ -31,6 +53,7 @@ impl Default for Settings {
             multipart_threshold_bytes: 100 * 1024 * 1024,
             report_retention_days: 90,
             job_schedule: None,
+            backups: Vec::new(),
         }
     }
 }
@@ -106,7 +129,41 @@ impl Settings {
         {
             errors.add("job_schedule", message);
         }
+        check_backups(&self.backups, &mut errors);
         errors.finish(self)
+    }
+}
+
+/// Checks the declared backups, naming each bad field (`backups[2].retention_days`).
+fn check_backups(backups: &[Backup], errors: &mut Errors) {
+    if backups.len() > MAX_BACKUPS {
+        errors.add("backups", format!("at most {MAX_BACKUPS} backups"));
+        return;
+    }
+    let text_ok =
+        |t: &str, max: usize| t.chars().count() <= max && !t.chars().any(char::is_control);
+    let mut names = std::collections::HashSet::new();
+    for (i, b) in backups.iter().enumerate() {
+        if b.name.trim().is_empty() || !text_ok(&b.name, 128) {
+            errors.add(
+                format!("backups[{i}].name"),
+                "must be 1 to 128 characters, not blank, without control characters",
+            );
+        } else if !names.insert(b.name.as_str()) {
+            errors.add(format!("backups[{i}].name"), "names another backup already");
+        }
+        if !(1..=MAX_BACKUP_RETENTION_DAYS).contains(&b.retention_days) {
+            errors.add(
+                format!("backups[{i}].retention_days"),
+                format!("must be between 1 and {MAX_BACKUP_RETENTION_DAYS}"),
+            );
+        }
+        if b.description.as_deref().is_some_and(|d| !text_ok(d, 1024)) {
+            errors.add(
+                format!("backups[{i}].description"),
+                "must be at most 1024 characters, without control characters",
+            );
+        }
     }
 }
 
@@ -134,6 +191,15 @@ mod tests {
             multipart_threshold_bytes: 100 * 1024 * 1024,
             report_retention_days: 90,
             job_schedule: Some("0 3 * * *".into()),
+            backups: vec![backup("lake-daily", 35)],
+        }
+    }
+
+    fn backup(name: &str, days: i32) -> Backup {
+        Backup {
+            name: name.into(),
+            retention_days: days,
+            description: Some("AWS Backup vault".into()),
         }
     }
 
@@ -165,6 +231,7 @@ mod tests {
             multipart_threshold_bytes: 1024,
             report_retention_days: 0,
             job_schedule: Some("every day".into()),
+            backups: Vec::new(),
         }
         .validate()
         .unwrap_err();
@@ -184,5 +251,54 @@ mod tests {
         }
         .validate();
         assert!(bad_field.is_err());
+    }
+
+    #[test]
+    fn bad_backups_are_named_by_index_and_field() {
+        let long = "x".repeat(129);
+        let errors = Settings {
+            backups: vec![
+                backup("lake-daily", 35),
+                backup("lake-daily", 7),
+                backup(" ", 0),
+                backup(&long, 36_501),
+                Backup {
+                    description: Some("two\nlines".into()),
+                    ..backup("vault\u{7}", 1)
+                },
+            ],
+            ..settings()
+        }
+        .validate()
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "backups[1].name",
+                "backups[2].name",
+                "backups[2].retention_days",
+                "backups[3].name",
+                "backups[3].retention_days",
+                "backups[4].name",
+                "backups[4].description",
+            ]
+        );
+        let many = Settings {
+            backups: (0..=MAX_BACKUPS)
+                .map(|i| backup(&format!("b{i}"), 1))
+                .collect(),
+            ..settings()
+        };
+        assert_eq!(many.validate().unwrap_err()[0].field, "backups");
+        // The bounds themselves are accepted.
+        let edges = Settings {
+            backups: vec![
+                backup(&"y".repeat(128), 1),
+                backup("z", MAX_BACKUP_RETENTION_DAYS),
+            ],
+            ..settings()
+        };
+        assert!(edges.validate().is_ok());
     }
 }

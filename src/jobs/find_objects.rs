@@ -391,11 +391,22 @@ async fn record_objects(
     }
     let mut stats = JobStats::default();
     let key = server_secret::get_or_create(&mut tx, REPORT_KEY, random_key).await?;
+    let noncurrent = p
+        .objects
+        .iter()
+        .zip(&outcomes)
+        .filter(|(l, o)| l.old_version.is_some() && matches!(o, Outcome::Searched { .. }))
+        .count() as i64;
     for (listed, outcome) in p.objects.iter().zip(outcomes) {
         record_outcome(&mut tx, p, listed, outcome, &mut stats, &key).await?;
     }
     jobs::add_stats(&mut *tx, p.job_id, &stats).await?;
-    mappers::add_searched(&mut *tx, p.job_id, &p.data_mapper_id, stats.objects_scanned).await?;
+    let reads = mappers::Reads {
+        versions: stats.objects_scanned,
+        noncurrent,
+        bytes: stats.bytes_scanned,
+    };
+    mappers::add_searched(&mut *tx, p.job_id, &p.data_mapper_id, reads).await?;
     tx.commit().await
 }
 

@@ -6,17 +6,22 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::db::job::{self as jobs, ItemRequest};
-use crate::db::job_data_mapper::{self, TableCommit};
+use crate::db::job_data_mapper::{self, Reads, TableCommit};
 use crate::db::job_match::{self, ReportMatch, SubjectObject};
 use crate::db::job_object;
 use crate::db::receipt::{self as db, NewReceipt};
+use crate::db::setting;
+use crate::domain::settings::Backup;
 use crate::receipt::Issuer;
 use crate::receipt::jws::{self, sha256_hex};
-use crate::receipt::payload::{Changed, Deleted, Payload, Residue, Searched, Snapshots, VERSION};
+use crate::receipt::payload::{
+    Changed, Deleted, Payload, Reread, RereadVersion, Residue, Searched, Snapshots, VERSION,
+};
 
 /// What the job recorded that its receipts state, beyond each item's account.
 struct Evidence {
@@ -29,6 +34,10 @@ struct Evidence {
     tables: HashMap<String, serde_json::Value>,
     /// By mapper: the hidden objects find recorded (a bucket, one key, how many).
     hidden: HashMap<String, (String, String, i64)>,
+    /// By mapper: what its find read.
+    reads: HashMap<String, Reads>,
+    /// The backups the operator declares (settings).
+    backups: Vec<Backup>,
 }
 
 impl Evidence {
@@ -57,6 +66,11 @@ impl Evidence {
                 .into_iter()
                 .map(|(m, bucket, key, n)| (m, (bucket, key, n)))
                 .collect(),
+            reads: job_data_mapper::reads(&mut *tx, job_id)
+                .await?
+                .into_iter()
+                .collect(),
+            backups: setting::get_settings(&mut *tx).await?.backups.0,
         })
     }
 }
@@ -128,6 +142,7 @@ fn statement(request: &ItemRequest, account: &ReportMatch, evidence: &Evidence) 
         .get(&account.match_hash)
         .map(Vec::as_slice)
         .unwrap_or_default();
+    let issued_at = chrono::Utc::now();
     let reasons: Vec<String> = account
         .accounts
         .iter()
@@ -138,7 +153,7 @@ fn statement(request: &ItemRequest, account: &ReportMatch, evidence: &Evidence) 
         receipt_id: Uuid::now_v7(),
         seq: 0,
         prev: None,
-        issued_at: chrono::Utc::now(),
+        issued_at,
         issuer: String::new(),
         lethe_version: env!("CARGO_PKG_VERSION").to_owned(),
         job_id: Uuid::nil(),
@@ -160,12 +175,15 @@ fn statement(request: &ItemRequest, account: &ReportMatch, evidence: &Evidence) 
                 key_after: o.new_key.clone(),
                 version_before: o.version_before.clone(),
                 version_after: o.version_after.clone(),
+                sha256_before: o.sha256_before.clone(),
+                sha256_after: o.sha256_after.clone(),
                 rows: o.rows,
                 rows_before: o.rows_before,
                 rows_after: o.rows_after,
                 outcome: o.forget_state.clone(),
             })
             .collect(),
+        verified: Some(reread(objects)),
         deleted: objects
             .iter()
             .flat_map(|o| {
@@ -176,7 +194,34 @@ fn statement(request: &ItemRequest, account: &ReportMatch, evidence: &Evidence) 
                 })
             })
             .collect(),
-        residue: residue(account, objects, evidence),
+        residue: residue(account, objects, evidence)
+            .into_iter()
+            .chain(backups(account, &evidence.backups, issued_at))
+            .collect(),
+    }
+}
+
+/// Verify's re-reads of the versions written over the item's rows that passed.
+fn reread(objects: &[SubjectObject]) -> Reread {
+    let versions: Vec<RereadVersion> = objects
+        .iter()
+        .filter(|o| !o.noncurrent && o.forget_state == "verified")
+        .filter_map(|o| {
+            Some(RereadVersion {
+                data_mapper_id: o.data_mapper_id.clone(),
+                bucket: o.bucket.clone(),
+                key: o.new_key.clone().unwrap_or_else(|| o.key.clone()),
+                version_id: o.version_after.clone(),
+                rows: o.verified_rows?,
+                size_bytes: o.verified_bytes?,
+                at: o.verified_at?,
+            })
+        })
+        .collect();
+    Reread {
+        objects: versions.len() as i64,
+        rows: versions.iter().map(|v| v.rows).sum(),
+        versions,
     }
 }
 
@@ -185,10 +230,14 @@ fn searched(account: &ReportMatch, evidence: &Evidence) -> Vec<Searched> {
     account
         .accounts
         .iter()
-        .map(|a| Searched {
+        .map(|a| (a, evidence.reads.get(&a.data_mapper_id)))
+        .map(|(a, reads)| Searched {
             data_mapper_id: a.data_mapper_id.clone(),
             table: evidence.tables.get(&a.data_mapper_id).cloned(),
             objects_searched: a.objects_searched,
+            versions_searched: reads.map(|r| r.versions),
+            noncurrent_versions_searched: reads.map(|r| r.noncurrent),
+            bytes_read: reads.map(|r| r.bytes),
             objects: a.objects,
             rows: a.rows,
             rows_removed: a.rows_removed,
@@ -216,6 +265,7 @@ fn residue(account: &ReportMatch, objects: &[SubjectObject], evidence: &Evidence
     for a in account.accounts.iter() {
         out.extend(a.versions_kept.iter().map(|k| Residue {
             kind: "version_kept".into(),
+            name: None,
             bucket: Some(k.bucket.clone()),
             key: Some(k.key.clone()),
             version_id: Some(k.version.version_id.clone()),
@@ -226,6 +276,7 @@ fn residue(account: &ReportMatch, objects: &[SubjectObject], evidence: &Evidence
         }));
         out.extend(evidence.hidden.get(&a.data_mapper_id).map(|(bucket, key, n)| Residue {
             kind: "hidden".into(),
+            name: None,
             bucket: Some(bucket.clone()),
             key: Some(key.clone()),
             version_id: None,
@@ -244,6 +295,7 @@ fn residue(account: &ReportMatch, objects: &[SubjectObject], evidence: &Evidence
             .filter(|_| a.objects + a.old_versions > 0);
         out.extend(held.into_iter().flat_map(|p| &p.held).map(|h| Residue {
             kind: "snapshot_held".into(),
+            name: None,
             bucket: None,
             key: None,
             version_id: None,
@@ -264,6 +316,7 @@ fn residue(account: &ReportMatch, objects: &[SubjectObject], evidence: &Evidence
     replicas.dedup();
     out.extend(replicas.into_iter().map(|bucket| Residue {
         kind: "replica".into(),
+        name: None,
         bucket: Some(bucket.to_owned()),
         key: None,
         version_id: None,
@@ -273,6 +326,43 @@ fn residue(account: &ReportMatch, objects: &[SubjectObject], evidence: &Evidence
         not_before: false,
     }));
     out
+}
+
+/// Each declared backup, as a place that may hold copies of the item's rows taken before
+/// they left the lake: until the latest of the job's end (`now`) and the end of each
+/// version kept, plus the backup's retention; unknown while a kept version has no end.
+fn backups(account: &ReportMatch, backups: &[Backup], now: DateTime<Utc>) -> Vec<Residue> {
+    let kept = account.accounts.iter().flat_map(|a| &a.versions_kept);
+    let mut last = Some(now);
+    let mut not_before = false;
+    for k in kept {
+        last = match (last, k.version.until) {
+            (Some(l), Some(u)) => Some(l.max(u)),
+            _ => None,
+        };
+        not_before |= k.version.not_before;
+    }
+    backups
+        .iter()
+        .map(|b| {
+            let until = last.and_then(|l| l.checked_add_signed(TimeDelta::days(b.retention_days.into())));
+            let what = b.description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+            Residue {
+                kind: "backup".into(),
+                bucket: None,
+                name: Some(b.name.clone()),
+                key: None,
+                version_id: None,
+                snapshot_id: None,
+                reason: format!(
+                    "the operator declares the backup {}{what}, kept {} day(s): copies taken before the rows left the lake stay in it",
+                    b.name, b.retention_days
+                ),
+                until,
+                not_before: not_before && until.is_some(),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -368,5 +458,99 @@ mod tests {
         assert_eq!(payload.match_hash, format!("{:064x}", 3));
         assert_eq!(payload.searched[0].rows_removed, 2);
         assert_eq!(payload.item_id, accounts[2].0);
+    }
+
+    fn kept(until: Option<&str>, not_before: bool) -> crate::db::job_match::AccountVersion {
+        crate::db::job_match::AccountVersion {
+            bucket: "b".into(),
+            key: "t/a.json".into(),
+            version: crate::db::job_object::KeptVersion {
+                version_id: "v0".into(),
+                reason: "kept".into(),
+                until: until.map(|u| u.parse().unwrap()),
+                not_before,
+                hold: until.is_none(),
+            },
+        }
+    }
+
+    fn account(versions_kept: Vec<crate::db::job_match::AccountVersion>) -> ReportMatch {
+        ReportMatch {
+            match_hash: "00".into(),
+            data_mappers: vec!["m".into()],
+            status: "erased".into(),
+            accounts: sqlx::types::Json(vec![MapperAccount {
+                data_mapper_id: "m".into(),
+                versions_kept,
+                ..MapperAccount::default()
+            }]),
+        }
+    }
+
+    #[test]
+    fn a_declared_backup_ends_its_retention_after_the_job_or_the_last_version_kept() {
+        let now: DateTime<Utc> = "2026-12-07T12:00:00Z".parse().unwrap();
+        let declared = [
+            Backup {
+                name: "lake-daily".into(),
+                retention_days: 35,
+                description: Some("AWS Backup vault".into()),
+            },
+            Backup {
+                name: "tape".into(),
+                retention_days: 1,
+                description: None,
+            },
+        ];
+        let until = |r: &[Residue]| -> Vec<(String, Option<String>, bool)> {
+            r.iter()
+                .map(|r| {
+                    assert_eq!(r.kind, "backup");
+                    let at = r.until.map(|u| u.to_rfc3339());
+                    (r.name.clone().unwrap(), at, r.not_before)
+                })
+                .collect()
+        };
+        let erased = backups(&account(vec![]), &declared, now);
+        assert_eq!(
+            until(&erased),
+            [
+                (
+                    "lake-daily".into(),
+                    Some("2027-01-11T12:00:00+00:00".into()),
+                    false
+                ),
+                (
+                    "tape".into(),
+                    Some("2026-12-08T12:00:00+00:00".into()),
+                    false
+                ),
+            ]
+        );
+        assert!(
+            erased[0]
+                .reason
+                .contains("lake-daily (AWS Backup vault), kept 35 day(s)")
+        );
+        // A version kept to a later date (a lower bound): the backups may copy it until then.
+        let later = vec![
+            kept(Some("2026-12-31T00:00:00Z"), true),
+            kept(Some("2026-12-08T00:00:00Z"), false),
+        ];
+        assert_eq!(
+            until(&backups(&account(later), &declared[1..], now)),
+            [(
+                "tape".into(),
+                Some("2027-01-01T00:00:00+00:00".into()),
+                true
+            )]
+        );
+        // A version kept without an end (a legal hold): no end known.
+        let held = vec![kept(None, false)];
+        assert_eq!(
+            until(&backups(&account(held), &declared[1..], now)),
+            [("tape".into(), None, false)]
+        );
+        assert!(backups(&account(vec![]), &[], now).is_empty());
     }
 }

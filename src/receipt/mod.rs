@@ -7,13 +7,16 @@
 //!   JWK / JWKS;
 //! - `jws`: signing and verifying one compact JWS;
 //! - `payload`: what a receipt states;
-//! - `verify`: the offline check of signatures and chain (`lethe receipt verify`).
+//! - `verify`: the offline check of signatures and chain (`lethe receipt verify`);
+//! - `lake`: the check of what receipts say the lake holds now (`--check-lake`; the reads
+//!   are the caller's).
 //!
 //! Pure: no database, no HTTP. `jobs::receipts` issues them when a job ends, `db::receipt`
 //! keeps them, `api::v1::receipts` serves them and the JWKS.
 
 pub mod jws;
 pub mod key;
+pub mod lake;
 pub mod payload;
 pub mod verify;
 

@@ -166,6 +166,7 @@ mod tests {
             reason: None,
             searched: vec![],
             changed: vec![],
+            verified: None,
             deleted: vec![],
             residue: vec![],
         }

@@ -165,7 +165,7 @@ pub(crate) async fn etags(
 
 /// `people`, partitioned by `country`, two appends: ann (the subject) in both of `de`'s
 /// data files; the table and the rows of each append.
-fn people_with_ann(lake: &Lake) -> (IcebergTable, Vec<Value>, Vec<Value>) {
+pub(crate) fn people_with_ann(lake: &Lake) -> (IcebergTable, Vec<Value>, Vec<Value>) {
     let first = vec![
         person(1, "ann@example.com", "de", "2026-01-01T10:00:00"),
         person(2, "bob@example.com", "fr", "2026-01-02T11:30:00"),

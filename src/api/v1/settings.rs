@@ -13,7 +13,7 @@ use crate::api::error::{ApiError, AuthProblems, Problem};
 use crate::api::extract::ApiJson;
 use crate::app::AppState;
 use crate::db::setting::{self as db, SettingsRecord};
-use crate::domain::settings::Settings;
+use crate::domain::settings::{Backup, Settings};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_settings, put_settings))
@@ -34,6 +34,11 @@ pub struct PutSettingsRequest {
     #[serde(deserialize_with = "required_nullable")]
     #[schema(required = true)]
     pub job_schedule: Option<String>,
+    /// Backups of the lake Lethe cannot erase (an AWS Backup vault, say), named as
+    /// residue in every receipt with the date each ends; at most 64. Omitted (or null):
+    /// the declared backups stay as they are; `[]` declares none.
+    #[serde(default)]
+    pub backups: Option<Vec<Backup>>,
 }
 
 fn required_nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -47,6 +52,8 @@ pub struct SettingsResponse {
     pub multipart_threshold_bytes: i64,
     pub report_retention_days: i32,
     pub job_schedule: Option<String>,
+    /// The backups declared.
+    pub backups: Vec<Backup>,
     /// Who changed them last; null while they are the defaults.
     pub updated_by: Option<String>,
     pub updated_at: DateTime<Utc>,
@@ -59,6 +66,7 @@ impl From<SettingsRecord> for SettingsResponse {
             multipart_threshold_bytes: r.multipart_threshold_bytes,
             report_retention_days: r.report_retention_days,
             job_schedule: r.job_schedule,
+            backups: r.backups.0,
             updated_by: r.updated_by,
             updated_at: r.updated_at,
         }
@@ -95,16 +103,18 @@ async fn put_settings(
     auth: Auth<SettingsWrite>,
     ApiJson(body): ApiJson<PutSettingsRequest>,
 ) -> Result<axum::Json<SettingsResponse>, ApiError> {
+    let mut tx = state.db.begin().await?;
+    let stored = db::lock_settings(&mut *tx).await?;
     let settings = Settings {
         find_concurrency: body.find_concurrency,
         multipart_threshold_bytes: body.multipart_threshold_bytes,
         report_retention_days: body.report_retention_days,
         job_schedule: body.job_schedule,
+        backups: body.backups.unwrap_or_else(|| stored.backups.0.clone()),
     }
     .validate()
     .map_err(ApiError::Validation)?;
-    let mut tx = state.db.begin().await?;
-    let before = SettingsResponse::from(db::lock_settings(&mut *tx).await?);
+    let before = SettingsResponse::from(stored);
     let record = db::update_settings(&mut *tx, &settings, &auth.caller.principal.subject).await?;
     let after = SettingsResponse::from(record);
     auth.caller

@@ -405,8 +405,10 @@ async fn nothing_removed(
         let message = format!("{} holds no matching row any more; left as it is", o.key);
         (ForgetState::Unchanged, message)
     };
+    // The rewrite is not uploaded: no version is written, nothing to hash.
     let update = ObjectUpdate {
         forget_state: Some(state),
+        sha256_after: None,
         ..figures_update
     };
     let event = (EventLevel::Info, "object_unchanged", message);

@@ -2,9 +2,14 @@
 //! matching records, as its format says (`lakefile::format::Records::rewrite`: each
 //! format's rewrite and its full read-back against the source before anything may be
 //! uploaded). Every write error fails the rewrite, the final flush's too. The new file is
-//! written within a [`Reservation`] of the worker's temporary space.
+//! written within a [`Reservation`] of the worker's temporary space. Both files are then
+//! hashed (SHA-256 of every byte, the receipts' evidence): the download is the version
+//! read and the rewrite is what is uploaded, so no second read of the store is needed.
 
+use std::io::Read;
 use std::path::Path;
+
+use sha2::{Digest, Sha256};
 
 use crate::db::job_object::ObjectUpdate;
 use crate::lakefile::format::{Matching, Records, Rewritten};
@@ -19,12 +24,15 @@ pub struct Figures {
     pub rows_removed: u64,
     row_groups_rewritten: usize,
     row_groups_copied: usize,
+    /// Lowercase hex SHA-256 of the source (the version read) and of the rewrite.
+    pub sha256_before: String,
+    pub sha256_after: String,
 }
 
 impl Figures {
     /// The object's update recording this rewrite of `fetched` (the version rewritten;
     /// the version find read stays recorded apart).
-    pub fn update<'a>(&self, fetched: &'a Fetched, size_after: i64) -> ObjectUpdate<'a> {
+    pub fn update<'a>(&'a self, fetched: &'a Fetched, size_after: i64) -> ObjectUpdate<'a> {
         ObjectUpdate {
             read_version_id: fetched.version_id.as_deref(),
             rows_total: Some(self.rows_before as i64),
@@ -33,6 +41,8 @@ impl Figures {
             size_after: Some(size_after),
             row_groups_rewritten: Some(self.row_groups_rewritten as i32),
             row_groups_copied: Some(self.row_groups_copied as i32),
+            sha256_before: Some(&self.sha256_before),
+            sha256_after: Some(&self.sha256_after),
             ..ObjectUpdate::default()
         }
     }
@@ -45,6 +55,7 @@ impl From<Rewritten> for Figures {
             rows_removed: r.records_removed,
             row_groups_rewritten: r.groups_rewritten,
             row_groups_copied: r.groups_copied,
+            ..Self::default()
         }
     }
 }
@@ -61,7 +72,35 @@ pub fn rewrite(
 ) -> Result<Figures, String> {
     let file = std::fs::File::create(dst).map_err(|e| e.to_string())?;
     let out = BoundedWriter::new(file, space);
-    records.rewrite(key, src, (out, dst), m).map(Figures::from)
+    let figures = records
+        .rewrite(key, src, (out, dst), m)
+        .map(Figures::from)?;
+    let hash =
+        |path: &Path| sha256_file(path).map_err(|e| format!("cannot hash {}: {e}", path.display()));
+    Ok(Figures {
+        sha256_before: hash(src)?,
+        sha256_after: hash(dst)?,
+        ..figures
+    })
+}
+
+/// Lowercase hex SHA-256 of every byte of the file at `path`, read in 1 MiB blocks.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut block = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut block)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&block[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 #[cfg(test)]
@@ -141,6 +180,37 @@ mod tests {
             .read_to_string(&mut text)
             .unwrap();
         assert_eq!(text, "");
+    }
+
+    #[test]
+    fn a_rewrite_names_the_sha256_of_the_version_read_and_of_the_file_to_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("s"), dir.path().join("d"));
+        std::fs::write(&src, b"abc").unwrap();
+        // FIPS 180-2's test vector.
+        assert_eq!(
+            sha256_file(&src).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let source = gzip(SOURCE);
+        std::fs::write(&src, &source).unwrap();
+        let f = rewrite(
+            &Records::JsonLines,
+            "t/a.json.gz",
+            &src,
+            (&dst, &mut unbounded()),
+            opts(&columns(), &ids(), false),
+        )
+        .unwrap();
+        let hex = |bytes: &[u8]| -> String {
+            Sha256::digest(bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        assert_eq!(f.sha256_before, hex(&source));
+        assert_eq!(f.sha256_after, hex(&std::fs::read(&dst).unwrap()));
+        assert_ne!(f.sha256_before, f.sha256_after);
     }
 
     /// `/dev/full` takes the file but refuses every write (ENOSPC): nothing is produced

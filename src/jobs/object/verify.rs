@@ -39,9 +39,11 @@ impl JobTask for Verify {
             return Ok(());
         };
         let r = match check(&l).await? {
-            Ok(()) => {
+            Ok(reread) => {
                 let update = ObjectUpdate {
                     forget_state: Some(ForgetState::Verified),
+                    verified_rows: Some(reread.rows),
+                    verified_bytes: Some(reread.bytes),
                     ..ObjectUpdate::default()
                 };
                 let stats = JobStats {
@@ -136,8 +138,14 @@ async fn stored_size(l: &Loaded) -> Result<Result<u64, String>, StorageError> {
     )
 }
 
+/// What a re-read that found the new version clean counted (the receipts' evidence).
+struct Reread {
+    rows: i64,
+    bytes: i64,
+}
+
 /// Reads the new version: Ok(Err(why)) when it fails verification.
-async fn check(l: &Loaded) -> Result<Result<(), String>, TaskError> {
+async fn check(l: &Loaded) -> Result<Result<Reread, String>, TaskError> {
     let o = &l.object;
     let size = match stored_size(l).await {
         Ok(Ok(size)) => size,
@@ -165,7 +173,10 @@ async fn check(l: &Loaded) -> Result<Result<(), String>, TaskError> {
                     "{matched} matching row(s) remain in the new version"
                 ))
             } else {
-                Ok(())
+                Ok(Reread {
+                    rows: rows as i64,
+                    bytes: size as i64,
+                })
             }
         }
     })

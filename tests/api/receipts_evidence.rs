@@ -1,0 +1,397 @@
+//! What a receipt proves against the lake itself: the SHA-256 of each version rewritten
+//! and written (equal to a plain SDK read of those versions), what find read per mapper,
+//! verify's re-read, the operator's declared backups as residue with their end, and
+//! `lethe receipt verify --check-lake`, which reads the lake and names a version that is
+//! not as the receipts say. Parquet and JSON Lines files under path mappers; an Iceberg
+//! table through Glue.
+
+use std::collections::BTreeMap;
+
+use axum::http::{Method, StatusCode};
+use lethe::api::auth::Role;
+use lethe::receipt::verify::Input;
+use lethe::receipt::{Jwks, Payload};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+use crate::e2e_find::{Lake, lake};
+use crate::jobs::queue;
+use crate::lake::{people_parquet, person};
+use crate::receipts::payload_of;
+
+const SUBJECT: i64 = 8_110_001;
+const OTHER: i64 = 8_110_002;
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn lines(ids: &[i64]) -> Vec<u8> {
+    let text: String = ids
+        .iter()
+        .map(|i| format!("{{\"id\": {i}, \"note\": \"n\"}}\n"))
+        .collect();
+    text.into_bytes()
+}
+
+/// One version's bytes, read with the plain SDK.
+async fn version_bytes(lake: &Lake, key: &str, version: &str) -> Vec<u8> {
+    let o = lake
+        .s3
+        .get_object()
+        .bucket(&lake.bucket)
+        .key(key)
+        .version_id(version);
+    let body = o.send().await.unwrap().body.collect().await.unwrap();
+    body.into_bytes().to_vec()
+}
+
+/// Every version of every key under `prefix` (key, version id) with its bytes.
+async fn all_versions(lake: &Lake, prefix: &str) -> BTreeMap<(String, String), Vec<u8>> {
+    let out = lake
+        .s3
+        .list_object_versions()
+        .bucket(&lake.bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    let mut all = BTreeMap::new();
+    for v in out.versions() {
+        let (key, id) = (v.key().unwrap(), v.version_id().unwrap());
+        let bytes = version_bytes(lake, key, id).await;
+        all.insert((key.to_owned(), id.to_owned()), bytes);
+    }
+    all
+}
+
+async fn path_mapper(lake: &Lake, id: &str, prefix: &str, format: &str) {
+    let location = format!("s3://{}/{prefix}", lake.bucket);
+    let body = json!({
+        "catalog": {"provider": "path", "location": location, "format": format},
+        "format": format,
+        "columns": ["id"],
+    });
+    let r = lake.app.put(&format!("/v1/data_mappers/{id}"), body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}
+
+/// The job's receipts as `lethe receipt verify` reads them, and the JWKS.
+async fn receipts_of(lake: &Lake, job: &Value) -> (Vec<Input>, Jwks) {
+    let auditor = lake.app.token("audit-1", &[Role::Auditor]);
+    let path = format!("/v1/jobs/{}/receipts", job["job_id"].as_str().unwrap());
+    let r = lake
+        .app
+        .call(Method::GET, &path, Some(&auditor), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let inputs = r
+        .body
+        .as_str()
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(n, l)| Input {
+            at: format!("{path}:{}", n + 1),
+            compact: l.to_owned(),
+        })
+        .collect();
+    let keys = lake
+        .app
+        .call(Method::GET, "/v1/receipts/keys", None, None)
+        .await;
+    (inputs, serde_json::from_value(keys.body).unwrap())
+}
+
+/// Runs `lethe receipt verify --check-lake` on `receipts`: (success, stdout, stderr).
+fn check_lake(jwks: &Jwks, receipts: &[Input]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (keys, file) = (dir.path().join("keys.json"), dir.path().join("r.txt"));
+    std::fs::write(&keys, serde_json::to_vec(jwks).unwrap()).unwrap();
+    let text: String = receipts
+        .iter()
+        .map(|i| format!("{}\n", i.compact))
+        .collect();
+    std::fs::write(&file, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lethe"))
+        .args(["receipt", "verify", "--check-lake"])
+        .arg(&file)
+        .arg("--keys")
+        .arg(&keys)
+        // The emulator answers on one host: path-style addressing (AWS_ENDPOINT_URL and
+        // the credentials come from the test's environment).
+        .env("LETHE_S3_FORCE_PATH_STYLE", "true")
+        .output()
+        .unwrap();
+    let said = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), said(&out.stdout), said(&out.stderr))
+}
+
+/// Declares the backups; a bad declaration is refused and changes nothing.
+async fn declare_backups(lake: &Lake) {
+    let settings = |backups: Value| {
+        json!({"find_concurrency": 8, "multipart_threshold_bytes": 104857600,
+               "report_retention_days": 90, "job_schedule": null, "backups": backups})
+    };
+    let good = json!([{"name": "lake-daily", "retention_days": 35,
+                       "description": "AWS Backup vault lake-daily"}]);
+    let r = lake.app.put("/v1/settings", settings(good.clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["backups"], good);
+    for bad in [
+        json!([{"name": "", "retention_days": 35}]),
+        json!([{"name": "x", "retention_days": 0}]),
+        json!([{"name": "x", "retention_days": 1}, {"name": "x", "retention_days": 2}]),
+    ] {
+        let r = lake.app.put("/v1/settings", settings(bad)).await;
+        r.problem(422);
+    }
+    for malformed in [
+        json!([{"name": "x", "retention_days": "35"}]),
+        json!([{"name": "x", "retention_days": 1, "until": "never"}]),
+        json!({"name": "x"}),
+    ] {
+        let r = lake.app.put("/v1/settings", settings(malformed)).await;
+        assert!(r.status.is_client_error(), "{}", r.body);
+    }
+    // A replace that omits them keeps them.
+    let mut omitted = settings(Value::Null);
+    omitted.as_object_mut().unwrap().remove("backups");
+    let r = lake.app.put("/v1/settings", omitted).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(lake.app.get("/v1/settings").await.body["backups"], good);
+}
+
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn receipts_state_the_lakes_hashes_reads_and_backups_and_check_lake_holds_them_to_it(
+    db: PgPool,
+) {
+    let lake = lake(db).await;
+    // Parquet: the subject in one of two objects. JSON Lines: in one object, and in an
+    // old version of another (overwritten without it).
+    let people: Vec<_> = [1, SUBJECT, 2, 3].into_iter().map(person).collect();
+    let codec = parquet::basic::Compression::SNAPPY;
+    lake.put("p/a.parquet", &people_parquet(&people, codec))
+        .await;
+    lake.put("p/b.parquet", &people_parquet(&[person(4)], codec))
+        .await;
+    lake.put("j/a.json", &lines(&[1, SUBJECT, OTHER])).await;
+    lake.put("j/b.json", &lines(&[SUBJECT, 5])).await;
+    lake.put("j/b.json", &lines(&[5])).await;
+    let before = all_versions(&lake, "").await;
+    path_mapper(&lake, "people", "p/", "parquet").await;
+    path_mapper(&lake, "events", "j/", "json").await;
+    declare_backups(&lake).await;
+    queue(
+        &lake.app,
+        json!([{"match_id": SUBJECT, "reference": "S-1"},
+               {"match_id": OTHER, "reference": "S-2"}]),
+    )
+    .await;
+    let job = lake.run_job(&[]).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let (inputs, jwks) = receipts_of(&lake, &job).await;
+    assert_eq!(inputs.len(), 2);
+    let by_ref: BTreeMap<String, Payload> = inputs
+        .iter()
+        .map(|i| payload_of(&i.compact))
+        .map(|p| (p.reference.clone().unwrap(), p))
+        .collect();
+    let p = &by_ref["S-1"];
+    assert_eq!(p.status, "erased", "{p:?}");
+
+    // changed[]: each hash is the SDK's read of that version.
+    let keys: Vec<&str> = p.changed.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(keys, ["j/a.json", "p/a.parquet"], "{p:?}");
+    for c in &p.changed {
+        let v_before = c.version_before.clone().unwrap();
+        let read_before = &before[&(c.key.clone(), v_before)];
+        assert_eq!(
+            c.sha256_before.as_deref(),
+            Some(sha256(read_before).as_str())
+        );
+        let after = version_bytes(&lake, &c.key, c.version_after.as_deref().unwrap()).await;
+        assert_eq!(c.sha256_after.as_deref(), Some(sha256(&after).as_str()));
+        assert_ne!(c.sha256_before, c.sha256_after);
+    }
+
+    // searched[]: versions read (the old version of j/b.json among them) and bytes read;
+    // a JSON Lines object is read whole.
+    let searched: BTreeMap<&str, _> = p
+        .searched
+        .iter()
+        .map(|s| (s.data_mapper_id.as_str(), s))
+        .collect();
+    let events = searched["events"];
+    assert_eq!(
+        (
+            events.versions_searched,
+            events.noncurrent_versions_searched
+        ),
+        (Some(3), Some(1))
+    );
+    let json_bytes: usize = before
+        .iter()
+        .filter(|((k, _), _)| k.starts_with("j/"))
+        .map(|(_, b)| b.len())
+        .sum();
+    assert_eq!(events.bytes_read, Some(json_bytes as i64));
+    let parquet = searched["people"];
+    assert_eq!(
+        (
+            parquet.versions_searched,
+            parquet.noncurrent_versions_searched
+        ),
+        (Some(2), Some(0))
+    );
+    let parquet_bytes: usize = before
+        .iter()
+        .filter(|((k, _), _)| k.starts_with("p/"))
+        .map(|(_, b)| b.len())
+        .sum();
+    // Footers and the id column's chunks: some of the bytes, never more than there are.
+    let read = parquet.bytes_read.unwrap();
+    assert!(
+        read > 0 && read <= parquet_bytes as i64,
+        "{read} of {parquet_bytes}"
+    );
+
+    // verified: each version written, re-read with its rows and stored size.
+    let verified = p.verified.as_ref().unwrap();
+    assert_eq!(verified.objects, 2);
+    for (c, v) in p.changed.iter().zip(&verified.versions) {
+        assert_eq!((&v.key, &v.version_id), (&c.key, &c.version_after));
+        assert_eq!(Some(v.rows), c.rows_after);
+        let after = version_bytes(&lake, &c.key, c.version_after.as_deref().unwrap()).await;
+        assert_eq!(v.size_bytes, after.len() as i64);
+    }
+    assert_eq!(verified.rows, 1 + 3, "j/a.json keeps 1 row, p/a.parquet 3");
+    // deleted: the versions rewritten and the old version holding the subject.
+    let mut deleted: Vec<&str> = p.deleted.iter().map(|d| d.key.as_str()).collect();
+    deleted.sort();
+    assert_eq!(deleted, ["j/a.json", "j/b.json", "p/a.parquet"]);
+
+    // residue: the declared backup, until the job's end plus its 35 days.
+    let backups: Vec<_> = p.residue.iter().filter(|r| r.kind == "backup").collect();
+    assert_eq!(backups.len(), 1, "{:?}", p.residue);
+    assert_eq!(backups[0].name.as_deref(), Some("lake-daily"));
+    assert_eq!(
+        backups[0].until,
+        Some(p.issued_at + chrono::TimeDelta::days(35))
+    );
+    assert!(by_ref["S-2"].residue.iter().any(|r| r.kind == "backup"));
+
+    // --check-lake: the lake as the receipts say; then a version written is deleted.
+    let (ok, out, err) = check_lake(&jwks, &inputs);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("the lake agrees: 2 version(s) written are there with the SHA-256 stated, 3 deleted version(s) are gone"),
+        "{out}"
+    );
+    let gone = &p.changed[0];
+    let version = gone.version_after.clone().unwrap();
+    let delete = lake.s3.delete_object().bucket(&lake.bucket).key(&gone.key);
+    delete.version_id(&version).send().await.unwrap();
+    let (ok, _, err) = check_lake(&jwks, &inputs);
+    assert!(!ok);
+    let bucket = &lake.bucket;
+    assert!(
+        err.contains(&format!(
+            "seq {}: s3://{bucket}/j/a.json version {version} (version_after) is not in the lake",
+            p.seq
+        )),
+        "{err}"
+    );
+    // S-2's receipt names j/a.json too: both disagreements are named.
+    assert!(err.contains("disagrees with 2 of"), "{err}");
+}
+
+/// An Iceberg table (pyiceberg through Glue): one receipt per item; the subject's names
+/// the snapshots before and after the job's commit and those its purge expired, each data
+/// file that held her with its SHA-256, and the one rewritten to a new file (`key_after`)
+/// with the new file's, as the SDK reads them; `--check-lake` agrees.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn an_iceberg_jobs_receipts_name_its_snapshots_and_new_data_files_with_their_hashes(
+    db: PgPool,
+) {
+    let lake = lake(db).await;
+    let (table, _, _) = crate::e2e_iceberg::people_with_ann(&lake);
+    let old_snapshots: Vec<i64> = table.snapshots.iter().map(|s| s.id).collect();
+    crate::e2e_iceberg::iceberg_mapper(&lake, &table).await;
+    let (ann, nobody) = (json!("ann@example.com"), json!("nobody@example.com"));
+    crate::e2e_csv::queue_ids(&lake, &[ann.clone(), nobody.clone()]).await;
+    let prefix = format!("{}/", crate::iceberg::IcebergTable::key(&table.location));
+    let before = all_versions(&lake, &prefix).await;
+    let job = lake.run_job(&["people"]).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let (inputs, jwks) = receipts_of(&lake, &job).await;
+    assert_eq!(inputs.len(), 2, "one receipt per item");
+    let hash_of = |account: Value| account["match_hash"].as_str().unwrap().to_owned();
+    let (ann_hash, nobody_hash) = (
+        hash_of(lake.account(&job, &ann).await),
+        hash_of(lake.account(&job, &nobody).await),
+    );
+    let payloads: BTreeMap<String, Payload> = inputs
+        .iter()
+        .map(|i| payload_of(&i.compact))
+        .map(|p| (p.match_hash.clone(), p))
+        .collect();
+    let (p, none) = (&payloads[&ann_hash], &payloads[&nobody_hash]);
+    assert_eq!(
+        (p.status.as_str(), none.status.as_str()),
+        ("erased", "not_found")
+    );
+    assert!(none.changed.is_empty() && none.verified.as_ref().unwrap().versions.is_empty());
+
+    let report = lake.report(&job).await;
+    let t = &report["tables"][0];
+    let snapshots = p.searched[0].snapshots.as_ref().unwrap();
+    assert_eq!(snapshots.before, Some(old_snapshots[1]), "{t}");
+    assert_eq!(json!(snapshots.after), t["snapshot_after"], "{t}");
+    assert!(snapshots.after.is_some_and(|s| !old_snapshots.contains(&s)));
+    let mut expired = snapshots.expired.clone();
+    expired.sort();
+    let mut old = old_snapshots.clone();
+    old.sort();
+    assert_eq!(expired, old);
+
+    // Her two data files: the first held only her row, so the commit removed it without a
+    // new file; the second was rewritten to a new data file.
+    assert_eq!(p.changed.len(), 2, "{:?}", p.changed);
+    let mut rewritten = Vec::new();
+    for c in &p.changed {
+        assert_eq!(c.outcome, "verified", "{c:?}");
+        let read_before = &before[&(c.key.clone(), c.version_before.clone().unwrap())];
+        assert_eq!(
+            c.sha256_before.as_deref(),
+            Some(sha256(read_before).as_str())
+        );
+        let Some(key_after) = c.key_after.as_deref() else {
+            assert_eq!(
+                (c.rows_after, &c.version_after, &c.sha256_after),
+                (Some(0), &None, &None)
+            );
+            continue;
+        };
+        assert!(key_after != c.key && key_after.contains("-lethe-"), "{c:?}");
+        let after = version_bytes(&lake, key_after, c.version_after.as_deref().unwrap()).await;
+        assert_eq!(c.sha256_after.as_deref(), Some(sha256(&after).as_str()));
+        rewritten.push(key_after);
+    }
+    assert_eq!(rewritten.len(), 1, "{:?}", p.changed);
+    let verified = p.verified.as_ref().unwrap();
+    let reread: Vec<&str> = verified.versions.iter().map(|v| v.key.as_str()).collect();
+    assert_eq!(reread, rewritten, "verify re-read the new data file");
+    assert_eq!((verified.objects, verified.rows), (1, 1), "cyd's row");
+
+    let (ok, out, err) = check_lake(&jwks, &inputs);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("the lake agrees: 1 version(s) written"),
+        "{out}"
+    );
+}
