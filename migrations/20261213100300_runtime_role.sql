@@ -12,13 +12,25 @@ begin
     if not exists (select 1 from pg_roles where rolname = 'lethe_runtime') then
         begin
             create role lethe_runtime nologin;
-        exception when duplicate_object or unique_violation then
-            null; -- created meanwhile by a migration of another database
+        exception
+            when duplicate_object or unique_violation then
+                null; -- created meanwhile by a migration of another database
+            when insufficient_privilege then
+                raise exception 'role % may not create the role lethe_runtime', current_user
+                    using hint = format('as an administrator: create role lethe_runtime nologin; '
+                        'grant lethe_runtime to %I; then run `lethe migrate` again '
+                        '(README "Audit trail")', current_user);
         end;
     end if;
     -- To hand it the job tables, the owner must be able to act as it.
     if not pg_has_role(current_user, 'lethe_runtime', 'MEMBER') then
-        execute format('grant lethe_runtime to %I', current_user);
+        begin
+            execute format('grant lethe_runtime to %I', current_user);
+        exception when insufficient_privilege then
+            raise exception 'role % is no member of lethe_runtime and may not make itself one', current_user
+                using hint = format('as an administrator: grant lethe_runtime to %I; then run '
+                    '`lethe migrate` again (README "Audit trail")', current_user);
+        end;
     end if;
 end
 $$;

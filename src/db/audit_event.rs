@@ -470,4 +470,34 @@ pub(crate) mod tests {
         assert_eq!(count, 1);
         assert!(verify_chain(&pool, vec![]).await.unwrap().is_ok());
     }
+
+    /// The rows written before the chain existed are chained by its migration, in the
+    /// order they were written.
+    #[sqlx::test(migrations = false)]
+    async fn the_migration_chains_the_rows_written_before_it_in_order(pool: sqlx::PgPool) {
+        const BEFORE_THE_CHAIN: i64 = 20261212003100;
+        crate::db::MIGRATOR
+            .run_to(BEFORE_THE_CHAIN, &pool)
+            .await
+            .unwrap();
+        for actor in ["alice", "bob", "carol"] {
+            sqlx::query(
+                "insert into audit_event (actor, action, target_type, details)
+                 values ($1, 'a.create', 't', '{\"k\": [1, 2.0]}')",
+            )
+            .bind(actor)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        crate::db::MIGRATOR.run(&pool).await.unwrap();
+        insert_audit_event(&pool, event("dave", "a.create"))
+            .await
+            .unwrap();
+        let rows = chain_page(&pool, 0, 10).await.unwrap();
+        let order: Vec<(i64, &str)> = rows.iter().map(|r| (r.seq, r.actor.as_str())).collect();
+        assert_eq!(order, [(1, "alice"), (2, "bob"), (3, "carol"), (4, "dave")]);
+        let intact = verify_chain(&pool, vec![]).await.unwrap().unwrap();
+        assert_eq!(intact.rows, 4);
+    }
 }
