@@ -30,8 +30,6 @@ use crate::jobs::object::verify::Verify;
 use crate::jobs::tasks::{JobHook, Worker};
 use crate::jobs::{Context, Engine, handler};
 use crate::receipt::Issuer;
-/// How often the supervisor signs the audit chain's head when no job ended meanwhile.
-const AUDIT_CHECKPOINT_EVERY: Duration = crate::jobs::audit_checkpoint::EVERY;
 
 /// A deadline-triggered job is not started again within this time of the last job.
 const DEADLINE_RETRY: chrono::Duration = chrono::Duration::hours(1);
@@ -188,9 +186,9 @@ async fn supervise(
             Ok(n) => tracing::info!(jobs = n, "deleted job reports past their retention"),
             Err(e) => tracing::warn!(error = %e, "could not delete expired job reports"),
         }
-        match crate::jobs::audit_checkpoint::write_if_due(&db, &issuer, AUDIT_CHECKPOINT_EVERY)
-            .await
-        {
+        // Hourly, counting the checkpoints jobs write as they end.
+        let every = crate::jobs::audit_checkpoint::EVERY;
+        match crate::jobs::audit_checkpoint::write_if_due(&db, &issuer, every).await {
             Ok(Some(cp)) => tracing::info!(seq = cp.seq, "audit checkpoint written"),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "could not write the audit checkpoint"),
