@@ -89,10 +89,11 @@ impl AppState {
         }
     }
 
-    /// Connects to Postgres, applies migrations and builds the AWS clients.
+    /// Connects to Postgres, applies migrations (or, as the runtime role, checks that
+    /// `lethe migrate` did: `db::prepare_schema`) and builds the AWS clients.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let db = crate::db::connect(&config).await?;
-        crate::db::migrate(&db).await?;
+        crate::db::prepare_schema(&db).await?;
         let secret = hs256_secret(&db, &config).await?;
         let auth = Authenticator::load(&config.auth, &secret).await?;
         let receipts = receipt_issuer(&db, &config).await?;

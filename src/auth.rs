@@ -62,6 +62,8 @@ pub enum Action {
     SettingsRead,
     SettingsWrite,
     AuditRead,
+    /// The audit chain's head and its signed checkpoints (hashes and counts, no content).
+    AuditChainRead,
     GovernanceRead,
     GovernanceWrite,
     JobRead,
@@ -72,7 +74,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Action::DataMapperRead,
         Action::DataMapperWrite,
         Action::QueueRead,
@@ -81,6 +83,7 @@ impl Action {
         Action::SettingsRead,
         Action::SettingsWrite,
         Action::AuditRead,
+        Action::AuditChainRead,
         Action::GovernanceRead,
         Action::GovernanceWrite,
         Action::JobRead,
@@ -99,6 +102,7 @@ impl Action {
             Action::SettingsRead => "settings_read",
             Action::SettingsWrite => "settings_write",
             Action::AuditRead => "audit_read",
+            Action::AuditChainRead => "audit_chain_read",
             Action::GovernanceRead => "governance_read",
             Action::GovernanceWrite => "governance_write",
             Action::JobRead => "job_read",
@@ -122,6 +126,7 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | QueueRead
                 | SettingsRead
                 | AuditRead
+                | AuditChainRead
                 | GovernanceRead
                 | JobRead
                 | CatalogRead
@@ -751,6 +756,11 @@ mod tests {
         assert!(!allows(Role::Governance, DataMapperRead));
         assert!(allows(Role::Governance, GovernanceWrite) && allows(Role::Auditor, GovernanceRead));
         assert!(!allows(Role::Operator, GovernanceRead) && !allows(Role::Auditor, GovernanceWrite));
+        // The audit chain's head and checkpoints show hashes and counts, no content.
+        assert!(allows(Role::Operator, AuditChainRead) && allows(Role::Auditor, AuditChainRead));
+        assert!(
+            !allows(Role::Requester, AuditChainRead) && !allows(Role::Governance, AuditChainRead)
+        );
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub enum LogFormat {
 pub struct Config {
     /// Postgres URL; may hold a password, hence secret.
     pub database_url: Secret,
+    /// The owner role's Postgres URL, for `lethe migrate` only (`serve` and `worker` never
+    /// read it); `database_url` when unset.
+    pub migration_database_url: Option<Secret>,
     pub db_max_connections: u32,
     pub listen_addr: SocketAddr,
     pub log_format: LogFormat,
@@ -253,6 +256,8 @@ settings! {
     database_url: Secret = Secret::new(DEFAULT_DATABASE_URL),
         env "DATABASE_URL" | "LETHE_DATABASE_URL", check postgres_url;
     db_max_connections: u32 = 10, env "LETHE_DB_MAX_CONNECTIONS", check at_least(1);
+    migration_database_url: Option<Secret> = None,
+        env "LETHE_MIGRATION_DATABASE_URL", check when_set(postgres_url);
     listen_addr: SocketAddr = SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
         env "LETHE_LISTEN_ADDR", check any;
     log_format: LogFormat = LogFormat::Json, env "LETHE_LOG_FORMAT", check any;
@@ -355,6 +360,7 @@ impl Config {
         s.check_together()?;
         Ok(Config {
             database_url: s.database_url.clone(),
+            migration_database_url: s.migration_database_url.clone(),
             db_max_connections: s.db_max_connections,
             listen_addr: s.listen_addr,
             log_format: s.log_format,

@@ -7,23 +7,24 @@
 //! top-level modules or among the files of one folder.
 //!
 //! ```text
-//! main       → bench, demo, serve, api, app, auth, aws, config, db, jobs, receipt, telemetry
+//! main       → bench, demo, serve, api, app, audit, auth, aws, config, db, jobs, receipt, telemetry
 //! bench      → demo, api, app, auth, catalog, config, db, jobs, lakefile, storage
-//! demo       → serve, api, app, auth, config
+//! demo       → serve, api, app, audit, auth, config, db, receipt
 //! serve      → api, app, auth, governance, jobs
-//! api        → app, auth, catalog, config, db, domain, governance, jobs, metrics, receipt, storage
+//! api        → app, audit, auth, catalog, config, db, domain, governance, jobs, metrics, receipt, storage
 //! app        → auth, aws, catalog, config, db, governance, jobs, metrics, receipt, storage
-//! jobs       → catalog, config, db, domain, lakefile, metrics, receipt, storage
+//! jobs       → audit, catalog, config, db, domain, lakefile, metrics, receipt, storage
 //! governance → catalog, db, domain
 //! catalog    → aws, domain, lakefile, metrics, storage
 //! storage    → aws, config, domain, metrics
 //! aws        → config, metrics
 //! auth       → config
 //! telemetry  → config
-//! db         → config, domain, receipt
+//! db         → audit, config, domain, receipt
 //! metrics    → domain
 //! config     → domain, lakefile
 //! lakefile   → domain
+//! audit      → receipt
 //! receipt
 //! domain
 //! ```
@@ -45,12 +46,15 @@
 //! - `api`: routes, extractors, problem documents, the OpenAPI document.
 //! - `receipt`: signed, hash-chained erasure receipts (ES256 compact JWS, keys, JWKS, the
 //!   offline check).
+//! - `audit`: the audit trail's hash chain (canonical encoding, the walk that names the
+//!   first broken row) and its signed checkpoints.
 //!
 //! ARCHITECTURE.md (at the repository root) walks through the layers, the task kinds,
 //! the job state machine and the invariants.
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod bench;

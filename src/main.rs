@@ -34,7 +34,8 @@ enum Command {
     /// Exit 0 when the Lethe process on this host (`LETHE_LISTEN_ADDR`) is alive (for
     /// container health checks).
     Healthcheck,
-    /// Apply pending database migrations and exit.
+    /// Apply pending database migrations and exit, as the owner role
+    /// (`LETHE_MIGRATION_DATABASE_URL`, else `DATABASE_URL`).
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
@@ -72,6 +73,24 @@ enum Command {
     /// Erasure receipts, offline.
     #[command(subcommand)]
     Receipt(Receipt),
+    /// The audit trail's hash chain.
+    #[command(subcommand)]
+    Audit(Audit),
+}
+
+#[derive(Subcommand)]
+enum Audit {
+    /// Walk the audit chain in the database (`DATABASE_URL`), recomputing every hash;
+    /// exits 1 naming the first broken row (seq and id). With `--checkpoint`, also checks
+    /// each checkpoint's signature and that the chain still has its head at its seq.
+    Verify {
+        /// Checkpoints, one compact JWS per line (`GET /v1/audit_events/checkpoints`).
+        #[arg(long, requires = "keys")]
+        checkpoint: Option<PathBuf>,
+        /// The JWKS that signed them (`GET /v1/receipts/keys`).
+        #[arg(long, requires = "checkpoint")]
+        keys: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -240,10 +259,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Worker => run_worker(config).await,
         Command::Healthcheck => lethe::serve::healthcheck(config.listen_addr).await,
         Command::Migrate => {
-            let db = lethe::db::connect(&config).await?;
+            let db = lethe::db::connect_for_migrations(&config).await?;
             lethe::db::migrate(&db).await?;
             eprintln!("migrations applied");
             Ok(())
+        }
+        Command::Audit(Audit::Verify { checkpoint, keys }) => {
+            verify_audit(&config, checkpoint.as_deref(), keys.as_deref()).await
         }
         Command::Token {
             sub,
@@ -338,6 +360,56 @@ fn verify_receipts(
     Ok((inputs, jwks))
 }
 
+/// `lethe audit verify`: the checkpoints (`file:line` names each) checked against the
+/// JWKS, then the chain walked and held to them.
+async fn verify_audit(
+    config: &Config,
+    checkpoint: Option<&std::path::Path>,
+    keys: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let claims = match (checkpoint, keys) {
+        (Some(file), Some(keys)) => read_checkpoints(file, keys)?,
+        _ => Vec::new(),
+    };
+    let db = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(config.database_url.expose())
+        .await
+        .context("cannot reach Postgres at DATABASE_URL")?;
+    let intact = lethe::db::audit_event::verify_chain(&db, claims)
+        .await?
+        .map_err(|broken| anyhow::anyhow!("audit chain broken: {broken}"))?;
+    println!(
+        "{} audit row(s) verified: chain intact, head seq {} hash {}; {} checkpoint(s) matched",
+        intact.rows, intact.head_seq, intact.head_hash, intact.checkpoints
+    );
+    Ok(())
+}
+
+/// Each checkpoint of `file`, its signature checked with the JWKS in `keys`.
+fn read_checkpoints(
+    file: &std::path::Path,
+    keys: &std::path::Path,
+) -> anyhow::Result<Vec<lethe::audit::chain::Claim>> {
+    let jwks = std::fs::read(keys).with_context(|| format!("cannot read {}", keys.display()))?;
+    let jwks: lethe::receipt::Jwks = serde_json::from_slice(&jwks)
+        .with_context(|| format!("{} is not a JWKS", keys.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut claims = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = format!("{}:{}", file.display(), n + 1);
+        let cp = lethe::audit::checkpoint::verify(line.trim(), &jwks)
+            .map_err(|e| anyhow::anyhow!("{at}: checkpoint does not verify: {e}"))?;
+        claims.push(cp.claim(&at));
+    }
+    anyhow::ensure!(!claims.is_empty(), "{} holds no checkpoint", file.display());
+    Ok(claims)
+}
+
 /// `lethe token`: a token for `sub` with `roles`, signed with the server's HS256 key.
 async fn mint_token(
     config: &Config,
@@ -360,7 +432,7 @@ async fn mint_token(
         "tokens are verified with your identity provider's keys (LETHE_JWT_PUBLIC_KEY or a JWKS); mint them there"
     );
     let db = lethe::db::connect(config).await?;
-    lethe::db::migrate(&db).await?;
+    lethe::db::prepare_schema(&db).await?;
     let secret = hs256_secret(&db, config).await?;
     println!("{}", mint_hs256(&secret, &config.auth, sub, &roles, ttl)?);
     Ok(())

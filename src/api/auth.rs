@@ -85,6 +85,7 @@ policies!(
     SettingsRead,
     SettingsWrite,
     AuditRead,
+    AuditChainRead,
     GovernanceRead,
     GovernanceWrite,
     JobRead,

@@ -6,9 +6,12 @@
 //! and then acts as a client would, through the REST API only: registers two data mappers,
 //! queues three subjects, starts a job, follows its Server-Sent Events to the end, reads
 //! the report — and finally checks the lake with an independent reader
-//! ([`lake::DemoLake::check`]). Any difference is an error (non-zero exit).
+//! ([`lake::DemoLake::check`]). Any difference is an error (non-zero exit). It migrates as
+//! the configured role and serves as a runtime-role login, as a deployment does, and ends
+//! with the audit chain checked against the job's signed checkpoint (`roles`).
 
 pub mod lake;
+mod roles;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -54,15 +57,22 @@ pub async fn run(config: Config, options: DemoOptions) -> anyhow::Result<()> {
     let mut config = demo_config(config, &options.database).await?;
     // The demo's server reads and rewrites only its own lake.
     config.local_lake_root = Some(std::fs::canonicalize(&lake.root)?);
+    let config = roles::split(config).await?;
     let (api, shutdown, server) = start_private_server(&config, "lethe-demo").await?;
     say(&format!(
         "2. started lethe serve on {} with 2 embedded workers (database {:?})",
         api.base, options.database
     ));
-    let outcome = drive(&api, &lake).await;
+    let mut outcome = drive(&api, &lake).await;
+    if outcome.is_ok() {
+        outcome = roles::check_audit(&api, &config).await;
+    }
     shutdown.cancel();
     server.await??;
     outcome?;
+    say(
+        "demo passed: the job completed, the lake holds exactly what it should, the audit trail is intact",
+    );
     match temp {
         Some(t) if options.keep => say(&format!("   lake kept at {}", t.keep().display())),
         Some(_) => {}
@@ -192,6 +202,20 @@ pub(crate) struct Api {
 }
 
 impl Api {
+    /// A GET whose body is text (compact JWS, one per line).
+    pub(crate) async fn text(&self, path: &str) -> anyhow::Result<String> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        let status = response.status();
+        let text = response.text().await?;
+        anyhow::ensure!(status.is_success(), "GET {path} answered {status}: {text}");
+        Ok(text)
+    }
+
     pub(crate) async fn call(
         &self,
         method: reqwest::Method,
@@ -258,7 +282,6 @@ async fn drive(api: &Api, lake: &DemoLake) -> anyhow::Result<()> {
         checked.files - checked.files_changed,
         checked.rows_left
     ));
-    say("demo passed: the job completed and the lake holds exactly what it should");
     Ok(())
 }
 

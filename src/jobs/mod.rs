@@ -9,11 +9,13 @@
 //! - `lifecycle`: the job's state machine (typed transitions, no task module); `advance`
 //!   moves a job on when a phase is done and enqueues the next phase; `finalize` ends it.
 //! - `matches`: the match sets a task searches with, cached per worker.
-//! - `receipts`: each queue item's signed receipt, issued when the job ends.
+//! - `receipts`: each queue item's signed receipt, issued when the job ends;
+//!   `audit_checkpoint`: the audit chain's signed head, at each job's end and hourly.
 //! - `find`: ranged reads of one object; `report`: the streamed job report; `runtime`:
 //!   worker loops, the supervisor and the scheduler.
 
 pub mod advance;
+pub mod audit_checkpoint;
 pub mod finalize;
 pub mod find;
 pub mod find_hidden;

@@ -1,6 +1,7 @@
 //! Runs the job engine in a process: worker loops that claim tasks, and a supervisor that
 //! advances the active job (in case a worker died between finishing its task and
-//! advancing the job) and runs the scheduler.
+//! advancing the job), runs the scheduler and writes the hourly audit checkpoint
+//! (`jobs::audit_checkpoint`).
 //!
 //! The scheduler starts jobs on the `job_schedule` cron setting and when a queued item's
 //! deadline comes within the configured margin. Any number of processes run it; a
@@ -29,6 +30,7 @@ use crate::jobs::object::verify::Verify;
 use crate::jobs::tasks::{JobHook, Worker};
 use crate::jobs::{Context, Engine, handler};
 use crate::receipt::Issuer;
+
 /// A deadline-triggered job is not started again within this time of the last job.
 const DEADLINE_RETRY: chrono::Duration = chrono::Duration::hours(1);
 
@@ -183,6 +185,13 @@ async fn supervise(
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "deleted job reports past their retention"),
             Err(e) => tracing::warn!(error = %e, "could not delete expired job reports"),
+        }
+        // Hourly, counting the checkpoints jobs write as they end.
+        let every = crate::jobs::audit_checkpoint::EVERY;
+        match crate::jobs::audit_checkpoint::write_if_due(&db, &issuer, every).await {
+            Ok(Some(cp)) => tracing::info!(seq = cp.seq, "audit checkpoint written"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not write the audit checkpoint"),
         }
         match crate::db::deletion_queue_item::expire_add_keys(&db).await {
             Ok(0) => {}

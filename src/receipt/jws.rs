@@ -32,10 +32,20 @@ pub struct Header {
 
 /// Signs `payload` (JSON bytes) into a compact JWS.
 pub async fn sign(signer: &dyn Signer, payload: &[u8]) -> Result<String, KeyError> {
+    sign_typed(signer, TYP, payload).await
+}
+
+/// Signs `payload` into a compact JWS whose header's `typ` is `typ` (what else the key
+/// signs, e.g. an audit checkpoint, says what it is).
+pub async fn sign_typed(
+    signer: &dyn Signer,
+    typ: &str,
+    payload: &[u8],
+) -> Result<String, KeyError> {
     let header = Header {
         alg: ALG.to_owned(),
         kid: signer.jwk().kid.clone(),
-        typ: Some(TYP.to_owned()),
+        typ: Some(typ.to_owned()),
     };
     let header = serde_json::to_vec(&header).map_err(|e| KeyError::Sign(e.to_string()))?;
     let input = format!("{}.{}", b64url(&header), b64url(payload));

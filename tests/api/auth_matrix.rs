@@ -125,6 +125,20 @@ fn routes(job: &str) -> Vec<RouteCase> {
             Succeeds,
         ),
         (
+            "audit-chain-read",
+            Method::GET,
+            s("/v1/audit_events/head"),
+            None,
+            Succeeds,
+        ),
+        (
+            "audit-chain-read",
+            Method::GET,
+            s("/v1/audit_events/checkpoints"),
+            None,
+            Succeeds,
+        ),
+        (
             "governance-read",
             Method::GET,
             s("/v1/catalog/lake/people/columns"),

@@ -45,7 +45,7 @@ pub fn people_mapper(root: &Path, columns: &[&str]) -> Value {
     })
 }
 
-fn events_mapper(root: &Path) -> Value {
+pub fn events_mapper(root: &Path) -> Value {
     json!({
         "catalog": {"provider": "path", "location": format!("file://{}/events", root.display()),
                     "partition_keys": ["dt"]},

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod audit_chain;
 mod auth_matrix;
 mod connections;
 mod console;

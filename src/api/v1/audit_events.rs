@@ -1,21 +1,32 @@
-//! `/v1/audit_events`: who changed what, newest first (auditors and admins).
+//! `/v1/audit_events`: who changed what, newest first (auditors and admins); the hash
+//! chain's head and its signed checkpoints (`/head`, `/checkpoints`: operators too, as
+//! they show hashes and counts, never content).
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures_util::stream;
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::auth::{AuditRead, Auth};
+use crate::api::auth::{AuditChainRead, AuditRead, Auth};
 use crate::api::error::{ApiError, AuthProblems, Problem};
 use crate::api::extract::ApiQuery;
 use crate::api::{page_size, split_page, time_param};
 use crate::app::AppState;
+use crate::db::audit_checkpoint as db_checkpoint;
 use crate::db::audit_event::{self as db, AuditEvent, AuditFilter};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_audit_events))
+    OpenApiRouter::new()
+        .routes(routes!(list_audit_events))
+        .routes(routes!(audit_head))
+        .routes(routes!(audit_checkpoints))
 }
 
 /// Listing parameters.
@@ -103,4 +114,97 @@ async fn list_audit_events(
         audit_events: rows.into_iter().map(Into::into).collect(),
         next_start: next,
     }))
+}
+
+/// The head of the audit chain.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditHeadResponse {
+    /// The last row's place in the chain (0: no audit row yet).
+    pub seq: i64,
+    /// The last row's hash, lowercase hex (64 zeros: no audit row yet).
+    pub hash: String,
+    /// The last row's id (null: no audit row yet).
+    pub audit_event_id: Option<i64>,
+    /// Audit rows (equal to `seq` while the chain is intact).
+    pub rows: i64,
+}
+
+/// The head of the audit hash chain: compare it with a checkpoint, or note it to check the
+/// chain against later (`lethe audit verify`).
+#[utoipa::path(get, path = "/v1/audit_events/head", tag = "audit", operation_id = "audit_head",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The head", body = AuditHeadResponse),
+        AuthProblems,
+    ))]
+async fn audit_head(
+    State(state): State<AppState>,
+    _auth: Auth<AuditChainRead>,
+) -> Result<axum::Json<AuditHeadResponse>, ApiError> {
+    let head = db::head(&state.db).await?;
+    Ok(axum::Json(AuditHeadResponse {
+        seq: head.seq,
+        hash: crate::audit::chain::hex(&head.hash),
+        audit_event_id: head.audit_event_id,
+        rows: head.rows,
+    }))
+}
+
+/// Which checkpoints.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CheckpointQuery {
+    /// Only checkpoints written at or after this time (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Checkpoints read per page of the stream.
+const CHECKPOINT_PAGE: i64 = 1000;
+
+/// The audit chain's signed checkpoints, oldest first: one compact JWS per line (verify
+/// them with `GET /v1/receipts/keys` and `lethe audit verify --checkpoint`).
+#[utoipa::path(get, path = "/v1/audit_events/checkpoints", tag = "audit", operation_id = "audit_checkpoints",
+    security(("bearer" = [])), params(CheckpointQuery),
+    responses(
+        (status = 200, description = "One compact JWS per line", body = String, content_type = "text/plain"),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
+    ))]
+async fn audit_checkpoints(
+    State(state): State<AppState>,
+    _auth: Auth<AuditChainRead>,
+    ApiQuery(query): ApiQuery<CheckpointQuery>,
+) -> Result<Response, ApiError> {
+    let since = time_param("since", query.since)?;
+    Ok(checkpoint_lines(state.db.clone(), since))
+}
+
+/// The checkpoints, one per line, read a page at a time; a database error mid-stream ends
+/// the body with an error (the client sees a reset, not a short list).
+fn checkpoint_lines(db: PgPool, since: Option<DateTime<Utc>>) -> Response {
+    let start = (db, 0_i64, false);
+    let body = stream::unfold(start, move |(db, after, done)| async move {
+        if done {
+            return None;
+        }
+        match db_checkpoint::page(&db, since, after, CHECKPOINT_PAGE).await {
+            Ok(rows) => {
+                let done = rows.len() < CHECKPOINT_PAGE as usize;
+                let (last, _) = rows.last()?;
+                let after = *last;
+                let text: String = rows.iter().map(|(_, jws)| format!("{jws}\n")).collect();
+                Some((Ok(Bytes::from(text)), (db, after, done)))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading audit checkpoints failed mid-stream");
+                Some((Err(e), (db, after, true)))
+            }
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
 }
