@@ -47,4 +47,5 @@ mod queue_audit;
 mod queue_retry;
 mod readback;
 mod receipts;
+mod receipts_kms;
 mod settings_audit;
