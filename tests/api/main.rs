@@ -48,4 +48,5 @@ mod queue_retry;
 mod readback;
 mod receipts;
 mod receipts_kms;
+mod receipts_lookup;
 mod settings_audit;
