@@ -133,43 +133,60 @@ pub async fn hs256_secret(db: &PgPool, config: &Config) -> anyhow::Result<Vec<u8
     Ok(secret)
 }
 
-/// The receipt signer: the key in `LETHE_RECEIPT_KEY_FILE`, else the one generated at the
-/// first start and kept in Postgres (concurrent first starts keep one). Says which in the
-/// log; a key file that cannot be read or is no P-256 private key stops start-up.
+/// The receipt signer: the key in `LETHE_RECEIPT_KEY_FILE`, else the AWS KMS key
+/// `LETHE_RECEIPT_KMS_KEY_ID`, else the one generated at the first start and kept in
+/// Postgres (concurrent first starts keep one). Says which in the log; a key file that
+/// cannot be read or is no P-256 private key, or a KMS key that cannot be read or is no
+/// P-256 signing key, stops start-up.
 pub async fn receipt_issuer(db: &PgPool, config: &Config) -> anyhow::Result<Issuer> {
-    use anyhow::Context as _;
-    let (key, source) = match &config.receipts.key_file {
-        Some(path) => {
-            let pem = std::fs::read(path).with_context(|| {
-                format!("LETHE_RECEIPT_KEY_FILE: cannot read {}", path.display())
-            })?;
-            let key = LocalKey::from_pem(&pem).context("LETHE_RECEIPT_KEY_FILE")?;
-            (key, KeySource::File)
-        }
-        None => {
-            let fresh = LocalKey::generate_pkcs8()?;
-            let mut conn = db.acquire().await?;
-            let der =
-                crate::db::server_secret::get_or_create(&mut conn, RECEIPT_KEY_NAME, || fresh)
-                    .await?;
-            (LocalKey::from_der(&der)?, KeySource::Generated)
-        }
-    };
-    let kid = key.jwk().kid.clone();
+    let (signer, source) = receipt_signer(db, config).await?;
+    let kid = signer.jwk().kid.clone();
     match source {
         KeySource::File => {
             tracing::info!(kid = %kid, "receipts are signed with LETHE_RECEIPT_KEY_FILE's key")
         }
+        KeySource::Kms => tracing::info!(
+            kid = %kid,
+            kms.key_id = config.receipts.kms_key_id.as_deref().unwrap_or_default(),
+            "receipts are signed with the AWS KMS key LETHE_RECEIPT_KMS_KEY_ID"
+        ),
         KeySource::Generated => tracing::warn!(
             kid = %kid,
-            "receipts are signed with a key Lethe generated at its first start and keeps in Postgres (set LETHE_RECEIPT_KEY_FILE to sign with a key of your own)"
+            "receipts are signed with a key Lethe generated at its first start and keeps in Postgres (set LETHE_RECEIPT_KEY_FILE or LETHE_RECEIPT_KMS_KEY_ID to sign with a key of your own)"
         ),
     }
     Ok(Issuer {
-        signer: Arc::new(key),
+        signer,
         name: config.receipts.deployment_name.clone(),
         source,
     })
+}
+
+/// The configured signer and where its key comes from.
+async fn receipt_signer(
+    db: &PgPool,
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn Signer>, KeySource)> {
+    use anyhow::Context as _;
+    if let Some(path) = &config.receipts.key_file {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("LETHE_RECEIPT_KEY_FILE: cannot read {}", path.display()))?;
+        let key = LocalKey::from_pem(&pem).context("LETHE_RECEIPT_KEY_FILE")?;
+        return Ok((Arc::new(key), KeySource::File));
+    }
+    if let Some(key_id) = &config.receipts.kms_key_id {
+        let sdk = crate::aws::sdk_config(&config.aws).await;
+        let api = Arc::new(crate::receipt::kms::SdkKms::new(&sdk));
+        let key = crate::receipt::kms::KmsKey::connect(api, key_id)
+            .await
+            .context("LETHE_RECEIPT_KMS_KEY_ID")?;
+        return Ok((Arc::new(key), KeySource::Kms));
+    }
+    let fresh = LocalKey::generate_pkcs8()?;
+    let mut conn = db.acquire().await?;
+    let der =
+        crate::db::server_secret::get_or_create(&mut conn, RECEIPT_KEY_NAME, || fresh).await?;
+    Ok((Arc::new(LocalKey::from_der(&der)?), KeySource::Generated))
 }
 
 #[cfg(test)]

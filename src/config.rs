@@ -17,7 +17,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use setting::{Env, absolute, any, at_least, at_most, between, min_chars, settings, when_set};
-use tree::{external_id, postgres_url, role_patterns, sts_session};
+use tree::{external_id, kms_key_id, postgres_url, role_patterns, sts_session};
 
 /// A value that must never be printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -82,6 +82,9 @@ pub struct ReceiptsConfig {
     /// The ECDSA P-256 private key (PEM: PKCS#8 or SEC 1) receipts are signed with. None:
     /// the key Lethe generates at its first start and keeps in Postgres.
     pub key_file: Option<PathBuf>,
+    /// An AWS KMS key (id, ARN or alias; `ECC_NIST_P256`, `SIGN_VERIFY`) receipts are
+    /// signed with through `kms:Sign`. Never set together with `key_file`.
+    pub kms_key_id: Option<String>,
     /// The deployment's name: each receipt's `issuer`.
     pub deployment_name: String,
 }
@@ -327,6 +330,8 @@ settings! {
         env "LETHE_LOCAL_LAKE_ROOT", check when_set(absolute);
     // Erasure receipts (`ReceiptsConfig`).
     receipt_key_file: Option<PathBuf> = None, env "LETHE_RECEIPT_KEY_FILE", check any;
+    receipt_kms_key_id: Option<String> = None,
+        env "LETHE_RECEIPT_KMS_KEY_ID", check when_set(kms_key_id);
     deployment_name: String = "lethe".to_owned(),
         env "LETHE_DEPLOYMENT_NAME", check any;
 }
@@ -375,6 +380,7 @@ impl Config {
             metrics_token: s.metrics_token.clone(),
             receipts: ReceiptsConfig {
                 key_file: s.receipt_key_file.clone(),
+                kms_key_id: s.receipt_kms_key_id.clone(),
                 deployment_name: s.deployment_name.clone(),
             },
         })
@@ -590,5 +596,30 @@ mod tests {
         std::fs::write(&path, "listen_adress = \"0.0.0.0:9000\"\n").unwrap();
         let err = Config::from_sources(Some(&path), &env(&[])).unwrap_err();
         assert!(err.to_string().contains("listen_adress"), "{err}");
+    }
+
+    #[test]
+    fn receipts_are_signed_by_a_key_file_or_a_kms_key_never_both() {
+        let alias = "alias/lethe-receipts";
+        let config =
+            Config::from_sources(None, &env(&[("LETHE_RECEIPT_KMS_KEY_ID", alias)])).unwrap();
+        assert_eq!(config.receipts.kms_key_id.as_deref(), Some(alias));
+        assert_eq!(config.receipts.key_file, None);
+        let both = env(&[
+            ("LETHE_RECEIPT_KMS_KEY_ID", alias),
+            ("LETHE_RECEIPT_KEY_FILE", "/etc/lethe/receipt.pem"),
+        ]);
+        let err = Config::from_sources(None, &both).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("LETHE_RECEIPT_KMS_KEY_ID: set either LETHE_RECEIPT_KEY_FILE"),
+            "{err}"
+        );
+        let bad = env(&[("LETHE_RECEIPT_KMS_KEY_ID", "alias/two words")]);
+        let err = Config::from_sources(None, &bad).unwrap_err();
+        assert!(
+            err.to_string().starts_with("LETHE_RECEIPT_KMS_KEY_ID"),
+            "{err}"
+        );
     }
 }

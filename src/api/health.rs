@@ -31,7 +31,8 @@ pub struct HealthStatus {
 }
 
 /// The receipt signing key: its `kid` and where it comes from (`file`:
-/// `LETHE_RECEIPT_KEY_FILE`; `generated`: by Lethe at its first start, kept in Postgres).
+/// `LETHE_RECEIPT_KEY_FILE`; `kms`: the AWS KMS key `LETHE_RECEIPT_KMS_KEY_ID`;
+/// `generated`: by Lethe at its first start, kept in Postgres).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReceiptKeyStatus {
     pub kid: String,

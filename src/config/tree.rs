@@ -108,6 +108,12 @@ impl Settings {
                 "must be at least LETHE_JWT_JWKS_REFRESH_SECS",
             ));
         }
+        if self.receipt_key_file.is_some() && self.receipt_kms_key_id.is_some() {
+            return Err(invalid(
+                "LETHE_RECEIPT_KMS_KEY_ID",
+                "set either LETHE_RECEIPT_KEY_FILE or LETHE_RECEIPT_KMS_KEY_ID, not both",
+            ));
+        }
         if self.queue_max_body_bytes < self.max_body_bytes {
             return Err(invalid(
                 "LETHE_QUEUE_MAX_BODY_BYTES",
@@ -134,6 +140,17 @@ pub(super) fn sts_session(secs: &u32) -> Result<(), String> {
         Ok(())
     } else {
         Err("must be between 900 and 43200 (what STS allows)".to_owned())
+    }
+}
+
+/// A KMS key id as `kms:Sign` takes one: a key id, key ARN, alias name or alias ARN
+/// (1 to 2048 visible ASCII characters).
+pub(super) fn kms_key_id(id: &impl AsRef<str>) -> Result<(), String> {
+    let id = id.as_ref();
+    if (1..=2048).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err("must be a KMS key id, key ARN, alias name or alias ARN".to_owned())
     }
 }
 

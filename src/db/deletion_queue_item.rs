@@ -29,6 +29,17 @@ pub fn stored_match_id(v: serde_json::Value) -> sqlx::Result<MatchId> {
     MatchId::try_from(v).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
+/// `match_id` as the queue keeps it: written as `jsonb` and read back, as a job reads an
+/// item (`jsonb` keeps a number's value, not its text: `1E2` comes back as `100`). The
+/// keyed hash of a match id is computed over this form.
+pub async fn as_stored(db: impl PgExecutor<'_>, match_id: &MatchId) -> sqlx::Result<MatchId> {
+    let stored: Value = sqlx::query_scalar("select $1::jsonb")
+        .bind(match_id.to_json())
+        .fetch_one(db)
+        .await?;
+    stored_match_id(stored)
+}
+
 /// Filters for listing, oldest first.
 #[derive(Debug, Clone, Default)]
 pub struct QueueFilter {

@@ -63,11 +63,17 @@ pub async fn insert_many(db: impl PgExecutor<'_>, receipts: &[NewReceipt]) -> sq
     let jobs: Vec<Uuid> = receipts.iter().map(|r| r.job_id).collect();
     let items: Vec<Uuid> = receipts.iter().map(|r| r.deletion_queue_item_id).collect();
     let issued: Vec<DateTime<Utc>> = receipts.iter().map(|r| r.issued_at).collect();
+    // Each item is still queued when its receipt is issued: its creator is copied from it
+    // (the item leaves the queue, the receipt stays, and a requester reads its own).
     sqlx::query(
         "insert into receipt (seq, prev_hash, receipt_id, job_id, deletion_queue_item_id,
-                              match_hash, reference, jws, kid, issued_at)
-         select * from unnest($1::bigint[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[],
-                              $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])",
+                              match_hash, reference, jws, kid, issued_at, created_by)
+         select u.*, q.created_by
+         from unnest($1::bigint[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[],
+                     $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])
+              as u(seq, prev_hash, receipt_id, job_id, item, match_hash, reference, jws, kid,
+                   issued_at)
+         left join deletion_queue_item q on q.deletion_queue_item_id = u.item",
     )
     .bind(&seqs)
     .bind(&prevs)
@@ -99,18 +105,34 @@ pub async fn page(
     after_seq: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<(i64, String)>> {
+    page_of(db, filter, None, after_seq, limit).await
+}
+
+/// [`page`], and with `created_by` only the receipts of the items that principal created.
+pub async fn page_of(
+    db: impl PgExecutor<'_>,
+    filter: &Filter,
+    created_by: Option<&str>,
+    after_seq: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<(i64, String)>> {
     const BY_JOB: &str = "select seq, jws from receipt where job_id = $1 and seq > $2
-                          order by seq limit $3";
+                          and ($4::text is null or created_by = $4) order by seq limit $3";
     const BY_REFERENCE: &str = "select seq, jws from receipt where reference = $1 and seq > $2
-                                order by seq limit $3";
+                                and ($4::text is null or created_by = $4) order by seq limit $3";
     const BY_HASH: &str = "select seq, jws from receipt where match_hash = $1 and seq > $2
-                           order by seq limit $3";
+                           and ($4::text is null or created_by = $4) order by seq limit $3";
     let query = match filter {
         Filter::Job(id) => sqlx::query_as(BY_JOB).bind(*id),
         Filter::Reference(r) => sqlx::query_as(BY_REFERENCE).bind(r.clone()),
         Filter::MatchHash(h) => sqlx::query_as(BY_HASH).bind(h.clone()),
     };
-    query.bind(after_seq).bind(limit).fetch_all(db).await
+    query
+        .bind(after_seq)
+        .bind(limit)
+        .bind(created_by)
+        .fetch_all(db)
+        .await
 }
 
 /// Records a key that signs receipts (once).
@@ -201,6 +223,56 @@ mod tests {
             1,
             "a page holds at most its limit"
         );
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn a_receipt_keeps_its_items_creator_who_alone_of_requesters_reads_it(db: sqlx::PgPool) {
+        use crate::db::deletion_queue_item::{delete_queue_items, insert_queue_items};
+        use crate::domain::queue::{MatchId, NewQueueItem, Scalar};
+        let item = |id: &str| NewQueueItem {
+            match_id: MatchId::Simple(Scalar::Text(id.into())),
+            data_mappers: vec![],
+            deadline: Utc::now() + chrono::Duration::days(30),
+            reference: Some("T-1".into()),
+        };
+        let queued = |who: &'static str, id: &'static str| {
+            let db = db.clone();
+            async move {
+                insert_queue_items(&db, &[item(id)], who).await.unwrap()[0].deletion_queue_item_id
+            }
+        };
+        let (mine, theirs) = (queued("req-1", "a").await, queued("req-2", "b").await);
+        let job = Uuid::now_v7();
+        let receipts = [
+            receipt(1, None, job, mine),
+            receipt(2, Some("p1"), job, theirs),
+            // An item no longer queued when its receipt was issued: no creator.
+            receipt(3, Some("p2"), job, Uuid::now_v7()),
+        ];
+        insert_many(&db, &receipts).await.unwrap();
+        // The items leave the queue; their receipts still name who queued them.
+        delete_queue_items(&db, &[mine, theirs]).await.unwrap();
+        for (creator, expected) in [
+            (None, vec![1, 2, 3]),
+            (Some("req-1"), vec![1]),
+            (Some("req-2"), vec![2]),
+            (Some("req-3"), vec![]),
+        ] {
+            for filter in [Filter::Job(job), Filter::Reference("T-1".into())] {
+                let seqs: Vec<i64> = page_of(&db, &filter, creator, 0, 10)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|(seq, _)| seq)
+                    .collect();
+                assert_eq!(seqs, expected, "{creator:?} {filter:?}");
+            }
+        }
+        let hash = Filter::MatchHash("h1".into());
+        let mine = page_of(&db, &hash, Some("req-1"), 0, 10).await.unwrap();
+        assert_eq!(mine.len(), 1);
+        let theirs = page_of(&db, &hash, Some("req-2"), 0, 10).await.unwrap();
+        assert!(theirs.is_empty());
     }
 
     #[sqlx::test(migrator = "crate::db::MIGRATOR")]

@@ -218,27 +218,13 @@ fn parse_item(
         }
     }
     let match_field = format!("matches[{i}].match_id");
-    let match_id = match read_match_id(&draft.match_id, &match_field, errors) {
-        None => None,
-        Some(Value::String(s)) => {
-            check_scalar_string(&s, &match_field, errors).map(MatchId::Simple)
-        }
-        Some(Value::Number(n)) => check_number(&n, &match_field, errors).map(MatchId::Simple),
-        Some(Value::Array(parts)) => check_composite(
-            parts,
-            &match_field,
-            &draft.data_mappers,
-            mapper_columns,
-            errors,
-        ),
-        Some(_) => {
-            errors.add(
-                &match_field,
-                "must be a string, a number, or a list of {column, value}",
-            );
-            None
-        }
-    };
+    let match_id = check_match_id(
+        &draft.match_id,
+        &match_field,
+        &draft.data_mappers,
+        mapper_columns,
+        errors,
+    );
     if let Some(reference) = &draft.reference
         && reference.chars().count() > 256
     {
@@ -264,6 +250,63 @@ fn parse_item(
         deadline,
         reference: draft.reference,
     })
+}
+
+/// The match id sent as `raw` (named `field` in errors), checked for the mappers it
+/// names (a composite: exactly one, whose columns it must name when they are known).
+fn check_match_id(
+    raw: &RawValue,
+    field: &str,
+    mappers: &[String],
+    mapper_columns: &HashMap<String, Vec<String>>,
+    errors: &mut Errors,
+) -> Option<MatchId> {
+    match read_match_id(raw, field, errors) {
+        None => None,
+        Some(Value::String(s)) => check_scalar_string(&s, field, errors).map(MatchId::Simple),
+        Some(Value::Number(n)) => check_number(&n, field, errors).map(MatchId::Simple),
+        Some(Value::Array(parts)) => check_composite(parts, field, mappers, mapper_columns, errors),
+        Some(_) => {
+            errors.add(
+                field,
+                "must be a string, a number, or a list of {column, value}",
+            );
+            None
+        }
+    }
+}
+
+/// A match id to look up (`POST /v1/receipts/lookup`), checked as the queue checks one
+/// (shape, sizes; errors name `match_id…`), except that a composite names no mapper: its
+/// keyed hash does not depend on one. `match_type`, when given, must be the id's. Like the
+/// queue's checks, no message echoes the id. As for an addition, the caller first checks
+/// its numbers on the text sent (`queue_exact::check_exact_number`).
+pub fn parse_lookup(
+    raw: &RawValue,
+    match_type: Option<MatchType>,
+) -> Result<MatchId, Vec<super::validation::FieldError>> {
+    let mut errors = Errors::new();
+    // One mapper whose columns are unknown: a composite then needs none named, and
+    // takes any column, as a lookup should.
+    let any_mapper = [String::new()];
+    let id = check_match_id(raw, "match_id", &any_mapper, &HashMap::new(), &mut errors);
+    if let (Some(id), Some(wanted)) = (&id, match_type)
+        && id.match_type() != wanted
+    {
+        errors.add(
+            "match_type",
+            format!("is {wanted}, but match_id is a {} match", id.match_type()),
+        );
+    }
+    match id {
+        Some(id) if errors.is_empty() => Ok(id),
+        _ if errors.is_empty() => Err(vec![super::validation::FieldError {
+            field: "match_id".to_owned(),
+            message: "must be a string, a number, or a list of {column, value}".to_owned(),
+            about_mappers: false,
+        }]),
+        _ => Err(errors.into_vec()),
+    }
 }
 
 /// Values a match id's JSON may hold (counted as [`holds_at_most`] counts them): a valid
@@ -676,5 +719,64 @@ mod tests {
         let text = serde_json::to_string(&parts).unwrap();
         assert!(holds_at_most(&text, MAX_MATCH_ID_VALUES));
         assert!(refused(text).contains("at most 32 parts"));
+    }
+
+    #[test]
+    fn a_lookup_takes_any_id_the_queue_takes_and_a_composite_without_its_mapper() {
+        let raw = |text: &str| RawValue::from_string(text.to_owned()).unwrap();
+        let ok = |text: &str, ty: Option<MatchType>| parse_lookup(&raw(text), ty).unwrap();
+        assert_eq!(
+            ok(r#""a@example.com""#, None),
+            MatchId::Simple(Scalar::Text("a@example.com".into()))
+        );
+        assert_eq!(
+            ok("42", Some(MatchType::Simple)),
+            MatchId::Simple(Scalar::Number(42.into()))
+        );
+        let composite = ok(
+            r#"[{"column": "first_name", "value": "Ann"}, {"column": "age", "value": 7}]"#,
+            Some(MatchType::Composite),
+        );
+        assert_eq!(
+            crate::domain::match_id::canonical_text(&composite),
+            r#"[{"column":"first_name","value":"Ann"},{"column":"age","value":7}]"#
+        );
+    }
+
+    #[test]
+    fn a_lookup_refuses_what_the_queue_refuses_naming_the_field_never_the_id() {
+        let raw = |text: &str| RawValue::from_string(text.to_owned()).unwrap();
+        let parts: Vec<String> = (0..33)
+            .map(|i| format!(r#"{{"column": "c{i}", "value": 1}}"#))
+            .collect();
+        let too_many = format!("[{}]", parts.join(","));
+        let long = format!("\"{}\"", "x".repeat(MAX_MATCH_ID_BYTES + 1));
+        for (text, ty, field) in [
+            (r#""""#, None, "match_id"),
+            ("true", None, "match_id"),
+            (r#"{"column": "a", "value": 1}"#, None, "match_id"),
+            ("[]", None, "match_id"),
+            (r#"[{"column": "a"}]"#, None, "match_id[0].value"),
+            (
+                r#"[{"column": "a", "value": 1}, {"column": "a", "value": 2}]"#,
+                None,
+                "match_id[1].column",
+            ),
+            ("1e400", None, "match_id"),
+            (too_many.as_str(), None, "match_id"),
+            (long.as_str(), None, "match_id"),
+            (
+                r#""secret-subject""#,
+                Some(MatchType::Composite),
+                "match_type",
+            ),
+        ] {
+            let errors = parse_lookup(&raw(text), ty).unwrap_err();
+            assert_eq!(errors[0].field, field, "{text}: {errors:?}");
+            assert!(
+                errors.iter().all(|e| !e.message.contains("secret-subject")),
+                "{errors:?}"
+            );
+        }
     }
 }

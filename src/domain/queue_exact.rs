@@ -29,23 +29,33 @@ pub fn check_exact_numbers<'a>(
 ) -> Result<(), Vec<FieldError>> {
     let mut errors = Errors::new();
     for (i, id) in ids.into_iter().enumerate() {
-        if !holds_at_most(id.get(), MAX_MATCH_ID_VALUES) {
-            continue;
-        }
-        let field = format!("matches[{i}].match_id");
-        match serde_json::from_str::<Vec<Part>>(id.get()) {
-            Ok(parts) => {
-                for (j, part) in parts.iter().enumerate() {
-                    if part.value.is_some_and(|v| !kept_exactly(v.get())) {
-                        errors.add(format!("{field}[{j}].value"), INEXACT_NUMBER);
-                    }
-                }
-            }
-            Err(_) if !kept_exactly(id.get()) => errors.add(field, INEXACT_NUMBER),
-            Err(_) => {}
-        }
+        check_exact(id, &format!("matches[{i}].match_id"), &mut errors);
     }
     errors.finish(())
+}
+
+/// [`check_exact_numbers`] of one id, named `field` (a lookup's `match_id`).
+pub fn check_exact_number(id: &RawValue, field: &str) -> Result<(), Vec<FieldError>> {
+    let mut errors = Errors::new();
+    check_exact(id, field, &mut errors);
+    errors.finish(())
+}
+
+fn check_exact(id: &RawValue, field: &str, errors: &mut Errors) {
+    if !holds_at_most(id.get(), MAX_MATCH_ID_VALUES) {
+        return;
+    }
+    match serde_json::from_str::<Vec<Part>>(id.get()) {
+        Ok(parts) => {
+            for (j, part) in parts.iter().enumerate() {
+                if part.value.is_some_and(|v| !kept_exactly(v.get())) {
+                    errors.add(format!("{field}[{j}].value"), INEXACT_NUMBER);
+                }
+            }
+        }
+        Err(_) if !kept_exactly(id.get()) => errors.add(field, INEXACT_NUMBER),
+        Err(_) => {}
+    }
 }
 
 #[cfg(test)]
@@ -99,6 +109,21 @@ mod tests {
         ] {
             assert!(!kept_exactly(text), "{text}");
         }
+    }
+
+    #[test]
+    fn a_lookups_inexact_id_or_composite_value_is_named_by_its_field() {
+        let raw = |text: &str| RawValue::from_string(text.to_owned()).unwrap();
+        let field = |text: &str| {
+            let errors = check_exact_number(&raw(text), "match_id").unwrap_err();
+            errors.into_iter().map(|e| e.field).collect::<Vec<_>>()
+        };
+        assert_eq!(field("12345678901234567890123"), ["match_id"]);
+        assert_eq!(
+            field(r#"[{"column": "a", "value": 1}, {"column": "b", "value": 1e400}]"#),
+            ["match_id[1].value"]
+        );
+        assert!(check_exact_number(&raw("42"), "match_id").is_ok());
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub enum KeyError {
     Rejected(String),
     #[error("signing failed: {0}")]
     Sign(String),
+    /// A call to AWS KMS failed.
+    #[error("{0}")]
+    Kms(String),
 }
 
 /// What signs receipts: a key's public half and its `ES256` signatures (the 64 bytes

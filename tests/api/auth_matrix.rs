@@ -246,11 +246,19 @@ fn routes(job: &str) -> Vec<RouteCase> {
             None,
             Succeeds,
         ),
+        // A subject's receipts: readers of the queue (a requester, of its own items).
         (
-            "job-read",
+            "queue-read",
             Method::GET,
             s("/v1/receipts?reference=T-1"),
             None,
+            Succeeds,
+        ),
+        (
+            "queue-read",
+            Method::POST,
+            s("/v1/receipts/lookup"),
+            Some(json!({"match_id": "someone@example.com"})),
             Succeeds,
         ),
         (

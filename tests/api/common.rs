@@ -137,6 +137,13 @@ impl TestApp {
         )
     }
 
+    /// This app with its receipts signed by `issuer` (a KMS key, a key file).
+    pub fn with_receipts(mut self, issuer: lethe::receipt::Issuer) -> Self {
+        self.state.receipts = Arc::new(issuer);
+        self.router = lethe::api::router(self.state.clone());
+        self
+    }
+
     /// A worker with every task handler, for driving jobs deterministically.
     pub fn worker(&self, id: &str) -> lethe::jobs::tasks::Worker {
         let config = self.state.runtime_config();

@@ -49,4 +49,6 @@ mod queue_retry;
 mod readback;
 mod receipts;
 mod receipts_evidence;
+mod receipts_kms;
+mod receipts_lookup;
 mod settings_audit;

@@ -33,7 +33,7 @@ fn lines(ids: &[i64]) -> String {
 }
 
 /// The receipts `path` returns, as `lethe receipt verify` reads them.
-async fn receipts(app: &TestApp, path: &str, token: &str) -> Vec<Input> {
+pub async fn receipts(app: &TestApp, path: &str, token: &str) -> Vec<Input> {
     let r = app.call(Method::GET, path, Some(token), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(
@@ -315,7 +315,7 @@ fn cli_verifies(jwks: &Jwks, chain: &[Input]) {
 
 /// Python's `cryptography` (moto's virtualenv holds it) checks every signature with the
 /// JWKS and recomputes the chain's hashes; a receipt with one byte changed fails there too.
-fn python_verifies(jwks: &Jwks, chain: &[Input]) {
+pub fn python_verifies(jwks: &Jwks, chain: &[Input]) {
     let venv = std::env::var_os("LETHE_MOTO_VENV")
         .map_or_else(|| "/var/tmp/lethe/venv".into(), std::path::PathBuf::from);
     let dir = tempfile::tempdir().unwrap();

@@ -39,7 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Operators, admins and auditors see every item; a requester only the items it created.
-fn sees_every_item(principal: &crate::auth::Principal) -> bool {
+pub(super) fn sees_every_item(principal: &crate::auth::Principal) -> bool {
     principal
         .roles
         .iter()
@@ -560,7 +560,7 @@ fn check_reason(reason: Option<&str>, others: usize) -> Result<Option<&str>, Api
 }
 
 /// The key of the match hashes reports, listings and the audit trail show.
-async fn report_key(conn: &mut sqlx::PgConnection) -> sqlx::Result<Vec<u8>> {
+pub(super) async fn report_key(conn: &mut sqlx::PgConnection) -> sqlx::Result<Vec<u8>> {
     crate::db::server_secret::get_or_create(
         conn,
         crate::jobs::finalize::REPORT_KEY,

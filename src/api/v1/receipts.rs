@@ -1,6 +1,12 @@
 //! Erasure receipts: `GET /v1/receipts/keys` (the JWKS, without authentication),
-//! `GET /v1/jobs/{job_id}/receipts` and `GET /v1/receipts?reference=…|match_hash=…`
-//! (one compact JWS per line, in chain order, streamed page by page).
+//! `GET /v1/jobs/{job_id}/receipts`, `GET /v1/receipts?reference=…|match_hash=…` and
+//! `POST /v1/receipts/lookup` (a match id, hashed here as the queue and reports hash it):
+//! one compact JWS per line, in chain order, streamed page by page.
+//!
+//! Who reads which: a job's receipts, readers of jobs (operators, auditors); a subject's,
+//! operators and auditors all of them, a requester only those of the items it created
+//! (others' are left out, as if there were none: an empty list, never a 403 or 404 that
+//! would tell them apart). A looked-up match id is never logged or stored.
 
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -8,17 +14,22 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use sqlx::PgPool;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::jobs::{job_id, load};
-use crate::api::auth::{Auth, JobRead};
+use super::queue::{MatchIdValue, report_key, sees_every_item};
+use crate::api::auth::{Auth, Caller, JobRead, QueueRead};
 use crate::api::error::{ApiError, AuthProblems, Problem};
-use crate::api::extract::ApiQuery;
+use crate::api::extract::{ApiJson, ApiQuery};
 use crate::app::AppState;
 use crate::db::receipt::{self as db, Filter};
+use crate::domain::match_id::{MatchType, match_hash};
+use crate::domain::queue::parse_lookup;
+use crate::domain::queue_exact::check_exact_number;
 use crate::domain::validation::FieldError;
 use crate::receipt::Jwks;
 
@@ -33,6 +44,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(receipt_keys))
         .routes(routes!(job_receipts))
         .routes(routes!(find_receipts))
+        .routes(routes!(lookup_receipts))
+}
+
+/// Whose receipts `caller` may read: every one (None), or those of the items it created.
+fn readable_by(caller: &Caller) -> Option<String> {
+    let principal = &caller.principal;
+    (!sees_every_item(principal)).then(|| principal.subject.clone())
 }
 
 /// The public keys receipts are signed with, current and retired, as a JWKS (RFC 7517).
@@ -67,7 +85,7 @@ async fn job_receipts(
     if db::page(&state.db, &filter, 0, 1).await?.is_empty() {
         load(&state, id).await?;
     }
-    Ok(lines(state.db.clone(), filter))
+    Ok(lines(state.db.clone(), filter, None))
 }
 
 /// Which receipts: exactly one of the two.
@@ -82,7 +100,8 @@ pub struct ReceiptQuery {
 }
 
 /// The receipts of a reference or a match hash, every job's, in chain order: one
-/// compact JWS per line (none: an empty body).
+/// compact JWS per line (none: an empty body). Operators and auditors read every
+/// receipt; a requester those of the items it created (of others: an empty body).
 #[utoipa::path(get, path = "/v1/receipts", tag = "receipts", operation_id = "find_receipts",
     security(("bearer" = [])), params(ReceiptQuery),
     responses(
@@ -93,7 +112,7 @@ pub struct ReceiptQuery {
     ))]
 async fn find_receipts(
     State(state): State<AppState>,
-    _auth: Auth<JobRead>,
+    auth: Auth<QueueRead>,
     ApiQuery(query): ApiQuery<ReceiptQuery>,
 ) -> Result<Response, ApiError> {
     let invalid = |field: &str, message: &str| {
@@ -119,23 +138,71 @@ async fn find_receipts(
             ));
         }
     };
-    Ok(lines(state.db.clone(), filter))
+    Ok(lines(state.db.clone(), filter, readable_by(&auth.caller)))
+}
+
+/// A subject to look up by its match id.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupRequest {
+    /// The match id as it was queued: a string, a number, or a list of `{column, value}`
+    /// (a composite, in the order queued). Kept as the JSON text sent until it is checked.
+    #[schema(value_type = MatchIdValue)]
+    pub match_id: Box<RawValue>,
+    /// `simple` or `composite`; when given, it must be the match id's.
+    pub match_type: Option<MatchType>,
+}
+
+/// The receipts of the subject a match id names, every job's, in chain order: one compact
+/// JWS per line (none: an empty body). The server computes the id's keyed hash as the
+/// queue and reports do; the id is neither logged nor kept. Operators and auditors read
+/// every receipt; a requester those of the items it created (of others: an empty body).
+#[utoipa::path(post, path = "/v1/receipts/lookup", tag = "receipts", operation_id = "lookup_receipts",
+    security(("bearer" = [])), request_body = LookupRequest,
+    responses(
+        (status = 200, description = "One compact JWS per line", body = String, content_type = "text/plain"),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a match id the queue takes (a missing or unknown field, an empty string, an inexact number, a malformed composite), or a match_type that is not the id's", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn lookup_receipts(
+    State(state): State<AppState>,
+    auth: Auth<QueueRead>,
+    ApiJson(body): ApiJson<LookupRequest>,
+) -> Result<Response, ApiError> {
+    // Numbers are checked on their text, before any is read (and rounded), as the queue does.
+    check_exact_number(&body.match_id, "match_id").map_err(ApiError::Validation)?;
+    let match_id = parse_lookup(&body.match_id, body.match_type).map_err(ApiError::Validation)?;
+    let mut conn = state.db.acquire().await?;
+    let stored = crate::db::deletion_queue_item::as_stored(&mut *conn, &match_id).await?;
+    let hash = match_hash(&report_key(&mut conn).await?, &stored);
+    drop(conn);
+    Ok(lines(
+        state.db.clone(),
+        Filter::MatchHash(hash),
+        readable_by(&auth.caller),
+    ))
 }
 
 /// Where a stream of receipts stands.
 struct Pages {
     db: PgPool,
     filter: Filter,
+    created_by: Option<String>,
     after: i64,
     done: bool,
 }
 
-/// The receipts `filter` selects, one per line, read a page at a time. A database error
-/// mid-stream ends the body with an error (the client sees a reset, not a short list).
-fn lines(db: PgPool, filter: Filter) -> Response {
+/// The receipts `filter` selects (of the items `created_by` created, when given), one per
+/// line, read a page at a time. A database error mid-stream ends the body with an error
+/// (the client sees a reset, not a short list).
+fn lines(db: PgPool, filter: Filter, created_by: Option<String>) -> Response {
     let start = Pages {
         db,
         filter,
+        created_by,
         after: 0,
         done: false,
     };
@@ -143,7 +210,7 @@ fn lines(db: PgPool, filter: Filter) -> Response {
         if p.done {
             return None;
         }
-        match db::page(&p.db, &p.filter, p.after, PAGE).await {
+        match db::page_of(&p.db, &p.filter, p.created_by.as_deref(), p.after, PAGE).await {
             Ok(rows) => {
                 p.done = rows.len() < PAGE as usize;
                 let (last, _) = rows.last()?;
