@@ -164,6 +164,8 @@ async fn advance_from(
         status = next;
         if !next.is_active() {
             lifecycle::finished_event(&mut tx, job_id, next).await?;
+            // Every end (completed, failed, a dry run's) signs the audit chain's head.
+            crate::jobs::audit_checkpoint::write(&mut tx, issuer).await?;
         }
     }
     tx.commit().await?;

@@ -1,8 +1,8 @@
 //! The end of a job after cleanup: gives each queue item an account per data mapper
 //! (objects searched, objects and rows holding it, rows removed, a status), takes the
 //! erased and not-found ones off the queue, keeping only a keyed hash of each in the
-//! report, issues each item's receipt (`jobs::receipts`) and an audit checkpoint
-//! (`jobs::audit_checkpoint`), and decides the final state. A
+//! report, issues each item's receipt (`jobs::receipts`), and decides the final state
+//! (the job's end then writes an audit checkpoint, `jobs::audit_checkpoint`). A
 //! dry run records the accounts at the end of find (and issues no receipt).
 
 use std::collections::HashMap;
@@ -47,7 +47,6 @@ pub async fn finalize(
         json!({"receipts": issued, "kid": issuer.signer.jwk().kid}),
     )
     .await?;
-    crate::jobs::audit_checkpoint::write(tx, issuer).await?;
     let erased: Vec<Uuid> = leaving;
     deletion_queue_item::delete_queue_items(&mut *tx, &erased).await?;
     let stats = JobStats {

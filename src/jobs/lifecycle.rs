@@ -135,8 +135,10 @@ pub enum CancelError {
 }
 
 /// Cancels an active job: its queued tasks never run, running ones record nothing more.
+/// As every job's end, it writes an audit checkpoint (signed by `issuer`).
 pub async fn cancel(
     pool: &PgPool,
+    issuer: &crate::receipt::Issuer,
     job_id: Uuid,
     actor: crate::db::audit_event::Actor<'_>,
 ) -> Result<(), CancelError> {
@@ -170,6 +172,7 @@ pub async fn cancel(
     )
     .await?;
     finished_event(&mut tx, job_id, JobStatus::Cancelled).await?;
+    crate::jobs::audit_checkpoint::write(&mut tx, issuer).await?;
     tx.commit().await?;
     Ok(())
 }

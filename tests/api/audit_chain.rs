@@ -168,3 +168,42 @@ async fn cli_verifies(db: &PgPool, jwks: &Jwks, checkpoint: &str, head_seq: i64)
         "{said}"
     );
 }
+
+/// Every end of a job writes a checkpoint, not only a completed erasure: a dry run that
+/// ends by itself, and a job an operator cancels (its `job.cancel` audit row covered).
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_dry_run_and_a_cancelled_job_each_end_with_a_checkpoint_of_the_head(db: PgPool) {
+    let app = TestApp::new(db.clone());
+    let operator = app.token("ops", &[Role::Operator]);
+    let root = local_lake();
+    let r = app
+        .put("/v1/data_mappers/events", events_mapper(&root))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    queue(&app, json!([{"match_id": 1234}])).await;
+    let jwks: Jwks = serde_json::from_value(app.get("/v1/receipts/keys").await.body).unwrap();
+
+    let dry = crate::jobs::start_dry_run(&app, &["events"]).await;
+    app.worker("w").run_until_idle().await.unwrap();
+    let ended = app.get(&format!("/v1/jobs/{dry}")).await;
+    assert_eq!(ended.body["status"], "completed", "{}", ended.body);
+    let after_dry = checkpoints(&app, &operator).await;
+    assert_eq!(after_dry.len(), 1, "the dry run's end wrote one");
+    let cp = verify(&after_dry[0], &jwks).unwrap();
+    assert_eq!(cp.rows, app.count("audit_event").await);
+
+    let job = crate::jobs::start_dry_run(&app, &["events"]).await;
+    let cancelled = app.post(&format!("/v1/jobs/{job}/cancel"), None).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    let after_cancel = checkpoints(&app, &operator).await;
+    assert_eq!(after_cancel.len(), 2, "the cancel wrote one more");
+    let cp = verify(&after_cancel[1], &jwks).unwrap();
+    let rows = app.count("audit_event").await;
+    assert_eq!((cp.seq, cp.rows), (rows, rows), "it covers the cancel's own audit row");
+    let walked = lethe::db::audit_event::verify_chain(&db, vec![])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cp.hash, walked.head_hash);
+    std::fs::remove_dir_all(root).unwrap();
+}

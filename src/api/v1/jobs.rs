@@ -221,7 +221,7 @@ async fn cancel_job(
     Path(id): Path<String>,
 ) -> Result<axum::Json<JobResponse>, ApiError> {
     let id = job_id(&id)?;
-    lifecycle::cancel(&state.db, id, auth.caller.actor())
+    lifecycle::cancel(&state.db, &state.receipts, id, auth.caller.actor())
         .await
         .map_err(|e| match e {
             CancelError::NotFound => ApiError::NotFound(format!("no job {id}")),
