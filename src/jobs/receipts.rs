@@ -330,10 +330,13 @@ fn residue(account: &ReportMatch, objects: &[SubjectObject], evidence: &Evidence
 
 /// Each declared backup, as a place that may hold copies of the item's rows taken before
 /// they left the lake: until the latest of the job's end (`now`) and the end of each
-/// version kept, plus the backup's retention; unknown while a kept version has no end.
+/// version kept, plus the backup's retention; unknown while a kept version has no end,
+/// and while the item is `kept` (its rows may still be in the lake, which the backups go
+/// on copying).
 fn backups(account: &ReportMatch, backups: &[Backup], now: DateTime<Utc>) -> Vec<Residue> {
     let kept = account.accounts.iter().flat_map(|a| &a.versions_kept);
-    let mut last = Some(now);
+    let in_lake = account.status == "kept" || account.accounts.iter().any(|a| a.status == "kept");
+    let mut last = (!in_lake).then_some(now);
     let mut not_before = false;
     for k in kept {
         last = match (last, k.version.until) {
@@ -552,5 +555,15 @@ mod tests {
             [("tape".into(), None, false)]
         );
         assert!(backups(&account(vec![]), &[], now).is_empty());
+        // A kept item (a failed rewrite, a tag): its rows may still be in the lake, which
+        // the backups go on copying; no end known.
+        let still = ReportMatch {
+            status: "kept".into(),
+            ..account(vec![])
+        };
+        assert_eq!(
+            until(&backups(&still, &declared[1..], now)),
+            [("tape".into(), None, false)]
+        );
     }
 }

@@ -868,6 +868,8 @@ impl Committer<'_> {
                 ..ObjectUpdate::default()
             };
             objects::update(&mut *tx, *id, &update).await?;
+            // Its new file is deleted: no receipt or report may name it as written.
+            objects::clear_new_file(&mut *tx, *id).await?;
         }
         let message = format!(
             "cannot commit to the Iceberg table {}.{}: {why}; nothing of the table changed and its {} rewritten data file(s) were deleted",

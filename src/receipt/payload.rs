@@ -170,7 +170,8 @@ pub struct Residue {
     /// table location Athena does not read — `_temporary/`, `.spark-staging` … — that
     /// were not searched and may hold copies: `key` names one of them), `backup` (a
     /// backup the operator declares in the settings: `name` names it, `until` is the
-    /// job's end — or the end of the last version kept — plus its retention).
+    /// job's end — or the end of the last version kept — plus its retention; none while
+    /// the subject is `kept`, its rows perhaps still in the lake).
     pub kind: String,
     /// A declared backup's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -305,6 +305,7 @@ impl ObjectStore for FileStore {
             size: meta.size,
             attributes: super::ObjectAttributes::default(),
             restore: None,
+            sha256: None,
         })
     }
 

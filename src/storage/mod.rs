@@ -123,6 +123,9 @@ pub struct Fetched {
     /// The restore state of an archived version (`x-amz-restore`): a GLACIER or
     /// DEEP_ARCHIVE version can only be read while restored.
     pub restore: Option<String>,
+    /// Lowercase hex SHA-256 of the bytes written to the file, when the store hashed
+    /// them as they streamed in.
+    pub sha256: Option<String>,
 }
 
 /// A version written.

@@ -256,6 +256,32 @@ where
 
 /// An error of the local file a download writes: "temporary space exhausted" when the disk
 /// is full.
+/// Writes `body` to `file`, hashing its bytes on the way (no second pass over the file):
+/// its size and lowercase hex SHA-256. A full disk is this machine's failure (the
+/// object's, not S3's: no retry); any other error is the body's read.
+async fn stream_to(
+    mut body: aws_sdk_s3::primitives::ByteStream,
+    file: &mut tokio::fs::File,
+) -> Result<(u64, String), StorageError> {
+    use sha2::Digest;
+    use tokio::io::AsyncWriteExt;
+    let (mut size, mut sha) = (0u64, sha2::Sha256::new());
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        file.write_all(&chunk).await.map_err(|e| {
+            if super::disk_full(&e) {
+                local_error(e)
+            } else {
+                StorageError::Unavailable(e.to_string())
+            }
+        })?;
+        sha.update(&chunk);
+        size += chunk.len() as u64;
+    }
+    let hex = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok((size, hex))
+}
+
 fn local_error(e: std::io::Error) -> StorageError {
     if super::disk_full(&e) {
         StorageError::Other(format!(
@@ -440,16 +466,7 @@ impl ObjectStore for S3Store {
         let etag = out.e_tag().map(str::to_owned);
         let restore = out.restore().map(str::to_owned);
         let mut file = tokio::fs::File::create(to).await.map_err(local_error)?;
-        let mut body = out.body.into_async_read();
-        // A full disk is this machine's failure (the object's, not S3's: no retry); any
-        // other error of the copy is the body's read.
-        let size = tokio::io::copy(&mut body, &mut file).await.map_err(|e| {
-            if super::disk_full(&e) {
-                local_error(e)
-            } else {
-                StorageError::Unavailable(e.to_string())
-            }
-        })?;
+        let (size, sha256) = stream_to(out.body, &mut file).await?;
         tokio::io::AsyncWriteExt::flush(&mut file)
             .await
             .map_err(local_error)?;
@@ -459,6 +476,7 @@ impl ObjectStore for S3Store {
             size,
             attributes,
             restore,
+            sha256: Some(sha256),
         })
     }
 

@@ -183,7 +183,7 @@ pub(crate) fn people_with_ann(lake: &Lake) -> (IcebergTable, Vec<Value>, Vec<Val
 
 /// [`people_with_ann`] with its mapper and her id queued; the table, each append's rows
 /// and her id.
-async fn ann_queued(lake: &Lake) -> (IcebergTable, Vec<Value>, Vec<Value>, Value) {
+pub(crate) async fn ann_queued(lake: &Lake) -> (IcebergTable, Vec<Value>, Vec<Value>, Value) {
     let (table, first, second) = people_with_ann(lake);
     iceberg_mapper(lake, &table).await;
     let ann = json!("ann@example.com");

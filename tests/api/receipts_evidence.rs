@@ -395,3 +395,40 @@ async fn an_iceberg_jobs_receipts_name_its_snapshots_and_new_data_files_with_the
         "{out}"
     );
 }
+
+/// A table commit refused (the subject's rows appended again since find): Lethe deletes
+/// the new data files it wrote, so her receipt names no version written (no
+/// `key_after`, `version_after` or `sha256_after` of a file that is gone), and
+/// `--check-lake` finds nothing the lake contradicts.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_refused_table_commit_names_no_deleted_data_file_as_written(db: PgPool) {
+    let lake = lake(db).await;
+    let (table, _, _, ann) = crate::e2e_iceberg::ann_queued(&lake).await;
+    let job = crate::e2e_iceberg::start_job(&lake).await;
+    crate::e2e_iceberg::run_forgets(&lake, 2).await;
+    let again = crate::e2e_iceberg::person(6, "ann@example.com", "fr", "2026-01-05T08:00:00");
+    table.append(vec![again]);
+    lake.app.worker("w").run_until_idle().await.unwrap();
+    let account = lake.account(&job, &ann).await;
+    assert_eq!(account["status"], "kept", "{account}");
+
+    let (inputs, jwks) = receipts_of(&lake, &job).await;
+    let p = inputs
+        .iter()
+        .map(|i| payload_of(&i.compact))
+        .find(|p| account["match_hash"] == p.match_hash.as_str())
+        .expect("her receipt");
+    assert_eq!(p.changed.len(), 2, "{:?}", p.changed);
+    for c in &p.changed {
+        assert_eq!(c.outcome, "verify_failed", "{c:?}");
+        assert_eq!(
+            (&c.key_after, &c.version_after, &c.sha256_after),
+            (&None, &None, &None),
+            "{c:?}"
+        );
+        assert!(c.sha256_before.is_some(), "{c:?}");
+    }
+    assert!(p.verified.as_ref().unwrap().versions.is_empty());
+    let (ok, out, err) = check_lake(&jwks, &inputs);
+    assert!(ok, "{out}{err}");
+}

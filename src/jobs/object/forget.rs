@@ -320,7 +320,8 @@ async fn attempt(
         }
     };
     let out = (dst.as_path(), &mut scratch.output);
-    let rewritten = rewrite_local(l, &src, out, &deletes.positions);
+    let source = (src.as_path(), fetched.sha256.as_deref());
+    let rewritten = rewrite_local(l, source, out, &deletes.positions);
     let figures = match rewritten {
         Ok(f) => f,
         Err(e) if e.contains(NO_TEMP_SPACE) => {
@@ -360,12 +361,12 @@ async fn attempt(
     upload.run(ctx, task, l, &figures_update).await
 }
 
-/// The downloaded object `src` rewritten to `dst` without its matches and the rows at
-/// `drop_rows` (its table's position deletes), as its format says (on a blocking
-/// thread); Err: why not.
+/// The downloaded object `src` (with its SHA-256 when the download computed it)
+/// rewritten to `dst` without its matches and the rows at `drop_rows` (its table's
+/// position deletes), as its format says (on a blocking thread); Err: why not.
 fn rewrite_local(
     l: &Loaded,
-    src: &Path,
+    src: (&Path, Option<&str>),
     out: (&Path, &mut Reservation),
     drop_rows: &[u64],
 ) -> Result<super::rewrite::Figures, String> {

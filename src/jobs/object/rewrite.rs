@@ -2,11 +2,13 @@
 //! matching records, as its format says (`lakefile::format::Records::rewrite`: each
 //! format's rewrite and its full read-back against the source before anything may be
 //! uploaded). Every write error fails the rewrite, the final flush's too. The new file is
-//! written within a [`Reservation`] of the worker's temporary space. Both files are then
-//! hashed (SHA-256 of every byte, the receipts' evidence): the download is the version
-//! read and the rewrite is what is uploaded, so no second read of the store is needed.
+//! written within a [`Reservation`] of the worker's temporary space. Both files are
+//! hashed (SHA-256 of every byte, the receipts' evidence) without a pass of their own:
+//! the rewrite as it is written (what is uploaded), the version read as the download
+//! streamed it in (read from the file only when the store did not hash it), so no
+//! second read of the store is needed.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -60,28 +62,62 @@ impl From<Rewritten> for Figures {
     }
 }
 
-/// Rewrites `src` (the object at `key`) to `dst` without the matching records (all of
-/// them when `m.every_row`), each byte of `dst` reserved in `space` first ("temporary
-/// space exhausted" when refused).
+/// Rewrites `src` (the object at `key`; with the SHA-256 of its bytes when the download
+/// computed it) to `dst` without the matching records (all of them when `m.every_row`),
+/// each byte of `dst` reserved in `space` first ("temporary space exhausted" when
+/// refused). The rewrite's SHA-256 is taken from the bytes as they are written, the
+/// source's read from the file only when the download did not compute it.
 pub fn rewrite(
     records: &Records,
     key: &str,
-    src: &Path,
+    (src, src_sha256): (&Path, Option<&str>),
     (dst, space): (&Path, &mut Reservation),
     m: Matching<'_>,
 ) -> Result<Figures, String> {
     let file = std::fs::File::create(dst).map_err(|e| e.to_string())?;
-    let out = BoundedWriter::new(file, space);
+    let mut written = Sha256::new();
+    let out = Hashing {
+        inner: BoundedWriter::new(file, space),
+        sha: &mut written,
+    };
     let figures = records
         .rewrite(key, src, (out, dst), m)
         .map(Figures::from)?;
-    let hash =
-        |path: &Path| sha256_file(path).map_err(|e| format!("cannot hash {}: {e}", path.display()));
+    let sha256_before = match src_sha256 {
+        Some(known) => known.to_owned(),
+        None => sha256_file(src).map_err(|e| format!("cannot hash {}: {e}", src.display()))?,
+    };
     Ok(Figures {
-        sha256_before: hash(src)?,
-        sha256_after: hash(dst)?,
+        sha256_before,
+        sha256_after: hex(&written.finalize()),
         ..figures
     })
+}
+
+/// A writer that hashes every byte its inner writer accepted.
+struct Hashing<'h, W> {
+    inner: W,
+    sha: &'h mut Sha256,
+}
+
+impl<W: Write> Write for Hashing<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let accepted = buf
+            .get(..n)
+            .ok_or_else(|| std::io::Error::other("a writer accepted more bytes than given"))?;
+        self.sha.update(accepted);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Lowercase hex SHA-256 of every byte of the file at `path`, read in 1 MiB blocks.
@@ -96,11 +132,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&block[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hex(&hasher.finalize()))
 }
 
 #[cfg(test)]
@@ -154,7 +186,7 @@ mod tests {
         let f = rewrite(
             &Records::JsonLines,
             "t/a.json.gz",
-            &src,
+            (&src, None),
             (&dst, &mut unbounded()),
             opts(&columns(), &ids(), false),
         )
@@ -169,7 +201,7 @@ mod tests {
         let f = rewrite(
             &Records::JsonLines,
             "t/a.json.gz",
-            &src,
+            (&src, None),
             (&dst, &mut unbounded()),
             opts(&columns(), &ids(), true),
         )
@@ -197,7 +229,7 @@ mod tests {
         let f = rewrite(
             &Records::JsonLines,
             "t/a.json.gz",
-            &src,
+            (&src, None),
             (&dst, &mut unbounded()),
             opts(&columns(), &ids(), false),
         )
@@ -211,6 +243,18 @@ mod tests {
         assert_eq!(f.sha256_before, hex(&source));
         assert_eq!(f.sha256_after, hex(&std::fs::read(&dst).unwrap()));
         assert_ne!(f.sha256_before, f.sha256_after);
+        // The hash the download computed is the one stated: the source is not read again.
+        let streamed = "0".repeat(64);
+        let f = rewrite(
+            &Records::JsonLines,
+            "t/a.json.gz",
+            (&src, Some(&streamed)),
+            (&dst, &mut unbounded()),
+            opts(&columns(), &ids(), false),
+        )
+        .unwrap();
+        assert_eq!(f.sha256_before, streamed);
+        assert_eq!(f.sha256_after, hex(&std::fs::read(&dst).unwrap()));
     }
 
     /// `/dev/full` takes the file but refuses every write (ENOSPC): nothing is produced
@@ -229,7 +273,7 @@ mod tests {
             let err = rewrite(
                 &Records::JsonLines,
                 key,
-                &src,
+                (&src, None),
                 (full, &mut unbounded()),
                 opts(&columns(), &ids(), false),
             )
@@ -281,7 +325,7 @@ mod tests {
             let err = rewrite(
                 &format,
                 key,
-                file,
+                (file, None),
                 (&dst, &mut output),
                 opts(&columns(), &ids(), false),
             )
@@ -299,11 +343,16 @@ mod tests {
         let f = rewrite(
             &Records::Parquet,
             "t/a.parquet",
-            &src,
+            (&src, None),
             (&dst, &mut space.reserve(0).unwrap()),
             opts(&columns(), &ids(), false),
         )
         .unwrap();
+        // The Parquet rewrite's hash, taken as it was written, is that of the file.
+        assert_eq!(
+            f.sha256_after,
+            hex(&Sha256::digest(std::fs::read(&dst).unwrap()))
+        );
         assert_eq!((f.rows_before, f.rows_removed), (20_000, 1));
     }
 }
