@@ -527,7 +527,10 @@ mod lake {
                     .version_id(version);
                 return match head.send().await {
                     Ok(_) => Found::Present(None),
-                    Err(e) => missing_or_unreadable(e),
+                    Err(e) => match missing_or_unreadable(e) {
+                        Found::Missing => self.bucket_answers(bucket).await,
+                        other => other,
+                    },
                 };
             }
             let get = self
@@ -550,6 +553,23 @@ mod lake {
             Found::Present(Some(
                 sha.finalize().iter().map(|b| format!("{b:02x}")).collect(),
             ))
+        }
+    }
+
+    impl S3Lake {
+        /// A version's 404 says it is gone only if its bucket answers: a HEAD's 404 names
+        /// no code, and a wrong endpoint or a removed bucket must not pass as deleted.
+        async fn bucket_answers(&self, bucket: &str) -> Found {
+            match self.0.head_bucket().bucket(bucket).send().await {
+                Ok(_) => Found::Missing,
+                Err(e) => Found::Unreadable(format!(
+                    "the bucket does not answer ({}): the version's absence is not confirmed",
+                    match missing_or_unreadable(e) {
+                        Found::Unreadable(why) => why,
+                        _ => "no such bucket".to_owned(),
+                    }
+                )),
+            }
         }
     }
 

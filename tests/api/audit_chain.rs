@@ -199,7 +199,11 @@ async fn a_dry_run_and_a_cancelled_job_each_end_with_a_checkpoint_of_the_head(db
     assert_eq!(after_cancel.len(), 2, "the cancel wrote one more");
     let cp = verify(&after_cancel[1], &jwks).unwrap();
     let rows = app.count("audit_event").await;
-    assert_eq!((cp.seq, cp.rows), (rows, rows), "it covers the cancel's own audit row");
+    assert_eq!(
+        (cp.seq, cp.rows),
+        (rows, rows),
+        "it covers the cancel's own audit row"
+    );
     let walked = lethe::db::audit_event::verify_chain(&db, vec![])
         .await
         .unwrap()

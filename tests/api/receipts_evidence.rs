@@ -308,6 +308,27 @@ async fn receipts_state_the_lakes_hashes_reads_and_backups_and_check_lake_holds_
     );
     // S-2's receipt names j/a.json too: both disagreements are named.
     assert!(err.contains("disagrees with 2 of"), "{err}");
+
+    // The bucket itself removed (or a wrong endpoint): a deleted version's 404 no longer
+    // confirms anything, and no deletion passes as gone.
+    let listed = lake.s3.list_object_versions().bucket(bucket).send().await;
+    let listed = listed.unwrap();
+    let versions = listed.versions().iter().map(|v| (v.key(), v.version_id()));
+    let markers = listed
+        .delete_markers()
+        .iter()
+        .map(|m| (m.key(), m.version_id()));
+    for (key, version) in versions.chain(markers) {
+        let delete = lake.s3.delete_object().bucket(bucket).key(key.unwrap());
+        delete.version_id(version.unwrap()).send().await.unwrap();
+    }
+    lake.s3.delete_bucket().bucket(bucket).send().await.unwrap();
+    let (ok, _, err) = check_lake(&jwks, &inputs);
+    assert!(!ok);
+    assert!(
+        err.contains("the bucket does not answer") && !err.contains("deleted version(s) are gone"),
+        "{err}"
+    );
 }
 
 /// An Iceberg table (pyiceberg through Glue): one receipt per item; the subject's names
