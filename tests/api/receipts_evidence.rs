@@ -107,6 +107,54 @@ async fn receipts_of(lake: &Lake, job: &Value) -> (Vec<Input>, Jwks) {
     (inputs, serde_json::from_value(keys.body).unwrap())
 }
 
+/// boto3 (the moto virtualenv's, an S3 client that is not Lethe's) reads what `p` claims:
+/// each `version_after` is there with its `sha256_after`, each deleted version answers 404.
+fn boto3_agrees(bucket: &str, p: &Payload) {
+    const CHECK: &str = r#"
+import hashlib, json, sys
+import boto3, botocore
+s3 = boto3.client("s3")
+claims = json.load(sys.stdin)
+out = {"written": [], "gone": []}
+for c in claims["changed"]:
+    if c.get("version_after"):
+        key = c.get("key_after") or c["key"]
+        body = s3.get_object(Bucket=sys.argv[1], Key=key, VersionId=c["version_after"])["Body"].read()
+        out["written"].append(hashlib.sha256(body).hexdigest() == c["sha256_after"])
+for d in claims["deleted"]:
+    try:
+        s3.head_object(Bucket=d["bucket"], Key=d["key"], VersionId=d["version_id"])
+        out["gone"].append(False)
+    except botocore.exceptions.ClientError as e:
+        out["gone"].append(e.response["ResponseMetadata"]["HTTPStatusCode"] in (400, 404))
+print(json.dumps(out))
+"#;
+    use std::io::Write;
+    let venv = std::env::var_os("LETHE_MOTO_VENV")
+        .map_or_else(|| "/var/tmp/lethe/venv".into(), std::path::PathBuf::from);
+    let mut child = std::process::Command::new(venv.join("bin/python"))
+        .args(["-c", CHECK, bucket])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the moto virtualenv's python (scripts/services.sh start_moto)");
+    let claims = serde_json::to_vec(p).unwrap();
+    child.stdin.take().unwrap().write_all(&claims).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let written = said["written"].as_array().unwrap();
+    let gone = said["gone"].as_array().unwrap();
+    assert_eq!(written.len(), p.changed.len(), "{said}");
+    assert_eq!(gone.len(), p.deleted.len(), "{said}");
+    assert!(written.iter().chain(gone).all(|v| v == true), "{said}");
+}
+
 /// Runs `lethe receipt verify --check-lake` on `receipts`: (success, stdout, stderr).
 fn check_lake(jwks: &Jwks, receipts: &[Input]) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -285,9 +333,11 @@ async fn receipts_state_the_lakes_hashes_reads_and_backups_and_check_lake_holds_
     );
     assert!(by_ref["S-2"].residue.iter().any(|r| r.kind == "backup"));
 
-    // --check-lake: the lake as the receipts say; then a version written is deleted.
+    // --check-lake: the lake as the receipts say (and as boto3 reads it); then a version
+    // written is deleted.
     let (ok, out, err) = check_lake(&jwks, &inputs);
     assert!(ok, "{err}");
+    boto3_agrees(&lake.bucket, p);
     assert!(
         out.contains("the lake agrees: 2 version(s) written are there with the SHA-256 stated, 3 deleted version(s) are gone"),
         "{out}"
@@ -415,6 +465,8 @@ async fn an_iceberg_jobs_receipts_name_its_snapshots_and_new_data_files_with_the
         out.contains("the lake agrees: 1 version(s) written"),
         "{out}"
     );
+    // An independent JWS implementation (Python `cryptography`) verifies them and the chain.
+    crate::receipts::python_verifies(&jwks, &inputs);
 }
 
 /// A table commit refused (the subject's rows appended again since find): Lethe deletes
