@@ -428,6 +428,64 @@ pub(crate) mod tests {
         );
     }
 
+    /// A temporary table named `audit_event` (any role may create one) does not feed the
+    /// trigger a false head, and an inserter's `created_at` is the database's time.
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn the_runtime_role_cannot_shadow_the_chains_head_or_choose_a_rows_time(
+        pool: sqlx::PgPool,
+    ) {
+        insert_audit_event(&pool, event("alice", "a.create"))
+            .await
+            .unwrap();
+        let schema: String = sqlx::query_scalar("select current_schema()::text")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let runtime = crate::db::runtime_pool(&pool).await;
+        let mut conn = runtime.acquire().await.unwrap();
+        for sql in [
+            "create temp table audit_event (seq bigint, hash bytea)".to_owned(),
+            "insert into pg_temp.audit_event values (1000, '\\x00')".to_owned(),
+            format!(
+                "insert into {schema}.audit_event (actor, action, target_type, details, created_at)
+                 values ('mallory', 'x.y', 'x', '{{}}', 'infinity')"
+            ),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        drop(conn);
+        let (seq, finite): (i64, bool) = sqlx::query_as(
+            "select seq, isfinite(created_at) from audit_event where actor = 'mallory'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!((seq, finite), (2, true));
+        let intact = verify_chain(&pool, vec![]).await.unwrap().unwrap();
+        assert_eq!(intact.head_seq, 2);
+        // Receipts and their keys are append-only for the owner too (a single-role set-up).
+        for sql in [
+            "insert into receipt_key (kid, jwk) values ('k', '{}')",
+            "insert into receipt (seq, receipt_id, job_id, deletion_queue_item_id, match_hash,
+                                  jws, kid, issued_at)
+             values (1, gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'h', 'j', 'k',
+                     now())",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        for sql in [
+            "delete from receipt",
+            "update receipt_key set jwk = '{}'",
+            "truncate receipt_key",
+        ] {
+            let err = sqlx::query(sql).execute(&pool).await.unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+        }
+    }
+
     #[sqlx::test(migrator = "crate::db::MIGRATOR")]
     async fn the_runtime_role_cannot_alter_update_delete_or_truncate_the_audit_trail(
         pool: sqlx::PgPool,

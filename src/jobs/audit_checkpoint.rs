@@ -45,7 +45,11 @@ pub async fn write_if_due(
     every: Duration,
 ) -> sqlx::Result<Option<Checkpoint>> {
     let mut tx = pool.begin().await?;
+    // Each early end rolls back at once: a dropped transaction's rollback waits for its
+    // connection's next use, and its lock would keep the next tick (on another connection
+    // of the pool) from deciding.
     if !db::try_lock_hourly(&mut tx).await? {
+        tx.rollback().await?;
         return Ok(None);
     }
     let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::hours(1));
@@ -54,6 +58,7 @@ pub async fn write_if_due(
         None => true,
     };
     if !due {
+        tx.rollback().await?;
         return Ok(None);
     }
     let cp = write(&mut tx, issuer).await?;
