@@ -157,6 +157,11 @@ impl TestApp {
         stores: Stores,
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
+        // A request that fails with a 500 logs why: shown with the failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_max_level(tracing::Level::ERROR)
+            .try_init();
         let mut config = Config::from_sources(None, &HashMap::new()).unwrap();
         // The test accounts' roles (LETHE_ALLOWED_ROLE_ARNS).
         config.aws.allowed_role_arns = ALLOWED_ROLES.iter().map(|r| r.to_string()).collect();
