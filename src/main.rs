@@ -550,9 +550,7 @@ mod lake {
                     Err(e) => return Found::Unreadable(e.to_string()),
                 }
             }
-            Found::Present(Some(
-                sha.finalize().iter().map(|b| format!("{b:02x}")).collect(),
-            ))
+            Found::Present(Some(lethe::receipt::jws::hex(&sha.finalize())))
         }
     }
 

@@ -74,10 +74,7 @@ pub fn row_hash(prev: &[u8], row: &ChainRow) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::receipt::jws::hex;
 
 /// A head a signed checkpoint states, to hold the chain to.
 #[derive(Debug, Clone, PartialEq, Eq)]

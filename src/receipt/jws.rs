@@ -15,10 +15,13 @@ pub const TYP: &str = "lethe-receipt+jws";
 
 /// Lowercase hex SHA-256 of a compact JWS: what the next receipt's `prev` names.
 pub fn sha256_hex(compact: &str) -> String {
-    Sha256::digest(compact.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(compact.as_bytes()))
+}
+
+/// Lowercase hex of `bytes` (a digest), as receipts, checkpoints and the audit chain
+/// write every hash.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A receipt's protected header.

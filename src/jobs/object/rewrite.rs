@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::job_object::ObjectUpdate;
 use crate::lakefile::format::{Matching, Records, Rewritten};
+use crate::receipt::jws::hex;
 use crate::storage::Fetched;
 
 use super::temp::{BoundedWriter, Reservation};
@@ -113,11 +114,6 @@ impl<W: Write> Write for Hashing<'_, W> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
-}
-
-/// Lowercase hex of a digest.
-pub fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Lowercase hex SHA-256 of every byte of the file at `path`, read in 1 MiB blocks.
