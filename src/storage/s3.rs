@@ -254,8 +254,6 @@ where
     }
 }
 
-/// An error of the local file a download writes: "temporary space exhausted" when the disk
-/// is full.
 /// Writes `body` to `file`, hashing its bytes on the way (no second pass over the file):
 /// its size and lowercase hex SHA-256. A full disk is this machine's failure (the
 /// object's, not S3's: no retry); any other error is the body's read.
@@ -282,6 +280,8 @@ async fn stream_to(
     Ok((size, hex))
 }
 
+/// An error of the local file a download writes: "temporary space exhausted" when the disk
+/// is full.
 fn local_error(e: std::io::Error) -> StorageError {
     if super::disk_full(&e) {
         StorageError::Other(format!(
