@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::db::job::{self as jobs, CreateJobError, NewJob};
 use crate::db::{job_data_mapper, job_object, task};
 use crate::domain::job::{EventLevel, ForgetState, JobStatus};
+use crate::jobs::finalize::Ending;
 use crate::jobs::find_mapper::FindMapper;
 use crate::jobs::find_objects::FindObjects;
 use crate::jobs::lifecycle::{self, event};
@@ -153,7 +154,7 @@ async fn advance_from(
     while status.is_active() && !phase_has_open_tasks(&mut *tx, job_id, status).await? {
         let next = match status {
             JobStatus::Queued | JobStatus::Finding => {
-                find_finished(&mut tx, job_id, dry_run).await?
+                find_finished(&mut tx, issuer, job_id, dry_run).await?
             }
             JobStatus::CleaningUp => {
                 crate::jobs::finalize::finalize(&mut tx, issuer, job_id).await?
@@ -173,10 +174,15 @@ async fn advance_from(
     Ok(())
 }
 
+/// Why a find-failed job's items stay queued (beside a failed mapper's own reason).
+pub const FIND_FAILED: &str =
+    "the job's find failed (see its events): it wrote nothing, and the next job searches again";
+
 /// Find is over: decides what follows and, for a real job, enqueues one forget task per
 /// matched object (one statement).
 async fn find_finished(
     tx: &mut PgConnection,
+    issuer: &Issuer,
     job_id: Uuid,
     dry_run: bool,
 ) -> sqlx::Result<JobStatus> {
@@ -205,7 +211,10 @@ async fn find_finished(
     }
     if dry_run && !matches!(next, JobStatus::FindFailed) {
         // The blast radius: each item's rows per mapper, before anything is written.
-        crate::jobs::finalize::record_accounts(&mut *tx, job_id, true).await?;
+        crate::jobs::finalize::record_accounts(&mut *tx, job_id, Ending::DryRun).await?;
+    } else if !dry_run && next == JobStatus::FindFailed {
+        // Nothing was written (find is one barrier): every item is kept, with a receipt.
+        crate::jobs::finalize::stopped(tx, issuer, job_id, FIND_FAILED).await?;
     }
     let (level, message) = match next {
         JobStatus::Completed => (

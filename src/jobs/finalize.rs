@@ -3,7 +3,9 @@
 //! erased and not-found ones off the queue, keeping only a keyed hash of each in the
 //! report, issues each item's receipt (`jobs::receipts`), and decides the final state
 //! (the job's end then writes an audit checkpoint, `jobs::audit_checkpoint`). A
-//! dry run records the accounts at the end of find (and issues no receipt).
+//! dry run records the accounts at the end of find (and issues no receipt). A job that
+//! stops before its end (its find failed, or it was cancelled) records every item's
+//! account as `kept`, with why, and issues its receipts too ([`stopped`]).
 
 use std::collections::HashMap;
 
@@ -36,17 +38,8 @@ pub async fn finalize(
     job_id: Uuid,
 ) -> sqlx::Result<JobStatus> {
     fail_unfinished_cleanups(tx, job_id).await?;
-    let (leaving, matches) = record_accounts(tx, job_id, false).await?;
-    let issued = crate::jobs::receipts::issue(tx, issuer, job_id, &matches).await?;
-    event(
-        &mut *tx,
-        job_id,
-        EventLevel::Info,
-        "receipts_issued",
-        &format!("{issued} receipt(s) issued, one per queue item"),
-        json!({"receipts": issued, "kid": issuer.signer.jwk().kid}),
-    )
-    .await?;
+    let (leaving, matches) = record_accounts(tx, job_id, Ending::Finished).await?;
+    issue_receipts(tx, issuer, job_id, &matches, false).await?;
     let erased: Vec<Uuid> = leaving;
     deletion_queue_item::delete_queue_items(&mut *tx, &erased).await?;
     let stats = JobStats {
@@ -82,6 +75,65 @@ pub async fn finalize(
     Ok(status)
 }
 
+/// Ends a real job that stopped before cleanup was over (`why`: its find failed, or it
+/// was cancelled): every item's account is recorded `kept` with `why` (none leaves the
+/// queue: the next job searches again) and each item gets its receipt, which names what
+/// the job did change and what still holds the rows. A dry run's stop records nothing.
+pub async fn stopped(
+    tx: &mut PgConnection,
+    issuer: &Issuer,
+    job_id: Uuid,
+    why: &str,
+) -> sqlx::Result<()> {
+    let (leaving, matches) = record_accounts(tx, job_id, Ending::Stopped(why)).await?;
+    debug_assert!(leaving.is_empty());
+    issue_receipts(tx, issuer, job_id, &matches, true).await?;
+    event(
+        &mut *tx,
+        job_id,
+        EventLevel::Warning,
+        "queue_updated",
+        &format!(
+            "0 queue item(s) taken off the queue; {} kept for the next job",
+            matches.len()
+        ),
+        json!({"erased": 0, "kept": matches.len(), "not_found": 0}),
+    )
+    .await
+}
+
+/// Issues each item's receipt (`jobs::receipts`), with its event.
+async fn issue_receipts(
+    tx: &mut PgConnection,
+    issuer: &Issuer,
+    job_id: Uuid,
+    matches: &[(Uuid, ReportMatch)],
+    stopped: bool,
+) -> sqlx::Result<()> {
+    let issued = crate::jobs::receipts::issue(tx, issuer, job_id, matches, stopped).await?;
+    event(
+        &mut *tx,
+        job_id,
+        EventLevel::Info,
+        "receipts_issued",
+        &format!("{issued} receipt(s) issued, one per queue item"),
+        json!({"receipts": issued, "kid": issuer.signer.jwk().kid}),
+    )
+    .await
+}
+
+/// How a job ends, for its accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending<'a> {
+    /// Cleanup is over: each item gets the status its accounts give.
+    Finished,
+    /// A dry run's find is over: rows found are `matched`.
+    DryRun,
+    /// The job stopped before its end (find failed, cancelled): every account not kept
+    /// already is kept with this reason, so no item leaves the queue.
+    Stopped(&'a str),
+}
+
 /// What the job knows per mapper and per (mapper, match), for the accounts.
 struct Ledger {
     /// Mapper → (its find failed, objects searched).
@@ -96,11 +148,12 @@ struct Ledger {
 }
 
 /// Records every queue item's account (`job_match`) and returns the items that leave
-/// the queue (erased or not found; none for a dry run) and each item's account.
+/// the queue (erased, retained or not found; none unless `Finished`) and each item's
+/// account.
 pub async fn record_accounts(
     tx: &mut PgConnection,
     job_id: Uuid,
-    dry_run: bool,
+    ending: Ending<'_>,
 ) -> sqlx::Result<(Vec<Uuid>, Vec<(Uuid, ReportMatch)>)> {
     let mut problems = HashMap::new();
     for (mapper, failed, unreadable, cleanup) in
@@ -147,11 +200,13 @@ pub async fn record_accounts(
     for (id, match_id, named) in items {
         ids.push(id);
         let hash = match_hash(&key, &match_id);
-        let (status, accounts) = ledger.account(&hash, named, dry_run);
-        if matches!(
-            status,
-            MatchStatus::Erased | MatchStatus::Retained | MatchStatus::NotFound
-        ) {
+        let (status, accounts) = ledger.account(&hash, named, ending);
+        if ending == Ending::Finished
+            && matches!(
+                status,
+                MatchStatus::Erased | MatchStatus::Retained | MatchStatus::NotFound
+            )
+        {
             leaving.push(id);
         }
         let mut applies: Vec<String> = accounts
@@ -203,7 +258,7 @@ impl Ledger {
         &self,
         hash: &str,
         named: Vec<String>,
-        dry_run: bool,
+        ending: Ending<'_>,
     ) -> (MatchStatus, Vec<MapperAccount>) {
         let mut applies = if named.is_empty() {
             let mut all: Vec<String> = self
@@ -221,7 +276,7 @@ impl Ledger {
         applies.sort();
         let (statuses, accounts): (Vec<MatchStatus>, Vec<MapperAccount>) = applies
             .into_iter()
-            .map(|m| self.mapper_account(m, hash, dry_run))
+            .map(|m| self.mapper_account(m, hash, ending))
             .unzip();
         // Kept wins over retained, over rows found (erased / matched), over not found.
         let status = [
@@ -240,7 +295,7 @@ impl Ledger {
         &self,
         mapper: String,
         hash: &str,
-        dry_run: bool,
+        ending: Ending<'_>,
     ) -> (MatchStatus, MapperAccount) {
         let at = (mapper.clone(), hash.to_owned());
         let h = self.holdings.get(&at).cloned().unwrap_or_default();
@@ -264,8 +319,13 @@ impl Ledger {
                 })
             }
         };
+        // A stopped job erased nothing for good: whatever else its accounts say.
+        let kept = match ending {
+            Ending::Stopped(why) => kept.or_else(|| Some(why.to_owned())),
+            _ => kept,
+        };
         let found = h.objects + h.old_versions > 0;
-        let status = match (&kept, found, dry_run) {
+        let status = match (&kept, found, ending == Ending::DryRun) {
             (Some(_), _, _) => MatchStatus::Kept,
             (None, false, _) => MatchStatus::NotFound,
             (None, _, true) => MatchStatus::Matched,
@@ -417,7 +477,7 @@ mod tests {
     fn old_versions_make_a_match_found_and_kept_ones_make_it_retained_or_kept() {
         let l = ledger();
         let a = vec!["a".to_owned()];
-        let (status, accounts) = l.account("h4", a.clone(), false);
+        let (status, accounts) = l.account("h4", a.clone(), Ending::Finished);
         assert_eq!(status, MatchStatus::Retained);
         assert_eq!(accounts[0].versions_kept[0].version.version_id, "v1");
         let json = serde_json::to_value(&accounts[0].versions_kept[0]).unwrap();
@@ -426,12 +486,15 @@ mod tests {
         assert_eq!(accounts[0].old_versions, 1);
         assert_eq!(accounts[0].reason, None, "retained is no kept reason");
         // Found only in an old version, held by a legal hold: kept, with the version.
-        let (status, accounts) = l.account("h5", a.clone(), false);
+        let (status, accounts) = l.account("h5", a.clone(), Ending::Finished);
         assert_eq!(status, MatchStatus::Kept);
         assert!(accounts[0].reason.as_deref().unwrap().contains("v7"));
-        assert_eq!(l.account("h5", a.clone(), true).0, MatchStatus::Kept);
+        assert_eq!(
+            l.account("h5", a.clone(), Ending::DryRun).0,
+            MatchStatus::Kept
+        );
         // A newer version written on top holds it: kept.
-        let (status, accounts) = l.account("h6", a.clone(), false);
+        let (status, accounts) = l.account("h6", a.clone(), Ending::Finished);
         assert_eq!(status, MatchStatus::Kept);
         assert_eq!(accounts[0].reason.as_deref(), Some(NEWER_HOLDS));
         // Retained outranks erased across mappers; kept outranks retained.
@@ -442,7 +505,7 @@ mod tests {
     fn each_match_gets_an_account_per_mapper_and_a_status() {
         let l = ledger();
         let s = |v: &[&str]| v.iter().map(|m| m.to_string()).collect::<Vec<_>>();
-        let (status, accounts) = l.account("h1", s(&["a"]), false);
+        let (status, accounts) = l.account("h1", s(&["a"]), Ending::Finished);
         assert_eq!(status, MatchStatus::Erased);
         assert_eq!(
             (
@@ -453,11 +516,17 @@ mod tests {
             ),
             (10, 2, 5, 5)
         );
-        assert_eq!(l.account("h1", s(&["a"]), true).0, MatchStatus::Matched);
-        assert_eq!(l.account("h9", s(&["a"]), false).0, MatchStatus::NotFound);
+        assert_eq!(
+            l.account("h1", s(&["a"]), Ending::DryRun).0,
+            MatchStatus::Matched
+        );
+        assert_eq!(
+            l.account("h9", s(&["a"]), Ending::Finished).0,
+            MatchStatus::NotFound
+        );
         // A failed cleanup of an object holding it, an unreadable object of the mapper, a
         // failed find, a mapper this job did not search: kept, with the reason.
-        let (status, accounts) = l.account("h2", s(&["a"]), false);
+        let (status, accounts) = l.account("h2", s(&["a"]), Ending::Finished);
         assert_eq!(status, MatchStatus::Kept);
         assert!(
             accounts[0]
@@ -466,7 +535,7 @@ mod tests {
                 .unwrap()
                 .contains("cleanup failed")
         );
-        let (status, accounts) = l.account("h1", s(&["b"]), false);
+        let (status, accounts) = l.account("h1", s(&["b"]), Ending::Finished);
         assert_eq!(status, MatchStatus::Kept);
         assert!(
             accounts[0]
@@ -475,10 +544,13 @@ mod tests {
                 .unwrap()
                 .contains("not searchable")
         );
-        assert_eq!(l.account("h1", s(&["f"]), false).0, MatchStatus::Kept);
+        assert_eq!(
+            l.account("h1", s(&["f"]), Ending::Finished).0,
+            MatchStatus::Kept
+        );
         // Rows in an object outside the table's partitions: kept, in a dry run too.
-        for dry_run in [false, true] {
-            let (status, accounts) = l.account("h3", s(&["a"]), dry_run);
+        for ending in [Ending::Finished, Ending::DryRun] {
+            let (status, accounts) = l.account("h3", s(&["a"]), ending);
             assert_eq!(status, MatchStatus::Kept);
             assert_eq!((accounts[0].objects, accounts[0].rows), (1, 2));
             assert!(
@@ -490,11 +562,25 @@ mod tests {
             );
         }
         // Naming no mapper is every mapper, and `c` was not searched.
-        let (status, accounts) = l.account("h1", vec![], false);
+        let (status, accounts) = l.account("h1", vec![], Ending::Finished);
         assert_eq!(status, MatchStatus::Kept);
         assert_eq!(accounts.len(), 4);
         assert_eq!(accounts[2].data_mapper_id, "c");
         assert_eq!(accounts[2].status, "kept");
+        // A stopped job: every account kept, its own reason first, the stop's otherwise
+        // (rows found and rows not found alike), and nothing leaves the queue.
+        let why = "the job was cancelled";
+        for hash in ["h1", "h9"] {
+            let (status, accounts) = l.account(hash, s(&["a"]), Ending::Stopped(why));
+            assert_eq!(status, MatchStatus::Kept, "{hash}");
+            assert_eq!(accounts[0].status, "kept");
+            assert_eq!(accounts[0].reason.as_deref(), Some(why));
+        }
+        let (_, accounts) = l.account("h1", s(&["f"]), Ending::Stopped(why));
+        assert_eq!(
+            accounts[0].reason.as_deref(),
+            Some("find failed for the data mapper")
+        );
     }
 
     #[test]

@@ -135,7 +135,9 @@ pub enum CancelError {
 }
 
 /// Cancels an active job: its queued tasks never run, running ones record nothing more.
-/// As every job's end, it writes an audit checkpoint (signed by `issuer`).
+/// A real job's items stay queued, each with a `kept` account and its receipt
+/// (`finalize::stopped`); as every job's end, it writes an audit checkpoint (signed by
+/// `issuer`).
 pub async fn cancel(
     pool: &PgPool,
     issuer: &crate::receipt::Issuer,
@@ -143,7 +145,7 @@ pub async fn cancel(
     actor: crate::db::audit_event::Actor<'_>,
 ) -> Result<(), CancelError> {
     let mut tx = pool.begin().await?;
-    let (status, _) = jobs::lock_job(&mut *tx, job_id)
+    let (status, dry_run) = jobs::lock_job(&mut *tx, job_id)
         .await?
         .ok_or(CancelError::NotFound)?;
     if !status.is_active() {
@@ -160,6 +162,14 @@ pub async fn cancel(
         json!({"tasks_cancelled": tasks}),
     )
     .await?;
+    // Before the audit row: its insert holds the chain's lock until the commit.
+    if !dry_run {
+        // Every item stays queued, and gets its receipt of what the job did change.
+        let why = format!(
+            "the job was cancelled while {status}: its rows may still be in the lake, and the next job searches again"
+        );
+        crate::jobs::finalize::stopped(&mut tx, issuer, job_id, &why).await?;
+    }
     let job = job_id.to_string();
     crate::db::audit_event::insert_audit_event(
         &mut *tx,

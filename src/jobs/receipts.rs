@@ -38,12 +38,19 @@ struct Evidence {
     reads: HashMap<String, Reads>,
     /// The backups the operator declares (settings).
     backups: Vec<Backup>,
+    /// By mapper: the locations (`s3://bucket/key`) of the job's objects.
+    data_files: HashMap<String, HashSet<String>>,
 }
 
 impl Evidence {
     async fn load(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<Self> {
         let mut objects: HashMap<String, Vec<SubjectObject>> = HashMap::new();
+        let mut data_files: HashMap<String, HashSet<String>> = HashMap::new();
         for o in job_match::subject_objects(&mut *tx, job_id).await? {
+            data_files
+                .entry(o.data_mapper_id.clone())
+                .or_default()
+                .insert(format!("s3://{}/{}", o.bucket, o.key));
             objects.entry(o.match_hash.clone()).or_default().push(o);
         }
         Ok(Self {
@@ -71,17 +78,20 @@ impl Evidence {
                 .into_iter()
                 .collect(),
             backups: setting::get_settings(&mut *tx).await?.backups.0,
+            data_files,
         })
     }
 }
 
 /// Issues the receipt of each of the job's items (`(item, its account)`) that has none
-/// yet; returns how many it issued.
+/// yet; returns how many it issued. `stopped`: the job stopped before its end (find
+/// failed, cancelled), so what it found and had not finished still holds the rows.
 pub async fn issue(
     tx: &mut PgConnection,
     issuer: &Issuer,
     job_id: Uuid,
     accounts: &[(Uuid, ReportMatch)],
+    stopped: bool,
 ) -> sqlx::Result<usize> {
     let evidence = Evidence::load(tx, job_id).await?;
     db::lock_chain(tx).await?;
@@ -111,7 +121,7 @@ pub async fn issue(
             prev: prev.clone(),
             issuer: issuer.name.clone(),
             job_id,
-            ..statement(request, account, &evidence)
+            ..statement(request, account, &evidence, stopped)
         };
         let body = serde_json::to_vec(&payload).map_err(|e| sqlx::Error::Encode(e.into()))?;
         let compact = jws::sign(issuer.signer.as_ref(), &body)
@@ -136,7 +146,12 @@ pub async fn issue(
 }
 
 /// What one item's receipt states (the chain's fields and the issuer left to the caller).
-fn statement(request: &ItemRequest, account: &ReportMatch, evidence: &Evidence) -> Payload {
+fn statement(
+    request: &ItemRequest,
+    account: &ReportMatch,
+    evidence: &Evidence,
+    stopped: bool,
+) -> Payload {
     let objects = evidence
         .objects
         .get(&account.match_hash)
@@ -193,12 +208,62 @@ fn statement(request: &ItemRequest, account: &ReportMatch, evidence: &Evidence) 
                     version_id: v.clone(),
                 })
             })
+            .chain(table_files_deleted(account, evidence))
             .collect(),
         residue: residue(account, objects, evidence)
             .into_iter()
+            .chain(unfinished(objects, stopped))
             .chain(backups(account, &evidence.backups, issued_at))
-            .collect(),
+            .fold(Vec::new(), |mut all: Vec<Residue>, r| {
+                // A version cleanup kept (with its end) is not listed again as unfinished.
+                let again = |k: &Residue| {
+                    k.kind == "version_kept"
+                        && (&k.bucket, &k.key, &k.version_id) == (&r.bucket, &r.key, &r.version_id)
+                };
+                if !(r.kind == "not_erased" && all.iter().any(again)) {
+                    all.push(r);
+                }
+                all
+            }),
     }
+}
+
+/// The files other than the job's data files that the purge of a table holding the
+/// item's rows deleted, every version: manifests (their column bounds may hold its ids),
+/// manifest lists, metadata files that listed an expired snapshot, and retired position
+/// delete files. The old data files are each object's own `versions_deleted`.
+fn table_files_deleted(account: &ReportMatch, evidence: &Evidence) -> Vec<Deleted> {
+    let mut out = Vec::new();
+    for a in account
+        .accounts
+        .iter()
+        .filter(|a| a.objects + a.old_versions > 0)
+    {
+        let Some(purge) = evidence
+            .commits
+            .get(&a.data_mapper_id)
+            .and_then(|c| c.purge.as_ref())
+            .filter(|p| p.step == "done")
+        else {
+            continue;
+        };
+        let data = evidence.data_files.get(&a.data_mapper_id);
+        for f in &purge.deleting {
+            if data.is_some_and(|d| d.contains(&f.file)) {
+                continue;
+            }
+            let Some((bucket, key)) = f.file.strip_prefix("s3://").and_then(|l| l.split_once('/'))
+            else {
+                continue;
+            };
+            out.extend(f.versions.iter().map(|v| Deleted {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                version_id: v.clone(),
+            }));
+        }
+    }
+    out
 }
 
 /// Verify's re-reads of the versions written over the item's rows that passed.
@@ -328,6 +393,57 @@ fn residue(account: &ReportMatch, objects: &[SubjectObject], evidence: &Evidence
     out
 }
 
+/// The versions holding the item's rows that the job left as they were: a current
+/// version it did not rewrite (forget failed, or never ran), a rewrite whose check
+/// failed; and, when the job stopped before its cleanup, the versions it rewrote and the
+/// old versions it found, which only cleanup deletes (the next job does).
+fn unfinished(objects: &[SubjectObject], stopped: bool) -> Vec<Residue> {
+    let mut out = Vec::new();
+    for o in objects {
+        let left = |version: Option<&String>, reason: String| Residue {
+            kind: "not_erased".into(),
+            name: None,
+            bucket: Some(o.bucket.clone()),
+            key: Some(o.key.clone()),
+            version_id: version.cloned(),
+            snapshot_id: None,
+            reason,
+            until: None,
+            not_before: false,
+        };
+        let deleted = |v: &String| o.versions_deleted.contains(v);
+        let state = o.forget_state.as_str();
+        if o.noncurrent {
+            if stopped && !o.version_before.as_ref().is_some_and(deleted) {
+                out.push(left(
+                    o.version_before.as_ref(),
+                    "an old version holding its rows: the job stopped before deleting it".into(),
+                ));
+            }
+            continue;
+        }
+        match state {
+            "found" | "failed" => out.push(left(
+                o.version_before.as_ref(),
+                format!("this version holds its rows: it was not rewritten (forget {state})"),
+            )),
+            "verify_failed" => out.push(left(
+                o.version_after.as_ref(),
+                "the version written in its place failed its check: it may hold its rows".into(),
+            )),
+            _ => {}
+        }
+        let rewritten = o.version_after.is_some() && state != "found";
+        if stopped && rewritten && !o.version_before.as_ref().is_some_and(deleted) {
+            out.push(left(
+                o.version_before.as_ref(),
+                "the version rewritten still holds its rows: the job stopped before its cleanup deleted it".into(),
+            ));
+        }
+    }
+    out
+}
+
 /// Each declared backup, as a place that may hold copies of the item's rows taken before
 /// they left the lake: until the latest of the job's end (`now`) and the end of each
 /// version kept, plus the backup's retention; unknown while a kept version has no end,
@@ -419,7 +535,7 @@ mod tests {
         a: &[(Uuid, ReportMatch)],
     ) -> usize {
         let mut tx = db.begin().await.unwrap();
-        let n = issue(&mut tx, issuer, job_id, a).await.unwrap();
+        let n = issue(&mut tx, issuer, job_id, a, false).await.unwrap();
         tx.commit().await.unwrap();
         n
     }

@@ -152,7 +152,8 @@ pub struct RereadVersion {
     pub at: DateTime<Utc>,
 }
 
-/// An object version cleanup deleted.
+/// An object version cleanup deleted (or, for an Iceberg table, its purge: old data files,
+/// manifests, manifest lists, metadata files, retired delete files).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deleted {
     pub bucket: String,
@@ -171,7 +172,11 @@ pub struct Residue {
     /// were not searched and may hold copies: `key` names one of them), `backup` (a
     /// backup the operator declares in the settings: `name` names it, `until` is the
     /// job's end — or the end of the last version kept — plus its retention; none while
-    /// the subject is `kept`, its rows perhaps still in the lake).
+    /// the subject is `kept`, its rows perhaps still in the lake), `not_erased` (a version
+    /// holding the subject's rows that the job left as it was: a current version it did
+    /// not rewrite — forget failed or never ran —, a rewrite that failed its check, or,
+    /// when the job stopped before its end, the version it rewrote and the old versions
+    /// it found, which only cleanup deletes).
     pub kind: String,
     /// A declared backup's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]

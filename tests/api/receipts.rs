@@ -384,3 +384,272 @@ for line in open(sys.argv[2]).read().split():
                 "sha256": hashlib.sha256(line.encode()).hexdigest()})
 print(json.dumps(out))
 "#;
+
+/// The receipts of job `job` (as an auditor), with the published keys.
+async fn job_receipts(app: &TestApp, job: &str) -> (Vec<Input>, Jwks) {
+    let auditor = app.token("audit-1", &[Role::Auditor]);
+    let got = receipts(app, &format!("/v1/jobs/{job}/receipts"), &auditor).await;
+    let keys = app.call(Method::GET, "/v1/receipts/keys", None, None).await;
+    (got, serde_json::from_value(keys.body).unwrap())
+}
+
+/// Puts `ids` as JSON Lines at each key, and registers a `path` mapper over `prefix`.
+async fn json_lake(
+    app: &TestApp,
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    mapper: &str,
+    objects: &[(&str, Vec<i64>)],
+) {
+    for (key, ids) in objects {
+        s3.put_object()
+            .bucket(bucket)
+            .key(*key)
+            .body(ByteStream::from(lines(ids).into_bytes()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let prefix = objects[0].0.split('/').next().unwrap();
+    let body = json!({
+        "catalog": {"provider": "path", "location": format!("s3://{bucket}/{prefix}/"), "format": "json"},
+        "format": "json",
+        "columns": ["id"],
+    });
+    let r = app.put(&format!("/v1/data_mappers/{mapper}"), body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}
+
+/// A job cancelled after forget rewrote an object but before cleanup: every item still
+/// gets its receipt, `kept` with the cancel as reason, stays queued, and the receipt names
+/// what the job changed and each version that still holds the rows (the one it rewrote,
+/// the one it never reached), which S3 confirms. The next job's receipts continue the
+/// chain, and the whole chain verifies (Lethe's check, its CLI, Python's `cryptography`).
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_cancelled_job_gives_each_item_a_kept_receipt_naming_what_still_holds_its_rows(
+    db: PgPool,
+) {
+    let (sdk, s3, bucket) = new_versioned_bucket().await;
+    let app = TestApp::with_stores(
+        db.clone(),
+        Arc::new(GlueCatalog::new(&sdk)),
+        Stores::new(&sdk, true),
+    );
+    json_lake(
+        &app,
+        &s3,
+        &bucket,
+        "events",
+        &[("t/a.json", vec![1, ERASED]), ("t/b.json", vec![ERASED, 2])],
+    )
+    .await;
+    queue(
+        &app,
+        json!([
+            {"match_id": ERASED, "reference": "C-1"},
+            {"match_id": ABSENT, "reference": "C-2"},
+        ]),
+    )
+    .await;
+    let r = app
+        .post("/v1/jobs", Some(json!({"data_mappers": []})))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let job = r.body["job_id"].as_str().unwrap().to_owned();
+    // Run tasks one at a time until forget has written one object's new version.
+    let worker = app.worker("w");
+    let written = || {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from job_object
+             where job_id = $1::uuid and new_version_id is not null",
+        )
+        .bind(&job)
+        .fetch_one(&db)
+    };
+    while written().await.unwrap() == 0 {
+        assert!(
+            worker.run_once().await.unwrap().is_some(),
+            "the job ran out of tasks"
+        );
+    }
+    let rewritten: (String, String, String) = sqlx::query_as(
+        "select key, coalesce(read_version_id, version_id), new_version_id from job_object
+         where job_id = $1::uuid and new_version_id is not null",
+    )
+    .bind(&job)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let cancelled = app.post(&format!("/v1/jobs/{job}/cancel"), None).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    worker.run_until_idle().await.unwrap();
+
+    let (first, jwks) = job_receipts(&app, &job).await;
+    assert_eq!(first.len(), 2, "one receipt per item");
+    verify(&first, &jwks).unwrap();
+    let by_ref: BTreeMap<String, Payload> = first
+        .iter()
+        .map(payload)
+        .map(|p| (p.reference.clone().unwrap(), p))
+        .collect();
+    for p in by_ref.values() {
+        assert_eq!(p.status, "kept", "{p:?}");
+        let reason = p.reason.as_deref().unwrap();
+        assert!(
+            reason.contains("the job was cancelled while forgetting"),
+            "{reason}"
+        );
+        assert!(p.deleted.is_empty(), "cleanup never ran: {p:?}");
+    }
+    let held = &by_ref["C-1"];
+    let (key, before, after) = &rewritten;
+    let change = held.changed.iter().find(|c| &c.key == key).unwrap();
+    assert_eq!(
+        (
+            change.version_before.as_ref(),
+            change.version_after.as_ref()
+        ),
+        (Some(before), Some(after))
+    );
+    // What still holds the rows, as S3 has it: the version rewritten (not deleted) and
+    // the other object's current version (never rewritten).
+    let not_erased: BTreeMap<String, String> = held
+        .residue
+        .iter()
+        .filter(|r| r.kind == "not_erased")
+        .map(|r| (r.key.clone().unwrap(), r.version_id.clone().unwrap()))
+        .collect();
+    let other = if key == "t/a.json" {
+        "t/b.json"
+    } else {
+        "t/a.json"
+    };
+    let other_now = versions(&s3, &bucket, other).await;
+    assert_eq!(
+        not_erased,
+        BTreeMap::from([
+            (key.clone(), before.clone()),
+            (other.to_owned(), other_now[0].clone())
+        ]),
+        "{:?}",
+        held.residue
+    );
+    assert_eq!(
+        versions(&s3, &bucket, key).await,
+        [after.clone(), before.clone()]
+    );
+    assert!(by_ref["C-2"].residue.iter().all(|r| r.kind != "not_erased"));
+    // Both stay queued; the report says so too.
+    let queued = app.get("/v1/queue").await;
+    assert_eq!(
+        queued.body["matches"].as_array().unwrap().len(),
+        2,
+        "{}",
+        queued.body
+    );
+    let report = app.get(&format!("/v1/jobs/{job}/report")).await;
+    assert!(
+        report.body["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["status"] == "kept"),
+        "{}",
+        report.body
+    );
+
+    // The next job erases; its receipts continue the chain.
+    let second = run_job(&app, &[]).await;
+    assert_eq!(second["status"], "completed", "{second}");
+    let (next, _) = job_receipts(&app, second["job_id"].as_str().unwrap()).await;
+    let statuses: BTreeMap<String, String> = next
+        .iter()
+        .map(payload)
+        .map(|p| (p.reference.clone().unwrap(), p.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        BTreeMap::from([
+            ("C-1".into(), "erased".into()),
+            ("C-2".into(), "not_found".into())
+        ])
+    );
+    let mut chain = first;
+    chain.extend(next);
+    assert_eq!(verify(&chain, &jwks).unwrap().last_seq, 4);
+    python_verifies(&jwks, &chain);
+    cli_verifies(&jwks, &chain);
+}
+
+/// A job whose find fails writes nothing, and still gives each item a receipt: `kept`,
+/// the failed mapper's reason and, for the mapper that found its rows, the job's.
+#[sqlx::test(migrator = "lethe::db::MIGRATOR")]
+async fn a_find_failed_job_gives_each_item_a_kept_receipt(db: PgPool) {
+    let (sdk, s3, bucket) = new_versioned_bucket().await;
+    let app = TestApp::with_stores(
+        db.clone(),
+        Arc::new(GlueCatalog::new(&sdk)),
+        Stores::new(&sdk, true),
+    );
+    json_lake(&app, &s3, &bucket, "good", &[("t/a.json", vec![1, ERASED])]).await;
+    json_lake(&app, &s3, &bucket, "delta", &[("d/a.json", vec![ERASED])]).await;
+    // A Delta log appears after registration: the mapper fails in find.
+    s3.put_object()
+        .bucket(&bucket)
+        .key("d/_delta_log/00000000000000000000.json")
+        .body(ByteStream::from_static(b"{\"commitInfo\":{}}\n"))
+        .send()
+        .await
+        .unwrap();
+    let source = versions(&s3, &bucket, "t/a.json").await;
+    queue(&app, json!([{"match_id": ERASED, "reference": "F-1"}])).await;
+    let job = run_job(&app, &[]).await;
+    assert_eq!(job["status"], "find_failed", "{job}");
+    let (got, jwks) = job_receipts(&app, job["job_id"].as_str().unwrap()).await;
+    assert_eq!(got.len(), 1);
+    verify(&got, &jwks).unwrap();
+    let p = payload(&got[0]);
+    assert_eq!(p.status, "kept");
+    let accounts: BTreeMap<&str, (&str, Option<&str>, i64)> = p
+        .searched
+        .iter()
+        .map(|s| {
+            (
+                s.data_mapper_id.as_str(),
+                (s.status.as_str(), s.reason.as_deref(), s.rows),
+            )
+        })
+        .collect();
+    assert_eq!(
+        accounts,
+        BTreeMap::from([
+            (
+                "delta",
+                ("kept", Some("find failed for the data mapper"), 0)
+            ),
+            ("good", ("kept", Some(lethe::jobs::advance::FIND_FAILED), 1)),
+        ])
+    );
+    assert!(p.changed.iter().all(|c| c.version_after.is_none()), "{p:?}");
+    assert_eq!(
+        versions(&s3, &bucket, "t/a.json").await,
+        source,
+        "nothing written"
+    );
+    let residue: Vec<(&str, Option<&str>)> = p
+        .residue
+        .iter()
+        .map(|r| (r.kind.as_str(), r.key.as_deref()))
+        .collect();
+    assert!(
+        residue.contains(&("not_erased", Some("t/a.json"))),
+        "{residue:?}"
+    );
+    assert_eq!(
+        app.get("/v1/queue").await.body["matches"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -459,6 +459,45 @@ async fn an_iceberg_jobs_receipts_name_its_snapshots_and_new_data_files_with_the
     assert_eq!(reread, rewritten, "verify re-read the new data file");
     assert_eq!((verified.objects, verified.rows), (1, 1), "cyd's row");
 
+    // `deleted` names, beside her old data files, every other file the purge deleted
+    // (manifests whose column bounds may hold her id, manifest lists, old metadata files),
+    // each version — as the report's purge has them; the other subject's names none.
+    let data: Vec<&str> = p.changed.iter().map(|c| c.key.as_str()).collect();
+    let mut named: Vec<(String, String)> = p
+        .deleted
+        .iter()
+        .filter(|d| !data.contains(&d.key.as_str()))
+        .map(|d| (format!("s3://{}/{}", d.bucket, d.key), d.version_id.clone()))
+        .collect();
+    named.sort();
+    let mut purged: Vec<(String, String)> = t["purge"]["deleting"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            !data
+                .iter()
+                .any(|k| f["file"].as_str().unwrap().ends_with(&format!("/{k}")))
+        })
+        .flat_map(|f| {
+            let file = f["file"].as_str().unwrap().to_owned();
+            f["versions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |v| (file.clone(), v.as_str().unwrap().to_owned()))
+        })
+        .collect();
+    purged.sort();
+    assert_eq!(named, purged, "{t}");
+    assert!(
+        named.iter().any(|(f, _)| f.ends_with(".avro"))
+            && named.iter().any(|(f, _)| f.ends_with(".metadata.json")),
+        "{named:?}"
+    );
+    assert!(none.deleted.is_empty(), "{:?}", none.deleted);
+    boto3_agrees(&lake.bucket, p);
+
     let (ok, out, err) = check_lake(&jwks, &inputs);
     assert!(ok, "{err}");
     assert!(
