@@ -291,6 +291,39 @@ pub async fn transition(
     Ok(r.rows_affected() == 1)
 }
 
+/// Marks (`true`) or clears the job's debt of receipts (a cancelled real job owes them
+/// until its last running task has ended).
+pub async fn set_receipts_due(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    due: bool,
+) -> sqlx::Result<()> {
+    sqlx::query("update job set receipts_due = $2 where job_id = $1")
+        .bind(job_id)
+        .bind(due)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The jobs that owe their items receipts (a partial index keeps this cheap).
+pub async fn receipts_due(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar("select job_id from job where receipts_due order by job_id limit 100")
+        .fetch_all(db)
+        .await
+}
+
+/// Whether the job owes receipts, under its row lock (taken by the caller).
+pub async fn owes_receipts(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<bool> {
+    Ok(
+        sqlx::query_scalar::<_, bool>("select receipts_due from job where job_id = $1")
+            .bind(job_id)
+            .fetch_optional(db)
+            .await?
+            .unwrap_or(false),
+    )
+}
+
 /// Adds to the job's counters (nothing when every counter is zero).
 pub async fn add_stats(db: impl PgExecutor<'_>, job_id: Uuid, s: &JobStats) -> sqlx::Result<()> {
     if *s == JobStats::default() {

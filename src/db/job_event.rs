@@ -40,6 +40,22 @@ pub async fn insert(
     Ok(())
 }
 
+/// The details of the job's first event of `kind` (None: no such event).
+pub async fn details_of(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    kind: &str,
+) -> sqlx::Result<Option<serde_json::Value>> {
+    sqlx::query_scalar(
+        "select details from job_event where job_id = $1 and kind = $2
+         order by job_event_id limit 1",
+    )
+    .bind(job_id)
+    .bind(kind)
+    .fetch_optional(db)
+    .await
+}
+
 /// Events after `after` (exclusive), oldest first.
 pub async fn list(
     db: impl PgExecutor<'_>,

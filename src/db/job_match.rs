@@ -181,7 +181,7 @@ pub async fn kept_versions(
 }
 
 /// One object (or old version) of a job holding a match's rows, as a receipt states it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct SubjectObject {
     pub match_hash: String,
     pub data_mapper_id: String,
@@ -211,6 +211,15 @@ pub struct SubjectObject {
     pub verified_rows: Option<i64>,
     pub verified_bytes: Option<i64>,
     pub verified_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The version find read (`version_before` is the one forget read, when another).
+    pub version_found: Option<String>,
+    /// What cleanup did with its old versions (`done`, `skipped`, `failed`; None: it
+    /// never ran).
+    pub cleanup_state: Option<String>,
+    /// A rewrite that failed verification, rolled back: the copy put back on top.
+    pub rollback_version_id: Option<String>,
+    /// In no partition of its table: never rewritten.
+    pub outside_partitions: bool,
 }
 
 /// Every (match, object) of the job, by match hash, then mapper and key.
@@ -226,7 +235,9 @@ pub async fn subject_objects(
                 o.versions_deleted, o.replicated_to, o.sha256_before,
                 case when o.forget_state in ('written', 'verified', 'verify_failed')
                      then o.sha256_after end as sha256_after,
-                o.verified_rows, o.verified_bytes, o.verified_at
+                o.verified_rows, o.verified_bytes, o.verified_at,
+                o.version_id as version_found, o.cleanup_state, o.rollback_version_id,
+                o.outside_partitions
          from job_object_match m join job_object o using (job_object_id)
          where m.job_id = $1 order by m.match_hash, o.data_mapper_id, o.key, o.job_object_id",
     )

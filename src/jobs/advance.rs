@@ -91,7 +91,9 @@ pub async fn after_task(
     let Some((status, stats)) = jobs::progress(pool, job_id).await? else {
         return Ok(());
     };
-    if status.is_active() && (failed_for_good || lifecycle::phase_may_be_over(status, &stats)) {
+    if status == JobStatus::Cancelled
+        || (status.is_active() && (failed_for_good || lifecycle::phase_may_be_over(status, &stats)))
+    {
         advance_from(pool, issuer, job_id, status).await?;
     }
     Ok(())
@@ -111,16 +113,60 @@ async fn phase_has_open_tasks(
     job_id: Uuid,
     status: JobStatus,
 ) -> sqlx::Result<bool> {
-    const ALL: &[&str] = &[
-        FindMapper::KIND,
-        FindObjects::KIND,
-        Forget::KIND,
-        CommitTable::KIND,
-        Verify::KIND,
-        Cleanup::KIND,
-        PurgeTable::KIND,
-    ];
-    task::has_open(db, job_id, phase_kinds(status).unwrap_or(ALL)).await
+    task::has_open(db, job_id, phase_kinds(status).unwrap_or(ALL_KINDS)).await
+}
+
+/// Every kind of a job's tasks.
+const ALL_KINDS: &[&str] = &[
+    FindMapper::KIND,
+    FindObjects::KIND,
+    Forget::KIND,
+    CommitTable::KIND,
+    Verify::KIND,
+    Cleanup::KIND,
+    PurgeTable::KIND,
+];
+
+/// Issues the receipts a cancelled real job owes its items (`finalize::stopped`: every
+/// item `kept`), once none of its tasks is queued or running — a task running when the
+/// cancel came runs to its end, and may upload or delete: the receipts state what it did.
+/// Once per job (the debt is cleared in the same transaction); true when it issued them.
+/// Called after the cancel, after each task of the job, and by the supervisor's tick.
+pub async fn settle(pool: &PgPool, issuer: &Issuer, job_id: Uuid) -> sqlx::Result<bool> {
+    if task::has_open(pool, job_id, ALL_KINDS).await? {
+        return Ok(false);
+    }
+    let mut tx = pool.begin().await?;
+    let Some((status, _)) = jobs::lock_job(&mut *tx, job_id).await? else {
+        return Ok(false);
+    };
+    if status != JobStatus::Cancelled
+        || !jobs::owes_receipts(&mut *tx, job_id).await?
+        || task::has_open(&mut *tx, job_id, ALL_KINDS).await?
+    {
+        return Ok(false);
+    }
+    let before = crate::db::job_event::details_of(&mut *tx, job_id, "job_cancelled")
+        .await?
+        .and_then(|d| d["status_before"].as_str().map(str::to_owned));
+    let while_ = before.map(|s| format!(" while {s}")).unwrap_or_default();
+    let why = format!(
+        "the job was cancelled{while_}: its rows may still be in the lake, and the next job searches again"
+    );
+    crate::jobs::finalize::stopped(&mut tx, issuer, job_id, &why).await?;
+    jobs::set_receipts_due(&mut *tx, job_id, false).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// [`settle`] for every job that owes receipts (the supervisor's tick: a cancelled job
+/// whose last task ended on a worker that died, or whose settle failed).
+pub async fn settle_cancelled(pool: &PgPool, issuer: &Issuer) -> sqlx::Result<usize> {
+    let mut settled = 0;
+    for job_id in jobs::receipts_due(pool).await? {
+        settled += usize::from(settle(pool, issuer, job_id).await?);
+    }
+    Ok(settled)
 }
 
 /// Moves the job on when its current phase has no task left to run. Idempotent: call it
@@ -144,6 +190,9 @@ async fn advance_from(
     // The common case, a phase with tasks still open, costs one index probe and no lock.
     // Safe without the lock: every task advances after its own record committed, so the
     // last one to finish sees no open task and takes the locked path below.
+    if status == JobStatus::Cancelled {
+        return settle(pool, issuer, job_id).await.map(drop);
+    }
     if !status.is_active() || phase_has_open_tasks(pool, job_id, status).await? {
         return Ok(());
     }

@@ -134,9 +134,10 @@ pub enum CancelError {
     Db(#[from] sqlx::Error),
 }
 
-/// Cancels an active job: its queued tasks never run, running ones record nothing more.
-/// A real job's items stay queued, each with a `kept` account and its receipt
-/// (`finalize::stopped`); as every job's end, it writes an audit checkpoint (signed by
+/// Cancels an active job: its queued tasks never run; a running one runs to its end (its
+/// handler checked the job was active when it started). A real job then owes its items
+/// their `kept` accounts and receipts, issued by `advance::settle` once no task of it is
+/// running. As every job's end, the cancel writes an audit checkpoint (signed by
 /// `issuer`).
 pub async fn cancel(
     pool: &PgPool,
@@ -159,16 +160,13 @@ pub async fn cancel(
         EventLevel::Warning,
         "job_cancelled",
         &format!("cancelled by {} while {status}", actor.subject),
-        json!({"tasks_cancelled": tasks}),
+        json!({"tasks_cancelled": tasks, "status_before": status}),
     )
     .await?;
-    // Before the audit row: its insert holds the chain's lock until the commit.
     if !dry_run {
-        // Every item stays queued, and gets its receipt of what the job did change.
-        let why = format!(
-            "the job was cancelled while {status}: its rows may still be in the lake, and the next job searches again"
-        );
-        crate::jobs::finalize::stopped(&mut tx, issuer, job_id, &why).await?;
+        // Its items' receipts, once its last running task has ended (`advance::settle`):
+        // such a task may still upload or delete, and the receipts say what it did.
+        jobs::set_receipts_due(&mut *tx, job_id, true).await?;
     }
     let job = job_id.to_string();
     crate::db::audit_event::insert_audit_event(

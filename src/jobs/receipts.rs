@@ -212,7 +212,9 @@ fn statement(
             .collect(),
         residue: residue(account, objects, evidence)
             .into_iter()
-            .chain(unfinished(objects, stopped))
+            .chain(unfinished(objects, stopped, |m| {
+                evidence.commits.contains_key(m)
+            }))
             .chain(backups(account, &evidence.backups, issued_at))
             .fold(Vec::new(), |mut all: Vec<Residue>, r| {
                 // A version cleanup kept (with its end) is not listed again as unfinished.
@@ -393,54 +395,93 @@ fn residue(account: &ReportMatch, objects: &[SubjectObject], evidence: &Evidence
     out
 }
 
-/// The versions holding the item's rows that the job left as they were: a current
-/// version it did not rewrite (forget failed, or never ran), a rewrite whose check
-/// failed; and, when the job stopped before its cleanup, the versions it rewrote and the
-/// old versions it found, which only cleanup deletes (the next job does).
-fn unfinished(objects: &[SubjectObject], stopped: bool) -> Vec<Residue> {
+/// The versions holding the item's rows that the job left as they were, each named by
+/// key and version: a current version it never rewrote (forget failed; the job stopped
+/// first; outside the table's partitions), a version written in its place that failed its
+/// check (and the copy put back on top), and the versions forget or find read — or found
+/// as old versions — that cleanup did not delete: its cleanup failed, or the job stopped
+/// before it ran. Versions cleanup kept on purpose are `version_kept` (not repeated); a
+/// version overwritten in place in a bucket without versioning is gone.
+fn unfinished(
+    objects: &[SubjectObject],
+    stopped: bool,
+    table_format: impl Fn(&str) -> bool,
+) -> Vec<Residue> {
     let mut out = Vec::new();
     for o in objects {
-        let left = |version: Option<&String>, reason: String| Residue {
+        let named = |key: &str, version: Option<&String>, reason: &str| Residue {
             kind: "not_erased".into(),
             name: None,
             bucket: Some(o.bucket.clone()),
-            key: Some(o.key.clone()),
+            key: Some(key.to_owned()),
             version_id: version.cloned(),
             snapshot_id: None,
-            reason,
+            reason: reason.to_owned(),
             until: None,
             not_before: false,
         };
-        let deleted = |v: &String| o.versions_deleted.contains(v);
-        let state = o.forget_state.as_str();
-        if o.noncurrent {
-            if stopped && !o.version_before.as_ref().is_some_and(deleted) {
-                out.push(left(
-                    o.version_before.as_ref(),
-                    "an old version holding its rows: the job stopped before deleting it".into(),
+        // The versions read: find's, and forget's when another writer's replaced it.
+        let mut read: Vec<Option<&String>> = vec![o.version_found.as_ref()];
+        if o.version_before.is_some() && o.version_before != o.version_found {
+            read.push(o.version_before.as_ref());
+        }
+        let deleted = |v: Option<&String>| v.is_some_and(|v| o.versions_deleted.contains(v));
+        // Cleanup deletes the versions read (or finds them gone); kept ones it lists.
+        let cleanup_left = match o.cleanup_state.as_deref() {
+            Some("done") => false,
+            Some("failed") => true,
+            _ => stopped,
+        };
+        let (versions, reason): (Vec<Option<&String>>, &str) = match o.forget_state.as_str() {
+            "found" | "failed" => (
+                read,
+                "this version holds its rows: it was not rewritten (its forget failed, or the job stopped first)",
+            ),
+            "skipped" if o.outside_partitions => (
+                read,
+                "this version holds its rows: it lies outside the table's partitions and is never rewritten",
+            ),
+            "unchanged" | "old_version" if cleanup_left => (
+                vec![o.version_found.as_ref()],
+                "this version holds its rows: only cleanup deletes it, and it did not run or failed",
+            ),
+            // A failed check keeps the old versions (cleanup never runs for it).
+            "written" | "verified" | "verify_failed"
+                if cleanup_left || o.forget_state == "verify_failed" =>
+            {
+                // Overwritten in place where the bucket keeps no versions: gone. (A table
+                // format's rewrite is a new file; the old one stays until the purge.)
+                let in_place = o.new_key.is_none()
+                    && !table_format(&o.data_mapper_id)
+                    && read.iter().all(|v| v.is_none_or(|v| v == "null"));
+                let versions = if in_place { Vec::new() } else { read };
+                (
+                    versions,
+                    "the version rewritten still holds its rows: only cleanup deletes it, and it did not run or failed",
+                )
+            }
+            _ => (Vec::new(), ""),
+        };
+        for v in versions.into_iter().filter(|v| !deleted(*v)) {
+            out.push(named(&o.key, v, reason));
+        }
+        if o.forget_state == "verify_failed" {
+            let key = o.new_key.as_deref().unwrap_or(&o.key);
+            out.push(named(
+                key,
+                o.version_after.as_ref(),
+                "the version written in its place failed its check: it may hold its rows",
+            ));
+            if o.rollback_version_id.is_some() {
+                out.push(named(
+                    &o.key,
+                    o.rollback_version_id.as_ref(),
+                    "the copy of the version read that a failed check put back on top holds its rows",
                 ));
             }
-            continue;
-        }
-        match state {
-            "found" | "failed" => out.push(left(
-                o.version_before.as_ref(),
-                format!("this version holds its rows: it was not rewritten (forget {state})"),
-            )),
-            "verify_failed" => out.push(left(
-                o.version_after.as_ref(),
-                "the version written in its place failed its check: it may hold its rows".into(),
-            )),
-            _ => {}
-        }
-        let rewritten = o.version_after.is_some() && state != "found";
-        if stopped && rewritten && !o.version_before.as_ref().is_some_and(deleted) {
-            out.push(left(
-                o.version_before.as_ref(),
-                "the version rewritten still holds its rows: the job stopped before its cleanup deleted it".into(),
-            ));
         }
     }
+    out.dedup();
     out
 }
 
@@ -490,6 +531,103 @@ mod tests {
     use crate::db::job_match::MapperAccount;
     use crate::receipt::Jwks;
     use crate::receipt::verify::{Input, verify};
+
+    /// What `unfinished` names of one object, as (key, version); mapper `t` is an
+    /// Iceberg table's.
+    fn left(o: SubjectObject, stopped: bool) -> Vec<(String, Option<String>)> {
+        unfinished(&[o], stopped, |m| m == "t")
+            .into_iter()
+            .map(|r| (r.key.unwrap(), r.version_id))
+            .collect()
+    }
+
+    fn v(s: &str) -> Option<String> {
+        Some(s.to_owned())
+    }
+
+    #[test]
+    fn every_version_left_holding_the_rows_is_named_and_none_that_is_gone() {
+        let base = SubjectObject {
+            bucket: "b".into(),
+            key: "k".into(),
+            version_found: v("v0"),
+            version_before: v("v0"),
+            ..SubjectObject::default()
+        };
+        let o = |state: &str, cleanup: Option<&str>| SubjectObject {
+            forget_state: state.into(),
+            cleanup_state: cleanup.map(str::to_owned),
+            ..base.clone()
+        };
+        let k = |version: Option<String>| ("k".to_owned(), version);
+        // Never rewritten: named, finished or stopped.
+        for stopped in [false, true] {
+            assert_eq!(left(o("failed", None), stopped), [k(v("v0"))]);
+        }
+        assert_eq!(left(o("found", None), true), [k(v("v0"))]);
+        let outside = SubjectObject {
+            outside_partitions: true,
+            ..o("skipped", None)
+        };
+        assert_eq!(left(outside, false), [k(v("v0"))]);
+        assert!(left(o("skipped", None), false).is_empty(), "gone, not ours");
+        // Rewritten (an Iceberg file dropped whole has no version written): the versions
+        // read until cleanup deleted them; a cleanup that failed names them too.
+        let dropped = SubjectObject {
+            version_after: None,
+            ..o("verified", None)
+        };
+        assert_eq!(left(dropped.clone(), true), [k(v("v0"))]);
+        assert!(left(dropped, false).is_empty(), "finished: cleanup ran");
+        assert_eq!(left(o("verified", Some("failed")), false), [k(v("v0"))]);
+        assert!(left(o("verified", Some("done")), true).is_empty());
+        let deleted = SubjectObject {
+            versions_deleted: vec!["v0".into()],
+            ..o("verified", None)
+        };
+        assert!(left(deleted, true).is_empty());
+        // Another writer's version forget read: both it and find's are named.
+        let replaced = SubjectObject {
+            version_before: v("v1"),
+            ..o("written", None)
+        };
+        assert_eq!(left(replaced, true), [k(v("v0")), k(v("v1"))]);
+        // An old version (also one forget met on a key find saw current).
+        assert_eq!(left(o("old_version", None), true), [k(v("v0"))]);
+        assert!(left(o("old_version", Some("done")), true).is_empty());
+        // Overwritten in place in a bucket without versions: the old content is gone;
+        // a new Iceberg file beside it leaves the old one holding the rows.
+        let unversioned = SubjectObject {
+            version_found: None,
+            version_before: None,
+            ..o("verified", None)
+        };
+        assert!(left(unversioned.clone(), true).is_empty());
+        let beside = SubjectObject {
+            new_key: v("k-lethe-1"),
+            ..unversioned.clone()
+        };
+        assert_eq!(left(beside, true), [k(None)]);
+        // An Iceberg data file the commit dropped whole (no new file): it stays until the
+        // purge deletes it.
+        let dropped = SubjectObject {
+            data_mapper_id: "t".into(),
+            ..unversioned
+        };
+        assert_eq!(left(dropped, true), [k(None)]);
+        // A failed check: the versions read, the version written (at its own key) and
+        // the copy put back on top.
+        let failed_check = SubjectObject {
+            new_key: v("k2"),
+            version_after: v("v2"),
+            rollback_version_id: v("v3"),
+            ..o("verify_failed", None)
+        };
+        assert_eq!(
+            left(failed_check, false),
+            [k(v("v0")), ("k2".to_owned(), v("v2")), k(v("v3"))]
+        );
+    }
 
     /// A queued item of `job_id` with a reference; its account (erased in mapper `m`).
     async fn item(db: &sqlx::PgPool, job_id: Uuid, n: u8) -> (Uuid, ReportMatch) {

@@ -176,6 +176,11 @@ async fn supervise(
         if let Err(e) = advance::advance_active(&db, &issuer).await {
             tracing::warn!(error = %e, "could not advance the active job");
         }
+        match advance::settle_cancelled(&db, &issuer).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "receipts issued for cancelled jobs"),
+            Err(e) => tracing::warn!(error = %e, "could not issue a cancelled job's receipts"),
+        }
         match schedule(&db, &issuer, config.deadline_margin).await {
             Ok(Some(job_id)) => tracing::info!(job.id = %job_id, "scheduler started a job"),
             Ok(None) => {}

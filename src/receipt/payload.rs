@@ -174,9 +174,10 @@ pub struct Residue {
     /// job's end — or the end of the last version kept — plus its retention; none while
     /// the subject is `kept`, its rows perhaps still in the lake), `not_erased` (a version
     /// holding the subject's rows that the job left as it was: a current version it did
-    /// not rewrite — forget failed or never ran —, a rewrite that failed its check, or,
-    /// when the job stopped before its end, the version it rewrote and the old versions
-    /// it found, which only cleanup deletes).
+    /// not rewrite — forget failed or never ran, or outside the table's partitions —, a
+    /// rewrite that failed its check and the copy put back on top, and the versions read
+    /// or found as old versions that cleanup did not delete, because it failed or never
+    /// ran).
     pub kind: String,
     /// A declared backup's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -480,8 +480,17 @@ async fn a_cancelled_job_gives_each_item_a_kept_receipt_naming_what_still_holds_
     .fetch_one(&db)
     .await
     .unwrap();
+    // A worker holds the next task when the cancel comes: the receipts wait for it, as
+    // it may still upload or delete (its lease runs out here; the task then ends).
+    let held = lethe::jobs::tasks::claim(&db, "elsewhere", std::time::Duration::from_secs(1), 3)
+        .await
+        .unwrap();
+    assert!(held.is_some(), "a task was left to run");
     let cancelled = app.post(&format!("/v1/jobs/{job}/cancel"), None).await;
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    let (none_yet, _) = job_receipts(&app, &job).await;
+    assert!(none_yet.is_empty(), "issued while a task of the job ran");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     worker.run_until_idle().await.unwrap();
 
     let (first, jwks) = job_receipts(&app, &job).await;

@@ -395,13 +395,15 @@ async fn an_iceberg_jobs_receipts_name_its_snapshots_and_new_data_files_with_the
     let old_snapshots: Vec<i64> = table.snapshots.iter().map(|s| s.id).collect();
     crate::e2e_iceberg::iceberg_mapper(&lake, &table).await;
     let (ann, nobody) = (json!("ann@example.com"), json!("nobody@example.com"));
-    crate::e2e_csv::queue_ids(&lake, &[ann.clone(), nobody.clone()]).await;
+    // Bob's rows are in a data file of their own: his file is not in her receipt.
+    let bob = json!("bob@example.com");
+    crate::e2e_csv::queue_ids(&lake, &[ann.clone(), nobody.clone(), bob.clone()]).await;
     let prefix = format!("{}/", crate::iceberg::IcebergTable::key(&table.location));
     let before = all_versions(&lake, &prefix).await;
     let job = lake.run_job(&["people"]).await;
     assert_eq!(job["status"], "completed", "{job}");
     let (inputs, jwks) = receipts_of(&lake, &job).await;
-    assert_eq!(inputs.len(), 2, "one receipt per item");
+    assert_eq!(inputs.len(), 3, "one receipt per item");
     let hash_of = |account: Value| account["match_hash"].as_str().unwrap().to_owned();
     let (ann_hash, nobody_hash) = (
         hash_of(lake.account(&job, &ann).await),
@@ -463,7 +465,20 @@ async fn an_iceberg_jobs_receipts_name_its_snapshots_and_new_data_files_with_the
     // `deleted` names, beside her old data files, every other file the purge deleted
     // (manifests whose column bounds may hold her id, manifest lists, old metadata files),
     // each version — as the report's purge has them; the other subject's names none.
-    let data: Vec<&str> = p.changed.iter().map(|c| c.key.as_str()).collect();
+    let bobs = &payloads[&hash_of(lake.account(&job, &bob).await)];
+    assert_eq!(bobs.status, "erased");
+    let data: Vec<&str> = p
+        .changed
+        .iter()
+        .chain(&bobs.changed)
+        .map(|c| c.key.as_str())
+        .collect();
+    assert_eq!(data.len(), 3, "her two data files and his");
+    assert!(
+        p.deleted.iter().all(|d| d.key != bobs.changed[0].key),
+        "{:?}",
+        p.deleted
+    );
     let mut named: Vec<(String, String)> = p
         .deleted
         .iter()

@@ -206,7 +206,8 @@ async fn get_job(
     Ok(axum::Json(job.into()))
 }
 
-/// Cancel a running job: its pending tasks never run.
+/// Cancel a running job: its pending tasks never run; a real job's items stay queued, each
+/// with a `kept` receipt (issued once no task of the job is running).
 #[utoipa::path(post, path = "/v1/jobs/{job_id}/cancel", tag = "jobs", operation_id = "cancel_job",
     security(("bearer" = [])), params(("job_id" = String, Path)),
     responses(
@@ -230,5 +231,10 @@ async fn cancel_job(
             }
             CancelError::Db(e) => e.into(),
         })?;
+    // The cancel is done; its receipts follow at once when no task of the job is running
+    // (else after the last one, or at the supervisor's next tick, which also retries).
+    if let Err(e) = crate::jobs::advance::settle(&state.db, &state.receipts, id).await {
+        tracing::warn!(job.id = %id, error = %e, "the cancelled job's receipts are left for the supervisor");
+    }
     Ok(axum::Json(load(&state, id).await?.into()))
 }
