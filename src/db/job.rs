@@ -72,6 +72,10 @@ pub enum CreateJobError {
     AlreadyRunning,
     #[error("no queued item applies to the chosen data mappers")]
     NothingQueued,
+    /// A cancelled job still owes its items their receipts (a task of it still runs): a
+    /// new job could erase an item before that job's receipt of it is issued.
+    #[error("a cancelled job's receipts are not issued yet")]
+    Settling,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -101,6 +105,15 @@ pub async fn insert_job(
         } else {
             e.into()
         });
+    }
+    // After the insert: a cancel that committed meanwhile is seen (read committed).
+    let settling: bool =
+        sqlx::query_scalar("select exists (select 1 from job where receipts_due and job_id <> $1)")
+            .bind(job_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if settling {
+        return Err(CreateJobError::Settling);
     }
     let subset = !new.data_mappers.is_empty();
     let items = sqlx::query(

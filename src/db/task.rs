@@ -287,6 +287,15 @@ pub async fn has_open(db: impl PgExecutor<'_>, job_id: Uuid, kinds: &[&str]) -> 
     .await
 }
 
+/// Whether a task of the job, of any kind, is running (claimed, its lease perhaps run
+/// out: it is claimed again, and runs to its end).
+pub async fn has_running(db: impl PgExecutor<'_>, job_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select exists (select 1 from task where job_id = $1 and state = 'running')")
+        .bind(job_id)
+        .fetch_one(db)
+        .await
+}
+
 /// How many of the job's tasks of `kind` are queued or running.
 pub async fn count_open(db: impl PgExecutor<'_>, job_id: Uuid, kind: &str) -> sqlx::Result<i64> {
     sqlx::query_scalar(

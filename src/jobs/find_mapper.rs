@@ -307,6 +307,10 @@ impl FindMapper {
             tracing::info!(job.id = %self.job_id, data_mapper = %self.data_mapper_id, pages = progress.pages, "resuming a listing");
         }
         while let Some(location) = progress.locations.get(progress.location).cloned() {
+            // A cancelled job's listing stops at a page boundary (its receipts wait for it).
+            if !crate::jobs::lifecycle::is_active(db, self.job_id).await? {
+                return Ok(());
+            }
             let at = ListAt {
                 location: &location,
                 next: progress.next.as_deref(),

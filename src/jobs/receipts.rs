@@ -218,9 +218,11 @@ fn statement(
             .chain(backups(account, &evidence.backups, issued_at))
             .fold(Vec::new(), |mut all: Vec<Residue>, r| {
                 // A version cleanup kept (with its end) is not listed again as unfinished.
+                // (A bucket without versions: `null` there, none here.)
+                let version = |r: &Residue| r.version_id.clone().filter(|v| v != "null");
                 let again = |k: &Residue| {
                     k.kind == "version_kept"
-                        && (&k.bucket, &k.key, &k.version_id) == (&r.bucket, &r.key, &r.version_id)
+                        && (&k.bucket, &k.key, version(k)) == (&r.bucket, &r.key, version(&r))
                 };
                 if !(r.kind == "not_erased" && all.iter().any(again)) {
                     all.push(r);
@@ -441,7 +443,7 @@ fn unfinished(
                 read,
                 "this version holds its rows: it lies outside the table's partitions and is never rewritten",
             ),
-            "unchanged" | "old_version" if cleanup_left => (
+            "old_version" if cleanup_left => (
                 vec![o.version_found.as_ref()],
                 "this version holds its rows: only cleanup deletes it, and it did not run or failed",
             ),
@@ -451,9 +453,13 @@ fn unfinished(
             {
                 // Overwritten in place where the bucket keeps no versions: gone. (A table
                 // format's rewrite is a new file; the old one stays until the purge.)
+                // (In a bucket with versioning, a `null` version from before it was turned
+                // on stays beside the new version.)
+                let unversioned = |v: Option<&String>| v.is_none_or(|v| v == "null");
                 let in_place = o.new_key.is_none()
                     && !table_format(&o.data_mapper_id)
-                    && read.iter().all(|v| v.is_none_or(|v| v == "null"));
+                    && read.iter().all(|v| unversioned(*v))
+                    && unversioned(o.version_after.as_ref());
                 let versions = if in_place { Vec::new() } else { read };
                 (
                     versions,
@@ -481,7 +487,8 @@ fn unfinished(
             }
         }
     }
-    out.dedup();
+    let mut seen = HashSet::new();
+    out.retain(|r| seen.insert((r.key.clone(), r.version_id.clone())));
     out
 }
 
@@ -595,6 +602,16 @@ mod tests {
         // An old version (also one forget met on a key find saw current).
         assert_eq!(left(o("old_version", None), true), [k(v("v0"))]);
         assert!(left(o("old_version", Some("done")), true).is_empty());
+        // Forget found no row of its in the version it read: nothing held there.
+        assert!(left(o("unchanged", None), true).is_empty());
+        // A `null` version from before versioning was turned on stays beside the new one.
+        let null_version = SubjectObject {
+            version_found: v("null"),
+            version_before: v("null"),
+            version_after: v("v9"),
+            ..o("verified", None)
+        };
+        assert_eq!(left(null_version, true), [k(v("null"))]);
         // Overwritten in place in a bucket without versions: the old content is gone;
         // a new Iceberg file beside it leaves the old one holding the rows.
         let unversioned = SubjectObject {

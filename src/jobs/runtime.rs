@@ -179,7 +179,7 @@ async fn supervise(
         match advance::settle_cancelled(&db, &issuer).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "receipts issued for cancelled jobs"),
-            Err(e) => tracing::warn!(error = %e, "could not issue a cancelled job's receipts"),
+            Err(e) => tracing::warn!(error = %e, "could not list the jobs that owe receipts"),
         }
         match schedule(&db, &issuer, config.deadline_margin).await {
             Ok(Some(job_id)) => tracing::info!(job.id = %job_id, "scheduler started a job"),
@@ -251,7 +251,11 @@ pub async fn schedule(
     };
     match advance::create_job(db, issuer, &new).await {
         Ok(job_id) => Ok(Some(job_id)),
-        Err(CreateJobError::AlreadyRunning | CreateJobError::NothingQueued) => Ok(None),
+        Err(
+            CreateJobError::AlreadyRunning
+            | CreateJobError::NothingQueued
+            | CreateJobError::Settling,
+        ) => Ok(None),
         Err(CreateJobError::Db(e)) => Err(e.into()),
     }
 }

@@ -490,6 +490,11 @@ async fn a_cancelled_job_gives_each_item_a_kept_receipt_naming_what_still_holds_
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
     let (none_yet, _) = job_receipts(&app, &job).await;
     assert!(none_yet.is_empty(), "issued while a task of the job ran");
+    // No job starts meanwhile: it could take an item off the queue before its receipt.
+    let r = app
+        .post("/v1/jobs", Some(json!({"data_mappers": []})))
+        .await;
+    r.problem(409);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     worker.run_until_idle().await.unwrap();
 

@@ -138,6 +138,10 @@ async fn start_job(
             CreateJobError::AlreadyRunning => ApiError::Conflict(
                 "a job is already running; wait for it to end or cancel it".to_owned(),
             ),
+            CreateJobError::Settling => ApiError::Conflict(
+                "a cancelled job still has a task running; its items' receipts are issued when it ends, then a job may start"
+                    .to_owned(),
+            ),
             CreateJobError::NothingQueued => ApiError::field(
                 "data_mappers",
                 "no queued item applies to these data mappers (the queue is empty)",
