@@ -50,6 +50,15 @@ pub async fn receipts(app: &TestApp, path: &str, token: &str) -> Vec<Input> {
         .collect()
 }
 
+/// The receipts' payloads by their item's reference.
+fn by_reference(inputs: &[Input]) -> BTreeMap<String, Payload> {
+    inputs
+        .iter()
+        .map(payload)
+        .map(|p| (p.reference.clone().unwrap(), p))
+        .collect()
+}
+
 fn payload(input: &Input) -> Payload {
     payload_of(&input.compact)
 }
@@ -147,11 +156,7 @@ async fn every_item_gets_one_signed_chained_receipt_that_verifies_with_the_publi
             )
         })
         .collect();
-    let by_ref: BTreeMap<String, Payload> = first
-        .iter()
-        .map(payload)
-        .map(|p| (p.reference.clone().unwrap(), p))
-        .collect();
+    let by_ref = by_reference(&first);
     for p in by_ref.values() {
         assert_eq!(statuses[&p.match_hash], p.status);
         assert_eq!(p.job_id.to_string(), job_id);
@@ -501,11 +506,7 @@ async fn a_cancelled_job_gives_each_item_a_kept_receipt_naming_what_still_holds_
     let (first, jwks) = job_receipts(&app, &job).await;
     assert_eq!(first.len(), 2, "one receipt per item");
     verify(&first, &jwks).unwrap();
-    let by_ref: BTreeMap<String, Payload> = first
-        .iter()
-        .map(payload)
-        .map(|p| (p.reference.clone().unwrap(), p))
-        .collect();
+    let by_ref = by_reference(&first);
     for p in by_ref.values() {
         assert_eq!(p.status, "kept", "{p:?}");
         let reason = p.reason.as_deref().unwrap();
@@ -576,10 +577,9 @@ async fn a_cancelled_job_gives_each_item_a_kept_receipt_naming_what_still_holds_
     let second = run_job(&app, &[]).await;
     assert_eq!(second["status"], "completed", "{second}");
     let (next, _) = job_receipts(&app, second["job_id"].as_str().unwrap()).await;
-    let statuses: BTreeMap<String, String> = next
-        .iter()
-        .map(payload)
-        .map(|p| (p.reference.clone().unwrap(), p.status))
+    let statuses: BTreeMap<String, String> = by_reference(&next)
+        .into_iter()
+        .map(|(reference, p)| (reference, p.status))
         .collect();
     assert_eq!(
         statuses,
