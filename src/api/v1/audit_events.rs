@@ -3,11 +3,8 @@
 //! they show hashes and counts, never content).
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
-use futures_util::stream;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
@@ -180,31 +177,10 @@ async fn audit_checkpoints(
     Ok(checkpoint_lines(state.db.clone(), since))
 }
 
-/// The checkpoints, one per line, read a page at a time; a database error mid-stream ends
-/// the body with an error (the client sees a reset, not a short list).
+/// The checkpoints, one per line, read a page at a time.
 fn checkpoint_lines(db: PgPool, since: Option<DateTime<Utc>>) -> Response {
-    let start = (db, 0_i64, false);
-    let body = stream::unfold(start, move |(db, after, done)| async move {
-        if done {
-            return None;
-        }
-        match db_checkpoint::page(&db, since, after, CHECKPOINT_PAGE).await {
-            Ok(rows) => {
-                let done = rows.len() < CHECKPOINT_PAGE as usize;
-                let (last, _) = rows.last()?;
-                let after = *last;
-                let text: String = rows.iter().map(|(_, jws)| format!("{jws}\n")).collect();
-                Some((Ok(Bytes::from(text)), (db, after, done)))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "reading audit checkpoints failed mid-stream");
-                Some((Err(e), (db, after, true)))
-            }
-        }
-    });
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        axum::body::Body::from_stream(body),
-    )
-        .into_response()
+    super::receipts::jws_lines(CHECKPOINT_PAGE, "audit checkpoints", move |after| {
+        let db = db.clone();
+        async move { db_checkpoint::page(&db, since, after, CHECKPOINT_PAGE).await }
+    })
 }

@@ -186,45 +186,45 @@ async fn lookup_receipts(
     ))
 }
 
-/// Where a stream of receipts stands.
-struct Pages {
-    db: PgPool,
-    filter: Filter,
-    created_by: Option<String>,
-    after: i64,
-    done: bool,
+/// The receipts `filter` selects (of the items `created_by` created, when given), one per
+/// line, read a page at a time.
+fn lines(db: PgPool, filter: Filter, created_by: Option<String>) -> Response {
+    jws_lines(PAGE, "receipts", move |after| {
+        let (db, filter, created_by) = (db.clone(), filter.clone(), created_by.clone());
+        async move { db::page_of(&db, &filter, created_by.as_deref(), after, PAGE).await }
+    })
 }
 
-/// The receipts `filter` selects (of the items `created_by` created, when given), one per
-/// line, read a page at a time. A database error mid-stream ends the body with an error
-/// (the client sees a reset, not a short list).
-fn lines(db: PgPool, filter: Filter, created_by: Option<String>) -> Response {
-    let start = Pages {
-        db,
-        filter,
-        created_by,
-        after: 0,
-        done: false,
-    };
-    let body = stream::unfold(start, |mut p| async move {
-        if p.done {
-            return None;
-        }
-        match db::page_of(&p.db, &p.filter, p.created_by.as_deref(), p.after, PAGE).await {
-            Ok(rows) => {
-                p.done = rows.len() < PAGE as usize;
-                let (last, _) = rows.last()?;
-                p.after = *last;
-                let text: String = rows.iter().map(|(_, jws)| format!("{jws}\n")).collect();
-                Some((Ok(Bytes::from(text)), p))
+/// A `text/plain` body of one compact JWS per line, read `page` rows at a time:
+/// `fetch(after)` returns the rows `(position, jws)` after `after`, in order. A database
+/// error mid-stream ends the body with an error (the client sees a reset, not a short
+/// list). Receipts and the audit chain's checkpoints are served so.
+pub(super) fn jws_lines<F, Fut>(page: i64, what: &'static str, fetch: F) -> Response
+where
+    F: Fn(i64) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = sqlx::Result<Vec<(i64, String)>>> + Send + 'static,
+{
+    let body = stream::unfold(
+        (fetch, 0_i64, false),
+        move |(fetch, after, done)| async move {
+            if done {
+                return None;
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "reading receipts failed mid-stream");
-                p.done = true;
-                Some((Err(e), p))
+            match fetch(after).await {
+                Ok(rows) => {
+                    let done = rows.len() < page as usize;
+                    let (last, _) = rows.last()?;
+                    let after = *last;
+                    let text: String = rows.iter().map(|(_, jws)| format!("{jws}\n")).collect();
+                    Some((Ok(Bytes::from(text)), (fetch, after, done)))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading {what} failed mid-stream");
+                    Some((Err(e), (fetch, after, true)))
+                }
             }
-        }
-    });
+        },
+    );
     (
         [(header::CONTENT_TYPE, RECEIPTS_TYPE)],
         axum::body::Body::from_stream(body),

@@ -230,14 +230,9 @@ mod tests {
             opts(&columns(), &ids(), false),
         )
         .unwrap();
-        let hex = |bytes: &[u8]| -> String {
-            Sha256::digest(bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        };
-        assert_eq!(f.sha256_before, hex(&source));
-        assert_eq!(f.sha256_after, hex(&std::fs::read(&dst).unwrap()));
+        let digest = |bytes: &[u8]| hex(&Sha256::digest(bytes));
+        assert_eq!(f.sha256_before, digest(&source));
+        assert_eq!(f.sha256_after, digest(&std::fs::read(&dst).unwrap()));
         assert_ne!(f.sha256_before, f.sha256_after);
         // The hash the download computed is the one stated: the source is not read again.
         let streamed = "0".repeat(64);
@@ -250,7 +245,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(f.sha256_before, streamed);
-        assert_eq!(f.sha256_after, hex(&std::fs::read(&dst).unwrap()));
+        assert_eq!(f.sha256_after, digest(&std::fs::read(&dst).unwrap()));
     }
 
     /// `/dev/full` takes the file but refuses every write (ENOSPC): nothing is produced
